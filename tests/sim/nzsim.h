@@ -1,0 +1,97 @@
+/* nzsim.h: the host-kernel ABI of the simulated CUDA driver (tests/sim).
+ *
+ * On the simulator, a "module" is a shared library of host functions. Load it
+ * like a cubin:
+ *   - cuModuleLoad("path/to/libmykernels.so") / cuLibraryLoadFromFile(...), or
+ *   - cuModuleLoadData(image) / cuLibraryLoadData(image) where `image` is either
+ *       the bytes of the .so file itself (ELF, loaded through a memfd), or
+ *       an nzsim_module_ref (below) that names the file.
+ * The library exports one C function, NZSIM_MODULE_ENTRY, that lists its kernels.
+ * cuModuleGetFunction / cuLibraryGetKernel find a kernel by name;
+ * cuFuncGetParamInfo / cuKernelGetParamInfo report the offsets and sizes given
+ * here; cuLaunchKernel / cuLaunchKernelEx queue one call of `fn` per launch on
+ * the stream's worker thread (the whole grid in one call: the function loops
+ * over blocks and threads itself, or ignores them).
+ *
+ * Device pointers (CUdeviceptr) are host addresses in this process, so a host
+ * kernel dereferences them directly. Touching an address that is not mapped
+ * (never allocated, freed, reserved but not mapped, unmapped, or without
+ * access) is caught by the simulator: the launch is aborted, the context gets
+ * the sticky CUDA_ERROR_ILLEGAL_ADDRESS, and the fault is logged.
+ *
+ * This ABI is stable: version NZSIM_ABI_VERSION. */
+#ifndef NZSIM_H
+#define NZSIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NZSIM_ABI_VERSION 1
+#define NZSIM_MODULE_ENTRY nzsim_module_kernels
+#define NZSIM_MODULE_REF_MAGIC "NZSIMREF" /* 8 bytes, no terminator counted */
+
+typedef struct nzsim_dim3 {
+  unsigned x, y, z;
+} nzsim_dim3;
+
+/* What a kernel function receives, once per launch. */
+typedef struct nzsim_launch {
+  nzsim_dim3 grid;
+  nzsim_dim3 block;
+  unsigned shared_bytes;
+  /* params[i] points at the value of parameter i, exactly as the kernelParams
+   * array of cuLaunchKernel (when the caller used CU_LAUNCH_PARAM_BUFFER_POINTER,
+   * the simulator builds this array from the buffer and the declared offsets). */
+  void* const* params;
+  void* stream; /* the CUstream it runs on (opaque) */
+} nzsim_launch;
+
+typedef void (*nzsim_kernel_fn)(const nzsim_launch* launch);
+
+typedef struct nzsim_param {
+  size_t offset; /* byte offset in the packed parameter buffer */
+  size_t size;   /* byte size */
+} nzsim_param;
+
+typedef struct nzsim_kernel {
+  const char* name;          /* the name cuModuleGetFunction looks up */
+  unsigned param_count;
+  const nzsim_param* params; /* param_count entries */
+  nzsim_kernel_fn fn;
+} nzsim_kernel;
+
+/* A module image that names a file instead of holding its bytes. */
+typedef struct nzsim_module_ref {
+  char magic[8];   /* NZSIM_MODULE_REF_MAGIC */
+  char path[4088]; /* NUL-terminated path of the .so */
+} nzsim_module_ref;
+
+/* Exported by every module library:
+ *   const nzsim_kernel* nzsim_module_kernels(unsigned* count, unsigned* abi_version); */
+typedef const nzsim_kernel* (*nzsim_module_entry_fn)(unsigned* count, unsigned* abi_version);
+
+/* Exported by the simulator's libcuda.so.1 itself (find them with dlsym; they
+ * are not part of the CUDA API, so programs that must also run on a real
+ * driver look them up and skip when absent). */
+typedef struct nzsim_stats {
+  uint64_t total_bytes;         /* configured device memory (NZSIM_MEMORY_MB) */
+  uint64_t physical_bytes;      /* physical memory in use now (what cuMemGetInfo reports as used) */
+  uint64_t peak_physical_bytes; /* its high-water mark since start or the last reset */
+  uint64_t faults;              /* illegal-address faults caught so far */
+  uint64_t launches;            /* kernel launches executed */
+} nzsim_stats;
+
+/* int nzsim_get_stats(nzsim_stats* out);   returns 0 */
+typedef int (*nzsim_get_stats_fn)(nzsim_stats* out);
+/* void nzsim_reset_peak(void); */
+typedef void (*nzsim_reset_peak_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NZSIM_H */
