@@ -50,7 +50,11 @@ typedef struct nzsim_launch {
   void* stream; /* the CUstream it runs on (opaque) */
 } nzsim_launch;
 
-typedef void (*nzsim_kernel_fn)(const nzsim_launch* launch);
+/* Returns 0 on success. A non-zero return is a device-side trap: the simulator
+ * logs it and gives the context the sticky CUDA_ERROR_LAUNCH_FAILED, as
+ * __trap() does on a GPU (the runtime uses this to stop work on a checksum
+ * failure instead of computing on garbage). */
+typedef int (*nzsim_kernel_fn)(const nzsim_launch* launch);
 
 typedef struct nzsim_param {
   size_t offset; /* byte offset in the packed parameter buffer */

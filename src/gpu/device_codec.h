@@ -1,0 +1,65 @@
+// device_codec.h: the neuzip codec on a device, behind one interface.
+//
+// On a GPU this launches the CUDA kernels of kernels/ (a fatbin embedded in the
+// library, loaded with cuModuleLoadData). On the simulated driver (tests/sim)
+// it loads the host-kernel module that runs the CPU codec (src/codec) as host
+// kernels through the same driver calls. Callers do not care which.
+//
+// Every call only enqueues work on the caller's stream: no host
+// synchronisation, no allocation (caller-given workspace), no libcudart.
+// Errors of the enqueue itself are returned; errors found by the device
+// (corrupt data, checksum mismatch) trap the kernel: the stream's context then
+// reports CUDA_ERROR_LAUNCH_FAILED (a GPU __trap(), or a host kernel returning
+// non-zero on the simulator), so no later work computes on garbage. The decode
+// kernels also write an nz_status to `status_word` (a device u32) before
+// trapping, for diagnostics.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "gpu/driver_api.h"
+#include "neuzip/neuzip.h"
+
+namespace nz::gpu {
+
+enum class Backend { kCuda, kSimulator };
+
+class DeviceCodec {
+ public:
+  virtual ~DeviceCodec() = default;
+
+  // Loads the right module into the current context of `api`. Returns null and
+  // sets `error` when neither backend can be loaded (an old driver, no kernels
+  // for this architecture): the runtime then passes everything through.
+  static std::unique_ptr<DeviceCodec> create(const DriverApi& api, std::string& error);
+
+  virtual Backend backend() const = 0;
+
+  // Decode the buffer at `src` (device memory, `src_len` bytes, a complete
+  // neuzip buffer whose header the caller has validated with nz_inspect on a
+  // host copy) into `dst` (device, `dst_cap` bytes). Verifies every chunk
+  // checksum on the device.
+  virtual CUresult decode(CUstream stream, CUdeviceptr src, size_t src_len, CUdeviceptr dst,
+                          size_t dst_cap, CUdeviceptr status_word) = 0;
+
+  // Workspace the encoder needs for `element_count` elements with `opts`.
+  virtual size_t encode_workspace_bytes(uint64_t element_count, const nz_options& opts) const = 0;
+
+  // Encode `element_count` elements at `src` (device) into `dst` (device,
+  // capacity `dst_cap` >= nz_compress_bound). Writes the compressed size as a
+  // u64 to `out_len` (device). A buffer that does not fit (or a lossy
+  // request that cannot be honoured) writes 0 to out_len and does not trap.
+  virtual CUresult encode(CUstream stream, CUdeviceptr src, uint64_t element_count,
+                          const nz_options& opts, CUdeviceptr dst, size_t dst_cap,
+                          CUdeviceptr out_len, CUdeviceptr workspace, size_t workspace_bytes) = 0;
+
+  // nz_hash of `len` bytes at `data` (device), written as a u64 to `out_hash` (device).
+  virtual CUresult hash(CUstream stream, CUdeviceptr data, size_t len, CUdeviceptr out_hash) = 0;
+};
+
+}  // namespace nz::gpu
