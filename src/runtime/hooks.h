@@ -1,0 +1,108 @@
+// hooks.h: the boundary between the shim (interpose/) and the runtime (src/runtime/).
+//
+// The shim owns symbol interposition (dlsym, cuGetProcAddress, exported cu*
+// symbols) and forwarding; it holds no policy. For the calls it hooks, it
+// describes the call to the runtime with the functions below, which decide
+// everything (what to back with VMM, what to stage before the call, what to
+// tag after it). All functions are noexcept, thread-safe, and return quickly
+// when nothing compressed is involved (the launch path budget is well under
+// 1 us: a lock-free range check).
+//
+// Protocol for a hooked call:
+//   1. if (!rt::active()) forward to the real driver and return.
+//   2. for alloc/free: ask the runtime; if it says handled, return its result.
+//   3. for launches, copies, memsets: r = rt::before_X(desc); if r != CUDA_SUCCESS
+//      return r without forwarding; else forward; then rt::after_X(desc, result).
+#pragma once
+
+#include <cuda.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gpu/driver_api.h"
+
+namespace nz::rt {
+
+// Extra real entry points the runtime needs beyond gpu::DriverApi.
+struct RuntimeDriverApi {
+  gpu::DriverApi base;
+  CUresult (*cuFuncGetParamInfo)(CUfunction, size_t, size_t*, size_t*);
+  CUresult (*cuKernelGetParamInfo)(CUkernel, size_t, size_t*, size_t*);
+  CUresult (*cuKernelGetFunction)(CUfunction*, CUkernel);
+  CUresult (*cuStreamIsCapturing)(CUstream, CUstreamCaptureStatus*);
+  CUresult (*cuStreamGetCtx)(CUstream, CUcontext*);
+  CUresult (*cuMemGetAddressRange)(CUdeviceptr*, size_t*, CUdeviceptr);
+  CUresult (*cuPointerGetAttribute)(void*, CUpointer_attribute, CUdeviceptr);
+};
+
+// Called by the shim once, after the real cuInit has succeeded, with the real
+// entry points. Reads the configuration (NEUZIP, NEUZIP_MODE, ...). Never
+// touches CUDA before this. Safe to call more than once (later calls no-op).
+void on_driver_initialised(const RuntimeDriverApi& real) noexcept;
+
+// False when NEUZIP=0, before on_driver_initialised, or after the runtime gave
+// up (then everything is pass-through). A relaxed atomic load.
+bool active() noexcept;
+
+// ---- Allocation -----------------------------------------------------------
+// cuMemAlloc(_v2). Sets *handled; when false the shim forwards the call.
+CUresult mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noexcept;
+// cuMemFree(_v2). Sets *handled (true only for pointers the runtime served).
+CUresult mem_free(CUdeviceptr dptr, bool* handled) noexcept;
+// cuMemAllocAsync/FreeAsync, cuMemAllocPitch, cuMemAllocManaged, cuMemCreate,
+// cuMemMap (expandable segments) are forwarded untouched; the runtime is told
+// about frees of any pointer so it can drop tags on them:
+void on_foreign_free(CUdeviceptr dptr) noexcept;
+
+// ---- Launches ----------------------------------------------------------------
+struct LaunchDesc {
+  CUfunction func;      // set for cuLaunchKernel*, or null
+  CUkernel kernel;      // set when the handle is a CUkernel (cuLibraryGetKernel), or null
+  void** kernel_params; // as passed by the caller (may be null)
+  void** extra;         // as passed by the caller (may be null)
+  CUstream stream;      // as passed (0, CU_STREAM_LEGACY, CU_STREAM_PER_THREAD, or a stream)
+  bool per_thread_stream; // the _ptsz entry point was used (stream 0 means per-thread)
+  const char* api;      // "cuLaunchKernel", "cuLaunchKernelEx", ... for logs and trace
+};
+CUresult before_launch(const LaunchDesc& d) noexcept;
+void after_launch(const LaunchDesc& d, CUresult launch_result) noexcept;
+
+// ---- Copies and memsets -------------------------------------------------------
+enum class Access : uint8_t { kRead, kWrite };
+// One device byte range a call touches. Host pointers are not reported.
+struct Span {
+  CUdeviceptr ptr;
+  size_t bytes;
+  Access access;
+};
+struct TransferDesc {
+  const Span* spans;    // 1 or 2 ranges (for 2D/3D copies: the bounding byte range)
+  size_t span_count;
+  CUstream stream;      // as passed; synchronous calls pass 0
+  bool per_thread_stream;
+  bool is_async;
+  bool host_to_device;  // the data comes from the host: a candidate for tagging weights
+  const char* api;
+};
+CUresult before_transfer(const TransferDesc& d) noexcept;
+void after_transfer(const TransferDesc& d, CUresult result) noexcept;
+
+// ---- Graphs and capture -----------------------------------------------------------
+void on_capture_begin(CUstream stream) noexcept;
+void on_capture_end(CUstream stream, CUgraph graph) noexcept;
+void on_graph_instantiate(CUgraphExec exec, CUgraph graph) noexcept;
+void on_graph_exec_destroy(CUgraphExec exec) noexcept;
+CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
+
+// ---- TMA descriptors --------------------------------------------------------------
+// cuTensorMapEncode*: remember which device range a descriptor points at, so a
+// launch that passes the 128-byte descriptor by value is seen to touch it.
+void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
+
+// ---- Memory info -----------------------------------------------------------------
+// Called after a real cuMemAlloc* failed with CUDA_ERROR_OUT_OF_MEMORY: the
+// runtime evicts staging memory and returns true when the shim should retry.
+bool on_out_of_memory(size_t bytes_wanted) noexcept;
+
+}  // namespace nz::rt
