@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what neuzip needs on a fresh Debian 12 machine (idempotent).
 # The CUDA toolkit headers (cuda.h) are expected under /usr/local/cuda
-# (NVIDIA's packages) or wherever -Dcuda_root points; nvcc is optional.
+# (NVIDIA's packages) or wherever -Dnz_cuda_root points; nvcc is optional.
 set -eu
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo

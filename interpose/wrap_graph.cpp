@@ -1,0 +1,155 @@
+// wrap_graph.cpp: stream capture, graph instantiation/launch, TMA descriptors.
+#include "transfer_spans.h"
+#include "wrap_common.h"
+
+namespace nz::shim {
+namespace {
+
+template <Hook H, bool PT>
+CUresult begin_capture(CUstream st, CUstreamCaptureMode mode) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUstream, CUstreamCaptureMode)>(H);
+  if (!real) return missing_entry(H);
+  CUresult r = real(st, mode);
+  if (r == CUDA_SUCCESS && rt::active()) rt::on_capture_begin(st);
+  return r;
+}
+
+template <Hook H, bool PT>
+CUresult begin_capture_to_graph(CUstream st, CUgraph g, const CUgraphNode* deps,
+                                const CUgraphEdgeData* data, size_t n,
+                                CUstreamCaptureMode mode) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUstream, CUgraph, const CUgraphNode*, const CUgraphEdgeData*,
+                                   size_t, CUstreamCaptureMode)>(H);
+  if (!real) return missing_entry(H);
+  CUresult r = real(st, g, deps, data, n, mode);
+  if (r == CUDA_SUCCESS && rt::active()) rt::on_capture_begin(st);
+  return r;
+}
+
+template <Hook H, bool PT>
+CUresult end_capture(CUstream st, CUgraph* graph) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUstream, CUgraph*)>(H);
+  if (!real) return missing_entry(H);
+  CUresult r = real(st, graph);
+  // Also on failure (graph null): the capture is over either way.
+  if (rt::active()) rt::on_capture_end(st, r == CUDA_SUCCESS && graph ? *graph : nullptr);
+  return r;
+}
+
+template <Hook H, bool PT>
+CUresult instantiate_with_params(CUgraphExec* exec, CUgraph g,
+                                 CUDA_GRAPH_INSTANTIATE_PARAMS* params) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, CUDA_GRAPH_INSTANTIATE_PARAMS*)>(H);
+  if (!real) return missing_entry(H);
+  CUresult r = real(exec, g, params);
+  if (r == CUDA_SUCCESS && exec && rt::active()) rt::on_graph_instantiate(*exec, g);
+  return r;
+}
+
+template <Hook H, bool PT>
+CUresult graph_launch(CUgraphExec exec, CUstream st) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUgraphExec, CUstream)>(H);
+  if (!real) return missing_entry(H);
+  if (rt::active()) {
+    CUresult r = rt::before_graph_launch(exec, st);
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return real(exec, st);
+}
+
+void report_tensor_map(CUresult r, const CUtensorMap* map, CUtensorMapDataType type, cuuint32_t rank,
+                       void* global, const cuuint64_t* dims, const cuuint64_t* strides) noexcept {
+  if (r != CUDA_SUCCESS || !map || !rt::active()) return;
+  rt::on_tensor_map(map, reinterpret_cast<CUdeviceptr>(global),
+                    tensor_map_extent(type, rank, dims, strides));
+}
+
+}  // namespace
+}  // namespace nz::shim
+
+using nz::shim::Hook;
+using nz::shim::real_of;
+
+NZ_WRAP_PAIR(StreamBeginCapture_v2, StreamBeginCapture_v2_ptsz, nz::shim::begin_capture,
+             (CUstream st, CUstreamCaptureMode mode), (st, mode))
+NZ_WRAP_PAIR(StreamBeginCaptureToGraph, StreamBeginCaptureToGraph_ptsz,
+             nz::shim::begin_capture_to_graph,
+             (CUstream st, CUgraph g, const CUgraphNode* deps, const CUgraphEdgeData* data, size_t n,
+              CUstreamCaptureMode mode),
+             (st, g, deps, data, n, mode))
+NZ_WRAP_PAIR(StreamEndCapture, StreamEndCapture_ptsz, nz::shim::end_capture,
+             (CUstream st, CUgraph* graph), (st, graph))
+NZ_WRAP_PAIR(GraphInstantiateWithParams, GraphInstantiateWithParams_ptsz,
+             nz::shim::instantiate_with_params,
+             (CUgraphExec * exec, CUgraph g, CUDA_GRAPH_INSTANTIATE_PARAMS* p), (exec, g, p))
+NZ_WRAP_PAIR(GraphLaunch, GraphLaunch_ptsz, nz::shim::graph_launch, (CUgraphExec exec, CUstream st),
+             (exec, st))
+
+NZ_WRAPPER CUresult nzw_GraphInstantiateWithFlags(CUgraphExec* exec, CUgraph g,
+                                                  unsigned long long flags) noexcept {
+  NZ_ENTER(GraphInstantiateWithFlags);
+  auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, unsigned long long)>(
+      Hook::GraphInstantiateWithFlags);
+  if (!real) return nz::shim::missing_entry(Hook::GraphInstantiateWithFlags);
+  CUresult r = real(exec, g, flags);
+  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::rt::on_graph_instantiate(*exec, g);
+  return r;
+}
+
+NZ_WRAPPER CUresult nzw_GraphExecDestroy(CUgraphExec exec) noexcept {
+  NZ_ENTER(GraphExecDestroy);
+  auto real = real_of<CUresult (*)(CUgraphExec)>(Hook::GraphExecDestroy);
+  if (!real) return nz::shim::missing_entry(Hook::GraphExecDestroy);
+  // Before the handle dies (and may be reused by the driver).
+  if (nz::rt::active()) nz::rt::on_graph_exec_destroy(exec);
+  return real(exec);
+}
+
+NZ_WRAPPER CUresult nzw_TensorMapEncodeTiled(CUtensorMap* map, CUtensorMapDataType type,
+                                             cuuint32_t rank, void* global, const cuuint64_t* dims,
+                                             const cuuint64_t* strides, const cuuint32_t* box,
+                                             const cuuint32_t* elem_strides,
+                                             CUtensorMapInterleave interleave,
+                                             CUtensorMapSwizzle swizzle,
+                                             CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob) noexcept {
+  NZ_ENTER(TensorMapEncodeTiled);
+  auto real = real_of<decltype(&nzw_TensorMapEncodeTiled)>(Hook::TensorMapEncodeTiled);
+  if (!real) return nz::shim::missing_entry(Hook::TensorMapEncodeTiled);
+  CUresult r = real(map, type, rank, global, dims, strides, box, elem_strides, interleave, swizzle, l2,
+                    oob);
+  nz::shim::report_tensor_map(r, map, type, rank, global, dims, strides);
+  return r;
+}
+
+NZ_WRAPPER CUresult nzw_TensorMapEncodeIm2col(
+    CUtensorMap* map, CUtensorMapDataType type, cuuint32_t rank, void* global, const cuuint64_t* dims,
+    const cuuint64_t* strides, const int* lower, const int* upper, cuuint32_t channels,
+    cuuint32_t pixels, const cuuint32_t* elem_strides, CUtensorMapInterleave interleave,
+    CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob) noexcept {
+  NZ_ENTER(TensorMapEncodeIm2col);
+  auto real = real_of<decltype(&nzw_TensorMapEncodeIm2col)>(Hook::TensorMapEncodeIm2col);
+  if (!real) return nz::shim::missing_entry(Hook::TensorMapEncodeIm2col);
+  CUresult r = real(map, type, rank, global, dims, strides, lower, upper, channels, pixels,
+                    elem_strides, interleave, swizzle, l2, oob);
+  nz::shim::report_tensor_map(r, map, type, rank, global, dims, strides);
+  return r;
+}
+
+NZ_WRAPPER CUresult nzw_TensorMapEncodeIm2colWide(
+    CUtensorMap* map, CUtensorMapDataType type, cuuint32_t rank, void* global, const cuuint64_t* dims,
+    const cuuint64_t* strides, int lower_w, int upper_w, cuuint32_t channels, cuuint32_t pixels,
+    const cuuint32_t* elem_strides, CUtensorMapInterleave interleave, CUtensorMapIm2ColWideMode mode,
+    CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob) noexcept {
+  NZ_ENTER(TensorMapEncodeIm2colWide);
+  auto real = real_of<decltype(&nzw_TensorMapEncodeIm2colWide)>(Hook::TensorMapEncodeIm2colWide);
+  if (!real) return nz::shim::missing_entry(Hook::TensorMapEncodeIm2colWide);
+  CUresult r = real(map, type, rank, global, dims, strides, lower_w, upper_w, channels, pixels,
+                    elem_strides, interleave, mode, swizzle, l2, oob);
+  nz::shim::report_tensor_map(r, map, type, rank, global, dims, strides);
+  return r;
+}

@@ -1,0 +1,74 @@
+// decode_kernel.cuh: the decode entry point. A persistent grid (sized by the
+// host from the SM count): each block validates the header, builds the
+// frequency table in shared memory once, and its warps stride over chunks.
+#pragma once
+
+#include "decode.cuh"
+#include "kernel_abi.h"
+
+namespace nz::kernels {
+
+struct DecodeShared {
+  SharedFreqTable table;
+  alignas(16) uint16_t rings[kDecodeWarpsPerBlock][kRingWords];
+  unsigned long long header_hash;
+};
+
+// Block 0 checks the header checksum: nzhash of [0, payload_offset) with the
+// checksum field (words 12 and 13) read as zero.
+__device__ inline void verify_header_checksum(DecodeShared& sh, const DecodeContext& ctx) {
+  if (threadIdx.x == 0) sh.header_hash = 0;
+  __syncthreads();
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(ctx.base);
+  const uint64_t count = ctx.payload_offset / 4;  // a multiple of 8 bytes
+  uint64_t sum = 0;
+  for (uint64_t j = threadIdx.x; j < count; j += blockDim.x) {
+    uint32_t w = (j == 12 || j == 13) ? 0u : words[j];
+    sum += hash_term(j, w);
+  }
+  sum = warp_sum(sum);
+  if ((threadIdx.x & 31u) == 0) atomicAdd(&sh.header_hash, sum);
+  __syncthreads();
+  if (threadIdx.x == 0 && sh.header_hash + hash_init(ctx.payload_offset) != ctx.h.header_checksum) {
+    fail_and_trap(ctx.status, NZ_ERR_CORRUPT_HEADER);
+  }
+}
+
+template <uint32_t kElemBytes, bool kPackedTable>
+__device__ void decode_chunks(const DecodeContext& ctx, DecodeShared& sh) {
+  const uint32_t warp = threadIdx.x / 32;
+  uint16_t* ring = sh.rings[warp];
+  const uint32_t stride = gridDim.x * kDecodeWarpsPerBlock;
+  for (uint32_t c = blockIdx.x * kDecodeWarpsPerBlock + warp; c < ctx.h.chunk_count; c += stride) {
+    decode_chunk<kElemBytes, kPackedTable>(ctx, sh.table, ring, c);
+  }
+}
+
+__device__ inline void decode_buffer(const DecodeArgs& a) {
+  __shared__ DecodeShared sh;
+  DecodeContext ctx;
+  ctx.base = reinterpret_cast<const uint8_t*>(a.src);
+  ctx.dst = reinterpret_cast<uint8_t*>(a.dst);
+  ctx.status = reinterpret_cast<uint32_t*>(a.status);
+  if ((a.src & 7u) != 0 || (a.dst & 3u) != 0) fail_and_trap(ctx.status, NZ_ERR_INVALID_ARGUMENT);
+  if (a.src_len < NZ_HEADER_BYTES) fail_and_trap(ctx.status, NZ_ERR_TRUNCATED);
+  ctx.h = load_header(ctx.base);
+  nz_status st = check_header(ctx.h, a.src_len, a.dst_cap);
+  if (st != NZ_OK) fail_and_trap(ctx.status, st);
+  shape_of(ctx.h.dtype, ctx.shape);
+  ctx.payload_offset = payload_offset_of(ctx.h.table_bytes, ctx.h.chunk_count);
+  if (blockIdx.x == 0) verify_header_checksum(sh, ctx);
+  if (uint64_t(blockIdx.x) * kDecodeWarpsPerBlock >= ctx.h.chunk_count) return;  // nothing for this block
+  if (ctx.h.table_bytes != 0) {
+    load_freq_table(sh.table, ctx.base + NZ_HEADER_BYTES, ctx.h.table_bytes, ctx.shape.exp_bits, ctx.h.prob_bits,
+                    ctx.status);
+  }
+  const bool packed = ctx.h.prob_bits <= kPackedTableMaxProbBits;
+  if (ctx.shape.elem_bytes == 2) {
+    if (packed) decode_chunks<2, true>(ctx, sh); else decode_chunks<2, false>(ctx, sh);
+  } else {
+    if (packed) decode_chunks<4, true>(ctx, sh); else decode_chunks<4, false>(ctx, sh);
+  }
+}
+
+}  // namespace nz::kernels

@@ -1,0 +1,82 @@
+// sim_codec_module.cpp: the codec kernels for the simulated driver (tests/sim).
+//
+// Same kernel names and argument structs as the CUDA kernels (kernel_abi.h),
+// so src/gpu launches both the same way. Each host kernel runs the CPU codec
+// on the "device" memory (host addresses under the simulator) of one launch.
+// Like the CUDA decoder, a failed decode writes its nz_status to the status
+// word and traps (returns non-zero); a failed encode writes 0 to out_len.
+#include <cstring>
+
+#include "kernel_abi.h"
+#include "neuzip/neuzip.h"
+#include "nzsim.h"
+
+namespace {
+
+using nz::kernels::DecodeArgs;
+using nz::kernels::EncodeArgs;
+using nz::kernels::HashArgs;
+
+template <class T>
+T* at(uint64_t address) {
+  return reinterpret_cast<T*>(static_cast<uintptr_t>(address));
+}
+
+template <class Args>
+const Args& args_of(const nzsim_launch* launch) {
+  return *static_cast<const Args*>(launch->params[0]);
+}
+
+int decode_kernel(const nzsim_launch* launch) {
+  const DecodeArgs& a = args_of<DecodeArgs>(launch);
+  nz_status st = nz_decompress(at<const void>(a.src), a.src_len, at<void>(a.dst), a.dst_cap, 1);
+  if (st == NZ_OK) return 0;
+  if (a.status != 0) {
+    uint32_t* word = at<uint32_t>(a.status);
+    uint32_t expected = 0;
+    __atomic_compare_exchange_n(word, &expected, static_cast<uint32_t>(st), false, __ATOMIC_SEQ_CST,
+                                __ATOMIC_SEQ_CST);
+  }
+  return 1;  // a trap: the context reports CUDA_ERROR_LAUNCH_FAILED
+}
+
+int hash_kernel(const nzsim_launch* launch) {
+  const HashArgs& a = args_of<HashArgs>(launch);
+  *at<uint64_t>(a.out) = nz_hash(at<const void>(a.data), a.len);
+  return 0;
+}
+
+int encode_kernel(const nzsim_launch* launch) {
+  const EncodeArgs& a = args_of<EncodeArgs>(launch);
+  nz_options opts;
+  nz_options_default(&opts, static_cast<nz_dtype>(a.dtype));
+  opts.mode = static_cast<nz_mode>(a.mode);
+  opts.kept_bits = a.kept_bits;
+  opts.block_size = a.block_log2 ? (1u << a.block_log2) : 0u;
+  opts.chunk_elems = a.chunk_elems;
+  opts.prob_bits = a.prob_bits;
+  opts.threads = a.threads;
+  size_t len = 0;
+  nz_status st = nz_compress(at<const void>(a.src), a.element_count, &opts, at<void>(a.dst), a.dst_cap, &len);
+  *at<uint64_t>(a.out_len) = st == NZ_OK ? len : 0;
+  return 0;  // an encode that cannot be honoured is not a device fault
+}
+
+const nzsim_param kDecodeParams[] = {{0, sizeof(DecodeArgs)}};
+const nzsim_param kHashParams[] = {{0, sizeof(HashArgs)}};
+const nzsim_param kEncodeParams[] = {{0, sizeof(EncodeArgs)}};
+
+const nzsim_kernel kKernels[] = {
+    {nz::kernels::kDecodeKernel, 1, kDecodeParams, decode_kernel},
+    {nz::kernels::kHashKernel, 1, kHashParams, hash_kernel},
+    {nz::kernels::kSimEncodeKernel, 1, kEncodeParams, encode_kernel},
+};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const nzsim_kernel* NZSIM_MODULE_ENTRY(unsigned* count,
+                                                                                       unsigned* abi_version) {
+  *count = sizeof(kKernels) / sizeof(kKernels[0]);
+  *abi_version = NZSIM_ABI_VERSION;
+  return kKernels;
+}

@@ -1,0 +1,40 @@
+// split.h: cutting an element into (symbol, raw value) and joining them back
+// (docs/FORMAT.md section 1). Elements are handled as their bit pattern in a
+// u32 (16-bit dtypes in the low half).
+#pragma once
+
+#include <cstdint>
+
+#include "codec/dtype.h"
+
+namespace nz::codec {
+
+struct FieldSplit {
+  uint32_t mantissa_bits;  // M
+  uint32_t exponent_mask;  // 2^E - 1
+  uint32_t kept_bits;      // K
+  uint32_t sign_shift;     // E + M
+
+  FieldSplit(const DtypeLayout& layout, uint32_t kept)
+      : mantissa_bits(layout.mantissa_bits),
+        exponent_mask((1u << layout.exponent_bits) - 1),
+        kept_bits(kept),
+        sign_shift(layout.exponent_bits + layout.mantissa_bits) {}
+
+  uint32_t symbol(uint32_t bits) const { return (bits >> mantissa_bits) & exponent_mask; }
+
+  // (s << K) | (m >> (M - K))
+  uint32_t raw(uint32_t bits) const {
+    uint32_t sign = (bits >> sign_shift) & 1u;
+    uint32_t mantissa = bits & ((1u << mantissa_bits) - 1);
+    return (sign << kept_bits) | (mantissa >> (mantissa_bits - kept_bits));
+  }
+
+  uint32_t join(uint32_t symbol, uint32_t raw) const {
+    uint32_t sign = raw >> kept_bits;
+    uint32_t mantissa = (raw & ((1u << kept_bits) - 1)) << (mantissa_bits - kept_bits);
+    return (sign << sign_shift) | (symbol << mantissa_bits) | mantissa;
+  }
+};
+
+}  // namespace nz::codec

@@ -1,0 +1,27 @@
+// backends.h: the two DeviceCodec implementations, created by DeviceCodec::create.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "gpu/device_codec.h"
+
+namespace nz::gpu {
+
+// The CUDA kernels embedded in this library. Null + error when the library
+// was built without nvcc or the fatbin has no code for this device.
+std::unique_ptr<DeviceCodec> create_cuda_codec(const DriverApi& api, CUdevice device, std::string& error);
+
+// The simulator's host-kernel module (kernels/sim), found by
+// find_sim_module_path().
+std::unique_ptr<DeviceCodec> create_sim_codec(const DriverApi& api, std::string& error);
+
+// NEUZIP_SIM_MODULE if set, else libnzsim_codec.so next to the library that
+// holds this code, then in ../kernels/sim/ and ../../kernels/sim/ from there.
+// Empty when none exists.
+std::string find_sim_module_path();
+
+// True when the build embedded GPU kernels.
+bool built_with_gpu_kernels();
+
+}  // namespace nz::gpu

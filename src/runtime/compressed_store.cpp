@@ -1,0 +1,171 @@
+#include "runtime/compressed_store.h"
+
+#include <cstring>
+
+#include "neuzip/runtime.h"
+#include "runtime/log.h"
+
+namespace nz::rt {
+namespace {
+
+constexpr double kPoorRatio = 0.95;   // keep resident when compression saves less
+constexpr double kGoodEnough = 0.80;  // stop trying other element types below this
+
+template <typename T>
+T load_le(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+bool is_float_tag(int dtype) { return dtype == NZ_TAG_BF16 || dtype == NZ_TAG_FP16 || dtype == NZ_TAG_FP32; }
+
+}  // namespace
+
+CUresult CompressedStore::read_u64(CUdeviceptr device_word, uint64_t& out) noexcept {
+  const auto& api = driver().base;
+  CUresult r = api.cuMemcpyDtoHAsync(&out, device_word, sizeof out, stream_);
+  if (r == CUDA_SUCCESS) r = api.cuStreamSynchronize(stream_);
+  return r;
+}
+
+CUresult CompressedStore::hash(CUdeviceptr data, size_t bytes, uint64_t& out) noexcept {
+  const auto& api = driver().base;
+  if (!words_) {
+    CUdeviceptr p = 0;
+    CUresult r = api.cuMemAlloc(&p, 16);
+    if (r != CUDA_SUCCESS) return r;
+    words_ = UniqueDeviceMemory(p);
+  }
+  CUresult r = codec_.hash(stream_, data, bytes, words_.get() + 8);
+  if (r != CUDA_SUCCESS) return r;
+  return read_u64(words_.get() + 8, out);
+}
+
+CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts,
+                                             UniqueDeviceMemory& buffer, size_t& out_len) noexcept {
+  const auto& api = driver().base;
+  const size_t element_size = nz_dtype_size(opts.dtype);
+  if (element_size == 0 || bytes % element_size != 0) return CompressOutcome::kFailed;
+  const uint64_t count = bytes / element_size;
+  const size_t bound = nz_compress_bound(count, &opts);
+  const size_t workspace_bytes = codec_.encode_workspace_bytes(count, opts);
+  if (!words_) {
+    CUdeviceptr p = 0;
+    if (api.cuMemAlloc(&p, 16) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
+    words_ = UniqueDeviceMemory(p);
+  }
+  CUdeviceptr dst = 0, workspace = 0;
+  if (api.cuMemAlloc(&dst, bound) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
+  UniqueDeviceMemory dst_owner(dst);
+  UniqueDeviceMemory workspace_owner;
+  if (workspace_bytes > 0) {
+    if (api.cuMemAlloc(&workspace, workspace_bytes) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
+    workspace_owner = UniqueDeviceMemory(workspace);
+  }
+  CUresult r = codec_.encode(stream_, src, count, opts, dst, bound, words_.get(), workspace, workspace_bytes);
+  uint64_t len = 0;
+  if (r == CUDA_SUCCESS) r = read_u64(words_.get(), len);
+  if (r != CUDA_SUCCESS) {
+    log(LogLevel::kInfo, "encode of {} bytes failed: {}", bytes, error_name(r));
+    return CompressOutcome::kFailed;
+  }
+  if (len == 0 || len > bound) return CompressOutcome::kFailed;
+  buffer = std::move(dst_owner);
+  out_len = len;
+  return CompressOutcome::kStored;
+}
+
+bool CompressedStore::validate_header(CUdeviceptr data, size_t len, size_t original,
+                                      std::vector<uint8_t>& header) noexcept {
+  const auto& api = driver().base;
+  if (len < NZ_HEADER_BYTES) return false;
+  uint8_t head[NZ_HEADER_BYTES];
+  if (api.cuMemcpyDtoHAsync(head, data, sizeof head, stream_) != CUDA_SUCCESS ||
+      api.cuStreamSynchronize(stream_) != CUDA_SUCCESS) {
+    return false;
+  }
+  if (load_le<uint32_t>(head) != 0x50495A4Eu || load_le<uint64_t>(head + 40) != len) return false;
+  const uint64_t elements = load_le<uint64_t>(head + 8);
+  const size_t element_size = nz_dtype_size(static_cast<nz_dtype>(head[6]));
+  if (element_size == 0 || elements * element_size != original) return false;
+  const uint64_t payload_offset =
+      NZ_HEADER_BYTES + uint64_t{load_le<uint32_t>(head + 28)} + 24ull * load_le<uint32_t>(head + 24);
+  if (payload_offset > len) return false;
+  try {
+    header.resize(payload_offset);
+  } catch (...) {
+    return false;
+  }
+  if (api.cuMemcpyDtoHAsync(header.data(), data, payload_offset, stream_) != CUDA_SUCCESS ||
+      api.cuStreamSynchronize(stream_) != CUDA_SUCCESS) {
+    return false;
+  }
+  // The header checksum covers [0, payload_offset) with its own field read as 0.
+  const uint64_t expected = load_le<uint64_t>(header.data() + 48);
+  std::memset(header.data() + 48, 0, 8);
+  const bool ok = nz_hash(header.data(), header.size()) == expected;
+  std::memcpy(header.data() + 48, &expected, 8);
+  return ok;
+}
+
+CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag_dtype,
+                                          const Config& config, StoredRange& out) noexcept {
+  const auto& api = driver().base;
+  const bool lossy = config.mode == NZ_LOSSY && is_float_tag(tag_dtype);
+  // Unknown content: try bf16 first (most weights), then fp32; keep the smaller.
+  nz_dtype candidates[2] = {NZ_BF16, NZ_FP32};
+  size_t candidate_count = 2;
+  if (is_float_tag(tag_dtype)) {
+    candidates[0] = static_cast<nz_dtype>(tag_dtype);  // NZ_TAG_* equal nz_dtype values
+    candidate_count = 1;
+  }
+  UniqueDeviceMemory best;
+  size_t best_len = 0;
+  CompressOutcome last = CompressOutcome::kFailed;
+  for (size_t i = 0; i < candidate_count; ++i) {
+    nz_options opts;
+    nz_options_default(&opts, candidates[i]);
+    if (lossy) {
+      opts.mode = NZ_LOSSY;
+      opts.kept_bits = config.lossy_kept_bits;
+      opts.block_size = config.lossy_block;
+    }
+    UniqueDeviceMemory buffer;
+    size_t len = 0;
+    last = encode_once(src, bytes, opts, buffer, len);
+    if (last != CompressOutcome::kStored) continue;
+    if (!best || len < best_len) {
+      best = std::move(buffer);
+      best_len = len;
+    }
+    if (best_len <= kGoodEnough * static_cast<double>(bytes)) break;
+  }
+  if (!best) return last;
+  if (static_cast<double>(best_len) > kPoorRatio * static_cast<double>(bytes)) return CompressOutcome::kPoorRatio;
+
+  // Move the result into a buffer of its exact size; the bound-sized one goes.
+  CUdeviceptr store = 0;
+  if (api.cuMemAlloc(&store, best_len) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
+  UniqueDeviceMemory store_owner(store);
+  if (api.cuMemcpyDtoDAsync(store, best.get(), best_len, stream_) != CUDA_SUCCESS) return CompressOutcome::kFailed;
+  StoredRange result;
+  result.data = std::move(store_owner);
+  result.bytes = best_len;
+  result.original_bytes = bytes;
+  if (!validate_header(result.data.get(), best_len, bytes, result.header)) {
+    log(LogLevel::kError, "compressed header of a {}-byte range failed validation; range stays resident", bytes);
+    return CompressOutcome::kFailed;
+  }
+  best.reset();
+  if (lossy && decode(result, stream_, src) != CUDA_SUCCESS) return CompressOutcome::kFailed;
+  if (hash(src, bytes, result.hash) != CUDA_SUCCESS) return CompressOutcome::kFailed;
+  out = std::move(result);
+  return CompressOutcome::kStored;
+}
+
+CUresult CompressedStore::decode(const StoredRange& stored, CUstream stream, CUdeviceptr dst) noexcept {
+  return codec_.decode(stream, stored.data.get(), stored.bytes, dst, stored.original_bytes, status_word_);
+}
+
+}  // namespace nz::rt

@@ -1,0 +1,66 @@
+// compressed_store.h: compressing a device range into a right-sized device
+// buffer, decoding it back, and hashing device bytes, all through the
+// DeviceCodec on streams (the runtime's internal stream for compression, the
+// user's stream for decodes).
+#pragma once
+
+#include <cuda.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "gpu/device_codec.h"
+#include "neuzip/neuzip.h"
+#include "runtime/config.h"
+#include "runtime/driver_objects.h"
+
+namespace nz::rt {
+
+// One compressed range in device memory.
+struct StoredRange {
+  UniqueDeviceMemory data;
+  size_t bytes = 0;            // compressed size
+  size_t original_bytes = 0;
+  uint64_t hash = 0;           // nz_hash of the content a decode reproduces
+  std::vector<uint8_t> header; // host copy of header + tables, validated
+};
+
+enum class CompressOutcome { kStored, kPoorRatio, kNoMemory, kFailed };
+
+class CompressedStore {
+ public:
+  // `status_word`: a device-visible u32 (host-pinned, so readable after a trap).
+  CompressedStore(gpu::DeviceCodec& codec, CUstream internal, CUdeviceptr status_word)
+      : codec_(codec), stream_(internal), status_word_(status_word) {}
+
+  // Compresses [src, src + bytes) (its producers must be complete or ordered
+  // before `internal` by the caller). Waits on the internal stream (host).
+  // Lossy options apply only when `dtype` is a float tag and config says lossy;
+  // then the range is rewritten in place with its lossy decode so that the
+  // stored hash describes what later decodes produce.
+  CompressOutcome compress(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
+                           StoredRange& out) noexcept;
+
+  // Enqueues a decode of `stored` into `dst` on `stream`.
+  CUresult decode(const StoredRange& stored, CUstream stream, CUdeviceptr dst) noexcept;
+
+  // nz_hash of device bytes, waited for on the internal stream.
+  CUresult hash(CUdeviceptr data, size_t bytes, uint64_t& out) noexcept;
+
+  CUstream internal_stream() const noexcept { return stream_; }
+
+ private:
+  CompressOutcome encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts,
+                              UniqueDeviceMemory& buffer, size_t& out_len) noexcept;
+  CUresult read_u64(CUdeviceptr device_word, uint64_t& out) noexcept;
+  bool validate_header(CUdeviceptr data, size_t len, size_t original, std::vector<uint8_t>& header) noexcept;
+
+  gpu::DeviceCodec& codec_;
+  CUstream stream_;
+  CUdeviceptr status_word_;
+  UniqueDeviceMemory words_;  // two u64 result words for encode length and hash
+};
+
+}  // namespace nz::rt

@@ -1,0 +1,99 @@
+#include "runtime/config.h"
+
+#include <charconv>
+#include <cstdlib>
+#include <string_view>
+
+#include "neuzip/runtime.h"
+#include "runtime/log.h"
+
+namespace nz::rt {
+namespace {
+
+template <typename T>
+bool parse_unsigned(std::string_view text, T& out) {
+  if (text.empty()) return false;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc() && ptr == end;
+}
+
+void complain(const char* name, const char* value, const char* expected) {
+  log(LogLevel::kError, "ignoring {}={} (expected {}); using the default", name, value, expected);
+}
+
+// "lossless" or "lossy:K" or "lossy:K:B" (B a power of two, 0 = no blocks).
+bool parse_mode(std::string_view text, Config& c) {
+  if (text == "lossless") {
+    c.mode = NZ_LOSSLESS;
+    return true;
+  }
+  if (!text.starts_with("lossy:")) return false;
+  text.remove_prefix(6);
+  const size_t colon = text.find(':');
+  uint32_t k = 0, block = NZ_DEFAULT_BLOCK;
+  if (!parse_unsigned(text.substr(0, colon), k) || k > 22) return false;
+  if (colon != std::string_view::npos) {
+    if (!parse_unsigned(text.substr(colon + 1), block)) return false;
+    if (block != 0 && (block & (block - 1)) != 0) return false;
+  }
+  c.mode = NZ_LOSSY;
+  c.lossy_kept_bits = k;
+  c.lossy_block = block;
+  return true;
+}
+
+bool parse_dtype(std::string_view text, int& out) {
+  if (text == "bf16") out = NZ_TAG_BF16;
+  else if (text == "fp16") out = NZ_TAG_FP16;
+  else if (text == "fp32") out = NZ_TAG_FP32;
+  else return false;
+  return true;
+}
+
+}  // namespace
+
+Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
+  Config c;
+  if (const char* v = getenv_fn("NEUZIP_LOG")) {
+    int level = 0;
+    if (parse_unsigned(v, level) && level <= 2) c.log_level = level;
+    else complain("NEUZIP_LOG", v, "0, 1 or 2");
+  }
+  if (const char* v = getenv_fn("NEUZIP")) {
+    std::string_view s(v);
+    if (s == "0") c.enabled = false;
+    else if (s != "1") complain("NEUZIP", v, "0 or 1");
+  }
+  if (const char* v = getenv_fn("NEUZIP_MODE")) {
+    Config parsed = c;
+    if (parse_mode(v, parsed)) c = parsed;
+    else complain("NEUZIP_MODE", v, "lossless or lossy:K[:B]");
+  }
+  if (const char* v = getenv_fn("NEUZIP_LOSSY_HTOD_DTYPE")) {
+    if (!parse_dtype(v, c.htod_dtype)) complain("NEUZIP_LOSSY_HTOD_DTYPE", v, "bf16, fp16 or fp32");
+  }
+  if (const char* v = getenv_fn("NEUZIP_STAGING_MB")) {
+    size_t mb = 0;
+    if (parse_unsigned(v, mb) && mb < (size_t{1} << 40)) c.staging_bytes = mb << 20;
+    else complain("NEUZIP_STAGING_MB", v, "a number of MiB");
+  }
+  if (const char* v = getenv_fn("NEUZIP_MIN_BYTES")) {
+    size_t bytes = 0;
+    if (parse_unsigned(v, bytes)) c.min_bytes = bytes;
+    else complain("NEUZIP_MIN_BYTES", v, "a number of bytes");
+  }
+  if (const char* v = getenv_fn("NEUZIP_TRACE")) c.trace_path = v;
+  if (const char* v = getenv_fn("NEUZIP_REPORT")) {
+    std::string_view s(v);
+    if (s == "1") c.report = true;
+    else if (s != "0") complain("NEUZIP_REPORT", v, "0 or 1");
+  }
+  return c;
+}
+
+Config config_from_environment() {
+  return parse_config([](const char* name) { return std::getenv(name); });
+}
+
+}  // namespace nz::rt

@@ -1,0 +1,32 @@
+// config.h: the runtime's configuration, read once from the environment.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "neuzip/neuzip.h"
+
+namespace nz::rt {
+
+struct Config {
+  bool enabled = true;               // NEUZIP=0 turns the runtime into pure pass-through
+  nz_mode mode = NZ_LOSSLESS;        // NEUZIP_MODE=lossless | lossy:K[:B]
+  uint32_t lossy_kept_bits = 0;
+  uint32_t lossy_block = NZ_DEFAULT_BLOCK;
+  int htod_dtype = 0;                // NEUZIP_LOSSY_HTOD_DTYPE: NZ_TAG_* declared for HtoD tags
+  std::optional<size_t> staging_bytes;  // NEUZIP_STAGING_MB; unset = adaptive
+  size_t min_bytes = size_t{2} << 20;   // NEUZIP_MIN_BYTES: smallest cuMemAlloc served by VMM
+  int log_level = 0;                 // NEUZIP_LOG
+  std::string trace_path;            // NEUZIP_TRACE
+  bool report = false;               // NEUZIP_REPORT=1: summary line at exit
+};
+
+// Reads the variables through `getenv_fn` (so tests need not touch the real
+// environment). A bad value logs one "neuzip:" line and keeps the default.
+Config parse_config(const std::function<const char*(const char*)>& getenv_fn);
+Config config_from_environment();
+
+}  // namespace nz::rt

@@ -1,0 +1,74 @@
+// driver_objects.h: RAII owners of the driver handles the runtime creates
+// (events, streams, device buffers, physical memory handles), always through
+// the real entry points (never our own hooks), and the table that holds them.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstddef>
+#include <memory>
+#include <utility>
+
+#include "runtime/hooks.h"
+
+namespace nz::rt {
+
+// The real driver entry points, set once by on_driver_initialised.
+const RuntimeDriverApi& driver() noexcept;
+void set_driver(const RuntimeDriverApi& api) noexcept;
+
+// "CUDA_ERROR_X" for logs.
+const char* error_name(CUresult r) noexcept;
+
+// Moves-only owner of one handle; `Traits::destroy(handle)` releases it.
+template <typename Handle, typename Traits>
+class UniqueHandle {
+ public:
+  UniqueHandle() = default;
+  explicit UniqueHandle(Handle h) : handle_(h) {}
+  UniqueHandle(UniqueHandle&& o) noexcept : handle_(std::exchange(o.handle_, Handle{})) {}
+  UniqueHandle& operator=(UniqueHandle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      handle_ = std::exchange(o.handle_, Handle{});
+    }
+    return *this;
+  }
+  UniqueHandle(const UniqueHandle&) = delete;
+  UniqueHandle& operator=(const UniqueHandle&) = delete;
+  ~UniqueHandle() { reset(); }
+
+  Handle get() const { return handle_; }
+  explicit operator bool() const { return handle_ != Handle{}; }
+  Handle release() { return std::exchange(handle_, Handle{}); }
+  void reset() {
+    if (handle_ != Handle{}) Traits::destroy(handle_);
+    handle_ = Handle{};
+  }
+
+ private:
+  Handle handle_{};
+};
+
+struct EventTraits { static void destroy(CUevent e); };
+struct StreamTraits { static void destroy(CUstream s); };
+struct DeviceMemoryTraits { static void destroy(CUdeviceptr p); };
+struct PhysicalMemoryTraits { static void destroy(CUmemGenericAllocationHandle h); };
+struct HostMemoryTraits { static void destroy(void* p); };
+
+using UniqueEvent = UniqueHandle<CUevent, EventTraits>;
+using UniqueStream = UniqueHandle<CUstream, StreamTraits>;
+using UniqueDeviceMemory = UniqueHandle<CUdeviceptr, DeviceMemoryTraits>;
+using UniquePhysicalMemory = UniqueHandle<CUmemGenericAllocationHandle, PhysicalMemoryTraits>;
+using UniqueHostMemory = UniqueHandle<void*, HostMemoryTraits>;
+
+// An event shared by everything that must wait for the same point of a stream
+// (e.g. every range a launch touched).
+using SharedEvent = std::shared_ptr<UniqueEvent>;
+
+// Records a fresh timing-free event on `stream`; null if the driver refused.
+SharedEvent record_event(CUstream stream) noexcept;
+// True when the event has completed (or is null: nothing to wait for).
+bool event_done(const SharedEvent& e) noexcept;
+
+}  // namespace nz::rt

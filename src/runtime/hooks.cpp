@@ -1,0 +1,77 @@
+// hooks.cpp: the entry points of hooks.h, forwarding to the Runtime singleton.
+// Every function is noexcept: anything unexpected inside turns into pass-through.
+#include "runtime/hooks.h"
+
+#include "runtime/runtime.h"
+
+namespace nz::rt {
+
+void on_driver_initialised(const RuntimeDriverApi& real) noexcept { Runtime::initialise(real); }
+
+bool active() noexcept { return Runtime::is_active(); }
+
+CUresult mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noexcept {
+  *handled = false;
+  if (!Runtime::is_active()) return CUDA_SUCCESS;
+  return Runtime::get().mem_alloc(dptr, bytes, handled);
+}
+
+CUresult mem_free(CUdeviceptr dptr, bool* handled) noexcept {
+  *handled = false;
+  if (!Runtime::is_active()) return CUDA_SUCCESS;
+  return Runtime::get().mem_free(dptr, handled);
+}
+
+void on_foreign_free(CUdeviceptr dptr) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_foreign_free(dptr);
+}
+
+CUresult before_launch(const LaunchDesc& d) noexcept {
+  if (!Runtime::is_active()) return CUDA_SUCCESS;
+  return Runtime::get().before_launch(d);
+}
+
+void after_launch(const LaunchDesc& d, CUresult launch_result) noexcept {
+  if (Runtime::is_active()) Runtime::get().after_launch(d, launch_result);
+}
+
+CUresult before_transfer(const TransferDesc& d) noexcept {
+  if (!Runtime::is_active()) return CUDA_SUCCESS;
+  return Runtime::get().before_transfer(d);
+}
+
+void after_transfer(const TransferDesc& d, CUresult result) noexcept {
+  if (Runtime::is_active()) Runtime::get().after_transfer(d, result);
+}
+
+void on_capture_begin(CUstream stream) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_capture_begin(stream);
+}
+
+void on_capture_end(CUstream stream, CUgraph graph) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_capture_end(stream, graph);
+}
+
+void on_graph_instantiate(CUgraphExec exec, CUgraph graph) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_graph_instantiate(exec, graph);
+}
+
+void on_graph_exec_destroy(CUgraphExec exec) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_graph_exec_destroy(exec);
+}
+
+CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept {
+  if (!Runtime::is_active()) return CUDA_SUCCESS;
+  return Runtime::get().before_graph_launch(exec, stream);
+}
+
+void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_tensor_map(map, global_address, bytes);
+}
+
+bool on_out_of_memory(size_t bytes_wanted) noexcept {
+  if (!Runtime::is_active()) return false;
+  return Runtime::get().on_out_of_memory(bytes_wanted);
+}
+
+}  // namespace nz::rt

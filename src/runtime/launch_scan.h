@@ -1,0 +1,62 @@
+// launch_scan.h: the 8-byte words a kernel launch passes by value, which is
+// where pointers to weights hide (plain pointers, interior pointers, structs of
+// pointers passed by value; a TMA descriptor's address on the simulator).
+//
+// With kernelParams, the size of each parameter comes from cuFuncGetParamInfo
+// or cuKernelGetParamInfo, cached per handle; with `extra`
+// (CU_LAUNCH_PARAM_BUFFER_POINTER) the whole buffer is scanned.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstdint>
+#include <cstring>
+#include <shared_mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/hooks.h"
+
+namespace nz::rt {
+
+class ParamLayoutCache {
+ public:
+  // Sizes of the parameters of the launched function; false when unknown.
+  bool sizes(const LaunchDesc& d, std::vector<uint32_t>& out);
+
+ private:
+  std::shared_mutex mutex_;
+  std::unordered_map<const void*, std::vector<uint32_t>> known_;  // empty vector + flag below = unknown
+  std::unordered_map<const void*, bool> failed_;
+};
+
+// Calls fn(word) for each 8-byte aligned word of the parameters.
+template <typename Fn>
+void for_each_param_word(const LaunchDesc& d, ParamLayoutCache& cache, Fn&& fn) {
+  auto scan = [&](const unsigned char* bytes, size_t size) {
+    for (size_t off = 0; off + 8 <= size; off += 8) {
+      uint64_t w;
+      std::memcpy(&w, bytes + off, 8);
+      fn(w);
+    }
+  };
+  if (d.kernel_params != nullptr) {
+    thread_local std::vector<uint32_t> sizes;
+    if (!cache.sizes(d, sizes)) return;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      if (d.kernel_params[i] != nullptr) scan(static_cast<const unsigned char*>(d.kernel_params[i]), sizes[i]);
+    }
+    return;
+  }
+  if (d.extra == nullptr) return;
+  const unsigned char* buffer = nullptr;
+  size_t buffer_size = 0;
+  for (size_t i = 0; d.extra[i] != CU_LAUNCH_PARAM_END && i < 64; i += 2) {
+    if (d.extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) buffer = static_cast<const unsigned char*>(d.extra[i + 1]);
+    else if (d.extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE && d.extra[i + 1] != nullptr)
+      buffer_size = *static_cast<const size_t*>(d.extra[i + 1]);
+  }
+  if (buffer != nullptr) scan(buffer, buffer_size);
+}
+
+}  // namespace nz::rt

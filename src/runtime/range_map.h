@@ -1,0 +1,101 @@
+// range_map.h: the hot-path lookup "does this address fall in a tracked range?".
+//
+// Readers never lock: they load an immutable sorted snapshot through an atomic
+// shared pointer and binary-search it. Writers (rare: a range appears or
+// disappears) take a mutex, copy the snapshot, edit it and publish the copy.
+// `empty()` is one relaxed atomic load, so a launch while nothing is tracked
+// costs a few nanoseconds.
+#pragma once
+
+#include <cuda.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace nz::rt {
+
+template <typename Value>
+class RangeMap {
+ public:
+  struct Entry {
+    CUdeviceptr begin;
+    CUdeviceptr end;  // exclusive
+    std::shared_ptr<Value> value;
+  };
+  using Snapshot = std::vector<Entry>;
+
+  RangeMap() : snapshot_(std::make_shared<const Snapshot>()) {}
+  RangeMap(const RangeMap&) = delete;
+  RangeMap& operator=(const RangeMap&) = delete;
+
+  bool empty() const noexcept { return count_.load(std::memory_order_relaxed) == 0; }
+  size_t size() const noexcept { return count_.load(std::memory_order_relaxed); }
+
+  std::shared_ptr<const Snapshot> snapshot() const noexcept {
+    return snapshot_.load(std::memory_order_acquire);
+  }
+
+  // The entry containing `address`, or null.
+  static const Entry* find(const Snapshot& s, CUdeviceptr address) noexcept {
+    size_t lo = 0, hi = s.size();
+    while (lo < hi) {  // first entry with begin > address
+      const size_t mid = (lo + hi) / 2;
+      if (s[mid].begin <= address) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo == 0) return nullptr;
+    const Entry& e = s[lo - 1];
+    return address < e.end ? &e : nullptr;
+  }
+
+  // Calls fn(entry) for every entry overlapping [begin, end).
+  template <typename Fn>
+  static void for_each_overlapping(const Snapshot& s, CUdeviceptr begin, CUdeviceptr end, Fn&& fn) {
+    size_t lo = 0, hi = s.size();
+    while (lo < hi) {  // first entry with end > begin
+      const size_t mid = (lo + hi) / 2;
+      if (s[mid].end <= begin) lo = mid + 1;
+      else hi = mid;
+    }
+    for (size_t i = lo; i < s.size() && s[i].begin < end; ++i) fn(s[i]);
+  }
+
+  // Entries must not overlap existing ones (the caller guarantees it).
+  void insert(CUdeviceptr begin, CUdeviceptr end, std::shared_ptr<Value> value) {
+    std::lock_guard lock(write_mutex_);
+    auto next = std::make_shared<Snapshot>(*snapshot());
+    Entry e{begin, end, std::move(value)};
+    auto pos = std::lower_bound(next->begin(), next->end(), begin,
+                                [](const Entry& x, CUdeviceptr b) { return x.begin < b; });
+    next->insert(pos, std::move(e));
+    publish(std::move(next));
+  }
+
+  // Removes the entry that starts at `begin`; returns false if none.
+  bool erase(CUdeviceptr begin) {
+    std::lock_guard lock(write_mutex_);
+    auto next = std::make_shared<Snapshot>(*snapshot());
+    auto pos = std::lower_bound(next->begin(), next->end(), begin,
+                                [](const Entry& x, CUdeviceptr b) { return x.begin < b; });
+    if (pos == next->end() || pos->begin != begin) return false;
+    next->erase(pos);
+    publish(std::move(next));
+    return true;
+  }
+
+ private:
+  void publish(std::shared_ptr<Snapshot> next) {
+    count_.store(next->size(), std::memory_order_relaxed);
+    snapshot_.store(std::shared_ptr<const Snapshot>(std::move(next)), std::memory_order_release);
+  }
+
+  std::mutex write_mutex_;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  std::atomic<size_t> count_{0};
+};
+
+}  // namespace nz::rt

@@ -1,0 +1,131 @@
+// runtime.h: the policy behind hooks.h: which allocations are served by VMM,
+// which ranges are tagged and compressed, when they are staged for a launch or
+// copy, and when staged ranges are evicted again.
+//
+// Locking: the hot path (a launch touching nothing tracked) reads only atomics
+// and the lock-free RangeMap snapshot. Everything that changes state takes the
+// one runtime mutex; GPU work it enqueues never waits for the host, and the
+// host waits only on the runtime's own internal stream (compression, hashing
+// at eviction) or, under a hard budget, on the event after a range's last use.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "gpu/device_codec.h"
+#include "runtime/compressed_store.h"
+#include "runtime/config.h"
+#include "runtime/driver_objects.h"
+#include "runtime/hooks.h"
+#include "runtime/launch_scan.h"
+#include "runtime/range_map.h"
+#include "runtime/staging_pool.h"
+#include "runtime/stats.h"
+#include "runtime/tag_set.h"
+#include "runtime/trace.h"
+#include "runtime/unit.h"
+#include "runtime/vmm_allocator.h"
+
+namespace nz::rt {
+
+class Runtime {
+ public:
+  static void initialise(const RuntimeDriverApi& real) noexcept;
+  static bool is_active() noexcept { return active_.load(std::memory_order_relaxed); }
+  static Runtime& get() noexcept { return *instance_; }
+  // For the C API: the instance when active, else null.
+  static Runtime* instance_if_active() noexcept { return is_active() ? instance_ : nullptr; }
+
+  CUresult mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noexcept;
+  CUresult mem_free(CUdeviceptr dptr, bool* handled) noexcept;
+  void on_foreign_free(CUdeviceptr dptr) noexcept;
+  CUresult before_launch(const LaunchDesc& d) noexcept;
+  void after_launch(const LaunchDesc& d, CUresult result) noexcept;
+  CUresult before_transfer(const TransferDesc& d) noexcept;
+  void after_transfer(const TransferDesc& d, CUresult result) noexcept;
+  void on_capture_begin(CUstream stream) noexcept;
+  void on_capture_end(CUstream stream, CUgraph graph) noexcept;
+  void on_graph_instantiate(CUgraphExec exec, CUgraph graph) noexcept;
+  void on_graph_exec_destroy(CUgraphExec exec) noexcept;
+  CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
+  void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
+  bool on_out_of_memory(size_t bytes_wanted) noexcept;
+
+  int tag(CUdeviceptr ptr, size_t bytes, int dtype) noexcept;
+  int untag(CUdeviceptr ptr, size_t bytes) noexcept;
+  void fill_stats(nz_runtime_stats& out) noexcept;
+  // Compresses every pending range whose producers completed (tests call this
+  // to reach a known state; hooks call it opportunistically).
+  void compress_pending(bool wait_for_producers) noexcept;
+  void report_at_exit() noexcept;
+  // Evicts every staged range no queued work still uses (waiting for its last
+  // use); returns the bytes freed. Tests use it to force recompression.
+  size_t evict_idle() noexcept;
+  // For tests: the device address and size of the store holding the range at `p`.
+  bool debug_store_of(CUdeviceptr p, CUdeviceptr& store, size_t& bytes) noexcept;
+
+ private:
+  explicit Runtime(const Config& config);
+
+  struct Allocation {
+    CUdeviceptr base = 0;
+    size_t bytes = 0;  // reserved (page multiple)
+    std::vector<CUmemGenericAllocationHandle> pages;  // per page; 0 once released
+    TagSet tags;
+    std::map<CUdeviceptr, std::shared_ptr<Unit>> units;  // by begin
+    // Staging handles that became the permanent backing of a range (untagged
+    // or changed at every use): begin -> (bytes, handle).
+    std::map<CUdeviceptr, std::pair<size_t, UniquePhysicalMemory>> permanent;
+    std::vector<SharedEvent> recent_fills;  // events after tagging copies, not yet seen complete
+  };
+
+  bool ensure_setup() noexcept;  // lock held
+  Allocation* allocation_containing(CUdeviceptr p) noexcept;
+  void tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept;
+  void replan(Allocation& a) noexcept;
+  void retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
+  void untrack(const std::shared_ptr<Unit>& u) noexcept;
+  void compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
+  CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, const char* what) noexcept;
+  CUresult stage(Unit& u, CUstream stream, bool capturing) noexcept;
+  bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
+  void enforce_budget() noexcept;
+  size_t evict_all(bool wait) noexcept;
+  void finish_use(CUstream stream, CUresult result) noexcept;
+  void check_status_word() noexcept;
+  CUstream resolve(CUstream s, bool per_thread) const noexcept;
+  bool memory_plentiful() noexcept;
+  void sample_device_used() noexcept;
+  void update_saved() noexcept;
+
+  static inline std::atomic<bool> active_{false};
+  static inline Runtime* instance_ = nullptr;
+
+  Config config_;
+  Stats stats_;
+  Trace trace_;
+  std::mutex mutex_;
+  bool setup_tried_ = false;
+  bool setup_ok_ = false;
+  CUcontext context_ = nullptr;
+  VmmAllocator vmm_;
+  StagingPool pool_{vmm_};
+  std::unique_ptr<gpu::DeviceCodec> codec_;
+  UniqueStream internal_;
+  UniqueHostMemory status_host_;
+  std::unique_ptr<CompressedStore> store_;
+  std::map<CUdeviceptr, std::unique_ptr<Allocation>> allocations_;
+  RangeMap<Unit> tracked_;
+  std::vector<std::shared_ptr<Unit>> pending_;
+  std::atomic<size_t> pending_count_{0};
+  std::vector<std::shared_ptr<Unit>> staged_;
+  uint64_t tick_ = 0;
+  ParamLayoutCache params_;
+  bool checksum_reported_ = false;
+};
+
+}  // namespace nz::rt

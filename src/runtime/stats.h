@@ -1,0 +1,37 @@
+// stats.h: the counters behind nz_stats, updated without locks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "neuzip/runtime.h"
+
+namespace nz::rt {
+
+struct Counter {
+  std::atomic<uint64_t> value{0};
+  void add(uint64_t n = 1) noexcept { value.fetch_add(n, std::memory_order_relaxed); }
+  void sub(uint64_t n) noexcept { value.fetch_sub(n, std::memory_order_relaxed); }
+  void set(uint64_t n) noexcept { value.store(n, std::memory_order_relaxed); }
+  void raise_to(uint64_t n) noexcept {
+    uint64_t cur = value.load(std::memory_order_relaxed);
+    while (n > cur && !value.compare_exchange_weak(cur, n, std::memory_order_relaxed)) {
+    }
+  }
+  uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
+};
+
+struct Stats {
+  Counter bytes_tagged, bytes_compressible, bytes_original_compressed, bytes_compressed;
+  Counter staging_bytes, staging_bytes_peak, staging_budget;
+  Counter device_bytes_saved_peak;
+  Counter faults, decompressions, recompressions, drops, prefetches, launches_seen, checksum_failures;
+  Counter released_bytes;  // physical bytes of pages released for compressed ranges (now)
+  Counter device_used_peak; // highest cuMemGetInfo "used" the runtime sampled
+
+  // released - store - staging, clamped at 0, and its peak updated.
+  uint64_t device_bytes_saved() noexcept;
+  void fill(nz_runtime_stats& out) noexcept;
+};
+
+}  // namespace nz::rt

@@ -1,0 +1,60 @@
+// unit.h: one compressible range (whole pages of a managed allocation, fully
+// covered by tags) and its state.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/compressed_store.h"
+#include "runtime/driver_objects.h"
+
+namespace nz::rt {
+
+enum class UnitState : uint8_t {
+  kResident,    // the allocation's own pages back it; waiting to be compressed (or never)
+  kCompressed,  // no physical pages; the data lives in the store
+  kStaged,      // staging pages mapped and decoded (the store is kept: unchanged = drop)
+};
+
+struct Unit {
+  CUdeviceptr begin = 0;
+  CUdeviceptr end = 0;  // exclusive, page aligned
+  int dtype = 0;        // NZ_TAG_*
+  CUdeviceptr allocation = 0;
+  UnitState state = UnitState::kResident;
+  bool tracked = false;        // present in the range map
+  bool dead = false;           // removed (freed, untagged): ignore stale references
+  bool want_compress = true;
+  StoredRange store;
+  UniquePhysicalMemory staging;
+  SharedEvent ready;           // after the decode that staged it
+  // Events after the launches and copies that used it and may not have
+  // completed yet (several streams can use one range at once).
+  std::vector<SharedEvent> uses;
+  std::vector<SharedEvent> filled;  // after the copies that filled it
+  int in_flight = 0;           // launches between before_ and after_ hooks
+  int pins = 0;                // captured graphs use it: never evicted
+  int change_streak = 0;       // consecutive evictions that found it changed
+  uint64_t lru_tick = 0;
+
+  size_t bytes() const { return static_cast<size_t>(end - begin); }
+
+  void add_use(SharedEvent e) {
+    if (!e) return;
+    std::erase_if(uses, [](const SharedEvent& u) { return event_done(u); });
+    uses.push_back(std::move(e));
+  }
+  bool uses_done() const {
+    for (const auto& e : uses) if (!event_done(e)) return false;
+    return true;
+  }
+  // Host wait until every recorded use completed.
+  void wait_uses() {
+    for (const auto& e : uses) if (e && *e) driver().base.cuEventSynchronize(e->get());
+    uses.clear();
+  }
+};
+
+}  // namespace nz::rt

@@ -1,0 +1,106 @@
+#include "runtime/vmm_allocator.h"
+
+#include "runtime/log.h"
+
+namespace nz::rt {
+
+bool VmmAllocator::init(CUdevice device) noexcept {
+  const auto& api = driver().base;
+  int supported = 0;
+  if (api.cuDeviceGetAttribute(&supported, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
+                               device) != CUDA_SUCCESS ||
+      supported == 0) {
+    log(LogLevel::kInfo, "virtual memory management unsupported: pass-through");
+    return false;
+  }
+  prop_ = {};
+  prop_.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop_.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop_.location.id = device;
+  access_ = {};
+  access_.location = prop_.location;
+  access_.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  size_t granularity = 0;
+  CUresult r = api.cuMemGetAllocationGranularity(&granularity, &prop_,
+                                                 CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
+  if (r != CUDA_SUCCESS || granularity == 0) {
+    r = api.cuMemGetAllocationGranularity(&granularity, &prop_, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
+  }
+  if (r != CUDA_SUCCESS || granularity == 0) {
+    log(LogLevel::kError, "cuMemGetAllocationGranularity failed ({}): pass-through", error_name(r));
+    return false;
+  }
+  page_ = granularity;
+  return true;
+}
+
+CUresult VmmAllocator::create(size_t bytes, UniquePhysicalMemory& out) noexcept {
+  CUmemGenericAllocationHandle h = 0;
+  CUresult r = driver().base.cuMemCreate(&h, bytes, &prop_, 0);
+  if (r == CUDA_SUCCESS) out = UniquePhysicalMemory(h);
+  return r;
+}
+
+CUresult VmmAllocator::map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle) noexcept {
+  const auto& api = driver().base;
+  ++map_calls_;
+  CUresult r = api.cuMemMap(at, bytes, 0, handle, 0);
+  if (r != CUDA_SUCCESS) return r;
+  r = api.cuMemSetAccess(at, bytes, &access_, 1);
+  if (r != CUDA_SUCCESS) api.cuMemUnmap(at, bytes);
+  return r;
+}
+
+CUresult VmmAllocator::unmap(CUdeviceptr at, size_t bytes) noexcept {
+  return driver().base.cuMemUnmap(at, bytes);
+}
+
+CUresult VmmAllocator::allocate(size_t bytes, CUdeviceptr& base,
+                                std::vector<CUmemGenericAllocationHandle>& pages) noexcept {
+  const auto& api = driver().base;
+  const size_t total = round_up(bytes);
+  const size_t count = total / page_;
+  CUdeviceptr va = 0;
+  CUresult r = api.cuMemAddressReserve(&va, total, page_, 0, 0);
+  if (r != CUDA_SUCCESS) return r;
+  try {
+    pages.assign(count, 0);
+  } catch (...) {
+    api.cuMemAddressFree(va, total);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  for (size_t i = 0; i < count && r == CUDA_SUCCESS; ++i) {
+    UniquePhysicalMemory h;
+    r = create(page_, h);
+    if (r != CUDA_SUCCESS) break;
+    ++map_calls_;
+    r = api.cuMemMap(va + i * page_, page_, 0, h.get(), 0);
+    if (r == CUDA_SUCCESS) pages[i] = h.release();
+  }
+  if (r == CUDA_SUCCESS) r = api.cuMemSetAccess(va, total, &access_, 1);
+  if (r != CUDA_SUCCESS) {
+    release_pages(va, pages, 0, count);
+    api.cuMemAddressFree(va, total);
+    pages.clear();
+    return r;
+  }
+  base = va;
+  return CUDA_SUCCESS;
+}
+
+void VmmAllocator::release_pages(CUdeviceptr base, std::vector<CUmemGenericAllocationHandle>& pages,
+                                 size_t first, size_t count) noexcept {
+  const auto& api = driver().base;
+  for (size_t i = first; i < first + count && i < pages.size(); ++i) {
+    if (pages[i] == 0) continue;
+    api.cuMemUnmap(base + i * page_, page_);
+    api.cuMemRelease(pages[i]);
+    pages[i] = 0;
+  }
+}
+
+void VmmAllocator::free_address_range(CUdeviceptr base, size_t bytes) noexcept {
+  driver().base.cuMemAddressFree(base, bytes);
+}
+
+}  // namespace nz::rt

@@ -1,0 +1,51 @@
+// vmm_allocator.h: device allocations served from CUDA virtual memory.
+//
+// cuMemAlloc of at least NEUZIP_MIN_BYTES becomes: reserve a VA range, create
+// one physical handle per granule (2 MiB on current GPUs) and map it, then one
+// cuMemSetAccess for the whole range. One handle per granule costs one
+// create + one map per 2 MiB at allocation time, but lets the runtime release
+// exactly the pages of a compressed range later without touching its
+// neighbours (a handle can only be freed whole).
+#pragma once
+
+#include <cuda.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "runtime/driver_objects.h"
+
+namespace nz::rt {
+
+class VmmAllocator {
+ public:
+  // Reads the granularity for `device`. False when VMM is unsupported.
+  bool init(CUdevice device) noexcept;
+  bool ready() const noexcept { return page_ != 0; }
+  size_t page_size() const noexcept { return page_; }
+  size_t round_up(size_t bytes) const noexcept { return (bytes + page_ - 1) / page_ * page_; }
+
+  // Reserves round_up(bytes) of VA and backs every page with its own handle.
+  // On failure everything is undone and the error returned.
+  CUresult allocate(size_t bytes, CUdeviceptr& base,
+                    std::vector<CUmemGenericAllocationHandle>& pages) noexcept;
+  // Creates one handle of `bytes` (a multiple of the page size).
+  CUresult create(size_t bytes, UniquePhysicalMemory& out) noexcept;
+  // Maps `handle` (from offset 0) at `at` and enables read/write access.
+  CUresult map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle) noexcept;
+  CUresult unmap(CUdeviceptr at, size_t bytes) noexcept;
+  // Unmaps and releases the page handles of pages [first, first + count).
+  void release_pages(CUdeviceptr base, std::vector<CUmemGenericAllocationHandle>& pages,
+                     size_t first, size_t count) noexcept;
+  void free_address_range(CUdeviceptr base, size_t bytes) noexcept;
+
+  uint64_t map_calls() const noexcept { return map_calls_; }
+
+ private:
+  CUmemAllocationProp prop_{};
+  CUmemAccessDesc access_{};
+  size_t page_ = 0;
+  uint64_t map_calls_ = 0;  // statistics for docs/RUNTIME.md (guarded by the runtime lock)
+};
+
+}  // namespace nz::rt

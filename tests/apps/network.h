@@ -1,0 +1,75 @@
+// network.h: the forward pass, the loss and the backward pass of minifw's
+// model, as kernel launches on the compute stream. Activations are
+// allocated from the caching allocator during the step and freed by the
+// caller at the (synchronised) end of the step, so their blocks are reused
+// by the next step and share segments with weights and temporaries.
+#pragma once
+
+#include <cuda.h>
+
+#include <vector>
+
+#include "caching_allocator.h"
+#include "device_buffer.h"
+#include "kernel_launcher.h"
+#include "model.h"
+#include "sliced_launch.h"
+
+namespace minifw {
+
+struct BlockActivations {
+  DeviceBuffer input;    // [batch x dim]
+  DeviceBuffer norm1;    // [batch x dim] rmsnorm(input)
+  DeviceBuffer inv1;     // [batch] its 1/rms
+  DeviceBuffer qkv;      // [batch x 3*dim]
+  DeviceBuffer probs;    // [batch x batch]
+  DeviceBuffer attn;     // [batch x dim]
+  DeviceBuffer mid;      // [batch x dim] after the attention residual
+  DeviceBuffer norm2;    // [batch x dim] rmsnorm(mid)
+  DeviceBuffer inv2;     // [batch]
+  DeviceBuffer up;       // [batch x hidden] before ReLU
+  DeviceBuffer relu;     // [batch x hidden]
+};
+
+struct StepActivations {
+  std::vector<BlockActivations> blocks;
+  DeviceBuffer last;    // [batch x dim] output of the last block
+  DeviceBuffer inv_last;  // [batch]
+  DeviceBuffer output;  // [batch x dim] rmsnorm(last)
+  DeviceBuffer loss;    // one float
+  DeviceBuffer dpred;   // [batch x dim] (training only)
+};
+
+// Gradients, one fp32 buffer per parameter (same order as Model::parameters()).
+struct Gradients {
+  std::vector<DeviceBuffer> grads;
+};
+
+class Network {
+ public:
+  Network(Model& model, CachingAllocator& allocator, const KernelLauncher& kernels,
+          SlicedLauncher& sliced);
+
+  // tokens: device int32[batch]; target: device float[batch x dim].
+  // Queues forward + loss on `compute`; act.loss holds the loss afterwards.
+  void forward(CUdeviceptr tokens, CUdeviceptr target, bool training, CUstream compute,
+               StepActivations& act);
+  // Zeroes `grads` (allocating them on first use) and accumulates this step's gradients.
+  void backward(CUdeviceptr tokens, StepActivations& act, Gradients& grads, CUstream compute);
+
+ private:
+  void linear(CUstream compute, CUdeviceptr x, const Parameter& w, const Parameter* b, size_t w_offset_elems,
+              size_t b_offset_elems, int out, int in, CUdeviceptr y, int ldy, bool by_struct);
+  DeviceBuffer activation(size_t floats, const char* what);
+  void rmsnorm(CUstream compute, const DeviceBuffer& x, DeviceBuffer& y, DeviceBuffer& inv);
+  // Queues dx = residual + rmsnorm_backward(x, inv, dy); returns dx.
+  DeviceBuffer rmsnorm_backward_plus(CUstream compute, const DeviceBuffer& x, const DeviceBuffer& inv,
+                                     const DeviceBuffer& dy, const DeviceBuffer& residual, const char* what);
+
+  Model& model_;
+  CachingAllocator& allocator_;
+  const KernelLauncher& kernels_;
+  SlicedLauncher& sliced_;
+};
+
+}  // namespace minifw

@@ -1,0 +1,28 @@
+// options.h: minifw's command line.
+#pragma once
+
+#include <string>
+
+#include "driver.h"
+#include "optimizer.h"
+
+namespace minifw {
+
+struct Options {
+  enum class Workload { infer, train } workload = Workload::infer;
+  OptimizerKind optimizer = OptimizerKind::adam;
+  int size_mb = 24;
+  int steps = 3;
+  int batch = 8;
+  int threads = 1;
+  std::string weights_dir;   // default: MINIFW_WEIGHTS_DIR (set by meson)
+  std::string kernels_path;  // default: libminifw_kernels.so beside the executable
+  Module::LoadBy module_load = Module::LoadBy::path;
+  std::string save_path;     // optional: write the final checkpoint (safetensors)
+};
+
+// Parses argv; on error returns false with a message in `error`.
+bool parse_options(int argc, char** argv, Options& out, std::string& error);
+const char* usage();
+
+}  // namespace minifw

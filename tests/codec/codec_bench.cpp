@@ -1,0 +1,94 @@
+// codec_bench: a quick timing harness for the codec on real weights (not a
+// test; the project benchmark is tools/nzbench). Prints ratio, entropy bound
+// and single-thread encode/decode throughput for each rANS implementation.
+//   codec_bench [file.safetensors] [dtype: bf16|fp16|fp32] [repeats]
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "codec/decoder.h"
+#include "codec/dtype.h"
+#include "neuzip/neuzip.h"
+#include "weights_file.h"
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string path = argc > 1 ? argv[1] : nz::test::weights_dir() + "/gpt-neo-125m-attn-bf16.safetensors";
+  std::string dtype_name = argc > 2 ? argv[2] : "bf16";
+  int repeats = argc > 3 ? std::atoi(argv[3]) : 5;
+  nz_dtype dtype = dtype_name == "fp16" ? NZ_FP16 : dtype_name == "fp32" ? NZ_FP32 : NZ_BF16;
+  auto data = nz::test::safetensors_payload(path);
+  if (data.empty()) {
+    std::fprintf(stderr, "cannot read %s\n", path.c_str());
+    return 1;
+  }
+  const auto layout = nz::codec::dtype_layout(dtype);
+  const uint64_t n = data.size() / layout.bytes;
+  const uint64_t bytes = n * layout.bytes;
+
+  // Entropy bound of the split.
+  std::vector<uint64_t> counts(256, 0);
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t v = 0;
+    std::memcpy(&v, data.data() + i * layout.bytes, layout.bytes);
+    ++counts[(v >> layout.mantissa_bits) & ((1u << layout.exponent_bits) - 1)];
+  }
+  double bits = 0;
+  for (auto c : counts) {
+    if (c) bits -= static_cast<double>(c) * std::log2(static_cast<double>(c) / static_cast<double>(n));
+  }
+  bits += static_cast<double>(n) * (1 + layout.mantissa_bits);
+  const double bound = bits / 8 / static_cast<double>(bytes);
+
+  nz_options opts;
+  nz_options_default(&opts, dtype);
+  opts.threads = 1;
+  std::vector<uint8_t> comp(nz_compress_bound(n, &opts));
+  size_t comp_len = 0;
+  double best_enc = 1e9;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    nz_status st = nz_compress(data.data(), n, &opts, comp.data(), comp.size(), &comp_len);
+    best_enc = std::min(best_enc, seconds_since(t0));
+    if (st != NZ_OK) {
+      std::fprintf(stderr, "compress: %s\n", nz_error_string(st));
+      return 1;
+    }
+  }
+  const double ratio = static_cast<double>(comp_len) / static_cast<double>(bytes);
+  std::printf("%s: %llu elements, ratio %.5f, entropy bound %.5f, excess %.3f%%\n", path.c_str(),
+              static_cast<unsigned long long>(n), ratio, bound, 100.0 * (ratio / bound - 1));
+  std::printf("encode 1 thread: %.3f GB/s\n", static_cast<double>(bytes) / best_enc / 1e9);
+
+  std::vector<uint8_t> out(bytes);
+  const char* names[] = {"scalar", "avx2", "avx512"};
+  for (int impl = 0; impl < 3; ++impl) {
+    auto which = static_cast<nz::codec::RansImpl>(impl);
+    if (!nz::codec::rans_impl_supported(which)) continue;
+    double best = 1e9;
+    for (int r = 0; r < repeats; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      nz_status st = nz::codec::decompress(comp.data(), comp_len, out.data(), out.size(), 1, which);
+      best = std::min(best, seconds_since(t0));
+      if (st != NZ_OK || std::memcmp(out.data(), data.data(), bytes) != 0) {
+        std::fprintf(stderr, "decode %s failed: %s\n", names[impl], nz_error_string(st));
+        return 1;
+      }
+    }
+    std::printf("decode 1 thread %-6s: %.3f GB/s\n", names[impl], static_cast<double>(bytes) / best / 1e9);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  nz_status st = nz_decompress(comp.data(), comp_len, out.data(), out.size(), 0);
+  std::printf("decode all threads: %.3f GB/s (%s)\n", static_cast<double>(bytes) / seconds_since(t0) / 1e9,
+              nz_error_string(st));
+  return 0;
+}

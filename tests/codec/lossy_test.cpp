@@ -1,0 +1,213 @@
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "codec/dtype.h"
+#include "codec/element_io.h"
+#include "codec/lossy.h"
+#include "test_util.h"
+
+using namespace nz::codec;
+
+namespace {
+
+double element_value(uint32_t bits, const DtypeLayout& l) {
+  return static_cast<double>(std::bit_cast<float>(element_to_f32_bits(bits, l)));
+}
+
+// Independent reference for round_k on an element of the dtype itself:
+// compare the two neighbouring K-bit values in double precision.
+uint32_t reference_round(uint32_t x, const DtypeLayout& l, uint32_t k) {
+  const uint32_t sign = x & (1u << (l.exponent_bits + l.mantissa_bits));
+  const uint32_t mag = x & ~sign;
+  const uint32_t step = 1u << (l.mantissa_bits - k);
+  const uint32_t down = mag & ~(step - 1);
+  const uint32_t up = down + step;
+  const double v = element_value(mag, l);
+  const double dd = v - element_value(down, l);
+  const uint32_t inf = ((1u << l.exponent_bits) - 1) << l.mantissa_bits;
+  uint32_t pick;
+  if (down == mag) {
+    pick = down;
+  } else {
+    const double du = up >= inf ? INFINITY : element_value(up, l) - v;
+    if (dd < du) pick = down;
+    else if (du < dd) pick = up;
+    else pick = (down & step) == 0 ? down : up;
+  }
+  if (pick >= inf) pick = (inf - (1u << l.mantissa_bits)) | (((1u << k) - 1) << (l.mantissa_bits - k));
+  return sign | pick;
+}
+
+std::vector<uint8_t> lossy_round_trip(const std::vector<uint8_t>& data, nz_dtype dtype, uint32_t k,
+                                      uint32_t block, nz_status* status = nullptr) {
+  const size_t n = data.size() / nz_dtype_size(dtype);
+  auto o = nz::test::options(dtype, 1024);
+  o.mode = NZ_LOSSY;
+  o.kept_bits = k;
+  o.block_size = block;
+  auto c = nz::test::compress(data.data(), n, o);
+  if (status) *status = c.status;
+  if (c.status != NZ_OK) return {};
+  std::vector<uint8_t> out;
+  EXPECT_EQ(nz::test::decompress(c.bytes, out), NZ_OK);
+  return out;
+}
+
+}  // namespace
+
+TEST(RoundK, HandPickedCases) {
+  const DtypeLayout bf16 = dtype_layout(NZ_BF16);
+  // 1 + 2^-7 + 2^-8 ... as binary32, kept 7 bits: ties go to even.
+  EXPECT_EQ(round_k(0x3F808000u, bf16, 7, true), 0x3F80u);  // 1 + 2^-8: tie, 1.0 is even
+  EXPECT_EQ(round_k(0x3F818000u, bf16, 7, true), 0x3F82u);  // 1 + 3*2^-8: tie, round up to even
+  EXPECT_EQ(round_k(0x3FFFC000u, bf16, 6, true), 0x4000u);  // carry into the exponent
+  EXPECT_EQ(round_k(0x7F7FFFFFu, bf16, 7, true), 0x7F7Fu);  // overflow clamps to the largest finite
+  EXPECT_EQ(round_k(0x7F7FFFFFu, bf16, 7, false), 0x7F80u); // IEEE conversion overflows to inf
+  EXPECT_EQ(round_k(0xFF800000u, bf16, 3, true), 0xFF80u);  // -inf kept
+  EXPECT_EQ(round_k(0xFFC12345u, bf16, 3, true), 0xFFC0u);  // NaN -> quiet NaN, sign kept
+  EXPECT_EQ(round_k(0x80000000u, bf16, 0, true), 0x8000u);  // -0 kept
+  const DtypeLayout fp16 = dtype_layout(NZ_FP16);
+  EXPECT_EQ(round_k(0x3F800000u, fp16, 10, false), 0x3C00u);  // 1.0
+  EXPECT_EQ(round_k(0x33800000u, fp16, 10, false), 0x0001u);  // 2^-24, the smallest subnormal
+  EXPECT_EQ(round_k(0x33000000u, fp16, 10, false), 0x0000u);  // 2^-25: tie to even (zero)
+  EXPECT_EQ(round_k(0x477FF000u, fp16, 10, false), 0x7C00u);  // 65520 rounds to inf
+  EXPECT_EQ(round_k(0x477FF000u, fp16, 10, true), 0x7BFFu);   // ... or clamps
+}
+
+TEST(RoundK, ExhaustiveBf16AndFp16AgainstReference) {
+  for (nz_dtype dtype : {NZ_BF16, NZ_FP16}) {
+    const DtypeLayout l = dtype_layout(dtype);
+    for (uint32_t k = 0; k < l.mantissa_bits; ++k) {
+      for (uint32_t x = 0; x < 65536; ++x) {
+        if (!element_is_finite(x, l)) continue;
+        const uint32_t got = round_k(element_to_f32_bits(x, l), l, k, true);
+        ASSERT_EQ(got, reference_round(x, l, k)) << "dtype " << dtype << " K " << k << " x " << x;
+      }
+    }
+  }
+}
+
+TEST(Lossy, ConversionsAreExact) {
+  for (nz_dtype dtype : {NZ_BF16, NZ_FP16}) {
+    const DtypeLayout l = dtype_layout(dtype);
+    for (uint32_t x = 0; x < 65536; ++x) {
+      if (element_is_nan(x, l)) continue;
+      ASSERT_EQ(f32_bits_to_element(element_to_f32_bits(x, l), l), x);
+    }
+  }
+}
+
+TEST(Lossy, ScaleCodes) {
+  EXPECT_EQ(scale_code(0), 0u);
+  EXPECT_EQ(scale_code(std::bit_cast<uint32_t>(1.0f)), 0u);
+  EXPECT_EQ(scale_code(std::bit_cast<uint32_t>(1.5f)), 128u);
+  EXPECT_EQ(scale_code(std::bit_cast<uint32_t>(-0.0f) & 0x7FFFFFFF), 0u);
+  EXPECT_EQ(scale_code(std::bit_cast<uint32_t>(3.999f)), 255u);
+  EXPECT_EQ(scale_code(0x00600000u), 128u);  // binary32 subnormal 1.5 * 2^-127
+  EXPECT_EQ(scale_value(128), 1.5f);
+}
+
+class LossyBound : public ::testing::TestWithParam<nz_dtype> {};
+
+TEST_P(LossyBound, EveryKWithAndWithoutBlocks) {
+  const nz_dtype dtype = GetParam();
+  const DtypeLayout l = dtype_layout(dtype);
+  const size_t n = 3000;
+  auto data = nz::test::gaussian_weights(dtype, n, 21, 0.05f);
+  // A few specials: zeros, infinities, a large and a tiny value.
+  const uint32_t inf = ((1u << l.exponent_bits) - 1) << l.mantissa_bits;
+  const uint32_t sign = 1u << (l.exponent_bits + l.mantissa_bits);
+  store_element(data.data(), 5, l.bytes, 0);
+  store_element(data.data(), 6, l.bytes, sign);
+  store_element(data.data(), 7, l.bytes, inf);
+  store_element(data.data(), 8, l.bytes, inf | sign);
+  store_element(data.data(), 9, l.bytes, 1);  // smallest subnormal
+  const double min_normal = std::ldexp(1.0, 2 - (1 << (l.exponent_bits - 1)));
+  for (uint32_t k = 0; k < l.mantissa_bits; ++k) {
+    for (uint32_t block : {0u, 64u, 512u}) {
+      auto out = lossy_round_trip(data, dtype, k, block);
+      ASSERT_EQ(out.size(), data.size());
+      for (size_t i = 0; i < n; ++i) {
+        const uint32_t xb = load_element(data.data(), i, l.bytes);
+        const uint32_t yb = load_element(out.data(), i, l.bytes);
+        if (!element_is_finite(xb, l)) {
+          EXPECT_EQ(yb, xb) << "infinities are kept";
+          continue;
+        }
+        const double x = element_value(xb, l), y = element_value(yb, l);
+        ASSERT_TRUE(std::isfinite(y));
+        if (std::fabs(x) < min_normal || std::fabs(y) < min_normal) continue;
+        if (block == 0) {
+          const double ulp = std::ldexp(1.0, std::ilogb(x) - static_cast<int>(k) - 1);
+          ASSERT_LE(std::fabs(y - x), ulp) << "K " << k << " i " << i;
+        } else {
+          const double rel = std::ldexp(1.0, -static_cast<int>(k) - 1) +
+                             std::ldexp(1.0, -static_cast<int>(l.mantissa_bits) - 1) + std::ldexp(1.0, -22);
+          ASSERT_LE(std::fabs(y - x) / std::fabs(x), rel) << "K " << k << " B " << block << " i " << i;
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtype, LossyBound, ::testing::Values(NZ_BF16, NZ_FP16, NZ_FP32),
+                         [](const auto& info) {
+                           return std::string(info.param == NZ_BF16 ? "bf16" : info.param == NZ_FP16 ? "fp16" : "fp32");
+                         });
+
+TEST(Lossy, NanWithZeroKeptBitsIsUnsupported) {
+  for (nz_dtype dtype : {NZ_BF16, NZ_FP16, NZ_FP32}) {
+    const DtypeLayout l = dtype_layout(dtype);
+    auto data = nz::test::gaussian_weights(dtype, 2000, 1);
+    store_element(data.data(), 1500, l.bytes, (((1u << l.exponent_bits) - 1) << l.mantissa_bits) | 1);
+    nz_status st;
+    for (uint32_t block : {0u, 64u}) {
+      lossy_round_trip(data, dtype, 0, block, &st);
+      EXPECT_EQ(st, NZ_ERR_UNSUPPORTED);
+    }
+    auto out = lossy_round_trip(data, dtype, 1, 0, &st);
+    ASSERT_EQ(st, NZ_OK);
+    EXPECT_TRUE(element_is_nan(load_element(out.data(), 1500, l.bytes), l));
+  }
+}
+
+TEST(Lossy, Bf16BlockMaximumIsExact) {
+  const DtypeLayout l = dtype_layout(NZ_BF16);
+  auto data = nz::test::gaussian_weights(NZ_BF16, 4096, 8);
+  for (uint32_t k : {0u, 1u, 3u}) {
+    auto out = lossy_round_trip(data, NZ_BF16, k, 512);
+    for (size_t b = 0; b < 8; ++b) {
+      size_t arg = b * 512;
+      for (size_t i = b * 512; i < (b + 1) * 512; ++i) {
+        if (std::fabs(element_value(load_element(data.data(), i, 2), l)) >
+            std::fabs(element_value(load_element(data.data(), arg, 2), l))) {
+          arg = i;
+        }
+      }
+      EXPECT_EQ(load_element(out.data(), arg, 2), load_element(data.data(), arg, 2)) << "K " << k << " block " << b;
+    }
+  }
+}
+
+TEST(Lossy, LossyOutputIsAFixedPointWithoutBlocks) {
+  auto data = nz::test::gaussian_weights(NZ_FP16, 5000, 4);
+  auto once = lossy_round_trip(data, NZ_FP16, 3, 0);
+  auto twice = lossy_round_trip(once, NZ_FP16, 3, 0);
+  EXPECT_EQ(once, twice);
+}
+
+TEST(Lossy, BadOptionsAreRejected) {
+  auto o = nz::test::options(NZ_BF16);
+  o.mode = NZ_LOSSY;
+  o.kept_bits = 7;  // K must be < M
+  EXPECT_EQ(nz_compress_bound(10, &o), 0u);
+  o.kept_bits = 3;
+  o.block_size = 100;  // not a power of two
+  uint8_t src[20] = {}, dst[4096];
+  size_t len;
+  EXPECT_EQ(nz_compress(src, 10, &o, dst, sizeof(dst), &len), NZ_ERR_INVALID_ARGUMENT);
+}

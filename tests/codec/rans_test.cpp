@@ -1,0 +1,148 @@
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "codec/freq_table.h"
+#include "codec/rans.h"
+
+using namespace nz::codec;
+
+namespace {
+
+FreqTable table_for(const std::vector<uint8_t>& symbols, uint32_t alphabet, uint32_t prob_bits) {
+  std::array<uint64_t, 256> counts{};
+  for (auto s : symbols) ++counts[s];
+  return normalize_frequencies(counts, alphabet, prob_bits);
+}
+
+std::vector<uint8_t> skewed_symbols(size_t n, uint32_t alphabet, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::geometric_distribution<int> g(0.35);
+  std::vector<uint8_t> s(n);
+  for (auto& x : s) x = static_cast<uint8_t>((118 + g(rng)) % alphabet);
+  return s;
+}
+
+// Encodes then decodes with `impl`; returns false if any check fails.
+void round_trip(const std::vector<uint8_t>& symbols, const FreqTable& table, RansImpl impl) {
+  std::vector<uint16_t> words(symbols.size() + 64);
+  uint32_t states[kLanes];
+  uint64_t count = 0;
+  ASSERT_TRUE(rans_encode(symbols.data(), symbols.size(), table, states, words.data(), words.size(), &count));
+  DecodeTable dt;
+  build_decode_table(table, dt);
+  RansDecoder dec{};
+  std::memcpy(dec.x, states, sizeof(states));
+  dec.words = reinterpret_cast<const uint8_t*>(words.data() + (words.size() - count));
+  dec.word_count = count;
+  std::vector<uint8_t> out(symbols.size());
+  // In slices, as the chunk decoder does.
+  for (size_t first = 0; first < symbols.size(); first += 4096) {
+    size_t n = std::min<size_t>(4096, symbols.size() - first);
+    ASSERT_TRUE(rans_decode(impl, dec, dt, out.data() + first, n));
+  }
+  EXPECT_EQ(out, symbols);
+  EXPECT_EQ(dec.pos, count);
+  for (uint32_t l = 0; l < kLanes; ++l) EXPECT_EQ(dec.x[l], kRansLow);
+}
+
+}  // namespace
+
+TEST(FreqTable, SumsToPowerOfTwoAndKeepsEverySymbol) {
+  std::array<uint64_t, 256> counts{};
+  counts[0] = 1;
+  counts[5] = 1000000;
+  counts[200] = 3;
+  for (uint32_t p = 8; p <= 15; ++p) {
+    FreqTable t = normalize_frequencies(counts, 256, p);
+    uint64_t sum = 0;
+    for (uint32_t s = 0; s < 256; ++s) {
+      sum += t.freq[s];
+      EXPECT_EQ(t.freq[s] != 0, counts[s] != 0);
+    }
+    EXPECT_EQ(sum, 1u << p);
+  }
+}
+
+TEST(FreqTable, AllSymbolsPresentAtLowestPrecision) {
+  std::array<uint64_t, 256> counts{};
+  for (auto& c : counts) c = 1;
+  counts[7] = 1u << 20;
+  FreqTable t = normalize_frequencies(counts, 256, 8);
+  for (uint32_t s = 0; s < 256; ++s) EXPECT_EQ(t.freq[s], 1u);
+}
+
+class RansRoundTrip : public ::testing::TestWithParam<RansImpl> {};
+
+TEST_P(RansRoundTrip, SizesAroundTheLaneCount) {
+  if (!rans_impl_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
+  for (size_t n : {1u, 31u, 32u, 33u, 64u, 4095u, 4096u, 4097u, 20000u}) {
+    auto s = skewed_symbols(n, 256, n);
+    round_trip(s, table_for(s, 256, 11), GetParam());
+  }
+}
+
+TEST_P(RansRoundTrip, EveryPrecision) {
+  if (!rans_impl_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
+  auto s = skewed_symbols(10000, 32, 9);
+  for (uint32_t p = 8; p <= 15; ++p) round_trip(s, table_for(s, 32, p), GetParam());
+}
+
+TEST_P(RansRoundTrip, SingleSymbolAlphabet) {
+  if (!rans_impl_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
+  std::vector<uint8_t> s(5000, 42);
+  round_trip(s, table_for(s, 256, 11), GetParam());
+}
+
+TEST_P(RansRoundTrip, UniformSymbols) {
+  if (!rans_impl_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
+  std::mt19937 rng(4);
+  std::vector<uint8_t> s(8192);
+  for (auto& x : s) x = static_cast<uint8_t>(rng());
+  round_trip(s, table_for(s, 256, 11), GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Impl, RansRoundTrip,
+                         ::testing::Values(RansImpl::kScalar, RansImpl::kAvx2, RansImpl::kAvx512),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case RansImpl::kScalar: return std::string("scalar");
+                             case RansImpl::kAvx2: return std::string("avx2");
+                             default: return std::string("avx512");
+                           }
+                         });
+
+TEST(Rans, EncoderReportsOverflowOfTheWordBudget) {
+  std::mt19937 rng(4);
+  std::vector<uint8_t> s(4096);
+  for (auto& x : s) x = static_cast<uint8_t>(rng());
+  FreqTable t = table_for(s, 256, 11);
+  std::vector<uint16_t> words(100);
+  uint32_t states[kLanes];
+  uint64_t count = 0;
+  EXPECT_FALSE(rans_encode(s.data(), s.size(), t, states, words.data(), words.size(), &count));
+}
+
+TEST(Rans, DecoderStopsAtTheEndOfTheStream) {
+  auto s = skewed_symbols(4096, 256, 3);
+  FreqTable t = table_for(s, 256, 11);
+  std::vector<uint16_t> words(s.size());
+  uint32_t states[kLanes];
+  uint64_t count = 0;
+  ASSERT_TRUE(rans_encode(s.data(), s.size(), t, states, words.data(), words.size(), &count));
+  DecodeTable dt;
+  build_decode_table(t, dt);
+  for (RansImpl impl : {RansImpl::kScalar, RansImpl::kAvx2, RansImpl::kAvx512}) {
+    if (!rans_impl_supported(impl)) continue;
+    RansDecoder dec{};
+    std::memcpy(dec.x, states, sizeof(states));
+    dec.words = reinterpret_cast<const uint8_t*>(words.data() + (words.size() - count));
+    dec.word_count = count / 2;  // half the stream is missing
+    std::vector<uint8_t> out(s.size());
+    EXPECT_FALSE(rans_decode(impl, dec, dt, out.data(), out.size()));
+    EXPECT_LE(dec.pos, dec.word_count);
+  }
+}

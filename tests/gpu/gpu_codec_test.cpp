@@ -1,0 +1,328 @@
+// gpu_codec_test: the device codec against the CPU codec, on whichever
+// backend DeviceCodec::create picks (the simulator here, the CUDA kernels on a
+// GPU: tests/gpu/run_on_gpu.sh). Without any driver or device every test skips.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gpu/safetensors_reader.h"
+#include "gpu_test_env.h"
+
+#ifndef NZ_WEIGHTS_DIR
+#define NZ_WEIGHTS_DIR "../shared/weights"
+#endif
+
+namespace nz::gpu::test {
+namespace {
+
+uint32_t mantissa_bits(nz_dtype d) { return d == NZ_BF16 ? 7 : d == NZ_FP16 ? 10 : 23; }
+
+const char* dtype_name(nz_dtype d) { return d == NZ_BF16 ? "bf16" : d == NZ_FP16 ? "fp16" : "fp32"; }
+
+nz_options make_options(nz_dtype dtype, nz_mode mode = NZ_LOSSLESS, uint32_t kept = 0, uint32_t block = 0,
+                        uint32_t chunk = 0) {
+  nz_options o;
+  nz_options_default(&o, dtype);
+  o.mode = mode;
+  o.kept_bits = kept;
+  o.block_size = block;
+  o.chunk_elems = chunk;
+  return o;
+}
+
+std::vector<uint8_t> concat_tensors(const std::string& file, const std::string& dtype, size_t max_tensors) {
+  std::vector<TensorBytes> tensors;
+  std::string error;
+  EXPECT_TRUE(read_safetensors(std::string(NZ_WEIGHTS_DIR) + "/" + file, dtype, tensors, error)) << error;
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < tensors.size() && i < max_tensors; ++i) {
+    out.insert(out.end(), tensors[i].bytes.begin(), tensors[i].bytes.end());
+  }
+  return out;
+}
+
+// fp32 -> bf16 / fp16, round to nearest even (how people make 16-bit weights).
+std::vector<uint8_t> cast_f32(const std::vector<uint8_t>& f32, nz_dtype to) {
+  const size_t n = f32.size() / 4;
+  std::vector<uint8_t> out(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &f32[i * 4], 4);
+    uint16_t h;
+    if (to == NZ_BF16) {
+      h = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    } else {
+      _Float16 v = static_cast<_Float16>(std::bit_cast<float>(u));
+      std::memcpy(&h, &v, 2);
+    }
+    std::memcpy(&out[i * 2], &h, 2);
+  }
+  return out;
+}
+
+// Every bit pattern of a 16-bit dtype, or for fp32 the special values
+// (zeros, denormals, infinities, NaN payloads, extremes) mixed with random bits.
+std::vector<uint8_t> adversarial(nz_dtype dtype, size_t count, uint64_t seed) {
+  const size_t elem = nz_dtype_size(dtype);
+  std::vector<uint8_t> out(count * elem);
+  std::mt19937_64 rng(seed);
+  static const uint32_t specials32[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x807FFFFFu, 0x00800000u,
+                                        0x7F7FFFFFu, 0xFF7FFFFFu, 0x7F800000u, 0xFF800000u, 0x7FC00000u,
+                                        0xFFC00001u, 0x7F800001u, 0x3F800000u, 0xBF800000u};
+  for (size_t i = 0; i < count; ++i) {
+    if (elem == 2) {
+      uint16_t v = static_cast<uint16_t>((i * 40503u + seed) & 0xFFFFu);  // a permutation of all 65536 patterns
+      std::memcpy(&out[i * 2], &v, 2);
+    } else {
+      uint32_t v = (i % 3 == 0) ? specials32[(i / 3) % std::size(specials32)] : static_cast<uint32_t>(rng());
+      std::memcpy(&out[i * 4], &v, 4);
+    }
+  }
+  return out;
+}
+
+// Small-magnitude "weights": what real exponents look like, so rANS chunks occur.
+std::vector<uint8_t> weights_like(nz_dtype dtype, size_t count, uint64_t seed) {
+  const size_t elem = nz_dtype_size(dtype);
+  std::vector<uint8_t> out(count * elem);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  for (size_t i = 0; i < count; ++i) {
+    float f = dist(rng);
+    uint32_t u = std::bit_cast<uint32_t>(f);
+    if (dtype == NZ_FP32) {
+      std::memcpy(&out[i * 4], &u, 4);
+    } else if (dtype == NZ_BF16) {
+      uint16_t h = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+      std::memcpy(&out[i * 2], &h, 2);
+    } else {
+      _Float16 v = static_cast<_Float16>(f);
+      std::memcpy(&out[i * 2], &v, 2);
+    }
+  }
+  return out;
+}
+
+// The heart of the suite: CPU encode -> device decode, device encode -> CPU
+// decode, device bytes == CPU bytes, device round trip.
+void check_both_ways(GpuEnv& env, const std::vector<uint8_t>& input, const nz_options& opts, const std::string& what) {
+  SCOPED_TRACE(what);
+  const uint64_t count = input.size() / nz_dtype_size(opts.dtype);
+  nz_status cpu_status;
+  std::vector<uint8_t> cpu = cpu_compress(input, count, opts, cpu_status);
+  std::vector<uint8_t> dev;
+  ASSERT_EQ(env.encode(input, count, opts, dev), CUDA_SUCCESS);
+  if (cpu_status != NZ_OK) {
+    EXPECT_TRUE(dev.empty()) << "the CPU refused (" << nz_error_string(cpu_status) << ") but the device encoded";
+    return;
+  }
+  ASSERT_FALSE(dev.empty()) << "the device encoder wrote out_len 0";
+  EXPECT_EQ(dev.size(), cpu.size());
+  EXPECT_TRUE(dev == cpu) << "device-encoded bytes differ from the CPU encoder's";
+
+  // Reference output: what the CPU decoder makes of the CPU's buffer.
+  nz_status st;
+  std::vector<uint8_t> expected = cpu_decompress(cpu, st);
+  ASSERT_EQ(st, NZ_OK) << nz_error_string(st);
+  if (opts.mode == NZ_LOSSLESS) {
+    ASSERT_TRUE(expected == input) << "CPU lossless round trip failed";
+  }
+  // CPU-encoded -> device decode.
+  std::vector<uint8_t> out;
+  uint32_t status = 0;
+  ASSERT_EQ(env.decode(cpu, expected.size(), out, status), CUDA_SUCCESS) << "status word " << status;
+  EXPECT_EQ(status, 0u);
+  EXPECT_TRUE(out == expected) << "device decode of the CPU buffer differs";
+  // Device-encoded -> CPU decode.
+  std::vector<uint8_t> from_dev = cpu_decompress(dev, st);
+  ASSERT_EQ(st, NZ_OK) << nz_error_string(st);
+  EXPECT_TRUE(from_dev == expected) << "CPU decode of the device buffer differs";
+  // Device -> device.
+  ASSERT_EQ(env.decode(dev, expected.size(), out, status), CUDA_SUCCESS) << "status word " << status;
+  EXPECT_TRUE(out == expected);
+}
+
+TEST(GpuCodec, BackendIsKnown) {
+  NZ_REQUIRE_GPU_ENV(env);
+  EXPECT_EQ(env->codec().backend(), env->simulator() ? Backend::kSimulator : Backend::kCuda);
+  std::printf("[ info ] backend: %s\n", env->simulator() ? "simulator" : "CUDA");
+}
+
+TEST(GpuCodec, RealBf16WeightsLossless) {
+  NZ_REQUIRE_GPU_ENV(env);
+  std::vector<uint8_t> w = concat_tensors("gpt-neo-125m-attn-bf16.safetensors", "BF16", 16);
+  ASSERT_FALSE(w.empty());
+  check_both_ways(*env, w, make_options(NZ_BF16), "gpt-neo bf16 lossless");
+  nz_status st;
+  std::vector<uint8_t> cpu = cpu_compress(w, w.size() / 2, make_options(NZ_BF16), st);
+  EXPECT_LT(static_cast<double>(cpu.size()) / w.size(), 0.70);
+}
+
+TEST(GpuCodec, RealBf16WeightsLossy) {
+  NZ_REQUIRE_GPU_ENV(env);
+  std::vector<uint8_t> w = concat_tensors("gpt-neo-125m-attn-bf16.safetensors", "BF16", 2);
+  for (uint32_t k : {0u, 1u, 3u, 6u}) {
+    for (uint32_t block : {0u, 512u}) {
+      check_both_ways(*env, w, make_options(NZ_BF16, NZ_LOSSY, k, block), fmt::format("bf16 K={} B={}", k, block));
+    }
+  }
+}
+
+TEST(GpuCodec, RealFp32AndCasts) {
+  NZ_REQUIRE_GPU_ENV(env);
+  std::vector<uint8_t> f32 = concat_tensors("gpt2-small-attn-f32.safetensors", "F32", 2);
+  ASSERT_FALSE(f32.empty());
+  check_both_ways(*env, f32, make_options(NZ_FP32), "gpt2 fp32 lossless");
+  check_both_ways(*env, f32, make_options(NZ_FP32, NZ_LOSSY, 7, 512), "gpt2 fp32 lossy K=7 B=512");
+  std::vector<uint8_t> f16 = cast_f32(f32, NZ_FP16);
+  check_both_ways(*env, f16, make_options(NZ_FP16), "gpt2 as fp16 lossless");
+  check_both_ways(*env, f16, make_options(NZ_FP16, NZ_LOSSY, 3, 64), "gpt2 as fp16 lossy K=3 B=64");
+  check_both_ways(*env, cast_f32(f32, NZ_BF16), make_options(NZ_BF16), "gpt2 as bf16 lossless");
+}
+
+TEST(GpuCodec, EveryBitPatternEveryMode) {
+  NZ_REQUIRE_GPU_ENV(env);
+  for (nz_dtype dtype : {NZ_BF16, NZ_FP16, NZ_FP32}) {
+    std::vector<uint8_t> data = adversarial(dtype, 65536 + 77, 1);
+    check_both_ways(*env, data, make_options(dtype, NZ_LOSSLESS, 0, 0, 4096), fmt::format("{} lossless", dtype_name(dtype)));
+    const uint32_t M = mantissa_bits(dtype);
+    for (uint32_t k : {0u, 1u, M - 1}) {
+      for (uint32_t block : {0u, 2u, 32u, 2048u}) {
+        // K = 0 with NaNs present: both encoders must refuse (out_len 0).
+        check_both_ways(*env, data, make_options(dtype, NZ_LOSSY, k, block, 4096),
+                        fmt::format("{} lossy K={} B={}", dtype_name(dtype), k, block));
+      }
+    }
+  }
+}
+
+TEST(GpuCodec, SizesFromOneElement) {
+  NZ_REQUIRE_GPU_ENV(env);
+  for (nz_dtype dtype : {NZ_BF16, NZ_FP16, NZ_FP32}) {
+    for (size_t n : {size_t{1}, size_t{2}, size_t{31}, size_t{32}, size_t{33}, size_t{1023}, size_t{1024},
+                     size_t{1025}, size_t{65535}, size_t{65536}, size_t{65537}, size_t{300001}}) {
+      std::vector<uint8_t> data = weights_like(dtype, n, n);
+      check_both_ways(*env, data, make_options(dtype), fmt::format("{} n={}", dtype_name(dtype), n));
+      check_both_ways(*env, data, make_options(dtype, NZ_LOSSLESS, 0, 0, 1024),
+                      fmt::format("{} n={} chunk=1024", dtype_name(dtype), n));
+      check_both_ways(*env, data, make_options(dtype, NZ_LOSSY, 2, 128), fmt::format("{} n={} lossy", dtype_name(dtype), n));
+    }
+  }
+}
+
+TEST(GpuCodec, ProbabilityBitsRange) {
+  NZ_REQUIRE_GPU_ENV(env);
+  std::vector<uint8_t> data = weights_like(NZ_BF16, 100000, 7);
+  for (uint32_t p : {8u, 12u, 13u, 15u}) {
+    nz_options o = make_options(NZ_BF16);
+    o.prob_bits = p;
+    check_both_ways(*env, data, o, fmt::format("bf16 P={}", p));
+  }
+}
+
+TEST(GpuCodec, HashEqualsCpu) {
+  NZ_REQUIRE_GPU_ENV(env);
+  std::vector<uint8_t> data = adversarial(NZ_FP32, 300000, 3);
+  DeviceBuffer d = env->upload(data);
+  for (size_t offset : {size_t{0}, size_t{1}, size_t{3}, size_t{4}}) {
+    for (size_t len : {size_t{0}, size_t{1}, size_t{5}, size_t{4096}, size_t{1000003}}) {
+      EXPECT_EQ(env->hash(d.get() + offset, len), nz_hash(data.data() + offset, len))
+          << "offset " << offset << " len " << len;
+    }
+  }
+}
+
+TEST(GpuCodec, EmptyBuffer) {
+  NZ_REQUIRE_GPU_ENV(env);
+  check_both_ways(*env, {}, make_options(NZ_BF16), "empty bf16");
+}
+
+TEST(GpuCodec, EncoderRejectsBadOptions) {
+  NZ_REQUIRE_GPU_ENV(env);
+  nz_options o = make_options(NZ_BF16, NZ_LOSSY, 7);  // K must be < M
+  DeviceBuffer src = env->alloc(64), dst = env->alloc(4096), len = env->alloc(8);
+  EXPECT_EQ(env->codec().encode(env->stream(), src.get(), 16, o, dst.get(), 4096, len.get(), 0, 0),
+            CUDA_ERROR_INVALID_VALUE);
+}
+
+// Large buffers (several GB) only on request: NZ_GPU_TEST_LARGE=1.
+TEST(GpuCodec, LargeTiledWeights) {
+  NZ_REQUIRE_GPU_ENV(env);
+  const char* flag = std::getenv("NZ_GPU_TEST_LARGE");
+  if (flag == nullptr || std::string(flag) != "1") GTEST_SKIP() << "set NZ_GPU_TEST_LARGE=1 for the multi-GB case";
+  std::vector<uint8_t> w = concat_tensors("gpt-neo-125m-attn-bf16.safetensors", "BF16", 16);
+  const size_t target = size_t{3} << 30;
+  const uint64_t count = target / 2;
+  DeviceBuffer input = env->alloc(target);
+  for (size_t at = 0; at < target; at += w.size()) {
+    ASSERT_EQ(env->api().cuMemcpyHtoD(input.get() + at, w.data(), std::min(w.size(), target - at)), CUDA_SUCCESS);
+  }
+  nz_options o = make_options(NZ_BF16);
+  const size_t cap = nz_compress_bound(count, &o);
+  DeviceBuffer comp = env->alloc(cap), out = env->alloc(target), len = env->alloc(8);
+  const size_t ws_bytes = env->codec().encode_workspace_bytes(count, o);
+  DeviceBuffer ws = env->alloc(ws_bytes);
+  ASSERT_EQ(env->codec().encode(env->stream(), input.get(), count, o, comp.get(), cap, len.get(), ws.get(), ws_bytes),
+            CUDA_SUCCESS);
+  ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
+  uint64_t n = 0;
+  ASSERT_EQ(env->api().cuMemcpyDtoH(&n, len.get(), 8), CUDA_SUCCESS);
+  ASSERT_GT(n, 0u);
+  EXPECT_LT(static_cast<double>(n) / target, 0.70);
+  DeviceBuffer status = env->alloc(4);
+  ASSERT_EQ(env->api().cuMemsetD8Async(status.get(), 0, 4, env->stream()), CUDA_SUCCESS);
+  ASSERT_EQ(env->codec().decode(env->stream(), comp.get(), n, out.get(), target, status.get()), CUDA_SUCCESS);
+  ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
+  EXPECT_EQ(env->hash(out.get(), target), env->hash(input.get(), target));
+}
+
+// Corruption traps the context, so these run last, each followed by a
+// context reset (the "Corrupt" suite also runs as its own meson test).
+class GpuCodecCorrupt : public ::testing::Test {};
+
+void expect_trap(GpuEnv& env, std::vector<uint8_t> buffer, size_t flip_at, const std::string& what) {
+  SCOPED_TRACE(what);
+  buffer[flip_at] ^= 0x5A;
+  nz_status cpu_status;
+  cpu_decompress(buffer, cpu_status);
+  ASSERT_NE(cpu_status, NZ_OK) << "the CPU decoder accepted the corrupted buffer";
+  std::vector<uint8_t> out;
+  uint32_t status = 0;
+  nz_info info{};
+  size_t out_bytes = 1u << 20;
+  CUresult r = env.decode(buffer, out_bytes, out, status);
+  EXPECT_EQ(r, CUDA_ERROR_LAUNCH_FAILED) << describe(env.api(), r);
+  EXPECT_NE(status, 0u) << "status word not set";
+  EXPECT_TRUE(status == NZ_ERR_CORRUPT_HEADER || status == NZ_ERR_CORRUPT_CHUNK || status == NZ_ERR_CHECKSUM ||
+              status == NZ_ERR_TRUNCATED || status == NZ_ERR_BAD_MAGIC)
+      << "status " << status;
+  std::printf("[ info ] %s: device status %u, CPU status %d\n", what.c_str(), status, static_cast<int>(cpu_status));
+  (void)info;
+  ASSERT_TRUE(env.recover()) << "could not reset the context after the trap";
+}
+
+TEST_F(GpuCodecCorrupt, FlippedBytesTrap) {
+  NZ_REQUIRE_GPU_ENV(env);
+  std::vector<uint8_t> w = weights_like(NZ_BF16, 200000, 11);
+  nz_status st;
+  std::vector<uint8_t> buf = cpu_compress(w, 200000, make_options(NZ_BF16), st);
+  ASSERT_EQ(st, NZ_OK);
+  nz_info info{};
+  ASSERT_EQ(nz_inspect(buf.data(), buf.size(), &info), NZ_OK);
+  ASSERT_GT(info.coded_chunks, 0u);
+  const size_t payload_offset = buf.size() - 1 - 100;  // inside the last chunk's payload
+  expect_trap(*env, buf, payload_offset, "payload byte");
+  expect_trap(*env, buf, buf.size() / 2, "middle byte");
+  expect_trap(*env, buf, 70, "frequency table byte");
+  expect_trap(*env, buf, 0, "magic");
+}
+
+}  // namespace
+}  // namespace nz::gpu::test

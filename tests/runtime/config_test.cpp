@@ -1,0 +1,81 @@
+#include "runtime/config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "neuzip/runtime.h"
+
+namespace nz::rt {
+namespace {
+
+Config parse(const std::map<std::string, std::string>& env) {
+  return parse_config([&](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+}
+
+TEST(Config, DefaultsAreLosslessAdaptiveQuiet) {
+  Config c = parse({});
+  EXPECT_TRUE(c.enabled);
+  EXPECT_EQ(c.mode, NZ_LOSSLESS);
+  EXPECT_FALSE(c.staging_bytes.has_value());
+  EXPECT_EQ(c.min_bytes, size_t{2} << 20);
+  EXPECT_EQ(c.log_level, 0);
+  EXPECT_EQ(c.htod_dtype, NZ_TAG_BYTES);
+  EXPECT_TRUE(c.trace_path.empty());
+}
+
+TEST(Config, NeuzipZeroDisables) {
+  EXPECT_FALSE(parse({{"NEUZIP", "0"}}).enabled);
+  EXPECT_TRUE(parse({{"NEUZIP", "1"}}).enabled);
+  EXPECT_TRUE(parse({{"NEUZIP", "maybe"}}).enabled);  // bad value: default
+}
+
+TEST(Config, LossyModeWithAndWithoutBlock) {
+  Config c = parse({{"NEUZIP_MODE", "lossy:3:512"}});
+  EXPECT_EQ(c.mode, NZ_LOSSY);
+  EXPECT_EQ(c.lossy_kept_bits, 3u);
+  EXPECT_EQ(c.lossy_block, 512u);
+  c = parse({{"NEUZIP_MODE", "lossy:1"}});
+  EXPECT_EQ(c.mode, NZ_LOSSY);
+  EXPECT_EQ(c.lossy_kept_bits, 1u);
+  EXPECT_EQ(c.lossy_block, unsigned{NZ_DEFAULT_BLOCK});
+  c = parse({{"NEUZIP_MODE", "lossy:0:0"}});
+  EXPECT_EQ(c.lossy_block, 0u);
+}
+
+TEST(Config, BadModesKeepLossless) {
+  for (const char* bad : {"lossy", "lossy:", "lossy:x", "lossy:3:300", "lossy:3:", "fast", "lossy:-1"}) {
+    EXPECT_EQ(parse({{"NEUZIP_MODE", bad}}).mode, NZ_LOSSLESS) << bad;
+  }
+}
+
+TEST(Config, NumbersAndDtypes) {
+  Config c = parse({{"NEUZIP_STAGING_MB", "64"},
+                    {"NEUZIP_MIN_BYTES", "1048576"},
+                    {"NEUZIP_LOG", "2"},
+                    {"NEUZIP_TRACE", "/tmp/x.jsonl"},
+                    {"NEUZIP_LOSSY_HTOD_DTYPE", "bf16"}});
+  ASSERT_TRUE(c.staging_bytes.has_value());
+  EXPECT_EQ(*c.staging_bytes, size_t{64} << 20);
+  EXPECT_EQ(c.min_bytes, size_t{1} << 20);
+  EXPECT_EQ(c.log_level, 2);
+  EXPECT_EQ(c.trace_path, "/tmp/x.jsonl");
+  EXPECT_EQ(c.htod_dtype, NZ_TAG_BF16);
+  EXPECT_EQ(parse({{"NEUZIP_LOSSY_HTOD_DTYPE", "fp32"}}).htod_dtype, NZ_TAG_FP32);
+}
+
+TEST(Config, BadNumbersKeepDefaults) {
+  Config c = parse({{"NEUZIP_STAGING_MB", "lots"}, {"NEUZIP_MIN_BYTES", "-5"}, {"NEUZIP_LOG", "9"},
+                    {"NEUZIP_LOSSY_HTOD_DTYPE", "int8"}});
+  EXPECT_FALSE(c.staging_bytes.has_value());
+  EXPECT_EQ(c.min_bytes, size_t{2} << 20);
+  EXPECT_EQ(c.log_level, 0);
+  EXPECT_EQ(c.htod_dtype, NZ_TAG_BYTES);
+}
+
+}  // namespace
+}  // namespace nz::rt

@@ -1,0 +1,136 @@
+#include "hooked_driver.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+namespace nz::rt::test {
+
+std::string HookedDriver::start(const std::string& module_path) {
+  std::string error;
+  if (!gpu::load_driver_api(api_.base, error)) return error;
+  lib_ = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (lib_ == nullptr) return "dlopen libcuda.so.1 failed";
+  auto sym = [&](const char* name) { return dlsym(lib_, name); };
+  api_.cuFuncGetParamInfo = reinterpret_cast<decltype(api_.cuFuncGetParamInfo)>(sym("cuFuncGetParamInfo"));
+  api_.cuKernelGetParamInfo = reinterpret_cast<decltype(api_.cuKernelGetParamInfo)>(sym("cuKernelGetParamInfo"));
+  api_.cuKernelGetFunction = reinterpret_cast<decltype(api_.cuKernelGetFunction)>(sym("cuKernelGetFunction"));
+  api_.cuStreamIsCapturing = reinterpret_cast<decltype(api_.cuStreamIsCapturing)>(sym("cuStreamIsCapturing"));
+  api_.cuStreamGetCtx = reinterpret_cast<decltype(api_.cuStreamGetCtx)>(sym("cuStreamGetCtx"));
+  api_.cuMemGetAddressRange =
+      reinterpret_cast<decltype(api_.cuMemGetAddressRange)>(sym("cuMemGetAddressRange_v2"));
+  api_.cuPointerGetAttribute = reinterpret_cast<decltype(api_.cuPointerGetAttribute)>(sym("cuPointerGetAttribute"));
+  if (api_.base.cuInit(0) != CUDA_SUCCESS) return "cuInit failed";
+  nz::rt::on_driver_initialised(api_);
+  CUdevice dev = 0;
+  if (api_.base.cuDeviceGet(&dev, 0) != CUDA_SUCCESS) return "cuDeviceGet failed";
+  if (api_.base.cuDevicePrimaryCtxRetain(&ctx_, dev) != CUDA_SUCCESS) return "primary context failed";
+  if (api_.base.cuCtxSetCurrent(ctx_) != CUDA_SUCCESS) return "cuCtxSetCurrent failed";
+  nzsim_module_ref ref{};
+  std::memcpy(ref.magic, NZSIM_MODULE_REF_MAGIC, 8);
+  std::strncpy(ref.path, module_path.c_str(), sizeof ref.path - 1);
+  if (api_.base.cuModuleLoadData(&module_, &ref) != CUDA_SUCCESS) return "loading " + module_path + " failed";
+  return {};
+}
+
+CUfunction HookedDriver::function(const char* name) {
+  CUfunction f = nullptr;
+  api_.base.cuModuleGetFunction(&f, module_, name);
+  return f;
+}
+
+CUdeviceptr HookedDriver::alloc(size_t bytes, bool* served_by_runtime) {
+  CUdeviceptr p = 0;
+  bool handled = false;
+  if (nz::rt::active()) nz::rt::mem_alloc(&p, bytes, &handled);
+  if (!handled && api_.base.cuMemAlloc(&p, bytes) != CUDA_SUCCESS) p = 0;
+  if (served_by_runtime != nullptr) *served_by_runtime = handled;
+  return p;
+}
+
+CUresult HookedDriver::free(CUdeviceptr p) {
+  bool handled = false;
+  if (nz::rt::active()) {
+    CUresult r = nz::rt::mem_free(p, &handled);
+    if (handled) return r;
+    nz::rt::on_foreign_free(p);
+  }
+  return api_.base.cuMemFree(p);
+}
+
+CUresult HookedDriver::htod(CUdeviceptr dst, const void* src, size_t bytes, CUstream s, bool async) {
+  Span span{dst, bytes, Access::kWrite};
+  TransferDesc d{&span, 1, s, false, async, true, async ? "cuMemcpyHtoDAsync" : "cuMemcpyHtoD"};
+  if (nz::rt::active()) {
+    CUresult r = nz::rt::before_transfer(d);
+    if (r != CUDA_SUCCESS) return r;
+  }
+  CUresult r = async ? api_.base.cuMemcpyHtoDAsync(dst, src, bytes, s) : api_.base.cuMemcpyHtoD(dst, src, bytes);
+  if (nz::rt::active()) nz::rt::after_transfer(d, r);
+  return r;
+}
+
+CUresult HookedDriver::dtoh(void* dst, CUdeviceptr src, size_t bytes, CUstream s, bool async) {
+  Span span{src, bytes, Access::kRead};
+  TransferDesc d{&span, 1, s, false, async, false, async ? "cuMemcpyDtoHAsync" : "cuMemcpyDtoH"};
+  if (nz::rt::active()) {
+    CUresult r = nz::rt::before_transfer(d);
+    if (r != CUDA_SUCCESS) return r;
+  }
+  CUresult r = async ? api_.base.cuMemcpyDtoHAsync(dst, src, bytes, s) : api_.base.cuMemcpyDtoH(dst, src, bytes);
+  if (nz::rt::active()) nz::rt::after_transfer(d, r);
+  return r;
+}
+
+CUresult HookedDriver::launch(CUfunction f, std::vector<void*> params, CUstream s, const char* api) {
+  LaunchDesc d{f, nullptr, params.data(), nullptr, s, false, api};
+  if (nz::rt::active()) {
+    CUresult r = nz::rt::before_launch(d);
+    if (r != CUDA_SUCCESS) return r;
+  }
+  CUresult r = api_.base.cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, s, params.data(), nullptr);
+  if (nz::rt::active()) nz::rt::after_launch(d, r);
+  return r;
+}
+
+CUresult HookedDriver::launch_packed(CUfunction f, const void* buffer, size_t bytes, CUstream s) {
+  size_t size = bytes;
+  void* extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, const_cast<void*>(buffer), CU_LAUNCH_PARAM_BUFFER_SIZE, &size,
+                   CU_LAUNCH_PARAM_END};
+  LaunchDesc d{f, nullptr, nullptr, extra, s, false, "cuLaunchKernel"};
+  if (nz::rt::active()) {
+    CUresult r = nz::rt::before_launch(d);
+    if (r != CUDA_SUCCESS) return r;
+  }
+  CUresult r = api_.base.cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, s, nullptr, extra);
+  if (nz::rt::active()) nz::rt::after_launch(d, r);
+  return r;
+}
+
+bool HookedDriver::sim_stats(nzsim_stats& out) const {
+  auto fn = reinterpret_cast<nzsim_get_stats_fn>(dlsym(lib_, "nzsim_get_stats"));
+  return fn != nullptr && fn(&out) == 0;
+}
+
+std::vector<uint16_t> bf16_weights(size_t count, uint32_t seed, float sigma) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, sigma);
+  std::vector<uint16_t> out(count);
+  for (auto& w : out) {
+    float f = dist(rng);
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    bits += 0x7fff + ((bits >> 16) & 1);  // round to nearest even
+    w = static_cast<uint16_t>(bits >> 16);
+  }
+  return out;
+}
+
+std::string test_module_path() {
+  const char* p = std::getenv("RT_TEST_MODULE");
+  return p != nullptr ? p : "";
+}
+
+}  // namespace nz::rt::test

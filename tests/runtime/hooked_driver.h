@@ -1,0 +1,49 @@
+// hooked_driver.h: what the shim does, done by hand, so the runtime can be
+// tested on the simulator without LD_PRELOAD: real driver entry points from
+// libcuda.so.1 (the simulator via LD_LIBRARY_PATH), and every allocation,
+// copy and launch described to the runtime through hooks.h.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nzsim.h"
+#include "runtime/hooks.h"
+
+namespace nz::rt::test {
+
+class HookedDriver {
+ public:
+  // Loads the driver, cuInit, makes the primary context current, tells the
+  // runtime (on_driver_initialised) and loads `module_path`. Empty error = ok.
+  std::string start(const std::string& module_path);
+  const RuntimeDriverApi& real() const { return api_; }
+  CUcontext context() const { return ctx_; }
+
+  CUfunction function(const char* name);
+  CUdeviceptr alloc(size_t bytes, bool* served_by_runtime = nullptr);
+  CUresult free(CUdeviceptr p);
+  CUresult htod(CUdeviceptr dst, const void* src, size_t bytes, CUstream s = nullptr, bool async = false);
+  CUresult dtoh(void* dst, CUdeviceptr src, size_t bytes, CUstream s = nullptr, bool async = false);
+  // kernelParams launch; `use_extra` passes the same values packed in an `extra` buffer.
+  CUresult launch(CUfunction f, std::vector<void*> params, CUstream s = nullptr, const char* api = "cuLaunchKernel");
+  CUresult launch_packed(CUfunction f, const void* buffer, size_t bytes, CUstream s = nullptr);
+
+  // nzsim_get_stats from the simulator; false when not running on it.
+  bool sim_stats(nzsim_stats& out) const;
+
+ private:
+  RuntimeDriverApi api_{};
+  CUcontext ctx_ = nullptr;
+  CUmodule module_ = nullptr;
+  void* lib_ = nullptr;
+};
+
+// bf16 bit patterns of N(0, sigma) values: compressible like real weights.
+std::vector<uint16_t> bf16_weights(size_t count, uint32_t seed, float sigma = 0.02f);
+std::string test_module_path();  // RT_TEST_MODULE (set by meson)
+
+}  // namespace nz::rt::test

@@ -1,0 +1,73 @@
+#include "runtime/range_map.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+namespace nz::rt {
+namespace {
+
+TEST(RangeMap, FindsContainingEntryOnly) {
+  RangeMap<int> m;
+  EXPECT_TRUE(m.empty());
+  m.insert(1000, 2000, std::make_shared<int>(1));
+  m.insert(3000, 3500, std::make_shared<int>(2));
+  m.insert(100, 200, std::make_shared<int>(0));
+  EXPECT_EQ(m.size(), 3u);
+  auto s = m.snapshot();
+  EXPECT_EQ(RangeMap<int>::find(*s, 99), nullptr);
+  EXPECT_EQ(*RangeMap<int>::find(*s, 100)->value, 0);
+  EXPECT_EQ(RangeMap<int>::find(*s, 200), nullptr);  // end is exclusive
+  EXPECT_EQ(*RangeMap<int>::find(*s, 1999)->value, 1);
+  EXPECT_EQ(*RangeMap<int>::find(*s, 3000)->value, 2);
+  EXPECT_EQ(RangeMap<int>::find(*s, 2500), nullptr);
+  EXPECT_EQ(RangeMap<int>::find(*s, 9999), nullptr);
+}
+
+TEST(RangeMap, OverlapQueryAndErase) {
+  RangeMap<int> m;
+  m.insert(0, 10, std::make_shared<int>(0));
+  m.insert(10, 20, std::make_shared<int>(1));
+  m.insert(30, 40, std::make_shared<int>(2));
+  std::vector<int> hit;
+  RangeMap<int>::for_each_overlapping(*m.snapshot(), 5, 31, [&](const auto& e) { hit.push_back(*e.value); });
+  EXPECT_EQ(hit, (std::vector<int>{0, 1, 2}));
+  hit.clear();
+  RangeMap<int>::for_each_overlapping(*m.snapshot(), 20, 30, [&](const auto& e) { hit.push_back(*e.value); });
+  EXPECT_TRUE(hit.empty());
+  auto old = m.snapshot();
+  EXPECT_TRUE(m.erase(10));
+  EXPECT_FALSE(m.erase(10));
+  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(RangeMap<int>::find(*m.snapshot(), 15), nullptr);
+  EXPECT_NE(RangeMap<int>::find(*old, 15), nullptr);  // an old snapshot stays valid
+}
+
+TEST(RangeMap, ReadersSeeConsistentSnapshotsWhileWritersChange) {
+  RangeMap<int> m;
+  std::atomic<bool> stop{false};
+  std::atomic<long> bad{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        auto s = m.snapshot();
+        for (size_t i = 1; i < s->size(); ++i) if ((*s)[i - 1].end > (*s)[i].begin) ++bad;
+        if (auto* e = RangeMap<int>::find(*s, 5005); e != nullptr && *e->value != 5) ++bad;
+      }
+    });
+  }
+  for (int round = 0; round < 200; ++round) {
+    for (int i = 0; i < 10; ++i) m.insert(i * 1000, i * 1000 + 10, std::make_shared<int>(i));
+    for (int i = 0; i < 10; ++i) m.erase(i * 1000);
+  }
+  stop = true;
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_TRUE(m.empty());
+}
+
+}  // namespace
+}  // namespace nz::rt

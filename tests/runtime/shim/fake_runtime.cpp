@@ -1,0 +1,91 @@
+// fake_runtime.cpp: a stand-in for src/runtime implementing hooks.h as
+// pass-through plus counters, so the shim's routing can be tested on its own.
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "fake_runtime.h"
+#include "neuzip/runtime.h"
+#include "runtime/hooks.h"
+
+namespace {
+FakeRuntimeState g_state{};
+std::mutex g_mutex;
+bool g_active = false;
+void copy_api(char* dst, const char* src) {
+  std::strncpy(dst, src ? src : "", 31);
+  dst[31] = 0;
+}
+}  // namespace
+
+extern "C" FakeRuntimeState* nz_fake_runtime_state() { return &g_state; }
+
+namespace nz::rt {
+
+void on_driver_initialised(const RuntimeDriverApi& real) noexcept {
+  std::lock_guard lock(g_mutex);
+  ++g_state.initialised;
+  g_state.real_cuinit_present = real.base.cuInit != nullptr;
+  const char* v = std::getenv("NEUZIP");
+  g_active = !(v && std::strcmp(v, "0") == 0);
+}
+bool active() noexcept { return g_active; }
+CUresult mem_alloc(CUdeviceptr*, size_t, bool* handled) noexcept {
+  ++g_state.allocs;
+  *handled = false;
+  return CUDA_SUCCESS;
+}
+CUresult mem_free(CUdeviceptr, bool* handled) noexcept {
+  ++g_state.frees;
+  *handled = false;
+  return CUDA_SUCCESS;
+}
+void on_foreign_free(CUdeviceptr) noexcept {}
+CUresult before_launch(const LaunchDesc& d) noexcept {
+  std::lock_guard lock(g_mutex);
+  ++g_state.launches;
+  g_state.last_func = reinterpret_cast<void*>(d.func);
+  g_state.last_kernel = reinterpret_cast<void*>(d.kernel);
+  g_state.last_launch_stream = d.stream;
+  g_state.last_launch_per_thread = d.per_thread_stream;
+  copy_api(g_state.last_launch_api, d.api);
+  return CUDA_SUCCESS;
+}
+void after_launch(const LaunchDesc&, CUresult) noexcept { ++g_state.after_launches; }
+CUresult before_transfer(const TransferDesc& d) noexcept {
+  std::lock_guard lock(g_mutex);
+  ++g_state.transfers;
+  g_state.last_span_count = d.span_count;
+  for (size_t i = 0; i < d.span_count && i < 2; ++i) {
+    g_state.last_span_ptr[i] = d.spans[i].ptr;
+    g_state.last_span_bytes[i] = d.spans[i].bytes;
+    g_state.last_span_access[i] = static_cast<int>(d.spans[i].access);
+  }
+  g_state.last_host_to_device = d.host_to_device;
+  g_state.last_per_thread = d.per_thread_stream;
+  g_state.last_is_async = d.is_async;
+  copy_api(g_state.last_transfer_api, d.api);
+  return CUDA_SUCCESS;
+}
+void after_transfer(const TransferDesc&, CUresult) noexcept {}
+void on_capture_begin(CUstream) noexcept {}
+void on_capture_end(CUstream, CUgraph) noexcept {}
+void on_graph_instantiate(CUgraphExec, CUgraph) noexcept {}
+void on_graph_exec_destroy(CUgraphExec) noexcept {}
+CUresult before_graph_launch(CUgraphExec, CUstream) noexcept { return CUDA_SUCCESS; }
+void on_tensor_map(const CUtensorMap*, CUdeviceptr, size_t) noexcept { ++g_state.tensor_maps; }
+bool on_out_of_memory(size_t) noexcept { return false; }
+
+}  // namespace nz::rt
+
+extern "C" {
+int nz_tag(uint64_t, size_t, int) { return NZ_RT_INACTIVE; }
+int nz_untag(uint64_t, size_t) { return NZ_RT_INACTIVE; }
+int nz_stats(nz_runtime_stats* out, size_t size_bytes) {
+  if (!out || size_bytes < sizeof(nz_runtime_stats)) return NZ_RT_INVALID;
+  std::memset(out, 0, sizeof(*out));
+  out->launches_seen = static_cast<uint64_t>(g_state.launches);
+  return NZ_RT_OK;
+}
+const char* nz_rt_error_string(int) { return "fake runtime"; }
+}

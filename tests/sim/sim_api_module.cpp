@@ -1,0 +1,228 @@
+// cuModule*, cuLibrary*, cuKernel*, cuFunc* entry points.
+#include <cstring>
+
+#include "sim_module.h"
+#include "sim_stream.h"
+
+using namespace nzsim;
+
+namespace {
+
+CUresult need_context() { return current_context() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT; }
+
+CUresult param_info(void* handle, size_t index, size_t* offset, size_t* size) {
+  Kernel* k = as_kernel(handle);
+  if (!k) return CUDA_ERROR_INVALID_HANDLE;
+  if (index >= k->desc->param_count) return CUDA_ERROR_INVALID_VALUE;
+  if (offset) *offset = k->desc->params[index].offset;
+  if (size) *size = k->desc->params[index].size;
+  return CUDA_SUCCESS;
+}
+
+int function_attribute(CUfunction_attribute attrib) {
+  switch (attrib) {
+    case CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK: return 1024;
+    case CU_FUNC_ATTRIBUTE_NUM_REGS: return 32;
+    case CU_FUNC_ATTRIBUTE_PTX_VERSION: return 90;
+    case CU_FUNC_ATTRIBUTE_BINARY_VERSION: return 90;
+    case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: return 49152;
+    default: return 0;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+CUresult CUDAAPI cuModuleLoad(CUmodule* mod, const char* path) {
+  NZ_REQUIRE_INIT();
+  if (CUresult r = need_context(); r != CUDA_SUCCESS) return r;
+  return load_module_file(path, reinterpret_cast<Module**>(mod));
+}
+
+CUresult CUDAAPI cuModuleLoadData(CUmodule* mod, const void* image) {
+  NZ_REQUIRE_INIT();
+  if (CUresult r = need_context(); r != CUDA_SUCCESS) return r;
+  return load_module_image(image, reinterpret_cast<Module**>(mod));
+}
+
+CUresult CUDAAPI cuModuleLoadDataEx(CUmodule* mod, const void* image, unsigned int, CUjit_option*, void**) {
+  return cuModuleLoadData(mod, image);
+}
+
+CUresult CUDAAPI cuModuleLoadFatBinary(CUmodule* mod, const void* image) { return cuModuleLoadData(mod, image); }
+
+CUresult CUDAAPI cuModuleUnload(CUmodule mod) {
+  NZ_REQUIRE_INIT();
+  Module* m = as_module(mod);
+  if (!m) return CUDA_ERROR_INVALID_HANDLE;
+  unload_module(m);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuModuleGetFunction(CUfunction* fn, CUmodule mod, const char* name) {
+  NZ_REQUIRE_INIT();
+  Module* m = as_module(mod);
+  if (!m) return CUDA_ERROR_INVALID_HANDLE;
+  if (!fn || !name) return CUDA_ERROR_INVALID_VALUE;
+  Kernel* k = find_kernel(m, name);
+  if (!k) return CUDA_ERROR_NOT_FOUND;
+  *fn = reinterpret_cast<CUfunction>(k);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuModuleGetFunctionCount(unsigned int* count, CUmodule mod) {
+  NZ_REQUIRE_INIT();
+  Module* m = as_module(mod);
+  if (!m) return CUDA_ERROR_INVALID_HANDLE;
+  if (!count) return CUDA_ERROR_INVALID_VALUE;
+  *count = static_cast<unsigned>(m->kernels.size());
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuModuleEnumerateFunctions(CUfunction* fns, unsigned int n, CUmodule mod) {
+  NZ_REQUIRE_INIT();
+  Module* m = as_module(mod);
+  if (!m) return CUDA_ERROR_INVALID_HANDLE;
+  if (!fns) return CUDA_ERROR_INVALID_VALUE;
+  for (unsigned i = 0; i < n && i < m->kernels.size(); ++i) fns[i] = reinterpret_cast<CUfunction>(m->kernels[i].get());
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuModuleGetGlobal(CUdeviceptr*, size_t*, CUmodule mod, const char*) {
+  NZ_REQUIRE_INIT();
+  return as_module(mod) ? CUDA_ERROR_NOT_FOUND : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult CUDAAPI cuModuleGetLoadingMode(CUmoduleLoadingMode* mode) {
+  NZ_REQUIRE_INIT();
+  if (!mode) return CUDA_ERROR_INVALID_VALUE;
+  *mode = CU_MODULE_EAGER_LOADING;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuLibraryLoadData(CUlibrary* lib, const void* code, CUjit_option*, void**, unsigned int,
+                                   CUlibraryOption*, void**, unsigned int) {
+  NZ_REQUIRE_INIT();
+  return load_module_image(code, reinterpret_cast<Module**>(lib));
+}
+
+CUresult CUDAAPI cuLibraryLoadFromFile(CUlibrary* lib, const char* path, CUjit_option*, void**, unsigned int,
+                                       CUlibraryOption*, void**, unsigned int) {
+  NZ_REQUIRE_INIT();
+  return load_module_file(path, reinterpret_cast<Module**>(lib));
+}
+
+CUresult CUDAAPI cuLibraryUnload(CUlibrary lib) { return cuModuleUnload(reinterpret_cast<CUmodule>(lib)); }
+
+CUresult CUDAAPI cuLibraryGetKernel(CUkernel* kernel, CUlibrary lib, const char* name) {
+  return cuModuleGetFunction(reinterpret_cast<CUfunction*>(kernel), reinterpret_cast<CUmodule>(lib), name);
+}
+
+CUresult CUDAAPI cuLibraryGetModule(CUmodule* mod, CUlibrary lib) {
+  NZ_REQUIRE_INIT();
+  if (!as_module(lib)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!mod) return CUDA_ERROR_INVALID_VALUE;
+  *mod = reinterpret_cast<CUmodule>(lib);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuLibraryGetKernelCount(unsigned int* count, CUlibrary lib) {
+  return cuModuleGetFunctionCount(count, reinterpret_cast<CUmodule>(lib));
+}
+
+CUresult CUDAAPI cuLibraryEnumerateKernels(CUkernel* kernels, unsigned int n, CUlibrary lib) {
+  return cuModuleEnumerateFunctions(reinterpret_cast<CUfunction*>(kernels), n, reinterpret_cast<CUmodule>(lib));
+}
+
+CUresult CUDAAPI cuKernelGetFunction(CUfunction* fn, CUkernel kernel) {
+  NZ_REQUIRE_INIT();
+  if (!as_kernel(kernel)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!fn) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = need_context(); r != CUDA_SUCCESS) return r;
+  *fn = reinterpret_cast<CUfunction>(kernel);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuKernelGetLibrary(CUlibrary* lib, CUkernel kernel) {
+  NZ_REQUIRE_INIT();
+  Kernel* k = as_kernel(kernel);
+  if (!k) return CUDA_ERROR_INVALID_HANDLE;
+  if (!lib) return CUDA_ERROR_INVALID_VALUE;
+  *lib = reinterpret_cast<CUlibrary>(k->module);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuFuncGetModule(CUmodule* mod, CUfunction fn) {
+  return cuKernelGetLibrary(reinterpret_cast<CUlibrary*>(mod), reinterpret_cast<CUkernel>(fn));
+}
+
+CUresult CUDAAPI cuFuncGetParamInfo(CUfunction fn, size_t index, size_t* offset, size_t* size) {
+  NZ_REQUIRE_INIT();
+  return param_info(fn, index, offset, size);
+}
+
+CUresult CUDAAPI cuKernelGetParamInfo(CUkernel kernel, size_t index, size_t* offset, size_t* size) {
+  NZ_REQUIRE_INIT();
+  return param_info(kernel, index, offset, size);
+}
+
+CUresult CUDAAPI cuFuncGetName(const char** name, CUfunction fn) {
+  NZ_REQUIRE_INIT();
+  Kernel* k = as_kernel(fn);
+  if (!k) return CUDA_ERROR_INVALID_HANDLE;
+  if (!name) return CUDA_ERROR_INVALID_VALUE;
+  *name = k->desc->name;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuKernelGetName(const char** name, CUkernel kernel) {
+  return cuFuncGetName(name, reinterpret_cast<CUfunction>(kernel));
+}
+
+CUresult CUDAAPI cuFuncGetAttribute(int* value, CUfunction_attribute attrib, CUfunction fn) {
+  NZ_REQUIRE_INIT();
+  if (!as_kernel(fn)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!value) return CUDA_ERROR_INVALID_VALUE;
+  *value = function_attribute(attrib);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuKernelGetAttribute(int* value, CUfunction_attribute attrib, CUkernel kernel, CUdevice) {
+  return cuFuncGetAttribute(value, attrib, reinterpret_cast<CUfunction>(kernel));
+}
+
+CUresult CUDAAPI cuFuncSetAttribute(CUfunction fn, CUfunction_attribute, int) {
+  NZ_REQUIRE_INIT();
+  return as_kernel(fn) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult CUDAAPI cuKernelSetAttribute(CUfunction_attribute, int, CUkernel kernel, CUdevice) {
+  NZ_REQUIRE_INIT();
+  return as_kernel(kernel) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult CUDAAPI cuFuncSetCacheConfig(CUfunction fn, CUfunc_cache) {
+  NZ_REQUIRE_INIT();
+  return as_kernel(fn) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult CUDAAPI cuKernelSetCacheConfig(CUkernel kernel, CUfunc_cache, CUdevice) {
+  NZ_REQUIRE_INIT();
+  return as_kernel(kernel) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult CUDAAPI cuFuncIsLoaded(CUfunctionLoadingState* state, CUfunction fn) {
+  NZ_REQUIRE_INIT();
+  if (!as_kernel(fn)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!state) return CUDA_ERROR_INVALID_VALUE;
+  *state = CU_FUNCTION_LOADING_STATE_LOADED;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuFuncLoad(CUfunction fn) {
+  NZ_REQUIRE_INIT();
+  return as_kernel(fn) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+}  // extern "C"

@@ -1,0 +1,338 @@
+// cuStream* and cuEvent* entry points.
+#include "sim_stream.h"
+
+using namespace nzsim;
+
+namespace {
+
+std::atomic<unsigned long long> g_next_capture_id{1};
+
+CUresult sticky_of(Stream* s) { return s->ctx->sticky.load(); }
+
+}  // namespace
+
+extern "C" {
+
+CUresult CUDAAPI cuStreamCreateWithPriority(CUstream* out, unsigned int flags, int priority) {
+  NZ_REQUIRE_INIT();
+  if (!out || (flags & ~CU_STREAM_NON_BLOCKING)) return CUDA_ERROR_INVALID_VALUE;
+  Context* c = current_context();
+  if (!c) return CUDA_ERROR_INVALID_CONTEXT;
+  auto s = create_stream(c, flags, priority, false, false);
+  {
+    std::lock_guard lock(c->mu);
+    c->streams.push_back(s);
+  }
+  *out = reinterpret_cast<CUstream>(s.get());
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamCreate(CUstream* out, unsigned int flags) { return cuStreamCreateWithPriority(out, flags, 0); }
+
+CUresult CUDAAPI cuStreamDestroy(CUstream h) {
+  NZ_REQUIRE_INIT();
+  auto* s = reinterpret_cast<Stream*>(h);
+  if (!s || s == reinterpret_cast<Stream*>(CU_STREAM_LEGACY) || s == reinterpret_cast<Stream*>(CU_STREAM_PER_THREAD) ||
+      s->magic != kStreamMagic || s->legacy || s->per_thread)
+    return CUDA_ERROR_INVALID_HANDLE;
+  Context* c = s->ctx;
+  std::shared_ptr<Stream> keep;
+  {
+    std::lock_guard lock(c->mu);
+    for (auto it = c->streams.begin(); it != c->streams.end(); ++it) {
+      if (it->get() == s) {
+        keep = *it;
+        c->streams.erase(it);
+        break;
+      }
+    }
+  }
+  if (!keep) return CUDA_ERROR_INVALID_HANDLE;
+  // Queued work still completes (destroy_stream drains before stopping).
+  kick(s, s->enqueued.load());
+  destroy_stream(s);
+  retire_streams({keep});
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamQuery(CUstream h) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (CUresult r = sticky_of(s); r != CUDA_SUCCESS) return r;
+  uint64_t last = s->enqueued.load();
+  kick(s, last);
+  return reached(s, last) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
+CUresult CUDAAPI cuStreamSynchronize(CUstream h) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  {
+    std::lock_guard lock(s->mu);
+    if (s->capture) {
+      s->capture->invalidated = true;
+      return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    }
+  }
+  drain(s);
+  return sticky_of(s);
+}
+
+CUresult CUDAAPI cuStreamGetFlags(CUstream h, unsigned int* flags) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!flags) return CUDA_ERROR_INVALID_VALUE;
+  *flags = s->flags;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamGetPriority(CUstream h, int* priority) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!priority) return CUDA_ERROR_INVALID_VALUE;
+  *priority = s->priority;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamGetId(CUstream h, unsigned long long* id) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!id) return CUDA_ERROR_INVALID_VALUE;
+  *id = s->id;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamGetCtx(CUstream h, CUcontext* pctx) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+  *pctx = reinterpret_cast<CUcontext>(s->ctx);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamGetDevice(CUstream h, CUdevice* dev) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!dev) return CUDA_ERROR_INVALID_VALUE;
+  *dev = s->ctx->device;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamWaitEvent(CUstream h, CUevent ev, unsigned int flags) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!ev || (flags & ~CU_EVENT_WAIT_EXTERNAL)) return CUDA_ERROR_INVALID_VALUE;
+  auto core = reinterpret_cast<Event*>(ev)->core;
+  std::shared_ptr<Stream> target;
+  uint64_t seq;
+  {
+    std::lock_guard lock(core->mu);
+    if (core->capture) {
+      join_capture(s, core->capture);  // the waiting stream joins the capture
+      return CUDA_SUCCESS;
+    }
+    target = core->stream;
+    seq = core->seq;
+  }
+  if (!target || target.get() == s || reached(target.get(), seq)) return CUDA_SUCCESS;
+  WorkItem item;
+  item.kind = ItemKind::control;
+  item.label = "cuStreamWaitEvent";
+  item.body = [target, seq] {
+    wait_until(target.get(), seq);
+    return CUDA_SUCCESS;
+  };
+  submit(s, std::move(item));
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamAddCallback(CUstream h, CUstreamCallback callback, void* user_data, unsigned int flags) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!callback || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  WorkItem item;
+  item.kind = ItemKind::control;  // callbacks run even after an error, and receive it
+  item.label = "stream callback";
+  item.body = [s, callback, user_data, h] {
+    callback(h, s->ctx->sticky.load(), user_data);
+    return CUDA_SUCCESS;
+  };
+  submit(s, std::move(item));
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuLaunchHostFunc(CUstream h, CUhostFn fn, void* user_data) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!fn) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = sticky_of(s); r != CUDA_SUCCESS) return r;
+  WorkItem item;
+  item.kind = ItemKind::host_fn;
+  item.label = "host function";
+  item.body = [fn, user_data] {
+    fn(user_data);
+    return CUDA_SUCCESS;
+  };
+  submit(s, std::move(item));
+  return CUDA_SUCCESS;
+}
+
+// --- events ---
+
+CUresult CUDAAPI cuEventCreate(CUevent* out, unsigned int flags) {
+  NZ_REQUIRE_INIT();
+  if (!out) return CUDA_ERROR_INVALID_VALUE;
+  if (flags & ~(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS)) return CUDA_ERROR_INVALID_VALUE;
+  if (!current_context()) return CUDA_ERROR_INVALID_CONTEXT;
+  auto* e = new Event;
+  e->core->flags = flags;
+  *out = reinterpret_cast<CUevent>(e);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuEventDestroy(CUevent ev) {
+  NZ_REQUIRE_INIT();
+  if (!ev) return CUDA_ERROR_INVALID_HANDLE;
+  delete reinterpret_cast<Event*>(ev);  // queued records keep the core alive
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuEventRecordWithFlags(CUevent ev, CUstream h, unsigned int) {
+  NZ_REQUIRE_INIT();
+  if (!ev) return CUDA_ERROR_INVALID_HANDLE;
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  auto core = reinterpret_cast<Event*>(ev)->core;
+  std::shared_ptr<Capture> cap;
+  {
+    std::lock_guard lock(s->mu);
+    cap = s->capture;
+  }
+  std::shared_ptr<Stream> owner;
+  {
+    std::lock_guard lock(s->ctx->mu);
+    for (auto& other : s->ctx->streams)
+      if (other.get() == s) owner = other;
+    if (!owner && s->ctx->legacy_stream.get() == s) owner = s->ctx->legacy_stream;
+  }
+  std::lock_guard lock(core->mu);
+  if (cap) {
+    core->capture = cap;  // a record inside a capture only orders captured work
+    return CUDA_SUCCESS;
+  }
+  core->capture.reset();
+  uint64_t gen = ++core->generation;
+  WorkItem item;
+  item.kind = ItemKind::control;
+  item.label = "cuEventRecord";
+  item.body = [core, gen] {
+    std::lock_guard l(core->mu);
+    if (core->generation == gen) core->time_ms = now_ms();
+    return CUDA_SUCCESS;
+  };
+  core->stream = owner;
+  core->seq = submit(s, std::move(item));
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuEventRecord(CUevent ev, CUstream h) { return cuEventRecordWithFlags(ev, h, 0); }
+
+CUresult CUDAAPI cuEventQuery(CUevent ev) {
+  NZ_REQUIRE_INIT();
+  if (!ev) return CUDA_ERROR_INVALID_HANDLE;
+  auto core = reinterpret_cast<Event*>(ev)->core;
+  std::shared_ptr<Stream> s;
+  uint64_t seq;
+  {
+    std::lock_guard lock(core->mu);
+    s = core->stream;
+    seq = core->seq;
+  }
+  if (!s) return CUDA_SUCCESS;
+  if (CUresult r = s->ctx->sticky.load(); r != CUDA_SUCCESS) return r;
+  kick(s.get(), seq);
+  return reached(s.get(), seq) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
+CUresult CUDAAPI cuEventSynchronize(CUevent ev) {
+  NZ_REQUIRE_INIT();
+  if (!ev) return CUDA_ERROR_INVALID_HANDLE;
+  auto core = reinterpret_cast<Event*>(ev)->core;
+  std::shared_ptr<Stream> s;
+  uint64_t seq;
+  {
+    std::lock_guard lock(core->mu);
+    s = core->stream;
+    seq = core->seq;
+  }
+  if (!s) return CUDA_SUCCESS;
+  wait_until(s.get(), seq);
+  return s->ctx->sticky.load();
+}
+
+CUresult CUDAAPI cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
+  NZ_REQUIRE_INIT();
+  if (!ms) return CUDA_ERROR_INVALID_VALUE;
+  if (!start || !end) return CUDA_ERROR_INVALID_HANDLE;
+  auto a = reinterpret_cast<Event*>(start)->core;
+  auto b = reinterpret_cast<Event*>(end)->core;
+  if ((a->flags | b->flags) & CU_EVENT_DISABLE_TIMING) return CUDA_ERROR_INVALID_HANDLE;
+  for (auto* ev : {start, end}) {
+    CUresult r = cuEventQuery(ev);
+    if (r != CUDA_SUCCESS) return r;
+  }
+  std::scoped_lock lock(a->mu, b->mu);
+  if (!a->stream || !b->stream) return CUDA_ERROR_INVALID_HANDLE;
+  *ms = static_cast<float>(b->time_ms - a->time_ms);
+  return CUDA_SUCCESS;
+}
+
+
+CUresult CUDAAPI cuStreamIsCapturing(CUstream h, CUstreamCaptureStatus* status) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!status) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard lock(s->mu);
+  *status = !s->capture ? CU_STREAM_CAPTURE_STATUS_NONE
+            : s->capture->invalidated ? CU_STREAM_CAPTURE_STATUS_INVALIDATED
+                                      : CU_STREAM_CAPTURE_STATUS_ACTIVE;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamGetCaptureInfo_v3(CUstream h, CUstreamCaptureStatus* status, cuuint64_t* id, CUgraph* graph,
+                                           const CUgraphNode** deps, const CUgraphEdgeData** edges, size_t* ndeps) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!status) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard lock(s->mu);
+  auto& cap = s->capture;
+  *status = !cap ? CU_STREAM_CAPTURE_STATUS_NONE
+            : cap->invalidated ? CU_STREAM_CAPTURE_STATUS_INVALIDATED
+                               : CU_STREAM_CAPTURE_STATUS_ACTIVE;
+  if (id) *id = cap ? cap->id : 0;
+  if (graph) *graph = cap ? reinterpret_cast<CUgraph>(cap->graph.get()) : nullptr;
+  if (deps) *deps = nullptr;
+  if (edges) *edges = nullptr;
+  if (ndeps) *ndeps = 0;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamGetCaptureInfo_v2(CUstream h, CUstreamCaptureStatus* status, cuuint64_t* id, CUgraph* graph,
+                                           const CUgraphNode** deps, size_t* ndeps) {
+  return cuStreamGetCaptureInfo_v3(h, status, id, graph, deps, nullptr, ndeps);
+}
+
+
+}  // extern "C"

@@ -1,0 +1,100 @@
+// Kernel launches: the parameters are copied into an owned packed buffer at
+// launch time (as the driver does), and one call of the kernel's host
+// function is queued on the stream.
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "sim_module.h"
+#include "sim_stream.h"
+
+using namespace nzsim;
+
+namespace {
+
+struct Payload {
+  nzsim_launch launch{};
+  const nzsim_kernel* desc = nullptr;
+  std::vector<unsigned char> buffer;
+  std::vector<void*> pointers;
+};
+
+CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                unsigned shared, CUstream h, void** params, void** extra) {
+  NZ_REQUIRE_INIT();
+  Kernel* k = as_kernel(fn);
+  if (!k) return CUDA_ERROR_INVALID_HANDLE;
+  if (!gx || !gy || !gz || !bx || !by || !bz) return CUDA_ERROR_INVALID_VALUE;
+  if (static_cast<uint64_t>(bx) * by * bz > 1024 || bz > 64) return CUDA_ERROR_INVALID_VALUE;
+  if (gy > 65535 || gz > 65535) return CUDA_ERROR_INVALID_VALUE;
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (CUresult r = s->ctx->sticky.load(); r != CUDA_SUCCESS) return r;
+
+  auto p = std::make_shared<Payload>();
+  const nzsim_kernel* desc = k->desc;
+  p->desc = desc;
+  p->buffer.resize(k->param_bytes);
+  if (params) {
+    for (unsigned i = 0; i < desc->param_count; ++i) {
+      if (!params[i]) return CUDA_ERROR_INVALID_VALUE;
+      std::memcpy(p->buffer.data() + desc->params[i].offset, params[i], desc->params[i].size);
+    }
+  } else if (extra) {
+    const void* buf = nullptr;
+    size_t size = 0;
+    for (size_t i = 0; extra[i] != CU_LAUNCH_PARAM_END; i += 2) {
+      if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) buf = extra[i + 1];
+      else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) size = *static_cast<size_t*>(extra[i + 1]);
+      else return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (desc->param_count && (!buf || size < k->param_bytes)) return CUDA_ERROR_INVALID_VALUE;
+    if (buf) std::memcpy(p->buffer.data(), buf, std::min(size, k->param_bytes));
+  } else if (desc->param_count) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  p->pointers.resize(desc->param_count);
+  for (unsigned i = 0; i < desc->param_count; ++i) p->pointers[i] = p->buffer.data() + desc->params[i].offset;
+  p->launch.grid = {gx, gy, gz};
+  p->launch.block = {bx, by, bz};
+  p->launch.shared_bytes = shared;
+  p->launch.params = p->pointers.data();
+  p->launch.stream = s;
+
+  WorkItem item;
+  item.kind = ItemKind::kernel;
+  item.label = desc->name;
+  item.body = [p] {
+    count_launch();
+    int rc = p->desc->fn(&p->launch);
+    return rc == 0 ? CUDA_SUCCESS : CUDA_ERROR_LAUNCH_FAILED;
+  };
+  submit(s, std::move(item));
+  return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" {
+
+CUresult CUDAAPI cuLaunchKernel(CUfunction fn, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                                unsigned int by, unsigned int bz, unsigned int shared, CUstream h, void** params,
+                                void** extra) {
+  return launch(fn, gx, gy, gz, bx, by, bz, shared, h, params, extra);
+}
+
+CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction fn, void** params, void** extra) {
+  if (!config) return CUDA_ERROR_INVALID_VALUE;
+  // Attributes (clusters, priorities, programmatic serialisation) do not change
+  // the result of a host kernel, so they are accepted and ignored.
+  return launch(fn, config->gridDimX, config->gridDimY, config->gridDimZ, config->blockDimX, config->blockDimY,
+                config->blockDimZ, config->sharedMemBytes, config->hStream, params, extra);
+}
+
+CUresult CUDAAPI cuLaunchCooperativeKernel(CUfunction fn, unsigned int gx, unsigned int gy, unsigned int gz,
+                                           unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
+                                           CUstream h, void** params) {
+  return launch(fn, gx, gy, gz, bx, by, bz, shared, h, params, nullptr);
+}
+
+}  // extern "C"

@@ -1,0 +1,333 @@
+// cuMemAlloc family, pinned host memory, cuMemGetInfo and pointer attributes.
+//
+// Device memory is host memory carved from the simulated device address space
+// (sim_va.h), mapped read-write while allocated and PROT_NONE after free.
+// Accounting counts each allocation rounded up to 4 KiB pages.
+#include "sim_memory.h"
+
+#include <sys/mman.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "sim_stream.h"
+#include "sim_va.h"
+
+namespace nzsim {
+namespace {
+
+struct LinearAlloc {
+  size_t size = 0;      // requested bytes
+  size_t physical = 0;  // accounted bytes (page-rounded)
+  Context* ctx = nullptr;
+  uint64_t buffer_id = 0;
+};
+
+struct HostAlloc {
+  size_t size = 0;
+  unsigned flags = 0;
+  bool owned = false;  // allocated by us (cuMemAllocHost) vs registered
+};
+
+std::mutex g_mu;
+std::map<uintptr_t, LinearAlloc> g_allocs;
+std::map<uintptr_t, HostAlloc> g_hosts;
+std::atomic<uint64_t> g_next_buffer_id{1};
+
+template <typename Map>
+auto find_containing(Map& m, uintptr_t addr) {
+  auto it = m.upper_bound(addr);
+  if (it == m.begin()) return m.end();
+  --it;
+  if (addr >= it->first && addr < it->first + std::max<size_t>(it->second.size, 1)) return it;
+  return m.end();
+}
+
+CUresult allocate(CUdeviceptr* dptr, size_t bytes) {
+  if (!dptr || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
+  Context* c = current_context();
+  if (!c) return CUDA_ERROR_INVALID_CONTEXT;
+  if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
+  size_t physical = align_up(bytes, kPageSize);
+  if (!try_reserve_physical(physical)) return CUDA_ERROR_OUT_OF_MEMORY;
+  uintptr_t addr = va_allocate(physical, 512);
+  if (!addr) {
+    release_physical(physical);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  void* p = mmap(reinterpret_cast<void*>(addr), physical, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    va_release(addr, physical);
+    release_physical(physical);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  {
+    std::lock_guard lock(g_mu);
+    g_allocs[addr] = LinearAlloc{bytes, physical, c, g_next_buffer_id.fetch_add(1)};
+  }
+  *dptr = addr;
+  log_debug("cuMemAlloc {} bytes -> {:#x}", bytes, addr);
+  return CUDA_SUCCESS;
+}
+
+CUresult free_linear(uintptr_t addr) {
+  LinearAlloc a;
+  {
+    std::lock_guard lock(g_mu);
+    auto it = g_allocs.find(addr);
+    if (it == g_allocs.end()) return CUDA_ERROR_INVALID_VALUE;
+    a = it->second;
+    g_allocs.erase(it);
+  }
+  va_release(addr, a.physical);
+  release_physical(a.physical);
+  return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+MemKind kind_of(uintptr_t addr) {
+  if (va_contains(addr)) return MemKind::device;
+  std::lock_guard lock(g_mu);
+  return find_containing(g_hosts, addr) != g_hosts.end() ? MemKind::pinned_host : MemKind::pageable_host;
+}
+
+void free_context_allocations(Context* c) {
+  std::vector<uintptr_t> mine;
+  {
+    std::lock_guard lock(g_mu);
+    for (auto& [addr, a] : g_allocs)
+      if (a.ctx == c) mine.push_back(addr);
+  }
+  for (uintptr_t addr : mine) free_linear(addr);
+}
+
+bool find_device_range(uintptr_t addr, RangeInfo* out) {
+  {
+    std::lock_guard lock(g_mu);
+    auto it = find_containing(g_allocs, addr);
+    if (it != g_allocs.end()) {
+      *out = RangeInfo{it->first, it->second.size, it->second.ctx, it->second.buffer_id, false};
+      return true;
+    }
+  }
+  return find_vmm_mapping(addr, out);
+}
+
+bool find_host_range(uintptr_t addr, HostRangeInfo* out) {
+  std::lock_guard lock(g_mu);
+  auto it = find_containing(g_hosts, addr);
+  if (it == g_hosts.end()) return false;
+  *out = HostRangeInfo{it->first, it->second.size, it->second.flags};
+  return true;
+}
+
+}  // namespace nzsim
+
+using namespace nzsim;
+
+extern "C" {
+
+CUresult CUDAAPI cuMemAlloc(CUdeviceptr* dptr, size_t bytes) {
+  NZ_REQUIRE_INIT();
+  return allocate(dptr, bytes);
+}
+
+CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr* dptr, size_t bytes, unsigned int) {
+  NZ_REQUIRE_INIT();
+  return allocate(dptr, bytes);
+}
+
+CUresult CUDAAPI cuMemAllocPitch(CUdeviceptr* dptr, size_t* pitch, size_t width, size_t height,
+                                 unsigned int element_size) {
+  NZ_REQUIRE_INIT();
+  if (!pitch || width == 0 || height == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (element_size != 4 && element_size != 8 && element_size != 16) return CUDA_ERROR_INVALID_VALUE;
+  size_t p = align_up(width, 512);
+  CUresult r = allocate(dptr, p * height);
+  if (r == CUDA_SUCCESS) *pitch = p;
+  return r;
+}
+
+CUresult CUDAAPI cuMemFree(CUdeviceptr dptr) {
+  NZ_REQUIRE_INIT();
+  if (dptr == 0) return CUDA_SUCCESS;
+  if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
+  // Like the real driver, freeing waits for work already queued in the context.
+  RangeInfo info;
+  if (find_device_range(dptr, &info) && !info.vmm && info.ctx && info.ctx->alive) synchronize_context(info.ctx);
+  return free_linear(dptr);
+}
+
+CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr* dptr, size_t bytes, CUstream hstream) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(hstream, &s); r != CUDA_SUCCESS) return r;
+  return allocate(dptr, bytes);  // memory is available at once: stream order is trivially kept
+}
+
+CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream hstream) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(hstream, &s); r != CUDA_SUCCESS) return r;
+  {
+    std::lock_guard lock(g_mu);
+    if (!g_allocs.count(dptr)) return CUDA_ERROR_INVALID_VALUE;
+  }
+  WorkItem item;
+  item.kind = ItemKind::control;
+  item.label = "cuMemFreeAsync";
+  item.body = [dptr] { return free_linear(dptr); };
+  submit(s, std::move(item));
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemGetAddressRange(CUdeviceptr* base, size_t* size, CUdeviceptr dptr) {
+  NZ_REQUIRE_INIT();
+  RangeInfo info;
+  if (!find_device_range(dptr, &info)) return CUDA_ERROR_NOT_FOUND;
+  if (base) *base = info.base;
+  if (size) *size = info.size;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  NZ_REQUIRE_INIT();
+  if (!current_context()) return CUDA_ERROR_INVALID_CONTEXT;
+  uint64_t total = config().total_bytes;
+  uint64_t used = physical_in_use();
+  if (free_bytes) *free_bytes = used >= total ? 0 : total - used;
+  if (total_bytes) *total_bytes = total;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemHostAlloc(void** pp, size_t bytes, unsigned int flags) {
+  NZ_REQUIRE_INIT();
+  if (!pp || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (!current_context()) return CUDA_ERROR_INVALID_CONTEXT;
+  void* p = mmap(nullptr, align_up(bytes, kPageSize), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
+  std::lock_guard lock(g_mu);
+  g_hosts[reinterpret_cast<uintptr_t>(p)] = HostAlloc{bytes, flags, true};
+  *pp = p;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemAllocHost(void** pp, size_t bytes) { return cuMemHostAlloc(pp, bytes, 0); }
+
+CUresult CUDAAPI cuMemFreeHost(void* p) {
+  NZ_REQUIRE_INIT();
+  HostAlloc a;
+  {
+    std::lock_guard lock(g_mu);
+    auto it = g_hosts.find(reinterpret_cast<uintptr_t>(p));
+    if (it == g_hosts.end() || !it->second.owned) return CUDA_ERROR_INVALID_VALUE;
+    a = it->second;
+    g_hosts.erase(it);
+  }
+  munmap(p, align_up(a.size, kPageSize));
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemHostRegister(void* p, size_t bytes, unsigned int flags) {
+  NZ_REQUIRE_INIT();
+  if (!p || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (!current_context()) return CUDA_ERROR_INVALID_CONTEXT;
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard lock(g_mu);
+  auto it = g_hosts.lower_bound(addr);
+  if (it != g_hosts.end() && it->first < addr + bytes) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+  if (find_containing(g_hosts, addr) != g_hosts.end()) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+  g_hosts[addr] = HostAlloc{bytes, flags, false};
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemHostUnregister(void* p) {
+  NZ_REQUIRE_INIT();
+  std::lock_guard lock(g_mu);
+  auto it = g_hosts.find(reinterpret_cast<uintptr_t>(p));
+  if (it == g_hosts.end() || it->second.owned) return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+  g_hosts.erase(it);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemHostGetDevicePointer(CUdeviceptr* dptr, void* p, unsigned int flags) {
+  NZ_REQUIRE_INIT();
+  if (!dptr || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  HostRangeInfo info;
+  if (!find_host_range(reinterpret_cast<uintptr_t>(p), &info)) return CUDA_ERROR_INVALID_VALUE;
+  *dptr = reinterpret_cast<CUdeviceptr>(p);  // unified addressing: the same address
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemHostGetFlags(unsigned int* flags, void* p) {
+  NZ_REQUIRE_INIT();
+  HostRangeInfo info;
+  if (!flags || !find_host_range(reinterpret_cast<uintptr_t>(p), &info)) return CUDA_ERROR_INVALID_VALUE;
+  *flags = info.flags;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuPointerGetAttribute(void* data, CUpointer_attribute attribute, CUdeviceptr ptr) {
+  NZ_REQUIRE_INIT();
+  if (!data) return CUDA_ERROR_INVALID_VALUE;
+  RangeInfo dev;
+  HostRangeInfo host;
+  bool is_dev = find_device_range(ptr, &dev);
+  bool is_host = !is_dev && find_host_range(ptr, &host);
+  if (!is_dev && !is_host) return CUDA_ERROR_INVALID_VALUE;
+  Context* ctx = is_dev ? dev.ctx : current_context();
+  switch (attribute) {
+    case CU_POINTER_ATTRIBUTE_CONTEXT: *static_cast<CUcontext*>(data) = reinterpret_cast<CUcontext>(ctx); break;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+      *static_cast<unsigned*>(data) = is_dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+      break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *static_cast<CUdeviceptr*>(data) = ptr; break;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+      if (is_dev) return CUDA_ERROR_INVALID_VALUE;
+      *static_cast<void**>(data) = reinterpret_cast<void*>(ptr);
+      break;
+    case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *static_cast<int*>(data) = 1; break;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID: *static_cast<unsigned long long*>(data) = is_dev ? dev.buffer_id : 0; break;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED: *static_cast<int*>(data) = 0; break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data) = 0; break;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+      *static_cast<CUdeviceptr*>(data) = is_dev ? dev.base : host.base;
+      break;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = is_dev ? dev.size : host.size; break;
+    case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<int*>(data) = 1; break;
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *static_cast<int*>(data) = 0; break;
+    case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES: *static_cast<unsigned long long*>(data) = 0; break;
+    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *static_cast<void**>(data) = nullptr; break;
+    default: return CUDA_ERROR_NOT_SUPPORTED;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuPointerGetAttributes(unsigned int count, CUpointer_attribute* attributes, void** data,
+                                        CUdeviceptr ptr) {
+  NZ_REQUIRE_INIT();
+  if (!attributes || !data) return CUDA_ERROR_INVALID_VALUE;
+  for (unsigned i = 0; i < count; ++i) {
+    if (!data[i]) continue;
+    if (cuPointerGetAttribute(data[i], attributes[i], ptr) != CUDA_SUCCESS) {
+      // Unlike cuPointerGetAttribute, unknown pointers yield zeroed values.
+      if (attributes[i] == CU_POINTER_ATTRIBUTE_MEMORY_TYPE || attributes[i] == CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL)
+        *static_cast<int*>(data[i]) = attributes[i] == CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL ? -2 : 0;
+      else if (attributes[i] == CU_POINTER_ATTRIBUTE_CONTEXT)
+        *static_cast<CUcontext*>(data[i]) = nullptr;
+      else
+        *static_cast<uint64_t*>(data[i]) = 0;
+    }
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuPointerSetAttribute(const void*, CUpointer_attribute attribute, CUdeviceptr) {
+  NZ_REQUIRE_INIT();
+  return attribute == CU_POINTER_ATTRIBUTE_SYNC_MEMOPS ? CUDA_SUCCESS : CUDA_ERROR_NOT_SUPPORTED;
+}
+
+}  // extern "C"

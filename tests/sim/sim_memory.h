@@ -1,0 +1,40 @@
+// Device allocations (cuMemAlloc family), pinned host memory and the VMM
+// registry, and what kind of memory an address is.
+#pragma once
+
+#include <cstdint>
+
+#include "sim_internal.h"
+
+namespace nzsim {
+
+struct Context;
+
+enum class MemKind { device, pinned_host, pageable_host };
+
+MemKind kind_of(uintptr_t addr);
+
+// Frees every cuMemAlloc allocation the context owns (context destroy/reset).
+void free_context_allocations(Context* c);
+
+// A linear allocation (cuMemAlloc) or VMM mapping containing `addr`.
+struct RangeInfo {
+  uintptr_t base = 0;
+  size_t size = 0;
+  Context* ctx = nullptr;
+  uint64_t buffer_id = 0;
+  bool vmm = false;
+};
+bool find_device_range(uintptr_t addr, RangeInfo* out);
+
+struct HostRangeInfo {
+  uintptr_t base = 0;
+  size_t size = 0;
+  unsigned flags = 0;
+};
+bool find_host_range(uintptr_t addr, HostRangeInfo* out);
+
+// VMM lookups (sim_vmm.cpp).
+bool find_vmm_mapping(uintptr_t addr, RangeInfo* out);
+
+}  // namespace nzsim

@@ -1,0 +1,115 @@
+// Modules, libraries and kernels: a module is a shared library of host
+// functions (nzsim.h). CUfunction and CUkernel are the same object here.
+#include <dlfcn.h>
+#include <elf.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sim_module.h"
+
+namespace nzsim {
+namespace {
+
+// The byte size of an ELF image in memory: the section header table is
+// normally last; segments are checked too.
+size_t elf_image_size(const unsigned char* image) {
+  const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(image);
+  size_t end = eh->e_shoff + static_cast<size_t>(eh->e_shnum) * eh->e_shentsize;
+  const auto* ph = reinterpret_cast<const Elf64_Phdr*>(image + eh->e_phoff);
+  for (unsigned i = 0; i < eh->e_phnum; ++i) end = std::max<size_t>(end, ph[i].p_offset + ph[i].p_filesz);
+  return std::max<size_t>(end, sizeof(Elf64_Ehdr));
+}
+
+CUresult open_module(const std::string& path, Module** out) {
+  void* dl = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!dl) {
+    log_error("cannot load module {}: {}", path, dlerror());
+    return access(path.c_str(), R_OK) == 0 ? CUDA_ERROR_INVALID_IMAGE : CUDA_ERROR_FILE_NOT_FOUND;
+  }
+  auto entry = reinterpret_cast<nzsim_module_entry_fn>(dlsym(dl, "nzsim_module_kernels"));
+  if (!entry) {
+    dlclose(dl);
+    return CUDA_ERROR_INVALID_IMAGE;
+  }
+  unsigned count = 0, abi = 0;
+  const nzsim_kernel* kernels = entry(&count, &abi);
+  if (abi != NZSIM_ABI_VERSION || (count && !kernels)) {
+    dlclose(dl);
+    return CUDA_ERROR_INVALID_IMAGE;
+  }
+  auto* m = new Module;
+  m->dl = dl;
+  m->path = path;
+  for (unsigned i = 0; i < count; ++i) {
+    auto k = std::make_unique<Kernel>();
+    k->module = m;
+    k->desc = &kernels[i];
+    for (unsigned p = 0; p < kernels[i].param_count; ++p)
+      k->param_bytes = std::max(k->param_bytes, kernels[i].params[p].offset + kernels[i].params[p].size);
+    m->kernels.push_back(std::move(k));
+  }
+  *out = m;
+  return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+CUresult load_module_file(const char* path, Module** out) {
+  if (!path || !out) return CUDA_ERROR_INVALID_VALUE;
+  return open_module(path, out);
+}
+
+CUresult load_module_image(const void* image, Module** out) {
+  if (!image || !out) return CUDA_ERROR_INVALID_VALUE;
+  const auto* bytes = static_cast<const unsigned char*>(image);
+  if (std::memcmp(bytes, NZSIM_MODULE_REF_MAGIC, 8) == 0) {
+    const auto* ref = static_cast<const nzsim_module_ref*>(image);
+    return open_module(std::string(ref->path, strnlen(ref->path, sizeof(ref->path))), out);
+  }
+  if (std::memcmp(bytes, ELFMAG, SELFMAG) == 0) {
+    const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(bytes);
+#if defined(__x86_64__)
+    constexpr int kHostMachine = EM_X86_64;
+#elif defined(__aarch64__)
+    constexpr int kHostMachine = EM_AARCH64;
+#endif
+    if (eh->e_machine != kHostMachine) return CUDA_ERROR_NO_BINARY_FOR_GPU;  // a real cubin
+    int fd = memfd_create("nzsim-module", MFD_CLOEXEC);
+    if (fd < 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    size_t size = elf_image_size(bytes);
+    size_t done = 0;
+    while (done < size) {
+      ssize_t w = write(fd, bytes + done, size - done);
+      if (w <= 0) {
+        close(fd);
+        return CUDA_ERROR_INVALID_IMAGE;
+      }
+      done += static_cast<size_t>(w);
+    }
+    CUresult r = open_module("/proc/self/fd/" + std::to_string(fd), out);
+    if (r == CUDA_SUCCESS) (*out)->memfd = fd;
+    else close(fd);
+    return r;
+  }
+  return CUDA_ERROR_NO_BINARY_FOR_GPU;  // fatbin or PTX: nothing the simulator can run
+}
+
+void unload_module(Module* m) {
+  dlclose(m->dl);
+  if (m->memfd >= 0) close(m->memfd);
+  m->magic = 0;
+  delete m;
+}
+
+Kernel* find_kernel(Module* m, const char* name) {
+  for (auto& k : m->kernels)
+    if (std::strcmp(k->desc->name, name) == 0) return k.get();
+  return nullptr;
+}
+
+}  // namespace nzsim

@@ -1,0 +1,47 @@
+// Loaded kernel modules (host-function libraries, see nzsim.h).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sim_internal.h"
+
+namespace nzsim {
+
+struct Module;
+
+constexpr uint32_t kKernelMagic = 0x4b524e4c;
+constexpr uint32_t kModuleMagic = 0x4d4f444c;
+
+struct Kernel {  // handed out as both CUfunction and CUkernel
+  uint32_t magic = kKernelMagic;
+  Module* module = nullptr;
+  const nzsim_kernel* desc = nullptr;
+  size_t param_bytes = 0;  // packed parameter buffer size
+};
+
+struct Module {  // handed out as both CUmodule and CUlibrary
+  uint32_t magic = kModuleMagic;
+  void* dl = nullptr;
+  int memfd = -1;  // when loaded from image bytes
+  std::string path;
+  std::vector<std::unique_ptr<Kernel>> kernels;
+};
+
+CUresult load_module_file(const char* path, Module** out);
+// `image`: ELF bytes of a module library or an nzsim_module_ref.
+CUresult load_module_image(const void* image, Module** out);
+void unload_module(Module* m);
+Kernel* find_kernel(Module* m, const char* name);
+
+inline Module* as_module(void* h) {
+  auto* m = static_cast<Module*>(h);
+  return m && m->magic == kModuleMagic ? m : nullptr;
+}
+inline Kernel* as_kernel(void* h) {
+  auto* k = static_cast<Kernel*>(h);
+  return k && k->magic == kKernelMagic ? k : nullptr;
+}
+
+}  // namespace nzsim

@@ -1,0 +1,275 @@
+// The virtual-memory API: reservations in the simulated device address space,
+// physical allocations backed by one memfd each, and mappings made with
+// mmap(MAP_FIXED | MAP_SHARED) of the memfd at an offset. A new mapping is
+// PROT_NONE until cuMemSetAccess; cuMemUnmap puts inaccessible pages back and
+// does not wait for queued work (like the real driver).
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "sim_memory.h"
+#include "sim_stream.h"
+#include "sim_va.h"
+
+namespace nzsim {
+namespace {
+
+struct Physical {
+  int fd = -1;
+  size_t size = 0;
+  CUmemAllocationProp prop{};
+  int refs = 1;  // the handle itself plus one per mapping; guarded by g_mu
+};
+
+struct Mapping {
+  size_t size = 0;
+  Physical* physical = nullptr;
+  size_t offset = 0;
+  CUmemAccess_flags access = CU_MEM_ACCESS_FLAGS_PROT_NONE;
+};
+
+std::mutex g_mu;
+std::map<uintptr_t, size_t> g_reservations;  // base -> size
+std::map<uintptr_t, Mapping> g_mappings;      // base -> mapping
+
+void unref(Physical* p) {  // g_mu held
+  if (--p->refs > 0) return;
+  close(p->fd);
+  release_physical(p->size);
+  delete p;
+}
+
+bool inside_reservation(uintptr_t addr, size_t size) {
+  auto it = g_reservations.upper_bound(addr);
+  if (it == g_reservations.begin()) return false;
+  --it;
+  return addr >= it->first && addr + size <= it->first + it->second;
+}
+
+// Mappings fully covering [addr, addr+size) in order; false if there is a hole
+// or a mapping straddles an end.
+bool covering_mappings(uintptr_t addr, size_t size, std::vector<std::map<uintptr_t, Mapping>::iterator>* out) {
+  auto it = g_mappings.find(addr);
+  uintptr_t cursor = addr;
+  while (cursor < addr + size) {
+    if (it == g_mappings.end() || it->first != cursor) return false;
+    out->push_back(it);
+    cursor += it->second.size;
+    ++it;
+  }
+  return cursor == addr + size;
+}
+
+Physical* from_handle(CUmemGenericAllocationHandle h) { return reinterpret_cast<Physical*>(h); }
+
+bool valid_physical(Physical* p) {  // g_mu held; handles are pointers we created
+  (void)p;
+  return p != nullptr;
+}
+
+}  // namespace
+
+bool find_vmm_mapping(uintptr_t addr, RangeInfo* out) {
+  std::lock_guard lock(g_mu);
+  auto it = g_mappings.upper_bound(addr);
+  if (it == g_mappings.begin()) return false;
+  --it;
+  if (addr >= it->first + it->second.size) return false;
+  *out = RangeInfo{it->first, it->second.size, nullptr, 0, true};
+  return true;
+}
+
+}  // namespace nzsim
+
+using namespace nzsim;
+
+extern "C" {
+
+CUresult CUDAAPI cuMemGetAllocationGranularity(size_t* granularity, const CUmemAllocationProp* prop,
+                                               CUmemAllocationGranularity_flags) {
+  NZ_REQUIRE_INIT();
+  if (!granularity || !prop) return CUDA_ERROR_INVALID_VALUE;
+  *granularity = kGranularity;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemAddressReserve(CUdeviceptr* ptr, size_t size, size_t alignment, CUdeviceptr, unsigned long long flags) {
+  NZ_REQUIRE_INIT();
+  if (!ptr || size == 0 || size % kGranularity != 0 || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (alignment == 0) alignment = kGranularity;
+  if (alignment & (alignment - 1)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
+  uintptr_t addr = va_allocate(size, std::max(alignment, kGranularity));
+  if (!addr) return CUDA_ERROR_OUT_OF_MEMORY;
+  std::lock_guard lock(g_mu);
+  g_reservations[addr] = size;
+  *ptr = addr;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemAddressFree(CUdeviceptr ptr, size_t size) {
+  NZ_REQUIRE_INIT();
+  if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
+  {
+    std::lock_guard lock(g_mu);
+    auto it = g_reservations.find(ptr);
+    if (it == g_reservations.end() || it->second != size) return CUDA_ERROR_INVALID_VALUE;
+    auto m = g_mappings.lower_bound(ptr);
+    if (m != g_mappings.end() && m->first < ptr + size) return CUDA_ERROR_INVALID_VALUE;  // still mapped
+    g_reservations.erase(it);
+  }
+  va_release(ptr, size);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, const CUmemAllocationProp* prop,
+                             unsigned long long flags) {
+  NZ_REQUIRE_INIT();
+  if (!handle || !prop || flags != 0 || size == 0 || size % kGranularity != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (prop->type != CU_MEM_ALLOCATION_TYPE_PINNED) return CUDA_ERROR_INVALID_VALUE;
+  if (prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE) return CUDA_ERROR_INVALID_VALUE;
+  if (prop->location.id != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
+  if (!try_reserve_physical(size)) return CUDA_ERROR_OUT_OF_MEMORY;
+  int fd = memfd_create("nzsim-physical", MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    if (fd >= 0) close(fd);
+    release_physical(size);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  auto* p = new Physical;
+  p->fd = fd;
+  p->size = size;
+  p->prop = *prop;
+  *handle = reinterpret_cast<CUmemGenericAllocationHandle>(p);
+  log_debug("cuMemCreate {} bytes -> handle {}", size, static_cast<void*>(p));
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemRelease(CUmemGenericAllocationHandle handle) {
+  NZ_REQUIRE_INIT();
+  std::lock_guard lock(g_mu);
+  Physical* p = from_handle(handle);
+  if (!valid_physical(p)) return CUDA_ERROR_INVALID_VALUE;
+  unref(p);  // freed once the last mapping is gone too
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+                          unsigned long long flags) {
+  NZ_REQUIRE_INIT();
+  if (flags != 0 || size == 0 || ptr % kGranularity || size % kGranularity || offset % kGranularity)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
+  std::lock_guard lock(g_mu);
+  Physical* p = from_handle(handle);
+  if (!valid_physical(p)) return CUDA_ERROR_INVALID_HANDLE;
+  if (offset + size > p->size) return CUDA_ERROR_INVALID_VALUE;
+  if (!inside_reservation(ptr, size)) return CUDA_ERROR_INVALID_VALUE;
+  auto next = g_mappings.lower_bound(ptr);
+  if (next != g_mappings.end() && next->first < ptr + size) return CUDA_ERROR_INVALID_VALUE;
+  if (next != g_mappings.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second.size > ptr) return CUDA_ERROR_INVALID_VALUE;
+  }
+  void* m = mmap(reinterpret_cast<void*>(ptr), size, PROT_NONE, MAP_SHARED | MAP_FIXED, p->fd,
+                 static_cast<off_t>(offset));
+  if (m == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
+  ++p->refs;
+  g_mappings[ptr] = Mapping{size, p, offset, CU_MEM_ACCESS_FLAGS_PROT_NONE};
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemUnmap(CUdeviceptr ptr, size_t size) {
+  NZ_REQUIRE_INIT();
+  if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
+  std::lock_guard lock(g_mu);
+  std::vector<std::map<uintptr_t, Mapping>::iterator> cover;
+  if (size == 0 || !covering_mappings(ptr, size, &cover)) return CUDA_ERROR_INVALID_VALUE;
+  va_make_inaccessible(ptr, size);  // no wait for queued work: readers still in flight fault
+  for (auto it : cover) {
+    unref(it->second.physical);
+    g_mappings.erase(it);
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc* desc, size_t count) {
+  NZ_REQUIRE_INIT();
+  if (!desc || count == 0 || size == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
+  CUmemAccess_flags flags = CU_MEM_ACCESS_FLAGS_PROT_NONE;
+  for (size_t i = 0; i < count; ++i) {
+    if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE) return CUDA_ERROR_INVALID_VALUE;
+    if (desc[i].location.id != 0) return CUDA_ERROR_INVALID_DEVICE;
+    flags = desc[i].flags;
+  }
+  int prot = flags == CU_MEM_ACCESS_FLAGS_PROT_READWRITE ? PROT_READ | PROT_WRITE
+             : flags == CU_MEM_ACCESS_FLAGS_PROT_READ    ? PROT_READ
+                                                         : PROT_NONE;
+  std::lock_guard lock(g_mu);
+  // The range may start or end inside a mapping, but must be fully mapped.
+  auto it = g_mappings.upper_bound(ptr);
+  if (it == g_mappings.begin()) return CUDA_ERROR_INVALID_VALUE;
+  --it;
+  uintptr_t cursor = ptr;
+  std::vector<Mapping*> touched;
+  while (cursor < ptr + size) {
+    if (it == g_mappings.end() || it->first > cursor || it->first + it->second.size <= cursor)
+      return CUDA_ERROR_INVALID_VALUE;
+    touched.push_back(&it->second);
+    cursor = it->first + it->second.size;
+    ++it;
+  }
+  if (mprotect(reinterpret_cast<void*>(ptr), size, prot) != 0) return CUDA_ERROR_INVALID_VALUE;
+  for (Mapping* m : touched) m->access = flags;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemGetAccess(unsigned long long* flags, const CUmemLocation* location, CUdeviceptr ptr) {
+  NZ_REQUIRE_INIT();
+  if (!flags || !location) return CUDA_ERROR_INVALID_VALUE;
+  if (location->type != CU_MEM_LOCATION_TYPE_DEVICE || location->id != 0) return CUDA_ERROR_INVALID_DEVICE;
+  std::lock_guard lock(g_mu);
+  auto it = g_mappings.upper_bound(ptr);
+  if (it == g_mappings.begin()) return CUDA_ERROR_INVALID_VALUE;
+  --it;
+  if (ptr >= it->first + it->second.size) return CUDA_ERROR_INVALID_VALUE;
+  *flags = it->second.access;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp* prop, CUmemGenericAllocationHandle handle) {
+  NZ_REQUIRE_INIT();
+  if (!prop) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard lock(g_mu);
+  Physical* p = from_handle(handle);
+  if (!valid_physical(p)) return CUDA_ERROR_INVALID_VALUE;
+  *prop = p->prop;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemRetainAllocationHandle(CUmemGenericAllocationHandle* handle, void* addr) {
+  NZ_REQUIRE_INIT();
+  if (!handle) return CUDA_ERROR_INVALID_VALUE;
+  auto a = reinterpret_cast<uintptr_t>(addr);
+  std::lock_guard lock(g_mu);
+  auto it = g_mappings.upper_bound(a);
+  if (it == g_mappings.begin()) return CUDA_ERROR_INVALID_VALUE;
+  --it;
+  if (a >= it->first + it->second.size) return CUDA_ERROR_INVALID_VALUE;
+  ++it->second.physical->refs;
+  *handle = reinterpret_cast<CUmemGenericAllocationHandle>(it->second.physical);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemExportToShareableHandle(void*, CUmemGenericAllocationHandle, CUmemAllocationHandleType,
+                                              unsigned long long) {
+  NZ_REQUIRE_INIT();
+  return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+}  // extern "C"

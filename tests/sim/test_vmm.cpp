@@ -1,0 +1,110 @@
+// Virtual memory: reserve, create, map at offsets, set access, unmap, OOM.
+#include <cstring>
+#include <vector>
+
+#include "sim_test_util.h"
+
+using namespace nzsim_test;
+
+namespace {
+
+CUmemAllocationProp device_prop() {
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = 0;
+  return prop;
+}
+
+CUmemAccessDesc rw() {
+  CUmemAccessDesc d{};
+  d.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  d.location.id = 0;
+  d.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  return d;
+}
+
+}  // namespace
+
+TEST(Vmm, ReserveCreateMapAtOffsets) {
+  ScopedContext ctx;
+  CUmemAllocationProp prop = device_prop();
+  size_t gran = 0;
+  CU_OK(cuMemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED));
+  ASSERT_EQ(2u << 20, gran);
+  size_t free0, total;
+  CU_OK(cuMemGetInfo(&free0, &total));
+
+  CUmemGenericAllocationHandle h;
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuMemCreate(&h, gran + 1, &prop, 0));
+  CU_OK(cuMemCreate(&h, 4 * gran, &prop, 0));
+  size_t free1;
+  CU_OK(cuMemGetInfo(&free1, &total));
+  EXPECT_EQ(free0 - 4 * gran, free1);
+
+  CUdeviceptr va;
+  CU_OK(cuMemAddressReserve(&va, 8 * gran, 0, 0, 0));
+  EXPECT_EQ(0u, va % gran);
+  // Map handle bytes [2g, 4g) at va+0 and [0, 2g) at va+4g.
+  CU_OK(cuMemMap(va, 2 * gran, 2 * gran, h, 0));
+  CU_OK(cuMemMap(va + 4 * gran, 2 * gran, 0, h, 0));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuMemMap(va + gran, 2 * gran, 0, h, 0));  // overlaps
+  unsigned long long flags = 99;
+  CUmemLocation loc{CU_MEM_LOCATION_TYPE_DEVICE, 0};
+  CU_OK(cuMemGetAccess(&flags, &loc, va));
+  EXPECT_EQ(CU_MEM_ACCESS_FLAGS_PROT_NONE, flags);
+  CUmemAccessDesc d = rw();
+  CU_OK(cuMemSetAccess(va, 2 * gran, &d, 1));
+  CU_OK(cuMemSetAccess(va + 4 * gran, 2 * gran, &d, 1));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuMemSetAccess(va + 2 * gran, gran, &d, 1));  // not mapped
+
+  // The two views share physical pages: write through one, read through the other.
+  CU_OK(cuMemsetD32(va, 0x11111111, gran / 2));                // handle [2g, 3g)
+  CU_OK(cuMemsetD32(va + 4 * gran, 0x22222222, gran / 2));     // handle [0, 1g)
+  uint32_t word = 0;
+  CU_OK(cuMemcpyDtoH(&word, va + gran - 4, 4));
+  EXPECT_EQ(0x11111111u, word);
+  CU_OK(cuMemcpyDtoH(&word, va + 4 * gran, 4));
+  EXPECT_EQ(0x22222222u, word);
+
+  CUmemGenericAllocationHandle again;
+  CU_OK(cuMemRetainAllocationHandle(&again, reinterpret_cast<void*>(va + 16)));
+  EXPECT_EQ(h, again);
+  CU_OK(cuMemRelease(again));
+  CUmemAllocationProp got{};
+  CU_OK(cuMemGetAllocationPropertiesFromHandle(&got, h));
+  EXPECT_EQ(CU_MEM_ALLOCATION_TYPE_PINNED, got.type);
+
+  // Release keeps memory alive while mapped.
+  CU_OK(cuMemRelease(h));
+  CU_OK(cuMemGetInfo(&free1, &total));
+  EXPECT_EQ(free0 - 4 * gran, free1);
+  CU_OK(cuMemUnmap(va, 2 * gran));
+  CU_OK(cuMemUnmap(va + 4 * gran, 2 * gran));
+  CU_OK(cuMemGetInfo(&free1, &total));
+  EXPECT_EQ(free0, free1);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuMemUnmap(va, 2 * gran));  // nothing mapped now
+  CU_OK(cuMemAddressFree(va, 8 * gran));
+}
+
+TEST(Vmm, CreateFailsWhenDeviceMemoryIsExhausted) {
+  ScopedContext ctx;
+  CUmemAllocationProp prop = device_prop();
+  const size_t gran = 2u << 20;
+  std::vector<CUmemGenericAllocationHandle> handles;
+  CUmemGenericAllocationHandle h;
+  CUresult r;
+  while ((r = cuMemCreate(&h, 64 * gran, &prop, 0)) == CUDA_SUCCESS) handles.push_back(h);
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, r);
+  EXPECT_EQ(1024u / 128, handles.size());  // 1 GiB in 128 MiB handles
+  size_t free_bytes, total;
+  CU_OK(cuMemGetInfo(&free_bytes, &total));
+  EXPECT_EQ(0u, free_bytes);
+  CUdeviceptr p;
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cuMemAlloc(&p, 4096));
+  CU_OK(cuMemRelease(handles.back()));
+  handles.pop_back();
+  CU_OK(cuMemCreate(&h, gran, &prop, 0));
+  handles.push_back(h);
+  for (auto x : handles) CU_OK(cuMemRelease(x));
+}

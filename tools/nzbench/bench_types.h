@@ -1,0 +1,98 @@
+// bench_types.h: what nzbench measures and on what.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/float_bits.h"
+
+namespace nzbench {
+
+enum class Mode { Lossless, Lossy };
+
+struct Options {
+  std::vector<std::string> files;
+  uint64_t synthetic_elements = 0;  // > 0: benchmark one synthetic tensor instead of files
+  uint64_t seed = 1;
+  std::optional<nztools::FloatType> cast_to;  // --dtype; nullopt = keep each tensor's dtype
+  Mode mode = Mode::Lossless;
+  uint32_t kept_bits = 3;  // --bits (lossy)
+  uint32_t block = 512;    // --block (lossy), 0 = none
+  uint64_t min_bytes = 64 * 1024;
+  uint64_t tile_mb = 0;  // 0 = no tiling
+  uint32_t threads = 0;  // 0 = all cores (resolved in main)
+  uint32_t repeat = 3;
+  bool json = false;
+  bool peers = true;  // zstd -3 / -19 in the same run
+  bool gpu = false;
+};
+
+// One tensor ready to benchmark: bytes in its benchmark dtype (already cast,
+// already tiled).
+struct BenchTensor {
+  std::string file;
+  std::string name;
+  std::vector<uint64_t> shape;
+  std::string source_dtype;  // as stored in the file ("F32", "BF16", "synthetic")
+  nztools::FloatType type = nztools::FloatType::BF16;
+  uint64_t original_bytes = 0;  // before tiling, in the benchmark dtype
+  bool tiled = false;
+  std::vector<uint8_t> data;
+  // The bytes before tiling (only when tiled): the zstd peers run on these,
+  // because an LZ coder would exploit the repetition and report a fake ratio.
+  std::vector<uint8_t> untiled;
+  uint64_t elements() const { return data.size() / static_cast<uint64_t>(nztools::layout_of(type).bytes); }
+};
+
+struct Skipped {
+  std::string file, name, reason;
+};
+
+// One codec's figures on one tensor (or the total). GB/s counts 1e9 bytes of
+// uncompressed data per second, best of the repeats. NaN = not measured (JSON null).
+struct Figures {
+  uint64_t bytes = 0;             // uncompressed bytes benchmarked
+  uint64_t compressed_bytes = 0;  // sum of compressed sizes
+  double ratio = NAN;             // compressed / original
+  double bound_ratio = NAN;       // entropy bound of the split / original
+  double overhead_pct = NAN;      // (ratio / bound_ratio - 1) * 100
+  double encode_gbps_1t = NAN;
+  double decode_gbps_1t = NAN;
+  double decode_gbps_mt = NAN;
+  // Seconds behind the GB/s figures, kept so the total can add them up.
+  double encode_s_1t = NAN, decode_s_1t = NAN, decode_s_mt = NAN;
+  // lossy only
+  std::optional<double> max_rel_error, mean_rel_error;
+};
+
+struct TensorResult {
+  BenchTensor* tensor = nullptr;
+  double exponent_entropy_bits = 0;
+  Figures neuzip;
+  std::map<std::string, Figures> peers;  // "zstd-3", "zstd-19"
+};
+
+struct TotalResult {
+  Figures neuzip;
+  // Sum over tensors of each tensor's own bound (the codec has one table per
+  // tensor, so this is what it can reach), over the total bytes.
+  double tensor_bounds_ratio = NAN;
+  std::map<std::string, Figures> peers;
+};
+
+// Fill the ratio-derived fields from bytes, compressed_bytes and bound_ratio.
+inline void finish_figures(Figures& f) {
+  if (f.bytes == 0) return;
+  f.ratio = static_cast<double>(f.compressed_bytes) / static_cast<double>(f.bytes);
+  if (!std::isnan(f.bound_ratio) && f.bound_ratio > 0) f.overhead_pct = (f.ratio / f.bound_ratio - 1.0) * 100.0;
+  auto gbps = [&](double s) { return s > 0 ? static_cast<double>(f.bytes) / s / 1e9 : NAN; };
+  f.encode_gbps_1t = gbps(f.encode_s_1t);
+  f.decode_gbps_1t = gbps(f.decode_s_1t);
+  f.decode_gbps_mt = gbps(f.decode_s_mt);
+}
+
+}  // namespace nzbench

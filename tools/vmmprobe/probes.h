@@ -1,0 +1,47 @@
+// probes.h: the measurements vmmprobe makes on the current device.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "driver_loader.h"
+
+namespace vmmprobe {
+
+struct ProbeOptions {
+  int device = 0;
+  uint32_t max_pages = 512;  // largest run, in allocation-granularity pages
+  uint32_t repeat = 5;       // timings are the median of this many calls
+  uint64_t stall_mb = 1024;  // size of the buffer the long-running stream work writes
+  uint32_t stall_ms = 200;   // target duration of that work
+};
+
+// Median microseconds per call for a run of `pages` pages.
+struct RunTiming {
+  uint32_t pages = 0;
+  double create_us = 0;      // cuMemCreate of a fresh handle of this size
+  double map_us = 0;         // cuMemMap from the one large handle, at a non-zero offset when possible
+  double set_access_us = 0;  // cuMemSetAccess of the mapped run
+  double unmap_us = 0;       // cuMemUnmap of the run
+};
+
+struct StallResult {
+  bool measured = false;
+  double work_ms = 0;            // the stream work alone, host-timed to completion
+  double unmap_us = 0;           // cuMemUnmap of unrelated memory while that work runs
+  bool work_done_at_return = false;  // the work's event was complete when cuMemUnmap returned
+};
+
+struct ProbeReport {
+  std::string device_name;
+  uint64_t granularity = 0;
+  std::vector<RunTiming> runs;
+  StallResult stall;
+};
+
+
+// False with `error` on any driver failure (the message names the call).
+bool run_probes(Driver& drv, const ProbeOptions& opts, ProbeReport& report, std::string& error);
+
+}  // namespace vmmprobe
