@@ -60,14 +60,15 @@ __device__ inline void store_element(uint8_t* dst, uint64_t index, uint32_t valu
 
 // Hash terms of this step's output: 16 u32 words for 2-byte dtypes (even
 // lanes pair with their odd neighbour), 32 for fp32. Inactive lanes hold 0.
+// Words past the chunk's end contribute nothing (the hash covers n elements).
 template <uint32_t kElemBytes>
-__device__ inline uint64_t step_hash(uint64_t t, uint32_t value) {
+__device__ inline uint64_t step_hash(uint64_t t, uint32_t n, uint32_t value) {
   const uint32_t lane = threadIdx.x & 31u;
   if constexpr (kElemBytes == 2) {
     uint32_t upper = __shfl_down_sync(0xFFFFFFFFu, value, 1);
-    return (lane & 1u) ? 0 : hash_term(t / 2, value | (upper << 16));
+    return ((lane & 1u) || t >= n) ? 0 : hash_term(t / 2, value | (upper << 16));
   } else {
-    return hash_term(t, value);
+    return t < n ? hash_term(t, value) : 0;
   }
 }
 
@@ -192,7 +193,7 @@ __device__ void decode_chunk(const DecodeContext& ctx, const SharedFreqTable& ta
       BlockReport r = block_any(stored_nonzero, step * 32, n, h.block_log2, block_running);
       if (r.report && !r.any && scales[r.block] != 0) fail_and_trap(ctx.status, NZ_ERR_CORRUPT_CHUNK);
     }
-    hash += step_hash<kElemBytes>(t, value);
+    hash += step_hash<kElemBytes>(t, n, value);
   }
   if (rans) {
     bool bad = x != kRansL || w != word_count;

@@ -163,8 +163,8 @@ __device__ inline void encode_analyse(const EncodeArgs& a) {
       }
       if (bytes == 2) {
         uint32_t upper = __shfl_down_sync(0xFFFFFFFFu, decoded, 1);
-        if ((lane & 1u) == 0) hash += hash_term(t / 2, decoded | (upper << 16));
-      } else {
+        if ((lane & 1u) == 0 && t < n) hash += hash_term(t / 2, decoded | (upper << 16));
+      } else if (t < n) {
         hash += hash_term(t, decoded);
       }
     }

@@ -7,7 +7,9 @@
 
 #include <stdint.h>
 
+#ifdef __CUDACC__
 #include <cuda_fp16.h>
+#endif
 
 #include "format.cuh"
 

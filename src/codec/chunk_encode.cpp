@@ -31,62 +31,82 @@ void count_symbols(const uint8_t* elements, uint64_t n, const DtypeLayout& layou
   }
 }
 
+namespace {
+
+// Splits every element into its symbol and its raw bits (packed into `raw`).
+void split_chunk(const ChunkEncodeParams& params, const ChunkSource& src, uint8_t* symbols, uint8_t* raw) {
+  const DtypeLayout& l = params.layout;
+  const FieldSplit split(l, params.kept_bits);
+  if (l.bytes == 2 && l.exponent_bits == 8 && params.kept_bits == 7) {
+    // bf16 lossless: the raw value is one whole byte (sign, 7 mantissa bits).
+    for (uint64_t i = 0; i < src.n; ++i) {
+      uint16_t x;
+      std::memcpy(&x, src.elements + 2 * i, 2);
+      symbols[i] = static_cast<uint8_t>(x >> 7);
+      raw[i] = static_cast<uint8_t>(((x >> 8) & 0x80) | (x & 0x7F));
+    }
+    return;
+  }
+  BitWriter writer(raw);
+  const uint32_t raw_bits = 1 + params.kept_bits;
+  for (uint64_t i = 0; i < src.n; ++i) {
+    const uint32_t x = load_element(src.elements, i, l.bytes);
+    symbols[i] = static_cast<uint8_t>(split.symbol(x));
+    writer.put(split.raw(x), raw_bits);
+  }
+  writer.finish();
+}
+
+}  // namespace
+
 void encode_chunk(const ChunkEncodeParams& params, const ChunkSource& src, ChunkEncodeScratch& scratch,
                   std::vector<uint8_t>& payload, ChunkEntry& entry) {
   const DtypeLayout& l = params.layout;
   const ChunkLayout cl = make_chunk_layout(l, src.n, params.kept_bits, params.block_log2);
-  const FieldSplit split(l, params.kept_bits);
-  const uint32_t raw_bits = 1 + params.kept_bits;
-
-  scratch.symbols.resize(src.n);
-  payload.assign(cl.packed_size(), 0);  // big enough for either kind's fixed parts
-  uint8_t* scales_at = payload.data();
-  uint8_t* symbols_at = scales_at + cl.scale_bytes;
-  uint8_t* raw_at = symbols_at + cl.symbol_bytes;
-  {
-    BitWriter raw(raw_at);
-    BitWriter sym(symbols_at);
-    for (uint64_t i = 0; i < src.n; ++i) {
-      const uint32_t x = load_element(src.elements, i, l.bytes);
-      const uint32_t s = split.symbol(x);
-      scratch.symbols[i] = static_cast<uint8_t>(s);
-      sym.put(s, l.exponent_bits);
-      raw.put(split.raw(x), raw_bits);
-    }
-    raw.finish();
-    sym.finish();
-  }
-  if (cl.block_count > 0) std::memcpy(scales_at, src.scales, cl.block_count);
-
   entry = ChunkEntry{};
   entry.checksum = src.checksum;
-  entry.kind = static_cast<uint32_t>(ChunkKind::kPacked);
-  entry.size = static_cast<uint32_t>(cl.packed_size());
-  if (params.table == nullptr || cl.packed_size() <= cl.rans_fixed_size()) return;
+
+  // Room for the larger of the two layouts' fixed parts; sections are
+  // placed once the kind is known.
+  scratch.symbols.resize(src.n);
+  std::vector<uint8_t> raw(cl.raw_bytes, 0);
+  split_chunk(params, src, scratch.symbols.data(), raw.data());
 
   // rANS pays only if its stream is strictly smaller than the packed exponents.
-  const uint64_t word_cap = (cl.packed_size() - cl.rans_fixed_size() - 1) / 2;
-  scratch.words.resize(word_cap);
-  uint32_t states[kLanes];
-  uint64_t words = 0;
-  if (!rans_encode(scratch.symbols.data(), src.n, *params.table, states, scratch.words.data(), word_cap,
-                   &words)) {
-    return;
+  if (params.table != nullptr && cl.packed_size() > cl.rans_fixed_size()) {
+    const uint64_t word_cap = (cl.packed_size() - cl.rans_fixed_size() - 1) / 2;
+    scratch.words.resize(word_cap);
+    uint32_t states[kLanes];
+    uint64_t words = 0;
+    if (rans_encode(scratch.symbols.data(), src.n, *params.table, states, scratch.words.data(), word_cap,
+                    &words)) {
+      payload.assign(cl.rans_fixed_size() + 2 * words, 0);
+      uint8_t* p = payload.data();
+      std::memcpy(p, states, kStateBytes);
+      p += kStateBytes;
+      if (cl.block_count > 0) std::memcpy(p, src.scales, cl.block_count);
+      p += cl.scale_bytes;
+      std::memcpy(p, raw.data(), cl.raw_bytes);
+      p += cl.raw_bytes;
+      // Words are u16 little-endian; this host is little-endian (x86-64, aarch64).
+      std::memcpy(p, scratch.words.data() + (word_cap - words), 2 * words);
+      entry.kind = static_cast<uint32_t>(ChunkKind::kRans);
+      entry.size = static_cast<uint32_t>(payload.size());
+      return;
+    }
   }
-  const uint64_t size = cl.rans_fixed_size() + 2 * words;
-  std::vector<uint8_t> packed_payload;
-  packed_payload.swap(payload);
-  payload.assign(size, 0);
+
+  payload.assign(cl.packed_size(), 0);
   uint8_t* p = payload.data();
-  std::memcpy(p, states, kStateBytes);
-  p += kStateBytes;
-  std::memcpy(p, packed_payload.data(), cl.scale_bytes);
+  if (cl.block_count > 0) std::memcpy(p, src.scales, cl.block_count);
   p += cl.scale_bytes;
-  std::memcpy(p, packed_payload.data() + cl.scale_bytes + cl.symbol_bytes, cl.raw_bytes);
-  p += cl.raw_bytes;
-  std::memcpy(p, scratch.words.data() + (word_cap - words), 2 * words);
-  entry.kind = static_cast<uint32_t>(ChunkKind::kRans);
-  entry.size = static_cast<uint32_t>(size);
+  BitWriter sym(p);
+  for (uint64_t i = 0; i < src.n; ++i) sym.put(scratch.symbols[i], l.exponent_bits);
+  sym.finish();
+  p += cl.symbol_bytes;
+  std::memcpy(p, raw.data(), cl.raw_bytes);
+  entry.kind = static_cast<uint32_t>(ChunkKind::kPacked);
+  entry.size = static_cast<uint32_t>(payload.size());
 }
 
 }  // namespace nz::codec

@@ -4,7 +4,20 @@
 
 namespace nz::codec {
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+uint64_t hash_sum_words_avx512(const uint8_t* bytes, size_t words, uint64_t first_word, size_t* done);
+#endif
+
 namespace {
+
+bool use_avx512() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  return ok;
+#else
+  return false;
+#endif
+}
 
 uint64_t sum_words_scalar(const uint8_t* bytes, size_t words, uint64_t first_word) {
   // Four independent sums so the multiplies of neighbouring words overlap.
@@ -32,7 +45,12 @@ uint64_t sum_words_scalar(const uint8_t* bytes, size_t words, uint64_t first_wor
 uint64_t hash_add_bytes(const void* data, size_t byte_len, uint64_t first_word) {
   const auto* bytes = static_cast<const uint8_t*>(data);
   size_t full_words = byte_len / 4;
-  uint64_t sum = sum_words_scalar(bytes, full_words, first_word);
+  uint64_t sum = 0;
+  size_t done = 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (use_avx512() && full_words >= 64) sum = hash_sum_words_avx512(bytes, full_words, first_word, &done);
+#endif
+  sum += sum_words_scalar(bytes + 4 * done, full_words - done, first_word + done);
   size_t tail = byte_len % 4;
   if (tail != 0) {
     uint32_t w = 0;

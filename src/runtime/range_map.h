@@ -75,6 +75,26 @@ class RangeMap {
     publish(std::move(next));
   }
 
+  // Replaces every entry inside [begin, end) with `entries` (sorted, inside
+  // [begin, end), not overlapping): one publication for a whole allocation.
+  void replace(CUdeviceptr begin, CUdeviceptr end, std::vector<Entry> entries) {
+    std::lock_guard lock(write_mutex_);
+    auto current = snapshot();
+    auto next = std::make_shared<Snapshot>();
+    next->reserve(current->size() + entries.size());
+    bool inserted = false;
+    for (const Entry& e : *current) {
+      if (e.begin >= begin && e.end <= end) continue;
+      if (!inserted && e.begin >= end) {
+        for (auto& n : entries) next->push_back(std::move(n));
+        inserted = true;
+      }
+      next->push_back(e);
+    }
+    if (!inserted) for (auto& n : entries) next->push_back(std::move(n));
+    publish(std::move(next));
+  }
+
   // Removes the entry that starts at `begin`; returns false if none.
   bool erase(CUdeviceptr begin) {
     std::lock_guard lock(write_mutex_);

@@ -158,7 +158,9 @@ CUresult Runtime::mem_free(CUdeviceptr dptr, bool* handled) noexcept {
   driver().base.cuCtxSynchronize();
   while (!a.units.empty()) {
     auto u = a.units.begin()->second;
-    untrack(u);
+    u->tracked = false;
+    std::erase(pending_, u);
+    pending_count_.store(pending_.size(), std::memory_order_relaxed);
     if (u->state == UnitState::kStaged) {
       vmm_.unmap(u->begin, u->bytes());
       pool_.give_back(std::move(u->staging), u->bytes());
@@ -175,6 +177,7 @@ CUresult Runtime::mem_free(CUdeviceptr dptr, bool* handled) noexcept {
     u->dead = true;
     a.units.erase(a.units.begin());
   }
+  tracked_.replace(a.base, a.base + a.bytes, {});
   for (auto& [begin, backing] : a.permanent) vmm_.unmap(begin, backing.first);
   a.permanent.clear();
   vmm_.release_pages(a.base, a.pages, 0, a.pages.size());
@@ -246,7 +249,6 @@ void Runtime::replan(Allocation& a) noexcept {
     u->filled = a.recent_fills;
     try {
       a.units.emplace(p.begin, u);
-      tracked_.insert(u->begin, u->end, u);
       u->tracked = true;
       pending_.push_back(u);
       pending_count_.store(pending_.size(), std::memory_order_relaxed);
@@ -256,15 +258,30 @@ void Runtime::replan(Allocation& a) noexcept {
     stats_.bytes_compressible.add(u->bytes());
     trace_.emit("unit", u->begin, u->bytes());
   }
+  republish(a);
 }
 
-void Runtime::untrack(const std::shared_ptr<Unit>& u) noexcept {
-  if (!u->tracked) return;
+void Runtime::republish(Allocation& a) noexcept {
   try {
-    tracked_.erase(u->begin);
+    std::vector<RangeMap<TagExtent>::Entry> entries;
+    a.tags.for_each([&](CUdeviceptr b, CUdeviceptr e, int) {
+      auto extent = std::make_shared<TagExtent>();
+      for (auto it = a.units.lower_bound(b > a.base + vmm_.page_size() ? b - vmm_.page_size() : a.base);
+           it != a.units.end() && it->second->begin < e; ++it) {
+        if (it->second->tracked && it->second->end > b) extent->units.push_back(it->second);
+      }
+      if (!extent->units.empty()) entries.push_back({b, e, std::move(extent)});
+    });
+    tracked_.replace(a.base, a.base + a.bytes, std::move(entries));
   } catch (...) {
+    log(LogLevel::kError, "out of memory publishing ranges");
   }
+}
+
+void Runtime::untrack(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
+  if (!u->tracked) return;
   u->tracked = false;
+  republish(a);
   std::erase(pending_, u);
   pending_count_.store(pending_.size(), std::memory_order_relaxed);
 }
@@ -294,7 +311,7 @@ void Runtime::retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
     }
     std::erase(staged_, u);
   }
-  untrack(u);
+  untrack(a, u);
   stats_.bytes_compressible.sub(u->bytes());
   u->store = StoredRange{};
   u->state = UnitState::kResident;
@@ -369,7 +386,7 @@ void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   if (outcome != CompressOutcome::kStored) {
     // Poor ratio, no memory for the store, or an odd backing: leave it resident.
     u->want_compress = false;
-    untrack(u);
+    untrack(a, u);
     trace_.emit("keep_resident", u->begin, u->bytes(),
                 fmt::format("\"reason\":\"{}\"", outcome == CompressOutcome::kPoorRatio ? "ratio"
                                                  : outcome == CompressOutcome::kNoMemory ? "memory"
@@ -494,6 +511,12 @@ void Runtime::finish_use(CUstream stream, CUresult result) noexcept {
 
 // ---- launches and copies ---------------------------------------------------------------
 
+void Runtime::collect_units(const TagExtent& extent) {
+  for (const auto& u : extent.units) {
+    if (std::find(t_touched.begin(), t_touched.end(), u) == t_touched.end()) t_touched.push_back(u);
+  }
+}
+
 CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
   stats_.launches_seen.add();
   compress_pending(false);
@@ -502,10 +525,7 @@ CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
   t_touched.clear();
   try {
     for_each_param_word(d, params_, [&](uint64_t word) {
-      const auto* e = RangeMap<Unit>::find(*snapshot, word);
-      if (e == nullptr) return;
-      for (const auto& seen : t_touched) if (seen == e->value) return;
-      t_touched.push_back(e->value);
+      if (const auto* e = RangeMap<TagExtent>::find(*snapshot, word)) collect_units(*e->value);
     });
   } catch (...) {
     t_touched.clear();
@@ -529,10 +549,8 @@ CUresult Runtime::before_transfer(const TransferDesc& d) noexcept {
   try {
     for (size_t i = 0; i < d.span_count; ++i) {
       const Span& s = d.spans[i];
-      RangeMap<Unit>::for_each_overlapping(*snapshot, s.ptr, s.ptr + s.bytes, [&](const auto& e) {
-        for (const auto& seen : t_touched) if (seen == e.value) return;
-        t_touched.push_back(e.value);
-      });
+      RangeMap<TagExtent>::for_each_overlapping(*snapshot, s.ptr, s.ptr + s.bytes,
+                                                [&](const auto& e) { collect_units(*e.value); });
     }
   } catch (...) {
     t_touched.clear();
@@ -677,11 +695,16 @@ size_t Runtime::evict_idle() noexcept {
 
 bool Runtime::debug_store_of(CUdeviceptr p, CUdeviceptr& store, size_t& bytes) noexcept {
   std::lock_guard lock(mutex_);
-  auto* e = RangeMap<Unit>::find(*tracked_.snapshot(), p);
-  if (e == nullptr || !e->value->store.data) return false;
-  store = e->value->store.data.get();
-  bytes = e->value->store.bytes;
-  return true;
+  auto* e = RangeMap<TagExtent>::find(*tracked_.snapshot(), p);
+  if (e == nullptr) return false;
+  for (const auto& u : e->value->units) {
+    if (p >= u->begin && p < u->end && u->store.data) {
+      store = u->store.data.get();
+      bytes = u->store.bytes;
+      return true;
+    }
+  }
+  return false;
 }
 
 bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
@@ -702,9 +725,9 @@ void Runtime::check_status_word() noexcept {
   if (!checksum_reported_) {
     checksum_reported_ = true;
     log(LogLevel::kError,
-        "checksum mismatch while decompressing a range (status {}): the decode trapped and the context "
-        "reports CUDA_ERROR_LAUNCH_FAILED; no work ran on corrupt data",
-        static_cast<unsigned>(*word));
+        "checksum mismatch while decompressing a range (decoder status {}: {}): the decode trapped and the "
+        "context reports CUDA_ERROR_LAUNCH_FAILED; no work ran on corrupt data",
+        static_cast<unsigned>(*word), nz_error_string(static_cast<nz_status>(*word)));
   }
 }
 

@@ -88,7 +88,9 @@ class Runtime {
   void tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept;
   void replan(Allocation& a) noexcept;
   void retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
-  void untrack(const std::shared_ptr<Unit>& u) noexcept;
+  void untrack(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
+  void republish(Allocation& a) noexcept;
+  void collect_units(const TagExtent& extent);  // may throw (allocation)
   void compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, const char* what) noexcept;
   CUresult stage(Unit& u, CUstream stream, bool capturing) noexcept;
@@ -119,7 +121,7 @@ class Runtime {
   UniqueHostMemory status_host_;
   std::unique_ptr<CompressedStore> store_;
   std::map<CUdeviceptr, std::unique_ptr<Allocation>> allocations_;
-  RangeMap<Unit> tracked_;
+  RangeMap<TagExtent> tracked_;  // tag ranges that overlap tracked units
   std::vector<std::shared_ptr<Unit>> pending_;
   std::atomic<size_t> pending_count_{0};
   std::vector<std::shared_ptr<Unit>> staged_;

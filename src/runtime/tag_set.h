@@ -33,6 +33,11 @@ class TagSet {
   void remove(CUdeviceptr begin, CUdeviceptr end);
   bool empty() const { return tags_.empty(); }
   uint64_t tagged_bytes() const;
+  // fn(begin, end, dtype) for every tag in address order.
+  template <typename Fn>
+  void for_each(Fn&& fn) const {
+    for (const auto& [b, t] : tags_) fn(b, t.end, t.dtype);
+  }
   // The units of whole pages of [base, base + size) (page_size aligned) fully covered by tags.
   std::vector<PlannedUnit> plan(CUdeviceptr base, size_t size, size_t page_size) const;
 

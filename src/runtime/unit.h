@@ -5,6 +5,7 @@
 #include <cuda.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "runtime/compressed_store.h"
@@ -55,6 +56,15 @@ struct Unit {
     for (const auto& e : uses) if (e && *e) driver().base.cuEventSynchronize(e->get());
     uses.clear();
   }
+};
+
+// What the hot path finds for an address: the units a tag (one weight, as
+// the framework copied it) overlaps. A pointer to the start of a weight may
+// lie in a page that is not compressible (shared with a neighbour) while the
+// rest of the weight is: the kernel will read all of it, so all its units are
+// staged.
+struct TagExtent {
+  std::vector<std::shared_ptr<Unit>> units;
 };
 
 }  // namespace nz::rt

@@ -198,7 +198,7 @@ TEST_F(RuntimeE2E, ExplicitTagAndUntag) {
 }
 
 TEST_F(RuntimeE2E, PartlyTaggedPagesStayResident) {
-  std::vector<uint16_t> w = bf16_weights(3 * kMiB / 2 - 256, 7);  // 3 MiB - 512 of 4 MiB
+  std::vector<uint16_t> w = bf16_weights(2 * kMiB - 256, 7);  // [512, 4 MiB) of a 4 MiB allocation
   CUdeviceptr p = d->alloc(4 * kMiB);
   const auto s0 = stats();
   ASSERT_EQ(d->htod(p + 512, w.data(), w.size() * 2), CUDA_SUCCESS);
@@ -206,6 +206,10 @@ TEST_F(RuntimeE2E, PartlyTaggedPagesStayResident) {
   const auto s1 = stats();
   EXPECT_EQ(s1.bytes_tagged - s0.bytes_tagged, w.size() * 2);
   EXPECT_EQ(s1.bytes_compressible - s0.bytes_compressible, 2 * kMiB);  // page 0 starts untagged, page 1 is whole
+  EXPECT_EQ(s1.bytes_original_compressed - s0.bytes_original_compressed, 2 * kMiB);
+  std::vector<uint16_t> back(w.size());
+  ASSERT_EQ(d->dtoh(back.data(), p + 512, back.size() * 2), CUDA_SUCCESS);
+  EXPECT_EQ(back, w);
   d->free(p);
 }
 

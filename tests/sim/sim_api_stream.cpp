@@ -297,6 +297,26 @@ CUresult CUDAAPI cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
   return CUDA_SUCCESS;
 }
 
+// --- capture ---
+
+CUresult CUDAAPI cuStreamBeginCapture(CUstream h, CUstreamCaptureMode mode) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (s->legacy) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  auto cap = std::make_shared<Capture>();
+  cap->graph = std::make_shared<Graph>();
+  cap->mode = mode;
+  cap->origin = s;
+  cap->thread = std::this_thread::get_id();
+  cap->id = g_next_capture_id.fetch_add(1);
+  {
+    std::lock_guard lock(s->mu);
+    if (s->capture) return CUDA_ERROR_ILLEGAL_STATE;
+  }
+  join_capture(s, cap);
+  return CUDA_SUCCESS;
+}
 
 CUresult CUDAAPI cuStreamIsCapturing(CUstream h, CUstreamCaptureStatus* status) {
   NZ_REQUIRE_INIT();

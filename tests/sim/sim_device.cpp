@@ -165,6 +165,15 @@ CUresult CUDAAPI cuDeviceGetUuid(CUuuid* uuid, CUdevice dev) {
 }
 
 
+CUresult CUDAAPI cuDeviceGetPCIBusId(char* bus, int len, CUdevice dev) {
+  NZ_REQUIRE_INIT();
+  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!bus || len <= 0) return CUDA_ERROR_INVALID_VALUE;
+  std::strncpy(bus, "0000:00:00.0", static_cast<size_t>(len) - 1);
+  bus[len - 1] = '\0';
+  return CUDA_SUCCESS;
+}
+
 CUresult CUDAAPI cuDeviceCanAccessPeer(int* can, CUdevice, CUdevice) {
   NZ_REQUIRE_INIT();
   if (!can) return CUDA_ERROR_INVALID_VALUE;

@@ -17,11 +17,10 @@ namespace {
 const std::string kDir = NZTOOLS_WEIGHTS_DIR;
 
 std::vector<uint8_t> make_file(const std::string& header, size_t data_bytes) {
-  std::vector<uint8_t> f(8);
+  std::vector<uint8_t> f(8 + header.size() + data_bytes, 0x11);
   const uint64_t n = header.size();
-  for (int i = 0; i < 8; ++i) f[static_cast<size_t>(i)] = static_cast<uint8_t>(n >> (8 * i));
-  f.insert(f.end(), header.begin(), header.end());
-  f.resize(f.size() + data_bytes, 0x11);
+  for (size_t i = 0; i < 8; ++i) f[i] = static_cast<uint8_t>(n >> (8 * i));
+  std::memcpy(f.data() + 8, header.data(), header.size());
   return f;
 }
 
