@@ -46,7 +46,7 @@ __device__ void decode_chunks(const DecodeContext& ctx, DecodeShared& sh) {
 
 __device__ inline void decode_buffer(const DecodeArgs& a) {
   __shared__ DecodeShared sh;
-  DecodeContext ctx;
+  DecodeContext ctx{};
   ctx.base = reinterpret_cast<const uint8_t*>(a.src);
   ctx.dst = reinterpret_cast<uint8_t*>(a.dst);
   ctx.status = reinterpret_cast<uint32_t*>(a.status);

@@ -31,7 +31,7 @@ namespace nz::kernels {
 
 struct EncodeView {
   const EncodeArgs& a;
-  DtypeShape shape;
+  DtypeShape shape{};
   __device__ explicit EncodeView(const EncodeArgs& args) : a(args) { shape_of(args.dtype, shape); }
   __device__ uint8_t* ws(uint64_t off) const { return reinterpret_cast<uint8_t*>(a.ws.base + off); }
   __device__ EncodeControl& control() const { return *reinterpret_cast<EncodeControl*>(ws(a.ws.control_off)); }

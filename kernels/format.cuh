@@ -86,7 +86,7 @@ __host__ __device__ inline uint32_t log2_exact(uint32_t v) {
 __device__ inline nz_status check_header(const Header& h, uint64_t src_len, uint64_t dst_cap) {
   if (h.magic != kMagic) return NZ_ERR_BAD_MAGIC;
   if (h.version != NZ_FORMAT_VERSION) return NZ_ERR_BAD_VERSION;
-  DtypeShape s;
+  DtypeShape s{};
   if (!shape_of(h.dtype, s) || h.mode > 1) return NZ_ERR_CORRUPT_HEADER;
   uint32_t ce = h.chunk_elems;
   if (ce < (1u << 10) || ce > (1u << 22) || (ce & (ce - 1)) != 0) return NZ_ERR_CORRUPT_HEADER;

@@ -1,6 +1,6 @@
 // nzgpubench: GPU codec throughput on real weights (see gpu_bench.h).
 //
-//   nzgpubench [--mib N] [--repeats R] [--lossy K] [--block B] [--chunk C] [file.safetensors]
+//   [NZ_WEIGHTS_DIR=dir] nzgpubench [--mib N] [--repeats R] [--lossy K] [--block B] [--chunk C] [file.safetensors]
 //
 // Reads the BF16 tensors of the file (default: the GPT-Neo attention weights
 // in ../shared/weights), tiles them to N MiB on device 0 and prints one line
@@ -24,7 +24,9 @@
 int main(int argc, char** argv) {
   nz::gpu::GpuBenchConfig config;
   nz_options_default(&config.opts, NZ_BF16);
-  std::string file = std::string(NZ_WEIGHTS_DIR) + "/gpt-neo-125m-attn-bf16.safetensors";
+  const char* weights_env = std::getenv("NZ_WEIGHTS_DIR");
+  std::string file = std::string(weights_env && *weights_env ? weights_env : NZ_WEIGHTS_DIR) +
+                     "/gpt-neo-125m-attn-bf16.safetensors";
   for (int i = 1; i < argc; ++i) {
     auto next = [&](const char* flag) -> long {
       if (i + 1 >= argc) {

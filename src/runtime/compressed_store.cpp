@@ -55,6 +55,7 @@ CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, cons
     if (api.cuMemAlloc(&p, 16) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
     words_ = UniqueDeviceMemory(p);
   }
+  log(LogLevel::kDebug, "encode {} bytes: bound {}, workspace {}", bytes, bound, workspace_bytes);
   CUdeviceptr dst = 0, workspace = 0;
   if (api.cuMemAlloc(&dst, bound) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
   UniqueDeviceMemory dst_owner(dst);

@@ -12,6 +12,11 @@ namespace nz::rt {
 namespace {
 
 constexpr int kChangesBeforeResident = 3;  // changed at this many evictions in a row: stop compressing
+// Largest unit: bounds the scratch a compression needs (a bound-sized output
+// buffer) and the memory one staging takes, which matters most when memory is
+// short. Large weights become several units, all staged when one is touched.
+constexpr size_t kMaxUnitBytes = size_t{4} << 20;
+constexpr int kCompressAttempts = 8;  // no memory for the scratch: retry at later safe points
 
 // Units a launch or copy on this thread touched, between before_ and after_.
 thread_local std::vector<std::shared_ptr<Unit>> t_touched;
@@ -51,6 +56,19 @@ bool stream_capturing(CUstream s) {
 std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
 }  // namespace
+
+// Trace lines carry the device memory in use (cuMemGetInfo) so a trace shows
+// the footprint over time.
+void Runtime::emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra) noexcept {
+  if (!trace_.enabled()) return;
+  size_t free = 0, total = 0;
+  driver().base.cuMemGetInfo(&free, &total);
+  try {
+    trace_.emit(event, ptr, bytes,
+                fmt::format("\"used\":{}{}{}", total - free, extra.empty() ? "" : ",", extra));
+  } catch (...) {
+  }
+}
 
 // ---- lifecycle -----------------------------------------------------------------
 
@@ -141,7 +159,7 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   a->bytes = vmm_.round_up(bytes);
   *dptr = a->base;
   *handled = true;
-  trace_.emit("alloc", a->base, bytes);
+  emit("alloc", a->base, bytes);
   allocations_.emplace(a->base, std::move(a));
   sample_device_used();
   return CUDA_SUCCESS;
@@ -183,7 +201,7 @@ CUresult Runtime::mem_free(CUdeviceptr dptr, bool* handled) noexcept {
   vmm_.release_pages(a.base, a.pages, 0, a.pages.size());
   vmm_.free_address_range(a.base, a.bytes);
   stats_.bytes_tagged.sub(a.tags.tagged_bytes());
-  trace_.emit("free", a.base, a.bytes);
+  emit("free", a.base, a.bytes);
   allocations_.erase(it);
   return CUDA_SUCCESS;
 }
@@ -215,14 +233,14 @@ void Runtime::tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int 
   } catch (...) {
     return;
   }
-  trace_.emit("tag", begin, end - begin, fmt::format("\"dtype\":{}", dtype));
+  emit("tag", begin, end - begin, fmt::format("\"dtype\":{}", dtype));
   replan(a);
 }
 
 void Runtime::replan(Allocation& a) noexcept {
   std::vector<PlannedUnit> plan;
   try {
-    plan = a.tags.plan(a.base, a.bytes, vmm_.page_size());
+    plan = a.tags.plan(a.base, a.bytes, vmm_.page_size(), kMaxUnitBytes);
   } catch (...) {
     return;
   }
@@ -256,7 +274,7 @@ void Runtime::replan(Allocation& a) noexcept {
       continue;
     }
     stats_.bytes_compressible.add(u->bytes());
-    trace_.emit("unit", u->begin, u->bytes());
+    emit("unit", u->begin, u->bytes());
   }
   republish(a);
 }
@@ -317,7 +335,7 @@ void Runtime::retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   u->state = UnitState::kResident;
   u->dead = true;
   a.units.erase(u->begin);
-  trace_.emit("resident", u->begin, u->bytes());
+  emit("resident", u->begin, u->bytes());
 }
 
 int Runtime::tag(CUdeviceptr ptr, size_t bytes, int dtype) noexcept {
@@ -340,7 +358,7 @@ int Runtime::untag(CUdeviceptr ptr, size_t bytes) noexcept {
   const uint64_t before = a->tags.tagged_bytes();
   a->tags.remove(ptr, end);
   stats_.bytes_tagged.sub(before - a->tags.tagged_bytes());
-  trace_.emit("untag", ptr, end - ptr);
+  emit("untag", ptr, end - ptr);
   replan(*a);
   return NZ_RT_OK;
 }
@@ -383,11 +401,21 @@ void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   const CompressOutcome outcome =
       (own_pages || own_handle) ? store_->compress(u->begin, u->bytes(), u->dtype, config_, stored)
                                 : CompressOutcome::kFailed;
+  if (outcome == CompressOutcome::kNoMemory && ++u->compress_attempts < kCompressAttempts) {
+    // Memory may be freed later (evictions, frees): stay pending.
+    try {
+      pending_.push_back(u);
+      pending_count_.store(pending_.size(), std::memory_order_relaxed);
+      evict_all(false);
+      return;
+    } catch (...) {
+    }
+  }
   if (outcome != CompressOutcome::kStored) {
     // Poor ratio, no memory for the store, or an odd backing: leave it resident.
     u->want_compress = false;
     untrack(a, u);
-    trace_.emit("keep_resident", u->begin, u->bytes(),
+    emit("keep_resident", u->begin, u->bytes(),
                 fmt::format("\"reason\":\"{}\"", outcome == CompressOutcome::kPoorRatio ? "ratio"
                                                  : outcome == CompressOutcome::kNoMemory ? "memory"
                                                                                           : "failed"));
@@ -408,7 +436,7 @@ void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   stats_.bytes_original_compressed.add(u->bytes());
   stats_.bytes_compressed.add(u->store.bytes);
   update_saved();
-  trace_.emit("compress", u->begin, u->bytes(), fmt::format("\"compressed\":{}", u->store.bytes));
+  emit("compress", u->begin, u->bytes(), fmt::format("\"compressed\":{}", u->store.bytes));
   log(LogLevel::kDebug, "compressed {} bytes at {} into {}", u->bytes(), hex(u->begin), u->store.bytes);
 }
 
@@ -447,7 +475,7 @@ CUresult Runtime::stage(Unit& u, CUstream stream, bool capturing) noexcept {
   stats_.staging_bytes.set(pool_.in_use_bytes());
   stats_.staging_bytes_peak.raise_to(pool_.in_use_bytes());
   update_saved();
-  trace_.emit("stage", u.begin, u.bytes());
+  emit("stage", u.begin, u.bytes());
   return CUDA_SUCCESS;
 }
 
@@ -489,7 +517,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   }
   if (faulted) {
     stats_.faults.add();
-    trace_.emit("fault", 0, 0, fmt::format("\"api\":\"{}\"", what != nullptr ? what : "?"));
+    emit("fault", 0, 0, fmt::format("\"api\":\"{}\"", what != nullptr ? what : "?"));
   }
   enforce_budget();
   return result;
@@ -591,7 +619,7 @@ void Runtime::on_graph_exec_destroy(CUgraphExec) noexcept {}
 CUresult Runtime::before_graph_launch(CUgraphExec, CUstream) noexcept { return CUDA_SUCCESS; }
 
 void Runtime::on_tensor_map(const CUtensorMap*, CUdeviceptr global_address, size_t bytes) noexcept {
-  trace_.emit("tensor_map", global_address, bytes);
+  emit("tensor_map", global_address, bytes);
 }
 
 // ---- eviction and pressure -------------------------------------------------------------------
@@ -616,7 +644,7 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   if (hash == u->store.hash) {
     stats_.drops.add();
     u->change_streak = 0;
-    trace_.emit("drop", u->begin, u->bytes());
+    emit("drop", u->begin, u->bytes());
   } else {
     ++u->change_streak;
     if (u->change_streak >= kChangesBeforeResident && memory_plentiful()) {
@@ -635,7 +663,7 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
     stats_.bytes_compressed.add(fresh.bytes);
     u->store = std::move(fresh);
     stats_.recompressions.add();
-    trace_.emit("recompress", u->begin, u->bytes(), fmt::format("\"compressed\":{}", u->store.bytes));
+    emit("recompress", u->begin, u->bytes(), fmt::format("\"compressed\":{}", u->store.bytes));
   }
   vmm_.unmap(u->begin, u->bytes());
   pool_.give_back(std::move(u->staging), u->bytes());
@@ -711,7 +739,7 @@ bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
   std::lock_guard lock(mutex_);
   if (!setup_ok_) return false;
   const size_t freed = evict_all(true);
-  trace_.emit("oom", 0, bytes_wanted, fmt::format("\"freed\":{}", freed));
+  emit("oom", 0, bytes_wanted, fmt::format("\"freed\":{}", freed));
   return freed > 0;
 }
 

@@ -103,6 +103,7 @@ class Runtime {
   bool memory_plentiful() noexcept;
   void sample_device_used() noexcept;
   void update_saved() noexcept;
+  void emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra = {}) noexcept;
 
   static inline std::atomic<bool> active_{false};
   static inline Runtime* instance_ = nullptr;

@@ -1,6 +1,7 @@
 #include "runtime/tag_set.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace nz::rt {
 
@@ -41,7 +42,9 @@ uint64_t TagSet::tagged_bytes() const {
   return total;
 }
 
-std::vector<PlannedUnit> TagSet::plan(CUdeviceptr base, size_t size, size_t page_size) const {
+std::vector<PlannedUnit> TagSet::plan(CUdeviceptr base, size_t size, size_t page_size,
+                                      size_t max_unit_bytes) const {
+  const size_t max_span = max_unit_bytes == 0 ? SIZE_MAX : std::max<size_t>(1, max_unit_bytes / page_size) * page_size;
   std::vector<PlannedUnit> units;
   const CUdeviceptr limit = base + size;
   // Walk the tags in order, merging adjacent ones into covered runs, and
@@ -63,7 +66,11 @@ std::vector<PlannedUnit> TagSet::plan(CUdeviceptr base, size_t size, size_t page
     for (CUdeviceptr p = first; p < tag_end && p + page_size <= run_end; p += page_size) {
       unit_end = p + page_size;
     }
-    if (unit_end > first) units.push_back({first, unit_end, it->second.dtype});
+    for (CUdeviceptr b = first; b < unit_end;) {
+      const CUdeviceptr e = b + std::min<CUdeviceptr>(unit_end - b, max_span);
+      units.push_back({b, e, it->second.dtype});
+      b = e;
+    }
   }
   return units;
 }

@@ -38,8 +38,11 @@ class TagSet {
   void for_each(Fn&& fn) const {
     for (const auto& [b, t] : tags_) fn(b, t.end, t.dtype);
   }
-  // The units of whole pages of [base, base + size) (page_size aligned) fully covered by tags.
-  std::vector<PlannedUnit> plan(CUdeviceptr base, size_t size, size_t page_size) const;
+  // The units of whole pages of [base, base + size) (page_size aligned) fully
+  // covered by tags, each at most `max_unit_bytes` (0 = no limit): a bound on
+  // the scratch memory one compression needs and on one decode's size.
+  std::vector<PlannedUnit> plan(CUdeviceptr base, size_t size, size_t page_size,
+                                size_t max_unit_bytes = 0) const;
 
  private:
   struct Tag {

@@ -38,6 +38,7 @@ struct Unit {
   int in_flight = 0;           // launches between before_ and after_ hooks
   int pins = 0;                // captured graphs use it: never evicted
   int change_streak = 0;       // consecutive evictions that found it changed
+  int compress_attempts = 0;   // compressions that found no memory for their scratch
   uint64_t lru_tick = 0;
 
   size_t bytes() const { return static_cast<size_t>(end - begin); }

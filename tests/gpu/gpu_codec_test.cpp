@@ -19,6 +19,14 @@
 #define NZ_WEIGHTS_DIR "../shared/weights"
 #endif
 
+namespace {
+// NZ_WEIGHTS_DIR in the environment wins (a bundle run on a GPU machine).
+std::string weights_dir() {
+  const char* env = std::getenv("NZ_WEIGHTS_DIR");
+  return env != nullptr && *env != '\0' ? env : NZ_WEIGHTS_DIR;
+}
+}  // namespace
+
 namespace nz::gpu::test {
 namespace {
 
@@ -40,7 +48,7 @@ nz_options make_options(nz_dtype dtype, nz_mode mode = NZ_LOSSLESS, uint32_t kep
 std::vector<uint8_t> concat_tensors(const std::string& file, const std::string& dtype, size_t max_tensors) {
   std::vector<TensorBytes> tensors;
   std::string error;
-  EXPECT_TRUE(read_safetensors(std::string(NZ_WEIGHTS_DIR) + "/" + file, dtype, tensors, error)) << error;
+  EXPECT_TRUE(read_safetensors(weights_dir() + "/" + file, dtype, tensors, error)) << error;
   std::vector<uint8_t> out;
   for (size_t i = 0; i < tensors.size() && i < max_tensors; ++i) {
     out.insert(out.end(), tensors[i].bytes.begin(), tensors[i].bytes.end());

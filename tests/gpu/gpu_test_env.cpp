@@ -13,6 +13,11 @@ std::string& reason_storage() {
   return reason;
 }
 
+std::string& codec_error_storage() {
+  static std::string reason;
+  return reason;
+}
+
 void check(const DriverApi& api, CUresult r, const char* what) {
   ASSERT_EQ(r, CUDA_SUCCESS) << what << ": " << describe(api, r);
 }
@@ -23,8 +28,14 @@ GpuEnv* GpuEnv::get() {
   static GpuEnv* env = [] {
     auto* e = new GpuEnv();  // lives for the process: the context outlives every test
     std::string error;
-    if (!e->open(error)) {
+    if (!e->session_.open(error)) {
       reason_storage() = fmt::format("no usable CUDA driver/device ({}); GPU codec tests skipped", error);
+      delete e;
+      return static_cast<GpuEnv*>(nullptr);
+    }
+    // A device without a working codec is a failure, not a skip.
+    if (!e->open(error)) {
+      codec_error_storage() = fmt::format("device {} has no working codec: {}", e->session_.device_name(), error);
       delete e;
       return static_cast<GpuEnv*>(nullptr);
     }
@@ -35,8 +46,9 @@ GpuEnv* GpuEnv::get() {
 
 const std::string& GpuEnv::skip_reason() { return reason_storage(); }
 
+const std::string& GpuEnv::codec_error() { return codec_error_storage(); }
+
 bool GpuEnv::open(std::string& error) {
-  if (!session_.open(error)) return false;
   codec_ = DeviceCodec::create(session_.api(), error);
   if (!codec_) return false;
   CUresult r = session_.api().cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING);

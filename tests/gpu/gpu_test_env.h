@@ -25,6 +25,8 @@ class GpuEnv {
   // Null (with the reason in skip_reason()) when there is no usable device.
   static GpuEnv* get();
   static const std::string& skip_reason();
+  // Non-empty when a device exists but DeviceCodec::create failed.
+  static const std::string& codec_error();
 
   const DriverApi& api() const { return session_.api(); }
   DeviceCodec& codec() { return *codec_; }
@@ -61,6 +63,7 @@ std::vector<uint8_t> cpu_decompress(const std::vector<uint8_t>& compressed, nz_s
 
 #define NZ_REQUIRE_GPU_ENV(env)                                              \
   GpuEnv* env = GpuEnv::get();                                               \
+  if (env == nullptr && !GpuEnv::codec_error().empty()) FAIL() << GpuEnv::codec_error(); \
   if (env == nullptr) GTEST_SKIP() << GpuEnv::skip_reason()
 
 }  // namespace nz::gpu::test

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,6 +24,14 @@
 #ifndef NZ_WEIGHTS_DIR
 #define NZ_WEIGHTS_DIR "../shared/weights"
 #endif
+
+namespace {
+// NZ_WEIGHTS_DIR in the environment wins (a bundle run on a GPU machine).
+std::string weights_dir() {
+  const char* env = std::getenv("NZ_WEIGHTS_DIR");
+  return env != nullptr && *env != '\0' ? env : NZ_WEIGHTS_DIR;
+}
+}  // namespace
 
 namespace {
 
@@ -134,7 +143,7 @@ void check(const std::vector<uint8_t>& input, const nz_options& opts, const std:
 std::vector<uint8_t> real_bf16(size_t elements) {
   std::vector<nz::gpu::TensorBytes> t;
   std::string error;
-  EXPECT_TRUE(nz::gpu::read_safetensors(std::string(NZ_WEIGHTS_DIR) + "/gpt-neo-125m-attn-bf16.safetensors", "BF16", t, error));
+  EXPECT_TRUE(nz::gpu::read_safetensors(weights_dir() + "/gpt-neo-125m-attn-bf16.safetensors", "BF16", t, error));
   std::vector<uint8_t> b = t.at(0).bytes;
   b.resize(elements * 2);
   return b;

@@ -69,3 +69,19 @@ TEST(TagSet, ClipsToAllocation) {
 
 }  // namespace
 }  // namespace nz::rt
+
+namespace nz::rt {
+namespace {
+
+TEST(TagSet, LargeTagsSplitIntoBoundedUnits) {
+  TagSet t;
+  t.add(kBase, kBase + 5 * kPage, 1);
+  auto plan = t.plan(kBase, 6 * kPage, kPage, 2 * kPage);
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_EQ(plan[0], (PlannedUnit{kBase, kBase + 2 * kPage, 1}));
+  EXPECT_EQ(plan[1], (PlannedUnit{kBase + 2 * kPage, kBase + 4 * kPage, 1}));
+  EXPECT_EQ(plan[2], (PlannedUnit{kBase + 4 * kPage, kBase + 5 * kPage, 1}));
+}
+
+}  // namespace
+}  // namespace nz::rt
