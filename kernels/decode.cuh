@@ -49,26 +49,29 @@ __device__ inline void refill_ring(uint16_t* ring, const uint16_t* words, uint32
   __syncwarp();
 }
 
+// Writes this step's elements and returns the nzhash terms of the written
+// words. 2-byte dtypes: even lanes take their odd neighbour's half with one
+// shuffle and write whole u32 words (half the store instructions), which are
+// also the words the checksum is defined on; a lone last element is stored as
+// a u16 (the output ends there). fp32: one word per lane. Lanes past the
+// chunk's end write nothing and hash nothing.
 template <uint32_t kElemBytes>
-__device__ inline void store_element(uint8_t* dst, uint64_t index, uint32_t value) {
-  if constexpr (kElemBytes == 2) {
-    reinterpret_cast<uint16_t*>(dst)[index] = uint16_t(value);
-  } else {
-    reinterpret_cast<uint32_t*>(dst)[index] = value;
-  }
-}
-
-// Hash terms of this step's output: 16 u32 words for 2-byte dtypes (even
-// lanes pair with their odd neighbour), 32 for fp32. Inactive lanes hold 0.
-// Words past the chunk's end contribute nothing (the hash covers n elements).
-template <uint32_t kElemBytes>
-__device__ inline uint64_t step_hash(uint64_t t, uint32_t n, uint32_t value) {
+__device__ inline uint64_t store_and_hash(uint8_t* out, uint32_t t, uint32_t n, uint32_t value) {
   const uint32_t lane = threadIdx.x & 31u;
   if constexpr (kElemBytes == 2) {
     uint32_t upper = __shfl_down_sync(0xFFFFFFFFu, value, 1);
-    return ((lane & 1u) || t >= n) ? 0 : hash_term(t / 2, value | (upper << 16));
+    if ((lane & 1u) || t >= n) return 0;
+    uint32_t word = value | (upper << 16);
+    if (t + 1 < n) {
+      reinterpret_cast<uint32_t*>(out)[t / 2] = word;
+    } else {
+      reinterpret_cast<uint16_t*>(out)[t] = uint16_t(value);
+    }
+    return hash_term(t / 2, word);
   } else {
-    return t < n ? hash_term(t, value) : 0;
+    if (t >= n) return 0;
+    reinterpret_cast<uint32_t*>(out)[t] = value;
+    return hash_term(t, value);
   }
 }
 
@@ -94,13 +97,15 @@ __device__ void decode_chunk(const DecodeContext& ctx, const SharedFreqTable& ta
     ChunkEntry prev = load_chunk_entry(ctx.base, h.table_bytes, c - 1);
     expected = round_up(prev.offset + prev.size, 16);
   }
-  if (e.offset != expected || e.kind > 1 || e.offset + e.size > h.payload_bytes) {
+  // As the CPU: padded payloads stay inside payload_bytes and the last one ends it.
+  const uint64_t padded_end = round_up(e.offset + e.size, 16);
+  if (e.offset != expected || e.kind > 1 || padded_end > h.payload_bytes ||
+      (c + 1 == h.chunk_count && padded_end != h.payload_bytes)) {
     fail_and_trap(ctx.status, NZ_ERR_CORRUPT_HEADER);
   }
   const uint8_t* payload = ctx.base + ctx.payload_offset + e.offset;
   // Padding up to the next payload (or the end) must be zero.
-  uint64_t pad_end = min(round_up(e.offset + e.size, 16), h.payload_bytes);
-  if (e.offset + e.size + lane < pad_end && payload[e.size + lane] != 0) fail_and_trap(ctx.status, NZ_ERR_CORRUPT_CHUNK);
+  if (e.offset + e.size + lane < padded_end && payload[e.size + lane] != 0) fail_and_trap(ctx.status, NZ_ERR_CORRUPT_CHUNK);
 
   const bool rans = e.kind == 0;
   uint32_t prefix = rans ? 4u * kLanes : 0u;
@@ -111,10 +116,10 @@ __device__ void decode_chunk(const DecodeContext& ctx, const SharedFreqTable& ta
   uint32_t word_count = 0;
   if (rans) {
     uint64_t fixed = uint64_t(prefix) + sec.scale_bytes + sec.raw_bytes;
-    if (h.table_bytes == 0 || e.size < fixed || ((e.size - fixed) & 1u)) fail_and_trap(ctx.status, NZ_ERR_CORRUPT_CHUNK);
+    if (h.table_bytes == 0 || e.size < fixed || ((e.size - fixed) & 1u)) fail_and_trap(ctx.status, NZ_ERR_CORRUPT_HEADER);
     word_count = uint32_t((e.size - fixed) / 2);
   } else if (uint64_t(e.size) != uint64_t(sec.scale_bytes) + sec.exp_bytes + sec.raw_bytes) {
-    fail_and_trap(ctx.status, NZ_ERR_CORRUPT_CHUNK);
+    fail_and_trap(ctx.status, NZ_ERR_CORRUPT_HEADER);
   }
   // Zero padding inside the bit-packed sections and after the scale bytes.
   if (lane == 0) {
@@ -186,14 +191,13 @@ __device__ void decode_chunk(const DecodeContext& ctx, const SharedFreqTable& ta
         float d = element_to_f32(value, h.dtype);
         if (isfinite(d)) value = f32_to_element(__fmul_rn(d, scale_value(q)), h.dtype);
       }
-      store_element<kElemBytes>(out, t, value);
     }
     if (h.block_log2) {
       // A non-zero scale needs a finite non-zero element in its block.
       BlockReport r = block_any(stored_nonzero, step * 32, n, h.block_log2, block_running);
       if (r.report && !r.any && scales[r.block] != 0) fail_and_trap(ctx.status, NZ_ERR_CORRUPT_CHUNK);
     }
-    hash += step_hash<kElemBytes>(t, n, value);
+    hash += store_and_hash<kElemBytes>(out, t, n, value);
   }
   if (rans) {
     bool bad = x != kRansL || w != word_count;

@@ -12,13 +12,22 @@ struct DecodeShared {
   SharedFreqTable table;
   alignas(16) uint16_t rings[kDecodeWarpsPerBlock][kRingWords];
   unsigned long long header_hash;
+  uint32_t any_rans;
 };
 
-// Block 0 checks the header checksum: nzhash of [0, payload_offset) with the
-// checksum field (words 12 and 13) read as zero.
-__device__ inline void verify_header_checksum(DecodeShared& sh, const DecodeContext& ctx) {
-  if (threadIdx.x == 0) sh.header_hash = 0;
+// Block 0 checks what needs the whole chunk table: the header checksum
+// (nzhash of [0, payload_offset) with the checksum field, words 12 and 13,
+// read as zero), that the frequency table is present exactly when some chunk
+// is rANS coded, and that an empty buffer has no payload.
+__device__ inline void verify_buffer_tables(DecodeShared& sh, const DecodeContext& ctx) {
+  if (threadIdx.x == 0) {
+    sh.header_hash = 0;
+    sh.any_rans = 0;
+  }
   __syncthreads();
+  for (uint32_t c = threadIdx.x; c < ctx.h.chunk_count; c += blockDim.x) {
+    if (load_chunk_entry(ctx.base, ctx.h.table_bytes, c).kind == 0) atomicExch(&sh.any_rans, 1u);
+  }
   const uint32_t* words = reinterpret_cast<const uint32_t*>(ctx.base);
   const uint64_t count = ctx.payload_offset / 4;  // a multiple of 8 bytes
   uint64_t sum = 0;
@@ -29,8 +38,11 @@ __device__ inline void verify_header_checksum(DecodeShared& sh, const DecodeCont
   sum = warp_sum(sum);
   if ((threadIdx.x & 31u) == 0) atomicAdd(&sh.header_hash, sum);
   __syncthreads();
-  if (threadIdx.x == 0 && sh.header_hash + hash_init(ctx.payload_offset) != ctx.h.header_checksum) {
-    fail_and_trap(ctx.status, NZ_ERR_CORRUPT_HEADER);
+  if (threadIdx.x == 0) {
+    bool bad = sh.header_hash + hash_init(ctx.payload_offset) != ctx.h.header_checksum ||
+               (ctx.h.table_bytes != 0) != (sh.any_rans != 0) ||
+               (ctx.h.chunk_count == 0 && ctx.h.payload_bytes != 0);
+    if (bad) fail_and_trap(ctx.status, NZ_ERR_CORRUPT_HEADER);
   }
 }
 
@@ -57,7 +69,7 @@ __device__ inline void decode_buffer(const DecodeArgs& a) {
   if (st != NZ_OK) fail_and_trap(ctx.status, st);
   shape_of(ctx.h.dtype, ctx.shape);
   ctx.payload_offset = payload_offset_of(ctx.h.table_bytes, ctx.h.chunk_count);
-  if (blockIdx.x == 0) verify_header_checksum(sh, ctx);
+  if (blockIdx.x == 0) verify_buffer_tables(sh, ctx);
   if (uint64_t(blockIdx.x) * kDecodeWarpsPerBlock >= ctx.h.chunk_count) return;  // nothing for this block
   if (ctx.h.table_bytes != 0) {
     load_freq_table(sh.table, ctx.base + NZ_HEADER_BYTES, ctx.h.table_bytes, ctx.shape.exp_bits, ctx.h.prob_bits,

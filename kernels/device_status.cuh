@@ -11,9 +11,6 @@ namespace nz::kernels {
 
 __device__ __noinline__ void fail_and_trap(uint32_t* status, nz_status code) {
   if (status) atomicCAS(status, 0u, uint32_t(code));
-#ifdef NZ_KERNEL_EMULATION
-  std::fprintf(stderr, "kernel error %d\n", int(code));
-#endif
   __threadfence_system();
   __trap();
 }

@@ -129,7 +129,7 @@ __device__ inline void encode_analyse(const EncodeArgs& a) {
     uint64_t hash = 0;
     for (uint32_t base = 0; base < n; base += 32) {
       uint32_t t = base + lane;
-      uint32_t decoded = 0;
+      uint32_t decoded = 0, symbol = 0;
       if (t < n) {
         uint32_t bits = load_element(src, first + t, bytes);
         decoded = bits;
@@ -151,8 +151,12 @@ __device__ inline void encode_analyse(const EncodeArgs& a) {
             if (isfinite(d)) decoded = f32_to_element(__fmul_rn(d, s), a.dtype);
           }
         }
-        atomicAdd(&hist[v.symbol_of(bits)], 1u);
+        symbol = v.symbol_of(bits);
       }
+      // Exponents concentrate on a few values: one shared atomic per distinct
+      // symbol in the warp instead of up to 32 colliding ones.
+      const uint32_t same = __match_any_sync(0xFFFFFFFFu, t < n ? symbol : 0xFFFFFFFFu);
+      if (t < n && lane == uint32_t(__ffs(same) - 1)) atomicAdd(&hist[symbol], uint32_t(__popc(same)));
       if (v.lossy() && a.block_log2) {
         // A block whose quantised elements are all zero or non-finite decodes
         // the same with any scale: the format stores 0 for it (as the CPU does,

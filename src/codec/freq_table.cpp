@@ -77,7 +77,7 @@ void build_decode_table(const FreqTable& table, DecodeTable& out) {
     for (uint32_t k = 0; k < table.freq[s]; ++k) {
       uint32_t slot = table.cum[s] + k;
       out.symbol[slot] = static_cast<uint8_t>(s);
-      if (out.has_packed) out.packed[slot] = s | (k << 8) | ((table.freq[s] - 1) << 20);
+      if (out.has_packed) out.packed[slot] = k | ((table.freq[s] - 1) << 12) | (s << 24);
     }
   }
 }

@@ -20,8 +20,9 @@ FreqTable normalize_frequencies(const std::array<uint64_t, 256>& counts, uint32_
 double coded_bits(const std::array<uint64_t, 256>& counts, const FreqTable& table);
 
 // Slot table: for each slot in [0, 2^P) its symbol; with P <= 12 also a
-// packed u32 per slot for the fast decoders (bits 0-7 symbol, 8-19
-// slot - cum, 20-31 freq - 1). Fixed size, so decoding never allocates.
+// packed u32 per slot for the fast decoders (bits 0-11 slot - cum, 12-23
+// freq - 1, 24-31 symbol: the bias needs no shift, the symbol is a whole
+// byte for byte permutes). Fixed size, so decoding never allocates.
 struct DecodeTable {
   static constexpr uint32_t kPackedMaxProbBits = 12;
   uint32_t prob_bits = 0;

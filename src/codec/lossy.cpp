@@ -101,8 +101,26 @@ uint32_t scale_code(uint32_t absmax_bits) {
   return man >> 15;
 }
 
+namespace {
+
+bool is_bf16(const DtypeLayout& l) { return l.bytes == 2 && l.exponent_bits == 8; }
+
+}  // namespace
+
 nz_status quantize_chunk(const uint8_t* src, uint64_t n, const DtypeLayout& l, uint32_t k,
                          uint32_t block_log2, uint8_t* dst, uint8_t* scales) {
+  if (is_bf16(l) && lossy_bf16_avx512_supported()) return quantize_bf16_avx512(src, n, k, block_log2, dst, scales);
+  return quantize_chunk_reference(src, n, l, k, block_log2, dst, scales);
+}
+
+bool dequantize_chunk(uint8_t* data, uint64_t n, const DtypeLayout& l, uint32_t block_log2,
+                      const uint8_t* scales) {
+  if (is_bf16(l) && lossy_bf16_avx512_supported()) return dequantize_bf16_avx512(data, n, block_log2, scales);
+  return dequantize_chunk_reference(data, n, l, block_log2, scales);
+}
+
+nz_status quantize_chunk_reference(const uint8_t* src, uint64_t n, const DtypeLayout& l, uint32_t k,
+                                   uint32_t block_log2, uint8_t* dst, uint8_t* scales) {
   const uint64_t block = block_log2 > 0 ? (uint64_t{1} << block_log2) : n;
   for (uint64_t start = 0, b = 0; start < n; start += block, ++b) {
     const uint64_t end = start + block < n ? start + block : n;
@@ -136,8 +154,8 @@ nz_status quantize_chunk(const uint8_t* src, uint64_t n, const DtypeLayout& l, u
   return NZ_OK;
 }
 
-bool dequantize_chunk(uint8_t* data, uint64_t n, const DtypeLayout& l, uint32_t block_log2,
-                      const uint8_t* scales) {
+bool dequantize_chunk_reference(uint8_t* data, uint64_t n, const DtypeLayout& l, uint32_t block_log2,
+                                const uint8_t* scales) {
   if (block_log2 == 0) return true;
   const uint64_t block = uint64_t{1} << block_log2;
   const bool is_bf16 = l.bytes == 2 && l.exponent_bits == 8;

@@ -43,4 +43,17 @@ nz_status quantize_chunk(const uint8_t* src, uint64_t n, const DtypeLayout& layo
 bool dequantize_chunk(uint8_t* data, uint64_t n, const DtypeLayout& layout, uint32_t block_log2,
                       const uint8_t* scales);
 
+// The element-by-element implementations of the two functions above (the
+// reference the vector paths are tested against; used for fp16 and fp32).
+nz_status quantize_chunk_reference(const uint8_t* src, uint64_t n, const DtypeLayout& layout, uint32_t kept_bits,
+                                   uint32_t block_log2, uint8_t* dst, uint8_t* scales);
+bool dequantize_chunk_reference(uint8_t* data, uint64_t n, const DtypeLayout& layout, uint32_t block_log2,
+                                const uint8_t* scales);
+
+// bf16 with AVX-512 (F, BW, VL): the same results, 16 elements at a time.
+bool lossy_bf16_avx512_supported();
+nz_status quantize_bf16_avx512(const uint8_t* src, uint64_t n, uint32_t kept_bits, uint32_t block_log2,
+                               uint8_t* dst, uint8_t* scales);
+bool dequantize_bf16_avx512(uint8_t* data, uint64_t n, uint32_t block_log2, const uint8_t* scales);
+
 }  // namespace nz::codec

@@ -41,8 +41,8 @@ __attribute__((target("avx2,popcnt"))) inline __m256i decode_quarter(__m256i x, 
                                                                      uint64_t& pos, uint8_t* out) {
   __m256i slot = _mm256_and_si256(x, k.slot_mask);
   __m256i e = _mm256_i32gather_epi32(table, slot, 4);
-  __m256i freq = _mm256_add_epi32(_mm256_srli_epi32(e, 20), k.one);
-  __m256i bias = _mm256_and_si256(_mm256_srli_epi32(e, 8), k.bias_mask);
+  __m256i freq = _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(e, 12), k.bias_mask), k.one);
+  __m256i bias = _mm256_and_si256(e, k.bias_mask);
   x = _mm256_add_epi32(_mm256_mullo_epi32(freq, _mm256_srl_epi32(x, k.prob_shift)), bias);
   __m256i is_low = _mm256_cmpeq_epi32(_mm256_srli_epi32(x, 16), _mm256_setzero_si256());
   uint32_t renorm = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(is_low)));
@@ -51,9 +51,9 @@ __attribute__((target("avx2,popcnt"))) inline __m256i decode_quarter(__m256i x, 
   next = _mm256_permutevar8x32_epi32(next, perm);
   x = _mm256_blendv_epi8(x, _mm256_or_si256(_mm256_slli_epi32(x, 16), next), is_low);
   pos += static_cast<uint64_t>(__builtin_popcount(renorm));
-  // Symbols are the low bytes of e: gather them into the first 8 bytes.
+  // Symbols are the high bytes of e: gather them into the first 8 bytes.
   __m256i bytes = _mm256_shuffle_epi8(
-      e, _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1,
+      e, _mm256_setr_epi8(3, 7, 11, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 3, 7, 11, 15, -1,
                           -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
   uint32_t lo = static_cast<uint32_t>(_mm256_extract_epi32(bytes, 0));
   uint32_t hi = static_cast<uint32_t>(_mm256_extract_epi32(bytes, 4));

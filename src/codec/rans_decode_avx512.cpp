@@ -28,15 +28,15 @@ __attribute__((target("avx512f,avx512bw,avx512vl,popcnt"))) inline __m512i decod
     uint8_t* out) {
   __m512i slot = _mm512_and_si512(x, k.slot_mask);
   __m512i e = _mm512_i32gather_epi32(slot, table, 4);
-  __m512i freq = _mm512_add_epi32(_mm512_srli_epi32(e, 20), k.one);
-  __m512i bias = _mm512_and_si512(_mm512_srli_epi32(e, 8), k.bias_mask);
+  __m512i freq = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e, 12), k.bias_mask), k.one);
+  __m512i bias = _mm512_and_si512(e, k.bias_mask);
   x = _mm512_add_epi32(_mm512_mullo_epi32(freq, _mm512_srl_epi32(x, k.prob_shift)), bias);
   __mmask16 renorm = _mm512_cmplt_epu32_mask(x, k.low);
   __m512i next = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 2 * pos)));
   next = _mm512_maskz_expand_epi32(renorm, next);
   x = _mm512_mask_or_epi32(x, renorm, _mm512_slli_epi32(x, 16), next);
   pos += static_cast<uint64_t>(__builtin_popcount(renorm));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(e));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(_mm512_srli_epi32(e, 24)));
   return x;
 }
 

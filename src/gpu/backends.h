@@ -12,6 +12,12 @@ namespace nz::gpu {
 // was built without nvcc or the fatbin has no code for this device.
 std::unique_ptr<DeviceCodec> create_cuda_codec(const DriverApi& api, CUdevice device, std::string& error);
 
+// The same backend on another module image with the same kernels. Tests use
+// it to run the CUDA backend's host code on the simulator, with the kernels'
+// code emulated on the CPU (tests/gpu/emu).
+std::unique_ptr<DeviceCodec> create_cuda_codec_from_image(const DriverApi& api, CUdevice device, const void* image,
+                                                          std::string& error);
+
 // The simulator's host-kernel module (kernels/sim), found by
 // find_sim_module_path().
 std::unique_ptr<DeviceCodec> create_sim_codec(const DriverApi& api, std::string& error);

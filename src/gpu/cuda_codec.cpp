@@ -20,7 +20,6 @@ namespace nz::gpu {
 
 bool built_with_gpu_kernels() { return NZ_HAVE_GPU_KERNELS != 0; }
 
-#if NZ_HAVE_GPU_KERNELS
 namespace {
 
 // Enough resident blocks per SM to hide latency: the decode block uses about
@@ -124,7 +123,8 @@ class CudaCodec final : public DeviceCodec {
 
 }  // namespace
 
-std::unique_ptr<DeviceCodec> create_cuda_codec(const DriverApi& api, CUdevice device, std::string& error) {
+std::unique_ptr<DeviceCodec> create_cuda_codec_from_image(const DriverApi& api, CUdevice device, const void* image,
+                                                          std::string& error) {
   int sm_count = 0;
   CUresult r = api.cuDeviceGetAttribute(&sm_count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device);
   if (r != CUDA_SUCCESS) {
@@ -132,7 +132,7 @@ std::unique_ptr<DeviceCodec> create_cuda_codec(const DriverApi& api, CUdevice de
     return nullptr;
   }
   CUmodule module = nullptr;
-  r = api.cuModuleLoadData(&module, nz_kernels_fatbin);
+  r = api.cuModuleLoadData(&module, image);
   if (r != CUDA_SUCCESS) {
     error = fmt::format("cannot load the neuzip GPU kernels (sm_80/sm_90 + compute_90 PTX): {}", describe(api, r));
     return nullptr;
@@ -142,13 +142,15 @@ std::unique_ptr<DeviceCodec> create_cuda_codec(const DriverApi& api, CUdevice de
   return codec;
 }
 
+std::unique_ptr<DeviceCodec> create_cuda_codec(const DriverApi& api, CUdevice device, std::string& error) {
+#if NZ_HAVE_GPU_KERNELS
+  return create_cuda_codec_from_image(api, device, nz_kernels_fatbin, error);
 #else
-
-std::unique_ptr<DeviceCodec> create_cuda_codec(const DriverApi&, CUdevice, std::string& error) {
+  (void)api;
+  (void)device;
   error = "neuzip was built without GPU kernels (nvcc not found at configure time)";
   return nullptr;
-}
-
 #endif
+}
 
 }  // namespace nz::gpu

@@ -1,5 +1,8 @@
 #include "runtime/driver_objects.h"
 
+#include <mutex>
+#include <vector>
+
 namespace nz::rt {
 namespace {
 RuntimeDriverApi g_api{};
@@ -23,13 +26,58 @@ void DeviceMemoryTraits::destroy(CUdeviceptr p) { g_api.base.cuMemFree(p); }
 void PhysicalMemoryTraits::destroy(CUmemGenericAllocationHandle h) { g_api.base.cuMemRelease(h); }
 void HostMemoryTraits::destroy(void* p) { g_api.base.cuMemFreeHost(p); }
 
+namespace {
+
+// Events are recorded after every launch that uses a tracked range: reuse
+// them instead of creating one each time (cuEventCreate costs microseconds).
+class EventPool {
+ public:
+  CUevent take() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!free_.empty()) {
+        CUevent e = free_.back();
+        free_.pop_back();
+        return e;
+      }
+    }
+    CUevent e = nullptr;
+    return g_api.base.cuEventCreate(&e, CU_EVENT_DISABLE_TIMING) == CUDA_SUCCESS ? e : nullptr;
+  }
+  void give_back(CUevent e) {
+    std::lock_guard lock(mutex_);
+    if (free_.size() < kMaxPooled) {
+      try {
+        free_.push_back(e);
+        return;
+      } catch (...) {
+      }
+    }
+    g_api.base.cuEventDestroy(e);
+  }
+
+ private:
+  static constexpr size_t kMaxPooled = 1024;
+  std::mutex mutex_;
+  std::vector<CUevent> free_;
+};
+
+EventPool& event_pool() {
+  static auto* pool = new EventPool;  // never destroyed: events may be released during exit
+  return *pool;
+}
+
+}  // namespace
+
+void PooledEventTraits::destroy(CUevent e) { event_pool().give_back(e); }
+
 SharedEvent record_event(CUstream stream) noexcept {
-  CUevent e = nullptr;
-  if (g_api.base.cuEventCreate(&e, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) return nullptr;
-  UniqueEvent owned(e);
+  CUevent e = event_pool().take();
+  if (e == nullptr) return nullptr;
+  PooledEvent owned(e);
   if (g_api.base.cuEventRecord(e, stream) != CUDA_SUCCESS) return nullptr;
   try {
-    return std::make_shared<UniqueEvent>(std::move(owned));
+    return std::make_shared<PooledEvent>(std::move(owned));
   } catch (...) {
     return nullptr;
   }

@@ -55,16 +55,18 @@ struct StreamTraits { static void destroy(CUstream s); };
 struct DeviceMemoryTraits { static void destroy(CUdeviceptr p); };
 struct PhysicalMemoryTraits { static void destroy(CUmemGenericAllocationHandle h); };
 struct HostMemoryTraits { static void destroy(void* p); };
+struct PooledEventTraits { static void destroy(CUevent e); };  // back to a pool for reuse
 
 using UniqueEvent = UniqueHandle<CUevent, EventTraits>;
 using UniqueStream = UniqueHandle<CUstream, StreamTraits>;
 using UniqueDeviceMemory = UniqueHandle<CUdeviceptr, DeviceMemoryTraits>;
 using UniquePhysicalMemory = UniqueHandle<CUmemGenericAllocationHandle, PhysicalMemoryTraits>;
 using UniqueHostMemory = UniqueHandle<void*, HostMemoryTraits>;
+using PooledEvent = UniqueHandle<CUevent, PooledEventTraits>;
 
 // An event shared by everything that must wait for the same point of a stream
 // (e.g. every range a launch touched).
-using SharedEvent = std::shared_ptr<UniqueEvent>;
+using SharedEvent = std::shared_ptr<PooledEvent>;
 
 // Records a fresh timing-free event on `stream`; null if the driver refused.
 SharedEvent record_event(CUstream stream) noexcept;

@@ -22,6 +22,7 @@
 #include "runtime/driver_objects.h"
 #include "runtime/hooks.h"
 #include "runtime/launch_scan.h"
+#include "runtime/prefetch.h"
 #include "runtime/range_map.h"
 #include "runtime/staging_pool.h"
 #include "runtime/stats.h"
@@ -94,8 +95,12 @@ class Runtime {
   void compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, const char* what) noexcept;
   CUresult stage(Unit& u, CUstream stream, bool capturing) noexcept;
+  void start_prefetch(const std::shared_ptr<Unit>& next) noexcept;
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
-  void enforce_budget() noexcept;
+  // Evicts LRU staged units until `incoming` more bytes fit the budget,
+  // waiting for their last uses only if `may_wait` (and the budget is fixed).
+  // Returns whether they fit.
+  bool enforce_budget(size_t incoming, bool may_wait) noexcept;
   size_t evict_all(bool wait) noexcept;
   void finish_use(CUstream stream, CUresult result) noexcept;
   void check_status_word() noexcept;
@@ -119,6 +124,8 @@ class Runtime {
   StagingPool pool_{vmm_};
   std::unique_ptr<gpu::DeviceCodec> codec_;
   UniqueStream internal_;
+  UniqueStream prefetch_stream_;  // decodes ahead of use
+  StagingOrder<Unit> order_;
   UniqueHostMemory status_host_;
   std::unique_ptr<CompressedStore> store_;
   std::map<CUdeviceptr, std::unique_ptr<Allocation>> allocations_;
@@ -127,6 +134,7 @@ class Runtime {
   std::atomic<size_t> pending_count_{0};
   std::vector<std::shared_ptr<Unit>> staged_;
   uint64_t tick_ = 0;
+  std::atomic<uint64_t> memory_epoch_{1};  // bumped whenever device memory is given back
   ParamLayoutCache params_;
   bool checksum_reported_ = false;
 };

@@ -26,6 +26,7 @@ struct Stats {
   Counter staging_bytes, staging_bytes_peak, staging_budget;
   Counter device_bytes_saved_peak;
   Counter faults, decompressions, recompressions, drops, prefetches, launches_seen, checksum_failures;
+  Counter prefetch_hits;   // prefetched ranges that were then used
   Counter released_bytes;  // physical bytes of pages released for compressed ranges (now)
   Counter device_used_peak; // highest cuMemGetInfo "used" the runtime sampled
 

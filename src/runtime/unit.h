@@ -39,7 +39,11 @@ struct Unit {
   int pins = 0;                // captured graphs use it: never evicted
   int change_streak = 0;       // consecutive evictions that found it changed
   int compress_attempts = 0;   // compressions that found no memory for their scratch
+  uint64_t no_memory_epoch = 0; // the runtime's memory epoch when that last happened
   uint64_t lru_tick = 0;
+  bool recode = false;           // dtype changed since it was stored: re-encode at eviction
+  bool prefetched = false;      // staged ahead of use and not used yet
+  std::weak_ptr<Unit> next_guess;  // what was staged after it last time
 
   size_t bytes() const { return static_cast<size_t>(end - begin); }
 

@@ -159,8 +159,9 @@ void check_both_ways(GpuEnv& env, const std::vector<uint8_t>& input, const nz_op
 
 TEST(GpuCodec, BackendIsKnown) {
   NZ_REQUIRE_GPU_ENV(env);
-  EXPECT_EQ(env->codec().backend(), env->simulator() ? Backend::kSimulator : Backend::kCuda);
-  std::printf("[ info ] backend: %s\n", env->simulator() ? "simulator" : "CUDA");
+  const bool sim_backend = env->simulator() && !env->emulated_cuda();
+  EXPECT_EQ(env->codec().backend(), sim_backend ? Backend::kSimulator : Backend::kCuda);
+  std::printf("[ info ] backend: %s\n", sim_backend ? "simulator" : env->emulated_cuda() ? "CUDA (emulated kernels)" : "CUDA");
 }
 
 TEST(GpuCodec, RealBf16WeightsLossless) {

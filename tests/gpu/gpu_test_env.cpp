@@ -1,8 +1,13 @@
 #include "gpu_test_env.h"
 
+#include "gpu/backends.h"
+#include "nzsim.h"
+
 #include <dlfcn.h>
 #include <fmt/format.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace nz::gpu::test {
@@ -46,10 +51,24 @@ GpuEnv* GpuEnv::get() {
 
 const std::string& GpuEnv::skip_reason() { return reason_storage(); }
 
+// NZ_GPU_TEST_CUDA_EMU_MODULE (a path, simulator only): the CUDA backend on
+// the emulated kernels of tests/gpu/emu instead of whatever create() picks.
+std::unique_ptr<DeviceCodec> GpuEnv::make_codec(std::string& error) {
+  const char* emu = std::getenv("NZ_GPU_TEST_CUDA_EMU_MODULE");
+  if (emu == nullptr || *emu == '\0') return DeviceCodec::create(api(), error);
+  nzsim_module_ref ref{};
+  std::memcpy(ref.magic, NZSIM_MODULE_REF_MAGIC, sizeof(ref.magic));
+  std::snprintf(ref.path, sizeof(ref.path), "%s", emu);
+  CUdevice dev = 0;
+  api().cuCtxGetDevice(&dev);
+  emulated_cuda_ = true;
+  return create_cuda_codec_from_image(api(), dev, &ref, error);
+}
+
 const std::string& GpuEnv::codec_error() { return codec_error_storage(); }
 
 bool GpuEnv::open(std::string& error) {
-  codec_ = DeviceCodec::create(session_.api(), error);
+  codec_ = make_codec(error);
   if (!codec_) return false;
   CUresult r = session_.api().cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING);
   if (r != CUDA_SUCCESS) {
@@ -76,7 +95,7 @@ bool GpuEnv::recover() {
   api().cuDevicePrimaryCtxRelease(dev);  // the session still holds its own reference
   if (api().cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return false;
   std::string error;
-  codec_ = DeviceCodec::create(api(), error);
+  codec_ = make_codec(error);
   return codec_ && api().cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS;
 }
 

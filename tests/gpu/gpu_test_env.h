@@ -32,6 +32,8 @@ class GpuEnv {
   DeviceCodec& codec() { return *codec_; }
   CUstream stream() const { return stream_; }
   bool simulator() const { return session_.is_simulator(); }
+  // The CUDA backend with emulated kernels on the simulator.
+  bool emulated_cuda() const { return emulated_cuda_; }
 
   // After a trap the context is unusable: reset the primary context and
   // rebuild the codec. False when the driver cannot do that.
@@ -51,7 +53,9 @@ class GpuEnv {
 
  private:
   bool open(std::string& error);
+  std::unique_ptr<DeviceCodec> make_codec(std::string& error);
   DeviceSession session_;
+  bool emulated_cuda_ = false;
   std::unique_ptr<DeviceCodec> codec_;
   CUstream stream_ = nullptr;
 };

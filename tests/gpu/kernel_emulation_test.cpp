@@ -3,7 +3,6 @@
 // bytes must equal the CPU encoder's, and the device decoder must reproduce
 // the CPU decoder's output. The only pre-GPU check of the kernel logic;
 // small inputs, since every GPU thread is an OS thread here.
-#define NZ_KERNEL_EMULATION 1
 #include "emu/cuda_emu.h"
 // The kernel building blocks, compiled for the host through the emulator.
 #include "decode_kernel.cuh"
@@ -188,6 +187,8 @@ TEST(KernelEmulation, HashMatchesCpu) {
 TEST(KernelEmulation, RealBf16Lossless) {
   check(real_bf16(5000), options(NZ_BF16, NZ_LOSSLESS, 0, 0, 1024), "bf16 real, chunk 1024");
   check(real_bf16(70000), options(NZ_BF16, NZ_LOSSLESS, 0, 0, 0), "bf16 real, default chunk");
+  // 20 chunks over 2 blocks x 4 warps: each warp strides over several chunks.
+  check(real_bf16(20000), options(NZ_BF16, NZ_LOSSLESS, 0, 0, 1024), "bf16 real, 20 chunks");
 }
 
 TEST(KernelEmulation, LosslessEveryDtype) {
@@ -203,6 +204,11 @@ TEST(KernelEmulation, SmallAndEmpty) {
 
 TEST(KernelEmulation, ProbBits) {
   for (uint32_t p : {8u, 13u, 15u}) check(real_bf16(3000), options(NZ_BF16, NZ_LOSSLESS, 0, 0, 1024, p), fmt::format("P={}", p));
+  for (nz_dtype d : {NZ_FP16, NZ_FP32}) {
+    for (uint32_t p : {9u, 14u}) {
+      check(small_weights(d, 2200), options(d, NZ_LOSSLESS, 0, 0, 1024, p), fmt::format("dtype {} P={}", int(d), p));
+    }
+  }
 }
 
 TEST(KernelEmulation, Lossy) {
@@ -214,6 +220,42 @@ TEST(KernelEmulation, Lossy) {
       }
     }
   }
+}
+
+}  // namespace
+
+namespace {
+
+// Corrupted buffers: the emulated decoder must report an error (status word)
+// wherever the CPU decoder does.
+TEST(KernelEmulation, CorruptionIsDetected) {
+  std::vector<uint8_t> input = real_bf16(4500);
+  nz_options o = options(NZ_BF16, NZ_LOSSLESS, 0, 0, 1024);
+  std::vector<uint8_t> good(nz_compress_bound(4500, &o));
+  size_t len = 0;
+  ASSERT_EQ(nz_compress(input.data(), 4500, &o, good.data(), good.size(), &len), NZ_OK);
+  good.resize(len);
+  std::mt19937 rng(3);
+  int detected = 0, tried = 0, same_code = 0;
+  for (int i = 0; i < 40; ++i) {
+    std::vector<uint8_t> bad = good;
+    size_t at = i < 8 ? size_t(i) * 8 : rng() % bad.size();
+    bad[at] ^= uint8_t(1u << (rng() % 8));
+    std::vector<uint8_t> out(9000);
+    nz_status cpu = nz_decompress(bad.data(), bad.size(), out.data(), out.size(), 1);
+    if (cpu == NZ_OK) continue;  // a flip the format cannot see (none expected)
+    ++tried;
+    uint32_t status = 0;
+    emu_decode(bad, 9000, 2, &status);
+    EXPECT_NE(status, 0u) << "flip at byte " << at << " not detected (CPU: " << nz_error_string(cpu) << ")";
+    detected += status != 0;
+    same_code += status == uint32_t(cpu);
+  }
+  EXPECT_GT(tried, 30);
+  EXPECT_EQ(detected, tried);
+  // Which check fires first may differ (the GPU checks chunks in parallel),
+  // so equal codes are reported, not required.
+  std::printf("[ info ] %d of %d corruptions got the CPU's status code\n", same_code, tried);
 }
 
 }  // namespace

@@ -109,6 +109,8 @@ CUresult HookedDriver::launch_packed(CUfunction f, const void* buffer, size_t by
   return r;
 }
 
+void* HookedDriver::symbol(const char* name) const { return dlsym(lib_, name); }
+
 bool HookedDriver::sim_stats(nzsim_stats& out) const {
   auto fn = reinterpret_cast<nzsim_get_stats_fn>(dlsym(lib_, "nzsim_get_stats"));
   return fn != nullptr && fn(&out) == 0;

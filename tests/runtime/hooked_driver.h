@@ -32,6 +32,9 @@ class HookedDriver {
   CUresult launch(CUfunction f, std::vector<void*> params, CUstream s = nullptr, const char* api = "cuLaunchKernel");
   CUresult launch_packed(CUfunction f, const void* buffer, size_t bytes, CUstream s = nullptr);
 
+  // A real entry point by its exported name (for calls the runtime does not hook).
+  void* symbol(const char* name) const;
+
   // nzsim_get_stats from the simulator; false when not running on it.
   bool sim_stats(nzsim_stats& out) const;
 

@@ -71,3 +71,24 @@ TEST(RangeMap, ReadersSeeConsistentSnapshotsWhileWritersChange) {
 
 }  // namespace
 }  // namespace nz::rt
+
+#include "runtime/prefetch.h"
+
+namespace nz::rt {
+namespace {
+
+TEST(StagingOrder, PredictsWhatFollowedLastTime) {
+  StagingOrder<int> order;
+  auto a = std::make_shared<int>(1), b = std::make_shared<int>(2), c = std::make_shared<int>(3);
+  EXPECT_EQ(order.record(a), nullptr);  // first iteration: no history
+  EXPECT_EQ(order.record(b), nullptr);
+  EXPECT_EQ(order.record(c), nullptr);
+  EXPECT_EQ(order.record(a), b);  // second iteration: after a came b
+  EXPECT_EQ(order.record(b), c);
+  EXPECT_EQ(order.record(c), a);
+  b.reset();
+  EXPECT_EQ(order.record(a), nullptr);  // b is gone
+}
+
+}  // namespace
+}  // namespace nz::rt

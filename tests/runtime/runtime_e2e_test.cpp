@@ -282,6 +282,51 @@ TEST_F(RuntimeE2E, RandomisedMultiThreadedAgainstHostModel) {
   d->free(shared_p);
 }
 
+// A launch captured into a graph stages its ranges at capture time and pins
+// them: replays (which the runtime never sees) find the data mapped.
+TEST_F(RuntimeE2E, CapturedGraphPinsItsRanges) {
+  using BeginCapture = CUresult (*)(CUstream, CUstreamCaptureMode);
+  using EndCapture = CUresult (*)(CUstream, CUgraph*);
+  using Instantiate = CUresult (*)(CUgraphExec*, CUgraph, unsigned long long);
+  using GraphLaunch = CUresult (*)(CUgraphExec, CUstream);
+  auto begin = reinterpret_cast<BeginCapture>(d->symbol("cuStreamBeginCapture_v2"));
+  auto end = reinterpret_cast<EndCapture>(d->symbol("cuStreamEndCapture"));
+  auto instantiate = reinterpret_cast<Instantiate>(d->symbol("cuGraphInstantiateWithFlags"));
+  auto graph_launch = reinterpret_cast<GraphLaunch>(d->symbol("cuGraphLaunch"));
+  if (!begin || !end || !instantiate || !graph_launch) GTEST_SKIP() << "no graph API in this driver";
+  auto w = bf16_weights(2 * kMiB, 9);
+  CUdeviceptr p = load_weights(w);
+  CUstream s = nullptr;
+  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  CUresult began = begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  if (began == CUDA_ERROR_NOT_SUPPORTED) {  // a driver that only exports the unversioned name
+    began = reinterpret_cast<BeginCapture>(d->symbol("cuStreamBeginCapture"))(s, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  }
+  if (began == CUDA_ERROR_NOT_SUPPORTED) {
+    d->real().base.cuStreamDestroy(s);
+    d->free(p);
+    GTEST_SKIP() << "this driver does not support stream capture";
+  }
+  ASSERT_EQ(began, CUDA_SUCCESS);
+  uint64_t n = w.size();
+  ASSERT_EQ(d->launch(f_sum, {&p, &n, &result}, s), CUDA_SUCCESS);
+  CUgraph graph = nullptr;
+  ASSERT_EQ(end(s, &graph), CUDA_SUCCESS);
+  CUgraphExec exec = nullptr;
+  ASSERT_EQ(instantiate(&exec, graph, 0), CUDA_SUCCESS);
+  for (int replay = 0; replay < 2; ++replay) {
+    Runtime::get().evict_idle();  // must not take the pinned range away
+    ASSERT_EQ(d->real().base.cuMemsetD8Async(result, 0, 8, s), CUDA_SUCCESS);
+    ASSERT_EQ(graph_launch(exec, s), CUDA_SUCCESS);
+    ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
+    uint64_t got = 0;
+    ASSERT_EQ(d->real().base.cuMemcpyDtoH(&got, result, 8), CUDA_SUCCESS);
+    EXPECT_EQ(got, host_sum(w.data(), w.size())) << "replay " << replay;
+  }
+  d->real().base.cuStreamDestroy(s);
+  d->free(p);
+}
+
 // Run alone (it poisons the context): a corrupted store must trap the decode.
 TEST_F(RuntimeE2E, DISABLED_CorruptStoreTrapsAndIsReported) {
   auto w = bf16_weights(2 * kMiB, 8);

@@ -35,6 +35,8 @@ struct nz_emu_dim3 {
   unsigned x = 1, y = 1, z = 1;
 };
 
+struct EmuTrap;
+
 namespace nz::emu {
 
 struct Warp {
@@ -86,7 +88,10 @@ void launch(unsigned grid, unsigned block, Body body) {
         blockDim = {block, 1, 1};
         gridDim = {grid, 1, 1};
         current_block = &state;
-        body();
+        try {
+          body();
+        } catch (const EmuTrap&) {
+        }
       });
     }
     for (auto& th : threads) th.join();
@@ -100,10 +105,17 @@ inline void __syncwarp(unsigned = 0xFFFFFFFFu) { nz::emu::my_warp().bar.arrive_a
 inline void __threadfence() {}
 inline void __threadfence_block() {}
 inline void __threadfence_system() {}
-// A trap is recorded, not fatal: the thread goes on (so its warp's other
-// lanes are not left waiting at a collective); callers check trapped().
+// A trap ends the calling thread (not the grid, unlike a GPU): it leaves its
+// warp's and block's barriers so the other threads are not left waiting, and
+// is counted; callers check trapped().
 inline std::atomic<unsigned> trap_count{0};
-inline void __trap() { trap_count.fetch_add(1); }
+struct EmuTrap {};
+[[noreturn]] inline void __trap() {
+  trap_count.fetch_add(1);
+  nz::emu::my_warp().bar.arrive_and_drop();
+  nz::emu::current_block->bar.arrive_and_drop();
+  throw EmuTrap{};
+}
 inline unsigned trapped() { return trap_count.load(); }
 
 template <class T>
@@ -148,6 +160,15 @@ inline unsigned __reduce_max_sync(unsigned, unsigned v) {
   }));
 }
 
+inline unsigned __match_any_sync(unsigned, unsigned v) {
+  unsigned lane = nz::emu::my_lane();
+  return static_cast<unsigned>(nz::emu::exchange(uint64_t{v}, [&](const uint64_t* s) {
+    uint64_t m = 0;
+    for (unsigned i = 0; i < 32; ++i) m |= (s[i] == s[lane] ? 1ull : 0ull) << i;
+    return m;
+  }));
+}
+inline int __ffs(unsigned v) { return v ? std::countr_zero(v) + 1 : 0; }
 inline int __popc(unsigned v) { return std::popcount(v); }
 inline int __clz(unsigned v) { return v ? std::countl_zero(v) : 32; }
 inline unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned shift) {

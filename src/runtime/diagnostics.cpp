@@ -1,0 +1,57 @@
+// diagnostics.cpp: checksum-failure reporting, nz_stats, the exit report.
+#include "runtime/runtime.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/log.h"
+#include "runtime/runtime_internal.h"
+
+namespace nz::rt {
+
+using namespace detail;
+
+// ---- diagnostics -----------------------------------------------------------------------------
+
+void Runtime::check_status_word() noexcept {
+  if (!status_host_) return;
+  const auto* word = static_cast<const volatile uint32_t*>(status_host_.get());
+  if (*word == 0) return;
+  stats_.checksum_failures.add();
+  if (!checksum_reported_) {
+    checksum_reported_ = true;
+    log(LogLevel::kError,
+        "checksum mismatch while decompressing a range (decoder status {}: {}): the decode trapped and the "
+        "context reports CUDA_ERROR_LAUNCH_FAILED; no work ran on corrupt data",
+        static_cast<unsigned>(*word), nz_error_string(static_cast<nz_status>(*word)));
+  }
+}
+
+void Runtime::fill_stats(nz_runtime_stats& out) noexcept {
+  check_status_word();
+  stats_.fill(out);
+}
+
+void Runtime::report_at_exit() noexcept {
+  check_status_word();
+  nz_runtime_stats s{};
+  stats_.fill(s);
+  uint64_t peak = stats_.device_used_peak.get();
+  struct SimStats { uint64_t total, physical, peak, faults, launches; };
+  using GetStats = int (*)(SimStats*);
+  if (auto fn = reinterpret_cast<GetStats>(dlsym(RTLD_DEFAULT, "nzsim_get_stats"))) {
+    SimStats sim{};
+    if (fn(&sim) == 0) peak = sim.peak;
+  }
+  log(LogLevel::kError,
+      "peak device used {} bytes; tagged {} compressible {} compressed {} -> {}; saved {} (peak {}); "
+      "faults {} decompressions {} recompressions {} drops {} prefetches {} (used {}) staging peak {}; "
+      "checksum failures {}",
+      peak, s.bytes_tagged, s.bytes_compressible, s.bytes_original_compressed, s.bytes_compressed,
+      s.device_bytes_saved, s.device_bytes_saved_peak, s.faults, s.decompressions, s.recompressions, s.drops,
+      s.prefetches, stats_.prefetch_hits.get(), s.staging_bytes_peak, s.checksum_failures);
+}
+
+}  // namespace nz::rt

@@ -1,0 +1,151 @@
+// eviction.cpp: the rolling pool's policy: LRU eviction under a fixed or
+// adaptive budget (drop unchanged, recompress changed), and memory pressure.
+#include "runtime/runtime.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/log.h"
+#include "runtime/runtime_internal.h"
+
+namespace nz::rt {
+
+using namespace detail;
+
+// ---- eviction and pressure -------------------------------------------------------------------
+
+bool Runtime::memory_plentiful() noexcept {
+  size_t free = 0, total = 0;
+  if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || total == 0) return false;
+  stats_.device_used_peak.raise_to(total - free);
+  return free > total / 8;
+}
+
+void Runtime::sample_device_used() noexcept {
+  size_t free = 0, total = 0;
+  if (driver().base.cuMemGetInfo(&free, &total) == CUDA_SUCCESS) stats_.device_used_peak.raise_to(total - free);
+}
+
+void Runtime::update_saved() noexcept { stats_.device_bytes_saved(); }
+
+bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
+  uint64_t hash = 0;
+  if (store_->hash(u->begin, u->bytes(), hash) != CUDA_SUCCESS) return false;
+  if (hash == u->store.hash && !u->recode) {
+    stats_.drops.add();
+    u->change_streak = 0;
+    emit("drop", u->begin, u->bytes());
+  } else {
+    if (!u->recode) ++u->change_streak;
+    u->recode = false;
+    if (u->change_streak >= kChangesBeforeResident && memory_plentiful()) {
+      log(LogLevel::kDebug, "range {} changed at {} uses in a row: resident from now on", hex(u->begin),
+          u->change_streak);
+      retire(a, u);
+      return true;
+    }
+    StoredRange fresh;
+    const CompressOutcome outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh);
+    if (outcome != CompressOutcome::kStored) {
+      retire(a, u);  // cannot hold the new content compressed: keep it resident
+      return true;
+    }
+    stats_.bytes_compressed.sub(u->store.bytes);
+    stats_.bytes_compressed.add(fresh.bytes);
+    u->store = std::move(fresh);
+    stats_.recompressions.add();
+    emit("recompress", u->begin, u->bytes(), fmt::format("\"compressed\":{}", u->store.bytes));
+  }
+  vmm_.unmap(u->begin, u->bytes());
+  pool_.give_back(std::move(u->staging), u->bytes());
+  u->state = UnitState::kCompressed;
+  u->ready.reset();
+  ++memory_epoch_;
+  std::erase(staged_, u);
+  stats_.staging_bytes.set(pool_.in_use_bytes());
+  update_saved();
+  return true;
+}
+
+bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
+  const bool fixed = config_.staging_bytes.has_value();
+  auto over = [&] {
+    if (fixed) return pool_.physical_bytes() + incoming > *config_.staging_bytes;
+    size_t free = 0, total = 0;
+    if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS) return false;
+    stats_.device_used_peak.raise_to(total - free);
+    return free < incoming + total / 8;
+  };
+  if (!over()) return true;
+  pool_.trim(0);
+  // Adaptive budgets never wait: they only take back what is already idle.
+  if (!fixed) may_wait = false;
+  while (over()) {
+    // The least recently used staged range that no queued launch still holds.
+    // Prefetched ranges not used yet go last: they are about to be needed
+    // (unless the guess was wrong, so they are not protected for ever).
+    std::shared_ptr<Unit> victim;
+    for (int pass = 0; pass < 2 && !victim; ++pass) {
+      for (auto& u : staged_) {
+        if (u->in_flight > 0 || u->pins > 0 || (pass == 0 && u->prefetched)) continue;
+        if (!may_wait && !u->uses_done()) continue;
+        if (!victim || u->lru_tick < victim->lru_tick) victim = u;
+      }
+    }
+    if (!victim) break;
+    victim->prefetched = false;
+    victim->wait_uses();
+    Allocation* a = allocation_containing(victim->begin);
+    if (a == nullptr || !evict(*a, victim)) break;
+    pool_.trim(0);
+  }
+  if (!fixed) stats_.staging_budget.set(pool_.in_use_bytes());
+  return !over();
+}
+
+size_t Runtime::evict_all(bool wait) noexcept {
+  size_t freed = pool_.trim(0);
+  auto victims = staged_;
+  for (auto& u : victims) {
+    if (u->in_flight > 0 || u->pins > 0 || u->state != UnitState::kStaged) continue;
+    if (!u->uses_done()) {
+      if (!wait) continue;
+      u->wait_uses();
+    }
+    Allocation* a = allocation_containing(u->begin);
+    if (a != nullptr && evict(*a, u)) freed += u->bytes();
+  }
+  freed += pool_.trim(0);
+  return freed;
+}
+
+size_t Runtime::evict_idle() noexcept {
+  std::lock_guard lock(mutex_);
+  return setup_ok_ ? evict_all(true) : 0;
+}
+
+bool Runtime::debug_store_of(CUdeviceptr p, CUdeviceptr& store, size_t& bytes) noexcept {
+  std::lock_guard lock(mutex_);
+  auto* e = RangeMap<TagExtent>::find(*tracked_.snapshot(), p);
+  if (e == nullptr) return false;
+  for (const auto& u : e->value->units) {
+    if (p >= u->begin && p < u->end && u->store.data) {
+      store = u->store.data.get();
+      bytes = u->store.bytes;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
+  const uint64_t epoch_before = memory_epoch_;
+  compress_pending(true);
+  std::lock_guard lock(mutex_);
+  if (!setup_ok_) return false;
+  const size_t freed = evict_all(true) + (memory_epoch_ != epoch_before ? bytes_wanted : 0);
+  emit("oom", 0, bytes_wanted, fmt::format("\"freed\":{}", freed));
+  return freed > 0;
+}
+
+}  // namespace nz::rt

@@ -1,0 +1,55 @@
+// runtime_internal.h: constants and small helpers shared by the files that
+// implement Runtime (runtime.cpp, tagging.cpp, stager.cpp, eviction.cpp,
+// diagnostics.cpp). Not part of any interface.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "runtime/driver_objects.h"
+
+namespace nz::rt::detail {
+
+constexpr int kChangesBeforeResident = 3;  // changed at this many evictions in a row: stop compressing
+// Largest unit: bounds the scratch a compression needs (a bound-sized output
+// buffer) and the memory one staging takes, which matters most when memory is
+// short. Large weights become several units, all staged when one is touched.
+constexpr size_t kMaxUnitBytes = size_t{4} << 20;
+constexpr int kCompressAttempts = 64;  // no memory for the scratch: retry after memory was freed
+
+// Switches the calling thread to relaxed capture mode for its lifetime, so
+// that our VMM and synchronisation calls do not invalidate a capture that
+// another stream of this thread (or another thread) is recording.
+class RelaxedCaptureScope {
+ public:
+  RelaxedCaptureScope() {
+    if (driver().base.cuThreadExchangeStreamCaptureMode != nullptr) {
+      mode_ = CU_STREAM_CAPTURE_MODE_RELAXED;
+      ok_ = driver().base.cuThreadExchangeStreamCaptureMode(&mode_) == CUDA_SUCCESS;
+    }
+  }
+  ~RelaxedCaptureScope() {
+    if (ok_) driver().base.cuThreadExchangeStreamCaptureMode(&mode_);
+  }
+  RelaxedCaptureScope(const RelaxedCaptureScope&) = delete;
+  RelaxedCaptureScope& operator=(const RelaxedCaptureScope&) = delete;
+
+ private:
+  CUstreamCaptureMode mode_{};
+  bool ok_ = false;
+};
+
+inline bool stream_capturing(CUstream s) {
+  const auto& api = driver();
+  if (api.cuStreamIsCapturing == nullptr) return false;
+  CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+  if (api.cuStreamIsCapturing(s, &status) != CUDA_SUCCESS) return false;
+  return status == CU_STREAM_CAPTURE_STATUS_ACTIVE;
+}
+
+inline std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
+
+}  // namespace nz::rt::detail

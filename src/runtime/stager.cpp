@@ -1,0 +1,248 @@
+// stager.cpp: launch/copy hooks: find the units a call touches, stage
+// (map + decode on the caller's stream) the compressed ones, prefetch the
+// next guess, record the event after their use; graph capture pins.
+#include "runtime/runtime.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/log.h"
+#include "runtime/runtime_internal.h"
+
+namespace nz::rt {
+
+using namespace detail;
+
+namespace {
+
+// Units a launch or copy on this thread touched, between before_ and after_.
+thread_local std::vector<std::shared_ptr<Unit>> t_touched;
+thread_local CUstream t_touched_stream = nullptr;
+thread_local bool t_touched_capturing = false;
+
+}  // namespace
+
+// ---- staging ----------------------------------------------------------------------------
+
+CUresult Runtime::stage(Unit& u, CUstream stream, bool capturing) noexcept {
+  const auto& api = driver().base;
+  UniquePhysicalMemory handle;
+  CUresult r = pool_.acquire(u.bytes(), handle);
+  if (r == CUDA_ERROR_OUT_OF_MEMORY) {
+    evict_all(true);
+    r = pool_.acquire(u.bytes(), handle);
+  }
+  if (r != CUDA_SUCCESS) {
+    log(LogLevel::kError, "no memory to stage {} bytes at {}: {}", u.bytes(), hex(u.begin), error_name(r));
+    return r;
+  }
+  r = vmm_.map(u.begin, u.bytes(), handle.get());
+  if (r != CUDA_SUCCESS) {
+    pool_.give_back(std::move(handle), u.bytes());
+    return r;
+  }
+  const CUstream decode_stream = capturing ? internal_.get() : stream;
+  r = store_->decode(u.store, decode_stream, u.begin);
+  if (r != CUDA_SUCCESS) {
+    vmm_.unmap(u.begin, u.bytes());
+    pool_.give_back(std::move(handle), u.bytes());
+    return r;
+  }
+  u.ready = record_event(decode_stream);
+  u.add_use(u.ready);
+  if (capturing) api.cuStreamSynchronize(internal_.get());
+  u.staging = std::move(handle);
+  u.state = UnitState::kStaged;
+  stats_.decompressions.add();
+  stats_.staging_bytes.set(pool_.in_use_bytes());
+  stats_.staging_bytes_peak.raise_to(pool_.in_use_bytes());
+  update_saved();
+  emit("stage", u.begin, u.bytes());
+  return CUDA_SUCCESS;
+}
+
+CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, const char* what) noexcept {
+  std::lock_guard lock(mutex_);
+  const bool capturing = stream_capturing(stream);
+  std::optional<RelaxedCaptureScope> relaxed;
+  if (capturing) relaxed.emplace();
+  bool faulted = false;
+  CUresult result = CUDA_SUCCESS;
+  // Hold every unit of this call first (so making room never evicts one of
+  // them), then make room for the ones to stage, then stage.
+  size_t incoming = 0;
+  for (auto& u : touched) {
+    ++u->in_flight;
+    if (!u->dead && u->state == UnitState::kCompressed) incoming += u->bytes();
+  }
+  if (incoming > 0) enforce_budget(incoming, true);
+  for (auto& u : touched) {
+    if (u->dead) continue;
+    if (u->state == UnitState::kCompressed) {
+      CUresult r = stage(*u, stream, capturing);
+      if (r != CUDA_SUCCESS) {
+        result = r;
+        continue;
+      }
+      faulted = true;
+      try {
+        staged_.push_back(u);
+      } catch (...) {
+      }
+      if (!capturing) {
+        try {
+          u->next_guess = order_.record(u);
+        } catch (...) {
+        }
+        start_prefetch(u->next_guess.lock());
+      }
+    } else if (u->state == UnitState::kStaged && u->prefetched) {
+      // The guess was right: keep the decoder one range ahead.
+      u->prefetched = false;
+      stats_.prefetch_hits.add();
+      if (u->ready && !event_done(u->ready)) {
+        if (capturing) driver().base.cuEventSynchronize(u->ready->get());
+        else driver().base.cuStreamWaitEvent(stream, u->ready->get(), 0);
+      }
+      if (!capturing) start_prefetch(u->next_guess.lock());
+    } else if (u->state == UnitState::kStaged && u->ready && !event_done(u->ready)) {
+      // Staged by another stream moments ago: order after its decode on the GPU.
+      if (capturing) driver().base.cuEventSynchronize(u->ready->get());
+      else driver().base.cuStreamWaitEvent(stream, u->ready->get(), 0);
+    }
+    u->lru_tick = ++tick_;
+    if (capturing) ++u->pins;  // a graph replays this without asking us: keep it mapped
+  }
+  if (result != CUDA_SUCCESS) {
+    // The shim will not forward the call nor call after_*: undo the holds.
+    for (auto& u : touched) {
+      if (u->in_flight > 0) --u->in_flight;
+    }
+    touched.clear();
+  }
+  if (faulted) {
+    stats_.faults.add();
+    emit("fault", 0, 0, fmt::format("\"api\":\"{}\"", what != nullptr ? what : "?"));
+  }
+  if (faulted) enforce_budget(0, true);  // staging grew: the budget may now be exceeded
+  return result;
+}
+
+// Decodes `next` (the unit that followed the one just used, last time) on the
+// side stream, if it is compressed and fits without evicting anything: a
+// guess must never cost a wait.
+void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
+  if (!next || next->dead || next->state != UnitState::kCompressed || next->in_flight > 0) return;
+  if (!enforce_budget(next->bytes(), false)) return;
+  if (stage(*next, prefetch_stream_.get(), false) != CUDA_SUCCESS) return;
+  next->lru_tick = ++tick_;
+  next->prefetched = true;
+  try {
+    staged_.push_back(next);
+    next->next_guess = order_.record(next);
+  } catch (...) {
+  }
+  stats_.prefetches.add();
+  emit("prefetch", next->begin, next->bytes());
+}
+
+void Runtime::finish_use(CUstream stream, CUresult result) noexcept {
+  if (t_touched.empty()) return;
+  {
+    std::lock_guard lock(mutex_);
+    SharedEvent done = t_touched_capturing ? nullptr : record_event(stream);
+    for (auto& u : t_touched) {
+      if (u->in_flight > 0) --u->in_flight;
+      if (done) u->add_use(done);
+    }
+  }
+  t_touched.clear();
+  if (result == CUDA_ERROR_LAUNCH_FAILED) check_status_word();
+}
+
+// ---- launches and copies ---------------------------------------------------------------
+
+void Runtime::collect_units(const TagExtent& extent) {
+  for (const auto& u : extent.units) {
+    if (std::find(t_touched.begin(), t_touched.end(), u) == t_touched.end()) t_touched.push_back(u);
+  }
+}
+
+CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
+  stats_.launches_seen.add();
+  compress_pending(false);
+  if (tracked_.empty()) return CUDA_SUCCESS;
+  const auto snapshot = tracked_.snapshot();
+  t_touched.clear();
+  try {
+    for_each_param_word(d, params_, [&](uint64_t word) {
+      if (const auto* e = RangeMap<TagExtent>::find(*snapshot, word)) collect_units(*e->value);
+    });
+  } catch (...) {
+    t_touched.clear();
+    return CUDA_SUCCESS;
+  }
+  if (t_touched.empty()) return CUDA_SUCCESS;
+  t_touched_stream = resolve(d.stream, d.per_thread_stream);
+  t_touched_capturing = stream_capturing(t_touched_stream);
+  return prepare(t_touched, t_touched_stream, d.api);
+}
+
+void Runtime::after_launch(const LaunchDesc& d, CUresult result) noexcept {
+  finish_use(resolve(d.stream, d.per_thread_stream), result);
+}
+
+CUresult Runtime::before_transfer(const TransferDesc& d) noexcept {
+  compress_pending(false);
+  if (tracked_.empty()) return CUDA_SUCCESS;
+  const auto snapshot = tracked_.snapshot();
+  t_touched.clear();
+  try {
+    for (size_t i = 0; i < d.span_count; ++i) {
+      const Span& s = d.spans[i];
+      RangeMap<TagExtent>::for_each_overlapping(*snapshot, s.ptr, s.ptr + s.bytes,
+                                                [&](const auto& e) { collect_units(*e.value); });
+    }
+  } catch (...) {
+    t_touched.clear();
+    return CUDA_SUCCESS;
+  }
+  if (t_touched.empty()) return CUDA_SUCCESS;
+  t_touched_stream = resolve(d.stream, d.per_thread_stream);
+  t_touched_capturing = stream_capturing(t_touched_stream);
+  return prepare(t_touched, t_touched_stream, d.api);
+}
+
+void Runtime::after_transfer(const TransferDesc& d, CUresult result) noexcept {
+  const CUstream stream = resolve(d.stream, d.per_thread_stream);
+  finish_use(stream, result);
+  if (result != CUDA_SUCCESS || !d.host_to_device || stream_capturing(stream)) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (allocations_.empty()) return;
+    SharedEvent filled;
+    for (size_t i = 0; i < d.span_count; ++i) {
+      const Span& s = d.spans[i];
+      if (s.access != Access::kWrite || s.bytes == 0) continue;
+      Allocation* a = allocation_containing(s.ptr);
+      if (a == nullptr) continue;
+      if (!filled) filled = d.is_async ? record_event(stream) : nullptr;
+      tag_locked(*a, s.ptr, s.ptr + s.bytes, config_.htod_dtype, filled);
+    }
+  }
+  compress_pending(false);
+}
+
+// ---- graphs -----------------------------------------------------------------------------------
+
+void Runtime::on_capture_begin(CUstream) noexcept {}
+void Runtime::on_capture_end(CUstream, CUgraph) noexcept {}
+void Runtime::on_graph_instantiate(CUgraphExec, CUgraph) noexcept {}
+void Runtime::on_graph_exec_destroy(CUgraphExec) noexcept {}
+CUresult Runtime::before_graph_launch(CUgraphExec, CUstream) noexcept { return CUDA_SUCCESS; }
+
+void Runtime::on_tensor_map(const CUtensorMap*, CUdeviceptr global_address, size_t bytes) noexcept {
+  emit("tensor_map", global_address, bytes);
+}
+
+}  // namespace nz::rt

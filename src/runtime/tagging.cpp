@@ -1,0 +1,245 @@
+// tagging.cpp: tags (HtoD copies, nz_tag/nz_untag) → units, and the
+// compression of units from safe points.
+#include "runtime/runtime.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/log.h"
+#include "runtime/runtime_internal.h"
+
+namespace nz::rt {
+
+using namespace detail;
+
+// ---- tagging ---------------------------------------------------------------------------
+
+void Runtime::tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept {
+  end = std::min<CUdeviceptr>(end, a.base + a.bytes);
+  if (begin >= end) return;
+  try {
+    const uint64_t before = a.tags.tagged_bytes();
+    a.tags.add(begin, end, dtype);
+    const uint64_t after = a.tags.tagged_bytes();
+    stats_.bytes_tagged.add(after - before);
+    std::erase_if(a.recent_fills, [](const SharedEvent& e) { return event_done(e); });
+    if (filled) a.recent_fills.push_back(std::move(filled));
+  } catch (...) {
+    return;
+  }
+  emit("tag", begin, end - begin, fmt::format("\"dtype\":{}", dtype));
+  replan(a);
+}
+
+void Runtime::replan(Allocation& a) noexcept {
+  std::vector<PlannedUnit> plan;
+  try {
+    plan = a.tags.plan(a.base, a.bytes, vmm_.page_size(), kMaxUnitBytes);
+  } catch (...) {
+    return;
+  }
+  // Units that no longer match the plan go back to resident memory.
+  std::vector<std::shared_ptr<Unit>> stale;
+  for (auto& [begin, u] : a.units) {
+    const bool kept = std::any_of(plan.begin(), plan.end(),
+                                  [&](const PlannedUnit& p) { return p.begin == u->begin && p.end == u->end; });
+    if (!kept) stale.push_back(u);
+  }
+  for (auto& u : stale) retire(a, u);
+  for (const PlannedUnit& p : plan) {
+    auto it = a.units.find(p.begin);
+    if (it != a.units.end()) {
+      // Refilled by a new copy: the producers to wait for before compressing;
+      // re-tagged with a dtype: used from the next compression on.
+      if (it->second->state == UnitState::kResident) it->second->filled = a.recent_fills;
+      if (it->second->dtype != p.dtype && it->second->state != UnitState::kResident) {
+        it->second->recode = true;  // stored with the old dtype: re-encode at its next eviction
+      }
+      it->second->dtype = p.dtype;
+      continue;
+    }
+    auto u = std::make_shared<Unit>();
+    u->begin = p.begin;
+    u->end = p.end;
+    u->dtype = p.dtype;
+    u->allocation = a.base;
+    u->filled = a.recent_fills;
+    try {
+      a.units.emplace(p.begin, u);
+      u->tracked = true;
+      pending_.push_back(u);
+      pending_count_.store(pending_.size(), std::memory_order_relaxed);
+    } catch (...) {
+      continue;
+    }
+    stats_.bytes_compressible.add(u->bytes());
+    emit("unit", u->begin, u->bytes());
+  }
+  republish(a);
+}
+
+void Runtime::republish(Allocation& a) noexcept {
+  try {
+    std::vector<RangeMap<TagExtent>::Entry> entries;
+    a.tags.for_each([&](CUdeviceptr b, CUdeviceptr e, int) {
+      auto extent = std::make_shared<TagExtent>();
+      for (auto it = a.units.lower_bound(b > a.base + vmm_.page_size() ? b - vmm_.page_size() : a.base);
+           it != a.units.end() && it->second->begin < e; ++it) {
+        if (it->second->tracked && it->second->end > b) extent->units.push_back(it->second);
+      }
+      if (!extent->units.empty()) entries.push_back({b, e, std::move(extent)});
+    });
+    tracked_.replace(a.base, a.base + a.bytes, std::move(entries));
+  } catch (...) {
+    log(LogLevel::kError, "out of memory publishing ranges");
+  }
+}
+
+void Runtime::untrack(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
+  if (!u->tracked) return;
+  u->tracked = false;
+  republish(a);
+  std::erase(pending_, u);
+  pending_count_.store(pending_.size(), std::memory_order_relaxed);
+}
+
+// The range becomes plain resident memory for good (untagged, or changed too often).
+void Runtime::retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
+  const auto& api = driver().base;
+  if (u->state == UnitState::kCompressed) {
+    // Decode into fresh memory that becomes its permanent backing.
+    if (stage(*u, internal_.get(), false) != CUDA_SUCCESS) {
+      log(LogLevel::kError, "cannot restore range {} to resident memory; it stays compressed", hex(u->begin));
+      return;
+    }
+    // Work queued later on other streams must find the data decoded.
+    api.cuStreamSynchronize(internal_.get());
+  }
+  if (u->state == UnitState::kStaged) {
+    // The staging pages stay mapped where they are and become its backing.
+    pool_.detach(u->bytes());
+    stats_.staging_bytes.set(pool_.in_use_bytes());
+    stats_.released_bytes.sub(u->bytes());
+    stats_.bytes_original_compressed.sub(u->bytes());
+    stats_.bytes_compressed.sub(u->store.bytes);
+    try {
+      a.permanent[u->begin] = {u->bytes(), std::move(u->staging)};
+    } catch (...) {
+    }
+    std::erase(staged_, u);
+  }
+  untrack(a, u);
+  stats_.bytes_compressible.sub(u->bytes());
+  u->store = StoredRange{};
+  u->state = UnitState::kResident;
+  u->dead = true;
+  a.units.erase(u->begin);
+  emit("resident", u->begin, u->bytes());
+}
+
+int Runtime::tag(CUdeviceptr ptr, size_t bytes, int dtype) noexcept {
+  if (bytes == 0 || dtype < NZ_TAG_BYTES || dtype > NZ_TAG_FP32 || ptr + bytes < ptr) return NZ_RT_INVALID;
+  std::lock_guard lock(mutex_);
+  Allocation* a = allocation_containing(ptr);
+  if (a == nullptr) return NZ_RT_NOT_MANAGED;
+  // The content is whatever work already queued writes: wait for all of it
+  // (the legacy stream orders after every blocking stream).
+  tag_locked(*a, ptr, ptr + bytes, dtype, record_event(CU_STREAM_LEGACY));
+  return NZ_RT_OK;
+}
+
+int Runtime::untag(CUdeviceptr ptr, size_t bytes) noexcept {
+  if (bytes == 0 || ptr + bytes < ptr) return NZ_RT_INVALID;
+  std::lock_guard lock(mutex_);
+  Allocation* a = allocation_containing(ptr);
+  if (a == nullptr) return NZ_RT_NOT_MANAGED;
+  const CUdeviceptr end = std::min<CUdeviceptr>(ptr + bytes, a->base + a->bytes);
+  const uint64_t before = a->tags.tagged_bytes();
+  a->tags.remove(ptr, end);
+  stats_.bytes_tagged.sub(before - a->tags.tagged_bytes());
+  emit("untag", ptr, end - ptr);
+  replan(*a);
+  return NZ_RT_OK;
+}
+
+// ---- compression --------------------------------------------------------------------
+
+void Runtime::compress_pending(bool wait_for_producers) noexcept {
+  if (pending_count_.load(std::memory_order_relaxed) == 0) return;
+  std::unique_lock lock(mutex_, std::defer_lock);
+  if (wait_for_producers) lock.lock();
+  else if (!lock.try_lock()) return;
+  if (!setup_ok_) return;
+  RelaxedCaptureScope relaxed;
+  auto work = pending_;
+  for (auto& u : work) {
+    if (u->dead || u->state != UnitState::kResident || u->in_flight > 0 || u->pins > 0) continue;
+    if (u->no_memory_epoch == memory_epoch_) continue;  // nothing was freed since it found no memory
+    if (wait_for_producers) {
+      for (auto& e : u->filled) if (e && *e) driver().base.cuEventSynchronize(e->get());
+      u->wait_uses();
+    }
+    if (!std::all_of(u->filled.begin(), u->filled.end(), event_done) || !u->uses_done()) continue;
+    Allocation* a = allocation_containing(u->begin);
+    if (a == nullptr) continue;
+    compress_unit(*a, u);
+  }
+}
+
+void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
+  std::erase(pending_, u);
+  pending_count_.store(pending_.size(), std::memory_order_relaxed);
+  u->filled.clear();
+  const size_t page = vmm_.page_size();
+  const size_t first = (u->begin - a.base) / page, count = u->bytes() / page;
+  // Which memory backs it now: its own pages, or a permanent staging handle.
+  const bool own_pages = std::all_of(a.pages.begin() + first, a.pages.begin() + first + count,
+                                     [](CUmemGenericAllocationHandle h) { return h != 0; });
+  auto permanent = a.permanent.find(u->begin);
+  const bool own_handle = permanent != a.permanent.end() && permanent->second.first == u->bytes();
+  StoredRange stored;
+  const CompressOutcome outcome =
+      (own_pages || own_handle) ? store_->compress(u->begin, u->bytes(), u->dtype, config_, stored)
+                                : CompressOutcome::kFailed;
+  if (outcome == CompressOutcome::kNoMemory && ++u->compress_attempts < kCompressAttempts) {
+    // Memory may be freed later (evictions, frees): stay pending until then.
+    u->no_memory_epoch = memory_epoch_;
+    try {
+      pending_.push_back(u);
+      pending_count_.store(pending_.size(), std::memory_order_relaxed);
+      evict_all(false);
+      return;
+    } catch (...) {
+    }
+  }
+  if (outcome != CompressOutcome::kStored) {
+    // Poor ratio, no memory for the store, or an odd backing: leave it resident.
+    u->want_compress = false;
+    untrack(a, u);
+    emit("keep_resident", u->begin, u->bytes(),
+                fmt::format("\"reason\":\"{}\"", outcome == CompressOutcome::kPoorRatio ? "ratio"
+                                                 : outcome == CompressOutcome::kNoMemory ? "memory"
+                                                                                          : "failed"));
+    log(LogLevel::kDebug, "range {} ({} bytes) stays resident", hex(u->begin), u->bytes());
+    return;
+  }
+  // compress() waited for the internal stream, and no launch touched the
+  // range since its last use completed: releasing the pages is safe.
+  if (own_pages) {
+    vmm_.release_pages(a.base, a.pages, first, count);
+  } else {
+    vmm_.unmap(u->begin, u->bytes());
+    a.permanent.erase(permanent);
+  }
+  u->store = std::move(stored);
+  u->state = UnitState::kCompressed;
+  ++memory_epoch_;
+  stats_.released_bytes.add(u->bytes());
+  stats_.bytes_original_compressed.add(u->bytes());
+  stats_.bytes_compressed.add(u->store.bytes);
+  update_saved();
+  emit("compress", u->begin, u->bytes(), fmt::format("\"compressed\":{}", u->store.bytes));
+  log(LogLevel::kDebug, "compressed {} bytes at {} into {}", u->bytes(), hex(u->begin), u->store.bytes);
+}
+
+}  // namespace nz::rt
