@@ -2,7 +2,6 @@
 // allocation hooks (VMM-backed cuMemAlloc/cuMemFree).
 #include "runtime/runtime.h"
 
-#include <dlfcn.h>
 #include <cstdlib>
 
 #include <algorithm>
