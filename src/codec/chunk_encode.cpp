@@ -7,8 +7,37 @@
 
 namespace nz::codec {
 
+namespace {
+
+// Four histograms so repeated symbols do not serialise on one counter. The
+// element size and field position are compile-time constants here.
+template <uint32_t kBytes, uint32_t kMantissaBits, uint32_t kExponentMask>
+void count_symbols_fixed(const uint8_t* elements, uint64_t n, uint64_t counts[256]) {
+  uint32_t h[4][256] = {};
+  auto sym = [&](uint64_t i) { return (load_element(elements, i, kBytes) >> kMantissaBits) & kExponentMask; };
+  uint64_t i = 0;
+  while (i < n) {
+    const uint64_t end = n - i > (1u << 30) ? i + (1u << 30) : n;  // keep u32 counters from overflowing
+    for (; i + 4 <= end; i += 4) {
+      ++h[0][sym(i)];
+      ++h[1][sym(i + 1)];
+      ++h[2][sym(i + 2)];
+      ++h[3][sym(i + 3)];
+    }
+    for (; i < end; ++i) ++h[0][sym(i)];
+    for (int s = 0; s < 256; ++s) {
+      counts[s] += uint64_t{h[0][s]} + h[1][s] + h[2][s] + h[3][s];
+      h[0][s] = h[1][s] = h[2][s] = h[3][s] = 0;
+    }
+  }
+}
+
+}  // namespace
+
 void count_symbols(const uint8_t* elements, uint64_t n, const DtypeLayout& layout, uint64_t counts[256]) {
-  // Four histograms so repeated symbols do not serialise on one counter.
+  if (layout.bytes == 2 && layout.exponent_bits == 8) return count_symbols_fixed<2, 7, 0xFF>(elements, n, counts);
+  if (layout.bytes == 2) return count_symbols_fixed<2, 10, 0x1F>(elements, n, counts);
+  if (layout.bytes == 4) return count_symbols_fixed<4, 23, 0xFF>(elements, n, counts);
   uint32_t h[4][256] = {};
   const FieldSplit split(layout, layout.mantissa_bits);
   uint64_t i = 0;
@@ -37,7 +66,12 @@ namespace {
 void split_chunk(const ChunkEncodeParams& params, const ChunkSource& src, uint8_t* symbols, uint8_t* raw) {
   const DtypeLayout& l = params.layout;
   const FieldSplit split(l, params.kept_bits);
-  if (l.bytes == 2 && l.exponent_bits == 8 && params.kept_bits == 7) {
+  const bool bf16 = l.bytes == 2 && l.exponent_bits == 8;
+  if (bf16 && split_bf16_avx512_supported()) {
+    split_bf16_avx512(src.elements, src.n, params.kept_bits, symbols, raw);
+    return;
+  }
+  if (bf16 && params.kept_bits == 7) {
     // bf16 lossless: the raw value is one whole byte (sign, 7 mantissa bits).
     for (uint64_t i = 0; i < src.n; ++i) {
       uint16_t x;

@@ -134,9 +134,12 @@ nz_status compress(const void* src, uint64_t element_count, const EncodeOptions&
           }
           count_symbols(q, n, l, counts[c].data());
           if (opts.block_log2 > 0) {
-            std::vector<uint8_t> decoded(q, q + n * l.bytes);
+            // One buffer per thread: a fresh chunk-sized vector per chunk
+            // costs an mmap and page faults each time.
+            thread_local std::vector<uint8_t> decoded;
+            decoded.assign(q, q + n * l.bytes);
             dequantize_chunk(decoded.data(), n, l, opts.block_log2, sc);
-            checksums[c] = nzhash(decoded.data(), decoded.size());
+            checksums[c] = nzhash(decoded.data(), n * l.bytes);
           } else {
             checksums[c] = nzhash(q, n * l.bytes);
           }

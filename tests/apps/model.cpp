@@ -18,8 +18,8 @@ constexpr size_t kMiB = 1u << 20;
 constexpr size_t kMaxEmbeddingBytes = 11 * kMiB;
 
 size_t block_bytes(const ModelConfig& c) {
-  const size_t d = c.dim, h = c.hidden;
-  return 3 * d * d * 2 + 3 * d * 4 + d * d * 2 + d * 4 + h * d * 4 + h * 4 + d * h * 2 + d * 4;
+  const size_t d = c.dim, h = c.hidden, up = c.all_bf16 ? 2 : 4;
+  return 3 * d * d * 2 + 3 * d * 4 + d * d * 2 + d * 4 + h * d * up + h * 4 + d * h * 2 + d * 4;
 }
 
 Parameter make_param(std::string name, WeightDtype dtype, std::vector<int64_t> shape, LoadPath load) {
@@ -59,9 +59,10 @@ class Staging {
 
 }  // namespace
 
-ModelConfig ModelConfig::for_size(int size_mb, int batch) {
+ModelConfig ModelConfig::for_size(int size_mb, int batch, bool all_bf16) {
   ModelConfig c;
   c.batch = batch;
+  c.all_bf16 = all_bf16;
   const size_t budget = static_cast<size_t>(std::max(size_mb, 1)) * kMiB;
   const size_t embedding = std::min(kMaxEmbeddingBytes, budget / 2);
   const size_t row_bytes = static_cast<size_t>(c.dim) * 2;
@@ -82,7 +83,8 @@ Model::Model(const ModelConfig& config) : config_(config) {
     params_.push_back(make_param(prefix + "attn.qkv.bias", kDtypeF32, {3 * d}, LoadPath::pageable_sync));
     params_.push_back(make_param(prefix + "attn.proj.weight", kDtypeBF16, {d, d}, LoadPath::f32_then_cast_bf16));
     params_.push_back(make_param(prefix + "attn.proj.bias", kDtypeF32, {d}, LoadPath::pageable_sync));
-    params_.push_back(make_param(prefix + "mlp.up.weight", kDtypeF32, {h, d}, LoadPath::pinned_async));
+    params_.push_back(make_param(prefix + "mlp.up.weight", config.all_bf16 ? kDtypeBF16 : kDtypeF32, {h, d},
+                                 LoadPath::pinned_async));
     params_.push_back(make_param(prefix + "mlp.up.bias", kDtypeF32, {h}, LoadPath::pageable_sync));
     params_.push_back(make_param(prefix + "mlp.down.weight", kDtypeBF16, {d, h}, LoadPath::pinned_async));
     params_.push_back(make_param(prefix + "mlp.down.bias", kDtypeF32, {d}, LoadPath::pinned_async));

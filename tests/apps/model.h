@@ -25,9 +25,13 @@ struct ModelConfig {
   int32_t vocab = 0;
   int32_t blocks = 0;
   int32_t batch = 8;  // tokens per step (the attention's sequence)
+  // Inference checkpoints are usually bf16 throughout: then the MLP up
+  // projection is bf16 too. Training keeps it fp32 (mixed dtypes, fp32
+  // weights written by the optimizer).
+  bool all_bf16 = false;
 
   // Chooses vocab and blocks so that the parameters total about `size_mb`.
-  static ModelConfig for_size(int size_mb, int batch);
+  static ModelConfig for_size(int size_mb, int batch, bool all_bf16 = false);
 };
 
 // How a parameter goes from the checkpoint to the device (all real patterns).
@@ -52,7 +56,7 @@ struct BlockParams {
   Parameter* qkv_b;  // [3*dim] f32
   Parameter* proj_w; // [dim x dim] bf16
   Parameter* proj_b; // [dim] f32
-  Parameter* up_w;   // [hidden x dim] f32
+  Parameter* up_w;   // [hidden x dim] f32 (bf16 when all_bf16)
   Parameter* up_b;   // [hidden] f32
   Parameter* down_w; // [dim x hidden] bf16
   Parameter* down_b; // [dim] f32

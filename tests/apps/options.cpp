@@ -38,7 +38,9 @@ const char* usage() {
          "         --weights DIR     folder with the real safetensors weights\n"
          "         --kernels PATH    the kernel module (default: beside the executable)\n"
          "         --module-load path|ref  cuModuleLoad(path) or cuModuleLoadData(nzsim_module_ref)\n"
-         "         --save FILE       write the final weights as safetensors\n";
+         "         --save FILE       write the final weights as safetensors\n"
+         "         --nz-tag          declare every weight (with its dtype) through neuzip's nz_tag, if loaded\n"
+         "         --mixed-dtypes    infer: keep the fp32 MLP up weights of the training model\n";
 }
 
 bool parse_options(int argc, char** argv, Options& out, std::string& error) {
@@ -60,6 +62,15 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
   }
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
+    // Flags without a value.
+    if (flag == "--nz-tag") {
+      out.nz_tag = true;
+      continue;
+    }
+    if (flag == "--mixed-dtypes") {
+      out.mixed_dtypes = true;
+      continue;
+    }
     if (i + 1 >= argc) {
       error = "missing value for " + flag;
       return false;

@@ -19,6 +19,8 @@ struct Options {
   std::string kernels_path;  // default: libminifw_kernels.so beside the executable
   Module::LoadBy module_load = Module::LoadBy::path;
   std::string save_path;     // optional: write the final checkpoint (safetensors)
+  bool nz_tag = false;       // --nz-tag: declare the weights to a loaded neuzip runtime
+  bool mixed_dtypes = false; // --mixed-dtypes: infer with the training model's fp32 MLP up weights
 };
 
 // Parses argv; on error returns false with a message in `error`.

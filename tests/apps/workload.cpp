@@ -19,6 +19,7 @@
 #include "kernel_launcher.h"
 #include "model.h"
 #include "network.h"
+#include "neuzip_tags.h"
 #include "optimizer.h"
 #include "sliced_launch.h"
 #include "weight_source.h"
@@ -59,15 +60,19 @@ int run_workload(const Options& o) {
   Stream data, compute, side;
   Event loaded, masters_ready, inputs_ready, loss_ready, grads_ready, optimizer_done;
 
-  const ModelConfig config = ModelConfig::for_size(o.size_mb, o.batch);
-  Model model(config);
+  // Inference loads an all-bf16 checkpoint (as real inference does), unless
+  // --mixed-dtypes; training keeps fp32 MLP up weights.
   const bool training = o.workload == Options::Workload::train;
+  const ModelConfig config = ModelConfig::for_size(o.size_mb, o.batch, !training && !o.mixed_dtypes);
+  Model model(config);
   fmt::print("minifw {}{}: dim {} hidden {} vocab {} blocks {} batch {} steps {} threads {}\n",
              training ? "train" : "infer",
              training ? (o.optimizer == OptimizerKind::adam ? " adam" : " sgd") : "", config.dim, config.hidden,
              config.vocab, config.blocks, config.batch, o.steps, o.threads);
 
   model.load(allocator, kernels, source, data.get(), loaded);
+  // After the load, like a Python user calling nz_tag once model.to('cuda') returned.
+  if (o.nz_tag) declare_weights_to_neuzip(model);
   loaded.wait_on(compute.get());
 
   SlicedLauncher sliced(context, o.threads);

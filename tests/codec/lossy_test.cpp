@@ -3,10 +3,12 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "codec/dtype.h"
 #include "codec/element_io.h"
+#include "codec/decoder.h"
 #include "codec/lossy.h"
 #include "test_util.h"
 
@@ -210,4 +212,116 @@ TEST(Lossy, BadOptionsAreRejected) {
   uint8_t src[20] = {}, dst[4096];
   size_t len;
   EXPECT_EQ(nz_compress(src, 10, &o, dst, sizeof(dst), &len), NZ_ERR_INVALID_ARGUMENT);
+}
+
+// The AVX-512 bf16 paths against the element-by-element reference: every bf16
+// bit pattern (in order, so blocks share an exponent range and every scale
+// code occurs; and shuffled), real-looking weights, every K and several block
+// sizes. Results, scale codes and statuses must be identical.
+namespace {
+
+std::vector<uint8_t> all_bf16_patterns(bool shuffled, bool with_nan) {
+  std::vector<uint16_t> v;
+  for (uint32_t x = 0; x < 65536; ++x) {
+    const bool nan = (x & 0x7F80) == 0x7F80 && (x & 0x7F) != 0;
+    if (nan && !with_nan) continue;
+    v.push_back(static_cast<uint16_t>(x));
+  }
+  if (shuffled) {
+    uint64_t state = 12345;
+    for (size_t i = v.size(); i > 1; --i) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      std::swap(v[i - 1], v[(state >> 33) % i]);
+    }
+  }
+  std::vector<uint8_t> b(v.size() * 2);
+  std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+
+}  // namespace
+
+TEST(LossyBf16Avx512, QuantizeMatchesReference) {
+  if (!lossy_bf16_avx512_supported()) GTEST_SKIP() << "CPU lacks AVX-512";
+  const DtypeLayout l = dtype_layout(NZ_BF16);
+  std::vector<std::vector<uint8_t>> inputs = {all_bf16_patterns(false, true), all_bf16_patterns(true, true),
+                                              all_bf16_patterns(false, false), all_bf16_patterns(true, false),
+                                              nz::test::gaussian_weights(NZ_BF16, 20000 + 13, 3)};
+  for (const auto& in : inputs) {
+    const uint64_t n = in.size() / 2;
+    for (uint32_t k = 0; k < 7; ++k) {
+      for (uint32_t block_log2 : {0u, 1u, 3u, 5u, 9u}) {
+        const uint64_t blocks = block_log2 ? (n + (1u << block_log2) - 1) >> block_log2 : 0;
+        std::vector<uint8_t> ref(in.size(), 0xAA), got(in.size(), 0x55), ref_sc(blocks, 1), got_sc(blocks, 2);
+        const nz_status rs = quantize_chunk_reference(in.data(), n, l, k, block_log2, ref.data(), ref_sc.data());
+        const nz_status gs = quantize_bf16_avx512(in.data(), n, k, block_log2, got.data(), got_sc.data());
+        ASSERT_EQ(rs, gs) << "k " << k << " block_log2 " << block_log2;
+        if (rs != NZ_OK) continue;
+        ASSERT_EQ(ref, got) << "k " << k << " block_log2 " << block_log2;
+        ASSERT_EQ(ref_sc, got_sc) << "k " << k << " block_log2 " << block_log2;
+      }
+    }
+  }
+}
+
+TEST(LossyBf16Avx512, DequantizeMatchesReference) {
+  if (!lossy_bf16_avx512_supported()) GTEST_SKIP() << "CPU lacks AVX-512";
+  const DtypeLayout l = dtype_layout(NZ_BF16);
+  for (const auto& in : {all_bf16_patterns(false, true), all_bf16_patterns(true, true)}) {
+    const uint64_t n = in.size() / 2;
+    for (uint32_t block_log2 : {1u, 4u, 9u}) {
+      const uint64_t blocks = (n + (1u << block_log2) - 1) >> block_log2;
+      for (uint32_t variant = 0; variant < 4; ++variant) {
+        // Even codes of every value (and 0); variant 3 puts an odd code last.
+        std::vector<uint8_t> scales(blocks);
+        for (uint64_t b = 0; b < blocks; ++b) scales[b] = static_cast<uint8_t>(((b * 37 + variant * 11) % 128) * 2);
+        if (variant == 3) scales.back() |= 1;
+        auto ref = in, got = in;
+        const bool rok = dequantize_chunk_reference(ref.data(), n, l, block_log2, scales.data());
+        const bool gok = dequantize_bf16_avx512(got.data(), n, block_log2, scales.data());
+        ASSERT_EQ(rok, gok) << "block_log2 " << block_log2 << " variant " << variant;
+        if (rok) {
+          ASSERT_EQ(ref, got) << "block_log2 " << block_log2 << " variant " << variant;
+        }
+      }
+    }
+  }
+  // A non-zero code on a block with no non-zero finite element is rejected by both.
+  std::vector<uint8_t> zeros(64, 0);
+  zeros[1] = 0x80;  // -0.0
+  const uint8_t scales[2] = {0, 4};
+  auto a = zeros, b = zeros;
+  EXPECT_FALSE(dequantize_chunk_reference(a.data(), 32, l, 4, scales));
+  EXPECT_FALSE(dequantize_bf16_avx512(b.data(), 32, 4, scales));
+}
+
+// Whole-buffer lossy round trips decode to the same bytes with every rANS
+// implementation (the AVX-512 one fuses merge and hash for bf16).
+TEST(LossyBf16Avx512, EveryDecoderGivesTheSameOutput) {
+  for (uint32_t k : {0u, 1u, 3u, 6u}) {
+    for (uint32_t block : {0u, 2u, 16u, 512u}) {
+      for (size_t n : {31u, 1000u, 5000u + 17u}) {
+        auto data = nz::test::gaussian_weights(NZ_BF16, n, n + k);
+        auto o = nz::test::options(NZ_BF16, 1024);
+        o.mode = NZ_LOSSY;
+        o.kept_bits = k;
+        o.block_size = block;
+        auto c = nz::test::compress(data.data(), n, o);
+        ASSERT_EQ(c.status, NZ_OK);
+        std::vector<uint8_t> reference;
+        for (auto impl : {RansImpl::kScalar, RansImpl::kAvx2, RansImpl::kAvx512}) {
+          if (!rans_impl_supported(impl)) continue;
+          std::vector<uint8_t> out(data.size() + 1, 0xCD);
+          ASSERT_EQ(decompress(c.bytes.data(), c.bytes.size(), out.data(), out.size(), 1, impl), NZ_OK)
+              << "k " << k << " block " << block << " n " << n << " impl " << static_cast<int>(impl);
+          EXPECT_EQ(out.back(), 0xCD) << "wrote past the output";
+          if (reference.empty()) {
+            reference = out;
+          } else {
+            EXPECT_EQ(out, reference) << "k " << k << " block " << block << " n " << n;
+          }
+        }
+      }
+    }
+  }
 }
