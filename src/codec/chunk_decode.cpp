@@ -41,12 +41,28 @@ void merge_generic(const FieldSplit& split, uint32_t bytes, const uint8_t* symbo
 
 }  // namespace
 
-nz_status decode_chunk(const ParsedBuffer& buf, const DecodeTable& table, uint32_t chunk, uint8_t* dst,
-                       RansImpl impl) {
+// One chunk between its checks and its end: where its sections are and how
+// far the fused decoder got.
+struct ChunkDecodeState {
+  ChunkEntry entry;
+  ChunkLayout layout;
+  bool rans = false;
+  const uint8_t* scales = nullptr;
+  const uint8_t* symbols_packed = nullptr;  // packed kind only
+  const uint8_t* raw = nullptr;
+  RansDecoder dec{};
+  Bf16FusedJob fused;  // what the fused decoder did (nothing: all zero)
+};
+
+namespace {
+
+// Structural checks before any decoding: padding and initial states.
+nz_status begin_chunk(const ParsedBuffer& buf, uint32_t chunk, ChunkDecodeState& st) {
   const Header& h = buf.header;
-  const DtypeLayout& l = buf.layout;
-  const ChunkEntry e = buf.chunk_entry(chunk);
-  const ChunkLayout cl = buf.chunk_layout(chunk);
+  st.entry = buf.chunk_entry(chunk);
+  st.layout = buf.chunk_layout(chunk);
+  const ChunkEntry& e = st.entry;
+  const ChunkLayout& cl = st.layout;
   const uint64_t n = cl.elements;
   const uint8_t* payload = buf.base + buf.payload_offset + e.offset;
 
@@ -54,74 +70,132 @@ nz_status decode_chunk(const ParsedBuffer& buf, const DecodeTable& table, uint32
   const uint64_t padded_end = buf.chunk_padded_end(chunk);
   if (!bytes_are_zero(payload + e.size, padded_end - e.offset - e.size)) return NZ_ERR_CORRUPT_CHUNK;
 
-  const bool rans = e.kind == static_cast<uint32_t>(ChunkKind::kRans);
-  const uint8_t* scales = payload + (rans ? kStateBytes : 0);
-  const uint8_t* symbols_packed = scales + cl.scale_bytes;  // packed kind only
-  const uint8_t* raw = rans ? scales + cl.scale_bytes : symbols_packed + cl.symbol_bytes;
+  st.rans = e.kind == static_cast<uint32_t>(ChunkKind::kRans);
+  st.scales = payload + (st.rans ? kStateBytes : 0);
+  st.symbols_packed = st.scales + cl.scale_bytes;
+  st.raw = st.rans ? st.scales + cl.scale_bytes : st.symbols_packed + cl.symbol_bytes;
   const uint32_t raw_bits = 1 + h.kept_bits;
 
-  if (!bytes_are_zero(scales + cl.block_count, cl.scale_bytes - cl.block_count)) return NZ_ERR_CORRUPT_CHUNK;
-  if (!packed_tail_is_zero(raw, cl.raw_bytes, n * raw_bits)) return NZ_ERR_CORRUPT_CHUNK;
-  if (!rans && !packed_tail_is_zero(symbols_packed, cl.symbol_bytes, n * l.exponent_bits)) {
+  if (!bytes_are_zero(st.scales + cl.block_count, cl.scale_bytes - cl.block_count)) return NZ_ERR_CORRUPT_CHUNK;
+  if (!packed_tail_is_zero(st.raw, cl.raw_bytes, n * raw_bits)) return NZ_ERR_CORRUPT_CHUNK;
+  if (!st.rans && !packed_tail_is_zero(st.symbols_packed, cl.symbol_bytes, n * buf.layout.exponent_bits)) {
     return NZ_ERR_CORRUPT_CHUNK;
   }
-
-  RansDecoder dec{};
-  if (rans) {
+  if (st.rans) {
     if (!buf.has_table) return NZ_ERR_CORRUPT_CHUNK;
-    std::memcpy(dec.x, payload, kStateBytes);
+    std::memcpy(st.dec.x, payload, kStateBytes);
     for (uint32_t lane = 0; lane < kLanes; ++lane) {
-      if (dec.x[lane] < kRansLow) return NZ_ERR_CORRUPT_CHUNK;
+      if (st.dec.x[lane] < kRansLow) return NZ_ERR_CORRUPT_CHUNK;
     }
-    dec.words = raw + cl.raw_bytes;
-    dec.word_count = (e.size - cl.rans_fixed_size()) / 2;
-    dec.pos = 0;
+    st.dec.words = st.raw + cl.raw_bytes;
+    st.dec.word_count = (e.size - cl.rans_fixed_size()) / 2;
+    st.dec.pos = 0;
   }
+  return NZ_OK;
+}
 
+// bf16 rANS chunks with AVX-512 go through the fused decoder first: it does
+// the merge, and without block scaling the hash too. What it leaves (the
+// last partial step, the last few stream words) goes through the generic
+// path and is scaled and hashed separately.
+bool use_fused(const ParsedBuffer& buf, const ChunkDecodeState& st, RansImpl impl) {
+  return st.rans && buf.header.dtype == NZ_BF16 && impl == RansImpl::kAvx512 && rans_bf16_fused_supported();
+}
+
+Bf16FusedParams fused_params(const ParsedBuffer& buf) {
+  Bf16FusedParams p;
+  p.kept_bits = buf.header.kept_bits;
+  p.block_log2 = buf.header.block_log2;
+  return p;
+}
+
+void prepare_job(ChunkDecodeState& st, uint8_t* dst) {
+  st.fused.dec = &st.dec;
+  st.fused.raw = st.raw;
+  st.fused.dst = dst;
+  st.fused.count = st.layout.elements;
+}
+
+// Everything after the fused part: the generic decode of the rest, the end
+// checks, block scaling and the checksum.
+nz_status finish_chunk(const ParsedBuffer& buf, const DecodeTable& table, ChunkDecodeState& st, uint8_t* dst,
+                       RansImpl impl) {
+  const Header& h = buf.header;
+  const DtypeLayout& l = buf.layout;
+  const ChunkLayout& cl = st.layout;
+  const uint64_t n = cl.elements;
+  const uint32_t raw_bits = 1 + h.kept_bits;
   const FieldSplit split(l, h.kept_bits);
   const bool bf16_lossless = h.dtype == NZ_BF16 && h.mode == NZ_LOSSLESS;
-  // bf16 with AVX-512: the fused decoder does the merge too, and the hash
-  // when the merged elements are the output (no block scaling); whatever it
-  // leaves (the last partial step, the last few stream words) goes through
-  // the generic path below and is hashed separately.
-  uint64_t fused = 0;
-  uint64_t hash_terms = 0;
-  const bool fused_hash = h.block_log2 == 0;
-  if (rans && h.dtype == NZ_BF16 && impl == RansImpl::kAvx512 && rans_bf16_fused_supported()) {
-    fused = rans_decode_bf16_avx512(dec, table, raw, h.kept_bits, dst, n, 0, fused_hash ? &hash_terms : nullptr);
-  }
   alignas(64) uint8_t symbols[kSliceElements];
-  for (uint64_t first = fused; first < n; first += kSliceElements) {
+  for (uint64_t first = st.fused.done; first < n; first += kSliceElements) {
     const uint64_t count = n - first < kSliceElements ? n - first : kSliceElements;
-    if (rans) {
-      if (!rans_decode(impl, dec, table, symbols, count)) return NZ_ERR_CORRUPT_CHUNK;
+    if (st.rans) {
+      if (!rans_decode(impl, st.dec, table, symbols, count)) return NZ_ERR_CORRUPT_CHUNK;
     } else {
       for (uint64_t i = 0; i < count; ++i) {
-        symbols[i] = static_cast<uint8_t>(read_packed(symbols_packed, cl.symbol_bytes, first + i, l.exponent_bits));
+        symbols[i] = static_cast<uint8_t>(read_packed(st.symbols_packed, cl.symbol_bytes, first + i, l.exponent_bits));
       }
     }
     if (bf16_lossless) {
-      merge_bf16_lossless(symbols, raw + first, count, dst + 2 * first);
+      merge_bf16_lossless(symbols, st.raw + first, count, dst + 2 * first);
     } else {
-      merge_generic(split, l.bytes, symbols, raw, cl.raw_bytes, first, count, raw_bits, dst);
+      merge_generic(split, l.bytes, symbols, st.raw, cl.raw_bytes, first, count, raw_bits, dst);
     }
   }
-  if (rans) {
-    if (dec.pos != dec.word_count) return NZ_ERR_CORRUPT_CHUNK;
+  if (st.rans) {
+    if (st.dec.pos != st.dec.word_count) return NZ_ERR_CORRUPT_CHUNK;
     for (uint32_t lane = 0; lane < kLanes; ++lane) {
-      if (dec.x[lane] != kRansLow) return NZ_ERR_CORRUPT_CHUNK;
+      if (st.dec.x[lane] != kRansLow) return NZ_ERR_CORRUPT_CHUNK;
     }
   }
-  if (!dequantize_chunk(dst, n, l, h.block_log2, scales)) return NZ_ERR_CORRUPT_CHUNK;
-  uint64_t hash;
-  if (fused > 0 && fused_hash) {
-    // fused is a multiple of 32 elements, so the rest starts on a word boundary.
-    hash = hash_seed(n * l.bytes) + hash_terms + hash_add_bytes(dst + 2 * fused, 2 * (n - fused), fused / 2);
-  } else {
-    hash = nzhash(dst, n * l.bytes);
+  // [0, final_done) is final output, already hashed (only without blocks;
+  // a multiple of 32 elements, so the rest starts on a hash-word boundary).
+  const uint64_t done = st.fused.final_done;
+  const uint64_t first_block = h.block_log2 > 0 ? done >> h.block_log2 : 0;
+  if (!dequantize_chunk(dst + done * l.bytes, n - done, l, h.block_log2, st.scales + first_block)) {
+    return NZ_ERR_CORRUPT_CHUNK;
   }
-  if (hash != e.checksum) return NZ_ERR_CHECKSUM;
+  const uint64_t hash = hash_seed(n * l.bytes) + st.fused.hash_sum +
+                        hash_add_bytes(dst + done * l.bytes, (n - done) * l.bytes, done * l.bytes / 4);
+  if (hash != st.entry.checksum) return NZ_ERR_CHECKSUM;
   return NZ_OK;
+}
+
+}  // namespace
+
+nz_status decode_chunk(const ParsedBuffer& buf, const DecodeTable& table, uint32_t chunk, uint8_t* dst,
+                       RansImpl impl) {
+  ChunkDecodeState st;
+  if (nz_status s = begin_chunk(buf, chunk, st); s != NZ_OK) return s;
+  if (use_fused(buf, st, impl)) {
+    prepare_job(st, dst);
+    rans_decode_bf16_avx512(table, fused_params(buf), st.fused);
+  }
+  return finish_chunk(buf, table, st, dst, impl);
+}
+
+void decode_chunk_pair(const ParsedBuffer& buf, const DecodeTable& table, uint32_t chunk, uint8_t* dst0,
+                       uint8_t* dst1, RansImpl impl, nz_status status[2]) {
+  ChunkDecodeState st[2];
+  uint8_t* dst[2] = {dst0, dst1};
+  status[0] = begin_chunk(buf, chunk, st[0]);
+  status[1] = begin_chunk(buf, chunk + 1, st[1]);
+  if (status[0] == NZ_OK && status[1] == NZ_OK && use_fused(buf, st[0], impl) && use_fused(buf, st[1], impl)) {
+    prepare_job(st[0], dst[0]);
+    prepare_job(st[1], dst[1]);
+    rans_decode_bf16_avx512_pair(table, fused_params(buf), st[0].fused, st[1].fused);
+  } else {
+    for (int i = 0; i < 2; ++i) {
+      if (status[i] == NZ_OK && use_fused(buf, st[i], impl)) {
+        prepare_job(st[i], dst[i]);
+        rans_decode_bf16_avx512(table, fused_params(buf), st[i].fused);
+      }
+    }
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (status[i] == NZ_OK) status[i] = finish_chunk(buf, table, st[i], dst[i], impl);
+  }
 }
 
 }  // namespace nz::codec

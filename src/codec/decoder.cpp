@@ -47,8 +47,7 @@ nz_status decompress(const void* src, size_t src_len, void* dst, size_t dst_cap,
   std::mutex error_mutex;
   uint64_t first_bad = UINT64_MAX;
   nz_status first_status = NZ_OK;
-  auto job = [&](uint64_t c) {
-    nz_status st = decode_chunk(buf, table, static_cast<uint32_t>(c), out + c * chunk_bytes, impl);
+  auto record = [&](uint64_t c, nz_status st) {
     if (st == NZ_OK) return true;
     std::lock_guard<std::mutex> lock(error_mutex);
     if (c < first_bad) {
@@ -57,13 +56,31 @@ nz_status decompress(const void* src, size_t src_len, void* dst, size_t dst_cap,
     }
     return false;
   };
-  const uint32_t workers = effective_threads(threads, buf.header.chunk_count);
+  const uint32_t chunks = buf.header.chunk_count;
+  // Jobs of two chunks let the fused decoder interleave two streams; use
+  // them unless that would leave threads idle.
+  const uint32_t workers = effective_threads(threads, chunks);
+  const bool pairs = workers == 1 || chunks >= 4ull * workers;
+  const uint64_t per_job = pairs ? 2 : 1;
+  auto job = [&](uint64_t j) {
+    const uint64_t c = j * per_job;
+    if (per_job == 2 && c + 1 < chunks) {
+      nz_status st[2];
+      decode_chunk_pair(buf, table, static_cast<uint32_t>(c), out + c * chunk_bytes, out + (c + 1) * chunk_bytes,
+                        impl, st);
+      const bool ok0 = record(c, st[0]);
+      const bool ok1 = record(c + 1, st[1]);
+      return ok0 && ok1;
+    }
+    return record(c, decode_chunk(buf, table, static_cast<uint32_t>(c), out + c * chunk_bytes, impl));
+  };
+  const uint64_t jobs = (chunks + per_job - 1) / per_job;
   if (workers == 1) {
-    for (uint32_t c = 0; c < buf.header.chunk_count; ++c) {
-      if (!job(c)) break;
+    for (uint64_t j = 0; j < jobs; ++j) {
+      if (!job(j)) break;
     }
   } else {
-    parallel_for(workers, buf.header.chunk_count, job);
+    parallel_for(workers, jobs, job);
   }
   return first_status;
 }

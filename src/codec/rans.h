@@ -45,17 +45,33 @@ bool rans_decode_scalar(RansDecoder& dec, const DecodeTable& table, uint8_t* out
 bool rans_decode_avx2(RansDecoder& dec, const DecodeTable& table, uint8_t* out, uint64_t count);
 bool rans_decode_avx512(RansDecoder& dec, const DecodeTable& table, uint8_t* out, uint64_t count);
 
-// bf16 rANS chunks, AVX-512 with VBMI/VBMI2: decodes whole steps of up to
-// `count` elements straight into bf16 output `dst`, merging the raw values
-// (section at `raw`, R = kept_bits + 1 bits each; kept_bits <= 7), and when
-// `hash_sum` is not null sets it to the sum of the output's nzhash terms
-// (word index of dst[0] is `first_word`). Stops early, at a step boundary,
-// when fewer than 32 stream words remain; returns the number of elements
-// decoded, which the caller finishes with the generic path. Lossy outputs
-// are the K-bit elements, before block scaling. Requires
-// rans_bf16_fused_supported().
+// bf16 rANS chunks, AVX-512 with VBMI/VBMI2 (rans_bf16_fused_supported()):
+// decodes whole steps straight into bf16 output, merging the raw values
+// (R = kept_bits + 1 bits each, kept_bits <= 7), and without block scaling
+// also adds up the output's nzhash terms, so the output is written once and
+// hashed while in registers. The caller finishes the chunk (the rest of the
+// stream, the scaling and hashing of [final_done, n), the end checks).
+struct Bf16FusedParams {
+  uint32_t kept_bits = 7;
+  uint32_t block_log2 = 0;
+};
+struct Bf16FusedJob {
+  RansDecoder* dec = nullptr;         // at the start of the chunk's stream
+  const uint8_t* raw = nullptr;       // the raw value section
+  uint8_t* dst = nullptr;
+  uint64_t count = 0;                 // elements of the chunk
+  // Results: dst[0, done) holds merged K-bit elements; dst[0, final_done)
+  // is final output (final_done is done without block scaling, else 0),
+  // with its nzhash terms (word index from 0) in hash_sum.
+  uint64_t done = 0;
+  uint64_t final_done = 0;
+  uint64_t hash_sum = 0;
+};
 bool rans_bf16_fused_supported();
-uint64_t rans_decode_bf16_avx512(RansDecoder& dec, const DecodeTable& table, const uint8_t* raw, uint32_t kept_bits,
-                                 uint8_t* dst, uint64_t count, uint64_t first_word, uint64_t* hash_sum);
+void rans_decode_bf16_avx512(const DecodeTable& table, const Bf16FusedParams& params, Bf16FusedJob& job);
+// Two chunks at once, their streams interleaved for instruction-level
+// parallelism; the same results as two single calls.
+void rans_decode_bf16_avx512_pair(const DecodeTable& table, const Bf16FusedParams& params, Bf16FusedJob& a,
+                                  Bf16FusedJob& b);
 
 }  // namespace nz::codec

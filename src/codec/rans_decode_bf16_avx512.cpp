@@ -12,6 +12,8 @@
 // Both halves of a step take their renormalisation words with one 16-bit
 // expand (VBMI2) under the combined 32-lane mask, so the second half does not
 // wait for the popcount of the first.
+#include <utility>
+
 #include "codec/rans.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -83,109 +85,226 @@ struct RawUnpacker {
   }
 };
 
-template <bool kLossless, bool kHash>
-NZ_TARGET_BF16_FUSED uint64_t decode_bf16_steps(RansDecoder& dec, const DecodeTable& table, const uint8_t* raw,
-                                                uint32_t raw_bits, uint8_t* dst, uint64_t count,
-                                                uint64_t first_word, uint64_t* hash_sum) {
-  const RawUnpacker unpack(raw_bits);
-  const __m512i slot_mask = _mm512_set1_epi32(static_cast<int>((1u << table.prob_bits) - 1));
-  const __m512i low = _mm512_set1_epi32(static_cast<int>(kRansLow));
-  const __m512i bias_mask = _mm512_set1_epi32(0xFFF);
-  const __m512i one = _mm512_set1_epi32(1);
-  const __m128i prob_shift = _mm_cvtsi32_si128(static_cast<int>(table.prob_bits));
-  const int* tab = reinterpret_cast<const int*>(table.packed.data());
-  // Byte 2i of the merged vector is the symbol of lane i (byte 3 of its
-  // table entry, in e0 for lanes 0-15 and e1 for 16-31); odd bytes are zeroed.
-  alignas(64) uint8_t pick[64];
-  for (int i = 0; i < 32; ++i) {
-    pick[2 * i] = static_cast<uint8_t>(i < 16 ? 4 * i + 3 : 64 + 4 * (i - 16) + 3);
-    pick[2 * i + 1] = 0;
-  }
-  const __m512i sym_pick = _mm512_load_si512(pick);
-  const __m512i low7 = _mm512_set1_epi16(0x7F);
-  const __m512i sign = _mm512_set1_epi16(static_cast<short>(0x8000));
-  const __m512i c1 = _mm512_set1_epi64(static_cast<long long>(0xFF51AFD7ED558CCDull));
-  const __m512i c2 = _mm512_set1_epi64(static_cast<long long>(0xC4CEB9FE1A85EC53ull));
-  // The 16 output words of a step, as 64-bit lanes: the even words (j = base + 2k)
-  // are the low halves, the odd ones (base + 2k + 1) the high halves.
-  // index_even/odd hold (j << 32) ^ (j >> 1) for their words; a step adds 16
-  // to j, i.e. 16 << 32 to the high part and 8 to j >> 1 (j >> 1 < 2^31, so
-  // no carry crosses between the parts).
-  const __m512i index_step = _mm512_set1_epi64((16ll << 32) + 8);
-  const __m512i low32 = _mm512_set1_epi64(0xFFFFFFFFll);
-  alignas(64) uint64_t even_init[8], odd_init[8];
-  for (uint64_t k = 0; k < 8; ++k) {
-    const uint64_t je = first_word + 2 * k, jo = je + 1;
-    even_init[k] = (je << 32) ^ (je >> 1);
-    odd_init[k] = (jo << 32) ^ (jo >> 1);
-  }
-  __m512i index_even = _mm512_load_si512(even_init);
-  __m512i index_odd = _mm512_load_si512(odd_init);
-  __m512i sum_lo = _mm512_setzero_si512();
-  __m512i sum_hi = _mm512_setzero_si512();
+// Constants of the fused step, built once per call.
+struct FusedConsts {
+  RawUnpacker unpack;
+  __m512i slot_mask, low, bias_mask, one, sym_pick, low7, sign, c1, c2, index_step, odd_word, low32;
+  __m128i prob_shift;
+  const int* tab;
 
-  __m512i x0 = _mm512_loadu_si512(dec.x);
-  __m512i x1 = _mm512_loadu_si512(dec.x + 16);
-  uint64_t pos = dec.pos;
-  const uint64_t full_steps = count / kLanes;
-  uint64_t step = 0;
-  // A step reads at most 32 words: while 32 remain, the 64-byte load stays
-  // inside the stream. The rest is left to the caller's generic path.
-  for (; step < full_steps && pos + kLanes <= dec.word_count; ++step) {
-    const __m512i e0 = _mm512_i32gather_epi32(_mm512_and_si512(x0, slot_mask), tab, 4);
-    const __m512i e1 = _mm512_i32gather_epi32(_mm512_and_si512(x1, slot_mask), tab, 4);
-    const __m512i f0 = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e0, 12), bias_mask), one);
-    const __m512i f1 = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e1, 12), bias_mask), one);
-    x0 = _mm512_add_epi32(_mm512_mullo_epi32(f0, _mm512_srl_epi32(x0, prob_shift)), _mm512_and_si512(e0, bias_mask));
-    x1 = _mm512_add_epi32(_mm512_mullo_epi32(f1, _mm512_srl_epi32(x1, prob_shift)), _mm512_and_si512(e1, bias_mask));
-    const __mmask16 m0 = _mm512_cmplt_epu32_mask(x0, low);
-    const __mmask16 m1 = _mm512_cmplt_epu32_mask(x1, low);
+  NZ_TARGET_BF16_FUSED FusedConsts(const DecodeTable& table, uint32_t raw_bits) : unpack(raw_bits) {
+    slot_mask = _mm512_set1_epi32(static_cast<int>((1u << table.prob_bits) - 1));
+    low = _mm512_set1_epi32(static_cast<int>(kRansLow));
+    bias_mask = _mm512_set1_epi32(0xFFF);
+    one = _mm512_set1_epi32(1);
+    prob_shift = _mm_cvtsi32_si128(static_cast<int>(table.prob_bits));
+    tab = reinterpret_cast<const int*>(table.packed.data());
+    // Byte 2i of the merged vector is the symbol of lane i (byte 3 of its
+    // table entry, in e0 for lanes 0-15 and e1 for 16-31); odd bytes are zeroed.
+    alignas(64) uint8_t pick[64];
+    for (int i = 0; i < 32; ++i) {
+      pick[2 * i] = static_cast<uint8_t>(i < 16 ? 4 * i + 3 : 64 + 4 * (i - 16) + 3);
+      pick[2 * i + 1] = 0;
+    }
+    sym_pick = _mm512_load_si512(pick);
+    low7 = _mm512_set1_epi16(0x7F);
+    sign = _mm512_set1_epi16(static_cast<short>(0x8000));
+    c1 = _mm512_set1_epi64(static_cast<long long>(0xFF51AFD7ED558CCDull));
+    c2 = _mm512_set1_epi64(static_cast<long long>(0xC4CEB9FE1A85EC53ull));
+    // A step adds 16 to the word index j: 16 << 32 to the high part of the
+    // index term and 8 to j >> 1 (j >> 1 < 2^31, so no carry crosses).
+    index_step = _mm512_set1_epi64((16ll << 32) + 8);
+    odd_word = _mm512_set1_epi64(1ll << 32);
+    low32 = _mm512_set1_epi64(0xFFFFFFFFll);
+  }
+};
+
+// One chunk's stream in registers.
+struct FusedStream {
+  __m512i x0, x1;
+  // The 16 output words of a step, as 64-bit lanes: the even words
+  // (j = base + 2k, base even) are the low halves, the odd ones the high
+  // halves. index_even holds (j << 32) ^ (j >> 1) of the even words; an odd
+  // word's term is that plus 1 << 32, since (j + 1) >> 1 = j >> 1.
+  // Few registers per stream, so that two streams fit without spilling.
+  __m512i index_even, sum;
+  uint64_t pos;
+  uint64_t word_count;
+  const uint8_t* words;
+  const uint8_t* raw;
+  uint8_t* dst;
+
+  NZ_TARGET_BF16_FUSED FusedStream(const RansDecoder& dec, const uint8_t* raw_section, uint8_t* out,
+                                   uint64_t first_word)
+      : pos(dec.pos), word_count(dec.word_count), words(dec.words), raw(raw_section), dst(out) {
+    x0 = _mm512_loadu_si512(dec.x);
+    x1 = _mm512_loadu_si512(dec.x + 16);
+    alignas(64) uint64_t even_init[8];
+    for (uint64_t k = 0; k < 8; ++k) {
+      const uint64_t je = first_word + 2 * k;
+      even_init[k] = (je << 32) ^ (je >> 1);
+    }
+    index_even = _mm512_load_si512(even_init);
+    sum = _mm512_setzero_si512();
+  }
+
+  // A step reads at most 32 words: while 32 x steps remain, the 64-byte loads
+  // of that many steps stay inside the stream.
+  bool can_step(uint64_t steps = 1) const { return pos + kLanes * steps <= word_count; }
+
+  NZ_TARGET_BF16_FUSED void save(RansDecoder& dec) const {
+    _mm512_storeu_si512(dec.x, x0);
+    _mm512_storeu_si512(dec.x + 16, x1);
+    dec.pos = pos;
+  }
+
+  NZ_TARGET_BF16_FUSED uint64_t hash_sum() const {
+    return static_cast<uint64_t>(_mm512_reduce_add_epi64(sum));
+  }
+
+  template <bool kLossless, bool kHash>
+  NZ_TARGET_BF16_FUSED inline void step(const FusedConsts& k, uint64_t step_index) {
+    const __m512i e0 = _mm512_i32gather_epi32(_mm512_and_si512(x0, k.slot_mask), k.tab, 4);
+    const __m512i e1 = _mm512_i32gather_epi32(_mm512_and_si512(x1, k.slot_mask), k.tab, 4);
+    const __m512i f0 = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e0, 12), k.bias_mask), k.one);
+    const __m512i f1 = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e1, 12), k.bias_mask), k.one);
+    x0 = _mm512_add_epi32(_mm512_mullo_epi32(f0, _mm512_srl_epi32(x0, k.prob_shift)), _mm512_and_si512(e0, k.bias_mask));
+    x1 = _mm512_add_epi32(_mm512_mullo_epi32(f1, _mm512_srl_epi32(x1, k.prob_shift)), _mm512_and_si512(e1, k.bias_mask));
+    const __mmask16 m0 = _mm512_cmplt_epu32_mask(x0, k.low);
+    const __mmask16 m1 = _mm512_cmplt_epu32_mask(x1, k.low);
     const uint32_t m = static_cast<uint32_t>(m0) | (static_cast<uint32_t>(m1) << 16);
-    const __m512i w = _mm512_loadu_si512(dec.words + 2 * pos);
+    const __m512i w = _mm512_loadu_si512(words + 2 * pos);
     const __m512i next = _mm512_maskz_expand_epi16(m, w);
-    x0 = _mm512_mask_or_epi32(x0, m0, _mm512_slli_epi32(x0, 16),
-                              _mm512_cvtepu16_epi32(_mm512_castsi512_si256(next)));
+    x0 = _mm512_mask_or_epi32(x0, m0, _mm512_slli_epi32(x0, 16), _mm512_cvtepu16_epi32(_mm512_castsi512_si256(next)));
     x1 = _mm512_mask_or_epi32(x1, m1, _mm512_slli_epi32(x1, 16),
                               _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(next, 1)));
     pos += static_cast<uint64_t>(__builtin_popcount(m));
 
     // bf16 = sign (raw bit 7) << 15 | symbol << 7 | raw bits 0-6.
-    const uint64_t t = step * kLanes;
-    const __m512i sym = _mm512_maskz_permutex2var_epi8(0x5555555555555555ull, e0, sym_pick, e1);
-    const __m512i r = unpack.step<kLossless>(raw, step);
-    __m512i v = _mm512_ternarylogic_epi32(_mm512_slli_epi16(sym, 7), r, low7, 0xF8);  // a | (b & c)
-    v = _mm512_ternarylogic_epi32(v, _mm512_slli_epi16(r, 8), sign, 0xF8);
-    _mm512_storeu_si512(dst + 2 * t, v);
+    const __m512i sym = _mm512_maskz_permutex2var_epi8(0x5555555555555555ull, e0, k.sym_pick, e1);
+    const __m512i r = k.unpack.step<kLossless>(raw, step_index);
+    __m512i v = _mm512_ternarylogic_epi32(_mm512_slli_epi16(sym, 7), r, k.low7, 0xF8);  // a | (b & c)
+    v = _mm512_ternarylogic_epi32(v, _mm512_slli_epi16(r, 8), k.sign, 0xF8);
 
-    if constexpr (!kHash) continue;
-    // nzhash terms of the 16 output words.
-    const __m512i z_even = _mm512_ternarylogic_epi64(v, low32, index_even, 0x6A);  // (a & b) ^ c
-    const __m512i z_odd = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), low32, index_odd, 0x6A);
-    sum_lo = _mm512_add_epi64(sum_lo, mix64x8_tail(z_even, c1, c2));
-    sum_hi = _mm512_add_epi64(sum_hi, mix64x8_tail(z_odd, c1, c2));
-    index_even = _mm512_add_epi64(index_even, index_step);
-    index_odd = _mm512_add_epi64(index_odd, index_step);
+    _mm512_storeu_si512(dst + 2 * kLanes * step_index, v);
+
+    if constexpr (kHash) {
+      // nzhash terms of the 16 output words.
+      const __m512i index_odd = _mm512_add_epi64(index_even, k.odd_word);
+      const __m512i z_even = _mm512_ternarylogic_epi64(v, k.low32, index_even, 0x6A);  // (a & b) ^ c
+      const __m512i z_odd =
+          _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), k.low32, index_odd, 0x6A);
+      sum = _mm512_add_epi64(sum, _mm512_add_epi64(mix64x8_tail(z_even, k.c1, k.c2), mix64x8_tail(z_odd, k.c1, k.c2)));
+      index_even = _mm512_add_epi64(index_even, k.index_step);
+    }
   }
-  _mm512_storeu_si512(dec.x, x0);
-  _mm512_storeu_si512(dec.x + 16, x1);
-  dec.pos = pos;
-  if constexpr (kHash) *hash_sum = static_cast<uint64_t>(_mm512_reduce_add_epi64(_mm512_add_epi64(sum_lo, sum_hi)));
-  return step * kLanes;
+};
+
+// Where a job stands: steps done in each phase.
+struct JobProgress {
+  uint64_t final_steps = 0;  // output final and hashed
+  uint64_t steps = 0;        // merged
+};
+
+// Without block scaling the merged elements are the output: hash them on
+// the way. With it, only merge (the caller scales and hashes the chunk while
+// it is in cache; doing that here too was measured slower: the loop then
+// runs out of vector ports and registers).
+template <bool kLossless>
+NZ_TARGET_BF16_FUSED void run_single(const FusedConsts& k, const Bf16FusedParams& p, Bf16FusedJob& job,
+                                     JobProgress& prog) {
+  const uint64_t full_steps = job.count / kLanes;
+  FusedStream s(*job.dec, job.raw, job.dst, prog.steps * kLanes / 2);
+  // FusedStream addresses raw and dst from step 0 of the chunk.
+  uint64_t step = prog.steps;
+  if (p.block_log2 == 0) {
+    for (; step < full_steps && s.can_step(); ++step) s.step<kLossless, true>(k, step);
+    prog.final_steps = step;
+  } else {
+    for (; step < full_steps && s.can_step(); ++step) s.step<kLossless, false>(k, step);
+  }
+  prog.steps = step;
+  s.save(*job.dec);
+  job.hash_sum += s.hash_sum();
+}
+
+// Two chunks interleaved: each step of one chunk is a latency chain on only
+// two vectors, so a second independent chain nearly doubles the work done
+// per cycle until the execution ports fill up. Runs both as far as both can go.
+template <bool kLossless>
+NZ_TARGET_BF16_FUSED void run_pair(const FusedConsts& k, const Bf16FusedParams& p, Bf16FusedJob& a,
+                                   Bf16FusedJob& b, JobProgress& pa, JobProgress& pb) {
+  FusedStream sa(*a.dec, a.raw, a.dst, 0);
+  FusedStream sb(*b.dec, b.raw, b.dst, 0);
+  const uint64_t full_a = a.count / kLanes, full_b = b.count / kLanes;
+  const uint64_t full_steps = full_a < full_b ? full_a : full_b;
+  uint64_t step = 0;
+  if (p.block_log2 == 0) {
+    for (; step < full_steps && sa.can_step() && sb.can_step(); ++step) {
+      sa.step<kLossless, true>(k, step);
+      sb.step<kLossless, true>(k, step);
+    }
+  } else {
+    for (; step < full_steps && sa.can_step() && sb.can_step(); ++step) {
+      sa.step<kLossless, false>(k, step);
+      sb.step<kLossless, false>(k, step);
+    }
+  }
+  sa.save(*a.dec);
+  sb.save(*b.dec);
+  a.hash_sum = sa.hash_sum();
+  b.hash_sum = sb.hash_sum();
+  pa.steps = pb.steps = step;
+  pa.final_steps = pb.final_steps = p.block_log2 == 0 ? step : 0;
+}
+
+void reset(Bf16FusedJob& job) {
+  job.done = job.final_done = job.hash_sum = 0;
+}
+
+void publish(Bf16FusedJob& job, const JobProgress& prog) {
+  job.done = prog.steps * kLanes;
+  job.final_done = prog.final_steps * kLanes;
 }
 
 }  // namespace
 
-NZ_TARGET_BF16_FUSED uint64_t rans_decode_bf16_avx512(RansDecoder& dec, const DecodeTable& table,
-                                                      const uint8_t* raw, uint32_t kept_bits, uint8_t* dst,
-                                                      uint64_t count, uint64_t first_word, uint64_t* hash_sum) {
-  if (!table.has_packed || kept_bits > 7) return 0;
-  const uint32_t raw_bits = 1 + kept_bits;
-  if (raw_bits == 8) {
-    return hash_sum ? decode_bf16_steps<true, true>(dec, table, raw, raw_bits, dst, count, first_word, hash_sum)
-                    : decode_bf16_steps<true, false>(dec, table, raw, raw_bits, dst, count, first_word, hash_sum);
+NZ_TARGET_BF16_FUSED void rans_decode_bf16_avx512(const DecodeTable& table, const Bf16FusedParams& params,
+                                                  Bf16FusedJob& job) {
+  reset(job);
+  if (!table.has_packed || params.kept_bits > 7) return;
+  const FusedConsts k(table, 1 + params.kept_bits);
+  JobProgress prog;
+  if (params.kept_bits == 7) {
+    run_single<true>(k, params, job, prog);
+  } else {
+    run_single<false>(k, params, job, prog);
   }
-  return hash_sum ? decode_bf16_steps<false, true>(dec, table, raw, raw_bits, dst, count, first_word, hash_sum)
-                  : decode_bf16_steps<false, false>(dec, table, raw, raw_bits, dst, count, first_word, hash_sum);
+  publish(job, prog);
+}
+
+NZ_TARGET_BF16_FUSED void rans_decode_bf16_avx512_pair(const DecodeTable& table, const Bf16FusedParams& params,
+                                                       Bf16FusedJob& a, Bf16FusedJob& b) {
+  reset(a);
+  reset(b);
+  if (!table.has_packed || params.kept_bits > 7) return;
+  const FusedConsts k(table, 1 + params.kept_bits);
+  JobProgress pa, pb;
+  const bool lossless = params.kept_bits == 7;
+  if (lossless) {
+    run_pair<true>(k, params, a, b, pa, pb);
+  } else {
+    run_pair<false>(k, params, a, b, pa, pb);
+  }
+  // Whichever chunk has whole steps left goes on alone.
+  for (auto [job, prog] : {std::pair{&a, &pa}, std::pair{&b, &pb}}) {
+    if (lossless) {
+      run_single<true>(k, params, *job, *prog);
+    } else {
+      run_single<false>(k, params, *job, *prog);
+    }
+    publish(*job, *prog);
+  }
 }
 
 }  // namespace nz::codec
@@ -194,10 +313,12 @@ NZ_TARGET_BF16_FUSED uint64_t rans_decode_bf16_avx512(RansDecoder& dec, const De
 
 namespace nz::codec {
 bool rans_bf16_fused_supported() { return false; }
-uint64_t rans_decode_bf16_avx512(RansDecoder&, const DecodeTable&, const uint8_t*, uint32_t, uint8_t*, uint64_t,
-                                 uint64_t, uint64_t* hash_sum) {
-  if (hash_sum) *hash_sum = 0;
-  return 0;
+void rans_decode_bf16_avx512(const DecodeTable&, const Bf16FusedParams&, Bf16FusedJob& job) {
+  job.done = job.final_done = job.hash_sum = 0;
+}
+void rans_decode_bf16_avx512_pair(const DecodeTable& t, const Bf16FusedParams& p, Bf16FusedJob& a, Bf16FusedJob& b) {
+  rans_decode_bf16_avx512(t, p, a);
+  rans_decode_bf16_avx512(t, p, b);
 }
 }  // namespace nz::codec
 

@@ -42,6 +42,16 @@ CUresult CompressedStore::hash(CUdeviceptr data, size_t bytes, uint64_t& out) no
   return read_u64(words_.get() + 8, out);
 }
 
+void CompressedStore::ensure_reserve(size_t bytes) noexcept {
+  if (reserve_bytes_ >= bytes) return;
+  CUdeviceptr p = 0;
+  if (driver().base.cuMemAlloc(&p, bytes) != CUDA_SUCCESS) return;
+  reserve_ = UniqueDeviceMemory(p);  // a smaller one before is freed
+  reserve_bytes_ = bytes;
+  reserve_address_ = p;
+  log(LogLevel::kDebug, "memory is short: {} bytes reserved for encoding", bytes);
+}
+
 CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts,
                                              UniqueDeviceMemory& buffer, size_t& out_len) noexcept {
   const auto& api = driver().base;
@@ -57,8 +67,17 @@ CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, cons
   }
   log(LogLevel::kDebug, "encode {} bytes: bound {}, workspace {}", bytes, bound, workspace_bytes);
   CUdeviceptr dst = 0, workspace = 0;
-  if (api.cuMemAlloc(&dst, bound) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
-  UniqueDeviceMemory dst_owner(dst);
+  UniqueDeviceMemory dst_owner;
+  if (api.cuMemAlloc(&dst, bound) == CUDA_SUCCESS) {
+    dst_owner = UniqueDeviceMemory(dst);
+  } else if (reserve_ && bound <= reserve_bytes_) {
+    // Out of memory: encode into the reserve (the caller copies the result
+    // into an exact-size store and lets the reserve go back to this role).
+    dst = reserve_.get();
+    dst_owner = std::move(reserve_);
+  } else {
+    return CompressOutcome::kNoMemory;
+  }
   UniqueDeviceMemory workspace_owner;
   if (workspace_bytes > 0) {
     if (api.cuMemAlloc(&workspace, workspace_bytes) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
@@ -67,11 +86,11 @@ CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, cons
   CUresult r = codec_.encode(stream_, src, count, opts, dst, bound, words_.get(), workspace, workspace_bytes);
   uint64_t len = 0;
   if (r == CUDA_SUCCESS) r = read_u64(words_.get(), len);
-  if (r != CUDA_SUCCESS) {
-    log(LogLevel::kInfo, "encode of {} bytes failed: {}", bytes, error_name(r));
+  if (r != CUDA_SUCCESS || len == 0 || len > bound) {
+    if (r != CUDA_SUCCESS) log(LogLevel::kInfo, "encode of {} bytes failed: {}", bytes, error_name(r));
+    give_back_reserve(dst_owner);
     return CompressOutcome::kFailed;
   }
-  if (len == 0 || len > bound) return CompressOutcome::kFailed;
   buffer = std::move(dst_owner);
   out_len = len;
   return CompressOutcome::kStored;
@@ -137,12 +156,21 @@ CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag
     last = encode_once(src, bytes, opts, buffer, len);
     if (last != CompressOutcome::kStored) continue;
     if (!best || len < best_len) {
+      give_back_reserve(best);
       best = std::move(buffer);
       best_len = len;
+    } else {
+      give_back_reserve(buffer);
     }
     if (best_len <= kGoodEnough * static_cast<double>(bytes)) break;
   }
   if (!best) return last;
+  // Whatever happens below, the reserve (if it holds the result) returns to its role.
+  struct ReserveReturn {
+    CompressedStore& self;
+    UniqueDeviceMemory& buffer;
+    ~ReserveReturn() { self.give_back_reserve(buffer); }
+  } reserve_return{*this, best};
   if (static_cast<double>(best_len) > kPoorRatio * static_cast<double>(bytes)) return CompressOutcome::kPoorRatio;
 
   // Move the result into a buffer of its exact size; the bound-sized one goes.
@@ -158,6 +186,7 @@ CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag
     log(LogLevel::kError, "compressed header of a {}-byte range failed validation; range stays resident", bytes);
     return CompressOutcome::kFailed;
   }
+  give_back_reserve(best);
   best.reset();
   if (lossy && decode(result, stream_, src) != CUDA_SUCCESS) return CompressOutcome::kFailed;
   if (hash(src, bytes, result.hash) != CUDA_SUCCESS) return CompressOutcome::kFailed;

@@ -51,16 +51,33 @@ class CompressedStore {
 
   CUstream internal_stream() const noexcept { return stream_; }
 
+  // Keeps `bytes` of device memory aside as the encode output buffer for when
+  // memory is short: recompressing a changed range under pressure must not
+  // depend on finding a free bound-sized buffer. Taken when free memory first
+  // runs low (while it still can be), so a device with room never pays for it.
+  void ensure_reserve(size_t bytes) noexcept;
+  size_t reserve_bytes() const noexcept { return reserve_bytes_; }
+
  private:
   CompressOutcome encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts,
                               UniqueDeviceMemory& buffer, size_t& out_len) noexcept;
   CUresult read_u64(CUdeviceptr device_word, uint64_t& out) noexcept;
+  // If `buffer` is the reserve, takes it back (the internal stream is done with it
+  // once the caller waited on it; every use here is followed by such a wait).
+  void give_back_reserve(UniqueDeviceMemory& buffer) noexcept {
+    if (buffer && reserve_bytes_ > 0 && !reserve_) {
+      if (buffer.get() == reserve_address_) reserve_ = std::move(buffer);
+    }
+  }
   bool validate_header(CUdeviceptr data, size_t len, size_t original, std::vector<uint8_t>& header) noexcept;
 
   gpu::DeviceCodec& codec_;
   CUstream stream_;
   CUdeviceptr status_word_;
   UniqueDeviceMemory words_;  // two u64 result words for encode length and hash
+  UniqueDeviceMemory reserve_;
+  size_t reserve_bytes_ = 0;
+  CUdeviceptr reserve_address_ = 0;
 };
 
 }  // namespace nz::rt

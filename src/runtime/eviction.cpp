@@ -18,7 +18,31 @@ bool Runtime::memory_plentiful() noexcept {
   size_t free = 0, total = 0;
   if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || total == 0) return false;
   stats_.device_used_peak.raise_to(total - free);
-  return free > total / 8;
+  if (free > total / 8) return true;
+  reserve_for_pressure();
+  return false;
+}
+
+// Recompressing a changed range needs a bound-sized output buffer; under
+// pressure there may be none, and the range would have to stay resident just
+// when memory is shortest. So once memory runs low, one such buffer (for the
+// largest unit) is kept aside for good.
+void Runtime::reserve_for_pressure() noexcept {
+  if (!store_ || store_->reserve_bytes() > 0) return;
+  size_t need = 0;
+  for (nz_dtype t : {NZ_BF16, NZ_FP16, NZ_FP32}) {
+    nz_options opts;
+    nz_options_default(&opts, t);
+    need = std::max(need, nz_compress_bound(kMaxUnitBytes / nz_dtype_size(t), &opts));
+    if (config_.mode == NZ_LOSSY) {
+      opts.mode = NZ_LOSSY;
+      opts.kept_bits = config_.lossy_kept_bits;
+      opts.block_size = config_.lossy_block;
+      need = std::max(need, nz_compress_bound(kMaxUnitBytes / nz_dtype_size(t), &opts));
+    }
+  }
+  store_->ensure_reserve(need);
+  if (store_->reserve_bytes() > 0) emit("reserve", 0, need);
 }
 
 void Runtime::sample_device_used() noexcept {
@@ -44,13 +68,17 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
       retire(a, u);
       return true;
     }
+    // The old store describes content that no longer exists: give its memory
+    // to the new encoding (if that fails, the staged pages stay the data).
+    stats_.bytes_compressed.sub(u->store.bytes);
+    u->store.data.reset();
+    u->store.bytes = 0;
     StoredRange fresh;
     const CompressOutcome outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh);
     if (outcome != CompressOutcome::kStored) {
       retire(a, u);  // cannot hold the new content compressed: keep it resident
       return true;
     }
-    stats_.bytes_compressed.sub(u->store.bytes);
     stats_.bytes_compressed.add(fresh.bytes);
     u->store = std::move(fresh);
     stats_.recompressions.add();
@@ -74,6 +102,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     size_t free = 0, total = 0;
     if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS) return false;
     stats_.device_used_peak.raise_to(total - free);
+    if (free < total / 8) reserve_for_pressure();
     return free < incoming + total / 8;
   };
   if (!over()) return true;
@@ -143,6 +172,7 @@ bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
   compress_pending(true);
   std::lock_guard lock(mutex_);
   if (!setup_ok_) return false;
+  reserve_for_pressure();
   const size_t freed = evict_all(true) + (memory_epoch_ != epoch_before ? bytes_wanted : 0);
   emit("oom", 0, bytes_wanted, fmt::format("\"freed\":{}", freed));
   return freed > 0;

@@ -113,6 +113,15 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   if (!ensure_setup()) return CUDA_SUCCESS;
   CUcontext ctx = nullptr;
   if (driver().base.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || ctx != context_) return CUDA_SUCCESS;
+  if (!leaves_staging_room(bytes)) {
+    // Answer out-of-memory now, while the application can still react (a
+    // caching allocator frees its cached blocks and retries): otherwise the
+    // next launch touching a compressed weight would find no memory to stage
+    // it, and a launch failing with out-of-memory is fatal to a framework.
+    *handled = true;
+    emit("oom", 0, bytes, "\"reason\":\"staging room\"");
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
   auto a = std::make_unique<Allocation>();
   CUresult r = vmm_.allocate(bytes, a->base, a->pages);
   if (r == CUDA_ERROR_OUT_OF_MEMORY && evict_all(true) > 0) r = vmm_.allocate(bytes, a->base, a->pages);
@@ -127,6 +136,19 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   allocations_.emplace(a->base, std::move(a));
   sample_device_used();
   return CUDA_SUCCESS;
+}
+
+bool Runtime::leaves_staging_room(size_t bytes) noexcept {
+  if (stats_.bytes_original_compressed.get() == 0) return true;  // nothing will need staging
+  size_t room = 0;
+  for (const auto& [base, a] : allocations_) room = std::max(room, a->largest_extent);
+  size_t free = 0, total = 0;
+  if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS) return true;
+  if (free >= bytes + room) return true;
+  reserve_for_pressure();
+  evict_all(true);
+  if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS) return true;
+  return free >= bytes + room;
 }
 
 CUresult Runtime::mem_free(CUdeviceptr dptr, bool* handled) noexcept {

@@ -82,12 +82,14 @@ class Runtime {
     // or changed at every use): begin -> (bytes, handle).
     std::map<CUdeviceptr, std::pair<size_t, UniquePhysicalMemory>> permanent;
     std::vector<SharedEvent> recent_fills;  // events after tagging copies, not yet seen complete
+    size_t largest_extent = 0;  // bytes of the largest tag's units: what one call may need staged
   };
 
   bool ensure_setup() noexcept;  // lock held
   Allocation* allocation_containing(CUdeviceptr p) noexcept;
   void tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept;
   void replan(Allocation& a) noexcept;
+  void recode_declared(Allocation& a) noexcept;
   void retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   void untrack(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   void republish(Allocation& a) noexcept;
@@ -106,6 +108,10 @@ class Runtime {
   void check_status_word() noexcept;
   CUstream resolve(CUstream s, bool per_thread) const noexcept;
   bool memory_plentiful() noexcept;
+  void reserve_for_pressure() noexcept;  // lock held
+  // Whether `bytes` more can be allocated while leaving room to stage the
+  // largest weight (evicting first if needed). Lock held.
+  bool leaves_staging_room(size_t bytes) noexcept;
   void sample_device_used() noexcept;
   void update_saved() noexcept;
   void emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra = {}) noexcept;

@@ -81,12 +81,18 @@ void Runtime::replan(Allocation& a) noexcept {
 void Runtime::republish(Allocation& a) noexcept {
   try {
     std::vector<RangeMap<TagExtent>::Entry> entries;
+    a.largest_extent = 0;
     a.tags.for_each([&](CUdeviceptr b, CUdeviceptr e, int) {
       auto extent = std::make_shared<TagExtent>();
+      size_t extent_bytes = 0;
       for (auto it = a.units.lower_bound(b > a.base + vmm_.page_size() ? b - vmm_.page_size() : a.base);
            it != a.units.end() && it->second->begin < e; ++it) {
-        if (it->second->tracked && it->second->end > b) extent->units.push_back(it->second);
+        if (it->second->tracked && it->second->end > b) {
+          extent->units.push_back(it->second);
+          extent_bytes += it->second->bytes();
+        }
       }
+      a.largest_extent = std::max(a.largest_extent, extent_bytes);
       if (!extent->units.empty()) entries.push_back({b, e, std::move(extent)});
     });
     tracked_.replace(a.base, a.base + a.bytes, std::move(entries));
@@ -145,7 +151,37 @@ int Runtime::tag(CUdeviceptr ptr, size_t bytes, int dtype) noexcept {
   // The content is whatever work already queued writes: wait for all of it
   // (the legacy stream orders after every blocking stream).
   tag_locked(*a, ptr, ptr + bytes, dtype, record_event(CU_STREAM_LEGACY));
+  recode_declared(*a);
   return NZ_RT_OK;
+}
+
+// A declaration usually follows the load (nz_tag after model.to('cuda')), when
+// the HtoD copies have already been compressed as untyped bytes. Re-encode
+// those units now, one at a time (decode on the internal stream, then the
+// eviction path encodes with the declared dtype), so that a lossy mode
+// applies from the first use instead of from each unit's first eviction, and
+// the footprint shrinks right away.
+void Runtime::recode_declared(Allocation& a) noexcept {
+  if (!setup_ok_) return;
+  std::vector<std::shared_ptr<Unit>> work;
+  try {
+    for (auto& [begin, u] : a.units) {
+      if (u->recode && u->state == UnitState::kCompressed && u->pins == 0 && u->in_flight == 0) work.push_back(u);
+    }
+  } catch (...) {
+    return;
+  }
+  for (auto& u : work) {
+    if (u->dead || u->state != UnitState::kCompressed) continue;
+    if (stage(*u, internal_.get(), false) != CUDA_SUCCESS) continue;  // stays marked: recoded at its eviction
+    driver().base.cuStreamSynchronize(internal_.get());
+    try {
+      staged_.push_back(u);
+    } catch (...) {
+    }
+    u->lru_tick = ++tick_;
+    evict(a, u);
+  }
 }
 
 int Runtime::untag(CUdeviceptr ptr, size_t bytes) noexcept {

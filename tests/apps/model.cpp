@@ -81,7 +81,10 @@ Model::Model(const ModelConfig& config) : config_(config) {
     const std::string prefix = fmt::format("blocks.{}.", b);
     params_.push_back(make_param(prefix + "attn.qkv.weight", kDtypeBF16, {3 * d, d}, LoadPath::pinned_async));
     params_.push_back(make_param(prefix + "attn.qkv.bias", kDtypeF32, {3 * d}, LoadPath::pageable_sync));
-    params_.push_back(make_param(prefix + "attn.proj.weight", kDtypeBF16, {d, d}, LoadPath::f32_then_cast_bf16));
+    // A bf16 inference checkpoint is copied as is; training's checkpoint
+    // stores this weight in fp32 and casts it on the device.
+    params_.push_back(make_param(prefix + "attn.proj.weight", kDtypeBF16, {d, d},
+                                 config.all_bf16 ? LoadPath::pinned_async : LoadPath::f32_then_cast_bf16));
     params_.push_back(make_param(prefix + "attn.proj.bias", kDtypeF32, {d}, LoadPath::pageable_sync));
     params_.push_back(make_param(prefix + "mlp.up.weight", config.all_bf16 ? kDtypeBF16 : kDtypeF32, {h, d},
                                  LoadPath::pinned_async));
@@ -102,7 +105,8 @@ size_t Model::total_bytes() const {
 }
 
 void Model::load(CachingAllocator& allocator, const KernelLauncher& kernels, const WeightSource& source,
-                 CUstream data_stream, const Event& done) {
+                 CUstream data_stream, const Event& done,
+                 const std::function<void(const Parameter&)>& on_loaded) {
   size_t largest = 0;
   for (const auto& p : params_) largest = std::max(largest, p.elements * sizeof(float));
   Staging staging(largest);
@@ -150,6 +154,10 @@ void Model::load(CachingAllocator& allocator, const KernelLauncher& kernels, con
         // compute work ordered after `done`), as with PyTorch's allocator.
         break;
       }
+    }
+    if (on_loaded) {
+      MINIFW_CHECK(cuStreamSynchronize(data_stream));
+      on_loaded(p);
     }
   }
   done.record(data_stream);

@@ -7,6 +7,7 @@
 #include <cuda.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -72,8 +73,12 @@ class Model {
   // weights), the way model.to('cuda') does: one tensor at a time on
   // `data_stream`. Returns once the copies are queued; `done` is recorded
   // after the last one.
+  // `on_loaded`, when set, is called for each parameter once its data is on
+  // the device (the data stream is synchronised first, which serialises the
+  // load): `--nz-tag` declares each weight there, as a framework hook would.
   void load(CachingAllocator& allocator, const KernelLauncher& kernels, const WeightSource& source,
-            CUstream data_stream, const Event& done);
+            CUstream data_stream, const Event& done,
+            const std::function<void(const Parameter&)>& on_loaded = {});
 
   // Copies every parameter back (cuMemcpyDtoHAsync into pinned memory on
   // `stream`, then waits) and hands each to `sink(param, host_bytes)`.

@@ -3,8 +3,6 @@
 
 #include <dlfcn.h>
 
-#include <cstdint>
-
 #include <fmt/core.h>
 
 namespace minifw {
@@ -16,27 +14,27 @@ namespace {
 constexpr int kNzTagBf16 = 1;
 constexpr int kNzTagFp32 = 3;
 constexpr int kNzOk = 0;
-using NzTagFn = int (*)(uint64_t ptr, size_t bytes, int dtype);
 
 }  // namespace
 
-size_t declare_weights_to_neuzip(const Model& model) {
-  auto nz_tag = reinterpret_cast<NzTagFn>(dlsym(RTLD_DEFAULT, "nz_tag"));
-  if (nz_tag == nullptr) {
+NeuzipTagger::NeuzipTagger() : nz_tag_(reinterpret_cast<NzTagFn>(dlsym(RTLD_DEFAULT, "nz_tag"))) {}
+
+void NeuzipTagger::declare(const Parameter& p) {
+  if (nz_tag_ == nullptr) return;
+  const int dtype = p.dtype == kDtypeBF16 ? kNzTagBf16 : kNzTagFp32;
+  if (nz_tag_(static_cast<uint64_t>(p.data.get()), p.bytes(), dtype) == kNzOk) {
+    ++accepted_;
+  } else {
+    ++rejected_;  // not in memory the runtime manages, or the runtime is inactive
+  }
+}
+
+void NeuzipTagger::report() const {
+  if (nz_tag_ == nullptr) {
     fmt::print(stderr, "nz-tag: no neuzip runtime loaded; nothing declared\n");
-    return 0;
+  } else {
+    fmt::print(stderr, "nz-tag: {} tensors declared, {} not accepted\n", accepted_, rejected_);
   }
-  size_t accepted = 0, rejected = 0;
-  for (const Parameter& p : model.parameters()) {
-    const int dtype = p.dtype == kDtypeBF16 ? kNzTagBf16 : kNzTagFp32;
-    if (nz_tag(static_cast<uint64_t>(p.data.get()), p.bytes(), dtype) == kNzOk) {
-      ++accepted;
-    } else {
-      ++rejected;  // not in memory the runtime manages (small segment) or runtime inactive
-    }
-  }
-  fmt::print(stderr, "nz-tag: {} tensors declared, {} not managed\n", accepted, rejected);
-  return accepted;
 }
 
 }  // namespace minifw

@@ -70,9 +70,13 @@ int run_workload(const Options& o) {
              training ? (o.optimizer == OptimizerKind::adam ? " adam" : " sgd") : "", config.dim, config.hidden,
              config.vocab, config.blocks, config.batch, o.steps, o.threads);
 
-  model.load(allocator, kernels, source, data.get(), loaded);
-  // After the load, like a Python user calling nz_tag once model.to('cuda') returned.
-  if (o.nz_tag) declare_weights_to_neuzip(model);
+  NeuzipTagger tagger;
+  if (o.nz_tag) {
+    model.load(allocator, kernels, source, data.get(), loaded, [&](const Parameter& p) { tagger.declare(p); });
+    tagger.report();
+  } else {
+    model.load(allocator, kernels, source, data.get(), loaded);
+  }
   loaded.wait_on(compute.get());
 
   SlicedLauncher sliced(context, o.threads);

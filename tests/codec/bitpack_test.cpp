@@ -5,6 +5,7 @@
 
 #include "codec/bitpack.h"
 #include "codec/dtype.h"
+#include "codec/split.h"
 
 using namespace nz::codec;
 
@@ -53,4 +54,30 @@ TEST(Bitpack, SectionBytesArePaddedToFour) {
   EXPECT_EQ(packed_section_bytes(4, 8), 4u);
   EXPECT_EQ(packed_section_bytes(5, 8), 8u);
   EXPECT_EQ(packed_section_bytes(3, 11), 8u);
+}
+
+// The AVX-512 bf16 split must give the element-by-element split's bytes for
+// every kept-bit count, with and without a partial last group of 32.
+TEST(Split, Bf16Avx512MatchesElementByElement) {
+  if (!nz::codec::split_bf16_avx512_supported()) GTEST_SKIP() << "CPU lacks AVX-512 VBMI";
+  const nz::codec::DtypeLayout l = nz::codec::dtype_layout(NZ_BF16);
+  std::mt19937 rng(8);
+  for (uint32_t k = 0; k <= 7; ++k) {
+    const nz::codec::FieldSplit split(l, k);
+    for (size_t n : {0u, 1u, 31u, 32u, 33u, 64u, 100u, 1000u, 4099u}) {
+      std::vector<uint16_t> x(n);
+      for (auto& v : x) v = static_cast<uint16_t>(rng());
+      const size_t raw_bytes = nz::codec::packed_section_bytes(n, 1 + k);
+      std::vector<uint8_t> ref_sym(n), ref_raw(raw_bytes, 0), sym(n, 0xEE), raw(raw_bytes, 0);
+      nz::codec::BitWriter w(ref_raw.data());
+      for (size_t i = 0; i < n; ++i) {
+        ref_sym[i] = static_cast<uint8_t>(split.symbol(x[i]));
+        w.put(split.raw(x[i]), 1 + k);
+      }
+      w.finish();
+      nz::codec::split_bf16_avx512(reinterpret_cast<const uint8_t*>(x.data()), n, k, sym.data(), raw.data());
+      EXPECT_EQ(sym, ref_sym) << "k " << k << " n " << n;
+      EXPECT_EQ(raw, ref_raw) << "k " << k << " n " << n;
+    }
+  }
 }

@@ -8,6 +8,7 @@
 
 #include "codec/dtype.h"
 #include "codec/element_io.h"
+#include "codec/format.h"
 #include "codec/decoder.h"
 #include "codec/lossy.h"
 #include "test_util.h"
@@ -322,6 +323,36 @@ TEST(LossyBf16Avx512, EveryDecoderGivesTheSameOutput) {
           }
         }
       }
+    }
+  }
+}
+
+// Invalid scale codes (odd for bf16, or non-zero on a block without a
+// non-zero element) are structural errors for every decoder, including the
+// fused AVX-512 one that scales blocks of >= 32 elements itself.
+TEST(LossyBf16Avx512, InvalidScaleCodesAreCorruptChunks) {
+  const size_t n = 4096;
+  auto data = nz::test::gaussian_weights(NZ_BF16, n, 21);
+  std::memset(data.data() + 2 * 64, 0, 2 * 32);  // block 2 of chunk 0 is all zeros: code 0
+  auto o = nz::test::options(NZ_BF16, 1024);
+  o.mode = NZ_LOSSY;
+  o.kept_bits = 3;
+  o.block_size = 32;
+  auto c = nz::test::compress(data.data(), n, o);
+  ASSERT_EQ(c.status, NZ_OK);
+  ParsedBuffer buf;
+  ASSERT_EQ(parse_buffer(c.bytes.data(), c.bytes.size(), buf), NZ_OK);
+  ASSERT_EQ(buf.chunk_entry(0).kind, static_cast<uint32_t>(ChunkKind::kRans));
+  const size_t scales = buf.payload_offset + buf.chunk_entry(0).offset + kStateBytes;
+  ASSERT_EQ(c.bytes[scales + 2], 0);
+  for (auto [block, value] : {std::pair{size_t{5}, uint8_t{1}}, std::pair{size_t{2}, uint8_t{2}}}) {
+    auto b = c.bytes;
+    b[scales + block] ^= value;
+    for (auto impl : {RansImpl::kScalar, RansImpl::kAvx2, RansImpl::kAvx512}) {
+      if (!rans_impl_supported(impl)) continue;
+      std::vector<uint8_t> out(data.size());
+      EXPECT_EQ(decompress(b.data(), b.size(), out.data(), out.size(), 1, impl), NZ_ERR_CORRUPT_CHUNK)
+          << "block " << block << " impl " << static_cast<int>(impl);
     }
   }
 }

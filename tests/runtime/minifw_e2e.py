@@ -11,7 +11,17 @@ checks:
                        and the digest of an unconstrained run without neuzip
   peak MIB RATIO       with NEUZIP_STAGING_MB=MIB: prints both peaks; fails if
                        peak(neuzip) > RATIO * peak(plain)
+  peak-quarter RATIO   staging budget = a quarter of the weights (minifw's
+                       weights-bytes), lossless: same digest, peak ratio <= RATIO
+  peak-quarter-lossy RATIO RELTOL   the same with NEUZIP_MODE=lossy:3:512 (give
+                       minifw --nz-tag): peak ratio <= RATIO, and every step's
+                       loss within RELTOL (relative) of the run without neuzip
+  oom-auto MARGIN_MB   P = peak of a run without neuzip on the default (large)
+                       device; on a device of ceil(P / MiB) - MARGIN_MB MiB the
+                       run without neuzip must exit 3 and the run with neuzip
+                       (default settings) must give the large device's digest
 """
+import math
 import os
 import re
 import subprocess
@@ -27,7 +37,11 @@ def run(exe, args, env_extra, preload):
     digest = re.findall(r"^digest: ([0-9a-f]+)$", p.stdout, re.M)
     peak = re.findall(r"^nzsim-peak-physical: (\d+)$", p.stderr, re.M)
     faults = re.findall(r"^nzsim-faults: (\d+)$", p.stderr, re.M)
+    weights = re.findall(r"^weights-bytes: (\d+)$", p.stderr, re.M)
+    losses = [float(x) for x in re.findall(r"^step \d+ loss 0x[0-9a-f]+ (\S+)$", p.stdout, re.M)]
     return {
+        "weights": int(weights[-1]) if weights else None,
+        "losses": losses,
         "rc": p.returncode,
         "digest": digest[-1] if digest else None,
         "peak": int(peak[-1]) if peak else None,
@@ -113,6 +127,47 @@ def main():
         print(f"peak {plain['peak']} -> {nz['peak']} ({measured:.3f}x), staging {mib} MiB")
         if measured > ratio:
             fail(f"peak ratio {measured:.3f} above {ratio}", nz)
+    elif check in ("peak-quarter", "peak-quarter-lossy"):
+        ratio = float(params[0])
+        mib = str(plain["weights"] // 4 >> 20)
+        env = {"NEUZIP_STAGING_MB": mib, "NEUZIP_REPORT": "1"}
+        if check == "peak-quarter-lossy":
+            env["NEUZIP_MODE"] = "lossy:3:512"
+        nz = run(exe, args, env, [lib, peak_lib])
+        check_clean(nz, "with neuzip")
+        measured = nz["peak"] / plain["peak"]
+        print(f"{check}: weights {plain['weights']}, staging {mib} MiB: peak {plain['peak']} -> {nz['peak']} "
+              f"({measured:.3f}x)")
+        print([l for l in nz["stderr"].splitlines() if l.startswith("neuzip: peak") or l.startswith("nz-tag")])
+        if check == "peak-quarter":
+            if nz["digest"] != plain["digest"]:
+                fail("digests differ", plain, nz)
+        else:
+            tol = float(params[1])
+            if "nz-tag: 0 tensors" in nz["stderr"] or "nz-tag:" not in nz["stderr"]:
+                fail("no tensor was declared (run minifw with --nz-tag)", nz)
+            if len(nz["losses"]) != len(plain["losses"]) or not plain["losses"]:
+                fail("loss lines differ in number", plain, nz)
+            worst = max(abs(a - b) / max(abs(a), 1e-30) for a, b in zip(plain["losses"], nz["losses"]))
+            print(f"losses {plain['losses']} -> {nz['losses']}; worst relative difference {worst:.2e}")
+            if worst > tol:
+                fail(f"lossy losses differ by {worst:.2e} > {tol}", plain, nz)
+        if measured > ratio:
+            fail(f"peak ratio {measured:.3f} above {ratio}", nz)
+    elif check == "oom-auto":
+        margin = int(params[0])
+        mib = math.ceil(plain["peak"] / (1 << 20)) - margin
+        small = run(exe, args, {"NZSIM_MEMORY_MB": str(mib)}, [peak_lib])
+        if small["rc"] != 3:
+            fail(f"without neuzip on {mib} MiB (peak {plain['peak']}): expected exit 3 (OOM), got {small['rc']}",
+                 small)
+        nz = run(exe, args, {"NZSIM_MEMORY_MB": str(mib), "NEUZIP_REPORT": "1"}, [lib, peak_lib])
+        check_clean(nz, f"with neuzip on {mib} MiB")
+        if nz["digest"] != plain["digest"]:
+            fail("digest on the small device differs", plain, nz)
+        print(f"peak without neuzip {plain['peak']}; on {mib} MiB: plain exit 3, neuzip ok with digest "
+              f"{nz['digest']}; peak {nz['peak']}")
+        print([l for l in nz["stderr"].splitlines() if l.startswith("neuzip: peak")])
     else:
         print("unknown check", check)
         sys.exit(2)

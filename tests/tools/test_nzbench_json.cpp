@@ -121,5 +121,8 @@ TEST(NzbenchJson, BadInputsGiveExitCode2) {
   EXPECT_EQ(run("/nonexistent/file.safetensors").exit_code, 2);
   EXPECT_EQ(run("").exit_code, 2);
   EXPECT_EQ(run("--mode bogus --synthetic 10").exit_code, 2);
-  EXPECT_EQ(run("--gpu --synthetic 100000").exit_code, 2);  // this build has no GPU benchmark
+  // Without a driver (this test's environment has no simulator) --gpu is
+  // unavailable: 2. Where a real GPU is reachable it runs: 0.
+  const int gpu_rc = run("--gpu --gpu-mb 4 --repeat 1 --no-peers --synthetic 100000").exit_code;
+  EXPECT_TRUE(gpu_rc == 2 || gpu_rc == 0) << gpu_rc;
 }

@@ -29,6 +29,7 @@ struct Options {
   bool json = false;
   bool peers = true;  // zstd -3 / -19 in the same run
   bool gpu = false;
+  std::vector<uint64_t> gpu_mb = {4, 64, 256};  // --gpu-mb: device buffer sizes, MiB
 };
 
 // One tensor ready to benchmark: bytes in its benchmark dtype (already cast,
@@ -82,6 +83,34 @@ struct TotalResult {
   // tensor, so this is what it can reach), over the total bytes.
   double tensor_bounds_ratio = NAN;
   std::map<std::string, Figures> peers;
+};
+
+// The GPU benchmark of one tensor set (the tensors of one file with one
+// dtype, concatenated) tiled to one device buffer size. GB/s = 1e9
+// uncompressed bytes per second, best of --repeat, timed with device events.
+struct GpuSetResult {
+  std::string set;       // file name, or "synthetic"
+  std::string dtype;     // "bf16", "fp16", "fp32"
+  uint64_t tensors = 0;
+  uint64_t set_bytes = 0;     // the concatenated (untiled) tensors
+  uint64_t buffer_mb = 0;     // requested size
+  uint64_t buffer_bytes = 0;  // measured size (whole elements)
+  uint64_t compressed_bytes = 0;
+  double ratio = NAN;
+  double decode_gbps = NAN, encode_gbps = NAN, d2d_copy_gbps = NAN;
+  double decode_vs_copy = NAN, encode_vs_copy = NAN;
+  bool round_trip_ok = false;  // device decode of the device encode equals the input (device hashes)
+  bool cpu_bit_exact = false;  // see GpuReport::cpu_check
+};
+
+struct GpuReport {
+  std::string backend;  // "cuda" or "simulator"
+  std::string device;   // the driver's device name
+  // Per set, once, on the untiled set bytes: the device encoder's bytes equal
+  // nz_compress's, and the device decode of the CPU's stream equals the
+  // CPU decode, byte for byte.
+  std::string cpu_check = "device encode == CPU encode and device decode == CPU decode, byte for byte";
+  std::vector<GpuSetResult> results;
 };
 
 // Fill the ratio-derived fields from bytes, compressed_bytes and bound_ratio.

@@ -1,22 +1,32 @@
 // gpu_bench.h: where the GPU benchmark plugs into nzbench (--gpu).
 //
-// A build with the GPU codec provides gpu_bench.cpp implementing these two
-// functions (upload the tensor, time the device decode with events, compare
-// against a device-to-device copy in the same run, verify on the host); the
-// build without it links gpu_bench_none.cpp, which says so.
+// A build with the device codec (src/gpu, meson var nzgpu_dep) links
+// gpu_bench_device.cpp: one device session, then per tensor set and per
+// --gpu-mb size nz::gpu::run_gpu_benchmark (decode, encode and a
+// device-to-device copy of the same size timed in the same run), plus a
+// bit-exactness check against the CPU codec. A build without it links
+// gpu_bench_none.cpp, which says so.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "bench_types.h"
 
 namespace nzbench {
 
-// Empty when a GPU benchmark can run; otherwise why not.
+// Empty when a GPU benchmark can be attempted; otherwise why not.
 std::string gpu_bench_unavailable_reason();
 
-// Measure `t` on the device. `out` gets the same keys as the CPU figures
-// (decode_gbps_mt = device decode). Returns false with `error` on failure.
-bool bench_gpu(const Options& opts, const BenchTensor& t, Figures& out, std::string& error);
+enum class GpuBenchStatus {
+  kOk,
+  kUnavailable,  // no GPU support in this build, no driver, no device, no codec module
+  kFailed,       // a driver or codec call failed
+};
+
+// Measure the sets of `tensors` on device 0, with `error` when not kOk. A
+// verification failure is reported in `out`, not here.
+GpuBenchStatus bench_gpu_sets(const Options& opts, const std::vector<BenchTensor>& tensors, GpuReport& out,
+                              std::string& error);
 
 }  // namespace nzbench

@@ -1,13 +1,13 @@
-// gpu_bench_none.cpp: the GPU benchmark in a build without GPU support.
+// gpu_bench_none.cpp: the GPU benchmark in a build without the device codec.
 #include "gpu_bench.h"
 
 namespace nzbench {
 
-std::string gpu_bench_unavailable_reason() { return "nzbench was not built with GPU support"; }
+std::string gpu_bench_unavailable_reason() { return "nzbench was not built with GPU support (no nzgpu_dep)"; }
 
-bool bench_gpu(const Options&, const BenchTensor&, Figures&, std::string& error) {
+GpuBenchStatus bench_gpu_sets(const Options&, const std::vector<BenchTensor>&, GpuReport&, std::string& error) {
   error = gpu_bench_unavailable_reason();
-  return false;
+  return GpuBenchStatus::kUnavailable;
 }
 
 }  // namespace nzbench

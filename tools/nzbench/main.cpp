@@ -34,7 +34,8 @@ constexpr const char* kUsage =
     "  --no-peers                   skip zstd\n"
     "  --seed S                     seed for --synthetic (default 1)\n"
     "  --json                       one JSON object on stdout\n"
-    "  --gpu                        GPU benchmark (needs a GPU build)\n";
+    "  --gpu                        also benchmark the device codec per tensor set (needs a GPU build)\n"
+    "  --gpu-mb M[,M...]            device buffer sizes for --gpu, MiB (default 4,64,256)\n";
 
 bool parse_u64(std::string_view s, uint64_t& v) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -70,6 +71,20 @@ int parse_args(int argc, char** argv, Options& opts) {
     else if (arg == "--json") opts.json = true;
     else if (arg == "--no-peers") opts.peers = false;
     else if (arg == "--gpu") opts.gpu = true;
+    else if (arg == "--gpu-mb") {
+      if (!need(v)) return 2;
+      opts.gpu_mb.clear();
+      size_t start = 0;
+      while (start <= v.size()) {
+        const size_t comma = std::min(v.find(',', start), v.size());
+        if (!parse_u64(std::string_view(v).substr(start, comma - start), u) || u == 0 || u > 65536) {
+          fmt::print(stderr, "nzbench: --gpu-mb wants sizes in MiB (1..65536) separated by commas, got '{}'\n", v);
+          return 2;
+        }
+        opts.gpu_mb.push_back(u);
+        start = comma + 1;
+      }
+    }
     else if (arg == "--synthetic") { if (!need_u64(opts.synthetic_elements)) return 2; }
     else if (arg == "--seed") { if (!need_u64(opts.seed)) return 2; }
     else if (arg == "--min-bytes") { if (!need_u64(opts.min_bytes)) return 2; }
@@ -168,10 +183,6 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "nzbench: {} / {}: {}\n", t.file, t.name, error);
       return 1;
     }
-    if (opts.gpu && !bench_gpu(opts, t, r.neuzip, error)) {
-      fmt::print(stderr, "nzbench: {} / {}: GPU: {}\n", t.file, t.name, error);
-      return 1;
-    }
     r.neuzip.bound_ratio = bound;
     finish_figures(r.neuzip);
     add_into(total.neuzip, r.neuzip);
@@ -217,8 +228,29 @@ int main(int argc, char** argv) {
   total.tensor_bounds_ratio = tensor_bound_bits / (8.0 * static_cast<double>(total.neuzip.bytes));
   for (auto& [name, f] : total.peers) finish_total(f);
 
-  const std::string out = opts.json ? render_json(opts, results, total, skipped)
-                                    : render_text(opts, results, total, skipped);
+  GpuReport gpu;
+  bool gpu_verified = true;
+  if (opts.gpu) {
+    const GpuBenchStatus st = bench_gpu_sets(opts, tensors, gpu, error);
+    if (st != GpuBenchStatus::kOk) {
+      fmt::print(stderr, "nzbench: --gpu: {}\n", error);
+      return st == GpuBenchStatus::kUnavailable ? 2 : 1;
+    }
+    if (gpu.backend == "simulator")
+      fmt::print(stderr, "nzbench: WARNING: --gpu ran on the simulated driver ({}): simulator timings are not GPU "
+                 "timings\n", gpu.device);
+    for (const auto& g : gpu.results) {
+      // A lossy round trip is not the input, so only the CPU comparison counts there.
+      const bool ok = g.cpu_bit_exact && (opts.mode == Mode::Lossy || g.round_trip_ok);
+      if (!ok) fmt::print(stderr, "nzbench: --gpu: {} ({}) at {} MiB did not verify (round trip {}, CPU bit-exact {})\n",
+                          g.set, g.dtype, g.buffer_mb, g.round_trip_ok, g.cpu_bit_exact);
+      gpu_verified = gpu_verified && ok;
+    }
+  }
+
+  const GpuReport* gpu_report = opts.gpu ? &gpu : nullptr;
+  const std::string out = opts.json ? render_json(opts, results, total, skipped, gpu_report)
+                                    : render_text(opts, results, total, skipped, gpu_report);
   std::fwrite(out.data(), 1, out.size(), stdout);
-  return 0;
+  return gpu_verified ? 0 : 1;
 }

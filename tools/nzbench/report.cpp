@@ -50,8 +50,44 @@ std::string ratio(double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v)
 
 }  // namespace
 
+static std::string gpu_json(const GpuReport& g) {
+  std::string s = fmt::format("{{\"backend\": {}, \"device\": {}, \"simulator\": {}, \"cpu_check\": {}, \"sets\": [",
+                              quote(g.backend), quote(g.device), g.backend == "simulator" ? "true" : "false",
+                              quote(g.cpu_check));
+  for (size_t i = 0; i < g.results.size(); ++i) {
+    const auto& r = g.results[i];
+    s += fmt::format(
+        "{}\n    {{\"set\": {}, \"dtype\": {}, \"tensors\": {}, \"set_bytes\": {}, \"buffer_mb\": {}, "
+        "\"buffer_bytes\": {}, \"compressed_bytes\": {}, \"ratio\": {}, \"decode_gbps\": {}, \"encode_gbps\": {}, "
+        "\"d2d_copy_gbps\": {}, \"decode_vs_copy\": {}, \"encode_vs_copy\": {}, \"round_trip_ok\": {}, "
+        "\"verified_bit_exact_vs_cpu\": {}}}",
+        i ? "," : "", quote(r.set), quote(r.dtype), r.tensors, r.set_bytes, r.buffer_mb, r.buffer_bytes,
+        r.compressed_bytes, num(r.ratio), num(r.decode_gbps), num(r.encode_gbps), num(r.d2d_copy_gbps),
+        num(r.decode_vs_copy), num(r.encode_vs_copy), r.round_trip_ok ? "true" : "false",
+        r.cpu_bit_exact ? "true" : "false");
+  }
+  return s + "\n  ]}";
+}
+
+static std::string gpu_text(const GpuReport& g) {
+  std::string s = fmt::format("\nGPU ({} backend, {}){}; GB/s = 1e9 uncompressed bytes/s, best of the repeats\n",
+                              g.backend, g.device,
+                              g.backend == "simulator" ? " -- WARNING: simulator timings are not GPU timings" : "");
+  s += fmt::format("{:<32} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9}\n", "set", "dtype", "MiB",
+                   "ratio", "decode", "encode", "d2d", "dec/cp", "enc/cp", "rt", "cpu-exact");
+  for (const auto& r : g.results) {
+    std::string name = r.set;
+    if (name.size() > 32) name = "..." + name.substr(name.size() - 29);
+    s += fmt::format("{:<32} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9}\n", name, r.dtype,
+                     r.buffer_mb, ratio(r.ratio), gbps(r.decode_gbps), gbps(r.encode_gbps), gbps(r.d2d_copy_gbps),
+                     ratio(r.decode_vs_copy), ratio(r.encode_vs_copy), r.round_trip_ok ? "ok" : "BAD",
+                     r.cpu_bit_exact ? "yes" : "NO");
+  }
+  return s;
+}
+
 std::string render_json(const Options& opts, const std::vector<TensorResult>& results, const TotalResult& total,
-                        const std::vector<Skipped>& skipped) {
+                        const std::vector<Skipped>& skipped, const GpuReport* gpu) {
   std::string s = "{\n";
   s += fmt::format(
       "  \"tool\": \"nzbench\", \"schema_version\": 1,\n"
@@ -79,13 +115,14 @@ std::string render_json(const Options& opts, const std::vector<TensorResult>& re
   for (size_t i = 0; i < skipped.size(); ++i)
     s += fmt::format("{}\n    {{\"file\": {}, \"name\": {}, \"reason\": {}}}", i ? "," : "", quote(skipped[i].file),
                      quote(skipped[i].name), quote(skipped[i].reason));
-  s += fmt::format("\n  ],\n  \"total\": {{{}, \"tensor_bounds_ratio\": {}, {}}}\n}}\n", figures_json(total.neuzip),
+  s += fmt::format("\n  ],\n  \"total\": {{{}, \"tensor_bounds_ratio\": {}, {}}}", figures_json(total.neuzip),
                    num(total.tensor_bounds_ratio), peers_json(total.peers));
-  return s;
+  if (gpu) s += ",\n  \"gpu\": " + gpu_json(*gpu);
+  return s + "\n}\n";
 }
 
 std::string render_text(const Options& opts, const std::vector<TensorResult>& results, const TotalResult& total,
-                        const std::vector<Skipped>& skipped) {
+                        const std::vector<Skipped>& skipped, const GpuReport* gpu) {
   std::string s;
   s += fmt::format("nzbench: {}{}, {} threads for _mt, best of {}; GB/s = 1e9 uncompressed bytes/s\n",
                    opts.mode == Mode::Lossy ? fmt::format("lossy K={} block={}", opts.kept_bits, opts.block)
@@ -120,6 +157,7 @@ std::string render_text(const Options& opts, const std::vector<TensorResult>& re
                    total.tensor_bounds_ratio, (total.neuzip.ratio / total.tensor_bounds_ratio - 1.0) * 100.0);
   if (opts.tile_mb > 0) s += "(* = tiled)\n";
   for (const auto& k : skipped) s += fmt::format("skipped {}: {}\n", k.name, k.reason);
+  if (gpu) s += gpu_text(*gpu);
   return s;
 }
 

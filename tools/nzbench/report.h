@@ -8,9 +8,10 @@
 
 namespace nzbench {
 
+// `gpu`: the --gpu results, or null without --gpu (the JSON then has no "gpu" key).
 std::string render_json(const Options& opts, const std::vector<TensorResult>& results, const TotalResult& total,
-                        const std::vector<Skipped>& skipped);
+                        const std::vector<Skipped>& skipped, const GpuReport* gpu = nullptr);
 std::string render_text(const Options& opts, const std::vector<TensorResult>& results, const TotalResult& total,
-                        const std::vector<Skipped>& skipped);
+                        const std::vector<Skipped>& skipped, const GpuReport* gpu = nullptr);
 
 }  // namespace nzbench

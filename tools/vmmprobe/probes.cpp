@@ -79,6 +79,14 @@ struct Event {
   }
 };
 
+// Run lengths: 1, 2, 4, ... and max_pages itself.
+std::vector<uint32_t> run_lengths(uint32_t max_pages) {
+  std::vector<uint32_t> out;
+  for (uint64_t p = 1; p <= max_pages; p *= 2) out.push_back(static_cast<uint32_t>(p));
+  if (out.empty() || out.back() != max_pages) out.push_back(max_pages);
+  return out;
+}
+
 bool time_runs(Driver& drv, const ProbeOptions& opts, CUdevice dev, ProbeReport& report, std::string& error) {
   CUmemAllocationProp prop{};
   prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
@@ -86,12 +94,21 @@ bool time_runs(Driver& drv, const ProbeOptions& opts, CUdevice dev, ProbeReport&
   prop.location.id = dev;
   size_t gran = 0;
   VMMPROBE_CHECK(drv.cuMemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  if (gran == 0) {
+    error = "cuMemGetAllocationGranularity returned 0";
+    return false;
+  }
   report.granularity = gran;
+  const size_t page = (std::max<uint64_t>(opts.page_bytes, 1) + gran - 1) / gran * gran;
+  report.page_bytes = page;
   CUmemAccessDesc access{};
   access.location = prop.location;
   access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
 
-  const size_t big = gran * opts.max_pages;
+  // One large handle; every run maps a slice of it, as the runtime's staging
+  // pool does. cuda.h says both "offset must be a multiple of the granularity"
+  // and "currently must be zero": try a non-zero one and fall back if refused.
+  const size_t big = page * opts.max_pages;
   Handle pool{drv};
   VMMPROBE_CHECK(drv.cuMemCreate(&pool.h, big, &prop, 0));
   pool.held = true;
@@ -99,22 +116,32 @@ bool time_runs(Driver& drv, const ProbeOptions& opts, CUdevice dev, ProbeReport&
   VMMPROBE_CHECK(drv.cuMemAddressReserve(&va.va, big, gran, 0, 0));
   va.size = big;
 
-  for (uint32_t pages = 1; pages <= opts.max_pages; pages *= 2) {
-    const size_t bytes = gran * pages;
-    // Map from the end of the handle so the offset is non-zero except for the full run.
-    const size_t offset = big - bytes;
-    std::vector<double> create, map, set_access, unmap;
+  for (uint32_t pages : run_lengths(opts.max_pages)) {
+    const size_t bytes = page * pages;
+    // From the end of the handle, so the offset is non-zero except for the full run.
+    size_t offset = report.offsets_supported ? big - bytes : 0;
+    std::vector<double> create, release, map, set_access, unmap;
     for (uint32_t r = 0; r < opts.repeat; ++r) {
       {
         Handle fresh{drv};
         auto t0 = Clock::now();
         VMMPROBE_CHECK(drv.cuMemCreate(&fresh.h, bytes, &prop, 0));
         create.push_back(us_since(t0));
-        fresh.held = true;
+        t0 = Clock::now();
+        VMMPROBE_CHECK(drv.cuMemRelease(fresh.h));
+        release.push_back(us_since(t0));
       }
       auto t0 = Clock::now();
-      VMMPROBE_CHECK(drv.cuMemMap(va.va, bytes, offset, pool.h, 0));
+      CUresult map_result = drv.cuMemMap(va.va, bytes, offset, pool.h, 0);
+      if (map_result != CUDA_SUCCESS && offset != 0 &&
+          (map_result == CUDA_ERROR_INVALID_VALUE || map_result == CUDA_ERROR_NOT_SUPPORTED)) {
+        report.offsets_supported = false;
+        offset = 0;
+        t0 = Clock::now();
+        map_result = drv.cuMemMap(va.va, bytes, offset, pool.h, 0);
+      }
       map.push_back(us_since(t0));
+      VMMPROBE_CHECK(map_result);
       t0 = Clock::now();
       CUresult access_result = drv.cuMemSetAccess(va.va, bytes, &access, 1);
       set_access.push_back(us_since(t0));
@@ -124,8 +151,8 @@ bool time_runs(Driver& drv, const ProbeOptions& opts, CUdevice dev, ProbeReport&
       VMMPROBE_CHECK(access_result);
       VMMPROBE_CHECK(unmap_result);
     }
-    report.runs.push_back({pages, median(create), median(map), median(set_access), median(unmap)});
-    if (pages > opts.max_pages / 2) break;  // avoid overflow of `pages *= 2`
+    report.runs.push_back(
+        {pages, offset, median(create), median(release), median(map), median(set_access), median(unmap)});
   }
   return true;
 }
@@ -174,6 +201,12 @@ bool probe_stall(Driver& drv, const ProbeOptions& opts, CUdevice dev, size_t gra
   AddressRange va{drv};
   VMMPROBE_CHECK(drv.cuMemAddressReserve(&va.va, gran, gran, 0, 0));
   va.size = gran;
+  VMMPROBE_CHECK(drv.cuMemMap(va.va, gran, 0, page.h, 0));
+  VMMPROBE_CHECK(drv.cuMemSetAccess(va.va, gran, &access, 1));
+  // Baseline: the same unmap with the device idle, then map it back.
+  t0 = Clock::now();
+  VMMPROBE_CHECK(drv.cuMemUnmap(va.va, gran));
+  out.idle_unmap_us = us_since(t0);
   VMMPROBE_CHECK(drv.cuMemMap(va.va, gran, 0, page.h, 0));
   VMMPROBE_CHECK(drv.cuMemSetAccess(va.va, gran, &access, 1));
 

@@ -1,0 +1,81 @@
+// nztrace (NZTRACE_EXE) around the mini framework (MINIFW_EXE) on the
+// simulated driver with libneuzip (NEUZIP_LIB_PATH): exit status passes
+// through, the program's stdout (digest) is unchanged, the report shows
+// non-zero saved bytes, and --json / --keep-trace work.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "common/json_value.h"
+#include "tool_run.h"
+
+namespace {
+
+using nztools::test::run_command;
+
+std::string nztrace(const std::string& opts) {
+  return std::string(NZTRACE_EXE) + " --lib " + NEUZIP_LIB_PATH + " " + opts;
+}
+
+std::string digest_line(const std::string& out) {
+  const auto at = out.find("digest: ");
+  return at == std::string::npos ? "" : out.substr(at, out.find('\n', at) - at);
+}
+
+TEST(NztraceMinifw, InferReportsSavingsAndKeepsStdout) {
+  const auto plain = run_command(std::string(MINIFW_EXE) + " infer");
+  ASSERT_EQ(plain.exit_code, 0);
+  ASSERT_FALSE(digest_line(plain.out).empty()) << plain.out;
+
+  const std::string err_file = ::testing::TempDir() + "nztrace_infer.err";
+  const auto traced = run_command(nztrace("-- ") + MINIFW_EXE + " infer", err_file);
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  EXPECT_EQ(traced.out, plain.out);  // the report goes to stderr only
+  EXPECT_NE(traced.err.find("device memory saved: peak "), std::string::npos) << traced.err;
+  EXPECT_EQ(traced.err.find("device memory saved: peak 0.0 MiB"), std::string::npos) << traced.err;
+  EXPECT_NE(traced.err.find("buffers ("), std::string::npos) << traced.err;
+}
+
+TEST(NztraceMinifw, JsonAndKeptTrace) {
+  const std::string trace = ::testing::TempDir() + "nztrace_infer.trace";
+  const std::string report = ::testing::TempDir() + "nztrace_infer.json";
+  std::filesystem::remove(trace);
+  const auto traced =
+      run_command(nztrace("--json --keep-trace " + trace + " --report " + report + " -- ") + MINIFW_EXE + " infer");
+  ASSERT_EQ(traced.exit_code, 0);
+  EXPECT_FALSE(digest_line(traced.out).empty());
+  ASSERT_TRUE(std::filesystem::exists(trace));
+  EXPECT_GT(std::filesystem::file_size(trace), 0u);
+  const auto text = run_command("cat " + report).out;
+  nztools::json::ParseError err;
+  auto doc = nztools::json::parse(text, &err);
+  ASSERT_TRUE(doc) << err.message << " at " << err.offset << "\n" << text;
+  EXPECT_EQ(doc->find("exit_status")->as_u64(), 0u);
+  EXPECT_GT(doc->find("memory")->find("saved_peak_bytes")->as_u64().value_or(0), 0u);
+  EXPECT_GT(doc->find("cost")->find("compressions")->as_u64().value_or(0), 0u);
+  const auto* buffers = doc->find("buffers");
+  ASSERT_TRUE(buffers && !buffers->items.empty());
+  for (const auto& b : buffers->items) {
+    EXPECT_TRUE(b.find("address")->is_string());
+    EXPECT_GT(b.find("bytes")->as_u64().value_or(0), 0u);
+    EXPECT_TRUE(b.find("staged")->is_number());
+  }
+  // The kept trace reads back to the same summary.
+  const auto again = run_command(std::string(NZTRACE_EXE) + " --json --from-trace " + trace, report + ".2");
+  ASSERT_EQ(again.exit_code, 0);
+  auto doc2 = nztools::json::parse(run_command("cat " + report + ".2").out, nullptr);
+  ASSERT_TRUE(doc2);
+  EXPECT_EQ(doc2->find("memory")->find("saved_peak_bytes")->as_u64(),
+            doc->find("memory")->find("saved_peak_bytes")->as_u64());
+}
+
+TEST(NztraceMinifw, ExitStatusPassesThrough) {
+  EXPECT_EQ(run_command(nztrace("-- sh -c 'exit 7'")).exit_code, 7);
+  EXPECT_EQ(run_command(nztrace("-- sh -c 'kill -TERM $$'")).exit_code, 128 + 15);
+  EXPECT_EQ(run_command(nztrace("-- /nonexistent/program")).exit_code, 127);
+  EXPECT_EQ(run_command(std::string(NZTRACE_EXE) + " --bogus -- true").exit_code, 125);
+  EXPECT_EQ(run_command(std::string(NZTRACE_EXE) + " --lib /nonexistent.so -- true").exit_code, 125);
+}
+
+}  // namespace

@@ -1,0 +1,142 @@
+// nztrace's trace reader and summary on hand-written traces in the runtime's
+// format (src/runtime/trace.cpp): saved bytes follow released - store -
+// staging, per-buffer counts follow the events, bad lines are skipped.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "common/json_value.h"
+#include "nztrace/render.h"
+#include "nztrace/trace_summary.h"
+
+namespace {
+
+using namespace nztrace;
+
+constexpr uint64_t MiB = 1 << 20;
+
+std::string line(uint64_t t, const char* ev, uint64_t ptr, uint64_t bytes, uint64_t used, uint64_t staging,
+                 uint64_t store, const std::string& extra = "") {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "{\"t_ns\":%llu,\"event\":\"%s\",\"ptr\":\"%#llx\",\"bytes\":%llu,\"used\":%llu,\"staging\":%llu,"
+                "\"store\":%llu%s%s}",
+                static_cast<unsigned long long>(t), ev, static_cast<unsigned long long>(ptr),
+                static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(used),
+                static_cast<unsigned long long>(staging), static_cast<unsigned long long>(store),
+                extra.empty() ? "" : ",", extra.c_str());
+  return buf;
+}
+
+TraceFile parse_all(const std::vector<std::string>& lines) {
+  TraceFile f;
+  for (const auto& l : lines) {
+    if (auto e = parse_trace_line(l)) f.events.push_back(*e);
+    else ++f.malformed_lines;
+  }
+  return f;
+}
+
+// One 8 MiB allocation, two 4 MiB bf16 units compressed to 1.5 and 2 MiB; one
+// is staged (4 MiB staging), dropped, staged again by a prefetch, recompressed.
+std::vector<std::string> sample_trace() {
+  const uint64_t a = 0x7f0000000000, b = a + 4 * MiB;
+  return {
+      line(1000, "alloc", a, 8 * MiB, 8 * MiB, 0, 0),
+      line(2000, "tag", a, 8 * MiB, 8 * MiB, 0, 0, "\"dtype\":1"),
+      line(2100, "unit", a, 4 * MiB, 8 * MiB, 0, 0),
+      line(2200, "unit", b, 4 * MiB, 8 * MiB, 0, 0),
+      line(3000, "compress", a, 4 * MiB, 5 * MiB + MiB / 2, 0, 3 * MiB / 2, "\"compressed\":1572864"),
+      line(4000, "compress", b, 4 * MiB, 3 * MiB + MiB / 2, 0, 7 * MiB / 2, "\"compressed\":2097152"),
+      line(5000, "fault", 0, 0, 3 * MiB + MiB / 2, 0, 7 * MiB / 2, "\"api\":\"cuLaunchKernel\""),
+      line(5000, "stage", a, 4 * MiB, 7 * MiB + MiB / 2, 4 * MiB, 7 * MiB / 2),
+      line(6000, "drop", a, 4 * MiB, 3 * MiB + MiB / 2, 0, 7 * MiB / 2),
+      "{\"t_ns\":6500,\"event\":\"stage\",\"ptr\":",  // truncated: the program was killed mid-write
+      line(7000, "stage", b, 4 * MiB, 7 * MiB + MiB / 2, 4 * MiB, 7 * MiB / 2),
+      line(7000, "prefetch", b, 4 * MiB, 7 * MiB + MiB / 2, 4 * MiB, 7 * MiB / 2),
+      line(8000, "recompress", b, 4 * MiB, 3 * MiB, 0, 3 * MiB, "\"compressed\":1572864"),
+      line(9000, "free", a, 8 * MiB, 0, 0, 0),
+  };
+}
+
+TEST(NztraceSummary, SavedBytesFollowTheRuntimeDefinition) {
+  const TraceSummary s = summarize(parse_all(sample_trace()));
+  EXPECT_EQ(s.events, 13u);
+  EXPECT_EQ(s.malformed_lines, 1u);
+  EXPECT_EQ(s.duration_ns, 8000u);
+  // Both compressed, nothing staged: 8 - 3.5 = 4.5 MiB; the peak comes after
+  // the recompression shrank the store to 3 MiB: 8 - 3 = 5 MiB.
+  EXPECT_EQ(s.timeline[5].saved, 9 * MiB / 2);
+  EXPECT_EQ(s.timeline[7].saved, MiB / 2);  // a staged: 8 - 3.5 - 4
+  EXPECT_EQ(s.saved_peak, 5 * MiB);
+  EXPECT_EQ(s.used_at_saved_peak, 3 * MiB);
+  EXPECT_EQ(s.saved_final, 0u);  // freed
+  EXPECT_GT(s.saved_mean, 0.0);
+  EXPECT_LT(s.saved_mean, static_cast<double>(s.saved_peak));
+  EXPECT_EQ(s.used_peak, 8 * MiB);
+  EXPECT_EQ(s.store_peak, 7 * MiB / 2);
+  EXPECT_EQ(s.staging_peak, 4 * MiB);
+  EXPECT_EQ(s.compressed_original_bytes, 8 * MiB);
+  EXPECT_EQ(s.compressed_bytes, 7 * MiB / 2);
+}
+
+TEST(NztraceSummary, CountsPerBufferAndCost) {
+  const TraceSummary s = summarize(parse_all(sample_trace()));
+  EXPECT_EQ(s.faults, 1u);
+  EXPECT_EQ(s.fault_apis.at("cuLaunchKernel"), 1u);
+  EXPECT_EQ(s.stages, 2u);
+  EXPECT_EQ(s.prefetches, 1u);
+  EXPECT_EQ(s.drops, 1u);
+  EXPECT_EQ(s.recompressions, 1u);
+  EXPECT_FALSE(s.has_codec_time);
+  ASSERT_EQ(s.buffers.size(), 2u);
+  const BufferStats& first = s.buffers[0];
+  EXPECT_EQ(first.address, 0x7f0000000000u);
+  EXPECT_EQ(first.bytes, 4 * MiB);
+  EXPECT_EQ(first.allocation, 0x7f0000000000u);
+  EXPECT_STREQ(dtype_name(first.dtype), "bf16");
+  EXPECT_EQ(first.stages, 1u);
+  EXPECT_EQ(first.drops, 1u);
+  EXPECT_TRUE(first.freed);
+  EXPECT_DOUBLE_EQ(first.ratio(), 0.375);
+  const BufferStats& second = s.buffers[1];
+  EXPECT_EQ(second.stages, 1u);
+  EXPECT_EQ(second.prefetches, 1u);
+  EXPECT_EQ(second.recompressions, 1u);
+  EXPECT_EQ(second.compressed_bytes, 1572864u);  // the recompressed size
+}
+
+TEST(NztraceSummary, JsonReportParses) {
+  const TraceSummary s = summarize(parse_all(sample_trace()));
+  RunInfo run{"prog \"quoted\" arg", 3, ""};
+  const std::string json = render_json(s, run);
+  nztools::json::ParseError err;
+  auto doc = nztools::json::parse(json, &err);
+  ASSERT_TRUE(doc) << err.message << " at " << err.offset << "\n" << json;
+  EXPECT_EQ(doc->find("exit_status")->as_u64(), 3u);
+  EXPECT_EQ(doc->find("command")->text, "prog \"quoted\" arg");
+  EXPECT_EQ(doc->find("memory")->find("saved_peak_bytes")->as_u64(), 5 * MiB);
+  EXPECT_TRUE(doc->find("cost")->find("decode_ns")->is_null());
+  EXPECT_EQ(doc->find("buffers")->items.size(), 2u);
+  EXPECT_FALSE(doc->find("timeline")->items.empty());
+  const std::string text = render_text(s, run, 1);
+  EXPECT_NE(text.find("device memory saved: peak 5.0 MiB"), std::string::npos) << text;
+  EXPECT_NE(text.find("buffers (1 of 2"), std::string::npos) << text;
+}
+
+TEST(NztraceSummary, EmptyTraceSaysSo) {
+  const TraceSummary s = summarize(TraceFile{});
+  EXPECT_EQ(s.saved_peak, 0u);
+  EXPECT_NE(render_text(s, RunInfo{"x", 0, ""}, 20).find("the trace is empty"), std::string::npos);
+}
+
+TEST(NztraceSummary, DownsampleKeepsPeaksAndFillsGaps) {
+  std::vector<FootprintSample> t;
+  for (uint64_t i = 0; i < 100; ++i) t.push_back({i < 50 ? i : i + 900, i == 10 ? 1000u : 5u, 0});
+  const auto d = downsample(t, 1099, 10);
+  ASSERT_EQ(d.size(), 10u);
+  EXPECT_EQ(d[0].saved, 1000u);  // the peak survives
+  for (const auto& p : d) EXPECT_EQ(p.saved == 1000u || p.saved == 5u, true);  // gaps hold the last value, not 0
+}
+
+}  // namespace

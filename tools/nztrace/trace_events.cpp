@@ -1,0 +1,73 @@
+// trace_events.cpp: JSON-lines parsing of the runtime trace with the tools'
+// strict parser; unknown members are ignored so newer runtimes still read.
+#include "trace_events.h"
+
+#include <charconv>
+#include <fstream>
+
+#include "common/json_value.h"
+
+namespace nztrace {
+
+namespace {
+
+std::optional<uint64_t> u64_member(const nztools::json::Value& obj, std::string_view key) {
+  const auto* v = obj.find(key);
+  if (v == nullptr || !v->is_number()) return std::nullopt;
+  return v->as_u64();
+}
+
+std::optional<uint64_t> hex_address(std::string_view s) {
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s.remove_prefix(2);
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::optional<TraceEvent> parse_trace_line(std::string_view line) {
+  auto doc = nztools::json::parse(line, nullptr, 4);
+  if (!doc || !doc->is_object()) return std::nullopt;
+  const auto* event = doc->find("event");
+  const auto t_ns = u64_member(*doc, "t_ns");
+  if (event == nullptr || !event->is_string() || !t_ns) return std::nullopt;
+  TraceEvent e;
+  e.t_ns = *t_ns;
+  e.event = event->text;
+  if (const auto* ptr = doc->find("ptr"); ptr != nullptr) {
+    std::optional<uint64_t> p = ptr->is_string() ? hex_address(ptr->text) : ptr->as_u64();
+    if (!p) return std::nullopt;
+    e.ptr = *p;
+  }
+  e.bytes = u64_member(*doc, "bytes").value_or(0);
+  e.used = u64_member(*doc, "used");
+  e.staging = u64_member(*doc, "staging");
+  e.store = u64_member(*doc, "store");
+  e.compressed = u64_member(*doc, "compressed");
+  e.freed = u64_member(*doc, "freed");
+  if (const auto* d = doc->find("dtype"); d != nullptr && d->is_number()) {
+    if (auto v = d->as_double()) e.dtype = static_cast<int64_t>(*v);
+  }
+  if (const auto* a = doc->find("api"); a != nullptr && a->is_string()) e.api = a->text;
+  if (const auto* r = doc->find("reason"); r != nullptr && r->is_string()) e.reason = r->text;
+  return e;
+}
+
+bool read_trace_file(const std::string& path, TraceFile& out, std::string& error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = "cannot open trace " + path;
+    return false;
+  }
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    if (auto e = parse_trace_line(line)) out.events.push_back(std::move(*e));
+    else ++out.malformed_lines;
+  }
+  return true;
+}
+
+}  // namespace nztrace

@@ -1,0 +1,44 @@
+// trace_events.h: the runtime's NEUZIP_TRACE file (src/runtime/trace.cpp),
+// one JSON object per line, read back into typed events.
+//
+// Every line has t_ns, event, ptr (hex string), bytes; lines written through
+// the runtime also carry used (device bytes in use, cuMemGetInfo), staging
+// (physical bytes of the staging pool) and store (bytes of compressed data).
+// Some events add one member: compress/recompress "compressed", tag "dtype",
+// fault "api", keep_resident "reason", oom "freed".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nztrace {
+
+struct TraceEvent {
+  uint64_t t_ns = 0;
+  std::string event;
+  uint64_t ptr = 0;
+  uint64_t bytes = 0;
+  std::optional<uint64_t> used, staging, store;  // the footprint when the event happened
+  std::optional<uint64_t> compressed;            // compress, recompress
+  std::optional<int64_t> dtype;                  // tag (NZ_TAG_*)
+  std::optional<uint64_t> freed;                 // oom
+  std::string api;                               // fault
+  std::string reason;                            // keep_resident
+};
+
+// One line to an event; nullopt for a line that is not a trace object
+// (a truncated last line when the program was killed, for instance).
+std::optional<TraceEvent> parse_trace_line(std::string_view line);
+
+struct TraceFile {
+  std::vector<TraceEvent> events;  // in file order
+  uint64_t malformed_lines = 0;
+};
+
+// False with `error` when the file cannot be opened.
+bool read_trace_file(const std::string& path, TraceFile& out, std::string& error);
+
+}  // namespace nztrace

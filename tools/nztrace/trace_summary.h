@@ -1,0 +1,81 @@
+// trace_summary.h: what a trace says about one run: device memory saved over
+// time, each compressed buffer's life, and what the compression cost.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "trace_events.h"
+
+namespace nztrace {
+
+// One compression unit of the runtime (a tagged, page-aligned piece of an
+// allocation; a small tensor is one unit, a large one several).
+struct BufferStats {
+  uint64_t address = 0;
+  uint64_t bytes = 0;
+  uint64_t allocation = 0;       // base of the allocation holding it (0 = unknown)
+  int64_t dtype = -1;            // NZ_TAG_* of the tag covering it, -1 = unknown
+  uint64_t compressed_bytes = 0;  // latest compressed size (0 = never compressed)
+  uint32_t compressions = 0;      // first compressions (compress events)
+  uint32_t stages = 0;            // decompressions into staging memory (stage events, prefetches included)
+  uint32_t prefetches = 0;        // of which started ahead of use
+  uint32_t recompressions = 0;    // changed content encoded again at eviction
+  uint32_t drops = 0;             // unchanged content evicted without re-encoding
+  std::string kept_resident;      // reason the runtime gave ("ratio", "memory", ...) or ""
+  bool made_resident = false;     // the runtime gave up compressing it (resident event)
+  bool freed = false;             // its allocation was freed
+  double ratio() const { return compressed_bytes && bytes ? static_cast<double>(compressed_bytes) / bytes : 0.0; }
+};
+
+struct FootprintSample {
+  uint64_t t_ns = 0;   // since the first event
+  uint64_t saved = 0;  // released - store - staging, clamped at 0 (the runtime's own definition)
+  uint64_t used = 0;   // device bytes in use (cuMemGetInfo)
+};
+
+struct TraceSummary {
+  uint64_t events = 0;
+  uint64_t malformed_lines = 0;
+  uint64_t duration_ns = 0;
+  std::map<std::string, uint64_t> event_counts;
+
+  uint64_t allocations = 0;
+  uint64_t allocated_bytes_peak = 0;  // live bytes of the allocations the runtime manages
+  uint64_t used_peak = 0;             // device bytes in use, peak
+  uint64_t store_peak = 0;            // compressed data on the device, peak
+  uint64_t staging_peak = 0;          // staging pool, peak
+
+  uint64_t saved_peak = 0;
+  uint64_t saved_final = 0;    // after the last event (usually 0: frees at exit)
+  double saved_mean = 0;       // time-weighted over the run
+  uint64_t used_at_saved_peak = 0;
+
+  uint64_t compressed_original_bytes = 0;  // sum of unit bytes at their first compression
+  uint64_t compressed_bytes = 0;           // their compressed sizes
+
+  uint64_t faults = 0;  // launches or copies that had to wait for a decompression
+  std::map<std::string, uint64_t> fault_apis;
+  uint64_t stages = 0, prefetches = 0, compressions = 0, recompressions = 0, drops = 0;
+  uint64_t bytes_decompressed = 0, bytes_recompressed = 0;
+  uint64_t kept_resident = 0, made_resident = 0, oom_events = 0;
+  // The trace has no durations for decode/encode work: these stay unknown
+  // until the runtime writes them (see docs/NZTRACE.md).
+  bool has_codec_time = false;
+
+  std::vector<BufferStats> buffers;       // ordered by address, then by first appearance
+  std::vector<FootprintSample> timeline;  // one sample per footprint-carrying event
+};
+
+TraceSummary summarize(const TraceFile& trace);
+
+// At most `points` samples of the timeline, each the maximum saved within its
+// slice of the run (so a short peak is never averaged away).
+std::vector<FootprintSample> downsample(const std::vector<FootprintSample>& timeline, uint64_t duration_ns,
+                                        size_t points);
+
+const char* dtype_name(int64_t dtype);
+
+}  // namespace nztrace
