@@ -4,6 +4,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "codec/chunk_codec.h"
@@ -18,6 +19,13 @@ namespace nz::codec {
 namespace {
 
 bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+template <typename Enum>
+uint32_t enum_bits(const Enum& e) {
+  std::underlying_type_t<Enum> v;
+  std::memcpy(&v, &e, sizeof v);
+  return static_cast<uint32_t>(v);
+}
 
 uint32_t log2_of(uint64_t v) {
   uint32_t r = 0;
@@ -35,11 +43,16 @@ uint64_t max_table_bytes(const DtypeLayout& l) {
 
 nz_status resolve_options(const nz_options* opts, EncodeOptions& out) {
   if (opts == nullptr) return NZ_ERR_INVALID_ARGUMENT;
-  const DtypeLayout l = dtype_layout(opts->dtype);
+  // A caller may put any number into the enum fields: read them as integers
+  // (loading an out-of-range enum value is undefined behaviour in C++).
+  const uint32_t dtype = enum_bits(opts->dtype);
+  const uint32_t mode = enum_bits(opts->mode);
+  const DtypeLayout l = dtype_layout(dtype);
   if (!l.valid) return NZ_ERR_INVALID_ARGUMENT;
+  if (mode != NZ_LOSSLESS && mode != NZ_LOSSY) return NZ_ERR_INVALID_ARGUMENT;
   out = EncodeOptions{};
-  out.dtype = opts->dtype;
-  out.mode = opts->mode;
+  out.dtype = static_cast<nz_dtype>(dtype);
+  out.mode = static_cast<nz_mode>(mode);
   out.threads = opts->threads;
   if (opts->chunk_elems != 0) {
     if (!is_power_of_two(opts->chunk_elems) || opts->chunk_elems < (1u << kMinChunkLog2) ||
@@ -52,9 +65,9 @@ nz_status resolve_options(const nz_options* opts, EncodeOptions& out) {
     if (opts->prob_bits < kMinProbBits || opts->prob_bits > kMaxProbBits) return NZ_ERR_INVALID_ARGUMENT;
     out.prob_bits = opts->prob_bits;
   }
-  if (opts->mode == NZ_LOSSLESS) {
+  if (mode == NZ_LOSSLESS) {
     out.kept_bits = l.mantissa_bits;
-  } else if (opts->mode == NZ_LOSSY) {
+  } else {
     if (opts->kept_bits >= l.mantissa_bits) return NZ_ERR_INVALID_ARGUMENT;
     out.kept_bits = opts->kept_bits;
     if (opts->block_size != 0) {
@@ -63,8 +76,6 @@ nz_status resolve_options(const nz_options* opts, EncodeOptions& out) {
       }
       out.block_log2 = log2_of(opts->block_size);
     }
-  } else {
-    return NZ_ERR_INVALID_ARGUMENT;
   }
   return NZ_OK;
 }

@@ -4,6 +4,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 namespace nz::codec {
@@ -29,7 +30,13 @@ __attribute__((target("avx512f,avx512dq"))) uint64_t hash_sum_words_avx512(const
     index = _mm512_add_epi64(index, step);
   }
   *done = j;
-  return static_cast<uint64_t>(_mm512_reduce_add_epi64(sum));
+  // Summed as unsigned: _mm512_reduce_add_epi64 adds signed 64-bit values,
+  // which overflow (undefined behaviour) where the hash wants wrap-around.
+  alignas(64) uint64_t lanes[8];
+  _mm512_store_si512(lanes, sum);
+  uint64_t total = 0;
+  for (uint64_t v : lanes) total += v;
+  return total;
 }
 
 }  // namespace nz::codec

@@ -159,7 +159,13 @@ struct FusedStream {
   }
 
   NZ_TARGET_BF16_FUSED uint64_t hash_sum() const {
-    return static_cast<uint64_t>(_mm512_reduce_add_epi64(sum));
+    // Summed as unsigned: _mm512_reduce_add_epi64 adds signed 64-bit values,
+    // which overflow (undefined behaviour) where the hash wants wrap-around.
+    alignas(64) uint64_t lanes[8];
+    _mm512_store_si512(lanes, sum);
+    uint64_t total = 0;
+    for (uint64_t v : lanes) total += v;
+    return total;
   }
 
   template <bool kLossless, bool kHash>

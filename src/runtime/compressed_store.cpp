@@ -129,10 +129,13 @@ bool CompressedStore::validate_header(CUdeviceptr data, size_t len, size_t origi
   return ok;
 }
 
-CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag_dtype,
-                                          const Config& config, StoredRange& out) noexcept {
-  const auto& api = driver().base;
-  const bool lossy = config.mode == NZ_LOSSY && is_float_tag(tag_dtype);
+bool CompressedStore::lossy_for(int tag_dtype, const Config& config) noexcept {
+  return config.mode == NZ_LOSSY && is_float_tag(tag_dtype);
+}
+
+CompressOutcome CompressedStore::encode_best(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
+                                             UniqueDeviceMemory& best, size_t& best_len) noexcept {
+  const bool lossy = lossy_for(tag_dtype, config);
   // Unknown content: try bf16 first (most weights), then fp32; keep the smaller.
   nz_dtype candidates[2] = {NZ_BF16, NZ_FP32};
   size_t candidate_count = 2;
@@ -140,8 +143,6 @@ CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag
     candidates[0] = static_cast<nz_dtype>(tag_dtype);  // NZ_TAG_* equal nz_dtype values
     candidate_count = 1;
   }
-  UniqueDeviceMemory best;
-  size_t best_len = 0;
   CompressOutcome last = CompressOutcome::kFailed;
   for (size_t i = 0; i < candidate_count; ++i) {
     nz_options opts;
@@ -164,7 +165,17 @@ CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag
     }
     if (best_len <= kGoodEnough * static_cast<double>(bytes)) break;
   }
-  if (!best) return last;
+  return best ? CompressOutcome::kStored : last;
+}
+
+CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag_dtype,
+                                          const Config& config, StoredRange& out) noexcept {
+  const auto& api = driver().base;
+  const bool lossy = lossy_for(tag_dtype, config);
+  UniqueDeviceMemory best;
+  size_t best_len = 0;
+  const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len);
+  if (encoded != CompressOutcome::kStored) return encoded;
   // Whatever happens below, the reserve (if it holds the result) returns to its role.
   struct ReserveReturn {
     CompressedStore& self;
@@ -190,6 +201,52 @@ CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag
   best.reset();
   if (lossy && decode(result, stream_, src) != CUDA_SUCCESS) return CompressOutcome::kFailed;
   if (hash(src, bytes, result.hash) != CUDA_SUCCESS) return CompressOutcome::kFailed;
+  out = std::move(result);
+  return CompressOutcome::kStored;
+}
+
+CompressOutcome CompressedStore::compress_releasing(CUdeviceptr src, size_t bytes, int tag_dtype,
+                                                    const Config& config, uint64_t known_hash,
+                                                    SourceRelease release, StoredRange& out) noexcept {
+  const auto& api = driver().base;
+  if (lossy_for(tag_dtype, config)) return CompressOutcome::kFailed;
+  UniqueDeviceMemory best;
+  size_t best_len = 0;
+  const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len);
+  if (encoded != CompressOutcome::kStored) return encoded;
+  struct ReserveReturn {
+    CompressedStore& self;
+    UniqueDeviceMemory& buffer;
+    ~ReserveReturn() { self.give_back_reserve(buffer); }
+  } reserve_return{*this, best};
+  if (static_cast<double>(best_len) > kPoorRatio * static_cast<double>(bytes)) return CompressOutcome::kPoorRatio;
+  StoredRange result;
+  result.bytes = best_len;
+  result.original_bytes = bytes;
+  result.hash = known_hash;
+  // Checked in the encode buffer, before the source goes (the encode was
+  // waited for: encode_once read its length back on this stream).
+  if (!validate_header(best.get(), best_len, bytes, result.header)) {
+    log(LogLevel::kError, "compressed header of a {}-byte range failed validation; range stays resident", bytes);
+    return CompressOutcome::kFailed;
+  }
+  if (release.fn != nullptr) release.fn(release.context);
+  CUdeviceptr store = 0;
+  if (api.cuMemAlloc(&store, best_len) == CUDA_SUCCESS) {
+    UniqueDeviceMemory store_owner(store);
+    if (api.cuMemcpyDtoDAsync(store, best.get(), best_len, stream_) == CUDA_SUCCESS &&
+        api.cuStreamSynchronize(stream_) == CUDA_SUCCESS) {
+      result.data = std::move(store_owner);
+    }
+  }
+  if (!result.data) {
+    // The encode buffer is the only copy now: it becomes the store.
+    if (best.get() == reserve_address_) {
+      reserve_bytes_ = 0;
+      reserve_address_ = 0;
+    }
+    result.data = std::move(best);
+  }
   out = std::move(result);
   return CompressOutcome::kStored;
 }

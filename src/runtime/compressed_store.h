@@ -43,6 +43,25 @@ class CompressedStore {
   CompressOutcome compress(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
                            StoredRange& out) noexcept;
 
+  // Called once the encoding no longer needs the source (see below).
+  struct SourceRelease {
+    void (*fn)(void* context) = nullptr;
+    void* context = nullptr;
+  };
+  // Lossless re-encoding of a staged range whose hash is already known, for
+  // eviction under memory pressure: after the encode (and the header check)
+  // `release` gives the source's pages back before the exact-size store is
+  // allocated, so the staged range and its new store never coexist. From
+  // then on the data lives only in the encode buffer, so nothing may fail:
+  // without memory for an exact-size copy, the bound-sized buffer itself
+  // becomes the store (if that is the reserve, a new reserve is taken at the
+  // next pressure). `out.hash` is `known_hash`. Not for lossy float ranges
+  // (their stored hash describes the lossy decode): use compress().
+  CompressOutcome compress_releasing(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
+                                     uint64_t known_hash, SourceRelease release, StoredRange& out) noexcept;
+  // Whether compress() of this dtype under `config` is lossy.
+  static bool lossy_for(int tag_dtype, const Config& config) noexcept;
+
   // Enqueues a decode of `stored` into `dst` on `stream`.
   CUresult decode(const StoredRange& stored, CUstream stream, CUdeviceptr dst) noexcept;
 
@@ -59,6 +78,9 @@ class CompressedStore {
   size_t reserve_bytes() const noexcept { return reserve_bytes_; }
 
  private:
+  // Encodes with each candidate element type; the smallest result in `best`.
+  CompressOutcome encode_best(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
+                              UniqueDeviceMemory& best, size_t& best_len) noexcept;
   CompressOutcome encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts,
                               UniqueDeviceMemory& buffer, size_t& out_len) noexcept;
   CUresult read_u64(CUdeviceptr device_word, uint64_t& out) noexcept;

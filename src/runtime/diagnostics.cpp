@@ -48,10 +48,10 @@ void Runtime::report_at_exit() noexcept {
   log(LogLevel::kError,
       "peak device used {} bytes; tagged {} compressible {} compressed {} -> {}; saved {} (peak {}); "
       "faults {} decompressions {} recompressions {} drops {} prefetches {} (used {}) staging peak {}; "
-      "checksum failures {}",
+      "stores released under pressure {} (re-encoded unchanged {}); checksum failures {}",
       peak, s.bytes_tagged, s.bytes_compressible, s.bytes_original_compressed, s.bytes_compressed,
       s.device_bytes_saved, s.device_bytes_saved_peak, s.faults, s.decompressions, s.recompressions, s.drops,
-      s.prefetches, stats_.prefetch_hits.get(), s.staging_bytes_peak, s.checksum_failures);
+      s.prefetches, stats_.prefetch_hits.get(), s.staging_bytes_peak, stats_.store_releases.get(), stats_.reencodes.get(), s.checksum_failures);
 }
 
 }  // namespace nz::rt

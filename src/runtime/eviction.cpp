@@ -30,15 +30,16 @@ bool Runtime::memory_plentiful() noexcept {
 void Runtime::reserve_for_pressure() noexcept {
   if (!store_ || store_->reserve_bytes() > 0) return;
   size_t need = 0;
+  const size_t largest_unit = std::max(kMaxUnitBytes, vmm_.page_size());
   for (nz_dtype t : {NZ_BF16, NZ_FP16, NZ_FP32}) {
     nz_options opts;
     nz_options_default(&opts, t);
-    need = std::max(need, nz_compress_bound(kMaxUnitBytes / nz_dtype_size(t), &opts));
+    need = std::max(need, nz_compress_bound(largest_unit / nz_dtype_size(t), &opts));
     if (config_.mode == NZ_LOSSY) {
       opts.mode = NZ_LOSSY;
       opts.kept_bits = config_.lossy_kept_bits;
       opts.block_size = config_.lossy_block;
-      need = std::max(need, nz_compress_bound(kMaxUnitBytes / nz_dtype_size(t), &opts));
+      need = std::max(need, nz_compress_bound(largest_unit / nz_dtype_size(t), &opts));
     }
   }
   store_->ensure_reserve(need);
@@ -55,18 +56,24 @@ void Runtime::update_saved() noexcept { stats_.device_bytes_saved(); }
 bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   uint64_t hash = 0;
   if (store_->hash(u->begin, u->bytes(), hash) != CUDA_SUCCESS) return false;
-  if (hash == u->store.hash && !u->recode) {
+  const bool unchanged = hash == u->store.hash && !u->recode;
+  bool released = false;  // the staging already went back (during the encode)
+  if (unchanged && u->store.data) {
     stats_.drops.add();
     u->change_streak = 0;
     emit("drop", u->begin, u->bytes());
   } else {
-    if (!u->recode) ++u->change_streak;
-    u->recode = false;
-    if (u->change_streak >= kChangesBeforeResident && memory_plentiful()) {
-      log(LogLevel::kDebug, "range {} changed at {} uses in a row: resident from now on", hex(u->begin),
-          u->change_streak);
-      retire(a, u);
-      return true;
+    if (unchanged) {
+      u->change_streak = 0;  // its store was given up while staged (pressure): encode again
+    } else {
+      if (!u->recode) ++u->change_streak;
+      u->recode = false;
+      if (u->change_streak >= kChangesBeforeResident && memory_plentiful()) {
+        log(LogLevel::kDebug, "range {} changed at {} uses in a row: resident from now on", hex(u->begin),
+            u->change_streak);
+        retire(a, u);
+        return true;
+      }
     }
     // The old store describes content that no longer exists: give its memory
     // to the new encoding (if that fails, the staged pages stay the data).
@@ -74,18 +81,54 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
     u->store.data.reset();
     u->store.bytes = 0;
     StoredRange fresh;
-    const CompressOutcome outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh);
+    CompressOutcome outcome;
+    if (CompressedStore::lossy_for(u->dtype, config_)) {
+      outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh);
+    } else {
+      // Lossless: the staging goes back as soon as the encoding is safe, before
+      // the new store is allocated (the two never coexist; matters under pressure).
+      struct Release {
+        Runtime* self;
+        Unit* unit;
+        bool* released;
+      } ctx{this, u.get(), &released};
+      CompressedStore::SourceRelease release{+[](void* c) {
+                                               auto& r = *static_cast<Release*>(c);
+                                               r.self->vmm_.unmap(r.unit->begin, r.unit->bytes());
+                                               r.self->pool_.give_back(std::move(r.unit->staging), r.unit->bytes());
+                                               // Short of memory, the new store needs these pages, not a
+                                               // cached handle.
+                                               size_t free = 0, total = 0;
+                                               if (driver().base.cuMemGetInfo(&free, &total) == CUDA_SUCCESS &&
+                                                   free <= total / 8) {
+                                                 r.self->pool_.trim(0);
+                                               }
+                                               *r.released = true;
+                                             },
+                                             &ctx};
+      outcome = store_->compress_releasing(u->begin, u->bytes(), u->dtype, config_, hash, release, fresh);
+    }
+    // (Nothing fails after a release: `released` implies kStored.)
+    if (outcome == CompressOutcome::kNoMemory) {
+      // No room to encode now: it stays staged (without a store) and is
+      // encoded at a later eviction, when memory may have been freed.
+      update_saved();
+      return false;
+    }
     if (outcome != CompressOutcome::kStored) {
       retire(a, u);  // cannot hold the new content compressed: keep it resident
       return true;
     }
     stats_.bytes_compressed.add(fresh.bytes);
     u->store = std::move(fresh);
-    stats_.recompressions.add();
-    emit("recompress", u->begin, u->bytes(), fmt::format("\"compressed\":{}", u->store.bytes));
+    (unchanged ? stats_.reencodes : stats_.recompressions).add();
+    emit(unchanged ? "reencode" : "recompress", u->begin, u->bytes(),
+         fmt::format("\"compressed\":{}", u->store.bytes));
   }
-  vmm_.unmap(u->begin, u->bytes());
-  pool_.give_back(std::move(u->staging), u->bytes());
+  if (!released) {
+    vmm_.unmap(u->begin, u->bytes());
+    pool_.give_back(std::move(u->staging), u->bytes());
+  }
   u->state = UnitState::kCompressed;
   u->ready.reset();
   ++memory_epoch_;
@@ -93,6 +136,23 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   stats_.staging_bytes.set(pool_.in_use_bytes());
   update_saved();
   return true;
+}
+
+// Under memory pressure a staged range's store is given back once its decode
+// completed: staging then costs (range - store) instead of the whole range,
+// and an eviction encodes again (a changed range, as every weight in
+// training, would have discarded the store anyway). Lossy float ranges keep
+// their store (re-encoding a lossy decode need not reproduce it).
+void Runtime::release_store_if_pressed(Unit& u) noexcept {
+  if (!u.store.data || CompressedStore::lossy_for(u.dtype, config_)) return;
+  size_t free = 0, total = 0;
+  if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || free > total / 8) return;
+  if (u.ready && *u.ready && driver().base.cuEventSynchronize(u.ready->get()) != CUDA_SUCCESS) return;
+  stats_.bytes_compressed.sub(u.store.bytes);
+  stats_.store_releases.add();
+  u.store.data.reset();
+  u.store.bytes = 0;
+  emit("store_release", u.begin, u.bytes());
 }
 
 bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {

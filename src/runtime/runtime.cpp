@@ -113,15 +113,7 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   if (!ensure_setup()) return CUDA_SUCCESS;
   CUcontext ctx = nullptr;
   if (driver().base.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || ctx != context_) return CUDA_SUCCESS;
-  if (!leaves_staging_room(bytes)) {
-    // Answer out-of-memory now, while the application can still react (a
-    // caching allocator frees its cached blocks and retries): otherwise the
-    // next launch touching a compressed weight would find no memory to stage
-    // it, and a launch failing with out-of-memory is fatal to a framework.
-    *handled = true;
-    emit("oom", 0, bytes, "\"reason\":\"staging room\"");
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
+  make_staging_room(bytes);
   auto a = std::make_unique<Allocation>();
   CUresult r = vmm_.allocate(bytes, a->base, a->pages);
   if (r == CUDA_ERROR_OUT_OF_MEMORY && evict_all(true) > 0) r = vmm_.allocate(bytes, a->base, a->pages);
@@ -138,17 +130,18 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   return CUDA_SUCCESS;
 }
 
-bool Runtime::leaves_staging_room(size_t bytes) noexcept {
-  if (stats_.bytes_original_compressed.get() == 0) return true;  // nothing will need staging
+// An out-of-memory answered here while memory could still be found would be
+// artificial, and fatal to most programs; one at a launch would be worse. So
+// idle staged ranges make way first and the allocation goes ahead; staging
+// later finds room by evicting and by giving up stores under pressure.
+void Runtime::make_staging_room(size_t bytes) noexcept {
+  if (stats_.bytes_original_compressed.get() == 0) return;  // nothing will need staging
   size_t room = 0;
   for (const auto& [base, a] : allocations_) room = std::max(room, a->largest_extent);
   size_t free = 0, total = 0;
-  if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS) return true;
-  if (free >= bytes + room) return true;
+  if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || free >= bytes + room) return;
   reserve_for_pressure();
   evict_all(true);
-  if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS) return true;
-  return free >= bytes + room;
 }
 
 CUresult Runtime::mem_free(CUdeviceptr dptr, bool* handled) noexcept {

@@ -99,6 +99,7 @@ class Runtime {
   CUresult stage(Unit& u, CUstream stream, bool capturing) noexcept;
   void start_prefetch(const std::shared_ptr<Unit>& next) noexcept;
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
+  void release_store_if_pressed(Unit& u) noexcept;  // lock held; after stage()
   // Evicts LRU staged units until `incoming` more bytes fit the budget,
   // waiting for their last uses only if `may_wait` (and the budget is fixed).
   // Returns whether they fit.
@@ -109,9 +110,10 @@ class Runtime {
   CUstream resolve(CUstream s, bool per_thread) const noexcept;
   bool memory_plentiful() noexcept;
   void reserve_for_pressure() noexcept;  // lock held
-  // Whether `bytes` more can be allocated while leaving room to stage the
-  // largest weight (evicting first if needed). Lock held.
-  bool leaves_staging_room(size_t bytes) noexcept;
+  // Before `bytes` more are allocated: if that would leave less free memory
+  // than staging the largest weight takes, evicts idle staged ranges first.
+  // Never refuses the allocation. Lock held.
+  void make_staging_room(size_t bytes) noexcept;
   void sample_device_used() noexcept;
   void update_saved() noexcept;
   void emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra = {}) noexcept;

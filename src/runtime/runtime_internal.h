@@ -14,10 +14,14 @@
 namespace nz::rt::detail {
 
 constexpr int kChangesBeforeResident = 3;  // changed at this many evictions in a row: stop compressing
-// Largest unit: bounds the scratch a compression needs (a bound-sized output
-// buffer) and the memory one staging takes, which matters most when memory is
-// short. Large weights become several units, all staged when one is touched.
-constexpr size_t kMaxUnitBytes = size_t{4} << 20;
+// Largest unit (or one page where pages are larger): bounds the scratch a
+// compression needs (a bound-sized output buffer, and the reserve kept for it
+// under pressure) and the memory one staging step takes, which matters most
+// when memory is short. Large weights become several units, all staged when
+// one is touched. 2 MiB (one page of the usual granularity): training on a
+// device 1 MiB smaller than it needs fits with 2 MiB units, not with 4 MiB
+// (docs/RUNTIME.md, "Training on a small device").
+constexpr size_t kMaxUnitBytes = size_t{2} << 20;
 constexpr int kCompressAttempts = 64;  // no memory for the scratch: retry after memory was freed
 
 // Switches the calling thread to relaxed capture mode for its lifetime, so

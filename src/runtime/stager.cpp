@@ -53,6 +53,7 @@ CUresult Runtime::stage(Unit& u, CUstream stream, bool capturing) noexcept {
   if (capturing) api.cuStreamSynchronize(internal_.get());
   u.staging = std::move(handle);
   u.state = UnitState::kStaged;
+  if (!capturing) release_store_if_pressed(u);
   stats_.decompressions.add();
   stats_.staging_bytes.set(pool_.in_use_bytes());
   stats_.staging_bytes_peak.raise_to(pool_.in_use_bytes());
@@ -133,6 +134,9 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
 // guess must never cost a wait.
 void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
   if (!next || next->dead || next->state != UnitState::kCompressed || next->in_flight > 0) return;
+  // Under pressure a guess would evict idle ranges (and encode them again) for
+  // a decode that may not be needed.
+  if (!config_.staging_bytes && !memory_plentiful()) return;
   if (!enforce_budget(next->bytes(), false)) return;
   if (stage(*next, prefetch_stream_.get(), false) != CUDA_SUCCESS) return;
   next->lru_tick = ++tick_;

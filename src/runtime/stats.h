@@ -27,6 +27,8 @@ struct Stats {
   Counter device_bytes_saved_peak;
   Counter faults, decompressions, recompressions, drops, prefetches, launches_seen, checksum_failures;
   Counter prefetch_hits;   // prefetched ranges that were then used
+  Counter store_releases;  // stores given up while staged, under memory pressure
+  Counter reencodes;       // unchanged ranges encoded again at eviction (their store was given up)
   Counter released_bytes;  // physical bytes of pages released for compressed ranges (now)
   Counter device_used_peak; // highest cuMemGetInfo "used" the runtime sampled
 

@@ -328,8 +328,9 @@ TEST(LossyBf16Avx512, EveryDecoderGivesTheSameOutput) {
 }
 
 // Invalid scale codes (odd for bf16, or non-zero on a block without a
-// non-zero element) are structural errors for every decoder, including the
-// fused AVX-512 one that scales blocks of >= 32 elements itself.
+// non-zero element) are structural errors for every decoder (the fused
+// AVX-512 one included), not checksum errors: a non-zero code on a zero
+// block even decodes to the right bytes.
 TEST(LossyBf16Avx512, InvalidScaleCodesAreCorruptChunks) {
   const size_t n = 4096;
   auto data = nz::test::gaussian_weights(NZ_BF16, n, 21);
