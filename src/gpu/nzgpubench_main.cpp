@@ -7,6 +7,7 @@
 // per figure. Exit status 0 only when the round trip verified.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -15,7 +16,7 @@
 #include "gpu/device_codec.h"
 #include "gpu/device_session.h"
 #include "gpu/gpu_bench.h"
-#include "gpu/safetensors_reader.h"
+#include "util/safetensors.h"
 
 #ifndef NZ_WEIGHTS_DIR
 #define NZ_WEIGHTS_DIR "../shared/weights"
@@ -43,14 +44,19 @@ int main(int argc, char** argv) {
     else if (argv[i][0] == '-') { fmt::print(stderr, "unknown option {}\n", argv[i]); return 2; }
     else file = argv[i];
   }
-  std::vector<nz::gpu::TensorBytes> tensors;
+  nz::util::SafetensorsFile weights;
   std::string error;
-  if (!nz::gpu::read_safetensors(file, "BF16", tensors, error) || tensors.empty()) {
-    fmt::print(stderr, "nzgpubench: no BF16 tensors from {}: {}\n", file, error);
+  if (!nz::util::load_safetensors(file, weights, error)) {
+    fmt::print(stderr, "nzgpubench: {}\n", error);
     return 1;
   }
-  std::vector<uint8_t> bytes;
-  for (const auto& t : tensors) bytes.insert(bytes.end(), t.bytes.begin(), t.bytes.end());
+  const auto bf16_tensors = std::count_if(weights.tensors().begin(), weights.tensors().end(),
+                                          [](const auto& t) { return t.dtype == "BF16"; });
+  const std::vector<uint8_t> bytes = nz::util::concat_tensor_bytes(weights, "BF16");
+  if (bytes.empty()) {
+    fmt::print(stderr, "nzgpubench: no BF16 tensors in {}\n", file);
+    return 1;
+  }
 
   nz::gpu::DeviceSession session;
   if (!session.open(error)) {
@@ -69,7 +75,7 @@ int main(int argc, char** argv) {
   }
   const bool sim = r.backend == nz::gpu::Backend::kSimulator;
   fmt::print("device          {}{}\n", session.device_name(), sim ? " (simulator: timings are meaningless)" : "");
-  fmt::print("input           {} ({} BF16 tensors, {} bytes) tiled to {} bytes\n", file, tensors.size(), bytes.size(),
+  fmt::print("input           {} ({} BF16 tensors, {} bytes) tiled to {} bytes\n", file, bf16_tensors, bytes.size(),
              r.original_bytes);
   fmt::print("mode            {}\n", config.opts.mode == NZ_LOSSY ? fmt::format("lossy K={}", config.opts.kept_bits) : "lossless");
   fmt::print("ratio           {:.4f}\n", r.ratio);

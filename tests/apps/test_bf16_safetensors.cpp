@@ -1,5 +1,5 @@
-// test_bf16_safetensors.cpp: bf16 rounding, and the safetensors reader and
-// weight tiling on the real weight files.
+// test_bf16_safetensors.cpp: bf16 rounding, and minifw's use of the
+// safetensors reader (src/util) and weight tiling on the real weight files.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "bf16.h"
-#include "safetensors_reader.h"
+#include "util/safetensors.h"
 #include "weight_source.h"
 
 namespace minifw {
@@ -30,23 +30,24 @@ TEST(Bf16, RoundsToNearestEven) {
 }
 
 TEST(Safetensors, ReadsTheRealBf16File) {
-  SafetensorsFile file;
+  nz::util::SafetensorsFile file;
   std::string error;
-  ASSERT_TRUE(read_safetensors(std::string(MINIFW_WEIGHTS_DIR) + "/gpt-neo-125m-attn-bf16.safetensors", file, error))
+  ASSERT_TRUE(nz::util::load_safetensors(std::string(MINIFW_WEIGHTS_DIR) + "/gpt-neo-125m-attn-bf16.safetensors",
+                                         file, error))
       << error;
-  ASSERT_FALSE(file.tensors.empty());
-  const auto& t = file.tensors[0];
+  ASSERT_FALSE(file.tensors().empty());
+  const auto& t = file.tensors()[0];
   EXPECT_EQ(t.name, "h.0.attn.query.weight");
   EXPECT_EQ(t.dtype, "BF16");
   ASSERT_EQ(t.shape.size(), 2u);
-  EXPECT_EQ(t.shape[0], 768);
+  EXPECT_EQ(t.shape[0], 768u);
   EXPECT_EQ(t.end - t.begin, 768u * 768u * 2u);
 }
 
 TEST(Safetensors, MissingFileIsAnError) {
-  SafetensorsFile file;
+  nz::util::SafetensorsFile file;
   std::string error;
-  EXPECT_FALSE(read_safetensors("/nonexistent/x.safetensors", file, error));
+  EXPECT_FALSE(nz::util::load_safetensors("/nonexistent/x.safetensors", file, error));
   EXPECT_FALSE(error.empty());
 }
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "safetensors_reader.h"
+#include "util/safetensors.h"
 
 namespace minifw {
 namespace {
@@ -14,13 +14,14 @@ constexpr const char* kF32File = "gpt2-small-attn-f32.safetensors";
 
 // Appends the bytes of every 2-D tensor of `dtype` to `pool`.
 template <typename T>
-bool gather_matrices(const SafetensorsFile& file, const char* dtype, std::vector<T>& pool) {
-  for (const auto& t : file.tensors) {
+bool gather_matrices(const nz::util::SafetensorsFile& file, const char* dtype, std::vector<T>& pool) {
+  for (const auto& t : file.tensors()) {
     if (t.dtype != dtype || t.shape.size() != 2) continue;
-    const size_t count = (t.end - t.begin) / sizeof(T);
+    const auto bytes = file.data(t);
+    const size_t count = bytes.size() / sizeof(T);
     const size_t old = pool.size();
     pool.resize(old + count);
-    std::memcpy(pool.data() + old, file.data.data() + t.begin, count * sizeof(T));
+    std::memcpy(pool.data() + old, bytes.data(), count * sizeof(T));
   }
   return !pool.empty();
 }
@@ -45,13 +46,13 @@ void tile(std::span<T> out, const std::vector<T>& pool, uint32_t tensor_index) {
 }  // namespace
 
 bool WeightSource::load(const std::string& weights_dir, std::string& error) {
-  SafetensorsFile file;
-  if (!read_safetensors(weights_dir + "/" + kBf16File, file, error)) return false;
+  nz::util::SafetensorsFile file;
+  if (!nz::util::load_safetensors(weights_dir + "/" + kBf16File, file, error)) return false;
   if (!gather_matrices(file, "BF16", bf16_)) {
     error = std::string(kBf16File) + ": no BF16 matrices";
     return false;
   }
-  if (!read_safetensors(weights_dir + "/" + kF32File, file, error)) return false;
+  if (!nz::util::load_safetensors(weights_dir + "/" + kF32File, file, error)) return false;
   if (!gather_matrices(file, "F32", f32_)) {
     error = std::string(kF32File) + ": no F32 matrices";
     return false;

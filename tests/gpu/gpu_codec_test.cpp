@@ -12,20 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "gpu/safetensors_reader.h"
 #include "gpu_test_env.h"
-
-#ifndef NZ_WEIGHTS_DIR
-#define NZ_WEIGHTS_DIR "../shared/weights"
-#endif
-
-namespace {
-// NZ_WEIGHTS_DIR in the environment wins (a bundle run on a GPU machine).
-std::string weights_dir() {
-  const char* env = std::getenv("NZ_WEIGHTS_DIR");
-  return env != nullptr && *env != '\0' ? env : NZ_WEIGHTS_DIR;
-}
-}  // namespace
+#include "test_weights.h"
 
 namespace nz::gpu::test {
 namespace {
@@ -43,17 +31,6 @@ nz_options make_options(nz_dtype dtype, nz_mode mode = NZ_LOSSLESS, uint32_t kep
   o.block_size = block;
   o.chunk_elems = chunk;
   return o;
-}
-
-std::vector<uint8_t> concat_tensors(const std::string& file, const std::string& dtype, size_t max_tensors) {
-  std::vector<TensorBytes> tensors;
-  std::string error;
-  EXPECT_TRUE(read_safetensors(weights_dir() + "/" + file, dtype, tensors, error)) << error;
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i < tensors.size() && i < max_tensors; ++i) {
-    out.insert(out.end(), tensors[i].bytes.begin(), tensors[i].bytes.end());
-  }
-  return out;
 }
 
 // fp32 -> bf16 / fp16, round to nearest even (how people make 16-bit weights).
@@ -166,7 +143,7 @@ TEST(GpuCodec, BackendIsKnown) {
 
 TEST(GpuCodec, RealBf16WeightsLossless) {
   NZ_REQUIRE_GPU_ENV(env);
-  std::vector<uint8_t> w = concat_tensors("gpt-neo-125m-attn-bf16.safetensors", "BF16", 16);
+  std::vector<uint8_t> w = real_tensor_bytes("gpt-neo-125m-attn-bf16.safetensors", "BF16", 16);
   ASSERT_FALSE(w.empty());
   check_both_ways(*env, w, make_options(NZ_BF16), "gpt-neo bf16 lossless");
   nz_status st;
@@ -176,7 +153,7 @@ TEST(GpuCodec, RealBf16WeightsLossless) {
 
 TEST(GpuCodec, RealBf16WeightsLossy) {
   NZ_REQUIRE_GPU_ENV(env);
-  std::vector<uint8_t> w = concat_tensors("gpt-neo-125m-attn-bf16.safetensors", "BF16", 2);
+  std::vector<uint8_t> w = real_tensor_bytes("gpt-neo-125m-attn-bf16.safetensors", "BF16", 2);
   for (uint32_t k : {0u, 1u, 3u, 6u}) {
     for (uint32_t block : {0u, 512u}) {
       check_both_ways(*env, w, make_options(NZ_BF16, NZ_LOSSY, k, block), fmt::format("bf16 K={} B={}", k, block));
@@ -186,7 +163,7 @@ TEST(GpuCodec, RealBf16WeightsLossy) {
 
 TEST(GpuCodec, RealFp32AndCasts) {
   NZ_REQUIRE_GPU_ENV(env);
-  std::vector<uint8_t> f32 = concat_tensors("gpt2-small-attn-f32.safetensors", "F32", 2);
+  std::vector<uint8_t> f32 = real_tensor_bytes("gpt2-small-attn-f32.safetensors", "F32", 2);
   ASSERT_FALSE(f32.empty());
   check_both_ways(*env, f32, make_options(NZ_FP32), "gpt2 fp32 lossless");
   check_both_ways(*env, f32, make_options(NZ_FP32, NZ_LOSSY, 7, 512), "gpt2 fp32 lossy K=7 B=512");
@@ -266,7 +243,7 @@ TEST(GpuCodec, LargeTiledWeights) {
   NZ_REQUIRE_GPU_ENV(env);
   const char* flag = std::getenv("NZ_GPU_TEST_LARGE");
   if (flag == nullptr || std::string(flag) != "1") GTEST_SKIP() << "set NZ_GPU_TEST_LARGE=1 for the multi-GB case";
-  std::vector<uint8_t> w = concat_tensors("gpt-neo-125m-attn-bf16.safetensors", "BF16", 16);
+  std::vector<uint8_t> w = real_tensor_bytes("gpt-neo-125m-attn-bf16.safetensors", "BF16", 16);
   const size_t target = size_t{3} << 30;
   const uint64_t count = target / 2;
   DeviceBuffer input = env->alloc(target);

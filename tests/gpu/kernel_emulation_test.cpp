@@ -18,19 +18,7 @@
 #include <vector>
 
 #include "gpu/encode_params.h"
-#include "gpu/safetensors_reader.h"
-
-#ifndef NZ_WEIGHTS_DIR
-#define NZ_WEIGHTS_DIR "../shared/weights"
-#endif
-
-namespace {
-// NZ_WEIGHTS_DIR in the environment wins (a bundle run on a GPU machine).
-std::string weights_dir() {
-  const char* env = std::getenv("NZ_WEIGHTS_DIR");
-  return env != nullptr && *env != '\0' ? env : NZ_WEIGHTS_DIR;
-}
-}  // namespace
+#include "test_weights.h"
 
 namespace {
 
@@ -139,11 +127,10 @@ void check(const std::vector<uint8_t>& input, const nz_options& opts, const std:
   }
 }
 
+// The first `elements` values of the first BF16 tensor of a real model.
 std::vector<uint8_t> real_bf16(size_t elements) {
-  std::vector<nz::gpu::TensorBytes> t;
-  std::string error;
-  EXPECT_TRUE(nz::gpu::read_safetensors(weights_dir() + "/gpt-neo-125m-attn-bf16.safetensors", "BF16", t, error));
-  std::vector<uint8_t> b = t.at(0).bytes;
+  std::vector<uint8_t> b = nz::gpu::test::real_tensor_bytes("gpt-neo-125m-attn-bf16.safetensors", "BF16", 1);
+  EXPECT_GE(b.size(), elements * 2);
   b.resize(elements * 2);
   return b;
 }

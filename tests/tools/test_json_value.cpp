@@ -3,10 +3,10 @@
 
 #include <string>
 
-#include "common/json_value.h"
+#include "util/json_value.h"
 
-using nztools::json::parse;
-using nztools::json::ParseError;
+using nz::util::json::parse;
+using nz::util::json::ParseError;
 
 TEST(JsonValue, ParsesNestedValues) {
   ParseError err;
@@ -49,7 +49,7 @@ TEST(JsonValue, LimitsNestingDepth) {
 
 TEST(JsonValue, QuoteRoundTrips) {
   const std::string s = "a\"b\\c\nd\x01";
-  auto v = parse(nztools::json::quote(s), nullptr);
+  auto v = parse(nz::util::json::quote(s), nullptr);
   ASSERT_TRUE(v);
   EXPECT_EQ(v->text, s);
 }

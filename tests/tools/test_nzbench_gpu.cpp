@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "common/json_value.h"
+#include "util/json_value.h"
 #include "tool_run.h"
 
 #ifndef NZTOOLS_WEIGHTS_DIR
@@ -18,8 +18,8 @@ namespace {
 using nztools::test::run_command;
 
 void expect_gpu_section(const std::string& out, size_t expected_entries, uint64_t first_mb) {
-  nztools::json::ParseError err;
-  auto doc = nztools::json::parse(out, &err);
+  nz::util::json::ParseError err;
+  auto doc = nz::util::json::parse(out, &err);
   ASSERT_TRUE(doc) << err.message << " at " << err.offset << "\n" << out;
   const auto* gpu = doc->find("gpu");
   ASSERT_TRUE(gpu && gpu->is_object()) << out;

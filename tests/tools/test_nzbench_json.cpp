@@ -10,7 +10,7 @@
 #include <fstream>
 #include <string>
 
-#include "common/json_value.h"
+#include "util/json_value.h"
 
 namespace {
 
@@ -37,7 +37,7 @@ ToolRun run(const std::string& args) {
 
 const char* kKeys[] = {"bytes", "ratio", "bound_ratio", "encode_gbps_1t", "decode_gbps_1t", "decode_gbps_mt"};
 
-void expect_figures(const nztools::json::Value& v, bool with_peers, const std::string& where) {
+void expect_figures(const nz::util::json::Value& v, bool with_peers, const std::string& where) {
   ASSERT_TRUE(v.is_object()) << where;
   for (const char* k : kKeys) {
     const auto* f = v.find(k);
@@ -60,8 +60,8 @@ void expect_figures(const nztools::json::Value& v, bool with_peers, const std::s
 TEST(NzbenchJson, LosslessSyntheticOutputHasTheFixedSchema) {
   const ToolRun r = run("--synthetic 200000 --dtype bf16 --json --repeat 1 --threads 2");
   ASSERT_EQ(r.exit_code, 0);
-  nztools::json::ParseError err;
-  auto doc = nztools::json::parse(r.out, &err);
+  nz::util::json::ParseError err;
+  auto doc = nz::util::json::parse(r.out, &err);
   ASSERT_TRUE(doc) << err.message << " at " << err.offset << "\n" << r.out;
   const auto* tensors = doc->find("tensors");
   ASSERT_TRUE(tensors && tensors->is_array());
@@ -82,7 +82,7 @@ TEST(NzbenchJson, LosslessSyntheticOutputHasTheFixedSchema) {
 TEST(NzbenchJson, LossyReportsErrorsWithinTheFormatBound) {
   const ToolRun r = run("--synthetic 100000 --mode lossy --bits 3 --block 64 --json --repeat 1 --threads 2 --no-peers");
   ASSERT_EQ(r.exit_code, 0);
-  auto doc = nztools::json::parse(r.out, nullptr);
+  auto doc = nz::util::json::parse(r.out, nullptr);
   ASSERT_TRUE(doc) << r.out;
   const auto* total = doc->find("total");
   ASSERT_NE(total, nullptr);
@@ -100,7 +100,7 @@ TEST(NzbenchJson, RealFileWithTilingAndCast) {
   const ToolRun r = run(std::string("--dtype bf16 --tile-mb 1 --json --repeat 1 --threads 2 --no-peers ") +
                     NZTOOLS_WEIGHTS_DIR + "/silero_vad_16k.safetensors");
   ASSERT_EQ(r.exit_code, 0);
-  auto doc = nztools::json::parse(r.out, nullptr);
+  auto doc = nz::util::json::parse(r.out, nullptr);
   ASSERT_TRUE(doc) << r.out;
   const auto* tensors = doc->find("tensors");
   ASSERT_TRUE(tensors && !tensors->items.empty());

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "common/safetensors.h"
+#include "util/safetensors.h"
 #include "nzeval/llama2_model.h"
 #include "nzeval/perplexity.h"
 #include "nzeval/tokenizer.h"
@@ -25,7 +25,7 @@ const Loaded& loaded() {
     EXPECT_TRUE(nzeval::load_llama2(kDir + "/stories260K.bin", x->model, error)) << error;
     EXPECT_TRUE(x->tok.load(kDir + "/tok512.bin", x->model.config.vocab_size, error)) << error;
     std::vector<uint8_t> text;
-    EXPECT_TRUE(nztools::read_file_bytes(kDir + "/tinystories_sample.txt", text, error)) << error;
+    EXPECT_TRUE(nz::util::read_file_bytes(kDir + "/tinystories_sample.txt", text, error)) << error;
     x->tokens = x->tok.encode(std::string(text.begin(), text.end()), true);
     return x;
   }();
@@ -50,7 +50,7 @@ TEST(Nzeval, LoadsStories260K) {
 TEST(Nzeval, RejectsTruncatedCheckpoint) {
   std::vector<uint8_t> bytes;
   std::string error;
-  ASSERT_TRUE(nztools::read_file_bytes(kDir + "/stories260K.bin", bytes, error));
+  ASSERT_TRUE(nz::util::read_file_bytes(kDir + "/stories260K.bin", bytes, error));
   const std::string path = ::testing::TempDir() + "/nzeval_truncated.bin";
   FILE* f = std::fopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);

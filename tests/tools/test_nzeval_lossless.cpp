@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "common/safetensors.h"
+#include "util/safetensors.h"
 #include "nzeval/compressed_weights.h"
 #include "nzeval/perplexity.h"
 #include "nzeval/tokenizer.h"
@@ -16,7 +16,7 @@ TEST(NzevalLossless, EqualsBf16Exactly) {
   ASSERT_TRUE(nzeval::load_llama2(dir + "/stories260K.bin", model, error)) << error;
   ASSERT_TRUE(tok.load(dir + "/tok512.bin", model.config.vocab_size, error)) << error;
   std::vector<uint8_t> text;
-  ASSERT_TRUE(nztools::read_file_bytes(dir + "/tinystories_sample.txt", text, error)) << error;
+  ASSERT_TRUE(nz::util::read_file_bytes(dir + "/tinystories_sample.txt", text, error)) << error;
   const auto tokens = tok.encode(std::string(text.begin(), text.end()), true);
 
   nzeval::PreparedWeights bf16, lossless, lossy;

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <string>
 
-#include "common/json_value.h"
+#include "util/json_value.h"
 #include "tool_run.h"
 
 namespace {
@@ -48,8 +48,8 @@ TEST(NztraceMinifw, JsonAndKeptTrace) {
   ASSERT_TRUE(std::filesystem::exists(trace));
   EXPECT_GT(std::filesystem::file_size(trace), 0u);
   const auto text = run_command("cat " + report).out;
-  nztools::json::ParseError err;
-  auto doc = nztools::json::parse(text, &err);
+  nz::util::json::ParseError err;
+  auto doc = nz::util::json::parse(text, &err);
   ASSERT_TRUE(doc) << err.message << " at " << err.offset << "\n" << text;
   EXPECT_EQ(doc->find("exit_status")->as_u64(), 0u);
   EXPECT_GT(doc->find("memory")->find("saved_peak_bytes")->as_u64().value_or(0), 0u);
@@ -64,7 +64,7 @@ TEST(NztraceMinifw, JsonAndKeptTrace) {
   // The kept trace reads back to the same summary.
   const auto again = run_command(std::string(NZTRACE_EXE) + " --json --from-trace " + trace, report + ".2");
   ASSERT_EQ(again.exit_code, 0);
-  auto doc2 = nztools::json::parse(run_command("cat " + report + ".2").out, nullptr);
+  auto doc2 = nz::util::json::parse(run_command("cat " + report + ".2").out, nullptr);
   ASSERT_TRUE(doc2);
   EXPECT_EQ(doc2->find("memory")->find("saved_peak_bytes")->as_u64(),
             doc->find("memory")->find("saved_peak_bytes")->as_u64());

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "common/json_value.h"
+#include "util/json_value.h"
 #include "nztrace/render.h"
 #include "nztrace/trace_summary.h"
 
@@ -110,8 +110,8 @@ TEST(NztraceSummary, JsonReportParses) {
   const TraceSummary s = summarize(parse_all(sample_trace()));
   RunInfo run{"prog \"quoted\" arg", 3, ""};
   const std::string json = render_json(s, run);
-  nztools::json::ParseError err;
-  auto doc = nztools::json::parse(json, &err);
+  nz::util::json::ParseError err;
+  auto doc = nz::util::json::parse(json, &err);
   ASSERT_TRUE(doc) << err.message << " at " << err.offset << "\n" << json;
   EXPECT_EQ(doc->find("exit_status")->as_u64(), 3u);
   EXPECT_EQ(doc->find("command")->text, "prog \"quoted\" arg");

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "common/safetensors.h"
+#include "util/safetensors.h"
 
-using nztools::SafetensorsFile;
+using nz::util::SafetensorsFile;
 
 namespace {
 
@@ -27,7 +27,7 @@ std::vector<uint8_t> make_file(const std::string& header, size_t data_bytes) {
 std::string parse_error(std::vector<uint8_t> bytes) {
   SafetensorsFile f;
   std::string error;
-  if (nztools::parse_safetensors(std::move(bytes), f, error)) return "";
+  if (nz::util::parse_safetensors(std::move(bytes), f, error)) return "";
   EXPECT_FALSE(error.empty());
   return error;
 }
@@ -37,7 +37,7 @@ std::string parse_error(std::vector<uint8_t> bytes) {
 TEST(Safetensors, ReadsGptNeoBf16) {
   SafetensorsFile f;
   std::string error;
-  ASSERT_TRUE(nztools::load_safetensors(kDir + "/gpt-neo-125m-attn-bf16.safetensors", f, error)) << error;
+  ASSERT_TRUE(nz::util::load_safetensors(kDir + "/gpt-neo-125m-attn-bf16.safetensors", f, error)) << error;
   int bf16_matrices = 0;
   for (const auto& t : f.tensors()) {
     if (t.dtype == "BF16") {
@@ -55,7 +55,7 @@ TEST(Safetensors, ReadsGptNeoBf16) {
 TEST(Safetensors, ReadsGpt2F32) {
   SafetensorsFile f;
   std::string error;
-  ASSERT_TRUE(nztools::load_safetensors(kDir + "/gpt2-small-attn-f32.safetensors", f, error)) << error;
+  ASSERT_TRUE(nz::util::load_safetensors(kDir + "/gpt2-small-attn-f32.safetensors", f, error)) << error;
   bool wpe = false;
   for (const auto& t : f.tensors()) {
     EXPECT_EQ(t.dtype, "F32");
@@ -67,7 +67,7 @@ TEST(Safetensors, ReadsGpt2F32) {
 TEST(Safetensors, ReadsFileFromAnotherProducer) {
   SafetensorsFile f;
   std::string error;
-  ASSERT_TRUE(nztools::load_safetensors(kDir + "/silero_vad_16k.safetensors", f, error)) << error;
+  ASSERT_TRUE(nz::util::load_safetensors(kDir + "/silero_vad_16k.safetensors", f, error)) << error;
   EXPECT_EQ(f.tensors().size(), 15u);
   uint64_t covered = 0;
   for (const auto& t : f.tensors()) {
@@ -84,7 +84,7 @@ TEST(Safetensors, ReadsFileFromAnotherProducer) {
 TEST(Safetensors, MissingFileIsAnError) {
   SafetensorsFile f;
   std::string error;
-  EXPECT_FALSE(nztools::load_safetensors(kDir + "/does-not-exist.safetensors", f, error));
+  EXPECT_FALSE(nz::util::load_safetensors(kDir + "/does-not-exist.safetensors", f, error));
   EXPECT_NE(error.find("cannot open"), std::string::npos);
 }
 
@@ -145,7 +145,7 @@ TEST(Safetensors, RejectsBadEntries) {
 TEST(Safetensors, SurvivesRandomCorruption) {
   std::vector<uint8_t> original;
   std::string error;
-  ASSERT_TRUE(nztools::read_file_bytes(kDir + "/silero_vad_16k.safetensors", original, error)) << error;
+  ASSERT_TRUE(nz::util::read_file_bytes(kDir + "/silero_vad_16k.safetensors", original, error)) << error;
   std::mt19937 rng(7);
   const size_t header_end = 8 + 1300;  // the header is 1208 bytes; also hit the first data bytes
   int accepted = 0;
@@ -156,7 +156,7 @@ TEST(Safetensors, SurvivesRandomCorruption) {
     if (trial % 10 == 0) bytes.resize(rng() % bytes.size());
     SafetensorsFile f;
     std::string e;
-    if (nztools::parse_safetensors(std::move(bytes), f, e)) {
+    if (nz::util::parse_safetensors(std::move(bytes), f, e)) {
       ++accepted;
       for (const auto& t : f.tensors()) {
         auto span = f.data(t);

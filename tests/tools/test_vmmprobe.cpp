@@ -4,7 +4,7 @@
 // numbers mean nothing, so only presence and consistency are checked.
 #include <gtest/gtest.h>
 
-#include "common/json_value.h"
+#include "util/json_value.h"
 #include "tool_run.h"
 
 namespace {
@@ -16,8 +16,8 @@ std::string vmmprobe() { return VMMPROBE_EXE; }
 TEST(Vmmprobe, JsonHasEveryCallForEveryRunLength) {
   const auto r = run_command(vmmprobe() + " --max-pages 5 --repeat 2 --stall-mb 8 --stall-ms 5 --json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  nztools::json::ParseError err;
-  auto doc = nztools::json::parse(r.out, &err);
+  nz::util::json::ParseError err;
+  auto doc = nz::util::json::parse(r.out, &err);
   ASSERT_TRUE(doc) << err.message << " at " << err.offset << "\n" << r.out;
   const uint64_t page = doc->find("page_bytes")->as_u64().value_or(0);
   EXPECT_GE(page, 2u << 20);
@@ -45,7 +45,7 @@ TEST(Vmmprobe, JsonHasEveryCallForEveryRunLength) {
   ASSERT_TRUE(stall && stall->is_object());
   for (const char* k : {"work_ms", "idle_unmap_us", "unmap_us"}) EXPECT_TRUE(stall->find(k) && stall->find(k)->is_number()) << k;
   const auto* waits = stall->find("unmap_waits_for_other_streams");
-  ASSERT_TRUE(waits && waits->kind == nztools::json::Kind::Bool);
+  ASSERT_TRUE(waits && waits->kind == nz::util::json::Kind::Bool);
 }
 
 TEST(Vmmprobe, TableNamesEveryCallAndTheStallVerdict) {
@@ -58,7 +58,7 @@ TEST(Vmmprobe, TableNamesEveryCallAndTheStallVerdict) {
 TEST(Vmmprobe, StallCheckCanBeSkipped) {
   const auto r = run_command(vmmprobe() + " --max-pages 1 --repeat 1 --stall-mb 0 --json");
   ASSERT_EQ(r.exit_code, 0);
-  auto doc = nztools::json::parse(r.out, nullptr);
+  auto doc = nz::util::json::parse(r.out, nullptr);
   ASSERT_TRUE(doc);
   EXPECT_TRUE(doc->find("unmap_stall")->is_null());
 }

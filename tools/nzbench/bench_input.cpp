@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "common/safetensors.h"
+#include "util/safetensors.h"
 
 namespace nzbench {
 
@@ -83,8 +83,8 @@ bool load_inputs(const Options& opts, std::vector<BenchTensor>& tensors, std::ve
     return true;
   }
   for (const auto& path : opts.files) {
-    nztools::SafetensorsFile file;
-    if (!nztools::load_safetensors(path, file, error)) return false;
+    nz::util::SafetensorsFile file;
+    if (!nz::util::load_safetensors(path, file, error)) return false;
     for (const auto& info : file.tensors()) {
       auto bytes = file.data(info);
       BenchTensor t;

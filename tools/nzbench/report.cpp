@@ -5,13 +5,13 @@
 
 #include <fmt/format.h>
 
-#include "common/json_value.h"
+#include "util/json_value.h"
 
 namespace nzbench {
 
 namespace {
 
-using nztools::json::quote;
+using nz::util::json::quote;
 
 std::string num(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
 

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "common/safetensors.h"
+#include "util/safetensors.h"
 
 namespace nzeval {
 
@@ -63,7 +63,7 @@ std::vector<MatrixRef> weight_matrices(const Llama2Config& c, Llama2Weights& w) 
 
 bool load_llama2(const std::string& path, Llama2Model& model, std::string& error) {
   std::vector<uint8_t> bytes;
-  if (!nztools::read_file_bytes(path, bytes, error)) return false;
+  if (!nz::util::read_file_bytes(path, bytes, error)) return false;
   if (bytes.size() < 28) {
     error = fmt::format("{}: too short for the llama2.c header", path);
     return false;

@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "common/json_value.h"
-#include "common/safetensors.h"
+#include "util/json_value.h"
+#include "util/safetensors.h"
 #include "compressed_weights.h"
 #include "perplexity.h"
 #include "tokenizer.h"
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   std::vector<std::vector<int>> token_streams;
   for (const auto& path : texts) {
     std::vector<uint8_t> bytes;
-    if (!nztools::read_file_bytes(path, bytes, error)) {
+    if (!nz::util::read_file_bytes(path, bytes, error)) {
       fmt::print(stderr, "nzeval: {}\n", error);
       return 2;
     }
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   }
 
   int rc = 0;
-  std::string json_out = "{\"tool\": \"nzeval\", \"model\": " + nztools::json::quote(model_path) +
+  std::string json_out = "{\"tool\": \"nzeval\", \"model\": " + nz::util::json::quote(model_path) +
                          ", \"compressed\": \"2-D matrices (embedding/classifier, wq, wk, wv, wo, w1, w2, w3), one "
                          "buffer per layer; norms stay fp32\", \"texts\": [";
   for (size_t t = 0; t < texts.size(); ++t) {
@@ -131,13 +131,13 @@ int main(int argc, char** argv) {
                  rows[t][2].perplexity, rows[t][1].perplexity);
     }
     json_out += fmt::format("{}{{\"text\": {}, \"tokens\": {}, \"lossless_equals_bf16\": {}, \"rows\": [", t ? ", " : "",
-                            nztools::json::quote(texts[t]), token_streams[t].size(), exact ? "true" : "false");
+                            nz::util::json::quote(texts[t]), token_streams[t].size(), exact ? "true" : "false");
     for (size_t k = 0; k < rows[t].size(); ++k) {
       const auto& r = rows[t][k];
       json_out += fmt::format(
           "{}{{\"method\": {}, \"kept_bits\": {}, \"block\": {}, \"perplexity\": {}, \"weight_bytes\": {}, "
           "\"ratio_vs_fp32\": {}, \"ratio_vs_bf16\": {}}}",
-          k ? ", " : "", nztools::json::quote(r.method.name),
+          k ? ", " : "", nz::util::json::quote(r.method.name),
           r.method.variant == Variant::Bf16Lossy ? fmt::format("{}", r.method.kept_bits) : "null",
           r.method.variant == Variant::Bf16Lossy ? fmt::format("{}", r.method.block) : "null", r.perplexity, r.bytes,
           static_cast<double>(r.bytes) / fp32_bytes, static_cast<double>(r.bytes) / bf16_bytes);

@@ -5,13 +5,13 @@
 
 #include <fmt/format.h>
 
-#include "common/safetensors.h"
+#include "util/safetensors.h"
 
 namespace nzeval {
 
 bool Tokenizer::load(const std::string& path, int vocab_size, std::string& error) {
   std::vector<uint8_t> bytes;
-  if (!nztools::read_file_bytes(path, bytes, error)) return false;
+  if (!nz::util::read_file_bytes(path, bytes, error)) return false;
   size_t at = 0;
   auto read = [&](void* dst, size_t n) {
     if (bytes.size() - at < n) return false;

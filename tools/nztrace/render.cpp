@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "common/json_value.h"
+#include "util/json_value.h"
 
 namespace nztrace {
 
@@ -73,7 +73,7 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
 }
 
 std::string render_json(const TraceSummary& s, const RunInfo& run) {
-  using nztools::json::quote;
+  using nz::util::json::quote;
   std::string o = fmt::format(
       "{{\"tool\": \"nztrace\", \"schema_version\": 1, \"command\": {}, \"exit_status\": {}, \"trace\": {}, "
       "\"events\": {}, \"malformed_lines\": {}, \"duration_ns\": {},\n",

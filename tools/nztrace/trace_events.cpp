@@ -5,13 +5,13 @@
 #include <charconv>
 #include <fstream>
 
-#include "common/json_value.h"
+#include "util/json_value.h"
 
 namespace nztrace {
 
 namespace {
 
-std::optional<uint64_t> u64_member(const nztools::json::Value& obj, std::string_view key) {
+std::optional<uint64_t> u64_member(const nz::util::json::Value& obj, std::string_view key) {
   const auto* v = obj.find(key);
   if (v == nullptr || !v->is_number()) return std::nullopt;
   return v->as_u64();
@@ -28,7 +28,7 @@ std::optional<uint64_t> hex_address(std::string_view s) {
 }  // namespace
 
 std::optional<TraceEvent> parse_trace_line(std::string_view line) {
-  auto doc = nztools::json::parse(line, nullptr, 4);
+  auto doc = nz::util::json::parse(line, nullptr, 4);
   if (!doc || !doc->is_object()) return std::nullopt;
   const auto* event = doc->find("event");
   const auto t_ns = u64_member(*doc, "t_ns");

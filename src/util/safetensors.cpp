@@ -1,5 +1,5 @@
 // safetensors.cpp: see safetensors.h for the rules enforced.
-#include "safetensors.h"
+#include "util/safetensors.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -10,9 +10,9 @@
 
 #include <fmt/format.h>
 
-#include "json_value.h"
+#include "util/json_value.h"
 
-namespace nztools {
+namespace nz::util {
 
 namespace {
 
@@ -141,14 +141,12 @@ bool parse_safetensors(std::vector<uint8_t> bytes, SafetensorsFile& out, std::st
   std::set<std::string> names;
   std::vector<SafetensorsTensor> tensors;
   std::vector<std::pair<std::string, std::string>> metadata;
-  bool saw_metadata = false;
   for (const auto& [name, value] : root->members) {
     if (!names.insert(name).second) {
       error = fmt::format("duplicate key '{}' in header", name);
       return false;
     }
     if (name == "__metadata__") {
-      saw_metadata = true;
       if (!value.is_object()) {
         error = "__metadata__ is not an object";
         return false;
@@ -166,7 +164,6 @@ bool parse_safetensors(std::vector<uint8_t> bytes, SafetensorsFile& out, std::st
     if (!parse_tensor(name, value, data_bytes, t, error)) return false;
     tensors.push_back(std::move(t));
   }
-  (void)saw_metadata;
   // No two tensors may share a byte (empty tensors share nothing).
   std::vector<const SafetensorsTensor*> order;
   for (const auto& t : tensors)
@@ -184,6 +181,20 @@ bool parse_safetensors(std::vector<uint8_t> bytes, SafetensorsFile& out, std::st
   out.tensors_ = std::move(tensors);
   out.metadata_ = std::move(metadata);
   return true;
+}
+
+std::vector<uint8_t> concat_tensor_bytes(const SafetensorsFile& file, std::string_view dtype,
+                                         size_t max_tensors) {
+  std::vector<uint8_t> out;
+  size_t taken = 0;
+  for (const auto& t : file.tensors()) {
+    if (taken == max_tensors) break;
+    if (t.dtype != dtype) continue;
+    const auto bytes = file.data(t);
+    out.insert(out.end(), bytes.begin(), bytes.end());
+    ++taken;
+  }
+  return out;
 }
 
 bool read_file_bytes(const std::string& path, std::vector<uint8_t>& out, std::string& error) {
@@ -213,4 +224,4 @@ bool load_safetensors(const std::string& path, SafetensorsFile& out, std::string
   return true;
 }
 
-}  // namespace nztools
+}  // namespace nz::util

@@ -11,12 +11,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
-namespace nztools {
+namespace nz::util {
 
 struct SafetensorsTensor {
   std::string name;
@@ -55,7 +57,12 @@ bool parse_safetensors(std::vector<uint8_t> bytes, SafetensorsFile& out, std::st
 // Read `path` and parse it; the error names the file.
 bool load_safetensors(const std::string& path, SafetensorsFile& out, std::string& error);
 
+// The bytes of the first `max_tensors` tensors whose dtype is `dtype`, back to
+// back in header order (how the benchmarks and GPU tests build real inputs).
+std::vector<uint8_t> concat_tensor_bytes(const SafetensorsFile& file, std::string_view dtype,
+                                         size_t max_tensors = std::numeric_limits<size_t>::max());
+
 // Read a whole file into memory (used by the other loaders too).
 bool read_file_bytes(const std::string& path, std::vector<uint8_t>& out, std::string& error);
 
-}  // namespace nztools
+}  // namespace nz::util

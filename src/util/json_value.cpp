@@ -1,12 +1,12 @@
 // json_value.cpp: recursive-descent JSON parser with a depth limit (see header).
-#include "json_value.h"
+#include "util/json_value.h"
 
 #include <charconv>
 #include <cstdlib>
 
 #include <fmt/format.h>
 
-namespace nztools::json {
+namespace nz::util::json {
 
 const Value* Value::find(std::string_view key) const {
   if (kind != Kind::Object) return nullptr;
@@ -259,4 +259,4 @@ std::string quote(std::string_view s) {
   return out;
 }
 
-}  // namespace nztools::json
+}  // namespace nz::util::json

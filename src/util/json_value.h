@@ -1,5 +1,5 @@
-// json_value.h: a small, strict JSON parser for the tools (safetensors headers,
-// nzbench's own output in tests). Not a general-purpose library: it keeps
+// json_value.h: a small, strict JSON parser (safetensors headers, the tools'
+// own JSON output and the runtime trace in tests). Not a general-purpose library: it keeps
 // numbers as their literal text so 64-bit offsets survive exactly, limits
 // nesting depth so hostile input cannot exhaust the stack, and reports the
 // byte position of the first error.
@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-namespace nztools::json {
+namespace nz::util::json {
 
 enum class Kind { Null, Bool, Number, String, Array, Object };
 
@@ -51,4 +51,4 @@ std::optional<Value> parse(std::string_view text, ParseError* error, int max_dep
 // `s` as a JSON string literal, quotes included.
 std::string quote(std::string_view s);
 
-}  // namespace nztools::json
+}  // namespace nz::util::json
