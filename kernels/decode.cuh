@@ -31,11 +31,15 @@ struct DecodeContext {
   Header h;
   DtypeShape shape;
   uint64_t payload_offset;
+  bool dst_word_aligned;  // dst % 4 == 0: 2-byte dtypes store whole u32 words
 };
 
 // Copies words [from, min(from + kRingWords / 2, count)) of the stream into the ring.
 __device__ inline void refill_ring(uint16_t* ring, const uint16_t* words, uint32_t from, uint32_t count) {
   const uint32_t lane = threadIdx.x & 31u;
+  // The slots refilled now were read by other lanes some steps ago: order
+  // those reads before these writes (write-after-read across lanes).
+  __syncwarp();
   uint32_t end = min(from + kRingWords / 2, count);
   // `from` is even and the stream is 4-byte aligned, so pairs load as u32.
   const uint32_t* pairs = reinterpret_cast<const uint32_t*>(words + from);
@@ -49,29 +53,48 @@ __device__ inline void refill_ring(uint16_t* ring, const uint16_t* words, uint32
   __syncwarp();
 }
 
-// Writes this step's elements and returns the nzhash terms of the written
-// words. 2-byte dtypes: even lanes take their odd neighbour's half with one
-// shuffle and write whole u32 words (half the store instructions), which are
-// also the words the checksum is defined on; a lone last element is stored as
-// a u16 (the output ends there). fp32: one word per lane. Lanes past the
-// chunk's end write nothing and hash nothing.
+// Writes this step's elements and accumulates the nzhash terms of the written
+// words into `hash`.
+//
+// fp32: one word per lane, lane t hashes word t.
+// 2-byte dtypes: word j holds elements 2j and 2j+1. Two shuffles give lane
+// l (mod 16) the word of elements 2l, 2l+1 of this step; lanes 0-15 keep the
+// words of even steps and lanes 16-31 those of odd steps in `pending`, and
+// every second step all 32 lanes hash one word each (word index
+// (step & ~1) * 16 + lane): the 64-bit mix runs once per two steps instead of
+// on half the lanes every step. Stores: with a word-aligned dst the owning
+// half-warp stores whole u32 words (a lone last element as a u16, the output
+// ends there); with dst % 4 == 2 every lane stores its own u16.
 template <uint32_t kElemBytes>
-__device__ inline uint64_t store_and_hash(uint8_t* out, uint32_t t, uint32_t n, uint32_t value) {
+__device__ inline void store_and_hash(uint8_t* out, bool word_aligned, uint32_t step, uint32_t steps, uint32_t n,
+                                      uint32_t value, uint32_t& pending, uint64_t& hash) {
   const uint32_t lane = threadIdx.x & 31u;
+  const uint32_t t = step * 32 + lane;
   if constexpr (kElemBytes == 2) {
-    uint32_t upper = __shfl_down_sync(0xFFFFFFFFu, value, 1);
-    if ((lane & 1u) || t >= n) return 0;
-    uint32_t word = value | (upper << 16);
-    if (t + 1 < n) {
-      reinterpret_cast<uint32_t*>(out)[t / 2] = word;
-    } else {
+    const uint32_t lo = __shfl_sync(0xFFFFFFFFu, value, (2 * lane) & 31u);
+    const uint32_t hi = __shfl_sync(0xFFFFFFFFu, value, (2 * lane + 1) & 31u);
+    const uint32_t word = lo | (hi << 16);
+    const bool mine = (lane >> 4) == (step & 1u);
+    if (mine) pending = word;
+    if (word_aligned) {
+      const uint32_t first = step * 32 + 2 * (lane & 15u);  // first element of the word
+      if (mine && first < n) {
+        if (first + 1 < n) reinterpret_cast<uint32_t*>(out)[first / 2] = word;
+        else reinterpret_cast<uint16_t*>(out)[first] = uint16_t(lo);
+      }
+    } else if (t < n) {
       reinterpret_cast<uint16_t*>(out)[t] = uint16_t(value);
     }
-    return hash_term(t / 2, word);
+    if ((step & 1u) || step + 1 == steps) {
+      // After an even last step lanes 16-31 hold a word already hashed; its
+      // index puts it past the end, so the bound below skips it.
+      const uint32_t j = (step & ~1u) * 16 + lane;
+      if (2 * j < n) hash += hash_term(j, pending);
+    }
   } else {
-    if (t >= n) return 0;
+    if (t >= n) return;
     reinterpret_cast<uint32_t*>(out)[t] = value;
-    return hash_term(t, value);
+    hash += hash_term(t, value);
   }
 }
 
@@ -81,7 +104,9 @@ __device__ inline bool packed_tail_clear(const uint32_t* section, uint64_t bits)
   return (section[bits >> 5] >> (bits & 31)) == 0;
 }
 
-template <uint32_t kElemBytes, bool kPackedTable>
+// kBlocks: lossy with block scales (block_log2 > 0); the lossless loop then
+// carries no block code at all.
+template <uint32_t kElemBytes, bool kPackedTable, bool kBlocks>
 __device__ void decode_chunk(const DecodeContext& ctx, const SharedFreqTable& table, uint16_t* ring, uint32_t c) {
   const uint32_t lane = threadIdx.x & 31u;
   const Header& h = ctx.h;
@@ -98,9 +123,14 @@ __device__ void decode_chunk(const DecodeContext& ctx, const SharedFreqTable& ta
     expected = round_up(prev.offset + prev.size, 16);
   }
   // As the CPU: padded payloads stay inside payload_bytes and the last one ends it.
+  // Offset and size are bounded before any sum is formed: the previous entry
+  // is checked by another warp, concurrently, so `expected` may come from
+  // garbage and a wrapped offset + size must not pass for a small one.
+  if (e.offset != expected || e.kind > 1 || e.offset > h.payload_bytes || e.size > h.payload_bytes - e.offset) {
+    fail_and_trap(ctx.status, NZ_ERR_CORRUPT_HEADER);
+  }
   const uint64_t padded_end = round_up(e.offset + e.size, 16);
-  if (e.offset != expected || e.kind > 1 || padded_end > h.payload_bytes ||
-      (c + 1 == h.chunk_count && padded_end != h.payload_bytes)) {
+  if (padded_end > h.payload_bytes || (c + 1 == h.chunk_count && padded_end != h.payload_bytes)) {
     fail_and_trap(ctx.status, NZ_ERR_CORRUPT_HEADER);
   }
   const uint8_t* payload = ctx.base + ctx.payload_offset + e.offset;
@@ -136,7 +166,7 @@ __device__ void decode_chunk(const DecodeContext& ctx, const SharedFreqTable& ta
   const uint32_t prob_bits = h.prob_bits;
   const uint32_t slot_mask = (1u << prob_bits) - 1u;
   const uint32_t raw_mask = (1u << K) - 1u;
-  uint32_t w = 0, loaded = 0, block_running = 0;
+  uint32_t w = 0, loaded = 0, block_running = 0, pending = 0;
   uint64_t hash = 0;
   uint8_t* out = ctx.dst + first * kElemBytes;
   const uint32_t steps = (n + 31) / 32;
@@ -183,7 +213,7 @@ __device__ void decode_chunk(const DecodeContext& ctx, const SharedFreqTable& ta
       uint32_t raw = unpack_value(raws, t, R);
       uint32_t sign = raw >> K;
       value = (sign << (E + M)) | (symbol << M) | ((raw & raw_mask) << (M - K));
-      if (h.block_log2) {
+      if constexpr (kBlocks) {
         uint32_t q = scales[t >> h.block_log2];
         // bf16 block maxima have 7 fraction bits: their scale codes are even.
         if (h.dtype == NZ_BF16 && (q & 1u)) fail_and_trap(ctx.status, NZ_ERR_CORRUPT_CHUNK);
@@ -192,12 +222,12 @@ __device__ void decode_chunk(const DecodeContext& ctx, const SharedFreqTable& ta
         if (isfinite(d)) value = f32_to_element(__fmul_rn(d, scale_value(q)), h.dtype);
       }
     }
-    if (h.block_log2) {
+    if constexpr (kBlocks) {
       // A non-zero scale needs a finite non-zero element in its block.
       BlockReport r = block_any(stored_nonzero, step * 32, n, h.block_log2, block_running);
       if (r.report && !r.any && scales[r.block] != 0) fail_and_trap(ctx.status, NZ_ERR_CORRUPT_CHUNK);
     }
-    hash += store_and_hash<kElemBytes>(out, t, n, value);
+    store_and_hash<kElemBytes>(out, ctx.dst_word_aligned, step, steps, n, value, pending, hash);
   }
   if (rans) {
     bool bad = x != kRansL || w != word_count;

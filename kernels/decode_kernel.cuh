@@ -46,14 +46,21 @@ __device__ inline void verify_buffer_tables(DecodeShared& sh, const DecodeContex
   }
 }
 
-template <uint32_t kElemBytes, bool kPackedTable>
+template <uint32_t kElemBytes, bool kPackedTable, bool kBlocks>
 __device__ void decode_chunks(const DecodeContext& ctx, DecodeShared& sh) {
   const uint32_t warp = threadIdx.x / 32;
   uint16_t* ring = sh.rings[warp];
-  const uint32_t stride = gridDim.x * kDecodeWarpsPerBlock;
-  for (uint32_t c = blockIdx.x * kDecodeWarpsPerBlock + warp; c < ctx.h.chunk_count; c += stride) {
-    decode_chunk<kElemBytes, kPackedTable>(ctx, sh.table, ring, c);
+  const uint64_t stride = uint64_t(gridDim.x) * kDecodeWarpsPerBlock;
+  // 64-bit: c + stride must not wrap for chunk counts near 2^32.
+  for (uint64_t c = uint64_t(blockIdx.x) * kDecodeWarpsPerBlock + warp; c < ctx.h.chunk_count; c += stride) {
+    decode_chunk<kElemBytes, kPackedTable, kBlocks>(ctx, sh.table, ring, uint32_t(c));
   }
+}
+
+template <uint32_t kElemBytes, bool kPackedTable>
+__device__ void decode_chunks_for_mode(const DecodeContext& ctx, DecodeShared& sh) {
+  if (ctx.h.block_log2) decode_chunks<kElemBytes, kPackedTable, true>(ctx, sh);
+  else decode_chunks<kElemBytes, kPackedTable, false>(ctx, sh);
 }
 
 __device__ inline void decode_buffer(const DecodeArgs& a) {
@@ -62,12 +69,17 @@ __device__ inline void decode_buffer(const DecodeArgs& a) {
   ctx.base = reinterpret_cast<const uint8_t*>(a.src);
   ctx.dst = reinterpret_cast<uint8_t*>(a.dst);
   ctx.status = reinterpret_cast<uint32_t*>(a.status);
-  if ((a.src & 7u) != 0 || (a.dst & 3u) != 0) fail_and_trap(ctx.status, NZ_ERR_INVALID_ARGUMENT);
+  // Alignment contract (the host should check it before launching, see
+  // docs/KERNELS.md): src 8-byte aligned (u64 header and chunk-table loads;
+  // every section is then 4-byte aligned), dst aligned to the element size.
+  if ((a.src & 7u) != 0 || (a.dst & 1u) != 0) fail_and_trap(ctx.status, NZ_ERR_INVALID_ARGUMENT);
   if (a.src_len < NZ_HEADER_BYTES) fail_and_trap(ctx.status, NZ_ERR_TRUNCATED);
   ctx.h = load_header(ctx.base);
   nz_status st = check_header(ctx.h, a.src_len, a.dst_cap);
   if (st != NZ_OK) fail_and_trap(ctx.status, st);
   shape_of(ctx.h.dtype, ctx.shape);
+  if ((a.dst & (ctx.shape.elem_bytes - 1u)) != 0) fail_and_trap(ctx.status, NZ_ERR_INVALID_ARGUMENT);
+  ctx.dst_word_aligned = (a.dst & 3u) == 0;
   ctx.payload_offset = payload_offset_of(ctx.h.table_bytes, ctx.h.chunk_count);
   if (blockIdx.x == 0) verify_buffer_tables(sh, ctx);
   if (uint64_t(blockIdx.x) * kDecodeWarpsPerBlock >= ctx.h.chunk_count) return;  // nothing for this block
@@ -77,9 +89,9 @@ __device__ inline void decode_buffer(const DecodeArgs& a) {
   }
   const bool packed = ctx.h.prob_bits <= kPackedTableMaxProbBits;
   if (ctx.shape.elem_bytes == 2) {
-    if (packed) decode_chunks<2, true>(ctx, sh); else decode_chunks<2, false>(ctx, sh);
+    if (packed) decode_chunks_for_mode<2, true>(ctx, sh); else decode_chunks_for_mode<2, false>(ctx, sh);
   } else {
-    if (packed) decode_chunks<4, true>(ctx, sh); else decode_chunks<4, false>(ctx, sh);
+    if (packed) decode_chunks_for_mode<4, true>(ctx, sh); else decode_chunks_for_mode<4, false>(ctx, sh);
   }
 }
 

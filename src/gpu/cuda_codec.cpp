@@ -36,21 +36,14 @@ class CudaCodec final : public DeviceCodec {
       : api_(api), module_(api_, module), sm_count_(std::max(sm_count, 1)) {}
 
   CUresult init(std::string& error) {
-    struct Lookup {
-      CUfunction* slot;
-      const char* name;
-    } lookups[] = {{&decode_, kernels::kDecodeKernel},        {&hash_, kernels::kHashKernel},
-                   {&analyse_, kernels::kEncodeAnalyseKernel}, {&table_, kernels::kEncodeTableKernel},
-                   {&rans_, kernels::kEncodeRansKernel},       {&layout_, kernels::kEncodeLayoutKernel},
-                   {&emit_, kernels::kEncodeEmitKernel}};
-    for (const Lookup& l : lookups) {
-      CUresult r = api_.cuModuleGetFunction(l.slot, module_.get(), l.name);
-      if (r != CUDA_SUCCESS) {
-        error = fmt::format("GPU kernels lack {}: {}", l.name, describe(api_, r));
-        return r;
-      }
-    }
-    return CUDA_SUCCESS;
+    return module_.get_functions({{&decode_, kernels::kDecodeKernel},
+                                  {&hash_, kernels::kHashKernel},
+                                  {&analyse_, kernels::kEncodeAnalyseKernel},
+                                  {&table_, kernels::kEncodeTableKernel},
+                                  {&rans_, kernels::kEncodeRansKernel},
+                                  {&layout_, kernels::kEncodeLayoutKernel},
+                                  {&emit_, kernels::kEncodeEmitKernel}},
+                                 "GPU kernels", error);
   }
 
   Backend backend() const override { return Backend::kCuda; }

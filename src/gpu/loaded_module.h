@@ -1,7 +1,12 @@
-// loaded_module.h: RAII for a CUmodule loaded through a DriverApi.
+// loaded_module.h: RAII for a CUmodule loaded through a DriverApi, and the
+// lookup of the kernels each device codec backend needs from it.
 #pragma once
 
 #include <cuda.h>
+#include <fmt/format.h>
+
+#include <initializer_list>
+#include <string>
 
 #include "gpu/driver_api.h"
 
@@ -16,6 +21,24 @@ class LoadedModule {
     if (module_ != nullptr) api_->cuModuleUnload(module_);
   }
   CUmodule get() const { return module_; }
+
+  struct FunctionSlot {
+    CUfunction* slot;
+    const char* name;
+  };
+  // Resolves every named kernel into its slot. On the first one missing,
+  // returns the driver's error and sets `error` to "<owner> lacks <name>: ...".
+  CUresult get_functions(std::initializer_list<FunctionSlot> functions, const char* owner,
+                         std::string& error) const {
+    for (const FunctionSlot& f : functions) {
+      const CUresult r = api_->cuModuleGetFunction(f.slot, module_, f.name);
+      if (r != CUDA_SUCCESS) {
+        error = fmt::format("{} lacks {}: {}", owner, f.name, describe(*api_, r));
+        return r;
+      }
+    }
+    return CUDA_SUCCESS;
+  }
 
  private:
   const DriverApi* api_;

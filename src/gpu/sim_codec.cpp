@@ -24,18 +24,10 @@ class SimCodec final : public DeviceCodec {
   SimCodec(const DriverApi& api, CUmodule module) : api_(api), module_(api_, module) {}
 
   CUresult init(std::string& error) {
-    struct Lookup {
-      CUfunction* slot;
-      const char* name;
-    } lookups[] = {{&decode_, kernels::kDecodeKernel}, {&hash_, kernels::kHashKernel}, {&encode_, kernels::kSimEncodeKernel}};
-    for (const Lookup& l : lookups) {
-      CUresult r = api_.cuModuleGetFunction(l.slot, module_.get(), l.name);
-      if (r != CUDA_SUCCESS) {
-        error = fmt::format("simulator module lacks {}: {}", l.name, describe(api_, r));
-        return r;
-      }
-    }
-    return CUDA_SUCCESS;
+    return module_.get_functions({{&decode_, kernels::kDecodeKernel},
+                                  {&hash_, kernels::kHashKernel},
+                                  {&encode_, kernels::kSimEncodeKernel}},
+                                 "simulator module", error);
   }
 
   Backend backend() const override { return Backend::kSimulator; }

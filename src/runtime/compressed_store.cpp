@@ -29,15 +29,18 @@ CUresult CompressedStore::read_u64(CUdeviceptr device_word, uint64_t& out) noexc
   return r;
 }
 
+CUresult CompressedStore::ensure_words() noexcept {
+  if (words_) return CUDA_SUCCESS;
+  CUdeviceptr p = 0;
+  const CUresult r = driver().base.cuMemAlloc(&p, 16);
+  if (r == CUDA_SUCCESS) words_ = UniqueDeviceMemory(p);
+  return r;
+}
+
 CUresult CompressedStore::hash(CUdeviceptr data, size_t bytes, uint64_t& out) noexcept {
-  const auto& api = driver().base;
-  if (!words_) {
-    CUdeviceptr p = 0;
-    CUresult r = api.cuMemAlloc(&p, 16);
-    if (r != CUDA_SUCCESS) return r;
-    words_ = UniqueDeviceMemory(p);
-  }
-  CUresult r = codec_.hash(stream_, data, bytes, words_.get() + 8);
+  CUresult r = ensure_words();
+  if (r != CUDA_SUCCESS) return r;
+  r = codec_.hash(stream_, data, bytes, words_.get() + 8);
   if (r != CUDA_SUCCESS) return r;
   return read_u64(words_.get() + 8, out);
 }
@@ -60,11 +63,7 @@ CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, cons
   const uint64_t count = bytes / element_size;
   const size_t bound = nz_compress_bound(count, &opts);
   const size_t workspace_bytes = codec_.encode_workspace_bytes(count, opts);
-  if (!words_) {
-    CUdeviceptr p = 0;
-    if (api.cuMemAlloc(&p, 16) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
-    words_ = UniqueDeviceMemory(p);
-  }
+  if (ensure_words() != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
   log(LogLevel::kDebug, "encode {} bytes: bound {}, workspace {}", bytes, bound, workspace_bytes);
   CUdeviceptr dst = 0, workspace = 0;
   UniqueDeviceMemory dst_owner;
@@ -165,7 +164,12 @@ CompressOutcome CompressedStore::encode_best(CUdeviceptr src, size_t bytes, int 
     }
     if (best_len <= kGoodEnough * static_cast<double>(bytes)) break;
   }
-  return best ? CompressOutcome::kStored : last;
+  if (!best) return last;
+  if (static_cast<double>(best_len) > kPoorRatio * static_cast<double>(bytes)) {
+    give_back_reserve(best);
+    return CompressOutcome::kPoorRatio;
+  }
+  return CompressOutcome::kStored;
 }
 
 CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag_dtype,
@@ -176,13 +180,7 @@ CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag
   size_t best_len = 0;
   const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len);
   if (encoded != CompressOutcome::kStored) return encoded;
-  // Whatever happens below, the reserve (if it holds the result) returns to its role.
-  struct ReserveReturn {
-    CompressedStore& self;
-    UniqueDeviceMemory& buffer;
-    ~ReserveReturn() { self.give_back_reserve(buffer); }
-  } reserve_return{*this, best};
-  if (static_cast<double>(best_len) > kPoorRatio * static_cast<double>(bytes)) return CompressOutcome::kPoorRatio;
+  ReserveReturn reserve_return{*this, best};
 
   // Move the result into a buffer of its exact size; the bound-sized one goes.
   CUdeviceptr store = 0;
@@ -214,12 +212,7 @@ CompressOutcome CompressedStore::compress_releasing(CUdeviceptr src, size_t byte
   size_t best_len = 0;
   const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len);
   if (encoded != CompressOutcome::kStored) return encoded;
-  struct ReserveReturn {
-    CompressedStore& self;
-    UniqueDeviceMemory& buffer;
-    ~ReserveReturn() { self.give_back_reserve(buffer); }
-  } reserve_return{*this, best};
-  if (static_cast<double>(best_len) > kPoorRatio * static_cast<double>(bytes)) return CompressOutcome::kPoorRatio;
+  ReserveReturn reserve_return{*this, best};
   StoredRange result;
   result.bytes = best_len;
   result.original_bytes = bytes;

@@ -79,6 +79,7 @@ class CompressedStore {
 
  private:
   // Encodes with each candidate element type; the smallest result in `best`.
+  // kPoorRatio (and nothing in `best`) when even that saves too little.
   CompressOutcome encode_best(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
                               UniqueDeviceMemory& best, size_t& best_len) noexcept;
   CompressOutcome encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts,
@@ -92,6 +93,15 @@ class CompressedStore {
     }
   }
   bool validate_header(CUdeviceptr data, size_t len, size_t original, std::vector<uint8_t>& header) noexcept;
+  // Whatever happens after an encode, the reserve (if it holds the result)
+  // returns to its role when this goes out of scope.
+  struct ReserveReturn {
+    CompressedStore& self;
+    UniqueDeviceMemory& buffer;
+    ~ReserveReturn() { self.give_back_reserve(buffer); }
+  };
+  // Allocates words_ on first use.
+  CUresult ensure_words() noexcept;
 
   gpu::DeviceCodec& codec_;
   CUstream stream_;

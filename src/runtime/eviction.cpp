@@ -82,6 +82,7 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
     u->store.bytes = 0;
     StoredRange fresh;
     CompressOutcome outcome;
+    const auto start = TraceClock::now();
     if (CompressedStore::lossy_for(u->dtype, config_)) {
       outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh);
     } else {
@@ -122,8 +123,8 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
     stats_.bytes_compressed.add(fresh.bytes);
     u->store = std::move(fresh);
     (unchanged ? stats_.reencodes : stats_.recompressions).add();
-    emit(unchanged ? "reencode" : "recompress", u->begin, u->bytes(),
-         fmt::format("\"compressed\":{}", u->store.bytes));
+    emit_timed(unchanged ? "reencode" : "recompress", u->begin, u->bytes(), start,
+               fmt::format("\"compressed\":{}", u->store.bytes));
   }
   if (!released) {
     vmm_.unmap(u->begin, u->bytes());

@@ -28,6 +28,16 @@ void Runtime::emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::st
   }
 }
 
+void Runtime::emit_timed(std::string_view event, uint64_t ptr, uint64_t bytes, TraceClock::time_point start,
+                         std::string_view extra) noexcept {
+  if (!trace_.enabled()) return;
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count();
+  try {
+    emit(event, ptr, bytes, fmt::format("\"ns\":{}{}{}", ns, extra.empty() ? "" : ",", extra));
+  } catch (...) {
+  }
+}
+
 // ---- lifecycle -----------------------------------------------------------------
 
 Runtime::Runtime(const Config& config) : config_(config) {

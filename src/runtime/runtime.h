@@ -95,7 +95,11 @@ class Runtime {
   void republish(Allocation& a) noexcept;
   void collect_units(const TagExtent& extent);  // may throw (allocation)
   void compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
-  CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, const char* what) noexcept;
+  template <typename Visit>
+  CUresult hold_touched(CUstream stream, bool per_thread_stream, const char* what, Visit&& visit) noexcept;
+  CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
+                   const char* what) noexcept;
+  void wait_for_decode(const Unit& u, CUstream stream, bool capturing) noexcept;
   CUresult stage(Unit& u, CUstream stream, bool capturing) noexcept;
   void start_prefetch(const std::shared_ptr<Unit>& next) noexcept;
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
@@ -117,6 +121,11 @@ class Runtime {
   void sample_device_used() noexcept;
   void update_saved() noexcept;
   void emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra = {}) noexcept;
+  // emit() with "ns": the host wall time since `start` of the operation the
+  // event reports (what the runtime waited for; device work it did not wait
+  // for is not in it).
+  void emit_timed(std::string_view event, uint64_t ptr, uint64_t bytes, TraceClock::time_point start,
+                  std::string_view extra = {}) noexcept;
 
   static inline std::atomic<bool> active_{false};
   static inline Runtime* instance_ = nullptr;

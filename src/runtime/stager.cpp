@@ -15,9 +15,9 @@ using namespace detail;
 
 namespace {
 
-// Units a launch or copy on this thread touched, between before_ and after_.
+// Units a launch or copy on this thread touched, between before_ and after_,
+// and whether its stream was capturing then (no event to record after it).
 thread_local std::vector<std::shared_ptr<Unit>> t_touched;
-thread_local CUstream t_touched_stream = nullptr;
 thread_local bool t_touched_capturing = false;
 
 }  // namespace
@@ -25,6 +25,7 @@ thread_local bool t_touched_capturing = false;
 // ---- staging ----------------------------------------------------------------------------
 
 CUresult Runtime::stage(Unit& u, CUstream stream, bool capturing) noexcept {
+  const auto start = TraceClock::now();
   const auto& api = driver().base;
   UniquePhysicalMemory handle;
   CUresult r = pool_.acquire(u.bytes(), handle);
@@ -58,13 +59,21 @@ CUresult Runtime::stage(Unit& u, CUstream stream, bool capturing) noexcept {
   stats_.staging_bytes.set(pool_.in_use_bytes());
   stats_.staging_bytes_peak.raise_to(pool_.in_use_bytes());
   update_saved();
-  emit("stage", u.begin, u.bytes());
+  emit_timed("stage", u.begin, u.bytes(), start);
   return CUDA_SUCCESS;
 }
 
-CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, const char* what) noexcept {
+// Orders `stream` after the decode that staged `u`, if that may still run
+// (a captured stream cannot wait on an outside event: the host waits instead).
+void Runtime::wait_for_decode(const Unit& u, CUstream stream, bool capturing) noexcept {
+  if (!u.ready || event_done(u.ready)) return;
+  if (capturing) driver().base.cuEventSynchronize(u.ready->get());
+  else driver().base.cuStreamWaitEvent(stream, u.ready->get(), 0);
+}
+
+CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
+                          const char* what) noexcept {
   std::lock_guard lock(mutex_);
-  const bool capturing = stream_capturing(stream);
   std::optional<RelaxedCaptureScope> relaxed;
   if (capturing) relaxed.emplace();
   bool faulted = false;
@@ -97,19 +106,16 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
         }
         start_prefetch(u->next_guess.lock());
       }
-    } else if (u->state == UnitState::kStaged && u->prefetched) {
-      // The guess was right: keep the decoder one range ahead.
-      u->prefetched = false;
-      stats_.prefetch_hits.add();
-      if (u->ready && !event_done(u->ready)) {
-        if (capturing) driver().base.cuEventSynchronize(u->ready->get());
-        else driver().base.cuStreamWaitEvent(stream, u->ready->get(), 0);
+    } else if (u->state == UnitState::kStaged) {
+      // Prefetched, or staged by another stream moments ago: its decode may
+      // still be running.
+      wait_for_decode(*u, stream, capturing);
+      if (u->prefetched) {
+        // The guess was right: keep the decoder one range ahead.
+        u->prefetched = false;
+        stats_.prefetch_hits.add();
+        if (!capturing) start_prefetch(u->next_guess.lock());
       }
-      if (!capturing) start_prefetch(u->next_guess.lock());
-    } else if (u->state == UnitState::kStaged && u->ready && !event_done(u->ready)) {
-      // Staged by another stream moments ago: order after its decode on the GPU.
-      if (capturing) driver().base.cuEventSynchronize(u->ready->get());
-      else driver().base.cuStreamWaitEvent(stream, u->ready->get(), 0);
     }
     u->lru_tick = ++tick_;
     if (capturing) ++u->pins;  // a graph replays this without asking us: keep it mapped
@@ -123,9 +129,9 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   }
   if (faulted) {
     stats_.faults.add();
-    emit("fault", 0, 0, fmt::format("\"api\":\"{}\"", what != nullptr ? what : "?"));
+    if (trace_.enabled()) emit("fault", 0, 0, fmt::format("\"api\":\"{}\"", what != nullptr ? what : "?"));
+    enforce_budget(0, true);  // staging grew: the budget may now be exceeded
   }
-  if (faulted) enforce_budget(0, true);  // staging grew: the budget may now be exceeded
   return result;
 }
 
@@ -172,24 +178,35 @@ void Runtime::collect_units(const TagExtent& extent) {
   }
 }
 
-CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
-  stats_.launches_seen.add();
+// What before_launch and before_transfer share: `visit(snapshot)` calls
+// collect_units for every tagged extent the call touches; those units are
+// held and staged for the call's stream. A launch that touches nothing
+// tracked costs an atomic load and the snapshot.
+template <typename Visit>
+CUresult Runtime::hold_touched(CUstream stream, bool per_thread_stream, const char* what, Visit&& visit) noexcept {
   compress_pending(false);
   if (tracked_.empty()) return CUDA_SUCCESS;
   const auto snapshot = tracked_.snapshot();
   t_touched.clear();
   try {
-    for_each_param_word(d, params_, [&](uint64_t word) {
-      if (const auto* e = RangeMap<TagExtent>::find(*snapshot, word)) collect_units(*e->value);
-    });
+    visit(*snapshot);
   } catch (...) {
     t_touched.clear();
     return CUDA_SUCCESS;
   }
   if (t_touched.empty()) return CUDA_SUCCESS;
-  t_touched_stream = resolve(d.stream, d.per_thread_stream);
-  t_touched_capturing = stream_capturing(t_touched_stream);
-  return prepare(t_touched, t_touched_stream, d.api);
+  const CUstream resolved = resolve(stream, per_thread_stream);
+  t_touched_capturing = stream_capturing(resolved);
+  return prepare(t_touched, resolved, t_touched_capturing, what);
+}
+
+CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
+  stats_.launches_seen.add();
+  return hold_touched(d.stream, d.per_thread_stream, d.api, [&](const auto& snapshot) {
+    for_each_param_word(d, params_, [&](uint64_t word) {
+      if (const auto* e = RangeMap<TagExtent>::find(snapshot, word)) collect_units(*e->value);
+    });
+  });
 }
 
 void Runtime::after_launch(const LaunchDesc& d, CUresult result) noexcept {
@@ -197,24 +214,13 @@ void Runtime::after_launch(const LaunchDesc& d, CUresult result) noexcept {
 }
 
 CUresult Runtime::before_transfer(const TransferDesc& d) noexcept {
-  compress_pending(false);
-  if (tracked_.empty()) return CUDA_SUCCESS;
-  const auto snapshot = tracked_.snapshot();
-  t_touched.clear();
-  try {
+  return hold_touched(d.stream, d.per_thread_stream, d.api, [&](const auto& snapshot) {
     for (size_t i = 0; i < d.span_count; ++i) {
       const Span& s = d.spans[i];
-      RangeMap<TagExtent>::for_each_overlapping(*snapshot, s.ptr, s.ptr + s.bytes,
+      RangeMap<TagExtent>::for_each_overlapping(snapshot, s.ptr, s.ptr + s.bytes,
                                                 [&](const auto& e) { collect_units(*e.value); });
     }
-  } catch (...) {
-    t_touched.clear();
-    return CUDA_SUCCESS;
-  }
-  if (t_touched.empty()) return CUDA_SUCCESS;
-  t_touched_stream = resolve(d.stream, d.per_thread_stream);
-  t_touched_capturing = stream_capturing(t_touched_stream);
-  return prepare(t_touched, t_touched_stream, d.api);
+  });
 }
 
 void Runtime::after_transfer(const TransferDesc& d, CUresult result) noexcept {

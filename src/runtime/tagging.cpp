@@ -234,6 +234,7 @@ void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   auto permanent = a.permanent.find(u->begin);
   const bool own_handle = permanent != a.permanent.end() && permanent->second.first == u->bytes();
   StoredRange stored;
+  const auto start = TraceClock::now();
   const CompressOutcome outcome =
       (own_pages || own_handle) ? store_->compress(u->begin, u->bytes(), u->dtype, config_, stored)
                                 : CompressOutcome::kFailed;
@@ -274,7 +275,7 @@ void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   stats_.bytes_original_compressed.add(u->bytes());
   stats_.bytes_compressed.add(u->store.bytes);
   update_saved();
-  emit("compress", u->begin, u->bytes(), fmt::format("\"compressed\":{}", u->store.bytes));
+  emit_timed("compress", u->begin, u->bytes(), start, fmt::format("\"compressed\":{}", u->store.bytes));
   log(LogLevel::kDebug, "compressed {} bytes at {} into {}", u->bytes(), hex(u->begin), u->store.bytes);
 }
 

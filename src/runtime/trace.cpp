@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <chrono>
-
 #include "runtime/log.h"
 
 namespace nz::rt {
@@ -21,7 +19,7 @@ bool Trace::open(const std::string& path) noexcept {
 
 void Trace::emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra) noexcept {
   if (file_ == nullptr) return;
-  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  const auto now = TraceClock::now().time_since_epoch();
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
   try {
     std::string line = fmt::format("{{\"t_ns\":{},\"event\":\"{}\",\"ptr\":\"{:#x}\",\"bytes\":{}{}{}}}\n", ns,

@@ -2,6 +2,7 @@
 // (alloc, tag, compress, stage, evict, ...), with a monotonic time in ns.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <mutex>
@@ -9,6 +10,9 @@
 #include <string_view>
 
 namespace nz::rt {
+
+// The clock of "t_ns" and of the "ns" durations of timed events.
+using TraceClock = std::chrono::steady_clock;
 
 class Trace {
  public:

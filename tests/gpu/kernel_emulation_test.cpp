@@ -65,18 +65,22 @@ std::vector<uint8_t> emu_encode(const std::vector<uint8_t>& input, uint64_t coun
   return std::vector<uint8_t>(dst.data(), dst.data() + n);
 }
 
+// `src_shift` / `dst_shift`: bytes past a 256-byte boundary, to run the
+// decoder on buffers with only the alignment the kernel contract promises.
 std::vector<uint8_t> emu_decode(const std::vector<uint8_t>& compressed, size_t out_bytes, unsigned grid,
-                                uint32_t* status_out = nullptr) {
-  AlignedBytes src(compressed.size()), dst(out_bytes), status(4);
+                                uint32_t* status_out = nullptr, size_t src_shift = 0, size_t dst_shift = 0) {
+  AlignedBytes src_store(compressed.size() + src_shift), dst_store(out_bytes + dst_shift), status(4);
+  uint8_t* src = src_store.data() + src_shift;
+  uint8_t* dst = dst_store.data() + dst_shift;
   const unsigned traps_before = trapped();
-  std::memcpy(src.data(), compressed.data(), compressed.size());
-  DecodeArgs args{addr(src.data()), compressed.size(), addr(dst.data()), out_bytes, addr(status.data())};
+  std::memcpy(src, compressed.data(), compressed.size());
+  DecodeArgs args{addr(src), compressed.size(), addr(dst), out_bytes, addr(status.data())};
   nz::emu::launch(grid, kDecodeWarpsPerBlock * 32, [&] { decode_buffer(args); });
   uint32_t st = 0;
   std::memcpy(&st, status.data(), 4);
   if (status_out) *status_out = st;
   else EXPECT_EQ(trapped(), traps_before) << "the emulated decoder trapped, status " << st;
-  return std::vector<uint8_t>(dst.data(), dst.data() + out_bytes);
+  return std::vector<uint8_t>(dst, dst + out_bytes);
 }
 
 uint64_t emu_hash(const uint8_t* data, uint64_t len, unsigned grid) {
@@ -205,6 +209,36 @@ TEST(KernelEmulation, Lossy) {
         check(small_weights(d, 2100), options(d, NZ_LOSSY, k, b, 1024), fmt::format("weights d={} K={} B={}", int(d), k, b));
         check(patterns(d, 2100), options(d, NZ_LOSSY, k, b, 1024), fmt::format("patterns d={} K={} B={}", int(d), k, b));
       }
+    }
+  }
+}
+
+// The decoder's alignment contract: src 8-byte aligned, dst aligned to the
+// element (2-byte dtypes with dst % 4 == 2 store u16s; the hash is unchanged).
+TEST(KernelEmulation, MinimallyAlignedBuffers) {
+  for (nz_dtype d : {NZ_BF16, NZ_FP16, NZ_FP32}) {
+    const size_t count = 2501;  // odd: a lone last element
+    std::vector<uint8_t> input = small_weights(d, count);
+    nz_options o = options(d, NZ_LOSSLESS, 0, 0, 1024);
+    std::vector<uint8_t> packed(nz_compress_bound(count, &o));
+    size_t len = 0;
+    ASSERT_EQ(nz_compress(input.data(), count, &o, packed.data(), packed.size(), &len), NZ_OK);
+    packed.resize(len);
+    const size_t elem = nz_dtype_size(d);
+    for (size_t src_shift : {8u, 24u}) {
+      for (size_t dst_shift : {elem, 2 * elem + 4}) {
+        std::vector<uint8_t> out = emu_decode(packed, input.size(), 2, nullptr, src_shift, dst_shift);
+        EXPECT_EQ(out, input) << "dtype " << int(d) << " src+" << src_shift << " dst+" << dst_shift;
+      }
+    }
+    // Below the contract the kernel refuses (status, trap) instead of faulting.
+    uint32_t status = 0;
+    emu_decode(packed, input.size(), 2, &status, 4, 0);
+    EXPECT_EQ(status, uint32_t(NZ_ERR_INVALID_ARGUMENT));
+    if (elem == 4) {
+      status = 0;
+      emu_decode(packed, input.size(), 2, &status, 0, 2);
+      EXPECT_EQ(status, uint32_t(NZ_ERR_INVALID_ARGUMENT));
     }
   }
 }

@@ -9,6 +9,18 @@ std::atomic<unsigned long long> g_next_capture_id{1};
 
 CUresult sticky_of(Stream* s) { return s->ctx->sticky.load(); }
 
+// The cuStreamGet* queries: resolve the handle, check the out pointer, read
+// one field of the stream.
+template <typename T, typename Read>
+CUresult read_stream(CUstream h, T* out, Read read) {
+  NZ_REQUIRE_INIT();
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (!out) return CUDA_ERROR_INVALID_VALUE;
+  *out = read(*s);
+  return CUDA_SUCCESS;
+}
+
 }  // namespace
 
 extern "C" {
@@ -81,48 +93,23 @@ CUresult CUDAAPI cuStreamSynchronize(CUstream h) {
 }
 
 CUresult CUDAAPI cuStreamGetFlags(CUstream h, unsigned int* flags) {
-  NZ_REQUIRE_INIT();
-  Stream* s;
-  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
-  if (!flags) return CUDA_ERROR_INVALID_VALUE;
-  *flags = s->flags;
-  return CUDA_SUCCESS;
+  return read_stream(h, flags, [](const Stream& s) { return s.flags; });
 }
 
 CUresult CUDAAPI cuStreamGetPriority(CUstream h, int* priority) {
-  NZ_REQUIRE_INIT();
-  Stream* s;
-  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
-  if (!priority) return CUDA_ERROR_INVALID_VALUE;
-  *priority = s->priority;
-  return CUDA_SUCCESS;
+  return read_stream(h, priority, [](const Stream& s) { return s.priority; });
 }
 
 CUresult CUDAAPI cuStreamGetId(CUstream h, unsigned long long* id) {
-  NZ_REQUIRE_INIT();
-  Stream* s;
-  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
-  if (!id) return CUDA_ERROR_INVALID_VALUE;
-  *id = s->id;
-  return CUDA_SUCCESS;
+  return read_stream(h, id, [](const Stream& s) { return s.id; });
 }
 
 CUresult CUDAAPI cuStreamGetCtx(CUstream h, CUcontext* pctx) {
-  NZ_REQUIRE_INIT();
-  Stream* s;
-  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
-  if (!pctx) return CUDA_ERROR_INVALID_VALUE;
-  *pctx = reinterpret_cast<CUcontext>(s->ctx);
-  return CUDA_SUCCESS;
+  return read_stream(h, pctx, [](const Stream& s) { return reinterpret_cast<CUcontext>(s.ctx); });
 }
 
 CUresult CUDAAPI cuStreamGetDevice(CUstream h, CUdevice* dev) {
-  NZ_REQUIRE_INIT();
-  Stream* s;
-  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
-  if (!dev) return CUDA_ERROR_INVALID_VALUE;
-  *dev = s->ctx->device;
-  return CUDA_SUCCESS;
+  return read_stream(h, dev, [](const Stream& s) { return s.ctx->device; });
 }
 
 CUresult CUDAAPI cuStreamWaitEvent(CUstream h, CUevent ev, unsigned int flags) {

@@ -54,6 +54,9 @@ TEST(NztraceMinifw, JsonAndKeptTrace) {
   EXPECT_EQ(doc->find("exit_status")->as_u64(), 0u);
   EXPECT_GT(doc->find("memory")->find("saved_peak_bytes")->as_u64().value_or(0), 0u);
   EXPECT_GT(doc->find("cost")->find("compressions")->as_u64().value_or(0), 0u);
+  // The runtime times its encodes ("ns" on compress events): never null here.
+  EXPECT_GT(doc->find("cost")->find("encode_ns")->as_u64().value_or(0), 0u);
+  EXPECT_TRUE(doc->find("cost")->find("decode_ns")->is_number());
   const auto* buffers = doc->find("buffers");
   ASSERT_TRUE(buffers && !buffers->items.empty());
   for (const auto& b : buffers->items) {

@@ -124,6 +124,64 @@ TEST(NztraceSummary, JsonReportParses) {
   EXPECT_NE(text.find("buffers (1 of 2"), std::string::npos) << text;
 }
 
+// A newer runtime's trace: "ns" on stage/compress/reencode, and a store given
+// up under pressure (store_release) then encoded again at eviction (reencode).
+std::vector<std::string> pressure_trace() {
+  const uint64_t a = 0x7f0000000000;
+  return {
+      line(1000, "alloc", a, 4 * MiB, 4 * MiB, 0, 0),
+      line(1100, "tag", a, 4 * MiB, 4 * MiB, 0, 0, "\"dtype\":1"),
+      line(1200, "unit", a, 4 * MiB, 4 * MiB, 0, 0),
+      line(2000, "compress", a, 4 * MiB, 3 * MiB / 2, 0, 3 * MiB / 2, "\"ns\":500000,\"compressed\":1572864"),
+      line(3000, "stage", a, 4 * MiB, 11 * MiB / 2, 4 * MiB, 3 * MiB / 2, "\"ns\":20000"),
+      line(3100, "store_release", a, 4 * MiB, 4 * MiB, 4 * MiB, 0),
+      line(4000, "reencode", a, 4 * MiB, MiB, 0, MiB, "\"ns\":300000,\"compressed\":1048576"),
+      line(5000, "stage", a, 4 * MiB, 5 * MiB, 4 * MiB, MiB, "\"ns\":10000"),
+  };
+}
+
+TEST(NztraceSummary, ReencodesAndHostTimeAreCounted) {
+  const TraceSummary s = summarize(parse_all(pressure_trace()));
+  EXPECT_EQ(s.malformed_lines, 0u);
+  EXPECT_EQ(s.store_releases, 1u);
+  EXPECT_EQ(s.reencodes, 1u);
+  EXPECT_EQ(s.bytes_reencoded, 4 * MiB);
+  EXPECT_EQ(s.recompressions, 0u);
+  // After the re-encode the store is 1 MiB: 4 - 1 = 3 MiB saved, the peak.
+  EXPECT_EQ(s.saved_peak, 3 * MiB);
+  ASSERT_EQ(s.buffers.size(), 1u);
+  EXPECT_EQ(s.buffers[0].reencodes, 1u);
+  EXPECT_EQ(s.buffers[0].store_releases, 1u);
+  EXPECT_EQ(s.buffers[0].compressed_bytes, 1048576u);  // the re-encoded size, not the first one
+  EXPECT_TRUE(s.has_codec_time);
+  EXPECT_EQ(s.stage_ns, 30000u);
+  EXPECT_EQ(s.encode_ns, 800000u);
+  EXPECT_EQ(s.codec_ns(), 830000u);
+
+  const RunInfo run{"prog", 0, ""};
+  auto doc = nz::util::json::parse(render_json(s, run), nullptr);
+  ASSERT_TRUE(doc);
+  const auto* cost = doc->find("cost");
+  EXPECT_EQ(cost->find("reencodes")->as_u64(), 1u);
+  EXPECT_EQ(cost->find("store_releases")->as_u64(), 1u);
+  EXPECT_EQ(cost->find("decode_ns")->as_u64(), 30000u);
+  EXPECT_EQ(cost->find("encode_ns")->as_u64(), 800000u);
+  EXPECT_EQ(cost->find("host_ns")->as_u64(), 830000u);
+  EXPECT_EQ(doc->find("buffers")->items.at(0).find("reencodes")->as_u64(), 1u);
+  const std::string text = render_text(s, run, 5);
+  EXPECT_NE(text.find("1 re-encodes (4.0 MiB) after 1 store releases"), std::string::npos) << text;
+  EXPECT_NE(text.find("host time 0.830 ms (staging 0.030 ms, encoding 0.800 ms"), std::string::npos) << text;
+}
+
+TEST(NztraceSummary, OlderTraceHasNoHostTime) {
+  const TraceSummary s = summarize(parse_all(sample_trace()));
+  EXPECT_NE(render_text(s, RunInfo{"x", 0, ""}, 5).find("decode/encode time: not in the trace"), std::string::npos);
+  auto doc = nz::util::json::parse(render_json(s, RunInfo{"x", 0, ""}), nullptr);
+  ASSERT_TRUE(doc);
+  EXPECT_TRUE(doc->find("cost")->find("encode_ns")->is_null());
+  EXPECT_TRUE(doc->find("cost")->find("host_ns")->is_null());
+}
+
 TEST(NztraceSummary, EmptyTraceSaysSo) {
   const TraceSummary s = summarize(TraceFile{});
   EXPECT_EQ(s.saved_peak, 0u);

@@ -29,6 +29,16 @@ constexpr FloatLayout layout_of(FloatType t) {
   return {0, 0, 0};
 }
 
+// Lower-case name as nzbench prints it: "bf16", "fp16", "fp32".
+constexpr const char* name_of(FloatType t) {
+  switch (t) {
+    case FloatType::BF16: return "bf16";
+    case FloatType::FP16: return "fp16";
+    case FloatType::FP32: return "fp32";
+  }
+  return "?";
+}
+
 inline uint32_t f32_bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);

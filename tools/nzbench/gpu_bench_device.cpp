@@ -13,41 +13,12 @@
 #include "gpu/device_codec.h"
 #include "gpu/device_session.h"
 #include "gpu/gpu_bench.h"
+#include "codec_options.h"
 #include "gpu_bench.h"
 
 namespace nzbench {
 
 namespace {
-
-nz_dtype to_nz(nztools::FloatType t) {
-  switch (t) {
-    case nztools::FloatType::BF16: return NZ_BF16;
-    case nztools::FloatType::FP16: return NZ_FP16;
-    case nztools::FloatType::FP32: return NZ_FP32;
-  }
-  return NZ_BF16;
-}
-
-const char* dtype_name(nztools::FloatType t) {
-  switch (t) {
-    case nztools::FloatType::BF16: return "bf16";
-    case nztools::FloatType::FP16: return "fp16";
-    case nztools::FloatType::FP32: return "fp32";
-  }
-  return "?";
-}
-
-nz_options codec_options(const Options& opts, nztools::FloatType t) {
-  nz_options o;
-  nz_options_default(&o, to_nz(t));
-  o.mode = opts.mode == Mode::Lossy ? NZ_LOSSY : NZ_LOSSLESS;
-  if (opts.mode == Mode::Lossy) {
-    o.kept_bits = opts.kept_bits;
-    o.block_size = opts.block;
-  }
-  o.threads = 1;
-  return o;
-}
 
 struct TensorSet {
   std::string name;
@@ -149,7 +120,7 @@ GpuBenchStatus bench_gpu_sets(const Options& opts, const std::vector<BenchTensor
     const nz_options o = codec_options(opts, set.type);
     bool exact = false;
     if (!check_against_cpu(api, *codec, set.bytes, o, exact, error)) {
-      error = fmt::format("{} ({}): {}", set.name, dtype_name(set.type), error);
+      error = fmt::format("{} ({}): {}", set.name, nztools::name_of(set.type), error);
       return GpuBenchStatus::kFailed;
     }
     for (uint64_t mb : opts.gpu_mb) {
@@ -159,12 +130,12 @@ GpuBenchStatus bench_gpu_sets(const Options& opts, const std::vector<BenchTensor
       config.repeats = opts.repeat;
       nz::gpu::GpuBenchResult r;
       if (!nz::gpu::run_gpu_benchmark(api, *codec, set.bytes.data(), set.bytes.size(), config, r, error)) {
-        error = fmt::format("{} ({}) at {} MiB: {}", set.name, dtype_name(set.type), mb, error);
+        error = fmt::format("{} ({}) at {} MiB: {}", set.name, nztools::name_of(set.type), mb, error);
         return GpuBenchStatus::kFailed;
       }
       GpuSetResult g;
       g.set = set.name;
-      g.dtype = dtype_name(set.type);
+      g.dtype = nztools::name_of(set.type);
       g.tensors = set.tensors;
       g.set_bytes = set.bytes.size();
       g.buffer_mb = mb;

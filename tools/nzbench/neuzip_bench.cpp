@@ -1,25 +1,16 @@
 // neuzip_bench.cpp: timing and verifying the neuzip CPU codec.
 #include <chrono>
 #include <cmath>
-#include <cstring>
 
 #include <fmt/format.h>
 #include <neuzip/neuzip.h>
 
 #include "codec_bench.h"
+#include "codec_options.h"
 
 namespace nzbench {
 
 namespace {
-
-nz_dtype to_nz(nztools::FloatType t) {
-  switch (t) {
-    case nztools::FloatType::BF16: return NZ_BF16;
-    case nztools::FloatType::FP16: return NZ_FP16;
-    case nztools::FloatType::FP32: return NZ_FP32;
-  }
-  return NZ_BF16;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -47,15 +38,7 @@ void lossy_errors(const BenchTensor& t, const std::vector<uint8_t>& decoded, Fig
 
 bool bench_neuzip(const Options& opts, const BenchTensor& t, Figures& out, std::string& error) {
   const uint64_t n = t.elements();
-  nz_options o;
-  std::memset(&o, 0, sizeof o);
-  nz_options_default(&o, to_nz(t.type));
-  o.mode = opts.mode == Mode::Lossy ? NZ_LOSSY : NZ_LOSSLESS;
-  if (opts.mode == Mode::Lossy) {
-    o.kept_bits = opts.kept_bits;
-    o.block_size = opts.block;
-  }
-  o.threads = 1;
+  const nz_options o = codec_options(opts, t.type);
   std::vector<uint8_t> compressed(nz_compress_bound(n, &o));
   size_t compressed_len = 0;
   const unsigned repeat = opts.repeat ? opts.repeat : 1;

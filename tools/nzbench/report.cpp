@@ -15,15 +15,6 @@ using nz::util::json::quote;
 
 std::string num(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
 
-const char* type_name(nztools::FloatType t) {
-  switch (t) {
-    case nztools::FloatType::BF16: return "bf16";
-    case nztools::FloatType::FP16: return "fp16";
-    case nztools::FloatType::FP32: return "fp32";
-  }
-  return "?";
-}
-
 std::string figures_json(const Figures& f) {
   std::string s = fmt::format(
       "\"bytes\": {}, \"compressed_bytes\": {}, \"ratio\": {}, \"bound_ratio\": {}, \"overhead_pct\": {}, "
@@ -96,7 +87,7 @@ std::string render_json(const Options& opts, const std::vector<TensorResult>& re
       quote(opts.mode == Mode::Lossy ? "lossy" : "lossless"),
       opts.mode == Mode::Lossy ? fmt::format("{}", opts.kept_bits) : "null",
       opts.mode == Mode::Lossy ? fmt::format("{}", opts.block) : "null",
-      quote(opts.cast_to ? type_name(*opts.cast_to) : "keep"), opts.min_bytes, opts.tile_mb, opts.threads,
+      quote(opts.cast_to ? nztools::name_of(*opts.cast_to) : "keep"), opts.min_bytes, opts.tile_mb, opts.threads,
       opts.repeat);
   s += "  \"tensors\": [";
   for (size_t i = 0; i < results.size(); ++i) {
@@ -107,7 +98,7 @@ std::string render_json(const Options& opts, const std::vector<TensorResult>& re
     s += fmt::format(
         "{}\n    {{\"file\": {}, \"name\": {}, \"source_dtype\": {}, \"dtype\": {}, \"shape\": [{}], "
         "\"original_bytes\": {}, \"tiled\": {}, \"exponent_entropy_bits\": {}, {}, {}}}",
-        i ? "," : "", quote(t.file), quote(t.name), quote(t.source_dtype), quote(type_name(t.type)), shape,
+        i ? "," : "", quote(t.file), quote(t.name), quote(t.source_dtype), quote(nztools::name_of(t.type)), shape,
         t.original_bytes, t.tiled ? "true" : "false", num(r.exponent_entropy_bits), figures_json(r.neuzip),
         peers_json(r.peers));
   }
@@ -127,7 +118,7 @@ std::string render_text(const Options& opts, const std::vector<TensorResult>& re
   s += fmt::format("nzbench: {}{}, {} threads for _mt, best of {}; GB/s = 1e9 uncompressed bytes/s\n",
                    opts.mode == Mode::Lossy ? fmt::format("lossy K={} block={}", opts.kept_bits, opts.block)
                                             : "lossless",
-                   opts.cast_to ? fmt::format(", cast to {}", type_name(*opts.cast_to)) : "", opts.threads,
+                   opts.cast_to ? fmt::format(", cast to {}", nztools::name_of(*opts.cast_to)) : "", opts.threads,
                    opts.repeat);
   if (opts.tile_mb > 0)
     s += fmt::format("note: tensors smaller than {} MiB are TILED (repeated) to {} MiB for neuzip; zstd runs on the\n"
@@ -150,7 +141,7 @@ std::string render_text(const Options& opts, const std::vector<TensorResult>& re
     if (f.max_rel_error) s += fmt::format("  max_rel {:.3g} mean_rel {:.3g}", *f.max_rel_error, *f.mean_rel_error);
     s += "\n";
   };
-  for (const auto& r : results) row(r.tensor->name + (r.tensor->tiled ? "*" : ""), type_name(r.tensor->type), r.neuzip, r.peers);
+  for (const auto& r : results) row(r.tensor->name + (r.tensor->tiled ? "*" : ""), nztools::name_of(r.tensor->type), r.neuzip, r.peers);
   row("TOTAL", "", total.neuzip, total.peers);
   s += fmt::format("total bound_ratio uses one exponent histogram over the whole set; the sum of the tensors' own\n"
                    "bounds is {:.4f} (overhead vs that: {:.2f} %)\n",

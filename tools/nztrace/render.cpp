@@ -19,6 +19,16 @@ std::string fault_list(const TraceSummary& s) {
   return out;
 }
 
+std::string time_text(const TraceSummary& s) {
+  if (!s.has_codec_time) return "decode/encode time: not in the trace (older runtime)";
+  return fmt::format("host time {:.3f} ms (staging {:.3f} ms, encoding {:.3f} ms; device time not measured)",
+                     s.codec_ns() / 1e6, s.stage_ns / 1e6, s.encode_ns / 1e6);
+}
+
+std::string ns_or_null(const TraceSummary& s, uint64_t ns) {
+  return s.has_codec_time ? fmt::format("{}", ns) : "null";
+}
+
 }  // namespace
 
 std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
@@ -42,10 +52,12 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
                      static_cast<double>(s.compressed_bytes) / s.compressed_original_bytes, s.kept_resident,
                      s.made_resident);
   o += fmt::format("cost: {} decompressions ({:.1f} MiB, {} of them prefetched), {} faults{}, {} recompressions "
-                   "({:.1f} MiB), {} drops, {} out-of-memory evictions; decode/encode time: not in the trace\n",
+                   "({:.1f} MiB), {} re-encodes ({:.1f} MiB) after {} store releases, {} drops, {} out-of-memory "
+                   "evictions; {}\n",
                    s.stages, mib(s.bytes_decompressed), s.prefetches, s.faults,
                    s.fault_apis.empty() ? "" : " (" + fault_list(s) + ")", s.recompressions,
-                   mib(s.bytes_recompressed), s.drops, s.oom_events);
+                   mib(s.bytes_recompressed), s.reencodes, mib(s.bytes_reencoded), s.store_releases, s.drops,
+                   s.oom_events, time_text(s));
   const auto samples = downsample(s.timeline, s.duration_ns, 10);
   o += "saved over time (MiB, max per tenth of the run):";
   for (const auto& p : samples) o += fmt::format(" {:.1f}", mib(p.saved));
@@ -58,15 +70,15 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
   const size_t shown = top ? std::min(top, order.size()) : order.size();
   o += fmt::format("buffers ({} of {}, largest saving first):\n", shown, order.size());
   // Every staging is one decompression, so one column stands for both.
-  o += fmt::format("  {:>16} {:>10} {:>5} {:>7} {:>7} {:>6} {:>7} {:>6}  {}\n", "address", "MiB", "dtype", "ratio",
-                   "staged", "pref", "recomp", "drops", "note");
+  o += fmt::format("  {:>16} {:>10} {:>5} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6}  {}\n", "address", "MiB", "dtype",
+                   "ratio", "staged", "pref", "recomp", "reenc", "drops", "note");
   for (size_t i = 0; i < shown; ++i) {
     const BufferStats& b = *order[i];
     std::string note = b.kept_resident.empty() ? "" : "kept resident (" + b.kept_resident + ")";
     if (b.made_resident) note += note.empty() ? "made resident" : ", made resident";
-    o += fmt::format("  {:>#16x} {:>10.2f} {:>5} {:>7} {:>7} {:>6} {:>7} {:>6}  {}\n", b.address, mib(b.bytes),
-                     dtype_name(b.dtype), b.compressed_bytes ? fmt::format("{:.4f}", b.ratio()) : "-", b.stages,
-                     b.prefetches, b.recompressions, b.drops, note);
+    o += fmt::format("  {:>#16x} {:>10.2f} {:>5} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6}  {}\n", b.address,
+                     mib(b.bytes), dtype_name(b.dtype), b.compressed_bytes ? fmt::format("{:.4f}", b.ratio()) : "-",
+                     b.stages, b.prefetches, b.recompressions, b.reencodes, b.drops, note);
   }
   if (!run.trace_path.empty()) o += fmt::format("trace kept in {}\n", run.trace_path);
   return o;
@@ -90,10 +102,13 @@ std::string render_json(const TraceSummary& s, const RunInfo& run) {
   o += fmt::format(
       " \"cost\": {{\"decompressions\": {}, \"bytes_decompressed\": {}, \"prefetches\": {}, \"faults\": {}, "
       "\"faults_by_api\": {{{}}}, \"compressions\": {}, \"recompressions\": {}, \"bytes_recompressed\": {}, "
+      "\"reencodes\": {}, \"bytes_reencoded\": {}, \"store_releases\": {}, "
       "\"drops\": {}, \"kept_resident\": {}, \"made_resident\": {}, \"oom_events\": {}, "
-      "\"decode_ns\": null, \"encode_ns\": null}},\n",
+      "\"decode_ns\": {}, \"encode_ns\": {}, \"host_ns\": {}}},\n",
       s.stages, s.bytes_decompressed, s.prefetches, s.faults, faults, s.compressions, s.recompressions,
-      s.bytes_recompressed, s.drops, s.kept_resident, s.made_resident, s.oom_events);
+      s.bytes_recompressed, s.reencodes, s.bytes_reencoded, s.store_releases, s.drops, s.kept_resident,
+      s.made_resident, s.oom_events, ns_or_null(s, s.stage_ns), ns_or_null(s, s.encode_ns),
+      ns_or_null(s, s.codec_ns()));
   std::string counts;
   for (const auto& [ev, n] : s.event_counts) counts += fmt::format("{}{}: {}", counts.empty() ? "" : ", ", quote(ev), n);
   o += " \"event_counts\": {" + counts + "},\n \"buffers\": [";
@@ -102,11 +117,12 @@ std::string render_json(const TraceSummary& s, const RunInfo& run) {
     o += fmt::format(
         "{}\n  {{\"address\": \"{:#x}\", \"bytes\": {}, \"allocation\": \"{:#x}\", \"dtype\": {}, \"compressed_bytes\": {}, "
         "\"ratio\": {}, \"compressions\": {}, \"staged\": {}, \"decompressions\": {}, \"prefetches\": {}, "
-        "\"recompressions\": {}, \"drops\": {}, \"kept_resident\": {}, \"made_resident\": {}, \"freed\": {}}}",
+        "\"recompressions\": {}, \"reencodes\": {}, \"store_releases\": {}, \"drops\": {}, \"kept_resident\": {}, "
+        "\"made_resident\": {}, \"freed\": {}}}",
         i ? "," : "", b.address, b.bytes, b.allocation, quote(dtype_name(b.dtype)), b.compressed_bytes,
         b.compressed_bytes ? fmt::format("{:.6f}", b.ratio()) : "null", b.compressions, b.stages, b.stages,
-        b.prefetches, b.recompressions, b.drops, b.kept_resident.empty() ? "null" : quote(b.kept_resident),
-        b.made_resident, b.freed);
+        b.prefetches, b.recompressions, b.reencodes, b.store_releases, b.drops,
+        b.kept_resident.empty() ? "null" : quote(b.kept_resident), b.made_resident, b.freed);
   }
   o += "],\n \"timeline\": [";
   const auto samples = downsample(s.timeline, s.duration_ns, 200);

@@ -47,6 +47,7 @@ std::optional<TraceEvent> parse_trace_line(std::string_view line) {
   e.store = u64_member(*doc, "store");
   e.compressed = u64_member(*doc, "compressed");
   e.freed = u64_member(*doc, "freed");
+  e.ns = u64_member(*doc, "ns");
   if (const auto* d = doc->find("dtype"); d != nullptr && d->is_number()) {
     if (auto v = d->as_double()) e.dtype = static_cast<int64_t>(*v);
   }

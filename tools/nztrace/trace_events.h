@@ -4,8 +4,10 @@
 // Every line has t_ns, event, ptr (hex string), bytes; lines written through
 // the runtime also carry used (device bytes in use, cuMemGetInfo), staging
 // (physical bytes of the staging pool) and store (bytes of compressed data).
-// Some events add one member: compress/recompress "compressed", tag "dtype",
-// fault "api", keep_resident "reason", oom "freed".
+// Some events add members: compress/recompress/reencode "compressed", tag
+// "dtype", fault "api", keep_resident "reason", oom "freed"; newer runtimes
+// add "ns" (host wall time of the operation) to stage, compress, recompress
+// and reencode.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +24,8 @@ struct TraceEvent {
   uint64_t ptr = 0;
   uint64_t bytes = 0;
   std::optional<uint64_t> used, staging, store;  // the footprint when the event happened
-  std::optional<uint64_t> compressed;            // compress, recompress
+  std::optional<uint64_t> compressed;            // compress, recompress, reencode
+  std::optional<uint64_t> ns;                    // stage, compress, recompress, reencode (newer runtimes)
   std::optional<int64_t> dtype;                  // tag (NZ_TAG_*)
   std::optional<uint64_t> freed;                 // oom
   std::string api;                               // fault

@@ -67,6 +67,19 @@ struct Replay {
     }
   }
 
+  // recompress and reencode: the unit holds a new encoding of `e.bytes`.
+  BufferStats& encoded_again(const TraceEvent& e) {
+    BufferStats& b = unit(e.ptr, e.bytes);
+    if (e.compressed) b.compressed_bytes = *e.compressed;
+    return b;
+  }
+
+  void add_time(const TraceEvent& e, uint64_t& total) {
+    if (!e.ns) return;
+    s.has_codec_time = true;
+    total += *e.ns;
+  }
+
   void apply(const TraceEvent& e) {
     ++s.event_counts[e.event];
     const std::string& ev = e.event;
@@ -93,19 +106,30 @@ struct Replay {
       ++s.compressions;
       s.compressed_original_bytes += e.bytes;
       s.compressed_bytes += e.compressed.value_or(0);
+      add_time(e, s.encode_ns);
     } else if (ev == "stage") {
       ++unit(e.ptr, e.bytes).stages;
       ++s.stages;
       s.bytes_decompressed += e.bytes;
+      add_time(e, s.stage_ns);
     } else if (ev == "prefetch") {
       ++unit(e.ptr, e.bytes).prefetches;
       ++s.prefetches;
     } else if (ev == "recompress") {
-      BufferStats& b = unit(e.ptr, e.bytes);
-      ++b.recompressions;
-      if (e.compressed) b.compressed_bytes = *e.compressed;
+      ++encoded_again(e).recompressions;
       ++s.recompressions;
       s.bytes_recompressed += e.bytes;
+      add_time(e, s.encode_ns);
+    } else if (ev == "reencode") {
+      ++encoded_again(e).reencodes;
+      ++s.reencodes;
+      s.bytes_reencoded += e.bytes;
+      add_time(e, s.encode_ns);
+    } else if (ev == "store_release") {
+      // The unit stays staged and its pages stay released; only the store
+      // shrinks, and `store` on the line already says so.
+      ++unit(e.ptr, e.bytes).store_releases;
+      ++s.store_releases;
     } else if (ev == "drop") {
       ++unit(e.ptr, e.bytes).drops;
       ++s.drops;

@@ -23,6 +23,8 @@ struct BufferStats {
   uint32_t stages = 0;            // decompressions into staging memory (stage events, prefetches included)
   uint32_t prefetches = 0;        // of which started ahead of use
   uint32_t recompressions = 0;    // changed content encoded again at eviction
+  uint32_t reencodes = 0;         // unchanged content encoded again (its store was given up)
+  uint32_t store_releases = 0;    // stores given up while staged, under memory pressure
   uint32_t drops = 0;             // unchanged content evicted without re-encoding
   std::string kept_resident;      // reason the runtime gave ("ratio", "memory", ...) or ""
   bool made_resident = false;     // the runtime gave up compressing it (resident event)
@@ -58,12 +60,16 @@ struct TraceSummary {
 
   uint64_t faults = 0;  // launches or copies that had to wait for a decompression
   std::map<std::string, uint64_t> fault_apis;
-  uint64_t stages = 0, prefetches = 0, compressions = 0, recompressions = 0, drops = 0;
-  uint64_t bytes_decompressed = 0, bytes_recompressed = 0;
+  uint64_t stages = 0, prefetches = 0, compressions = 0, recompressions = 0, reencodes = 0, drops = 0;
+  uint64_t store_releases = 0;
+  uint64_t bytes_decompressed = 0, bytes_recompressed = 0, bytes_reencoded = 0;
   uint64_t kept_resident = 0, made_resident = 0, oom_events = 0;
-  // The trace has no durations for decode/encode work: these stay unknown
-  // until the runtime writes them (see docs/NZTRACE.md).
+  // Host wall time the runtime spent, from the events' "ns" (docs/NZTRACE.md):
+  // staging (page mapping + decode launch) and encoding (compress, recompress,
+  // reencode). Traces of older runtimes have no "ns": has_codec_time false.
   bool has_codec_time = false;
+  uint64_t stage_ns = 0, encode_ns = 0;
+  uint64_t codec_ns() const { return stage_ns + encode_ns; }
 
   std::vector<BufferStats> buffers;       // ordered by address, then by first appearance
   std::vector<FootprintSample> timeline;  // one sample per footprint-carrying event
