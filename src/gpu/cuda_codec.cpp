@@ -50,6 +50,11 @@ class CudaCodec final : public DeviceCodec {
 
   CUresult decode(CUstream stream, CUdeviceptr src, size_t src_len, CUdeviceptr dst, size_t dst_cap,
                   CUdeviceptr status_word) override {
+    // The kernel's contract (docs/KERNELS.md): src 8-byte aligned, dst aligned
+    // to the element size. Refuse here rather than let the kernel trap, which
+    // would poison the user's context. (fp32's 4-byte dst rule needs the
+    // header, so the kernel still checks that one.)
+    if (src % 8 != 0 || dst % 2 != 0) return CUDA_ERROR_INVALID_VALUE;
     kernels::DecodeArgs args{src, src_len, dst, dst_cap, status_word};
     // The grid does not depend on the chunk count (unknown here without a
     // read-back): blocks past the last chunk return at once.
@@ -72,6 +77,7 @@ class CudaCodec final : public DeviceCodec {
     kernels::EncodeArgs args;
     std::string error;
     if (!resolve_encode_params(element_count, opts, args, error)) return CUDA_ERROR_INVALID_VALUE;
+    if (dst % 8 != 0 || src % nz_dtype_size(opts.dtype) != 0) return CUDA_ERROR_INVALID_VALUE;
     size_t needed = plan_encode_workspace(args);
     if (workspace_bytes < needed || (needed != 0 && workspace == 0)) return CUDA_ERROR_INVALID_VALUE;
     args.src = src;
