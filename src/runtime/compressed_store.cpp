@@ -144,13 +144,7 @@ CompressOutcome CompressedStore::encode_best(CUdeviceptr src, size_t bytes, int 
   }
   CompressOutcome last = CompressOutcome::kFailed;
   for (size_t i = 0; i < candidate_count; ++i) {
-    nz_options opts;
-    nz_options_default(&opts, candidates[i]);
-    if (lossy) {
-      opts.mode = NZ_LOSSY;
-      opts.kept_bits = config.lossy_kept_bits;
-      opts.block_size = config.lossy_block;
-    }
+    const nz_options opts = config.codec_options(candidates[i], lossy);
     UniqueDeviceMemory buffer;
     size_t len = 0;
     last = encode_once(src, bytes, opts, buffer, len);

@@ -83,6 +83,13 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (parse_unsigned(v, bytes)) c.min_bytes = bytes;
     else complain("NEUZIP_MIN_BYTES", v, "a number of bytes");
   }
+  if (const char* v = getenv_fn("NEUZIP_CHUNK_ELEMS")) {
+    size_t n = 0;
+    if (parse_unsigned(v, n) && n >= (1u << 10) && n <= (1u << 22) && (n & (n - 1)) == 0)
+      c.chunk_elems = static_cast<uint32_t>(n);
+    else
+      complain("NEUZIP_CHUNK_ELEMS", v, "a power of two from 1024 to 4194304");
+  }
   if (const char* v = getenv_fn("NEUZIP_TRACE")) c.trace_path = v;
   if (const char* v = getenv_fn("NEUZIP_REPORT")) {
     std::string_view s(v);
@@ -90,6 +97,18 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     else if (s != "0") complain("NEUZIP_REPORT", v, "0 or 1");
   }
   return c;
+}
+
+nz_options Config::codec_options(nz_dtype dtype, bool lossy) const {
+  nz_options opts;
+  nz_options_default(&opts, dtype);
+  opts.chunk_elems = chunk_elems;
+  if (lossy && mode == NZ_LOSSY) {
+    opts.mode = NZ_LOSSY;
+    opts.kept_bits = lossy_kept_bits;
+    opts.block_size = lossy_block;
+  }
+  return opts;
 }
 
 Config config_from_environment() {

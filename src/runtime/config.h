@@ -19,9 +19,18 @@ struct Config {
   int htod_dtype = 0;                // NEUZIP_LOSSY_HTOD_DTYPE: NZ_TAG_* declared for HtoD tags
   std::optional<size_t> staging_bytes;  // NEUZIP_STAGING_MB; unset = adaptive
   size_t min_bytes = size_t{2} << 20;   // NEUZIP_MIN_BYTES: smallest cuMemAlloc served by VMM
+  // NEUZIP_CHUNK_ELEMS: elements per independently decodable chunk of the
+  // compressed store. A GPU decodes one chunk per warp, and a 2 MiB unit of
+  // bf16 at the codec's default 64 Ki elements is only 16 chunks (16 warps):
+  // far too few to fill a GPU. 8 Ki gives 128 warps per unit for about 1 % of
+  // size (docs/KERNELS.md); to be tuned on an H100.
+  uint32_t chunk_elems = 8192;
   int log_level = 0;                 // NEUZIP_LOG
   std::string trace_path;            // NEUZIP_TRACE
   bool report = false;               // NEUZIP_REPORT=1: summary line at exit
+
+  // Codec options for a range of `dtype`, lossy when `lossy` (and the mode is lossy).
+  nz_options codec_options(nz_dtype dtype, bool lossy) const;
 };
 
 // Reads the variables through `getenv_fn` (so tests need not touch the real

@@ -32,13 +32,8 @@ void Runtime::reserve_for_pressure() noexcept {
   size_t need = 0;
   const size_t largest_unit = std::max(kMaxUnitBytes, vmm_.page_size());
   for (nz_dtype t : {NZ_BF16, NZ_FP16, NZ_FP32}) {
-    nz_options opts;
-    nz_options_default(&opts, t);
-    need = std::max(need, nz_compress_bound(largest_unit / nz_dtype_size(t), &opts));
-    if (config_.mode == NZ_LOSSY) {
-      opts.mode = NZ_LOSSY;
-      opts.kept_bits = config_.lossy_kept_bits;
-      opts.block_size = config_.lossy_block;
+    for (bool lossy : {false, true}) {
+      const nz_options opts = config_.codec_options(t, lossy);
       need = std::max(need, nz_compress_bound(largest_unit / nz_dtype_size(t), &opts));
     }
   }

@@ -77,5 +77,24 @@ TEST(Config, BadNumbersKeepDefaults) {
   EXPECT_EQ(c.htod_dtype, NZ_TAG_BYTES);
 }
 
+TEST(Config, ChunkElemsAndCodecOptions) {
+  EXPECT_EQ(parse({}).chunk_elems, 8192u);
+  EXPECT_EQ(parse({{"NEUZIP_CHUNK_ELEMS", "65536"}}).chunk_elems, 65536u);
+  for (const char* bad : {"1000", "512", "8388608", "4096x", "-4096"}) {
+    EXPECT_EQ(parse({{"NEUZIP_CHUNK_ELEMS", bad}}).chunk_elems, 8192u) << bad;
+  }
+  Config lossless = parse({{"NEUZIP_CHUNK_ELEMS", "4096"}});
+  nz_options o = lossless.codec_options(NZ_FP16, /*lossy=*/true);  // lossless mode: lossy ignored
+  EXPECT_EQ(o.dtype, NZ_FP16);
+  EXPECT_EQ(o.mode, NZ_LOSSLESS);
+  EXPECT_EQ(o.chunk_elems, 4096u);
+  Config lossy = parse({{"NEUZIP_MODE", "lossy:3:64"}});
+  o = lossy.codec_options(NZ_BF16, /*lossy=*/true);
+  EXPECT_EQ(o.mode, NZ_LOSSY);
+  EXPECT_EQ(o.kept_bits, 3u);
+  EXPECT_EQ(o.block_size, 64u);
+  EXPECT_EQ(lossy.codec_options(NZ_BF16, /*lossy=*/false).mode, NZ_LOSSLESS);
+}
+
 }  // namespace
 }  // namespace nz::rt
