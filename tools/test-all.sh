@@ -17,7 +17,7 @@ echo "== ASan + UBSan: codec, tools, kernel code (CPU emulation), runtime units"
 # Programs that run under LD_PRELOAD or on the simulator's fault handler are
 # left out: ASan must be the first library loaded and owns SIGSEGV.
 asan_tests="codec-hash codec-bitpack codec-rans codec-format codec-roundtrip codec-lossy \
-  codec-corruption codec-capi codec-threading codec-fuzz-corpus \
+  codec-corruption codec-capi codec-threading codec-fuzz-corpus codec-fused_decode \
   tools_safetensors tools_nzeval_core tools_nzbench_json tools_nzeval_lossless tools_nztrace_summary \
   gpu_kernel_emulation runtime-unit"
 [ -d build-asan ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \

@@ -51,7 +51,7 @@ struct ChunkDecodeState {
   const uint8_t* symbols_packed = nullptr;  // packed kind only
   const uint8_t* raw = nullptr;
   RansDecoder dec{};
-  Bf16FusedJob fused;  // what the fused decoder did (nothing: all zero)
+  FusedJob fused;  // what the fused decoder did (nothing: all zero)
 };
 
 namespace {
@@ -94,12 +94,19 @@ nz_status begin_chunk(const ParsedBuffer& buf, uint32_t chunk, ChunkDecodeState&
   return NZ_OK;
 }
 
-// bf16 rANS chunks with AVX-512 go through the fused decoder first: it does
-// the merge, and without block scaling the hash too. What it leaves (the
-// last partial step, the last few stream words) goes through the generic
-// path and is scaled and hashed separately.
-bool use_fused(const ParsedBuffer& buf, const ChunkDecodeState& st, RansImpl impl) {
-  return st.rans && buf.header.dtype == NZ_BF16 && impl == RansImpl::kAvx512 && rans_bf16_fused_supported();
+// rANS chunks with AVX-512 go through a fused decoder first where one
+// exists (bf16 any K; fp16 and fp32 lossless): it does the merge, and
+// without block scaling the hash too. What it leaves (the last partial step,
+// the last few stream words) goes through the generic path and is scaled and
+// hashed separately.
+enum class FusedKind { kNone, kBf16, kWide };
+
+FusedKind fused_kind(const ParsedBuffer& buf, const ChunkDecodeState& st, RansImpl impl) {
+  if (!st.rans || impl != RansImpl::kAvx512 || !rans_bf16_fused_supported()) return FusedKind::kNone;
+  const Header& h = buf.header;
+  if (h.dtype == NZ_BF16) return FusedKind::kBf16;
+  if ((h.dtype == NZ_FP16 || h.dtype == NZ_FP32) && h.mode == NZ_LOSSLESS) return FusedKind::kWide;
+  return FusedKind::kNone;
 }
 
 Bf16FusedParams fused_params(const ParsedBuffer& buf) {
@@ -107,6 +114,22 @@ Bf16FusedParams fused_params(const ParsedBuffer& buf) {
   p.kept_bits = buf.header.kept_bits;
   p.block_log2 = buf.header.block_log2;
   return p;
+}
+
+void run_fused(FusedKind kind, const ParsedBuffer& buf, const DecodeTable& table, FusedJob& job) {
+  if (kind == FusedKind::kBf16) {
+    rans_decode_bf16_avx512(table, fused_params(buf), job);
+  } else if (kind == FusedKind::kWide) {
+    rans_decode_wide_avx512(table, static_cast<nz_dtype>(buf.header.dtype), job);
+  }
+}
+
+void run_fused_pair(FusedKind kind, const ParsedBuffer& buf, const DecodeTable& table, FusedJob& a, FusedJob& b) {
+  if (kind == FusedKind::kBf16) {
+    rans_decode_bf16_avx512_pair(table, fused_params(buf), a, b);
+  } else if (kind == FusedKind::kWide) {
+    rans_decode_wide_avx512_pair(table, static_cast<nz_dtype>(buf.header.dtype), a, b);
+  }
 }
 
 void prepare_job(ChunkDecodeState& st, uint8_t* dst) {
@@ -168,9 +191,9 @@ nz_status decode_chunk(const ParsedBuffer& buf, const DecodeTable& table, uint32
                        RansImpl impl) {
   ChunkDecodeState st;
   if (nz_status s = begin_chunk(buf, chunk, st); s != NZ_OK) return s;
-  if (use_fused(buf, st, impl)) {
+  if (const FusedKind kind = fused_kind(buf, st, impl); kind != FusedKind::kNone) {
     prepare_job(st, dst);
-    rans_decode_bf16_avx512(table, fused_params(buf), st.fused);
+    run_fused(kind, buf, table, st.fused);
   }
   return finish_chunk(buf, table, st, dst, impl);
 }
@@ -181,15 +204,17 @@ void decode_chunk_pair(const ParsedBuffer& buf, const DecodeTable& table, uint32
   uint8_t* dst[2] = {dst0, dst1};
   status[0] = begin_chunk(buf, chunk, st[0]);
   status[1] = begin_chunk(buf, chunk + 1, st[1]);
-  if (status[0] == NZ_OK && status[1] == NZ_OK && use_fused(buf, st[0], impl) && use_fused(buf, st[1], impl)) {
+  const FusedKind kind[2] = {status[0] == NZ_OK ? fused_kind(buf, st[0], impl) : FusedKind::kNone,
+                             status[1] == NZ_OK ? fused_kind(buf, st[1], impl) : FusedKind::kNone};
+  if (kind[0] != FusedKind::kNone && kind[0] == kind[1]) {
     prepare_job(st[0], dst[0]);
     prepare_job(st[1], dst[1]);
-    rans_decode_bf16_avx512_pair(table, fused_params(buf), st[0].fused, st[1].fused);
+    run_fused_pair(kind[0], buf, table, st[0].fused, st[1].fused);
   } else {
     for (int i = 0; i < 2; ++i) {
-      if (status[i] == NZ_OK && use_fused(buf, st[i], impl)) {
+      if (kind[i] != FusedKind::kNone) {
         prepare_job(st[i], dst[i]);
-        rans_decode_bf16_avx512(table, fused_params(buf), st[i].fused);
+        run_fused(kind[i], buf, table, st[i].fused);
       }
     }
   }

@@ -71,6 +71,11 @@ void split_chunk(const ChunkEncodeParams& params, const ChunkSource& src, uint8_
     split_bf16_avx512(src.elements, src.n, params.kept_bits, symbols, raw);
     return;
   }
+  const bool lossless = params.kept_bits == l.mantissa_bits;
+  if (!bf16 && lossless && split_wide_avx512_supported()) {  // fp16 or fp32
+    split_wide_avx512(l.bytes == 4 ? NZ_FP32 : NZ_FP16, src.elements, src.n, symbols, raw);
+    return;
+  }
   if (bf16 && params.kept_bits == 7) {
     // bf16 lossless: the raw value is one whole byte (sign, 7 mantissa bits).
     for (uint64_t i = 0; i < src.n; ++i) {

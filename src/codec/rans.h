@@ -45,7 +45,7 @@ bool rans_decode_scalar(RansDecoder& dec, const DecodeTable& table, uint8_t* out
 bool rans_decode_avx2(RansDecoder& dec, const DecodeTable& table, uint8_t* out, uint64_t count);
 bool rans_decode_avx512(RansDecoder& dec, const DecodeTable& table, uint8_t* out, uint64_t count);
 
-// bf16 rANS chunks, AVX-512 with VBMI/VBMI2 (rans_bf16_fused_supported()):
+// Fused decoders. bf16 rANS chunks, AVX-512 with VBMI/VBMI2 (rans_bf16_fused_supported()):
 // decodes whole steps straight into bf16 output, merging the raw values
 // (R = kept_bits + 1 bits each, kept_bits <= 7), and without block scaling
 // also adds up the output's nzhash terms, so the output is written once and
@@ -55,7 +55,7 @@ struct Bf16FusedParams {
   uint32_t kept_bits = 7;
   uint32_t block_log2 = 0;
 };
-struct Bf16FusedJob {
+struct FusedJob {
   RansDecoder* dec = nullptr;         // at the start of the chunk's stream
   const uint8_t* raw = nullptr;       // the raw value section
   uint8_t* dst = nullptr;
@@ -68,10 +68,16 @@ struct Bf16FusedJob {
   uint64_t hash_sum = 0;
 };
 bool rans_bf16_fused_supported();
-void rans_decode_bf16_avx512(const DecodeTable& table, const Bf16FusedParams& params, Bf16FusedJob& job);
+// Lossless fp16 and fp32 rANS chunks, the same contract with K = M and no
+// blocks (so final_done == done): the fused step on 2 x 16 lanes, the merge
+// of symbol and raw bits into the element, and the hash. Needs
+// rans_bf16_fused_supported() (the same instruction sets) and a packed table.
+void rans_decode_wide_avx512(const DecodeTable& table, nz_dtype dtype, FusedJob& job);
+void rans_decode_wide_avx512_pair(const DecodeTable& table, nz_dtype dtype, FusedJob& a, FusedJob& b);
+void rans_decode_bf16_avx512(const DecodeTable& table, const Bf16FusedParams& params, FusedJob& job);
 // Two chunks at once, their streams interleaved for instruction-level
 // parallelism; the same results as two single calls.
-void rans_decode_bf16_avx512_pair(const DecodeTable& table, const Bf16FusedParams& params, Bf16FusedJob& a,
-                                  Bf16FusedJob& b);
+void rans_decode_bf16_avx512_pair(const DecodeTable& table, const Bf16FusedParams& params, FusedJob& a,
+                                  FusedJob& b);
 
 }  // namespace nz::codec

@@ -217,7 +217,7 @@ struct JobProgress {
 // it is in cache; doing that here too was measured slower: the loop then
 // runs out of vector ports and registers).
 template <bool kLossless>
-NZ_TARGET_BF16_FUSED void run_single(const FusedConsts& k, const Bf16FusedParams& p, Bf16FusedJob& job,
+NZ_TARGET_BF16_FUSED void run_single(const FusedConsts& k, const Bf16FusedParams& p, FusedJob& job,
                                      JobProgress& prog) {
   const uint64_t full_steps = job.count / kLanes;
   FusedStream s(*job.dec, job.raw, job.dst, prog.steps * kLanes / 2);
@@ -238,8 +238,8 @@ NZ_TARGET_BF16_FUSED void run_single(const FusedConsts& k, const Bf16FusedParams
 // two vectors, so a second independent chain nearly doubles the work done
 // per cycle until the execution ports fill up. Runs both as far as both can go.
 template <bool kLossless>
-NZ_TARGET_BF16_FUSED void run_pair(const FusedConsts& k, const Bf16FusedParams& p, Bf16FusedJob& a,
-                                   Bf16FusedJob& b, JobProgress& pa, JobProgress& pb) {
+NZ_TARGET_BF16_FUSED void run_pair(const FusedConsts& k, const Bf16FusedParams& p, FusedJob& a,
+                                   FusedJob& b, JobProgress& pa, JobProgress& pb) {
   FusedStream sa(*a.dec, a.raw, a.dst, 0);
   FusedStream sb(*b.dec, b.raw, b.dst, 0);
   const uint64_t full_a = a.count / kLanes, full_b = b.count / kLanes;
@@ -264,11 +264,11 @@ NZ_TARGET_BF16_FUSED void run_pair(const FusedConsts& k, const Bf16FusedParams& 
   pa.final_steps = pb.final_steps = p.block_log2 == 0 ? step : 0;
 }
 
-void reset(Bf16FusedJob& job) {
+void reset(FusedJob& job) {
   job.done = job.final_done = job.hash_sum = 0;
 }
 
-void publish(Bf16FusedJob& job, const JobProgress& prog) {
+void publish(FusedJob& job, const JobProgress& prog) {
   job.done = prog.steps * kLanes;
   job.final_done = prog.final_steps * kLanes;
 }
@@ -276,7 +276,7 @@ void publish(Bf16FusedJob& job, const JobProgress& prog) {
 }  // namespace
 
 NZ_TARGET_BF16_FUSED void rans_decode_bf16_avx512(const DecodeTable& table, const Bf16FusedParams& params,
-                                                  Bf16FusedJob& job) {
+                                                  FusedJob& job) {
   reset(job);
   if (!table.has_packed || params.kept_bits > 7) return;
   const FusedConsts k(table, 1 + params.kept_bits);
@@ -290,7 +290,7 @@ NZ_TARGET_BF16_FUSED void rans_decode_bf16_avx512(const DecodeTable& table, cons
 }
 
 NZ_TARGET_BF16_FUSED void rans_decode_bf16_avx512_pair(const DecodeTable& table, const Bf16FusedParams& params,
-                                                       Bf16FusedJob& a, Bf16FusedJob& b) {
+                                                       FusedJob& a, FusedJob& b) {
   reset(a);
   reset(b);
   if (!table.has_packed || params.kept_bits > 7) return;
@@ -319,10 +319,10 @@ NZ_TARGET_BF16_FUSED void rans_decode_bf16_avx512_pair(const DecodeTable& table,
 
 namespace nz::codec {
 bool rans_bf16_fused_supported() { return false; }
-void rans_decode_bf16_avx512(const DecodeTable&, const Bf16FusedParams&, Bf16FusedJob& job) {
+void rans_decode_bf16_avx512(const DecodeTable&, const Bf16FusedParams&, FusedJob& job) {
   job.done = job.final_done = job.hash_sum = 0;
 }
-void rans_decode_bf16_avx512_pair(const DecodeTable& t, const Bf16FusedParams& p, Bf16FusedJob& a, Bf16FusedJob& b) {
+void rans_decode_bf16_avx512_pair(const DecodeTable& t, const Bf16FusedParams& p, FusedJob& a, FusedJob& b) {
   rans_decode_bf16_avx512(t, p, a);
   rans_decode_bf16_avx512(t, p, b);
 }

@@ -1,0 +1,316 @@
+// Fused AVX-512 decoders for lossless fp16 and fp32 rANS chunks, the
+// counterpart of the bf16 one (rans_decode_bf16_avx512.cpp): one pass does
+// the rANS step on 2 x 16 lanes, merges each symbol with its raw bits into
+// the final element in registers, stores it and adds its nzhash terms.
+//
+// Raw values per step of 32 elements:
+// * fp32: R = 24 bits, exactly 3 bytes per element (96 bytes a step). One
+//   byte permute per 16 elements puts bytes 3i, 3i+1, 3i+2, 3i+2 in lane i:
+//   the mantissa is in place and the sign (raw bit 23) lands in bit 31; the
+//   exponent bits 23-30 then come from the table entry (symbol in bits
+//   24-31, shifted right by one) in a single bit-select.
+// * fp16: R = 11 bits, 44 bytes a step. A byte permute gives each 64-bit
+//   lane the 6 bytes holding its 4 values, one multishift (VBMI) cuts the
+//   four 16-bit windows; the sign (raw bit 10) moves to bit 15, the symbol
+//   to bits 10-14.
+#include <utility>
+
+#include "codec/rans.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#define NZ_TARGET_WIDE_FUSED \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vbmi2,popcnt")))
+
+namespace nz::codec {
+
+namespace {
+
+constexpr uint32_t kFp16RawStepBytes = 44;  // 32 x 11 bits
+constexpr uint32_t kFp32RawStepBytes = 96;  // 32 x 24 bits
+
+// mix64 of (j << 32) | w after its first step, as in the bf16 decoder: the
+// caller passes ((j << 32) ^ (j >> 1)) ^ w.
+NZ_TARGET_WIDE_FUSED inline __m512i mix64x8_tail(__m512i z, __m512i c1, __m512i c2) {
+  z = _mm512_mullo_epi64(z, c1);
+  z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 33));
+  z = _mm512_mullo_epi64(z, c2);
+  return _mm512_xor_si512(z, _mm512_srli_epi64(z, 33));
+}
+
+struct WideConsts {
+  __m512i slot_mask, low, bias_mask, one, c1, c2, odd_word, low32;
+  __m512i index_step;  // added to the word index terms per step
+  __m512i half_step;   // fp32: from the first 16 words of a step to the next 16
+  __m512i raw_pick0, raw_pick1;  // byte permutes of the raw section
+  __m512i raw_shift;             // fp16: multishift control
+  __m512i keep_raw;              // fp32: bits taken from the raw value; fp16: low 10 bits
+  __m512i sym_pick, sign16;      // fp16
+  __m128i prob_shift;
+  const int* tab;
+
+  NZ_TARGET_WIDE_FUSED WideConsts(const DecodeTable& table, nz_dtype dtype) {
+    slot_mask = _mm512_set1_epi32(static_cast<int>((1u << table.prob_bits) - 1));
+    low = _mm512_set1_epi32(static_cast<int>(kRansLow));
+    bias_mask = _mm512_set1_epi32(0xFFF);
+    one = _mm512_set1_epi32(1);
+    prob_shift = _mm_cvtsi32_si128(static_cast<int>(table.prob_bits));
+    tab = reinterpret_cast<const int*>(table.packed.data());
+    c1 = _mm512_set1_epi64(static_cast<long long>(0xFF51AFD7ED558CCDull));
+    c2 = _mm512_set1_epi64(static_cast<long long>(0xC4CEB9FE1A85EC53ull));
+    odd_word = _mm512_set1_epi64(1ll << 32);
+    low32 = _mm512_set1_epi64(0xFFFFFFFFll);
+    // The index term of word j is (j << 32) ^ (j >> 1); for even j, adding
+    // an even d words adds (d << 32) + d / 2 (j >> 1 < 2^31: no carry crosses).
+    const long long words_per_step = dtype == NZ_FP32 ? 32 : 16;
+    index_step = _mm512_set1_epi64((words_per_step << 32) + words_per_step / 2);
+    half_step = _mm512_set1_epi64((16ll << 32) + 8);
+    sign16 = _mm512_set1_epi16(static_cast<short>(0x8000));
+    alignas(64) uint8_t pick0[64] = {}, pick1[64] = {}, shift[64] = {}, sym[64] = {};
+    if (dtype == NZ_FP32) {
+      // Lanes 0-15 from a load at the step's byte 0, lanes 16-31 from one at
+      // byte 32 (their bytes 48-95 are bytes 16-63 of it): both stay inside
+      // the step's 96 bytes.
+      for (int i = 0; i < 16; ++i) {
+        for (int b = 0; b < 4; ++b) {
+          pick0[4 * i + b] = static_cast<uint8_t>(3 * i + (b < 3 ? b : 2));
+          pick1[4 * i + b] = static_cast<uint8_t>(16 + 3 * i + (b < 3 ? b : 2));
+        }
+      }
+      keep_raw = _mm512_set1_epi32(static_cast<int>(0x807FFFFFu));
+    } else {
+      // 64-bit lane q holds values 4q..4q+3: bits [44q, 44q + 44) of the
+      // step, from byte 44q / 8 with (44q) % 8 bits to skip.
+      for (int q = 0; q < 8; ++q) {
+        const int first_byte = 44 * q / 8, skip = 44 * q % 8;
+        for (int b = 0; b < 8; ++b) pick0[8 * q + b] = static_cast<uint8_t>(first_byte + b);
+        for (int k = 0; k < 4; ++k) {
+          shift[8 * q + 2 * k] = static_cast<uint8_t>(skip + 11 * k);
+          shift[8 * q + 2 * k + 1] = static_cast<uint8_t>(skip + 11 * k + 8);
+        }
+      }
+      // Byte 2i of the merged vector is lane i's symbol (byte 3 of its table
+      // entry, in e0 for lanes 0-15 and e1 for 16-31); odd bytes are zeroed.
+      for (int i = 0; i < 32; ++i) sym[2 * i] = static_cast<uint8_t>(i < 16 ? 4 * i + 3 : 64 + 4 * (i - 16) + 3);
+      keep_raw = _mm512_set1_epi16(0x3FF);
+    }
+    raw_pick0 = _mm512_load_si512(pick0);
+    raw_pick1 = _mm512_load_si512(pick1);
+    raw_shift = _mm512_load_si512(shift);
+    sym_pick = _mm512_load_si512(sym);
+  }
+};
+
+// One chunk's stream in registers.
+struct WideStream {
+  __m512i x0, x1;
+  // Index terms of the even words of the next 16 output words (see the bf16
+  // decoder), and the running sum of hash terms.
+  __m512i index_even, sum;
+  uint64_t pos;
+  uint64_t word_count;
+  const uint8_t* words;
+  const uint8_t* raw;
+  uint8_t* dst;
+
+  NZ_TARGET_WIDE_FUSED WideStream(const RansDecoder& dec, const uint8_t* raw_section, uint8_t* out,
+                                  uint64_t first_word)
+      : pos(dec.pos), word_count(dec.word_count), words(dec.words), raw(raw_section), dst(out) {
+    x0 = _mm512_loadu_si512(dec.x);
+    x1 = _mm512_loadu_si512(dec.x + 16);
+    alignas(64) uint64_t even_init[8];
+    for (uint64_t k = 0; k < 8; ++k) {
+      const uint64_t je = first_word + 2 * k;
+      even_init[k] = (je << 32) ^ (je >> 1);
+    }
+    index_even = _mm512_load_si512(even_init);
+    sum = _mm512_setzero_si512();
+  }
+
+  // A step reads at most 32 words with one 64-byte load.
+  bool can_step() const { return pos + kLanes <= word_count; }
+
+  NZ_TARGET_WIDE_FUSED void save(RansDecoder& dec) const {
+    _mm512_storeu_si512(dec.x, x0);
+    _mm512_storeu_si512(dec.x + 16, x1);
+    dec.pos = pos;
+  }
+
+  NZ_TARGET_WIDE_FUSED uint64_t hash_sum() const {
+    // Unsigned lane sum: the hash wants wrap-around, signed adds would overflow.
+    alignas(64) uint64_t lanes[8];
+    _mm512_store_si512(lanes, sum);
+    uint64_t total = 0;
+    for (uint64_t v : lanes) total += v;
+    return total;
+  }
+
+  // The rANS step of docs/FORMAT.md 4.1 on all 32 lanes; returns the table
+  // entries (symbol in bits 24-31) of lanes 0-15 and 16-31.
+  NZ_TARGET_WIDE_FUSED inline void rans_step(const WideConsts& k, __m512i& e0, __m512i& e1) {
+    e0 = _mm512_i32gather_epi32(_mm512_and_si512(x0, k.slot_mask), k.tab, 4);
+    e1 = _mm512_i32gather_epi32(_mm512_and_si512(x1, k.slot_mask), k.tab, 4);
+    const __m512i f0 = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e0, 12), k.bias_mask), k.one);
+    const __m512i f1 = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e1, 12), k.bias_mask), k.one);
+    x0 = _mm512_add_epi32(_mm512_mullo_epi32(f0, _mm512_srl_epi32(x0, k.prob_shift)), _mm512_and_si512(e0, k.bias_mask));
+    x1 = _mm512_add_epi32(_mm512_mullo_epi32(f1, _mm512_srl_epi32(x1, k.prob_shift)), _mm512_and_si512(e1, k.bias_mask));
+    const __mmask16 m0 = _mm512_cmplt_epu32_mask(x0, k.low);
+    const __mmask16 m1 = _mm512_cmplt_epu32_mask(x1, k.low);
+    const uint32_t m = static_cast<uint32_t>(m0) | (static_cast<uint32_t>(m1) << 16);
+    const __m512i w = _mm512_loadu_si512(words + 2 * pos);
+    const __m512i next = _mm512_maskz_expand_epi16(m, w);
+    x0 = _mm512_mask_or_epi32(x0, m0, _mm512_slli_epi32(x0, 16), _mm512_cvtepu16_epi32(_mm512_castsi512_si256(next)));
+    x1 = _mm512_mask_or_epi32(x1, m1, _mm512_slli_epi32(x1, 16),
+                              _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(next, 1)));
+    pos += static_cast<uint64_t>(__builtin_popcount(m));
+  }
+
+  // nzhash terms of the 16 u32 words in v, the first with the index term `index`.
+  NZ_TARGET_WIDE_FUSED static inline __m512i hash_terms(const WideConsts& k, __m512i v, __m512i index) {
+    const __m512i z_even = _mm512_ternarylogic_epi64(v, k.low32, index, 0x6A);  // (a & b) ^ c
+    const __m512i z_odd = _mm512_xor_si512(_mm512_srli_epi64(v, 32), _mm512_add_epi64(index, k.odd_word));
+    return _mm512_add_epi64(mix64x8_tail(z_even, k.c1, k.c2), mix64x8_tail(z_odd, k.c1, k.c2));
+  }
+
+  NZ_TARGET_WIDE_FUSED inline void step_fp32(const WideConsts& k, uint64_t step_index) {
+    __m512i e0, e1;
+    rans_step(k, e0, e1);
+    const uint8_t* r = raw + kFp32RawStepBytes * step_index;
+    const __m512i r0 = _mm512_permutexvar_epi8(k.raw_pick0, _mm512_loadu_si512(r));
+    const __m512i r1 = _mm512_permutexvar_epi8(k.raw_pick1, _mm512_loadu_si512(r + 32));
+    // Bit-select: sign and mantissa from the raw value, exponent from the entry.
+    const __m512i v0 = _mm512_ternarylogic_epi32(r0, _mm512_srli_epi32(e0, 1), k.keep_raw, 0xE4);
+    const __m512i v1 = _mm512_ternarylogic_epi32(r1, _mm512_srli_epi32(e1, 1), k.keep_raw, 0xE4);
+    uint8_t* out = dst + 4 * kLanes * step_index;
+    _mm512_storeu_si512(out, v0);
+    _mm512_storeu_si512(out + 64, v1);
+    sum = _mm512_add_epi64(sum, _mm512_add_epi64(hash_terms(k, v0, index_even),
+                                                 hash_terms(k, v1, _mm512_add_epi64(index_even, k.half_step))));
+    index_even = _mm512_add_epi64(index_even, k.index_step);
+  }
+
+  NZ_TARGET_WIDE_FUSED inline void step_fp16(const WideConsts& k, uint64_t step_index) {
+    __m512i e0, e1;
+    rans_step(k, e0, e1);
+    // 44 bytes: the masked load never reads past the step's raw values.
+    const __mmask64 bytes = (uint64_t{1} << kFp16RawStepBytes) - 1;
+    const __m512i packed = _mm512_maskz_loadu_epi8(bytes, raw + kFp16RawStepBytes * step_index);
+    const __m512i r = _mm512_multishift_epi64_epi8(k.raw_shift, _mm512_permutexvar_epi8(k.raw_pick0, packed));
+    const __m512i sym = _mm512_maskz_permutex2var_epi8(0x5555555555555555ull, e0, k.sym_pick, e1);
+    // fp16 = sign (raw bit 10) << 15 | symbol << 10 | raw bits 0-9.
+    __m512i v = _mm512_ternarylogic_epi32(_mm512_slli_epi16(sym, 10), r, k.keep_raw, 0xF8);  // a | (b & c)
+    v = _mm512_ternarylogic_epi32(v, _mm512_slli_epi16(r, 5), k.sign16, 0xF8);
+    _mm512_storeu_si512(dst + 2 * kLanes * step_index, v);
+    sum = _mm512_add_epi64(sum, hash_terms(k, v, index_even));
+    index_even = _mm512_add_epi64(index_even, k.index_step);
+  }
+
+  template <nz_dtype kDtype>
+  NZ_TARGET_WIDE_FUSED inline void step(const WideConsts& k, uint64_t step_index) {
+    if constexpr (kDtype == NZ_FP32) {
+      step_fp32(k, step_index);
+    } else {
+      step_fp16(k, step_index);
+    }
+  }
+};
+
+uint64_t words_per_step(nz_dtype dtype) { return dtype == NZ_FP32 ? 32 : 16; }
+
+// Continues one chunk alone from `steps` whole steps done.
+template <nz_dtype kDtype>
+NZ_TARGET_WIDE_FUSED void run_single(const WideConsts& k, FusedJob& job, uint64_t& steps) {
+  const uint64_t full_steps = job.count / kLanes;
+  WideStream s(*job.dec, job.raw, job.dst, steps * words_per_step(kDtype));
+  uint64_t step = steps;
+  for (; step < full_steps && s.can_step(); ++step) s.step<kDtype>(k, step);
+  steps = step;
+  s.save(*job.dec);
+  job.hash_sum += s.hash_sum();
+}
+
+// Two chunks interleaved: two independent latency chains fill the ports
+// that one leaves idle.
+template <nz_dtype kDtype>
+NZ_TARGET_WIDE_FUSED void run_pair(const WideConsts& k, FusedJob& a, FusedJob& b, uint64_t& steps) {
+  WideStream sa(*a.dec, a.raw, a.dst, 0);
+  WideStream sb(*b.dec, b.raw, b.dst, 0);
+  const uint64_t full_a = a.count / kLanes, full_b = b.count / kLanes;
+  const uint64_t full_steps = full_a < full_b ? full_a : full_b;
+  uint64_t step = 0;
+  for (; step < full_steps && sa.can_step() && sb.can_step(); ++step) {
+    sa.step<kDtype>(k, step);
+    sb.step<kDtype>(k, step);
+  }
+  sa.save(*a.dec);
+  sb.save(*b.dec);
+  a.hash_sum = sa.hash_sum();
+  b.hash_sum = sb.hash_sum();
+  steps = step;
+}
+
+void reset(FusedJob& job) { job.done = job.final_done = job.hash_sum = 0; }
+
+void publish(FusedJob& job, uint64_t steps) { job.done = job.final_done = steps * kLanes; }
+
+bool usable(const DecodeTable& table, nz_dtype dtype) {
+  return table.has_packed && (dtype == NZ_FP16 || dtype == NZ_FP32) && rans_bf16_fused_supported();
+}
+
+}  // namespace
+
+NZ_TARGET_WIDE_FUSED void rans_decode_wide_avx512(const DecodeTable& table, nz_dtype dtype, FusedJob& job) {
+  reset(job);
+  if (!usable(table, dtype)) return;
+  const WideConsts k(table, dtype);
+  uint64_t steps = 0;
+  if (dtype == NZ_FP32) {
+    run_single<NZ_FP32>(k, job, steps);
+  } else {
+    run_single<NZ_FP16>(k, job, steps);
+  }
+  publish(job, steps);
+}
+
+NZ_TARGET_WIDE_FUSED void rans_decode_wide_avx512_pair(const DecodeTable& table, nz_dtype dtype, FusedJob& a,
+                                                       FusedJob& b) {
+  reset(a);
+  reset(b);
+  if (!usable(table, dtype)) return;
+  const WideConsts k(table, dtype);
+  uint64_t steps = 0;
+  if (dtype == NZ_FP32) {
+    run_pair<NZ_FP32>(k, a, b, steps);
+  } else {
+    run_pair<NZ_FP16>(k, a, b, steps);
+  }
+  // Whichever chunk has whole steps left goes on alone.
+  for (FusedJob* job : {&a, &b}) {
+    uint64_t job_steps = steps;
+    if (dtype == NZ_FP32) {
+      run_single<NZ_FP32>(k, *job, job_steps);
+    } else {
+      run_single<NZ_FP16>(k, *job, job_steps);
+    }
+    publish(*job, job_steps);
+  }
+}
+
+}  // namespace nz::codec
+
+#else
+
+namespace nz::codec {
+void rans_decode_wide_avx512(const DecodeTable&, nz_dtype, FusedJob& job) {
+  job.done = job.final_done = job.hash_sum = 0;
+}
+void rans_decode_wide_avx512_pair(const DecodeTable& t, nz_dtype d, FusedJob& a, FusedJob& b) {
+  rans_decode_wide_avx512(t, d, a);
+  rans_decode_wide_avx512(t, d, b);
+}
+}  // namespace nz::codec
+
+#endif
