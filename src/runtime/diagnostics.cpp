@@ -45,13 +45,15 @@ void Runtime::report_at_exit() noexcept {
     SimStats sim{};
     if (fn(&sim) == 0) peak = sim.peak;
   }
+  // At exit the program has usually freed everything, so report high-water
+  // marks, not current values (which would all read 0).
   log(LogLevel::kError,
-      "peak device used {} bytes; tagged {} compressible {} compressed {} -> {}; saved {} (peak {}); "
-      "faults {} decompressions {} recompressions {} drops {} prefetches {} (used {}) staging peak {}; "
+      "peak device used {} bytes; device bytes saved: peak {}; staging peak {}; "
+      "faults {} decompressions {} recompressions {} drops {} prefetches {} (used {}); "
       "stores released under pressure {} (re-encoded unchanged {}); checksum failures {}",
-      peak, s.bytes_tagged, s.bytes_compressible, s.bytes_original_compressed, s.bytes_compressed,
-      s.device_bytes_saved, s.device_bytes_saved_peak, s.faults, s.decompressions, s.recompressions, s.drops,
-      s.prefetches, stats_.prefetch_hits.get(), s.staging_bytes_peak, stats_.store_releases.get(), stats_.reencodes.get(), s.checksum_failures);
+      peak, s.device_bytes_saved_peak, s.staging_bytes_peak, s.faults, s.decompressions, s.recompressions,
+      s.drops, s.prefetches, stats_.prefetch_hits.get(), stats_.store_releases.get(), stats_.reencodes.get(),
+      s.checksum_failures);
 }
 
 }  // namespace nz::rt
