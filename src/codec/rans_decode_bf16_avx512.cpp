@@ -9,9 +9,8 @@
 // independent of that chain and fill those idle slots almost for free,
 // instead of costing separate passes over the chunk.
 //
-// Both halves of a step take their renormalisation words with one 16-bit
-// expand (VBMI2) under the combined 32-lane mask, so the second half does not
-// wait for the popcount of the first.
+// The rANS step itself, the hash tail and the stream state are shared with
+// the fp16/fp32 decoder (rans_step_avx512.h).
 #include <utility>
 
 #include "codec/rans.h"
@@ -21,8 +20,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
-#define NZ_TARGET_BF16_FUSED \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vbmi2,popcnt")))
+#include "codec/rans_step_avx512.h"
 
 namespace nz::codec {
 
@@ -35,16 +33,6 @@ bool rans_bf16_fused_supported() {
 
 namespace {
 
-// mix64 of (j << 32) | w without its first step: z ^ (z >> 33) of such a
-// value is ((j << 32) ^ (j >> 1)) ^ w, so the caller xors w into the
-// precomputed index term ((j << 32) ^ (j >> 1)) and saves a shift and an xor.
-NZ_TARGET_BF16_FUSED inline __m512i mix64x8_tail(__m512i z, __m512i c1, __m512i c2) {
-  z = _mm512_mullo_epi64(z, c1);
-  z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 33));
-  z = _mm512_mullo_epi64(z, c2);
-  return _mm512_xor_si512(z, _mm512_srli_epi64(z, 33));
-}
-
 // Raw values of one step as 32 u16 lanes. Lossless (R = 8): bytes. Lossy
 // (R = K + 1 <= 7): the step's 4R bytes, each lane picking the two bytes
 // around its bit offset iR and shifting. Returned aligned as the lossless
@@ -56,7 +44,7 @@ struct RawUnpacker {
   __m512i field_mask;
   __m128i align;      // lossy: 8 - R
 
-  NZ_TARGET_BF16_FUSED explicit RawUnpacker(uint32_t r) : raw_bits(r) {
+  NZ_TARGET_AVX512_FUSED explicit RawUnpacker(uint32_t r) : raw_bits(r) {
     alignas(64) uint8_t pick[64];
     alignas(64) uint16_t sh[32];
     for (uint32_t i = 0; i < 32; ++i) {
@@ -71,7 +59,7 @@ struct RawUnpacker {
   }
 
   template <bool kLossless>
-  NZ_TARGET_BF16_FUSED __m512i step(const uint8_t* raw, uint64_t step_index) const {
+  NZ_TARGET_AVX512_FUSED __m512i step(const uint8_t* raw, uint64_t step_index) const {
     if constexpr (kLossless) {
       return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw + 32 * step_index)));
     } else {
@@ -86,19 +74,12 @@ struct RawUnpacker {
 };
 
 // Constants of the fused step, built once per call.
-struct FusedConsts {
+struct FusedConsts : fused::StepConsts {
   RawUnpacker unpack;
-  __m512i slot_mask, low, bias_mask, one, sym_pick, low7, sign, c1, c2, index_step, odd_word, low32;
-  __m128i prob_shift;
-  const int* tab;
+  __m512i sym_pick, low7, sign, index_step;
 
-  NZ_TARGET_BF16_FUSED FusedConsts(const DecodeTable& table, uint32_t raw_bits) : unpack(raw_bits) {
-    slot_mask = _mm512_set1_epi32(static_cast<int>((1u << table.prob_bits) - 1));
-    low = _mm512_set1_epi32(static_cast<int>(kRansLow));
-    bias_mask = _mm512_set1_epi32(0xFFF);
-    one = _mm512_set1_epi32(1);
-    prob_shift = _mm_cvtsi32_si128(static_cast<int>(table.prob_bits));
-    tab = reinterpret_cast<const int*>(table.packed.data());
+  NZ_TARGET_AVX512_FUSED FusedConsts(const DecodeTable& table, uint32_t raw_bits)
+      : fused::StepConsts(table), unpack(raw_bits) {
     // Byte 2i of the merged vector is the symbol of lane i (byte 3 of its
     // table entry, in e0 for lanes 0-15 and e1 for 16-31); odd bytes are zeroed.
     alignas(64) uint8_t pick[64];
@@ -109,82 +90,25 @@ struct FusedConsts {
     sym_pick = _mm512_load_si512(pick);
     low7 = _mm512_set1_epi16(0x7F);
     sign = _mm512_set1_epi16(static_cast<short>(0x8000));
-    c1 = _mm512_set1_epi64(static_cast<long long>(0xFF51AFD7ED558CCDull));
-    c2 = _mm512_set1_epi64(static_cast<long long>(0xC4CEB9FE1A85EC53ull));
     // A step adds 16 to the word index j: 16 << 32 to the high part of the
     // index term and 8 to j >> 1 (j >> 1 < 2^31, so no carry crosses).
     index_step = _mm512_set1_epi64((16ll << 32) + 8);
-    odd_word = _mm512_set1_epi64(1ll << 32);
-    low32 = _mm512_set1_epi64(0xFFFFFFFFll);
   }
 };
 
-// One chunk's stream in registers.
-struct FusedStream {
-  __m512i x0, x1;
-  // The 16 output words of a step, as 64-bit lanes: the even words
-  // (j = base + 2k, base even) are the low halves, the odd ones the high
-  // halves. index_even holds (j << 32) ^ (j >> 1) of the even words; an odd
-  // word's term is that plus 1 << 32, since (j + 1) >> 1 = j >> 1.
-  // Few registers per stream, so that two streams fit without spilling.
-  __m512i index_even, sum;
-  uint64_t pos;
-  uint64_t word_count;
-  const uint8_t* words;
-  const uint8_t* raw;
-  uint8_t* dst;
-
-  NZ_TARGET_BF16_FUSED FusedStream(const RansDecoder& dec, const uint8_t* raw_section, uint8_t* out,
-                                   uint64_t first_word)
-      : pos(dec.pos), word_count(dec.word_count), words(dec.words), raw(raw_section), dst(out) {
-    x0 = _mm512_loadu_si512(dec.x);
-    x1 = _mm512_loadu_si512(dec.x + 16);
-    alignas(64) uint64_t even_init[8];
-    for (uint64_t k = 0; k < 8; ++k) {
-      const uint64_t je = first_word + 2 * k;
-      even_init[k] = (je << 32) ^ (je >> 1);
-    }
-    index_even = _mm512_load_si512(even_init);
-    sum = _mm512_setzero_si512();
-  }
-
-  // A step reads at most 32 words: while 32 x steps remain, the 64-byte loads
-  // of that many steps stay inside the stream.
-  bool can_step(uint64_t steps = 1) const { return pos + kLanes * steps <= word_count; }
-
-  NZ_TARGET_BF16_FUSED void save(RansDecoder& dec) const {
-    _mm512_storeu_si512(dec.x, x0);
-    _mm512_storeu_si512(dec.x + 16, x1);
-    dec.pos = pos;
-  }
-
-  NZ_TARGET_BF16_FUSED uint64_t hash_sum() const {
-    // Summed as unsigned: _mm512_reduce_add_epi64 adds signed 64-bit values,
-    // which overflow (undefined behaviour) where the hash wants wrap-around.
-    alignas(64) uint64_t lanes[8];
-    _mm512_store_si512(lanes, sum);
-    uint64_t total = 0;
-    for (uint64_t v : lanes) total += v;
-    return total;
-  }
+// One chunk's stream in registers; the hash step covers the 16 output words
+// of a step.
+struct FusedStream : fused::StreamState {
+  // A plain constructor, not an inherited one: GCC does not early-inline the
+  // inherited-constructor thunk, which changes its inlining of the run loops.
+  NZ_TARGET_AVX512_FUSED FusedStream(const RansDecoder& dec, const uint8_t* raw_section, uint8_t* out,
+                                     uint64_t first_word)
+      : fused::StreamState(dec, raw_section, out, first_word) {}
 
   template <bool kLossless, bool kHash>
-  NZ_TARGET_BF16_FUSED inline void step(const FusedConsts& k, uint64_t step_index) {
-    const __m512i e0 = _mm512_i32gather_epi32(_mm512_and_si512(x0, k.slot_mask), k.tab, 4);
-    const __m512i e1 = _mm512_i32gather_epi32(_mm512_and_si512(x1, k.slot_mask), k.tab, 4);
-    const __m512i f0 = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e0, 12), k.bias_mask), k.one);
-    const __m512i f1 = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e1, 12), k.bias_mask), k.one);
-    x0 = _mm512_add_epi32(_mm512_mullo_epi32(f0, _mm512_srl_epi32(x0, k.prob_shift)), _mm512_and_si512(e0, k.bias_mask));
-    x1 = _mm512_add_epi32(_mm512_mullo_epi32(f1, _mm512_srl_epi32(x1, k.prob_shift)), _mm512_and_si512(e1, k.bias_mask));
-    const __mmask16 m0 = _mm512_cmplt_epu32_mask(x0, k.low);
-    const __mmask16 m1 = _mm512_cmplt_epu32_mask(x1, k.low);
-    const uint32_t m = static_cast<uint32_t>(m0) | (static_cast<uint32_t>(m1) << 16);
-    const __m512i w = _mm512_loadu_si512(words + 2 * pos);
-    const __m512i next = _mm512_maskz_expand_epi16(m, w);
-    x0 = _mm512_mask_or_epi32(x0, m0, _mm512_slli_epi32(x0, 16), _mm512_cvtepu16_epi32(_mm512_castsi512_si256(next)));
-    x1 = _mm512_mask_or_epi32(x1, m1, _mm512_slli_epi32(x1, 16),
-                              _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(next, 1)));
-    pos += static_cast<uint64_t>(__builtin_popcount(m));
+  NZ_TARGET_AVX512_FUSED inline void step(const FusedConsts& k, uint64_t step_index) {
+    __m512i e0, e1;
+    rans_step(k, e0, e1);
 
     // bf16 = sign (raw bit 7) << 15 | symbol << 7 | raw bits 0-6.
     const __m512i sym = _mm512_maskz_permutex2var_epi8(0x5555555555555555ull, e0, k.sym_pick, e1);
@@ -200,7 +124,8 @@ struct FusedStream {
       const __m512i z_even = _mm512_ternarylogic_epi64(v, k.low32, index_even, 0x6A);  // (a & b) ^ c
       const __m512i z_odd =
           _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), k.low32, index_odd, 0x6A);
-      sum = _mm512_add_epi64(sum, _mm512_add_epi64(mix64x8_tail(z_even, k.c1, k.c2), mix64x8_tail(z_odd, k.c1, k.c2)));
+      sum = _mm512_add_epi64(
+          sum, _mm512_add_epi64(fused::mix64x8_tail(z_even, k.c1, k.c2), fused::mix64x8_tail(z_odd, k.c1, k.c2)));
       index_even = _mm512_add_epi64(index_even, k.index_step);
     }
   }
@@ -217,8 +142,8 @@ struct JobProgress {
 // it is in cache; doing that here too was measured slower: the loop then
 // runs out of vector ports and registers).
 template <bool kLossless>
-NZ_TARGET_BF16_FUSED void run_single(const FusedConsts& k, const Bf16FusedParams& p, FusedJob& job,
-                                     JobProgress& prog) {
+NZ_TARGET_AVX512_FUSED void run_single(const FusedConsts& k, const Bf16FusedParams& p, FusedJob& job,
+                                       JobProgress& prog) {
   const uint64_t full_steps = job.count / kLanes;
   FusedStream s(*job.dec, job.raw, job.dst, prog.steps * kLanes / 2);
   // FusedStream addresses raw and dst from step 0 of the chunk.
@@ -238,8 +163,8 @@ NZ_TARGET_BF16_FUSED void run_single(const FusedConsts& k, const Bf16FusedParams
 // two vectors, so a second independent chain nearly doubles the work done
 // per cycle until the execution ports fill up. Runs both as far as both can go.
 template <bool kLossless>
-NZ_TARGET_BF16_FUSED void run_pair(const FusedConsts& k, const Bf16FusedParams& p, FusedJob& a,
-                                   FusedJob& b, JobProgress& pa, JobProgress& pb) {
+NZ_TARGET_AVX512_FUSED void run_pair(const FusedConsts& k, const Bf16FusedParams& p, FusedJob& a,
+                                     FusedJob& b, JobProgress& pa, JobProgress& pb) {
   FusedStream sa(*a.dec, a.raw, a.dst, 0);
   FusedStream sb(*b.dec, b.raw, b.dst, 0);
   const uint64_t full_a = a.count / kLanes, full_b = b.count / kLanes;
@@ -275,8 +200,8 @@ void publish(FusedJob& job, const JobProgress& prog) {
 
 }  // namespace
 
-NZ_TARGET_BF16_FUSED void rans_decode_bf16_avx512(const DecodeTable& table, const Bf16FusedParams& params,
-                                                  FusedJob& job) {
+NZ_TARGET_AVX512_FUSED void rans_decode_bf16_avx512(const DecodeTable& table, const Bf16FusedParams& params,
+                                                    FusedJob& job) {
   reset(job);
   if (!table.has_packed || params.kept_bits > 7) return;
   const FusedConsts k(table, 1 + params.kept_bits);
@@ -289,8 +214,8 @@ NZ_TARGET_BF16_FUSED void rans_decode_bf16_avx512(const DecodeTable& table, cons
   publish(job, prog);
 }
 
-NZ_TARGET_BF16_FUSED void rans_decode_bf16_avx512_pair(const DecodeTable& table, const Bf16FusedParams& params,
-                                                       FusedJob& a, FusedJob& b) {
+NZ_TARGET_AVX512_FUSED void rans_decode_bf16_avx512_pair(const DecodeTable& table, const Bf16FusedParams& params,
+                                                         FusedJob& a, FusedJob& b) {
   reset(a);
   reset(b);
   if (!table.has_packed || params.kept_bits > 7) return;

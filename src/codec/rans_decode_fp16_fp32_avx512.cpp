@@ -22,8 +22,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
-#define NZ_TARGET_WIDE_FUSED \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vbmi2,popcnt")))
+#include "codec/rans_step_avx512.h"
 
 namespace nz::codec {
 
@@ -32,37 +31,15 @@ namespace {
 constexpr uint32_t kFp16RawStepBytes = 44;  // 32 x 11 bits
 constexpr uint32_t kFp32RawStepBytes = 96;  // 32 x 24 bits
 
-// mix64 of (j << 32) | w after its first step, as in the bf16 decoder: the
-// caller passes ((j << 32) ^ (j >> 1)) ^ w.
-NZ_TARGET_WIDE_FUSED inline __m512i mix64x8_tail(__m512i z, __m512i c1, __m512i c2) {
-  z = _mm512_mullo_epi64(z, c1);
-  z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 33));
-  z = _mm512_mullo_epi64(z, c2);
-  return _mm512_xor_si512(z, _mm512_srli_epi64(z, 33));
-}
-
-struct WideConsts {
-  __m512i slot_mask, low, bias_mask, one, c1, c2, odd_word, low32;
+struct WideConsts : fused::StepConsts {
   __m512i index_step;  // added to the word index terms per step
   __m512i half_step;   // fp32: from the first 16 words of a step to the next 16
   __m512i raw_pick0, raw_pick1;  // byte permutes of the raw section
   __m512i raw_shift;             // fp16: multishift control
   __m512i keep_raw;              // fp32: bits taken from the raw value; fp16: low 10 bits
   __m512i sym_pick, sign16;      // fp16
-  __m128i prob_shift;
-  const int* tab;
 
-  NZ_TARGET_WIDE_FUSED WideConsts(const DecodeTable& table, nz_dtype dtype) {
-    slot_mask = _mm512_set1_epi32(static_cast<int>((1u << table.prob_bits) - 1));
-    low = _mm512_set1_epi32(static_cast<int>(kRansLow));
-    bias_mask = _mm512_set1_epi32(0xFFF);
-    one = _mm512_set1_epi32(1);
-    prob_shift = _mm_cvtsi32_si128(static_cast<int>(table.prob_bits));
-    tab = reinterpret_cast<const int*>(table.packed.data());
-    c1 = _mm512_set1_epi64(static_cast<long long>(0xFF51AFD7ED558CCDull));
-    c2 = _mm512_set1_epi64(static_cast<long long>(0xC4CEB9FE1A85EC53ull));
-    odd_word = _mm512_set1_epi64(1ll << 32);
-    low32 = _mm512_set1_epi64(0xFFFFFFFFll);
+  NZ_TARGET_AVX512_FUSED WideConsts(const DecodeTable& table, nz_dtype dtype) : fused::StepConsts(table) {
     // The index term of word j is (j << 32) ^ (j >> 1); for even j, adding
     // an even d words adds (d << 32) + d / 2 (j >> 1 < 2^31: no carry crosses).
     const long long words_per_step = dtype == NZ_FP32 ? 32 : 16;
@@ -104,78 +81,23 @@ struct WideConsts {
   }
 };
 
-// One chunk's stream in registers.
-struct WideStream {
-  __m512i x0, x1;
-  // Index terms of the even words of the next 16 output words (see the bf16
-  // decoder), and the running sum of hash terms.
-  __m512i index_even, sum;
-  uint64_t pos;
-  uint64_t word_count;
-  const uint8_t* words;
-  const uint8_t* raw;
-  uint8_t* dst;
-
-  NZ_TARGET_WIDE_FUSED WideStream(const RansDecoder& dec, const uint8_t* raw_section, uint8_t* out,
-                                  uint64_t first_word)
-      : pos(dec.pos), word_count(dec.word_count), words(dec.words), raw(raw_section), dst(out) {
-    x0 = _mm512_loadu_si512(dec.x);
-    x1 = _mm512_loadu_si512(dec.x + 16);
-    alignas(64) uint64_t even_init[8];
-    for (uint64_t k = 0; k < 8; ++k) {
-      const uint64_t je = first_word + 2 * k;
-      even_init[k] = (je << 32) ^ (je >> 1);
-    }
-    index_even = _mm512_load_si512(even_init);
-    sum = _mm512_setzero_si512();
-  }
-
-  // A step reads at most 32 words with one 64-byte load.
-  bool can_step() const { return pos + kLanes <= word_count; }
-
-  NZ_TARGET_WIDE_FUSED void save(RansDecoder& dec) const {
-    _mm512_storeu_si512(dec.x, x0);
-    _mm512_storeu_si512(dec.x + 16, x1);
-    dec.pos = pos;
-  }
-
-  NZ_TARGET_WIDE_FUSED uint64_t hash_sum() const {
-    // Unsigned lane sum: the hash wants wrap-around, signed adds would overflow.
-    alignas(64) uint64_t lanes[8];
-    _mm512_store_si512(lanes, sum);
-    uint64_t total = 0;
-    for (uint64_t v : lanes) total += v;
-    return total;
-  }
-
-  // The rANS step of docs/FORMAT.md 4.1 on all 32 lanes; returns the table
-  // entries (symbol in bits 24-31) of lanes 0-15 and 16-31.
-  NZ_TARGET_WIDE_FUSED inline void rans_step(const WideConsts& k, __m512i& e0, __m512i& e1) {
-    e0 = _mm512_i32gather_epi32(_mm512_and_si512(x0, k.slot_mask), k.tab, 4);
-    e1 = _mm512_i32gather_epi32(_mm512_and_si512(x1, k.slot_mask), k.tab, 4);
-    const __m512i f0 = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e0, 12), k.bias_mask), k.one);
-    const __m512i f1 = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(e1, 12), k.bias_mask), k.one);
-    x0 = _mm512_add_epi32(_mm512_mullo_epi32(f0, _mm512_srl_epi32(x0, k.prob_shift)), _mm512_and_si512(e0, k.bias_mask));
-    x1 = _mm512_add_epi32(_mm512_mullo_epi32(f1, _mm512_srl_epi32(x1, k.prob_shift)), _mm512_and_si512(e1, k.bias_mask));
-    const __mmask16 m0 = _mm512_cmplt_epu32_mask(x0, k.low);
-    const __mmask16 m1 = _mm512_cmplt_epu32_mask(x1, k.low);
-    const uint32_t m = static_cast<uint32_t>(m0) | (static_cast<uint32_t>(m1) << 16);
-    const __m512i w = _mm512_loadu_si512(words + 2 * pos);
-    const __m512i next = _mm512_maskz_expand_epi16(m, w);
-    x0 = _mm512_mask_or_epi32(x0, m0, _mm512_slli_epi32(x0, 16), _mm512_cvtepu16_epi32(_mm512_castsi512_si256(next)));
-    x1 = _mm512_mask_or_epi32(x1, m1, _mm512_slli_epi32(x1, 16),
-                              _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(next, 1)));
-    pos += static_cast<uint64_t>(__builtin_popcount(m));
-  }
+// One chunk's stream in registers. Its index terms are those of the even
+// words of the next 16 output words (fp32 hashes two such groups a step).
+struct WideStream : fused::StreamState {
+  // A plain constructor, not an inherited one: GCC does not early-inline the
+  // inherited-constructor thunk, which changes its inlining of the run loops.
+  NZ_TARGET_AVX512_FUSED WideStream(const RansDecoder& dec, const uint8_t* raw_section, uint8_t* out,
+                                    uint64_t first_word)
+      : fused::StreamState(dec, raw_section, out, first_word) {}
 
   // nzhash terms of the 16 u32 words in v, the first with the index term `index`.
-  NZ_TARGET_WIDE_FUSED static inline __m512i hash_terms(const WideConsts& k, __m512i v, __m512i index) {
+  NZ_TARGET_AVX512_FUSED static inline __m512i hash_terms(const WideConsts& k, __m512i v, __m512i index) {
     const __m512i z_even = _mm512_ternarylogic_epi64(v, k.low32, index, 0x6A);  // (a & b) ^ c
     const __m512i z_odd = _mm512_xor_si512(_mm512_srli_epi64(v, 32), _mm512_add_epi64(index, k.odd_word));
-    return _mm512_add_epi64(mix64x8_tail(z_even, k.c1, k.c2), mix64x8_tail(z_odd, k.c1, k.c2));
+    return _mm512_add_epi64(fused::mix64x8_tail(z_even, k.c1, k.c2), fused::mix64x8_tail(z_odd, k.c1, k.c2));
   }
 
-  NZ_TARGET_WIDE_FUSED inline void step_fp32(const WideConsts& k, uint64_t step_index) {
+  NZ_TARGET_AVX512_FUSED inline void step_fp32(const WideConsts& k, uint64_t step_index) {
     __m512i e0, e1;
     rans_step(k, e0, e1);
     const uint8_t* r = raw + kFp32RawStepBytes * step_index;
@@ -192,7 +114,7 @@ struct WideStream {
     index_even = _mm512_add_epi64(index_even, k.index_step);
   }
 
-  NZ_TARGET_WIDE_FUSED inline void step_fp16(const WideConsts& k, uint64_t step_index) {
+  NZ_TARGET_AVX512_FUSED inline void step_fp16(const WideConsts& k, uint64_t step_index) {
     __m512i e0, e1;
     rans_step(k, e0, e1);
     // 44 bytes: the masked load never reads past the step's raw values.
@@ -209,7 +131,7 @@ struct WideStream {
   }
 
   template <nz_dtype kDtype>
-  NZ_TARGET_WIDE_FUSED inline void step(const WideConsts& k, uint64_t step_index) {
+  NZ_TARGET_AVX512_FUSED inline void step(const WideConsts& k, uint64_t step_index) {
     if constexpr (kDtype == NZ_FP32) {
       step_fp32(k, step_index);
     } else {
@@ -220,9 +142,12 @@ struct WideStream {
 
 uint64_t words_per_step(nz_dtype dtype) { return dtype == NZ_FP32 ? 32 : 16; }
 
-// Continues one chunk alone from `steps` whole steps done.
+// Continues one chunk alone from `steps` whole steps done. Kept out of line:
+// inlined into its callers, GCC 12 folds the constants of `k` into the loop
+// and rebuilds them there with broadcasts instead of loading them.
 template <nz_dtype kDtype>
-NZ_TARGET_WIDE_FUSED void run_single(const WideConsts& k, FusedJob& job, uint64_t& steps) {
+NZ_TARGET_AVX512_FUSED __attribute__((noinline)) void run_single(const WideConsts& k, FusedJob& job,
+                                                                 uint64_t& steps) {
   const uint64_t full_steps = job.count / kLanes;
   WideStream s(*job.dec, job.raw, job.dst, steps * words_per_step(kDtype));
   uint64_t step = steps;
@@ -235,7 +160,7 @@ NZ_TARGET_WIDE_FUSED void run_single(const WideConsts& k, FusedJob& job, uint64_
 // Two chunks interleaved: two independent latency chains fill the ports
 // that one leaves idle.
 template <nz_dtype kDtype>
-NZ_TARGET_WIDE_FUSED void run_pair(const WideConsts& k, FusedJob& a, FusedJob& b, uint64_t& steps) {
+NZ_TARGET_AVX512_FUSED void run_pair(const WideConsts& k, FusedJob& a, FusedJob& b, uint64_t& steps) {
   WideStream sa(*a.dec, a.raw, a.dst, 0);
   WideStream sb(*b.dec, b.raw, b.dst, 0);
   const uint64_t full_a = a.count / kLanes, full_b = b.count / kLanes;
@@ -262,7 +187,7 @@ bool usable(const DecodeTable& table, nz_dtype dtype) {
 
 }  // namespace
 
-NZ_TARGET_WIDE_FUSED void rans_decode_wide_avx512(const DecodeTable& table, nz_dtype dtype, FusedJob& job) {
+NZ_TARGET_AVX512_FUSED void rans_decode_wide_avx512(const DecodeTable& table, nz_dtype dtype, FusedJob& job) {
   reset(job);
   if (!usable(table, dtype)) return;
   const WideConsts k(table, dtype);
@@ -275,8 +200,8 @@ NZ_TARGET_WIDE_FUSED void rans_decode_wide_avx512(const DecodeTable& table, nz_d
   publish(job, steps);
 }
 
-NZ_TARGET_WIDE_FUSED void rans_decode_wide_avx512_pair(const DecodeTable& table, nz_dtype dtype, FusedJob& a,
-                                                       FusedJob& b) {
+NZ_TARGET_AVX512_FUSED void rans_decode_wide_avx512_pair(const DecodeTable& table, nz_dtype dtype, FusedJob& a,
+                                                         FusedJob& b) {
   reset(a);
   reset(b);
   if (!usable(table, dtype)) return;
