@@ -123,6 +123,7 @@
   X(GraphInstantiateWithParams_ptsz, "cuGraphInstantiateWithParams_ptsz",                        \
     "cuGraphInstantiateWithParams", 12000, P)                                                    \
   X(GraphExecDestroy, "cuGraphExecDestroy", "cuGraphExecDestroy", 10000, A)                      \
+  X(GraphDestroy, "cuGraphDestroy", "cuGraphDestroy", 10000, A)                                  \
   X(GraphLaunch, "cuGraphLaunch", "cuGraphLaunch", 10000, L)                                     \
   X(GraphLaunch_ptsz, "cuGraphLaunch_ptsz", "cuGraphLaunch", 10000, P)                           \
   /* TMA descriptors */                                                                          \

@@ -110,6 +110,16 @@ NZ_WRAPPER CUresult nzw_GraphExecDestroy(CUgraphExec exec) noexcept {
   return real(exec);
 }
 
+NZ_WRAPPER CUresult nzw_GraphDestroy(CUgraph graph) noexcept {
+  NZ_ENTER(GraphDestroy);
+  auto real = real_of<CUresult (*)(CUgraph)>(Hook::GraphDestroy);
+  if (!real) return nz::shim::missing_entry(Hook::GraphDestroy);
+  // A captured graph holds pins on the ranges it uses; release them before the
+  // handle dies (and may be reused by the driver).
+  if (nz::rt::active()) nz::rt::on_graph_destroy(graph);
+  return real(graph);
+}
+
 NZ_WRAPPER CUresult nzw_TensorMapEncodeTiled(CUtensorMap* map, CUtensorMapDataType type,
                                              cuuint32_t rank, void* global, const cuuint64_t* dims,
                                              const cuuint64_t* strides, const cuuint32_t* box,

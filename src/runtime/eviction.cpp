@@ -223,6 +223,20 @@ bool Runtime::debug_store_of(CUdeviceptr p, CUdeviceptr& store, size_t& bytes) n
   return false;
 }
 
+bool Runtime::debug_unit_of(CUdeviceptr p, UnitState& state, int& pins) noexcept {
+  std::lock_guard lock(mutex_);
+  auto* e = RangeMap<TagExtent>::find(*tracked_.snapshot(), p);
+  if (e == nullptr) return false;
+  for (const auto& u : e->value->units) {
+    if (p >= u->begin && p < u->end) {
+      state = u->state;
+      pins = u->pins;
+      return true;
+    }
+  }
+  return false;
+}
+
 bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
   const uint64_t epoch_before = memory_epoch_;
   compress_pending(true);

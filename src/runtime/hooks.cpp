@@ -60,6 +60,10 @@ void on_graph_exec_destroy(CUgraphExec exec) noexcept {
   if (Runtime::is_active()) Runtime::get().on_graph_exec_destroy(exec);
 }
 
+void on_graph_destroy(CUgraph graph) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_graph_destroy(graph);
+}
+
 CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept {
   if (!Runtime::is_active()) return CUDA_SUCCESS;
   return Runtime::get().before_graph_launch(exec, stream);

@@ -93,6 +93,11 @@ void on_capture_begin(CUstream stream) noexcept;
 void on_capture_end(CUstream stream, CUgraph graph) noexcept;
 void on_graph_instantiate(CUgraphExec exec, CUgraph graph) noexcept;
 void on_graph_exec_destroy(CUgraphExec exec) noexcept;
+// cuGraphDestroy, before the real call (the handle may be reused after it).
+// Ranges a captured graph uses stay pinned while the graph or any executable
+// graph instantiated from it exists; without this call (a shim that does not
+// hook cuGraphDestroy) a captured graph's pins last until process exit.
+void on_graph_destroy(CUgraph graph) noexcept;
 CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
 
 // ---- TMA descriptors --------------------------------------------------------------

@@ -20,6 +20,7 @@
 #include "runtime/compressed_store.h"
 #include "runtime/config.h"
 #include "runtime/driver_objects.h"
+#include "runtime/graph_pins.h"
 #include "runtime/hooks.h"
 #include "runtime/launch_scan.h"
 #include "runtime/prefetch.h"
@@ -52,6 +53,7 @@ class Runtime {
   void on_capture_end(CUstream stream, CUgraph graph) noexcept;
   void on_graph_instantiate(CUgraphExec exec, CUgraph graph) noexcept;
   void on_graph_exec_destroy(CUgraphExec exec) noexcept;
+  void on_graph_destroy(CUgraph graph) noexcept;
   CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
   void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
   bool on_out_of_memory(size_t bytes_wanted) noexcept;
@@ -68,6 +70,8 @@ class Runtime {
   size_t evict_idle() noexcept;
   // For tests: the device address and size of the store holding the range at `p`.
   bool debug_store_of(CUdeviceptr p, CUdeviceptr& store, size_t& bytes) noexcept;
+  // For tests: the state and pin count of the unit holding `p`.
+  bool debug_unit_of(CUdeviceptr p, UnitState& state, int& pins) noexcept;
 
  private:
   explicit Runtime(const Config& config);
@@ -110,6 +114,7 @@ class Runtime {
   bool enforce_budget(size_t incoming, bool may_wait) noexcept;
   size_t evict_all(bool wait) noexcept;
   void finish_use(CUstream stream, CUresult result) noexcept;
+  void note_unpinned(const GraphPins::Units& unpinned, const char* why) noexcept;  // lock held
   void check_status_word() noexcept;
   CUstream resolve(CUstream s, bool per_thread) const noexcept;
   bool memory_plentiful() noexcept;
@@ -150,6 +155,7 @@ class Runtime {
   std::vector<std::shared_ptr<Unit>> pending_;
   std::atomic<size_t> pending_count_{0};
   std::vector<std::shared_ptr<Unit>> staged_;
+  GraphPins graph_pins_;  // what captures, graphs and executable graphs keep staged
   uint64_t tick_ = 0;
   std::atomic<uint64_t> memory_epoch_{1};  // bumped whenever device memory is given back
   ParamLayoutCache params_;

@@ -118,7 +118,17 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
       }
     }
     u->lru_tick = ++tick_;
-    if (capturing) ++u->pins;  // a graph replays this without asking us: keep it mapped
+    // A graph replays this without asking us: keep it mapped while the
+    // capture, its graph or an executable graph made from it exists.
+    if (capturing) {
+      try {
+        if (!graph_pins_.note_use(stream, u)) {
+          log(LogLevel::kDebug, "range {} used by a capture begun elsewhere: pinned for good", hex(u->begin));
+        }
+      } catch (...) {
+        ++u->pins;  // no memory to record its owner: pinned for good
+      }
+    }
   }
   if (result != CUDA_SUCCESS) {
     // The shim will not forward the call nor call after_*: undo the holds.
@@ -245,11 +255,86 @@ void Runtime::after_transfer(const TransferDesc& d, CUresult result) noexcept {
 
 // ---- graphs -----------------------------------------------------------------------------------
 
-void Runtime::on_capture_begin(CUstream) noexcept {}
-void Runtime::on_capture_end(CUstream, CUgraph) noexcept {}
-void Runtime::on_graph_instantiate(CUgraphExec, CUgraph) noexcept {}
-void Runtime::on_graph_exec_destroy(CUgraphExec) noexcept {}
-CUresult Runtime::before_graph_launch(CUgraphExec, CUstream) noexcept { return CUDA_SUCCESS; }
+namespace {
+
+// A capturing stream passed as 0 can only be the per-thread default stream
+// (the legacy stream cannot capture): name it as launches on it resolve it.
+CUstream capture_key(CUstream stream) { return stream == nullptr ? CU_STREAM_PER_THREAD : stream; }
+
+}  // namespace
+
+void Runtime::note_unpinned(const GraphPins::Units& unpinned, const char* why) noexcept {
+  // They stay staged: the LRU/pressure eviction takes them when it needs to.
+  for (const auto& u : unpinned) emit("unpin", u->begin, u->bytes(), fmt::format("\"why\":\"{}\"", why));
+}
+
+void Runtime::on_capture_begin(CUstream stream) noexcept {
+  std::lock_guard lock(mutex_);
+  try {
+    graph_pins_.begin_capture(capture_key(stream));
+  } catch (...) {
+    // Uses on this stream then pin for good (note_use finds no record).
+  }
+}
+
+void Runtime::on_capture_end(CUstream stream, CUgraph graph) noexcept {
+  std::lock_guard lock(mutex_);
+  GraphPins::Units unpinned;
+  try {
+    graph_pins_.end_capture(capture_key(stream), graph, unpinned);
+  } catch (...) {
+  }
+  note_unpinned(unpinned, "capture_failed");
+}
+
+void Runtime::on_graph_instantiate(CUgraphExec exec, CUgraph graph) noexcept {
+  std::lock_guard lock(mutex_);
+  GraphPins::Units unpinned;
+  try {
+    graph_pins_.instantiate(exec, graph, unpinned);
+  } catch (...) {
+    // No record for the exec: the graph's own pins still hold its ranges
+    // (until cuGraphDestroy, after which replays may find them evicted).
+    log(LogLevel::kError, "no memory to record the ranges of graph exec {}", static_cast<const void*>(exec));
+  }
+  note_unpinned(unpinned, "exec_replaced");
+}
+
+void Runtime::on_graph_exec_destroy(CUgraphExec exec) noexcept {
+  std::lock_guard lock(mutex_);
+  GraphPins::Units unpinned;
+  try {
+    graph_pins_.destroy_exec(exec, unpinned);
+  } catch (...) {
+  }
+  note_unpinned(unpinned, "exec_destroy");
+}
+
+void Runtime::on_graph_destroy(CUgraph graph) noexcept {
+  std::lock_guard lock(mutex_);
+  GraphPins::Units unpinned;
+  try {
+    graph_pins_.destroy_graph(graph, unpinned);
+  } catch (...) {
+  }
+  note_unpinned(unpinned, "graph_destroy");
+}
+
+// The exec's ranges are pinned, so they are staged (or resident for good):
+// one found compressed means the pin bookkeeping is wrong, and the replay
+// would read unmapped memory. Report it loudly; do not refuse the launch.
+CUresult Runtime::before_graph_launch(CUgraphExec exec, CUstream) noexcept {
+  std::lock_guard lock(mutex_);
+  const auto* units = graph_pins_.units_of(exec);
+  if (units == nullptr) return CUDA_SUCCESS;
+  for (const auto& u : *units) {
+    if (u->dead || u->state != UnitState::kCompressed) continue;
+    log(LogLevel::kError, "graph exec {} replays range {} ({} bytes) that is not staged", static_cast<const void*>(exec),
+        hex(u->begin), u->bytes());
+    emit("graph_unstaged", u->begin, u->bytes());
+  }
+  return CUDA_SUCCESS;
+}
 
 void Runtime::on_tensor_map(const CUtensorMap*, CUdeviceptr global_address, size_t bytes) noexcept {
   emit("tensor_map", global_address, bytes);

@@ -334,20 +334,47 @@ TEST_F(RuntimeE2E, RandomisedMultiThreadedAgainstHostModel) {
   d->free(shared_p);
 }
 
+// Where the unit holding `p` stands (state and pin count).
+struct UnitView {
+  UnitState state = UnitState::kResident;
+  int pins = -1;
+};
+UnitView unit_at(CUdeviceptr p) {
+  UnitView v;
+  EXPECT_TRUE(Runtime::get().debug_unit_of(p, v.state, v.pins)) << "no unit at " << p;
+  return v;
+}
+
 // A launch captured into a graph stages its ranges at capture time and pins
-// them: replays (which the runtime never sees) find the data mapped.
+// them for as long as the graph or an exec made from it lives: replays (which
+// the runtime never sees) find the data mapped, even while other ranges are
+// staged under a budget too small for both (runtime-e2e-graph-budget). Once
+// both are destroyed the ranges are ordinary staged ranges again: the next
+// eviction takes them.
 TEST_F(RuntimeE2E, CapturedGraphPinsItsRanges) {
   using BeginCapture = CUresult (*)(CUstream, CUstreamCaptureMode);
   using EndCapture = CUresult (*)(CUstream, CUgraph*);
   using Instantiate = CUresult (*)(CUgraphExec*, CUgraph, unsigned long long);
   using GraphLaunch = CUresult (*)(CUgraphExec, CUstream);
+  using GraphDestroy = CUresult (*)(CUgraph);
+  using ExecDestroy = CUresult (*)(CUgraphExec);
   auto begin = reinterpret_cast<BeginCapture>(d->symbol("cuStreamBeginCapture_v2"));
   auto end = reinterpret_cast<EndCapture>(d->symbol("cuStreamEndCapture"));
   auto instantiate = reinterpret_cast<Instantiate>(d->symbol("cuGraphInstantiateWithFlags"));
   auto graph_launch = reinterpret_cast<GraphLaunch>(d->symbol("cuGraphLaunch"));
-  if (!begin || !end || !instantiate || !graph_launch) GTEST_SKIP() << "no graph API in this driver";
-  auto w = bf16_weights(2 * kMiB, 9);
+  auto graph_destroy = reinterpret_cast<GraphDestroy>(d->symbol("cuGraphDestroy"));
+  auto exec_destroy = reinterpret_cast<ExecDestroy>(d->symbol("cuGraphExecDestroy"));
+  if (!begin || !end || !instantiate || !graph_launch || !graph_destroy || !exec_destroy) {
+    GTEST_SKIP() << "no graph API in this driver";
+  }
+  const bool budget = std::getenv("NEUZIP_STAGING_MB") != nullptr;
+  auto w = bf16_weights(2 * kMiB, 9);       // 4 MiB: two units
+  auto other = bf16_weights(2 * kMiB, 10);  // ranges that compete for staging
+  auto third = bf16_weights(2 * kMiB, 11);
   CUdeviceptr p = load_weights(w);
+  CUdeviceptr q = load_weights(other);
+  CUdeviceptr r = load_weights(third);
+  const CUdeviceptr p_units[] = {p, p + 2 * kMiB};
   CUstream s = nullptr;
   ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
   CUresult began = begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL);
@@ -356,27 +383,58 @@ TEST_F(RuntimeE2E, CapturedGraphPinsItsRanges) {
   }
   if (began == CUDA_ERROR_NOT_SUPPORTED) {
     d->real().base.cuStreamDestroy(s);
-    d->free(p);
+    for (CUdeviceptr x : {p, q, r}) d->free(x);
     GTEST_SKIP() << "this driver does not support stream capture";
   }
   ASSERT_EQ(began, CUDA_SUCCESS);
+  nz::rt::on_capture_begin(s);  // the shim's part, after the real call
   uint64_t n = w.size();
   ASSERT_EQ(d->launch(f_sum, {&p, &n, &result}, s), CUDA_SUCCESS);
   CUgraph graph = nullptr;
   ASSERT_EQ(end(s, &graph), CUDA_SUCCESS);
+  nz::rt::on_capture_end(s, graph);
   CUgraphExec exec = nullptr;
   ASSERT_EQ(instantiate(&exec, graph, 0), CUDA_SUCCESS);
-  for (int replay = 0; replay < 2; ++replay) {
+  nz::rt::on_graph_instantiate(exec, graph);
+  for (CUdeviceptr u : p_units) {
+    EXPECT_EQ(unit_at(u).state, UnitState::kStaged);
+    EXPECT_EQ(unit_at(u).pins, 2) << "one pin for the graph, one for the exec";
+  }
+  // As a framework does: the exec is all it keeps.
+  nz::rt::on_graph_destroy(graph);
+  ASSERT_EQ(graph_destroy(graph), CUDA_SUCCESS);
+  for (CUdeviceptr u : p_units) EXPECT_EQ(unit_at(u).pins, 1);
+  for (int replay = 0; replay < 3; ++replay) {
     Runtime::get().evict_idle();  // must not take the pinned range away
+    // Other ranges staged in between (over the budget, when one is set).
+    EXPECT_EQ(device_sum(replay % 2 ? r : q, w.size(), s), host_sum((replay % 2 ? third : other).data(), w.size()));
+    for (CUdeviceptr u : p_units) EXPECT_EQ(unit_at(u).state, UnitState::kStaged) << "replay " << replay;
     ASSERT_EQ(d->real().base.cuMemsetD8Async(result, 0, 8, s), CUDA_SUCCESS);
+    ASSERT_EQ(nz::rt::before_graph_launch(exec, s), CUDA_SUCCESS);
     ASSERT_EQ(graph_launch(exec, s), CUDA_SUCCESS);
     ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
     uint64_t got = 0;
     ASSERT_EQ(d->real().base.cuMemcpyDtoH(&got, result, 8), CUDA_SUCCESS);
     EXPECT_EQ(got, host_sum(w.data(), w.size())) << "replay " << replay;
   }
+  nz::rt::on_graph_exec_destroy(exec);
+  ASSERT_EQ(exec_destroy(exec), CUDA_SUCCESS);
+  for (CUdeviceptr u : p_units) {
+    EXPECT_EQ(unit_at(u).pins, 0);
+    EXPECT_EQ(unit_at(u).state, UnitState::kStaged) << "unpinning alone evicts nothing";
+  }
+  // Now evictable: staging another range under the budget takes them (the
+  // least recently used); without a budget the explicit eviction does.
+  const auto before = stats();
+  EXPECT_EQ(device_sum(q, w.size(), s), host_sum(other.data(), w.size()));
+  EXPECT_EQ(device_sum(r, w.size(), s), host_sum(third.data(), w.size()));
+  if (!budget) Runtime::get().evict_idle();
+  for (CUdeviceptr u : p_units) EXPECT_EQ(unit_at(u).state, UnitState::kCompressed);
+  EXPECT_GE(stats().drops - before.drops, 2u) << "unchanged: dropped, not encoded again";
+  // And staged again, intact, when used.
+  EXPECT_EQ(device_sum(p, w.size(), s), host_sum(w.data(), w.size()));
   d->real().base.cuStreamDestroy(s);
-  d->free(p);
+  for (CUdeviceptr x : {p, q, r}) d->free(x);
 }
 
 // Run alone (it poisons the context): a corrupted store must trap the decode.

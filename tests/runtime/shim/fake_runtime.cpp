@@ -72,6 +72,7 @@ void on_capture_begin(CUstream) noexcept {}
 void on_capture_end(CUstream, CUgraph) noexcept {}
 void on_graph_instantiate(CUgraphExec, CUgraph) noexcept {}
 void on_graph_exec_destroy(CUgraphExec) noexcept {}
+void on_graph_destroy(CUgraph) noexcept {}
 CUresult before_graph_launch(CUgraphExec, CUstream) noexcept { return CUDA_SUCCESS; }
 void on_tensor_map(const CUtensorMap*, CUdeviceptr, size_t) noexcept { ++g_state.tensor_maps; }
 bool on_out_of_memory(size_t) noexcept { return false; }

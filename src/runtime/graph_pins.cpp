@@ -1,0 +1,84 @@
+// graph_pins.cpp: pin ownership of captures, graphs and executable graphs.
+#include "runtime/graph_pins.h"
+
+#include <algorithm>
+
+namespace nz::rt {
+
+void GraphPins::pin_all(const Units& units) {
+  for (const auto& u : units) ++u->pins;
+}
+
+void GraphPins::unpin_all(Units& units, Units& unpinned) {
+  for (auto& u : units) {
+    if (u->pins > 0 && --u->pins == 0) unpinned.push_back(u);
+  }
+  units.clear();
+}
+
+void GraphPins::begin_capture(CUstream stream) {
+  // An older record for this stream belongs to a capture whose end was not
+  // reported: its pins stay (permanent), only the bookkeeping is replaced.
+  captures_[stream].clear();
+}
+
+bool GraphPins::note_use(CUstream stream, const std::shared_ptr<Unit>& u) {
+  auto it = captures_.find(stream);
+  if (it == captures_.end()) {
+    ++u->pins;  // no owner to release it: permanent, as safe as it gets
+    return false;
+  }
+  Units& units = it->second;
+  if (std::find(units.begin(), units.end(), u) != units.end()) return true;
+  units.push_back(u);
+  ++u->pins;
+  return true;
+}
+
+void GraphPins::end_capture(CUstream stream, CUgraph graph, Units& unpinned) {
+  auto it = captures_.find(stream);
+  if (it == captures_.end()) return;
+  Units units = std::move(it->second);
+  captures_.erase(it);
+  if (graph == nullptr) {
+    unpin_all(units, unpinned);
+    return;
+  }
+  Units& held = graphs_[graph];
+  for (auto& u : units) {
+    if (std::find(held.begin(), held.end(), u) != held.end()) {
+      if (u->pins > 0 && --u->pins == 0) unpinned.push_back(u);  // the graph already holds one
+    } else {
+      held.push_back(std::move(u));
+    }
+  }
+}
+
+void GraphPins::instantiate(CUgraphExec exec, CUgraph graph, Units& unpinned) {
+  destroy_exec(exec, unpinned);  // a reused handle: the old exec is gone
+  auto it = graphs_.find(graph);
+  if (it == graphs_.end() || it->second.empty()) return;
+  pin_all(it->second);
+  execs_[exec] = it->second;
+}
+
+void GraphPins::destroy_exec(CUgraphExec exec, Units& unpinned) {
+  auto it = execs_.find(exec);
+  if (it == execs_.end()) return;
+  unpin_all(it->second, unpinned);
+  execs_.erase(it);
+}
+
+void GraphPins::destroy_graph(CUgraph graph, Units& unpinned) {
+  auto it = graphs_.find(graph);
+  if (it == graphs_.end()) return;
+  unpin_all(it->second, unpinned);
+  graphs_.erase(it);
+}
+
+const GraphPins::Units* GraphPins::units_of(CUgraphExec exec) const {
+  auto it = execs_.find(exec);
+  return it == execs_.end() ? nullptr : &it->second;
+}
+
+}  // namespace nz::rt

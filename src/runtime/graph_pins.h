@@ -1,0 +1,59 @@
+// graph_pins.h: which staged units captured CUDA graphs depend on, so that
+// they stay mapped exactly as long as a graph or an executable graph that
+// may replay them exists (replays never pass through our launch hooks).
+//
+// Each holder (an open capture, a CUgraph, a CUgraphExec) owns one pin on
+// every unit it uses: Unit::pins counts holders, and a unit whose count is
+// back to 0 is an ordinary staged unit again (evicted by LRU/pressure, not
+// at once). Not thread-safe: the runtime calls it under its mutex.
+#pragma once
+
+#include <cuda.h>
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "runtime/unit.h"
+
+namespace nz::rt {
+
+class GraphPins {
+ public:
+  using Units = std::vector<std::shared_ptr<Unit>>;
+
+  // A capture began on `stream`: later uses on it are recorded for its graph.
+  // A record left open by a capture whose end we never saw keeps its pins.
+  void begin_capture(CUstream stream);
+  // A launch or copy on capturing `stream` uses `u`: pins it once per
+  // holder. Returns false when no capture was begun on `stream` (a stream
+  // forked into another stream's capture): then the pin is permanent.
+  bool note_use(CUstream stream, const std::shared_ptr<Unit>& u);
+  // The capture on `stream` ended: its pins pass to `graph`, or are released
+  // when it produced none (failed or invalidated capture). Capturing into an
+  // existing graph adds to what that graph already holds.
+  void end_capture(CUstream stream, CUgraph graph, Units& unpinned);
+  // `exec` was instantiated from `graph`: it takes its own pin on every unit
+  // the graph holds (an exec outlives its graph). Graphs not built by a
+  // capture we saw hold nothing.
+  void instantiate(CUgraphExec exec, CUgraph graph, Units& unpinned);
+  void destroy_exec(CUgraphExec exec, Units& unpinned);
+  void destroy_graph(CUgraph graph, Units& unpinned);
+  // What `exec` holds (empty for execs we know nothing about).
+  const Units* units_of(CUgraphExec exec) const;
+
+  size_t open_captures() const { return captures_.size(); }
+  size_t graphs() const { return graphs_.size(); }
+  size_t execs() const { return execs_.size(); }
+
+ private:
+  static void pin_all(const Units& units);
+  // Drops one pin from each; appends those now unpinned to `unpinned`.
+  static void unpin_all(Units& units, Units& unpinned);
+
+  std::map<CUstream, Units> captures_;
+  std::map<CUgraph, Units> graphs_;
+  std::map<CUgraphExec, Units> execs_;
+};
+
+}  // namespace nz::rt
