@@ -1,5 +1,6 @@
 // cuStream* and cuEvent* entry points.
 #include "sim_stream.h"
+#include <utility>
 
 using namespace nzsim;
 
@@ -234,17 +235,17 @@ CUresult CUDAAPI cuEventRecordWithFlags(CUevent ev, CUstream h, unsigned int) {
 
 CUresult CUDAAPI cuEventRecord(CUevent ev, CUstream h) { return cuEventRecordWithFlags(ev, h, 0); }
 
+// The stream and queue position of an event's last record (null before any).
+static std::pair<std::shared_ptr<Stream>, uint64_t> last_record(CUevent ev) {
+  auto core = reinterpret_cast<Event*>(ev)->core;
+  std::lock_guard lock(core->mu);
+  return {core->stream, core->seq};
+}
+
 CUresult CUDAAPI cuEventQuery(CUevent ev) {
   NZ_REQUIRE_INIT();
   if (!ev) return CUDA_ERROR_INVALID_HANDLE;
-  auto core = reinterpret_cast<Event*>(ev)->core;
-  std::shared_ptr<Stream> s;
-  uint64_t seq;
-  {
-    std::lock_guard lock(core->mu);
-    s = core->stream;
-    seq = core->seq;
-  }
+  auto [s, seq] = last_record(ev);
   if (!s) return CUDA_SUCCESS;
   if (CUresult r = s->ctx->sticky.load(); r != CUDA_SUCCESS) return r;
   kick(s.get(), seq);
@@ -254,14 +255,7 @@ CUresult CUDAAPI cuEventQuery(CUevent ev) {
 CUresult CUDAAPI cuEventSynchronize(CUevent ev) {
   NZ_REQUIRE_INIT();
   if (!ev) return CUDA_ERROR_INVALID_HANDLE;
-  auto core = reinterpret_cast<Event*>(ev)->core;
-  std::shared_ptr<Stream> s;
-  uint64_t seq;
-  {
-    std::lock_guard lock(core->mu);
-    s = core->stream;
-    seq = core->seq;
-  }
+  auto [s, seq] = last_record(ev);
   if (!s) return CUDA_SUCCESS;
   wait_until(s.get(), seq);
   return s->ctx->sticky.load();
