@@ -50,6 +50,10 @@ typedef struct nz_runtime_stats {
   uint64_t checksum_failures;
 } nz_runtime_stats;
 
+/* Compress now every tagged range that may be compressed, waiting for the
+ * copies that filled it (otherwise this happens at the runtime's next safe
+ * point). Useful after loading a model, before sizing caches from free memory. */
+int nz_flush(void);
 /* Fill *out (size_bytes = sizeof(nz_runtime_stats), for forward compatibility). */
 int nz_stats(nz_runtime_stats* out, size_t size_bytes);
 

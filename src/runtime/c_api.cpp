@@ -31,6 +31,13 @@ NZ_RT_EXPORT int nz_stats(nz_runtime_stats* out, size_t size_bytes) {
   return NZ_RT_OK;
 }
 
+NZ_RT_EXPORT int nz_flush(void) {
+  Runtime* rt = Runtime::instance_if_active();
+  if (rt == nullptr) return NZ_RT_INACTIVE;
+  rt->compress_pending(true);
+  return NZ_RT_OK;
+}
+
 NZ_RT_EXPORT const char* nz_rt_error_string(int code) {
   switch (code) {
     case NZ_RT_OK: return "success";

@@ -86,13 +86,13 @@ class Runtime {
     // or changed at every use): begin -> (bytes, handle).
     std::map<CUdeviceptr, std::pair<size_t, UniquePhysicalMemory>> permanent;
     std::vector<SharedEvent> recent_fills;  // events after tagging copies, not yet seen complete
-    size_t largest_extent = 0;  // bytes of the largest tag's units: what one call may need staged
+    size_t largest_extent = 0;  // bytes of its tracked units: what one call touching it may need staged
   };
 
   bool ensure_setup() noexcept;  // lock held
   Allocation* allocation_containing(CUdeviceptr p) noexcept;
   void tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept;
-  void replan(Allocation& a) noexcept;
+  void replan(Allocation& a, AddressWindow window) noexcept;
   void recode_declared(Allocation& a) noexcept;
   void retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   void untrack(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
@@ -151,7 +151,7 @@ class Runtime {
   UniqueHostMemory status_host_;
   std::unique_ptr<CompressedStore> store_;
   std::map<CUdeviceptr, std::unique_ptr<Allocation>> allocations_;
-  RangeMap<TagExtent> tracked_;  // tag ranges that overlap tracked units
+  RangeMap<TagExtent> tracked_;  // allocations with tracked units (one byte past the end included)
   std::vector<std::shared_ptr<Unit>> pending_;
   std::atomic<size_t> pending_count_{0};
   std::vector<std::shared_ptr<Unit>> staged_;

@@ -18,6 +18,8 @@ namespace {
 // Units a launch or copy on this thread touched, between before_ and after_,
 // and whether its stream was capturing then (no event to record after it).
 thread_local std::vector<std::shared_ptr<Unit>> t_touched;
+// The extents already collected for the call (many words point into one allocation).
+thread_local std::vector<const TagExtent*> t_extents;
 thread_local bool t_touched_capturing = false;
 
 }  // namespace
@@ -183,9 +185,10 @@ void Runtime::finish_use(CUstream stream, CUresult result) noexcept {
 // ---- launches and copies ---------------------------------------------------------------
 
 void Runtime::collect_units(const TagExtent& extent) {
-  for (const auto& u : extent.units) {
-    if (std::find(t_touched.begin(), t_touched.end(), u) == t_touched.end()) t_touched.push_back(u);
-  }
+  if (std::find(t_extents.begin(), t_extents.end(), &extent) != t_extents.end()) return;
+  t_extents.push_back(&extent);
+  // A unit belongs to one allocation, hence to one extent: no duplicates.
+  t_touched.insert(t_touched.end(), extent.units.begin(), extent.units.end());
 }
 
 // What before_launch and before_transfer share: `visit(snapshot)` calls
@@ -198,12 +201,14 @@ CUresult Runtime::hold_touched(CUstream stream, bool per_thread_stream, const ch
   if (tracked_.empty()) return CUDA_SUCCESS;
   const auto snapshot = tracked_.snapshot();
   t_touched.clear();
+  t_extents.clear();
   try {
     visit(*snapshot);
   } catch (...) {
     t_touched.clear();
     return CUDA_SUCCESS;
   }
+  t_extents.clear();
   if (t_touched.empty()) return CUDA_SUCCESS;
   const CUstream resolved = resolve(stream, per_thread_stream);
   t_touched_capturing = stream_capturing(resolved);

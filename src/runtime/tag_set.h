@@ -6,6 +6,10 @@
 // must stay resident). Compressible pages are grouped into units, one per tag:
 // a page belongs to the tag that holds its first byte. So a unit is decoded as
 // one buffer when one weight is touched, without pulling in its neighbours.
+//
+// Cost: a loader may fill one arena with thousands of small copies, each a
+// tag. add/remove are O(log n + tags merged); plan over a window visits only
+// the tags near it, so tagging stays O(log n) per copy (not O(n)).
 #pragma once
 
 #include <cuda.h>
@@ -24,15 +28,23 @@ struct PlannedUnit {
   bool operator==(const PlannedUnit&) const = default;
 };
 
+// A byte range [begin, end).
+struct AddressWindow {
+  CUdeviceptr begin = 0;
+  CUdeviceptr end = ~CUdeviceptr{0};
+};
+
 class TagSet {
  public:
   // Tags [begin, end). An overlapped tag is merged into the new one (the new
-  // dtype wins): a re-copy into part of a weight keeps it one range.
-  void add(CUdeviceptr begin, CUdeviceptr end, int dtype);
+  // dtype wins): a re-copy into part of a weight keeps it one range. Returns
+  // the extent of the merged tag (what a replan must look at).
+  AddressWindow add(CUdeviceptr begin, CUdeviceptr end, int dtype);
   // Removes [begin, end) from the tags (splitting a tag that straddles it).
   void remove(CUdeviceptr begin, CUdeviceptr end);
   bool empty() const { return tags_.empty(); }
-  uint64_t tagged_bytes() const;
+  size_t count() const { return tags_.size(); }
+  uint64_t tagged_bytes() const { return tagged_bytes_; }
   // fn(begin, end, dtype) for every tag in address order.
   template <typename Fn>
   void for_each(Fn&& fn) const {
@@ -41,8 +53,11 @@ class TagSet {
   // The units of whole pages of [base, base + size) (page_size aligned) fully
   // covered by tags, each at most `max_unit_bytes` (0 = no limit): a bound on
   // the scratch memory one compression needs and on one decode's size.
-  std::vector<PlannedUnit> plan(CUdeviceptr base, size_t size, size_t page_size,
-                                size_t max_unit_bytes = 0) const;
+  // With a window, only the units that begin inside it (page-aligned
+  // outwards by the caller) are returned; they are the same units a plan of
+  // the whole allocation returns there.
+  std::vector<PlannedUnit> plan(CUdeviceptr base, size_t size, size_t page_size, size_t max_unit_bytes = 0,
+                                AddressWindow window = {}) const;
 
  private:
   struct Tag {
@@ -50,6 +65,7 @@ class TagSet {
     int dtype;
   };
   std::map<CUdeviceptr, Tag> tags_;  // by begin; never overlapping
+  uint64_t tagged_bytes_ = 0;
 };
 
 }  // namespace nz::rt

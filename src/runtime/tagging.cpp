@@ -17,9 +17,10 @@ using namespace detail;
 void Runtime::tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept {
   end = std::min<CUdeviceptr>(end, a.base + a.bytes);
   if (begin >= end) return;
+  AddressWindow merged;
   try {
     const uint64_t before = a.tags.tagged_bytes();
-    a.tags.add(begin, end, dtype);
+    merged = a.tags.add(begin, end, dtype);
     const uint64_t after = a.tags.tagged_bytes();
     stats_.bytes_tagged.add(after - before);
     std::erase_if(a.recent_fills, [](const SharedEvent& e) { return event_done(e); });
@@ -27,24 +28,38 @@ void Runtime::tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int 
   } catch (...) {
     return;
   }
-  emit("tag", begin, end - begin, fmt::format("\"dtype\":{}", dtype));
-  replan(a);
+  if (trace_.enabled()) emit("tag", begin, end - begin, fmt::format("\"dtype\":{}", dtype));
+  replan(a, merged);
 }
 
-void Runtime::replan(Allocation& a) noexcept {
+// Only the pages near the change can gain or lose a unit: plan that window
+// (widened to the units already overlapping it) and reconcile it, so that a
+// loader's thousands of small copies cost O(log n) each, not O(n).
+void Runtime::replan(Allocation& a, AddressWindow w) noexcept {
+  const size_t page = vmm_.page_size();
+  const CUdeviceptr limit = a.base + a.bytes;
+  w.begin = a.base + (std::max(w.begin, a.base) - a.base) / page * page;
+  w.end = std::min<CUdeviceptr>(limit, a.base + (std::max(w.end, a.base) - a.base + page - 1) / page * page);
+  if (w.begin >= w.end) return;
+  auto first = a.units.upper_bound(w.begin);
+  if (first != a.units.begin() && std::prev(first)->second->end > w.begin) w.begin = std::prev(first)->first;
+  auto last = a.units.lower_bound(w.end);
+  if (last != a.units.begin() && std::prev(last)->second->end > w.end) w.end = std::prev(last)->second->end;
   std::vector<PlannedUnit> plan;
+  std::vector<std::shared_ptr<Unit>> stale;
   try {
-    plan = a.tags.plan(a.base, a.bytes, vmm_.page_size(), kMaxUnitBytes);
+    plan = a.tags.plan(a.base, a.bytes, page, kMaxUnitBytes, w);
+    // Units in the window that no longer match the plan go back to resident memory.
+    for (auto it = a.units.lower_bound(w.begin); it != a.units.end() && it->first < w.end; ++it) {
+      const auto& u = it->second;
+      const bool kept = std::any_of(plan.begin(), plan.end(),
+                                    [&](const PlannedUnit& p) { return p.begin == u->begin && p.end == u->end; });
+      if (!kept) stale.push_back(u);
+    }
   } catch (...) {
     return;
   }
-  // Units that no longer match the plan go back to resident memory.
-  std::vector<std::shared_ptr<Unit>> stale;
-  for (auto& [begin, u] : a.units) {
-    const bool kept = std::any_of(plan.begin(), plan.end(),
-                                  [&](const PlannedUnit& p) { return p.begin == u->begin && p.end == u->end; });
-    if (!kept) stale.push_back(u);
-  }
+  bool changed = !stale.empty();
   for (auto& u : stale) retire(a, u);
   for (const PlannedUnit& p : plan) {
     auto it = a.units.find(p.begin);
@@ -72,30 +87,32 @@ void Runtime::replan(Allocation& a) noexcept {
     } catch (...) {
       continue;
     }
+    changed = true;
     stats_.bytes_compressible.add(u->bytes());
     emit("unit", u->begin, u->bytes());
   }
-  republish(a);
+  if (changed) republish(a);
 }
 
+// A kernel may read anything reachable from a pointer into an allocation: a
+// flat parameter buffer read from its base, a tensor loaded by several copies
+// (several tags), a caching-allocator block reused from an offset before a
+// freed weight, a one-past-the-end pointer. So the hot path maps the whole
+// allocation, one byte past its end included (the VA reservation keeps a
+// free page there), to every tracked unit in it: all are staged together.
 void Runtime::republish(Allocation& a) noexcept {
   try {
+    auto extent = std::make_shared<TagExtent>();
+    size_t extent_bytes = 0;
+    for (auto& [begin, u] : a.units) {
+      if (!u->tracked) continue;
+      extent->units.push_back(u);
+      extent_bytes += u->bytes();
+    }
+    a.largest_extent = extent_bytes;
     std::vector<RangeMap<TagExtent>::Entry> entries;
-    a.largest_extent = 0;
-    a.tags.for_each([&](CUdeviceptr b, CUdeviceptr e, int) {
-      auto extent = std::make_shared<TagExtent>();
-      size_t extent_bytes = 0;
-      for (auto it = a.units.lower_bound(b > a.base + vmm_.page_size() ? b - vmm_.page_size() : a.base);
-           it != a.units.end() && it->second->begin < e; ++it) {
-        if (it->second->tracked && it->second->end > b) {
-          extent->units.push_back(it->second);
-          extent_bytes += it->second->bytes();
-        }
-      }
-      a.largest_extent = std::max(a.largest_extent, extent_bytes);
-      if (!extent->units.empty()) entries.push_back({b, e, std::move(extent)});
-    });
-    tracked_.replace(a.base, a.base + a.bytes, std::move(entries));
+    if (!extent->units.empty()) entries.push_back({a.base, a.base + a.bytes + 1, std::move(extent)});
+    tracked_.replace(a.base, a.base + a.bytes + 1, std::move(entries));
   } catch (...) {
     log(LogLevel::kError, "out of memory publishing ranges");
   }
@@ -194,7 +211,7 @@ int Runtime::untag(CUdeviceptr ptr, size_t bytes) noexcept {
   a->tags.remove(ptr, end);
   stats_.bytes_tagged.sub(before - a->tags.tagged_bytes());
   emit("untag", ptr, end - ptr);
-  replan(*a);
+  replan(*a, AddressWindow{ptr, end});
   return NZ_RT_OK;
 }
 

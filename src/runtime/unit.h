@@ -63,11 +63,9 @@ struct Unit {
   }
 };
 
-// What the hot path finds for an address: the units a tag (one weight, as
-// the framework copied it) overlaps. A pointer to the start of a weight may
-// lie in a page that is not compressible (shared with a neighbour) while the
-// rest of the weight is: the kernel will read all of it, so all its units are
-// staged.
+// What the hot path finds for an address: every tracked unit of the
+// allocation holding it (a kernel may read anything reachable from a pointer;
+// see Runtime::republish).
 struct TagExtent {
   std::vector<std::shared_ptr<Unit>> units;
 };

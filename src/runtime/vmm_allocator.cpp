@@ -61,12 +61,14 @@ CUresult VmmAllocator::allocate(size_t bytes, CUdeviceptr& base,
   const size_t total = round_up(bytes);
   const size_t count = total / page_;
   CUdeviceptr va = 0;
-  CUresult r = api.cuMemAddressReserve(&va, total, page_, 0, 0);
+  // One page more than is mapped: nothing else can start at the end, so a
+  // one-past-the-end pointer is known to belong to this allocation.
+  CUresult r = api.cuMemAddressReserve(&va, total + page_, page_, 0, 0);
   if (r != CUDA_SUCCESS) return r;
   try {
     pages.assign(count, 0);
   } catch (...) {
-    api.cuMemAddressFree(va, total);
+    api.cuMemAddressFree(va, total + page_);
     return CUDA_ERROR_OUT_OF_MEMORY;
   }
   for (size_t i = 0; i < count && r == CUDA_SUCCESS; ++i) {
@@ -80,7 +82,7 @@ CUresult VmmAllocator::allocate(size_t bytes, CUdeviceptr& base,
   if (r == CUDA_SUCCESS) r = api.cuMemSetAccess(va, total, &access_, 1);
   if (r != CUDA_SUCCESS) {
     release_pages(va, pages, 0, count);
-    api.cuMemAddressFree(va, total);
+    api.cuMemAddressFree(va, total + page_);
     pages.clear();
     return r;
   }
@@ -100,7 +102,7 @@ void VmmAllocator::release_pages(CUdeviceptr base, std::vector<CUmemGenericAlloc
 }
 
 void VmmAllocator::free_address_range(CUdeviceptr base, size_t bytes) noexcept {
-  driver().base.cuMemAddressFree(base, bytes);
+  driver().base.cuMemAddressFree(base, bytes + page_);  // the guard page of allocate()
 }
 
 }  // namespace nz::rt

@@ -25,7 +25,8 @@ class VmmAllocator {
   size_t page_size() const noexcept { return page_; }
   size_t round_up(size_t bytes) const noexcept { return (bytes + page_ - 1) / page_ * page_; }
 
-  // Reserves round_up(bytes) of VA and backs every page with its own handle.
+  // Reserves round_up(bytes) of VA (plus one unmapped guard page after it)
+  // and backs every page with its own handle.
   // On failure everything is undone and the error returned.
   CUresult allocate(size_t bytes, CUdeviceptr& base,
                     std::vector<CUmemGenericAllocationHandle>& pages) noexcept;
@@ -37,6 +38,7 @@ class VmmAllocator {
   // Unmaps and releases the page handles of pages [first, first + count).
   void release_pages(CUdeviceptr base, std::vector<CUmemGenericAllocationHandle>& pages,
                      size_t first, size_t count) noexcept;
+  // Frees what allocate() reserved for `bytes` (= round_up of its request).
   void free_address_range(CUdeviceptr base, size_t bytes) noexcept;
 
   uint64_t map_calls() const noexcept { return map_calls_; }

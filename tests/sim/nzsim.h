@@ -93,6 +93,10 @@ typedef struct nzsim_stats {
 typedef int (*nzsim_get_stats_fn)(nzsim_stats* out);
 /* void nzsim_reset_peak(void); */
 typedef void (*nzsim_reset_peak_fn)(void);
+/* void* nzsim_tensor_map_address(const void* tensor_map): the global address a
+ * CUtensorMap built by cuTensorMapEncode* describes (the descriptor is opaque,
+ * as on a GPU; kernels that take one by value read the address with this). */
+typedef void* (*nzsim_tensor_map_address_fn)(const void* tensor_map);
 
 #ifdef __cplusplus
 }

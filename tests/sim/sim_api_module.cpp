@@ -10,8 +10,7 @@ namespace {
 
 CUresult need_context() { return current_context() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT; }
 
-CUresult param_info(void* handle, size_t index, size_t* offset, size_t* size) {
-  Kernel* k = as_kernel(handle);
+CUresult param_info(Kernel* k, size_t index, size_t* offset, size_t* size) {
   if (!k) return CUDA_ERROR_INVALID_HANDLE;
   if (index >= k->desc->param_count) return CUDA_ERROR_INVALID_VALUE;
   if (offset) *offset = k->desc->params[index].offset;
@@ -116,7 +115,10 @@ CUresult CUDAAPI cuLibraryLoadFromFile(CUlibrary* lib, const char* path, CUjit_o
 CUresult CUDAAPI cuLibraryUnload(CUlibrary lib) { return cuModuleUnload(reinterpret_cast<CUmodule>(lib)); }
 
 CUresult CUDAAPI cuLibraryGetKernel(CUkernel* kernel, CUlibrary lib, const char* name) {
-  return cuModuleGetFunction(reinterpret_cast<CUfunction*>(kernel), reinterpret_cast<CUmodule>(lib), name);
+  CUfunction fn = nullptr;
+  CUresult r = cuModuleGetFunction(&fn, reinterpret_cast<CUmodule>(lib), name);
+  if (r == CUDA_SUCCESS) *kernel = reinterpret_cast<CUkernel>(&as_function(fn)->view);
+  return r;
 }
 
 CUresult CUDAAPI cuLibraryGetModule(CUmodule* mod, CUlibrary lib) {
@@ -132,89 +134,111 @@ CUresult CUDAAPI cuLibraryGetKernelCount(unsigned int* count, CUlibrary lib) {
 }
 
 CUresult CUDAAPI cuLibraryEnumerateKernels(CUkernel* kernels, unsigned int n, CUlibrary lib) {
-  return cuModuleEnumerateFunctions(reinterpret_cast<CUfunction*>(kernels), n, reinterpret_cast<CUmodule>(lib));
+  CUresult r = cuModuleEnumerateFunctions(reinterpret_cast<CUfunction*>(kernels), n, reinterpret_cast<CUmodule>(lib));
+  if (r != CUDA_SUCCESS) return r;
+  for (unsigned i = 0; i < n; ++i) {
+    kernels[i] = reinterpret_cast<CUkernel>(&as_function(reinterpret_cast<CUfunction>(kernels[i]))->view);
+  }
+  return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuKernelGetFunction(CUfunction* fn, CUkernel kernel) {
   NZ_REQUIRE_INIT();
-  if (!as_kernel(kernel)) return CUDA_ERROR_INVALID_HANDLE;
+  Kernel* k = as_kernel_handle(kernel);
+  if (!k) return CUDA_ERROR_INVALID_HANDLE;
   if (!fn) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult r = need_context(); r != CUDA_SUCCESS) return r;
-  *fn = reinterpret_cast<CUfunction>(kernel);
+  *fn = reinterpret_cast<CUfunction>(k);
   return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuKernelGetLibrary(CUlibrary* lib, CUkernel kernel) {
-  NZ_REQUIRE_INIT();
-  Kernel* k = as_kernel(kernel);
+namespace {
+CUresult library_of(CUlibrary* lib, Kernel* k) {
   if (!k) return CUDA_ERROR_INVALID_HANDLE;
   if (!lib) return CUDA_ERROR_INVALID_VALUE;
   *lib = reinterpret_cast<CUlibrary>(k->module);
   return CUDA_SUCCESS;
 }
+}  // namespace
+
+CUresult CUDAAPI cuKernelGetLibrary(CUlibrary* lib, CUkernel kernel) {
+  NZ_REQUIRE_INIT();
+  return library_of(lib, as_kernel_handle(kernel));
+}
 
 CUresult CUDAAPI cuFuncGetModule(CUmodule* mod, CUfunction fn) {
-  return cuKernelGetLibrary(reinterpret_cast<CUlibrary*>(mod), reinterpret_cast<CUkernel>(fn));
+  NZ_REQUIRE_INIT();
+  return library_of(reinterpret_cast<CUlibrary*>(mod), as_function(fn));
 }
 
 CUresult CUDAAPI cuFuncGetParamInfo(CUfunction fn, size_t index, size_t* offset, size_t* size) {
   NZ_REQUIRE_INIT();
-  return param_info(fn, index, offset, size);
+  return param_info(as_function(fn), index, offset, size);
 }
 
 CUresult CUDAAPI cuKernelGetParamInfo(CUkernel kernel, size_t index, size_t* offset, size_t* size) {
   NZ_REQUIRE_INIT();
-  return param_info(kernel, index, offset, size);
+  return param_info(as_kernel_handle(kernel), index, offset, size);
 }
 
-CUresult CUDAAPI cuFuncGetName(const char** name, CUfunction fn) {
-  NZ_REQUIRE_INIT();
-  Kernel* k = as_kernel(fn);
+namespace {
+CUresult name_of(const char** name, Kernel* k) {
   if (!k) return CUDA_ERROR_INVALID_HANDLE;
   if (!name) return CUDA_ERROR_INVALID_VALUE;
   *name = k->desc->name;
   return CUDA_SUCCESS;
 }
-
-CUresult CUDAAPI cuKernelGetName(const char** name, CUkernel kernel) {
-  return cuFuncGetName(name, reinterpret_cast<CUfunction>(kernel));
-}
-
-CUresult CUDAAPI cuFuncGetAttribute(int* value, CUfunction_attribute attrib, CUfunction fn) {
-  NZ_REQUIRE_INIT();
-  if (!as_kernel(fn)) return CUDA_ERROR_INVALID_HANDLE;
+CUresult attribute_of(int* value, CUfunction_attribute attrib, Kernel* k) {
+  if (!k) return CUDA_ERROR_INVALID_HANDLE;
   if (!value) return CUDA_ERROR_INVALID_VALUE;
   *value = function_attribute(attrib);
   return CUDA_SUCCESS;
 }
+}  // namespace
+
+CUresult CUDAAPI cuFuncGetName(const char** name, CUfunction fn) {
+  NZ_REQUIRE_INIT();
+  return name_of(name, as_function(fn));
+}
+
+CUresult CUDAAPI cuKernelGetName(const char** name, CUkernel kernel) {
+  NZ_REQUIRE_INIT();
+  return name_of(name, as_kernel_handle(kernel));
+}
+
+CUresult CUDAAPI cuFuncGetAttribute(int* value, CUfunction_attribute attrib, CUfunction fn) {
+  NZ_REQUIRE_INIT();
+  return attribute_of(value, attrib, as_function(fn));
+}
 
 CUresult CUDAAPI cuKernelGetAttribute(int* value, CUfunction_attribute attrib, CUkernel kernel, CUdevice) {
-  return cuFuncGetAttribute(value, attrib, reinterpret_cast<CUfunction>(kernel));
+  NZ_REQUIRE_INIT();
+  return attribute_of(value, attrib, as_kernel_handle(kernel));
 }
 
 CUresult CUDAAPI cuFuncSetAttribute(CUfunction fn, CUfunction_attribute, int) {
   NZ_REQUIRE_INIT();
-  return as_kernel(fn) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  return as_function(fn) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
 CUresult CUDAAPI cuKernelSetAttribute(CUfunction_attribute, int, CUkernel kernel, CUdevice) {
   NZ_REQUIRE_INIT();
-  return as_kernel(kernel) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  return as_kernel_handle(kernel) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
 CUresult CUDAAPI cuFuncSetCacheConfig(CUfunction fn, CUfunc_cache) {
   NZ_REQUIRE_INIT();
-  return as_kernel(fn) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  return as_function(fn) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
 CUresult CUDAAPI cuKernelSetCacheConfig(CUkernel kernel, CUfunc_cache, CUdevice) {
   NZ_REQUIRE_INIT();
-  return as_kernel(kernel) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  return as_kernel_handle(kernel) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
 CUresult CUDAAPI cuFuncIsLoaded(CUfunctionLoadingState* state, CUfunction fn) {
   NZ_REQUIRE_INIT();
-  if (!as_kernel(fn)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!as_function(fn)) return CUDA_ERROR_INVALID_HANDLE;
   if (!state) return CUDA_ERROR_INVALID_VALUE;
   *state = CU_FUNCTION_LOADING_STATE_LOADED;
   return CUDA_SUCCESS;
@@ -222,7 +246,7 @@ CUresult CUDAAPI cuFuncIsLoaded(CUfunctionLoadingState* state, CUfunction fn) {
 
 CUresult CUDAAPI cuFuncLoad(CUfunction fn) {
   NZ_REQUIRE_INIT();
-  return as_kernel(fn) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  return as_function(fn) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
 }  // extern "C"

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <string_view>
 
+#include <unistd.h>
+
 #include "sim_driver_table.h"
 #include "sim_internal.h"
 #include "sim_fault.h"
@@ -244,19 +246,51 @@ CUresult CUDAAPI cuGetProcAddress(const char* symbol, void** pfn, int version, c
 }
 
 
-// TMA descriptors. The simulator's CUtensorMap layout (128 bytes):
-//   [0, 8)   global address          [8, 12)  rank      [12, 16) data type
+// TMA descriptors. A real CUtensorMap is opaque: its global address is not
+// stored verbatim anywhere in the 128 bytes, so a scan of launch parameters
+// cannot find it. The simulator's layout is opaque the same way:
+//   [0, 8)   global address XOR a per-process key, rotated
+//   [8, 12)  rank      [12, 16) data type
 //   [16, 56) global dims (5 x u64)   [56, 96) global strides (rank-1 x u64)
 //   [120, 128) "NZSIMTM\0"
+// Kernel modules read the address back with nzsim_tensor_map_address (nzsim.h).
 // cuTensorMapReplaceAddress rewrites the first 8 bytes.
+namespace {
+uint64_t tensor_map_key() {
+  static const uint64_t key = [] {
+    uint64_t k = 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(getpid()) * 0xbf58476d1ce4e5b9ull;
+    return k | 1;
+  }();
+  return key;
+}
+uint64_t scramble_address(uint64_t a) {
+  const uint64_t x = a ^ tensor_map_key();
+  return (x << 23) | (x >> 41);
+}
+uint64_t unscramble_address(uint64_t s) {
+  const uint64_t x = (s >> 23) | (s << 41);
+  return x ^ tensor_map_key();
+}
+void store_address(CUtensorMap* map, void* address) {
+  const uint64_t scrambled = scramble_address(reinterpret_cast<uint64_t>(address));
+  std::memcpy(map, &scrambled, 8);
+}
+}  // namespace
+
+__attribute__((visibility("default"))) void* nzsim_tensor_map_address(const void* map) {
+  if (!map) return nullptr;
+  uint64_t scrambled;
+  std::memcpy(&scrambled, map, 8);
+  return reinterpret_cast<void*>(unscramble_address(scrambled));
+}
+
 static CUresult encode_tensor_map(CUtensorMap* map, CUtensorMapDataType type, cuuint32_t rank, void* address,
                                   const cuuint64_t* dims, const cuuint64_t* strides) {
   NZ_REQUIRE_INIT();
   if (!map || !address || rank == 0 || rank > 5 || !dims) return CUDA_ERROR_INVALID_VALUE;
   auto* bytes = reinterpret_cast<unsigned char*>(map);
   std::memset(bytes, 0, sizeof(CUtensorMap));
-  auto addr = reinterpret_cast<uint64_t>(address);
-  std::memcpy(bytes, &addr, 8);
+  store_address(map, address);
   std::memcpy(bytes + 8, &rank, 4);
   uint32_t t = type;
   std::memcpy(bytes + 12, &t, 4);
@@ -283,8 +317,7 @@ CUresult CUDAAPI cuTensorMapEncodeIm2col(CUtensorMap* map, CUtensorMapDataType t
 CUresult CUDAAPI cuTensorMapReplaceAddress(CUtensorMap* map, void* address) {
   NZ_REQUIRE_INIT();
   if (!map || !address) return CUDA_ERROR_INVALID_VALUE;
-  auto addr = reinterpret_cast<uint64_t>(address);
-  std::memcpy(map, &addr, 8);
+  store_address(map, address);
   return CUDA_SUCCESS;
 }
 

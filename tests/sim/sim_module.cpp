@@ -1,5 +1,5 @@
 // Modules, libraries and kernels: a module is a shared library of host
-// functions (nzsim.h). CUfunction and CUkernel are the same object here.
+// functions (nzsim.h). A CUkernel is the `view` member of its CUfunction's object.
 #include <dlfcn.h>
 #include <elf.h>
 #include <sys/mman.h>
@@ -7,12 +7,45 @@
 
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "sim_module.h"
 
 namespace nzsim {
+namespace {
+
+// A real driver hands out the handle values of unloaded functions again; a
+// runtime that caches per-handle facts (parameter layouts) must notice the
+// unload. Reusing freed Kernel objects last-in first-out makes that happen
+// here deterministically.
+std::mutex g_free_kernels_mutex;
+std::vector<std::unique_ptr<Kernel>> g_free_kernels;
+
+std::unique_ptr<Kernel> reuse_kernel_handle() {
+  std::lock_guard lock(g_free_kernels_mutex);
+  if (g_free_kernels.empty()) {
+    auto k = std::make_unique<Kernel>();
+    k->view.kernel = k.get();
+    return k;
+  }
+  auto k = std::move(g_free_kernels.back());
+  g_free_kernels.pop_back();
+  *k = Kernel{};
+  k->view.kernel = k.get();
+  return k;
+}
+
+void recycle_kernel_handle(std::unique_ptr<Kernel> k) {
+  k->magic = 0;  // a stale handle is invalid until reused
+  k->view.magic = 0;
+  std::lock_guard lock(g_free_kernels_mutex);
+  g_free_kernels.push_back(std::move(k));
+}
+
+}  // namespace
+
 namespace {
 
 // The byte size of an ELF image in memory: the section header table is
@@ -46,7 +79,7 @@ CUresult open_module(const std::string& path, Module** out) {
   m->dl = dl;
   m->path = path;
   for (unsigned i = 0; i < count; ++i) {
-    auto k = std::make_unique<Kernel>();
+    std::unique_ptr<Kernel> k = reuse_kernel_handle();
     k->module = m;
     k->desc = &kernels[i];
     for (unsigned p = 0; p < kernels[i].param_count; ++p)
@@ -100,6 +133,8 @@ CUresult load_module_image(const void* image, Module** out) {
 }
 
 void unload_module(Module* m) {
+  for (auto& k : m->kernels) recycle_kernel_handle(std::move(k));
+  m->kernels.clear();
   dlclose(m->dl);
   if (m->memfd >= 0) close(m->memfd);
   m->magic = 0;

@@ -12,13 +12,25 @@ namespace nzsim {
 struct Module;
 
 constexpr uint32_t kKernelMagic = 0x4b524e4c;
+constexpr uint32_t kKernelViewMagic = 0x4b56494b;
 constexpr uint32_t kModuleMagic = 0x4d4f444c;
 
-struct Kernel {  // handed out as both CUfunction and CUkernel
+struct Kernel;
+
+// The CUkernel handle of a kernel. As on a real driver, a CUkernel is not a
+// CUfunction: cuFunc* calls reject it and cuKernel* calls reject a CUfunction
+// (cuKernelGetFunction converts); only launches accept both.
+struct KernelView {
+  uint32_t magic = kKernelViewMagic;
+  Kernel* kernel = nullptr;
+};
+
+struct Kernel {  // handed out as CUfunction; its `view` as CUkernel
   uint32_t magic = kKernelMagic;
   Module* module = nullptr;
   const nzsim_kernel* desc = nullptr;
   size_t param_bytes = 0;  // packed parameter buffer size
+  KernelView view;
 };
 
 struct Module {  // handed out as both CUmodule and CUlibrary
@@ -39,9 +51,20 @@ inline Module* as_module(void* h) {
   auto* m = static_cast<Module*>(h);
   return m && m->magic == kModuleMagic ? m : nullptr;
 }
-inline Kernel* as_kernel(void* h) {
+// A CUfunction handle.
+inline Kernel* as_function(void* h) {
   auto* k = static_cast<Kernel*>(h);
   return k && k->magic == kKernelMagic ? k : nullptr;
+}
+// A CUkernel handle.
+inline Kernel* as_kernel_handle(void* h) {
+  auto* v = static_cast<KernelView*>(h);
+  return v && v->magic == kKernelViewMagic ? v->kernel : nullptr;
+}
+// What a launch accepts: either.
+inline Kernel* as_kernel(void* h) {
+  if (Kernel* k = as_function(h)) return k;
+  return as_kernel_handle(h);
 }
 
 }  // namespace nzsim

@@ -1,0 +1,135 @@
+// Classes 3 (handle reuse after unload), 9 (TMA descriptors), 10 (kernel
+// handles), 11 (pointers stored in device memory).
+#include <cstring>
+
+#include "fw_env.h"
+
+namespace fw {
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+struct Weight {
+  std::vector<uint8_t> host;
+  CUdeviceptr dev = 0;
+  Weight(size_t bytes, uint32_t seed) : host(weights(bytes, seed)), dev(alloc(bytes)) {
+    upload(dev, host, bytes);
+  }
+  ~Weight() { cuMemFree(dev); }
+  uint64_t hash() const { return host_hash(host.data(), host.size()); }
+};
+
+TEST(HandleReuse, NewKernelWithAnUnloadedHandleIsScannedAfresh) {
+  Weight w(4 * kMiB, 30);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(4 * kMiB);
+  CUmodule small;
+  CU_OK(cuModuleLoad(&small, Env::get().small_module_path.c_str()));
+  CUfunction noop;
+  CU_OK(cuModuleGetFunction(&noop, small, "noop_u64"));
+  uint64_t x = 5;
+  void* p1[] = {&x};
+  CU_OK(cuLaunchKernel(noop, 1, 1, 1, 1, 1, 1, 0, nullptr, p1, nullptr));
+  CU_OK(cuCtxSynchronize());
+  CU_OK(cuModuleUnload(small));
+  CUmodule again;
+  CU_OK(cuModuleLoad(&again, Env::get().module_path.c_str()));
+  CUfunction f;
+  CU_OK(cuModuleGetFunction(&f, again, "sum_bytes_nfirst"));
+  ASSERT_EQ(static_cast<void*>(noop), static_cast<void*>(f)) << "the driver did not reuse the handle";
+  static CUdeviceptr out = alloc(64);
+  uint64_t n = w.host.size();
+  EXPECT_EQ(w.hash(), launch_and_read(f, {&n, &w.dev, &out}, out));
+  CU_OK(cuModuleUnload(again));
+}
+
+TEST(HandleReuse, LibraryUnloadToo) {
+  Weight w(4 * kMiB, 31);
+  Env::get().flush();
+  CUlibrary small;
+  CU_OK(cuLibraryLoadFromFile(&small, Env::get().small_module_path.c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0));
+  CUkernel noop;
+  CU_OK(cuLibraryGetKernel(&noop, small, "noop_u64"));
+  uint64_t x = 5;
+  void* p1[] = {&x};
+  CU_OK(cuLaunchKernel(reinterpret_cast<CUfunction>(noop), 1, 1, 1, 1, 1, 1, 0, nullptr, p1, nullptr));
+  CU_OK(cuCtxSynchronize());
+  CU_OK(cuLibraryUnload(small));
+  CUlibrary lib;
+  CU_OK(cuLibraryLoadFromFile(&lib, Env::get().module_path.c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0));
+  CUkernel k;
+  CU_OK(cuLibraryGetKernel(&k, lib, "sum_bytes_nfirst"));
+  ASSERT_EQ(static_cast<void*>(noop), static_cast<void*>(k)) << "the driver did not reuse the handle";
+  static CUdeviceptr out = alloc(64);
+  uint64_t n = w.host.size();
+  EXPECT_EQ(w.hash(), launch_and_read(reinterpret_cast<CUfunction>(k), {&n, &w.dev, &out}, out));
+  CU_OK(cuLibraryUnload(lib));
+}
+
+// CUDA 13's runtime launches cudaKernel_t handles it did not get through
+// cuLibraryGetKernel (here: cuLibraryEnumerateKernels), cast to CUfunction.
+TEST(KernelHandles, KernelHandleNeverSeenBefore) {
+  Weight w(4 * kMiB, 32);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(4 * kMiB);
+  CUlibrary lib;
+  CU_OK(cuLibraryLoadFromFile(&lib, Env::get().module_path.c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0));
+  unsigned count = 0;
+  CU_OK(cuLibraryGetKernelCount(&count, lib));
+  std::vector<CUkernel> ks(count);
+  CU_OK(cuLibraryEnumerateKernels(ks.data(), count, lib));
+  CUkernel sum = nullptr;
+  for (CUkernel k : ks) {
+    const char* name = nullptr;
+    CU_OK(cuKernelGetName(&name, k));
+    if (std::strcmp(name, "sum_bytes") == 0) sum = k;
+  }
+  ASSERT_NE(nullptr, sum);
+  static CUdeviceptr out = alloc(64);
+  uint64_t n = w.host.size();
+  EXPECT_EQ(w.hash(), launch_and_read(reinterpret_cast<CUfunction>(sum), {&w.dev, &n, &out}, out));
+  CU_OK(cuLibraryUnload(lib));
+}
+
+// Hopper GEMMs see their operands only through a TMA descriptor passed by value.
+TEST(Tma, DescriptorPassedByValue) {
+  Weight w(4 * kMiB, 33);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(4 * kMiB);
+  CUtensorMap map;
+  cuuint64_t dims[2] = {1024, w.host.size() / 2048};
+  cuuint64_t strides[1] = {2048};
+  cuuint32_t box[2] = {64, 64}, es[2] = {1, 1};
+  CU_OK(cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, reinterpret_cast<void*>(w.dev), dims,
+                               strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  static CUdeviceptr out = alloc(64);
+  uint64_t n = w.host.size();
+  EXPECT_EQ(w.hash(), launch_and_read(Env::get().fn("sum_tma"), {&map, &n, &out}, out));
+  // Re-pointed at another weight (cuTensorMapReplaceAddress).
+  Weight w2(4 * kMiB, 34);
+  Env::get().flush();
+  CU_OK(cuTensorMapReplaceAddress(&map, reinterpret_cast<void*>(w2.dev)));
+  EXPECT_EQ(w2.hash(), launch_and_read(Env::get().fn("sum_tma"), {&map, &n, &out}, out));
+}
+
+// Grouped/batched GEMMs read their operands through a pointer array that was
+// built on the host and copied in.
+TEST(PointerArrays, GroupedGemmOperands) {
+  Weight a(4 * kMiB, 35), b(6 * kMiB, 36);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
+  CUdeviceptr array = alloc(256);
+  const CUdeviceptr ptrs[2] = {a.dev + 1024, b.dev + 4096};
+  CU_OK(cuMemcpyHtoD(array, ptrs, sizeof ptrs));
+  static CUdeviceptr out = alloc(64);
+  uint64_t count = 2, each = 2 * kMiB;
+  uint64_t expect = 0;
+  expect = expect * 31 + host_hash(a.host.data() + 1024, each);
+  expect = expect * 31 + host_hash(b.host.data() + 4096, each);
+  EXPECT_EQ(expect, launch_and_read(Env::get().fn("sum_ptrs"), {&array, &count, &each, &out}, out));
+  cuMemFree(array);
+}
+
+}  // namespace
+}  // namespace fw
