@@ -31,6 +31,25 @@
   X(MemAllocAsync_ptsz, "cuMemAllocAsync_ptsz", "cuMemAllocAsync", 11020, P)                     \
   X(MemFreeAsync, "cuMemFreeAsync", "cuMemFreeAsync", 11020, L)                                  \
   X(MemFreeAsync_ptsz, "cuMemFreeAsync_ptsz", "cuMemFreeAsync", 11020, P)                        \
+  /* pointer queries and memory info */                                                          \
+  X(MemGetAddressRange_v2, "cuMemGetAddressRange_v2", "cuMemGetAddressRange", 3020, A)           \
+  X(PointerGetAttribute, "cuPointerGetAttribute", "cuPointerGetAttribute", 4000, A)              \
+  X(PointerGetAttributes, "cuPointerGetAttributes", "cuPointerGetAttributes", 7000, A)           \
+  X(MemRetainAllocationHandle, "cuMemRetainAllocationHandle", "cuMemRetainAllocationHandle",     \
+    11000, A)                                                                                    \
+  X(MemGetInfo_v2, "cuMemGetInfo_v2", "cuMemGetInfo", 3020, A)                                   \
+  /* module and context life cycle */                                                            \
+  X(ModuleUnload, "cuModuleUnload", "cuModuleUnload", 2000, A)                                   \
+  X(LibraryUnload, "cuLibraryUnload", "cuLibraryUnload", 12000, A)                               \
+  X(CtxDestroy_v1, "cuCtxDestroy", "cuCtxDestroy", 2000, A)                                      \
+  X(CtxDestroy_v2, "cuCtxDestroy_v2", "cuCtxDestroy", 4000, A)                                   \
+  X(DevicePrimaryCtxReset_v1, "cuDevicePrimaryCtxReset", "cuDevicePrimaryCtxReset", 7000, A)     \
+  X(DevicePrimaryCtxReset_v2, "cuDevicePrimaryCtxReset_v2", "cuDevicePrimaryCtxReset", 11000, A) \
+  /* synchronisation: where sticky errors surface */                                             \
+  X(CtxSynchronize, "cuCtxSynchronize", "cuCtxSynchronize", 2000, A)                             \
+  X(StreamSynchronize, "cuStreamSynchronize", "cuStreamSynchronize", 2000, L)                    \
+  X(StreamSynchronize_ptsz, "cuStreamSynchronize_ptsz", "cuStreamSynchronize", 7000, P)          \
+  X(EventSynchronize, "cuEventSynchronize", "cuEventSynchronize", 2000, A)                       \
   /* copies */                                                                                   \
   X(MemcpyHtoD_v2, "cuMemcpyHtoD_v2", "cuMemcpyHtoD", 3020, L)                                   \
   X(MemcpyHtoD_v2_ptds, "cuMemcpyHtoD_v2_ptds", "cuMemcpyHtoD", 7000, P)                         \
@@ -72,6 +91,16 @@
   X(Memcpy3DPeerAsync_ptsz, "cuMemcpy3DPeerAsync_ptsz", "cuMemcpy3DPeerAsync", 7000, P)          \
   X(MemcpyBatchAsync_v2, "cuMemcpyBatchAsync_v2", "cuMemcpyBatchAsync", 13000, L)                \
   X(MemcpyBatchAsync_v2_ptsz, "cuMemcpyBatchAsync_v2_ptsz", "cuMemcpyBatchAsync", 13000, P)      \
+  /* stream memory operations: device writes outside kernels */                                  \
+  X(StreamWriteValue32_v1, "cuStreamWriteValue32", "cuStreamWriteValue32", 8000, A)              \
+  X(StreamWriteValue32_v2, "cuStreamWriteValue32_v2", "cuStreamWriteValue32", 11070, L)          \
+  X(StreamWriteValue32_v2_ptsz, "cuStreamWriteValue32_v2_ptsz", "cuStreamWriteValue32", 11070, P) \
+  X(StreamWriteValue64_v1, "cuStreamWriteValue64", "cuStreamWriteValue64", 9000, A)              \
+  X(StreamWriteValue64_v2, "cuStreamWriteValue64_v2", "cuStreamWriteValue64", 11070, L)          \
+  X(StreamWriteValue64_v2_ptsz, "cuStreamWriteValue64_v2_ptsz", "cuStreamWriteValue64", 11070, P) \
+  X(StreamBatchMemOp_v1, "cuStreamBatchMemOp", "cuStreamBatchMemOp", 8000, A)                    \
+  X(StreamBatchMemOp_v2, "cuStreamBatchMemOp_v2", "cuStreamBatchMemOp", 11070, L)                \
+  X(StreamBatchMemOp_v2_ptsz, "cuStreamBatchMemOp_v2_ptsz", "cuStreamBatchMemOp", 11070, P)      \
   /* memsets */                                                                                  \
   X(MemsetD8_v2, "cuMemsetD8_v2", "cuMemsetD8", 3020, L)                                         \
   X(MemsetD8_v2_ptds, "cuMemsetD8_v2_ptds", "cuMemsetD8", 7000, P)                               \
@@ -118,6 +147,10 @@
   X(StreamEndCapture_ptsz, "cuStreamEndCapture_ptsz", "cuStreamEndCapture", 10000, P)            \
   X(GraphInstantiateWithFlags, "cuGraphInstantiateWithFlags", "cuGraphInstantiateWithFlags",     \
     11040, A)                                                                                    \
+  /* the CUDA 10/11 ABI: (exec, graph, error node, log buffer, log size) */                      \
+  X(GraphInstantiate_v1, "cuGraphInstantiate", "cuGraphInstantiate", 10000, A)                   \
+  X(GraphInstantiate_v2, "cuGraphInstantiate_v2", "cuGraphInstantiate", 11000, A)                \
+  X(GraphExecUpdate_v2, "cuGraphExecUpdate_v2", "cuGraphExecUpdate", 12000, A)                   \
   X(GraphInstantiateWithParams, "cuGraphInstantiateWithParams", "cuGraphInstantiateWithParams",  \
     12000, L)                                                                                    \
   X(GraphInstantiateWithParams_ptsz, "cuGraphInstantiateWithParams_ptsz",                        \
@@ -130,7 +163,8 @@
   X(TensorMapEncodeTiled, "cuTensorMapEncodeTiled", "cuTensorMapEncodeTiled", 12000, A)          \
   X(TensorMapEncodeIm2col, "cuTensorMapEncodeIm2col", "cuTensorMapEncodeIm2col", 12000, A)       \
   X(TensorMapEncodeIm2colWide, "cuTensorMapEncodeIm2colWide", "cuTensorMapEncodeIm2colWide",     \
-    12080, A)
+    12080, A)                                                                                    \
+  X(TensorMapReplaceAddress, "cuTensorMapReplaceAddress", "cuTensorMapReplaceAddress", 12000, A)
 
 // Extra request names served by an existing wrapper (cuGetProcAddress only):
 // Y(request name, first cudaVersion, stream kind, id of the wrapper)

@@ -28,7 +28,12 @@ CUresult free_async(CUdeviceptr p, CUstream st) noexcept {
   count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr, CUstream)>(H);
   if (!real) return missing_entry(H);
-  if (rt::active()) rt::on_foreign_free(p);
+  if (rt::active()) {
+    bool handled = false;
+    CUresult r = rt::mem_free_async(p, st, PT, &handled);
+    if (handled) return r;
+    rt::on_foreign_free(p);
+  }
   return real(p, st);
 }
 

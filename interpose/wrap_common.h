@@ -32,8 +32,8 @@ CUresult missing_entry(Hook h) noexcept;
 
 inline rt::TransferDesc transfer_desc(const rt::Span* spans, size_t count, CUstream stream,
                                       bool per_thread, bool is_async, bool host_to_device,
-                                      const char* api) noexcept {
-  return rt::TransferDesc{spans, count, stream, per_thread, is_async, host_to_device, api};
+                                      const char* api, const void* host_src = nullptr) noexcept {
+  return rt::TransferDesc{spans, count, stream, per_thread, is_async, host_to_device, api, host_src};
 }
 
 // Protocol step 3 of hooks.h for copies and memsets.
@@ -43,6 +43,7 @@ inline CUresult run_transfer(Fn real, const rt::TransferDesc& d, Args... args) n
   if (r != CUDA_SUCCESS) return r;
   r = real(args...);
   rt::after_transfer(d, r);
+  if (rt::is_sticky_error(r)) rt::on_sticky_error(r, d.api);
   return r;
 }
 

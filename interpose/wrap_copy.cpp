@@ -24,14 +24,14 @@ CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream stream, bool 
     if (!real) return missing_entry(H);
     if (!rt::active()) return real(dst, src, n, stream);
     const Span s[] = {{dst, n, Access::kWrite}};
-    return run_transfer(real, transfer_desc(s, 1, stream, PT, true, true, "cuMemcpyHtoDAsync"), dst,
+    return run_transfer(real, transfer_desc(s, 1, stream, PT, true, true, "cuMemcpyHtoDAsync", src), dst,
                         src, n, stream);
   }
   auto real = real_of<CUresult (*)(CUdeviceptr, const void*, size_t)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, n);
   const Span s[] = {{dst, n, Access::kWrite}};
-  return run_transfer(real, transfer_desc(s, 1, nullptr, PT, false, true, "cuMemcpyHtoD"), dst, src,
+  return run_transfer(real, transfer_desc(s, 1, nullptr, PT, false, true, "cuMemcpyHtoD", src), dst, src,
                       n);
 }
 template <Hook H, bool PT>
@@ -210,10 +210,27 @@ CUresult batch(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t* sizes, size_t count
     spans.push_back({dsts[i], sizes[i], Access::kWrite});
     spans.push_back({srcs[i], sizes[i], Access::kRead});
   }
-  return run_transfer(real,
-                      transfer_desc(spans.data(), spans.size(), stream, PT, true, false,
-                                    "cuMemcpyBatchAsync"),
-                      dsts, srcs, sizes, count, attrs, attr_idxs, num_attrs, stream);
+  const CUresult r = run_transfer(real,
+                                  transfer_desc(spans.data(), spans.size(), stream, PT, true, false,
+                                                "cuMemcpyBatchAsync"),
+                                  dsts, srcs, sizes, count, attrs, attr_idxs, num_attrs, stream);
+  if (r != CUDA_SUCCESS) return r;
+  // Copies from host memory fill weights like cuMemcpyHtoDAsync does (a
+  // checkpoint loader may batch them): tag those destinations.
+  auto query = real_of<CUresult (*)(void*, CUpointer_attribute, CUdeviceptr)>(Hook::PointerGetAttribute);
+  for (size_t i = 0; i < count; ++i) {
+    if (sizes[i] == 0 || rt::is_managed(srcs[i])) continue;
+    unsigned type = 0;
+    const bool device_src = query != nullptr &&
+                            query(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, srcs[i]) == CUDA_SUCCESS &&
+                            type == CU_MEMORYTYPE_DEVICE;
+    if (device_src) continue;
+    const Span s[] = {{dsts[i], sizes[i], Access::kWrite}};
+    rt::after_transfer(transfer_desc(s, 1, stream, PT, true, true, "cuMemcpyBatchAsync",
+                                     reinterpret_cast<const void*>(srcs[i])),
+                       CUDA_SUCCESS);
+  }
+  return r;
 }
 
 }  // namespace

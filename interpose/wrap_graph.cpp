@@ -101,6 +101,47 @@ NZ_WRAPPER CUresult nzw_GraphInstantiateWithFlags(CUgraphExec* exec, CUgraph g,
   return r;
 }
 
+// The CUDA 10/11 entry points pin like the 12.x ones.
+NZ_WRAPPER CUresult nzw_GraphInstantiate_v1(CUgraphExec* exec, CUgraph g, CUgraphNode* error_node, char* log_buffer,
+                                            size_t log_size) noexcept {
+  NZ_ENTER(GraphInstantiate_v1);
+  auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, CUgraphNode*, char*, size_t)>(Hook::GraphInstantiate_v1);
+  if (!real) return nz::shim::missing_entry(Hook::GraphInstantiate_v1);
+  CUresult r = real(exec, g, error_node, log_buffer, log_size);
+  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::rt::on_graph_instantiate(*exec, g);
+  return r;
+}
+
+NZ_WRAPPER CUresult nzw_GraphInstantiate_v2(CUgraphExec* exec, CUgraph g, CUgraphNode* error_node, char* log_buffer,
+                                            size_t log_size) noexcept {
+  NZ_ENTER(GraphInstantiate_v2);
+  auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, CUgraphNode*, char*, size_t)>(Hook::GraphInstantiate_v2);
+  if (!real) return nz::shim::missing_entry(Hook::GraphInstantiate_v2);
+  CUresult r = real(exec, g, error_node, log_buffer, log_size);
+  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::rt::on_graph_instantiate(*exec, g);
+  return r;
+}
+
+// An updated exec replays the new graph: it pins that graph's ranges instead.
+NZ_WRAPPER CUresult nzw_GraphExecUpdate_v2(CUgraphExec exec, CUgraph g, CUgraphExecUpdateResultInfo* info) noexcept {
+  NZ_ENTER(GraphExecUpdate_v2);
+  auto real = real_of<CUresult (*)(CUgraphExec, CUgraph, CUgraphExecUpdateResultInfo*)>(Hook::GraphExecUpdate_v2);
+  if (!real) return nz::shim::missing_entry(Hook::GraphExecUpdate_v2);
+  CUresult r = real(exec, g, info);
+  if (r == CUDA_SUCCESS && nz::rt::active()) nz::rt::on_graph_exec_update(exec, g);
+  return r;
+}
+
+NZ_WRAPPER CUresult nzw_TensorMapReplaceAddress(CUtensorMap* map, void* address) noexcept {
+  NZ_ENTER(TensorMapReplaceAddress);
+  auto real = real_of<CUresult (*)(CUtensorMap*, void*)>(Hook::TensorMapReplaceAddress);
+  if (!real) return nz::shim::missing_entry(Hook::TensorMapReplaceAddress);
+  CUresult r = real(map, address);
+  if (r == CUDA_SUCCESS && map != nullptr && nz::rt::active())
+    nz::rt::on_tensor_map(map, reinterpret_cast<CUdeviceptr>(address), 0);
+  return r;
+}
+
 NZ_WRAPPER CUresult nzw_GraphExecDestroy(CUgraphExec exec) noexcept {
   NZ_ENTER(GraphExecDestroy);
   auto real = real_of<CUresult (*)(CUgraphExec)>(Hook::GraphExecDestroy);

@@ -29,6 +29,7 @@ CUresult run_launch(const rt::LaunchDesc& d, Forward forward) noexcept {
   if (r != CUDA_SUCCESS) return r;
   r = forward();
   rt::after_launch(d, r);
+  if (rt::is_sticky_error(r)) rt::on_sticky_error(r, d.api);
   return r;
 }
 

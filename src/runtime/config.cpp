@@ -83,6 +83,11 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (parse_unsigned(v, bytes)) c.min_bytes = bytes;
     else complain("NEUZIP_MIN_BYTES", v, "a number of bytes");
   }
+  if (const char* v = getenv_fn("NEUZIP_LONG_LIVED")) {
+    size_t n = 0;
+    if (parse_unsigned(v, n) && n <= 1000) c.long_lived_uses = static_cast<uint32_t>(n);
+    else complain("NEUZIP_LONG_LIVED", v, "a number of iterations from 0 to 1000");
+  }
   if (const char* v = getenv_fn("NEUZIP_CHUNK_ELEMS")) {
     size_t n = 0;
     if (parse_unsigned(v, n) && n >= (1u << 10) && n <= (1u << 22) && (n & (n - 1)) == 0)

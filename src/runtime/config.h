@@ -19,6 +19,16 @@ struct Config {
   int htod_dtype = 0;                // NEUZIP_LOSSY_HTOD_DTYPE: NZ_TAG_* declared for HtoD tags
   std::optional<size_t> staging_bytes;  // NEUZIP_STAGING_MB; unset = adaptive
   size_t min_bytes = size_t{2} << 20;   // NEUZIP_MIN_BYTES: smallest cuMemAlloc served by VMM
+  // NEUZIP_LONG_LIVED: a range filled after the program started computing is
+  // compressed once launches used it in this many iterations without it being
+  // refilled (an iteration ends when the program copies from the host again).
+  // A caching allocator recycles blocks, so each step's input batch lands in
+  // memory that was tagged: it must not be compressed and decoded every step.
+  // 0 = compress whatever is filled from the host as soon as it can be.
+  // Ranges filled before the first launch (model loading) are compressed at
+  // once, as are all ranges when memory runs short, with a fixed staging
+  // budget, after nz_tag and at nz_flush.
+  uint32_t long_lived_uses = 2;
   // NEUZIP_CHUNK_ELEMS: elements per independently decodable chunk of the
   // compressed store. A GPU decodes one chunk per warp, and a 2 MiB unit of
   // bf16 at the codec's default 64 Ki elements is only 16 chunks (16 warps):

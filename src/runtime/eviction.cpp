@@ -206,6 +206,7 @@ size_t Runtime::evict_all(bool wait) noexcept {
 
 size_t Runtime::evict_idle() noexcept {
   std::lock_guard lock(mutex_);
+  RelaxedCaptureScope relaxed;
   return setup_ok_ ? evict_all(true) : 0;
 }
 
@@ -213,7 +214,7 @@ bool Runtime::debug_store_of(CUdeviceptr p, CUdeviceptr& store, size_t& bytes) n
   std::lock_guard lock(mutex_);
   auto* e = RangeMap<TagExtent>::find(*tracked_.snapshot(), p);
   if (e == nullptr) return false;
-  for (const auto& u : e->value->units) {
+  for (const auto& u : *e->value->all) {
     if (p >= u->begin && p < u->end && u->store.data) {
       store = u->store.data.get();
       bytes = u->store.bytes;
@@ -227,7 +228,7 @@ bool Runtime::debug_unit_of(CUdeviceptr p, UnitState& state, int& pins) noexcept
   std::lock_guard lock(mutex_);
   auto* e = RangeMap<TagExtent>::find(*tracked_.snapshot(), p);
   if (e == nullptr) return false;
-  for (const auto& u : e->value->units) {
+  for (const auto& u : *e->value->all) {
     if (p >= u->begin && p < u->end) {
       state = u->state;
       pins = u->pins;
@@ -241,6 +242,7 @@ bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
   const uint64_t epoch_before = memory_epoch_;
   compress_pending(true);
   std::lock_guard lock(mutex_);
+  RelaxedCaptureScope relaxed;
   if (!setup_ok_) return false;
   reserve_for_pressure();
   const size_t freed = evict_all(true) + (memory_epoch_ != epoch_before ? bytes_wanted : 0);

@@ -78,4 +78,40 @@ bool on_out_of_memory(size_t bytes_wanted) noexcept {
   return Runtime::get().on_out_of_memory(bytes_wanted);
 }
 
+bool address_range(CUdeviceptr p, CUdeviceptr* base, size_t* size) noexcept {
+  return Runtime::is_active() && Runtime::get().address_range(p, base, size);
+}
+
+bool pointer_attribute(void* data, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept {
+  return Runtime::is_active() && Runtime::get().pointer_attribute(data, attribute, p, result);
+}
+
+bool is_managed(CUdeviceptr p) noexcept { return Runtime::is_active() && Runtime::get().is_managed(p); }
+
+CUresult mem_free_async(CUdeviceptr dptr, CUstream stream, bool per_thread, bool* handled) noexcept {
+  *handled = false;
+  if (!Runtime::is_active()) return CUDA_SUCCESS;
+  return Runtime::get().mem_free_async(dptr, stream, per_thread, handled);
+}
+
+void on_module_unload() noexcept {
+  if (Runtime::is_active()) Runtime::get().on_module_unload();
+}
+
+void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_context_destroy(ctx, device, primary_reset);
+}
+
+void on_graph_exec_update(CUgraphExec exec, CUgraph graph) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_graph_instantiate(exec, graph);
+}
+
+void on_sticky_error(CUresult result, const char* api) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_sticky_error(result, api);
+}
+
+void adjust_free_memory(size_t* free, size_t total) noexcept {
+  if (Runtime::is_active()) Runtime::get().adjust_free_memory(free, total);
+}
+
 }  // namespace nz::rt

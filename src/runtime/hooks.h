@@ -84,6 +84,7 @@ struct TransferDesc {
   bool is_async;
   bool host_to_device;  // the data comes from the host: a candidate for tagging weights
   const char* api;
+  const void* host_src = nullptr;  // host-to-device: the source bytes (pointer arrays are read from it)
 };
 CUresult before_transfer(const TransferDesc& d) noexcept;
 void after_transfer(const TransferDesc& d, CUresult result) noexcept;
@@ -105,9 +106,39 @@ CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
 // launch that passes the 128-byte descriptor by value is seen to touch it.
 void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
 
+// ---- Pointer queries (memory the runtime serves answers as cuMemAlloc memory) -------
+// cuMemGetAddressRange: the program's allocation (base, requested size), even
+// over compressed pages. False: not managed, forward the call.
+bool address_range(CUdeviceptr p, CUdeviceptr* base, size_t* size) noexcept;
+// cuPointerGetAttribute for a managed pointer: true when answered (*result
+// set), false to forward the call.
+bool pointer_attribute(void* data, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept;
+// The pointer lies in memory the runtime serves (cuMemRetainAllocationHandle
+// must fail on it, as on cuMemAlloc memory).
+bool is_managed(CUdeviceptr p) noexcept;
+// cuMemFreeAsync: frees managed memory once the stream's queued work is done.
+CUresult mem_free_async(CUdeviceptr dptr, CUstream stream, bool per_thread, bool* handled) noexcept;
+
+// ---- Module, context and error life cycle ---------------------------------------------
+// cuModuleUnload/cuLibraryUnload, before the real call: handles may be reused.
+void on_module_unload() noexcept;
+// cuCtxDestroy (ctx) / cuDevicePrimaryCtxReset (ctx null, device set), before
+// the real call: everything the runtime holds in that context is released.
+void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept;
+// cuGraphExecUpdate succeeded: the exec now replays `graph`.
+void on_graph_exec_update(CUgraphExec exec, CUgraph graph) noexcept;
+// Any hooked call that returned a sticky error (700-720): the runtime names a
+// decode checksum failure it caused, or says what it may have missed.
+void on_sticky_error(CUresult result, const char* api) noexcept;
+inline bool is_sticky_error(CUresult r) noexcept { return r >= 700 && r <= 720; }
+
 // ---- Memory info -----------------------------------------------------------------
 // Called after a real cuMemAlloc* failed with CUDA_ERROR_OUT_OF_MEMORY: the
 // runtime evicts staging memory and returns true when the shim should retry.
 bool on_out_of_memory(size_t bytes_wanted) noexcept;
+// cuMemGetInfo: the free memory reported leaves out what staging compressed
+// weights for a launch needs (a program that sizes a cache from free memory
+// must leave that room).
+void adjust_free_memory(size_t* free, size_t total) noexcept;
 
 }  // namespace nz::rt

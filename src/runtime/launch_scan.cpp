@@ -7,6 +7,36 @@
 
 namespace nz::rt {
 
+namespace {
+
+// The sizes of every parameter of `handle`, asked as a CUkernel or as a
+// CUfunction; false when the driver does not know it as that kind of handle.
+bool query_layout(const void* handle, bool as_kernel, std::vector<uint32_t>& sizes) {
+  const auto& api = driver();
+  sizes.clear();
+  for (size_t i = 0; i < 4096; ++i) {
+    size_t offset = 0, size = 0;
+    CUresult r = CUDA_ERROR_NOT_SUPPORTED;
+    if (as_kernel && api.cuKernelGetParamInfo != nullptr) {
+      r = api.cuKernelGetParamInfo(static_cast<CUkernel>(const_cast<void*>(handle)), i, &offset, &size);
+    } else if (!as_kernel && api.cuFuncGetParamInfo != nullptr) {
+      r = api.cuFuncGetParamInfo(static_cast<CUfunction>(const_cast<void*>(handle)), i, &offset, &size);
+    }
+    if (r == CUDA_ERROR_INVALID_VALUE) return true;  // past the last parameter
+    if (r != CUDA_SUCCESS) return false;
+    sizes.push_back(static_cast<uint32_t>(size));
+  }
+  return false;
+}
+
+}  // namespace
+
+void ParamLayoutCache::clear() {
+  std::unique_lock lock(mutex_);
+  known_.clear();
+  failed_.clear();
+}
+
 bool ParamLayoutCache::sizes(const LaunchDesc& d, std::vector<uint32_t>& out) {
   const void* key = d.kernel != nullptr ? static_cast<const void*>(d.kernel) : static_cast<const void*>(d.func);
   if (key == nullptr) return false;
@@ -19,28 +49,17 @@ bool ParamLayoutCache::sizes(const LaunchDesc& d, std::vector<uint32_t>& out) {
     }
     if (failed_.count(key) != 0) return false;
   }
-  const auto& api = driver();
+  // CUDA 13's runtime launches CUkernel handles (cudaKernel_t) cast to
+  // CUfunction that the shim never saw come out of cuLibraryGetKernel: when
+  // the handle is not known as what it was taken for, ask the other way.
   std::vector<uint32_t> sizes;
-  bool ok = false;
-  for (size_t i = 0; i < 4096; ++i) {
-    size_t offset = 0, size = 0;
-    CUresult r = CUDA_ERROR_NOT_SUPPORTED;
-    if (d.kernel != nullptr && api.cuKernelGetParamInfo != nullptr) {
-      r = api.cuKernelGetParamInfo(d.kernel, i, &offset, &size);
-    } else if (d.func != nullptr && api.cuFuncGetParamInfo != nullptr) {
-      r = api.cuFuncGetParamInfo(d.func, i, &offset, &size);
-    }
-    if (r == CUDA_ERROR_INVALID_VALUE) {  // past the last parameter
-      ok = true;
-      break;
-    }
-    if (r != CUDA_SUCCESS) break;
-    sizes.push_back(static_cast<uint32_t>(size));
-  }
+  const bool first_as_kernel = d.kernel != nullptr;
+  const bool ok = query_layout(key, first_as_kernel, sizes) || query_layout(key, !first_as_kernel, sizes);
   std::unique_lock lock(mutex_);
   if (!ok) {
     if (failed_.emplace(key, true).second) {
-      log(LogLevel::kInfo, "no parameter layout for a kernel launched by {}: its parameters are not scanned",
+      log(LogLevel::kError,
+          "no parameter layout for a kernel launched by {}: every compressed range is staged for its launches",
           d.api != nullptr ? d.api : "?");
     }
     return false;

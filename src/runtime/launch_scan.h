@@ -23,6 +23,8 @@ class ParamLayoutCache {
  public:
   // Sizes of the parameters of the launched function; false when unknown.
   bool sizes(const LaunchDesc& d, std::vector<uint32_t>& out);
+  // Handles of unloaded modules may be reused for other kernels.
+  void clear();
 
  private:
   std::shared_mutex mutex_;
@@ -30,25 +32,30 @@ class ParamLayoutCache {
   std::unordered_map<const void*, bool> failed_;
 };
 
-// Calls fn(word) for each 8-byte aligned word of the parameters.
-template <typename Fn>
-void for_each_param_word(const LaunchDesc& d, ParamLayoutCache& cache, Fn&& fn) {
+// Calls fn(word) for each 8-byte aligned word of the parameters, and
+// blob(bytes, size) for each parameter (or the `extra` buffer) of at least
+// 128 bytes, where TMA descriptors passed by value hide. Returns false when
+// the parameters could not be read (no layout): the caller must assume the
+// launch may touch anything.
+template <typename Fn, typename Blob>
+bool for_each_param_word(const LaunchDesc& d, ParamLayoutCache& cache, Fn&& fn, Blob&& blob) {
   auto scan = [&](const unsigned char* bytes, size_t size) {
     for (size_t off = 0; off + 8 <= size; off += 8) {
       uint64_t w;
       std::memcpy(&w, bytes + off, 8);
       fn(w);
     }
+    if (size >= 128) blob(bytes, size);
   };
   if (d.kernel_params != nullptr) {
     thread_local std::vector<uint32_t> sizes;
-    if (!cache.sizes(d, sizes)) return;
+    if (!cache.sizes(d, sizes)) return false;
     for (size_t i = 0; i < sizes.size(); ++i) {
       if (d.kernel_params[i] != nullptr) scan(static_cast<const unsigned char*>(d.kernel_params[i]), sizes[i]);
     }
-    return;
+    return true;
   }
-  if (d.extra == nullptr) return;
+  if (d.extra == nullptr) return true;
   const unsigned char* buffer = nullptr;
   size_t buffer_size = 0;
   for (size_t i = 0; d.extra[i] != CU_LAUNCH_PARAM_END && i < 64; i += 2) {
@@ -57,6 +64,7 @@ void for_each_param_word(const LaunchDesc& d, ParamLayoutCache& cache, Fn&& fn) 
       buffer_size = *static_cast<const size_t*>(d.extra[i + 1]);
   }
   if (buffer != nullptr) scan(buffer, buffer_size);
+  return true;
 }
 
 }  // namespace nz::rt

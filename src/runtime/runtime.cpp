@@ -82,6 +82,14 @@ bool Runtime::ensure_setup() noexcept {
   context_ = ctx;
   CUdevice device = 0;
   if (api.cuCtxGetDevice(&device) != CUDA_SUCCESS || !vmm_.init(device)) return false;
+  device_ = device;
+  device_ordinal_ = static_cast<int>(device);
+  // A cuDevicePrimaryCtxReset of this device destroys our context too.
+  CUcontext primary = nullptr;
+  if (api.cuDevicePrimaryCtxRetain(&primary, device) == CUDA_SUCCESS) {
+    context_is_primary_ = primary == ctx;
+    api.cuDevicePrimaryCtxRelease(device);
+  }
   std::string error;
   codec_ = gpu::DeviceCodec::create(api, error);
   if (!codec_) {
@@ -120,9 +128,18 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   const bool tight = driver().base.cuMemGetInfo(&free, &total) == CUDA_SUCCESS && free < bytes + total / 4;
   compress_pending(tight);
   std::lock_guard lock(mutex_);
+  RelaxedCaptureScope relaxed;
   if (!ensure_setup()) return CUDA_SUCCESS;
   CUcontext ctx = nullptr;
   if (driver().base.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || ctx != context_) return CUDA_SUCCESS;
+  // VMM maps whole pages. A size just over a page multiple would waste up to
+  // a page per allocation, and the program must never run out of memory
+  // earlier than without neuzip: such allocations go to the driver.
+  const size_t waste = vmm_.round_up(bytes) - bytes;
+  if (waste > bytes / 64) {
+    log(LogLevel::kDebug, "{} bytes would waste {} in whole pages: passed to the driver", bytes, waste);
+    return CUDA_SUCCESS;
+  }
   make_staging_room(bytes);
   auto a = std::make_unique<Allocation>();
   CUresult r = vmm_.allocate(bytes, a->base, a->pages);
@@ -132,6 +149,8 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
     return CUDA_SUCCESS;
   }
   a->bytes = vmm_.round_up(bytes);
+  a->requested = bytes;
+  a->buffer_id = ++next_buffer_id_;
   *dptr = a->base;
   *handled = true;
   emit("alloc", a->base, bytes);
@@ -152,48 +171,6 @@ void Runtime::make_staging_room(size_t bytes) noexcept {
   if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || free >= bytes + room) return;
   reserve_for_pressure();
   evict_all(true);
-}
-
-CUresult Runtime::mem_free(CUdeviceptr dptr, bool* handled) noexcept {
-  std::lock_guard lock(mutex_);
-  auto it = allocations_.find(dptr);
-  if (it == allocations_.end()) return CUDA_SUCCESS;
-  *handled = true;
-  Allocation& a = *it->second;
-  // cuMemFree does not return before the device stopped using the memory; our
-  // unmaps must not run ahead of queued work either.
-  driver().base.cuCtxSynchronize();
-  while (!a.units.empty()) {
-    auto u = a.units.begin()->second;
-    u->tracked = false;
-    std::erase(pending_, u);
-    pending_count_.store(pending_.size(), std::memory_order_relaxed);
-    if (u->state == UnitState::kStaged) {
-      vmm_.unmap(u->begin, u->bytes());
-      pool_.give_back(std::move(u->staging), u->bytes());
-      stats_.staging_bytes.set(pool_.in_use_bytes());
-      std::erase(staged_, u);
-    }
-    if (u->state != UnitState::kResident) {
-      stats_.released_bytes.sub(u->bytes());
-      stats_.bytes_original_compressed.sub(u->bytes());
-      stats_.bytes_compressed.sub(u->store.bytes);
-    }
-    stats_.bytes_compressible.sub(u->bytes());
-    u->store = StoredRange{};
-    u->dead = true;
-    a.units.erase(a.units.begin());
-  }
-  tracked_.replace(a.base, a.base + a.bytes, {});
-  for (auto& [begin, backing] : a.permanent) vmm_.unmap(begin, backing.first);
-  a.permanent.clear();
-  vmm_.release_pages(a.base, a.pages, 0, a.pages.size());
-  vmm_.free_address_range(a.base, a.bytes);
-  stats_.bytes_tagged.sub(a.tags.tagged_bytes());
-  emit("free", a.base, a.bytes);
-  allocations_.erase(it);
-  ++memory_epoch_;
-  return CUDA_SUCCESS;
 }
 
 void Runtime::on_foreign_free(CUdeviceptr) noexcept {

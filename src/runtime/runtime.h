@@ -28,6 +28,7 @@
 #include "runtime/staging_pool.h"
 #include "runtime/stats.h"
 #include "runtime/tag_set.h"
+#include "runtime/tensor_maps.h"
 #include "runtime/trace.h"
 #include "runtime/unit.h"
 #include "runtime/vmm_allocator.h"
@@ -57,6 +58,14 @@ class Runtime {
   CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
   void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
   bool on_out_of_memory(size_t bytes_wanted) noexcept;
+  bool address_range(CUdeviceptr p, CUdeviceptr* base, size_t* size) noexcept;
+  bool pointer_attribute(void* data, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept;
+  bool is_managed(CUdeviceptr p) noexcept;
+  CUresult mem_free_async(CUdeviceptr dptr, CUstream stream, bool per_thread, bool* handled) noexcept;
+  void on_module_unload() noexcept;
+  void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept;
+  void on_sticky_error(CUresult result, const char* api) noexcept;
+  void adjust_free_memory(size_t* free, size_t total) noexcept;
 
   int tag(CUdeviceptr ptr, size_t bytes, int dtype) noexcept;
   int untag(CUdeviceptr ptr, size_t bytes) noexcept;
@@ -64,6 +73,9 @@ class Runtime {
   // Compresses every pending range whose producers completed (tests call this
   // to reach a known state; hooks call it opportunistically).
   void compress_pending(bool wait_for_producers) noexcept;
+  // Compresses what was loaded (the first iteration's ranges, never refilled):
+  // before the program reads free memory.
+  void compress_loaded() noexcept;
   void report_at_exit() noexcept;
   // Evicts every staged range no queued work still uses (waiting for its last
   // use); returns the bytes freed. Tests use it to force recompression.
@@ -79,6 +91,8 @@ class Runtime {
   struct Allocation {
     CUdeviceptr base = 0;
     size_t bytes = 0;  // reserved (page multiple)
+    size_t requested = 0;  // what the program asked for (pointer queries answer this)
+    uint64_t buffer_id = 0;  // CU_POINTER_ATTRIBUTE_BUFFER_ID
     std::vector<CUmemGenericAllocationHandle> pages;  // per page; 0 once released
     TagSet tags;
     std::map<CUdeviceptr, std::shared_ptr<Unit>> units;  // by begin
@@ -90,9 +104,11 @@ class Runtime {
   };
 
   bool ensure_setup() noexcept;  // lock held
+  std::unique_ptr<Allocation> detach_allocation(CUdeviceptr base) noexcept;  // lock held
+  void release_allocation(Allocation& a) noexcept;                           // lock held
   Allocation* allocation_containing(CUdeviceptr p) noexcept;
   void tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept;
-  void replan(Allocation& a, AddressWindow window) noexcept;
+  void replan(Allocation& a, AddressWindow window, bool refill) noexcept;
   void recode_declared(Allocation& a) noexcept;
   void retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   void untrack(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
@@ -114,6 +130,12 @@ class Runtime {
   bool enforce_budget(size_t incoming, bool may_wait) noexcept;
   size_t evict_all(bool wait) noexcept;
   void finish_use(CUstream stream, CUresult result) noexcept;
+  void note_pointer_array(const TransferDesc& d) noexcept;  // lock held
+  // Whether a unit filled now may be compressed at once (see Config::long_lived_uses). Lock held.
+  bool compress_when_filled() const noexcept;
+  void compress_pending_locked(bool wait_for_producers) noexcept;
+  void make_pending(const std::shared_ptr<Unit>& u) noexcept;  // lock held
+  void note_iteration_use(const std::shared_ptr<Unit>& u) noexcept;  // lock held
   void note_unpinned(const GraphPins::Units& unpinned, const char* why) noexcept;  // lock held
   void check_status_word() noexcept;
   CUstream resolve(CUstream s, bool per_thread) const noexcept;
@@ -124,6 +146,8 @@ class Runtime {
   // Never refuses the allocation. Lock held.
   void make_staging_room(size_t bytes) noexcept;
   void sample_device_used() noexcept;
+  // Bytes a launch may need staged at once (see adjust_free_memory). Lock held.
+  size_t staging_reserve() const noexcept;
   void update_saved() noexcept;
   void emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra = {}) noexcept;
   // emit() with "ns": the host wall time since `start` of the operation the
@@ -159,7 +183,21 @@ class Runtime {
   uint64_t tick_ = 0;
   std::atomic<uint64_t> memory_epoch_{1};  // bumped whenever device memory is given back
   ParamLayoutCache params_;
+  TensorMapRegistry tensor_maps_;  // descriptors passed by value by Hopper GEMMs
+  // Device ranges filled from the host with words that point into managed
+  // allocations (pointer arrays of batched and grouped GEMMs): what each points to.
+  RangeMap<std::vector<CUdeviceptr>> pointer_arrays_;
   bool checksum_reported_ = false;
+  int device_ordinal_ = 0;
+  CUdevice device_ = 0;
+  bool context_is_primary_ = false;
+  uint64_t next_buffer_id_ = 1u << 20;  // apart from the driver's own ids
+  size_t launch_staging_peak_ = 0;      // most bytes one call had to stage
+  bool illegal_address_reported_ = false;
+  // Iterations, as far as the runtime can tell: a host-to-device copy into
+  // managed memory after launches used tracked memory starts a new one.
+  uint64_t generation_ = 0;
+  bool launched_in_generation_ = false;
 };
 
 }  // namespace nz::rt

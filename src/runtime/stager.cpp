@@ -18,8 +18,9 @@ namespace {
 // Units a launch or copy on this thread touched, between before_ and after_,
 // and whether its stream was capturing then (no event to record after it).
 thread_local std::vector<std::shared_ptr<Unit>> t_touched;
-// The extents already collected for the call (many words point into one allocation).
-thread_local std::vector<const TagExtent*> t_extents;
+// The unit lists already collected for the call, and from which index (many
+// words point into one allocation).
+thread_local std::vector<std::pair<const void*, size_t>> t_extents;
 thread_local bool t_touched_capturing = false;
 
 }  // namespace
@@ -76,8 +77,10 @@ void Runtime::wait_for_decode(const Unit& u, CUstream stream, bool capturing) no
 CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
                           const char* what) noexcept {
   std::lock_guard lock(mutex_);
-  std::optional<RelaxedCaptureScope> relaxed;
-  if (capturing) relaxed.emplace();
+  // Our VMM calls and waits must not invalidate a global-mode capture that
+  // another stream (of this thread or another) is recording, whether or not
+  // this call's own stream captures.
+  RelaxedCaptureScope relaxed;
   bool faulted = false;
   CUresult result = CUDA_SUCCESS;
   // Hold every unit of this call first (so making room never evicts one of
@@ -87,6 +90,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     ++u->in_flight;
     if (!u->dead && u->state == UnitState::kCompressed) incoming += u->bytes();
   }
+  launch_staging_peak_ = std::max(launch_staging_peak_, incoming);
   if (incoming > 0) enforce_budget(incoming, true);
   for (auto& u : touched) {
     if (u->dead) continue;
@@ -176,6 +180,7 @@ void Runtime::finish_use(CUstream stream, CUresult result) noexcept {
     for (auto& u : t_touched) {
       if (u->in_flight > 0) --u->in_flight;
       if (done) u->add_use(done);
+      note_iteration_use(u);
     }
   }
   t_touched.clear();
@@ -185,10 +190,20 @@ void Runtime::finish_use(CUstream stream, CUresult result) noexcept {
 // ---- launches and copies ---------------------------------------------------------------
 
 void Runtime::collect_units(const TagExtent& extent) {
-  if (std::find(t_extents.begin(), t_extents.end(), &extent) != t_extents.end()) return;
-  t_extents.push_back(&extent);
-  // A unit belongs to one allocation, hence to one extent: no duplicates.
-  t_touched.insert(t_touched.end(), extent.units.begin(), extent.units.end());
+  if (extent.empty()) return;
+  const auto& all = *extent.all;
+  size_t until = all.size();
+  auto seen = std::find_if(t_extents.begin(), t_extents.end(),
+                           [&](const auto& e) { return e.first == extent.all.get(); });
+  if (seen != t_extents.end()) {
+    if (seen->second <= extent.first) return;  // this suffix is collected already
+    until = seen->second;
+    seen->second = extent.first;
+  } else {
+    t_extents.emplace_back(extent.all.get(), extent.first);
+  }
+  t_touched.insert(t_touched.end(), all.begin() + static_cast<std::ptrdiff_t>(extent.first),
+                   all.begin() + static_cast<std::ptrdiff_t>(until));
 }
 
 // What before_launch and before_transfer share: `visit(snapshot)` calls
@@ -204,8 +219,14 @@ CUresult Runtime::hold_touched(CUstream stream, bool per_thread_stream, const ch
   t_extents.clear();
   try {
     visit(*snapshot);
+    // Lists of different granularity (a cluster's, the allocation's) overlap.
+    if (t_extents.size() > 1) {
+      std::sort(t_touched.begin(), t_touched.end());
+      t_touched.erase(std::unique(t_touched.begin(), t_touched.end()), t_touched.end());
+    }
   } catch (...) {
     t_touched.clear();
+    t_extents.clear();
     return CUDA_SUCCESS;
   }
   t_extents.clear();
@@ -218,9 +239,32 @@ CUresult Runtime::hold_touched(CUstream stream, bool per_thread_stream, const ch
 CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
   stats_.launches_seen.add();
   return hold_touched(d.stream, d.per_thread_stream, d.api, [&](const auto& snapshot) {
-    for_each_param_word(d, params_, [&](uint64_t word) {
-      if (const auto* e = RangeMap<TagExtent>::find(snapshot, word)) collect_units(*e->value);
-    });
+    auto touch = [&](uint64_t address) {
+      if (const auto* e = RangeMap<TagExtent>::find(snapshot, address)) collect_units(*e->value);
+    };
+    const bool arrays = !pointer_arrays_.empty();
+    const auto array_snapshot = arrays ? pointer_arrays_.snapshot() : nullptr;
+    const bool scanned = for_each_param_word(
+        d, params_,
+        [&](uint64_t word) {
+          touch(word);
+          // A pointer to an array of pointers into managed memory.
+          if (arrays) {
+            if (const auto* a = RangeMap<std::vector<CUdeviceptr>>::find(*array_snapshot, word)) {
+              for (CUdeviceptr target : *a->value) touch(target);
+            }
+          }
+        },
+        [&](const unsigned char* bytes, size_t size) {
+          if (tensor_maps_.empty()) return;
+          for (size_t off = 0; off + TensorMapRegistry::kBytes <= size; off += TensorMapRegistry::kAlign) {
+            if (auto address = tensor_maps_.find(bytes + off)) touch(*address);
+          }
+        });
+    // No layout for this kernel: it may read anything compressed.
+    if (!scanned) {
+      for (const auto& e : snapshot) collect_units(*e.value);
+    }
   });
 }
 
@@ -245,6 +289,12 @@ void Runtime::after_transfer(const TransferDesc& d, CUresult result) noexcept {
   {
     std::lock_guard lock(mutex_);
     if (allocations_.empty()) return;
+    // Host data arriving after launches: the program moved on to a new
+    // iteration (a batch, a layer loaded on demand).
+    if (launched_in_generation_) {
+      ++generation_;
+      launched_in_generation_ = false;
+    }
     SharedEvent filled;
     for (size_t i = 0; i < d.span_count; ++i) {
       const Span& s = d.spans[i];
@@ -254,8 +304,36 @@ void Runtime::after_transfer(const TransferDesc& d, CUresult result) noexcept {
       if (!filled) filled = d.is_async ? record_event(stream) : nullptr;
       tag_locked(*a, s.ptr, s.ptr + s.bytes, config_.htod_dtype, filled);
     }
+    note_pointer_array(d);
   }
   compress_pending(false);
+}
+
+// A small host-to-device copy whose words point into managed allocations is a
+// pointer array (batched and grouped GEMMs build them on the host): remember
+// what it points to, so a launch passing the array stages those allocations.
+void Runtime::note_pointer_array(const TransferDesc& d) noexcept {
+  constexpr size_t kMaxArrayBytes = 64 << 10;
+  if (d.host_src == nullptr || d.span_count != 1 || d.spans[0].bytes > kMaxArrayBytes) return;
+  const Span& s = d.spans[0];
+  try {
+    std::vector<CUdeviceptr> targets;
+    const auto* bytes = static_cast<const unsigned char*>(d.host_src);
+    for (size_t off = 0; off + 8 <= s.bytes; off += 8) {
+      uint64_t w;
+      std::memcpy(&w, bytes + off, 8);
+      const Allocation* a = allocation_containing(w);
+      if (a != nullptr && std::find(targets.begin(), targets.end(), a->base) == targets.end()) targets.push_back(a->base);
+    }
+    if (targets.empty()) {
+      if (!pointer_arrays_.empty()) pointer_arrays_.replace(s.ptr, s.ptr + s.bytes, {});
+      return;
+    }
+    std::vector<RangeMap<std::vector<CUdeviceptr>>::Entry> entries;
+    entries.push_back({s.ptr, s.ptr + s.bytes, std::make_shared<std::vector<CUdeviceptr>>(std::move(targets))});
+    pointer_arrays_.replace(s.ptr, s.ptr + s.bytes, std::move(entries));
+  } catch (...) {
+  }
 }
 
 // ---- graphs -----------------------------------------------------------------------------------
@@ -341,7 +419,12 @@ CUresult Runtime::before_graph_launch(CUgraphExec exec, CUstream) noexcept {
   return CUDA_SUCCESS;
 }
 
-void Runtime::on_tensor_map(const CUtensorMap*, CUdeviceptr global_address, size_t bytes) noexcept {
+void Runtime::on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept {
+  try {
+    tensor_maps_.record(map, global_address);
+  } catch (...) {
+    log(LogLevel::kError, "out of memory recording a TMA descriptor: launches passing it are not seen");
+  }
   emit("tensor_map", global_address, bytes);
 }
 

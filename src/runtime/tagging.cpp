@@ -29,13 +29,37 @@ void Runtime::tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int 
     return;
   }
   if (trace_.enabled()) emit("tag", begin, end - begin, fmt::format("\"dtype\":{}", dtype));
-  replan(a, merged);
+  replan(a, merged, true);
+}
+
+bool Runtime::compress_when_filled() const noexcept {
+  return config_.long_lived_uses == 0 || config_.staging_bytes.has_value();
+}
+
+void Runtime::make_pending(const std::shared_ptr<Unit>& u) noexcept {
+  u->long_lived = true;
+  if (std::find(pending_.begin(), pending_.end(), u) != pending_.end()) return;
+  try {
+    pending_.push_back(u);
+    pending_count_.store(pending_.size(), std::memory_order_relaxed);
+  } catch (...) {
+  }
+}
+
+// After a launch used `u`: one more iteration of use, unless it was used in
+// this iteration already.
+void Runtime::note_iteration_use(const std::shared_ptr<Unit>& u) noexcept {
+  launched_in_generation_ = true;
+  if (u->long_lived || u->dead || !u->tracked || u->state != UnitState::kResident) return;
+  if (u->last_use_generation == generation_) return;
+  u->last_use_generation = generation_;
+  if (++u->use_generations >= config_.long_lived_uses) make_pending(u);
 }
 
 // Only the pages near the change can gain or lose a unit: plan that window
 // (widened to the units already overlapping it) and reconcile it, so that a
 // loader's thousands of small copies cost O(log n) each, not O(n).
-void Runtime::replan(Allocation& a, AddressWindow w) noexcept {
+void Runtime::replan(Allocation& a, AddressWindow w, bool refill) noexcept {
   const size_t page = vmm_.page_size();
   const CUdeviceptr limit = a.base + a.bytes;
   w.begin = a.base + (std::max(w.begin, a.base) - a.base) / page * page;
@@ -66,7 +90,14 @@ void Runtime::replan(Allocation& a, AddressWindow w) noexcept {
     if (it != a.units.end()) {
       // Refilled by a new copy: the producers to wait for before compressing;
       // re-tagged with a dtype: used from the next compression on.
-      if (it->second->state == UnitState::kResident) it->second->filled = a.recent_fills;
+      if (it->second->state == UnitState::kResident) {
+        it->second->filled = a.recent_fills;
+        if (refill && !it->second->long_lived) {
+          it->second->use_generations = 0;  // rewritten: its life starts again
+          it->second->last_use_generation = ~uint64_t{0};
+          it->second->refilled = true;
+        }
+      }
       if (it->second->dtype != p.dtype && it->second->state != UnitState::kResident) {
         it->second->recode = true;  // stored with the old dtype: re-encode at its next eviction
       }
@@ -79,14 +110,14 @@ void Runtime::replan(Allocation& a, AddressWindow w) noexcept {
     u->dtype = p.dtype;
     u->allocation = a.base;
     u->filled = a.recent_fills;
+    u->fill_generation = generation_;
     try {
       a.units.emplace(p.begin, u);
       u->tracked = true;
-      pending_.push_back(u);
-      pending_count_.store(pending_.size(), std::memory_order_relaxed);
     } catch (...) {
       continue;
     }
+    if (compress_when_filled()) make_pending(u);
     changed = true;
     stats_.bytes_compressible.add(u->bytes());
     emit("unit", u->begin, u->bytes());
@@ -94,24 +125,82 @@ void Runtime::replan(Allocation& a, AddressWindow w) noexcept {
   if (changed) republish(a);
 }
 
-// A kernel may read anything reachable from a pointer into an allocation: a
-// flat parameter buffer read from its base, a tensor loaded by several copies
-// (several tags), a caching-allocator block reused from an offset before a
-// freed weight, a one-past-the-end pointer. So the hot path maps the whole
-// allocation, one byte past its end included (the VA reservation keeps a
-// free page there), to every tracked unit in it: all are staged together.
+// A kernel may read anything reachable from its pointer: a tensor loaded by
+// several copies (adjacent tags), an FSDP-style flat parameter read from its
+// base across the alignment padding between parameters, a caching-allocator
+// block reused from an offset before a freed weight, a one-past-the-end
+// pointer. Tags less than kClusterGap apart form a cluster (the driver API
+// cannot tell a tensor loaded in pieces from adjacent tensors), and the hot
+// path maps:
+//   * an address in a tag (or the padding after it) to the units of that tag
+//     and of every later tag of its cluster: kernels read forward from the
+//     pointers they are given;
+//   * the first byte of a tag after the first also to the tag before it, and
+//     the byte after a cluster to its last tag (one-past-the-end pointers);
+//   * everything else in the allocation (untagged memory, e.g. a block reused
+//     over compressed pages), one byte past the allocation's end included
+//     (the VA reservation keeps a free page there), to every unit of the
+//     allocation: in doubt, all of it.
+// Cost: adjacent separate tensors (a caching allocator's 20 MiB segment of
+// 1-10 MiB weights) are staged from the touched one to the segment's end
+// (docs/RUNTIME.md, "Reach").
 void Runtime::republish(Allocation& a) noexcept {
+  constexpr CUdeviceptr kClusterGap = 64 << 10;
+  using Units = std::vector<std::shared_ptr<Unit>>;
+  using Entry = RangeMap<TagExtent>::Entry;
   try {
-    auto extent = std::make_shared<TagExtent>();
-    size_t extent_bytes = 0;
+    auto everything = std::make_shared<Units>();
     for (auto& [begin, u] : a.units) {
-      if (!u->tracked) continue;
-      extent->units.push_back(u);
-      extent_bytes += u->bytes();
+      if (u->tracked) everything->push_back(u);
     }
-    a.largest_extent = extent_bytes;
-    std::vector<RangeMap<TagExtent>::Entry> entries;
-    if (!extent->units.empty()) entries.push_back({a.base, a.base + a.bytes + 1, std::move(extent)});
+    a.largest_extent = 0;
+    for (const auto& u : *everything) a.largest_extent += u->bytes();
+    std::vector<Entry> entries;
+    if (!everything->empty()) {
+      const CUdeviceptr limit = a.base + a.bytes + 1;
+      const auto whole = std::make_shared<TagExtent>(TagExtent{everything, 0});
+      CUdeviceptr covered = a.base;
+      auto push = [&](CUdeviceptr b, CUdeviceptr e, std::shared_ptr<TagExtent> x) {
+        if (b < e && !x->empty()) entries.push_back({b, e, std::move(x)});
+      };
+      // The tags of one cluster: begins and ends.
+      std::vector<std::pair<CUdeviceptr, CUdeviceptr>> cluster;
+      auto flush_cluster = [&] {
+        if (cluster.empty()) return;
+        const CUdeviceptr cb = cluster.front().first, ce = std::min(cluster.back().second + 1, limit);
+        auto units = std::make_shared<Units>();
+        for (const auto& u : *everything) {
+          if (u->end > cb && u->begin < ce) units->push_back(u);
+        }
+        push(covered, cb, whole);  // untagged memory before the cluster
+        auto first_unit = [&](CUdeviceptr tag_begin) {
+          size_t i = 0;
+          while (i < units->size() && (*units)[i]->end <= tag_begin) ++i;
+          return i;
+        };
+        size_t previous = 0;
+        for (size_t t = 0; t < cluster.size(); ++t) {
+          const CUdeviceptr b = cluster[t].first;
+          const CUdeviceptr e = t + 1 < cluster.size() ? cluster[t + 1].first : ce;
+          const size_t first = first_unit(b);
+          CUdeviceptr from = b;
+          if (t > 0) {  // the end of the tag before, or the start of this one
+            push(b, b + 1, std::make_shared<TagExtent>(TagExtent{units, previous}));
+            from = b + 1;
+          }
+          push(from, e, std::make_shared<TagExtent>(TagExtent{units, first}));
+          previous = first;
+        }
+        covered = ce;
+        cluster.clear();
+      };
+      a.tags.for_each([&](CUdeviceptr b, CUdeviceptr e, int) {
+        if (!cluster.empty() && b > cluster.back().second + kClusterGap) flush_cluster();
+        cluster.emplace_back(b, e);
+      });
+      flush_cluster();
+      push(covered, limit, whole);
+    }
     tracked_.replace(a.base, a.base + a.bytes + 1, std::move(entries));
   } catch (...) {
     log(LogLevel::kError, "out of memory publishing ranges");
@@ -163,11 +252,17 @@ void Runtime::retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
 int Runtime::tag(CUdeviceptr ptr, size_t bytes, int dtype) noexcept {
   if (bytes == 0 || dtype < NZ_TAG_BYTES || dtype > NZ_TAG_FP32 || ptr + bytes < ptr) return NZ_RT_INVALID;
   std::lock_guard lock(mutex_);
+  RelaxedCaptureScope relaxed;
   Allocation* a = allocation_containing(ptr);
   if (a == nullptr) return NZ_RT_NOT_MANAGED;
   // The content is whatever work already queued writes: wait for all of it
   // (the legacy stream orders after every blocking stream).
   tag_locked(*a, ptr, ptr + bytes, dtype, record_event(CU_STREAM_LEGACY));
+  // Declared by the program: a weight, whatever its age.
+  for (auto it = a->units.lower_bound(ptr > vmm_.page_size() ? ptr - vmm_.page_size() : 0);
+       it != a->units.end() && it->first < ptr + bytes; ++it) {
+    if (it->second->end > ptr && it->second->state == UnitState::kResident) make_pending(it->second);
+  }
   recode_declared(*a);
   return NZ_RT_OK;
 }
@@ -204,6 +299,7 @@ void Runtime::recode_declared(Allocation& a) noexcept {
 int Runtime::untag(CUdeviceptr ptr, size_t bytes) noexcept {
   if (bytes == 0 || ptr + bytes < ptr) return NZ_RT_INVALID;
   std::lock_guard lock(mutex_);
+  RelaxedCaptureScope relaxed;
   Allocation* a = allocation_containing(ptr);
   if (a == nullptr) return NZ_RT_NOT_MANAGED;
   const CUdeviceptr end = std::min<CUdeviceptr>(ptr + bytes, a->base + a->bytes);
@@ -211,19 +307,54 @@ int Runtime::untag(CUdeviceptr ptr, size_t bytes) noexcept {
   a->tags.remove(ptr, end);
   stats_.bytes_tagged.sub(before - a->tags.tagged_bytes());
   emit("untag", ptr, end - ptr);
-  replan(*a, AddressWindow{ptr, end});
+  replan(*a, AddressWindow{ptr, end}, false);
   return NZ_RT_OK;
 }
 
 // ---- compression --------------------------------------------------------------------
 
 void Runtime::compress_pending(bool wait_for_producers) noexcept {
-  if (pending_count_.load(std::memory_order_relaxed) == 0) return;
+  if (!wait_for_producers && pending_count_.load(std::memory_order_relaxed) == 0) return;
   std::unique_lock lock(mutex_, std::defer_lock);
   if (wait_for_producers) lock.lock();
   else if (!lock.try_lock()) return;
   if (!setup_ok_) return;
   RelaxedCaptureScope relaxed;
+  if (wait_for_producers) {
+    // Forced (nz_flush, memory short): ranges not yet proven long-lived too.
+    for (auto& [base, a] : allocations_) {
+      for (auto& [begin, u] : a->units) {
+        if (!u->long_lived && u->tracked && u->state == UnitState::kResident) make_pending(u);
+      }
+    }
+  }
+  compress_pending_locked(wait_for_producers);
+}
+
+// The program asks how much memory is free, usually to size a cache (vLLM's
+// KV cache, after loading and a profiling pass): what it loaded should count
+// compressed by then. Ranges filled while loading (the first iteration) that
+// were never refilled are compressed now; recycled buffers are not.
+void Runtime::compress_loaded() noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    if (!setup_ok_) return;
+    bool any = false;
+    for (auto& [base, a] : allocations_) {
+      for (auto& [begin, u] : a->units) {
+        if (!u->long_lived && !u->refilled && u->fill_generation == 0 && u->tracked &&
+            u->state == UnitState::kResident) {
+          make_pending(u);
+          any = true;
+        }
+      }
+    }
+    if (!any) return;
+  }
+  compress_pending(true);
+}
+
+void Runtime::compress_pending_locked(bool wait_for_producers) noexcept {
   auto work = pending_;
   for (auto& u : work) {
     if (u->dead || u->state != UnitState::kResident || u->in_flight > 0 || u->pins > 0) continue;

@@ -28,6 +28,14 @@ struct Unit {
   bool tracked = false;        // present in the range map
   bool dead = false;           // removed (freed, untagged): ignore stale references
   bool want_compress = true;
+  // May be compressed now: filled while loading, declared with nz_tag, forced
+  // (pressure, nz_flush), or used in Config::long_lived_uses iterations since
+  // its last fill. Until then it is not pending (recycled memory: a batch).
+  bool long_lived = false;
+  uint64_t last_use_generation = ~uint64_t{0};
+  uint32_t use_generations = 0;   // iterations that used it since its last fill
+  uint64_t fill_generation = 0;   // the iteration it was created in
+  bool refilled = false;          // copied into again from the host: recycled memory
   StoredRange store;
   UniquePhysicalMemory staging;
   SharedEvent ready;           // after the decode that staged it
@@ -63,11 +71,14 @@ struct Unit {
   }
 };
 
-// What the hot path finds for an address: every tracked unit of the
-// allocation holding it (a kernel may read anything reachable from a pointer;
-// see Runtime::republish).
+// What the hot path finds for an address: the units a kernel given that
+// address may read (see Runtime::republish), as a suffix of a shared list in
+// address order: all[first..] (the units of the tag holding the address and
+// of the tags after it in its cluster, or every unit of the allocation).
 struct TagExtent {
-  std::vector<std::shared_ptr<Unit>> units;
+  std::shared_ptr<const std::vector<std::shared_ptr<Unit>>> all;
+  size_t first = 0;
+  bool empty() const { return !all || first >= all->size(); }
 };
 
 }  // namespace nz::rt

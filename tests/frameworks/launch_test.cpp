@@ -133,3 +133,62 @@ TEST(PointerArrays, GroupedGemmOperands) {
 
 }  // namespace
 }  // namespace fw
+
+namespace fw {
+namespace {
+
+// Device writes outside kernels (stream memory operations) into compressed weights.
+TEST(UnseenWrites, StreamMemoryOperations) {
+  auto host = weights(4 * (size_t{1} << 20), 37);
+  CUdeviceptr w = alloc(host.size());
+  upload(w, host, host.size());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(4 * (size_t{1} << 20));
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  const uint32_t v32 = 0xdeadbeef;
+  CU_OK(cuStreamWriteValue32(s, w + 8, v32, 0));
+  CUstreamBatchMemOpParams op{};
+  op.writeValue.operation = CU_STREAM_MEM_OP_WRITE_VALUE_64;
+  op.writeValue.address = w + 3 * (size_t{1} << 20);
+  op.writeValue.value64 = 0x0123456789abcdefull;
+  CU_OK(cuStreamBatchMemOp(s, 1, &op, 0));
+  CU_OK(cuStreamSynchronize(s));
+  std::memcpy(&host[8], &v32, 4);
+  const uint64_t v64 = op.writeValue.value64;
+  std::memcpy(&host[3 * (size_t{1} << 20)], &v64, 8);
+  EXPECT_EQ(host_hash(host.data(), host.size()), device_hash(w, host.size()));
+  cuStreamDestroy(s);
+  cuMemFree(w);
+}
+
+// cuMemcpyBatchAsync from the host fills weights like cuMemcpyHtoDAsync.
+TEST(UnseenWrites, BatchedHostCopiesAreWeights) {
+  const size_t piece = size_t{2} << 20;
+  auto host = weights(4 * piece, 38);
+  CUdeviceptr w = alloc(host.size());
+  std::vector<CUdeviceptr> dsts, srcs;
+  std::vector<size_t> sizes;
+  for (size_t off = 0; off < host.size(); off += piece) {
+    dsts.push_back(w + off);
+    srcs.push_back(reinterpret_cast<CUdeviceptr>(host.data() + off));
+    sizes.push_back(piece);
+  }
+  CUmemcpyAttributes attr{};
+  attr.srcAccessOrder = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM;
+  attr.srcLocHint.type = CU_MEM_LOCATION_TYPE_HOST;
+  attr.dstLocHint.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  size_t attr_idx = 0;
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CU_OK(cuMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), dsts.size(), &attr, &attr_idx, 1, s));
+  CU_OK(cuStreamSynchronize(s));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(host.size());
+  EXPECT_EQ(host_hash(host.data(), host.size()), device_hash(w, host.size()));
+  cuStreamDestroy(s);
+  cuMemFree(w);
+}
+
+}  // namespace
+}  // namespace fw

@@ -285,3 +285,38 @@ CUresult CUDAAPI cuMemsetD2D32Async(CUdeviceptr d, size_t pitch, unsigned int v,
 }
 
 }  // extern "C"
+
+// Stream memory operations (CUDA 11.7+ ABI; the _ptsz variants are generated):
+// writes are stream-ordered memsets of one word. Waits are not simulated.
+extern "C" {
+CUresult CUDAAPI cuStreamWriteValue32_v2(CUstream h, CUdeviceptr addr, cuuint32_t value, unsigned int) {
+  NZ_REQUIRE_INIT();
+  return enqueue_memset<uint32_t>(h, addr, 4, value, 1, 1, false);
+}
+CUresult CUDAAPI cuStreamWriteValue64_v2(CUstream h, CUdeviceptr addr, cuuint64_t value, unsigned int) {
+  NZ_REQUIRE_INIT();
+  return enqueue_memset<uint64_t>(h, addr, 8, value, 1, 1, false);
+}
+CUresult CUDAAPI cuStreamBatchMemOp_v2(CUstream h, unsigned int count, CUstreamBatchMemOpParams* ops, unsigned int) {
+  NZ_REQUIRE_INIT();
+  if (count > 0 && ops == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  for (unsigned i = 0; i < count; ++i) {
+    const auto& w = ops[i].writeValue;
+    CUresult r = CUDA_ERROR_NOT_SUPPORTED;
+    if (ops[i].operation == CU_STREAM_MEM_OP_WRITE_VALUE_32) r = enqueue_memset<uint32_t>(h, w.address, 4, w.value, 1, 1, false);
+    else if (ops[i].operation == CU_STREAM_MEM_OP_WRITE_VALUE_64) r = enqueue_memset<uint64_t>(h, w.address, 8, w.value64, 1, 1, false);
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return CUDA_SUCCESS;
+}
+// cuMemcpyBatchAsync (CUDA 13 ABI): the copies in order on the stream.
+CUresult CUDAAPI cuMemcpyBatchAsync_v2(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t* sizes, size_t count,
+                                       CUmemcpyAttributes*, size_t*, size_t, CUstream h) {
+  NZ_REQUIRE_INIT();
+  if (count > 0 && (dsts == nullptr || srcs == nullptr || sizes == nullptr)) return CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < count; ++i) {
+    if (CUresult r = cuMemcpyAsync(dsts[i], srcs[i], sizes[i], h); r != CUDA_SUCCESS) return r;
+  }
+  return CUDA_SUCCESS;
+}
+}  // extern "C"

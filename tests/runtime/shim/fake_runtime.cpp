@@ -76,6 +76,18 @@ void on_graph_destroy(CUgraph) noexcept {}
 CUresult before_graph_launch(CUgraphExec, CUstream) noexcept { return CUDA_SUCCESS; }
 void on_tensor_map(const CUtensorMap*, CUdeviceptr, size_t) noexcept { ++g_state.tensor_maps; }
 bool on_out_of_memory(size_t) noexcept { return false; }
+bool address_range(CUdeviceptr, CUdeviceptr*, size_t*) noexcept { return false; }
+bool pointer_attribute(void*, CUpointer_attribute, CUdeviceptr, CUresult*) noexcept { return false; }
+bool is_managed(CUdeviceptr) noexcept { return false; }
+CUresult mem_free_async(CUdeviceptr, CUstream, bool, bool* handled) noexcept {
+  *handled = false;
+  return CUDA_SUCCESS;
+}
+void on_module_unload() noexcept {}
+void on_context_destroy(CUcontext, CUdevice, bool) noexcept {}
+void on_graph_exec_update(CUgraphExec, CUgraph) noexcept {}
+void on_sticky_error(CUresult, const char*) noexcept {}
+void adjust_free_memory(size_t*, size_t) noexcept {}
 
 }  // namespace nz::rt
 

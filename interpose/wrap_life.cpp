@@ -1,0 +1,82 @@
+// wrap_life.cpp: module unloads and context teardown (the runtime must forget
+// handles and release what it holds before the driver does), and the
+// synchronising calls where sticky errors surface.
+#include "wrap_common.h"
+
+using nz::shim::Hook;
+using nz::shim::real_of;
+
+namespace nz::shim {
+namespace {
+
+template <Hook H, typename Handle>
+CUresult unload(Handle h) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(Handle)>(H);
+  if (!real) return missing_entry(H);
+  CUresult r = real(h);
+  // After the real call: a launch racing with it cannot re-cache the old layout.
+  if (r == CUDA_SUCCESS && rt::active()) rt::on_module_unload();
+  return r;
+}
+
+template <Hook H>
+CUresult ctx_destroy(CUcontext ctx) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUcontext)>(H);
+  if (!real) return missing_entry(H);
+  if (rt::active()) rt::on_context_destroy(ctx, 0, false);
+  return real(ctx);
+}
+
+template <Hook H>
+CUresult primary_reset(CUdevice dev) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUdevice)>(H);
+  if (!real) return missing_entry(H);
+  if (rt::active()) rt::on_context_destroy(nullptr, dev, true);
+  return real(dev);
+}
+
+inline CUresult note(CUresult r, const char* api) noexcept {
+  if (rt::is_sticky_error(r) && rt::active()) rt::on_sticky_error(r, api);
+  return r;
+}
+
+template <Hook H, bool PT>
+CUresult stream_sync(CUstream s) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUstream)>(H);
+  if (!real) return missing_entry(H);
+  return note(real(s), "cuStreamSynchronize");
+}
+
+}  // namespace
+}  // namespace nz::shim
+
+NZ_WRAPPER CUresult nzw_ModuleUnload(CUmodule m) noexcept { return nz::shim::unload<Hook::ModuleUnload>(m); }
+NZ_WRAPPER CUresult nzw_LibraryUnload(CUlibrary l) noexcept { return nz::shim::unload<Hook::LibraryUnload>(l); }
+NZ_WRAPPER CUresult nzw_CtxDestroy_v1(CUcontext c) noexcept { return nz::shim::ctx_destroy<Hook::CtxDestroy_v1>(c); }
+NZ_WRAPPER CUresult nzw_CtxDestroy_v2(CUcontext c) noexcept { return nz::shim::ctx_destroy<Hook::CtxDestroy_v2>(c); }
+NZ_WRAPPER CUresult nzw_DevicePrimaryCtxReset_v1(CUdevice d) noexcept {
+  return nz::shim::primary_reset<Hook::DevicePrimaryCtxReset_v1>(d);
+}
+NZ_WRAPPER CUresult nzw_DevicePrimaryCtxReset_v2(CUdevice d) noexcept {
+  return nz::shim::primary_reset<Hook::DevicePrimaryCtxReset_v2>(d);
+}
+
+NZ_WRAPPER CUresult nzw_CtxSynchronize() noexcept {
+  NZ_ENTER(CtxSynchronize);
+  auto real = real_of<CUresult (*)()>(Hook::CtxSynchronize);
+  if (!real) return nz::shim::missing_entry(Hook::CtxSynchronize);
+  return nz::shim::note(real(), "cuCtxSynchronize");
+}
+
+NZ_WRAPPER CUresult nzw_EventSynchronize(CUevent e) noexcept {
+  NZ_ENTER(EventSynchronize);
+  auto real = real_of<CUresult (*)(CUevent)>(Hook::EventSynchronize);
+  if (!real) return nz::shim::missing_entry(Hook::EventSynchronize);
+  return nz::shim::note(real(e), "cuEventSynchronize");
+}
+
+NZ_WRAP_PAIR(StreamSynchronize, StreamSynchronize_ptsz, nz::shim::stream_sync, (CUstream s), (s))

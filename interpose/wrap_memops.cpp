@@ -1,0 +1,81 @@
+// wrap_memops.cpp: cuStreamWriteValue32/64 and cuStreamBatchMemOp write device
+// memory outside any kernel: the words they write are reported as spans, so a
+// compressed range is staged before the write lands (and recompressed later).
+// Wait operations only read, from flags the runtime never compresses (they
+// are below NEUZIP_MIN_BYTES in practice); they are reported too.
+#include <new>
+#include <vector>
+
+#include "shim_log.h"
+#include "wrap_common.h"
+
+namespace nz::shim {
+namespace {
+
+using rt::Access;
+using rt::Span;
+
+template <Hook H, bool PT, typename T>
+CUresult write_value(CUstream st, CUdeviceptr addr, T value, unsigned flags) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUstream, CUdeviceptr, T, unsigned)>(H);
+  if (!real) return missing_entry(H);
+  if (!rt::active()) return real(st, addr, value, flags);
+  const Span s[] = {{addr, sizeof(T), Access::kWrite}};
+  return run_transfer(real, transfer_desc(s, 1, st, PT, true, false, "cuStreamWriteValue"), st, addr, value, flags);
+}
+
+template <Hook H, bool PT>
+CUresult batch_mem_op(CUstream st, unsigned count, CUstreamBatchMemOpParams* ops, unsigned flags) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUstream, unsigned, CUstreamBatchMemOpParams*, unsigned)>(H);
+  if (!real) return missing_entry(H);
+  if (!rt::active() || ops == nullptr || count == 0) return real(st, count, ops, flags);
+  std::vector<Span> spans;
+  try {
+    spans.reserve(count);
+    for (unsigned i = 0; i < count; ++i) {
+      switch (ops[i].operation) {
+        case CU_STREAM_MEM_OP_WRITE_VALUE_32: spans.push_back({ops[i].writeValue.address, 4, Access::kWrite}); break;
+        case CU_STREAM_MEM_OP_WRITE_VALUE_64: spans.push_back({ops[i].writeValue.address, 8, Access::kWrite}); break;
+        case CU_STREAM_MEM_OP_WAIT_VALUE_32: spans.push_back({ops[i].waitValue.address, 4, Access::kRead}); break;
+        case CU_STREAM_MEM_OP_WAIT_VALUE_64: spans.push_back({ops[i].waitValue.address, 8, Access::kRead}); break;
+        default: break;
+      }
+    }
+  } catch (...) {
+    log_line("cuStreamBatchMemOp: no memory to describe {} operations; not checked", count);
+    return real(st, count, ops, flags);
+  }
+  return run_transfer(real, transfer_desc(spans.data(), spans.size(), st, PT, true, false, "cuStreamBatchMemOp"), st,
+                      count, ops, flags);
+}
+
+template <Hook H, bool PT>
+CUresult write32(CUstream st, CUdeviceptr addr, cuuint32_t v, unsigned flags) noexcept {
+  return write_value<H, PT, cuuint32_t>(st, addr, v, flags);
+}
+template <Hook H, bool PT>
+CUresult write64(CUstream st, CUdeviceptr addr, cuuint64_t v, unsigned flags) noexcept {
+  return write_value<H, PT, cuuint64_t>(st, addr, v, flags);
+}
+
+}  // namespace
+}  // namespace nz::shim
+
+NZ_WRAP_PAIR(StreamWriteValue32_v2, StreamWriteValue32_v2_ptsz, nz::shim::write32,
+             (CUstream st, CUdeviceptr a, cuuint32_t v, unsigned f), (st, a, v, f))
+NZ_WRAP_PAIR(StreamWriteValue64_v2, StreamWriteValue64_v2_ptsz, nz::shim::write64,
+             (CUstream st, CUdeviceptr a, cuuint64_t v, unsigned f), (st, a, v, f))
+NZ_WRAP_PAIR(StreamBatchMemOp_v2, StreamBatchMemOp_v2_ptsz, nz::shim::batch_mem_op,
+             (CUstream st, unsigned n, CUstreamBatchMemOpParams* ops, unsigned f), (st, n, ops, f))
+
+NZ_WRAPPER CUresult nzw_StreamWriteValue32_v1(CUstream st, CUdeviceptr a, cuuint32_t v, unsigned f) noexcept {
+  return nz::shim::write32<nz::shim::Hook::StreamWriteValue32_v1, false>(st, a, v, f);
+}
+NZ_WRAPPER CUresult nzw_StreamWriteValue64_v1(CUstream st, CUdeviceptr a, cuuint64_t v, unsigned f) noexcept {
+  return nz::shim::write64<nz::shim::Hook::StreamWriteValue64_v1, false>(st, a, v, f);
+}
+NZ_WRAPPER CUresult nzw_StreamBatchMemOp_v1(CUstream st, unsigned n, CUstreamBatchMemOpParams* ops, unsigned f) noexcept {
+  return nz::shim::batch_mem_op<nz::shim::Hook::StreamBatchMemOp_v1, false>(st, n, ops, f);
+}

@@ -1,0 +1,180 @@
+// allocation_life.cpp: the end of managed memory and of the context it lives
+// in: cuMemFree, cuMemFreeAsync, cuCtxDestroy, cuDevicePrimaryCtxReset; and
+// what the runtime learns from module unloads and sticky errors.
+//
+// No device-wide wait happens under the runtime mutex: a free first detaches
+// the allocation (no launch can find it any more), then waits for the work
+// queued in *our* context (whatever context the freeing thread has current),
+// then unmaps and releases.
+#include "runtime/runtime.h"
+
+#include "runtime/log.h"
+#include "runtime/runtime_internal.h"
+
+namespace nz::rt {
+
+using namespace detail;
+
+namespace {
+
+// Waits for all work queued in `ctx`, from any thread and whatever context it
+// has current (a free must not unmap pages queued kernels still read).
+void synchronize_context(CUcontext ctx) noexcept {
+  const auto& api = driver().base;
+  if (ctx == nullptr) return;
+  CUcontext current = nullptr;
+  api.cuCtxGetCurrent(&current);
+  if (current == ctx) {
+    api.cuCtxSynchronize();
+    return;
+  }
+  if (api.cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return;
+  api.cuCtxSynchronize();
+  api.cuCtxSetCurrent(current);
+}
+
+}  // namespace
+
+// Lock held. The allocation is already out of allocations_ and the range map.
+void Runtime::release_allocation(Allocation& a) noexcept {
+  while (!a.units.empty()) {
+    auto u = a.units.begin()->second;
+    u->tracked = false;
+    std::erase(pending_, u);
+    pending_count_.store(pending_.size(), std::memory_order_relaxed);
+    if (u->state == UnitState::kStaged) {
+      vmm_.unmap(u->begin, u->bytes());
+      pool_.give_back(std::move(u->staging), u->bytes());
+      stats_.staging_bytes.set(pool_.in_use_bytes());
+      std::erase(staged_, u);
+    }
+    if (u->state != UnitState::kResident) {
+      stats_.released_bytes.sub(u->bytes());
+      stats_.bytes_original_compressed.sub(u->bytes());
+      stats_.bytes_compressed.sub(u->store.bytes);
+    }
+    stats_.bytes_compressible.sub(u->bytes());
+    u->store = StoredRange{};
+    u->dead = true;
+    a.units.erase(a.units.begin());
+  }
+  for (auto& [begin, backing] : a.permanent) vmm_.unmap(begin, backing.first);
+  a.permanent.clear();
+  vmm_.release_pages(a.base, a.pages, 0, a.pages.size());
+  vmm_.free_address_range(a.base, a.bytes);
+  stats_.bytes_tagged.sub(a.tags.tagged_bytes());
+  emit("free", a.base, a.bytes);
+  ++memory_epoch_;
+}
+
+// Lock held: takes the allocation out of every lookup; its units are marked
+// dead so eviction, prefetch and compression leave them alone.
+std::unique_ptr<Runtime::Allocation> Runtime::detach_allocation(CUdeviceptr base) noexcept {
+  auto it = allocations_.find(base);
+  if (it == allocations_.end()) return nullptr;
+  std::unique_ptr<Allocation> a = std::move(it->second);
+  allocations_.erase(it);
+  tracked_.replace(a->base, a->base + a->bytes + 1, {});
+  for (auto& [begin, u] : a->units) {
+    u->dead = true;
+    std::erase(pending_, u);
+    std::erase(staged_, u);
+  }
+  pending_count_.store(pending_.size(), std::memory_order_relaxed);
+  return a;
+}
+
+CUresult Runtime::mem_free(CUdeviceptr dptr, bool* handled) noexcept {
+  std::unique_ptr<Allocation> a;
+  CUcontext ctx = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    a = detach_allocation(dptr);
+    if (!a) return CUDA_SUCCESS;
+    ctx = context_;
+  }
+  *handled = true;
+  RelaxedCaptureScope relaxed;
+  // cuMemFree does not return before the device stopped using the memory.
+  synchronize_context(ctx);
+  std::lock_guard lock(mutex_);
+  // Units were taken out of staged_ while still mapped: put the accounting right.
+  for (auto& [begin, u] : a->units) u->dead = false;
+  release_allocation(*a);
+  return CUDA_SUCCESS;
+}
+
+// Frees in stream order: the memory must outlive the work queued on `stream`
+// before the call (a stream-ordered free of our VMM memory would otherwise
+// fail with CUDA_ERROR_INVALID_VALUE and leak).
+CUresult Runtime::mem_free_async(CUdeviceptr dptr, CUstream stream, bool per_thread, bool* handled) noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    if (allocations_.find(dptr) == allocations_.end()) return CUDA_SUCCESS;
+  }
+  RelaxedCaptureScope relaxed;
+  const CUresult r = driver().base.cuStreamSynchronize(resolve(stream, per_thread));
+  if (r != CUDA_SUCCESS) {
+    *handled = true;
+    return r;
+  }
+  return mem_free(dptr, handled);
+}
+
+void Runtime::on_module_unload() noexcept {
+  // Function and kernel handles of the unloaded module may come back for
+  // other kernels: forget every cached parameter layout (unloads are rare).
+  params_.clear();
+}
+
+// cuCtxDestroy / cuDevicePrimaryCtxReset of our context: the driver is about
+// to free its memory, streams and modules. Release what we hold in it and
+// start afresh with the next allocation (in whatever context is current then).
+void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept {
+  std::lock_guard lock(mutex_);
+  if (!setup_tried_ || context_ == nullptr) return;
+  const bool ours = primary_reset ? (context_is_primary_ && device == device_) : ctx == context_;
+  if (!ours) return;
+  RelaxedCaptureScope relaxed;
+  synchronize_context(context_);
+  while (!allocations_.empty()) {
+    auto a = detach_allocation(allocations_.begin()->first);
+    for (auto& [begin, u] : a->units) u->dead = false;
+    release_allocation(*a);
+  }
+  staged_.clear();
+  pending_.clear();
+  pending_count_.store(0, std::memory_order_relaxed);
+  graph_pins_ = GraphPins{};
+  params_.clear();
+  tensor_maps_.clear();
+  pointer_arrays_.replace(0, ~CUdeviceptr{0}, {});
+  order_ = StagingOrder<Unit>{};
+  pool_.trim(0);
+  store_.reset();
+  codec_.reset();
+  internal_.reset();
+  prefetch_stream_.reset();
+  status_host_.reset();
+  context_ = nullptr;
+  setup_tried_ = false;
+  setup_ok_ = false;
+  launch_staging_peak_ = 0;
+  log(LogLevel::kInfo, "context {}: released everything the runtime held in it",
+      primary_reset ? "reset" : "destroyed");
+}
+
+void Runtime::on_sticky_error(CUresult result, const char* api) noexcept {
+  check_status_word();
+  std::lock_guard lock(mutex_);
+  if (result != CUDA_ERROR_ILLEGAL_ADDRESS || illegal_address_reported_) return;
+  if (stats_.bytes_original_compressed.get() == 0) return;
+  illegal_address_reported_ = true;
+  log(LogLevel::kError,
+      "{} reports an illegal address while {} bytes were held compressed: a kernel may have read them through "
+      "a pointer neuzip cannot see (a pointer stored in device memory, NCCL). Check with NEUZIP=0; then "
+      "nz_untag what such kernels read, or raise NEUZIP_MIN_BYTES above its allocation (docs/RUNTIME.md)",
+      api != nullptr ? api : "a CUDA call", stats_.bytes_original_compressed.get());
+}
+
+}  // namespace nz::rt

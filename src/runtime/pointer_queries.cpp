@@ -1,0 +1,90 @@
+// pointer_queries.cpp: memory the runtime serves with VMM must answer pointer
+// queries as the cuMemAlloc memory the program asked for: the allocation's
+// base and requested size (not one 2 MiB mapping, and also over compressed,
+// unmapped pages), device memory of our context, no VMM handle. Triton's
+// launcher queries every pointer argument and refuses a launch on failure;
+// NCCL and UCX choose their transport from these answers.
+#include "runtime/runtime.h"
+
+#include "runtime/log.h"
+#include "runtime/runtime_internal.h"
+
+namespace nz::rt {
+
+using namespace detail;
+
+bool Runtime::address_range(CUdeviceptr p, CUdeviceptr* base, size_t* size) noexcept {
+  std::lock_guard lock(mutex_);
+  const Allocation* a = allocation_containing(p);
+  if (a == nullptr || p >= a->base + a->requested) return false;
+  if (base != nullptr) *base = a->base;
+  if (size != nullptr) *size = a->requested;
+  return true;
+}
+
+bool Runtime::is_managed(CUdeviceptr p) noexcept {
+  std::lock_guard lock(mutex_);
+  return allocation_containing(p) != nullptr;
+}
+
+bool Runtime::pointer_attribute(void* data, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept {
+  if (data == nullptr) return false;
+  std::lock_guard lock(mutex_);
+  const Allocation* a = allocation_containing(p);
+  if (a == nullptr || p >= a->base + a->requested) return false;
+  *result = CUDA_SUCCESS;
+  switch (attribute) {
+    case CU_POINTER_ATTRIBUTE_CONTEXT: *static_cast<CUcontext*>(data) = context_; return true;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *static_cast<unsigned*>(data) = CU_MEMORYTYPE_DEVICE; return true;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *static_cast<CUdeviceptr*>(data) = p; return true;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER: *result = CUDA_ERROR_INVALID_VALUE; return true;
+    case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *static_cast<int*>(data) = 1; return true;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID: *static_cast<unsigned long long*>(data) = a->buffer_id; return true;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED: *static_cast<int*>(data) = 0; return true;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data) = device_ordinal_; return true;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *static_cast<CUdeviceptr*>(data) = a->base; return true;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = a->requested; return true;
+    case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<int*>(data) = 1; return true;
+    // VMM memory cannot be shared with cuIpcGetMemHandle (docs/RUNTIME.md, Known limits).
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *static_cast<int*>(data) = 0; return true;
+    // As for cuMemAlloc memory: no shareable handle types, no pool.
+    case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES: *static_cast<unsigned long long*>(data) = 0; return true;
+    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *static_cast<void**>(data) = nullptr; return true;
+    default: return false;  // the driver answers (its answer for a VMM range)
+  }
+}
+
+// The program sizes caches from this: count what it loaded as compressed, and keep room to stage what one launch
+// touching the largest allocations needs (three of them: a fused attention or
+// MLP kernel reads several weights), less what is staged already (evictable).
+void Runtime::adjust_free_memory(size_t* free, size_t) noexcept {
+  if (free == nullptr) return;
+  if (stats_.bytes_compressible.get() > stats_.bytes_original_compressed.get()) {
+    const uint64_t before = stats_.bytes_original_compressed.get();
+    compress_loaded();
+    // The caller's figure predates what was just released.
+    size_t total = 0;
+    if (stats_.bytes_original_compressed.get() != before) driver().base.cuMemGetInfo(free, &total);
+  }
+  if (stats_.bytes_original_compressed.get() == 0) return;
+  std::lock_guard lock(mutex_);
+  const size_t reserve = staging_reserve();
+  const size_t staged = pool_.in_use_bytes();
+  const size_t need = reserve > staged ? reserve - staged : 0;
+  *free = *free > need ? *free - need : 0;
+}
+
+size_t Runtime::staging_reserve() const noexcept {
+  size_t top[3] = {0, 0, 0};
+  for (const auto& [base, a] : allocations_) {
+    size_t v = a->largest_extent;
+    for (auto& t : top) {
+      if (v > t) std::swap(v, t);
+    }
+  }
+  const size_t by_allocations = top[0] + top[1] + top[2];
+  const size_t reserve = std::max(by_allocations, launch_staging_peak_);
+  return std::min<size_t>(reserve, stats_.bytes_original_compressed.get());
+}
+
+}  // namespace nz::rt

@@ -1,0 +1,48 @@
+// tensor_maps.h: the TMA descriptors the program built (cuTensorMapEncode*,
+// cuTensorMapReplaceAddress), so that a launch passing one by value — how
+// Hopper GEMMs in cuBLASLt and CUTLASS see their operands — is known to read
+// the descriptor's global address. A real CUtensorMap is opaque (the address
+// is not stored verbatim), so the launch scan matches whole 128-byte
+// descriptors, at 64-byte aligned offsets of large parameters.
+#pragma once
+
+#include <cuda.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <shared_mutex>
+#include <unordered_map>
+
+namespace nz::rt {
+
+class TensorMapRegistry {
+ public:
+  static constexpr size_t kBytes = sizeof(CUtensorMap);  // 128
+  static constexpr size_t kAlign = 64;                    // CUtensorMap's alignment
+
+  void record(const void* descriptor, CUdeviceptr address);
+  // The global address of the recorded descriptor equal to these 128 bytes.
+  std::optional<CUdeviceptr> find(const unsigned char* bytes) const;
+  bool empty() const noexcept { return count_.load(std::memory_order_relaxed) == 0; }
+  void clear();
+
+ private:
+  using Bytes = std::array<unsigned char, kBytes>;
+  struct Entry {
+    Bytes bytes;
+    CUdeviceptr address;
+  };
+  static uint64_t key_of(const unsigned char* bytes) noexcept;
+
+  // Programs build a few thousand descriptors at most (cuBLASLt caches them);
+  // past this bound the oldest are forgotten wholesale.
+  static constexpr size_t kMaxEntries = size_t{1} << 16;
+  mutable std::shared_mutex mutex_;
+  std::unordered_multimap<uint64_t, Entry> entries_;
+  std::atomic<size_t> count_{0};
+};
+
+}  // namespace nz::rt
