@@ -274,10 +274,19 @@ void Runtime::after_launch(const LaunchDesc& d, CUresult result) noexcept {
 
 CUresult Runtime::before_transfer(const TransferDesc& d) noexcept {
   return hold_touched(d.stream, d.per_thread_stream, d.api, [&](const auto& snapshot) {
+    // A copy's bytes are known exactly: only the units they overlap (a kernel's
+    // reach does not apply; a loader's next copy lands one byte past the last
+    // tag and must not stage it).
     for (size_t i = 0; i < d.span_count; ++i) {
       const Span& s = d.spans[i];
-      RangeMap<TagExtent>::for_each_overlapping(snapshot, s.ptr, s.ptr + s.bytes,
-                                                [&](const auto& e) { collect_units(*e.value); });
+      RangeMap<TagExtent>::for_each_overlapping(snapshot, s.ptr, s.ptr + s.bytes, [&](const auto& e) {
+        if (e.value->empty()) return;
+        const auto& all = *e.value->all;
+        auto u = std::partition_point(all.begin(), all.end(), [&](const auto& x) { return x->end <= s.ptr; });
+        for (; u != all.end() && (*u)->begin < s.ptr + s.bytes; ++u) {
+          if (std::find(t_touched.begin(), t_touched.end(), *u) == t_touched.end()) t_touched.push_back(*u);
+        }
+      });
     }
   });
 }

@@ -48,36 +48,36 @@ std::vector<PlannedUnit> TagSet::plan(CUdeviceptr base, size_t size, size_t page
   const size_t max_span = max_unit_bytes == 0 ? SIZE_MAX : std::max<size_t>(1, max_unit_bytes / page_size) * page_size;
   std::vector<PlannedUnit> units;
   const CUdeviceptr limit = base + size;
-  // A page that starts inside a tag ends at most one page after the tag: the
-  // covered run only needs following that far (following a run of thousands
-  // of adjacent small tags to its end would make planning quadratic).
-  auto covered_until = [&](auto it, CUdeviceptr needed) {
-    CUdeviceptr e = it->second.end;
-    for (auto n = std::next(it); e < needed && n != tags_.end() && n->first == e; ++n) e = n->second.end;
-    return e;
-  };
+  auto floor_page = [&](CUdeviceptr a) { return base + (a - base) / page_size * page_size; };
   // The first tag that may own a unit beginning inside the window.
   auto it = tags_.upper_bound(window.begin);
   if (it != tags_.begin()) {
     auto prev = std::prev(it);
     if (prev->second.end > window.begin) it = prev;
   }
+  // The covered run through the current tag, extended lazily: `run_last` is
+  // the last tag merged into it, `run_end` its end. It only moves forward, so
+  // a page's worth of small adjacent tags costs O(n), not O(n^2).
+  auto run_last = it;
+  CUdeviceptr run_end = it != tags_.end() ? it->second.end : 0;
   for (; it != tags_.end() && it->first < window.end; ++it) {
     const CUdeviceptr tag_begin = std::max<CUdeviceptr>(it->first, base);
     const CUdeviceptr tag_end = std::min<CUdeviceptr>(it->second.end, limit);
+    if (it->first >= run_end || run_last->first < it->first) {  // the run broke before this tag
+      run_last = it;
+      run_end = it->second.end;
+    }
     if (tag_begin >= tag_end) continue;
-    // The run covering this tag starts at or before tag_begin: a page starting
-    // in the tag is covered from its first byte; check its last byte.
-    const CUdeviceptr run_end = std::min<CUdeviceptr>(covered_until(it, tag_end + page_size), limit);
+    // A page that starts inside the tag ends at most one page after it.
+    for (auto n = std::next(run_last); run_end < tag_end + page_size && n != tags_.end() && n->first == run_end; ++n) {
+      run_last = n;
+      run_end = n->second.end;
+    }
+    const CUdeviceptr covered = std::min<CUdeviceptr>(run_end, limit);
     const CUdeviceptr first = base + (tag_begin - base + page_size - 1) / page_size * page_size;
     // Pages [first, unit_end) start in the tag and are covered.
-    CUdeviceptr unit_end = first;
-    if (first < tag_end && first + page_size <= run_end) {
-      auto floor_page = [&](CUdeviceptr a) { return base + (a - base) / page_size * page_size; };
-      const CUdeviceptr last_start = std::min(floor_page(tag_end - 1), floor_page(run_end - page_size));
-      unit_end = last_start + page_size;
-    }
-    if (unit_end <= first) continue;
+    if (first >= tag_end || first + page_size > covered) continue;
+    const CUdeviceptr unit_end = std::min(floor_page(tag_end - 1), floor_page(covered - page_size)) + page_size;
     // Units are max_span pieces counted from the tag's first page; skip to
     // the first one that can begin inside the window.
     CUdeviceptr b = first;
