@@ -134,6 +134,7 @@ rt::RuntimeDriverApi collect_runtime_api() noexcept {
   NZ_FILL(b.cuThreadExchangeStreamCaptureMode, "cuThreadExchangeStreamCaptureMode");
   NZ_FILL(b.cuGetErrorName, "cuGetErrorName");
   NZ_FILL(b.cuGetErrorString, "cuGetErrorString");
+  NZ_FILL(b.cuFuncLoad, "cuFuncLoad");
   NZ_FILL(api.cuFuncGetParamInfo, "cuFuncGetParamInfo");
   NZ_FILL(api.cuKernelGetParamInfo, "cuKernelGetParamInfo");
   NZ_FILL(api.cuKernelGetFunction, "cuKernelGetFunction");
@@ -141,6 +142,8 @@ rt::RuntimeDriverApi collect_runtime_api() noexcept {
   NZ_FILL(api.cuStreamGetCtx, "cuStreamGetCtx");
   NZ_FILL(api.cuMemGetAddressRange, "cuMemGetAddressRange_v2");
   NZ_FILL(api.cuPointerGetAttribute, "cuPointerGetAttribute");
+  NZ_FILL(api.cuMemAllocAsync, "cuMemAllocAsync");
+  NZ_FILL(api.cuMemFreeAsync, "cuMemFreeAsync");
 #undef NZ_FILL
   return api;
 }

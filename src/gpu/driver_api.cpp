@@ -85,6 +85,7 @@ bool load_driver_api(DriverApi& api, std::string& error) {
   NZ_GPU_RESOLVE(cuThreadExchangeStreamCaptureMode);
   NZ_GPU_RESOLVE(cuGetErrorName);
   NZ_GPU_RESOLVE(cuGetErrorString);
+  api.cuFuncLoad = reinterpret_cast<decltype(api.cuFuncLoad)>(dlsym(lib, "cuFuncLoad"));
 #undef NZ_GPU_RESOLVE
   return ok;
 }

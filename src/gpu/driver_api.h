@@ -65,6 +65,9 @@ struct DriverApi {
   CUresult (*cuThreadExchangeStreamCaptureMode)(CUstreamCaptureMode*);
   CUresult (*cuGetErrorName)(CUresult, const char**);
   CUresult (*cuGetErrorString)(CUresult, const char**);
+  // Optional (CUDA 12.4+; null when the driver lacks it): loads a kernel now
+  // instead of at its first launch (lazy loading).
+  CUresult (*cuFuncLoad)(CUfunction) = nullptr;
 };
 
 // Fill `api` from the libcuda.so.1 that the dynamic linker finds (the

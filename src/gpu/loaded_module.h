@@ -36,6 +36,10 @@ class LoadedModule {
         error = fmt::format("{} lacks {}: {}", owner, f.name, describe(*api_, r));
         return r;
       }
+      // Load it now, at set-up: with lazy loading (CUDA's default) the first
+      // decode would load it inside a user's launch or capture, and loading
+      // may synchronise the context.
+      if (api_->cuFuncLoad != nullptr) api_->cuFuncLoad(*f.slot);
     }
     return CUDA_SUCCESS;
   }

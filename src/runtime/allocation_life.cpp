@@ -153,6 +153,8 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   pool_.trim(0);
   store_.reset();
   codec_.reset();
+  if (internal_) driver().base.cuStreamSynchronize(internal_.get());  // the stores' stream-ordered frees
+  set_store_stream(nullptr);
   internal_.reset();
   prefetch_stream_.reset();
   status_host_.reset();

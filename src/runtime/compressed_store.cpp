@@ -32,7 +32,7 @@ CUresult CompressedStore::read_u64(CUdeviceptr device_word, uint64_t& out) noexc
 CUresult CompressedStore::ensure_words() noexcept {
   if (words_) return CUDA_SUCCESS;
   CUdeviceptr p = 0;
-  const CUresult r = driver().base.cuMemAlloc(&p, 16);
+  const CUresult r = store_alloc(&p, 16);
   if (r == CUDA_SUCCESS) words_ = UniqueDeviceMemory(p);
   return r;
 }
@@ -48,7 +48,7 @@ CUresult CompressedStore::hash(CUdeviceptr data, size_t bytes, uint64_t& out) no
 void CompressedStore::ensure_reserve(size_t bytes) noexcept {
   if (reserve_bytes_ >= bytes) return;
   CUdeviceptr p = 0;
-  if (driver().base.cuMemAlloc(&p, bytes) != CUDA_SUCCESS) return;
+  if (store_alloc(&p, bytes) != CUDA_SUCCESS) return;
   reserve_ = UniqueDeviceMemory(p);  // a smaller one before is freed
   reserve_bytes_ = bytes;
   reserve_address_ = p;
@@ -57,8 +57,7 @@ void CompressedStore::ensure_reserve(size_t bytes) noexcept {
 
 CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts,
                                              UniqueDeviceMemory& buffer, size_t& out_len) noexcept {
-  const auto& api = driver().base;
-  const size_t element_size = nz_dtype_size(opts.dtype);
+    const size_t element_size = nz_dtype_size(opts.dtype);
   if (element_size == 0 || bytes % element_size != 0) return CompressOutcome::kFailed;
   const uint64_t count = bytes / element_size;
   const size_t bound = nz_compress_bound(count, &opts);
@@ -67,7 +66,7 @@ CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, cons
   log(LogLevel::kDebug, "encode {} bytes: bound {}, workspace {}", bytes, bound, workspace_bytes);
   CUdeviceptr dst = 0, workspace = 0;
   UniqueDeviceMemory dst_owner;
-  if (api.cuMemAlloc(&dst, bound) == CUDA_SUCCESS) {
+  if (store_alloc(&dst, bound) == CUDA_SUCCESS) {
     dst_owner = UniqueDeviceMemory(dst);
   } else if (reserve_ && bound <= reserve_bytes_) {
     // Out of memory: encode into the reserve (the caller copies the result
@@ -79,7 +78,7 @@ CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, cons
   }
   UniqueDeviceMemory workspace_owner;
   if (workspace_bytes > 0) {
-    if (api.cuMemAlloc(&workspace, workspace_bytes) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
+    if (store_alloc(&workspace, workspace_bytes) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
     workspace_owner = UniqueDeviceMemory(workspace);
   }
   CUresult r = codec_.encode(stream_, src, count, opts, dst, bound, words_.get(), workspace, workspace_bytes);
@@ -178,7 +177,7 @@ CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag
 
   // Move the result into a buffer of its exact size; the bound-sized one goes.
   CUdeviceptr store = 0;
-  if (api.cuMemAlloc(&store, best_len) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
+  if (store_alloc(&store, best_len) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
   UniqueDeviceMemory store_owner(store);
   if (api.cuMemcpyDtoDAsync(store, best.get(), best_len, stream_) != CUDA_SUCCESS) return CompressOutcome::kFailed;
   StoredRange result;
@@ -219,7 +218,7 @@ CompressOutcome CompressedStore::compress_releasing(CUdeviceptr src, size_t byte
   }
   if (release.fn != nullptr) release.fn(release.context);
   CUdeviceptr store = 0;
-  if (api.cuMemAlloc(&store, best_len) == CUDA_SUCCESS) {
+  if (store_alloc(&store, best_len) == CUDA_SUCCESS) {
     UniqueDeviceMemory store_owner(store);
     if (api.cuMemcpyDtoDAsync(store, best.get(), best_len, stream_) == CUDA_SUCCESS &&
         api.cuStreamSynchronize(stream_) == CUDA_SUCCESS) {

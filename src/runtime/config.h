@@ -38,6 +38,10 @@ struct Config {
   int log_level = 0;                 // NEUZIP_LOG
   std::string trace_path;            // NEUZIP_TRACE
   bool report = false;               // NEUZIP_REPORT=1: summary line at exit
+  // NEUZIP_FAULT_INJECT=store: every store is damaged right after it is
+  // written (fault injection, for tests of the checksum path through the
+  // real shim; never set it in production).
+  bool corrupt_stores = false;
 
   // Codec options for a range of `dtype`, lossy when `lossy` (and the mode is lossy).
   nz_options codec_options(nz_dtype dtype, bool lossy) const;

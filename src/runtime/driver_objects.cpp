@@ -1,5 +1,7 @@
 #include "runtime/driver_objects.h"
 
+#include <atomic>
+
 #include <mutex>
 #include <vector>
 
@@ -22,7 +24,26 @@ const char* error_name(CUresult r) noexcept {
 
 void EventTraits::destroy(CUevent e) { g_api.base.cuEventDestroy(e); }
 void StreamTraits::destroy(CUstream s) { g_api.base.cuStreamDestroy(s); }
-void DeviceMemoryTraits::destroy(CUdeviceptr p) { g_api.base.cuMemFree(p); }
+namespace {
+std::atomic<CUstream> g_store_stream{nullptr};
+}  // namespace
+
+void set_store_stream(CUstream stream) noexcept { g_store_stream.store(stream, std::memory_order_release); }
+
+CUresult store_alloc(CUdeviceptr* p, size_t bytes) noexcept {
+  const CUstream s = g_store_stream.load(std::memory_order_acquire);
+  if (s != nullptr && g_api.cuMemAllocAsync != nullptr && g_api.cuMemFreeAsync != nullptr) {
+    return g_api.cuMemAllocAsync(p, bytes, s);
+  }
+  return g_api.base.cuMemAlloc(p, bytes);
+}
+
+// Every UniqueDeviceMemory of the runtime comes from store_alloc.
+void DeviceMemoryTraits::destroy(CUdeviceptr p) {
+  const CUstream s = g_store_stream.load(std::memory_order_acquire);
+  if (s != nullptr && g_api.cuMemFreeAsync != nullptr && g_api.cuMemFreeAsync(p, s) == CUDA_SUCCESS) return;
+  g_api.base.cuMemFree(p);
+}
 void PhysicalMemoryTraits::destroy(CUmemGenericAllocationHandle h) { g_api.base.cuMemRelease(h); }
 void HostMemoryTraits::destroy(void* p) { g_api.base.cuMemFreeHost(p); }
 

@@ -17,6 +17,13 @@ namespace nz::rt {
 const RuntimeDriverApi& driver() noexcept;
 void set_driver(const RuntimeDriverApi& api) noexcept;
 
+// Device memory of the compressed store (stores, encode scratch): allocated
+// and freed in stream order on `stream` (the runtime's internal stream), so
+// that giving a store back never synchronises the device as cuMemFree does
+// (it runs on the thread that happens to evict). Null: cuMemAlloc/cuMemFree.
+void set_store_stream(CUstream stream) noexcept;
+CUresult store_alloc(CUdeviceptr* p, size_t bytes) noexcept;
+
 // "CUDA_ERROR_X" for logs.
 const char* error_name(CUresult r) noexcept;
 

@@ -34,6 +34,9 @@ struct RuntimeDriverApi {
   CUresult (*cuStreamGetCtx)(CUstream, CUcontext*);
   CUresult (*cuMemGetAddressRange)(CUdeviceptr*, size_t*, CUdeviceptr);
   CUresult (*cuPointerGetAttribute)(void*, CUpointer_attribute, CUdeviceptr);
+  // Stream-ordered allocation (optional: null on drivers without it).
+  CUresult (*cuMemAllocAsync)(CUdeviceptr*, size_t, CUstream) = nullptr;
+  CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream) = nullptr;
 };
 
 // Called by the shim once, after the real cuInit has succeeded, with the real

@@ -101,6 +101,7 @@ bool Runtime::ensure_setup() noexcept {
   internal_ = UniqueStream(s);
   if (api.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) return false;
   prefetch_stream_ = UniqueStream(s);
+  set_store_stream(internal_.get());
   void* status = nullptr;
   if (api.cuMemAllocHost(&status, 64) != CUDA_SUCCESS) return false;
   std::memset(status, 0, 64);

@@ -418,6 +418,11 @@ void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   }
   u->store = std::move(stored);
   u->state = UnitState::kCompressed;
+  if (config_.corrupt_stores && u->store.bytes > 64) {
+    // Fault injection: damage the payload's tail so the decode's checksum fails.
+    static const uint8_t junk[64] = {0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5};
+    driver().base.cuMemcpyHtoD(u->store.data.get() + u->store.bytes - 64, junk, sizeof junk);
+  }
   ++memory_epoch_;
   stats_.released_bytes.add(u->bytes());
   stats_.bytes_original_compressed.add(u->bytes());

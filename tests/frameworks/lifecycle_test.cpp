@@ -4,8 +4,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
+
+#include <unistd.h>
 
 #include "fw_env.h"
 
@@ -269,6 +272,51 @@ TEST(Recycled, BatchBufferCopiedEveryStepIsNotCompressed) {
     EXPECT_EQ(0, batch_compressions) << "the per-step batch buffer was compressed";
   }
   cuMemFree(seg);
+}
+
+}  // namespace
+}  // namespace fw
+
+namespace fw {
+namespace {
+
+// A decode whose checksum fails traps; the error surfaces at a later
+// synchronisation, and neuzip names the cause there (NEUZIP_FAULT_INJECT=store
+// damages every store; without neuzip the case only checks the read is exact).
+TEST(TrapReport, ChecksumFailureIsNamedAtTheSynchronisation) {
+  const auto data = weights(4 * kMiB, 80);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  Env::get().flush();
+  const bool injected = Env::get().neuzip() && std::getenv("NEUZIP_FAULT_INJECT") != nullptr;
+  // Capture our own stderr around the synchronisation.
+  char path[] = "/tmp/fw_stderr_XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const int saved = dup(2);
+  dup2(fd, 2);
+  CUdeviceptr out = alloc(64);
+  uint64_t n = data.size();
+  void* params[] = {&w, &n, &out};
+  const CUresult launched = cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, nullptr, params, nullptr);
+  const CUresult synced = cuStreamSynchronize(nullptr);
+  dup2(saved, 2);
+  close(saved);
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  close(fd);
+  unlink(path);
+  if (!injected) {
+    EXPECT_EQ(CUDA_SUCCESS, launched);
+    EXPECT_EQ(CUDA_SUCCESS, synced);
+    EXPECT_EQ(host_hash(data.data(), n), read_u64(out));
+    return;
+  }
+  EXPECT_COMPRESSED_AT_LEAST(4 * kMiB);
+  EXPECT_TRUE(launched == CUDA_ERROR_LAUNCH_FAILED || synced == CUDA_ERROR_LAUNCH_FAILED)
+      << error_name(launched) << " / " << error_name(synced);
+  EXPECT_NE(std::string::npos, text.find("neuzip: checksum mismatch")) << text;
+  EXPECT_GE(Env::get().stats().checksum_failures, 1u);
 }
 
 }  // namespace

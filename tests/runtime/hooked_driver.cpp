@@ -22,6 +22,8 @@ std::string HookedDriver::start(const std::string& module_path) {
   api_.cuMemGetAddressRange =
       reinterpret_cast<decltype(api_.cuMemGetAddressRange)>(sym("cuMemGetAddressRange_v2"));
   api_.cuPointerGetAttribute = reinterpret_cast<decltype(api_.cuPointerGetAttribute)>(sym("cuPointerGetAttribute"));
+  api_.cuMemAllocAsync = reinterpret_cast<decltype(api_.cuMemAllocAsync)>(sym("cuMemAllocAsync"));
+  api_.cuMemFreeAsync = reinterpret_cast<decltype(api_.cuMemFreeAsync)>(sym("cuMemFreeAsync"));
   if (api_.base.cuInit(0) != CUDA_SUCCESS) return "cuInit failed";
   nz::rt::on_driver_initialised(api_);
   CUdevice dev = 0;
