@@ -57,7 +57,7 @@ void CompressedStore::ensure_reserve(size_t bytes) noexcept {
 
 CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts,
                                              UniqueDeviceMemory& buffer, size_t& out_len) noexcept {
-    const size_t element_size = nz_dtype_size(opts.dtype);
+  const size_t element_size = nz_dtype_size(opts.dtype);
   if (element_size == 0 || bytes % element_size != 0) return CompressOutcome::kFailed;
   const uint64_t count = bytes / element_size;
   const size_t bound = nz_compress_bound(count, &opts);
