@@ -171,6 +171,12 @@ def make_deterministic():
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    # The fused attention kernels' backward passes may accumulate with atomics
+    # (run-to-run differences); the math path is plain matmuls and softmax.
+    torch.backends.cuda.enable_flash_sdp(False)
+    torch.backends.cuda.enable_mem_efficient_sdp(False)
+    if hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
+        torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def common_arguments(parser: argparse.ArgumentParser, default_size):

@@ -47,7 +47,8 @@ print(run.stdout[-6000:] + run.stderr[-3000:])
 expect(run.returncode == 0, f"one-try --sim rc {run.returncode}")
 expect(sorted(os.listdir(out)) == ["one-try.tar.gz", "summary.txt"], f"$OUT holds {sorted(os.listdir(out))}")
 summary = open(os.path.join(out, "summary.txt")).read()
-for step in ("facts", "driverprobe", "preload_smoke", "codec_suite", "corrupt_traps", "bench_bf16_4mib", "vmmprobe",
+for step in ("facts", "driverprobe", "preload_smoke", "codec_suite", "corrupt_traps", "bench_bf16_4mib", "bench_lossy_k3_b512_4mib",
+             "vmmprobe",
              "nzbench_gpu"):
     expect(f"\n{step}: ok " in summary, f"step {step} ok")
 for step in ("torch_plain", "torch_neuzip", "torch_param_probe", "memcheck_decode", "ncu_decode"):
