@@ -19,7 +19,8 @@ namespace nz::shim {
 
 bool g_counting = [] {
   const char* v = std::getenv("NZ_SHIM_COUNT");
-  return v && v[0] == '1';
+  const char* dump = std::getenv("NEUZIP_HOOK_COUNTS");  // counts printed at exit (hook_counts.cpp)
+  return (v && v[0] == '1') || (dump && dump[0] == '1');
 }();
 std::atomic<uint64_t> g_call_counts[kHookCount];
 

@@ -2,6 +2,7 @@
 // runtime's before_launch is a lock-free range check) and the calls that tell
 // CUkernel handles apart from CUfunctions.
 #include "kernel_registry.h"
+#include "param_probe.h"
 #include "wrap_common.h"
 
 namespace nz::shim {
@@ -10,6 +11,7 @@ namespace {
 rt::LaunchDesc launch_desc(CUfunction f, void** params, void** extra, CUstream stream,
                            bool per_thread, const char* api) noexcept {
   rt::LaunchDesc d{};
+  if (g_probe_params) [[unlikely]] probe_launch_params(f);
   // The CUDA runtime launches CUkernel handles cast to CUfunction.
   if (is_known_kernel(f))
     d.kernel = reinterpret_cast<CUkernel>(f);

@@ -4,7 +4,8 @@
 //
 // Reads the BF16 tensors of the file (default: the GPT-Neo attention weights
 // in ../shared/weights), tiles them to N MiB on device 0 and prints one line
-// per figure. Exit status 0 only when the round trip verified.
+// per figure. Exit status 0 only when the round trip verified (lossless; lossy
+// output is checked against the CPU codec by gpu_codec_test instead).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -83,6 +84,9 @@ int main(int argc, char** argv) {
   fmt::print("encode          {:.1f} GB/s (original bytes)\n", r.encode_gbps);
   fmt::print("d2d copy        {:.1f} GB/s\n", r.copy_gbps);
   fmt::print("decode / copy   {:.3f}\n", r.decode_vs_copy);
-  fmt::print("round trip      {}\n", r.round_trip_ok ? "ok" : "MISMATCH");
-  return r.round_trip_ok ? 0 : 1;
+  // Lossy output differs from the input by design: its bits are checked
+  // against the CPU codec by gpu_codec_test, not here.
+  const bool lossy = config.opts.mode == NZ_LOSSY;
+  fmt::print("round trip      {}\n", lossy ? "not checked (lossy)" : r.round_trip_ok ? "ok" : "MISMATCH");
+  return lossy || r.round_trip_ok ? 0 : 1;
 }

@@ -1,6 +1,6 @@
 // gpu_codec_test: the device codec against the CPU codec, on whichever
 // backend DeviceCodec::create picks (the simulator here, the CUDA kernels on a
-// GPU: tests/gpu/run_on_gpu.sh). Without any driver or device every test skips.
+// GPU: tools/gpu/one-try, docs/GPU.md). Without any driver or device every test skips.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>

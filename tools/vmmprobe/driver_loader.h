@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "common/driver_library.h"
+
 namespace vmmprobe {
 
 // Prototypes come from cuda.h, so a mismatch is a compile error. cuda.h maps
@@ -22,11 +24,6 @@ namespace vmmprobe {
 
 class Driver {
  public:
-  Driver() = default;
-  Driver(const Driver&) = delete;
-  Driver& operator=(const Driver&) = delete;
-  ~Driver();
-
   // False with `error` when the library or an entry point is missing.
   bool load(std::string& error);
   // "CUDA_ERROR_X (n)".
@@ -37,7 +34,7 @@ class Driver {
 #undef VMMPROBE_DECLARE
 
  private:
-  void* handle_ = nullptr;
+  nz::tools::DriverLibrary library_;
 };
 
 }  // namespace vmmprobe

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""one-try's side-by-side table on made-up PyTorch results: a run whose
+outputs differ from the plain run's is flagged, equal ones are not, peaks
+and step times are relative to the plain run, and hook counts are read from
+the logs. (The PyTorch runs themselves need a GPU: docs/GPU.md.)
+
+    one_try_compare_test.py SOURCE_ROOT
+"""
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import types
+
+loader = importlib.machinery.SourceFileLoader("one_try", os.path.join(sys.argv[1], "tools", "gpu", "one-try"))
+spec = importlib.util.spec_from_loader("one_try", loader)
+one_try = importlib.util.module_from_spec(spec)
+loader.exec_module(one_try)
+failures = []
+
+
+def expect(cond, what):
+    if not cond:
+        failures.append(what)
+        print(f"FAIL {what}")
+
+
+def row(workload, outputs, peak_mib, steps):
+    return {"workload": workload, "ok": True, "outputs": outputs, "device_peak_above_baseline": peak_mib << 20,
+            "step_ms": steps, "nz_stats": {"available": True, "device_bytes_saved_peak": 64 << 20, "faults": 3}}
+
+
+with tempfile.TemporaryDirectory() as work:
+    for mode, _, _ in one_try.TORCH_MODES:
+        with open(os.path.join(work, f"torch_{mode}.jsonl"), "w") as f:
+            f.write(json.dumps({"workload": "_process"}) + "\n")
+            f.write(json.dumps(row("infer", {"logits": "a"}, 700 if mode == "neuzip_budget" else 1000, [10, 12, 14]))
+                    + "\n")
+            f.write(json.dumps(row("train", {"losses": ["b" if mode == "neuzip" else "c"]}, 500, [20, 22])) + "\n")
+        with open(os.path.join(work, f"torch_{mode}.log"), "w") as f:
+            f.write("torch_workloads: infer ...\nneuzip: hook count cuLaunchKernel 12\nneuzip: hook count cuInit 1\n")
+    args = types.SimpleNamespace(sim=False, bundle=work)
+    run = one_try.Run(args, one_try.PLANS["gpu"], work)
+    counts = one_try.collect_neuzip_lines(run)
+    table = one_try.compare_torch(run)
+    text = one_try.summary_text(run, args, table, {}, counts)
+    print(text)
+    by = {(r["workload"], r["mode"]): r for r in table}
+    expect(run.steps[-1]["outcome"] == "FAILED" and "train/neuzip" in run.steps[-1]["note"]
+           and "infer/" not in run.steps[-1]["note"], f"the mismatch flagged, and only it: {run.steps[-1]}")
+    expect(by[("train", "neuzip")]["same_outputs_as_plain"] is False, "train/neuzip differs")
+    expect(by[("infer", "neuzip_budget")]["same_outputs_as_plain"] is True, "infer/neuzip_budget equal")
+    expect(by[("infer", "neuzip_budget")]["peak_vs_plain"] == 0.7, "peak relative to plain")
+    expect(by[("infer", "plain")]["median_step_ms"] == 12, "median step time")
+    expect(counts["torch_neuzip"] == {"cuLaunchKernel": 12, "cuInit": 1}, f"hook counts parsed: {counts}")
+    lines = open(os.path.join(work, "torch_neuzip.neuzip-lines.txt")).read().splitlines()
+    expect(len(lines) == 2 and all(l.startswith("neuzip:") for l in lines), "every neuzip: line kept, nothing else")
+    expect("result: FAILED: torch_compare" in text, "the summary's verdict")
+
+print(f"one_try_compare_test: {len(failures)} failures")
+sys.exit(1 if failures else 0)

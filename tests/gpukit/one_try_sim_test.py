@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""prepare and one-try end to end on the simulated driver: the bundle builds
+from this build and passes its checks, the device call is printed, and
+one-try --sim runs its steps for real (libneuzip under nztrace with hook
+counts, driverprobe, the codec suite and benchmark, vmmprobe), skips the
+PyTorch and GPU-tool steps in one line each, and returns exactly summary.txt
+and one tarball.
+
+    one_try_sim_test.py SOURCE_ROOT BUILD_ROOT
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+root, build = sys.argv[1], sys.argv[2]
+bundle = os.path.join(build, "gpukit-bundle")
+out = os.path.join(build, "gpukit-out")
+failures = []
+
+
+def expect(cond, what):
+    if not cond:
+        failures.append(what)
+        print(f"FAIL {what}", flush=True)
+
+
+prep = subprocess.run([sys.executable, os.path.join(root, "tools", "gpu", "prepare"), "--no-build",
+                       "--build", build, "--out", bundle], capture_output=True, text=True, timeout=300)
+print(prep.stdout + prep.stderr)
+expect(prep.returncode == 0, f"prepare rc {prep.returncode}")
+expect(f"command:   python3 {os.path.relpath(bundle, root)}/one-try" in prep.stdout, "prepare printed the command")
+expect("carry:" in prep.stdout and "timeout_s: 540" in prep.stdout, "prepare printed carry and timeout_s")
+for f in ("one-try", "MANIFEST.json", "lib/libneuzip.so", "bin/driverprobe", "kernels/neuzip_kernels.fatbin",
+          "sim/libcuda.so.1", "examples/train.py", "weights/gpt-neo-125m-attn-bf16.safetensors"):
+    expect(os.path.isfile(os.path.join(bundle, f)), f"bundle has {f}")
+if failures:
+    sys.exit(1)
+
+shutil.rmtree(out, ignore_errors=True)
+env = {k: v for k, v in os.environ.items() if k not in ("OUT", "LD_PRELOAD")}
+run = subprocess.run([sys.executable, os.path.join(bundle, "one-try"), "--sim", "--out", out], capture_output=True,
+                     text=True, timeout=550, env=env)
+print(run.stdout[-6000:] + run.stderr[-3000:])
+expect(run.returncode == 0, f"one-try --sim rc {run.returncode}")
+expect(sorted(os.listdir(out)) == ["one-try.tar.gz", "summary.txt"], f"$OUT holds {sorted(os.listdir(out))}")
+summary = open(os.path.join(out, "summary.txt")).read()
+for step in ("facts", "driverprobe", "preload_smoke", "codec_suite", "corrupt_traps", "bench_bf16_4mib", "bench_lossy_k3_b512_4mib",
+             "vmmprobe",
+             "nzbench_gpu"):
+    expect(f"\n{step}: ok " in summary, f"step {step} ok")
+for step in ("torch_plain", "torch_neuzip", "torch_param_probe", "memcheck_decode", "ncu_decode"):
+    expect(f"\n{step}: SKIPPED " in summary, f"step {step} skipped with a reason")
+expect("result: no step failed" in summary, "summary's last line")
+
+with tarfile.open(os.path.join(out, "one-try.tar.gz")) as tar:
+    names = tar.getnames()
+    for f in ("summary.txt", "steps.json", "driverprobe.json", "preload_smoke.log", "vmmprobe.json",
+              "codec_bench.json", "facts.log"):
+        expect(f"one-try/{f}" in names, f"tarball has {f}")
+    probe = json.load(tar.extractfile("one-try/driverprobe.json"))
+    smoke = tar.extractfile("one-try/preload_smoke.log").read().decode(errors="replace")
+expect(probe.get("simulator") is True, "driverprobe ran on the simulator")
+vmm = probe.get("vmm_offsets", {})
+expect(vmm.get("pieces", 0) > 0 and vmm.get("pieces_verified") == vmm.get("pieces"),
+       f"every VMM piece mapped at an offset read back its value: {vmm}")
+tm = probe.get("tensor_map", {})
+expect(len(tm.get("bytes", "")) == 256, "tensor map hex dump of 128 bytes")
+# The simulator documents bytes [0,8) as the address: the probe must find it there.
+expect(tm.get("address_verbatim_words") == [0] and tm.get("bytes_that_differ"), f"tensor map analysis: {tm}")
+points = probe.get("pointer_attributes", {}).get("points", [])
+expect(len(points) == 6, f"6 pointer-attribute points, got {len(points)}")
+expect("neuzip: hook count cuLaunchKernel" in smoke, "hook counts of the launches in the smoke log")
+expect("neuzip: param probe:" in smoke, "param probe lines in the smoke log")
+
+print(f"one_try_sim_test: {len(failures)} failures")
+sys.exit(1 if failures else 0)

@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""PyTorch workloads for one GPU try, run the same way with and without
+neuzip; one-try runs this script once per mode and compares the outputs.
+
+    python3 torch_workloads.py --out results.jsonl [--only infer,train] [--size 350m]
+
+Each workload writes one JSON line to --out as soon as it finishes (so a crash
+loses only the workload it happened in): its outputs (digests, losses: equal
+across modes exactly when bit-identical), step times, peak device memory
+taken from cuMemGetInfo (what the driver has handed out, so it sees what
+neuzip saves; torch's allocator cannot), torch's own peak for comparison,
+and neuzip's counters (nz_stats) when the library is preloaded.
+
+Workloads (most valuable first): infer (a Llama-style decoder from examples/,
+weights copied from the host, bf16), train (8 AdamW steps), graph (CUDA-graph
+capture and replay of the forward), hf (a transformers Llama from a config:
+forward and greedy generation), lora (one peft LoRA step).
+"""
+import argparse
+import ctypes
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+
+WORKLOADS = ["infer", "train", "graph", "hf", "lora"]
+
+
+# ---- measurement ---------------------------------------------------------------
+
+class DeviceMemorySampler:
+    """Peak of (total - free) from cuMemGetInfo, sampled every `period` s in a
+    thread. Paused around CUDA-graph capture: a driver call from another
+    thread may invalidate a capture in progress."""
+
+    def __init__(self, torch, period=0.002):
+        self.torch, self.period = torch, period
+        self.peak, self.samples = 0, 0
+        self._run = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def used(self):
+        free, total = self.torch.cuda.mem_get_info()
+        return total - free
+
+    def _loop(self):
+        self.torch.cuda.set_device(0)
+        while not self._stop.is_set():
+            if not self._run.is_set():
+                self._idle.set()
+                self._run.wait(0.05)
+                continue
+            self._idle.clear()
+            self.peak = max(self.peak, self.used())
+            self.samples += 1
+            time.sleep(self.period)
+
+    def start(self):
+        self.peak = self.used()
+        self._run.set()
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def pause(self):
+        self._run.clear()
+        self._idle.wait(1.0)
+
+    def resume(self):
+        self._run.set()
+
+    def stop(self):
+        self.pause()
+        self.peak = max(self.peak, self.used())
+        return self.peak
+
+
+class HostOnlySampler:
+    """--device cpu: no device memory to watch."""
+    peak = samples = 0
+
+    def used(self):
+        return 0
+
+    def start(self):
+        pass
+
+    pause = resume = start
+
+    def stop(self):
+        return 0
+
+
+class NzStats(ctypes.Structure):
+    """include/neuzip/runtime.h, nz_runtime_stats."""
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "bytes_tagged", "bytes_compressible", "bytes_original_compressed", "bytes_compressed",
+        "staging_bytes", "staging_bytes_peak", "staging_budget", "device_bytes_saved",
+        "device_bytes_saved_peak", "faults", "decompressions", "recompressions", "drops",
+        "prefetches", "launches_seen", "checksum_failures")]
+
+
+def nz_stats():
+    """neuzip's counters when libneuzip.so is preloaded, else why not."""
+    try:
+        fn = ctypes.CDLL(None).nz_stats
+    except AttributeError:
+        return {"available": False, "why": "libneuzip.so not preloaded"}
+    out = NzStats()
+    rc = fn(ctypes.byref(out), ctypes.c_size_t(ctypes.sizeof(out)))
+    if rc != 0:
+        return {"available": False, "why": f"nz_stats returned {rc} (runtime inactive?)"}
+    return {"available": True, **{name: getattr(out, name) for name, _ in NzStats._fields_}}
+
+
+# ---- workloads -------------------------------------------------------------------
+# Each returns a dict: "outputs" (compared across modes), "step_ms" (timings).
+
+def sync(torch, device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def workload_infer(torch, llama, infer, args, sampler):
+    model = llama.build(args.size, args.device, torch.bfloat16, 0).eval()
+    prompt = llama.random_tokens(model.cfg, args.batch, 128, 1, args.device)
+    logits, forward_ms = infer.forward(model, prompt, repeats=4)
+    generated, token_ms = infer.greedy(model, prompt[:, :64], 8)
+    return {"outputs": {"logits": llama.digest([logits]), "tokens": llama.digest([generated]),
+                        "weights": llama.model_digest(model)},
+            "step_ms": forward_ms, "token_ms": token_ms, "parameters": llama.parameter_count(model)}
+
+
+def workload_train(torch, llama, train, args, sampler):
+    model = llama.build(args.train_size, args.device, torch.bfloat16, 0)
+    losses, step_ms = train.train(model, 8, 4, 256, 1e-4, 0, args.device)
+    return {"outputs": {"losses": [float.hex(x) for x in losses], "weights": llama.model_digest(model)},
+            "losses": losses, "step_ms": step_ms, "parameters": llama.parameter_count(model)}
+
+
+def workload_graph(torch, llama, args, sampler):
+    if not args.device.startswith("cuda"):
+        return {"skipped": "CUDA graphs need a CUDA device"}
+    model = llama.build(args.size, args.device, torch.bfloat16, 0).eval()
+    static_in = llama.random_tokens(model.cfg, args.batch, 128, 1, args.device)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.no_grad(), torch.cuda.stream(side):
+        for _ in range(2):  # warm-up outside capture (cuBLAS handles, lazy loading)
+            model(static_in)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    sampler.pause()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        static_out = model(static_in)
+    sampler.resume()
+    outs, step_ms = [], []
+    for i in range(6):
+        static_in.copy_(llama.random_tokens(model.cfg, args.batch, 128, 100 + i, args.device))
+        sync(torch, args.device)
+        start = time.perf_counter()
+        graph.replay()
+        sync(torch, args.device)
+        step_ms.append((time.perf_counter() - start) * 1e3)
+        outs.append(static_out.clone())
+    with torch.no_grad():
+        eager = model(static_in)
+    return {"outputs": {"replays": llama.digest(outs), "eager_equals_replay": bool(torch.equal(eager, outs[-1]))},
+            "step_ms": step_ms}
+
+
+def hf_model(torch, size, device):
+    import transformers
+    dims = {"tiny": (64, 2, 4, 172, 512), "125m": (768, 12, 12, 2048, 32000),
+            "350m": (1024, 24, 16, 2816, 32000), "1b": (2048, 16, 32, 8192, 32000)}[size]
+    config = transformers.LlamaConfig(hidden_size=dims[0], num_hidden_layers=dims[1], num_attention_heads=dims[2],
+                                      num_key_value_heads=dims[2], intermediate_size=dims[3], vocab_size=dims[4],
+                                      max_position_embeddings=1024)
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config)  # initialised on the CPU from the seed
+    return model.to(device=device, dtype=torch.bfloat16).eval(), transformers.__version__
+
+
+def workload_hf(torch, llama, args, sampler):
+    model, version = hf_model(torch, args.hf_size, args.device)
+    prompt = llama.random_tokens(llama.SIZES["125m"], args.batch, 64, 2, args.device) % model.config.vocab_size
+    with torch.no_grad():
+        sync(torch, args.device)
+        start = time.perf_counter()
+        logits = model(prompt).logits
+        sync(torch, args.device)
+        forward_ms = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
+        generated = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=16,
+                                   do_sample=False, pad_token_id=0)
+        sync(torch, args.device)
+        generate_ms = (time.perf_counter() - start) * 1e3
+    return {"outputs": {"logits": llama.digest([logits]), "generated": llama.digest([generated])},
+            "step_ms": [forward_ms], "generate_ms": generate_ms, "transformers": version}
+
+
+def workload_lora(torch, llama, train, lora, args, sampler):
+    base = llama.build(args.train_size, args.device, torch.bfloat16, 0)
+    model = lora.lora_model(base, 8)
+    if model is None:
+        return {"skipped": "peft is not installed"}
+    model.to(torch.bfloat16)
+    model.cfg = base.cfg
+    losses, step_ms = train.train(model, 2, 4, 128, 1e-3, 0, args.device)
+    return {"outputs": {"losses": [float.hex(x) for x in losses], "adapters": lora.adapter_digest(model),
+                        "base": lora.base_digest(model)},
+            "losses": losses, "step_ms": step_ms}
+
+
+# ---- driver ----------------------------------------------------------------------
+
+def run_one(name, torch, modules, args, sampler):
+    llama, infer, train, lora = modules
+    calls = {
+        "infer": lambda: workload_infer(torch, llama, infer, args, sampler),
+        "train": lambda: workload_train(torch, llama, train, args, sampler),
+        "graph": lambda: workload_graph(torch, llama, args, sampler),
+        "hf": lambda: workload_hf(torch, llama, args, sampler),
+        "lora": lambda: workload_lora(torch, llama, train, lora, args, sampler),
+    }
+    cuda = args.device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    baseline = sampler.used()
+    sampler.start()
+    start = time.perf_counter()
+    try:
+        result = calls[name]()
+        result["ok"] = True
+    except Exception as e:  # reported, and the next workload still runs
+        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}
+    sync(torch, args.device)
+    peak = sampler.stop()
+    result.update({
+        "workload": name, "seconds": round(time.perf_counter() - start, 3),
+        "device_used_baseline": baseline, "device_used_peak": peak, "device_peak_above_baseline": peak - baseline,
+        "torch_max_allocated": torch.cuda.max_memory_allocated() if cuda else 0,
+        "torch_max_reserved": torch.cuda.max_memory_reserved() if cuda else 0,
+        "memory_samples": sampler.samples, "nz_stats": nz_stats(),
+    })
+    if cuda:
+        torch.cuda.empty_cache()
+    return result
+
+
+def main(argv=None):
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="JSON lines file, appended to")
+    parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated subset, in order")
+    parser.add_argument("--examples", default=os.path.join(here, "..", "..", "examples"),
+                        help="folder of examples/llama.py, train.py, infer.py, lora.py")
+    parser.add_argument("--size", default="350m", help="model size of infer and graph")
+    parser.add_argument("--train-size", default="125m", help="model size of train and lora")
+    parser.add_argument("--hf-size", default="125m", help="size of the transformers model")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                        help="cpu: try the workloads here (no memory figures, no graphs)")
+    parser.add_argument("--label", default="", help="recorded in each line (the mode)")
+    args = parser.parse_args(argv)
+    wanted = [w for w in args.only.split(",") if w]
+    unknown = [w for w in wanted if w not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workloads {unknown}; known: {WORKLOADS}")
+
+    try:
+        import torch
+    except ImportError:
+        print("torch_workloads: torch is not installed; skipped", file=sys.stderr)
+        return 3
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("torch_workloads: no CUDA device visible to torch; skipped", file=sys.stderr)
+        return 3
+    sys.path.insert(0, os.path.abspath(args.examples))
+    import llama, infer, train, lora  # noqa: E401 (examples/, after the path is known)
+    llama.make_deterministic()
+    sampler = DeviceMemorySampler(torch) if args.device == "cuda" else HostOnlySampler()
+    header = {"workload": "_process", "label": args.label, "torch": torch.__version__, "cuda": torch.version.cuda,
+              "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu", "pid": os.getpid(),
+              "ld_preload": os.environ.get("LD_PRELOAD", ""), "neuzip": os.environ.get("NEUZIP", "")}
+    with open(args.out, "a") as out:
+        out.write(json.dumps(header) + "\n")
+        out.flush()
+        for name in wanted:
+            print(f"torch_workloads: {name} ...", file=sys.stderr, flush=True)
+            result = run_one(name, torch, (llama, infer, train, lora), args, sampler)
+            result["label"] = args.label
+            out.write(json.dumps(result) + "\n")
+            out.flush()
+            print(f"torch_workloads: {name} {'ok' if result.get('ok') else 'FAILED'} in {result['seconds']} s",
+                  file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
