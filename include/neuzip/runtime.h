@@ -48,6 +48,11 @@ typedef struct nz_runtime_stats {
   uint64_t prefetches;              /* decompressions started ahead of use */
   uint64_t launches_seen;
   uint64_t checksum_failures;
+  /* Appended in the fourth round (older callers pass a smaller size_bytes): */
+  uint64_t vmm_calls;               /* the runtime's own cuMemCreate, cuMemMap, cuMemSetAccess, cuMemUnmap calls */
+  uint64_t decode_launches;         /* decode kernels launched */
+  uint64_t bytes_decompressed;      /* bytes those decodes wrote */
+  uint64_t hook_host_ns;            /* host time spent in launch/copy hooks that touched tracked memory */
 } nz_runtime_stats;
 
 /* Compress now every tagged range that may be compressed, waiting for the

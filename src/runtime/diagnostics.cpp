@@ -31,11 +31,13 @@ void Runtime::check_status_word() noexcept {
 
 void Runtime::fill_stats(nz_runtime_stats& out) noexcept {
   check_status_word();
+  stats_.vmm_calls.set(vmm_.vmm_calls());
   stats_.fill(out);
 }
 
 void Runtime::report_at_exit() noexcept {
   check_status_word();
+  stats_.vmm_calls.set(vmm_.vmm_calls());
   nz_runtime_stats s{};
   stats_.fill(s);
   uint64_t peak = stats_.device_used_peak.get();
@@ -50,10 +52,11 @@ void Runtime::report_at_exit() noexcept {
   log(LogLevel::kError,
       "peak device used {} bytes; device bytes saved: peak {}; staging peak {}; "
       "faults {} decompressions {} recompressions {} drops {} prefetches {} (used {}); "
-      "stores released under pressure {} (re-encoded unchanged {}); checksum failures {}",
+      "stores released under pressure {} (re-encoded unchanged {}); checksum failures {}; "
+      "vmm calls {} decode launches {} bytes decompressed {} hook host ns {}",
       peak, s.device_bytes_saved_peak, s.staging_bytes_peak, s.faults, s.decompressions, s.recompressions,
       s.drops, s.prefetches, stats_.prefetch_hits.get(), stats_.store_releases.get(), stats_.reencodes.get(),
-      s.checksum_failures);
+      s.checksum_failures, s.vmm_calls, s.decode_launches, s.bytes_decompressed, s.hook_host_ns);
 }
 
 }  // namespace nz::rt

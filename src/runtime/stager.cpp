@@ -52,6 +52,8 @@ CUresult Runtime::stage(Unit& u, CUstream stream, bool capturing) noexcept {
     pool_.give_back(std::move(handle), u.bytes());
     return r;
   }
+  stats_.decode_launches.add();
+  stats_.bytes_decompressed.add(u.bytes());
   u.ready = record_event(decode_stream);
   u.add_use(u.ready);
   if (capturing) api.cuStreamSynchronize(internal_.get());
@@ -174,6 +176,7 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
 
 void Runtime::finish_use(CUstream stream, CUresult result) noexcept {
   if (t_touched.empty()) return;
+  const auto start = TraceClock::now();
   {
     std::lock_guard lock(mutex_);
     SharedEvent done = t_touched_capturing ? nullptr : record_event(stream);
@@ -184,6 +187,8 @@ void Runtime::finish_use(CUstream stream, CUresult result) noexcept {
     }
   }
   t_touched.clear();
+  stats_.hook_host_ns.add(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
   if (result == CUDA_ERROR_LAUNCH_FAILED) check_status_word();
 }
 
@@ -231,9 +236,13 @@ CUresult Runtime::hold_touched(CUstream stream, bool per_thread_stream, const ch
   }
   t_extents.clear();
   if (t_touched.empty()) return CUDA_SUCCESS;
+  const auto start = TraceClock::now();
   const CUstream resolved = resolve(stream, per_thread_stream);
   t_touched_capturing = stream_capturing(resolved);
-  return prepare(t_touched, resolved, t_touched_capturing, what);
+  const CUresult r = prepare(t_touched, resolved, t_touched_capturing, what);
+  stats_.hook_host_ns.add(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
+  return r;
 }
 
 CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {

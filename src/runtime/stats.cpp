@@ -27,6 +27,10 @@ void Stats::fill(nz_runtime_stats& out) noexcept {
   out.prefetches = prefetches.get();
   out.launches_seen = launches_seen.get();
   out.checksum_failures = checksum_failures.get();
+  out.vmm_calls = vmm_calls.get();
+  out.decode_launches = decode_launches.get();
+  out.bytes_decompressed = bytes_decompressed.get();
+  out.hook_host_ns = hook_host_ns.get();
 }
 
 }  // namespace nz::rt

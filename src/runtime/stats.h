@@ -31,6 +31,9 @@ struct Stats {
   Counter reencodes;       // unchanged ranges encoded again at eviction (their store was given up)
   Counter released_bytes;  // physical bytes of pages released for compressed ranges (now)
   Counter device_used_peak; // highest cuMemGetInfo "used" the runtime sampled
+  Counter vmm_calls;        // our cuMemCreate/cuMemMap/cuMemSetAccess/cuMemUnmap calls
+  Counter decode_launches, bytes_decompressed;
+  Counter hook_host_ns;     // host time in hooks that touched tracked memory
 
   // released - store - staging, clamped at 0, and its peak updated.
   uint64_t device_bytes_saved() noexcept;

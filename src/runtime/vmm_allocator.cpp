@@ -36,6 +36,7 @@ bool VmmAllocator::init(CUdevice device) noexcept {
 
 CUresult VmmAllocator::create(size_t bytes, UniquePhysicalMemory& out) noexcept {
   CUmemGenericAllocationHandle h = 0;
+  note_vmm_calls();
   CUresult r = driver().base.cuMemCreate(&h, bytes, &prop_, 0);
   if (r == CUDA_SUCCESS) out = UniquePhysicalMemory(h);
   return r;
@@ -44,6 +45,7 @@ CUresult VmmAllocator::create(size_t bytes, UniquePhysicalMemory& out) noexcept 
 CUresult VmmAllocator::map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle) noexcept {
   const auto& api = driver().base;
   ++map_calls_;
+  note_vmm_calls(2);
   CUresult r = api.cuMemMap(at, bytes, 0, handle, 0);
   if (r != CUDA_SUCCESS) return r;
   r = api.cuMemSetAccess(at, bytes, &access_, 1);
@@ -52,6 +54,7 @@ CUresult VmmAllocator::map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationH
 }
 
 CUresult VmmAllocator::unmap(CUdeviceptr at, size_t bytes) noexcept {
+  note_vmm_calls();
   return driver().base.cuMemUnmap(at, bytes);
 }
 
@@ -76,10 +79,14 @@ CUresult VmmAllocator::allocate(size_t bytes, CUdeviceptr& base,
     r = create(page_, h);
     if (r != CUDA_SUCCESS) break;
     ++map_calls_;
+    note_vmm_calls();
     r = api.cuMemMap(va + i * page_, page_, 0, h.get(), 0);
     if (r == CUDA_SUCCESS) pages[i] = h.release();
   }
-  if (r == CUDA_SUCCESS) r = api.cuMemSetAccess(va, total, &access_, 1);
+  if (r == CUDA_SUCCESS) {
+    note_vmm_calls();
+    r = api.cuMemSetAccess(va, total, &access_, 1);
+  }
   if (r != CUDA_SUCCESS) {
     release_pages(va, pages, 0, count);
     api.cuMemAddressFree(va, total + page_);
@@ -95,6 +102,7 @@ void VmmAllocator::release_pages(CUdeviceptr base, std::vector<CUmemGenericAlloc
   const auto& api = driver().base;
   for (size_t i = first; i < first + count && i < pages.size(); ++i) {
     if (pages[i] == 0) continue;
+    note_vmm_calls();
     api.cuMemUnmap(base + i * page_, page_);
     api.cuMemRelease(pages[i]);
     pages[i] = 0;

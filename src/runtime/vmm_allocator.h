@@ -10,6 +10,7 @@
 
 #include <cuda.h>
 
+#include <atomic>
 #include <cstddef>
 #include <vector>
 
@@ -42,12 +43,16 @@ class VmmAllocator {
   void free_address_range(CUdeviceptr base, size_t bytes) noexcept;
 
   uint64_t map_calls() const noexcept { return map_calls_; }
+  // Every cuMemCreate, cuMemMap, cuMemSetAccess and cuMemUnmap made so far.
+  uint64_t vmm_calls() const noexcept { return vmm_calls_.load(std::memory_order_relaxed); }
 
  private:
   CUmemAllocationProp prop_{};
   CUmemAccessDesc access_{};
   size_t page_ = 0;
   uint64_t map_calls_ = 0;  // statistics for docs/RUNTIME.md (guarded by the runtime lock)
+  std::atomic<uint64_t> vmm_calls_{0};
+  void note_vmm_calls(uint64_t n = 1) noexcept { vmm_calls_.fetch_add(n, std::memory_order_relaxed); }
 };
 
 }  // namespace nz::rt

@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <span>
 
@@ -59,10 +60,15 @@ class Staging {
 
 }  // namespace
 
-ModelConfig ModelConfig::for_size(int size_mb, int batch, bool all_bf16) {
+ModelConfig ModelConfig::for_size(int size_mb, int batch, bool all_bf16, int weight_mb) {
   ModelConfig c;
   c.batch = batch;
   c.all_bf16 = all_bf16;
+  if (weight_mb > 0) {
+    const double dim = std::sqrt(static_cast<double>(weight_mb) * static_cast<double>(kMiB) / 6.0);
+    c.dim = std::max<int32_t>(64, static_cast<int32_t>(dim) / 64 * 64);
+    c.hidden = 2 * c.dim;
+  }
   const size_t budget = static_cast<size_t>(std::max(size_mb, 1)) * kMiB;
   const size_t embedding = std::min(kMaxEmbeddingBytes, budget / 2);
   const size_t row_bytes = static_cast<size_t>(c.dim) * 2;

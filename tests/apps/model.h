@@ -31,8 +31,10 @@ struct ModelConfig {
   // weights written by the optimizer).
   bool all_bf16 = false;
 
-  // Chooses vocab and blocks so that the parameters total about `size_mb`.
-  static ModelConfig for_size(int size_mb, int batch, bool all_bf16 = false);
+  // Chooses vocab and blocks so that the parameters total about `size_mb`;
+  // with `weight_mb` > 0 the width too, so that the largest matrix (qkv, 6
+  // dim^2 bytes) is about that many MiB (a 7B model's are 32-90 MiB).
+  static ModelConfig for_size(int size_mb, int batch, bool all_bf16 = false, int weight_mb = 0);
 };
 
 // How a parameter goes from the checkpoint to the device (all real patterns).

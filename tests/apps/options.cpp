@@ -32,8 +32,8 @@ std::string executable_dir() {
 }  // namespace
 
 const char* usage() {
-  return "usage: minifw infer [--size-mb N] [--steps S] [--batch B] [options]\n"
-         "       minifw train [--optimizer sgd|adam] [--size-mb N] [--steps S] [--batch B] [options]\n"
+  return "usage: minifw infer [--size-mb N] [--weight-mb M] [--steps S] [--batch B] [options]\n"
+         "       minifw train [--optimizer sgd|adam] [--size-mb N] [--weight-mb M] [--steps S] [--batch B] [options]\n"
          "options: --threads N       launch each forward layer from N host threads on N streams\n"
          "         --weights DIR     folder with the real safetensors weights\n"
          "         --kernels PATH    the kernel module (default: beside the executable)\n"
@@ -79,6 +79,8 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
     bool ok = true;
     if (flag == "--size-mb") {
       ok = parse_int(value, 1, 1 << 16, out.size_mb);
+    } else if (flag == "--weight-mb") {
+      ok = parse_int(value, 1, 1 << 12, out.weight_mb);
     } else if (flag == "--steps") {
       ok = parse_int(value, 1, 1 << 20, out.steps);
     } else if (flag == "--batch") {

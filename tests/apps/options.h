@@ -12,6 +12,7 @@ struct Options {
   enum class Workload { infer, train } workload = Workload::infer;
   OptimizerKind optimizer = OptimizerKind::adam;
   int size_mb = 24;
+  int weight_mb = 0;  // --weight-mb: the large weight matrices about this many MiB each (0: dim 512)
   int steps = 3;
   int batch = 8;
   int threads = 1;

@@ -63,7 +63,7 @@ int run_workload(const Options& o) {
   // Inference loads an all-bf16 checkpoint (as real inference does), unless
   // --mixed-dtypes; training keeps fp32 MLP up weights.
   const bool training = o.workload == Options::Workload::train;
-  const ModelConfig config = ModelConfig::for_size(o.size_mb, o.batch, !training && !o.mixed_dtypes);
+  const ModelConfig config = ModelConfig::for_size(o.size_mb, o.batch, !training && !o.mixed_dtypes, o.weight_mb);
   Model model(config);
   fmt::print("minifw {}{}: dim {} hidden {} vocab {} blocks {} batch {} steps {} threads {}\n",
              training ? "train" : "infer",

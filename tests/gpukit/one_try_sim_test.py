@@ -68,8 +68,10 @@ expect(vmm.get("pieces", 0) > 0 and vmm.get("pieces_verified") == vmm.get("piece
        f"every VMM piece mapped at an offset read back its value: {vmm}")
 tm = probe.get("tensor_map", {})
 expect(len(tm.get("bytes", "")) == 256, "tensor map hex dump of 128 bytes")
-# The simulator documents bytes [0,8) as the address: the probe must find it there.
-expect(tm.get("address_verbatim_words") == [0] and tm.get("bytes_that_differ"), f"tensor map analysis: {tm}")
+# The simulator's descriptor is opaque like a GPU's (tests/sim/README.md): the
+# address is in no 8-byte word, but moving it changes bytes [0,8).
+expect(tm.get("address_verbatim_words") == [] and tm.get("bytes_that_differ")
+       and all(b < 8 for b in tm["bytes_that_differ"]), f"tensor map analysis: {tm}")
 points = probe.get("pointer_attributes", {}).get("points", [])
 expect(len(points) == 6, f"6 pointer-attribute points, got {len(points)}")
 expect("neuzip: hook count cuLaunchKernel" in smoke, "hook counts of the launches in the smoke log")

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "sim_cost.h"
 #include "sim_module.h"
 #include "sim_stream.h"
 
@@ -21,6 +22,7 @@ struct Payload {
 
 CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                 unsigned shared, CUstream h, void** params, void** extra) {
+  charge(CostedCall::kLaunch);
   NZ_REQUIRE_INIT();
   Kernel* k = as_kernel(fn);
   if (!k) return CUDA_ERROR_INVALID_HANDLE;

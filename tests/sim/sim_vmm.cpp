@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "sim_cost.h"
 #include "sim_memory.h"
 #include "sim_stream.h"
 #include "sim_va.h"
@@ -97,6 +98,7 @@ CUresult CUDAAPI cuMemGetAllocationGranularity(size_t* granularity, const CUmemA
 }
 
 CUresult CUDAAPI cuMemAddressReserve(CUdeviceptr* ptr, size_t size, size_t alignment, CUdeviceptr, unsigned long long flags) {
+  charge(CostedCall::kReserve, 0);
   NZ_REQUIRE_INIT();
   if (!ptr || size == 0 || size % kGranularity != 0 || flags != 0) return CUDA_ERROR_INVALID_VALUE;
   if (alignment == 0) alignment = kGranularity;
@@ -127,6 +129,7 @@ CUresult CUDAAPI cuMemAddressFree(CUdeviceptr ptr, size_t size) {
 
 CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, const CUmemAllocationProp* prop,
                              unsigned long long flags) {
+  charge(CostedCall::kCreate, size);
   NZ_REQUIRE_INIT();
   if (!handle || !prop || flags != 0 || size == 0 || size % kGranularity != 0) return CUDA_ERROR_INVALID_VALUE;
   if (prop->type != CU_MEM_ALLOCATION_TYPE_PINNED) return CUDA_ERROR_INVALID_VALUE;
@@ -160,6 +163,7 @@ CUresult CUDAAPI cuMemRelease(CUmemGenericAllocationHandle handle) {
 
 CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
                           unsigned long long flags) {
+  charge(CostedCall::kMap, size);
   NZ_REQUIRE_INIT();
   if (flags != 0 || size == 0 || ptr % kGranularity || size % kGranularity || offset % kGranularity)
     return CUDA_ERROR_INVALID_VALUE;
@@ -184,6 +188,7 @@ CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGene
 }
 
 CUresult CUDAAPI cuMemUnmap(CUdeviceptr ptr, size_t size) {
+  charge(CostedCall::kUnmap, size);
   NZ_REQUIRE_INIT();
   if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
   std::lock_guard lock(g_mu);
@@ -198,6 +203,7 @@ CUresult CUDAAPI cuMemUnmap(CUdeviceptr ptr, size_t size) {
 }
 
 CUresult CUDAAPI cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc* desc, size_t count) {
+  charge(CostedCall::kAccess, size);
   NZ_REQUIRE_INIT();
   if (!desc || count == 0 || size == 0) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
