@@ -152,6 +152,8 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   a->bytes = vmm_.round_up(bytes);
   a->requested = bytes;
   a->buffer_id = ++next_buffer_id_;
+  managed_low_ = std::min(managed_low_, a->base);
+  managed_high_ = std::max(managed_high_, a->base + a->bytes + 1);
   *dptr = a->base;
   *handled = true;
   emit("alloc", a->base, bytes);

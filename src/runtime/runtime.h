@@ -188,6 +188,10 @@ class Runtime {
   // allocations (pointer arrays of batched and grouped GEMMs): what each points to.
   RangeMap<std::vector<CUdeviceptr>> pointer_arrays_;
   bool checksum_reported_ = false;
+  // Bounds of every managed allocation made so far (never shrunk): a cheap
+  // first test for "may this word point into managed memory?".
+  CUdeviceptr managed_low_ = ~CUdeviceptr{0};
+  CUdeviceptr managed_high_ = 0;
   int device_ordinal_ = 0;
   CUdevice device_ = 0;
   bool context_is_primary_ = false;

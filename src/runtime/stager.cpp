@@ -334,12 +334,27 @@ void Runtime::note_pointer_array(const TransferDesc& d) noexcept {
   constexpr size_t kMaxArrayBytes = 64 << 10;
   if (d.host_src == nullptr || d.span_count != 1 || d.spans[0].bytes > kMaxArrayBytes) return;
   const Span& s = d.spans[0];
+  const auto* bytes = static_cast<const unsigned char*>(d.host_src);
+  // Arrays of pointers (or of small structs of them) have one in their first
+  // 64 bytes; weight data never does. Checking those first keeps a loader's
+  // many copies cheap.
+  bool looks_like_pointers = false;
+  for (size_t off = 0; off + 8 <= std::min<size_t>(s.bytes, 64) && !looks_like_pointers; off += 8) {
+    uint64_t w;
+    std::memcpy(&w, bytes + off, 8);
+    looks_like_pointers = w >= managed_low_ && w < managed_high_;
+  }
+  if (!looks_like_pointers) {
+    if (!pointer_arrays_.empty()) pointer_arrays_.replace(s.ptr, s.ptr + s.bytes, {});
+    return;
+  }
   try {
     std::vector<CUdeviceptr> targets;
-    const auto* bytes = static_cast<const unsigned char*>(d.host_src);
     for (size_t off = 0; off + 8 <= s.bytes; off += 8) {
       uint64_t w;
       std::memcpy(&w, bytes + off, 8);
+      // Weight data (what most copies carry) is never inside the managed VA span.
+      if (w < managed_low_ || w >= managed_high_) continue;
       const Allocation* a = allocation_containing(w);
       if (a != nullptr && std::find(targets.begin(), targets.end(), a->base) == targets.end()) targets.push_back(a->base);
     }
