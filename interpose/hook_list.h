@@ -38,6 +38,7 @@
   X(MemRetainAllocationHandle, "cuMemRetainAllocationHandle", "cuMemRetainAllocationHandle",     \
     11000, A)                                                                                    \
   X(MemGetInfo_v2, "cuMemGetInfo_v2", "cuMemGetInfo", 3020, A)                                   \
+  X(IpcGetMemHandle, "cuIpcGetMemHandle", "cuIpcGetMemHandle", 4010, A)                          \
   /* module and context life cycle */                                                            \
   X(ModuleUnload, "cuModuleUnload", "cuModuleUnload", 2000, A)                                   \
   X(LibraryUnload, "cuLibraryUnload", "cuLibraryUnload", 12000, A)                               \

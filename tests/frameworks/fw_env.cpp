@@ -1,6 +1,10 @@
 #include "fw_env.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
 
 #include <cmath>
 #include <cstdlib>
@@ -127,6 +131,27 @@ size_t free_memory() {
   size_t free = 0, total = 0;
   EXPECT_EQ(CUDA_SUCCESS, cuMemGetInfo(&free, &total));
   return free;
+}
+
+std::string capture_stderr(const std::function<void()>& body) {
+  char path[] = "/tmp/fw_stderr_XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) {
+    body();
+    return {};
+  }
+  std::fflush(stderr);
+  const int saved = dup(2);
+  dup2(fd, 2);
+  body();
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  close(fd);
+  unlink(path);
+  return text;
 }
 
 }  // namespace fw

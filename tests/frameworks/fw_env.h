@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,19 @@ uint64_t launch_and_read(CUfunction f, std::vector<void*> params, CUdeviceptr ou
 uint64_t device_hash(CUdeviceptr p, uint64_t n, CUresult* launch_result = nullptr);
 uint64_t host_hash(const uint8_t* p, uint64_t n);
 size_t free_memory();
+// Runs `body` with this process's stderr redirected; returns what was written.
+std::string capture_stderr(const std::function<void()>& body);
+
+// A weight: host data and its device copy, loaded with one host-to-device copy.
+struct Weight {
+  std::vector<uint8_t> host;
+  CUdeviceptr dev = 0;
+  Weight(size_t bytes, uint32_t seed) : host(weights(bytes, seed)), dev(alloc(bytes)) { upload(dev, host, bytes); }
+  ~Weight() { cuMemFree(dev); }
+  Weight(const Weight&) = delete;
+  Weight& operator=(const Weight&) = delete;
+  uint64_t hash() const { return host_hash(host.data(), host.size()); }
+};
 
 // With neuzip: at least `bytes` are held compressed.
 #define EXPECT_COMPRESSED_AT_LEAST(bytes)                                                             \

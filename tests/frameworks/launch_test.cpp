@@ -9,16 +9,6 @@ namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
-struct Weight {
-  std::vector<uint8_t> host;
-  CUdeviceptr dev = 0;
-  Weight(size_t bytes, uint32_t seed) : host(weights(bytes, seed)), dev(alloc(bytes)) {
-    upload(dev, host, bytes);
-  }
-  ~Weight() { cuMemFree(dev); }
-  uint64_t hash() const { return host_hash(host.data(), host.size()); }
-};
-
 TEST(HandleReuse, NewKernelWithAnUnloadedHandleIsScannedAfresh) {
   Weight w(4 * kMiB, 30);
   Env::get().flush();

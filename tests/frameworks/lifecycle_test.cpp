@@ -19,14 +19,6 @@ namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
-struct Weight {
-  std::vector<uint8_t> host;
-  CUdeviceptr dev = 0;
-  Weight(size_t bytes, uint32_t seed) : host(weights(bytes, seed)), dev(alloc(bytes)) { upload(dev, host, bytes); }
-  ~Weight() { cuMemFree(dev); }
-  uint64_t hash() const { return host_hash(host.data(), host.size()); }
-};
-
 void launch_sum(CUstream s, CUdeviceptr p, uint64_t n, CUdeviceptr out, CUresult* r) {
   void* params[] = {&p, &n, &out};
   *r = cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr);
@@ -289,23 +281,14 @@ TEST(TrapReport, ChecksumFailureIsNamedAtTheSynchronisation) {
   upload(w, data, data.size());
   Env::get().flush();
   const bool injected = Env::get().neuzip() && std::getenv("NEUZIP_FAULT_INJECT") != nullptr;
-  // Capture our own stderr around the synchronisation.
-  char path[] = "/tmp/fw_stderr_XXXXXX";
-  const int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  const int saved = dup(2);
-  dup2(fd, 2);
   CUdeviceptr out = alloc(64);
   uint64_t n = data.size();
   void* params[] = {&w, &n, &out};
-  const CUresult launched = cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, nullptr, params, nullptr);
-  const CUresult synced = cuStreamSynchronize(nullptr);
-  dup2(saved, 2);
-  close(saved);
-  std::ifstream in(path);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  close(fd);
-  unlink(path);
+  CUresult launched = CUDA_SUCCESS, synced = CUDA_SUCCESS;
+  const std::string text = capture_stderr([&] {
+    launched = cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, nullptr, params, nullptr);
+    synced = cuStreamSynchronize(nullptr);
+  });
   if (!injected) {
     EXPECT_EQ(CUDA_SUCCESS, launched);
     EXPECT_EQ(CUDA_SUCCESS, synced);
