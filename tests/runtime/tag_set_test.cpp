@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+#include <vector>
+
 namespace nz::rt {
 namespace {
 
@@ -81,6 +84,94 @@ TEST(TagSet, LargeTagsSplitIntoBoundedUnits) {
   EXPECT_EQ(plan[0], (PlannedUnit{kBase, kBase + 2 * kPage, 1}));
   EXPECT_EQ(plan[1], (PlannedUnit{kBase + 2 * kPage, kBase + 4 * kPage, 1}));
   EXPECT_EQ(plan[2], (PlannedUnit{kBase + 4 * kPage, kBase + 5 * kPage, 1}));
+}
+
+}  // namespace
+}  // namespace nz::rt
+
+#include <random>
+
+namespace nz::rt {
+namespace {
+
+// The reference: every page of the allocation checked from scratch (a page is
+// a unit page when tags cover all of it; it belongs to the tag holding its
+// first byte; units are runs of a tag's pages, split every `span` pages
+// counted from the tag's first page).
+std::vector<PlannedUnit> reference_plan(const std::vector<std::tuple<CUdeviceptr, CUdeviceptr, int>>& tags,
+                                        CUdeviceptr base, size_t pages, size_t page, size_t span_pages) {
+  auto owner = [&](CUdeviceptr a) -> const std::tuple<CUdeviceptr, CUdeviceptr, int>* {
+    for (const auto& t : tags) {
+      if (std::get<0>(t) <= a && a < std::get<1>(t)) return &t;
+    }
+    return nullptr;
+  };
+  auto covered = [&](CUdeviceptr b, CUdeviceptr e) {
+    CUdeviceptr at = b;
+    while (at < e) {
+      const auto* t = owner(at);
+      if (t == nullptr) return false;
+      at = std::get<1>(*t);
+    }
+    return true;
+  };
+  std::vector<PlannedUnit> out;
+  for (size_t i = 0; i < pages; ++i) {
+    const CUdeviceptr p = base + i * page;
+    if (!covered(p, p + page)) continue;
+    const auto* t = owner(p);
+    const CUdeviceptr tag_first = base + (std::get<0>(*t) - base + page - 1) / page * page;
+    const size_t index = (p - tag_first) / page;
+    if (!out.empty() && out.back().end == p && out.back().dtype == std::get<2>(*t) && index % span_pages != 0 &&
+        owner(out.back().begin) == t) {
+      out.back().end = p + page;
+    } else {
+      out.push_back({p, p + page, std::get<2>(*t)});
+    }
+  }
+  return out;
+}
+
+// Random tag sets (small adjacent copies, gaps, overlaps): the plan of the
+// whole allocation equals the reference, and so does the union of windowed
+// plans (what tagging uses to stay O(log n) per copy).
+TEST(TagSet, WindowedPlansMatchAPageByPageReference) {
+  constexpr size_t kSmallPage = 4096, kPages = 64;
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    TagSet t;
+    std::vector<std::tuple<CUdeviceptr, CUdeviceptr, int>> tags;
+    const int count = 1 + static_cast<int>(rng() % 40);
+    for (int i = 0; i < count; ++i) {
+      const CUdeviceptr b = kBase + rng() % (kPages * kSmallPage);
+      const CUdeviceptr e = std::min<CUdeviceptr>(kBase + kPages * kSmallPage, b + 1 + rng() % (6 * kSmallPage));
+      const int dtype = static_cast<int>(rng() % 3);
+      t.add(b, e, dtype);
+    }
+    t.for_each([&](CUdeviceptr b, CUdeviceptr e, int d) { tags.emplace_back(b, e, d); });
+    const size_t span_pages = 1 + rng() % 3;
+    const auto want = reference_plan(tags, kBase, kPages, kSmallPage, span_pages);
+    EXPECT_EQ(want, t.plan(kBase, kPages * kSmallPage, kSmallPage, span_pages * kSmallPage)) << "round " << round;
+    std::vector<PlannedUnit> pieces;
+    for (size_t w = 0; w < kPages; w += 5) {
+      const AddressWindow window{kBase + w * kSmallPage, kBase + std::min(kPages, w + 5) * kSmallPage};
+      auto part = t.plan(kBase, kPages * kSmallPage, kSmallPage, span_pages * kSmallPage, window);
+      pieces.insert(pieces.end(), part.begin(), part.end());
+    }
+    EXPECT_EQ(want, pieces) << "round " << round;
+  }
+}
+
+TEST(TagSet, TaggedBytesFollowAddsAndRemoves) {
+  TagSet t;
+  t.add(kBase, kBase + 100, 0);
+  t.add(kBase + 50, kBase + 300, 1);  // overlaps: merged
+  EXPECT_EQ(t.tagged_bytes(), 300u);
+  t.remove(kBase + 10, kBase + 20);
+  EXPECT_EQ(t.tagged_bytes(), 290u);
+  t.add(kBase + 400, kBase + 500, 1);
+  EXPECT_EQ(t.count(), 3u);
+  EXPECT_EQ(t.tagged_bytes(), 390u);
 }
 
 }  // namespace
