@@ -75,6 +75,7 @@ std::unique_ptr<Runtime::Allocation> Runtime::detach_allocation(CUdeviceptr base
   std::unique_ptr<Allocation> a = std::move(it->second);
   allocations_.erase(it);
   tracked_.replace(a->base, a->base + a->bytes + 1, {});
+  allocation_info_.erase(a->base);
   for (auto& [begin, u] : a->units) {
     u->dead = true;
     std::erase(pending_, u);

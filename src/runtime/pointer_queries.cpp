@@ -13,37 +13,52 @@ namespace nz::rt {
 
 using namespace detail;
 
+namespace {
+
+template <typename Map>
+const typename Map::Entry* lookup(const Map& map, CUdeviceptr p,
+                                  std::shared_ptr<const typename Map::Snapshot>& keep) noexcept {
+  if (map.empty()) return nullptr;
+  keep = map.snapshot();
+  const auto* e = Map::find(*keep, p);
+  return e != nullptr && p < e->value->base + e->value->requested ? e : nullptr;
+}
+
+}  // namespace
+
 bool Runtime::address_range(CUdeviceptr p, CUdeviceptr* base, size_t* size) noexcept {
-  std::lock_guard lock(mutex_);
-  const Allocation* a = allocation_containing(p);
-  if (a == nullptr || p >= a->base + a->requested) return false;
-  if (base != nullptr) *base = a->base;
-  if (size != nullptr) *size = a->requested;
+  std::shared_ptr<const RangeMap<AllocationInfo>::Snapshot> keep;
+  const auto* e = lookup(allocation_info_, p, keep);
+  if (e == nullptr) return false;
+  if (base != nullptr) *base = e->value->base;
+  if (size != nullptr) *size = e->value->requested;
   return true;
 }
 
 bool Runtime::is_managed(CUdeviceptr p) noexcept {
-  std::lock_guard lock(mutex_);
-  return allocation_containing(p) != nullptr;
+  if (allocation_info_.empty()) return false;
+  const auto snapshot = allocation_info_.snapshot();
+  return RangeMap<AllocationInfo>::find(*snapshot, p) != nullptr;
 }
 
 bool Runtime::pointer_attribute(void* data, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept {
   if (data == nullptr) return false;
-  std::lock_guard lock(mutex_);
-  const Allocation* a = allocation_containing(p);
-  if (a == nullptr || p >= a->base + a->requested) return false;
+  std::shared_ptr<const RangeMap<AllocationInfo>::Snapshot> keep;
+  const auto* e = lookup(allocation_info_, p, keep);
+  if (e == nullptr) return false;
+  const AllocationInfo& a = *e->value;
   *result = CUDA_SUCCESS;
   switch (attribute) {
-    case CU_POINTER_ATTRIBUTE_CONTEXT: *static_cast<CUcontext*>(data) = context_; return true;
+    case CU_POINTER_ATTRIBUTE_CONTEXT: *static_cast<CUcontext*>(data) = a.context; return true;
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *static_cast<unsigned*>(data) = CU_MEMORYTYPE_DEVICE; return true;
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *static_cast<CUdeviceptr*>(data) = p; return true;
     case CU_POINTER_ATTRIBUTE_HOST_POINTER: *result = CUDA_ERROR_INVALID_VALUE; return true;
     case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *static_cast<int*>(data) = 1; return true;
-    case CU_POINTER_ATTRIBUTE_BUFFER_ID: *static_cast<unsigned long long*>(data) = a->buffer_id; return true;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID: *static_cast<unsigned long long*>(data) = a.buffer_id; return true;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED: *static_cast<int*>(data) = 0; return true;
-    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data) = device_ordinal_; return true;
-    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *static_cast<CUdeviceptr*>(data) = a->base; return true;
-    case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = a->requested; return true;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data) = a.device_ordinal; return true;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *static_cast<CUdeviceptr*>(data) = a.base; return true;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = a.requested; return true;
     case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<int*>(data) = 1; return true;
     // VMM memory cannot be shared with cuIpcGetMemHandle (docs/RUNTIME.md, Known limits).
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *static_cast<int*>(data) = 0; return true;

@@ -154,6 +154,13 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   a->buffer_id = ++next_buffer_id_;
   managed_low_ = std::min(managed_low_, a->base);
   managed_high_ = std::max(managed_high_, a->base + a->bytes + 1);
+  try {
+    allocation_info_.insert(a->base, a->base + a->bytes,
+                            std::make_shared<AllocationInfo>(
+                                AllocationInfo{a->base, bytes, a->buffer_id, context_, device_ordinal_}));
+  } catch (...) {
+    // Queries then reach the driver, which answers for one VMM mapping.
+  }
   *dptr = a->base;
   *handled = true;
   emit("alloc", a->base, bytes);

@@ -175,6 +175,17 @@ class Runtime {
   UniqueHostMemory status_host_;
   std::unique_ptr<CompressedStore> store_;
   std::map<CUdeviceptr, std::unique_ptr<Allocation>> allocations_;
+  // What pointer queries need of each managed allocation, readable without the
+  // runtime mutex (Triton queries every pointer argument of every launch; a
+  // compression holding the mutex must not stall them).
+  struct AllocationInfo {
+    CUdeviceptr base;
+    size_t requested;
+    uint64_t buffer_id;
+    CUcontext context;
+    int device_ordinal;
+  };
+  RangeMap<AllocationInfo> allocation_info_;
   RangeMap<TagExtent> tracked_;  // allocations with tracked units (one byte past the end included)
   std::vector<std::shared_ptr<Unit>> pending_;
   std::atomic<size_t> pending_count_{0};
