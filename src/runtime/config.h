@@ -38,6 +38,10 @@ struct Config {
   int log_level = 0;                 // NEUZIP_LOG
   std::string trace_path;            // NEUZIP_TRACE
   bool report = false;               // NEUZIP_REPORT=1: summary line at exit
+  // NEUZIP_OBSERVE=1: allocate, tag and trace as usual but never compress, so
+  // that `nztrace --compare` measures the program without compression under
+  // the same allocator and the same trace.
+  bool observe = false;
 
   // Codec options for a range of `dtype`, lossy when `lossy` (and the mode is lossy).
   nz_options codec_options(nz_dtype dtype, bool lossy) const;
