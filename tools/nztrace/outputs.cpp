@@ -49,7 +49,11 @@ bool write_perfetto(const std::string& path, const std::vector<const TracedRun*>
 
 bool write_plot(const std::string& path, const std::vector<const TracedRun*>& runs, std::string& error) {
   PlotChart chart;
-  chart.title = "device memory: " + runs.back()->info.command;
+  // The program's own name, not the directory it was run from.
+  const std::string& command = runs.back()->info.command;
+  const size_t space = command.find(' ');
+  const size_t slash = command.rfind('/', space);
+  chart.title = "device memory: " + (slash == std::string::npos ? command : command.substr(slash + 1));
   // Device in use per run, solid with its peak marked; for the run with
   // compression also what the compressed store and staging hold, dashed.
   static const char* const kUsedColors[] = {"#7a7a7a", "#d9480f"};
@@ -57,13 +61,15 @@ bool write_plot(const std::string& path, const std::vector<const TracedRun*>& ru
     const TracedRun& r = *runs[i];
     const std::string who = r.label.empty() ? "" : r.label + ": ";
     chart.series.push_back({who + "device in use", kUsedColors[i + 2 - runs.size()], false, true,
+                            r.info.exit_status ? fmt::format("exit {}", r.info.exit_status) : "",
                             points(r.summary, &FootprintSample::used)});
   }
   const TracedRun& last = *runs.back();
   if (last.summary.store_peak > 0)
-    chart.series.push_back({"compressed store", "#1c7ed6", true, false, points(last.summary, &FootprintSample::store)});
+    chart.series.push_back(
+        {"compressed store", "#1c7ed6", true, false, "", points(last.summary, &FootprintSample::store)});
   if (last.summary.staging_peak > 0)
-    chart.series.push_back({"staging", "#2f9e44", true, false, points(last.summary, &FootprintSample::staging)});
+    chart.series.push_back({"staging", "#2f9e44", true, false, "", points(last.summary, &FootprintSample::staging)});
   if (!ends_with(path, ".html")) return write_file(path, render_svg(chart), error);
   const std::string details =
       runs.size() == 2 ? compare_html_table(*runs[0], *runs[1])

@@ -127,9 +127,14 @@ std::string render_svg(const PlotChart& chart) {
       path += fmt::format(" {:.1f},{:.1f}", X(pts[i].t_s), Y(y));
       prev = y;
     }
-    path += fmt::format(" {:.1f},{:.1f}", X(t_max), Y(prev));  // holds to the end of the chart
     o += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"{}\"{} points=\"{}\"/>\n", s.color,
                      s.dashed ? 1.5 : 2, s.dashed ? " stroke-dasharray=\"6 4\"" : "", path);
+    if (!s.end_note.empty()) {
+      const double ex = X(pts.back().t_s), ey = Y(pts.back().bytes / kMiB);
+      markers += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", ex, ey, s.color);
+      markers += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"{}\">{}</text>\n", ex + 6, ey + 16, s.color,
+                             xml_escape(s.end_note));
+    }
     if (s.mark_peak) {
       const auto peak = std::max_element(s.points.begin(), s.points.end(),
                                          [](const PlotPoint& a, const PlotPoint& b) { return a.bytes < b.bytes; });

@@ -19,6 +19,7 @@ struct PlotSeries {
   std::string color;        // any SVG colour
   bool dashed = false;
   bool mark_peak = false;   // a dot and its value at the maximum
+  std::string end_note;     // written where the line ends (e.g. "exit 3"), if not empty
   std::vector<PlotPoint> points;
 };
 
