@@ -34,11 +34,14 @@ def sim_peaks(stderr):
 
 def check_compare(a, out):
     j, perf, svg = (os.path.join(out, n) for n in ("compare.json", "timeline.json", "memory.svg"))
-    p = run([a.nztrace, "--lib", a.lib, "--compare", "--json", "--report", j, "--perfetto", perf, "--plot", svg,
+    # The interface outside checks use: --json FILE (the text report stays on stderr).
+    p = run([a.nztrace, "--lib", a.lib, "--compare", "--json", j, "--perfetto", perf, "--plot", svg,
              "--keep-trace", os.path.join(out, "minifw.trace"), "--", a.minifw, "train"],
             {"LD_PRELOAD": a.peak_report})
     if p.returncode != 0:
         fail(f"nztrace --compare exited {p.returncode}", p.stderr)
+    if "nztrace --compare: " not in p.stderr or "peak device memory (driver)" not in p.stderr:
+        fail("--json FILE: the text report is missing from stderr", p.stderr)
     # The peak-report helper prints the simulator's peak at each run's exit: without, then with.
     peaks = sim_peaks(p.stderr)
     if len(peaks) != 2:

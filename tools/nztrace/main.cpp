@@ -35,7 +35,8 @@ constexpr int kOwnFailure = 125;
 constexpr const char* kUsage =
     "usage: nztrace [options] -- program [args...]\n"
     "       nztrace [options] --from-trace FILE\n"
-    "  --json             the report as one JSON object (docs/NZTRACE.md)\n"
+    "  --json [FILE]      the report as one JSON object (docs/NZTRACE.md) instead of text; with FILE\n"
+    "                     (when a -- follows), the JSON goes to FILE and the text report is kept\n"
     "  --keep-trace FILE  write the trace to FILE and keep it (default: a temporary file, deleted)\n"
     "  --report FILE      write the report to FILE instead of stderr\n"
     "  --lib PATH         libneuzip.so to preload (default: $NEUZIP_LIB, the build tree, the install)\n"
@@ -48,13 +49,22 @@ constexpr const char* kUsage =
 struct Args {
   bool json = false;
   bool compare = false;
-  std::string keep_trace, report_file, lib, from_trace, perfetto, plot;
+  std::string json_file, keep_trace, report_file, lib, from_trace, perfetto, plot;
   size_t top = 20;
   std::vector<std::string> program;
 };
 
 // 0 to go on, else the exit status.
 int parse(int argc, char** argv, Args& a) {
+  // "--json FILE" is told from "--json program" (the program without a "--")
+  // by a "--" further on: then the program cannot start before it.
+  int separator = argc;
+  for (int k = 1; k < argc; ++k) {
+    if (std::string(argv[k]) == "--") {
+      separator = k;
+      break;
+    }
+  }
   int i = 1;
   for (; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -66,7 +76,10 @@ int parse(int argc, char** argv, Args& a) {
     std::string v;
     if (arg == "--") { ++i; break; }
     if (arg == "--help" || arg == "-h") { fmt::print(stderr, "{}", kUsage); return -1; }
-    if (arg == "--json") a.json = true;
+    if (arg == "--json") {
+      a.json = true;
+      if (i + 1 < separator && argv[i + 1][0] != '-') a.json_file = argv[++i];
+    }
     else if (arg == "--compare") a.compare = true;
     else if (arg == "--perfetto") { if (!value(a.perfetto)) return kOwnFailure; }
     else if (arg == "--plot") { if (!value(a.plot)) return kOwnFailure; }
@@ -109,18 +122,16 @@ std::string temporary_trace(std::string& error) {
   return path;
 }
 
-bool write_report(const Args& a, const std::string& text) {
-  if (a.report_file.empty()) {
+// `text` to `path`, or to stderr when `path` is empty.
+bool write_report(const std::string& path, const std::string& text) {
+  if (path.empty()) {
     std::fwrite(text.data(), 1, text.size(), stderr);
     return true;
   }
-  std::FILE* f = std::fopen(a.report_file.c_str(), "w");
-  if (!f) {
-    fmt::print(stderr, "nztrace: cannot write {}\n", a.report_file);
-    return false;
-  }
-  std::fwrite(text.data(), 1, text.size(), f);
-  return std::fclose(f) == 0;
+  std::string error;
+  if (nztrace::write_text_file(path, text, error)) return true;
+  fmt::print(stderr, "nztrace: {}\n", error);
+  return false;
 }
 
 // Reads and summarises the trace at `path` into `run`; a missing trace is
@@ -163,17 +174,19 @@ int run_program(const Args& a, const std::string& lib, const std::vector<std::st
 // The report, the --perfetto and --plot files. False when one could not be written.
 bool write_outputs(const Args& a, const std::vector<const nztrace::TracedRun*>& runs) {
   const nztrace::TracedRun& last = *runs.back();
-  std::string report;
-  if (runs.size() == 2) {
-    report = a.json ? nztrace::compare_json(*runs[0], last).dump(-1, ' ', false,
-                                                                 nlohmann::ordered_json::error_handler_t::replace) + "\n"
-                    : nztrace::render_compare_text(*runs[0], last) + "\n" +
-                          nztrace::render_text(last.summary, last.info, a.top);
-  } else {
-    report = a.json ? nztrace::render_json(last.summary, last.info)
-                    : nztrace::render_text(last.summary, last.info, a.top);
+  const bool compare = runs.size() == 2;
+  const std::string json =
+      !a.json ? ""
+      : compare ? nztrace::compare_json(*runs[0], last).dump(-1, ' ', false,
+                                                             nlohmann::ordered_json::error_handler_t::replace) + "\n"
+                : nztrace::render_json(last.summary, last.info);
+  bool ok = true;
+  if (!a.json || !a.json_file.empty()) {
+    const std::string text = (compare ? nztrace::render_compare_text(*runs[0], last) + "\n" : "") +
+                             nztrace::render_text(last.summary, last.info, a.top);
+    ok = write_report(a.report_file, text);
   }
-  bool ok = write_report(a, report);
+  if (a.json) ok = write_report(a.json_file.empty() ? a.report_file : a.json_file, json) && ok;
   std::string error;
   if (!a.perfetto.empty() && !nztrace::write_perfetto(a.perfetto, runs, error)) {
     fmt::print(stderr, "nztrace: {}\n", error);

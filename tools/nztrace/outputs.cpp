@@ -12,19 +12,6 @@ namespace nztrace {
 
 namespace {
 
-bool write_file(const std::string& path, const std::string& text, std::string& error) {
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr) {
-    error = "cannot write " + path;
-    return false;
-  }
-  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  if (std::fclose(f) != 0 || !ok) {
-    error = "cannot write " + path;
-    return false;
-  }
-  return true;
-}
 
 std::vector<PlotPoint> points(const TraceSummary& s, uint64_t FootprintSample::*field) {
   std::vector<PlotPoint> out;
@@ -39,11 +26,25 @@ bool ends_with(const std::string& s, const std::string& tail) {
 
 }  // namespace
 
+bool write_text_file(const std::string& path, const std::string& text, std::string& error) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    error = "cannot write " + path;
+    return false;
+  }
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !ok) {
+    error = "cannot write " + path;
+    return false;
+  }
+  return true;
+}
+
 bool write_perfetto(const std::string& path, const std::vector<const TracedRun*>& runs, std::string& error) {
   std::vector<PerfettoRun> in;
   for (const TracedRun* r : runs)
     in.push_back({r->label.empty() ? r->info.command : r->info.command + " (" + r->label + ")", &r->trace, &r->summary});
-  return write_file(path, perfetto_trace(in).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace),
+  return write_text_file(path, perfetto_trace(in).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace),
                     error);
 }
 
@@ -70,12 +71,12 @@ bool write_plot(const std::string& path, const std::vector<const TracedRun*>& ru
         {"compressed store", "#1c7ed6", true, false, "", points(last.summary, &FootprintSample::store)});
   if (last.summary.staging_peak > 0)
     chart.series.push_back({"staging", "#2f9e44", true, false, "", points(last.summary, &FootprintSample::staging)});
-  if (!ends_with(path, ".html")) return write_file(path, render_svg(chart), error);
+  if (!ends_with(path, ".html")) return write_text_file(path, render_svg(chart), error);
   const std::string details =
       runs.size() == 2 ? compare_html_table(*runs[0], *runs[1])
                        : fmt::format("<p>peak device memory {:.1f} MiB, saved at peak {:.1f} MiB</p>\n",
                                      last.summary.used_peak / 1048576.0, last.summary.saved_peak / 1048576.0);
-  return write_file(path, render_html(chart, details), error);
+  return write_text_file(path, render_html(chart, details), error);
 }
 
 }  // namespace nztrace

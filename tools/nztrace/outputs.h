@@ -9,6 +9,9 @@
 
 namespace nztrace {
 
+// Writes `text` to `path`; false with `error` when it cannot.
+bool write_text_file(const std::string& path, const std::string& text, std::string& error);
+
 // `runs`: one run, or the two of --compare (without first). False with
 // `error` when the file cannot be written.
 bool write_perfetto(const std::string& path, const std::vector<const TracedRun*>& runs, std::string& error);
