@@ -106,7 +106,7 @@ std::string symbolise(uintptr_t pc) {
 // ---- Python frames ----------------------------------------------------------------------
 
 // The CPython calls we need, looked up once; all null when the process has
-// no Python (or one older than 3.9, without PyFrame_GetCode/GetBack).
+// no Python (or one older than 3.10, without PyGC_Disable).
 struct PythonApi {
   using Obj = void*;
   int (*is_initialized)() = nullptr;
@@ -119,10 +119,12 @@ struct PythonApi {
   const char* (*utf8)(Obj) = nullptr;
   void (*decref)(Obj) = nullptr;
   void (*clear_error)() = nullptr;
+  int (*gc_disable)() = nullptr;  // returns whether it was enabled
+  int (*gc_enable)() = nullptr;
 
   bool usable() const {
     return is_initialized && gil_check && get_frame && frame_code && frame_back && frame_line && get_attr && utf8 &&
-           decref && clear_error;
+           decref && clear_error && gc_disable && gc_enable;
   }
 };
 
@@ -144,6 +146,8 @@ const PythonApi& python_api() {
     find(a.utf8, "PyUnicode_AsUTF8");
     find(a.decref, "Py_DecRef");
     find(a.clear_error, "PyErr_Clear");
+    find(a.gc_disable, "PyGC_Disable");
+    find(a.gc_enable, "PyGC_Enable");
     return a;
   }();
   return api;
@@ -168,6 +172,10 @@ std::vector<std::string> python_frames() {
   std::vector<std::string> out;
   const PythonApi& py = python_api();
   if (!py.usable() || !py.is_initialized() || !py.gil_check()) return out;
+  // Walking the frames may create frame objects, and an allocation can start
+  // a garbage collection whose finalizers free device memory: that would
+  // re-enter the runtime, whose lock this thread holds. No collection then.
+  const int gc_was_enabled = py.gc_disable();
   void* frame = py.get_frame();  // borrowed
   bool owned = false;
   while (frame != nullptr && out.size() < kPythonFrames) {
@@ -183,6 +191,7 @@ std::vector<std::string> python_frames() {
     owned = true;
   }
   if (owned && frame != nullptr) py.decref(frame);
+  if (gc_was_enabled) py.gc_enable();
   return out;
 }
 
