@@ -8,4 +8,5 @@ SUDO=""
 $SUDO apt-get update -qq || true
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
   meson ninja-build g++ pkg-config clang libclang-rt-14-dev \
-  libfmt-dev libgtest-dev libunwind-dev libzstd-dev zstd >/dev/null
+  libfmt-dev libgtest-dev libunwind-dev libzstd-dev zstd nlohmann-json3-dev librsvg2-bin \
+  python3-venv python3-pip >/dev/null

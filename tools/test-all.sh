@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds and runs every test: the release build's full Meson suite (codec, simulator,
-# mini framework, GPU-codec plumbing on the simulator, runtime under LD_PRELOAD),
+# mini framework, GPU-codec plumbing on the simulator, runtime under LD_PRELOAD), the Python wheel,
 # the codec suites again under ASan+UBSan, and a short libFuzzer run of the decoder.
 # Usage: tools/test-all.sh   (from the repository root; ../shared/weights beside it)
 set -eu
@@ -12,6 +12,9 @@ echo "== release build, all tests"
 [ -d build-test ] || meson setup build-test
 meson compile -C build-test -j "$jobs"
 meson test -C build-test --print-errorlogs --num-processes "$jobs"
+
+echo "== Python package: the wheel (pip wheel .), installed into a venv, on the simulated driver"
+tools/test-wheel.sh build-test
 
 echo "== ASan + UBSan: codec, tools, kernel code (CPU emulation), runtime units"
 # Programs that run under LD_PRELOAD or on the simulator's fault handler are

@@ -42,6 +42,10 @@ struct Config {
   // written (fault injection, for tests of the checksum path through the
   // real shim; never set it in production).
   bool corrupt_stores = false;
+  // NEUZIP_OBSERVE=1: allocate, tag and trace as usual but never compress, so
+  // that `nztrace --compare` measures the program without compression under
+  // the same allocator and the same trace.
+  bool observe = false;
 
   // Codec options for a range of `dtype`, lossy when `lossy` (and the mode is lossy).
   nz_options codec_options(nz_dtype dtype, bool lossy) const;

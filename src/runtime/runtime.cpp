@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "runtime/alloc_sites.h"
 #include "runtime/log.h"
 #include "runtime/runtime_internal.h"
 
@@ -163,7 +164,7 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   }
   *dptr = a->base;
   *handled = true;
-  emit("alloc", a->base, bytes);
+  emit("alloc", a->base, bytes, trace_.enabled() ? alloc_site_member(trace_) : std::string());
   allocations_.emplace(a->base, std::move(a));
   sample_device_used();
   return CUDA_SUCCESS;

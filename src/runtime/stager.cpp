@@ -64,7 +64,10 @@ CUresult Runtime::stage(Unit& u, CUstream stream, bool capturing) noexcept {
   stats_.staging_bytes.set(pool_.in_use_bytes());
   stats_.staging_bytes_peak.raise_to(pool_.in_use_bytes());
   update_saved();
-  emit_timed("stage", u.begin, u.bytes(), start);
+  // The stream tells nztrace's timeline which track the decode belongs on.
+  if (trace_.enabled())
+    emit_timed("stage", u.begin, u.bytes(), start,
+               fmt::format("\"stream\":\"{:#x}\"", reinterpret_cast<uintptr_t>(decode_stream)));
   return CUDA_SUCCESS;
 }
 

@@ -355,6 +355,9 @@ void Runtime::compress_loaded() noexcept {
 }
 
 void Runtime::compress_pending_locked(bool wait_for_producers) noexcept {
+  // Every compression starts here: NEUZIP_OBSERVE stops it and nothing else,
+  // so nothing is ever staged, evicted or reserved either.
+  if (config_.observe) return;
   auto work = pending_;
   for (auto& u : work) {
     if (u->dead || u->state != UnitState::kResident || u->in_flight > 0 || u->pins > 0) continue;

@@ -8,34 +8,12 @@
 #include "util/json_value.h"
 #include "nztrace/render.h"
 #include "nztrace/trace_summary.h"
+#include "nztrace_trace_lines.h"
 
 namespace {
 
 using namespace nztrace;
-
-constexpr uint64_t MiB = 1 << 20;
-
-std::string line(uint64_t t, const char* ev, uint64_t ptr, uint64_t bytes, uint64_t used, uint64_t staging,
-                 uint64_t store, const std::string& extra = "") {
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "{\"t_ns\":%llu,\"event\":\"%s\",\"ptr\":\"%#llx\",\"bytes\":%llu,\"used\":%llu,\"staging\":%llu,"
-                "\"store\":%llu%s%s}",
-                static_cast<unsigned long long>(t), ev, static_cast<unsigned long long>(ptr),
-                static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(used),
-                static_cast<unsigned long long>(staging), static_cast<unsigned long long>(store),
-                extra.empty() ? "" : ",", extra.c_str());
-  return buf;
-}
-
-TraceFile parse_all(const std::vector<std::string>& lines) {
-  TraceFile f;
-  for (const auto& l : lines) {
-    if (auto e = parse_trace_line(l)) f.events.push_back(*e);
-    else ++f.malformed_lines;
-  }
-  return f;
-}
+using namespace nztrace::test;
 
 // One 8 MiB allocation, two 4 MiB bf16 units compressed to 1.5 and 2 MiB; one
 // is staged (4 MiB staging), dropped, staged again by a prefetch, recompressed.

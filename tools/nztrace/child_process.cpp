@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -75,12 +76,14 @@ std::string find_libneuzip(const std::string& explicit_path, std::string& search
 }
 
 int run_traced(const std::vector<std::string>& argv, const std::string& lib, const std::string& trace_path,
-               std::string& error) {
+               const std::vector<std::string>& extra_env, std::string& error) {
   std::vector<std::string> env_storage;
   std::string preload = "LD_PRELOAD=" + lib;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view entry(*e);
     if (entry.rfind("NEUZIP_TRACE=", 0) == 0) continue;
+    const auto replaced = [&](const std::string& e) { return entry.rfind(e.substr(0, e.find('=') + 1), 0) == 0; };
+    if (std::any_of(extra_env.begin(), extra_env.end(), replaced)) continue;
     if (entry.rfind("LD_PRELOAD=", 0) == 0) {
       const std::string_view old = entry.substr(std::strlen("LD_PRELOAD="));
       if (!old.empty()) {
@@ -93,6 +96,7 @@ int run_traced(const std::vector<std::string>& argv, const std::string& lib, con
   }
   env_storage.push_back(preload);
   env_storage.push_back("NEUZIP_TRACE=" + trace_path);
+  env_storage.insert(env_storage.end(), extra_env.begin(), extra_env.end());
   std::vector<char*> envp, args;
   for (auto& s : env_storage) envp.push_back(s.data());
   envp.push_back(nullptr);

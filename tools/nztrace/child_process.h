@@ -12,13 +12,14 @@ namespace nztrace {
 // with `searched` listing the candidates when none exists.
 std::string find_libneuzip(const std::string& explicit_path, std::string& searched);
 
-// Runs argv with LD_PRELOAD=<lib> (in front of any existing LD_PRELOAD) and
-// NEUZIP_TRACE=<trace_path>, the rest of the environment unchanged, and waits
+// Runs argv with LD_PRELOAD=<lib> (in front of any existing LD_PRELOAD),
+// NEUZIP_TRACE=<trace_path> and `extra_env` ("NAME=value", replacing NAME if
+// set), the rest of the environment unchanged, and waits
 // for it. nztrace ignores SIGINT/SIGQUIT meanwhile (as system() does) so that
 // Ctrl-C stops the program and still leaves a report. Returns the program's
 // exit status, 128 + signal when a signal ended it, 127 when it could not be
 // started (error set).
 int run_traced(const std::vector<std::string>& argv, const std::string& lib, const std::string& trace_path,
-               std::string& error);
+               const std::vector<std::string>& extra_env, std::string& error);
 
 }  // namespace nztrace

@@ -1,15 +1,18 @@
 // nztrace: run a program under libneuzip with tracing on and report what
 // compression saved and cost. Usage and report fields: docs/NZTRACE.md.
 //
-//   nztrace [--json] [--keep-trace FILE] [--report FILE] [--lib PATH] [--top N] -- program args...
-//   nztrace [--json] [--top N] --from-trace FILE      (report on an existing trace)
+//   nztrace [options] -- program args...
+//   nztrace [options] --compare -- program args...   (without, then with compression)
+//   nztrace [options] --from-trace FILE              (report on an existing trace)
 //
 // The report goes to stderr (or --report FILE), never to stdout, so the
 // program's own stdout is untouched. Exit status: the program's (128 + signal
-// when a signal ended it); 125 nztrace's own failure or bad usage, 126/127
-// the program could not be started / found.
+// when a signal ended it; under --compare the run with compression); 125
+// nztrace's own failure or bad usage, 126/127 the program could not be
+// started / found.
 #include <unistd.h>
 
+#include <chrono>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +23,8 @@
 #include <fmt/format.h>
 
 #include "child_process.h"
+#include "compare.h"
+#include "outputs.h"
 #include "render.h"
 #include "trace_summary.h"
 
@@ -30,21 +35,36 @@ constexpr int kOwnFailure = 125;
 constexpr const char* kUsage =
     "usage: nztrace [options] -- program [args...]\n"
     "       nztrace [options] --from-trace FILE\n"
-    "  --json             the report as one JSON object (docs/NZTRACE.md)\n"
+    "  --json [FILE]      the report as one JSON object (docs/NZTRACE.md) instead of text; with FILE\n"
+    "                     (when a -- follows), the JSON goes to FILE and the text report is kept\n"
     "  --keep-trace FILE  write the trace to FILE and keep it (default: a temporary file, deleted)\n"
     "  --report FILE      write the report to FILE instead of stderr\n"
     "  --lib PATH         libneuzip.so to preload (default: $NEUZIP_LIB, the build tree, the install)\n"
-    "  --top N            buffers listed in the text report (20; 0 = all)\n";
+    "  --top N            buffers listed in the text report (20; 0 = all)\n"
+    "  --compare          run the program twice, without compression (NEUZIP_OBSERVE=1) and with it,\n"
+    "                     and report both side by side (--keep-trace FILE keeps FILE.without, FILE.with)\n"
+    "  --perfetto FILE    write a Chrome/Perfetto trace-event JSON timeline to FILE\n"
+    "  --plot FILE        write device memory over time to FILE (.svg, or an HTML page for .html)\n";
 
 struct Args {
   bool json = false;
-  std::string keep_trace, report_file, lib, from_trace;
+  bool compare = false;
+  std::string json_file, keep_trace, report_file, lib, from_trace, perfetto, plot;
   size_t top = 20;
   std::vector<std::string> program;
 };
 
 // 0 to go on, else the exit status.
 int parse(int argc, char** argv, Args& a) {
+  // "--json FILE" is told from "--json program" (the program without a "--")
+  // by a "--" further on: then the program cannot start before it.
+  int separator = argc;
+  for (int k = 1; k < argc; ++k) {
+    if (std::string(argv[k]) == "--") {
+      separator = k;
+      break;
+    }
+  }
   int i = 1;
   for (; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -56,7 +76,13 @@ int parse(int argc, char** argv, Args& a) {
     std::string v;
     if (arg == "--") { ++i; break; }
     if (arg == "--help" || arg == "-h") { fmt::print(stderr, "{}", kUsage); return -1; }
-    if (arg == "--json") a.json = true;
+    if (arg == "--json") {
+      a.json = true;
+      if (i + 1 < separator && argv[i + 1][0] != '-') a.json_file = argv[++i];
+    }
+    else if (arg == "--compare") a.compare = true;
+    else if (arg == "--perfetto") { if (!value(a.perfetto)) return kOwnFailure; }
+    else if (arg == "--plot") { if (!value(a.plot)) return kOwnFailure; }
     else if (arg == "--keep-trace") { if (!value(a.keep_trace)) return kOwnFailure; }
     else if (arg == "--report") { if (!value(a.report_file)) return kOwnFailure; }
     else if (arg == "--lib") { if (!value(a.lib)) return kOwnFailure; }
@@ -73,6 +99,7 @@ int parse(int argc, char** argv, Args& a) {
   }
   for (; i < argc; ++i) a.program.emplace_back(argv[i]);
   if (a.program.empty() == a.from_trace.empty()) return kOwnFailure;  // exactly one of them
+  if (a.compare && a.program.empty()) return kOwnFailure;
   return 0;
 }
 
@@ -95,21 +122,85 @@ std::string temporary_trace(std::string& error) {
   return path;
 }
 
-bool write_report(const Args& a, const std::string& text) {
-  if (a.report_file.empty()) {
+// `text` to `path`, or to stderr when `path` is empty.
+bool write_report(const std::string& path, const std::string& text) {
+  if (path.empty()) {
     std::fwrite(text.data(), 1, text.size(), stderr);
     return true;
   }
-  std::FILE* f = std::fopen(a.report_file.c_str(), "w");
-  if (!f) {
-    fmt::print(stderr, "nztrace: cannot write {}\n", a.report_file);
+  std::string error;
+  if (nztrace::write_text_file(path, text, error)) return true;
+  fmt::print(stderr, "nztrace: {}\n", error);
+  return false;
+}
+
+// Reads and summarises the trace at `path` into `run`; a missing trace is
+// reported and leaves an empty summary (the program's status still counts).
+bool load_trace(const std::string& path, nztrace::TracedRun& run) {
+  std::string error;
+  if (!nztrace::read_trace_file(path, run.trace, error)) {
+    fmt::print(stderr, "nztrace: {}\n", error);
     return false;
   }
-  std::fwrite(text.data(), 1, text.size(), f);
-  return std::fclose(f) == 0;
+  run.summary = nztrace::summarize(run.trace);
+  return true;
+}
+
+// Runs the program once under the library, with `extra_env`, and reads its
+// trace (kept at `keep`, else a temporary file removed afterwards).
+int run_program(const Args& a, const std::string& lib, const std::vector<std::string>& extra_env,
+                const std::string& keep, nztrace::TracedRun& run) {
+  std::string error;
+  const std::string trace_path = keep.empty() ? temporary_trace(error) : keep;
+  if (trace_path.empty()) {
+    fmt::print(stderr, "nztrace: {}\n", error);
+    return kOwnFailure;
+  }
+  run.info.command = joined(a.program);
+  const auto start = std::chrono::steady_clock::now();
+  run.info.exit_status = nztrace::run_traced(a.program, lib, trace_path, extra_env, error);
+  run.info.wall_ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+  if (!error.empty()) fmt::print(stderr, "nztrace: {}\n", error);
+  run.info.trace_path = keep;
+  load_trace(trace_path, run);
+  if (keep.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(trace_path, ec);
+  }
+  return 0;
+}
+
+// The report, the --perfetto and --plot files. False when one could not be written.
+bool write_outputs(const Args& a, const std::vector<const nztrace::TracedRun*>& runs) {
+  const nztrace::TracedRun& last = *runs.back();
+  const bool compare = runs.size() == 2;
+  const std::string json =
+      !a.json ? ""
+      : compare ? nztrace::compare_json(*runs[0], last).dump(-1, ' ', false,
+                                                             nlohmann::ordered_json::error_handler_t::replace) + "\n"
+                : nztrace::render_json(last.summary, last.info);
+  bool ok = true;
+  if (!a.json || !a.json_file.empty()) {
+    const std::string text = (compare ? nztrace::render_compare_text(*runs[0], last) + "\n" : "") +
+                             nztrace::render_text(last.summary, last.info, a.top);
+    ok = write_report(a.report_file, text);
+  }
+  if (a.json) ok = write_report(a.json_file.empty() ? a.report_file : a.json_file, json) && ok;
+  std::string error;
+  if (!a.perfetto.empty() && !nztrace::write_perfetto(a.perfetto, runs, error)) {
+    fmt::print(stderr, "nztrace: {}\n", error);
+    ok = false;
+  }
+  if (!a.plot.empty() && !nztrace::write_plot(a.plot, runs, error)) {
+    fmt::print(stderr, "nztrace: {}\n", error);
+    ok = false;
+  }
+  return ok;
 }
 
 }  // namespace
+
 
 int main(int argc, char** argv) {
   Args a;
@@ -117,44 +208,35 @@ int main(int argc, char** argv) {
     if (rc > 0) fmt::print(stderr, "nztrace: bad usage\n{}", kUsage);
     return rc < 0 ? 0 : rc;
   }
-  std::string error;
-  nztrace::RunInfo run;
-  std::string trace_path;
   if (!a.from_trace.empty()) {
-    trace_path = a.from_trace;
-    run.command = "(trace " + a.from_trace + ")";
-    run.trace_path = a.from_trace;
-  } else {
-    std::string searched;
-    const std::string lib = nztrace::find_libneuzip(a.lib, searched);
-    if (lib.empty()) {
-      fmt::print(stderr, "nztrace: libneuzip.so not found (looked at {}); use --lib or NEUZIP_LIB\n", searched);
-      return kOwnFailure;
-    }
-    trace_path = a.keep_trace.empty() ? temporary_trace(error) : a.keep_trace;
-    if (trace_path.empty()) {
-      fmt::print(stderr, "nztrace: {}\n", error);
-      return kOwnFailure;
-    }
-    run.command = joined(a.program);
-    run.exit_status = nztrace::run_traced(a.program, lib, trace_path, error);
-    if (!error.empty()) fmt::print(stderr, "nztrace: {}\n", error);
-    run.trace_path = a.keep_trace;
+    nztrace::TracedRun run;
+    run.info.command = "(trace " + a.from_trace + ")";
+    run.info.trace_path = a.from_trace;
+    if (!load_trace(a.from_trace, run)) return kOwnFailure;
+    return write_outputs(a, {&run}) ? 0 : kOwnFailure;
   }
-  nztrace::TraceFile trace;
-  std::string read_error;
-  const bool have_trace = nztrace::read_trace_file(trace_path, trace, read_error);
-  if (a.keep_trace.empty() && a.from_trace.empty()) {
-    std::error_code ec;
-    std::filesystem::remove(trace_path, ec);
+  std::string searched;
+  const std::string lib = nztrace::find_libneuzip(a.lib, searched);
+  if (lib.empty()) {
+    fmt::print(stderr, "nztrace: libneuzip.so not found (looked at {}); use --lib or NEUZIP_LIB\n", searched);
+    return kOwnFailure;
   }
-  if (!have_trace) {
-    // The program may have removed or never created it; its status still counts.
-    fmt::print(stderr, "nztrace: {}\n", read_error);
-    return a.from_trace.empty() ? run.exit_status : kOwnFailure;
+  nztrace::TracedRun without, with;
+  std::vector<const nztrace::TracedRun*> runs;
+  if (a.compare) {
+    // Without first: a warm page cache then favours the run with neuzip no
+    // more than the other way round would.
+    without.label = "without neuzip";
+    with.label = "with neuzip";
+    const std::string keep0 = a.keep_trace.empty() ? "" : a.keep_trace + ".without";
+    if (int rc = run_program(a, lib, {"NEUZIP_OBSERVE=1"}, keep0, without); rc != 0) return rc;
+    runs.push_back(&without);
   }
-  const auto summary = nztrace::summarize(trace);
-  const std::string report = a.json ? nztrace::render_json(summary, run) : nztrace::render_text(summary, run, a.top);
-  if (!write_report(a, report) && !a.from_trace.empty()) return kOwnFailure;
-  return run.exit_status;
+  const std::string keep1 = a.keep_trace.empty() || !a.compare ? a.keep_trace : a.keep_trace + ".with";
+  std::vector<std::string> with_env;
+  if (a.compare) with_env.push_back("NEUZIP_OBSERVE=0");  // whatever the caller's environment says
+  if (int rc = run_program(a, lib, with_env, keep1, with); rc != 0) return rc;
+  runs.push_back(&with);
+  write_outputs(a, runs);  // a file it could not write was reported; the program's status still counts
+  return with.info.exit_status;
 }

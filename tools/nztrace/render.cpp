@@ -5,8 +5,6 @@
 
 #include <algorithm>
 
-#include "util/json_value.h"
-
 namespace nztrace {
 
 namespace {
@@ -25,11 +23,19 @@ std::string time_text(const TraceSummary& s) {
                      s.codec_ns() / 1e6, s.stage_ns / 1e6, s.encode_ns / 1e6);
 }
 
-std::string ns_or_null(const TraceSummary& s, uint64_t ns) {
-  return s.has_codec_time ? fmt::format("{}", ns) : "null";
-}
-
 }  // namespace
+
+std::string site_text(const AllocSite& site, size_t max_frames) {
+  std::string out;
+  size_t n = 0;
+  for (const auto* frames : {&site.python, &site.native}) {
+    for (const auto& f : *frames) {
+      if (n++ == max_frames) return out + " < ...";
+      out += (out.empty() ? "" : " < ") + f;
+    }
+  }
+  return out;
+}
 
 std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
   std::string o = fmt::format("nztrace: {} exited {}; {} trace events over {:.3f} s{}\n", run.command,
@@ -79,57 +85,90 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
     o += fmt::format("  {:>#16x} {:>10.2f} {:>5} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6}  {}\n", b.address,
                      mib(b.bytes), dtype_name(b.dtype), b.compressed_bytes ? fmt::format("{:.4f}", b.ratio()) : "-",
                      b.stages, b.prefetches, b.recompressions, b.reencodes, b.drops, note);
+    if (auto it = b.site ? s.sites.find(*b.site) : s.sites.end(); it != s.sites.end())
+      o += fmt::format("  {:>16} allocated at {}\n", "", site_text(it->second, 4));
   }
   if (!run.trace_path.empty()) o += fmt::format("trace kept in {}\n", run.trace_path);
   return o;
 }
 
-std::string render_json(const TraceSummary& s, const RunInfo& run) {
-  using nz::util::json::quote;
-  std::string o = fmt::format(
-      "{{\"tool\": \"nztrace\", \"schema_version\": 1, \"command\": {}, \"exit_status\": {}, \"trace\": {}, "
-      "\"events\": {}, \"malformed_lines\": {}, \"duration_ns\": {},\n",
-      quote(run.command), run.exit_status, run.trace_path.empty() ? "null" : quote(run.trace_path), s.events,
-      s.malformed_lines, s.duration_ns);
-  o += fmt::format(
-      " \"memory\": {{\"saved_peak_bytes\": {}, \"saved_mean_bytes\": {:.0f}, \"saved_final_bytes\": {}, "
-      "\"used_at_saved_peak_bytes\": {}, \"used_peak_bytes\": {}, \"allocated_peak_bytes\": {}, \"store_peak_bytes\": {}, "
-      "\"staging_peak_bytes\": {}, \"compressed_original_bytes\": {}, \"compressed_bytes\": {}}},\n",
-      s.saved_peak, s.saved_mean, s.saved_final, s.used_at_saved_peak, s.used_peak, s.allocated_bytes_peak,
-      s.store_peak, s.staging_peak, s.compressed_original_bytes, s.compressed_bytes);
-  std::string faults;
-  for (const auto& [api, n] : s.fault_apis) faults += fmt::format("{}{}: {}", faults.empty() ? "" : ", ", quote(api), n);
-  o += fmt::format(
-      " \"cost\": {{\"decompressions\": {}, \"bytes_decompressed\": {}, \"prefetches\": {}, \"faults\": {}, "
-      "\"faults_by_api\": {{{}}}, \"compressions\": {}, \"recompressions\": {}, \"bytes_recompressed\": {}, "
-      "\"reencodes\": {}, \"bytes_reencoded\": {}, \"store_releases\": {}, "
-      "\"drops\": {}, \"kept_resident\": {}, \"made_resident\": {}, \"oom_events\": {}, "
-      "\"decode_ns\": {}, \"encode_ns\": {}, \"host_ns\": {}}},\n",
-      s.stages, s.bytes_decompressed, s.prefetches, s.faults, faults, s.compressions, s.recompressions,
-      s.bytes_recompressed, s.reencodes, s.bytes_reencoded, s.store_releases, s.drops, s.kept_resident,
-      s.made_resident, s.oom_events, ns_or_null(s, s.stage_ns), ns_or_null(s, s.encode_ns),
-      ns_or_null(s, s.codec_ns()));
-  std::string counts;
-  for (const auto& [ev, n] : s.event_counts) counts += fmt::format("{}{}: {}", counts.empty() ? "" : ", ", quote(ev), n);
-  o += " \"event_counts\": {" + counts + "},\n \"buffers\": [";
-  for (size_t i = 0; i < s.buffers.size(); ++i) {
-    const BufferStats& b = s.buffers[i];
-    o += fmt::format(
-        "{}\n  {{\"address\": \"{:#x}\", \"bytes\": {}, \"allocation\": \"{:#x}\", \"dtype\": {}, \"compressed_bytes\": {}, "
-        "\"ratio\": {}, \"compressions\": {}, \"staged\": {}, \"decompressions\": {}, \"prefetches\": {}, "
-        "\"recompressions\": {}, \"reencodes\": {}, \"store_releases\": {}, \"drops\": {}, \"kept_resident\": {}, "
-        "\"made_resident\": {}, \"freed\": {}}}",
-        i ? "," : "", b.address, b.bytes, b.allocation, quote(dtype_name(b.dtype)), b.compressed_bytes,
-        b.compressed_bytes ? fmt::format("{:.6f}", b.ratio()) : "null", b.compressions, b.stages, b.stages,
-        b.prefetches, b.recompressions, b.reencodes, b.store_releases, b.drops,
-        b.kept_resident.empty() ? "null" : quote(b.kept_resident), b.made_resident, b.freed);
+nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
+  using J = nlohmann::ordered_json;
+  auto ns_or_null = [&](uint64_t ns) { return s.has_codec_time ? J(ns) : J(nullptr); };
+  J o;
+  o["tool"] = "nztrace";
+  o["schema_version"] = 1;
+  o["command"] = run.command;
+  o["exit_status"] = run.exit_status;
+  o["trace"] = run.trace_path.empty() ? J(nullptr) : J(run.trace_path);
+  o["wall_ns"] = run.wall_ns ? J(run.wall_ns) : J(nullptr);
+  o["events"] = s.events;
+  o["malformed_lines"] = s.malformed_lines;
+  o["duration_ns"] = s.duration_ns;
+  o["memory"] = {{"saved_peak_bytes", s.saved_peak},
+                 {"saved_mean_bytes", static_cast<uint64_t>(s.saved_mean + 0.5)},
+                 {"saved_final_bytes", s.saved_final},
+                 {"used_at_saved_peak_bytes", s.used_at_saved_peak},
+                 {"used_peak_bytes", s.used_peak},
+                 {"allocated_peak_bytes", s.allocated_bytes_peak},
+                 {"store_peak_bytes", s.store_peak},
+                 {"staging_peak_bytes", s.staging_peak},
+                 {"compressed_original_bytes", s.compressed_original_bytes},
+                 {"compressed_bytes", s.compressed_bytes}};
+  J faults = J::object();
+  for (const auto& [api, n] : s.fault_apis) faults[api] = n;
+  o["cost"] = {{"decompressions", s.stages},
+               {"bytes_decompressed", s.bytes_decompressed},
+               {"prefetches", s.prefetches},
+               {"faults", s.faults},
+               {"faults_by_api", faults},
+               {"compressions", s.compressions},
+               {"recompressions", s.recompressions},
+               {"bytes_recompressed", s.bytes_recompressed},
+               {"reencodes", s.reencodes},
+               {"bytes_reencoded", s.bytes_reencoded},
+               {"store_releases", s.store_releases},
+               {"drops", s.drops},
+               {"kept_resident", s.kept_resident},
+               {"made_resident", s.made_resident},
+               {"oom_events", s.oom_events},
+               {"decode_ns", ns_or_null(s.stage_ns)},
+               {"encode_ns", ns_or_null(s.encode_ns)},
+               {"host_ns", ns_or_null(s.codec_ns())}};
+  o["event_counts"] = J::object();
+  for (const auto& [ev, n] : s.event_counts) o["event_counts"][ev] = n;
+  o["buffers"] = J::array();
+  for (const BufferStats& b : s.buffers) {
+    J site = nullptr;
+    if (auto it = b.site ? s.sites.find(*b.site) : s.sites.end(); it != s.sites.end())
+      site = {{"python", it->second.python}, {"native", it->second.native}};
+    o["buffers"].push_back({{"address", fmt::format("{:#x}", b.address)},
+                            {"bytes", b.bytes},
+                            {"allocation", fmt::format("{:#x}", b.allocation)},
+                            {"dtype", dtype_name(b.dtype)},
+                            {"compressed_bytes", b.compressed_bytes},
+                            {"ratio", b.compressed_bytes ? J(b.ratio()) : J(nullptr)},
+                            {"compressions", b.compressions},
+                            {"staged", b.stages},
+                            {"decompressions", b.stages},
+                            {"prefetches", b.prefetches},
+                            {"recompressions", b.recompressions},
+                            {"reencodes", b.reencodes},
+                            {"store_releases", b.store_releases},
+                            {"drops", b.drops},
+                            {"kept_resident", b.kept_resident.empty() ? J(nullptr) : J(b.kept_resident)},
+                            {"made_resident", b.made_resident},
+                            {"freed", b.freed},
+                            {"site", site}});
   }
-  o += "],\n \"timeline\": [";
-  const auto samples = downsample(s.timeline, s.duration_ns, 200);
-  for (size_t i = 0; i < samples.size(); ++i)
-    o += fmt::format("{}{{\"t_ns\": {}, \"saved_bytes\": {}, \"used_bytes\": {}}}", i ? ", " : "", samples[i].t_ns,
-                     samples[i].saved, samples[i].used);
-  return o + "]}\n";
+  o["timeline"] = J::array();
+  for (const auto& p : downsample(s.timeline, s.duration_ns, 200))
+    o["timeline"].push_back({{"t_ns", p.t_ns}, {"saved_bytes", p.saved}, {"used_bytes", p.used}});
+  return o;
+}
+
+std::string render_json(const TraceSummary& s, const RunInfo& run) {
+  return report_json(s, run).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace nztrace

@@ -17,6 +17,15 @@ std::optional<uint64_t> u64_member(const nz::util::json::Value& obj, std::string
   return v->as_u64();
 }
 
+std::vector<std::string> strings_member(const nz::util::json::Value& obj, std::string_view key) {
+  std::vector<std::string> out;
+  const auto* v = obj.find(key);
+  if (v == nullptr || !v->is_array()) return out;
+  for (const auto& item : v->items)
+    if (item.is_string()) out.push_back(item.text);
+  return out;
+}
+
 std::optional<uint64_t> hex_address(std::string_view s) {
   if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s.remove_prefix(2);
   uint64_t v = 0;
@@ -53,6 +62,14 @@ std::optional<TraceEvent> parse_trace_line(std::string_view line) {
   }
   if (const auto* a = doc->find("api"); a != nullptr && a->is_string()) e.api = a->text;
   if (const auto* r = doc->find("reason"); r != nullptr && r->is_string()) e.reason = r->text;
+  if (const auto* st = doc->find("stream"); st != nullptr && st->is_string()) e.stream = hex_address(st->text);
+  if (e.event == "site") {
+    e.site = u64_member(*doc, "id");
+    e.native = strings_member(*doc, "native");
+    e.python = strings_member(*doc, "python");
+  } else {
+    e.site = u64_member(*doc, "site");
+  }
   return e;
 }
 

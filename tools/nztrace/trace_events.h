@@ -7,7 +7,11 @@
 // Some events add members: compress/recompress/reencode "compressed", tag
 // "dtype", fault "api", keep_resident "reason", oom "freed"; newer runtimes
 // add "ns" (host wall time of the operation) to stage, compress, recompress
-// and reencode.
+// and reencode; stage names its "stream" (hex string). With tracing on, alloc
+// carries "site": the id of the allocation site, described once by a "site"
+// line before its first use: "id", "native" (symbolised frames, innermost
+// first) and "python" (file:line frames, innermost first; absent when the
+// allocating thread did not hold the GIL).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +34,9 @@ struct TraceEvent {
   std::optional<uint64_t> freed;                 // oom
   std::string api;                               // fault
   std::string reason;                            // keep_resident
+  std::optional<uint64_t> stream;                // stage (newer runtimes)
+  std::optional<uint64_t> site;                  // alloc: its site id; site: the id it describes
+  std::vector<std::string> native, python;       // site
 };
 
 // One line to an event; nullopt for a line that is not a trace object

@@ -18,6 +18,7 @@ struct Replay {
   TraceSummary& s;
   std::map<uint64_t, BufferStats> live;     // units by address
   std::map<uint64_t, uint64_t> allocs;      // base -> bytes
+  std::map<uint64_t, uint64_t> alloc_sites;  // base -> site id
   std::vector<Tag> tags;
   uint64_t released = 0;                    // bytes of units whose own memory the runtime gave back
   uint64_t live_alloc_bytes = 0;
@@ -42,6 +43,7 @@ struct Replay {
     b.address = ptr;
     b.bytes = bytes;
     b.allocation = allocation_of(ptr);
+    if (auto site = alloc_sites.find(b.allocation); site != alloc_sites.end()) b.site = site->second;
     for (auto t = tags.rbegin(); t != tags.rend(); ++t) {
       if (ptr >= t->begin && ptr < t->end) {
         b.dtype = t->dtype;
@@ -61,6 +63,7 @@ struct Replay {
       it = next;
     }
     std::erase_if(tags, [&](const Tag& t) { return t.begin >= base && t.begin < end; });
+    alloc_sites.erase(base);
     if (auto a = allocs.find(base); a != allocs.end()) {
       live_alloc_bytes -= std::min(live_alloc_bytes, a->second);
       allocs.erase(a);
@@ -86,8 +89,11 @@ struct Replay {
     if (ev == "alloc") {
       ++s.allocations;
       allocs[e.ptr] = e.bytes;
+      if (e.site) alloc_sites[e.ptr] = *e.site;
       live_alloc_bytes += e.bytes;
       s.allocated_bytes_peak = std::max(s.allocated_bytes_peak, live_alloc_bytes);
+    } else if (ev == "site") {
+      if (e.site) s.sites[*e.site] = AllocSite{e.native, e.python};
     } else if (ev == "free") {
       on_free(e.ptr, e.bytes);
     } else if (ev == "tag") {
@@ -180,7 +186,7 @@ TraceSummary summarize(const TraceFile& trace) {
     const uint64_t t = e.t_ns >= t0 ? e.t_ns - t0 : 0;
     weighted += static_cast<double>(prev_saved) * static_cast<double>(t - std::min(t, prev_t));
     const uint64_t saved = r.saved();
-    s.timeline.push_back({t, saved, r.last_used});
+    s.timeline.push_back({t, saved, r.last_used, r.last_store, r.last_staging});
     if (saved > s.saved_peak) {
       s.saved_peak = saved;
       s.used_at_saved_peak = r.last_used;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ struct BufferStats {
   std::string kept_resident;      // reason the runtime gave ("ratio", "memory", ...) or ""
   bool made_resident = false;     // the runtime gave up compressing it (resident event)
   bool freed = false;             // its allocation was freed
+  std::optional<uint64_t> site;   // where its allocation was made (TraceSummary::sites), when traced
   double ratio() const { return compressed_bytes && bytes ? static_cast<double>(compressed_bytes) / bytes : 0.0; }
 };
 
@@ -36,6 +38,14 @@ struct FootprintSample {
   uint64_t t_ns = 0;   // since the first event
   uint64_t saved = 0;  // released - store - staging, clamped at 0 (the runtime's own definition)
   uint64_t used = 0;   // device bytes in use (cuMemGetInfo)
+  uint64_t store = 0;  // compressed data on the device
+  uint64_t staging = 0;  // staging pool (physical)
+};
+
+// Where allocations were made (the runtime's "site" lines): symbolised native
+// frames and Python file:line frames, innermost first.
+struct AllocSite {
+  std::vector<std::string> native, python;
 };
 
 struct TraceSummary {
@@ -71,6 +81,7 @@ struct TraceSummary {
   uint64_t stage_ns = 0, encode_ns = 0;
   uint64_t codec_ns() const { return stage_ns + encode_ns; }
 
+  std::map<uint64_t, AllocSite> sites;    // by id
   std::vector<BufferStats> buffers;       // ordered by address, then by first appearance
   std::vector<FootprintSample> timeline;  // one sample per footprint-carrying event
 };

@@ -1,0 +1,38 @@
+// nztrace_trace_lines.h: hand-written trace lines in the runtime's format
+// (src/runtime/trace.cpp) for nztrace's tests.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "nztrace/trace_events.h"
+
+namespace nztrace::test {
+
+constexpr uint64_t MiB = 1 << 20;
+
+inline std::string line(uint64_t t, const char* ev, uint64_t ptr, uint64_t bytes, uint64_t used, uint64_t staging,
+                        uint64_t store, const std::string& extra = "") {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "{\"t_ns\":%llu,\"event\":\"%s\",\"ptr\":\"%#llx\",\"bytes\":%llu,\"used\":%llu,\"staging\":%llu,"
+                "\"store\":%llu%s%s}",
+                static_cast<unsigned long long>(t), ev, static_cast<unsigned long long>(ptr),
+                static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(used),
+                static_cast<unsigned long long>(staging), static_cast<unsigned long long>(store),
+                extra.empty() ? "" : ",", extra.c_str());
+  return buf;
+}
+
+inline TraceFile parse_all(const std::vector<std::string>& lines) {
+  TraceFile f;
+  for (const auto& l : lines) {
+    if (auto e = parse_trace_line(l)) f.events.push_back(*e);
+    else ++f.malformed_lines;
+  }
+  return f;
+}
+
+}  // namespace nztrace::test
