@@ -49,7 +49,7 @@ nz_status nz_inspect(const void* src, size_t src_len, nz_info* info) {
 
 nz_status nz_decompress(const void* src, size_t src_len, void* dst, size_t dst_cap, uint32_t threads) {
   try {
-    return nz::codec::decompress(src, src_len, dst, dst_cap, threads, nz::codec::best_rans_impl());
+    return nz::codec::decompress(src, src_len, dst, dst_cap, threads, nz::codec::cpu_level());
   } catch (...) {
     return NZ_ERR_NO_MEMORY;
   }

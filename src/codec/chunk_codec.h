@@ -18,14 +18,14 @@ namespace nz::codec {
 // checksum. `table` must be built from buf.table when buf.has_table.
 // Never allocates; never reads outside [buf.base, buf.base + total_bytes).
 nz_status decode_chunk(const ParsedBuffer& buf, const DecodeTable& table, uint32_t chunk, uint8_t* dst,
-                       RansImpl impl);
+                       CpuLevel level);
 
 // Decodes chunks `chunk` and `chunk + 1` (into dst0 and dst1) with the same
 // checks and results as two decode_chunk calls; where both use the fused
 // AVX-512 bf16 decoder their streams are decoded interleaved, which is
 // faster. `status` receives each chunk's result.
 void decode_chunk_pair(const ParsedBuffer& buf, const DecodeTable& table, uint32_t chunk, uint8_t* dst0,
-                       uint8_t* dst1, RansImpl impl, nz_status status[2]);
+                       uint8_t* dst1, CpuLevel level, nz_status status[2]);
 
 // What the encoder knows about one chunk.
 struct ChunkSource {
@@ -40,6 +40,7 @@ struct ChunkEncodeParams {
   uint32_t kept_bits = 0;
   uint32_t block_log2 = 0;
   const FreqTable* table = nullptr;  // null: pack every chunk
+  CpuLevel level = CpuLevel::kScalar;  // the vector paths allowed
 };
 
 // Reusable per-thread buffers of the chunk encoder.

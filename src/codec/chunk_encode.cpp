@@ -67,12 +67,13 @@ void split_chunk(const ChunkEncodeParams& params, const ChunkSource& src, uint8_
   const DtypeLayout& l = params.layout;
   const FieldSplit split(l, params.kept_bits);
   const bool bf16 = l.bytes == 2 && l.exponent_bits == 8;
-  if (bf16 && split_bf16_avx512_supported()) {
+  const bool vbmi = params.level == CpuLevel::kAvx512 && cpu_has_avx512_vbmi();
+  if (bf16 && vbmi) {
     split_bf16_avx512(src.elements, src.n, params.kept_bits, symbols, raw);
     return;
   }
   const bool lossless = params.kept_bits == l.mantissa_bits;
-  if (!bf16 && lossless && split_wide_avx512_supported()) {  // fp16 or fp32
+  if (!bf16 && lossless && vbmi) {  // fp16 or fp32
     split_wide_avx512(l.bytes == 4 ? NZ_FP32 : NZ_FP16, src.elements, src.n, symbols, raw);
     return;
   }
@@ -117,7 +118,7 @@ void encode_chunk(const ChunkEncodeParams& params, const ChunkSource& src, Chunk
     scratch.words.resize(word_cap);
     uint32_t states[kLanes];
     uint64_t words = 0;
-    if (rans_encode(scratch.symbols.data(), src.n, *params.table, states, scratch.words.data(), word_cap,
+    if (rans_encode(params.level, scratch.symbols.data(), src.n, *params.table, states, scratch.words.data(), word_cap,
                     &words)) {
       payload.assign(cl.rans_fixed_size() + 2 * words, 0);
       uint8_t* p = payload.data();

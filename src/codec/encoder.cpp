@@ -107,6 +107,7 @@ nz_status compress(const void* src, uint64_t element_count, const EncodeOptions&
     return rest < opts.chunk_elems ? rest : uint64_t{opts.chunk_elems};
   };
   const uint32_t workers = effective_threads(opts.threads, chunks);
+  const CpuLevel level = cpu_level();  // one level for the whole call
 
   try {
     // 1. Lossy: round every element to K bits (and pick block scales) first;
@@ -140,7 +141,7 @@ nz_status compress(const void* src, uint64_t element_count, const EncodeOptions&
         if (opts.mode == NZ_LOSSY) {
           uint8_t* q = quantized.data() + c * chunk_bytes;
           uint8_t* sc = scales.data() + c * blocks_per_chunk;
-          if (nz_status st = quantize_chunk(x, n, l, opts.kept_bits, opts.block_log2, q, sc); st != NZ_OK) {
+          if (nz_status st = quantize_chunk(x, n, l, opts.kept_bits, opts.block_log2, q, sc, level); st != NZ_OK) {
             return fail(st);
           }
           count_symbols(q, n, l, counts[c].data());
@@ -149,14 +150,14 @@ nz_status compress(const void* src, uint64_t element_count, const EncodeOptions&
             // costs an mmap and page faults each time.
             thread_local std::vector<uint8_t> decoded;
             decoded.assign(q, q + n * l.bytes);
-            dequantize_chunk(decoded.data(), n, l, opts.block_log2, sc);
-            checksums[c] = nzhash(decoded.data(), n * l.bytes);
+            dequantize_chunk(decoded.data(), n, l, opts.block_log2, sc, level);
+            checksums[c] = nzhash(decoded.data(), n * l.bytes, level);
           } else {
-            checksums[c] = nzhash(q, n * l.bytes);
+            checksums[c] = nzhash(q, n * l.bytes, level);
           }
         } else {
           count_symbols(x, n, l, counts[c].data());
-          checksums[c] = nzhash(x, n * l.bytes);
+          checksums[c] = nzhash(x, n * l.bytes, level);
         }
         return true;
       } catch (const std::bad_alloc&) {
@@ -181,6 +182,7 @@ nz_status compress(const void* src, uint64_t element_count, const EncodeOptions&
     params.kept_bits = opts.kept_bits;
     params.block_log2 = opts.block_log2;
     params.table = can_code ? &table : nullptr;
+    params.level = level;
     std::vector<std::vector<uint8_t>> payloads(chunks);
     std::vector<ChunkEntry> entries(chunks);
     parallel_for(workers, chunks, [&](uint64_t c) {

@@ -24,13 +24,6 @@
 
 namespace nz::codec {
 
-bool rans_bf16_fused_supported() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2");
-  return ok;
-}
-
 namespace {
 
 // Raw values of one step as 32 u16 lanes. Lossless (R = 8): bytes. Lossy
@@ -243,7 +236,6 @@ NZ_TARGET_AVX512_FUSED void rans_decode_bf16_avx512_pair(const DecodeTable& tabl
 #else
 
 namespace nz::codec {
-bool rans_bf16_fused_supported() { return false; }
 void rans_decode_bf16_avx512(const DecodeTable&, const Bf16FusedParams&, FusedJob& job) {
   job.done = job.final_done = job.hash_sum = 0;
 }

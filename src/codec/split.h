@@ -40,13 +40,11 @@ struct FieldSplit {
 // bf16 with AVX-512 (F, BW, VL, VBMI): symbols[i] and the raw values packed
 // at 1 + kept_bits bits into `raw` (zeroed beforehand, room for the section),
 // for any kept_bits <= 7. Same bytes as the element-by-element split.
-bool split_bf16_avx512_supported();
 void split_bf16_avx512(const uint8_t* elements, uint64_t n, uint32_t kept_bits, uint8_t* symbols, uint8_t* raw);
 
 // Lossless fp16 and fp32 with AVX-512 (F, BW, VL, VBMI): symbols[i] and the
 // raw values packed at 1 + M bits into `raw` (room for the section). Same
 // bytes as the element-by-element split.
-bool split_wide_avx512_supported();
 void split_wide_avx512(nz_dtype dtype, const uint8_t* elements, uint64_t n, uint8_t* symbols, uint8_t* raw);
 
 }  // namespace nz::codec

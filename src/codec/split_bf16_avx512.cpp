@@ -20,12 +20,6 @@
 
 namespace nz::codec {
 
-bool split_bf16_avx512_supported() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
-  return ok;
-}
-
 NZ_TARGET_SPLIT void split_bf16_avx512(const uint8_t* elements, uint64_t n, uint32_t kept_bits, uint8_t* symbols,
                                        uint8_t* raw) {
   const uint32_t r = 1 + kept_bits;
@@ -72,7 +66,6 @@ NZ_TARGET_SPLIT void split_bf16_avx512(const uint8_t* elements, uint64_t n, uint
 #else
 
 namespace nz::codec {
-bool split_bf16_avx512_supported() { return false; }
 void split_bf16_avx512(const uint8_t*, uint64_t, uint32_t, uint8_t*, uint8_t*) {}
 }  // namespace nz::codec
 

@@ -94,12 +94,6 @@ NZ_TARGET_SPLIT_WIDE void split_fp16(const uint8_t* elements, uint64_t n, uint8_
 
 }  // namespace
 
-bool split_wide_avx512_supported() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
-  return ok;
-}
-
 void split_wide_avx512(nz_dtype dtype, const uint8_t* elements, uint64_t n, uint8_t* symbols, uint8_t* raw) {
   if (dtype == NZ_FP32) {
     split_fp32(elements, n, symbols, raw);
@@ -113,7 +107,6 @@ void split_wide_avx512(nz_dtype dtype, const uint8_t* elements, uint64_t n, uint
 #else
 
 namespace nz::codec {
-bool split_wide_avx512_supported() { return false; }
 void split_wide_avx512(nz_dtype, const uint8_t*, uint64_t, uint8_t*, uint8_t*) {}
 }  // namespace nz::codec
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "codec/bitpack.h"
+#include "codec/cpu_level.h"
 #include "codec/dtype.h"
 #include "codec/split.h"
 
@@ -60,7 +61,7 @@ TEST(Bitpack, SectionBytesArePaddedToFour) {
 // The AVX-512 bf16 split must give the element-by-element split's bytes for
 // every kept-bit count, with and without a partial last group of 32.
 TEST(Split, Bf16Avx512MatchesElementByElement) {
-  if (!nz::codec::split_bf16_avx512_supported()) GTEST_SKIP() << "CPU lacks AVX-512 VBMI";
+  if (!nz::codec::cpu_has_avx512_vbmi()) GTEST_SKIP() << "CPU lacks AVX-512 VBMI";
   const nz::codec::DtypeLayout l = nz::codec::dtype_layout(NZ_BF16);
   std::mt19937 rng(8);
   for (uint32_t k = 0; k <= 7; ++k) {
@@ -87,7 +88,7 @@ TEST(Split, Bf16Avx512MatchesElementByElement) {
 // split's bytes: random bit patterns (every special value class occurs),
 // with and without a partial last group.
 TEST(Split, Fp16Fp32Avx512MatchesElementByElement) {
-  if (!nz::codec::split_wide_avx512_supported()) GTEST_SKIP() << "CPU lacks AVX-512 VBMI";
+  if (!nz::codec::cpu_has_avx512_vbmi()) GTEST_SKIP() << "CPU lacks AVX-512 VBMI";
   std::mt19937 rng(9);
   for (nz_dtype dtype : {NZ_FP16, NZ_FP32}) {
     const nz::codec::DtypeLayout l = nz::codec::dtype_layout(dtype);

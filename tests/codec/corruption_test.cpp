@@ -36,8 +36,8 @@ std::vector<uint8_t> make_buffer(const Case& k, std::vector<uint8_t>& original) 
 nz_status decode_all(const std::vector<uint8_t>& b, std::vector<uint8_t>& out) {
   nz_status first = NZ_OK;
   bool have = false;
-  for (auto impl : {nz::codec::RansImpl::kScalar, nz::codec::RansImpl::kAvx512}) {
-    if (!nz::codec::rans_impl_supported(impl)) continue;
+  for (auto impl : {nz::codec::CpuLevel::kScalar, nz::codec::CpuLevel::kAvx512}) {
+    if (!nz::codec::cpu_level_supported(impl)) continue;
     nz_status st = nz::codec::decompress(b.data(), b.size(), out.data(), out.size(), 1, impl);
     if (!have) first = st;
     have = true;

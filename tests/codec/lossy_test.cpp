@@ -243,7 +243,7 @@ std::vector<uint8_t> all_bf16_patterns(bool shuffled, bool with_nan) {
 }  // namespace
 
 TEST(LossyBf16Avx512, QuantizeMatchesReference) {
-  if (!lossy_bf16_avx512_supported()) GTEST_SKIP() << "CPU lacks AVX-512";
+  if (!cpu_level_supported(CpuLevel::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512";
   const DtypeLayout l = dtype_layout(NZ_BF16);
   std::vector<std::vector<uint8_t>> inputs = {all_bf16_patterns(false, true), all_bf16_patterns(true, true),
                                               all_bf16_patterns(false, false), all_bf16_patterns(true, false),
@@ -266,7 +266,7 @@ TEST(LossyBf16Avx512, QuantizeMatchesReference) {
 }
 
 TEST(LossyBf16Avx512, DequantizeMatchesReference) {
-  if (!lossy_bf16_avx512_supported()) GTEST_SKIP() << "CPU lacks AVX-512";
+  if (!cpu_level_supported(CpuLevel::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512";
   const DtypeLayout l = dtype_layout(NZ_BF16);
   for (const auto& in : {all_bf16_patterns(false, true), all_bf16_patterns(true, true)}) {
     const uint64_t n = in.size() / 2;
@@ -310,8 +310,8 @@ TEST(LossyBf16Avx512, EveryDecoderGivesTheSameOutput) {
         auto c = nz::test::compress(data.data(), n, o);
         ASSERT_EQ(c.status, NZ_OK);
         std::vector<uint8_t> reference;
-        for (auto impl : {RansImpl::kScalar, RansImpl::kAvx2, RansImpl::kAvx512}) {
-          if (!rans_impl_supported(impl)) continue;
+        for (auto impl : {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512}) {
+          if (!cpu_level_supported(impl)) continue;
           std::vector<uint8_t> out(data.size() + 1, 0xCD);
           ASSERT_EQ(decompress(c.bytes.data(), c.bytes.size(), out.data(), out.size(), 1, impl), NZ_OK)
               << "k " << k << " block " << block << " n " << n << " impl " << static_cast<int>(impl);
@@ -349,8 +349,8 @@ TEST(LossyBf16Avx512, InvalidScaleCodesAreCorruptChunks) {
   for (auto [block, value] : {std::pair{size_t{5}, uint8_t{1}}, std::pair{size_t{2}, uint8_t{2}}}) {
     auto b = c.bytes;
     b[scales + block] ^= value;
-    for (auto impl : {RansImpl::kScalar, RansImpl::kAvx2, RansImpl::kAvx512}) {
-      if (!rans_impl_supported(impl)) continue;
+    for (auto impl : {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512}) {
+      if (!cpu_level_supported(impl)) continue;
       std::vector<uint8_t> out(data.size());
       EXPECT_EQ(decompress(b.data(), b.size(), out.data(), out.size(), 1, impl), NZ_ERR_CORRUPT_CHUNK)
           << "block " << block << " impl " << static_cast<int>(impl);
