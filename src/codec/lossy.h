@@ -56,5 +56,9 @@ bool dequantize_chunk_reference(uint8_t* data, uint64_t n, const DtypeLayout& la
 nz_status quantize_bf16_avx512(const uint8_t* src, uint64_t n, uint32_t kept_bits, uint32_t block_log2,
                                uint8_t* dst, uint8_t* scales);
 bool dequantize_bf16_avx512(uint8_t* data, uint64_t n, uint32_t block_log2, const uint8_t* scales);
+// bf16 with AVX2: the same results, 8 elements at a time.
+nz_status quantize_bf16_avx2(const uint8_t* src, uint64_t n, uint32_t kept_bits, uint32_t block_log2,
+                             uint8_t* dst, uint8_t* scales);
+bool dequantize_bf16_avx2(uint8_t* data, uint64_t n, uint32_t block_log2, const uint8_t* scales);
 
 }  // namespace nz::codec

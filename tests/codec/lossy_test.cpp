@@ -242,8 +242,17 @@ std::vector<uint8_t> all_bf16_patterns(bool shuffled, bool with_nan) {
 
 }  // namespace
 
-TEST(LossyBf16Avx512, QuantizeMatchesReference) {
-  if (!cpu_level_supported(CpuLevel::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512";
+// The vector bf16 paths (lossy_bf16_avx2.cpp, lossy_bf16_avx512.cpp), each
+// through quantize_chunk / dequantize_chunk at its level, against the
+// element-by-element reference.
+class LossyBf16Vector : public ::testing::TestWithParam<CpuLevel> {
+ protected:
+  void SetUp() override {
+    if (!cpu_level_supported(GetParam())) GTEST_SKIP() << "CPU lacks " << cpu_level_name(GetParam());
+  }
+};
+
+TEST_P(LossyBf16Vector, QuantizeMatchesReference) {
   const DtypeLayout l = dtype_layout(NZ_BF16);
   std::vector<std::vector<uint8_t>> inputs = {all_bf16_patterns(false, true), all_bf16_patterns(true, true),
                                               all_bf16_patterns(false, false), all_bf16_patterns(true, false),
@@ -255,7 +264,7 @@ TEST(LossyBf16Avx512, QuantizeMatchesReference) {
         const uint64_t blocks = block_log2 ? (n + (1u << block_log2) - 1) >> block_log2 : 0;
         std::vector<uint8_t> ref(in.size(), 0xAA), got(in.size(), 0x55), ref_sc(blocks, 1), got_sc(blocks, 2);
         const nz_status rs = quantize_chunk_reference(in.data(), n, l, k, block_log2, ref.data(), ref_sc.data());
-        const nz_status gs = quantize_bf16_avx512(in.data(), n, k, block_log2, got.data(), got_sc.data());
+        const nz_status gs = quantize_chunk(in.data(), n, l, k, block_log2, got.data(), got_sc.data(), GetParam());
         ASSERT_EQ(rs, gs) << "k " << k << " block_log2 " << block_log2;
         if (rs != NZ_OK) continue;
         ASSERT_EQ(ref, got) << "k " << k << " block_log2 " << block_log2;
@@ -265,8 +274,7 @@ TEST(LossyBf16Avx512, QuantizeMatchesReference) {
   }
 }
 
-TEST(LossyBf16Avx512, DequantizeMatchesReference) {
-  if (!cpu_level_supported(CpuLevel::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512";
+TEST_P(LossyBf16Vector, DequantizeMatchesReference) {
   const DtypeLayout l = dtype_layout(NZ_BF16);
   for (const auto& in : {all_bf16_patterns(false, true), all_bf16_patterns(true, true)}) {
     const uint64_t n = in.size() / 2;
@@ -279,7 +287,7 @@ TEST(LossyBf16Avx512, DequantizeMatchesReference) {
         if (variant == 3) scales.back() |= 1;
         auto ref = in, got = in;
         const bool rok = dequantize_chunk_reference(ref.data(), n, l, block_log2, scales.data());
-        const bool gok = dequantize_bf16_avx512(got.data(), n, block_log2, scales.data());
+        const bool gok = dequantize_chunk(got.data(), n, l, block_log2, scales.data(), GetParam());
         ASSERT_EQ(rok, gok) << "block_log2 " << block_log2 << " variant " << variant;
         if (rok) {
           ASSERT_EQ(ref, got) << "block_log2 " << block_log2 << " variant " << variant;
@@ -293,12 +301,15 @@ TEST(LossyBf16Avx512, DequantizeMatchesReference) {
   const uint8_t scales[2] = {0, 4};
   auto a = zeros, b = zeros;
   EXPECT_FALSE(dequantize_chunk_reference(a.data(), 32, l, 4, scales));
-  EXPECT_FALSE(dequantize_bf16_avx512(b.data(), 32, 4, scales));
+  EXPECT_FALSE(dequantize_chunk(b.data(), 32, l, 4, scales, GetParam()));
 }
 
-// Whole-buffer lossy round trips decode to the same bytes with every rANS
-// implementation (the AVX-512 one fuses merge and hash for bf16).
-TEST(LossyBf16Avx512, EveryDecoderGivesTheSameOutput) {
+INSTANTIATE_TEST_SUITE_P(Level, LossyBf16Vector, ::testing::Values(CpuLevel::kAvx2, CpuLevel::kAvx512),
+                         [](const auto& info) { return std::string(cpu_level_name(info.param)); });
+
+// Whole-buffer lossy round trips decode to the same bytes at every level
+// (the vector ones fuse merge and hash for bf16).
+TEST(LossyBf16, EveryDecoderGivesTheSameOutput) {
   for (uint32_t k : {0u, 1u, 3u, 6u}) {
     for (uint32_t block : {0u, 2u, 16u, 512u}) {
       for (size_t n : {31u, 1000u, 5000u + 17u}) {
@@ -329,9 +340,9 @@ TEST(LossyBf16Avx512, EveryDecoderGivesTheSameOutput) {
 
 // Invalid scale codes (odd for bf16, or non-zero on a block without a
 // non-zero element) are structural errors for every decoder (the fused
-// AVX-512 one included), not checksum errors: a non-zero code on a zero
+// vector ones included), not checksum errors: a non-zero code on a zero
 // block even decodes to the right bytes.
-TEST(LossyBf16Avx512, InvalidScaleCodesAreCorruptChunks) {
+TEST(LossyBf16, InvalidScaleCodesAreCorruptChunks) {
   const size_t n = 4096;
   auto data = nz::test::gaussian_weights(NZ_BF16, n, 21);
   std::memset(data.data() + 2 * 64, 0, 2 * 32);  // block 2 of chunk 0 is all zeros: code 0
