@@ -43,18 +43,26 @@ struct ChunkEncodeParams {
   CpuLevel level = CpuLevel::kScalar;  // the vector paths allowed
 };
 
-// Reusable per-thread buffers of the chunk encoder.
+// Reusable buffers of the chunk encoder (one per thread: they keep their
+// capacity from chunk to chunk).
 struct ChunkEncodeScratch {
   std::vector<uint8_t> symbols;
+  std::vector<uint8_t> raw;
   std::vector<uint16_t> words;
 };
 
-// Builds the payload (rANS when it is smaller than packed) and its entry
-// (offset left 0). May throw std::bad_alloc (callers translate it).
-void encode_chunk(const ChunkEncodeParams& params, const ChunkSource& src, ChunkEncodeScratch& scratch,
-                  std::vector<uint8_t>& payload, ChunkEntry& entry);
+// The largest payload of a chunk of n elements: its packed size.
+uint64_t chunk_payload_capacity(const DtypeLayout& layout, uint64_t n, uint32_t kept_bits, uint32_t block_log2);
 
-// Counts the exponent symbols of n elements into `counts`.
-void count_symbols(const uint8_t* elements, uint64_t n, const DtypeLayout& layout, uint64_t counts[256]);
+// Builds the payload (rANS when it is smaller than packed) at `out`, which
+// has chunk_payload_capacity bytes, and its entry (offset left 0). Writes
+// nothing past entry.size. May throw std::bad_alloc (callers translate it).
+void encode_chunk(const ChunkEncodeParams& params, const ChunkSource& src, ChunkEncodeScratch& scratch,
+                  uint8_t* out, ChunkEntry& entry);
+
+// Adds the exponent symbols of n elements to `counts` (vectorised up to `level`).
+void count_symbols(const uint8_t* elements, uint64_t n, const DtypeLayout& layout, uint64_t counts[256],
+                   CpuLevel level);
+void count_symbols_avx2(const uint8_t* elements, uint64_t n, nz_dtype dtype, uint64_t counts[256]);
 
 }  // namespace nz::codec

@@ -19,7 +19,9 @@ bool rans_encode(CpuLevel level, const uint8_t* symbols, uint64_t n, const FreqT
                  uint32_t states[kLanes], uint16_t* word_buf, uint64_t word_cap, uint64_t* word_count);
 bool rans_encode_scalar(const uint8_t* symbols, uint64_t n, const FreqTable& table, uint32_t states[kLanes],
                         uint16_t* word_buf, uint64_t word_cap, uint64_t* word_count);
-// AVX-512 (F, BW, VL, DQ, VBMI2); falls back to scalar where not built.
+// AVX-512 (F, BW, VL, DQ, VBMI2) and AVX2; fall back to scalar where not built.
+bool rans_encode_avx2(const uint8_t* symbols, uint64_t n, const FreqTable& table, uint32_t states[kLanes],
+                      uint16_t* word_buf, uint64_t word_cap, uint64_t* word_count);
 bool rans_encode_avx512(const uint8_t* symbols, uint64_t n, const FreqTable& table, uint32_t states[kLanes],
                         uint16_t* word_buf, uint64_t word_cap, uint64_t* word_count);
 

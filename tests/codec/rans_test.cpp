@@ -148,10 +148,14 @@ TEST(Rans, DecoderStopsAtTheEndOfTheStream) {
   }
 }
 
-// The AVX-512 encoder must produce exactly the scalar encoder's stream and
-// states (same algorithm; its division trick must never be off by one).
-TEST(Rans, Avx512EncoderMatchesScalar) {
-  if (!cpu_has_avx512_vbmi()) GTEST_SKIP() << "CPU lacks AVX-512 VBMI2";
+// The vector encoders must produce exactly the scalar encoder's stream and
+// states (same algorithm; their division must never be off by one).
+class RansVectorEncoder : public ::testing::TestWithParam<CpuLevel> {};
+
+TEST_P(RansVectorEncoder, MatchesScalar) {
+  const CpuLevel level = GetParam();
+  if (!cpu_level_supported(level)) GTEST_SKIP() << "CPU lacks " << cpu_level_name(level);
+  if (level == CpuLevel::kAvx512 && !cpu_has_avx512_vbmi()) GTEST_SKIP() << "CPU lacks AVX-512 VBMI2";
   struct Case {
     std::vector<uint8_t> symbols;
     uint32_t alphabet;
@@ -175,14 +179,23 @@ TEST(Rans, Avx512EncoderMatchesScalar) {
       uint32_t ss[kLanes], sv[kLanes];
       uint64_t ns = 0, nv = 0;
       ASSERT_TRUE(rans_encode_scalar(c.symbols.data(), c.symbols.size(), t, ss, ws.data(), cap, &ns));
-      ASSERT_TRUE(rans_encode_avx512(c.symbols.data(), c.symbols.size(), t, sv, wv.data(), cap, &nv));
+      ASSERT_TRUE(rans_encode(level, c.symbols.data(), c.symbols.size(), t, sv, wv.data(), cap, &nv));
       ASSERT_EQ(ns, nv) << "n " << c.symbols.size() << " p " << p;
       EXPECT_TRUE(std::equal(ws.end() - static_cast<std::ptrdiff_t>(ns), ws.end(), wv.end() - static_cast<std::ptrdiff_t>(nv)));
       EXPECT_EQ(0, std::memcmp(ss, sv, sizeof(ss)));
-      // A budget one word short fails in both.
+      // An exact budget (the last steps then go through the scalar tail) still
+      // gives the same stream; one word short fails in both.
+      std::vector<uint16_t> exact(ns + 1, 0xABCD);
+      ASSERT_TRUE(rans_encode(level, c.symbols.data(), c.symbols.size(), t, sv, exact.data() + 1, ns, &nv));
+      EXPECT_EQ(nv, ns);
+      EXPECT_TRUE(std::equal(exact.begin() + 1, exact.end(), ws.end() - static_cast<std::ptrdiff_t>(ns)));
+      EXPECT_EQ(exact[0], 0xABCD) << "wrote below the buffer";
       if (ns > 0) {
-        EXPECT_FALSE(rans_encode_avx512(c.symbols.data(), c.symbols.size(), t, sv, wv.data(), ns - 1, &nv));
+        EXPECT_FALSE(rans_encode(level, c.symbols.data(), c.symbols.size(), t, sv, wv.data(), ns - 1, &nv));
       }
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Level, RansVectorEncoder, ::testing::Values(CpuLevel::kAvx2, CpuLevel::kAvx512),
+                         [](const auto& info) { return std::string(cpu_level_name(info.param)); });
