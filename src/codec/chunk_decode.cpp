@@ -146,6 +146,7 @@ void prepare_job(ChunkDecodeState& st, uint8_t* dst) {
   st.fused.dec = &st.dec;
   st.fused.raw = st.raw;
   st.fused.dst = dst;
+  st.fused.scales = st.scales;
   st.fused.count = st.layout.elements;
 }
 
@@ -160,6 +161,7 @@ nz_status finish_chunk(const ParsedBuffer& buf, const DecodeTable& table, ChunkD
   const uint32_t raw_bits = 1 + h.kept_bits;
   const FieldSplit split(l, h.kept_bits);
   const bool bf16_lossless = h.dtype == NZ_BF16 && h.mode == NZ_LOSSLESS;
+  if (st.fused.corrupt) return NZ_ERR_CORRUPT_CHUNK;
   alignas(64) uint8_t symbols[kSliceElements];
   for (uint64_t first = st.fused.done; first < n; first += kSliceElements) {
     const uint64_t count = n - first < kSliceElements ? n - first : kSliceElements;
@@ -182,8 +184,9 @@ nz_status finish_chunk(const ParsedBuffer& buf, const DecodeTable& table, ChunkD
       if (st.dec.x[lane] != kRansLow) return NZ_ERR_CORRUPT_CHUNK;
     }
   }
-  // [0, final_done) is final output, already hashed (only without blocks;
-  // a multiple of 32 elements, so the rest starts on a hash-word boundary).
+  // [0, final_done) is final output, already hashed (a multiple of the
+  // block size and of 32 elements, so the rest starts on a block and a
+  // hash-word boundary).
   const uint64_t done = st.fused.final_done;
   const uint64_t first_block = h.block_log2 > 0 ? done >> h.block_log2 : 0;
   if (!dequantize_chunk(dst + done * l.bytes, n - done, l, h.block_log2, st.scales + first_block, level)) {

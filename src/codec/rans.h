@@ -49,7 +49,9 @@ bool rans_decode_avx512(RansDecoder& dec, const DecodeTable& table, uint8_t* out
 // <= 7), and without block scaling also add up the output's nzhash terms,
 // so the output is written once and hashed while in registers. The caller
 // finishes the chunk (the rest of the stream, the scaling and hashing of
-// [final_done, n), the end checks). Lossless fp16 and fp32 rANS chunks:
+// [final_done, n), the end checks). The AVX2 one also scales blocks of 32
+// elements or more (final_done then ends at a block boundary; the AVX-512
+// one leaves all scaling to the caller, final_done = 0). Lossless fp16 and fp32 rANS chunks:
 // the same contract with K = M and no blocks (so final_done == done).
 // Each needs its instruction set (AVX-512: also VBMI/VBMI2,
 // cpu_has_avx512_vbmi()) and a packed table; without a packed table a job
@@ -61,14 +63,18 @@ struct Bf16FusedParams {
 struct FusedJob {
   RansDecoder* dec = nullptr;         // at the start of the chunk's stream
   const uint8_t* raw = nullptr;       // the raw value section
+  const uint8_t* scales = nullptr;    // the block scale codes (lossy with blocks)
   uint8_t* dst = nullptr;
   uint64_t count = 0;                 // elements of the chunk
   // Results: dst[0, done) holds merged K-bit elements; dst[0, final_done)
-  // is final output (final_done is done without block scaling, else 0),
-  // with its nzhash terms (word index from 0) in hash_sum.
+  // is final output (scaled where blocks are; a multiple of the block
+  // size), with its nzhash terms (word index from 0) in hash_sum. corrupt:
+  // the decoder found the chunk corrupt (an invalid block scale code, or a
+  // stream that ran out); the other results are then meaningless.
   uint64_t done = 0;
   uint64_t final_done = 0;
   uint64_t hash_sum = 0;
+  bool corrupt = false;
 };
 void rans_decode_bf16_avx512(const DecodeTable& table, const Bf16FusedParams& params, FusedJob& job);
 void rans_decode_wide_avx512(const DecodeTable& table, nz_dtype dtype, FusedJob& job);

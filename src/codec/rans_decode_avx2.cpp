@@ -14,7 +14,8 @@ NZ_TARGET_AVX2 bool rans_decode_avx2(RansDecoder& dec, const DecodeTable& table,
   const avx2::StepConsts k(table);
   const __m256i low_byte = _mm256_set1_epi32(0xFF);
   auto symbols = [&](__m256i e) NZ_TARGET_AVX2 { return _mm256_and_si256(_mm256_srli_epi32(e, 12), low_byte); };
-  avx2::Stream s(dec);
+  avx2::StreamTail tail;
+  avx2::Stream s(dec, tail);
   // The two packs work within 128-bit halves: the 4-byte groups come out as
   // lanes 0-3, 8-11, 16-19, 24-27, 4-7, 12-15, 20-23, 28-31.
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -29,6 +30,7 @@ NZ_TARGET_AVX2 bool rans_decode_avx2(RansDecoder& dec, const DecodeTable& table,
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + step * kLanes), bytes);
   }
   s.save(dec);
+  if (s.overrun()) return false;
   const uint64_t done = step * kLanes;
   return rans_decode_scalar(dec, table, out + done, count - done);
 }

@@ -1,8 +1,8 @@
 // Fused AVX2 decoder for bf16 rANS chunks, the AVX2 counterpart of
 // rans_decode_bf16_avx512.cpp: rANS symbols (rans_step_avx2.h), the merge
-// with the raw values, and (when the merged element is the output:
-// lossless, or lossy without blocks) the nzhash terms (hash_avx2.h) in one
-// pass, so the output is written once and hashed while in registers.
+// with the raw values, the block scaling (blocks of 32 elements or more)
+// and the nzhash terms (hash_avx2.h) in one pass, so the output is written
+// once and hashed while in registers.
 //
 // Why fused: a step is a latency chain (gather -> multiply -> compare ->
 // permute) on four vectors of states. The merge and hash of the step do
@@ -12,6 +12,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include "codec/hash_avx2.h"
+#include "codec/lossy.h"
 #include "codec/rans_step_avx2.h"
 
 namespace nz::codec {
@@ -67,11 +68,19 @@ struct Consts {
   avx2::HashConsts hash;
   RawUnpacker unpack;
   __m256i keep;  // a sign copy (bit 15) and the kept mantissa bits (bits 7 - K .. 6)
+  // Block scaling: the exponent field, the magnitude bits (u16 lanes); 1
+  // and 0x7FFF (u32 lanes) for the rounding.
+  __m256i exponent16, magnitude16, high16, one32, half32;
 
   NZ_TARGET_AVX2 Consts(const DecodeTable& table, uint32_t raw_bits)
       : step(table),
         unpack(raw_bits),
-        keep(_mm256_set1_epi16(static_cast<short>(0x8000 | ((0xFFu << (8 - raw_bits)) & 0x7F)))) {}
+        keep(_mm256_set1_epi16(static_cast<short>(0x8000 | ((0xFFu << (8 - raw_bits)) & 0x7F)))),
+        exponent16(_mm256_set1_epi16(0x7F80)),
+        magnitude16(_mm256_set1_epi16(0x7FFF)),
+        high16(_mm256_set1_epi32(static_cast<int>(0xFFFF0000u))),
+        one32(_mm256_set1_epi32(1)),
+        half32(_mm256_set1_epi32(0x7FFF)) {}
 };
 
 // bf16 = sign << 15 | symbol << 7 | the kept mantissa bits (dropped bits zero).
@@ -79,26 +88,101 @@ NZ_TARGET_AVX2 inline __m256i merge(const Consts& k, __m256i shifted_symbols, __
   return _mm256_or_si256(shifted_symbols, _mm256_and_si256(raw, k.keep));
 }
 
-// Decodes whole steps of one chunk from `steps` on; hashes them when kHash.
-template <bool kLossless, bool kHash>
-NZ_TARGET_AVX2 void run(const Consts& k, FusedJob& job, uint64_t& steps) {
-  avx2::Stream s(*job.dec);
-  avx2::HashIndex h(steps * kLanes / 2);
-  const uint64_t full_steps = job.count / kLanes;
-  uint64_t step = steps;
-  for (; step < full_steps && s.can_step(); ++step) {
-    __m256i e[4];
-    s.step(k.step, e);
-    for (int half = 0; half < 2; ++half) {
-      const __m256i v = merge(k, avx2::symbols_u16<7>(e[2 * half], e[2 * half + 1]),
-                              k.unpack.half<kLossless>(job.raw, step, half));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(job.dst + 64 * step + 32 * half), v);
-      if constexpr (kHash) avx2::hash_words(k.hash, h, v);
-    }
+// Block scaling of 16 merged elements (docs/FORMAT.md 6.2): y = to_bf16(d * S)
+// for the finite ones (round_shift of the binary32 bits by 16, ties to
+// even), the others unchanged; `any` collects the finite elements'
+// magnitudes, for the check that a block with a non-zero code has a
+// non-zero element. The same arithmetic as dequantize_bf16_avx2.
+NZ_TARGET_AVX2 inline __m256i scale16(const Consts& k, __m256i d, __m256 s, __m256i& any) {
+  const __m256i nonfinite = _mm256_cmpeq_epi16(_mm256_and_si256(d, k.exponent16), k.exponent16);
+  any = _mm256_or_si256(any, _mm256_andnot_si256(nonfinite, _mm256_and_si256(d, k.magnitude16)));
+  // The even elements (low halves of the u32 lanes) and the odd ones (high
+  // halves) as binary32, scaled, rounded back in place.
+  const __m256i even = _mm256_castps_si256(_mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(d, 16)), s));
+  const __m256i odd = _mm256_castps_si256(_mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(d, k.high16)), s));
+  const __m256i even_r = _mm256_srli_epi32(
+      _mm256_add_epi32(_mm256_add_epi32(even, k.half32), _mm256_and_si256(_mm256_srli_epi32(even, 16), k.one32)), 16);
+  const __m256i odd_r =
+      _mm256_add_epi32(_mm256_add_epi32(odd, k.half32), _mm256_and_si256(_mm256_srli_epi32(odd, 16), k.one32));
+  const __m256i y = _mm256_blend_epi16(even_r, odd_r, 0xAA);
+  return _mm256_blendv_epi8(y, d, nonfinite);
+}
+
+// One step of a chunk: decode, merge, scale when kScale (by `scale`,
+// collecting `any`), store, and hash when kHash.
+template <bool kLossless, bool kScale, bool kHash>
+NZ_TARGET_AVX2 inline void decode_step(const Consts& k, avx2::Stream& s, const FusedJob& job, uint64_t step,
+                                       __m256 scale, __m256i& any, avx2::HashIndex& h) {
+  __m256i e[4];
+  s.step(k.step, e);
+  for (int half = 0; half < 2; ++half) {
+    __m256i v = merge(k, avx2::symbols_u16<7>(e[2 * half], e[2 * half + 1]), k.unpack.half<kLossless>(job.raw, step, half));
+    if constexpr (kScale) v = scale16(k, v, scale, any);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(job.dst + 64 * step + 32 * half), v);
+    if constexpr (kHash) avx2::hash_words(k.hash, h, v);
   }
-  steps = step;
+}
+
+// Decodes steps [step, end) merging only (kHash: they are final and hashed).
+template <bool kLossless, bool kHash>
+NZ_TARGET_AVX2 inline uint64_t run_steps(const Consts& k, avx2::Stream& s, const FusedJob& job, uint64_t step,
+                                         uint64_t end, avx2::HashIndex& h) {
+  __m256i unused = _mm256_setzero_si256();
+  for (; step < end && s.can_step(); ++step) {
+    decode_step<kLossless, false, kHash>(k, s, job, step, _mm256_setzero_ps(), unused, h);
+  }
+  return step;
+}
+
+// Out of line, each loop: inlined where `k` is built, GCC rebuilds its
+// constants inside the loop with broadcasts instead of loading them.
+
+// Without blocks: every whole step of the chunk, final and hashed when kHash.
+template <bool kLossless, bool kHash>
+NZ_TARGET_AVX2 __attribute__((noinline)) void run(const Consts& k, FusedJob& job) {
+  avx2::StreamTail tail;
+  avx2::Stream s(*job.dec, tail);
+  avx2::HashIndex h(0);
+  const uint64_t steps = run_steps<kLossless, kHash>(k, s, job, 0, job.count / kLanes, h);
   s.save(*job.dec);
-  if constexpr (kHash) job.hash_sum += h.total();
+  job.corrupt = s.overrun();
+  job.done = steps * kLanes;
+  job.final_done = kHash ? job.done : 0;
+  job.hash_sum = kHash ? h.total() : 0;
+}
+
+// Lossy with blocks of 2^block_log2 >= 32 elements (whole steps): the steps
+// of the chunk's complete blocks are scaled and hashed block by block (a
+// block's scale code is checked as the reference does); those of a last,
+// partial block are merged only, for the caller to finish.
+NZ_TARGET_AVX2 __attribute__((noinline)) void run_blocks(const Consts& k, uint32_t block_log2, FusedJob& job) {
+  avx2::StreamTail tail;
+  avx2::Stream s(*job.dec, tail);
+  avx2::HashIndex h(0);
+  const uint64_t steps_per_block = uint64_t{1} << (block_log2 - 5);
+  const uint64_t scaled_steps = (job.count >> block_log2) * steps_per_block;
+  uint64_t step = 0;
+  for (uint64_t b = 0; step < scaled_steps; ++b) {
+    const uint32_t code = job.scales[b];
+    if (code & 1) break;  // bf16 block maxima have 7 fraction bits, so their codes are even
+    const __m256 scale = _mm256_set1_ps(scale_value(code));
+    __m256i any = _mm256_setzero_si256();
+    const uint64_t block_end = step + steps_per_block;
+    if (code == 0) {
+      step = run_steps<false, true>(k, s, job, step, block_end, h);
+    } else {
+      for (; step < block_end && s.can_step(); ++step) decode_step<false, true, true>(k, s, job, step, scale, any, h);
+    }
+    if (step < block_end || (code != 0 && _mm256_testz_si256(any, any))) break;
+  }
+  // An invalid code or a stream that ran out (only a corrupt one does) stops early.
+  job.corrupt = step < scaled_steps;
+  job.final_done = step * kLanes;
+  job.hash_sum = h.total();
+  if (!job.corrupt) step = run_steps<false, false>(k, s, job, step, job.count / kLanes, h);
+  s.save(*job.dec);
+  job.corrupt = job.corrupt || s.overrun();
+  job.done = step * kLanes;
 }
 
 }  // namespace
@@ -107,19 +191,18 @@ NZ_TARGET_AVX2 void rans_decode_bf16_avx2(const DecodeTable& table, const Bf16Fu
   job.done = job.final_done = job.hash_sum = 0;
   if (!table.has_avx2 || params.kept_bits > 7) return;
   const Consts k(table, 1 + params.kept_bits);
-  uint64_t steps = 0;
-  // Without block scaling the merged elements are the output: hash them on
-  // the way. With it, only merge; the caller scales and hashes the chunk.
-  const bool hash = params.block_log2 == 0;
+  // Blocks of 32 elements or more hold whole steps: they are scaled and
+  // hashed here. Smaller ones are only merged; the caller scales and hashes
+  // the chunk. Without blocks the merged elements are the output.
   if (params.kept_bits == 7) {
-    run<true, true>(k, job, steps);
-  } else if (hash) {
-    run<false, true>(k, job, steps);
+    run<true, true>(k, job);
+  } else if (params.block_log2 == 0) {
+    run<false, true>(k, job);
+  } else if (params.block_log2 >= 5 && job.scales != nullptr) {
+    run_blocks(k, params.block_log2, job);
   } else {
-    run<false, false>(k, job, steps);
+    run<false, false>(k, job);
   }
-  job.done = steps * kLanes;
-  job.final_done = hash ? job.done : 0;
 }
 
 }  // namespace nz::codec

@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 
 #include "codec/rans.h"
 #include "codec/simd_avx2.h"
@@ -55,25 +56,59 @@ struct StepConsts {
 };
 
 // One chunk's rANS stream in registers.
+//
+// A step reads 16 bytes at each vector's word offset, up to 32 words past
+// the step's first word. While 32 words remain that stays inside the
+// stream; after that the stream's last words are copied into `tail`,
+// followed by zeros, and the steps go on reading from there. A valid
+// stream never consumes the zeros (its positions stay below word_count),
+// so the loop covers every whole step of a chunk; a corrupt one that does
+// is stopped once the next step could read past `tail`, and overrun()
+// tells the caller (the decoder then reports the chunk corrupt).
+// The tail buffer: a chunk's last words and zeros after them.
+using StreamTail = uint16_t[2 * kLanes];
+
+// Copies the `left` (< 32) words at `words` into `tail` and zeros the rest.
+// Out of line: only the last steps of a chunk get here, and taking the
+// tail's address inside the hot loop would keep the states out of registers.
+__attribute__((noinline)) inline const uint8_t* enter_tail(const uint8_t* words, uint64_t left, StreamTail& tail) {
+  std::memcpy(tail, words, 2 * left);
+  std::memset(tail + left, 0, sizeof(StreamTail) - 2 * left);
+  return reinterpret_cast<const uint8_t*>(tail);
+}
+
 struct Stream {
   __m256i x[4];
-  uint64_t pos;
-  uint64_t word_count;
+  uint64_t pos;         // in the stream, or (in the tail) in `tail`
+  uint64_t word_count;  // of the stream
   const uint8_t* words;
+  uint16_t* tail;
+  uint64_t tail_start = 0;  // stream position of tail[0]; 0 until the tail is in use
+  bool in_tail = false;
 
-  NZ_TARGET_AVX2 explicit Stream(const RansDecoder& dec)
-      : pos(dec.pos), word_count(dec.word_count), words(dec.words) {
+  NZ_TARGET_AVX2 Stream(const RansDecoder& dec, StreamTail& tail_buffer)
+      : pos(dec.pos), word_count(dec.word_count), words(dec.words), tail(tail_buffer) {
     for (int q = 0; q < 4; ++q) x[q] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dec.x + 8 * q));
   }
 
-  NZ_TARGET_AVX2 void save(RansDecoder& dec) const {
-    for (int q = 0; q < 4; ++q) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dec.x + 8 * q), x[q]);
-    dec.pos = pos;
+  bool can_step() {
+    if (pos + kLanes <= (in_tail ? 2 * kLanes : word_count)) return true;
+    if (in_tail || pos > word_count) return false;
+    words = enter_tail(words + 2 * pos, word_count - pos, *reinterpret_cast<StreamTail*>(tail));
+    tail_start = pos;
+    pos = 0;
+    in_tail = true;
+    return true;
   }
 
-  // A step reads at most 32 words, each vector's 16-byte load inside them:
-  // while 32 remain, the loads stay inside the stream.
-  bool can_step() const { return pos + kLanes <= word_count; }
+  // Whether the steps consumed words past the end of the stream.
+  bool overrun() const { return tail_start + pos > word_count; }
+
+  // Back into `dec`; the position never past the end of the stream.
+  NZ_TARGET_AVX2 void save(RansDecoder& dec) const {
+    for (int q = 0; q < 4; ++q) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dec.x + 8 * q), x[q]);
+    dec.pos = overrun() ? word_count : tail_start + pos;
+  }
 
   // One step; e[q] receives the table entries (symbol in bits 12-19) of x[q]'s lanes.
   // The loops over the four vectors are unrolled so that the states stay in
