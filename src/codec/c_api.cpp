@@ -2,6 +2,7 @@
 // leaves these functions.
 #include <new>
 
+#include "codec/cpu_level.h"
 #include "codec/decoder.h"
 #include "codec/dtype.h"
 #include "codec/encoder.h"
@@ -59,6 +60,8 @@ uint64_t nz_hash(const void* data, size_t len) {
   if (data == nullptr && len != 0) return 0;
   return nz::codec::nzhash(data, len);
 }
+
+const char* nz_cpu_level(void) { return nz::codec::cpu_level_name(nz::codec::cpu_level()); }
 
 const char* nz_error_string(nz_status status) {
   switch (status) {

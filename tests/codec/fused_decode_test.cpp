@@ -24,33 +24,6 @@ namespace {
 
 const char* name_of(nz_dtype d) { return d == NZ_FP16 ? "fp16" : "fp32"; }
 
-std::vector<uint32_t> fp32_specials() {
-  return {0x00000000u, 0x80000000u, 0x7F800000u, 0xFF800000u, 0x7FC00000u, 0xFFC00001u, 0x7F800001u,
-          0x7FBFFFFFu, 0xFFFFFFFFu, 0x00000001u, 0x80000001u, 0x007FFFFFu, 0x807FFFFFu, 0x00400000u,
-          0x00800000u, 0x80800000u, 0x7F7FFFFFu, 0xFF7FFFFFu, 0x3F800000u, 0xBF800000u};
-}
-
-// Gaussian weights with roughly one element in `every` replaced by a special
-// value (fp32) or by the next of all 65536 bit patterns (fp16), so the
-// alphabet is full but rANS still pays.
-std::vector<uint8_t> salted_weights(nz_dtype dtype, size_t n, uint64_t seed, size_t every = 7) {
-  auto data = nz::test::gaussian_weights(dtype, n, seed);
-  std::mt19937_64 rng(seed * 31 + 1);
-  const auto specials = fp32_specials();
-  uint32_t next = static_cast<uint32_t>(seed * 977);
-  for (size_t i = 0; i < n; ++i) {
-    if (rng() % every != 0) continue;
-    if (dtype == NZ_FP32) {
-      const uint32_t v = specials[next++ % specials.size()];
-      std::memcpy(data.data() + 4 * i, &v, 4);
-    } else {
-      const uint16_t v = static_cast<uint16_t>(next++ * 40503u);
-      std::memcpy(data.data() + 2 * i, &v, 2);
-    }
-  }
-  return data;
-}
-
 struct Decoded {
   nz_status status;
   std::vector<uint8_t> bytes;
@@ -98,24 +71,24 @@ class FusedWideDecode : public ::testing::TestWithParam<std::tuple<nz_dtype, Cpu
 TEST_P(FusedWideDecode, OddTailsAndChunkCounts) {
   // Around a step, a chunk, and chunk counts that leave a lone last chunk.
   for (size_t n : {1u, 31u, 32u, 33u, 63u, 95u, 1023u, 1024u, 1025u, 2048u + 31u, 3072u + 1u, 5u * 1024 + 17u}) {
-    expect_same_as_scalar(salted_weights(dtype(), n, n), dtype(), 1024, 11, n >= 1024, level());
+    expect_same_as_scalar(nz::test::salted_weights(dtype(), n, n), dtype(), 1024, 11, n >= 1024, level());
   }
 }
 
 TEST_P(FusedWideDecode, EveryPrecision) {
-  const auto data = salted_weights(dtype(), 4 * 4096 + 45, 5);
+  const auto data = nz::test::salted_weights(dtype(), 4 * 4096 + 45, 5);
   for (uint32_t p = 8; p <= 15; ++p) expect_same_as_scalar(data, dtype(), 4096, p, true, level());
 }
 
 TEST_P(FusedWideDecode, SpecialValuesDense) {
   // Half the elements special: the alphabet is wide and long runs of the
   // extreme exponents occur.
-  expect_same_as_scalar(salted_weights(dtype(), 9000, 77, 2), dtype(), 2048, 11, false, level());
-  expect_same_as_scalar(salted_weights(dtype(), 9000, 78, 2), dtype(), 2048, 8, false, level());
+  expect_same_as_scalar(nz::test::salted_weights(dtype(), 9000, 77, 2), dtype(), 2048, 11, false, level());
+  expect_same_as_scalar(nz::test::salted_weights(dtype(), 9000, 78, 2), dtype(), 2048, 8, false, level());
 }
 
 TEST_P(FusedWideDecode, LargeChunks) {
-  expect_same_as_scalar(salted_weights(dtype(), (1u << 17) + 3, 9, 50), dtype(), 1u << 16, 11, true, level());
+  expect_same_as_scalar(nz::test::salted_weights(dtype(), (1u << 17) + 3, 9, 50), dtype(), 1u << 16, 11, true, level());
 }
 
 // The fused job on its own: it must decode every whole step of a chunk whose
@@ -124,7 +97,7 @@ TEST_P(FusedWideDecode, LargeChunks) {
 TEST_P(FusedWideDecode, JobCoversWholeStepsAndHashesThem) {
   const nz_dtype dtype = this->dtype();
   const size_t n = 4096 + 21;
-  const auto data = salted_weights(dtype, n, 3, 40);
+  const auto data = nz::test::salted_weights(dtype, n, 3, 40);
   // Precisions with a table for the level's fused decoder (above them it does nothing).
   const uint32_t max_p =
       level() == CpuLevel::kAvx2 ? DecodeTable::kAvx2MaxProbBits : DecodeTable::kPackedMaxProbBits;
