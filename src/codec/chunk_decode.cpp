@@ -50,6 +50,7 @@ struct ChunkDecodeState {
   const uint8_t* scales = nullptr;
   const uint8_t* symbols_packed = nullptr;  // packed kind only
   const uint8_t* raw = nullptr;
+  const uint8_t* payload_end = nullptr;
   RansDecoder dec{};
   FusedJob fused;  // what the fused decoder did (nothing: all zero)
 };
@@ -71,6 +72,7 @@ nz_status begin_chunk(const ParsedBuffer& buf, uint32_t chunk, ChunkDecodeState&
   if (!bytes_are_zero(payload + e.size, padded_end - e.offset - e.size)) return NZ_ERR_CORRUPT_CHUNK;
 
   st.rans = e.kind == static_cast<uint32_t>(ChunkKind::kRans);
+  st.payload_end = payload + e.size;
   st.scales = payload + (st.rans ? kStateBytes : 0);
   st.symbols_packed = st.scales + cl.scale_bytes;
   st.raw = st.rans ? st.scales + cl.scale_bytes : st.symbols_packed + cl.symbol_bytes;
@@ -95,8 +97,8 @@ nz_status begin_chunk(const ParsedBuffer& buf, uint32_t chunk, ChunkDecodeState&
 }
 
 // rANS chunks go through a fused decoder first where one exists for the
-// level (bf16 any K; fp16 and fp32 lossless): it does the merge, and
-// without block scaling the hash too. What it leaves (the last partial step,
+// level (AVX2: every dtype and K; AVX-512: bf16 any K, fp16 and fp32
+// lossless): it does the merge, and without block scaling the hash too. What it leaves (the last partial step,
 // the last few stream words) goes through the generic path and is scaled and
 // hashed separately. AVX-512 without VBMI uses the AVX2 ones.
 enum class FusedKind { kNone, kBf16Avx512, kWideAvx512, kBf16Avx2, kWideAvx2 };
@@ -105,14 +107,15 @@ FusedKind fused_kind(const ParsedBuffer& buf, const ChunkDecodeState& st, CpuLev
   if (!st.rans || level == CpuLevel::kScalar) return FusedKind::kNone;
   const Header& h = buf.header;
   const bool bf16 = h.dtype == NZ_BF16;
-  const bool wide = (h.dtype == NZ_FP16 || h.dtype == NZ_FP32) && h.mode == NZ_LOSSLESS;
-  if (!bf16 && !wide) return FusedKind::kNone;
-  if (level == CpuLevel::kAvx512 && cpu_has_avx512_vbmi()) return bf16 ? FusedKind::kBf16Avx512 : FusedKind::kWideAvx512;
+  // The AVX-512 fp16/fp32 decoder is lossless only; the AVX2 one does any K.
+  if (level == CpuLevel::kAvx512 && cpu_has_avx512_vbmi() && (bf16 || h.mode == NZ_LOSSLESS)) {
+    return bf16 ? FusedKind::kBf16Avx512 : FusedKind::kWideAvx512;
+  }
   return bf16 ? FusedKind::kBf16Avx2 : FusedKind::kWideAvx2;
 }
 
-Bf16FusedParams fused_params(const ParsedBuffer& buf) {
-  Bf16FusedParams p;
+FusedParams fused_params(const ParsedBuffer& buf) {
+  FusedParams p;
   p.kept_bits = buf.header.kept_bits;
   p.block_log2 = buf.header.block_log2;
   return p;
@@ -124,7 +127,7 @@ void run_fused(FusedKind kind, const ParsedBuffer& buf, const DecodeTable& table
     case FusedKind::kBf16Avx512: return rans_decode_bf16_avx512(table, fused_params(buf), job);
     case FusedKind::kWideAvx512: return rans_decode_wide_avx512(table, dtype, job);
     case FusedKind::kBf16Avx2: return rans_decode_bf16_avx2(table, fused_params(buf), job);
-    case FusedKind::kWideAvx2: return rans_decode_wide_avx2(table, dtype, job);
+    case FusedKind::kWideAvx2: return rans_decode_wide_avx2(table, dtype, fused_params(buf), job);
     case FusedKind::kNone: return;
   }
 }
@@ -147,6 +150,7 @@ void prepare_job(ChunkDecodeState& st, uint8_t* dst) {
   st.fused.raw = st.raw;
   st.fused.dst = dst;
   st.fused.scales = st.scales;
+  st.fused.end = st.payload_end;
   st.fused.count = st.layout.elements;
 }
 

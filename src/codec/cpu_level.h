@@ -1,9 +1,9 @@
 // cpu_level.h: which instruction-set level the codec's hot loops run at.
 //
 // Every SIMD path of the codec belongs to one level: scalar (the portable
-// reference), AVX2, or AVX-512 (F, BW, VL, DQ; some AVX-512 paths also need
-// VBMI/VBMI2 and fall back to the AVX2 path of the same job where the CPU
-// lacks them). All levels produce identical bytes; the level only chooses
+// reference), AVX2 (with F16C), or AVX-512 (F, BW, VL, DQ; some AVX-512
+// paths also need VBMI/VBMI2, and where the CPU lacks them, or a job has no
+// AVX-512 path, the AVX2 path of the same job runs). All levels produce identical bytes; the level only chooses
 // speed. The level of a process is the best one the CPU supports, unless
 // NEUZIP_CPU=scalar|avx2|avx512 asks for another: a level the CPU lacks is
 // replaced by the best supported one, with one `neuzip:` line on stderr.

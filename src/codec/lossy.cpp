@@ -110,14 +110,14 @@ bool is_bf16(const DtypeLayout& l) { return l.bytes == 2 && l.exponent_bits == 8
 nz_status quantize_chunk(const uint8_t* src, uint64_t n, const DtypeLayout& l, uint32_t k,
                          uint32_t block_log2, uint8_t* dst, uint8_t* scales, CpuLevel level) {
   if (is_bf16(l) && level == CpuLevel::kAvx512) return quantize_bf16_avx512(src, n, k, block_log2, dst, scales);
-  if (is_bf16(l) && level == CpuLevel::kAvx2) return quantize_bf16_avx2(src, n, k, block_log2, dst, scales);
+  if (level_allows(level, CpuLevel::kAvx2)) return quantize_avx2(src, n, l, k, block_log2, dst, scales);
   return quantize_chunk_reference(src, n, l, k, block_log2, dst, scales);
 }
 
 bool dequantize_chunk(uint8_t* data, uint64_t n, const DtypeLayout& l, uint32_t block_log2,
                       const uint8_t* scales, CpuLevel level) {
   if (is_bf16(l) && level == CpuLevel::kAvx512) return dequantize_bf16_avx512(data, n, block_log2, scales);
-  if (is_bf16(l) && level == CpuLevel::kAvx2) return dequantize_bf16_avx2(data, n, block_log2, scales);
+  if (level_allows(level, CpuLevel::kAvx2)) return dequantize_avx2(data, n, l, block_log2, scales);
   return dequantize_chunk_reference(data, n, l, block_log2, scales);
 }
 

@@ -46,7 +46,7 @@ bool dequantize_chunk(uint8_t* data, uint64_t n, const DtypeLayout& layout, uint
                       const uint8_t* scales, CpuLevel level);
 
 // The element-by-element implementations of the two functions above (the
-// reference the vector paths are tested against; used for fp16 and fp32).
+// reference the vector paths are tested against; the scalar level).
 nz_status quantize_chunk_reference(const uint8_t* src, uint64_t n, const DtypeLayout& layout, uint32_t kept_bits,
                                    uint32_t block_log2, uint8_t* dst, uint8_t* scales);
 bool dequantize_chunk_reference(uint8_t* data, uint64_t n, const DtypeLayout& layout, uint32_t block_log2,
@@ -56,9 +56,10 @@ bool dequantize_chunk_reference(uint8_t* data, uint64_t n, const DtypeLayout& la
 nz_status quantize_bf16_avx512(const uint8_t* src, uint64_t n, uint32_t kept_bits, uint32_t block_log2,
                                uint8_t* dst, uint8_t* scales);
 bool dequantize_bf16_avx512(uint8_t* data, uint64_t n, uint32_t block_log2, const uint8_t* scales);
-// bf16 with AVX2: the same results, 8 elements at a time.
-nz_status quantize_bf16_avx2(const uint8_t* src, uint64_t n, uint32_t kept_bits, uint32_t block_log2,
-                             uint8_t* dst, uint8_t* scales);
-bool dequantize_bf16_avx2(uint8_t* data, uint64_t n, uint32_t block_log2, const uint8_t* scales);
+// Every dtype with AVX2 (and F16C for fp16): the same results, 8 elements at a time.
+nz_status quantize_avx2(const uint8_t* src, uint64_t n, const DtypeLayout& layout, uint32_t kept_bits,
+                        uint32_t block_log2, uint8_t* dst, uint8_t* scales);
+bool dequantize_avx2(uint8_t* data, uint64_t n, const DtypeLayout& layout, uint32_t block_log2,
+                     const uint8_t* scales);
 
 }  // namespace nz::codec

@@ -56,7 +56,7 @@ bool rans_decode_avx512(RansDecoder& dec, const DecodeTable& table, uint8_t* out
 // Each needs its instruction set (AVX-512: also VBMI/VBMI2,
 // cpu_has_avx512_vbmi()) and a packed table; without a packed table a job
 // does nothing (done = 0).
-struct Bf16FusedParams {
+struct FusedParams {
   uint32_t kept_bits = 7;
   uint32_t block_log2 = 0;
 };
@@ -64,6 +64,7 @@ struct FusedJob {
   RansDecoder* dec = nullptr;         // at the start of the chunk's stream
   const uint8_t* raw = nullptr;       // the raw value section
   const uint8_t* scales = nullptr;    // the block scale codes (lossy with blocks)
+  const uint8_t* end = nullptr;       // the end of the chunk's payload: no load reaches past it
   uint8_t* dst = nullptr;
   uint64_t count = 0;                 // elements of the chunk
   // Results: dst[0, done) holds merged K-bit elements; dst[0, final_done)
@@ -76,14 +77,15 @@ struct FusedJob {
   uint64_t hash_sum = 0;
   bool corrupt = false;
 };
-void rans_decode_bf16_avx512(const DecodeTable& table, const Bf16FusedParams& params, FusedJob& job);
+void rans_decode_bf16_avx512(const DecodeTable& table, const FusedParams& params, FusedJob& job);
 void rans_decode_wide_avx512(const DecodeTable& table, nz_dtype dtype, FusedJob& job);
 // Two chunks at once, their streams interleaved for instruction-level
 // parallelism; the same results as two single calls.
-void rans_decode_bf16_avx512_pair(const DecodeTable& table, const Bf16FusedParams& params, FusedJob& a,
+void rans_decode_bf16_avx512_pair(const DecodeTable& table, const FusedParams& params, FusedJob& a,
                                   FusedJob& b);
 void rans_decode_wide_avx512_pair(const DecodeTable& table, nz_dtype dtype, FusedJob& a, FusedJob& b);
-void rans_decode_bf16_avx2(const DecodeTable& table, const Bf16FusedParams& params, FusedJob& job);
-void rans_decode_wide_avx2(const DecodeTable& table, nz_dtype dtype, FusedJob& job);
+void rans_decode_bf16_avx2(const DecodeTable& table, const FusedParams& params, FusedJob& job);
+// fp16 and fp32 with any K (lossy: merge only with blocks, final_done = 0).
+void rans_decode_wide_avx2(const DecodeTable& table, nz_dtype dtype, const FusedParams& params, FusedJob& job);
 
 }  // namespace nz::codec

@@ -8,6 +8,8 @@
 // permute) on four vectors of states. The merge and hash of the step do
 // not depend on that chain's next link and fill the execution ports it
 // leaves idle, instead of costing two more passes over the chunk.
+#include <algorithm>
+
 #include "codec/rans.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -48,8 +50,8 @@ struct RawUnpacker {
   }
 
   // Half `h` (0 or 1) of step `step_index`. Lossy reads 16 bytes from the
-  // half's first: past the raw section only into the chunk's word stream,
-  // which the caller keeps at least 64 bytes long while it steps.
+  // half's first: up to 16 - 2R bytes past them (raw_safe_steps keeps that
+  // inside the payload).
   template <bool kLossless>
   NZ_TARGET_AVX2 __m256i half(const uint8_t* raw, uint64_t step_index, int h) const {
     if constexpr (kLossless) {
@@ -137,13 +139,26 @@ NZ_TARGET_AVX2 inline uint64_t run_steps(const Consts& k, avx2::Stream& s, const
 // Out of line, each loop: inlined where `k` is built, GCC rebuilds its
 // constants inside the loop with broadcasts instead of loading them.
 
+// Whole steps whose raw loads stay inside the payload (FusedJob::end): the
+// lossless ones read exactly a step's 32 bytes, the lossy ones 16 bytes from
+// each half's first (2R bytes in, for the second half).
+template <bool kLossless>
+uint64_t raw_safe_steps(const Consts& k, const FusedJob& job) {
+  const uint64_t full_steps = job.count / kLanes;
+  if constexpr (kLossless) return full_steps;
+  const uint64_t r = k.unpack.raw_bits;
+  const uint64_t avail = static_cast<uint64_t>(job.end - job.raw);
+  const uint64_t safe = avail < 2 * r + 16 ? 0 : (avail - 2 * r - 16) / (4 * r) + 1;
+  return safe < full_steps ? safe : full_steps;
+}
+
 // Without blocks: every whole step of the chunk, final and hashed when kHash.
 template <bool kLossless, bool kHash>
 NZ_TARGET_AVX2 __attribute__((noinline)) void run(const Consts& k, FusedJob& job) {
   avx2::StreamTail tail;
   avx2::Stream s(*job.dec, tail);
   avx2::HashIndex h(0);
-  const uint64_t steps = run_steps<kLossless, kHash>(k, s, job, 0, job.count / kLanes, h);
+  const uint64_t steps = run_steps<kLossless, kHash>(k, s, job, 0, raw_safe_steps<kLossless>(k, job), h);
   s.save(*job.dec);
   job.corrupt = s.overrun();
   job.done = steps * kLanes;
@@ -152,15 +167,17 @@ NZ_TARGET_AVX2 __attribute__((noinline)) void run(const Consts& k, FusedJob& job
 }
 
 // Lossy with blocks of 2^block_log2 >= 32 elements (whole steps): the steps
-// of the chunk's complete blocks are scaled and hashed block by block (a
-// block's scale code is checked as the reference does); those of a last,
-// partial block are merged only, for the caller to finish.
+// of the complete blocks are scaled and hashed block by block (a block's
+// scale code is checked as the reference does); those of a last, partial
+// block (or past the raw loads' limit) are merged only, for the caller to finish.
 NZ_TARGET_AVX2 __attribute__((noinline)) void run_blocks(const Consts& k, uint32_t block_log2, FusedJob& job) {
   avx2::StreamTail tail;
   avx2::Stream s(*job.dec, tail);
   avx2::HashIndex h(0);
+  const uint64_t end = raw_safe_steps<false>(k, job);
   const uint64_t steps_per_block = uint64_t{1} << (block_log2 - 5);
-  const uint64_t scaled_steps = (job.count >> block_log2) * steps_per_block;
+  const uint64_t complete = std::min(job.count >> block_log2, end / steps_per_block);
+  const uint64_t scaled_steps = complete * steps_per_block;
   uint64_t step = 0;
   for (uint64_t b = 0; step < scaled_steps; ++b) {
     const uint32_t code = job.scales[b];
@@ -179,7 +196,7 @@ NZ_TARGET_AVX2 __attribute__((noinline)) void run_blocks(const Consts& k, uint32
   job.corrupt = step < scaled_steps;
   job.final_done = step * kLanes;
   job.hash_sum = h.total();
-  if (!job.corrupt) step = run_steps<false, false>(k, s, job, step, job.count / kLanes, h);
+  if (!job.corrupt) step = run_steps<false, false>(k, s, job, step, end, h);
   s.save(*job.dec);
   job.corrupt = job.corrupt || s.overrun();
   job.done = step * kLanes;
@@ -187,7 +204,7 @@ NZ_TARGET_AVX2 __attribute__((noinline)) void run_blocks(const Consts& k, uint32
 
 }  // namespace
 
-NZ_TARGET_AVX2 void rans_decode_bf16_avx2(const DecodeTable& table, const Bf16FusedParams& params, FusedJob& job) {
+NZ_TARGET_AVX2 void rans_decode_bf16_avx2(const DecodeTable& table, const FusedParams& params, FusedJob& job) {
   job.done = job.final_done = job.hash_sum = 0;
   if (!table.has_avx2 || params.kept_bits > 7) return;
   const Consts k(table, 1 + params.kept_bits);
@@ -210,7 +227,7 @@ NZ_TARGET_AVX2 void rans_decode_bf16_avx2(const DecodeTable& table, const Bf16Fu
 #else
 
 namespace nz::codec {
-void rans_decode_bf16_avx2(const DecodeTable&, const Bf16FusedParams&, FusedJob& job) {
+void rans_decode_bf16_avx2(const DecodeTable&, const FusedParams&, FusedJob& job) {
   job.done = job.final_done = job.hash_sum = 0;
 }
 }  // namespace nz::codec

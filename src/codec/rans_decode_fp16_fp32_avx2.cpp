@@ -1,20 +1,27 @@
-// Fused AVX2 decoders for lossless fp16 and fp32 rANS chunks, the AVX2
-// counterpart of rans_decode_fp16_fp32_avx512.cpp: one pass does the rANS
-// step (rans_step_avx2.h), merges each symbol with its raw bits into the
-// final element in registers, stores it and adds its nzhash terms
-// (hash_avx2.h).
+// Fused AVX2 decoders for fp16 and fp32 rANS chunks, lossless or lossy (any
+// K), the AVX2 counterpart of rans_decode_fp16_fp32_avx512.cpp (which is
+// lossless only): one pass does the rANS step (rans_step_avx2.h), merges
+// each symbol with its raw bits into the element in registers, stores it
+// and (without block scaling) adds its nzhash terms (hash_avx2.h).
 //
-// Raw values, per vector of 8 states (8 elements):
-// * fp32: R = 24 bits, 3 bytes per element, 24 bytes. One 32-byte load from
-//   4 bytes before them puts bytes 0-11 in the low 128-bit half and 12-23
-//   in the high one, so a byte shuffle (which stays within halves) can put
-//   bytes 3i, 3i+1, 3i+2, 3i+2 in lane i: the mantissa is in place and the
-//   sign (raw bit 23) lands in bit 31; the exponent comes from the table
-//   entry (symbol in bits 12-19, shifted left by 11).
-// * fp16: R = 11 bits, 11 bytes. Both halves get the same 16 bytes; lane i
-//   takes the 3 bytes around bit 11i and a per-lane shift (vpsrlvd) aligns
-//   its field. The sign (raw bit 10) moves to bit 15, the symbol to bits
-//   10-14, and two vectors pack into 16 fp16 elements.
+// Raw values: R = K + 1 bits each, so 8 elements (one vector of states) are
+// exactly R bytes. Lane i needs the bytes around bit iR; a byte shuffle
+// (which stays within 128-bit halves) picks them and a per-lane shift
+// (vpsrlvd) aligns the field:
+// * fp16 (R <= 11): lanes 0-7 all find their bytes in the group's first
+//   16, loaded into both halves.
+// * fp32 (R <= 24): the high half gets the 16 bytes from byte R/2 (rounded
+//   down), where lane 4 starts. Lossless (R = 24) needs no shift: one
+//   32-byte load from 4 bytes before the group puts bytes 0-11 in the low
+//   half and 12-23 in the high one, and bytes 3i, 3i+1, 3i+2, 3i+2 in lane
+//   i hold the mantissa in place and the sign (raw bit 23) in bit 31.
+// The sign (raw bit K) then moves to the element's top bit, the kept
+// mantissa bits to the top of the mantissa, and the exponent comes from the
+// table entry (symbol in bits 12-19).
+//
+// The raw loads run a few bytes past a group's values; the loop stops
+// before a step whose loads would pass the end of the chunk's payload
+// (FusedJob::end), and the generic path decodes the rest.
 #include "codec/rans.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -25,115 +32,155 @@ namespace nz::codec {
 
 namespace {
 
-constexpr uint32_t kFp16RawStepBytes = 44;  // 32 x 11 bits
-constexpr uint32_t kFp32RawStepBytes = 96;  // 32 x 24 bits
-
 struct WideConsts {
   avx2::StepConsts step;
   avx2::HashConsts hash;
-  __m256i raw_pick;    // byte shuffle of a vector's raw bytes
-  __m256i raw_shift;   // fp16: per-lane right shift
-  __m256i keep_raw;    // fp32: sign and mantissa; fp16: the 11-bit field
-  __m256i exponent;    // fp32: bits 23-30; fp16: bits 10-14
-  __m256i sign, mantissa;  // fp16: bit 15, bits 0-9
+  uint32_t raw_bits;       // R
+  uint32_t high_offset;    // fp32: where the high half's 16 bytes start in a group; fp16: 0 (both halves the same)
+  __m256i raw_pick;        // byte shuffle of a group's bytes
+  __m256i raw_shift;       // per-lane right shift (iR % 8)
+  __m256i field;           // 2^R - 1 (fp32 lossless: sign and mantissa where the element has them)
+  __m128i sign_shift;      // raw bit K to the element's top bit
+  __m128i mantissa_shift;  // the kept bits to the top of the mantissa
+  __m256i sign, mantissa, exponent;
 
-  NZ_TARGET_AVX2 WideConsts(const DecodeTable& table, nz_dtype dtype) : step(table) {
+  NZ_TARGET_AVX2 WideConsts(const DecodeTable& table, nz_dtype dtype, uint32_t kept_bits) : step(table) {
+    const DtypeLayout l = dtype_layout(dtype);
+    const uint32_t r = 1 + kept_bits;
+    raw_bits = r;
     alignas(32) uint8_t pick[32] = {};
     alignas(32) uint32_t shift[8] = {};
-    if (dtype == NZ_FP32) {
-      // The load starts 4 bytes early: the low half holds bytes -4..11, the high half 12..27.
-      for (int i = 0; i < 8; ++i) {
-        const int base = i < 4 ? 4 + 3 * i : 3 * (i - 4);
-        for (int b = 0; b < 4; ++b) pick[4 * i + b] = static_cast<uint8_t>(base + (b < 3 ? b : 2));
+    const bool fp32_lossless = dtype == NZ_FP32 && kept_bits == l.mantissa_bits;
+    high_offset = dtype == NZ_FP32 ? 4 * r / 8 : 0;
+    for (uint32_t i = 0; i < 8; ++i) {
+      if (fp32_lossless) {
+        // The load starts 4 bytes early: the low half holds bytes -4..11, the high half 12..27.
+        const uint32_t base = i < 4 ? 4 + 3 * i : 3 * (i - 4);
+        for (uint32_t b = 0; b < 4; ++b) pick[4 * i + b] = static_cast<uint8_t>(base + (b < 3 ? b : 2));
+        continue;
       }
-      keep_raw = _mm256_set1_epi32(static_cast<int>(0x807FFFFFu));
-    } else {
-      for (int i = 0; i < 8; ++i) {
-        const int first = 11 * i / 8;
-        for (int b = 0; b < 4; ++b) pick[4 * i + b] = b < 3 ? static_cast<uint8_t>(first + b) : 0x80;  // 0x80: zero
-        shift[i] = static_cast<uint32_t>(11 * i % 8);
-      }
-      keep_raw = _mm256_set1_epi32(0x7FF);
+      // Bytes from the lane's half's load; a field spans at most 4 bytes (7 + R <= 31 bits).
+      const uint32_t first = i * r / 8 - (i < 4 ? 0 : high_offset);
+      for (uint32_t b = 0; b < 4; ++b) pick[4 * i + b] = static_cast<uint8_t>(first + b);
+      shift[i] = i * r % 8;
     }
     raw_pick = _mm256_load_si256(reinterpret_cast<const __m256i*>(pick));
     raw_shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(shift));
-    exponent = _mm256_set1_epi32(dtype == NZ_FP32 ? 0x7F800000 : 0x7C00);
-    sign = _mm256_set1_epi32(0x8000);
-    mantissa = _mm256_set1_epi32(0x3FF);
+    field = _mm256_set1_epi32(fp32_lossless ? static_cast<int>(0x807FFFFFu) : static_cast<int>((1u << r) - 1));
+    sign_shift = _mm_cvtsi32_si128(static_cast<int>(8 * l.bytes - 1 - kept_bits));
+    mantissa_shift = _mm_cvtsi32_si128(static_cast<int>(l.mantissa_bits - kept_bits));
+    sign = _mm256_set1_epi32(static_cast<int>(1u << (8 * l.bytes - 1)));
+    mantissa = _mm256_set1_epi32(static_cast<int>((1u << l.mantissa_bits) - 1));
+    exponent = _mm256_set1_epi32(static_cast<int>(((1u << l.exponent_bits) - 1) << l.mantissa_bits));
   }
 };
 
-// 8 fp32 elements: sign and mantissa from the raw bytes, exponent from the entry.
-NZ_TARGET_AVX2 inline __m256i fp32_quarter(const WideConsts& k, const uint8_t* raw, __m256i e) {
-  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw - 4));
-  const __m256i r = _mm256_and_si256(_mm256_shuffle_epi8(bytes, k.raw_pick), k.keep_raw);
-  return _mm256_or_si256(r, _mm256_and_si256(_mm256_slli_epi32(e, 11), k.exponent));
-}
-
-// 8 fp16 elements as u32 lanes: sign (raw bit 10) << 15 | symbol << 10 | raw bits 0-9.
-NZ_TARGET_AVX2 inline __m256i fp16_quarter(const WideConsts& k, const uint8_t* raw, __m256i e) {
-  const __m256i bytes = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(raw)));
-  const __m256i r = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(bytes, k.raw_pick), k.raw_shift), k.keep_raw);
-  const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(r, 5), k.sign);
-  const __m256i mantissa = _mm256_and_si256(r, k.mantissa);
-  return _mm256_or_si256(_mm256_or_si256(sign, mantissa), _mm256_and_si256(_mm256_srli_epi32(e, 2), k.exponent));
-}
-
-// Out of line: inlined where `k` is built, GCC rebuilds its constants
-// inside the loop with broadcasts instead of loading them.
+// The exponent field of 8 elements from their table entries (symbol in bits 12-19).
 template <nz_dtype kDtype>
-NZ_TARGET_AVX2 __attribute__((noinline)) void run(const WideConsts& k, FusedJob& job, uint64_t& steps) {
+NZ_TARGET_AVX2 inline __m256i exponent_field(const WideConsts& k, __m256i e) {
+  if constexpr (kDtype == NZ_FP32) return _mm256_and_si256(_mm256_slli_epi32(e, 11), k.exponent);
+  return _mm256_and_si256(_mm256_srli_epi32(e, 2), k.exponent);
+}
+
+// 8 elements (u32 lanes) of the group of raw values at `g`.
+template <nz_dtype kDtype, bool kLossless>
+NZ_TARGET_AVX2 inline __m256i group(const WideConsts& k, const uint8_t* g, __m256i e) {
+  if constexpr (kDtype == NZ_FP32 && kLossless) {
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g - 4));
+    return _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(bytes, k.raw_pick), k.field), exponent_field<kDtype>(k, e));
+  }
+  const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(g));
+  __m256i bytes;
+  if constexpr (kDtype == NZ_FP32) {
+    bytes = _mm256_inserti128_si256(_mm256_castsi128_si256(low), _mm_loadu_si128(reinterpret_cast<const __m128i*>(g + k.high_offset)), 1);
+  } else {
+    bytes = _mm256_broadcastsi128_si256(low);
+  }
+  const __m256i r = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(bytes, k.raw_pick), k.raw_shift), k.field);
+  const __m256i sign = _mm256_and_si256(_mm256_sll_epi32(r, k.sign_shift), k.sign);
+  const __m256i mantissa = _mm256_and_si256(_mm256_sll_epi32(r, k.mantissa_shift), k.mantissa);
+  return _mm256_or_si256(_mm256_or_si256(sign, mantissa), exponent_field<kDtype>(k, e));
+}
+
+// Steps [0, result) whose raw loads stay inside the payload: a step's last
+// group starts 3R bytes in, and its loads reach `reach` bytes past that.
+template <nz_dtype kDtype, bool kLossless>
+uint64_t raw_safe_steps(const WideConsts& k, const FusedJob& job) {
+  const uint64_t r = k.raw_bits;
+  const uint64_t last_end = 3 * r + (kDtype == NZ_FP32 ? (kLossless ? 28 : k.high_offset + 16) : 16);
+  const uint64_t avail = static_cast<uint64_t>(job.end - job.raw);
+  return avail < last_end ? 0 : (avail - last_end) / (4 * r) + 1;
+}
+
+// Decodes whole steps; hashes them when kHash (no block scaling). Out of
+// line: inlined where `k` is built, GCC rebuilds its constants inside the
+// loop with broadcasts instead of loading them.
+template <nz_dtype kDtype, bool kLossless, bool kHash>
+NZ_TARGET_AVX2 __attribute__((noinline)) void run(const WideConsts& k, FusedJob& job) {
   avx2::StreamTail tail;
   avx2::Stream s(*job.dec, tail);
-  constexpr uint64_t kBytes = kDtype == NZ_FP32 ? 4 : 2;
-  avx2::HashIndex h(steps * kLanes * kBytes / 4);
+  avx2::HashIndex h(0);
   const uint64_t full_steps = job.count / kLanes;
-  uint64_t step = steps;
-  // The loads read up to 5 bytes past a step's raw values (fp32 also 4
-  // before them, inside the chunk's states): inside the payload, since the
-  // word stream that follows the raw section has at least 64 bytes left.
-  for (; step < full_steps && s.can_step(); ++step) {
+  const uint64_t safe = raw_safe_steps<kDtype, kLossless>(k, job);
+  const uint64_t end = full_steps < safe ? full_steps : safe;
+  constexpr uint64_t kBytes = kDtype == NZ_FP32 ? 4 : 2;
+  const uint64_t step_raw = 4 * k.raw_bits;
+  uint64_t step = 0;
+  for (; step < end && s.can_step(); ++step) {
     __m256i e[4];
     s.step(k.step, e);
     uint8_t* out = job.dst + kBytes * kLanes * step;
+    const uint8_t* raw = job.raw + step_raw * step;
     if constexpr (kDtype == NZ_FP32) {
-      const uint8_t* raw = job.raw + kFp32RawStepBytes * step;
       for (int q = 0; q < 4; ++q) {
-        const __m256i v = fp32_quarter(k, raw + 24 * q, e[q]);
+        const __m256i v = group<kDtype, kLossless>(k, raw + k.raw_bits * q, e[q]);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * q), v);
-        avx2::hash_words(k.hash, h, v);
+        if constexpr (kHash) avx2::hash_words(k.hash, h, v);
       }
     } else {
-      const uint8_t* raw = job.raw + kFp16RawStepBytes * step;
       for (int half = 0; half < 2; ++half) {
-        const __m256i lo = fp16_quarter(k, raw + 22 * half, e[2 * half]);
-        const __m256i hi = fp16_quarter(k, raw + 22 * half + 11, e[2 * half + 1]);
+        const __m256i lo = group<kDtype, kLossless>(k, raw + k.raw_bits * 2 * half, e[2 * half]);
+        const __m256i hi = group<kDtype, kLossless>(k, raw + k.raw_bits * (2 * half + 1), e[2 * half + 1]);
         // packus works within 128-bit halves: lanes 0-3, 8-11, 4-7, 12-15.
         const __m256i v = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * half), v);
-        avx2::hash_words(k.hash, h, v);
+        if constexpr (kHash) avx2::hash_words(k.hash, h, v);
       }
     }
   }
-  steps = step;
   s.save(*job.dec);
   job.corrupt = s.overrun();
-  job.hash_sum += h.total();
+  job.done = step * kLanes;
+  job.final_done = kHash ? job.done : 0;
+  job.hash_sum = kHash ? h.total() : 0;
+}
+
+template <nz_dtype kDtype>
+NZ_TARGET_AVX2 void run_dtype(const WideConsts& k, const FusedParams& params, FusedJob& job) {
+  if (params.kept_bits == dtype_layout(kDtype).mantissa_bits) {
+    run<kDtype, true, true>(k, job);
+  } else if (params.block_log2 == 0) {
+    run<kDtype, false, true>(k, job);
+  } else {
+    run<kDtype, false, false>(k, job);  // the caller scales and hashes
+  }
 }
 
 }  // namespace
 
-NZ_TARGET_AVX2 void rans_decode_wide_avx2(const DecodeTable& table, nz_dtype dtype, FusedJob& job) {
+NZ_TARGET_AVX2 void rans_decode_wide_avx2(const DecodeTable& table, nz_dtype dtype, const FusedParams& params,
+                                          FusedJob& job) {
   job.done = job.final_done = job.hash_sum = 0;
-  if (!table.has_avx2 || (dtype != NZ_FP16 && dtype != NZ_FP32)) return;
-  const WideConsts k(table, dtype);
-  uint64_t steps = 0;
-  if (dtype == NZ_FP32) {
-    run<NZ_FP32>(k, job, steps);
-  } else {
-    run<NZ_FP16>(k, job, steps);
+  if (!table.has_avx2 || (dtype != NZ_FP16 && dtype != NZ_FP32) ||
+      params.kept_bits > dtype_layout(dtype).mantissa_bits) {
+    return;
   }
-  job.done = job.final_done = steps * kLanes;
+  const WideConsts k(table, dtype, params.kept_bits);
+  if (dtype == NZ_FP32) {
+    run_dtype<NZ_FP32>(k, params, job);
+  } else {
+    run_dtype<NZ_FP16>(k, params, job);
+  }
 }
 
 }  // namespace nz::codec
@@ -141,7 +188,9 @@ NZ_TARGET_AVX2 void rans_decode_wide_avx2(const DecodeTable& table, nz_dtype dty
 #else
 
 namespace nz::codec {
-void rans_decode_wide_avx2(const DecodeTable&, nz_dtype, FusedJob& job) { job.done = job.final_done = job.hash_sum = 0; }
+void rans_decode_wide_avx2(const DecodeTable&, nz_dtype, const FusedParams&, FusedJob& job) {
+  job.done = job.final_done = job.hash_sum = 0;
+}
 }  // namespace nz::codec
 
 #endif

@@ -127,6 +127,7 @@ TEST_P(FusedWideDecode, JobCoversWholeStepsAndHashesThem) {
         out[i].assign(n * bytes, 0xCD);
         job[i].dec = &dec[i];
         job[i].raw = payload + kStateBytes;
+        job[i].end = payload + e.size;
         job[i].dst = out[i].data();
         job[i].count = n;
       }
@@ -135,7 +136,9 @@ TEST_P(FusedWideDecode, JobCoversWholeStepsAndHashesThem) {
       } else if (level() == CpuLevel::kAvx512) {
         rans_decode_wide_avx512(table, dtype, job[0]);
       } else {
-        rans_decode_wide_avx2(table, dtype, job[0]);
+        FusedParams lossless;
+        lossless.kept_bits = dtype_layout(dtype).mantissa_bits;
+        rans_decode_wide_avx2(table, dtype, lossless, job[0]);
       }
       for (int i = 0; i < (pair ? 2 : 1); ++i) {
         // A step needs 32 words in the stream: only the last few steps may be left.
