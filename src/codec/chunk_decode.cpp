@@ -33,10 +33,8 @@ void merge_bf16_lossless(const uint8_t* symbols, const uint8_t* raw, uint64_t co
 void merge_generic(const FieldSplit& split, uint32_t bytes, const uint8_t* symbols, const uint8_t* raw,
                    uint64_t raw_section_bytes, uint64_t first, uint64_t count, uint32_t raw_bits,
                    uint8_t* dst) {
-  for (uint64_t i = 0; i < count; ++i) {
-    const uint32_t r = read_packed(raw, raw_section_bytes, first + i, raw_bits);
-    store_element(dst, first + i, bytes, split.join(symbols[i], r));
-  }
+  BitReader reader(raw, raw_section_bytes, first, raw_bits);
+  for (uint64_t i = 0; i < count; ++i) store_element(dst, first + i, bytes, split.join(symbols[i], reader.get()));
 }
 
 }  // namespace
@@ -172,9 +170,8 @@ nz_status finish_chunk(const ParsedBuffer& buf, const DecodeTable& table, ChunkD
     if (st.rans) {
       if (!rans_decode(level, st.dec, table, symbols, count)) return NZ_ERR_CORRUPT_CHUNK;
     } else {
-      for (uint64_t i = 0; i < count; ++i) {
-        symbols[i] = static_cast<uint8_t>(read_packed(st.symbols_packed, cl.symbol_bytes, first + i, l.exponent_bits));
-      }
+      BitReader reader(st.symbols_packed, cl.symbol_bytes, first, l.exponent_bits);
+      for (uint64_t i = 0; i < count; ++i) symbols[i] = static_cast<uint8_t>(reader.get());
     }
     if (bf16_lossless) {
       merge_bf16_lossless(symbols, st.raw + first, count, dst + 2 * first);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -22,7 +23,15 @@ TEST(Bitpack, RoundTripEveryWidth) {
       BitWriter w(section.data());
       for (auto v : values) w.put(v, width);
       EXPECT_LE(w.finish(), bytes);
-      for (uint64_t i = 0; i < count; ++i) ASSERT_EQ(read_packed(section.data(), bytes, i, width), values[i]);
+      // Read back sequentially from several starting values, from an
+      // allocation of exactly the section's size (ASan sees any read past it).
+      const std::unique_ptr<uint8_t[]> exact(new uint8_t[bytes]);
+      std::memcpy(exact.get(), section.data(), bytes);
+      for (uint64_t first : {uint64_t{0}, uint64_t{1}, uint64_t{5}, count / 2, count > 0 ? count - 1 : 0}) {
+        if (first >= count) continue;
+        BitReader r(exact.get(), bytes, first, width);
+        for (uint64_t i = first; i < count; ++i) ASSERT_EQ(r.get(), values[i]) << "width " << width << " first " << first;
+      }
       EXPECT_TRUE(packed_tail_is_zero(section.data(), bytes, count * width));
     }
   }
