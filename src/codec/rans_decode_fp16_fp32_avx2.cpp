@@ -17,7 +17,8 @@
 //   i hold the mantissa in place and the sign (raw bit 23) in bit 31.
 // The sign (raw bit K) then moves to the element's top bit, the kept
 // mantissa bits to the top of the mantissa, and the exponent comes from the
-// table entry (symbol in bits 12-19).
+// table entry (symbol in bits 12-19); fp16 does this after packing two
+// groups to u16 lanes.
 //
 // The raw loads run a few bytes past a group's values; the loop stops
 // before a step whose loads would pass the end of the chunk's payload
@@ -43,6 +44,7 @@ struct WideConsts {
   __m128i sign_shift;      // raw bit K to the element's top bit
   __m128i mantissa_shift;  // the kept bits to the top of the mantissa
   __m256i sign, mantissa, exponent;
+  __m256i sign16_source, sign16_move;  // fp16 in u16 lanes: bit 10, and 33
 
   NZ_TARGET_AVX2 WideConsts(const DecodeTable& table, nz_dtype dtype, uint32_t kept_bits) : step(table) {
     const DtypeLayout l = dtype_layout(dtype);
@@ -72,23 +74,14 @@ struct WideConsts {
     sign = _mm256_set1_epi32(static_cast<int>(1u << (8 * l.bytes - 1)));
     mantissa = _mm256_set1_epi32(static_cast<int>((1u << l.mantissa_bits) - 1));
     exponent = _mm256_set1_epi32(static_cast<int>(((1u << l.exponent_bits) - 1) << l.mantissa_bits));
+    sign16_source = _mm256_set1_epi16(0x400);
+    sign16_move = _mm256_set1_epi16(33);
   }
 };
 
-// The exponent field of 8 elements from their table entries (symbol in bits 12-19).
+// The R-bit raw fields of the group of 8 elements at `g` (u32 lanes).
 template <nz_dtype kDtype>
-NZ_TARGET_AVX2 inline __m256i exponent_field(const WideConsts& k, __m256i e) {
-  if constexpr (kDtype == NZ_FP32) return _mm256_and_si256(_mm256_slli_epi32(e, 11), k.exponent);
-  return _mm256_and_si256(_mm256_srli_epi32(e, 2), k.exponent);
-}
-
-// 8 elements (u32 lanes) of the group of raw values at `g`.
-template <nz_dtype kDtype, bool kLossless>
-NZ_TARGET_AVX2 inline __m256i group(const WideConsts& k, const uint8_t* g, __m256i e) {
-  if constexpr (kDtype == NZ_FP32 && kLossless) {
-    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g - 4));
-    return _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(bytes, k.raw_pick), k.field), exponent_field<kDtype>(k, e));
-  }
+NZ_TARGET_AVX2 inline __m256i raw_fields(const WideConsts& k, const uint8_t* g) {
   const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(g));
   __m256i bytes;
   if constexpr (kDtype == NZ_FP32) {
@@ -96,10 +89,37 @@ NZ_TARGET_AVX2 inline __m256i group(const WideConsts& k, const uint8_t* g, __m25
   } else {
     bytes = _mm256_broadcastsi128_si256(low);
   }
-  const __m256i r = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(bytes, k.raw_pick), k.raw_shift), k.field);
+  return _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(bytes, k.raw_pick), k.raw_shift), k.field);
+}
+
+// 8 fp32 elements (u32 lanes) of the group of raw values at `g`.
+template <bool kLossless>
+NZ_TARGET_AVX2 inline __m256i fp32_group(const WideConsts& k, const uint8_t* g, __m256i e) {
+  const __m256i exponent = _mm256_and_si256(_mm256_slli_epi32(e, 11), k.exponent);
+  if constexpr (kLossless) {
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g - 4));
+    return _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(bytes, k.raw_pick), k.field), exponent);
+  }
+  const __m256i r = raw_fields<NZ_FP32>(k, g);
   const __m256i sign = _mm256_and_si256(_mm256_sll_epi32(r, k.sign_shift), k.sign);
   const __m256i mantissa = _mm256_and_si256(_mm256_sll_epi32(r, k.mantissa_shift), k.mantissa);
-  return _mm256_or_si256(_mm256_or_si256(sign, mantissa), exponent_field<kDtype>(k, e));
+  return _mm256_or_si256(_mm256_or_si256(sign, mantissa), exponent);
+}
+
+// 16 fp16 elements (u16 lanes) of the groups at `g0` and `g0 + R`, with
+// the entries of their lanes. The fields are cut out in u32 lanes (an
+// 11-bit field can span 3 bytes) and packed to u16 at once; there the kept
+// mantissa bits move to the top of the mantissa (lossy), the sign from bit
+// 10 to bit 15 (adding and removing it with one multiply: (r & 2^10) * 33 is
+// 2^15 + 2^10 when the sign is set), and the exponent joins.
+template <bool kLossless>
+NZ_TARGET_AVX2 inline __m256i fp16_half(const WideConsts& k, const uint8_t* g0, __m256i e_lo, __m256i e_hi) {
+  // packus works within 128-bit halves: lanes come out as 0-3, 8-11, 4-7, 12-15.
+  __m256i r = _mm256_permute4x64_epi64(
+      _mm256_packus_epi32(raw_fields<NZ_FP16>(k, g0), raw_fields<NZ_FP16>(k, g0 + k.raw_bits)), 0xD8);
+  if constexpr (!kLossless) r = _mm256_sll_epi16(r, k.mantissa_shift);
+  r = _mm256_xor_si256(r, _mm256_mullo_epi16(_mm256_and_si256(r, k.sign16_source), k.sign16_move));
+  return _mm256_or_si256(r, avx2::symbols_u16<10>(e_lo, e_hi));
 }
 
 // Steps [0, result) whose raw loads stay inside the payload: a step's last
@@ -133,16 +153,13 @@ NZ_TARGET_AVX2 __attribute__((noinline)) void run(const WideConsts& k, FusedJob&
     const uint8_t* raw = job.raw + step_raw * step;
     if constexpr (kDtype == NZ_FP32) {
       for (int q = 0; q < 4; ++q) {
-        const __m256i v = group<kDtype, kLossless>(k, raw + k.raw_bits * q, e[q]);
+        const __m256i v = fp32_group<kLossless>(k, raw + k.raw_bits * q, e[q]);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * q), v);
         if constexpr (kHash) avx2::hash_words(k.hash, h, v);
       }
     } else {
       for (int half = 0; half < 2; ++half) {
-        const __m256i lo = group<kDtype, kLossless>(k, raw + k.raw_bits * 2 * half, e[2 * half]);
-        const __m256i hi = group<kDtype, kLossless>(k, raw + k.raw_bits * (2 * half + 1), e[2 * half + 1]);
-        // packus works within 128-bit halves: lanes 0-3, 8-11, 4-7, 12-15.
-        const __m256i v = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
+        const __m256i v = fp16_half<kLossless>(k, raw + k.raw_bits * 2 * half, e[2 * half], e[2 * half + 1]);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * half), v);
         if constexpr (kHash) avx2::hash_words(k.hash, h, v);
       }
