@@ -8,6 +8,8 @@
 // then unmaps and releases.
 #include "runtime/runtime.h"
 
+#include <algorithm>
+
 #include "runtime/log.h"
 #include "runtime/runtime_internal.h"
 
@@ -37,6 +39,12 @@ void synchronize_context(CUcontext ctx) noexcept {
 
 // Lock held. The allocation is already out of allocations_ and the range map.
 void Runtime::release_allocation(Allocation& a) noexcept {
+  // The look-ahead stager may be mapping some of its units without the lock:
+  // no address range may be freed under a mapping being made.
+  if (stager_busy_ > 0 &&
+      std::any_of(a.units.begin(), a.units.end(), [](const auto& e) { return e.second->incoming; })) {
+    wait_for_stager_locked();
+  }
   while (!a.units.empty()) {
     auto u = a.units.begin()->second;
     u->tracked = false;
@@ -142,6 +150,7 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   const bool ours = primary_reset ? (context_is_primary_ && device == device_) : ctx == context_;
   if (!ours) return;
   RelaxedCaptureScope relaxed;
+  wait_for_stager_locked();
   synchronize_context(context_);
   while (!allocations_.empty()) {
     auto a = detach_allocation(allocations_.begin()->first);

@@ -78,6 +78,12 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (parse_unsigned(v, mb) && mb < (size_t{1} << 40)) c.staging_bytes = mb << 20;
     else complain("NEUZIP_STAGING_MB", v, "a number of MiB");
   }
+  if (const char* v = getenv_fn("NEUZIP_LOOKAHEAD_MB")) {
+    size_t mb = 0;
+    if (std::string_view(v) == "auto") c.lookahead_bytes = Config::kLookaheadAuto;
+    else if (parse_unsigned(v, mb) && mb < (size_t{1} << 40)) c.lookahead_bytes = mb << 20;
+    else complain("NEUZIP_LOOKAHEAD_MB", v, "a number of MiB or auto");
+  }
   if (const char* v = getenv_fn("NEUZIP_MIN_BYTES")) {
     size_t bytes = 0;
     if (parse_unsigned(v, bytes)) c.min_bytes = bytes;

@@ -18,6 +18,12 @@ struct Config {
   uint32_t lossy_block = NZ_DEFAULT_BLOCK;
   int htod_dtype = 0;                // NEUZIP_LOSSY_HTOD_DTYPE: NZ_TAG_* declared for HtoD tags
   std::optional<size_t> staging_bytes;  // NEUZIP_STAGING_MB; unset = adaptive
+  // NEUZIP_LOOKAHEAD_MB: how far ahead of the launching thread, in bytes of the
+  // learned staging order, the look-ahead stager thread keeps ranges staged;
+  // `auto`: half a fixed staging budget, else about two layers. Unset or 0:
+  // no stager thread (the launching thread decodes one range ahead).
+  static constexpr size_t kLookaheadAuto = ~size_t{0};
+  std::optional<size_t> lookahead_bytes;
   size_t min_bytes = size_t{2} << 20;   // NEUZIP_MIN_BYTES: smallest cuMemAlloc served by VMM
   // NEUZIP_LONG_LIVED: a range filled after the program started computing is
   // compressed once launches used it in this many iterations without it being

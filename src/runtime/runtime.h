@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -127,7 +128,25 @@ class Runtime {
   CUresult stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs, CUstream stream,
                       bool capturing) noexcept;
   CUresult stage(const std::shared_ptr<Unit>& u, CUstream stream, bool capturing) noexcept;
+  // stage_runs in its three phases (the look-ahead stager drops the lock for the second).
+  // `may_wait`: short of memory, evict staged ranges waiting for their last uses.
+  CUresult acquire_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs,
+                        std::vector<std::shared_ptr<StagedRun>>& out, bool may_wait = true) noexcept;
+  CUresult map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& runs, CUstream stream,
+                          uint64_t& launches) noexcept;
+  void finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, const SharedEvent& ready,
+                   CUstream decode_stream, bool capturing, TraceClock::time_point start) noexcept;
+  void release_runs(std::vector<std::shared_ptr<StagedRun>>& runs, bool mapped) noexcept;
   void start_prefetch(const std::shared_ptr<Unit>& next) noexcept;
+  // The look-ahead stager (lookahead.cpp). Lock held unless stated.
+  size_t lookahead_window() const noexcept;
+  void request_lookahead(const std::shared_ptr<Unit>& from) noexcept;
+  void stager_main() noexcept;  // the thread; takes the lock itself
+  void stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Unit>& from) noexcept;
+  void wait_for_stager_locked() noexcept;
+ public:
+  void stop_stager() noexcept;  // at exit; never takes the lock (exit must not hang)
+ private:
   // How one unit of a run about to be unmapped came out (see settle()).
   enum class Settled { kStored, kReleased, kRetire, kNoMemory };
   Settled settle(const std::shared_ptr<Unit>& u, bool may_release) noexcept;
@@ -183,6 +202,14 @@ class Runtime {
   std::unique_ptr<gpu::DeviceCodec> codec_;
   UniqueStream internal_;
   UniqueStream prefetch_stream_;  // decodes ahead of use
+  // The look-ahead stager: where to walk the learned order from next, and
+  // whether a staging of it is in progress without the lock.
+  std::condition_variable_any stager_cv_;
+  std::weak_ptr<Unit> lookahead_from_;
+  std::atomic<int> stager_busy_{0};      // read without the lock at exit
+  bool stager_started_ = false;
+  bool stager_failed_ = false;
+  std::atomic<bool> stop_stager_{false};
   StagingOrder<Unit> order_;
   UniqueHostMemory status_host_;
   std::unique_ptr<CompressedStore> store_;

@@ -7,7 +7,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/driver_objects.h"
 
@@ -55,5 +57,15 @@ inline bool stream_capturing(CUstream s) {
 }
 
 inline std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
+
+}  // namespace nz::rt::detail
+
+namespace nz::rt {
+struct Unit;
+// Splits compressed units into runs of VA-contiguous ones (stager.cpp).
+std::vector<std::vector<std::shared_ptr<Unit>>> runs_of(std::vector<std::shared_ptr<Unit>> units);
+}  // namespace nz::rt
+
+namespace nz::rt::detail {
 
 }  // namespace nz::rt::detail

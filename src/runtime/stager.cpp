@@ -29,7 +29,7 @@ thread_local bool t_touched_capturing = false;
 
 // Splits compressed units into runs of VA-contiguous ones (units of one
 // allocation, end to end), each staged with one mapping.
-static std::vector<std::vector<std::shared_ptr<Unit>>> runs_of(std::vector<std::shared_ptr<Unit>> units) {
+std::vector<std::vector<std::shared_ptr<Unit>>> runs_of(std::vector<std::shared_ptr<Unit>> units) {
   std::sort(units.begin(), units.end(), [](const auto& x, const auto& y) { return x->begin < y->begin; });
   std::vector<std::vector<std::shared_ptr<Unit>>> runs;
   for (auto& u : units) {
@@ -40,19 +40,9 @@ static std::vector<std::vector<std::shared_ptr<Unit>>> runs_of(std::vector<std::
   return runs;
 }
 
-CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs, CUstream stream,
-                             bool capturing) noexcept {
-  const auto start = TraceClock::now();
-  const auto& api = driver().base;
-  const CUstream decode_stream = capturing ? internal_.get() : stream;
-  std::vector<std::shared_ptr<StagedRun>> mapped;
-  std::vector<CompressedStore::DecodeTarget> targets;
-  auto undo = [&] {
-    for (auto& run : mapped) {
-      vmm_.unmap(run->begin, run->bytes());
-      pool_.give_back(std::move(run->handle), run->bytes());
-    }
-  };
+// Phase 1 of staging (lock held): one handle per run, from the pool.
+CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs,
+                               std::vector<std::shared_ptr<StagedRun>>& out, bool may_wait) noexcept {
   CUresult r = CUDA_SUCCESS;
   try {
     for (const auto& units : runs) {
@@ -62,7 +52,7 @@ CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>
       run->end = units.back()->end;
       r = pool_.acquire(run->bytes(), run->handle);
       if (r == CUDA_ERROR_OUT_OF_MEMORY) {
-        evict_all(true);
+        evict_all(may_wait);
         r = pool_.acquire(run->bytes(), run->handle);
       }
       if (r != CUDA_SUCCESS) {
@@ -71,30 +61,55 @@ CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>
           log(LogLevel::kError, "no memory to stage {} bytes at {}: {}", run->bytes(), hex(run->begin), error_name(r));
         break;
       }
-      r = vmm_.map(run->begin, run->bytes(), run->handle.get());
-      if (r != CUDA_SUCCESS) {
-        pool_.give_back(std::move(run->handle), run->bytes());
-        break;
-      }
-      mapped.push_back(run);
-      for (const auto& u : units) {
-        run->units.push_back(u);
-        targets.push_back({&u->store, u->begin});
-      }
+      for (const auto& u : units) run->units.push_back(u);
+      out.push_back(std::move(run));
     }
   } catch (...) {
     r = CUDA_ERROR_OUT_OF_MEMORY;
   }
-  uint64_t launches = 0;
-  if (r == CUDA_SUCCESS) r = store_->decode_batch(targets, decode_stream, launches);
-  if (r != CUDA_SUCCESS) {
-    undo();
-    return r;
+  if (r != CUDA_SUCCESS) release_runs(out, false);
+  return r;
+}
+
+// Gives the handles of runs that were not (or are no longer) mapped back.
+void Runtime::release_runs(std::vector<std::shared_ptr<StagedRun>>& runs, bool mapped) noexcept {
+  for (auto& run : runs) {
+    if (!run->handle) continue;
+    if (mapped) vmm_.unmap(run->begin, run->bytes());
+    pool_.give_back(std::move(run->handle), run->bytes());
   }
-  stats_.decode_launches.add(launches);
-  SharedEvent ready = record_event(decode_stream);
-  if (capturing) api.cuStreamSynchronize(internal_.get());
-  for (auto& run : mapped) {
+  runs.clear();
+}
+
+// Phase 2 (no runtime state: the look-ahead stager runs it without the lock):
+// one cuMemMap + cuMemSetAccess per run, one decode launch per 64 units.
+CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& runs, CUstream stream,
+                                 uint64_t& launches) noexcept {
+  size_t mapped = 0;
+  CUresult r = CUDA_SUCCESS;
+  std::vector<CompressedStore::DecodeTarget> targets;
+  try {
+    for (const auto& run : runs) {
+      r = vmm_.map(run->begin, run->bytes(), run->handle.get());
+      if (r != CUDA_SUCCESS) break;
+      ++mapped;
+      for (const auto& w : run->units)
+        if (auto u = w.lock()) targets.push_back({&u->store, u->begin});
+    }
+  } catch (...) {
+    r = CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  if (r == CUDA_SUCCESS) r = store_->decode_batch(targets, stream, launches);
+  if (r != CUDA_SUCCESS) {
+    for (size_t i = 0; i < mapped; ++i) vmm_.unmap(runs[i]->begin, runs[i]->bytes());
+  }
+  return r;
+}
+
+// Phase 3 (lock held): the runs' units are staged, ready after `ready`.
+void Runtime::finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, const SharedEvent& ready,
+                          CUstream decode_stream, bool capturing, TraceClock::time_point start) noexcept {
+  for (auto& run : runs) {
     for (auto& u : run->alive()) {
       u->ready = ready;
       u->add_use(ready);
@@ -114,6 +129,25 @@ CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>
   stats_.staging_bytes.set(pool_.in_use_bytes());
   stats_.staging_bytes_peak.raise_to(pool_.in_use_bytes());
   update_saved();
+}
+
+CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs, CUstream stream,
+                             bool capturing) noexcept {
+  const auto start = TraceClock::now();
+  const CUstream decode_stream = capturing ? internal_.get() : stream;
+  std::vector<std::shared_ptr<StagedRun>> acquired;
+  CUresult r = acquire_runs(runs, acquired);
+  if (r != CUDA_SUCCESS) return r;
+  uint64_t launches = 0;
+  r = map_and_decode(acquired, decode_stream, launches);
+  if (r != CUDA_SUCCESS) {
+    release_runs(acquired, false);
+    return r;
+  }
+  stats_.decode_launches.add(launches);
+  SharedEvent ready = record_event(decode_stream);
+  if (capturing) driver().base.cuStreamSynchronize(internal_.get());
+  finish_runs(acquired, ready, decode_stream, capturing, start);
   return CUDA_SUCCESS;
 }
 
@@ -144,6 +178,13 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   CUresult result = CUDA_SUCCESS;
   // Hold every unit of this call first (so making room never evicts one of
   // them), then make room for the ones to stage, then stage.
+  // Units the look-ahead stager is mapping right now: wait for it (it holds
+  // them; the decode it enqueued is then waited for on the stream, below).
+  if (stager_busy_ > 0) {
+    stager_cv_.wait(mutex_, [&] {
+      return std::none_of(touched.begin(), touched.end(), [](const auto& u) { return u->incoming; });
+    });
+  }
   size_t incoming = 0;
   for (auto& u : touched) {
     ++u->in_flight;
@@ -193,7 +234,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
       }
       last = u;
     }
-    if (last && !capturing) start_prefetch(last->next_guess.lock());
+    if (last && !capturing) request_lookahead(last);
   }
   std::sort(staged_now.begin(), staged_now.end());
   for (auto& u : touched) {
@@ -204,10 +245,17 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
       // still be running.
       wait_for_decode(*u, stream, capturing);
       if (u->prefetched) {
-        // The guess was right: keep the decoder one range ahead.
+        // The guess was right: the order goes on from here (it is learned
+        // from uses), and the stager keeps its window ahead of this use.
         u->prefetched = false;
         stats_.prefetch_hits.add();
-        if (!capturing) start_prefetch(u->next_guess.lock());
+        if (!capturing) {
+          try {
+            u->next_guess = order_.record(u);
+          } catch (...) {
+          }
+          request_lookahead(u);
+        }
       }
     }
     u->lru_tick = ++tick_;

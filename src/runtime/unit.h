@@ -74,6 +74,7 @@ struct Unit {
   uint64_t lru_tick = 0;
   bool recode = false;           // dtype changed since it was stored: re-encode at eviction
   bool prefetched = false;      // staged ahead of use and not used yet
+  bool incoming = false;        // being staged by the look-ahead stager (runtime lock dropped)
   std::weak_ptr<Unit> next_guess;  // what was staged after it last time
 
   size_t bytes() const { return static_cast<size_t>(end - begin); }

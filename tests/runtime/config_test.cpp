@@ -77,6 +77,14 @@ TEST(Config, BadNumbersKeepDefaults) {
   EXPECT_EQ(c.htod_dtype, NZ_TAG_BYTES);
 }
 
+TEST(Config, Lookahead) {
+  EXPECT_FALSE(parse({}).lookahead_bytes.has_value());
+  EXPECT_EQ(parse({{"NEUZIP_LOOKAHEAD_MB", "0"}}).lookahead_bytes, size_t{0});
+  EXPECT_EQ(parse({{"NEUZIP_LOOKAHEAD_MB", "96"}}).lookahead_bytes, size_t{96} << 20);
+  EXPECT_EQ(parse({{"NEUZIP_LOOKAHEAD_MB", "auto"}}).lookahead_bytes, Config::kLookaheadAuto);
+  EXPECT_FALSE(parse({{"NEUZIP_LOOKAHEAD_MB", "two layers"}}).lookahead_bytes.has_value());
+}
+
 TEST(Config, ChunkElemsAndCodecOptions) {
   EXPECT_EQ(parse({}).chunk_elems, 8192u);
   EXPECT_EQ(parse({{"NEUZIP_CHUNK_ELEMS", "65536"}}).chunk_elems, 65536u);

@@ -1,0 +1,189 @@
+// lookahead.cpp: the look-ahead stager.
+//
+// Training and inference loops use their weights in the same order every
+// iteration: the unit used after X last time (Unit::next_guess, learned from
+// the launching threads' uses) will be needed after X now. A thread of the
+// runtime's own follows that order from wherever the launching thread just
+// was, and keeps the next `lookahead_window()` bytes staged on the prefetch
+// stream: it makes room (eviction, without waiting for queued work), takes
+// handles from the pool, and then drops the runtime lock for the VMM calls
+// and the decode launch. When the prediction is right the launching thread
+// finds its units staged and only orders its stream after their decode: no
+// VMM call, decode launch or host wait on it.
+//
+// While the lock is dropped the units being staged are marked `incoming`
+// and held (in_flight): eviction skips them, a launch that needs one waits
+// for the stager to finish it (stager_cv_), and freeing their allocation
+// waits likewise, so no mapping outlives its address range.
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+#include <unordered_set>
+
+#include "runtime/log.h"
+#include "runtime/runtime.h"
+#include "runtime/runtime_internal.h"
+
+namespace nz::rt {
+
+using namespace detail;
+
+// Off unless NEUZIP_LOOKAHEAD_MB is set: measured on the simulator's A100
+// cost model (docs/RESULTS.md §4.7) the stager's evictions, which still hash
+// under the runtime lock, stall the launching thread more than the staging
+// it takes off it saves. `auto` windows: half a fixed budget, else twice the
+// most one call had to stage (about two layers).
+size_t Runtime::lookahead_window() const noexcept {
+  if (!config_.lookahead_bytes) return 0;
+  if (*config_.lookahead_bytes != Config::kLookaheadAuto) return *config_.lookahead_bytes;
+  if (config_.staging_bytes) return *config_.staging_bytes / 2;
+  return std::max(size_t{8} << 20, 2 * launch_staging_peak_);
+}
+
+void Runtime::request_lookahead(const std::shared_ptr<Unit>& from) noexcept {
+  if (!from) return;
+  if (lookahead_window() == 0 || stager_failed_) {
+    start_prefetch(from->next_guess.lock());  // the launching thread decodes one range ahead
+    return;
+  }
+  if (!stager_started_) {
+    try {
+      std::thread(&Runtime::stager_main, this).detach();
+      stager_started_ = true;
+      // Detached: at exit it must be idle before the driver goes away.
+      std::atexit([] {
+        if (Runtime* rt = instance_if_active()) rt->stop_stager();
+      });
+    } catch (...) {
+      stager_failed_ = true;
+      log(LogLevel::kError, "cannot start the look-ahead stager thread: staging on the launching thread");
+      return;
+    }
+  }
+  lookahead_from_ = from;
+  stager_cv_.notify_all();
+}
+
+void Runtime::stop_stager() noexcept {
+  // Another thread may hold the lock for good at exit (exit() from a
+  // signal handler, a thread stopped mid-call): never wait for it. The
+  // stager starts nothing once stopped; one staging in progress gets two
+  // seconds to finish before the driver may go away.
+  stop_stager_ = true;
+  stager_cv_.notify_all();
+  for (int i = 0; i < 2000 && stager_busy_.load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+void Runtime::wait_for_stager_locked() noexcept {
+  lookahead_from_.reset();
+  stager_cv_.wait(mutex_, [&] { return stager_busy_ == 0; });
+}
+
+void Runtime::stager_main() noexcept {
+  std::unique_lock lock(mutex_);
+  CUcontext bound = nullptr;
+  for (;;) {
+    stager_cv_.wait(lock, [&] { return stop_stager_ || !lookahead_from_.expired(); });
+    if (stop_stager_) return;
+    auto from = lookahead_from_.lock();
+    lookahead_from_.reset();
+    if (!from || !setup_ok_ || context_ == nullptr) continue;
+    // Our decode launches go to the runtime's context.
+    if (bound != context_ && driver().base.cuCtxSetCurrent(context_) == CUDA_SUCCESS) bound = context_;
+    stage_ahead(lock, from);
+  }
+}
+
+void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Unit>& from) noexcept {
+  RelaxedCaptureScope relaxed;
+  // Under pressure a guess would evict idle ranges (and encode them again)
+  // for a decode that may not be needed.
+  if (!config_.staging_bytes && !memory_plentiful()) return;
+  const size_t window = lookahead_window();
+  std::vector<std::shared_ptr<Unit>> want;
+  size_t bytes = 0;
+  try {
+    std::unordered_set<const Unit*> seen{from.get()};
+    size_t ahead = 0;
+    for (auto u = from->next_guess.lock(); u && !u->dead && seen.insert(u.get()).second; u = u->next_guess.lock()) {
+      ahead += u->bytes();
+      if (ahead > window) break;
+      if (u->state == UnitState::kCompressed && !u->incoming && u->pins == 0) {
+        want.push_back(u);
+        bytes += u->bytes();
+      }
+    }
+  } catch (...) {
+    return;
+  }
+  // Room without waiting for queued work (the lock is held; the launching
+  // thread must not wait for it): the farthest units wait for the next round.
+  while (!want.empty() && !enforce_budget(bytes, false)) {
+    bytes -= want.back()->bytes();
+    want.pop_back();
+  }
+  if (want.empty()) return;
+  std::vector<std::shared_ptr<StagedRun>> acquired;
+  try {
+    if (acquire_runs(runs_of(want), acquired, false) != CUDA_SUCCESS) return;
+  } catch (...) {
+    return;
+  }
+  for (auto& u : want) {
+    u->incoming = true;
+    ++u->in_flight;
+  }
+  ++stager_busy_;
+  const auto start = TraceClock::now();
+  const CUstream stream = prefetch_stream_.get();
+  if (stop_stager_) {
+    for (auto& u : want) {
+      u->incoming = false;
+      --u->in_flight;
+    }
+    --stager_busy_;
+    release_runs(acquired, false);
+    stager_cv_.notify_all();
+    return;
+  }
+  lock.unlock();
+  uint64_t launches = 0;
+  SharedEvent ready;
+  CUresult r = map_and_decode(acquired, stream, launches);
+  if (r == CUDA_SUCCESS) {
+    ready = record_event(stream);
+    if (!ready) {
+      driver().base.cuStreamSynchronize(stream);  // no event: the decode is complete before anyone uses it
+    }
+  }
+  lock.lock();
+  --stager_busy_;
+  bool lost = false;  // freed or retired while the lock was dropped
+  for (auto& u : want) {
+    u->incoming = false;
+    if (u->in_flight > 0) --u->in_flight;
+    lost = lost || u->dead || u->state != UnitState::kCompressed;
+  }
+  if (r != CUDA_SUCCESS || lost) {
+    if (r == CUDA_SUCCESS && ready && *ready) driver().base.cuEventSynchronize(ready->get());
+    release_runs(acquired, r == CUDA_SUCCESS);
+    stager_cv_.notify_all();
+    return;
+  }
+  stats_.decode_launches.add(launches);
+  finish_runs(acquired, ready, stream, false, start);
+  for (auto& u : want) {
+    u->prefetched = true;
+    u->lru_tick = ++tick_;
+    try {
+      staged_.push_back(u);
+    } catch (...) {
+    }
+    stats_.prefetches.add();
+  }
+  if (trace_.enabled()) emit("prefetch", want.front()->begin, bytes, fmt::format("\"units\":{}", want.size()));
+  stager_cv_.notify_all();
+}
+
+}  // namespace nz::rt
