@@ -27,20 +27,43 @@ struct GroupHold {
 thread_local int t_group_depth = 0;
 thread_local std::vector<GroupHold> t_group;
 
+// What each NCCL call in progress on this thread holds, from before_external
+// to after_external. The launch hooks' own record cannot carry it: NCCL's
+// call launches kernels, copies and records events through hooked driver
+// calls in between, and each of those starts a record of its own.
+struct CallHold {
+  bool capturing = false;
+  std::vector<std::shared_ptr<Unit>> units;
+};
+thread_local std::vector<CallHold> t_calls;
+
 }  // namespace
 
 CUresult Runtime::before_external(const TransferDesc& d) noexcept {
   if (!config_.nccl_hooks) return CUDA_SUCCESS;
   // Exactly the bytes the call names: a collective reads and writes count x
   // type size from each pointer, nothing around it (no kernel reach).
-  return before_transfer(d);
+  const CUresult r = before_transfer(d);
+  if (r != CUDA_SUCCESS) return r;  // nothing held (prepare undid its holds)
+  CallHold hold;
+  hold.units = take_touched(hold.capturing);
+  try {
+    t_calls.push_back(std::move(hold));
+  } catch (...) {
+    // No memory to remember them: they stay held for good (never unmapped under NCCL).
+    log(LogLevel::kError, "out of memory recording an NCCL call: its ranges stay staged for good");
+    t_calls.clear();
+  }
+  return CUDA_SUCCESS;
 }
 
 void Runtime::after_external(const TransferDesc& d, ExternalOutcome outcome) noexcept {
-  if (!config_.nccl_hooks) return;
+  if (!config_.nccl_hooks || t_calls.empty()) return;
   const CUstream stream = resolve(d.stream, d.per_thread_stream);
-  bool capturing = false;
-  auto units = take_touched(capturing);
+  CallHold call = std::move(t_calls.back());
+  t_calls.pop_back();
+  const bool capturing = call.capturing;
+  auto& units = call.units;
   if (units.empty()) return;
   if (outcome == ExternalOutcome::kPending) {
     // A nonblocking communicator enqueues later, at a time we cannot see: the

@@ -139,7 +139,8 @@ class Runtime {
   void finish_use(CUstream stream, CUresult result) noexcept;
   // The units the last before_launch/before_transfer of this thread holds,
   // taken out of the thread's record (after_* will not release them):
-  // collectives in an NCCL group release them at the group's end.
+  // NCCL calls keep them across the driver calls NCCL makes, and a group's
+  // collectives until the group's end.
   std::vector<std::shared_ptr<Unit>> take_touched(bool& capturing) noexcept;
   // Ends the holds on `units`: one event after their use on `stream` (none
   // when it was capturing), in_flight released. Takes the mutex.

@@ -47,6 +47,13 @@ int run_work(const nzsim_launch* l) {
     case WorkKind::reduce_scatter:  // recv = send[rank]
       move(recv, send + w->rank * bytes, bytes);
       return 0;
+    case WorkKind::touch: {
+      const volatile unsigned char* p = send;
+      unsigned char sink = 0;
+      for (size_t i = 0; i < bytes; i += 4096) sink = static_cast<unsigned char>(sink + p[i]);
+      (void)sink;
+      return 0;
+    }
   }
   return 1;
 }

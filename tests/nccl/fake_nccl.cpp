@@ -102,7 +102,12 @@ struct ncclComm {
   CUfunction kernel = nullptr;
   fake_nccl::WorkRing ring;
   std::mutex mutex;
-  std::vector<void*> registrations;  // handles of ncclCommRegister
+  struct Registration {
+    void* handle;
+    void* buff;
+    size_t size;
+  };
+  std::vector<Registration> registrations;  // ncclCommRegister
 };
 
 namespace fake_nccl {
@@ -348,14 +353,20 @@ FAKE_NCCL_API ncclResult_t ncclGroupEnd() {
   return run_group(queued);
 }
 
-// Registration keeps nothing of the buffer here (one rank, no peers to map it
-// into); it checks the handle protocol: deregistering an unknown handle fails.
+// A registered buffer may be read or written at any time by the peers it was
+// mapped into, outside any call of this process; fake_nccl_touch_registered
+// plays that part (one rank: the reads come from this process's kernel).
 FAKE_NCCL_API ncclResult_t ncclCommRegister(const ncclComm_t comm, void* buff, size_t size, void** handle) {
   if (comm == nullptr || buff == nullptr || size == 0 || handle == nullptr) return fail(ncclInvalidArgument);
   auto* h = new (std::nothrow) unsigned char[1];
   if (h == nullptr) return fail(ncclSystemError);
   std::lock_guard lock(comm->mutex);
-  comm->registrations.push_back(h);
+  try {
+    comm->registrations.push_back({h, buff, size});
+  } catch (...) {
+    delete[] h;
+    return fail(ncclSystemError);
+  }
   *handle = h;
   return ncclSuccess;
 }
@@ -363,10 +374,23 @@ FAKE_NCCL_API ncclResult_t ncclCommRegister(const ncclComm_t comm, void* buff, s
 FAKE_NCCL_API ncclResult_t ncclCommDeregister(const ncclComm_t comm, void* handle) {
   if (comm == nullptr) return fail(ncclInvalidArgument);
   std::lock_guard lock(comm->mutex);
-  auto it = std::find(comm->registrations.begin(), comm->registrations.end(), handle);
+  auto it = std::find_if(comm->registrations.begin(), comm->registrations.end(),
+                         [&](const ncclComm::Registration& r) { return r.handle == handle; });
   if (it == comm->registrations.end()) return fail(ncclInvalidArgument);
   comm->registrations.erase(it);
   delete[] static_cast<unsigned char*>(handle);
+  return ncclSuccess;
+}
+
+// Not NCCL's API (tests only): a kernel reads every buffer registered with
+// `comm`, as a peer's kernels may while no call of ours runs.
+FAKE_NCCL_API ncclResult_t fake_nccl_touch_registered(ncclComm_t comm, CUstream stream) {
+  if (comm == nullptr) return fail(ncclInvalidArgument);
+  std::lock_guard lock(comm->mutex);
+  for (const auto& r : comm->registrations) {
+    const Work w{WorkKind::touch, ncclUint8, 0, 1, 0, 0, r.size, reinterpret_cast<uint64_t>(r.buff), 0};
+    if (ncclResult_t res = launch(comm, w, stream); res != ncclSuccess) return res;
+  }
   return ncclSuccess;
 }
 

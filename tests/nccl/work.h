@@ -9,7 +9,10 @@
 
 namespace fake_nccl {
 
-enum class WorkKind : uint32_t { all_reduce, broadcast, reduce, all_gather, reduce_scatter, send_recv };
+enum class WorkKind : uint32_t {
+  all_reduce, broadcast, reduce, all_gather, reduce_scatter, send_recv,
+  touch,  // reads a registered buffer outside any collective (as peers may, through its registration)
+};
 
 struct Work {
   WorkKind kind;
