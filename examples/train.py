@@ -64,8 +64,9 @@ def distribute(args):
     CPU) and the wrapped model, as multi-GPU training scripts do. DDP
     broadcasts the parameters from rank 0 when it wraps the model and
     all-reduces the gradients in backward; FSDP is given the model on the
-    CPU (how large models are loaded) and moves each flat parameter shard to
-    the GPU with a host-to-device copy, then all-gathers and reduce-scatters.
+    CPU, then the checkpoint is loaded into the wrapped model, so the flat
+    parameter shards are filled by host-to-device copies; then FSDP
+    all-gathers and reduce-scatters.
     Returns (device, model to train, model for the digest, a context in which
     the full parameters can be read)."""
     import torch.distributed as dist
@@ -85,8 +86,13 @@ def distribute(args):
         return device, wrapped, model, contextlib.nullcontext
     from torch.distributed.fsdp import FullyShardedDataParallel
     model = llama.build(args.size, "cpu", llama.dtype_of(args.dtype), args.seed)
+    checkpoint = {k: v.clone() for k, v in model.state_dict().items()}
     wrapped = FullyShardedDataParallel(model, device_id=local_rank if cuda else None, use_orig_params=True)
     wrapped.cfg = model.cfg
+    # The checkpoint loaded into the wrapped model (the usual order for
+    # sharded training): host-to-device copies fill the flat parameters,
+    # which FSDP otherwise builds on the device with torch.cat.
+    wrapped.load_state_dict(checkpoint)
     return device, wrapped, model, lambda: FullyShardedDataParallel.summon_full_params(wrapped)
 
 
