@@ -150,6 +150,31 @@ TEST_F(Nccl, ARegisteredBufferStaysMapped) {
   EXPECT_EQ(reg.hash(), fw::device_hash(reg.dev, kBytes));
 }
 
+// A collective captured into a CUDA graph (PyTorch's CUDA graphs capture
+// NCCL calls): its ranges stay pinned for the graph, so a replay after other
+// stagings under the budget still finds them mapped.
+TEST_F(Nccl, ACapturedCollectiveReplaysOnPinnedRanges) {
+  Weight w(kBytes, 60);
+  Weight other(kBytes, 61);
+  const CUdeviceptr out = fw::alloc(kBytes);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(2 * kBytes);
+  CU_OK(cuStreamBeginCapture(stream_, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  ASSERT_EQ(ncclSuccess, ncclBroadcast(vp(w.dev), vp(out), kBytes, ncclUint8, 0, comm_, stream_));
+  CUgraph graph = nullptr;
+  CU_OK(cuStreamEndCapture(stream_, &graph));
+  CUgraphExec exec = nullptr;
+  CU_OK(cuGraphInstantiate(&exec, graph, 0));
+  EXPECT_EQ(other.hash(), fw::device_hash(other.dev, kBytes));  // stages over the budget
+  CU_OK(cuMemsetD8(out, 0, kBytes));
+  CU_OK(cuGraphLaunch(exec, stream_));
+  finish();
+  EXPECT_EQ(w.hash(), fw::device_hash(out, kBytes));
+  CU_OK(cuGraphExecDestroy(exec));
+  CU_OK(cuGraphDestroy(graph));
+  cuMemFree(out);
+}
+
 // ncclMemAlloc memory is NCCL's for its life: never compressed, even when
 // filled from the host like a weight.
 TEST_F(Nccl, NcclMemAllocMemoryIsNeverCompressed) {
