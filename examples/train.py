@@ -3,11 +3,15 @@
 
     python3 examples/train.py --tiny            # CPU, seconds
     python3 examples/train.py --size 1b         # a GPU, 1.2B parameters
+    torchrun --nproc-per-node 1 examples/train.py --dist ddp    # DistributedDataParallel (NCCL)
+    torchrun --nproc-per-node 1 examples/train.py --dist fsdp   # FullyShardedDataParallel (NCCL)
 
 Prints one line per step (loss, milliseconds) and a digest of the final
 weights: two runs agree bit for bit exactly when the digests are equal.
 """
 import argparse
+import contextlib
+import os
 import sys
 import time
 
@@ -55,14 +59,62 @@ def print_step(step, loss, ms):
     print(f"step {step} loss {loss:.6f} ({ms:.1f} ms)", flush=True)
 
 
+def distribute(args):
+    """--dist ddp|fsdp (under torchrun): the process group over NCCL (gloo on a
+    CPU) and the wrapped model, as multi-GPU training scripts do. DDP
+    broadcasts the parameters from rank 0 when it wraps the model and
+    all-reduces the gradients in backward; FSDP is given the model on the
+    CPU, then the checkpoint is loaded into the wrapped model, so the flat
+    parameter shards are filled by host-to-device copies; then FSDP
+    all-gathers and reduce-scatters.
+    Returns (device, model to train, model for the digest, a context in which
+    the full parameters can be read)."""
+    import torch.distributed as dist
+
+    device = llama.pick_device(args.device)
+    cuda = str(device).startswith("cuda")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    llama.make_deterministic()
+    if args.dist == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+        model = llama.build(args.size, device, llama.dtype_of(args.dtype), args.seed)
+        wrapped = DistributedDataParallel(model, device_ids=[local_rank] if cuda else None)
+        wrapped.cfg = model.cfg
+        return device, wrapped, model, contextlib.nullcontext
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    model = llama.build(args.size, "cpu", llama.dtype_of(args.dtype), args.seed)
+    checkpoint = {k: v.clone() for k, v in model.state_dict().items()}
+    wrapped = FullyShardedDataParallel(model, device_id=local_rank if cuda else None, use_orig_params=True)
+    wrapped.cfg = model.cfg
+    # The checkpoint loaded into the wrapped model (the usual order for
+    # sharded training): host-to-device copies fill the flat parameters,
+    # which FSDP otherwise builds on the device with torch.cat.
+    wrapped.load_state_dict(checkpoint)
+    return device, wrapped, model, lambda: FullyShardedDataParallel.summon_full_params(wrapped)
+
+
 def main(argv=None):
     parser = llama.common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]), "125m")
+    parser.add_argument("--dist", choices=["none", "ddp", "fsdp"], default="none",
+                        help="data parallel over NCCL; run under torchrun")
     args = training_arguments(parser, steps=8, seq=256, lr=1e-4).parse_args(argv)
-    device, model = llama.setup(args)
-    print(f"train: {args.size} ({llama.parameter_count(model) / 1e6:.1f}M parameters, {args.dtype}) on {device}")
-    train(model, args.steps, args.batch, min(args.seq, model.cfg.max_seq - 1), args.lr, args.seed, device,
+    if args.dist == "none":
+        device, model = llama.setup(args)
+        trained, full_params = model, contextlib.nullcontext
+    else:
+        device, trained, model, full_params = distribute(args)
+    print(f"train: {args.size} ({llama.parameter_count(model) / 1e6:.1f}M parameters, {args.dtype}) on {device}"
+          + ("" if args.dist == "none" else f", {args.dist}"))
+    train(trained, args.steps, args.batch, min(args.seq, model.cfg.max_seq - 1), args.lr, args.seed, device,
           on_step=print_step)
-    print(f"digest {llama.model_digest(model)}")
+    with full_params():
+        print(f"digest {llama.model_digest(model)}")
+    if args.dist != "none":
+        import torch.distributed as dist
+        dist.destroy_process_group()
     return 0
 
 

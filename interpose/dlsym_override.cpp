@@ -1,6 +1,8 @@
 // dlsym_override.cpp: route (b). Frameworks (PyTorch's driver table, Triton)
 // and the CUDA runtime itself find driver calls with dlsym(libcuda, "cuXxx");
 // for the names we hook, return our wrapper instead of the real function.
+// Likewise for NCCL's hooked calls looked up in libnccl.so.2's own handle
+// (ctypes and programs that dlopen NCCL locally; wrap_nccl.cpp).
 //
 // dlsym(RTLD_NEXT, ...) resolves relative to the *caller's* object, which glibc
 // finds from the return address. So the pass-through path must be a tail jump
@@ -42,16 +44,27 @@ extern "C" {
 [[gnu::visibility("hidden")]] nz::shim::DlsymFn nz_shim_glibc_dlsym_for_stub = nullptr;
 }
 
+// wrap_nccl.cpp: our NCCL definition for dlsym(handle of libnccl.so.2, name).
+extern "C" [[gnu::visibility("hidden")]] void* nz_shim_nccl_lookup(void* handle, const char* symbol) noexcept;
+
 // Returns our wrapper for (handle, symbol), or null to let glibc answer.
 // Also makes sure glibc's dlsym is resolved (the stub jumps to it).
 extern "C" [[gnu::visibility("hidden")]] void* nz_shim_dlsym_lookup(void* handle,
                                                                    const char* symbol) noexcept {
   using namespace nz::shim;
   if (!nz_shim_glibc_dlsym_for_stub) nz_shim_glibc_dlsym_for_stub = real_dlsym();
-  if (!symbol || symbol[0] != 'c' || symbol[1] != 'u') return nullptr;  // the fast exit
+  if (!symbol) return nullptr;
+  const bool driver_name = symbol[0] == 'c' && symbol[1] == 'u';
+  const bool nccl_name = symbol[0] == 'n' && std::strncmp(symbol, "nccl", 4) == 0;
+  if (!driver_name && !nccl_name) return nullptr;  // the fast exit
   if (t_in_lookup || loading_on_this_thread()) return nullptr;
   t_in_lookup = true;
   void* result = nullptr;
+  if (nccl_name) {
+    result = nz_shim_nccl_lookup(handle, symbol);
+    t_in_lookup = false;
+    return result;
+  }
   if (const HookEntry* e = find_exported(symbol); e && handle_sees_driver(handle)) {
     // Keep "symbol absent" answers truthful: feature probes must still see
     // that the installed driver lacks a call.

@@ -52,6 +52,11 @@ struct Config {
   // that `nztrace --compare` measures the program without compression under
   // the same allocator and the same trace.
   bool observe = false;
+  // NEUZIP_NCCL=0: NCCL's calls are forwarded untouched (no staging of the
+  // buffers collectives read and write, no pins for registered buffers). A
+  // collective that then reads a compressed buffer faults, as without
+  // neuzip's NCCL hooks: the tests use it to prove they can fail.
+  bool nccl_hooks = true;
 
   // Codec options for a range of `dtype`, lossy when `lossy` (and the mode is lossy).
   nz_options codec_options(nz_dtype dtype, bool lossy) const;

@@ -44,6 +44,35 @@ void after_transfer(const TransferDesc& d, CUresult result) noexcept {
   if (Runtime::is_active()) Runtime::get().after_transfer(d, result);
 }
 
+bool external_hooks_enabled() noexcept {
+  return Runtime::is_active() && Runtime::get().external_hooks_enabled();
+}
+
+CUresult before_external(const TransferDesc& d) noexcept {
+  if (!Runtime::is_active()) return CUDA_SUCCESS;
+  return Runtime::get().before_external(d);
+}
+
+void after_external(const TransferDesc& d, ExternalOutcome outcome) noexcept {
+  if (Runtime::is_active()) Runtime::get().after_external(d, outcome);
+}
+
+void on_group_start() noexcept {
+  if (Runtime::is_active()) Runtime::get().on_group_start();
+}
+
+void on_group_end(ExternalOutcome outcome) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_group_end(outcome);
+}
+
+void pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept {
+  if (Runtime::is_active()) Runtime::get().pin_external(kind, owner, ptr, bytes, api);
+}
+
+void unpin_external(PinOwner kind, uintptr_t owner) noexcept {
+  if (Runtime::is_active()) Runtime::get().unpin_external(kind, owner);
+}
+
 void on_capture_begin(CUstream stream) noexcept {
   if (Runtime::is_active()) Runtime::get().on_capture_begin(stream);
 }

@@ -92,6 +92,36 @@ struct TransferDesc {
 CUresult before_transfer(const TransferDesc& d) noexcept;
 void after_transfer(const TransferDesc& d, CUresult result) noexcept;
 
+// ---- Communication libraries (NCCL) ------------------------------------------------
+// NCCL's kernels find their buffers through work descriptors the launch scan
+// never sees, so the shim describes each collective or send/receive as the
+// byte ranges it reads and writes (TransferDesc, exactly count x type size).
+// Protocol: if (!external_hooks_enabled()) forward; r = before_external(d);
+// if r != CUDA_SUCCESS fail the call without forwarding; forward; then
+// after_external(d, outcome). Between on_group_start/on_group_end of this
+// thread (ncclGroupStart/End, nested) nothing is enqueued until the outermost
+// end: the ranges stay held (never evicted) until then, and their uses are
+// recorded on each stream after it.
+enum class ExternalOutcome : uint8_t {
+  kEnqueued,  // the call succeeded (in a group: will be enqueued at the group's end)
+  kFailed,    // nothing was enqueued
+  kPending,   // nonblocking communicator (ncclInProgress): enqueued later, we cannot tell when
+};
+// False when the runtime is inactive or NEUZIP_NCCL=0.
+bool external_hooks_enabled() noexcept;
+CUresult before_external(const TransferDesc& d) noexcept;
+void after_external(const TransferDesc& d, ExternalOutcome outcome) noexcept;
+// After a successful ncclGroupStart / after ncclGroupEnd returned.
+void on_group_start() noexcept;
+void on_group_end(ExternalOutcome outcome) noexcept;
+// A range the library keeps using outside any call we see (ncclCommRegister,
+// ncclMemAlloc): staged now and pinned (never compressed, never unmapped)
+// until unpin_external(owner). `owner` names the registration (the handle
+// NCCL returned, or the pointer of ncclMemAlloc); `kind` keeps the two apart.
+enum class PinOwner : uint8_t { kRegistration, kLibraryAllocation };
+void pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept;
+void unpin_external(PinOwner kind, uintptr_t owner) noexcept;
+
 // ---- Graphs and capture -----------------------------------------------------------
 void on_capture_begin(CUstream stream) noexcept;
 void on_capture_end(CUstream stream, CUgraph graph) noexcept;

@@ -51,6 +51,13 @@ class Runtime {
   void after_launch(const LaunchDesc& d, CUresult result) noexcept;
   CUresult before_transfer(const TransferDesc& d) noexcept;
   void after_transfer(const TransferDesc& d, CUresult result) noexcept;
+  bool external_hooks_enabled() const noexcept { return config_.nccl_hooks; }
+  CUresult before_external(const TransferDesc& d) noexcept;
+  void after_external(const TransferDesc& d, ExternalOutcome outcome) noexcept;
+  void on_group_start() noexcept;
+  void on_group_end(ExternalOutcome outcome) noexcept;
+  void pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept;
+  void unpin_external(PinOwner kind, uintptr_t owner) noexcept;
   void on_capture_begin(CUstream stream) noexcept;
   void on_capture_end(CUstream stream, CUgraph graph) noexcept;
   void on_graph_instantiate(CUgraphExec exec, CUgraph graph) noexcept;
@@ -161,6 +168,18 @@ class Runtime {
   bool enforce_budget(size_t incoming, bool may_wait) noexcept;
   size_t evict_all(bool wait) noexcept;
   void finish_use(CUstream stream, CUresult result) noexcept;
+  // The units the last before_launch/before_transfer of this thread holds,
+  // taken out of the thread's record (after_* will not release them):
+  // NCCL calls keep them across the driver calls NCCL makes, and a group's
+  // collectives until the group's end.
+  std::vector<std::shared_ptr<Unit>> take_touched(bool& capturing) noexcept;
+  // Ends the holds on `units`: one event after their use on `stream` (none
+  // when it was capturing), in_flight released. Takes the mutex.
+  void release_held(std::vector<std::shared_ptr<Unit>>& units, CUstream stream, bool capturing) noexcept;
+  // Registrations (pin_external) covering [begin, end): a unit made there is
+  // pinned once per registration. Lock held.
+  int external_pins_over(CUdeviceptr begin, CUdeviceptr end) const noexcept;
+  void pin_unit_for_library(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;  // lock held
   void note_pointer_array(const TransferDesc& d) noexcept;  // lock held
   // Whether a unit filled now may be compressed at once (see Config::long_lived_uses). Lock held.
   bool compress_when_filled() const noexcept;
@@ -248,6 +267,10 @@ class Runtime {
   uint64_t next_buffer_id_ = 1u << 20;  // apart from the driver's own ids
   size_t launch_staging_peak_ = 0;      // most bytes one call had to stage
   bool illegal_address_reported_ = false;
+  // Buffers a communication library holds outside our view (ncclCommRegister,
+  // ncclMemAlloc): (kind, owner) -> [begin, end). Their units stay pinned.
+  std::map<std::pair<PinOwner, uintptr_t>, std::pair<CUdeviceptr, CUdeviceptr>> external_pins_;
+  bool pending_collective_reported_ = false;
   // Iterations, as far as the runtime can tell: a host-to-device copy into
   // managed memory after launches used tracked memory starts a new one.
   uint64_t generation_ = 0;

@@ -307,22 +307,34 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
   emit("prefetch", next->begin, next->bytes());
 }
 
-void Runtime::finish_use(CUstream stream, CUresult result) noexcept {
-  if (t_touched.empty()) return;
+void Runtime::release_held(std::vector<std::shared_ptr<Unit>>& units, CUstream stream, bool capturing) noexcept {
+  if (units.empty()) return;
   const auto start = TraceClock::now();
   {
     std::lock_guard lock(mutex_);
-    SharedEvent done = t_touched_capturing ? nullptr : record_event(stream);
-    for (auto& u : t_touched) {
+    SharedEvent done = capturing ? nullptr : record_event(stream);
+    for (auto& u : units) {
       if (u->in_flight > 0) --u->in_flight;
       if (done) u->add_use(done);
       note_iteration_use(u);
     }
   }
-  t_touched.clear();
+  units.clear();
   stats_.hook_host_ns.add(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
+}
+
+void Runtime::finish_use(CUstream stream, CUresult result) noexcept {
+  if (t_touched.empty()) return;
+  release_held(t_touched, stream, t_touched_capturing);
   if (result == CUDA_ERROR_LAUNCH_FAILED) check_status_word();
+}
+
+std::vector<std::shared_ptr<Unit>> Runtime::take_touched(bool& capturing) noexcept {
+  capturing = t_touched_capturing;
+  std::vector<std::shared_ptr<Unit>> taken;
+  taken.swap(t_touched);
+  return taken;
 }
 
 // ---- launches and copies ---------------------------------------------------------------

@@ -111,6 +111,8 @@ void Runtime::replan(Allocation& a, AddressWindow w, bool refill) noexcept {
     u->allocation = a.base;
     u->filled = a.recent_fills;
     u->fill_generation = generation_;
+    // Inside a buffer NCCL holds registered: never compressed while it does.
+    if (!external_pins_.empty()) u->pins = external_pins_over(u->begin, u->end);
     try {
       a.units.emplace(p.begin, u);
       u->tracked = true;

@@ -40,7 +40,9 @@ const char* usage() {
          "         --module-load path|ref  cuModuleLoad(path) or cuModuleLoadData(nzsim_module_ref)\n"
          "         --save FILE       write the final weights as safetensors\n"
          "         --nz-tag          declare every weight (with its dtype) through neuzip's nz_tag, if loaded\n"
-         "         --mixed-dtypes    infer: keep the fp32 MLP up weights of the training model\n";
+         "         --mixed-dtypes    infer: keep the fp32 MLP up weights of the training model\n"
+         "         --dist ddp|fsdp   train: data parallel through libnccl.so.2 (one rank): DDP's broadcast\n"
+         "                           and gradient all-reduce, or FSDP's shards, all-gather, reduce-scatter\n";
 }
 
 bool parse_options(int argc, char** argv, Options& out, std::string& error) {
@@ -97,6 +99,10 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
       const std::string how = value;
       ok = how == "path" || how == "ref";
       out.module_load = how == "ref" ? Module::LoadBy::ref_image : Module::LoadBy::path;
+    } else if (flag == "--dist") {
+      const std::string how = value;
+      ok = out.workload == Options::Workload::train && (how == "none" || how == "ddp" || how == "fsdp");
+      out.dist = how == "ddp" ? DistMode::ddp : how == "fsdp" ? DistMode::fsdp : DistMode::none;
     } else if (flag == "--save") {
       out.save_path = value;
     } else {

@@ -8,6 +8,9 @@
 
 namespace minifw {
 
+// --dist: data-parallel training through NCCL (data_parallel.h).
+enum class DistMode { none, ddp, fsdp };
+
 struct Options {
   enum class Workload { infer, train } workload = Workload::infer;
   OptimizerKind optimizer = OptimizerKind::adam;
@@ -22,6 +25,7 @@ struct Options {
   std::string save_path;     // optional: write the final checkpoint (safetensors)
   bool nz_tag = false;       // --nz-tag: declare the weights to a loaded neuzip runtime
   bool mixed_dtypes = false; // --mixed-dtypes: infer with the training model's fp32 MLP up weights
+  DistMode dist = DistMode::none;  // --dist ddp|fsdp (train only)
 };
 
 // Parses argv; on error returns false with a message in `error`.

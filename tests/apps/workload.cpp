@@ -13,6 +13,7 @@
 
 #include "caching_allocator.h"
 #include "checkpoint_writer.h"
+#include "data_parallel.h"
 #include "device_buffer.h"
 #include "digest.h"
 #include "driver.h"
@@ -78,6 +79,12 @@ int run_workload(const Options& o) {
     model.load(allocator, kernels, source, data.get(), loaded);
   }
   loaded.wait_on(compute.get());
+  // --dist: NCCL after the load (DDP's broadcast from rank 0, FSDP's shards).
+  std::optional<DataParallel> dist;
+  if (o.dist != DistMode::none) {
+    dist.emplace(o.dist, model, allocator, data.get());
+    dist->after_load(compute.get());
+  }
 
   SlicedLauncher sliced(context, o.threads);
   Network network(model, allocator, kernels, sliced);
@@ -107,6 +114,7 @@ int run_workload(const Options& o) {
     inputs_ready.wait_on(compute.get());
     if (training && step > 0) optimizer_done.wait_on(compute.get());
 
+    if (dist) dist->before_forward(compute.get());
     StepActivations act;
     network.forward(tokens.get(), target.get(), training, compute.get(), act);
     loss_ready.record(compute.get());
@@ -114,9 +122,11 @@ int run_workload(const Options& o) {
     MINIFW_CHECK(cuMemcpyDtoHAsync(host_loss.data(), act.loss.get(), sizeof(float), side.get()));
     if (training) {
       network.backward(tokens.get(), act, grads, compute.get());
+      if (dist) dist->reduce_gradients(grads, compute.get());
       grads_ready.record(compute.get());
       grads_ready.wait_on(side.get());
       optimizer->step(grads, side.get());
+      if (dist) dist->after_optimizer(side.get());
       optimizer_done.record(side.get());
     }
     // Everything of this step is done once `side` is: it waited on compute,

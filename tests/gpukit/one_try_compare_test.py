@@ -59,5 +59,37 @@ with tempfile.TemporaryDirectory() as work:
     expect(len(lines) == 2 and all(l.startswith("neuzip:") for l in lines), "every neuzip: line kept, nothing else")
     expect("result: FAILED: torch_compare" in text, "the summary's verdict")
 
+# torchrun DDP/FSDP: the compare step wants the losses and digest equal line
+# for line (timings ignored), and fails on one differing bit.
+class FakeRun:
+    """Run.command writes a made-up train.py stdout; record() keeps outcomes."""
+
+    def __init__(self, work, outputs):
+        self.work, self.outputs, self.steps = work, outputs, []
+
+    def command(self, name, argv, limit, env=None, stdout_to=None):
+        with open(stdout_to, "w") as f:
+            f.write(self.outputs[name])
+        return 0
+
+    def record(self, name, outcome, seconds, note=""):
+        self.steps.append((name, outcome))
+
+    def skip(self, name, why):
+        self.steps.append((name, "SKIPPED"))
+
+
+with tempfile.TemporaryDirectory() as work:
+    good = "train: 125m\nstep 0 loss 10.1 (5.0 ms)\nstep 1 loss 9.5 (4.0 ms)\ndigest abc\n"
+    other_timing = good.replace("(4.0 ms)", "(4.4 ms)")
+    bad = good.replace("loss 9.5", "loss 9.6")
+    outs = {"torchrun_ddp_plain": good, "torchrun_ddp_neuzip": other_timing,
+            "torchrun_fsdp_plain": good, "torchrun_fsdp_neuzip": bad}
+    fake = FakeRun(work, outs)
+    one_try.step_torchrun_dist(fake, types.SimpleNamespace(), {"examples": work, "lib": "libneuzip.so"}, {})
+    outcome = dict(fake.steps)
+    expect(outcome.get("torchrun_ddp_compare") == "ok", f"ddp equal losses, other timings: ok ({fake.steps})")
+    expect(outcome.get("torchrun_fsdp_compare") == "FAILED", f"fsdp differing loss: FAILED ({fake.steps})")
+
 print(f"one_try_compare_test: {len(failures)} failures")
 sys.exit(1 if failures else 0)

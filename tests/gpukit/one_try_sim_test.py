@@ -51,7 +51,8 @@ for step in ("facts", "driverprobe", "preload_smoke", "codec_suite", "corrupt_tr
              "vmmprobe",
              "nzbench_gpu"):
     expect(f"\n{step}: ok " in summary, f"step {step} ok")
-for step in ("torch_plain", "torch_neuzip", "torch_param_probe", "memcheck_decode", "ncu_decode"):
+for step in ("torch_plain", "torch_neuzip", "torch_param_probe", "torchrun_ddp", "torchrun_fsdp", "memcheck_decode",
+             "ncu_decode"):
     expect(f"\n{step}: SKIPPED " in summary, f"step {step} skipped with a reason")
 expect("result: no step failed" in summary, "summary's last line")
 

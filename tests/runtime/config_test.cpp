@@ -34,6 +34,13 @@ TEST(Config, NeuzipZeroDisables) {
   EXPECT_TRUE(parse({{"NEUZIP", "maybe"}}).enabled);  // bad value: default
 }
 
+TEST(Config, NcclHooksOnUnlessNeuzipNcclZero) {
+  EXPECT_TRUE(parse({}).nccl_hooks);
+  EXPECT_FALSE(parse({{"NEUZIP_NCCL", "0"}}).nccl_hooks);
+  EXPECT_TRUE(parse({{"NEUZIP_NCCL", "1"}}).nccl_hooks);
+  EXPECT_TRUE(parse({{"NEUZIP_NCCL", "off"}}).nccl_hooks);  // bad value: default
+}
+
 TEST(Config, LossyModeWithAndWithoutBlock) {
   Config c = parse({{"NEUZIP_MODE", "lossy:3:512"}});
   EXPECT_EQ(c.mode, NZ_LOSSY);

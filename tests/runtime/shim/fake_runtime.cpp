@@ -68,6 +68,14 @@ CUresult before_transfer(const TransferDesc& d) noexcept {
   return CUDA_SUCCESS;
 }
 void after_transfer(const TransferDesc&, CUresult) noexcept {}
+// NCCL hooks: the routing tests have no NCCL; the shim forwards untouched.
+bool external_hooks_enabled() noexcept { return false; }
+CUresult before_external(const TransferDesc&) noexcept { return CUDA_SUCCESS; }
+void after_external(const TransferDesc&, ExternalOutcome) noexcept {}
+void on_group_start() noexcept {}
+void on_group_end(ExternalOutcome) noexcept {}
+void pin_external(PinOwner, uintptr_t, CUdeviceptr, size_t, const char*) noexcept {}
+void unpin_external(PinOwner, uintptr_t) noexcept {}
 void on_capture_begin(CUstream) noexcept {}
 void on_capture_end(CUstream, CUgraph) noexcept {}
 void on_graph_instantiate(CUgraphExec, CUgraph) noexcept {}
