@@ -53,6 +53,10 @@ typedef struct nz_runtime_stats {
   uint64_t decode_launches;         /* decode kernels launched */
   uint64_t bytes_decompressed;      /* bytes those decodes wrote */
   uint64_t hook_host_ns;            /* host time spent in launch/copy hooks that touched tracked memory */
+  /* Appended in the fifth round: */
+  uint64_t hook_wait_ns;            /* of hook_host_ns: waiting for the device (last uses of evicted ranges) */
+  uint64_t stagings_ahead;          /* ranges staged before a call needed them (look-ahead, prefetch) */
+  uint64_t stagings_on_launch;      /* ranges staged by the launching thread for its own call */
 } nz_runtime_stats;
 
 /* Compress now every tagged range that may be compressed, waiting for the

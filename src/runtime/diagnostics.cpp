@@ -53,10 +53,26 @@ void Runtime::report_at_exit() noexcept {
       "peak device used {} bytes; device bytes saved: peak {}; staging peak {}; "
       "faults {} decompressions {} recompressions {} drops {} prefetches {} (used {}); "
       "stores released under pressure {} (re-encoded unchanged {}); checksum failures {}; "
-      "vmm calls {} decode launches {} bytes decompressed {} hook host ns {}",
+      "vmm calls {} decode launches {} bytes decompressed {} hook host ns {} (waiting {}); "
+      "stagings ahead {} on launch {}",
       peak, s.device_bytes_saved_peak, s.staging_bytes_peak, s.faults, s.decompressions, s.recompressions,
       s.drops, s.prefetches, stats_.prefetch_hits.get(), stats_.store_releases.get(), stats_.reencodes.get(),
-      s.checksum_failures, s.vmm_calls, s.decode_launches, s.bytes_decompressed, s.hook_host_ns);
+      s.checksum_failures, s.vmm_calls, s.decode_launches, s.bytes_decompressed, s.hook_host_ns, s.hook_wait_ns,
+      s.stagings_ahead, s.stagings_on_launch);
+}
+
+// Cumulative staging-work counters as one trace event (at each iteration
+// boundary and at exit): nztrace turns them into totals and per-iteration figures.
+void Runtime::emit_counters() noexcept {
+  if (!trace_.enabled()) return;
+  stats_.vmm_calls.set(vmm_.vmm_calls());
+  nz_runtime_stats s{};
+  stats_.fill(s);
+  emit("counters", 0, 0,
+       fmt::format("\"iteration\":{},\"vmm_calls\":{},\"decode_launches\":{},\"bytes_decompressed\":{},"
+                   "\"hook_host_ns\":{},\"hook_wait_ns\":{},\"stagings_ahead\":{},\"stagings_on_launch\":{}",
+                   generation_, s.vmm_calls, s.decode_launches, s.bytes_decompressed, s.hook_host_ns, s.hook_wait_ns,
+                   s.stagings_ahead, s.stagings_on_launch));
 }
 
 }  // namespace nz::rt

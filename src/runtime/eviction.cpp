@@ -181,9 +181,17 @@ bool Runtime::run_evictable(const Unit& u, bool may_wait) const noexcept {
 }
 
 void Runtime::wait_run_uses(Unit& u) noexcept {
-  if (!u.run) return u.wait_uses();
-  for (const auto& w : u.run->units)
-    if (auto v = w.lock()) v->wait_uses();
+  const auto start = TraceClock::now();
+  if (!u.run) {
+    u.wait_uses();
+  } else {
+    for (const auto& w : u.run->units)
+      if (auto v = w.lock()) v->wait_uses();
+  }
+  // Hook threads only: what the device made a launch wait for (see nz_runtime_stats).
+  if (!on_stager_thread())
+    stats_.hook_wait_ns.add(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
 }
 
 // Under memory pressure a staged range's store is given back once its decode

@@ -29,6 +29,12 @@ namespace nz::rt {
 
 using namespace detail;
 
+namespace {
+thread_local bool t_stager_thread = false;
+}  // namespace
+
+bool on_stager_thread() noexcept { return t_stager_thread; }
+
 // Off unless NEUZIP_LOOKAHEAD_MB is set: measured on the simulator's A100
 // cost model (docs/RESULTS.md §4.7) the stager's evictions, which still hash
 // under the runtime lock, stall the launching thread more than the staging
@@ -80,7 +86,31 @@ void Runtime::wait_for_stager_locked() noexcept {
   stager_cv_.wait(mutex_, [&] { return stager_busy_ == 0; });
 }
 
+// The uses the next eviction would wait for: those of the least recently
+// used staged run that only its queued work keeps (lock held).
+std::vector<SharedEvent> Runtime::lru_pending_uses() noexcept {
+  std::shared_ptr<Unit> victim;
+  for (int pass = 0; pass < 2 && !victim; ++pass) {
+    for (auto& u : staged_) {
+      if (pass == 0 && u->prefetched) continue;
+      if ((!victim || u->lru_tick < victim->lru_tick) && run_evictable(*u, true)) victim = u;
+    }
+  }
+  std::vector<SharedEvent> out;
+  if (!victim || !victim->run) return out;
+  try {
+    for (const auto& w : victim->run->units)
+      if (auto v = w.lock())
+        for (const auto& e : v->uses)
+          if (!event_done(e)) out.push_back(e);
+  } catch (...) {
+    out.clear();
+  }
+  return out;
+}
+
 void Runtime::stager_main() noexcept {
+  t_stager_thread = true;
   std::unique_lock lock(mutex_);
   CUcontext bound = nullptr;
   for (;;) {
@@ -117,8 +147,25 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
   } catch (...) {
     return;
   }
-  // Room without waiting for queued work (the lock is held; the launching
-  // thread must not wait for it): the farthest units wait for the next round.
+  // Room: the least recently used staged ranges go, once their last uses
+  // completed. Those uses are waited for here, without the lock (the
+  // launching thread never waits for this thread's waits); what still does
+  // not fit waits for the next round.
+  for (int round = 0; round < 16 && !want.empty() && !enforce_budget(bytes, false); ++round) {
+    std::vector<SharedEvent> uses = lru_pending_uses();
+    if (uses.empty()) break;
+    lock.unlock();
+    for (const auto& e : uses)
+      if (e && *e) driver().base.cuEventSynchronize(e->get());
+    lock.lock();
+    if (stop_stager_ || !setup_ok_) return;
+    // Units of the window may have been staged (or freed) meanwhile.
+    std::erase_if(want, [&](const auto& u) {
+      const bool gone = u->dead || u->state != UnitState::kCompressed || u->incoming;
+      if (gone) bytes -= u->bytes();
+      return gone;
+    });
+  }
   while (!want.empty() && !enforce_budget(bytes, false)) {
     bytes -= want.back()->bytes();
     want.pop_back();
@@ -181,8 +228,8 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
     } catch (...) {
     }
     stats_.prefetches.add();
+    emit("prefetch", u->begin, u->bytes());
   }
-  if (trace_.enabled()) emit("prefetch", want.front()->begin, bytes, fmt::format("\"units\":{}", want.size()));
   stager_cv_.notify_all();
 }
 

@@ -67,6 +67,11 @@ void Runtime::initialise(const RuntimeDriverApi& real) noexcept {
         if (instance_ != nullptr) instance_->report_at_exit();
       });
     }
+    if (!config.trace_path.empty()) {
+      std::atexit([] {
+        if (instance_ != nullptr) instance_->emit_counters();
+      });
+    }
     active_.store(true, std::memory_order_release);
     log(LogLevel::kInfo, "active: mode {}, min bytes {}, staging {}",
         config.mode == NZ_LOSSLESS ? "lossless" : fmt::format("lossy:{}:{}", config.lossy_kept_bits, config.lossy_block),

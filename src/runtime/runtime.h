@@ -85,6 +85,7 @@ class Runtime {
   // before the program reads free memory.
   void compress_loaded() noexcept;
   void report_at_exit() noexcept;
+  void emit_counters() noexcept;
   // Evicts every staged range no queued work still uses (waiting for its last
   // use); returns the bytes freed. Tests use it to force recompression.
   size_t evict_idle() noexcept;
@@ -151,6 +152,7 @@ class Runtime {
   void stager_main() noexcept;  // the thread; takes the lock itself
   void stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Unit>& from) noexcept;
   void wait_for_stager_locked() noexcept;
+  std::vector<SharedEvent> lru_pending_uses() noexcept;
  public:
   void stop_stager() noexcept;  // at exit; never takes the lock (exit must not hang)
  private:

@@ -62,6 +62,8 @@ inline std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
 namespace nz::rt {
 struct Unit;
+// Whether the calling thread is the look-ahead stager (lookahead.cpp).
+bool on_stager_thread() noexcept;
 // Splits compressed units into runs of VA-contiguous ones (stager.cpp).
 std::vector<std::vector<std::shared_ptr<Unit>>> runs_of(std::vector<std::shared_ptr<Unit>> units);
 }  // namespace nz::rt

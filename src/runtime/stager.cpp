@@ -225,6 +225,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
       staged_now.clear();
     }
     faulted = !staged_now.empty();
+    stats_.stagings_on_launch.add(staged_now.size());
     std::shared_ptr<Unit> last;
     for (auto& u : staged_now) {
       try {
@@ -457,6 +458,7 @@ void Runtime::after_transfer(const TransferDesc& d, CUresult result) noexcept {
     if (launched_in_generation_) {
       ++generation_;
       launched_in_generation_ = false;
+      emit_counters();
     }
     SharedEvent filled;
     for (size_t i = 0; i < d.span_count; ++i) {

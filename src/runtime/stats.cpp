@@ -31,6 +31,9 @@ void Stats::fill(nz_runtime_stats& out) noexcept {
   out.decode_launches = decode_launches.get();
   out.bytes_decompressed = bytes_decompressed.get();
   out.hook_host_ns = hook_host_ns.get();
+  out.hook_wait_ns = hook_wait_ns.get();
+  out.stagings_ahead = prefetches.get();
+  out.stagings_on_launch = stagings_on_launch.get();
 }
 
 }  // namespace nz::rt

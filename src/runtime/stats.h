@@ -34,6 +34,8 @@ struct Stats {
   Counter vmm_calls;        // our cuMemCreate/cuMemMap/cuMemSetAccess/cuMemUnmap calls
   Counter decode_launches, bytes_decompressed;
   Counter hook_host_ns;     // host time in hooks that touched tracked memory
+  Counter hook_wait_ns;     // of which waiting for the device (evictions under a fixed budget)
+  Counter stagings_on_launch;  // units staged by a launching thread for its own call
 
   // released - store - staging, clamped at 0, and its peak updated.
   uint64_t device_bytes_saved() noexcept;
