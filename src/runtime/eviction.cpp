@@ -213,16 +213,29 @@ void Runtime::release_store_if_pressed(Unit& u) noexcept {
 
 bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
   const bool fixed = config_.staging_bytes.has_value();
+  // A fixed budget counts the handles in use; cached ones are trimmed after
+  // the evictions, keeping one the incoming run can reuse (no cuMemCreate
+  // when the same weights come round again).
   auto over = [&] {
-    if (fixed) return pool_.physical_bytes() + incoming > *config_.staging_bytes;
+    if (fixed) return pool_.in_use_bytes() + incoming > *config_.staging_bytes;
     size_t free = 0, total = 0;
     if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS) return false;
     stats_.device_used_peak.raise_to(total - free);
     if (free < total / 8) reserve_for_pressure();
     return free < incoming + total / 8;
   };
-  if (!over()) return true;
-  pool_.trim(0);
+  auto trim_cache = [&] {
+    if (!fixed) return pool_.trim(0);
+    const size_t budget = *config_.staging_bytes, used = pool_.in_use_bytes() + incoming;
+    size_t keep = used < budget ? budget - used : 0;
+    if (incoming > 0 && pool_.has_cached(incoming)) keep += incoming;  // acquire will take it
+    return pool_.trim(keep, incoming);
+  };
+  if (!over()) {
+    if (fixed) trim_cache();
+    return true;
+  }
+  if (!fixed) pool_.trim(0);
   // Adaptive budgets never wait: they only take back what is already idle.
   if (!fixed) may_wait = false;
   while (over()) {
@@ -243,14 +256,15 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     wait_run_uses(*victim);
     Allocation* a = allocation_containing(victim->begin);
     if (a == nullptr || !evict(*a, victim)) break;
-    pool_.trim(0);
+    if (!fixed) pool_.trim(0);
   }
+  trim_cache();
   if (!fixed) stats_.staging_budget.set(pool_.in_use_bytes());
   return !over();
 }
 
-size_t Runtime::evict_all(bool wait) noexcept {
-  size_t freed = pool_.trim(0);
+size_t Runtime::evict_all(bool wait, bool trim) noexcept {
+  size_t freed = trim ? pool_.trim(0) : 0;
   auto victims = staged_;
   for (auto& u : victims) {
     if (u->state != UnitState::kStaged || !u->run || !run_evictable(*u, wait)) continue;
@@ -259,14 +273,14 @@ size_t Runtime::evict_all(bool wait) noexcept {
     Allocation* a = allocation_containing(u->begin);
     if (a != nullptr && evict(*a, u)) freed += run_bytes;
   }
-  freed += pool_.trim(0);
+  if (trim) freed += pool_.trim(0);
   return freed;
 }
 
 size_t Runtime::evict_idle() noexcept {
   std::lock_guard lock(mutex_);
   RelaxedCaptureScope relaxed;
-  return setup_ok_ ? evict_all(true) : 0;
+  return setup_ok_ ? evict_all(true, /*trim=*/false) : 0;  // the handles stay cached for the next staging
 }
 
 bool Runtime::debug_store_of(CUdeviceptr p, CUdeviceptr& store, size_t& bytes) noexcept {

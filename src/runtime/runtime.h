@@ -168,7 +168,8 @@ class Runtime {
   // waiting for their last uses only if `may_wait` (and the budget is fixed).
   // Returns whether they fit.
   bool enforce_budget(size_t incoming, bool may_wait) noexcept;
-  size_t evict_all(bool wait) noexcept;
+  // Evicts every idle staged run; `trim`: also releases the cached handles.
+  size_t evict_all(bool wait, bool trim = true) noexcept;
   void finish_use(CUstream stream, CUresult result) noexcept;
   // The units the last before_launch/before_transfer of this thread holds,
   // taken out of the thread's record (after_* will not release them):

@@ -29,13 +29,16 @@ void StagingPool::give_back(UniquePhysicalMemory handle, size_t bytes) noexcept 
   }
 }
 
-size_t StagingPool::trim(size_t keep_bytes) noexcept {
+size_t StagingPool::trim(size_t keep_bytes, size_t prefer_size) noexcept {
   size_t released = 0;
-  while (cached_ > keep_bytes && !cache_.empty()) {
-    auto it = std::prev(cache_.end());  // largest first: frees the most per call
-    cached_ -= it->first;
-    released += it->first;
-    cache_.erase(it);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (auto it = cache_.end(); cached_ > keep_bytes && it != cache_.begin();) {
+      --it;  // largest first: frees the most per call
+      if (pass == 0 && it->first == prefer_size) continue;
+      cached_ -= it->first;
+      released += it->first;
+      it = cache_.erase(it);
+    }
   }
   return released;
 }

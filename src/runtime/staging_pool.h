@@ -22,8 +22,10 @@ class StagingPool {
   void give_back(UniquePhysicalMemory handle, size_t bytes) noexcept;
   // The caller keeps the handle for good (its range became resident again).
   void detach(size_t bytes) noexcept { in_use_ -= bytes < in_use_ ? bytes : in_use_; }
-  // Releases cached handles until at most `keep_bytes` stay cached; returns bytes released.
-  size_t trim(size_t keep_bytes) noexcept;
+  // Releases cached handles until at most `keep_bytes` stay cached, those of
+  // `prefer_size` bytes last; returns bytes released.
+  size_t trim(size_t keep_bytes, size_t prefer_size = 0) noexcept;
+  bool has_cached(size_t bytes) const noexcept { return cache_.count(bytes) != 0; }
 
   size_t in_use_bytes() const noexcept { return in_use_; }
   size_t cached_bytes() const noexcept { return cached_; }

@@ -231,6 +231,37 @@ TEST_F(RuntimeE2E, ChangedRangesAreRecompressedUnchangedDropped) {
   d->free(dp);
 }
 
+// A weight of several units is staged as one run: one handle, one
+// cuMemMap + cuMemSetAccess, one decode launch, one cuMemUnmap at eviction,
+// whatever its size (issue 10: VMM calls per weight, not per page).
+TEST_F(RuntimeE2E, MultiUnitWeightStagesAsOneRun) {
+  auto w = bf16_weights(6 * kMiB, 9);  // 12 MiB: six 2 MiB units
+  CUdeviceptr p = load_weights(w);
+  const uint64_t units = w.size() * 2 / nz::rt::detail::kMaxUnitBytes;
+  ASSERT_EQ(units, 6u);
+  Runtime::get().evict_idle();
+  const auto s0 = stats();
+  EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));
+  const auto s1 = stats();
+  EXPECT_EQ(s1.decompressions - s0.decompressions, units);
+  EXPECT_EQ(s1.decode_launches - s0.decode_launches, 1u) << "one batched decode for the whole run";
+  EXPECT_EQ(s1.stagings_on_launch - s0.stagings_on_launch, units);
+  // map + set-access, and at most one cuMemCreate (the pool may hold a handle of this size).
+  EXPECT_GE(s1.vmm_calls - s0.vmm_calls, 2u);
+  EXPECT_LE(s1.vmm_calls - s0.vmm_calls, 3u);
+  Runtime::get().evict_idle();
+  const auto s2 = stats();
+  EXPECT_EQ(s2.drops - s1.drops, units);
+  EXPECT_EQ(s2.vmm_calls - s1.vmm_calls, 1u) << "one cuMemUnmap for the run";
+  // Staged again: the evicted run's handle is reused, no cuMemCreate.
+  EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));
+  const auto s3 = stats();
+  EXPECT_EQ(s3.vmm_calls - s2.vmm_calls, 2u);
+  EXPECT_EQ(s3.decode_launches - s2.decode_launches, 1u);
+  Runtime::get().evict_idle();
+  d->free(p);
+}
+
 TEST_F(RuntimeE2E, ExplicitTagAndUntag) {
   auto w = bf16_weights(2 * kMiB, 6);
   CUdeviceptr p = d->alloc(w.size() * 2);

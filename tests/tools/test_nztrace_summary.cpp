@@ -12,6 +12,7 @@
 
 namespace {
 
+using J = nlohmann::ordered_json;
 using namespace nztrace;
 using namespace nztrace::test;
 
@@ -173,6 +174,211 @@ TEST(NztraceSummary, DownsampleKeepsPeaksAndFillsGaps) {
   ASSERT_EQ(d.size(), 10u);
   EXPECT_EQ(d[0].saved, 1000u);  // the peak survives
   for (const auto& p : d) EXPECT_EQ(p.saved == 1000u || p.saved == 5u, true);  // gaps hold the last value, not 0
+}
+
+// A newer runtime's "counters" lines (cumulative staging-work counters): the
+// sample trace with one at the start of iterations 1 and 2 and one at exit,
+// each with the footprint of the line before it, so every other figure stays
+// what sample_trace() gives.
+constexpr CounterValues kC1{12, 2, 8 * MiB, 3'000'000, 1'000'000, 0, 2};
+constexpr CounterValues kC2{20, 5, 20 * MiB, 4'500'000, 1'250'000, 2, 3};
+constexpr CounterValues kC3{26, 9, 36 * MiB, 5'000'000, 1'300'000, 5, 3};
+
+std::vector<std::string> counters_trace() {
+  std::vector<std::string> t = sample_trace();
+  const auto at = [&](size_t i) { return t.begin() + static_cast<std::ptrdiff_t>(i); };
+  t.push_back(counters_line(9000, 0, 0, 0, 2, kC3));                              // at exit
+  t.insert(at(9), counters_line(6000, 3 * MiB + MiB / 2, 0, 7 * MiB / 2, 2, kC2));  // after the drop
+  t.insert(at(6), counters_line(4000, 3 * MiB + MiB / 2, 0, 7 * MiB / 2, 1, kC1));  // after the second compress
+  return t;
+}
+
+TEST(NztraceCounters, LineParsesIntoItsFields) {
+  // Every member distinct, one beyond 2^53 (a double would round it).
+  const CounterValues c{11, 22, 9007199254740993ull, 44, 55, 66, 77};
+  const auto e = parse_trace_line(counters_line(123, 1, 2, 3, 7, c));
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->event, "counters");
+  EXPECT_EQ(e->t_ns, 123u);
+  EXPECT_EQ(e->ptr, 0u);
+  EXPECT_EQ(e->used, 1u);
+  EXPECT_EQ(e->staging, 2u);
+  EXPECT_EQ(e->store, 3u);
+  EXPECT_EQ(e->iteration, 7u);
+  ASSERT_TRUE(e->counters);
+  EXPECT_EQ(e->counters->vmm_calls, 11u);
+  EXPECT_EQ(e->counters->decode_launches, 22u);
+  EXPECT_EQ(e->counters->bytes_decompressed, 9007199254740993ull);
+  EXPECT_EQ(e->counters->hook_host_ns, 44u);
+  EXPECT_EQ(e->counters->hook_wait_ns, 55u);
+  EXPECT_EQ(e->counters->stagings_ahead, 66u);
+  EXPECT_EQ(e->counters->stagings_on_launch, 77u);
+  // Other events carry no counters, even with a member of the same name.
+  const auto stage = parse_trace_line(line(5, "stage", 0x1000, 4096, 0, 0, 0, "\"vmm_calls\":3"));
+  ASSERT_TRUE(stage);
+  EXPECT_FALSE(stage->counters);
+  // No time: not a trace line, as for every event.
+  EXPECT_FALSE(parse_trace_line(R"({"event":"counters","ptr":"0x0","bytes":0,"vmm_calls":1})"));
+}
+
+TEST(NztraceCounters, TotalsDeltasAndHitRate) {
+  const TraceSummary s = summarize(parse_all(counters_trace()));
+  EXPECT_EQ(s.malformed_lines, 1u);  // sample_trace's truncated line only
+  EXPECT_EQ(s.counters_events, 3u);
+  ASSERT_TRUE(s.counters);
+  EXPECT_EQ(s.counters->vmm_calls, 26u);
+  EXPECT_EQ(s.counters->bytes_decompressed, 36 * MiB);
+  EXPECT_EQ(s.counters_iteration, 2u);
+  ASSERT_EQ(s.per_iteration.size(), 2u);
+  EXPECT_EQ(s.per_iteration[0].iteration, 1u);
+  EXPECT_EQ(s.per_iteration[0].t_ns, 3000u);  // since the first event (t 1000)
+  EXPECT_EQ(s.per_iteration[0].duration_ns, 2000u);
+  EXPECT_EQ(s.per_iteration[1].iteration, 2u);
+  EXPECT_EQ(s.per_iteration[1].duration_ns, 3000u);
+  ASSERT_TRUE(lookahead_hit_rate(*s.counters));
+  EXPECT_DOUBLE_EQ(*lookahead_hit_rate(*s.counters), 0.625);
+
+  const RunInfo run{"prog", 0, ""};
+  const std::string json = render_json(s, run);
+  auto doc = nz::util::json::parse(json, nullptr);
+  ASSERT_TRUE(doc) << json;
+  // Top level: the last counters line's values.
+  EXPECT_EQ(doc->find("vmm_calls")->as_u64(), 26u);
+  EXPECT_EQ(doc->find("decode_launches")->as_u64(), 9u);
+  EXPECT_EQ(doc->find("bytes_decompressed")->as_u64(), 36 * MiB);
+  EXPECT_EQ(doc->find("hook_host_ns")->as_u64(), 5'000'000u);
+  EXPECT_EQ(doc->find("hook_wait_ns")->as_u64(), 1'300'000u);
+  EXPECT_EQ(doc->find("stagings_ahead")->as_u64(), 5u);
+  EXPECT_EQ(doc->find("stagings_on_launch")->as_u64(), 3u);
+  EXPECT_EQ(doc->find("lookahead_hit_rate")->as_double(), 0.625);
+  // cost keeps the figures from the stage lines.
+  EXPECT_EQ(doc->find("cost")->find("bytes_decompressed")->as_u64(), 8 * MiB);
+  EXPECT_EQ(doc->find("event_counts")->find("counters")->as_u64(), 3u);
+  const auto* per = doc->find("per_iteration");
+  ASSERT_TRUE(per && per->is_array());
+  ASSERT_EQ(per->items.size(), 2u);
+  const uint64_t want[2][10] = {
+      // iteration, t_ns, duration_ns, vmm, launches, bytes, host, wait, ahead, on launch
+      {1, 3000, 2000, 8, 3, 12 * MiB, 1'500'000, 250'000, 2, 1},
+      {2, 5000, 3000, 6, 4, 16 * MiB, 500'000, 50'000, 3, 0},
+  };
+  const char* keys[10] = {"iteration", "t_ns", "duration_ns", "vmm_calls", "decode_launches", "bytes_decompressed",
+                          "hook_host_ns", "hook_wait_ns", "stagings_ahead", "stagings_on_launch"};
+  for (size_t i = 0; i < 2; ++i) {
+    for (size_t k = 0; k < 10; ++k) {
+      const auto* v = per->items[i].find(keys[k]);
+      ASSERT_TRUE(v) << i << " " << keys[k];
+      EXPECT_EQ(v->as_u64(), want[i][k]) << i << " " << keys[k];
+    }
+  }
+  // The deltas add up to the totals less the first line.
+  for (size_t k = 3; k < 10; ++k) {
+    EXPECT_EQ(per->items[0].find(keys[k])->as_u64().value() + per->items[1].find(keys[k])->as_u64().value(),
+              doc->find(keys[k])->as_u64().value() -
+                  nz::util::json::parse(counters_line(0, 0, 0, 0, 1, kC1), nullptr)->find(keys[k])->as_u64().value())
+        << keys[k];
+  }
+
+  const std::string text = render_text(s, run, 5);
+  EXPECT_NE(text.find("staging work: 26 VMM calls, 9 decode launches, 36.0 MiB decompressed, hook time 0.005 s on "
+                      "launching threads (0.001 s waiting for the device), 62.5% of stagings done ahead\n"),
+            std::string::npos)
+      << text;
+  // Steady state: iteration 2 alone (iteration 1 is left out).
+  EXPECT_NE(text.find("staging work per iteration (steady state, mean of the 1 iteration after the first): 6.0 VMM "
+                      "calls, 4.0 decode launches, 16.0 MiB decompressed, hook time 0.500 ms (0.050 ms waiting for "
+                      "the device), 100.0% of stagings done ahead\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(NztraceCounters, OtherFiguresDoNotChange) {
+  const TraceSummary with = summarize(parse_all(counters_trace()));
+  const TraceSummary without = summarize(parse_all(sample_trace()));
+  const RunInfo run{"prog", 0, ""};
+  const J a = J::parse(render_json(without, run)), b = J::parse(render_json(with, run));
+  for (const char* key : {"memory", "cost", "buffers", "duration_ns", "malformed_lines"})
+    EXPECT_EQ(a[key], b[key]) << key;
+  // The text: the same lines, bar the header (3 more events) and the two counters lines.
+  std::string ta = render_text(without, run, 5), tb = render_text(with, run, 5);
+  auto drop_line = [](std::string& t, const std::string& start) {
+    const size_t p = t.find(start);
+    ASSERT_NE(p, std::string::npos) << start;
+    t.erase(p, t.find('\n', p) + 1 - p);
+  };
+  drop_line(ta, "nztrace: prog exited 0; 13 trace events");
+  drop_line(tb, "nztrace: prog exited 0; 16 trace events");
+  drop_line(tb, "staging work: ");
+  drop_line(tb, "staging work per iteration ");
+  EXPECT_EQ(ta, tb);
+}
+
+TEST(NztraceCounters, OlderTraceHasNoCounters) {
+  const TraceSummary s = summarize(parse_all(sample_trace()));
+  EXPECT_FALSE(s.counters);
+  EXPECT_EQ(s.counters_events, 0u);
+  EXPECT_TRUE(s.per_iteration.empty());
+  const RunInfo run{"prog", 0, ""};
+  const J j = J::parse(render_json(s, run));
+  for (const char* key : {"vmm_calls", "decode_launches", "bytes_decompressed", "hook_host_ns", "hook_wait_ns",
+                          "stagings_ahead", "stagings_on_launch", "lookahead_hit_rate", "per_iteration"}) {
+    ASSERT_TRUE(j.contains(key)) << key;
+    EXPECT_TRUE(j[key].is_null()) << key;
+  }
+  // The report's members otherwise stay as they were, in their order.
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : j.items())
+    if (!v.is_null() || k == "trace" || k == "wall_ns") keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"tool", "schema_version", "command", "exit_status", "trace", "wall_ns",
+                                             "events", "malformed_lines", "duration_ns", "memory", "cost",
+                                             "event_counts", "buffers", "timeline"}));
+  EXPECT_EQ(render_text(s, run, 5).find("staging work"), std::string::npos);
+}
+
+TEST(NztraceCounters, OneLineAtExitGivesTotalsOnly) {
+  std::vector<std::string> t = sample_trace();
+  t.push_back(counters_line(9000, 0, 0, 0, 0, CounterValues{3, 0, 0, 1000, 0, 0, 0}));
+  const TraceSummary s = summarize(parse_all(t));
+  const J j = J::parse(render_json(s, RunInfo{"prog", 0, ""}));
+  EXPECT_EQ(j["vmm_calls"], 3);
+  EXPECT_EQ(j["hook_host_ns"], 1000);
+  EXPECT_TRUE(j["lookahead_hit_rate"].is_null());  // no stagings at all
+  EXPECT_EQ(j["per_iteration"], J::array());
+  const std::string text = render_text(s, RunInfo{"prog", 0, ""}, 5);
+  EXPECT_NE(text.find("staging work: 3 VMM calls, 0 decode launches, 0.0 MiB decompressed, hook time 0.000 s on "
+                      "launching threads (0.000 s waiting for the device), no stagings\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("per iteration"), std::string::npos);
+}
+
+TEST(NztraceCounters, SteadyStateIsTheMeanAfterTheFirstIteration) {
+  std::vector<std::string> t;
+  // Iteration 1 does 100 VMM calls (warm-up); 2 and 3 do 10 and 20; 4 stagings ahead of 6.
+  const CounterValues c[4] = {{5, 1, MiB, 10, 1, 0, 1},
+                              {105, 11, 11 * MiB, 1'000'010, 500'001, 1, 5},
+                              {115, 13, 13 * MiB, 1'200'010, 500'001, 3, 5},
+                              {135, 17, 17 * MiB, 1'600'010, 700'001, 5, 7}};
+  for (uint64_t i = 0; i < 4; ++i) t.push_back(counters_line(1000 * (i + 1), 0, 0, 0, i + 1, c[i]));
+  const TraceSummary s = summarize(parse_all(t));
+  const auto st = s.steady_state();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->iterations, 2u);
+  EXPECT_DOUBLE_EQ(st->vmm_calls, 15.0);
+  EXPECT_DOUBLE_EQ(st->decode_launches, 3.0);
+  EXPECT_DOUBLE_EQ(st->bytes_decompressed, 3.0 * MiB);
+  EXPECT_DOUBLE_EQ(st->hook_host_ns, 300'000.0);
+  EXPECT_DOUBLE_EQ(st->hook_wait_ns, 100'000.0);
+  ASSERT_TRUE(st->lookahead_hit_rate);
+  EXPECT_DOUBLE_EQ(*st->lookahead_hit_rate, 4.0 / 6.0);
+  EXPECT_NE(render_text(s, RunInfo{"prog", 0, ""}, 5)
+                .find("(steady state, mean of the 2 iterations after the first): 15.0 VMM calls, 3.0 decode "
+                      "launches, 3.0 MiB decompressed, hook time 0.300 ms (0.100 ms waiting for the device), 66.7% "
+                      "of stagings done ahead\n"),
+            std::string::npos);
+  // Two lines: one difference, no steady state.
+  t.resize(2);
+  EXPECT_FALSE(summarize(parse_all(t)).steady_state());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 namespace nztrace {
 
@@ -21,6 +22,30 @@ std::string time_text(const TraceSummary& s) {
   if (!s.has_codec_time) return "decode/encode time: not in the trace (older runtime)";
   return fmt::format("host time {:.3f} ms (staging {:.3f} ms, encoding {:.3f} ms; device time not measured)",
                      s.codec_ns() / 1e6, s.stage_ns / 1e6, s.encode_ns / 1e6);
+}
+
+std::string ahead_text(std::optional<double> rate) {
+  return rate ? fmt::format("{:.1f}% of stagings done ahead", *rate * 100.0) : "no stagings";
+}
+
+// The runtime's staging-work counters ("counters" lines); "" without them.
+std::string counters_text(const TraceSummary& s) {
+  if (!s.counters) return "";
+  const CounterValues& c = *s.counters;
+  std::string o = fmt::format(
+      "staging work: {} VMM calls, {} decode launches, {:.1f} MiB decompressed, hook time {:.3f} s on launching "
+      "threads ({:.3f} s waiting for the device), {}\n",
+      c.vmm_calls, c.decode_launches, mib(static_cast<double>(c.bytes_decompressed)), c.hook_host_ns / 1e9,
+      c.hook_wait_ns / 1e9, ahead_text(lookahead_hit_rate(c)));
+  if (const auto st = s.steady_state())
+    o += fmt::format(
+        "staging work per iteration (steady state, mean of the {} iteration{} after the first): {:.1f} VMM calls, "
+        "{:.1f} decode launches, {:.1f} MiB decompressed, hook time {:.3f} ms ({:.3f} ms waiting for the device), "
+        "{}\n",
+        st->iterations, st->iterations == 1 ? "" : "s", st->vmm_calls, st->decode_launches,
+        mib(st->bytes_decompressed), st->hook_host_ns / 1e6, st->hook_wait_ns / 1e6,
+        ahead_text(st->lookahead_hit_rate));
+  return o;
 }
 
 }  // namespace
@@ -64,6 +89,7 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
                    s.fault_apis.empty() ? "" : " (" + fault_list(s) + ")", s.recompressions,
                    mib(s.bytes_recompressed), s.reencodes, mib(s.bytes_reencoded), s.store_releases, s.drops,
                    s.oom_events, time_text(s));
+  o += counters_text(s);
   const auto samples = downsample(s.timeline, s.duration_ns, 10);
   o += "saved over time (MiB, max per tenth of the run):";
   for (const auto& p : samples) o += fmt::format(" {:.1f}", mib(p.saved));
@@ -135,6 +161,36 @@ nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
                {"decode_ns", ns_or_null(s.stage_ns)},
                {"encode_ns", ns_or_null(s.encode_ns)},
                {"host_ns", ns_or_null(s.codec_ns())}};
+  // The runtime's staging-work counters (the last "counters" line), top level;
+  // null when the trace has none (older runtimes).
+  auto counter = [&](uint64_t CounterValues::*field) { return s.counters ? J((*s.counters).*field) : J(nullptr); };
+  o["vmm_calls"] = counter(&CounterValues::vmm_calls);
+  o["decode_launches"] = counter(&CounterValues::decode_launches);
+  o["bytes_decompressed"] = counter(&CounterValues::bytes_decompressed);
+  o["hook_host_ns"] = counter(&CounterValues::hook_host_ns);
+  o["hook_wait_ns"] = counter(&CounterValues::hook_wait_ns);
+  o["stagings_ahead"] = counter(&CounterValues::stagings_ahead);
+  o["stagings_on_launch"] = counter(&CounterValues::stagings_on_launch);
+  const auto rate = s.counters ? lookahead_hit_rate(*s.counters) : std::nullopt;
+  o["lookahead_hit_rate"] = rate ? J(*rate) : J(nullptr);
+  if (s.counters) {
+    o["per_iteration"] = J::array();
+    for (const IterationCounters& it : s.per_iteration) {
+      const CounterValues& d = it.delta;
+      o["per_iteration"].push_back({{"iteration", it.iteration},
+                                    {"t_ns", it.t_ns},
+                                    {"duration_ns", it.duration_ns},
+                                    {"vmm_calls", d.vmm_calls},
+                                    {"decode_launches", d.decode_launches},
+                                    {"bytes_decompressed", d.bytes_decompressed},
+                                    {"hook_host_ns", d.hook_host_ns},
+                                    {"hook_wait_ns", d.hook_wait_ns},
+                                    {"stagings_ahead", d.stagings_ahead},
+                                    {"stagings_on_launch", d.stagings_on_launch}});
+    }
+  } else {
+    o["per_iteration"] = nullptr;
+  }
   o["event_counts"] = J::object();
   for (const auto& [ev, n] : s.event_counts) o["event_counts"][ev] = n;
   o["buffers"] = J::array();

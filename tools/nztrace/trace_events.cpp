@@ -70,6 +70,18 @@ std::optional<TraceEvent> parse_trace_line(std::string_view line) {
   } else {
     e.site = u64_member(*doc, "site");
   }
+  if (e.event == "counters") {
+    CounterValues c;
+    c.vmm_calls = u64_member(*doc, "vmm_calls").value_or(0);
+    c.decode_launches = u64_member(*doc, "decode_launches").value_or(0);
+    c.bytes_decompressed = u64_member(*doc, "bytes_decompressed").value_or(0);
+    c.hook_host_ns = u64_member(*doc, "hook_host_ns").value_or(0);
+    c.hook_wait_ns = u64_member(*doc, "hook_wait_ns").value_or(0);
+    c.stagings_ahead = u64_member(*doc, "stagings_ahead").value_or(0);
+    c.stagings_on_launch = u64_member(*doc, "stagings_on_launch").value_or(0);
+    e.iteration = u64_member(*doc, "iteration");
+    e.counters = c;
+  }
   return e;
 }
 

@@ -12,6 +12,12 @@
 // line before its first use: "id", "native" (symbolised frames, innermost
 // first) and "python" (file:line frames, innermost first; absent when the
 // allocating thread did not hold the GIL).
+// Newer runtimes write "counters" lines (ptr 0, bytes 0, the usual used /
+// staging / store): the runtime's cumulative staging-work counters since the
+// process started, one when the program starts a new iteration and one at
+// exit: "iteration" (the runtime's iteration counter then), "vmm_calls",
+// "decode_launches", "bytes_decompressed", "hook_host_ns", "hook_wait_ns",
+// "stagings_ahead", "stagings_on_launch".
 #pragma once
 
 #include <cstdint>
@@ -21,6 +27,17 @@
 #include <vector>
 
 namespace nztrace {
+
+// The members of a "counters" line; all cumulative since the process started.
+struct CounterValues {
+  uint64_t vmm_calls = 0;           // the runtime's cuMemCreate/cuMemMap/cuMemSetAccess/cuMemUnmap calls
+  uint64_t decode_launches = 0;     // decode kernel launches
+  uint64_t bytes_decompressed = 0;  // bytes the decodes produced
+  uint64_t hook_host_ns = 0;        // wall time in launch/copy hooks on the launching threads
+  uint64_t hook_wait_ns = 0;        // of which waiting for the device (last uses of ranges being evicted)
+  uint64_t stagings_ahead = 0;      // units staged by the look-ahead stager
+  uint64_t stagings_on_launch = 0;  // units staged on the launching thread
+};
 
 struct TraceEvent {
   uint64_t t_ns = 0;
@@ -37,6 +54,8 @@ struct TraceEvent {
   std::optional<uint64_t> stream;                // stage (newer runtimes)
   std::optional<uint64_t> site;                  // alloc: its site id; site: the id it describes
   std::vector<std::string> native, python;       // site
+  std::optional<uint64_t> iteration;             // counters: the runtime's iteration counter
+  std::optional<CounterValues> counters;         // counters (a member missing from the line reads 0)
 };
 
 // One line to an event; nullopt for a line that is not a trace object

@@ -23,6 +23,7 @@ struct Replay {
   uint64_t released = 0;                    // bytes of units whose own memory the runtime gave back
   uint64_t live_alloc_bytes = 0;
   uint64_t last_store = 0, last_staging = 0, last_used = 0;
+  uint64_t last_counters_t = 0;             // time of the previous counters line, since the first event
 
   void finish(std::map<uint64_t, BufferStats>::iterator it) {
     s.buffers.push_back(it->second);
@@ -81,6 +82,32 @@ struct Replay {
     if (!e.ns) return;
     s.has_codec_time = true;
     total += *e.ns;
+  }
+
+  uint64_t sub(uint64_t later, uint64_t earlier) const { return later > earlier ? later - earlier : 0; }
+
+  // A counters line: the totals so far; the work since the previous line.
+  void on_counters(const TraceEvent& e, uint64_t t) {
+    const CounterValues& c = *e.counters;
+    if (s.counters) {
+      const CounterValues& p = *s.counters;
+      IterationCounters it;
+      it.iteration = s.counters_iteration.value_or(0);
+      it.t_ns = last_counters_t;
+      it.duration_ns = sub(t, last_counters_t);
+      it.delta = {sub(c.vmm_calls, p.vmm_calls),
+                  sub(c.decode_launches, p.decode_launches),
+                  sub(c.bytes_decompressed, p.bytes_decompressed),
+                  sub(c.hook_host_ns, p.hook_host_ns),
+                  sub(c.hook_wait_ns, p.hook_wait_ns),
+                  sub(c.stagings_ahead, p.stagings_ahead),
+                  sub(c.stagings_on_launch, p.stagings_on_launch)};
+      s.per_iteration.push_back(it);
+    }
+    ++s.counters_events;
+    s.counters = c;
+    s.counters_iteration = e.iteration.value_or(0);
+    last_counters_t = t;
   }
 
   void apply(const TraceEvent& e) {
@@ -184,6 +211,7 @@ TraceSummary summarize(const TraceFile& trace) {
   for (const TraceEvent& e : trace.events) {
     r.apply(e);
     const uint64_t t = e.t_ns >= t0 ? e.t_ns - t0 : 0;
+    if (e.counters) r.on_counters(e, t);
     weighted += static_cast<double>(prev_saved) * static_cast<double>(t - std::min(t, prev_t));
     const uint64_t saved = r.saved();
     s.timeline.push_back({t, saved, r.last_used, r.last_store, r.last_staging});
@@ -201,6 +229,37 @@ TraceSummary summarize(const TraceFile& trace) {
   std::stable_sort(s.buffers.begin(), s.buffers.end(),
                    [](const BufferStats& a, const BufferStats& b) { return a.address < b.address; });
   return s;
+}
+
+std::optional<double> lookahead_hit_rate(const CounterValues& c) {
+  const uint64_t all = c.stagings_ahead + c.stagings_on_launch;
+  if (all == 0) return std::nullopt;
+  return static_cast<double>(c.stagings_ahead) / static_cast<double>(all);
+}
+
+std::optional<SteadyState> TraceSummary::steady_state() const {
+  if (counters_events < 3 || per_iteration.size() < 2) return std::nullopt;
+  SteadyState st;
+  CounterValues sum;
+  for (size_t i = 1; i < per_iteration.size(); ++i) {
+    const CounterValues& d = per_iteration[i].delta;
+    sum.vmm_calls += d.vmm_calls;
+    sum.decode_launches += d.decode_launches;
+    sum.bytes_decompressed += d.bytes_decompressed;
+    sum.hook_host_ns += d.hook_host_ns;
+    sum.hook_wait_ns += d.hook_wait_ns;
+    sum.stagings_ahead += d.stagings_ahead;
+    sum.stagings_on_launch += d.stagings_on_launch;
+  }
+  st.iterations = per_iteration.size() - 1;
+  const double n = static_cast<double>(st.iterations);
+  st.vmm_calls = static_cast<double>(sum.vmm_calls) / n;
+  st.decode_launches = static_cast<double>(sum.decode_launches) / n;
+  st.bytes_decompressed = static_cast<double>(sum.bytes_decompressed) / n;
+  st.hook_host_ns = static_cast<double>(sum.hook_host_ns) / n;
+  st.hook_wait_ns = static_cast<double>(sum.hook_wait_ns) / n;
+  st.lookahead_hit_rate = lookahead_hit_rate(sum);
+  return st;
 }
 
 std::vector<FootprintSample> downsample(const std::vector<FootprintSample>& timeline, uint64_t duration_ns,

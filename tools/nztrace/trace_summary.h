@@ -48,6 +48,25 @@ struct AllocSite {
   std::vector<std::string> native, python;
 };
 
+// Staging work of one iteration: the difference between two consecutive
+// "counters" lines (the later minus the earlier, each member at least 0).
+struct IterationCounters {
+  uint64_t iteration = 0;    // the earlier line's "iteration": the one that ran between the two
+  uint64_t t_ns = 0;         // the earlier line's time, since the first event
+  uint64_t duration_ns = 0;  // to the later line
+  CounterValues delta;
+};
+
+// Per-iteration means of the steady state (TraceSummary::steady_state).
+struct SteadyState {
+  size_t iterations = 0;  // how many iterations the means are over
+  double vmm_calls = 0, decode_launches = 0, bytes_decompressed = 0, hook_host_ns = 0, hook_wait_ns = 0;
+  std::optional<double> lookahead_hit_rate;  // over those iterations' stagings
+};
+
+// stagings_ahead / (stagings_ahead + stagings_on_launch); nullopt when both are 0.
+std::optional<double> lookahead_hit_rate(const CounterValues& c);
+
 struct TraceSummary {
   uint64_t events = 0;
   uint64_t malformed_lines = 0;
@@ -80,6 +99,17 @@ struct TraceSummary {
   bool has_codec_time = false;
   uint64_t stage_ns = 0, encode_ns = 0;
   uint64_t codec_ns() const { return stage_ns + encode_ns; }
+
+  // The runtime's staging-work counters ("counters" lines, newer runtimes):
+  // the last line's cumulative values (nullopt: the trace has none) and the
+  // differences between consecutive lines, in file order.
+  uint64_t counters_events = 0;
+  std::optional<CounterValues> counters;
+  std::optional<uint64_t> counters_iteration;  // the last line's "iteration"
+  std::vector<IterationCounters> per_iteration;
+  // The mean of per_iteration without its first entry (the steady state after
+  // warm-up); nullopt with fewer than 3 counters lines.
+  std::optional<SteadyState> steady_state() const;
 
   std::map<uint64_t, AllocSite> sites;    // by id
   std::vector<BufferStats> buffers;       // ordered by address, then by first appearance
