@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "runtime/log.h"
+#include "runtime/rewrite_policy.h"
 #include "runtime/runtime_internal.h"
 
 namespace nz::rt {
@@ -63,7 +64,7 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
     } else {
       if (!u->recode) ++u->change_streak;
       u->recode = false;
-      if (u->change_streak >= kChangesBeforeResident && memory_plentiful()) {
+      if (keep_rewritten_resident(u->change_streak, config_.staging_bytes.has_value(), u->bytes())) {
         log(LogLevel::kDebug, "range {} changed at {} uses in a row: resident from now on", hex(u->begin),
             u->change_streak);
         retire(a, u);

@@ -22,6 +22,7 @@ struct Options {
   std::string save_path;     // optional: write the final checkpoint (safetensors)
   bool nz_tag = false;       // --nz-tag: declare the weights to a loaded neuzip runtime
   bool mixed_dtypes = false; // --mixed-dtypes: infer with the training model's fp32 MLP up weights
+  int lora_rank = 0;         // --lora R: train rank-R adapters (Adam) on a frozen bf16 base
 };
 
 // Parses argv; on error returns false with a message in `error`.
