@@ -6,11 +6,12 @@ usage: tools/min-device.py --build DIR [--env K=V ...] [--only plain|neuzip] -- 
 
 Runs minifw on the simulator (DIR/tests/sim/libcuda.so.1) once on the
 default (large) device for the reference digest and peak, then bisects the
-device size in MiB between 1 and ceil(peak) + 1: a size "fits" when the run
+device size in MiB between --lo (default 1) and ceil(peak) + 1: a size "fits" when the run
 exits 0 with the reference digest. --env settings apply to the neuzip runs
 (e.g. NEUZIP_COMPRESS=...). Assumes that fitting is monotonic in the size
 (checked at the answer: the size one below must fail). Prints one line per
 mode: `plain|neuzip: smallest device N MiB (peak at N: P bytes)`.
+If --lo turns out to fit, the answer is --lo + 1 (widen the range).
 """
 import argparse
 import math
@@ -38,13 +39,12 @@ def run(build, args, mib, env_extra, neuzip):
     return p.returncode, (digest[-1] if digest else None), (int(peak[-1]) if peak else None)
 
 
-def smallest(build, args, env_extra, neuzip, hi, digest):
+def smallest(build, args, env_extra, neuzip, lo, hi, digest):
     def fits(mib):
         rc, d, peak = run(build, args, mib, env_extra, neuzip)
         print(f"  {'neuzip' if neuzip else 'plain'} {mib} MiB: rc {rc} {'ok' if d == digest else 'bad digest'}",
               file=sys.stderr, flush=True)
         return (rc == 0 and d == digest), peak
-    lo = 1  # assumed not to fit
     ok, peak_hi = fits(hi)
     if not ok:
         return None, None
@@ -63,6 +63,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--env", action="append", default=[])
     ap.add_argument("--only", choices=["plain", "neuzip"])
+    ap.add_argument("--lo", type=int, default=1, help="a size in MiB known not to fit (narrows the search)")
     ap.add_argument("args", nargs=argparse.REMAINDER)
     o = ap.parse_args()
     args = o.args[1:] if o.args and o.args[0] == "--" else o.args
@@ -75,7 +76,7 @@ def main():
     for mode in ("plain", "neuzip"):
         if o.only and o.only != mode:
             continue
-        mib, at = smallest(o.build, args, env_extra, mode == "neuzip", hi, digest)
+        mib, at = smallest(o.build, args, env_extra, mode == "neuzip", o.lo, hi, digest)
         print(f"{mode}: smallest device {mib} MiB (peak at {mib}: {at} bytes)" if mib else f"{mode}: no fit up to {hi} MiB")
 
 

@@ -135,15 +135,20 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   return true;
 }
 
-// Under memory pressure a staged range's store is given back once its decode
+// Under memory pressure, past a fixed staging budget (a launch that reaches
+// more than the budget), or when the range changed at its last eviction
+// (rewrite_policy.h), a staged range's store is given back once its decode
 // completed: staging then costs (range - store) instead of the whole range,
 // and an eviction encodes again (a changed range, as every weight in
 // training, would have discarded the store anyway). Lossy float ranges keep
 // their store (re-encoding a lossy decode need not reproduce it).
 void Runtime::release_store_if_pressed(Unit& u) noexcept {
   if (!u.store.data || CompressedStore::lossy_for(u.dtype, config_)) return;
-  size_t free = 0, total = 0;
-  if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || free > total / 8) return;
+  const bool over_budget = config_.staging_bytes && pool_.in_use_bytes() > *config_.staging_bytes;
+  if (!store_useless_while_staged(u.change_streak) && !over_budget) {
+    size_t free = 0, total = 0;
+    if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || free > total / 8) return;
+  }
   if (u.ready && *u.ready && driver().base.cuEventSynchronize(u.ready->get()) != CUDA_SUCCESS) return;
   stats_.bytes_compressed.sub(u.store.bytes);
   stats_.store_releases.add();

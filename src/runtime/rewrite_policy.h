@@ -11,6 +11,14 @@
 
 namespace nz::rt {
 
+// A staged range found changed at its last eviction (a weight LOMO updates,
+// an optimizer moment) will most likely be written again before its next
+// eviction, which then discards its store: so the store is given up as soon
+// as the decode completed, whatever the free memory (staging then costs the
+// range less its store). If it turns out unchanged it is encoded again
+// (counted as a re-encode), which costs work, never correctness.
+inline bool store_useless_while_staged(int change_streak) noexcept { return change_streak > 0; }
+
 // `change_streak`: evictions in a row that found it changed; `fixed_budget`:
 // NEUZIP_STAGING_MB is set; `bytes`: the range's size.
 bool keep_rewritten_resident(int change_streak, bool fixed_budget, size_t bytes) noexcept;

@@ -167,7 +167,9 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   *dptr = a->base;
   *handled = true;
   emit("alloc", a->base, bytes, trace_.enabled() ? alloc_site_member(trace_) : std::string());
-  allocations_.emplace(a->base, std::move(a));
+  Allocation& made = *a;
+  allocations_.emplace(made.base, std::move(a));
+  tag_if_state(made);
   sample_device_used();
   return CUDA_SUCCESS;
 }

@@ -115,6 +115,7 @@ class Runtime {
   void republish(Allocation& a) noexcept;
   void collect_units(const TagExtent& extent);  // may throw (allocation)
   void compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
+  void tag_if_state(Allocation& a) noexcept;  // lock held; NEUZIP_COMPRESS=optimizer (idle_buffers.cpp)
   template <typename Visit>
   CUresult hold_touched(CUstream stream, bool per_thread_stream, const char* what, Visit&& visit) noexcept;
   CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
@@ -189,6 +190,7 @@ class Runtime {
   RangeMap<TagExtent> tracked_;  // allocations with tracked units (one byte past the end included)
   std::vector<std::shared_ptr<Unit>> pending_;
   std::atomic<size_t> pending_count_{0};
+
   std::vector<std::shared_ptr<Unit>> staged_;
   GraphPins graph_pins_;  // what captures, graphs and executable graphs keep staged
   uint64_t tick_ = 0;
