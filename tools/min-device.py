@@ -15,25 +15,18 @@ If --lo turns out to fit, the answer is --lo + 1 (widen the range).
 """
 import argparse
 import math
-import os
 import re
 import subprocess
 import sys
 
+from minifw_sim import minifw, sim_env
+
 
 def run(build, args, mib, env_extra, neuzip):
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.path.join(build, "tests", "sim")
-    env["NEUZIP_SIM_MODULE"] = os.path.join(build, "kernels", "sim", "libnzsim_codec.so")
-    preload = [os.path.join(build, "tests", "runtime", "libnzrt_peak_report.so")]
-    if neuzip:
-        preload.insert(0, os.path.join(build, "interpose", "libneuzip.so"))
-        env.update(env_extra)
-    env["LD_PRELOAD"] = " ".join(preload)
+    env = sim_env(build, neuzip, env_extra)
     if mib is not None:
         env["NZSIM_MEMORY_MB"] = str(mib)
-    exe = os.path.join(build, "tests", "apps", "minifw")
-    p = subprocess.run([exe] + args, env=env, capture_output=True, text=True, timeout=900)
+    p = subprocess.run([minifw(build)] + args, env=env, capture_output=True, text=True, timeout=900)
     digest = re.findall(r"^digest: ([0-9a-f]+)$", p.stdout, re.M)
     peak = re.findall(r"^nzsim-peak-physical: (\d+)$", p.stderr, re.M)
     return p.returncode, (digest[-1] if digest else None), (int(peak[-1]) if peak else None)
