@@ -32,6 +32,8 @@ struct DecodeContext {
   DtypeShape shape;
   uint64_t payload_offset;
   bool dst_word_aligned;  // dst % 4 == 0: 2-byte dtypes store whole u32 words
+  uint32_t block;         // this block's number among the `blocks` decoding this buffer
+  uint32_t blocks;
 };
 
 // Copies words [from, min(from + kRingWords / 2, count)) of the stream into the ring.

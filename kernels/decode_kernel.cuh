@@ -50,9 +50,9 @@ template <uint32_t kElemBytes, bool kPackedTable, bool kBlocks>
 __device__ void decode_chunks(const DecodeContext& ctx, DecodeShared& sh) {
   const uint32_t warp = threadIdx.x / 32;
   uint16_t* ring = sh.rings[warp];
-  const uint64_t stride = uint64_t(gridDim.x) * kDecodeWarpsPerBlock;
+  const uint64_t stride = uint64_t(ctx.blocks) * kDecodeWarpsPerBlock;
   // 64-bit: c + stride must not wrap for chunk counts near 2^32.
-  for (uint64_t c = uint64_t(blockIdx.x) * kDecodeWarpsPerBlock + warp; c < ctx.h.chunk_count; c += stride) {
+  for (uint64_t c = uint64_t(ctx.block) * kDecodeWarpsPerBlock + warp; c < ctx.h.chunk_count; c += stride) {
     decode_chunk<kElemBytes, kPackedTable, kBlocks>(ctx, sh.table, ring, uint32_t(c));
   }
 }
@@ -63,9 +63,13 @@ __device__ void decode_chunks_for_mode(const DecodeContext& ctx, DecodeShared& s
   else decode_chunks<kElemBytes, kPackedTable, false>(ctx, sh);
 }
 
-__device__ inline void decode_buffer(const DecodeArgs& a) {
+// Decodes one buffer with `blocks` blocks, of which the calling one is
+// number `block` (a single decode: the grid; a batch: the job's share of it).
+__device__ inline void decode_buffer(const DecodeArgs& a, uint32_t block, uint32_t blocks) {
   __shared__ DecodeShared sh;
   DecodeContext ctx{};
+  ctx.block = block;
+  ctx.blocks = blocks;
   ctx.base = reinterpret_cast<const uint8_t*>(a.src);
   ctx.dst = reinterpret_cast<uint8_t*>(a.dst);
   ctx.status = reinterpret_cast<uint32_t*>(a.status);
@@ -81,8 +85,8 @@ __device__ inline void decode_buffer(const DecodeArgs& a) {
   if ((a.dst & (ctx.shape.elem_bytes - 1u)) != 0) fail_and_trap(ctx.status, NZ_ERR_INVALID_ARGUMENT);
   ctx.dst_word_aligned = (a.dst & 3u) == 0;
   ctx.payload_offset = payload_offset_of(ctx.h.table_bytes, ctx.h.chunk_count);
-  if (blockIdx.x == 0) verify_buffer_tables(sh, ctx);
-  if (uint64_t(blockIdx.x) * kDecodeWarpsPerBlock >= ctx.h.chunk_count) return;  // nothing for this block
+  if (block == 0) verify_buffer_tables(sh, ctx);
+  if (uint64_t(block) * kDecodeWarpsPerBlock >= ctx.h.chunk_count) return;  // nothing for this block
   if (ctx.h.table_bytes != 0) {
     load_freq_table(sh.table, ctx.base + NZ_HEADER_BYTES, ctx.h.table_bytes, ctx.shape.exp_bits, ctx.h.prob_bits,
                     ctx.status);
@@ -93,6 +97,18 @@ __device__ inline void decode_buffer(const DecodeArgs& a) {
   } else {
     if (packed) decode_chunks_for_mode<4, true>(ctx, sh); else decode_chunks_for_mode<4, false>(ctx, sh);
   }
+}
+
+__device__ inline void decode_buffer(const DecodeArgs& a) { decode_buffer(a, blockIdx.x, gridDim.x); }
+
+// One launch for a run of buffers (see DecodeBatchArgs).
+__device__ inline void decode_batch(const DecodeBatchArgs& b) {
+  if (b.blocks_per_job == 0) return;
+  const uint32_t job = blockIdx.x / b.blocks_per_job;
+  if (job >= b.count || job >= kMaxDecodeBatch) return;
+  const DecodeJob& j = b.jobs[job];
+  const DecodeArgs a{j.src, j.src_len, j.dst, j.dst_cap, b.status};
+  decode_buffer(a, blockIdx.x % b.blocks_per_job, b.blocks_per_job);
 }
 
 }  // namespace nz::kernels

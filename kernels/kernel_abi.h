@@ -14,6 +14,7 @@ namespace nz::kernels {
 
 // Names looked up with cuModuleGetFunction (extern "C" on the device side).
 inline constexpr const char* kDecodeKernel = "nz_decode_kernel";
+inline constexpr const char* kDecodeBatchKernel = "nz_decode_batch_kernel";
 inline constexpr const char* kHashKernel = "nz_hash_kernel";
 inline constexpr const char* kEncodeAnalyseKernel = "nz_encode_analyse_kernel";
 inline constexpr const char* kEncodeTableKernel = "nz_encode_table_kernel";
@@ -38,6 +39,28 @@ struct DecodeArgs {
   uint64_t dst;      // output (device)
   uint64_t dst_cap;  // bytes available at dst
   uint64_t status;   // device u32: first nz_status found, written before a trap
+};
+
+// A batched decode: the staging of a run of ranges (one store per 2 MiB unit)
+// in ONE launch. The jobs travel by value in the parameter buffer (no device
+// descriptor to allocate or copy on the launch path): 64 jobs of 32 bytes are
+// 2 KiB, inside the 4 KiB every architecture accepts. Blocks are dealt out
+// per job: job = blockIdx.x / blocks_per_job, and each job's blocks stride
+// over its chunks as a single decode's grid does.
+inline constexpr unsigned kMaxDecodeBatch = 64;
+
+struct DecodeJob {
+  uint64_t src;      // a complete neuzip buffer (device)
+  uint64_t src_len;
+  uint64_t dst;      // output (device)
+  uint64_t dst_cap;
+};
+
+struct DecodeBatchArgs {
+  uint32_t count;           // jobs used, 1..kMaxDecodeBatch
+  uint32_t blocks_per_job;  // grid = count * blocks_per_job
+  uint64_t status;          // as DecodeArgs::status
+  DecodeJob jobs[kMaxDecodeBatch];
 };
 
 struct HashArgs {

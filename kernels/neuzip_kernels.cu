@@ -12,6 +12,10 @@ extern "C" __global__ void __launch_bounds__(kDecodeWarpsPerBlock * 32) nz_decod
   decode_buffer(args);
 }
 
+extern "C" __global__ void __launch_bounds__(kDecodeWarpsPerBlock * 32) nz_decode_batch_kernel(DecodeBatchArgs args) {
+  decode_batch(args);
+}
+
 extern "C" __global__ void __launch_bounds__(kHashThreads) nz_hash_kernel(HashArgs args) {
   hash_range(reinterpret_cast<const uint8_t*>(args.data), args.len, reinterpret_cast<uint64_t*>(args.out));
 }

@@ -16,11 +16,15 @@ meson test -C build-test --print-errorlogs --num-processes "$jobs"
 echo "== Python package: the wheel (pip wheel .), installed into a venv, on the simulated driver"
 tools/test-wheel.sh build-test
 
-echo "== ASan + UBSan: codec, tools, kernel code (CPU emulation), runtime units"
+echo "== ASan + UBSan: codec (every CPU level), tools, kernel code (CPU emulation), runtime units"
 # Programs that run under LD_PRELOAD or on the simulator's fault handler are
 # left out: ASan must be the first library loaded and owns SIGSEGV.
-asan_tests="codec-hash codec-bitpack codec-rans codec-format codec-roundtrip codec-lossy \
-  codec-corruption codec-capi codec-threading codec-fuzz-corpus codec-fused_decode \
+# The codec suites at every instruction-set level (those the CPU lacks are skipped).
+codec_asan=""
+for suite in hash bitpack rans format roundtrip lossy corruption capi threading fused_decode levels; do
+  for level in scalar avx2 avx512; do codec_asan="$codec_asan codec-$suite-$level"; done
+done
+asan_tests="$codec_asan codec-fuzz-corpus \
   tools_safetensors tools_nzeval_core tools_nzbench_json tools_nzeval_lossless tools_nztrace_summary \
   gpu_kernel_emulation runtime-unit"
 [ -d build-asan ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \

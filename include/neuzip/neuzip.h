@@ -97,6 +97,14 @@ uint64_t nz_hash(const void* data, size_t len);
 /* A static, human-readable description of a status code. */
 const char* nz_error_string(nz_status status);
 
+/* The instruction-set level the CPU codec's hot loops run at: "scalar",
+ * "avx2" or "avx512". Every level produces the same bytes. It is the best
+ * level this CPU supports unless the environment variable
+ * NEUZIP_CPU=scalar|avx2|avx512 (read once, at the codec's first call) asks
+ * for another; a level the CPU lacks is replaced by the best supported one,
+ * with one line on stderr. */
+const char* nz_cpu_level(void);
+
 #ifdef __cplusplus
 }
 #endif

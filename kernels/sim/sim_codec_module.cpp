@@ -14,6 +14,7 @@
 namespace {
 
 using nz::kernels::DecodeArgs;
+using nz::kernels::DecodeBatchArgs;
 using nz::kernels::EncodeArgs;
 using nz::kernels::HashArgs;
 
@@ -27,17 +28,35 @@ const Args& args_of(const nzsim_launch* launch) {
   return *static_cast<const Args*>(launch->params[0]);
 }
 
-int decode_kernel(const nzsim_launch* launch) {
-  const DecodeArgs& a = args_of<DecodeArgs>(launch);
-  nz_status st = nz_decompress(at<const void>(a.src), a.src_len, at<void>(a.dst), a.dst_cap, 1);
+// Decodes one buffer; on failure records the status and returns non-zero
+// (a trap: the context reports CUDA_ERROR_LAUNCH_FAILED).
+int decode_one(uint64_t src, uint64_t src_len, uint64_t dst, uint64_t dst_cap, uint64_t status) {
+  nz_status st = nz_decompress(at<const void>(src), src_len, at<void>(dst), dst_cap, 1);
   if (st == NZ_OK) return 0;
-  if (a.status != 0) {
-    uint32_t* word = at<uint32_t>(a.status);
+  if (status != 0) {
+    uint32_t* word = at<uint32_t>(status);
     uint32_t expected = 0;
     __atomic_compare_exchange_n(word, &expected, static_cast<uint32_t>(st), false, __ATOMIC_SEQ_CST,
                                 __ATOMIC_SEQ_CST);
   }
-  return 1;  // a trap: the context reports CUDA_ERROR_LAUNCH_FAILED
+  return 1;
+}
+
+int decode_kernel(const nzsim_launch* launch) {
+  const DecodeArgs& a = args_of<DecodeArgs>(launch);
+  return decode_one(a.src, a.src_len, a.dst, a.dst_cap, a.status);
+}
+
+// Like the CUDA batch kernel: every job is decoded (a bad one does not stop
+// the others from being attempted; the first failure's status is kept).
+int decode_batch_kernel(const nzsim_launch* launch) {
+  const DecodeBatchArgs& b = args_of<DecodeBatchArgs>(launch);
+  int trapped = 0;
+  for (uint32_t i = 0; i < b.count && i < nz::kernels::kMaxDecodeBatch; ++i) {
+    const auto& j = b.jobs[i];
+    trapped |= decode_one(j.src, j.src_len, j.dst, j.dst_cap, b.status);
+  }
+  return trapped;
 }
 
 int hash_kernel(const nzsim_launch* launch) {
@@ -63,11 +82,13 @@ int encode_kernel(const nzsim_launch* launch) {
 }
 
 const nzsim_param kDecodeParams[] = {{0, sizeof(DecodeArgs)}};
+const nzsim_param kDecodeBatchParams[] = {{0, sizeof(DecodeBatchArgs)}};
 const nzsim_param kHashParams[] = {{0, sizeof(HashArgs)}};
 const nzsim_param kEncodeParams[] = {{0, sizeof(EncodeArgs)}};
 
 const nzsim_kernel kKernels[] = {
     {nz::kernels::kDecodeKernel, 1, kDecodeParams, decode_kernel},
+    {nz::kernels::kDecodeBatchKernel, 1, kDecodeBatchParams, decode_batch_kernel},
     {nz::kernels::kHashKernel, 1, kHashParams, hash_kernel},
     {nz::kernels::kSimEncodeKernel, 1, kEncodeParams, encode_kernel},
 };

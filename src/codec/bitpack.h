@@ -42,17 +42,54 @@ class BitWriter {
   uint32_t fill_ = 0;
 };
 
-// Reads value `index` of width `width` from a section of `section_bytes`
-// bytes. The caller guarantees (index + 1) * width <= section_bytes * 8.
-inline uint32_t read_packed(const uint8_t* section, uint64_t section_bytes, uint64_t index,
-                            uint32_t width) {
-  uint64_t bit = index * width;
-  uint64_t byte = bit / 8;
-  uint64_t window = 0;
-  uint64_t avail = section_bytes - byte;
-  std::memcpy(&window, section + byte, avail >= 8 ? 8 : avail);
-  return static_cast<uint32_t>((window >> (bit % 8)) & ((uint64_t{1} << width) - 1));
-}
+// Reads consecutive values of one width from a section, from value `first`
+// on, through a 64-bit window refilled a word at a time. Never reads past
+// the section's `section_bytes`.
+class BitReader {
+ public:
+  BitReader(const uint8_t* section, uint64_t section_bytes, uint64_t first, uint32_t width)
+      : src_(section), size_(section_bytes), pos_(first * width / 8), width_(width),
+        mask_((uint64_t{1} << width) - 1) {
+    refill();
+    const uint32_t skip = static_cast<uint32_t>(first * width % 8);
+    acc_ >>= skip;
+    fill_ -= skip;
+  }
+
+  // The caller reads no value past the section's end.
+  uint32_t get() {
+    if (fill_ < width_) refill();
+    const auto v = static_cast<uint32_t>(acc_ & mask_);
+    acc_ >>= width_;
+    fill_ -= width_;
+    return v;
+  }
+
+ private:
+  // Adds at least 8 bits while the section has bytes left (fill_ < 32 here).
+  void refill() {
+    if (pos_ + 4 <= size_) {
+      uint32_t w;
+      std::memcpy(&w, src_ + pos_, 4);
+      acc_ |= uint64_t{w} << fill_;
+      fill_ += 32;
+      pos_ += 4;
+      return;
+    }
+    while (fill_ <= 56 && pos_ < size_) {
+      acc_ |= uint64_t{src_[pos_++]} << fill_;
+      fill_ += 8;
+    }
+  }
+
+  const uint8_t* src_;
+  uint64_t size_;
+  uint64_t pos_;
+  uint32_t width_;
+  uint64_t mask_;
+  uint64_t acc_ = 0;
+  uint32_t fill_ = 0;
+};
 
 // True when every bit of the section past the first `used_bits` is zero.
 inline bool packed_tail_is_zero(const uint8_t* section, uint64_t section_bytes, uint64_t used_bits) {

@@ -2,6 +2,7 @@
 // leaves these functions.
 #include <new>
 
+#include "codec/cpu_level.h"
 #include "codec/decoder.h"
 #include "codec/dtype.h"
 #include "codec/encoder.h"
@@ -49,7 +50,7 @@ nz_status nz_inspect(const void* src, size_t src_len, nz_info* info) {
 
 nz_status nz_decompress(const void* src, size_t src_len, void* dst, size_t dst_cap, uint32_t threads) {
   try {
-    return nz::codec::decompress(src, src_len, dst, dst_cap, threads, nz::codec::best_rans_impl());
+    return nz::codec::decompress(src, src_len, dst, dst_cap, threads, nz::codec::cpu_level());
   } catch (...) {
     return NZ_ERR_NO_MEMORY;
   }
@@ -59,6 +60,8 @@ uint64_t nz_hash(const void* data, size_t len) {
   if (data == nullptr && len != 0) return 0;
   return nz::codec::nzhash(data, len);
 }
+
+const char* nz_cpu_level(void) { return nz::codec::cpu_level_name(nz::codec::cpu_level()); }
 
 const char* nz_error_string(nz_status status) {
   switch (status) {

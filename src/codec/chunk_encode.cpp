@@ -4,112 +4,83 @@
 #include "codec/chunk_codec.h"
 #include "codec/element_io.h"
 #include "codec/split.h"
+#include "codec/symbol_histogram.h"
 
 namespace nz::codec {
 
 namespace {
 
-// Four histograms so repeated symbols do not serialise on one counter. The
-// element size and field position are compile-time constants here.
+// The element size and field position are compile-time constants here.
 template <uint32_t kBytes, uint32_t kMantissaBits, uint32_t kExponentMask>
 void count_symbols_fixed(const uint8_t* elements, uint64_t n, uint64_t counts[256]) {
-  uint32_t h[4][256] = {};
+  SymbolHistogram h;
   auto sym = [&](uint64_t i) { return (load_element(elements, i, kBytes) >> kMantissaBits) & kExponentMask; };
   uint64_t i = 0;
   while (i < n) {
-    const uint64_t end = n - i > (1u << 30) ? i + (1u << 30) : n;  // keep u32 counters from overflowing
-    for (; i + 4 <= end; i += 4) {
-      ++h[0][sym(i)];
-      ++h[1][sym(i + 1)];
-      ++h[2][sym(i + 2)];
-      ++h[3][sym(i + 3)];
-    }
-    for (; i < end; ++i) ++h[0][sym(i)];
-    for (int s = 0; s < 256; ++s) {
-      counts[s] += uint64_t{h[0][s]} + h[1][s] + h[2][s] + h[3][s];
-      h[0][s] = h[1][s] = h[2][s] = h[3][s] = 0;
-    }
+    const uint64_t end = n - i > SymbolHistogram::kFlushElements ? i + SymbolHistogram::kFlushElements : n;
+    for (; i + 4 <= end; i += 4) h.add4(sym(i), sym(i + 1), sym(i + 2), sym(i + 3));
+    for (; i < end; ++i) h.add(sym(i));
+    h.flush(counts);
   }
 }
 
 }  // namespace
 
-void count_symbols(const uint8_t* elements, uint64_t n, const DtypeLayout& layout, uint64_t counts[256]) {
-  if (layout.bytes == 2 && layout.exponent_bits == 8) return count_symbols_fixed<2, 7, 0xFF>(elements, n, counts);
-  if (layout.bytes == 2) return count_symbols_fixed<2, 10, 0x1F>(elements, n, counts);
-  if (layout.bytes == 4) return count_symbols_fixed<4, 23, 0xFF>(elements, n, counts);
-  uint32_t h[4][256] = {};
-  const FieldSplit split(layout, layout.mantissa_bits);
-  uint64_t i = 0;
-  auto flush = [&] {
-    for (int s = 0; s < 256; ++s) {
-      counts[s] += uint64_t{h[0][s]} + h[1][s] + h[2][s] + h[3][s];
-      h[0][s] = h[1][s] = h[2][s] = h[3][s] = 0;
-    }
-  };
-  while (i < n) {
-    uint64_t end = n - i > (1u << 30) ? i + (1u << 30) : n;  // keep u32 counters from overflowing
-    for (; i + 4 <= end; i += 4) {
-      ++h[0][split.symbol(load_element(elements, i, layout.bytes))];
-      ++h[1][split.symbol(load_element(elements, i + 1, layout.bytes))];
-      ++h[2][split.symbol(load_element(elements, i + 2, layout.bytes))];
-      ++h[3][split.symbol(load_element(elements, i + 3, layout.bytes))];
-    }
-    for (; i < end; ++i) ++h[0][split.symbol(load_element(elements, i, layout.bytes))];
-    flush();
-  }
+void count_symbols(const uint8_t* elements, uint64_t n, const DtypeLayout& layout, uint64_t counts[256],
+                   CpuLevel level) {
+  const nz_dtype dtype = layout.bytes == 4 ? NZ_FP32 : layout.exponent_bits == 8 ? NZ_BF16 : NZ_FP16;
+  if (level_allows(level, CpuLevel::kAvx2)) return count_symbols_avx2(elements, n, dtype, counts);
+  if (dtype == NZ_BF16) return count_symbols_fixed<2, 7, 0xFF>(elements, n, counts);
+  if (dtype == NZ_FP16) return count_symbols_fixed<2, 10, 0x1F>(elements, n, counts);
+  count_symbols_fixed<4, 23, 0xFF>(elements, n, counts);
 }
 
 namespace {
 
-// Splits every element into its symbol and its raw bits (packed into `raw`).
+// Splits every element into its symbol and its raw bits (packed into `raw`,
+// zeroed, with kSplitSlack bytes of room after the section).
 void split_chunk(const ChunkEncodeParams& params, const ChunkSource& src, uint8_t* symbols, uint8_t* raw) {
   const DtypeLayout& l = params.layout;
-  const FieldSplit split(l, params.kept_bits);
   const bool bf16 = l.bytes == 2 && l.exponent_bits == 8;
-  if (bf16 && split_bf16_avx512_supported()) {
-    split_bf16_avx512(src.elements, src.n, params.kept_bits, symbols, raw);
-    return;
-  }
   const bool lossless = params.kept_bits == l.mantissa_bits;
-  if (!bf16 && lossless && split_wide_avx512_supported()) {  // fp16 or fp32
-    split_wide_avx512(l.bytes == 4 ? NZ_FP32 : NZ_FP16, src.elements, src.n, symbols, raw);
-    return;
-  }
-  if (bf16 && params.kept_bits == 7) {
-    // bf16 lossless: the raw value is one whole byte (sign, 7 mantissa bits).
-    for (uint64_t i = 0; i < src.n; ++i) {
-      uint16_t x;
-      std::memcpy(&x, src.elements + 2 * i, 2);
-      symbols[i] = static_cast<uint8_t>(x >> 7);
-      raw[i] = static_cast<uint8_t>(((x >> 8) & 0x80) | (x & 0x7F));
+  const nz_dtype dtype = bf16 ? NZ_BF16 : l.bytes == 4 ? NZ_FP32 : NZ_FP16;
+  if (bf16 || lossless) {
+    if (params.level == CpuLevel::kAvx512 && cpu_has_avx512_vbmi()) {
+      if (bf16) {
+        split_bf16_avx512(src.elements, src.n, params.kept_bits, symbols, raw);
+      } else {
+        split_wide_avx512(dtype, src.elements, src.n, symbols, raw);
+      }
+      return;
     }
-    return;
+    if (level_allows(params.level, CpuLevel::kAvx2)) {
+      split_avx2(dtype, params.kept_bits, src.elements, src.n, symbols, raw);
+      return;
+    }
   }
-  BitWriter writer(raw);
-  const uint32_t raw_bits = 1 + params.kept_bits;
-  for (uint64_t i = 0; i < src.n; ++i) {
-    const uint32_t x = load_element(src.elements, i, l.bytes);
-    symbols[i] = static_cast<uint8_t>(split.symbol(x));
-    writer.put(split.raw(x), raw_bits);
-  }
-  writer.finish();
+  split_elements(l, params.kept_bits, src.elements, 0, src.n, symbols, raw);
 }
 
 }  // namespace
 
+uint64_t chunk_payload_capacity(const DtypeLayout& layout, uint64_t n, uint32_t kept_bits, uint32_t block_log2) {
+  return make_chunk_layout(layout, n, kept_bits, block_log2).packed_size();
+}
+
 void encode_chunk(const ChunkEncodeParams& params, const ChunkSource& src, ChunkEncodeScratch& scratch,
-                  std::vector<uint8_t>& payload, ChunkEntry& entry) {
+                  uint8_t* out, ChunkEntry& entry) {
   const DtypeLayout& l = params.layout;
   const ChunkLayout cl = make_chunk_layout(l, src.n, params.kept_bits, params.block_log2);
   entry = ChunkEntry{};
   entry.checksum = src.checksum;
 
-  // Room for the larger of the two layouts' fixed parts; sections are
-  // placed once the kind is known.
+  // The split writes every byte of the section up to its last value, and
+  // the vector splits zeros after it; only the rest of the padding needs zeroing.
   scratch.symbols.resize(src.n);
-  std::vector<uint8_t> raw(cl.raw_bytes, 0);
-  split_chunk(params, src, scratch.symbols.data(), raw.data());
+  scratch.raw.resize(cl.raw_bytes + kSplitSlack);
+  const uint64_t raw_used = (src.n * (1 + params.kept_bits) + 7) / 8;
+  std::memset(scratch.raw.data() + raw_used, 0, scratch.raw.size() - raw_used);
+  split_chunk(params, src, scratch.symbols.data(), scratch.raw.data());
 
   // rANS pays only if its stream is strictly smaller than the packed exponents.
   if (params.table != nullptr && cl.packed_size() > cl.rans_fixed_size()) {
@@ -117,35 +88,35 @@ void encode_chunk(const ChunkEncodeParams& params, const ChunkSource& src, Chunk
     scratch.words.resize(word_cap);
     uint32_t states[kLanes];
     uint64_t words = 0;
-    if (rans_encode(scratch.symbols.data(), src.n, *params.table, states, scratch.words.data(), word_cap,
-                    &words)) {
-      payload.assign(cl.rans_fixed_size() + 2 * words, 0);
-      uint8_t* p = payload.data();
+    if (rans_encode(params.level, scratch.symbols.data(), src.n, *params.table, states, scratch.words.data(),
+                    word_cap, &words)) {
+      uint8_t* p = out;
       std::memcpy(p, states, kStateBytes);
       p += kStateBytes;
+      std::memset(p, 0, cl.scale_bytes);
       if (cl.block_count > 0) std::memcpy(p, src.scales, cl.block_count);
       p += cl.scale_bytes;
-      std::memcpy(p, raw.data(), cl.raw_bytes);
+      std::memcpy(p, scratch.raw.data(), cl.raw_bytes);
       p += cl.raw_bytes;
       // Words are u16 little-endian; this host is little-endian (x86-64, aarch64).
       std::memcpy(p, scratch.words.data() + (word_cap - words), 2 * words);
       entry.kind = static_cast<uint32_t>(ChunkKind::kRans);
-      entry.size = static_cast<uint32_t>(payload.size());
+      entry.size = static_cast<uint32_t>(cl.rans_fixed_size() + 2 * words);
       return;
     }
   }
 
-  payload.assign(cl.packed_size(), 0);
-  uint8_t* p = payload.data();
+  uint8_t* p = out;
+  std::memset(p, 0, cl.scale_bytes + cl.symbol_bytes);
   if (cl.block_count > 0) std::memcpy(p, src.scales, cl.block_count);
   p += cl.scale_bytes;
   BitWriter sym(p);
   for (uint64_t i = 0; i < src.n; ++i) sym.put(scratch.symbols[i], l.exponent_bits);
   sym.finish();
   p += cl.symbol_bytes;
-  std::memcpy(p, raw.data(), cl.raw_bytes);
+  std::memcpy(p, scratch.raw.data(), cl.raw_bytes);
   entry.kind = static_cast<uint32_t>(ChunkKind::kPacked);
-  entry.size = static_cast<uint32_t>(payload.size());
+  entry.size = static_cast<uint32_t>(cl.packed_size());
 }
 
 }  // namespace nz::codec

@@ -30,13 +30,13 @@ nz_status inspect(const void* src, size_t src_len, nz_info* info) {
 }
 
 nz_status decompress(const void* src, size_t src_len, void* dst, size_t dst_cap, uint32_t threads,
-                     RansImpl impl) {
+                     CpuLevel level) {
   ParsedBuffer buf;
   if (nz_status st = parse_buffer(src, src_len, buf); st != NZ_OK) return st;
   if (buf.original_bytes() > dst_cap) return NZ_ERR_DST_TOO_SMALL;
   if (buf.header.chunk_count == 0) return NZ_OK;
   if (dst == nullptr) return NZ_ERR_INVALID_ARGUMENT;
-  if (!rans_impl_supported(impl)) impl = RansImpl::kScalar;
+  if (!cpu_level_supported(level)) level = CpuLevel::kScalar;
 
   DecodeTable table;
   if (buf.has_table) build_decode_table(buf.table, table);
@@ -67,12 +67,12 @@ nz_status decompress(const void* src, size_t src_len, void* dst, size_t dst_cap,
     if (per_job == 2 && c + 1 < chunks) {
       nz_status st[2];
       decode_chunk_pair(buf, table, static_cast<uint32_t>(c), out + c * chunk_bytes, out + (c + 1) * chunk_bytes,
-                        impl, st);
+                        level, st);
       const bool ok0 = record(c, st[0]);
       const bool ok1 = record(c + 1, st[1]);
       return ok0 && ok1;
     }
-    return record(c, decode_chunk(buf, table, static_cast<uint32_t>(c), out + c * chunk_bytes, impl));
+    return record(c, decode_chunk(buf, table, static_cast<uint32_t>(c), out + c * chunk_bytes, level));
   };
   const uint64_t jobs = (chunks + per_job - 1) / per_job;
   if (workers == 1) {

@@ -1,5 +1,5 @@
 // decoder.h: whole-buffer inspection and decompression (nz_inspect and
-// nz_decompress), with the rANS implementation selectable for tests.
+// nz_decompress), with the instruction-set level selectable for tests.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +13,6 @@ namespace nz::codec {
 nz_status inspect(const void* src, size_t src_len, nz_info* info);
 
 nz_status decompress(const void* src, size_t src_len, void* dst, size_t dst_cap, uint32_t threads,
-                     RansImpl impl);
+                     CpuLevel level);
 
 }  // namespace nz::codec

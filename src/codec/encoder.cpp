@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <type_traits>
@@ -107,6 +108,7 @@ nz_status compress(const void* src, uint64_t element_count, const EncodeOptions&
     return rest < opts.chunk_elems ? rest : uint64_t{opts.chunk_elems};
   };
   const uint32_t workers = effective_threads(opts.threads, chunks);
+  const CpuLevel level = cpu_level();  // one level for the whole call
 
   try {
     // 1. Lossy: round every element to K bits (and pick block scales) first;
@@ -140,23 +142,23 @@ nz_status compress(const void* src, uint64_t element_count, const EncodeOptions&
         if (opts.mode == NZ_LOSSY) {
           uint8_t* q = quantized.data() + c * chunk_bytes;
           uint8_t* sc = scales.data() + c * blocks_per_chunk;
-          if (nz_status st = quantize_chunk(x, n, l, opts.kept_bits, opts.block_log2, q, sc); st != NZ_OK) {
+          if (nz_status st = quantize_chunk(x, n, l, opts.kept_bits, opts.block_log2, q, sc, level); st != NZ_OK) {
             return fail(st);
           }
-          count_symbols(q, n, l, counts[c].data());
+          count_symbols(q, n, l, counts[c].data(), level);
           if (opts.block_log2 > 0) {
             // One buffer per thread: a fresh chunk-sized vector per chunk
             // costs an mmap and page faults each time.
             thread_local std::vector<uint8_t> decoded;
             decoded.assign(q, q + n * l.bytes);
-            dequantize_chunk(decoded.data(), n, l, opts.block_log2, sc);
-            checksums[c] = nzhash(decoded.data(), n * l.bytes);
+            dequantize_chunk(decoded.data(), n, l, opts.block_log2, sc, level);
+            checksums[c] = nzhash(decoded.data(), n * l.bytes, level);
           } else {
-            checksums[c] = nzhash(q, n * l.bytes);
+            checksums[c] = nzhash(q, n * l.bytes, level);
           }
         } else {
-          count_symbols(x, n, l, counts[c].data());
-          checksums[c] = nzhash(x, n * l.bytes);
+          count_symbols(x, n, l, counts[c].data(), level);
+          checksums[c] = nzhash(x, n * l.bytes, level);
         }
         return true;
       } catch (const std::bad_alloc&) {
@@ -175,13 +177,27 @@ nz_status compress(const void* src, uint64_t element_count, const EncodeOptions&
     const bool can_code = element_count > 0;
     if (can_code) table = normalize_frequencies(total, alphabet, opts.prob_bits);
 
-    // 4. Per chunk payloads.
+    // 4. Per chunk payloads, each encoded straight into a slot of its
+    //    largest size after room for the largest table: the layout of
+    //    compress_bound. In `dst` when it has that room (no per-chunk
+    //    buffers to allocate, fill and copy), else in one scratch buffer.
     ChunkEncodeParams params;
     params.layout = l;
     params.kept_bits = opts.kept_bits;
     params.block_log2 = opts.block_log2;
     params.table = can_code ? &table : nullptr;
-    std::vector<std::vector<uint8_t>> payloads(chunks);
+    params.level = level;
+    std::vector<uint64_t> slot(chunks + 1, 0);
+    for (uint32_t c = 0; c < chunks; ++c) {
+      slot[c + 1] = slot[c] + round_up(chunk_payload_capacity(l, chunk_n(c), opts.kept_bits, opts.block_log2), kPayloadAlign);
+    }
+    const uint64_t slot_base = NZ_HEADER_BYTES + max_table_bytes(l) + uint64_t{kChunkEntryBytes} * chunks;
+    std::unique_ptr<uint8_t[]> spill;
+    uint8_t* work = static_cast<uint8_t*>(dst);
+    if (dst == nullptr || dst_cap < slot_base + slot[chunks]) {
+      spill.reset(new uint8_t[slot_base + slot[chunks]]);
+      work = spill.get();
+    }
     std::vector<ChunkEntry> entries(chunks);
     parallel_for(workers, chunks, [&](uint64_t c) {
       try {
@@ -190,8 +206,8 @@ nz_status compress(const void* src, uint64_t element_count, const EncodeOptions&
         cs.scales = opts.block_log2 > 0 ? scales.data() + c * blocks_per_chunk : nullptr;
         cs.n = chunk_n(c);
         cs.checksum = checksums[c];
-        ChunkEncodeScratch scratch;  // per chunk: small next to the chunk's own work
-        encode_chunk(params, cs, scratch, payloads[c], entries[c]);
+        thread_local ChunkEncodeScratch scratch;  // keeps its capacity from chunk to chunk
+        encode_chunk(params, cs, scratch, work + slot_base + slot[c], entries[c]);
         return true;
       } catch (const std::bad_alloc&) {
         return fail(NZ_ERR_NO_MEMORY);
@@ -221,19 +237,21 @@ nz_status compress(const void* src, uint64_t element_count, const EncodeOptions&
     h.total_bytes = h.payload_offset() + h.payload_bytes;
     if (dst == nullptr || h.total_bytes > dst_cap) return NZ_ERR_DST_TOO_SMALL;
 
+    // Payloads move down to their final offsets in chunk order. A final
+    // offset is never above the slot (the table and payloads are at most
+    // their largest sizes), so no move overwrites a payload still to be moved.
     auto* out = static_cast<uint8_t*>(dst);
+    uint8_t* payload_base = out + h.payload_offset();
+    for (uint32_t c = 0; c < chunks; ++c) {
+      uint8_t* p = payload_base + entries[c].offset;
+      std::memmove(p, work + slot_base + slot[c], entries[c].size);
+      const uint64_t end = c + 1 < chunks ? entries[c + 1].offset : h.payload_bytes;
+      std::memset(p + entries[c].size, 0, end - entries[c].offset - entries[c].size);
+    }
     if (h.table_bytes > 0) write_freq_table(table, out + NZ_HEADER_BYTES);
     for (uint32_t c = 0; c < chunks; ++c) {
       write_chunk_entry(entries[c], out + NZ_HEADER_BYTES + h.table_bytes + uint64_t{kChunkEntryBytes} * c);
     }
-    uint8_t* payload_base = out + h.payload_offset();
-    parallel_for(workers, chunks, [&](uint64_t c) {
-      uint8_t* p = payload_base + entries[c].offset;
-      std::memcpy(p, payloads[c].data(), entries[c].size);
-      uint64_t end = c + 1 < chunks ? entries[c + 1].offset : h.payload_bytes;
-      std::memset(p + entries[c].size, 0, end - entries[c].offset - entries[c].size);
-      return true;
-    });
     write_header(h, out);
     h.header_checksum = header_checksum_of(out, h.payload_offset());
     write_header(h, out);

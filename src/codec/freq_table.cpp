@@ -71,6 +71,7 @@ double coded_bits(const std::array<uint64_t, 256>& counts, const FreqTable& tabl
 void build_decode_table(const FreqTable& table, DecodeTable& out) {
   out.prob_bits = table.prob_bits;
   out.has_packed = table.prob_bits <= DecodeTable::kPackedMaxProbBits;
+  out.has_avx2 = table.prob_bits <= DecodeTable::kAvx2MaxProbBits;
   out.freq = table.freq;
   out.cum = table.cum;
   for (uint32_t s = 0; s < table.alphabet; ++s) {
@@ -78,6 +79,7 @@ void build_decode_table(const FreqTable& table, DecodeTable& out) {
       uint32_t slot = table.cum[s] + k;
       out.symbol[slot] = static_cast<uint8_t>(s);
       if (out.has_packed) out.packed[slot] = k | ((table.freq[s] - 1) << 12) | (s << 24);
+      if (out.has_avx2) out.avx2[slot] = k | (s << 12) | (table.freq[s] << 20);
     }
   }
 }

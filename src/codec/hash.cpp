@@ -6,18 +6,11 @@ namespace nz::codec {
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 uint64_t hash_sum_words_avx512(const uint8_t* bytes, size_t words, uint64_t first_word, size_t* done);
+// `first_word` even.
+uint64_t hash_sum_words_avx2(const uint8_t* bytes, size_t words, uint64_t first_word, size_t* done);
 #endif
 
 namespace {
-
-bool use_avx512() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-  return ok;
-#else
-  return false;
-#endif
-}
 
 uint64_t sum_words_scalar(const uint8_t* bytes, size_t words, uint64_t first_word) {
   // Four independent sums so the multiplies of neighbouring words overlap.
@@ -42,13 +35,25 @@ uint64_t sum_words_scalar(const uint8_t* bytes, size_t words, uint64_t first_wor
 
 }  // namespace
 
-uint64_t hash_add_bytes(const void* data, size_t byte_len, uint64_t first_word) {
+uint64_t hash_add_bytes(const void* data, size_t byte_len, uint64_t first_word, CpuLevel level) {
   const auto* bytes = static_cast<const uint8_t*>(data);
   size_t full_words = byte_len / 4;
   uint64_t sum = 0;
   size_t done = 0;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  if (use_avx512() && full_words >= 64) sum = hash_sum_words_avx512(bytes, full_words, first_word, &done);
+  if (full_words >= 64) {
+    if (level == CpuLevel::kAvx512) {
+      sum = hash_sum_words_avx512(bytes, full_words, first_word, &done);
+    } else if (level == CpuLevel::kAvx2) {
+      // The AVX2 loop pairs each even word with the odd one after it.
+      const size_t skip = first_word % 2;
+      sum = sum_words_scalar(bytes, skip, first_word);
+      sum += hash_sum_words_avx2(bytes + 4 * skip, full_words - skip, first_word + skip, &done);
+      done += skip;
+    }
+  }
+#else
+  (void)level;
 #endif
   sum += sum_words_scalar(bytes + 4 * done, full_words - done, first_word + done);
   size_t tail = byte_len % 4;
@@ -60,6 +65,14 @@ uint64_t hash_add_bytes(const void* data, size_t byte_len, uint64_t first_word) 
   return sum;
 }
 
-uint64_t nzhash(const void* data, size_t len) { return hash_seed(len) + hash_add_bytes(data, len, 0); }
+uint64_t hash_add_bytes(const void* data, size_t byte_len, uint64_t first_word) {
+  return hash_add_bytes(data, byte_len, first_word, cpu_level());
+}
+
+uint64_t nzhash(const void* data, size_t len, CpuLevel level) {
+  return hash_seed(len) + hash_add_bytes(data, len, 0, level);
+}
+
+uint64_t nzhash(const void* data, size_t len) { return nzhash(data, len, cpu_level()); }
 
 }  // namespace nz::codec

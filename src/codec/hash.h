@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "codec/cpu_level.h"
+
 namespace nz::codec {
 
 constexpr uint64_t mix64(uint64_t z) {
@@ -21,9 +23,12 @@ constexpr uint64_t hash_seed(uint64_t len) { return mix64(len ^ 0x9E3779B97F4A7C
 
 // Sum of mix64((j << 32) | w_j) over the `byte_len` bytes at `data`, whose first
 // word has index `first_word`. A trailing partial word is zero padded.
+// Vectorised up to `level` (default: cpu_level()); every level gives the same sum.
+uint64_t hash_add_bytes(const void* data, size_t byte_len, uint64_t first_word, CpuLevel level);
 uint64_t hash_add_bytes(const void* data, size_t byte_len, uint64_t first_word);
 
 // nzhash of a whole byte range.
+uint64_t nzhash(const void* data, size_t len, CpuLevel level);
 uint64_t nzhash(const void* data, size_t len);
 
 }  // namespace nz::codec

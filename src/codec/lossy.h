@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "codec/cpu_level.h"
 #include "codec/dtype.h"
 #include "neuzip/neuzip.h"
 
@@ -33,27 +34,32 @@ inline float scale_value(uint32_t code) { return 1.0f + static_cast<float>(code)
 
 // Quantises `n` elements of `src` into K-bit elements at `dst` (same dtype),
 // writing one scale code per block of 2^block_log2 to `scales` when
-// block_log2 > 0. NZ_ERR_UNSUPPORTED for a NaN with K = 0.
+// block_log2 > 0. NZ_ERR_UNSUPPORTED for a NaN with K = 0. Vectorised up
+// to `level`; every level gives the same bytes.
 nz_status quantize_chunk(const uint8_t* src, uint64_t n, const DtypeLayout& layout, uint32_t kept_bits,
-                         uint32_t block_log2, uint8_t* dst, uint8_t* scales);
+                         uint32_t block_log2, uint8_t* dst, uint8_t* scales, CpuLevel level);
 
 // The decoder's half of block normalisation, in place: y = to_dtype(d * S).
 // Non-finite elements pass through unchanged. Returns false when a scale code
 // is not one the encoder can produce (structural check for corruption).
 bool dequantize_chunk(uint8_t* data, uint64_t n, const DtypeLayout& layout, uint32_t block_log2,
-                      const uint8_t* scales);
+                      const uint8_t* scales, CpuLevel level);
 
 // The element-by-element implementations of the two functions above (the
-// reference the vector paths are tested against; used for fp16 and fp32).
+// reference the vector paths are tested against; the scalar level).
 nz_status quantize_chunk_reference(const uint8_t* src, uint64_t n, const DtypeLayout& layout, uint32_t kept_bits,
                                    uint32_t block_log2, uint8_t* dst, uint8_t* scales);
 bool dequantize_chunk_reference(uint8_t* data, uint64_t n, const DtypeLayout& layout, uint32_t block_log2,
                                 const uint8_t* scales);
 
 // bf16 with AVX-512 (F, BW, VL): the same results, 16 elements at a time.
-bool lossy_bf16_avx512_supported();
 nz_status quantize_bf16_avx512(const uint8_t* src, uint64_t n, uint32_t kept_bits, uint32_t block_log2,
                                uint8_t* dst, uint8_t* scales);
 bool dequantize_bf16_avx512(uint8_t* data, uint64_t n, uint32_t block_log2, const uint8_t* scales);
+// Every dtype with AVX2 (and F16C for fp16): the same results, 8 elements at a time.
+nz_status quantize_avx2(const uint8_t* src, uint64_t n, const DtypeLayout& layout, uint32_t kept_bits,
+                        uint32_t block_log2, uint8_t* dst, uint8_t* scales);
+bool dequantize_avx2(uint8_t* data, uint64_t n, const DtypeLayout& layout, uint32_t block_log2,
+                     const uint8_t* scales);
 
 }  // namespace nz::codec

@@ -20,12 +20,6 @@
 
 namespace nz::codec {
 
-bool lossy_bf16_avx512_supported() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl");
-  return ok;
-}
-
 namespace {
 
 NZ_TARGET_LOSSY inline __mmask16 tail_mask(uint64_t left) {
@@ -135,7 +129,6 @@ NZ_TARGET_LOSSY bool dequantize_bf16_avx512(uint8_t* data, uint64_t n, uint32_t 
 #else
 
 namespace nz::codec {
-bool lossy_bf16_avx512_supported() { return false; }
 nz_status quantize_bf16_avx512(const uint8_t*, uint64_t, uint32_t, uint32_t, uint8_t*, uint8_t*) {
   return NZ_ERR_UNSUPPORTED;
 }

@@ -24,13 +24,6 @@
 
 namespace nz::codec {
 
-bool rans_bf16_fused_supported() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2");
-  return ok;
-}
-
 namespace {
 
 // Raw values of one step as 32 u16 lanes. Lossless (R = 8): bytes. Lossy
@@ -142,7 +135,7 @@ struct JobProgress {
 // it is in cache; doing that here too was measured slower: the loop then
 // runs out of vector ports and registers).
 template <bool kLossless>
-NZ_TARGET_AVX512_FUSED void run_single(const FusedConsts& k, const Bf16FusedParams& p, FusedJob& job,
+NZ_TARGET_AVX512_FUSED void run_single(const FusedConsts& k, const FusedParams& p, FusedJob& job,
                                        JobProgress& prog) {
   const uint64_t full_steps = job.count / kLanes;
   FusedStream s(*job.dec, job.raw, job.dst, prog.steps * kLanes / 2);
@@ -163,7 +156,7 @@ NZ_TARGET_AVX512_FUSED void run_single(const FusedConsts& k, const Bf16FusedPara
 // two vectors, so a second independent chain nearly doubles the work done
 // per cycle until the execution ports fill up. Runs both as far as both can go.
 template <bool kLossless>
-NZ_TARGET_AVX512_FUSED void run_pair(const FusedConsts& k, const Bf16FusedParams& p, FusedJob& a,
+NZ_TARGET_AVX512_FUSED void run_pair(const FusedConsts& k, const FusedParams& p, FusedJob& a,
                                      FusedJob& b, JobProgress& pa, JobProgress& pb) {
   FusedStream sa(*a.dec, a.raw, a.dst, 0);
   FusedStream sb(*b.dec, b.raw, b.dst, 0);
@@ -200,7 +193,7 @@ void publish(FusedJob& job, const JobProgress& prog) {
 
 }  // namespace
 
-NZ_TARGET_AVX512_FUSED void rans_decode_bf16_avx512(const DecodeTable& table, const Bf16FusedParams& params,
+NZ_TARGET_AVX512_FUSED void rans_decode_bf16_avx512(const DecodeTable& table, const FusedParams& params,
                                                     FusedJob& job) {
   reset(job);
   if (!table.has_packed || params.kept_bits > 7) return;
@@ -214,7 +207,7 @@ NZ_TARGET_AVX512_FUSED void rans_decode_bf16_avx512(const DecodeTable& table, co
   publish(job, prog);
 }
 
-NZ_TARGET_AVX512_FUSED void rans_decode_bf16_avx512_pair(const DecodeTable& table, const Bf16FusedParams& params,
+NZ_TARGET_AVX512_FUSED void rans_decode_bf16_avx512_pair(const DecodeTable& table, const FusedParams& params,
                                                          FusedJob& a, FusedJob& b) {
   reset(a);
   reset(b);
@@ -243,11 +236,10 @@ NZ_TARGET_AVX512_FUSED void rans_decode_bf16_avx512_pair(const DecodeTable& tabl
 #else
 
 namespace nz::codec {
-bool rans_bf16_fused_supported() { return false; }
-void rans_decode_bf16_avx512(const DecodeTable&, const Bf16FusedParams&, FusedJob& job) {
+void rans_decode_bf16_avx512(const DecodeTable&, const FusedParams&, FusedJob& job) {
   job.done = job.final_done = job.hash_sum = 0;
 }
-void rans_decode_bf16_avx512_pair(const DecodeTable& t, const Bf16FusedParams& p, FusedJob& a, FusedJob& b) {
+void rans_decode_bf16_avx512_pair(const DecodeTable& t, const FusedParams& p, FusedJob& a, FusedJob& b) {
   rans_decode_bf16_avx512(t, p, a);
   rans_decode_bf16_avx512(t, p, b);
 }

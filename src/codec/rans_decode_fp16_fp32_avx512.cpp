@@ -182,7 +182,7 @@ void reset(FusedJob& job) { job.done = job.final_done = job.hash_sum = 0; }
 void publish(FusedJob& job, uint64_t steps) { job.done = job.final_done = steps * kLanes; }
 
 bool usable(const DecodeTable& table, nz_dtype dtype) {
-  return table.has_packed && (dtype == NZ_FP16 || dtype == NZ_FP32) && rans_bf16_fused_supported();
+  return table.has_packed && (dtype == NZ_FP16 || dtype == NZ_FP32) && cpu_has_avx512_vbmi();
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // rANS encoder (docs/FORMAT.md 4.2): the scalar reference and the dispatch
-// to the AVX-512 encoder.
+// to the vector encoders.
 #include <cstring>
 
 #include "codec/rans.h"
@@ -19,10 +19,13 @@ bool rans_encode_scalar(const uint8_t* symbols, uint64_t n, const FreqTable& tab
   return true;
 }
 
-bool rans_encode(const uint8_t* symbols, uint64_t n, const FreqTable& table, uint32_t states[kLanes],
-                 uint16_t* word_buf, uint64_t word_cap, uint64_t* word_count) {
-  if (rans_encode_avx512_supported()) {
+bool rans_encode(CpuLevel level, const uint8_t* symbols, uint64_t n, const FreqTable& table,
+                 uint32_t states[kLanes], uint16_t* word_buf, uint64_t word_cap, uint64_t* word_count) {
+  if (level == CpuLevel::kAvx512 && cpu_has_avx512_vbmi()) {
     return rans_encode_avx512(symbols, n, table, states, word_buf, word_cap, word_count);
+  }
+  if (level_allows(level, CpuLevel::kAvx2)) {
+    return rans_encode_avx2(symbols, n, table, states, word_buf, word_cap, word_count);
   }
   return rans_encode_scalar(symbols, n, table, states, word_buf, word_cap, word_count);
 }

@@ -27,13 +27,6 @@
 
 namespace nz::codec {
 
-bool rans_encode_avx512_supported() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512vbmi2");
-  return ok;
-}
-
 namespace {
 
 struct EncodeVectors {
@@ -125,7 +118,6 @@ NZ_TARGET_ENCODE bool rans_encode_avx512(const uint8_t* symbols, uint64_t n, con
 #else
 
 namespace nz::codec {
-bool rans_encode_avx512_supported() { return false; }
 bool rans_encode_avx512(const uint8_t* symbols, uint64_t n, const FreqTable& table, uint32_t states[kLanes],
                         uint16_t* word_buf, uint64_t word_cap, uint64_t* word_count) {
   return rans_encode_scalar(symbols, n, table, states, word_buf, word_cap, word_count);

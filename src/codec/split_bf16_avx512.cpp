@@ -20,12 +20,6 @@
 
 namespace nz::codec {
 
-bool split_bf16_avx512_supported() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
-  return ok;
-}
-
 NZ_TARGET_SPLIT void split_bf16_avx512(const uint8_t* elements, uint64_t n, uint32_t kept_bits, uint8_t* symbols,
                                        uint8_t* raw) {
   const uint32_t r = 1 + kept_bits;
@@ -55,16 +49,7 @@ NZ_TARGET_SPLIT void split_bf16_avx512(const uint8_t* elements, uint64_t n, uint
     _mm512_mask_storeu_epi8(raw + (i / 32) * 4 * r, out_bytes, _mm512_permutexvar_epi8(gather_bytes, v128));
   }
   // The tail starts on a byte boundary (32 values are 4R bytes).
-  const DtypeLayout l = dtype_layout(NZ_BF16);
-  const FieldSplit split(l, kept_bits);
-  BitWriter writer(raw + (full / 32) * 4 * r);
-  for (uint64_t i = full; i < n; ++i) {
-    uint16_t x;
-    std::memcpy(&x, elements + 2 * i, 2);
-    symbols[i] = static_cast<uint8_t>(split.symbol(x));
-    writer.put(split.raw(x), r);
-  }
-  writer.finish();
+  split_elements(dtype_layout(NZ_BF16), kept_bits, elements, full, n, symbols, raw + (full / 32) * 4 * r);
 }
 
 }  // namespace nz::codec
@@ -72,7 +57,6 @@ NZ_TARGET_SPLIT void split_bf16_avx512(const uint8_t* elements, uint64_t n, uint
 #else
 
 namespace nz::codec {
-bool split_bf16_avx512_supported() { return false; }
 void split_bf16_avx512(const uint8_t*, uint64_t, uint32_t, uint8_t*, uint8_t*) {}
 }  // namespace nz::codec
 

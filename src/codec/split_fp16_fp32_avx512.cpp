@@ -25,22 +25,6 @@ namespace nz::codec {
 
 namespace {
 
-// The element-by-element split of [first, n), whose raw values start at a
-// byte boundary at `raw`.
-void split_tail(nz_dtype dtype, const uint8_t* elements, uint64_t first, uint64_t n, uint8_t* symbols,
-                uint8_t* raw) {
-  const DtypeLayout l = dtype_layout(dtype);
-  const FieldSplit split(l, l.mantissa_bits);
-  BitWriter writer(raw);
-  for (uint64_t i = first; i < n; ++i) {
-    uint32_t x = 0;
-    std::memcpy(&x, elements + l.bytes * i, l.bytes);
-    symbols[i] = static_cast<uint8_t>(split.symbol(x));
-    writer.put(split.raw(x), 1 + l.mantissa_bits);
-  }
-  writer.finish();
-}
-
 NZ_TARGET_SPLIT_WIDE void split_fp32(const uint8_t* elements, uint64_t n, uint8_t* symbols, uint8_t* raw) {
   const __m512i mantissa = _mm512_set1_epi32(0x7FFFFF);
   const __m512i sign_at_23 = _mm512_set1_epi32(0x800000);
@@ -59,7 +43,7 @@ NZ_TARGET_SPLIT_WIDE void split_fp32(const uint8_t* elements, uint64_t n, uint8_
     const __m512i r = _mm512_ternarylogic_epi32(_mm512_and_si512(x, mantissa), _mm512_srli_epi32(x, 8), sign_at_23, 0xF8);
     _mm512_mask_storeu_epi8(raw + 3 * i, out_bytes, _mm512_permutexvar_epi8(drop_top_bytes, r));
   }
-  split_tail(NZ_FP32, elements, full, n, symbols, raw + 3 * full);
+  split_elements(dtype_layout(NZ_FP32), 23, elements, full, n, symbols, raw + 3 * full);
 }
 
 NZ_TARGET_SPLIT_WIDE void split_fp16(const uint8_t* elements, uint64_t n, uint8_t* symbols, uint8_t* raw) {
@@ -89,16 +73,10 @@ NZ_TARGET_SPLIT_WIDE void split_fp16(const uint8_t* elements, uint64_t n, uint8_
     const __m512i v128 = _mm512_mask_blend_epi64(0xAA, low_half, _mm512_srli_epi64(v64, 20));
     _mm512_mask_storeu_epi8(raw + 11 * (i / 8), out_bytes, _mm512_permutexvar_epi8(gather_bytes, v128));
   }
-  split_tail(NZ_FP16, elements, full, n, symbols, raw + 11 * (full / 8));
+  split_elements(dtype_layout(NZ_FP16), 10, elements, full, n, symbols, raw + 11 * (full / 8));
 }
 
 }  // namespace
-
-bool split_wide_avx512_supported() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
-  return ok;
-}
 
 void split_wide_avx512(nz_dtype dtype, const uint8_t* elements, uint64_t n, uint8_t* symbols, uint8_t* raw) {
   if (dtype == NZ_FP32) {
@@ -113,7 +91,6 @@ void split_wide_avx512(nz_dtype dtype, const uint8_t* elements, uint64_t n, uint
 #else
 
 namespace nz::codec {
-bool split_wide_avx512_supported() { return false; }
 void split_wide_avx512(nz_dtype, const uint8_t*, uint64_t, uint8_t*, uint8_t*) {}
 }  // namespace nz::codec
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gpu/device_codec.h"
+#include "kernel_abi.h"
 
 namespace nz::gpu {
 
@@ -26,6 +27,11 @@ std::unique_ptr<DeviceCodec> create_sim_codec(const DriverApi& api, std::string&
 // holds this code, then in ../kernels/sim/ and ../../kernels/sim/ from there.
 // Empty when none exists.
 std::string find_sim_module_path();
+
+// Copies `jobs` (1..kMaxBatch of them) into the batch kernel's arguments;
+// false when there are none or too many.
+bool fill_batch_args(std::span<const DeviceCodec::DecodeJob> jobs, CUdeviceptr status_word,
+                     kernels::DecodeBatchArgs& out);
 
 // True when the build embedded GPU kernels.
 bool built_with_gpu_kernels();

@@ -37,6 +37,7 @@ class CudaCodec final : public DeviceCodec {
 
   CUresult init(std::string& error) {
     return module_.get_functions({{&decode_, kernels::kDecodeKernel},
+                                  {&decode_batch_, kernels::kDecodeBatchKernel},
                                   {&hash_, kernels::kHashKernel},
                                   {&analyse_, kernels::kEncodeAnalyseKernel},
                                   {&table_, kernels::kEncodeTableKernel},
@@ -62,6 +63,23 @@ class CudaCodec final : public DeviceCodec {
     // A chunk payload takes at least 16 bytes, which bounds the useful grid.
     grid = std::max(1u, std::min(grid, ceil_div(src_len / 16 + 1, kernels::kDecodeWarpsPerBlock)));
     return launch(decode_, grid, kernels::kDecodeWarpsPerBlock * 32, stream, &args);
+  }
+
+  CUresult decode_batch(CUstream stream, std::span<const DecodeJob> jobs, CUdeviceptr status_word) override {
+    kernels::DecodeBatchArgs args{};
+    if (!fill_batch_args(jobs, status_word, args)) return CUDA_ERROR_INVALID_VALUE;
+    size_t largest = 0;
+    for (const auto& j : jobs) {
+      if (j.src % 8 != 0 || j.dst % 2 != 0) return CUDA_ERROR_INVALID_VALUE;  // as decode()
+      largest = std::max(largest, j.src_len);
+    }
+    // The whole device shares the batch: each job gets an equal part of the
+    // grid a single decode would use, bounded by what its chunks can use.
+    const unsigned grid = sm_count_ * kDecodeBlocksPerSm;
+    unsigned per_job = std::max(1u, grid / static_cast<unsigned>(jobs.size()));
+    per_job = std::max(1u, std::min(per_job, ceil_div(largest / 16 + 1, kernels::kDecodeWarpsPerBlock)));
+    args.blocks_per_job = per_job;
+    return launch(decode_batch_, per_job * args.count, kernels::kDecodeWarpsPerBlock * 32, stream, &args);
   }
 
   size_t encode_workspace_bytes(uint64_t element_count, const nz_options& opts) const override {
@@ -116,7 +134,7 @@ class CudaCodec final : public DeviceCodec {
   DriverApi api_;  // a copy: the caller's table need not outlive us
   LoadedModule module_;
   unsigned sm_count_;
-  CUfunction decode_ = nullptr, hash_ = nullptr, analyse_ = nullptr, table_ = nullptr, rans_ = nullptr,
+  CUfunction decode_ = nullptr, decode_batch_ = nullptr, hash_ = nullptr, analyse_ = nullptr, table_ = nullptr, rans_ = nullptr,
              layout_ = nullptr, emit_ = nullptr;
 };
 

@@ -26,4 +26,16 @@ std::unique_ptr<DeviceCodec> DeviceCodec::create(const DriverApi& api, std::stri
   return create_cuda_codec(api, device, error);
 }
 
+static_assert(DeviceCodec::kMaxBatch == kernels::kMaxDecodeBatch);
+static_assert(sizeof(kernels::DecodeBatchArgs) <= 4096, "kernel parameters are limited to 4 KiB");
+
+bool fill_batch_args(std::span<const DeviceCodec::DecodeJob> jobs, CUdeviceptr status_word,
+                     kernels::DecodeBatchArgs& out) {
+  if (jobs.empty() || jobs.size() > DeviceCodec::kMaxBatch) return false;
+  out.count = static_cast<uint32_t>(jobs.size());
+  out.status = status_word;
+  for (size_t i = 0; i < jobs.size(); ++i) out.jobs[i] = {jobs[i].src, jobs[i].src_len, jobs[i].dst, jobs[i].dst_cap};
+  return true;
+}
+
 }  // namespace nz::gpu

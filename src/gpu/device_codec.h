@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "gpu/driver_api.h"
@@ -46,6 +47,20 @@ class DeviceCodec {
   // checksum on the device.
   virtual CUresult decode(CUstream stream, CUdeviceptr src, size_t src_len, CUdeviceptr dst,
                           size_t dst_cap, CUdeviceptr status_word) = 0;
+
+  // One buffer of a batched decode (see decode_batch).
+  struct DecodeJob {
+    CUdeviceptr src;
+    size_t src_len;
+    CUdeviceptr dst;
+    size_t dst_cap;
+  };
+  // The jobs a single decode_batch launch takes (kernels::kMaxDecodeBatch).
+  static constexpr size_t kMaxBatch = 64;
+  // Decodes every job in ONE launch (at most kMaxBatch jobs; more is
+  // CUDA_ERROR_INVALID_VALUE: the caller splits), as decode() would each:
+  // staging a run of ranges costs one launch, not one per range.
+  virtual CUresult decode_batch(CUstream stream, std::span<const DecodeJob> jobs, CUdeviceptr status_word) = 0;
 
   // Workspace the encoder needs for `element_count` elements with `opts`.
   virtual size_t encode_workspace_bytes(uint64_t element_count, const nz_options& opts) const = 0;

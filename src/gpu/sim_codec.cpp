@@ -25,6 +25,7 @@ class SimCodec final : public DeviceCodec {
 
   CUresult init(std::string& error) {
     return module_.get_functions({{&decode_, kernels::kDecodeKernel},
+                                  {&decode_batch_, kernels::kDecodeBatchKernel},
                                   {&hash_, kernels::kHashKernel},
                                   {&encode_, kernels::kSimEncodeKernel}},
                                  "simulator module", error);
@@ -36,6 +37,13 @@ class SimCodec final : public DeviceCodec {
                   CUdeviceptr status_word) override {
     kernels::DecodeArgs args{src, src_len, dst, dst_cap, status_word};
     return launch(decode_, stream, &args);
+  }
+
+  CUresult decode_batch(CUstream stream, std::span<const DecodeJob> jobs, CUdeviceptr status_word) override {
+    kernels::DecodeBatchArgs args{};
+    if (!fill_batch_args(jobs, status_word, args)) return CUDA_ERROR_INVALID_VALUE;
+    args.blocks_per_job = 1;
+    return launch(decode_batch_, stream, &args);
   }
 
   size_t encode_workspace_bytes(uint64_t, const nz_options&) const override { return 0; }
@@ -66,7 +74,7 @@ class SimCodec final : public DeviceCodec {
 
   DriverApi api_;  // a copy: the caller's table need not outlive us
   LoadedModule module_;
-  CUfunction decode_ = nullptr, hash_ = nullptr, encode_ = nullptr;
+  CUfunction decode_ = nullptr, decode_batch_ = nullptr, hash_ = nullptr, encode_ = nullptr;
 };
 
 }  // namespace

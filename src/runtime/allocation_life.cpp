@@ -42,10 +42,15 @@ void Runtime::release_allocation(Allocation& a) noexcept {
     u->tracked = false;
     std::erase(pending_, u);
     pending_count_.store(pending_.size(), std::memory_order_relaxed);
-    if (u->state == UnitState::kStaged) {
-      vmm_.unmap(u->begin, u->bytes());
-      pool_.give_back(std::move(u->staging), u->bytes());
-      stats_.staging_bytes.set(pool_.in_use_bytes());
+    if (u->state == UnitState::kStaged && u->run) {
+      if (u->run->handle) {  // the run's first unit seen here unmaps it
+        vmm_.unmap(u->run->begin, u->run->bytes());
+        // Sized for this allocation's runs: not kept for reuse.
+        pool_.detach(u->run->bytes());
+        u->run->handle.reset();
+        stats_.staging_bytes.set(pool_.in_use_bytes());
+      }
+      u->run.reset();
       std::erase(staged_, u);
     }
     if (u->state != UnitState::kResident) {

@@ -1,5 +1,6 @@
 #include "runtime/compressed_store.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "neuzip/runtime.h"
@@ -239,6 +240,22 @@ CompressOutcome CompressedStore::compress_releasing(CUdeviceptr src, size_t byte
 
 CUresult CompressedStore::decode(const StoredRange& stored, CUstream stream, CUdeviceptr dst) noexcept {
   return codec_.decode(stream, stored.data.get(), stored.bytes, dst, stored.original_bytes, status_word_);
+}
+
+CUresult CompressedStore::decode_batch(std::span<const DecodeTarget> targets, CUstream stream,
+                                       uint64_t& launches) noexcept {
+  gpu::DeviceCodec::DecodeJob jobs[gpu::DeviceCodec::kMaxBatch];
+  for (size_t first = 0; first < targets.size(); first += gpu::DeviceCodec::kMaxBatch) {
+    const size_t n = std::min(targets.size() - first, gpu::DeviceCodec::kMaxBatch);
+    for (size_t i = 0; i < n; ++i) {
+      const DecodeTarget& t = targets[first + i];
+      jobs[i] = {t.stored->data.get(), t.stored->bytes, t.dst, t.stored->original_bytes};
+    }
+    const CUresult r = codec_.decode_batch(stream, std::span(jobs, n), status_word_);
+    if (r != CUDA_SUCCESS) return r;
+    ++launches;
+  }
+  return CUDA_SUCCESS;
 }
 
 }  // namespace nz::rt

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "gpu/device_codec.h"
@@ -64,6 +65,15 @@ class CompressedStore {
 
   // Enqueues a decode of `stored` into `dst` on `stream`.
   CUresult decode(const StoredRange& stored, CUstream stream, CUdeviceptr dst) noexcept;
+  // One ranges' decode of a batch: its store and where it goes.
+  struct DecodeTarget {
+    const StoredRange* stored;
+    CUdeviceptr dst;
+  };
+  // Enqueues the decode of every target on `stream` in as few launches as the
+  // codec allows (one per DeviceCodec::kMaxBatch targets); adds the launches
+  // made to `launches`.
+  CUresult decode_batch(std::span<const DecodeTarget> targets, CUstream stream, uint64_t& launches) noexcept;
 
   // nz_hash of device bytes, waited for on the internal stream.
   CUresult hash(CUdeviceptr data, size_t bytes, uint64_t& out) noexcept;

@@ -49,90 +49,142 @@ void Runtime::sample_device_used() noexcept {
 
 void Runtime::update_saved() noexcept { stats_.device_bytes_saved(); }
 
-bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
+// Settles one unit of a run that is about to be unmapped: unchanged content
+// is dropped (its store is still valid), changed content is encoded again.
+// `may_release`: the run is this unit alone, so a lossless encode may give
+// the staging back before the new store is allocated (the two never coexist).
+Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_release) noexcept {
   uint64_t hash = 0;
-  if (store_->hash(u->begin, u->bytes(), hash) != CUDA_SUCCESS) return false;
+  if (store_->hash(u->begin, u->bytes(), hash) != CUDA_SUCCESS) return Settled::kNoMemory;
   const bool unchanged = hash == u->store.hash && !u->recode;
-  bool released = false;  // the staging already went back (during the encode)
   if (unchanged && u->store.data) {
     stats_.drops.add();
     u->change_streak = 0;
     emit("drop", u->begin, u->bytes());
+    return Settled::kStored;
+  }
+  if (unchanged) {
+    u->change_streak = 0;  // its store was given up while staged (pressure): encode again
   } else {
-    if (unchanged) {
-      u->change_streak = 0;  // its store was given up while staged (pressure): encode again
-    } else {
-      if (!u->recode) ++u->change_streak;
-      u->recode = false;
-      if (keep_rewritten_resident(u->change_streak, config_.staging_bytes.has_value(), u->bytes())) {
-        log(LogLevel::kDebug, "range {} changed at {} uses in a row: resident from now on", hex(u->begin),
-            u->change_streak);
-        retire(a, u);
+    if (!u->recode) ++u->change_streak;
+    u->recode = false;
+    if (keep_rewritten_resident(u->change_streak, config_.staging_bytes.has_value(), u->bytes())) {
+      log(LogLevel::kDebug, "range {} changed at {} uses in a row: resident from now on", hex(u->begin),
+          u->change_streak);
+      return Settled::kRetire;
+    }
+  }
+  // The old store describes content that no longer exists: give its memory
+  // to the new encoding (if that fails, the staged pages stay the data).
+  stats_.bytes_compressed.sub(u->store.bytes);
+  u->store.data.reset();
+  u->store.bytes = 0;
+  StoredRange fresh;
+  CompressOutcome outcome;
+  bool released = false;
+  const auto start = TraceClock::now();
+  if (CompressedStore::lossy_for(u->dtype, config_) || !may_release) {
+    outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh);
+  } else {
+    // Lossless: the staging goes back as soon as the encoding is safe, before
+    // the new store is allocated (the two never coexist; matters under pressure).
+    struct Release {
+      Runtime* self;
+      StagedRun* run;
+      bool* released;
+    } ctx{this, u->run.get(), &released};
+    CompressedStore::SourceRelease release{+[](void* c) {
+                                             auto& r = *static_cast<Release*>(c);
+                                             r.self->vmm_.unmap(r.run->begin, r.run->bytes());
+                                             r.self->pool_.give_back(std::move(r.run->handle), r.run->bytes());
+                                             // Short of memory, the new store needs these pages, not a
+                                             // cached handle.
+                                             size_t free = 0, total = 0;
+                                             if (driver().base.cuMemGetInfo(&free, &total) == CUDA_SUCCESS &&
+                                                 free <= total / 8) {
+                                               r.self->pool_.trim(0);
+                                             }
+                                             *r.released = true;
+                                           },
+                                           &ctx};
+    outcome = store_->compress_releasing(u->begin, u->bytes(), u->dtype, config_, hash, release, fresh);
+  }
+  // (Nothing fails after a release: `released` implies kStored.)
+  if (outcome == CompressOutcome::kNoMemory) {
+    // No room to encode now: it stays staged (without a store) and is
+    // encoded at a later eviction, when memory may have been freed.
+    update_saved();
+    return Settled::kNoMemory;
+  }
+  if (outcome != CompressOutcome::kStored) return Settled::kRetire;  // cannot hold the new content compressed
+  stats_.bytes_compressed.add(fresh.bytes);
+  u->store = std::move(fresh);
+  (unchanged ? stats_.reencodes : stats_.recompressions).add();
+  emit_timed(unchanged ? "reencode" : "recompress", u->begin, u->bytes(), start,
+             fmt::format("\"compressed\":{}", u->store.bytes));
+  return released ? Settled::kReleased : Settled::kStored;
+}
+
+// Unmaps the whole run `u` belongs to once each of its units is settled; a
+// unit that must stay resident keeps the whole run mapped for good.
+bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
+  const std::shared_ptr<StagedRun> run = u->run;
+  if (!run) return false;
+  const auto units = run->alive();
+  const bool single = units.size() == 1 && units[0]->begin == run->begin && units[0]->end == run->end;
+  bool released = false, stays = false;
+  for (const auto& v : units) {
+    if (v->dead || v->state != UnitState::kStaged || v->run != run) continue;
+    switch (settle(v, single)) {
+      case Settled::kStored:
+        break;
+      case Settled::kReleased:
+        released = true;
+        break;
+      case Settled::kRetire:
+        retire(a, v);  // the whole run becomes resident memory
         return true;
-      }
+      case Settled::kNoMemory:
+        stays = true;
+        break;
     }
-    // The old store describes content that no longer exists: give its memory
-    // to the new encoding (if that fails, the staged pages stay the data).
-    stats_.bytes_compressed.sub(u->store.bytes);
-    u->store.data.reset();
-    u->store.bytes = 0;
-    StoredRange fresh;
-    CompressOutcome outcome;
-    const auto start = TraceClock::now();
-    if (CompressedStore::lossy_for(u->dtype, config_)) {
-      outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh);
-    } else {
-      // Lossless: the staging goes back as soon as the encoding is safe, before
-      // the new store is allocated (the two never coexist; matters under pressure).
-      struct Release {
-        Runtime* self;
-        Unit* unit;
-        bool* released;
-      } ctx{this, u.get(), &released};
-      CompressedStore::SourceRelease release{+[](void* c) {
-                                               auto& r = *static_cast<Release*>(c);
-                                               r.self->vmm_.unmap(r.unit->begin, r.unit->bytes());
-                                               r.self->pool_.give_back(std::move(r.unit->staging), r.unit->bytes());
-                                               // Short of memory, the new store needs these pages, not a
-                                               // cached handle.
-                                               size_t free = 0, total = 0;
-                                               if (driver().base.cuMemGetInfo(&free, &total) == CUDA_SUCCESS &&
-                                                   free <= total / 8) {
-                                                 r.self->pool_.trim(0);
-                                               }
-                                               *r.released = true;
-                                             },
-                                             &ctx};
-      outcome = store_->compress_releasing(u->begin, u->bytes(), u->dtype, config_, hash, release, fresh);
-    }
-    // (Nothing fails after a release: `released` implies kStored.)
-    if (outcome == CompressOutcome::kNoMemory) {
-      // No room to encode now: it stays staged (without a store) and is
-      // encoded at a later eviction, when memory may have been freed.
-      update_saved();
-      return false;
-    }
-    if (outcome != CompressOutcome::kStored) {
-      retire(a, u);  // cannot hold the new content compressed: keep it resident
-      return true;
-    }
-    stats_.bytes_compressed.add(fresh.bytes);
-    u->store = std::move(fresh);
-    (unchanged ? stats_.reencodes : stats_.recompressions).add();
-    emit_timed(unchanged ? "reencode" : "recompress", u->begin, u->bytes(), start,
-               fmt::format("\"compressed\":{}", u->store.bytes));
   }
+  if (stays) return false;
   if (!released) {
-    vmm_.unmap(u->begin, u->bytes());
-    pool_.give_back(std::move(u->staging), u->bytes());
+    vmm_.unmap(run->begin, run->bytes());
+    pool_.give_back(std::move(run->handle), run->bytes());
   }
-  u->state = UnitState::kCompressed;
-  u->ready.reset();
+  for (const auto& v : units) {
+    if (v->run != run) continue;
+    v->run.reset();
+    v->ready.reset();
+    if (!v->dead) v->state = UnitState::kCompressed;
+    std::erase(staged_, v);
+  }
   ++memory_epoch_;
-  std::erase(staged_, u);
   stats_.staging_bytes.set(pool_.in_use_bytes());
   update_saved();
   return true;
+}
+
+// Whether the run holding `u` may be unmapped now: no unit of it held by a
+// call in progress or pinned by a graph, and (unless the caller may wait)
+// every use completed.
+bool Runtime::run_evictable(const Unit& u, bool may_wait) const noexcept {
+  if (!u.run) return false;
+  for (const auto& w : u.run->units) {
+    auto v = w.lock();
+    if (!v || v->run != u.run) continue;
+    if (v->in_flight > 0 || v->pins > 0) return false;
+    if (!may_wait && !v->uses_done()) return false;
+  }
+  return true;
+}
+
+void Runtime::wait_run_uses(Unit& u) noexcept {
+  if (!u.run) return u.wait_uses();
+  for (const auto& w : u.run->units)
+    if (auto v = w.lock()) v->wait_uses();
 }
 
 // Under memory pressure, past a fixed staging budget (a launch that reaches
@@ -178,14 +230,15 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     std::shared_ptr<Unit> victim;
     for (int pass = 0; pass < 2 && !victim; ++pass) {
       for (auto& u : staged_) {
-        if (u->in_flight > 0 || u->pins > 0 || (pass == 0 && u->prefetched)) continue;
-        if (!may_wait && !u->uses_done()) continue;
-        if (!victim || u->lru_tick < victim->lru_tick) victim = u;
+        if (pass == 0 && u->prefetched) continue;
+        if (!victim || u->lru_tick < victim->lru_tick) {
+          if (run_evictable(*u, may_wait)) victim = u;
+        }
       }
     }
     if (!victim) break;
     victim->prefetched = false;
-    victim->wait_uses();
+    wait_run_uses(*victim);
     Allocation* a = allocation_containing(victim->begin);
     if (a == nullptr || !evict(*a, victim)) break;
     pool_.trim(0);
@@ -198,13 +251,11 @@ size_t Runtime::evict_all(bool wait) noexcept {
   size_t freed = pool_.trim(0);
   auto victims = staged_;
   for (auto& u : victims) {
-    if (u->in_flight > 0 || u->pins > 0 || u->state != UnitState::kStaged) continue;
-    if (!u->uses_done()) {
-      if (!wait) continue;
-      u->wait_uses();
-    }
+    if (u->state != UnitState::kStaged || !u->run || !run_evictable(*u, wait)) continue;
+    wait_run_uses(*u);
+    const size_t run_bytes = u->run->bytes();
     Allocation* a = allocation_containing(u->begin);
-    if (a != nullptr && evict(*a, u)) freed += u->bytes();
+    if (a != nullptr && evict(*a, u)) freed += run_bytes;
   }
   freed += pool_.trim(0);
   return freed;

@@ -111,6 +111,7 @@ class Runtime {
   void replan(Allocation& a, AddressWindow window, bool refill) noexcept;
   void recode_declared(Allocation& a) noexcept;
   void retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
+  void make_resident(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   void untrack(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   void republish(Allocation& a) noexcept;
   void collect_units(const TagExtent& extent);  // may throw (allocation)
@@ -121,9 +122,20 @@ class Runtime {
   CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
                    const char* what) noexcept;
   void wait_for_decode(const Unit& u, CUstream stream, bool capturing) noexcept;
-  CUresult stage(Unit& u, CUstream stream, bool capturing) noexcept;
+  // Maps and decodes runs of compressed units (each VA-contiguous, in address
+  // order) on `stream`: per run one handle, one cuMemMap and one
+  // cuMemSetAccess; one decode launch for all of them (per 64 units).
+  CUresult stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs, CUstream stream,
+                      bool capturing) noexcept;
+  CUresult stage(const std::shared_ptr<Unit>& u, CUstream stream, bool capturing) noexcept;
   void start_prefetch(const std::shared_ptr<Unit>& next) noexcept;
+  // How one unit of a run about to be unmapped came out (see settle()).
+  enum class Settled { kStored, kReleased, kRetire, kNoMemory };
+  Settled settle(const std::shared_ptr<Unit>& u, bool may_release) noexcept;
+  // Evicts the run holding `u` (every unit of it); false if it stays staged.
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
+  bool run_evictable(const Unit& u, bool may_wait) const noexcept;
+  void wait_run_uses(Unit& u) noexcept;
   void release_store_if_pressed(Unit& u) noexcept;  // lock held; after stage()
   // Evicts LRU staged units until `incoming` more bytes fit the budget,
   // waiting for their last uses only if `may_wait` (and the budget is fixed).

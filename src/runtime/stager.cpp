@@ -27,48 +27,102 @@ thread_local bool t_touched_capturing = false;
 
 // ---- staging ----------------------------------------------------------------------------
 
-CUresult Runtime::stage(Unit& u, CUstream stream, bool capturing) noexcept {
+// Splits compressed units into runs of VA-contiguous ones (units of one
+// allocation, end to end), each staged with one mapping.
+static std::vector<std::vector<std::shared_ptr<Unit>>> runs_of(std::vector<std::shared_ptr<Unit>> units) {
+  std::sort(units.begin(), units.end(), [](const auto& x, const auto& y) { return x->begin < y->begin; });
+  std::vector<std::vector<std::shared_ptr<Unit>>> runs;
+  for (auto& u : units) {
+    if (runs.empty() || runs.back().back()->end != u->begin || runs.back().back()->allocation != u->allocation)
+      runs.emplace_back();
+    runs.back().push_back(std::move(u));
+  }
+  return runs;
+}
+
+CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs, CUstream stream,
+                             bool capturing) noexcept {
   const auto start = TraceClock::now();
   const auto& api = driver().base;
-  UniquePhysicalMemory handle;
-  CUresult r = pool_.acquire(u.bytes(), handle);
-  if (r == CUDA_ERROR_OUT_OF_MEMORY) {
-    evict_all(true);
-    r = pool_.acquire(u.bytes(), handle);
-  }
-  if (r != CUDA_SUCCESS) {
-    log(LogLevel::kError, "no memory to stage {} bytes at {}: {}", u.bytes(), hex(u.begin), error_name(r));
-    return r;
-  }
-  r = vmm_.map(u.begin, u.bytes(), handle.get());
-  if (r != CUDA_SUCCESS) {
-    pool_.give_back(std::move(handle), u.bytes());
-    return r;
-  }
   const CUstream decode_stream = capturing ? internal_.get() : stream;
-  r = store_->decode(u.store, decode_stream, u.begin);
+  std::vector<std::shared_ptr<StagedRun>> mapped;
+  std::vector<CompressedStore::DecodeTarget> targets;
+  auto undo = [&] {
+    for (auto& run : mapped) {
+      vmm_.unmap(run->begin, run->bytes());
+      pool_.give_back(std::move(run->handle), run->bytes());
+    }
+  };
+  CUresult r = CUDA_SUCCESS;
+  try {
+    for (const auto& units : runs) {
+      if (units.empty()) continue;
+      auto run = std::make_shared<StagedRun>();
+      run->begin = units.front()->begin;
+      run->end = units.back()->end;
+      r = pool_.acquire(run->bytes(), run->handle);
+      if (r == CUDA_ERROR_OUT_OF_MEMORY) {
+        evict_all(true);
+        r = pool_.acquire(run->bytes(), run->handle);
+      }
+      if (r != CUDA_SUCCESS) {
+        // A run that does not fit is retried unit by unit: only a single unit's failure is worth a line.
+        if (runs.size() == 1 && units.size() == 1)
+          log(LogLevel::kError, "no memory to stage {} bytes at {}: {}", run->bytes(), hex(run->begin), error_name(r));
+        break;
+      }
+      r = vmm_.map(run->begin, run->bytes(), run->handle.get());
+      if (r != CUDA_SUCCESS) {
+        pool_.give_back(std::move(run->handle), run->bytes());
+        break;
+      }
+      mapped.push_back(run);
+      for (const auto& u : units) {
+        run->units.push_back(u);
+        targets.push_back({&u->store, u->begin});
+      }
+    }
+  } catch (...) {
+    r = CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  uint64_t launches = 0;
+  if (r == CUDA_SUCCESS) r = store_->decode_batch(targets, decode_stream, launches);
   if (r != CUDA_SUCCESS) {
-    vmm_.unmap(u.begin, u.bytes());
-    pool_.give_back(std::move(handle), u.bytes());
+    undo();
     return r;
   }
-  stats_.decode_launches.add();
-  stats_.bytes_decompressed.add(u.bytes());
-  u.ready = record_event(decode_stream);
-  u.add_use(u.ready);
+  stats_.decode_launches.add(launches);
+  SharedEvent ready = record_event(decode_stream);
   if (capturing) api.cuStreamSynchronize(internal_.get());
-  u.staging = std::move(handle);
-  u.state = UnitState::kStaged;
-  if (!capturing) release_store_if_pressed(u);
-  stats_.decompressions.add();
+  for (auto& run : mapped) {
+    for (auto& u : run->alive()) {
+      u->ready = ready;
+      u->add_use(ready);
+      u->run = run;
+      u->state = UnitState::kStaged;
+      // A store given back must be encoded again at eviction, before its run
+      // is unmapped: only a run of one unit can do that without more memory.
+      if (!capturing && run->units.size() == 1) release_store_if_pressed(*u);
+      stats_.decompressions.add();
+      stats_.bytes_decompressed.add(u->bytes());
+      // The stream tells nztrace's timeline which track the decode belongs on.
+      if (trace_.enabled())
+        emit_timed("stage", u->begin, u->bytes(), start,
+                   fmt::format("\"stream\":\"{:#x}\"", reinterpret_cast<uintptr_t>(decode_stream)));
+    }
+  }
   stats_.staging_bytes.set(pool_.in_use_bytes());
   stats_.staging_bytes_peak.raise_to(pool_.in_use_bytes());
   update_saved();
-  // The stream tells nztrace's timeline which track the decode belongs on.
-  if (trace_.enabled())
-    emit_timed("stage", u.begin, u.bytes(), start,
-               fmt::format("\"stream\":\"{:#x}\"", reinterpret_cast<uintptr_t>(decode_stream)));
   return CUDA_SUCCESS;
+}
+
+CUresult Runtime::stage(const std::shared_ptr<Unit>& u, CUstream stream, bool capturing) noexcept {
+  try {
+    return stage_runs({{u}}, stream, capturing);
+  } catch (...) {
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
 }
 
 // Orders `stream` after the decode that staged `u`, if that may still run
@@ -96,28 +150,56 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     if (!u->dead && u->state == UnitState::kCompressed) incoming += u->bytes();
   }
   launch_staging_peak_ = std::max(launch_staging_peak_, incoming);
-  if (incoming > 0) enforce_budget(incoming, true);
-  for (auto& u : touched) {
-    if (u->dead) continue;
-    if (u->state == UnitState::kCompressed) {
-      CUresult r = stage(*u, stream, capturing);
-      if (r != CUDA_SUCCESS) {
+  // Everything this call needs that is compressed is staged at once: runs of
+  // contiguous units, one mapping each, one decode launch for all of them.
+  std::vector<std::shared_ptr<Unit>> staged_now;
+  if (incoming > 0) {
+    enforce_budget(incoming, true);
+    try {
+      for (auto& u : touched)
+        if (!u->dead && u->state == UnitState::kCompressed) staged_now.push_back(u);
+      // All or nothing: on failure none of them is staged. Short of memory
+      // (adaptive budget), one unit per run: each staged unit's store can go
+      // back before the next needs its pages, and an eviction can encode a
+      // changed unit after unmapping it (see settle()).
+      const bool batch = config_.staging_bytes.has_value() || memory_plentiful();
+      CUresult r = batch ? stage_runs(runs_of(staged_now), stream, capturing) : CUDA_ERROR_OUT_OF_MEMORY;
+      if (r == CUDA_ERROR_OUT_OF_MEMORY) {
+        // Short of memory: one unit at a time, as each staged unit's store
+        // can go back before the next one needs its pages.
+        r = CUDA_SUCCESS;
+        for (auto& u : staged_now) {
+          if (u->state == UnitState::kCompressed && (r = stage(u, stream, capturing)) != CUDA_SUCCESS) break;
+        }
+        if (r != CUDA_SUCCESS) {
+          std::erase_if(staged_now, [](const auto& u) { return u->state != UnitState::kStaged; });
+          result = r;
+        }
+      } else if (r != CUDA_SUCCESS) {
         result = r;
-        continue;
+        staged_now.clear();
       }
-      faulted = true;
+    } catch (...) {
+      result = CUDA_ERROR_OUT_OF_MEMORY;
+      staged_now.clear();
+    }
+    faulted = !staged_now.empty();
+    std::shared_ptr<Unit> last;
+    for (auto& u : staged_now) {
       try {
         staged_.push_back(u);
+        if (!capturing) u->next_guess = order_.record(u);
       } catch (...) {
       }
-      if (!capturing) {
-        try {
-          u->next_guess = order_.record(u);
-        } catch (...) {
-        }
-        start_prefetch(u->next_guess.lock());
-      }
-    } else if (u->state == UnitState::kStaged) {
+      last = u;
+    }
+    if (last && !capturing) start_prefetch(last->next_guess.lock());
+  }
+  std::sort(staged_now.begin(), staged_now.end());
+  for (auto& u : touched) {
+    if (u->dead) continue;
+    const bool just_staged = std::binary_search(staged_now.begin(), staged_now.end(), u);
+    if (u->state == UnitState::kStaged && !just_staged) {
       // Prefetched, or staged by another stream moments ago: its decode may
       // still be running.
       wait_for_decode(*u, stream, capturing);
@@ -165,7 +247,7 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
   // a decode that may not be needed.
   if (!config_.staging_bytes && !memory_plentiful()) return;
   if (!enforce_budget(next->bytes(), false)) return;
-  if (stage(*next, prefetch_stream_.get(), false) != CUDA_SUCCESS) return;
+  if (stage(next, prefetch_stream_.get(), false) != CUDA_SUCCESS) return;
   next->lru_tick = ++tick_;
   next->prefetched = true;
   try {

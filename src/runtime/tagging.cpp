@@ -220,26 +220,40 @@ void Runtime::retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   const auto& api = driver().base;
   if (u->state == UnitState::kCompressed) {
     // Decode into fresh memory that becomes its permanent backing.
-    if (stage(*u, internal_.get(), false) != CUDA_SUCCESS) {
+    if (stage(u, internal_.get(), false) != CUDA_SUCCESS) {
       log(LogLevel::kError, "cannot restore range {} to resident memory; it stays compressed", hex(u->begin));
       return;
     }
     // Work queued later on other streams must find the data decoded.
     api.cuStreamSynchronize(internal_.get());
   }
-  if (u->state == UnitState::kStaged) {
-    // The staging pages stay mapped where they are and become its backing.
-    pool_.detach(u->bytes());
+  if (u->state == UnitState::kStaged && u->run) {
+    // The staging pages stay mapped where they are and become the backing of
+    // the whole run (a mapping cannot be split): its other units become
+    // resident memory too.
+    const std::shared_ptr<StagedRun> run = u->run;
+    pool_.detach(run->bytes());
     stats_.staging_bytes.set(pool_.in_use_bytes());
-    stats_.released_bytes.sub(u->bytes());
-    stats_.bytes_original_compressed.sub(u->bytes());
-    stats_.bytes_compressed.sub(u->store.bytes);
     try {
-      a.permanent[u->begin] = {u->bytes(), std::move(u->staging)};
+      a.permanent[run->begin] = {run->bytes(), std::move(run->handle)};
     } catch (...) {
     }
-    std::erase(staged_, u);
+    for (const auto& v : run->alive()) {
+      if (v->run != run) continue;
+      v->run.reset();
+      stats_.released_bytes.sub(v->bytes());
+      stats_.bytes_original_compressed.sub(v->bytes());
+      stats_.bytes_compressed.sub(v->store.bytes);
+      std::erase(staged_, v);
+      if (v != u) make_resident(a, v);
+    }
   }
+  make_resident(a, u);
+}
+
+// Bookkeeping of a unit whose memory is now plain resident memory for good.
+void Runtime::make_resident(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
+  if (u->dead) return;
   untrack(a, u);
   stats_.bytes_compressible.sub(u->bytes());
   u->store = StoredRange{};
@@ -285,7 +299,7 @@ void Runtime::recode_declared(Allocation& a) noexcept {
   }
   for (auto& u : work) {
     if (u->dead || u->state != UnitState::kCompressed) continue;
-    if (stage(*u, internal_.get(), false) != CUDA_SUCCESS) continue;  // stays marked: recoded at its eviction
+    if (stage(u, internal_.get(), false) != CUDA_SUCCESS) continue;  // stays marked: recoded at its eviction
     driver().base.cuStreamSynchronize(internal_.get());
     try {
       staged_.push_back(u);

@@ -19,6 +19,29 @@ enum class UnitState : uint8_t {
   kStaged,      // staging pages mapped and decoded (the store is kept: unchanged = drop)
 };
 
+struct Unit;
+
+// Staging memory under a run of units that are contiguous in VA: ONE handle,
+// mapped with one cuMemMap and one cuMemSetAccess, decoded by one batched
+// launch, unmapped with one cuMemUnmap. A real driver cannot unmap part of a
+// mapping, so the run is evicted (or kept resident for good) as a whole.
+struct StagedRun {
+  CUdeviceptr begin = 0;
+  CUdeviceptr end = 0;
+  UniquePhysicalMemory handle;
+  // In address order. Weak: units own their run, not the other way round.
+  std::vector<std::weak_ptr<Unit>> units;
+  size_t bytes() const { return static_cast<size_t>(end - begin); }
+  // The units still alive (a freed allocation's units may be gone).
+  std::vector<std::shared_ptr<Unit>> alive() const {
+    std::vector<std::shared_ptr<Unit>> out;
+    out.reserve(units.size());
+    for (const auto& w : units)
+      if (auto u = w.lock()) out.push_back(std::move(u));
+    return out;
+  }
+};
+
 struct Unit {
   CUdeviceptr begin = 0;
   CUdeviceptr end = 0;  // exclusive, page aligned
@@ -37,7 +60,7 @@ struct Unit {
   uint64_t fill_generation = 0;   // the iteration it was created in
   bool refilled = false;          // copied into again from the host: recycled memory
   StoredRange store;
-  UniquePhysicalMemory staging;
+  std::shared_ptr<StagedRun> run;  // while kStaged: the mapping it is part of
   SharedEvent ready;           // after the decode that staged it
   // Events after the launches and copies that used it and may not have
   // completed yet (several streams can use one range at once).

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -63,6 +64,29 @@ TEST(CApi, ArgumentErrors) {
   nz_info info;
   EXPECT_EQ(nz_inspect(junk, sizeof(junk), &info), NZ_ERR_BAD_MAGIC);
   EXPECT_EQ(nz_inspect(junk, 3, &info), NZ_ERR_TRUNCATED);
+}
+
+// The encoder works in the destination when it has compress_bound bytes and
+// in scratch memory otherwise: both give the same bytes, a destination of
+// exactly the compressed size works, one byte less is refused, and nothing
+// is written past the capacity.
+TEST(CApi, DestinationOfExactlyTheCompressedSize) {
+  auto data = nz::test::gaussian_weights(NZ_BF16, 5000, 3);
+  for (uint32_t threads : {1u, 2u}) {
+    const nz_options o = nz::test::options(NZ_BF16, 1024, threads);
+    const auto c = nz::test::compress(data.data(), 5000, o);
+    ASSERT_EQ(c.status, NZ_OK);
+    ASSERT_LT(c.bytes.size(), nz_compress_bound(5000, &o));
+    std::vector<uint8_t> exact(c.bytes.size() + 1, 0xEE);
+    size_t len = 0;
+    ASSERT_EQ(nz_compress(data.data(), 5000, &o, exact.data(), c.bytes.size(), &len), NZ_OK);
+    EXPECT_EQ(len, c.bytes.size());
+    EXPECT_TRUE(std::equal(c.bytes.begin(), c.bytes.end(), exact.begin()));
+    EXPECT_EQ(exact.back(), 0xEE) << "wrote past the capacity";
+    std::fill(exact.begin(), exact.end(), 0xEE);
+    EXPECT_EQ(nz_compress(data.data(), 5000, &o, exact.data(), c.bytes.size() - 1, &len), NZ_ERR_DST_TOO_SMALL);
+    EXPECT_EQ(exact[c.bytes.size() - 1], 0xEE) << "wrote past the capacity";
+  }
 }
 
 TEST(CApi, InspectDescribesTheBuffer) {

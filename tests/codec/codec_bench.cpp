@@ -101,8 +101,8 @@ int main(int argc, char** argv) {
   std::vector<uint8_t> reference;
   const char* names[] = {"scalar", "avx2", "avx512"};
   for (int impl = only == "decode" ? 2 : 0; impl < 3; ++impl) {
-    auto which = static_cast<nz::codec::RansImpl>(impl);
-    if (!nz::codec::rans_impl_supported(which)) continue;
+    auto which = static_cast<nz::codec::CpuLevel>(impl);
+    if (!nz::codec::cpu_level_supported(which)) continue;
     double best = 1e9, best_cpu = 1e9;
     for (int r = 0; r < repeats; ++r) {
       auto t0 = std::chrono::steady_clock::now();

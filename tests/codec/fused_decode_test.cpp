@@ -1,5 +1,5 @@
-// The fused AVX-512 fp16/fp32 decoder (rans_decode_fp16_fp32_avx512.cpp)
-// against the scalar reference: weight-like data salted with every special
+// The fused fp16/fp32 decoders (rans_decode_fp16_fp32_avx2.cpp and
+// rans_decode_fp16_fp32_avx512.cpp) against the scalar reference: weight-like data salted with every special
 // value (and, for fp16, every bit pattern), sizes around the 32-lane step,
 // several chunks (so pairs and a lone last chunk), every precision P 8..15.
 // Outputs must equal the source and each other; the fused job itself must
@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "codec/decoder.h"
@@ -23,46 +24,19 @@ namespace {
 
 const char* name_of(nz_dtype d) { return d == NZ_FP16 ? "fp16" : "fp32"; }
 
-std::vector<uint32_t> fp32_specials() {
-  return {0x00000000u, 0x80000000u, 0x7F800000u, 0xFF800000u, 0x7FC00000u, 0xFFC00001u, 0x7F800001u,
-          0x7FBFFFFFu, 0xFFFFFFFFu, 0x00000001u, 0x80000001u, 0x007FFFFFu, 0x807FFFFFu, 0x00400000u,
-          0x00800000u, 0x80800000u, 0x7F7FFFFFu, 0xFF7FFFFFu, 0x3F800000u, 0xBF800000u};
-}
-
-// Gaussian weights with roughly one element in `every` replaced by a special
-// value (fp32) or by the next of all 65536 bit patterns (fp16), so the
-// alphabet is full but rANS still pays.
-std::vector<uint8_t> salted_weights(nz_dtype dtype, size_t n, uint64_t seed, size_t every = 7) {
-  auto data = nz::test::gaussian_weights(dtype, n, seed);
-  std::mt19937_64 rng(seed * 31 + 1);
-  const auto specials = fp32_specials();
-  uint32_t next = static_cast<uint32_t>(seed * 977);
-  for (size_t i = 0; i < n; ++i) {
-    if (rng() % every != 0) continue;
-    if (dtype == NZ_FP32) {
-      const uint32_t v = specials[next++ % specials.size()];
-      std::memcpy(data.data() + 4 * i, &v, 4);
-    } else {
-      const uint16_t v = static_cast<uint16_t>(next++ * 40503u);
-      std::memcpy(data.data() + 2 * i, &v, 2);
-    }
-  }
-  return data;
-}
-
 struct Decoded {
   nz_status status;
   std::vector<uint8_t> bytes;
 };
 
-Decoded decode_with(const std::vector<uint8_t>& comp, size_t out_bytes, RansImpl impl, uint32_t threads) {
+Decoded decode_with(const std::vector<uint8_t>& comp, size_t out_bytes, CpuLevel impl, uint32_t threads) {
   Decoded d{NZ_OK, std::vector<uint8_t>(out_bytes + 1, 0xCD)};
   d.status = decompress(comp.data(), comp.size(), d.bytes.data(), d.bytes.size(), threads, impl);
   return d;
 }
 
 void expect_same_as_scalar(const std::vector<uint8_t>& data, nz_dtype dtype, uint32_t chunk_elems, uint32_t p,
-                           bool expect_coded) {
+                           bool expect_coded, CpuLevel level) {
   const size_t n = data.size() / nz_dtype_size(dtype);
   auto o = nz::test::options(dtype, chunk_elems);
   o.prob_bits = p;
@@ -73,56 +47,61 @@ void expect_same_as_scalar(const std::vector<uint8_t>& data, nz_dtype dtype, uin
     ASSERT_EQ(nz_inspect(c.bytes.data(), c.bytes.size(), &info), NZ_OK);
     ASSERT_GT(info.coded_chunks, 0u) << "no rANS chunk: the test would not reach the fused decoder";
   }
-  const Decoded ref = decode_with(c.bytes, data.size(), RansImpl::kScalar, 1);
+  const Decoded ref = decode_with(c.bytes, data.size(), CpuLevel::kScalar, 1);
   ASSERT_EQ(ref.status, NZ_OK);
   ASSERT_TRUE(std::equal(data.begin(), data.end(), ref.bytes.begin()));
   for (uint32_t threads : {1u, 2u}) {
-    const Decoded got = decode_with(c.bytes, data.size(), RansImpl::kAvx512, threads);
+    const Decoded got = decode_with(c.bytes, data.size(), level, threads);
     ASSERT_EQ(got.status, NZ_OK) << name_of(dtype) << " n " << n << " P " << p << " threads " << threads;
     EXPECT_EQ(got.bytes, ref.bytes) << name_of(dtype) << " n " << n << " P " << p << " threads " << threads;
   }
 }
 
-class FusedWideDecode : public ::testing::TestWithParam<nz_dtype> {
+// (dtype, level): AVX2, or AVX-512 with VBMI (the level's fused decoder).
+class FusedWideDecode : public ::testing::TestWithParam<std::tuple<nz_dtype, CpuLevel>> {
  protected:
   void SetUp() override {
-    if (!rans_impl_supported(RansImpl::kAvx512) || !rans_bf16_fused_supported()) {
-      GTEST_SKIP() << "CPU lacks AVX-512 VBMI/VBMI2";
-    }
+    if (level() == CpuLevel::kAvx512 && !cpu_has_avx512_vbmi()) GTEST_SKIP() << "CPU lacks AVX-512 VBMI/VBMI2";
+    if (!cpu_level_supported(level())) GTEST_SKIP() << "CPU lacks " << cpu_level_name(level());
   }
+  static nz_dtype dtype() { return std::get<0>(GetParam()); }
+  static CpuLevel level() { return std::get<1>(GetParam()); }
 };
 
 TEST_P(FusedWideDecode, OddTailsAndChunkCounts) {
   // Around a step, a chunk, and chunk counts that leave a lone last chunk.
   for (size_t n : {1u, 31u, 32u, 33u, 63u, 95u, 1023u, 1024u, 1025u, 2048u + 31u, 3072u + 1u, 5u * 1024 + 17u}) {
-    expect_same_as_scalar(salted_weights(GetParam(), n, n), GetParam(), 1024, 11, n >= 1024);
+    expect_same_as_scalar(nz::test::salted_weights(dtype(), n, n), dtype(), 1024, 11, n >= 1024, level());
   }
 }
 
 TEST_P(FusedWideDecode, EveryPrecision) {
-  const auto data = salted_weights(GetParam(), 4 * 4096 + 45, 5);
-  for (uint32_t p = 8; p <= 15; ++p) expect_same_as_scalar(data, GetParam(), 4096, p, true);
+  const auto data = nz::test::salted_weights(dtype(), 4 * 4096 + 45, 5);
+  for (uint32_t p = 8; p <= 15; ++p) expect_same_as_scalar(data, dtype(), 4096, p, true, level());
 }
 
 TEST_P(FusedWideDecode, SpecialValuesDense) {
   // Half the elements special: the alphabet is wide and long runs of the
   // extreme exponents occur.
-  expect_same_as_scalar(salted_weights(GetParam(), 9000, 77, 2), GetParam(), 2048, 11, false);
-  expect_same_as_scalar(salted_weights(GetParam(), 9000, 78, 2), GetParam(), 2048, 8, false);
+  expect_same_as_scalar(nz::test::salted_weights(dtype(), 9000, 77, 2), dtype(), 2048, 11, false, level());
+  expect_same_as_scalar(nz::test::salted_weights(dtype(), 9000, 78, 2), dtype(), 2048, 8, false, level());
 }
 
 TEST_P(FusedWideDecode, LargeChunks) {
-  expect_same_as_scalar(salted_weights(GetParam(), (1u << 17) + 3, 9, 50), GetParam(), 1u << 16, 11, true);
+  expect_same_as_scalar(nz::test::salted_weights(dtype(), (1u << 17) + 3, 9, 50), dtype(), 1u << 16, 11, true, level());
 }
 
 // The fused job on its own: it must decode every whole step of a chunk whose
 // stream has enough words left, write exactly the source elements and report
 // their hash terms, and leave the decoder where the generic path resumes.
 TEST_P(FusedWideDecode, JobCoversWholeStepsAndHashesThem) {
-  const nz_dtype dtype = GetParam();
+  const nz_dtype dtype = this->dtype();
   const size_t n = 4096 + 21;
-  const auto data = salted_weights(dtype, n, 3, 40);
-  for (uint32_t p = 8; p <= 12; ++p) {
+  const auto data = nz::test::salted_weights(dtype, n, 3, 40);
+  // Precisions with a table for the level's fused decoder (above them it does nothing).
+  const uint32_t max_p =
+      level() == CpuLevel::kAvx2 ? DecodeTable::kAvx2MaxProbBits : DecodeTable::kPackedMaxProbBits;
+  for (uint32_t p = 8; p <= max_p; ++p) {
     auto o = nz::test::options(dtype, 8192);
     o.prob_bits = p;
     auto c = nz::test::compress(data.data(), n, o);
@@ -136,7 +115,8 @@ TEST_P(FusedWideDecode, JobCoversWholeStepsAndHashesThem) {
     const ChunkEntry e = buf.chunk_entry(0);
     const uint8_t* payload = buf.base + buf.payload_offset + e.offset;
     const uint32_t bytes = nz_dtype_size(dtype);
-    for (bool pair : {false, true}) {
+    // The AVX2 decoder has no pair form.
+    for (bool pair : {false, level() == CpuLevel::kAvx512}) {
       RansDecoder dec[2]{};
       FusedJob job[2];
       std::vector<uint8_t> out[2];
@@ -147,13 +127,18 @@ TEST_P(FusedWideDecode, JobCoversWholeStepsAndHashesThem) {
         out[i].assign(n * bytes, 0xCD);
         job[i].dec = &dec[i];
         job[i].raw = payload + kStateBytes;
+        job[i].end = payload + e.size;
         job[i].dst = out[i].data();
         job[i].count = n;
       }
       if (pair) {
         rans_decode_wide_avx512_pair(table, dtype, job[0], job[1]);
-      } else {
+      } else if (level() == CpuLevel::kAvx512) {
         rans_decode_wide_avx512(table, dtype, job[0]);
+      } else {
+        FusedParams lossless;
+        lossless.kept_bits = dtype_layout(dtype).mantissa_bits;
+        rans_decode_wide_avx2(table, dtype, lossless, job[0]);
       }
       for (int i = 0; i < (pair ? 2 : 1); ++i) {
         // A step needs 32 words in the stream: only the last few steps may be left.
@@ -173,7 +158,12 @@ TEST_P(FusedWideDecode, JobCoversWholeStepsAndHashesThem) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Dtype, FusedWideDecode, ::testing::Values(NZ_FP16, NZ_FP32),
-                         [](const auto& info) { return std::string(name_of(info.param)); });
+INSTANTIATE_TEST_SUITE_P(DtypeLevel, FusedWideDecode,
+                         ::testing::Combine(::testing::Values(NZ_FP16, NZ_FP32),
+                                            ::testing::Values(CpuLevel::kAvx2, CpuLevel::kAvx512)),
+                         [](const auto& info) {
+                           return std::string(name_of(std::get<0>(info.param))) + "_" +
+                                  cpu_level_name(std::get<1>(info.param));
+                         });
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -215,18 +216,24 @@ TEST(Lossy, BadOptionsAreRejected) {
   EXPECT_EQ(nz_compress(src, 10, &o, dst, sizeof(dst), &len), NZ_ERR_INVALID_ARGUMENT);
 }
 
-// The AVX-512 bf16 paths against the element-by-element reference: every bf16
-// bit pattern (in order, so blocks share an exponent range and every scale
-// code occurs; and shuffled), real-looking weights, every K and several block
-// sizes. Results, scale codes and statuses must be identical.
+// The vector paths (lossy_avx2.cpp for every dtype, lossy_bf16_avx512.cpp),
+// each through quantize_chunk / dequantize_chunk at its level, against the
+// element-by-element reference: every 16-bit pattern of bf16 and fp16 (in
+// order, so blocks share an exponent range and every scale code occurs; and
+// shuffled), for fp32 every 16-bit pattern as the high half over pseudo-random
+// low halves, real-looking weights, every K (fp32: a spread) and several
+// block sizes. Results, scale codes and statuses must be identical.
 namespace {
 
-std::vector<uint8_t> all_bf16_patterns(bool shuffled, bool with_nan) {
-  std::vector<uint16_t> v;
+const char* dtype_name(nz_dtype d) { return d == NZ_BF16 ? "bf16" : d == NZ_FP16 ? "fp16" : "fp32"; }
+
+std::vector<uint8_t> all_patterns(nz_dtype dtype, bool shuffled, bool with_nan) {
+  const DtypeLayout l = dtype_layout(dtype);
+  std::vector<uint32_t> v;
   for (uint32_t x = 0; x < 65536; ++x) {
-    const bool nan = (x & 0x7F80) == 0x7F80 && (x & 0x7F) != 0;
-    if (nan && !with_nan) continue;
-    v.push_back(static_cast<uint16_t>(x));
+    const uint32_t bits = l.bytes == 4 ? (x << 16) | ((x * 2654435761u) >> 16) : x;
+    if (element_is_nan(bits, l) && !with_nan) continue;
+    v.push_back(bits);
   }
   if (shuffled) {
     uint64_t state = 12345;
@@ -235,27 +242,45 @@ std::vector<uint8_t> all_bf16_patterns(bool shuffled, bool with_nan) {
       std::swap(v[i - 1], v[(state >> 33) % i]);
     }
   }
-  std::vector<uint8_t> b(v.size() * 2);
-  std::memcpy(b.data(), v.data(), b.size());
+  std::vector<uint8_t> b(v.size() * l.bytes);
+  for (size_t i = 0; i < v.size(); ++i) std::memcpy(b.data() + l.bytes * i, &v[i], l.bytes);
   return b;
+}
+
+std::vector<uint8_t> all_bf16_patterns(bool shuffled, bool with_nan) { return all_patterns(NZ_BF16, shuffled, with_nan); }
+
+std::vector<uint32_t> kept_bits_to_test(nz_dtype dtype) {
+  if (dtype == NZ_FP32) return {0, 1, 3, 7, 10, 15, 22};
+  std::vector<uint32_t> v;
+  for (uint32_t k = 0; k < dtype_layout(dtype).mantissa_bits; ++k) v.push_back(k);
+  return v;
 }
 
 }  // namespace
 
-TEST(LossyBf16Avx512, QuantizeMatchesReference) {
-  if (!lossy_bf16_avx512_supported()) GTEST_SKIP() << "CPU lacks AVX-512";
-  const DtypeLayout l = dtype_layout(NZ_BF16);
-  std::vector<std::vector<uint8_t>> inputs = {all_bf16_patterns(false, true), all_bf16_patterns(true, true),
-                                              all_bf16_patterns(false, false), all_bf16_patterns(true, false),
-                                              nz::test::gaussian_weights(NZ_BF16, 20000 + 13, 3)};
+// (dtype, level); AVX-512 has a bf16 path only (the others run AVX2's).
+class LossyVector : public ::testing::TestWithParam<std::tuple<nz_dtype, CpuLevel>> {
+ protected:
+  void SetUp() override {
+    if (!cpu_level_supported(level())) GTEST_SKIP() << "CPU lacks " << cpu_level_name(level());
+  }
+  static nz_dtype dtype() { return std::get<0>(GetParam()); }
+  static CpuLevel level() { return std::get<1>(GetParam()); }
+};
+
+TEST_P(LossyVector, QuantizeMatchesReference) {
+  const DtypeLayout l = dtype_layout(dtype());
+  std::vector<std::vector<uint8_t>> inputs = {all_patterns(dtype(), false, true), all_patterns(dtype(), true, true),
+                                              all_patterns(dtype(), false, false), all_patterns(dtype(), true, false),
+                                              nz::test::gaussian_weights(dtype(), 20000 + 13, 3)};
   for (const auto& in : inputs) {
-    const uint64_t n = in.size() / 2;
-    for (uint32_t k = 0; k < 7; ++k) {
+    const uint64_t n = in.size() / l.bytes;
+    for (uint32_t k : kept_bits_to_test(dtype())) {
       for (uint32_t block_log2 : {0u, 1u, 3u, 5u, 9u}) {
         const uint64_t blocks = block_log2 ? (n + (1u << block_log2) - 1) >> block_log2 : 0;
         std::vector<uint8_t> ref(in.size(), 0xAA), got(in.size(), 0x55), ref_sc(blocks, 1), got_sc(blocks, 2);
         const nz_status rs = quantize_chunk_reference(in.data(), n, l, k, block_log2, ref.data(), ref_sc.data());
-        const nz_status gs = quantize_bf16_avx512(in.data(), n, k, block_log2, got.data(), got_sc.data());
+        const nz_status gs = quantize_chunk(in.data(), n, l, k, block_log2, got.data(), got_sc.data(), level());
         ASSERT_EQ(rs, gs) << "k " << k << " block_log2 " << block_log2;
         if (rs != NZ_OK) continue;
         ASSERT_EQ(ref, got) << "k " << k << " block_log2 " << block_log2;
@@ -265,21 +290,23 @@ TEST(LossyBf16Avx512, QuantizeMatchesReference) {
   }
 }
 
-TEST(LossyBf16Avx512, DequantizeMatchesReference) {
-  if (!lossy_bf16_avx512_supported()) GTEST_SKIP() << "CPU lacks AVX-512";
-  const DtypeLayout l = dtype_layout(NZ_BF16);
-  for (const auto& in : {all_bf16_patterns(false, true), all_bf16_patterns(true, true)}) {
-    const uint64_t n = in.size() / 2;
+TEST_P(LossyVector, DequantizeMatchesReference) {
+  const DtypeLayout l = dtype_layout(dtype());
+  for (const auto& in : {all_patterns(dtype(), false, true), all_patterns(dtype(), true, true)}) {
+    const uint64_t n = in.size() / l.bytes;
     for (uint32_t block_log2 : {1u, 4u, 9u}) {
       const uint64_t blocks = (n + (1u << block_log2) - 1) >> block_log2;
       for (uint32_t variant = 0; variant < 4; ++variant) {
-        // Even codes of every value (and 0); variant 3 puts an odd code last.
+        // Even codes of every value (and 0); variant 2 odd ones (only bf16
+        // rejects them); variant 3 puts an odd code last.
         std::vector<uint8_t> scales(blocks);
-        for (uint64_t b = 0; b < blocks; ++b) scales[b] = static_cast<uint8_t>(((b * 37 + variant * 11) % 128) * 2);
+        for (uint64_t b = 0; b < blocks; ++b) {
+          scales[b] = static_cast<uint8_t>(((b * 37 + variant * 11) % 128) * 2 + (variant == 2 ? 1 : 0));
+        }
         if (variant == 3) scales.back() |= 1;
         auto ref = in, got = in;
         const bool rok = dequantize_chunk_reference(ref.data(), n, l, block_log2, scales.data());
-        const bool gok = dequantize_bf16_avx512(got.data(), n, block_log2, scales.data());
+        const bool gok = dequantize_chunk(got.data(), n, l, block_log2, scales.data(), level());
         ASSERT_EQ(rok, gok) << "block_log2 " << block_log2 << " variant " << variant;
         if (rok) {
           ASSERT_EQ(ref, got) << "block_log2 " << block_log2 << " variant " << variant;
@@ -288,19 +315,27 @@ TEST(LossyBf16Avx512, DequantizeMatchesReference) {
     }
   }
   // A non-zero code on a block with no non-zero finite element is rejected by both.
-  std::vector<uint8_t> zeros(64, 0);
-  zeros[1] = 0x80;  // -0.0
+  std::vector<uint8_t> zeros(32 * l.bytes, 0);
+  zeros[l.bytes - 1] = 0x80;  // -0.0
   const uint8_t scales[2] = {0, 4};
   auto a = zeros, b = zeros;
   EXPECT_FALSE(dequantize_chunk_reference(a.data(), 32, l, 4, scales));
-  EXPECT_FALSE(dequantize_bf16_avx512(b.data(), 32, 4, scales));
+  EXPECT_FALSE(dequantize_chunk(b.data(), 32, l, 4, scales, level()));
 }
 
-// Whole-buffer lossy round trips decode to the same bytes with every rANS
-// implementation (the AVX-512 one fuses merge and hash for bf16).
-TEST(LossyBf16Avx512, EveryDecoderGivesTheSameOutput) {
+INSTANTIATE_TEST_SUITE_P(DtypeLevel, LossyVector,
+                         ::testing::Combine(::testing::Values(NZ_BF16, NZ_FP16, NZ_FP32),
+                                            ::testing::Values(CpuLevel::kAvx2, CpuLevel::kAvx512)),
+                         [](const auto& info) {
+                           return std::string(dtype_name(std::get<0>(info.param))) + "_" +
+                                  cpu_level_name(std::get<1>(info.param));
+                         });
+
+// Whole-buffer lossy round trips decode to the same bytes at every level
+// (the vector ones fuse merge and hash for bf16).
+TEST(LossyBf16, EveryDecoderGivesTheSameOutput) {
   for (uint32_t k : {0u, 1u, 3u, 6u}) {
-    for (uint32_t block : {0u, 2u, 16u, 512u}) {
+    for (uint32_t block : {0u, 2u, 16u, 32u, 64u, 512u}) {
       for (size_t n : {31u, 1000u, 5000u + 17u}) {
         auto data = nz::test::gaussian_weights(NZ_BF16, n, n + k);
         auto o = nz::test::options(NZ_BF16, 1024);
@@ -310,8 +345,8 @@ TEST(LossyBf16Avx512, EveryDecoderGivesTheSameOutput) {
         auto c = nz::test::compress(data.data(), n, o);
         ASSERT_EQ(c.status, NZ_OK);
         std::vector<uint8_t> reference;
-        for (auto impl : {RansImpl::kScalar, RansImpl::kAvx2, RansImpl::kAvx512}) {
-          if (!rans_impl_supported(impl)) continue;
+        for (auto impl : {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512}) {
+          if (!cpu_level_supported(impl)) continue;
           std::vector<uint8_t> out(data.size() + 1, 0xCD);
           ASSERT_EQ(decompress(c.bytes.data(), c.bytes.size(), out.data(), out.size(), 1, impl), NZ_OK)
               << "k " << k << " block " << block << " n " << n << " impl " << static_cast<int>(impl);
@@ -327,11 +362,44 @@ TEST(LossyBf16Avx512, EveryDecoderGivesTheSameOutput) {
   }
 }
 
+// Weights salted with every bf16 bit pattern (NaN, infinities, zeros,
+// subnormals; one element in 8, so that rANS still pays and the fused
+// decoders run) through every level: the vector decoders that scale blocks
+// inside their loop must match the scalar reference byte for byte.
+TEST(LossyBf16, EveryPatternDecodesTheSameAtEveryLevel) {
+  const auto patterns = all_bf16_patterns(true, true);
+  const uint64_t n = patterns.size() / 2 * 8;
+  auto data = nz::test::gaussian_weights(NZ_BF16, n, 99);
+  for (uint64_t i = 0; i < n / 8; ++i) std::memcpy(data.data() + 2 * (8 * i + i % 8), patterns.data() + 2 * i, 2);
+  for (uint32_t k : {1u, 3u, 6u}) {
+    for (uint32_t block : {32u, 64u, 512u}) {
+      auto o = nz::test::options(NZ_BF16, 4096);
+      o.mode = NZ_LOSSY;
+      o.kept_bits = k;
+      o.block_size = block;
+      auto c = nz::test::compress(data.data(), n, o);
+      ASSERT_EQ(c.status, NZ_OK);
+      nz_info info{};
+      ASSERT_EQ(nz_inspect(c.bytes.data(), c.bytes.size(), &info), NZ_OK);
+      ASSERT_GT(info.coded_chunks, info.chunk_count / 2) << "the fused decoders would not run";
+      std::vector<uint8_t> reference(data.size());
+      ASSERT_EQ(decompress(c.bytes.data(), c.bytes.size(), reference.data(), reference.size(), 1, CpuLevel::kScalar), NZ_OK);
+      for (CpuLevel level : {CpuLevel::kAvx2, CpuLevel::kAvx512}) {
+        if (!cpu_level_supported(level)) continue;
+        std::vector<uint8_t> out(data.size(), 0xCD);
+        ASSERT_EQ(decompress(c.bytes.data(), c.bytes.size(), out.data(), out.size(), 1, level), NZ_OK)
+            << "k " << k << " block " << block << " " << cpu_level_name(level);
+        EXPECT_EQ(out, reference) << "k " << k << " block " << block << " " << cpu_level_name(level);
+      }
+    }
+  }
+}
+
 // Invalid scale codes (odd for bf16, or non-zero on a block without a
 // non-zero element) are structural errors for every decoder (the fused
-// AVX-512 one included), not checksum errors: a non-zero code on a zero
+// vector ones included), not checksum errors: a non-zero code on a zero
 // block even decodes to the right bytes.
-TEST(LossyBf16Avx512, InvalidScaleCodesAreCorruptChunks) {
+TEST(LossyBf16, InvalidScaleCodesAreCorruptChunks) {
   const size_t n = 4096;
   auto data = nz::test::gaussian_weights(NZ_BF16, n, 21);
   std::memset(data.data() + 2 * 64, 0, 2 * 32);  // block 2 of chunk 0 is all zeros: code 0
@@ -349,8 +417,8 @@ TEST(LossyBf16Avx512, InvalidScaleCodesAreCorruptChunks) {
   for (auto [block, value] : {std::pair{size_t{5}, uint8_t{1}}, std::pair{size_t{2}, uint8_t{2}}}) {
     auto b = c.bytes;
     b[scales + block] ^= value;
-    for (auto impl : {RansImpl::kScalar, RansImpl::kAvx2, RansImpl::kAvx512}) {
-      if (!rans_impl_supported(impl)) continue;
+    for (auto impl : {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512}) {
+      if (!cpu_level_supported(impl)) continue;
       std::vector<uint8_t> out(data.size());
       EXPECT_EQ(decompress(b.data(), b.size(), out.data(), out.size(), 1, impl), NZ_ERR_CORRUPT_CHUNK)
           << "block " << block << " impl " << static_cast<int>(impl);

@@ -28,11 +28,11 @@ std::vector<uint8_t> skewed_symbols(size_t n, uint32_t alphabet, uint64_t seed) 
 }
 
 // Encodes then decodes with `impl`; returns false if any check fails.
-void round_trip(const std::vector<uint8_t>& symbols, const FreqTable& table, RansImpl impl) {
+void round_trip(const std::vector<uint8_t>& symbols, const FreqTable& table, CpuLevel impl) {
   std::vector<uint16_t> words(symbols.size() + 64);
   uint32_t states[kLanes];
   uint64_t count = 0;
-  ASSERT_TRUE(rans_encode(symbols.data(), symbols.size(), table, states, words.data(), words.size(), &count));
+  ASSERT_TRUE(rans_encode(cpu_level(), symbols.data(), symbols.size(), table, states, words.data(), words.size(), &count));
   DecodeTable dt;
   build_decode_table(table, dt);
   RansDecoder dec{};
@@ -76,10 +76,10 @@ TEST(FreqTable, AllSymbolsPresentAtLowestPrecision) {
   for (uint32_t s = 0; s < 256; ++s) EXPECT_EQ(t.freq[s], 1u);
 }
 
-class RansRoundTrip : public ::testing::TestWithParam<RansImpl> {};
+class RansRoundTrip : public ::testing::TestWithParam<CpuLevel> {};
 
 TEST_P(RansRoundTrip, SizesAroundTheLaneCount) {
-  if (!rans_impl_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
+  if (!cpu_level_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
   for (size_t n : {1u, 31u, 32u, 33u, 64u, 4095u, 4096u, 4097u, 20000u}) {
     auto s = skewed_symbols(n, 256, n);
     round_trip(s, table_for(s, 256, 11), GetParam());
@@ -87,19 +87,19 @@ TEST_P(RansRoundTrip, SizesAroundTheLaneCount) {
 }
 
 TEST_P(RansRoundTrip, EveryPrecision) {
-  if (!rans_impl_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
+  if (!cpu_level_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
   auto s = skewed_symbols(10000, 32, 9);
   for (uint32_t p = 8; p <= 15; ++p) round_trip(s, table_for(s, 32, p), GetParam());
 }
 
 TEST_P(RansRoundTrip, SingleSymbolAlphabet) {
-  if (!rans_impl_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
+  if (!cpu_level_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
   std::vector<uint8_t> s(5000, 42);
   round_trip(s, table_for(s, 256, 11), GetParam());
 }
 
 TEST_P(RansRoundTrip, UniformSymbols) {
-  if (!rans_impl_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
+  if (!cpu_level_supported(GetParam())) GTEST_SKIP() << "CPU lacks this instruction set";
   std::mt19937 rng(4);
   std::vector<uint8_t> s(8192);
   for (auto& x : s) x = static_cast<uint8_t>(rng());
@@ -107,11 +107,11 @@ TEST_P(RansRoundTrip, UniformSymbols) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Impl, RansRoundTrip,
-                         ::testing::Values(RansImpl::kScalar, RansImpl::kAvx2, RansImpl::kAvx512),
+                         ::testing::Values(CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512),
                          [](const auto& info) {
                            switch (info.param) {
-                             case RansImpl::kScalar: return std::string("scalar");
-                             case RansImpl::kAvx2: return std::string("avx2");
+                             case CpuLevel::kScalar: return std::string("scalar");
+                             case CpuLevel::kAvx2: return std::string("avx2");
                              default: return std::string("avx512");
                            }
                          });
@@ -124,7 +124,7 @@ TEST(Rans, EncoderReportsOverflowOfTheWordBudget) {
   std::vector<uint16_t> words(100);
   uint32_t states[kLanes];
   uint64_t count = 0;
-  EXPECT_FALSE(rans_encode(s.data(), s.size(), t, states, words.data(), words.size(), &count));
+  EXPECT_FALSE(rans_encode(cpu_level(), s.data(), s.size(), t, states, words.data(), words.size(), &count));
 }
 
 TEST(Rans, DecoderStopsAtTheEndOfTheStream) {
@@ -133,11 +133,11 @@ TEST(Rans, DecoderStopsAtTheEndOfTheStream) {
   std::vector<uint16_t> words(s.size());
   uint32_t states[kLanes];
   uint64_t count = 0;
-  ASSERT_TRUE(rans_encode(s.data(), s.size(), t, states, words.data(), words.size(), &count));
+  ASSERT_TRUE(rans_encode(cpu_level(), s.data(), s.size(), t, states, words.data(), words.size(), &count));
   DecodeTable dt;
   build_decode_table(t, dt);
-  for (RansImpl impl : {RansImpl::kScalar, RansImpl::kAvx2, RansImpl::kAvx512}) {
-    if (!rans_impl_supported(impl)) continue;
+  for (CpuLevel impl : {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512}) {
+    if (!cpu_level_supported(impl)) continue;
     RansDecoder dec{};
     std::memcpy(dec.x, states, sizeof(states));
     dec.words = reinterpret_cast<const uint8_t*>(words.data() + (words.size() - count));
@@ -148,10 +148,14 @@ TEST(Rans, DecoderStopsAtTheEndOfTheStream) {
   }
 }
 
-// The AVX-512 encoder must produce exactly the scalar encoder's stream and
-// states (same algorithm; its division trick must never be off by one).
-TEST(Rans, Avx512EncoderMatchesScalar) {
-  if (!rans_encode_avx512_supported()) GTEST_SKIP() << "CPU lacks AVX-512 VBMI2";
+// The vector encoders must produce exactly the scalar encoder's stream and
+// states (same algorithm; their division must never be off by one).
+class RansVectorEncoder : public ::testing::TestWithParam<CpuLevel> {};
+
+TEST_P(RansVectorEncoder, MatchesScalar) {
+  const CpuLevel level = GetParam();
+  if (!cpu_level_supported(level)) GTEST_SKIP() << "CPU lacks " << cpu_level_name(level);
+  if (level == CpuLevel::kAvx512 && !cpu_has_avx512_vbmi()) GTEST_SKIP() << "CPU lacks AVX-512 VBMI2";
   struct Case {
     std::vector<uint8_t> symbols;
     uint32_t alphabet;
@@ -175,14 +179,23 @@ TEST(Rans, Avx512EncoderMatchesScalar) {
       uint32_t ss[kLanes], sv[kLanes];
       uint64_t ns = 0, nv = 0;
       ASSERT_TRUE(rans_encode_scalar(c.symbols.data(), c.symbols.size(), t, ss, ws.data(), cap, &ns));
-      ASSERT_TRUE(rans_encode_avx512(c.symbols.data(), c.symbols.size(), t, sv, wv.data(), cap, &nv));
+      ASSERT_TRUE(rans_encode(level, c.symbols.data(), c.symbols.size(), t, sv, wv.data(), cap, &nv));
       ASSERT_EQ(ns, nv) << "n " << c.symbols.size() << " p " << p;
       EXPECT_TRUE(std::equal(ws.end() - static_cast<std::ptrdiff_t>(ns), ws.end(), wv.end() - static_cast<std::ptrdiff_t>(nv)));
       EXPECT_EQ(0, std::memcmp(ss, sv, sizeof(ss)));
-      // A budget one word short fails in both.
+      // An exact budget (the last steps then go through the scalar tail) still
+      // gives the same stream; one word short fails in both.
+      std::vector<uint16_t> exact(ns + 1, 0xABCD);
+      ASSERT_TRUE(rans_encode(level, c.symbols.data(), c.symbols.size(), t, sv, exact.data() + 1, ns, &nv));
+      EXPECT_EQ(nv, ns);
+      EXPECT_TRUE(std::equal(exact.begin() + 1, exact.end(), ws.end() - static_cast<std::ptrdiff_t>(ns)));
+      EXPECT_EQ(exact[0], 0xABCD) << "wrote below the buffer";
       if (ns > 0) {
-        EXPECT_FALSE(rans_encode_avx512(c.symbols.data(), c.symbols.size(), t, sv, wv.data(), ns - 1, &nv));
+        EXPECT_FALSE(rans_encode(level, c.symbols.data(), c.symbols.size(), t, sv, wv.data(), ns - 1, &nv));
       }
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Level, RansVectorEncoder, ::testing::Values(CpuLevel::kAvx2, CpuLevel::kAvx512),
+                         [](const auto& info) { return std::string(cpu_level_name(info.param)); });

@@ -25,8 +25,8 @@ void expect_round_trip(const std::vector<uint8_t>& data, nz_dtype dtype, uint32_
   ASSERT_EQ(c.status, NZ_OK);
   EXPECT_LE(c.bytes.size(), nz_compress_bound(n, &o));
   // Every rANS implementation must produce the same bytes.
-  for (auto impl : {nz::codec::RansImpl::kScalar, nz::codec::RansImpl::kAvx2, nz::codec::RansImpl::kAvx512}) {
-    if (!nz::codec::rans_impl_supported(impl)) continue;
+  for (auto impl : {nz::codec::CpuLevel::kScalar, nz::codec::CpuLevel::kAvx2, nz::codec::CpuLevel::kAvx512}) {
+    if (!nz::codec::cpu_level_supported(impl)) continue;
     std::vector<uint8_t> out(data.size() + 1, 0xCD);
     ASSERT_EQ(nz::codec::decompress(c.bytes.data(), c.bytes.size(), out.data(), out.size(), threads, impl), NZ_OK);
     EXPECT_TRUE(std::equal(data.begin(), data.end(), out.begin())) << "impl " << static_cast<int>(impl);

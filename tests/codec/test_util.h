@@ -50,4 +50,10 @@ inline std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
 // Weight-like data: normal values of scale `sigma`, as the dtype's bits.
 std::vector<uint8_t> gaussian_weights(nz_dtype dtype, size_t n, uint64_t seed, float sigma = 0.02f);
 
+// Gaussian weights with roughly one element in `every` replaced by a special
+// value (fp32: zeros, infinities, NaN payloads, subnormals, extremes) or by
+// the next of all 65536 bit patterns (bf16, fp16), so the alphabet is full
+// but rANS still pays.
+std::vector<uint8_t> salted_weights(nz_dtype dtype, size_t n, uint64_t seed, size_t every = 7);
+
 }  // namespace nz::test

@@ -23,8 +23,8 @@ void decode_everywhere(const uint8_t* data, size_t size) {
   std::vector<uint8_t> out(info.original_bytes + 1);
   nz_status first = NZ_OK;
   bool have = false;
-  for (auto impl : {nz::codec::RansImpl::kScalar, nz::codec::RansImpl::kAvx2, nz::codec::RansImpl::kAvx512}) {
-    if (!nz::codec::rans_impl_supported(impl)) continue;
+  for (auto impl : {nz::codec::CpuLevel::kScalar, nz::codec::CpuLevel::kAvx2, nz::codec::CpuLevel::kAvx512}) {
+    if (!nz::codec::cpu_level_supported(impl)) continue;
     nz_status s = nz::codec::decompress(data, size, out.data(), info.original_bytes, 1, impl);
     if (have && (s == NZ_OK) != (first == NZ_OK)) std::abort();
     first = s;

@@ -238,6 +238,63 @@ TEST(GpuCodec, EncoderRejectsBadOptions) {
             CUDA_ERROR_INVALID_VALUE);
 }
 
+// A batched decode (the staging of a run of ranges in one launch) writes
+// exactly what one decode per buffer writes: buffers of every dtype, lossy
+// and lossless, odd sizes, packed next to each other; a batch of one; and a
+// batch too large or empty is refused without a launch.
+TEST(GpuCodec, BatchedDecodeEqualsSingleDecodes) {
+  NZ_REQUIRE_GPU_ENV(env);
+  struct Case {
+    nz_dtype dtype;
+    size_t count;
+    bool lossy;
+  };
+  const std::vector<Case> cases = {{NZ_BF16, 200000, false}, {NZ_FP32, 70001, false}, {NZ_FP16, 1, false},
+                                   {NZ_BF16, 131072, true},  {NZ_FP16, 99999, false}, {NZ_BF16, 8192, false}};
+  std::vector<DeviceBuffer> stores, outs;
+  std::vector<std::vector<uint8_t>> expected;
+  std::vector<DeviceCodec::DecodeJob> jobs;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    nz_options o = make_options(c.dtype);
+    if (c.lossy) {
+      o.mode = NZ_LOSSY;
+      o.kept_bits = 3;
+    }
+    nz_status st;
+    std::vector<uint8_t> input = weights_like(c.dtype, c.count, 40 + i);
+    std::vector<uint8_t> comp = cpu_compress(input, c.count, o, st);
+    ASSERT_EQ(st, NZ_OK) << nz_error_string(st);
+    expected.push_back(cpu_decompress(comp, st));
+    ASSERT_EQ(st, NZ_OK);
+    stores.push_back(env->upload(comp));
+    outs.push_back(env->alloc(expected.back().size()));
+    jobs.push_back({stores.back().get(), comp.size(), outs.back().get(), expected.back().size()});
+  }
+  DeviceBuffer status = env->alloc(4);
+  ASSERT_EQ(env->api().cuMemsetD8Async(status.get(), 0, 4, env->stream()), CUDA_SUCCESS);
+  ASSERT_EQ(env->codec().decode_batch(env->stream(), jobs, status.get()), CUDA_SUCCESS);
+  ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_TRUE(env->download(outs[i].get(), expected[i].size()) == expected[i]) << "job " << i;
+  }
+  // One job alone, into a cleared buffer.
+  ASSERT_EQ(env->api().cuMemsetD8Async(outs[0].get(), 0, expected[0].size(), env->stream()), CUDA_SUCCESS);
+  ASSERT_EQ(env->codec().decode_batch(env->stream(), std::span(jobs).first(1), status.get()), CUDA_SUCCESS);
+  ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
+  EXPECT_TRUE(env->download(outs[0].get(), expected[0].size()) == expected[0]);
+  EXPECT_EQ(env->download(status.get(), 4), std::vector<uint8_t>(4, 0));
+  // Too many jobs, or none: refused before any launch.
+  std::vector<DeviceCodec::DecodeJob> many(DeviceCodec::kMaxBatch + 1, jobs[0]);
+  EXPECT_EQ(env->codec().decode_batch(env->stream(), many, status.get()), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(env->codec().decode_batch(env->stream(), {}, status.get()), CUDA_ERROR_INVALID_VALUE);
+  // The full batch of 64 (the same job repeated) also decodes.
+  std::vector<DeviceCodec::DecodeJob> full(DeviceCodec::kMaxBatch, jobs[2]);
+  ASSERT_EQ(env->codec().decode_batch(env->stream(), full, status.get()), CUDA_SUCCESS);
+  ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
+  EXPECT_TRUE(env->download(outs[2].get(), expected[2].size()) == expected[2]);
+}
+
 // Large buffers (several GB) only on request: NZ_GPU_TEST_LARGE=1.
 TEST(GpuCodec, LargeTiledWeights) {
   NZ_REQUIRE_GPU_ENV(env);

@@ -126,3 +126,29 @@ TEST(NzbenchJson, BadInputsGiveExitCode2) {
   const int gpu_rc = run("--gpu --gpu-mb 4 --repeat 1 --no-peers --synthetic 100000").exit_code;
   EXPECT_TRUE(gpu_rc == 2 || gpu_rc == 0) << gpu_rc;
 }
+
+// --cpu forces the CPU codec's path and the report names the path that ran;
+// every path compresses to the same size (the codec's levels are
+// bit-identical: the codec suites check the bytes).
+TEST(NzbenchJson, CpuPathIsReportedAndCanBeForced) {
+  auto config_of = [](const std::string& args, std::string& path, double& compressed) {
+    const ToolRun r = run("--synthetic 100000 --json --repeat 1 --no-peers " + args);
+    ASSERT_EQ(r.exit_code, 0) << args;
+    nz::util::json::ParseError err;
+    auto doc = nz::util::json::parse(r.out, &err);
+    ASSERT_TRUE(doc) << err.message;
+    const auto* p = doc->find("config")->find("cpu_path");
+    ASSERT_NE(p, nullptr);
+    ASSERT_TRUE(p->is_string());
+    path = p->text;
+    compressed = *doc->find("total")->find("compressed_bytes")->as_double();
+  };
+  std::string best, scalar;
+  double best_bytes = 0, scalar_bytes = 0;
+  config_of("", best, best_bytes);
+  EXPECT_TRUE(best == "scalar" || best == "avx2" || best == "avx512") << best;
+  config_of("--cpu scalar", scalar, scalar_bytes);
+  EXPECT_EQ(scalar, "scalar");
+  EXPECT_EQ(scalar_bytes, best_bytes);
+  EXPECT_EQ(run("--synthetic 1000 --cpu sse9").exit_code, 2);
+}

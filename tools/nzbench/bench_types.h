@@ -30,6 +30,8 @@ struct Options {
   bool peers = true;  // zstd -3 / -19 in the same run
   bool gpu = false;
   std::vector<uint64_t> gpu_mb = {4, 64, 256};  // --gpu-mb: device buffer sizes, MiB
+  std::string cpu;       // --cpu: the codec level asked for ("" = NEUZIP_CPU or the best)
+  std::string cpu_path;  // the level the CPU codec ran at (nz_cpu_level)
 };
 
 // One tensor ready to benchmark: bytes in its benchmark dtype (already cast,

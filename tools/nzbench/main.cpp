@@ -6,11 +6,13 @@
 // 2 bad usage or an unreadable/malformed input file (or --gpu without GPU support).
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
+#include <neuzip/neuzip.h>
 
 #include "bench_input.h"
 #include "codec_bench.h"
@@ -33,6 +35,7 @@ constexpr const char* kUsage =
     "  --repeat R                   best of R runs (default 3)\n"
     "  --no-peers                   skip zstd\n"
     "  --seed S                     seed for --synthetic (default 1)\n"
+    "  --cpu scalar|avx2|avx512     CPU codec path (as NEUZIP_CPU; default: the best this CPU has)\n"
     "  --json                       one JSON object on stdout\n"
     "  --gpu                        also benchmark the device codec per tensor set (needs a GPU build)\n"
     "  --gpu-mb M[,M...]            device buffer sizes for --gpu, MiB (default 4,64,256)\n";
@@ -84,6 +87,14 @@ int parse_args(int argc, char** argv, Options& opts) {
         opts.gpu_mb.push_back(u);
         start = comma + 1;
       }
+    }
+    else if (arg == "--cpu") {
+      if (!need(v)) return 2;
+      if (v != "scalar" && v != "avx2" && v != "avx512") {
+        fmt::print(stderr, "nzbench: --cpu is scalar, avx2 or avx512, got '{}'\n", v);
+        return 2;
+      }
+      opts.cpu = v;
     }
     else if (arg == "--synthetic") { if (!need_u64(opts.synthetic_elements)) return 2; }
     else if (arg == "--seed") { if (!need_u64(opts.seed)) return 2; }
@@ -146,6 +157,11 @@ void add_into(Figures& sum, const Figures& f) {
 int main(int argc, char** argv) {
   Options opts;
   if (int rc = parse_args(argc, argv, opts); rc != 0) return rc < 0 ? 0 : rc;
+  // The codec reads NEUZIP_CPU once, at its first call: this is before it.
+  // A level this CPU lacks makes the codec say so and use the best one;
+  // the report names the path that ran.
+  if (!opts.cpu.empty()) setenv("NEUZIP_CPU", opts.cpu.c_str(), 1);
+  opts.cpu_path = nz_cpu_level();
   if (opts.gpu) {
     if (std::string why = gpu_bench_unavailable_reason(); !why.empty()) {
       fmt::print(stderr, "nzbench: --gpu: {}\n", why);

@@ -83,12 +83,12 @@ std::string render_json(const Options& opts, const std::vector<TensorResult>& re
   s += fmt::format(
       "  \"tool\": \"nzbench\", \"schema_version\": 1,\n"
       "  \"config\": {{\"mode\": {}, \"kept_bits\": {}, \"block\": {}, \"dtype\": {}, \"min_bytes\": {}, "
-      "\"tile_mb\": {}, \"threads\": {}, \"repeat\": {}, \"gbps_unit\": \"1e9 uncompressed bytes/s\"}},\n",
+      "\"tile_mb\": {}, \"threads\": {}, \"repeat\": {}, \"cpu_path\": {}, \"gbps_unit\": \"1e9 uncompressed bytes/s\"}},\n",
       quote(opts.mode == Mode::Lossy ? "lossy" : "lossless"),
       opts.mode == Mode::Lossy ? fmt::format("{}", opts.kept_bits) : "null",
       opts.mode == Mode::Lossy ? fmt::format("{}", opts.block) : "null",
       quote(opts.cast_to ? nztools::name_of(*opts.cast_to) : "keep"), opts.min_bytes, opts.tile_mb, opts.threads,
-      opts.repeat);
+      opts.repeat, quote(opts.cpu_path));
   s += "  \"tensors\": [";
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
@@ -115,11 +115,11 @@ std::string render_json(const Options& opts, const std::vector<TensorResult>& re
 std::string render_text(const Options& opts, const std::vector<TensorResult>& results, const TotalResult& total,
                         const std::vector<Skipped>& skipped, const GpuReport* gpu) {
   std::string s;
-  s += fmt::format("nzbench: {}{}, {} threads for _mt, best of {}; GB/s = 1e9 uncompressed bytes/s\n",
+  s += fmt::format("nzbench: {}{}, {} threads for _mt, best of {}, CPU codec path {}; GB/s = 1e9 uncompressed bytes/s\n",
                    opts.mode == Mode::Lossy ? fmt::format("lossy K={} block={}", opts.kept_bits, opts.block)
                                             : "lossless",
                    opts.cast_to ? fmt::format(", cast to {}", nztools::name_of(*opts.cast_to)) : "", opts.threads,
-                   opts.repeat);
+                   opts.repeat, opts.cpu_path);
   if (opts.tile_mb > 0)
     s += fmt::format("note: tensors smaller than {} MiB are TILED (repeated) to {} MiB for neuzip; zstd runs on the\n"
                      "      untiled tensor (an LZ coder would exploit the repetition)\n",

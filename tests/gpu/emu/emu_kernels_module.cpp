@@ -42,6 +42,12 @@ int decode(const nzsim_launch* l) {
   return run(l, grid, [&] { decode_buffer(a); });
 }
 
+// The whole grid the CUDA backend chose: each job's share strides over its chunks.
+int decode_batch_jobs(const nzsim_launch* l) {
+  const DecodeBatchArgs& b = args_of<DecodeBatchArgs>(l);
+  return run(l, l->grid.x, [&] { decode_batch(b); });
+}
+
 int hash(const nzsim_launch* l) {
   const HashArgs& a = args_of<HashArgs>(l);
   return run(l, std::min(l->grid.x, 3u), [&] {
@@ -56,11 +62,13 @@ int layout(const nzsim_launch* l) { return run(l, l->grid.x, [&] { encode_layout
 int emit(const nzsim_launch* l) { return run(l, l->grid.x, [&] { encode_emit(args_of<EncodeArgs>(l)); }); }
 
 const nzsim_param kDecodeParams[] = {{0, sizeof(DecodeArgs)}};
+const nzsim_param kDecodeBatchParams[] = {{0, sizeof(DecodeBatchArgs)}};
 const nzsim_param kHashParams[] = {{0, sizeof(HashArgs)}};
 const nzsim_param kEncodeParams[] = {{0, sizeof(EncodeArgs)}};
 
 const nzsim_kernel kKernels[] = {
     {kDecodeKernel, 1, kDecodeParams, decode},
+    {kDecodeBatchKernel, 1, kDecodeBatchParams, decode_batch_jobs},
     {kHashKernel, 1, kHashParams, hash},
     {kEncodeAnalyseKernel, 1, kEncodeParams, analyse},
     {kEncodeTableKernel, 1, kEncodeParams, table},
