@@ -194,10 +194,16 @@ void Runtime::wait_run_uses(Unit& u) noexcept {
 // and an eviction encodes again (a changed range, as every weight in
 // training, would have discarded the store anyway). Lossy float ranges keep
 // their store (re-encoding a lossy decode need not reproduce it).
-void Runtime::release_store_if_pressed(Unit& u) noexcept {
+// A unit of a larger run gives its store up only when that costs no memory
+// at eviction that keeping it would not: a changed range's old store is freed
+// before its new encoding anyway, and a fixed budget's overflow is not a
+// shortage of device memory (the unchanged units are encoded again while the
+// run is still mapped). Short of memory, only a run of one unit does.
+void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
   if (!u.store.data || CompressedStore::lossy_for(u.dtype, config_)) return;
   const bool over_budget = config_.staging_bytes && pool_.in_use_bytes() > *config_.staging_bytes;
   if (!store_useless_while_staged(u.change_streak) && !over_budget) {
+    if (!alone) return;
     size_t free = 0, total = 0;
     if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || free > total / 8) return;
   }

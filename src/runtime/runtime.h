@@ -136,7 +136,8 @@ class Runtime {
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   bool run_evictable(const Unit& u, bool may_wait) const noexcept;
   void wait_run_uses(Unit& u) noexcept;
-  void release_store_if_pressed(Unit& u) noexcept;  // lock held; after stage()
+  // After stage(). `alone`: the unit is its run's only one (see eviction.cpp).
+  void release_store_if_pressed(Unit& u, bool alone) noexcept;  // lock held
   // Evicts LRU staged units until `incoming` more bytes fit the budget,
   // waiting for their last uses only if `may_wait` (and the budget is fixed).
   // Returns whether they fit.
