@@ -111,6 +111,19 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (s == "1") c.report = true;
     else if (s != "0") complain("NEUZIP_REPORT", v, "0 or 1");
   }
+  if (const char* v = getenv_fn("NEUZIP_COMPRESS")) {
+    bool ok = true, idle = false;
+    std::string_view rest(v);
+    while (ok && !rest.empty()) {
+      const size_t comma = rest.find(',');
+      const std::string_view item = rest.substr(0, comma);
+      if (item == "optimizer") idle = true;
+      else ok = item == "weights";
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    if (ok) c.compress_idle = idle;
+    else complain("NEUZIP_COMPRESS", v, "a comma-separated list of weights, optimizer");
+  }
   if (const char* v = getenv_fn("NEUZIP_OBSERVE")) {
     std::string_view s(v);
     if (s == "1") c.observe = true;

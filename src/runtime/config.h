@@ -57,6 +57,15 @@ struct Config {
   // collective that then reads a compressed buffer faults, as without
   // neuzip's NCCL hooks: the tests use it to prove they can fail.
   bool nccl_hooks = true;
+  // NEUZIP_COMPRESS: comma-separated classes of buffers to compress.
+  // `weights` (always on): ranges filled from the host. `optimizer` (opt-in):
+  // also large allocations the host never filled that launches use in
+  // `long_lived_uses` iterations (optimizer moments, fp32 master weights,
+  // kept gradients), found without host-to-device tags; lossless always.
+  bool compress_idle = false;
+  // Smallest such allocation: smaller ones are a caching allocator's small
+  // segments (activations, recycled every step).
+  size_t idle_min_bytes = size_t{8} << 20;
 
   // Codec options for a range of `dtype`, lossy when `lossy` (and the mode is lossy).
   nz_options codec_options(nz_dtype dtype, bool lossy) const;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "runtime/log.h"
+#include "runtime/rewrite_policy.h"
 #include "runtime/runtime_internal.h"
 
 namespace nz::rt {
@@ -67,7 +68,7 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
   } else {
     if (!u->recode) ++u->change_streak;
     u->recode = false;
-    if (u->change_streak >= kChangesBeforeResident && memory_plentiful()) {
+    if (keep_rewritten_resident(u->change_streak, config_.staging_bytes.has_value(), u->bytes())) {
       log(LogLevel::kDebug, "range {} changed at {} uses in a row: resident from now on", hex(u->begin),
           u->change_streak);
       return Settled::kRetire;
@@ -194,15 +195,26 @@ void Runtime::wait_run_uses(Unit& u) noexcept {
         std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
 }
 
-// Under memory pressure a staged range's store is given back once its decode
+// Under memory pressure, past a fixed staging budget (a launch that reaches
+// more than the budget), or when the range changed at its last eviction
+// (rewrite_policy.h), a staged range's store is given back once its decode
 // completed: staging then costs (range - store) instead of the whole range,
 // and an eviction encodes again (a changed range, as every weight in
 // training, would have discarded the store anyway). Lossy float ranges keep
 // their store (re-encoding a lossy decode need not reproduce it).
-void Runtime::release_store_if_pressed(Unit& u) noexcept {
+// A unit of a larger run gives its store up only when that costs no memory
+// at eviction that keeping it would not: a changed range's old store is freed
+// before its new encoding anyway, and a fixed budget's overflow is not a
+// shortage of device memory (the unchanged units are encoded again while the
+// run is still mapped). Short of memory, only a run of one unit does.
+void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
   if (!u.store.data || CompressedStore::lossy_for(u.dtype, config_)) return;
-  size_t free = 0, total = 0;
-  if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || free > total / 8) return;
+  const bool over_budget = config_.staging_bytes && pool_.in_use_bytes() > *config_.staging_bytes;
+  if (!store_useless_while_staged(u.change_streak) && !over_budget) {
+    if (!alone) return;
+    size_t free = 0, total = 0;
+    if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || free > total / 8) return;
+  }
   if (u.ready && *u.ready && driver().base.cuEventSynchronize(u.ready->get()) != CUDA_SUCCESS) return;
   stats_.bytes_compressed.sub(u.store.bytes);
   stats_.store_releases.add();
@@ -213,11 +225,14 @@ void Runtime::release_store_if_pressed(Unit& u) noexcept {
 
 bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
   const bool fixed = config_.staging_bytes.has_value();
-  // A fixed budget counts the handles in use; cached ones are trimmed after
-  // the evictions, keeping one the incoming run can reuse (no cuMemCreate
-  // when the same weights come round again).
+  // Over a fixed budget, cached handles go first except one the incoming run
+  // can reuse (no cuMemCreate when the same weights come round again).
   auto over = [&] {
-    if (fixed) return pool_.in_use_bytes() + incoming > *config_.staging_bytes;
+    if (fixed) {
+      // Cached handles count (they are device memory), except one the incoming run will take.
+      const size_t reused = incoming > 0 && pool_.has_cached(incoming) ? incoming : 0;
+      return pool_.physical_bytes() + incoming - reused > *config_.staging_bytes;
+    }
     size_t free = 0, total = 0;
     if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS) return false;
     stats_.device_used_peak.raise_to(total - free);
@@ -228,14 +243,15 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     if (!fixed) return pool_.trim(0);
     const size_t budget = *config_.staging_bytes, used = pool_.in_use_bytes() + incoming;
     size_t keep = used < budget ? budget - used : 0;
-    if (incoming > 0 && pool_.has_cached(incoming)) keep += incoming;  // acquire will take it
+    // acquire will take it; a run larger than the budget keeps nothing (the
+    // budget is exceeded anyway: the least memory wins).
+    if (incoming > 0 && incoming <= budget && pool_.has_cached(incoming)) keep += incoming;
     return pool_.trim(keep, incoming);
   };
-  if (!over()) {
-    if (fixed) trim_cache();
-    return true;
-  }
-  if (!fixed) pool_.trim(0);
+  if (!over()) return true;
+  // Before evicting (a recompression allocates its new store): only the
+  // handle the incoming run reuses stays cached.
+  trim_cache();
   // Adaptive budgets never wait: they only take back what is already idle.
   if (!fixed) may_wait = false;
   while (over()) {
@@ -256,7 +272,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     wait_run_uses(*victim);
     Allocation* a = allocation_containing(victim->begin);
     if (a == nullptr || !evict(*a, victim)) break;
-    if (!fixed) pool_.trim(0);
+    trim_cache();  // the victim's handle goes at once (the next eviction may allocate a store)
   }
   trim_cache();
   if (!fixed) stats_.staging_budget.set(pool_.in_use_bytes());

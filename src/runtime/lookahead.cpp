@@ -36,7 +36,7 @@ thread_local bool t_stager_thread = false;
 bool on_stager_thread() noexcept { return t_stager_thread; }
 
 // Off unless NEUZIP_LOOKAHEAD_MB is set: measured on the simulator's A100
-// cost model (docs/RESULTS.md §4.7) the stager's evictions, which still hash
+// cost model (docs/RESULTS.md §4.9) the stager's evictions, which still hash
 // under the runtime lock, stall the launching thread more than the staging
 // it takes off it saves. `auto` windows: half a fixed budget, else twice the
 // most one call had to stage (about two layers).

@@ -31,8 +31,10 @@ void Runtime::emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::st
 
 void Runtime::emit_timed(std::string_view event, uint64_t ptr, uint64_t bytes, TraceClock::time_point start,
                          std::string_view extra) noexcept {
-  if (!trace_.enabled()) return;
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count();
+  // Every encode passes here: count it (and its host time) for the report.
+  if (event == "compress" || event == "recompress" || event == "reencode") stats_.encoded(bytes, ns);
+  if (!trace_.enabled()) return;
   try {
     emit(event, ptr, bytes, fmt::format("\"ns\":{}{}{}", ns, extra.empty() ? "" : ",", extra));
   } catch (...) {
@@ -170,7 +172,9 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   *dptr = a->base;
   *handled = true;
   emit("alloc", a->base, bytes, trace_.enabled() ? alloc_site_member(trace_) : std::string());
-  allocations_.emplace(a->base, std::move(a));
+  Allocation& made = *a;
+  allocations_.emplace(made.base, std::move(a));
+  tag_if_state(made);
   sample_device_used();
   return CUDA_SUCCESS;
 }

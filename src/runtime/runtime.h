@@ -125,6 +125,7 @@ class Runtime {
   void republish(Allocation& a) noexcept;
   void collect_units(const TagExtent& extent);  // may throw (allocation)
   void compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
+  void tag_if_state(Allocation& a) noexcept;  // lock held; NEUZIP_COMPRESS=optimizer (idle_buffers.cpp)
   template <typename Visit>
   CUresult hold_touched(CUstream stream, bool per_thread_stream, const char* what, Visit&& visit) noexcept;
   CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
@@ -163,7 +164,8 @@ class Runtime {
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   bool run_evictable(const Unit& u, bool may_wait) const noexcept;
   void wait_run_uses(Unit& u) noexcept;
-  void release_store_if_pressed(Unit& u) noexcept;  // lock held; after stage()
+  // After stage(). `alone`: the unit is its run's only one (see eviction.cpp).
+  void release_store_if_pressed(Unit& u, bool alone) noexcept;  // lock held
   // Evicts LRU staged units until `incoming` more bytes fit the budget,
   // waiting for their last uses only if `may_wait` (and the budget is fixed).
   // Returns whether they fit.
@@ -250,6 +252,7 @@ class Runtime {
   RangeMap<TagExtent> tracked_;  // allocations with tracked units (one byte past the end included)
   std::vector<std::shared_ptr<Unit>> pending_;
   std::atomic<size_t> pending_count_{0};
+
   std::vector<std::shared_ptr<Unit>> staged_;
   GraphPins graph_pins_;  // what captures, graphs and executable graphs keep staged
   uint64_t tick_ = 0;

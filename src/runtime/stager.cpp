@@ -116,8 +116,9 @@ void Runtime::finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, c
       u->run = run;
       u->state = UnitState::kStaged;
       // A store given back must be encoded again at eviction, before its run
-      // is unmapped: only a run of one unit can do that without more memory.
-      if (!capturing && run->units.size() == 1) release_store_if_pressed(*u);
+      // is unmapped: only a run of one unit can do that without more memory
+      // (release_store_if_pressed decides for larger runs).
+      if (!capturing) release_store_if_pressed(*u, run->units.size() == 1);
       stats_.decompressions.add();
       stats_.bytes_decompressed.add(u->bytes());
       // The stream tells nztrace's timeline which track the decode belongs on.
@@ -203,7 +204,9 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
       // (adaptive budget), one unit per run: each staged unit's store can go
       // back before the next needs its pages, and an eviction can encode a
       // changed unit after unmapping it (see settle()).
-      const bool batch = config_.staging_bytes.has_value() || memory_plentiful();
+      // So too past a fixed budget (issue 13): a run mapped whole would hold
+      // all its stores and all its pages at once, above what was asked for.
+      const bool batch = config_.staging_bytes ? incoming <= *config_.staging_bytes : memory_plentiful();
       CUresult r = batch ? stage_runs(runs_of(staged_now), stream, capturing) : CUDA_ERROR_OUT_OF_MEMORY;
       if (r == CUDA_ERROR_OUT_OF_MEMORY) {
         // Short of memory: one unit at a time, as each staged unit's store
@@ -251,9 +254,13 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
         u->prefetched = false;
         stats_.prefetch_hits.add();
         if (!capturing) {
-          try {
-            u->next_guess = order_.record(u);
-          } catch (...) {
+          // With the stager on, the order is learned from uses (a range it
+          // staged is not recorded when staged).
+          if (lookahead_window() > 0) {
+            try {
+              u->next_guess = order_.record(u);
+            } catch (...) {
+            }
           }
           request_lookahead(u);
         }

@@ -36,6 +36,15 @@ struct Stats {
   Counter hook_host_ns;     // host time in hooks that touched tracked memory
   Counter hook_wait_ns;     // of which waiting for the device (evictions under a fixed budget)
   Counter stagings_on_launch;  // units staged by a launching thread for its own call
+  // Every encode (first compression, recompression of a changed range,
+  // re-encode of an unchanged one whose store was given up): the work that
+  // rewritten weights and idle optimizer state cost per step.
+  Counter encodes, bytes_encoded, encode_ns;
+  void encoded(uint64_t bytes, uint64_t ns) noexcept {
+    encodes.add();
+    bytes_encoded.add(bytes);
+    encode_ns.add(ns);
+  }
 
   // released - store - staging, clamped at 0, and its peak updated.
   uint64_t device_bytes_saved() noexcept;

@@ -12,7 +12,7 @@ constexpr const char* kNames[] = {
     "linear_backward_input", "linear_backward_weight", "attention_forward",
     "attention_backward",    "rmsnorm_forward",        "rmsnorm_backward",       "relu_forward",           "relu_backward",
     "add",                   "mse_loss",               "sgd_step",
-    "adam_step",
+    "adam_step",             "fused_sgd",              "embedding_fused_sgd",
 };
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(Kernel::count_));
 

@@ -31,6 +31,8 @@ enum class Kernel {
   mse_loss,
   sgd_step,
   adam_step,
+  fused_sgd,
+  embedding_fused_sgd,
   count_
 };
 

@@ -4,6 +4,7 @@
 // deterministic. Math is fp32 (no contraction: the project builds with
 // -ffp-contract=off); bf16 weights are widened on read and rounded to
 // nearest even on write.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -396,6 +397,55 @@ int adam_step(const nzsim_launch* l) {
   return 0;
 }
 
+// LOMO's fused update: w -= lr * grad, in place, as soon as the layer's
+// gradient is complete (no optimizer state, no kept gradient). bf16 weights
+// are widened, updated in fp32 and rounded to nearest even.
+// (void* w, const float* grad, uint64_t n, float lr, int dtype)
+int fused_sgd(const nzsim_launch* l) {
+  auto w = arg<void*>(l, 0);
+  auto grad = arg<const float*>(l, 1);
+  auto n = arg<uint64_t>(l, 2);
+  auto lr = arg<float>(l, 3);
+  auto dtype = arg<int32_t>(l, 4);
+  for (uint64_t i = 0; i < n; ++i) {
+    if (dtype == kDtypeBF16) {
+      auto* wb = static_cast<uint16_t*>(w);
+      wb[i] = float_to_bf16(bf16_to_float(wb[i]) - lr * grad[i]);
+    } else {
+      auto* wf = static_cast<float*>(w);
+      wf[i] -= lr * grad[i];
+    }
+  }
+  return 0;
+}
+
+// The embedding's fused update, without a gradient table: each distinct
+// token's row gradient is summed over its rows in row order (as
+// embedding_backward accumulates), then applied once to the bf16 row.
+// (const int32_t* tokens, const float* dx, uint16_t* table, int rows, int dim, float lr)
+int embedding_fused_sgd(const nzsim_launch* l) {
+  auto tokens = arg<const int32_t*>(l, 0);
+  auto dx = arg<const float*>(l, 1);
+  auto table = arg<uint16_t*>(l, 2);
+  auto rows = arg<int32_t>(l, 3);
+  auto dim = arg<int32_t>(l, 4);
+  auto lr = arg<float>(l, 5);
+  std::vector<float> sum(static_cast<size_t>(dim));
+  for (int r = 0; r < rows; ++r) {
+    bool seen = false;
+    for (int e = 0; e < r && !seen; ++e) seen = tokens[e] == tokens[r];
+    if (seen) continue;
+    std::fill(sum.begin(), sum.end(), 0.0f);
+    for (int s = r; s < rows; ++s) {
+      if (tokens[s] != tokens[r]) continue;
+      for (int d = 0; d < dim; ++d) sum[d] += dx[static_cast<size_t>(s) * dim + d];
+    }
+    uint16_t* row = table + static_cast<size_t>(tokens[r]) * dim;
+    for (int d = 0; d < dim; ++d) row[d] = float_to_bf16(bf16_to_float(row[d]) - lr * sum[d]);
+  }
+  return 0;
+}
+
 using P = const void*;
 using I = int32_t;
 using U = uint64_t;
@@ -417,6 +467,8 @@ constexpr auto kAddLayout = layout<P, P, P, U>();
 constexpr auto kMseLayout = layout<P, P, P, P, U>();
 constexpr auto kSgdLayout = layout<P, P, P, P, U, SgdHyper>();
 constexpr auto kAdamLayout = layout<P, P, P, P, P, U, AdamHyper>();
+constexpr auto kFusedSgdLayout = layout<P, P, U, float, I>();
+constexpr auto kEmbedFusedSgdLayout = layout<P, P, P, I, I, float>();
 
 #define MINIFW_KERNEL(fn, lay) nzsim_kernel{#fn, static_cast<unsigned>(lay.size()), lay.data(), fn}
 
@@ -439,6 +491,8 @@ const nzsim_kernel kKernels[] = {
     MINIFW_KERNEL(mse_loss, kMseLayout),
     MINIFW_KERNEL(sgd_step, kSgdLayout),
     MINIFW_KERNEL(adam_step, kAdamLayout),
+    MINIFW_KERNEL(fused_sgd, kFusedSgdLayout),
+    MINIFW_KERNEL(embedding_fused_sgd, kEmbedFusedSgdLayout),
 };
 
 }  // namespace

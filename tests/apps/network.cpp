@@ -104,23 +104,27 @@ void Network::forward(CUdeviceptr tokens, CUdeviceptr target, bool training, CUs
              static_cast<size_t>(part) * c.dim, c.dim, c.dim, offset_floats(a.qkv.get(), part * c.dim),
              3 * c.dim, false);
     }
+    if (adapters_ != nullptr) adapters_->forward(compute, b, LoraLayer::qkv, a.norm1, a.qkv);
     a.probs = activation(static_cast<size_t>(c.batch) * c.batch, "attention probabilities");
     a.attn = activation(bd, "attention output");
     kernels_.launch(Kernel::attention_forward, compute, LaunchVia::launch_kernel_ex, a.qkv.as<const float>(),
                     a.probs.as<float>(), a.attn.as<float>(), c.batch, c.dim);
     DeviceBuffer projected = activation(bd, "projection");
     linear(compute, a.attn.get(), *p.proj_w, p.proj_b, 0, 0, c.dim, c.dim, projected.get(), c.dim, false);
+    if (adapters_ != nullptr) adapters_->forward(compute, b, LoraLayer::proj, a.attn, projected);
     a.mid = activation(bd, "residual 1");
     kernels_.launch(Kernel::add, compute, LaunchVia::launch_kernel, a.input.as<const float>(),
                     projected.as<const float>(), a.mid.as<float>(), static_cast<uint64_t>(bd));
     rmsnorm(compute, a.mid, a.norm2, a.inv2);
     a.up = activation(bh, "mlp up");
     linear(compute, a.norm2.get(), *p.up_w, p.up_b, 0, 0, c.hidden, c.dim, a.up.get(), c.hidden, true);
+    if (adapters_ != nullptr) adapters_->forward(compute, b, LoraLayer::up, a.norm2, a.up);
     a.relu = activation(bh, "relu");
     kernels_.launch(Kernel::relu_forward, compute, LaunchVia::launch_kernel, a.up.as<const float>(),
                     a.relu.as<float>(), static_cast<uint64_t>(bh));
     DeviceBuffer down = activation(bd, "mlp down");
     linear(compute, a.relu.get(), *p.down_w, p.down_b, 0, 0, c.dim, c.hidden, down.get(), c.dim, true);
+    if (adapters_ != nullptr) adapters_->forward(compute, b, LoraLayer::down, a.relu, down);
     x = activation(bd, "residual 2");
     kernels_.launch(Kernel::add, compute, LaunchVia::launch_kernel, a.mid.as<const float>(),
                     down.as<const float>(), x.as<float>(), static_cast<uint64_t>(bd));
@@ -136,28 +140,36 @@ void Network::forward(CUdeviceptr tokens, CUdeviceptr target, bool training, CUs
                   static_cast<uint64_t>(bd));
 }
 
-void Network::backward(CUdeviceptr tokens, StepActivations& act, Gradients& grads, CUstream compute) {
+void Network::backward(CUdeviceptr tokens, StepActivations& act, GradientSink& sink, CUstream compute) {
   const ModelConfig& c = model_.config();
   const size_t bd = static_cast<size_t>(c.batch) * c.dim;
   const size_t bh = static_cast<size_t>(c.batch) * c.hidden;
-  auto& params = model_.parameters();
-  if (grads.grads.empty()) {  // like .grad, created at the first backward
-    for (const auto& p : params) grads.grads.emplace_back(allocator_, p.elements * sizeof(float), "gradient");
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    MINIFW_CHECK(cuMemsetD32Async(grads.grads[i].get(), 0, params[i].elements, compute));
-  }
-  auto grad_of = [&](const Parameter* p) -> DeviceBuffer& {
-    return grads.grads[static_cast<size_t>(p - params.data())];
-  };
-  auto weight_grad = [&](CUdeviceptr dy, int ldy, CUdeviceptr x, CUdeviceptr dw, CUdeviceptr db, int out, int in) {
-    kernels_.launch(Kernel::linear_backward_weight, compute, LaunchVia::launch_kernel_ex, cf(dy), cf(x), mf(dw),
-                    mf(db), c.batch, static_cast<int32_t>(out), static_cast<int32_t>(in),
-                    static_cast<int32_t>(ldy));
+  sink.prepare(compute);
+  if (adapters_ != nullptr) adapters_->prepare_backward(compute);
+  // The weight (and bias) gradient of one linear layer, then its completion.
+  // `parts` row blocks of `out` rows each (the fused QKV weight has three).
+  auto weight_grad = [&](const Parameter& w, const Parameter& bias, CUdeviceptr dy, int ldy, CUdeviceptr x, int out,
+                         int in, int parts) {
+    const CUdeviceptr dw = sink.gradient(w, compute);
+    const CUdeviceptr db = sink.gradient(bias, compute);
+    if (dw != 0) {
+      for (int part = 0; part < parts; ++part) {
+        const size_t w_off = static_cast<size_t>(part) * out * in;
+        kernels_.launch(Kernel::linear_backward_weight, compute, LaunchVia::launch_kernel_ex,
+                        cf(offset_floats(dy, static_cast<size_t>(part) * out)), cf(x), mf(offset_floats(dw, w_off)),
+                        db == 0 ? nullptr : mf(offset_floats(db, static_cast<size_t>(part) * out)), c.batch,
+                        static_cast<int32_t>(out), static_cast<int32_t>(in), static_cast<int32_t>(ldy));
+      }
+    }
+    sink.complete(w, compute);
+    sink.complete(bias, compute);
   };
   auto input_grad = [&](CUdeviceptr dy, int ldy, const LinearParams& p, CUdeviceptr dx, bool accumulate) {
     kernels_.launch(Kernel::linear_backward_input, compute, LaunchVia::launch_kernel, cf(dy), p, mf(dx), c.batch,
                     static_cast<int32_t>(ldy), static_cast<int32_t>(accumulate ? 1 : 0));
+  };
+  auto adapter = [&](int b, LoraLayer layer, const DeviceBuffer& x, CUdeviceptr dy, const DeviceBuffer& dx) {
+    if (adapters_ != nullptr) adapters_->backward(compute, b, layer, x, dy, dx);
   };
 
   // Gradient w.r.t. the current block output, starting through the final norm.
@@ -171,34 +183,35 @@ void Network::backward(CUdeviceptr tokens, StepActivations& act, Gradients& grad
     // MLP: out = mid + down(relu(up(mid)))
     DeviceBuffer drelu = activation(bh, "grad relu");
     input_grad(dx.get(), c.dim, linear_params(*p.down_w, nullptr, 0, 0, c.dim, c.hidden), drelu.get(), false);
-    weight_grad(dx.get(), c.dim, a.relu.get(), grad_of(p.down_w).get(), grad_of(p.down_b).get(), c.dim, c.hidden);
+    adapter(b, LoraLayer::down, a.relu, dx.get(), drelu);
+    weight_grad(*p.down_w, *p.down_b, dx.get(), c.dim, a.relu.get(), c.dim, c.hidden, 1);
     DeviceBuffer dup = activation(bh, "grad up");
     kernels_.launch(Kernel::relu_backward, compute, LaunchVia::launch_kernel, a.up.as<const float>(),
                     drelu.as<const float>(), dup.as<float>(), static_cast<uint64_t>(bh));
-    weight_grad(dup.get(), c.hidden, a.norm2.get(), grad_of(p.up_w).get(), grad_of(p.up_b).get(), c.hidden, c.dim);
     DeviceBuffer dnorm2 = activation(bd, "grad norm2");
     input_grad(dup.get(), c.hidden, linear_params(*p.up_w, nullptr, 0, 0, c.hidden, c.dim), dnorm2.get(), false);
+    adapter(b, LoraLayer::up, a.norm2, dup.get(), dnorm2);
+    weight_grad(*p.up_w, *p.up_b, dup.get(), c.hidden, a.norm2.get(), c.hidden, c.dim, 1);
     DeviceBuffer dmid = rmsnorm_backward_plus(compute, a.mid, a.inv2, dnorm2, dx, "grad mid");
     // Attention: mid = input + proj(attention(qkv(input)))
     DeviceBuffer dattn = activation(bd, "grad attn");
     input_grad(dmid.get(), c.dim, linear_params(*p.proj_w, nullptr, 0, 0, c.dim, c.dim), dattn.get(), false);
-    weight_grad(dmid.get(), c.dim, a.attn.get(), grad_of(p.proj_w).get(), grad_of(p.proj_b).get(), c.dim, c.dim);
+    adapter(b, LoraLayer::proj, a.attn, dmid.get(), dattn);
+    weight_grad(*p.proj_w, *p.proj_b, dmid.get(), c.dim, a.attn.get(), c.dim, c.dim, 1);
     DeviceBuffer dqkv = activation(3 * bd, "grad qkv");
     kernels_.launch(Kernel::attention_backward, compute, LaunchVia::launch_kernel, a.qkv.as<const float>(),
                     a.probs.as<const float>(), dattn.as<const float>(), dqkv.as<float>(), c.batch, c.dim);
     DeviceBuffer dnorm1 = activation(bd, "grad norm1");
-    for (int part = 0; part < 3; ++part) {
+    for (int part = 0; part < 3; ++part) {  // Q, K, V: interior pointers into the fused weight
       const size_t w_off = static_cast<size_t>(part) * c.dim * c.dim;
       const CUdeviceptr dy = offset_floats(dqkv.get(), static_cast<size_t>(part) * c.dim);
-      weight_grad(dy, 3 * c.dim, a.norm1.get(), offset_floats(grad_of(p.qkv_w).get(), w_off),
-                  offset_floats(grad_of(p.qkv_b).get(), static_cast<size_t>(part) * c.dim), c.dim, c.dim);
       input_grad(dy, 3 * c.dim, linear_params(*p.qkv_w, nullptr, w_off, 0, c.dim, c.dim), dnorm1.get(), part > 0);
     }
+    adapter(b, LoraLayer::qkv, a.norm1, dqkv.get(), dnorm1);
+    weight_grad(*p.qkv_w, *p.qkv_b, dqkv.get(), 3 * c.dim, a.norm1.get(), c.dim, c.dim, 3);
     dx = rmsnorm_backward_plus(compute, a.input, a.inv1, dnorm1, dmid, "grad input");
   }
-  kernels_.launch(Kernel::embedding_backward, compute, LaunchVia::launch_kernel,
-                  reinterpret_cast<const int32_t*>(tokens), dx.as<const float>(),
-                  grad_of(&model_.embedding()).as<float>(), c.batch, c.dim);
+  sink.embedding(model_.embedding(), tokens, dx, c.batch, c.dim, compute);
 }
 
 }  // namespace minifw

@@ -11,7 +11,9 @@
 
 #include "caching_allocator.h"
 #include "device_buffer.h"
+#include "gradient_sink.h"
 #include "kernel_launcher.h"
+#include "lora.h"
 #include "model.h"
 #include "sliced_launch.h"
 
@@ -40,10 +42,6 @@ struct StepActivations {
   DeviceBuffer dpred;   // [batch x dim] (training only)
 };
 
-// Gradients, one fp32 buffer per parameter (same order as Model::parameters()).
-struct Gradients {
-  std::vector<DeviceBuffer> grads;
-};
 
 class Network {
  public:
@@ -54,8 +52,13 @@ class Network {
   // Queues forward + loss on `compute`; act.loss holds the loss afterwards.
   void forward(CUdeviceptr tokens, CUdeviceptr target, bool training, CUstream compute,
                StepActivations& act);
-  // Zeroes `grads` (allocating them on first use) and accumulates this step's gradients.
-  void backward(CUdeviceptr tokens, StepActivations& act, Gradients& grads, CUstream compute);
+  // Queues the backward pass; each parameter's gradient goes to `sink`
+  // (kept, fused into an update, or dropped for a frozen base). A layer's
+  // input gradient is always queued before sink.complete() of its weight,
+  // so a fused update never changes a weight backward still reads.
+  void backward(CUdeviceptr tokens, StepActivations& act, GradientSink& sink, CUstream compute);
+  // LoRA: adapters added to every linear layer (forward and backward), or null.
+  void set_adapters(LoraAdapters* adapters) { adapters_ = adapters; }
 
  private:
   void linear(CUstream compute, CUdeviceptr x, const Parameter& w, const Parameter* b, size_t w_offset_elems,
@@ -70,6 +73,7 @@ class Network {
   CachingAllocator& allocator_;
   const KernelLauncher& kernels_;
   SlicedLauncher& sliced_;
+  LoraAdapters* adapters_ = nullptr;
 };
 
 }  // namespace minifw

@@ -25,14 +25,19 @@ bool parse_optimizer(const std::string& text, OptimizerKind& out) {
     out = OptimizerKind::adam;
     return true;
   }
+  if (text == "lomo") {
+    out = OptimizerKind::lomo;
+    return true;
+  }
   return false;
 }
 
-Optimizer::Optimizer(OptimizerKind kind, Model& model, CachingAllocator& allocator, const KernelLauncher& kernels)
-    : kind_(kind), model_(model), allocator_(allocator), kernels_(kernels) {}
+Optimizer::Optimizer(OptimizerKind kind, std::vector<Parameter>& params, CachingAllocator& allocator,
+                     const KernelLauncher& kernels)
+    : kind_(kind), params_(params), allocator_(allocator), kernels_(kernels) {}
 
 void Optimizer::create_masters(CUstream stream) {
-  for (const auto& p : model_.parameters()) {
+  for (const auto& p : params_) {
     if (p.dtype != kDtypeBF16) {
       masters_.emplace_back();
       continue;
@@ -44,7 +49,7 @@ void Optimizer::create_masters(CUstream stream) {
 }
 
 void Optimizer::step(const Gradients& grads, CUstream stream) {
-  auto& params = model_.parameters();
+  auto& params = params_;
   if (state1_.empty()) {
     for (const auto& p : params) {
       const size_t bytes = p.elements * sizeof(float);

@@ -19,13 +19,16 @@
 
 namespace minifw {
 
-enum class OptimizerKind { sgd, adam };
+// lomo: no optimizer step; SGD is fused into backward (gradient_sink.h).
+enum class OptimizerKind { sgd, adam, lomo };
 
 bool parse_optimizer(const std::string& text, OptimizerKind& out);
 
 class Optimizer {
  public:
-  Optimizer(OptimizerKind kind, Model& model, CachingAllocator& allocator, const KernelLauncher& kernels);
+  // `params`: the trainable tensors (the model's, or LoRA's adapters).
+  Optimizer(OptimizerKind kind, std::vector<Parameter>& params, CachingAllocator& allocator,
+            const KernelLauncher& kernels);
 
   // Queues the fp32 master copies of bf16 parameters on `stream`.
   void create_masters(CUstream stream);
@@ -34,7 +37,7 @@ class Optimizer {
 
  private:
   OptimizerKind kind_;
-  Model& model_;
+  std::vector<Parameter>& params_;
   CachingAllocator& allocator_;
   const KernelLauncher& kernels_;
   std::vector<DeviceBuffer> masters_;  // empty buffer for fp32 parameters

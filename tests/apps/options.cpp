@@ -33,7 +33,7 @@ std::string executable_dir() {
 
 const char* usage() {
   return "usage: minifw infer [--size-mb N] [--weight-mb M] [--steps S] [--batch B] [options]\n"
-         "       minifw train [--optimizer sgd|adam] [--size-mb N] [--weight-mb M] [--steps S] [--batch B] [options]\n"
+         "       minifw train [--optimizer sgd|adam|lomo] [--lora R] [--size-mb N] [--weight-mb M] [--steps S] [--batch B] [options]\n"
          "options: --threads N       launch each forward layer from N host threads on N streams\n"
          "         --weights DIR     folder with the real safetensors weights\n"
          "         --kernels PATH    the kernel module (default: beside the executable)\n"
@@ -42,7 +42,9 @@ const char* usage() {
          "         --nz-tag          declare every weight (with its dtype) through neuzip's nz_tag, if loaded\n"
          "         --mixed-dtypes    infer: keep the fp32 MLP up weights of the training model\n"
          "         --dist ddp|fsdp   train: data parallel through libnccl.so.2 (one rank): DDP's broadcast\n"
-         "                           and gradient all-reduce, or FSDP's shards, all-gather, reduce-scatter\n";
+         "                           and gradient all-reduce, or FSDP's shards, all-gather, reduce-scatter\n"
+         "         --optimizer lomo  all-bf16 weights updated in place by SGD fused into backward\n"
+         "         --lora R          train rank-R fp32 adapters with Adam; the bf16 base is frozen\n";
 }
 
 bool parse_options(int argc, char** argv, Options& out, std::string& error) {
@@ -91,6 +93,8 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
       ok = parse_int(value, 1, 64, out.threads);
     } else if (flag == "--optimizer") {
       ok = out.workload == Options::Workload::train && parse_optimizer(value, out.optimizer);
+    } else if (flag == "--lora") {
+      ok = out.workload == Options::Workload::train && parse_int(value, 1, 256, out.lora_rank);
     } else if (flag == "--weights") {
       out.weights_dir = value;
     } else if (flag == "--kernels") {
@@ -113,6 +117,14 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
       error = "bad value '" + std::string(value) + "' for " + flag;
       return false;
     }
+  }
+  if (out.lora_rank > 0 && out.optimizer == OptimizerKind::lomo) {
+    error = "--lora trains its adapters with adam or sgd, not lomo";
+    return false;
+  }
+  if (out.dist != DistMode::none && (out.lora_rank > 0 || out.optimizer == OptimizerKind::lomo)) {
+    error = "--dist reduces full gradients: not with --lora or --optimizer lomo";
+    return false;
   }
   return true;
 }

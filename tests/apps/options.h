@@ -26,6 +26,7 @@ struct Options {
   bool nz_tag = false;       // --nz-tag: declare the weights to a loaded neuzip runtime
   bool mixed_dtypes = false; // --mixed-dtypes: infer with the training model's fp32 MLP up weights
   DistMode dist = DistMode::none;  // --dist ddp|fsdp (train only)
+  int lora_rank = 0;         // --lora R: train rank-R adapters (Adam) on a frozen bf16 base
 };
 
 // Parses argv; on error returns false with a message in `error`.

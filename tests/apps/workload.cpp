@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 
 #include <fmt/core.h>
@@ -17,7 +18,9 @@
 #include "device_buffer.h"
 #include "digest.h"
 #include "driver.h"
+#include "gradient_sink.h"
 #include "kernel_launcher.h"
+#include "lora.h"
 #include "model.h"
 #include "network.h"
 #include "neuzip_tags.h"
@@ -29,6 +32,19 @@ namespace minifw {
 namespace {
 
 constexpr int kExitSetupError = 1;
+// LOMO's learning rate: large enough that most bf16 weights change every
+// step (as in fine-tuning, and so that the runtime sees them rewritten).
+constexpr float kLomoLr = 0.5f;
+
+const char* train_name(const Options& o) {
+  if (o.lora_rank > 0) return o.optimizer == OptimizerKind::adam ? " lora adam" : " lora sgd";
+  switch (o.optimizer) {
+    case OptimizerKind::sgd: return " sgd";
+    case OptimizerKind::adam: return " adam";
+    case OptimizerKind::lomo: return " lomo";
+  }
+  return "";
+}
 
 // Deterministic inputs for step `step`: token ids and a regression target.
 void make_inputs(const ModelConfig& c, int step, int32_t* tokens, float* target) {
@@ -62,13 +78,17 @@ int run_workload(const Options& o) {
   Event loaded, masters_ready, inputs_ready, loss_ready, grads_ready, optimizer_done;
 
   // Inference loads an all-bf16 checkpoint (as real inference does), unless
-  // --mixed-dtypes; training keeps fp32 MLP up weights.
+  // --mixed-dtypes; training keeps fp32 MLP up weights, except LOMO (bf16
+  // weights updated in place) and LoRA (a frozen bf16 base).
   const bool training = o.workload == Options::Workload::train;
-  const ModelConfig config = ModelConfig::for_size(o.size_mb, o.batch, !training && !o.mixed_dtypes, o.weight_mb);
+  const bool lomo = training && o.optimizer == OptimizerKind::lomo;
+  const bool lora = training && o.lora_rank > 0;
+  const bool all_bf16 = training ? (lomo || lora) : !o.mixed_dtypes;
+  const ModelConfig config = ModelConfig::for_size(o.size_mb, o.batch, all_bf16, o.weight_mb);
   Model model(config);
   fmt::print("minifw {}{}: dim {} hidden {} vocab {} blocks {} batch {} steps {} threads {}\n",
              training ? "train" : "infer",
-             training ? (o.optimizer == OptimizerKind::adam ? " adam" : " sgd") : "", config.dim, config.hidden,
+             training ? train_name(o) : "", config.dim, config.hidden,
              config.vocab, config.blocks, config.batch, o.steps, o.threads);
 
   NeuzipTagger tagger;
@@ -89,12 +109,25 @@ int run_workload(const Options& o) {
   SlicedLauncher sliced(context, o.threads);
   Network network(model, allocator, kernels, sliced);
   std::optional<Optimizer> optimizer;
+  std::optional<LoraAdapters> adapters;
   Gradients grads;
-  if (training) {
-    optimizer.emplace(o.optimizer, model, allocator, kernels);
+  std::unique_ptr<GradientSink> sink;
+  if (lomo) {
+    sink = std::make_unique<FusedSgd>(allocator, kernels, kLomoLr);
+  } else if (lora) {
+    adapters.emplace(config, o.lora_rank, allocator, kernels, data.get());
+    network.set_adapters(&*adapters);
+    sink = std::make_unique<FrozenBase>();
+    optimizer.emplace(o.optimizer, adapters->parameters(), allocator, kernels);
+  } else if (training) {
+    sink = std::make_unique<KeptGradients>(model.parameters(), allocator, kernels, grads);
+    optimizer.emplace(o.optimizer, model.parameters(), allocator, kernels);
     optimizer->create_masters(data.get());
+  }
+  if (training) {
     masters_ready.record(data.get());
     masters_ready.wait_on(side.get());
+    if (lora) masters_ready.wait_on(compute.get());  // the adapters were initialised on `data`
   }
 
   const size_t target_floats = static_cast<size_t>(config.batch) * config.dim;
@@ -112,7 +145,7 @@ int run_workload(const Options& o) {
     MINIFW_CHECK(cuMemcpyHtoDAsync(target.get(), host_target.data(), host_target.size(), data.get()));
     inputs_ready.record(data.get());
     inputs_ready.wait_on(compute.get());
-    if (training && step > 0) optimizer_done.wait_on(compute.get());
+    if (optimizer && step > 0) optimizer_done.wait_on(compute.get());
 
     if (dist) dist->before_forward(compute.get());
     StepActivations act;
@@ -121,13 +154,16 @@ int run_workload(const Options& o) {
     loss_ready.wait_on(side.get());
     MINIFW_CHECK(cuMemcpyDtoHAsync(host_loss.data(), act.loss.get(), sizeof(float), side.get()));
     if (training) {
-      network.backward(tokens.get(), act, grads, compute.get());
+      // LOMO's updates run inside backward, on the compute stream.
+      network.backward(tokens.get(), act, *sink, compute.get());
       if (dist) dist->reduce_gradients(grads, compute.get());
       grads_ready.record(compute.get());
       grads_ready.wait_on(side.get());
-      optimizer->step(grads, side.get());
-      if (dist) dist->after_optimizer(side.get());
-      optimizer_done.record(side.get());
+      if (optimizer) {
+        optimizer->step(adapters ? adapters->gradients() : grads, side.get());
+        if (dist) dist->after_optimizer(side.get());
+        optimizer_done.record(side.get());
+      }
     }
     // Everything of this step is done once `side` is: it waited on compute,
     // which waited on data. Only then are the step's blocks freed (scope end).
@@ -146,6 +182,14 @@ int run_workload(const Options& o) {
     digest.add(bytes.data(), bytes.size());
     if (!o.save_path.empty()) writer.add(p, bytes);
   });
+  if (adapters) {  // the trained part of a LoRA run
+    std::vector<unsigned char> bytes;
+    for (const auto& p : adapters->parameters()) {
+      copy_parameter_to_host(p, side.get(), bytes);
+      digest.add(bytes.data(), bytes.size());
+      if (!o.save_path.empty()) writer.add(p, bytes);
+    }
+  }
   if (!o.save_path.empty() && !writer.write(o.save_path, error)) {
     fmt::print(stderr, "minifw: {}\n", error);
     return kExitSetupError;

@@ -41,6 +41,14 @@ TEST(Config, NcclHooksOnUnlessNeuzipNcclZero) {
   EXPECT_TRUE(parse({{"NEUZIP_NCCL", "off"}}).nccl_hooks);  // bad value: default
 }
 
+TEST(Config, CompressClasses) {
+  EXPECT_FALSE(parse({}).compress_idle);
+  EXPECT_FALSE(parse({{"NEUZIP_COMPRESS", "weights"}}).compress_idle);
+  EXPECT_TRUE(parse({{"NEUZIP_COMPRESS", "weights,optimizer"}}).compress_idle);
+  EXPECT_TRUE(parse({{"NEUZIP_COMPRESS", "optimizer"}}).compress_idle);
+  EXPECT_FALSE(parse({{"NEUZIP_COMPRESS", "weights,moments"}}).compress_idle);  // bad value: default
+}
+
 TEST(Config, LossyModeWithAndWithoutBlock) {
   Config c = parse({{"NEUZIP_MODE", "lossy:3:512"}});
   EXPECT_EQ(c.mode, NZ_LOSSY);

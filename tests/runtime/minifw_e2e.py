@@ -20,6 +20,9 @@ checks:
                        device; on a device of ceil(P / MiB) - MARGIN_MB MiB the
                        run without neuzip must exit 3 and the run with neuzip
                        (default settings) must give the large device's digest
+  oom-fraction FRACTION  the same on a device of floor(FRACTION * P / MiB) MiB:
+                       neuzip must fit a device that much smaller than the
+                       run without it needs
 """
 import math
 import os
@@ -154,9 +157,11 @@ def main():
                 fail(f"lossy losses differ by {worst:.2e} > {tol}", plain, nz)
         if measured > ratio:
             fail(f"peak ratio {measured:.3f} above {ratio}", nz)
-    elif check == "oom-auto":
-        margin = int(params[0])
-        mib = math.ceil(plain["peak"] / (1 << 20)) - margin
+    elif check in ("oom-auto", "oom-fraction"):
+        if check == "oom-auto":
+            mib = math.ceil(plain["peak"] / (1 << 20)) - int(params[0])
+        else:
+            mib = math.floor(float(params[0]) * plain["peak"] / (1 << 20))
         small = run(exe, args, {"NZSIM_MEMORY_MB": str(mib)}, [peak_lib])
         if small["rc"] != 3:
             fail(f"without neuzip on {mib} MiB (peak {plain['peak']}): expected exit 3 (OOM), got {small['rc']}",

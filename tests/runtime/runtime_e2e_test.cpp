@@ -376,6 +376,38 @@ UnitView unit_at(CUdeviceptr p) {
   return v;
 }
 
+// A range written at every step (LOMO's weights) keeps being recompressed
+// under a fixed staging budget: the "changed 3x in a row → resident for
+// good" rule applies only to the adaptive budget with memory to spare
+// (rewrite_policy.cpp). Without a budget (runtime-e2e) it still retires.
+TEST_F(RuntimeE2E, RewrittenRangesStayCompressedUnderABudget) {
+  const bool budget = std::getenv("NEUZIP_STAGING_MB") != nullptr;
+  auto w = bf16_weights(2 * kMiB, 31), delta = bf16_weights(2 * kMiB, 32, 0.001f);
+  CUdeviceptr p = load_weights(w);
+  CUdeviceptr dp = d->alloc(delta.size() * 2);
+  ASSERT_EQ(d->real().base.cuMemcpyHtoD(dp, delta.data(), delta.size() * 2), CUDA_SUCCESS);  // untagged
+  const uint64_t units = (w.size() * 2 + nz::rt::detail::kMaxUnitBytes - 1) / nz::rt::detail::kMaxUnitBytes;
+  uint64_t n = w.size();
+  for (int step = 0; step < 5; ++step) {
+    const auto before = stats();
+    ASSERT_EQ(d->launch(f_add, {&p, &dp, &n}), CUDA_SUCCESS);  // an optimizer step
+    for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(w[i] + delta[i]);
+    Runtime::get().evict_idle();
+    const auto after = stats();
+    if (budget || step < 2) {
+      EXPECT_EQ(after.recompressions, before.recompressions + units) << "step " << step;
+      EXPECT_EQ(unit_at(p).state, UnitState::kCompressed) << "step " << step;
+    } else {
+      EXPECT_EQ(after.recompressions, before.recompressions) << "adaptive, memory plentiful: resident";
+    }
+  }
+  std::vector<uint16_t> back(w.size());
+  ASSERT_EQ(d->dtoh(back.data(), p, back.size() * 2), CUDA_SUCCESS);
+  EXPECT_EQ(back, w);
+  d->free(p);
+  d->free(dp);
+}
+
 // A launch captured into a graph stages its ranges at capture time and pins
 // them for as long as the graph or an exec made from it lives: replays (which
 // the runtime never sees) find the data mapped, even while other ranges are
