@@ -2,6 +2,10 @@
 // and the in-process override.
 #include "codec/cpu_level.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -14,9 +18,12 @@ namespace {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // __builtin_cpu_supports also checks that the OS saves the YMM/ZMM state.
 // F16C (fp16 conversions) comes with every AVX2 CPU; the AVX2 paths use it.
-bool has_avx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("f16c");
+// (clang's __builtin_cpu_supports has no "f16c": CPUID leaf 1, ECX bit 29.)
+bool has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
 }
+bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && has_f16c(); }
 bool has_avx512() {
   return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
