@@ -28,6 +28,7 @@ WORKLOADS = [
 ]
 FIELDS = {
     "vmm": r"vmm calls (\d+)",
+    "creates": r"\(creates (\d+)\)",
     "units": r"decompressions (\d+)",
     "launches": r"decode launches (\d+)",
     "hook_ns": r"hook host ns (\d+)",
@@ -71,7 +72,7 @@ def main():
         name, rest = spec.split("=", 1)
         path, _, envs = rest.partition(":")
         libs.append((name, path, dict(e.split("=", 1) for e in envs.split(",") if e)))
-    print("| workload (budget) | library | 2 MiB units staged/step | VMM calls/step | decode launches/step | "
+    print("| workload (budget) | library | 2 MiB units staged/step | VMM calls/step (of which cuMemCreate) | decode launches/step | "
           "hook ms/step | of which waiting | staged ahead | digest |")
     print("|---|---|---|---|---|---|---|---|---|")
     for wname, args, budget in WORKLOADS:
@@ -80,14 +81,14 @@ def main():
         for lname, path, env in libs:
             one = run(a.build, path, env, args, 1, budget)
             many = run(a.build, path, env, args, a.steps, budget)
-            units, vmm, la, hook, wait = (per_step(one, many, a.steps, k)
-                                          for k in ("units", "vmm", "launches", "hook_ns", "wait_ns"))
+            units, vmm, creates, la, hook, wait = (per_step(one, many, a.steps, k)
+                                                   for k in ("units", "vmm", "creates", "launches", "hook_ns", "wait_ns"))
             ahead = per_step(one, many, a.steps, "ahead")
             on_launch = per_step(one, many, a.steps, "on_launch")
             share = (f"{100 * ahead / (ahead + on_launch):.0f} %" if ahead is not None and on_launch is not None
                      and ahead + on_launch > 0 else "—")
             fmt = lambda v, scale=1.0: "—" if v is None else f"{v * scale:,.0f}"
-            print(f"| {wname} ({budget} MiB) | {lname} | {fmt(units)} | {fmt(vmm)} | {fmt(la)} | {fmt(hook, 1e-6)} | "
+            print(f"| {wname} ({budget} MiB) | {lname} | {fmt(units)} | {fmt(vmm)} ({fmt(creates)}) | {fmt(la)} | {fmt(hook, 1e-6)} | "
                   f"{fmt(wait, 1e-6)} | {share} | {many['digest']} |", flush=True)
 
 

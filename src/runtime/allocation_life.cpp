@@ -51,11 +51,9 @@ void Runtime::release_allocation(Allocation& a) noexcept {
     std::erase(pending_, u);
     pending_count_.store(pending_.size(), std::memory_order_relaxed);
     if (u->state == UnitState::kStaged && u->run) {
-      if (u->run->handle) {  // the run's first unit seen here unmaps it
-        vmm_.unmap(u->run->begin, u->run->bytes());
-        // Sized for this allocation's runs: not kept for reuse.
-        pool_.detach(u->run->bytes());
-        u->run->handle.reset();
+      if (!u->run->memory.empty()) {  // the run's first unit seen here unmaps it
+        pool_.unmap(u->run->begin, u->run->memory);
+        pool_.release(u->run->memory);  // sized for this allocation's runs: not kept
         stats_.staging_bytes.set(pool_.in_use_bytes());
       }
       u->run.reset();
@@ -71,7 +69,10 @@ void Runtime::release_allocation(Allocation& a) noexcept {
     u->dead = true;
     a.units.erase(a.units.begin());
   }
-  for (auto& [begin, backing] : a.permanent) vmm_.unmap(begin, backing.first);
+  for (auto& [begin, backing] : a.permanent) {
+    pool_.unmap(begin, backing.second);
+    pool_.release(backing.second);
+  }
   a.permanent.clear();
   vmm_.release_pages(a.base, a.pages, 0, a.pages.size());
   vmm_.free_address_range(a.base, a.bytes);

@@ -95,8 +95,8 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
     } ctx{this, u->run.get(), &released};
     CompressedStore::SourceRelease release{+[](void* c) {
                                              auto& r = *static_cast<Release*>(c);
-                                             r.self->vmm_.unmap(r.run->begin, r.run->bytes());
-                                             r.self->pool_.give_back(std::move(r.run->handle), r.run->bytes());
+                                             r.self->pool_.unmap(r.run->begin, r.run->memory);
+                                             r.self->pool_.give_back(r.run->memory);
                                              // Short of memory, the new store needs these pages, not a
                                              // cached handle.
                                              size_t free = 0, total = 0;
@@ -151,8 +151,8 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   }
   if (stays) return false;
   if (!released) {
-    vmm_.unmap(run->begin, run->bytes());
-    pool_.give_back(std::move(run->handle), run->bytes());
+    pool_.unmap(run->begin, run->memory);
+    pool_.give_back(run->memory);
   }
   for (const auto& v : units) {
     if (v->run != run) continue;
@@ -229,9 +229,16 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
   // can reuse (no cuMemCreate when the same weights come round again).
   auto over = [&] {
     if (fixed) {
-      // Cached handles count (they are device memory), except one the incoming run will take.
+      // The arena (staging_pool.h): what is in use decides, and the run
+      // wants one hole (in pieces it costs a mapping per piece; it gets
+      // pieces only when nothing more can be evicted). Otherwise idle
+      // handles count too (they are device memory), except one the
+      // incoming run will take.
+      const size_t budget = *config_.staging_bytes;
+      if (pool_.arena())
+        return pool_.in_use_bytes() + incoming > budget || (incoming > 0 && !pool_.has_cached(incoming));
       const size_t reused = incoming > 0 && pool_.has_cached(incoming) ? incoming : 0;
-      return pool_.physical_bytes() + incoming - reused > *config_.staging_bytes;
+      return pool_.physical_bytes() + incoming - reused > budget;
     }
     size_t free = 0, total = 0;
     if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS) return false;

@@ -136,12 +136,22 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
   try {
     std::unordered_set<const Unit*> seen{from.get()};
     size_t ahead = 0;
+    std::unordered_set<const Unit*> wanted;
     for (auto u = from->next_guess.lock(); u && !u->dead && seen.insert(u.get()).second; u = u->next_guess.lock()) {
+      if (wanted.count(u.get()) != 0) continue;  // part of a guess's tag already
       ahead += u->bytes();
       if (ahead > window) break;
-      if (u->state == UnitState::kCompressed && !u->incoming && u->pins == 0) {
-        want.push_back(u);
-        bytes += u->bytes();
+      if (u->state != UnitState::kCompressed || u->incoming || u->pins != 0) continue;
+      // The guess's whole tag (its weight): one run.
+      auto reach = compressed_tag_of(u);
+      size_t reach_bytes = 0;
+      for (const auto& v : reach) reach_bytes += wanted.count(v.get()) == 0 ? v->bytes() : 0;
+      if (reach.size() > 1 && ahead - u->bytes() + reach_bytes > window) reach.assign(1, u);
+      for (auto& v : reach) {
+        if (!wanted.insert(v.get()).second) continue;
+        if (v != u) ahead += v->bytes();
+        want.push_back(v);
+        bytes += v->bytes();
       }
     }
   } catch (...) {

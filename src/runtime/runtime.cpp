@@ -92,6 +92,9 @@ bool Runtime::ensure_setup() noexcept {
   if (api.cuCtxGetDevice(&device) != CUDA_SUCCESS || !vmm_.init(device)) return false;
   device_ = device;
   device_ordinal_ = static_cast<int>(device);
+  // A fixed budget is an arena of its own size (staging_pool.h).
+  if (config_.staging_bytes && *config_.staging_bytes >= vmm_.page_size())
+    pool_.set_arena_bytes(*config_.staging_bytes / vmm_.page_size() * vmm_.page_size());
   // A cuDevicePrimaryCtxReset of this device destroys our context too.
   CUcontext primary = nullptr;
   if (api.cuDevicePrimaryCtxRetain(&primary, device) == CUDA_SUCCESS) {

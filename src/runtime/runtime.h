@@ -107,7 +107,7 @@ class Runtime {
     std::map<CUdeviceptr, std::shared_ptr<Unit>> units;  // by begin
     // Staging handles that became the permanent backing of a range (untagged
     // or changed at every use): begin -> (bytes, handle).
-    std::map<CUdeviceptr, std::pair<size_t, UniquePhysicalMemory>> permanent;
+    std::map<CUdeviceptr, std::pair<size_t, StagingPieces>> permanent;
     std::vector<SharedEvent> recent_fills;  // events after tagging copies, not yet seen complete
     size_t largest_extent = 0;  // bytes of its tracked units: what one call touching it may need staged
   };
@@ -147,6 +147,7 @@ class Runtime {
                    CUstream decode_stream, bool capturing, TraceClock::time_point start) noexcept;
   void release_runs(std::vector<std::shared_ptr<StagedRun>>& runs, bool mapped) noexcept;
   void start_prefetch(const std::shared_ptr<Unit>& next) noexcept;
+  std::vector<std::shared_ptr<Unit>> compressed_tag_of(const std::shared_ptr<Unit>& u);  // lock held; may throw
   // The look-ahead stager (lookahead.cpp). Lock held unless stated.
   size_t lookahead_window() const noexcept;
   void request_lookahead(const std::shared_ptr<Unit>& from) noexcept;

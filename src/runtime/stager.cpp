@@ -4,6 +4,7 @@
 #include "runtime/runtime.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "runtime/log.h"
@@ -50,10 +51,10 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
       auto run = std::make_shared<StagedRun>();
       run->begin = units.front()->begin;
       run->end = units.back()->end;
-      r = pool_.acquire(run->bytes(), run->handle);
+      r = pool_.acquire(run->bytes(), run->memory);
       if (r == CUDA_ERROR_OUT_OF_MEMORY) {
         evict_all(may_wait);
-        r = pool_.acquire(run->bytes(), run->handle);
+        r = pool_.acquire(run->bytes(), run->memory);
       }
       if (r != CUDA_SUCCESS) {
         // A run that does not fit is retried unit by unit: only a single unit's failure is worth a line.
@@ -74,9 +75,9 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
 // Gives the handles of runs that were not (or are no longer) mapped back.
 void Runtime::release_runs(std::vector<std::shared_ptr<StagedRun>>& runs, bool mapped) noexcept {
   for (auto& run : runs) {
-    if (!run->handle) continue;
-    if (mapped) vmm_.unmap(run->begin, run->bytes());
-    pool_.give_back(std::move(run->handle), run->bytes());
+    if (run->memory.empty()) continue;
+    if (mapped) pool_.unmap(run->begin, run->memory);
+    pool_.give_back(run->memory);
   }
   runs.clear();
 }
@@ -90,7 +91,20 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
   std::vector<CompressedStore::DecodeTarget> targets;
   try {
     for (const auto& run : runs) {
-      r = vmm_.map(run->begin, run->bytes(), run->handle.get());
+      r = pool_.map(run->begin, run->memory);
+      const bool at_offset = std::any_of(run->memory.begin(), run->memory.end(),
+                                         [](const StagingMemory& m) { return m.offset() != 0; });
+      if (r != CUDA_SUCCESS && at_offset &&
+          (r == CUDA_ERROR_INVALID_VALUE || r == CUDA_ERROR_NOT_SUPPORTED)) {
+        // A driver that maps handles from offset 0 only: no arena from now
+        // on; the caller retries unit by unit (out of memory) with exact handles.
+        static std::atomic<bool> said{false};
+        if (!said.exchange(true))
+          log(LogLevel::kError, "the driver refuses cuMemMap at a handle offset ({}): one staging handle per run",
+              error_name(r));
+        pool_.refuse_offsets();
+        r = CUDA_ERROR_OUT_OF_MEMORY;
+      }
       if (r != CUDA_SUCCESS) break;
       ++mapped;
       for (const auto& w : run->units)
@@ -101,7 +115,7 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
   }
   if (r == CUDA_SUCCESS) r = store_->decode_batch(targets, stream, launches);
   if (r != CUDA_SUCCESS) {
-    for (size_t i = 0; i < mapped; ++i) vmm_.unmap(runs[i]->begin, runs[i]->bytes());
+    for (size_t i = 0; i < mapped; ++i) pool_.unmap(runs[i]->begin, runs[i]->memory);
   }
   return r;
 }
@@ -294,25 +308,70 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   return result;
 }
 
-// Decodes `next` (the unit that followed the one just used, last time) on the
-// side stream, if it is compressed and fits without evicting anything: a
-// guess must never cost a wait.
+// The compressed units of the tag holding `u`'s first byte (or of the
+// tag `u` overlaps first), in address order: a guess is staged as a whole
+// weight, one run, one mapping, one decode launch (staging only the guessed
+// unit left the rest of a weight to a second run at its fault). Not the
+// whole reach a fault stages (the later tags of its cluster): for tensors
+// sharing a caching-allocator segment that would evict more than it saves.
+std::vector<std::shared_ptr<Unit>> Runtime::compressed_tag_of(const std::shared_ptr<Unit>& u) {
+  std::vector<std::shared_ptr<Unit>> out;
+  Allocation* a = allocation_containing(u->begin);
+  AddressWindow tag{0, 0};
+  if (a != nullptr) {
+    tag = a->tags.tag_at(u->begin);
+    if (tag.begin == tag.end) tag = a->tags.tag_at(u->end - 1);
+  }
+  if (a != nullptr && tag.begin < tag.end) {
+    auto it = a->units.upper_bound(tag.begin);
+    // The unit holding the tag's first byte may begin before it.
+    if (it != a->units.begin() && std::prev(it)->second->end > tag.begin) --it;
+    for (; it != a->units.end() && it->second->begin < tag.end; ++it) {
+      const auto& v = it->second;
+      if (v->tracked && !v->dead && v->state == UnitState::kCompressed && !v->incoming && v->in_flight == 0 &&
+          v->pins == 0)
+        out.push_back(v);
+    }
+  }
+  if (std::find(out.begin(), out.end(), u) == out.end()) out.assign(1, u);
+  return out;
+}
+
+// Decodes `next` (the unit that followed the one just used, last time) and
+// the rest of its tag on the side stream, if that fits without waiting for
+// anything: a guess must never cost a wait.
 void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
   if (!next || next->dead || next->state != UnitState::kCompressed || next->in_flight > 0) return;
   // Under pressure a guess would evict idle ranges (and encode them again) for
   // a decode that may not be needed.
   if (!config_.staging_bytes && !memory_plentiful()) return;
-  if (!enforce_budget(next->bytes(), false)) return;
-  if (stage(next, prefetch_stream_.get(), false) != CUDA_SUCCESS) return;
-  next->lru_tick = ++tick_;
-  next->prefetched = true;
+  std::vector<std::shared_ptr<Unit>> units;
   try {
-    staged_.push_back(next);
-    next->next_guess = order_.record(next);
+    units = compressed_tag_of(next);
   } catch (...) {
+    return;
   }
-  stats_.prefetches.add();
-  emit("prefetch", next->begin, next->bytes());
+  size_t bytes = 0;
+  for (const auto& u : units) bytes += u->bytes();
+  // Not `next` alone when the tag does not fit: that would split the
+  // weight into two runs (two mappings, two decode launches) for nothing.
+  if (!enforce_budget(bytes, false)) return;
+  try {
+    if (stage_runs(runs_of(units), prefetch_stream_.get(), false) != CUDA_SUCCESS) return;
+  } catch (...) {
+    return;
+  }
+  for (const auto& u : units) {
+    u->lru_tick = ++tick_;
+    u->prefetched = true;
+    try {
+      staged_.push_back(u);
+      u->next_guess = order_.record(u);
+    } catch (...) {
+    }
+    stats_.prefetches.add();
+    emit("prefetch", u->begin, u->bytes());
+  }
 }
 
 void Runtime::release_held(std::vector<std::shared_ptr<Unit>>& units, CUstream stream, bool capturing) noexcept {

@@ -1,46 +1,252 @@
 #include "runtime/staging_pool.h"
 
 #include <algorithm>
+#include <tuple>
+#include <utility>
 
 namespace nz::rt {
 
-CUresult StagingPool::acquire(size_t bytes, UniquePhysicalMemory& out) noexcept {
-  auto it = cache_.find(bytes);
-  if (it != cache_.end()) {
-    out = std::move(it->second);
-    cache_.erase(it);
-    cached_ -= bytes;
-  } else {
-    CUresult r = vmm_.create(bytes, out);
-    if (r != CUDA_SUCCESS) return r;
+StagingMemory& StagingMemory::operator=(StagingMemory&& o) noexcept {
+  if (this != &o) {
+    reset();
+    slab_ = std::move(o.slab_);
+    offset_ = std::exchange(o.offset_, 0);
+    bytes_ = std::exchange(o.bytes_, 0);
+    detached_ = std::exchange(o.detached_, false);
   }
+  return *this;
+}
+
+void StagingMemory::reset() noexcept {
+  if (!slab_) return;
+  if (slab_->pool != nullptr) slab_->pool->returned(*slab_, offset_, bytes_, detached_);
+  slab_.reset();  // the last slice of a slab the pool released frees the handle
+  offset_ = bytes_ = 0;
+  detached_ = false;
+}
+
+std::shared_ptr<StagingSlab> StagingPool::new_slab(size_t bytes, bool primary, CUresult& r) {
+  auto slab = std::make_shared<StagingSlab>();
+  r = vmm_.create(bytes, slab->handle);
+  if (r != CUDA_SUCCESS) return nullptr;
+  slab->bytes = bytes;
+  slab->primary = primary;
+  slab->pool = this;
+  slab->free.emplace(0, bytes);
+  slabs_.push_back(slab);
+  slab_total_ += bytes;
+  return slab;
+}
+
+void StagingPool::take(const std::shared_ptr<StagingSlab>& slab, size_t hole, size_t bytes, StagingPieces& out) {
+  out.emplace_back();  // first: may throw, before the hole is touched
+  auto it = slab->free.find(hole);
+  const size_t rest = it->second - bytes;
+  slab->free.erase(it);
+  if (rest > 0) {
+    try {
+      slab->free.emplace(hole + bytes, rest);
+    } catch (...) {
+      // Losing track of the rest only wastes it until the slab is released.
+    }
+  }
+  StagingMemory& m = out.back();
+  m.slab_ = slab;
+  m.offset_ = hole;
+  m.bytes_ = bytes;
   in_use_ += bytes;
+}
+
+CUresult StagingPool::acquire(size_t bytes, StagingPieces& out) noexcept {
+  out.clear();
+  CUresult r = CUDA_SUCCESS;
+  try {
+    if (!arena()) {
+      // An idle slab of exactly this size, else a new one.
+      std::shared_ptr<StagingSlab> from;
+      for (const auto& s : slabs_)
+        if (s->bytes == bytes && s->idle()) from = s;
+      if (!from) from = new_slab(bytes, false, r);
+      if (!from) return r;
+      take(from, 0, bytes, out);
+    } else {
+      if (bytes <= arena_bytes_ &&
+          std::none_of(slabs_.begin(), slabs_.end(), [](const auto& s) { return s->primary; })) {
+        if (!new_slab(arena_bytes_, true, r)) return r;  // the arena, once
+      }
+      // Next fit: the first hole that holds the whole run, from where the
+      // last run was placed on. Staging follows the loop's order and eviction
+      // takes the least recently used, so the arena works as a ring: the
+      // runs evicted are the ones just after the cursor, and their holes
+      // merge into room for the next run (best fit left holes between
+      // survivors that no later run fitted: runs in pieces).
+      std::shared_ptr<StagingSlab> best;
+      size_t best_hole = 0;
+      std::vector<std::pair<StagingSlab*, size_t>> order;  // every hole, in (slab, offset) order
+      for (const auto& sl : slabs_)
+        for (const auto& [hole, length] : sl->free)
+          if (length >= bytes) order.emplace_back(sl.get(), hole);
+      if (!order.empty()) {
+        size_t start = 0;
+        for (size_t i = 0; i < order.size(); ++i) {
+          if (order[i].first == cursor_slab_ && order[i].second >= cursor_offset_) {
+            start = i;
+            break;
+          }
+        }
+        const auto& [slab, hole] = order[start];
+        for (const auto& sl : slabs_)
+          if (sl.get() == slab) best = sl;
+        best_hole = hole;
+      }
+      if (best) {
+        take(best, best_hole, bytes, out);
+        cursor_slab_ = best.get();
+        cursor_offset_ = best_hole + bytes;
+      } else {
+        // Fragmented: the largest holes first (few pieces), the rest from a
+        // slab of its own.
+        std::vector<std::tuple<size_t, size_t, std::shared_ptr<StagingSlab>>> holes;
+        for (const auto& s : slabs_)
+          for (const auto& [hole, length] : s->free) holes.emplace_back(length, hole, s);
+        std::sort(holes.begin(), holes.end(),
+                  [](const auto& x, const auto& y) { return std::get<0>(x) > std::get<0>(y); });
+        size_t left = bytes;
+        for (const auto& [length, hole, s] : holes) {
+          if (left == 0 || out.size() + 1 >= kMaxPieces) break;
+          const size_t n = std::min(length, left);
+          take(s, hole, n, out);
+          left -= n;
+        }
+        if (left > 0) {
+          auto slab = new_slab(left, false, r);
+          if (!slab) {
+            out.clear();
+            return r;
+          }
+          take(slab, 0, left, out);
+        }
+      }
+    }
+  } catch (...) {
+    out.clear();
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
   peak_ = std::max(peak_, in_use_);
   return CUDA_SUCCESS;
 }
 
-void StagingPool::give_back(UniquePhysicalMemory handle, size_t bytes) noexcept {
-  in_use_ -= std::min(in_use_, bytes);
+CUresult StagingPool::map(CUdeviceptr at, const StagingPieces& pieces) noexcept {
+  CUdeviceptr va = at;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const StagingMemory& m = pieces[i];
+    const CUresult r = vmm_.map(va, m.bytes(), m.get(), m.offset());
+    if (r != CUDA_SUCCESS) {
+      unmap(at, StagingPiecesView{pieces.data(), i});
+      return r;
+    }
+    va += m.bytes();
+  }
+  return CUDA_SUCCESS;
+}
+
+void StagingPool::unmap(CUdeviceptr at, StagingPiecesView pieces) noexcept {
+  // One call per piece: a real driver unmaps whole mappings only.
+  for (size_t i = 0; i < pieces.count; ++i) {
+    vmm_.unmap(at, pieces.data[i].bytes());
+    at += pieces.data[i].bytes();
+  }
+}
+
+void StagingPool::detach(StagingPieces& pieces) noexcept {
+  for (auto& m : pieces) {
+    if (!m || m.detached_) continue;
+    m.detached_ = true;
+    in_use_ -= std::min(in_use_, m.bytes_);
+    detached_ += m.bytes_;
+  }
+}
+
+void StagingPool::returned(StagingSlab& slab, size_t offset, size_t bytes, bool detached) noexcept {
+  if (detached) detached_ -= std::min(detached_, bytes);
+  else in_use_ -= std::min(in_use_, bytes);
+  // Coalesce with the holes either side.
+  size_t begin = offset, length = bytes;
+  auto next = slab.free.lower_bound(offset);
+  if (next != slab.free.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second == begin) {
+      begin = prev->first;
+      length += prev->second;
+      slab.free.erase(prev);
+    }
+  }
+  if (next != slab.free.end() && next->first == offset + bytes) {
+    length += next->second;
+    slab.free.erase(next);
+  }
   try {
-    cache_.emplace(bytes, std::move(handle));
-    cached_ += bytes;
+    slab.free.emplace(begin, length);
   } catch (...) {
-    // handle released by its destructor
+  }
+}
+
+void StagingPool::release(StagingPieces& pieces) noexcept {
+  std::vector<std::shared_ptr<StagingSlab>> from;
+  try {
+    for (const auto& m : pieces) from.push_back(m.slab_);
+  } catch (...) {
+  }
+  pieces.clear();
+  for (const auto& s : from) {
+    if (!s->handle || s->primary || !s->idle()) continue;
+    slab_total_ -= s->bytes;
+    s->handle.reset();
+    s->pool = nullptr;
+    std::erase(slabs_, s);
   }
 }
 
 size_t StagingPool::trim(size_t keep_bytes, size_t prefer_size) noexcept {
   size_t released = 0;
+  // Largest idle slabs first (frees the most per call); the arena's primary
+  // last: an overflow slab (made while the arena was too fragmented for a
+  // run) goes before it.
+  std::vector<std::shared_ptr<StagingSlab>> idle;
+  for (const auto& s : slabs_)
+    if (s->idle()) idle.push_back(s);
+  std::sort(idle.begin(), idle.end(), [](const auto& x, const auto& y) {
+    return x->primary != y->primary ? y->primary : x->bytes > y->bytes;
+  });
   for (int pass = 0; pass < 2; ++pass) {
-    for (auto it = cache_.end(); cached_ > keep_bytes && it != cache_.begin();) {
-      --it;  // largest first: frees the most per call
-      if (pass == 0 && it->first == prefer_size) continue;
-      cached_ -= it->first;
-      released += it->first;
-      it = cache_.erase(it);
+    for (const auto& s : idle) {
+      if (cached_bytes() <= keep_bytes) return released;
+      if (!s->handle || (pass == 0 && (s->bytes == prefer_size || (s->primary && prefer_size != 0)))) continue;
+      slab_total_ -= s->bytes;
+      released += s->bytes;
+      s->handle.reset();
+      s->pool = nullptr;
+      std::erase(slabs_, s);
     }
   }
   return released;
+}
+
+bool StagingPool::has_cached(size_t bytes) const noexcept {
+  const bool use_arena = arena();
+  // The arena is made at its first use.
+  if (use_arena && bytes <= arena_bytes_ &&
+      std::none_of(slabs_.begin(), slabs_.end(), [](const auto& s) { return s->primary; }))
+    return true;
+  for (const auto& s : slabs_) {
+    if (!use_arena) {
+      if (s->bytes == bytes && s->idle()) return true;
+      continue;
+    }
+    for (const auto& [offset, length] : s->free)
+      if (length >= bytes) return true;
+  }
+  return false;
 }
 
 }  // namespace nz::rt

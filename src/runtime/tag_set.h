@@ -45,6 +45,13 @@ class TagSet {
   bool empty() const { return tags_.empty(); }
   size_t count() const { return tags_.size(); }
   uint64_t tagged_bytes() const { return tagged_bytes_; }
+  // The tag holding `p` (an empty window {0, 0} if none).
+  AddressWindow tag_at(CUdeviceptr p) const {
+    auto it = tags_.upper_bound(p);
+    if (it == tags_.begin()) return {0, 0};
+    --it;
+    return p < it->second.end ? AddressWindow{it->first, it->second.end} : AddressWindow{0, 0};
+  }
   // fn(begin, end, dtype) for every tag in address order.
   template <typename Fn>
   void for_each(Fn&& fn) const {

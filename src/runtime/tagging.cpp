@@ -234,10 +234,10 @@ void Runtime::retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
     // the whole run (a mapping cannot be split): its other units become
     // resident memory too.
     const std::shared_ptr<StagedRun> run = u->run;
-    pool_.detach(run->bytes());
+    pool_.detach(run->memory);
     stats_.staging_bytes.set(pool_.in_use_bytes());
     try {
-      a.permanent[run->begin] = {run->bytes(), std::move(run->handle)};
+      a.permanent[run->begin] = {run->bytes(), std::move(run->memory)};
     } catch (...) {
     }
     for (const auto& v : run->alive()) {
@@ -432,7 +432,8 @@ void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   if (own_pages) {
     vmm_.release_pages(a.base, a.pages, first, count);
   } else {
-    vmm_.unmap(u->begin, u->bytes());
+    pool_.unmap(u->begin, permanent->second.second);
+    pool_.release(permanent->second.second);
     a.permanent.erase(permanent);
   }
   u->store = std::move(stored);

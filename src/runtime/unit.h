@@ -10,6 +10,7 @@
 
 #include "runtime/compressed_store.h"
 #include "runtime/driver_objects.h"
+#include "runtime/staging_pool.h"
 
 namespace nz::rt {
 
@@ -21,14 +22,15 @@ enum class UnitState : uint8_t {
 
 struct Unit;
 
-// Staging memory under a run of units that are contiguous in VA: ONE handle,
+// Staging memory under a run of units that are contiguous in VA: ONE slice
+// (pieces only when the arena is fragmented),
 // mapped with one cuMemMap and one cuMemSetAccess, decoded by one batched
 // launch, unmapped with one cuMemUnmap. A real driver cannot unmap part of a
 // mapping, so the run is evicted (or kept resident for good) as a whole.
 struct StagedRun {
   CUdeviceptr begin = 0;
   CUdeviceptr end = 0;
-  UniquePhysicalMemory handle;
+  StagingPieces memory;  // slices of the pool's slabs, mapped end to end (one, mostly)
   // In address order. Weak: units own their run, not the other way round.
   std::vector<std::weak_ptr<Unit>> units;
   size_t bytes() const { return static_cast<size_t>(end - begin); }

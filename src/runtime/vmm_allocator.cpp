@@ -37,16 +37,18 @@ bool VmmAllocator::init(CUdevice device) noexcept {
 CUresult VmmAllocator::create(size_t bytes, UniquePhysicalMemory& out) noexcept {
   CUmemGenericAllocationHandle h = 0;
   note_vmm_calls();
+  create_calls_.fetch_add(1, std::memory_order_relaxed);
   CUresult r = driver().base.cuMemCreate(&h, bytes, &prop_, 0);
   if (r == CUDA_SUCCESS) out = UniquePhysicalMemory(h);
   return r;
 }
 
-CUresult VmmAllocator::map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle) noexcept {
+CUresult VmmAllocator::map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle,
+                           size_t offset) noexcept {
   const auto& api = driver().base;
   ++map_calls_;
   note_vmm_calls(2);
-  CUresult r = api.cuMemMap(at, bytes, 0, handle, 0);
+  CUresult r = api.cuMemMap(at, bytes, offset, handle, 0);
   if (r != CUDA_SUCCESS) return r;
   r = api.cuMemSetAccess(at, bytes, &access_, 1);
   if (r != CUDA_SUCCESS) api.cuMemUnmap(at, bytes);

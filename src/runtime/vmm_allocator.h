@@ -33,8 +33,8 @@ class VmmAllocator {
                     std::vector<CUmemGenericAllocationHandle>& pages) noexcept;
   // Creates one handle of `bytes` (a multiple of the page size).
   CUresult create(size_t bytes, UniquePhysicalMemory& out) noexcept;
-  // Maps `handle` (from offset 0) at `at` and enables read/write access.
-  CUresult map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle) noexcept;
+  // Maps `bytes` of `handle` from `offset` at `at` and enables read/write access.
+  CUresult map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle, size_t offset = 0) noexcept;
   CUresult unmap(CUdeviceptr at, size_t bytes) noexcept;
   // Unmaps and releases the page handles of pages [first, first + count).
   void release_pages(CUdeviceptr base, std::vector<CUmemGenericAllocationHandle>& pages,
@@ -45,6 +45,7 @@ class VmmAllocator {
   uint64_t map_calls() const noexcept { return map_calls_; }
   // Every cuMemCreate, cuMemMap, cuMemSetAccess and cuMemUnmap made so far.
   uint64_t vmm_calls() const noexcept { return vmm_calls_.load(std::memory_order_relaxed); }
+  uint64_t create_calls() const noexcept { return create_calls_.load(std::memory_order_relaxed); }
 
  private:
   CUmemAllocationProp prop_{};
@@ -52,6 +53,7 @@ class VmmAllocator {
   size_t page_ = 0;
   uint64_t map_calls_ = 0;  // statistics for docs/RUNTIME.md (guarded by the runtime lock)
   std::atomic<uint64_t> vmm_calls_{0};
+  std::atomic<uint64_t> create_calls_{0};  // of which cuMemCreate
   void note_vmm_calls(uint64_t n = 1) noexcept { vmm_calls_.fetch_add(n, std::memory_order_relaxed); }
 };
 

@@ -6,7 +6,12 @@ usage: minifw_e2e.py CHECK --minifw EXE --neuzip LIB --peak-report LIB [--] MINI
 checks:
   same-digest          digest with neuzip == digest without; no illegal address
   same-digest-off      the same with NEUZIP=0 (pure pass-through)
-  same-digest-budget MIB   the same with NEUZIP_STAGING_MB=MIB (evictions, recompressions)
+  staging-calls MIB WEIGHTS PER_WEIGHT [ENV=V...]   NEUZIP_STAGING_MB=MIB, the
+                       minifw arguments' --steps S against 1 step: same digest,
+                       no cuMemCreate after step 1, decode launches per step <=
+                       WEIGHTS, VMM calls per step <= PER_WEIGHT x WEIGHTS
+  same-digest-budget MIB [ENV=V...]   the same with NEUZIP_STAGING_MB=MIB (evictions,
+                       recompressions); with NZSIM_MAP_OFFSETS=0 also the line saying so
   oom MIB              without neuzip on a MIB device: exit 3; with neuzip: exit 0
                        and the digest of an unconstrained run without neuzip
   peak MIB RATIO       with NEUZIP_STAGING_MB=MIB: prints both peaks; fails if
@@ -96,14 +101,54 @@ def main():
         print(f"digest {nz['digest']} equal; peak {plain['peak']} -> {nz['peak']}")
         print([l for l in nz["stderr"].splitlines() if l.startswith("neuzip: peak")])
     elif check == "same-digest-budget":
-        nz = run(exe, args, {"NEUZIP_REPORT": "1", "NEUZIP_STAGING_MB": params[0]}, [lib, peak_lib])
+        env = {"NEUZIP_REPORT": "1", "NEUZIP_STAGING_MB": params[0]}
+        env.update(dict(e.split("=", 1) for e in params[1:]))
+        nz = run(exe, args, env, [lib, peak_lib])
         check_clean(nz, "with neuzip and a staging budget")
+        if env.get("NZSIM_MAP_OFFSETS") == "0" and "refuses cuMemMap at a handle offset" not in nz["stderr"]:
+            fail("no line saying the driver refuses mapping at an offset", nz)
         if nz["digest"] != plain["digest"]:
             fail("digests differ under a staging budget", plain, nz)
         report = [l for l in nz["stderr"].splitlines() if l.startswith("neuzip: peak")]
         print(f"digest {nz['digest']} equal with {params[0]} MiB staging;", report)
         if not report or " drops 0 " in report[0] and " recompressions 0 " in report[0]:
             fail("the budget evicted nothing", nz)
+    elif check == "staging-calls":
+        # Issue 10: under a fixed budget that evicts every step, staging works
+        # per weight, not per page: no cuMemCreate after the first step (the
+        # arena), at most one decode launch per weight staged, and VMM calls
+        # per step within PER_WEIGHT x WEIGHTS. Steady state = (the run's
+        # steps - 1 step) / (steps - 1).
+        budget, weights, per_weight = params[0], int(params[1]), float(params[2])
+        steps = int(re.findall(r"--steps (\d+)", " ".join(args))[-1])
+        env = {"NEUZIP_REPORT": "1", "NEUZIP_STAGING_MB": budget}
+        env.update(dict(e.split("=", 1) for e in params[3:]))
+        nz = run(exe, args, env, [lib, peak_lib])
+        one = run(exe, args + ["--steps", "1"], env, [lib, peak_lib])
+        check_clean(nz, "with neuzip and a staging budget")
+        check_clean(one, "one step with neuzip")
+        if nz["digest"] != plain["digest"]:
+            fail("digests differ under a staging budget", plain, nz)
+
+        def counter(r, rx):
+            m = re.search(rx, r["stderr"])
+            if not m:
+                fail(f"no '{rx}' in the report", r)
+            return int(m.group(1))
+        creates = [counter(r, r"\(creates (\d+)\)") for r in (one, nz)]
+        vmm = (counter(nz, r"vmm calls (\d+)") - counter(one, r"vmm calls (\d+)")) / (steps - 1)
+        launches = (counter(nz, r"decode launches (\d+)") - counter(one, r"decode launches (\d+)")) / (steps - 1)
+        drops = counter(nz, r" drops (\d+)") + counter(nz, r"recompressions (\d+)")
+        print(f"per step: {vmm:.1f} VMM calls, {launches:.1f} decode launches for {weights} weights; "
+              f"cuMemCreate {creates[0]} in 1 step, {creates[1]} in {steps}; {drops} evictions")
+        if drops == 0:
+            fail("the budget evicted nothing", nz)
+        if creates[1] != creates[0]:
+            fail(f"cuMemCreate after the first step ({creates[1] - creates[0]})", one, nz)
+        if launches > weights:
+            fail(f"{launches:.1f} decode launches per step for {weights} weights", nz)
+        if vmm > per_weight * weights:
+            fail(f"{vmm:.1f} VMM calls per step > {per_weight} x {weights} weights", nz)
     elif check == "same-digest-off":
         nz = run(exe, args, {"NEUZIP": "0"}, [lib, peak_lib])
         check_clean(nz, "with NEUZIP=0")

@@ -20,6 +20,7 @@ Config read_config() {
     if (v > 0) c.lazy_queue_limit = v;
   }
   if (const char* log = std::getenv("NZSIM_LOG")) c.log = std::strcmp(log, "0") != 0 && *log;
+  if (const char* off = std::getenv("NZSIM_MAP_OFFSETS")) c.map_offsets = std::strcmp(off, "0") != 0;
   return c;
 }
 

@@ -167,6 +167,8 @@ CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGene
   NZ_REQUIRE_INIT();
   if (flags != 0 || size == 0 || ptr % kGranularity || size % kGranularity || offset % kGranularity)
     return CUDA_ERROR_INVALID_VALUE;
+  // Drivers documented "offset: currently must be zero" before CUDA 12.
+  if (offset != 0 && !config().map_offsets) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
   std::lock_guard lock(g_mu);
   Physical* p = from_handle(handle);
