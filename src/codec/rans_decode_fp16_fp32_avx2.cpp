@@ -45,6 +45,10 @@ struct WideConsts {
   __m128i mantissa_shift;  // the kept bits to the top of the mantissa
   __m256i sign, mantissa, exponent;
   __m256i sign16_source, sign16_move;  // fp16 in u16 lanes: bit 10, and 33
+  // Lossless fp16, 16 elements (22 bytes) at a time, element pairs in u32
+  // lanes: the byte shuffle and shift that put the pair's 22 bits at bits
+  // 0-21 of lane j, from a 32-byte load 5 bytes before the group.
+  __m256i pair_pick, pair_shift, mantissa16, times32, sign16;
 
   NZ_TARGET_AVX2 WideConsts(const DecodeTable& table, nz_dtype dtype, uint32_t kept_bits) : step(table) {
     const DtypeLayout l = dtype_layout(dtype);
@@ -76,6 +80,23 @@ struct WideConsts {
     exponent = _mm256_set1_epi32(static_cast<int>(((1u << l.exponent_bits) - 1) << l.mantissa_bits));
     sign16_source = _mm256_set1_epi16(0x400);
     sign16_move = _mm256_set1_epi16(33);
+    alignas(32) uint8_t ppick[32];
+    alignas(32) uint32_t pshift[8];
+    for (uint32_t j = 0; j < 8; ++j) {
+      // Pair j starts at bit 22j; the low half holds bytes -5..10 of the
+      // group, the high half 11..26. The pair spans at most 4 bytes (its
+      // shift is at most 6), and none runs past its half's 16 bytes.
+      const uint32_t first = 22 * j / 8;
+      const uint32_t base = j < 4 ? first + 5 : first - 11;
+      const uint32_t used = (22 * j % 8 + 22 + 7) / 8;
+      for (uint32_t b = 0; b < 4; ++b) ppick[4 * j + b] = b < used ? static_cast<uint8_t>(base + b) : 0x80;
+      pshift[j] = 22 * j % 8;
+    }
+    pair_pick = _mm256_load_si256(reinterpret_cast<const __m256i*>(ppick));
+    pair_shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(pshift));
+    mantissa16 = _mm256_set1_epi16(0x3FF);
+    times32 = _mm256_set1_epi16(32);
+    sign16 = _mm256_set1_epi16(static_cast<short>(0x8000));
   }
 };
 
@@ -112,8 +133,23 @@ NZ_TARGET_AVX2 inline __m256i fp32_group(const WideConsts& k, const uint8_t* g, 
 // mantissa bits move to the top of the mantissa (lossy), the sign from bit
 // 10 to bit 15 (adding and removing it with one multiply: (r & 2^10) * 33 is
 // 2^15 + 2^10 when the sign is set), and the exponent joins.
+//
+// Lossless (R = 11) works on element pairs instead: lane j of one 32-byte
+// load, shuffled and shifted, holds elements 2j and 2j + 1 at bits 0-10
+// and 11-21; a shift by 5 and a 16-bit blend put the second at bits 16-26,
+// so each u16 lane has its element's field at bits 0-10 (garbage above,
+// which the multiply by 32 pushes out of the lane): no packing, and no
+// 0x7FF mask. The load starts 5 bytes before the group (inside the chunk
+// payload: the initial states precede the raw values).
 template <bool kLossless>
 NZ_TARGET_AVX2 inline __m256i fp16_half(const WideConsts& k, const uint8_t* g0, __m256i e_lo, __m256i e_hi) {
+  if constexpr (kLossless) {
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g0 - 5));
+    const __m256i v = _mm256_srlv_epi32(_mm256_shuffle_epi8(bytes, k.pair_pick), k.pair_shift);
+    const __m256i r = _mm256_blend_epi16(v, _mm256_slli_epi32(v, 5), 0xAA);
+    const __m256i sign = _mm256_and_si256(_mm256_mullo_epi16(r, k.times32), k.sign16);
+    return _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(r, k.mantissa16), sign), avx2::symbols_u16<10>(e_lo, e_hi));
+  }
   // packus works within 128-bit halves: lanes come out as 0-3, 8-11, 4-7, 12-15.
   __m256i r = _mm256_permute4x64_epi64(
       _mm256_packus_epi32(raw_fields<NZ_FP16>(k, g0), raw_fields<NZ_FP16>(k, g0 + k.raw_bits)), 0xD8);

@@ -5,7 +5,7 @@
 // Per vector: one gather from the AVX2 slot table (DecodeTable::avx2:
 // bias in bits 0-11, symbol 12-19, frequency 20-31), the multiply-add, and
 // the renormalisation. AVX2 has no expand instruction, so
-// the lanes that renormalise take their words with a permutation chosen by
+// the lanes that renormalise take their words with a byte shuffle chosen by
 // the 8-bit lane mask from a 256-entry table (8 KiB, with the 8 KiB slot
 // table still well inside L1). The four masks are computed before any word
 // is read, so each vector's words start at an offset known from the masks
@@ -24,17 +24,26 @@
 
 namespace nz::codec::avx2 {
 
-// For each 8-bit lane mask: lane i takes word popcount(mask & ((1 << i) - 1))
-// of the 8 words loaded at the vector's offset (lanes outside the mask: any).
+// For each 8-bit lane mask: the byte shuffle that gives lane i word
+// popcount(mask & ((1 << i) - 1)) of the 8 words loaded (16 bytes, the same
+// in both 128-bit halves) at the vector's offset, zero-extended; lanes
+// outside the mask get zero. One vpshufb instead of a zero-extension and a
+// cross-lane permutation.
 struct ExpandTable {
-  alignas(32) std::array<std::array<uint32_t, 8>, 256> index;
+  alignas(32) std::array<std::array<uint8_t, 32>, 256> pick;
 };
 
 constexpr ExpandTable make_expand_table() {
   ExpandTable t{};
   for (uint32_t m = 0; m < 256; ++m) {
     uint32_t next = 0;
-    for (uint32_t i = 0; i < 8; ++i) t.index[m][i] = (m >> i) & 1u ? next++ : 0;
+    for (uint32_t i = 0; i < 8; ++i) {
+      const bool takes = (m >> i) & 1u;
+      t.pick[m][4 * i] = takes ? static_cast<uint8_t>(2 * next) : 0x80;
+      t.pick[m][4 * i + 1] = takes ? static_cast<uint8_t>(2 * next + 1) : 0x80;
+      t.pick[m][4 * i + 2] = t.pick[m][4 * i + 3] = 0x80;
+      next += takes;
+    }
   }
   return t;
 }
@@ -127,9 +136,9 @@ struct Stream {
     uint64_t at = pos;
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
-      const __m256i loaded = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(words + 2 * at)));
-      const __m256i pick = _mm256_load_si256(reinterpret_cast<const __m256i*>(kExpand.index[mask[q]].data()));
-      const __m256i next = _mm256_permutevar8x32_epi32(loaded, pick);
+      const __m256i loaded = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(words + 2 * at)));
+      const __m256i pick = _mm256_load_si256(reinterpret_cast<const __m256i*>(kExpand.pick[mask[q]].data()));
+      const __m256i next = _mm256_shuffle_epi8(loaded, pick);
       x[q] = _mm256_blendv_epi8(x[q], _mm256_or_si256(_mm256_slli_epi32(x[q], 16), next), low[q]);
       at += static_cast<uint64_t>(__builtin_popcount(mask[q]));
     }
