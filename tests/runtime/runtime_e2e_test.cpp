@@ -262,6 +262,114 @@ TEST_F(RuntimeE2E, MultiUnitWeightStagesAsOneRun) {
   d->free(p);
 }
 
+// The fixed budget's arena (staging_pool.h): runs carved from one handle at
+// offsets, next fit, pieces when fragmented, a slab of its own only for
+// what no hole holds, and the accounting the budget relies on.
+TEST_F(RuntimeE2E, StagingArenaPlacesRunsWithoutCreating) {
+  using nz::rt::StagingPieces;
+  const auto& api = d->real().base;
+  nz::rt::VmmAllocator vmm;
+  ASSERT_TRUE(vmm.init(0));
+  const size_t page = vmm.page_size();
+  ASSERT_EQ(page, 2 * kMiB);
+  nz::rt::StagingPool pool(vmm);
+  pool.set_arena_bytes(4 * page);
+  ASSERT_TRUE(pool.arena());
+  EXPECT_TRUE(pool.has_cached(4 * page)) << "the arena is made at its first use";
+  const uint64_t creates0 = vmm.create_calls();
+  StagingPieces a, b, c, e;
+  ASSERT_EQ(pool.acquire(page, a), CUDA_SUCCESS);
+  ASSERT_EQ(pool.acquire(page, b), CUDA_SUCCESS);
+  ASSERT_EQ(pool.acquire(page, c), CUDA_SUCCESS);
+  ASSERT_EQ(pool.acquire(page, e), CUDA_SUCCESS);
+  EXPECT_EQ(vmm.create_calls() - creates0, 1u) << "one handle for the whole budget";
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].offset(), 0u);
+  EXPECT_EQ(b[0].offset(), page);
+  EXPECT_EQ(c[0].offset(), 2 * page);
+  EXPECT_EQ(e[0].get(), a[0].get());
+  EXPECT_EQ(pool.in_use_bytes(), 4 * page);
+  EXPECT_FALSE(pool.has_cached(page));
+  // Holes at pages 0 and 2: a two-page run gets them as two pieces.
+  pool.give_back(a);
+  pool.give_back(c);
+  EXPECT_EQ(pool.in_use_bytes(), 2 * page);
+  EXPECT_TRUE(pool.has_cached(page));
+  EXPECT_FALSE(pool.has_cached(2 * page));
+  StagingPieces two;
+  ASSERT_EQ(pool.acquire(2 * page, two), CUDA_SUCCESS);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(vmm.create_calls() - creates0, 1u);
+  EXPECT_EQ(two[0].offset() + two[1].offset(), 2 * page) << "pages 0 and 2, in some order";
+  // Mapped end to end, the pieces really are those pages of the handle:
+  // write through the run's VA, read through a mapping of the whole handle.
+  CUdeviceptr run = 0, whole = 0;
+  ASSERT_EQ(api.cuMemAddressReserve(&run, 2 * page, page, 0, 0), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuMemAddressReserve(&whole, 4 * page, page, 0, 0), CUDA_SUCCESS);
+  ASSERT_EQ(pool.map(run, two), CUDA_SUCCESS);
+  std::vector<unsigned char> fill(page, 0x11);
+  ASSERT_EQ(api.cuMemcpyHtoD(run, fill.data(), page), CUDA_SUCCESS);
+  std::fill(fill.begin(), fill.end(), 0x22);
+  ASSERT_EQ(api.cuMemcpyHtoD(run + page, fill.data(), page), CUDA_SUCCESS);
+  ASSERT_EQ(vmm.map(whole, 4 * page, two[0].get(), 0), CUDA_SUCCESS);
+  unsigned char first = 0, second = 0;
+  ASSERT_EQ(api.cuMemcpyDtoH(&first, whole + two[0].offset() + page - 1, 1), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuMemcpyDtoH(&second, whole + two[1].offset(), 1), CUDA_SUCCESS);
+  EXPECT_EQ(first, 0x11);
+  EXPECT_EQ(second, 0x22);
+  EXPECT_EQ(vmm.unmap(whole, 4 * page), CUDA_SUCCESS);
+  pool.unmap(run, two);
+  // Full: what no hole holds comes from a slab of its own, released once idle.
+  StagingPieces extra;
+  ASSERT_EQ(pool.acquire(page, extra), CUDA_SUCCESS);
+  EXPECT_EQ(vmm.create_calls() - creates0, 2u);
+  EXPECT_NE(extra[0].get(), b[0].get());
+  EXPECT_EQ(pool.physical_bytes(), 5 * page);
+  pool.give_back(extra);
+  EXPECT_EQ(pool.trim(0, page), page) << "the overflow slab goes, the arena stays while a run is coming";
+  EXPECT_EQ(pool.physical_bytes(), 4 * page);
+  // A range made resident keeps its slice: no longer staging, not in the budget.
+  pool.detach(two);
+  EXPECT_EQ(pool.in_use_bytes(), 2 * page);
+  EXPECT_EQ(pool.physical_bytes(), 2 * page);
+  pool.release(two);  // its range was freed: back to the arena (the primary stays)
+  EXPECT_EQ(pool.physical_bytes(), 4 * page);
+  EXPECT_EQ(pool.cached_bytes(), 2 * page);
+  pool.give_back(b);
+  pool.give_back(e);
+  EXPECT_EQ(pool.in_use_bytes(), 0u);
+  EXPECT_EQ(pool.trim(0), 4 * page) << "trim(0): memory is short, the idle arena goes too";
+  EXPECT_EQ(pool.physical_bytes(), 0u);
+  EXPECT_EQ(api.cuMemAddressFree(run, 2 * page), CUDA_SUCCESS);
+  EXPECT_EQ(api.cuMemAddressFree(whole, 4 * page), CUDA_SUCCESS);
+}
+
+// Without the arena (adaptive budget, or a driver that maps from offset 0
+// only): a slab of exactly each run's size, reused by the next run of it.
+TEST_F(RuntimeE2E, StagingPoolWithoutArenaReusesExactSizes) {
+  nz::rt::VmmAllocator vmm;
+  ASSERT_TRUE(vmm.init(0));
+  const size_t page = vmm.page_size();
+  nz::rt::StagingPool pool(vmm);
+  pool.set_arena_bytes(4 * page);
+  pool.refuse_offsets();
+  EXPECT_FALSE(pool.arena());
+  const uint64_t creates0 = vmm.create_calls();
+  nz::rt::StagingPieces a, b;
+  ASSERT_EQ(pool.acquire(2 * page, a), CUDA_SUCCESS);
+  pool.give_back(a);
+  EXPECT_TRUE(pool.has_cached(2 * page));
+  EXPECT_FALSE(pool.has_cached(page));
+  ASSERT_EQ(pool.acquire(2 * page, b), CUDA_SUCCESS);
+  EXPECT_EQ(vmm.create_calls() - creates0, 1u);
+  EXPECT_EQ(b[0].offset(), 0u);
+  ASSERT_EQ(pool.acquire(page, a), CUDA_SUCCESS);
+  EXPECT_EQ(vmm.create_calls() - creates0, 2u) << "another size: another handle";
+  pool.give_back(a);
+  pool.give_back(b);
+  EXPECT_EQ(pool.trim(0), 3 * page);
+}
+
 TEST_F(RuntimeE2E, ExplicitTagAndUntag) {
   auto w = bf16_weights(2 * kMiB, 6);
   CUdeviceptr p = d->alloc(w.size() * 2);
