@@ -142,12 +142,13 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
       ahead += u->bytes();
       if (ahead > window) break;
       if (u->state != UnitState::kCompressed || u->incoming || u->pins != 0) continue;
-      // The guess's whole tag (its weight): one run.
-      auto reach = compressed_tag_of(u);
-      size_t reach_bytes = 0;
-      for (const auto& v : reach) reach_bytes += wanted.count(v.get()) == 0 ? v->bytes() : 0;
-      if (reach.size() > 1 && ahead - u->bytes() + reach_bytes > window) reach.assign(1, u);
-      for (auto& v : reach) {
+      // The guess's whole tag (its weight): one run. A tag the window cannot
+      // hold ends the walk (a part of it would only split the weight in two runs).
+      auto tag = compressed_tag_of(u);
+      size_t tag_bytes = 0;
+      for (const auto& v : tag) tag_bytes += wanted.count(v.get()) == 0 ? v->bytes() : 0;
+      if (ahead - u->bytes() + tag_bytes > window) break;
+      for (auto& v : tag) {
         if (!wanted.insert(v.get()).second) continue;
         if (v != u) ahead += v->bytes();
         want.push_back(v);

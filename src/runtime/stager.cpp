@@ -92,10 +92,8 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
   try {
     for (const auto& run : runs) {
       r = pool_.map(run->begin, run->memory);
-      const bool at_offset = std::any_of(run->memory.begin(), run->memory.end(),
-                                         [](const StagingMemory& m) { return m.offset() != 0; });
-      if (r != CUDA_SUCCESS && at_offset &&
-          (r == CUDA_ERROR_INVALID_VALUE || r == CUDA_ERROR_NOT_SUPPORTED)) {
+      if ((r == CUDA_ERROR_INVALID_VALUE || r == CUDA_ERROR_NOT_SUPPORTED) &&
+          std::any_of(run->memory.begin(), run->memory.end(), [](const StagingMemory& m) { return m.offset() != 0; })) {
         // A driver that maps handles from offset 0 only: no arena from now
         // on; the caller retries unit by unit (out of memory) with exact handles.
         static std::atomic<bool> said{false};

@@ -70,8 +70,7 @@ CUresult StagingPool::acquire(size_t bytes, StagingPieces& out) noexcept {
       if (!from) return r;
       take(from, 0, bytes, out);
     } else {
-      if (bytes <= arena_bytes_ &&
-          std::none_of(slabs_.begin(), slabs_.end(), [](const auto& s) { return s->primary; })) {
+      if (bytes <= arena_bytes_ && !has_primary()) {
         if (!new_slab(arena_bytes_, true, r)) return r;  // the arena, once
       }
       // Next fit: the first hole that holds the whole run, from where the
@@ -80,26 +79,18 @@ CUresult StagingPool::acquire(size_t bytes, StagingPieces& out) noexcept {
       // runs evicted are the ones just after the cursor, and their holes
       // merge into room for the next run (best fit left holes between
       // survivors that no later run fitted: runs in pieces).
-      std::shared_ptr<StagingSlab> best;
-      size_t best_hole = 0;
-      std::vector<std::pair<StagingSlab*, size_t>> order;  // every hole, in (slab, offset) order
+      // Holes that hold the run, in (slab, offset) order; the first one at or
+      // after the cursor, else the first one (wrapping round).
+      std::vector<std::pair<std::shared_ptr<StagingSlab>, size_t>> fits;
       for (const auto& sl : slabs_)
         for (const auto& [hole, length] : sl->free)
-          if (length >= bytes) order.emplace_back(sl.get(), hole);
-      if (!order.empty()) {
-        size_t start = 0;
-        for (size_t i = 0; i < order.size(); ++i) {
-          if (order[i].first == cursor_slab_ && order[i].second >= cursor_offset_) {
-            start = i;
-            break;
-          }
-        }
-        const auto& [slab, hole] = order[start];
-        for (const auto& sl : slabs_)
-          if (sl.get() == slab) best = sl;
-        best_hole = hole;
-      }
-      if (best) {
+          if (length >= bytes) fits.emplace_back(sl, hole);
+      auto at = std::find_if(fits.begin(), fits.end(), [&](const auto& f) {
+        return f.first.get() == cursor_slab_ && f.second >= cursor_offset_;
+      });
+      if (at == fits.end()) at = fits.begin();
+      if (at != fits.end()) {
+        const auto [best, best_hole] = *at;
         take(best, best_hole, bytes, out);
         cursor_slab_ = best.get();
         cursor_offset_ = best_hole + bytes;
@@ -191,6 +182,19 @@ void StagingPool::returned(StagingSlab& slab, size_t offset, size_t bytes, bool 
   }
 }
 
+bool StagingPool::has_primary() const noexcept {
+  return std::any_of(slabs_.begin(), slabs_.end(), [](const auto& s) { return s->primary; });
+}
+
+// Back to the driver (idle slabs only: no slice refers to it any more).
+size_t StagingPool::drop(const std::shared_ptr<StagingSlab>& slab) noexcept {
+  slab_total_ -= slab->bytes;
+  slab->handle.reset();
+  slab->pool = nullptr;
+  std::erase(slabs_, slab);
+  return slab->bytes;
+}
+
 void StagingPool::release(StagingPieces& pieces) noexcept {
   std::vector<std::shared_ptr<StagingSlab>> from;
   try {
@@ -198,13 +202,8 @@ void StagingPool::release(StagingPieces& pieces) noexcept {
   } catch (...) {
   }
   pieces.clear();
-  for (const auto& s : from) {
-    if (!s->handle || s->primary || !s->idle()) continue;
-    slab_total_ -= s->bytes;
-    s->handle.reset();
-    s->pool = nullptr;
-    std::erase(slabs_, s);
-  }
+  for (const auto& s : from)
+    if (s->handle && !s->primary && s->idle()) drop(s);
 }
 
 size_t StagingPool::trim(size_t keep_bytes, size_t prefer_size) noexcept {
@@ -222,11 +221,7 @@ size_t StagingPool::trim(size_t keep_bytes, size_t prefer_size) noexcept {
     for (const auto& s : idle) {
       if (cached_bytes() <= keep_bytes) return released;
       if (!s->handle || (pass == 0 && (s->bytes == prefer_size || (s->primary && prefer_size != 0)))) continue;
-      slab_total_ -= s->bytes;
-      released += s->bytes;
-      s->handle.reset();
-      s->pool = nullptr;
-      std::erase(slabs_, s);
+      released += drop(s);
     }
   }
   return released;
@@ -235,9 +230,7 @@ size_t StagingPool::trim(size_t keep_bytes, size_t prefer_size) noexcept {
 bool StagingPool::has_cached(size_t bytes) const noexcept {
   const bool use_arena = arena();
   // The arena is made at its first use.
-  if (use_arena && bytes <= arena_bytes_ &&
-      std::none_of(slabs_.begin(), slabs_.end(), [](const auto& s) { return s->primary; }))
-    return true;
+  if (use_arena && bytes <= arena_bytes_ && !has_primary()) return true;
   for (const auto& s : slabs_) {
     if (!use_arena) {
       if (s->bytes == bytes && s->idle()) return true;

@@ -131,6 +131,8 @@ class StagingPool {
   // Takes `bytes` from the start of the hole at `hole` of `slab`.
   void take(const std::shared_ptr<StagingSlab>& slab, size_t hole, size_t bytes, StagingPieces& out);
   std::shared_ptr<StagingSlab> new_slab(size_t bytes, bool primary, CUresult& r);
+  size_t drop(const std::shared_ptr<StagingSlab>& slab) noexcept;  // returns its bytes
+  bool has_primary() const noexcept;
 
   static constexpr size_t kMaxPieces = 8;  // then the rest from a new slab
   VmmAllocator& vmm_;
