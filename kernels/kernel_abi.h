@@ -16,6 +16,7 @@ namespace nz::kernels {
 inline constexpr const char* kDecodeKernel = "nz_decode_kernel";
 inline constexpr const char* kDecodeBatchKernel = "nz_decode_batch_kernel";
 inline constexpr const char* kHashKernel = "nz_hash_kernel";
+inline constexpr const char* kGuardBatchKernel = "nz_guard_batch_kernel";
 inline constexpr const char* kEncodeAnalyseKernel = "nz_encode_analyse_kernel";
 inline constexpr const char* kEncodeTableKernel = "nz_encode_table_kernel";
 inline constexpr const char* kEncodeRansKernel = "nz_encode_rans_kernel";
@@ -68,6 +69,31 @@ struct HashArgs {
   uint64_t len;
   uint64_t out;   // device u64; the host zeroes it before the launch (CUDA path)
 };
+
+// The change test of a staged range handed over to another range's staging
+// while the device may still use it (docs/RUNTIME.md, "Handing staging pages
+// over on the device"): after its last use and before the pages are decoded
+// into again, each job's bytes are hashed; equal to `expected`, the range is
+// unchanged (its store still holds it) and the job writes 2 to its flag; else
+// it copies the bytes to `rescue` (host memory mapped for the device) first
+// and writes 1. One block per job; the jobs travel by value like a decode
+// batch's.
+struct GuardJob {
+  uint64_t data;      // the staged range (device)
+  uint64_t len;
+  uint64_t expected;  // nz_hash of what its store decodes to
+  uint64_t rescue;    // len bytes (device-visible host memory)
+};
+
+struct GuardBatchArgs {
+  uint32_t count;     // jobs used, 1..kMaxDecodeBatch
+  uint32_t reserved;
+  uint64_t flags;     // u32[count] (device-visible host memory): 2 unchanged, 1 rescued
+  GuardJob jobs[kMaxDecodeBatch];
+};
+inline constexpr unsigned kGuardThreads = 256;
+inline constexpr uint32_t kGuardUnchanged = 2;
+inline constexpr uint32_t kGuardRescued = 1;
 
 // Byte offsets inside the encoder workspace; computed on the host by
 // EncodeLayout (src/gpu/encode_layout.h) and carried to every encode kernel.

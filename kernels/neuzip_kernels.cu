@@ -3,6 +3,7 @@
 // (kernel_abi.h); the algorithms live in the .cuh building blocks.
 #include "decode_kernel.cuh"
 #include "encode.cuh"
+#include "guard.cuh"
 #include "hash.cuh"
 #include "kernel_abi.h"
 
@@ -18,6 +19,10 @@ extern "C" __global__ void __launch_bounds__(kDecodeWarpsPerBlock * 32) nz_decod
 
 extern "C" __global__ void __launch_bounds__(kHashThreads) nz_hash_kernel(HashArgs args) {
   hash_range(reinterpret_cast<const uint8_t*>(args.data), args.len, reinterpret_cast<uint64_t*>(args.out));
+}
+
+extern "C" __global__ void __launch_bounds__(kGuardThreads) nz_guard_batch_kernel(GuardBatchArgs args) {
+  guard_batch(args);
 }
 
 extern "C" __global__ void __launch_bounds__(kEncodeWarpsPerBlock * 32) nz_encode_analyse_kernel(EncodeArgs args) {

@@ -16,6 +16,7 @@ namespace {
 using nz::kernels::DecodeArgs;
 using nz::kernels::DecodeBatchArgs;
 using nz::kernels::EncodeArgs;
+using nz::kernels::GuardBatchArgs;
 using nz::kernels::HashArgs;
 
 template <class T>
@@ -65,6 +66,19 @@ int hash_kernel(const nzsim_launch* launch) {
   return 0;
 }
 
+// The change test before handed-over pages are decoded into (guard.cuh).
+int guard_batch_kernel(const nzsim_launch* launch) {
+  const GuardBatchArgs& b = args_of<GuardBatchArgs>(launch);
+  for (uint32_t i = 0; i < b.count && i < nz::kernels::kMaxDecodeBatch; ++i) {
+    const auto& j = b.jobs[i];
+    const bool changed = nz_hash(at<const void>(j.data), j.len) != j.expected;
+    if (changed) std::memcpy(at<void>(j.rescue), at<const void>(j.data), j.len);
+    __atomic_store_n(at<uint32_t>(b.flags) + i, changed ? nz::kernels::kGuardRescued : nz::kernels::kGuardUnchanged,
+                     __ATOMIC_RELEASE);
+  }
+  return 0;
+}
+
 int encode_kernel(const nzsim_launch* launch) {
   const EncodeArgs& a = args_of<EncodeArgs>(launch);
   nz_options opts;
@@ -85,12 +99,14 @@ const nzsim_param kDecodeParams[] = {{0, sizeof(DecodeArgs)}};
 const nzsim_param kDecodeBatchParams[] = {{0, sizeof(DecodeBatchArgs)}};
 const nzsim_param kHashParams[] = {{0, sizeof(HashArgs)}};
 const nzsim_param kEncodeParams[] = {{0, sizeof(EncodeArgs)}};
+const nzsim_param kGuardBatchParams[] = {{0, sizeof(GuardBatchArgs)}};
 
 const nzsim_kernel kKernels[] = {
     {nz::kernels::kDecodeKernel, 1, kDecodeParams, decode_kernel},
     {nz::kernels::kDecodeBatchKernel, 1, kDecodeBatchParams, decode_batch_kernel},
     {nz::kernels::kHashKernel, 1, kHashParams, hash_kernel},
     {nz::kernels::kSimEncodeKernel, 1, kEncodeParams, encode_kernel},
+    {nz::kernels::kGuardBatchKernel, 1, kGuardBatchParams, guard_batch_kernel},
 };
 
 }  // namespace

@@ -33,6 +33,9 @@ std::string find_sim_module_path();
 bool fill_batch_args(std::span<const DeviceCodec::DecodeJob> jobs, CUdeviceptr status_word,
                      kernels::DecodeBatchArgs& out);
 
+// The same for a guard batch (GuardBatchArgs).
+bool fill_guard_args(std::span<const DeviceCodec::GuardJob> jobs, CUdeviceptr flags, kernels::GuardBatchArgs& out);
+
 // True when the build embedded GPU kernels.
 bool built_with_gpu_kernels();
 

@@ -36,7 +36,7 @@ class CudaCodec final : public DeviceCodec {
       : api_(api), module_(api_, module), sm_count_(std::max(sm_count, 1)) {}
 
   CUresult init(std::string& error) {
-    return module_.get_functions({{&decode_, kernels::kDecodeKernel},
+    const CUresult r = module_.get_functions({{&decode_, kernels::kDecodeKernel},
                                   {&decode_batch_, kernels::kDecodeBatchKernel},
                                   {&hash_, kernels::kHashKernel},
                                   {&analyse_, kernels::kEncodeAnalyseKernel},
@@ -45,6 +45,10 @@ class CudaCodec final : public DeviceCodec {
                                   {&layout_, kernels::kEncodeLayoutKernel},
                                   {&emit_, kernels::kEncodeEmitKernel}},
                                  "GPU kernels", error);
+    // Optional: without it the runtime never hands staging pages over.
+    if (api_.cuModuleGetFunction(&guard_, module_.get(), kernels::kGuardBatchKernel) != CUDA_SUCCESS) guard_ = nullptr;
+    else if (api_.cuFuncLoad != nullptr) api_.cuFuncLoad(guard_);
+    return r;
   }
 
   Backend backend() const override { return Backend::kCuda; }
@@ -124,6 +128,15 @@ class CudaCodec final : public DeviceCodec {
     return launch(hash_, grid, kernels::kHashThreads, stream, &args);
   }
 
+  bool has_guard() const override { return guard_ != nullptr; }
+
+  CUresult guard_batch(CUstream stream, std::span<const GuardJob> jobs, CUdeviceptr flags) override {
+    kernels::GuardBatchArgs args{};
+    if (guard_ == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!fill_guard_args(jobs, flags, args)) return CUDA_ERROR_INVALID_VALUE;
+    return launch(guard_, args.count, kernels::kGuardThreads, stream, &args);
+  }
+
  private:
   template <class Args>
   CUresult launch(CUfunction fn, unsigned grid, unsigned block, CUstream stream, Args* args) {
@@ -135,7 +148,7 @@ class CudaCodec final : public DeviceCodec {
   LoadedModule module_;
   unsigned sm_count_;
   CUfunction decode_ = nullptr, decode_batch_ = nullptr, hash_ = nullptr, analyse_ = nullptr, table_ = nullptr, rans_ = nullptr,
-             layout_ = nullptr, emit_ = nullptr;
+             layout_ = nullptr, emit_ = nullptr, guard_ = nullptr;
 };
 
 }  // namespace

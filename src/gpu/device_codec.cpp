@@ -28,6 +28,9 @@ std::unique_ptr<DeviceCodec> DeviceCodec::create(const DriverApi& api, std::stri
 
 static_assert(DeviceCodec::kMaxBatch == kernels::kMaxDecodeBatch);
 static_assert(sizeof(kernels::DecodeBatchArgs) <= 4096, "kernel parameters are limited to 4 KiB");
+static_assert(DeviceCodec::kGuardUnchanged == kernels::kGuardUnchanged &&
+              DeviceCodec::kGuardRescued == kernels::kGuardRescued);
+static_assert(sizeof(kernels::GuardBatchArgs) <= 4096, "kernel parameters are limited to 4 KiB");
 
 bool fill_batch_args(std::span<const DeviceCodec::DecodeJob> jobs, CUdeviceptr status_word,
                      kernels::DecodeBatchArgs& out) {
@@ -35,6 +38,15 @@ bool fill_batch_args(std::span<const DeviceCodec::DecodeJob> jobs, CUdeviceptr s
   out.count = static_cast<uint32_t>(jobs.size());
   out.status = status_word;
   for (size_t i = 0; i < jobs.size(); ++i) out.jobs[i] = {jobs[i].src, jobs[i].src_len, jobs[i].dst, jobs[i].dst_cap};
+  return true;
+}
+
+bool fill_guard_args(std::span<const DeviceCodec::GuardJob> jobs, CUdeviceptr flags, kernels::GuardBatchArgs& out) {
+  if (jobs.empty() || jobs.size() > DeviceCodec::kMaxBatch || flags == 0) return false;
+  out.count = static_cast<uint32_t>(jobs.size());
+  out.reserved = 0;
+  out.flags = flags;
+  for (size_t i = 0; i < jobs.size(); ++i) out.jobs[i] = {jobs[i].data, jobs[i].len, jobs[i].expected, jobs[i].rescue};
   return true;
 }
 

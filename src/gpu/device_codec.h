@@ -75,6 +75,27 @@ class DeviceCodec {
 
   // nz_hash of `len` bytes at `data` (device), written as a u64 to `out_hash` (device).
   virtual CUresult hash(CUstream stream, CUdeviceptr data, size_t len, CUdeviceptr out_hash) = 0;
+
+  // The change test of ranges whose staging pages are handed over on the
+  // device (kernel_abi.h, GuardBatchArgs): per job, hash the bytes; if they
+  // differ from `expected`, copy them to `rescue`; write the job's flag. One
+  // launch for up to kMaxBatch jobs. `flags` and each `rescue` are device
+  // addresses of host memory (cuMemHostGetDevicePointer).
+  struct GuardJob {
+    CUdeviceptr data;
+    size_t len;
+    uint64_t expected;
+    CUdeviceptr rescue;
+  };
+  // A job's flag once the guard ran (kernel_abi.h kGuardUnchanged / kGuardRescued).
+  static constexpr uint32_t kGuardUnchanged = 2;
+  static constexpr uint32_t kGuardRescued = 1;
+  // Whether the loaded module has the guard kernel (an older module has not:
+  // then pages are never handed over, the runtime waits on the host instead).
+  virtual bool has_guard() const { return false; }
+  virtual CUresult guard_batch(CUstream, std::span<const GuardJob>, CUdeviceptr /*flags*/) {
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
 };
 
 }  // namespace nz::gpu

@@ -24,11 +24,14 @@ class SimCodec final : public DeviceCodec {
   SimCodec(const DriverApi& api, CUmodule module) : api_(api), module_(api_, module) {}
 
   CUresult init(std::string& error) {
-    return module_.get_functions({{&decode_, kernels::kDecodeKernel},
-                                  {&decode_batch_, kernels::kDecodeBatchKernel},
-                                  {&hash_, kernels::kHashKernel},
-                                  {&encode_, kernels::kSimEncodeKernel}},
-                                 "simulator module", error);
+    const CUresult r = module_.get_functions({{&decode_, kernels::kDecodeKernel},
+                                              {&decode_batch_, kernels::kDecodeBatchKernel},
+                                              {&hash_, kernels::kHashKernel},
+                                              {&encode_, kernels::kSimEncodeKernel}},
+                                             "simulator module", error);
+    // Optional (an older module lacks it): without it pages are never handed over.
+    if (api_.cuModuleGetFunction(&guard_, module_.get(), kernels::kGuardBatchKernel) != CUDA_SUCCESS) guard_ = nullptr;
+    return r;
   }
 
   Backend backend() const override { return Backend::kSimulator; }
@@ -65,6 +68,15 @@ class SimCodec final : public DeviceCodec {
     return launch(hash_, stream, &args);
   }
 
+  bool has_guard() const override { return guard_ != nullptr; }
+
+  CUresult guard_batch(CUstream stream, std::span<const GuardJob> jobs, CUdeviceptr flags) override {
+    kernels::GuardBatchArgs args{};
+    if (guard_ == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!fill_guard_args(jobs, flags, args)) return CUDA_ERROR_INVALID_VALUE;
+    return launch(guard_, stream, &args);
+  }
+
  private:
   template <class Args>
   CUresult launch(CUfunction fn, CUstream stream, Args* args) {
@@ -74,7 +86,7 @@ class SimCodec final : public DeviceCodec {
 
   DriverApi api_;  // a copy: the caller's table need not outlive us
   LoadedModule module_;
-  CUfunction decode_ = nullptr, decode_batch_ = nullptr, hash_ = nullptr, encode_ = nullptr;
+  CUfunction decode_ = nullptr, decode_batch_ = nullptr, hash_ = nullptr, encode_ = nullptr, guard_ = nullptr;
 };
 
 }  // namespace

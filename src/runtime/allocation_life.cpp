@@ -45,6 +45,8 @@ void Runtime::release_allocation(Allocation& a) noexcept {
       std::any_of(a.units.begin(), a.units.end(), [](const auto& e) { return e.second->incoming; })) {
     wait_for_stager_locked();
   }
+  // Old mappings of handovers inside it go before its address range does.
+  settle_handoffs_of(a);
   while (!a.units.empty()) {
     auto u = a.units.begin()->second;
     u->tracked = false;
@@ -66,6 +68,8 @@ void Runtime::release_allocation(Allocation& a) noexcept {
     }
     stats_.bytes_compressible.sub(u->bytes());
     u->store = StoredRange{};
+    u->rescue.reset();
+    u->handoff.reset();
     u->dead = true;
     a.units.erase(a.units.begin());
   }
@@ -158,6 +162,8 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
     for (auto& [begin, u] : a->units) u->dead = false;
     release_allocation(*a);
   }
+  reap_handoffs(true);
+  handoffs_.clear();
   staged_.clear();
   pending_.clear();
   pending_count_.store(0, std::memory_order_relaxed);
@@ -173,6 +179,9 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   set_store_stream(nullptr);
   internal_.reset();
   prefetch_stream_.reset();
+  guard_stream_.reset();
+  rescue_.release();
+  handoffs_enabled_ = false;
   status_host_.reset();
   context_ = nullptr;
   setup_tried_ = false;

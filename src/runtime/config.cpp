@@ -84,6 +84,11 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     else if (parse_unsigned(v, mb) && mb < (size_t{1} << 40)) c.lookahead_bytes = mb << 20;
     else complain("NEUZIP_LOOKAHEAD_MB", v, "a number of MiB or auto");
   }
+  if (const char* v = getenv_fn("NEUZIP_HANDOFF_MB")) {
+    size_t mb = 0;
+    if (parse_unsigned(v, mb) && mb < (size_t{1} << 40)) c.handoff_bytes = mb << 20;
+    else complain("NEUZIP_HANDOFF_MB", v, "a number of MiB (0: off)");
+  }
   if (const char* v = getenv_fn("NEUZIP_MIN_BYTES")) {
     size_t bytes = 0;
     if (parse_unsigned(v, bytes)) c.min_bytes = bytes;

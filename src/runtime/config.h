@@ -24,6 +24,11 @@ struct Config {
   // no stager thread (the launching thread decodes one range ahead).
   static constexpr size_t kLookaheadAuto = ~size_t{0};
   std::optional<size_t> lookahead_bytes;
+  // NEUZIP_HANDOFF_MB: page-locked host memory for the change test of staging
+  // handed over on the device (handoff.h): how far the host may run ahead of
+  // the device evicting unchanged ranges without waiting. Unset: twice a fixed
+  // budget; 0: never hand over (evictions wait on the host). Only with a fixed budget.
+  std::optional<size_t> handoff_bytes;
   size_t min_bytes = size_t{2} << 20;   // NEUZIP_MIN_BYTES: smallest cuMemAlloc served by VMM
   // NEUZIP_LONG_LIVED: a range filled after the program started computing is
   // compressed once launches used it in this many iterations without it being

@@ -60,9 +60,11 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
   if (unchanged && u->store.data) {
     stats_.drops.add();
     u->change_streak = 0;
+    ++u->clean_evictions;
     emit("drop", u->begin, u->bytes());
     return Settled::kStored;
   }
+  u->clean_evictions = 0;
   if (unchanged) {
     u->change_streak = 0;  // its store was given up while staged (pressure): encode again
   } else {
@@ -265,17 +267,24 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     // The least recently used staged range that no queued launch still holds.
     // Prefetched ranges not used yet go last: they are about to be needed
     // (unless the guess was wrong, so they are not protected for ever).
+    // A run seen unchanged before is handed over on the device (handoff.h)
+    // whether or not its uses completed: no host wait for them or its hash.
     std::shared_ptr<Unit> victim;
     for (int pass = 0; pass < 2 && !victim; ++pass) {
       for (auto& u : staged_) {
         if (pass == 0 && u->prefetched) continue;
         if (!victim || u->lru_tick < victim->lru_tick) {
-          if (run_evictable(*u, may_wait)) victim = u;
+          if (run_evictable(*u, may_wait) || handoff_eligible(*u)) victim = u;
         }
       }
     }
     if (!victim) break;
     victim->prefetched = false;
+    if (handoff_eligible(*victim) && hand_over(victim)) {
+      trim_cache();
+      continue;
+    }
+    if (!run_evictable(*victim, may_wait)) break;  // no room to hand it over, and no waiting
     wait_run_uses(*victim);
     Allocation* a = allocation_containing(victim->begin);
     if (a == nullptr || !evict(*a, victim)) break;

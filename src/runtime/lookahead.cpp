@@ -141,7 +141,8 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
       if (wanted.count(u.get()) != 0) continue;  // part of a guess's tag already
       ahead += u->bytes();
       if (ahead > window) break;
-      if (u->state != UnitState::kCompressed || u->incoming || u->pins != 0) continue;
+      if (!handoffs_.empty()) reap_handoffs(false);
+      if (u->state != UnitState::kCompressed || u->incoming || u->pins != 0 || u->handoff || u->rescue) continue;
       // The guess's whole tag (its weight): one run. A tag the window cannot
       // hold ends the walk (a part of it would only split the weight in two runs).
       auto tag = compressed_tag_of(u);
@@ -172,7 +173,7 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
     if (stop_stager_ || !setup_ok_) return;
     // Units of the window may have been staged (or freed) meanwhile.
     std::erase_if(want, [&](const auto& u) {
-      const bool gone = u->dead || u->state != UnitState::kCompressed || u->incoming;
+      const bool gone = u->dead || u->state != UnitState::kCompressed || u->incoming || u->handoff || u->rescue;
       if (gone) bytes -= u->bytes();
       return gone;
     });

@@ -112,6 +112,16 @@ bool Runtime::ensure_setup() noexcept {
   internal_ = UniqueStream(s);
   if (api.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) return false;
   prefetch_stream_ = UniqueStream(s);
+  // Handovers (handoff.h): with a fixed budget's arena and a module that has
+  // the guard kernel, evictions of unchanged ranges are ordered on the device.
+  if (pool_.arena() && codec_->has_guard()) {
+    const size_t rescue = config_.handoff_bytes.value_or(2 * *config_.staging_bytes);
+    if (rescue > 0 && api.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS) {
+      guard_stream_ = UniqueStream(s);
+      rescue_.set_capacity(rescue);
+      handoffs_enabled_ = true;
+    }
+  }
   set_store_stream(internal_.get());
   void* status = nullptr;
   if (api.cuMemAllocHost(&status, 64) != CUDA_SUCCESS) return false;

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include "runtime/config.h"
 #include "runtime/driver_objects.h"
 #include "runtime/graph_pins.h"
+#include "runtime/handoff.h"
 #include "runtime/hooks.h"
 #include "runtime/launch_scan.h"
 #include "runtime/prefetch.h"
@@ -164,6 +166,14 @@ class Runtime {
   // Evicts the run holding `u` (every unit of it); false if it stays staged.
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   bool run_evictable(const Unit& u, bool may_wait) const noexcept;
+  // Handovers (handoff.h). Lock held.
+  bool handoff_eligible(const Unit& u) const noexcept;
+  bool hand_over(const std::shared_ptr<Unit>& u) noexcept;  // false: nothing changed, evict otherwise
+  bool settle_handoff(Handoff& h, bool wait) noexcept;     // false: not done and !wait
+  void reap_handoffs(bool wait) noexcept;                  // settles the completed ones (all if `wait`)
+  void settle_handoffs_of(const std::vector<std::shared_ptr<Unit>>& units) noexcept;  // before mapping them
+  void settle_handoffs_of(Allocation& a) noexcept;         // before its units change or its VA goes
+  SharedEvent handoff_fence() noexcept;  // what pages given back by handovers are still waiting for
   void wait_run_uses(Unit& u) noexcept;
   // After stage(). `alone`: the unit is its run's only one (see eviction.cpp).
   void release_store_if_pressed(Unit& u, bool alone) noexcept;  // lock held
@@ -227,6 +237,10 @@ class Runtime {
   std::unique_ptr<gpu::DeviceCodec> codec_;
   UniqueStream internal_;
   UniqueStream prefetch_stream_;  // decodes ahead of use
+  UniqueStream guard_stream_;     // the change tests of handovers (handoff.h)
+  RescuePool rescue_;
+  std::deque<std::shared_ptr<Handoff>> handoffs_;  // not settled yet, in guard-stream order
+  bool handoffs_enabled_ = false;
   // The look-ahead stager: where to walk the learned order from next, and
   // whether a staging of it is in progress without the lock.
   std::condition_variable_any stager_cv_;

@@ -56,6 +56,7 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
         evict_all(may_wait);
         r = pool_.acquire(run->bytes(), run->memory);
       }
+      run->after = handoff_fence();  // its pages may be ones a handover gave back
       if (r != CUDA_SUCCESS) {
         // A run that does not fit is retried unit by unit: only a single unit's failure is worth a line.
         if (runs.size() == 1 && units.size() == 1)
@@ -89,6 +90,13 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
   size_t mapped = 0;
   CUresult r = CUDA_SUCCESS;
   std::vector<CompressedStore::DecodeTarget> targets;
+  struct Restore {
+    CUdeviceptr dst;
+    const void* src;
+    size_t bytes;
+  };
+  std::vector<Restore> restores;  // units a handover's change test found changed (handoff.h)
+  std::vector<CUevent> fences;
   try {
     for (const auto& run : runs) {
       r = pool_.map(run->begin, run->memory);
@@ -105,13 +113,26 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
       }
       if (r != CUDA_SUCCESS) break;
       ++mapped;
-      for (const auto& w : run->units)
-        if (auto u = w.lock()) targets.push_back({&u->store, u->begin});
+      if (run->after && *run->after && std::find(fences.begin(), fences.end(), run->after->get()) == fences.end())
+        fences.push_back(run->after->get());
+      for (const auto& w : run->units) {
+        auto u = w.lock();
+        if (!u) continue;
+        if (u->rescue) restores.push_back({u->begin, u->rescue->host() + u->rescue_offset, u->bytes()});
+        else targets.push_back({&u->store, u->begin});
+      }
     }
   } catch (...) {
     r = CUDA_ERROR_OUT_OF_MEMORY;
   }
-  if (r == CUDA_SUCCESS) r = store_->decode_batch(targets, stream, launches);
+  // Pages a handover gave back are written only after its change test read them.
+  for (CUevent e : fences) {
+    if (r == CUDA_SUCCESS) r = driver().base.cuStreamWaitEvent(stream, e, 0);
+  }
+  for (const auto& c : restores) {
+    if (r == CUDA_SUCCESS) r = driver().base.cuMemcpyHtoDAsync(c.dst, c.src, c.bytes, stream);
+  }
+  if (r == CUDA_SUCCESS && !targets.empty()) r = store_->decode_batch(targets, stream, launches);
   if (r != CUDA_SUCCESS) {
     for (size_t i = 0; i < mapped; ++i) pool_.unmap(runs[i]->begin, runs[i]->memory);
   }
@@ -123,6 +144,14 @@ void Runtime::finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, c
                           CUstream decode_stream, bool capturing, TraceClock::time_point start) noexcept {
   for (auto& run : runs) {
     for (auto& u : run->alive()) {
+      if (u->rescue) {
+        // Staged from its copy: the copy must be complete before it goes, and
+        // the stale store is replaced at the next eviction.
+        if (ready && *ready) driver().base.cuEventSynchronize(ready->get());
+        else driver().base.cuStreamSynchronize(decode_stream);
+        u->rescue.reset();
+        u->recode = true;
+      }
       u->ready = ready;
       u->add_use(ready);
       u->run = run;
@@ -148,6 +177,10 @@ CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>
                              bool capturing) noexcept {
   const auto start = TraceClock::now();
   const CUstream decode_stream = capturing ? internal_.get() : stream;
+  // A unit handed over lately keeps its old mapping until its handover settles.
+  if (!handoffs_.empty()) {
+    for (const auto& units : runs) settle_handoffs_of(units);
+  }
   std::vector<std::shared_ptr<StagedRun>> acquired;
   CUresult r = acquire_runs(runs, acquired);
   if (r != CUDA_SUCCESS) return r;
@@ -198,6 +231,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
       return std::none_of(touched.begin(), touched.end(), [](const auto& u) { return u->incoming; });
     });
   }
+  if (!handoffs_.empty()) reap_handoffs(false);
   size_t incoming = 0;
   for (auto& u : touched) {
     ++u->in_flight;
@@ -326,8 +360,10 @@ std::vector<std::shared_ptr<Unit>> Runtime::compressed_tag_of(const std::shared_
     if (it != a->units.begin() && std::prev(it)->second->end > tag.begin) --it;
     for (; it != a->units.end() && it->second->begin < tag.end; ++it) {
       const auto& v = it->second;
+      // Not one still handed over (staging it would wait for its change
+      // test) or found changed (staged from host memory, on demand only).
       if (v->tracked && !v->dead && v->state == UnitState::kCompressed && !v->incoming && v->in_flight == 0 &&
-          v->pins == 0)
+          v->pins == 0 && !v->handoff && !v->rescue)
         out.push_back(v);
     }
   }
@@ -339,7 +375,10 @@ std::vector<std::shared_ptr<Unit>> Runtime::compressed_tag_of(const std::shared_
 // the rest of its tag on the side stream, if that fits without waiting for
 // anything: a guess must never cost a wait.
 void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
-  if (!next || next->dead || next->state != UnitState::kCompressed || next->in_flight > 0) return;
+  if (!handoffs_.empty()) reap_handoffs(false);
+  if (!next || next->dead || next->state != UnitState::kCompressed || next->in_flight > 0 || next->handoff ||
+      next->rescue)
+    return;
   // Under pressure a guess would evict idle ranges (and encode them again) for
   // a decode that may not be needed.
   if (!config_.staging_bytes && !memory_plentiful()) return;

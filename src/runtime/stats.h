@@ -29,6 +29,8 @@ struct Stats {
   Counter prefetch_hits;   // prefetched ranges that were then used
   Counter store_releases;  // stores given up while staged, under memory pressure
   Counter reencodes;       // unchanged ranges encoded again at eviction (their store was given up)
+  Counter handoffs;        // units evicted by handing their pages over on the device (handoff.h)
+  Counter rescues;         // of which found changed by the device's change test (restored from host memory)
   Counter released_bytes;  // physical bytes of pages released for compressed ranges (now)
   Counter device_used_peak; // highest cuMemGetInfo "used" the runtime sampled
   Counter vmm_calls;        // our cuMemCreate/cuMemMap/cuMemSetAccess/cuMemUnmap calls

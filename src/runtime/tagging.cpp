@@ -65,6 +65,7 @@ void Runtime::replan(Allocation& a, AddressWindow w, bool refill) noexcept {
   w.begin = a.base + (std::max(w.begin, a.base) - a.base) / page * page;
   w.end = std::min<CUdeviceptr>(limit, a.base + (std::max(w.end, a.base) - a.base + page - 1) / page * page);
   if (w.begin >= w.end) return;
+  settle_handoffs_of(a);  // units may be remade or made resident: no old mapping may remain
   auto first = a.units.upper_bound(w.begin);
   if (first != a.units.begin() && std::prev(first)->second->end > w.begin) w.begin = std::prev(first)->first;
   auto last = a.units.lower_bound(w.end);

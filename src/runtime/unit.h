@@ -21,6 +21,8 @@ enum class UnitState : uint8_t {
 };
 
 struct Unit;
+struct Handoff;  // handoff.h
+class RescueSlot;  // rescue_pool.h
 
 // Staging memory under a run of units that are contiguous in VA: ONE slice
 // (pieces only when the arena is fragmented),
@@ -31,6 +33,8 @@ struct StagedRun {
   CUdeviceptr begin = 0;
   CUdeviceptr end = 0;
   StagingPieces memory;  // slices of the pool's slabs, mapped end to end (one, mostly)
+  // Handovers (handoff.h) whose pages the slices may be: the decode waits for them on the device.
+  SharedEvent after;
   // In address order. Weak: units own their run, not the other way round.
   std::vector<std::weak_ptr<Unit>> units;
   size_t bytes() const { return static_cast<size_t>(end - begin); }
@@ -78,6 +82,14 @@ struct Unit {
   bool prefetched = false;      // staged ahead of use and not used yet
   bool incoming = false;        // being staged by the look-ahead stager (runtime lock dropped)
   std::weak_ptr<Unit> next_guess;  // what was staged after it last time
+  // Evicted by handing its pages over on the device (handoff.h): until that
+  // handover is settled its old mapping stays and its change test may still run.
+  std::shared_ptr<Handoff> handoff;
+  // The change test found it changed after all: its content is here (the
+  // store is stale), copied back when it is staged next.
+  std::shared_ptr<RescueSlot> rescue;
+  size_t rescue_offset = 0;
+  int clean_evictions = 0;  // evictions in a row that found it unchanged
 
   size_t bytes() const { return static_cast<size_t>(end - begin); }
 

@@ -1,0 +1,196 @@
+// handoff.cpp: evictions the device orders (handoff.h): handing a staged run's
+// pages over, and settling the handover once its change test ran.
+#include "runtime/handoff.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/log.h"
+#include "runtime/runtime.h"
+#include "runtime/runtime_internal.h"
+
+namespace nz::rt {
+
+using namespace detail;
+
+namespace {
+constexpr size_t kFlagsAlign = 256;
+}
+
+bool Runtime::handoff_eligible(const Unit& u) const noexcept {
+  if (!handoffs_enabled_ || !u.run || !pool_.arena()) return false;
+  for (const auto& w : u.run->units) {
+    auto v = w.lock();
+    if (!v || v->run != u.run) continue;
+    if (v->dead || v->state != UnitState::kStaged || v->in_flight > 0 || v->pins > 0) return false;
+    // Seen unchanged at its last eviction, with the store that says what
+    // "unchanged" is; lossy stores describe the lossy decode, not the pages.
+    if (!v->store.data || v->recode || v->rescue || v->clean_evictions < 1) return false;
+    if (CompressedStore::lossy_for(v->dtype, config_)) return false;
+  }
+  return true;
+}
+
+bool Runtime::hand_over(const std::shared_ptr<Unit>& u) noexcept {
+  const std::shared_ptr<StagedRun> run = u->run;
+  if (!run || !guard_stream_) return false;
+  const auto& api = driver().base;
+  std::vector<std::shared_ptr<Unit>> units;
+  std::shared_ptr<Handoff> h;
+  try {
+    for (auto& v : run->alive())
+      if (v->run == run) units.push_back(std::move(v));
+    if (units.empty()) return false;
+    h = std::make_shared<Handoff>();
+    const size_t header = (units.size() * sizeof(uint32_t) + kFlagsAlign - 1) / kFlagsAlign * kFlagsAlign;
+    h->slot = rescue_.take(header + run->bytes());
+    if (!h->slot) return false;  // as far ahead as the rescue memory allows: the caller waits instead
+    std::memset(h->slot->host(), 0, units.size() * sizeof(uint32_t));
+    for (const auto& v : units) {
+      h->units.push_back(v);
+      h->offsets.push_back(header + static_cast<size_t>(v->begin - run->begin));
+    }
+    for (const auto& m : run->memory) h->pieces.push_back(m.bytes());
+  } catch (...) {
+    return false;
+  }
+  const CUstream stream = guard_stream_.get();
+  // After every queued use of the run, on any stream.
+  for (const auto& v : units) {
+    for (const auto& e : v->uses)
+      if (e && *e && !event_done(e) && api.cuStreamWaitEvent(stream, e->get(), 0) != CUDA_SUCCESS) return false;
+  }
+  gpu::DeviceCodec::GuardJob jobs[gpu::DeviceCodec::kMaxBatch];
+  for (size_t first = 0; first < units.size(); first += gpu::DeviceCodec::kMaxBatch) {
+    const size_t n = std::min(units.size() - first, gpu::DeviceCodec::kMaxBatch);
+    for (size_t i = 0; i < n; ++i) {
+      const auto& v = units[first + i];
+      jobs[i] = {v->begin, v->bytes(), v->store.hash, h->slot->device() + h->offsets[first + i]};
+    }
+    if (codec_->guard_batch(stream, std::span(jobs, n), h->slot->device() + first * sizeof(uint32_t)) !=
+        CUDA_SUCCESS) {
+      // Nothing was given up yet; a guard that did run only wrote the slot.
+      api.cuStreamSynchronize(stream);
+      return false;
+    }
+  }
+  h->done = record_event(stream);
+  if (!h->done) {
+    api.cuStreamSynchronize(stream);
+    return false;
+  }
+  try {
+    handoffs_.push_back(h);
+  } catch (...) {
+    api.cuStreamSynchronize(stream);
+    return false;
+  }
+  h->va = run->begin;
+  // The pages go back to the arena; the mapping stays until `done`.
+  pool_.give_back(run->memory);
+  for (const auto& v : units) {
+    v->run.reset();
+    v->ready.reset();
+    v->uses.clear();
+    v->prefetched = false;
+    v->state = UnitState::kCompressed;
+    v->handoff = h;
+    std::erase(staged_, v);
+  }
+  stats_.handoffs.add(units.size());
+  emit("handoff", run->begin, run->bytes());
+  ++memory_epoch_;
+  stats_.staging_bytes.set(pool_.in_use_bytes());
+  update_saved();
+  return true;
+}
+
+bool Runtime::settle_handoff(Handoff& h, bool wait) noexcept {
+  if (h.settled) return true;
+  const auto& api = driver().base;
+  if (!event_done(h.done)) {
+    if (!wait) return false;
+    const auto start = TraceClock::now();
+    api.cuEventSynchronize(h.done->get());
+    if (!on_stager_thread())
+      stats_.hook_wait_ns.add(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
+  }
+  CUdeviceptr va = h.va;
+  for (size_t bytes : h.pieces) {
+    vmm_.unmap(va, bytes);
+    va += bytes;
+  }
+  const auto* flags = reinterpret_cast<const volatile uint32_t*>(h.slot->host());
+  for (size_t i = 0; i < h.units.size(); ++i) {
+    auto v = h.units[i].lock();
+    if (!v) continue;
+    if (v->handoff.get() == &h) v->handoff.reset();
+    if (v->dead) continue;
+    const uint32_t flag = flags[i];
+    if (flag == gpu::DeviceCodec::kGuardUnchanged) {
+      ++v->clean_evictions;
+      v->change_streak = 0;
+      stats_.drops.add();
+      emit("drop", v->begin, v->bytes());
+      continue;
+    }
+    if (flag != gpu::DeviceCodec::kGuardRescued) {
+      // The guard never ran (the context failed): nothing can be known of the content.
+      log(LogLevel::kError, "change test of range {} did not run: its content is lost", hex(v->begin));
+      continue;
+    }
+    // Changed after all: the copy is the data; the store is stale.
+    v->rescue = h.slot;
+    v->rescue_offset = h.offsets[i];
+    v->clean_evictions = 0;
+    ++v->change_streak;
+    stats_.rescues.add();
+    emit("rescue", v->begin, v->bytes());
+    log(LogLevel::kDebug, "range {} changed after it was handed over: restored from host memory at its next use",
+        hex(v->begin));
+  }
+  h.slot.reset();  // kept by the units it rescued
+  h.settled = true;
+  return true;
+}
+
+void Runtime::reap_handoffs(bool wait) noexcept {
+  // One guard stream: they complete in order.
+  while (!handoffs_.empty()) {
+    if (!settle_handoff(*handoffs_.front(), wait)) break;
+    handoffs_.pop_front();
+  }
+}
+
+void Runtime::settle_handoffs_of(const std::vector<std::shared_ptr<Unit>>& units) noexcept {
+  bool any = false;
+  for (const auto& u : units) {
+    if (u->handoff) {
+      settle_handoff(*u->handoff, true);
+      any = true;
+    }
+  }
+  if (any) reap_handoffs(false);
+}
+
+void Runtime::settle_handoffs_of(Allocation& a) noexcept {
+  bool any = false;
+  for (const auto& [begin, u] : a.units) {
+    if (u->handoff) {
+      settle_handoff(*u->handoff, true);
+      any = true;
+    }
+  }
+  if (any) reap_handoffs(false);
+}
+
+SharedEvent Runtime::handoff_fence() noexcept {
+  // In order on one stream: the newest unsettled handover's event covers all.
+  for (auto it = handoffs_.rbegin(); it != handoffs_.rend(); ++it) {
+    if (!(*it)->settled) return event_done((*it)->done) ? nullptr : (*it)->done;
+  }
+  return nullptr;
+}
+
+}  // namespace nz::rt
