@@ -68,6 +68,7 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
   if (unchanged) {
     u->change_streak = 0;  // its store was given up while staged (pressure): encode again
   } else {
+    u->ever_changed = true;
     if (!u->recode) ++u->change_streak;
     u->recode = false;
     if (keep_rewritten_resident(u->change_streak, config_.staging_bytes.has_value(), u->bytes())) {

@@ -25,7 +25,9 @@ bool Runtime::handoff_eligible(const Unit& u) const noexcept {
     if (v->dead || v->state != UnitState::kStaged || v->in_flight > 0 || v->pins > 0) return false;
     // Seen unchanged at its last eviction, with the store that says what
     // "unchanged" is; lossy stores describe the lossy decode, not the pages.
-    if (!v->store.data || v->recode || v->rescue || v->clean_evictions < 1) return false;
+    // Never one found changed before (training rewrites its weights: each
+    // handover would end in a rescue).
+    if (!v->store.data || v->recode || v->rescue || v->ever_changed || v->clean_evictions < 1) return false;
     if (CompressedStore::lossy_for(v->dtype, config_)) return false;
   }
   return true;
@@ -50,7 +52,6 @@ bool Runtime::hand_over(const std::shared_ptr<Unit>& u) noexcept {
       h->units.push_back(v);
       h->offsets.push_back(header + static_cast<size_t>(v->begin - run->begin));
     }
-    for (const auto& m : run->memory) h->pieces.push_back(m.bytes());
   } catch (...) {
     return false;
   }
@@ -81,13 +82,14 @@ bool Runtime::hand_over(const std::shared_ptr<Unit>& u) noexcept {
   }
   try {
     handoffs_.push_back(h);
+    // The pages go back to the arena; the mapping stays until `done`.
+    pool_.give_back_mapped(run->memory, h->mapping);
   } catch (...) {
+    if (!handoffs_.empty() && handoffs_.back() == h) handoffs_.pop_back();
     api.cuStreamSynchronize(stream);
     return false;
   }
   h->va = run->begin;
-  // The pages go back to the arena; the mapping stays until `done`.
-  pool_.give_back(run->memory);
   for (const auto& v : units) {
     v->run.reset();
     v->ready.reset();
@@ -116,11 +118,7 @@ bool Runtime::settle_handoff(Handoff& h, bool wait) noexcept {
       stats_.hook_wait_ns.add(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
   }
-  CUdeviceptr va = h.va;
-  for (size_t bytes : h.pieces) {
-    vmm_.unmap(va, bytes);
-    va += bytes;
-  }
+  pool_.unmap_given(h.va, h.mapping);
   const auto* flags = reinterpret_cast<const volatile uint32_t*>(h.slot->host());
   for (size_t i = 0; i < h.units.size(); ++i) {
     auto v = h.units[i].lock();
@@ -144,6 +142,7 @@ bool Runtime::settle_handoff(Handoff& h, bool wait) noexcept {
     v->rescue = h.slot;
     v->rescue_offset = h.offsets[i];
     v->clean_evictions = 0;
+    v->ever_changed = true;
     ++v->change_streak;
     stats_.rescues.add();
     emit("rescue", v->begin, v->bytes());

@@ -34,6 +34,7 @@
 
 #include "runtime/driver_objects.h"
 #include "runtime/rescue_pool.h"
+#include "runtime/staging_pool.h"
 
 namespace nz::rt {
 
@@ -42,8 +43,8 @@ struct Unit;
 struct Handoff {
   SharedEvent done;                    // after the guard kernels
   std::shared_ptr<RescueSlot> slot;    // flags (u32 per unit), then the units' copies
-  CUdeviceptr va = 0;                  // the old mapping: its pieces' sizes, end to end
-  std::vector<size_t> pieces;
+  CUdeviceptr va = 0;                  // the old mapping, unmapped once done
+  GivenMapping mapping;
   std::vector<std::weak_ptr<Unit>> units;
   std::vector<size_t> offsets;         // where each unit's copy goes in the slot
   bool settled = false;

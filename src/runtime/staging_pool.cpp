@@ -195,6 +195,24 @@ size_t StagingPool::drop(const std::shared_ptr<StagingSlab>& slab) noexcept {
   return slab->bytes;
 }
 
+void StagingPool::give_back_mapped(StagingPieces& pieces, GivenMapping& out) {
+  out.pieces.reserve(pieces.size());  // may throw: before anything changes
+  for (const auto& m : pieces) {
+    out.pieces.emplace_back(m.slab_, m.bytes());
+    ++m.slab_->given_mappings;
+  }
+  pieces.clear();
+}
+
+void StagingPool::unmap_given(CUdeviceptr at, GivenMapping& given) noexcept {
+  for (auto& [slab, bytes] : given.pieces) {
+    vmm_.unmap(at, bytes);
+    at += bytes;
+    if (slab->given_mappings > 0) --slab->given_mappings;
+  }
+  given.pieces.clear();
+}
+
 void StagingPool::release(StagingPieces& pieces) noexcept {
   std::vector<std::shared_ptr<StagingSlab>> from;
   try {

@@ -46,7 +46,12 @@ struct StagingSlab {
   bool primary = false;            // the fixed budget's arena: kept when idle
   std::map<size_t, size_t> free;   // offset -> length, coalesced
   StagingPool* pool = nullptr;
-  bool idle() const { return free.size() == 1 && free.begin()->first == 0 && free.begin()->second == bytes; }
+  // Old mappings of handovers not settled yet (handoff.h) still show these
+  // pages: the slab must not go back to the driver (it would not free them).
+  int given_mappings = 0;
+  bool idle() const {
+    return given_mappings == 0 && free.size() == 1 && free.begin()->first == 0 && free.begin()->second == bytes;
+  }
 };
 
 // A slice of a slab: what one staged run (or a range made resident for good)
@@ -77,6 +82,10 @@ class StagingMemory {
 // A run's staging memory: slices mapped end to end in VA order (one in the
 // common case: one cuMemMap + one cuMemSetAccess, one cuMemUnmap).
 using StagingPieces = std::vector<StagingMemory>;
+// Pieces given back while still mapped (a handover): their slabs, and sizes.
+struct GivenMapping {
+  std::vector<std::pair<std::shared_ptr<StagingSlab>, size_t>> pieces;
+};
 struct StagingPiecesView {
   const StagingMemory* data;
   size_t count;
@@ -102,6 +111,11 @@ class StagingPool {
   void unmap(CUdeviceptr at, const StagingPieces& pieces) noexcept { unmap(at, {pieces.data(), pieces.size()}); }
   // Back to their slabs' free space (they must be unmapped).
   void give_back(StagingPieces& pieces) noexcept { pieces.clear(); }
+  // give_back without unmapping (a handover: queued work still reads them
+  // there, and whatever takes them next is ordered after that on the device);
+  // `out` keeps their slabs until unmap_given. May throw (then nothing changed).
+  void give_back_mapped(StagingPieces& pieces, GivenMapping& out);
+  void unmap_given(CUdeviceptr at, GivenMapping& given) noexcept;
   // give_back, and the slabs they came from go back to the driver if that
   // left them idle (the arena's primary excepted): memory of a freed range.
   void release(StagingPieces& pieces) noexcept;

@@ -90,6 +90,7 @@ struct Unit {
   std::shared_ptr<RescueSlot> rescue;
   size_t rescue_offset = 0;
   int clean_evictions = 0;  // evictions in a row that found it unchanged
+  bool ever_changed = false;  // an eviction found it changed (it is not handed over then)
 
   size_t bytes() const { return static_cast<size_t>(end - begin); }
 
