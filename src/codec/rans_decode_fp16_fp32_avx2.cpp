@@ -48,7 +48,7 @@ struct WideConsts {
   // Lossless fp16, 16 elements (22 bytes) at a time, element pairs in u32
   // lanes: the byte shuffle and shift that put the pair's 22 bits at bits
   // 0-21 of lane j, from a 32-byte load 5 bytes before the group.
-  __m256i pair_pick, pair_shift, mantissa16, times32, sign16;
+  __m256i pair_pick, pair_shift, exponent16, not_exponent16, unpair16;
 
   NZ_TARGET_AVX2 WideConsts(const DecodeTable& table, nz_dtype dtype, uint32_t kept_bits) : step(table) {
     const DtypeLayout l = dtype_layout(dtype);
@@ -94,9 +94,10 @@ struct WideConsts {
     }
     pair_pick = _mm256_load_si256(reinterpret_cast<const __m256i*>(ppick));
     pair_shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(pshift));
-    mantissa16 = _mm256_set1_epi16(0x3FF);
-    times32 = _mm256_set1_epi16(32);
-    sign16 = _mm256_set1_epi16(static_cast<short>(0x8000));
+    exponent16 = _mm256_set1_epi16(0x7C00);
+    not_exponent16 = _mm256_set1_epi16(static_cast<short>(0x83FF));
+    unpair16 = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
   }
 };
 
@@ -136,19 +137,34 @@ NZ_TARGET_AVX2 inline __m256i fp32_group(const WideConsts& k, const uint8_t* g, 
 //
 // Lossless (R = 11) works on element pairs instead: lane j of one 32-byte
 // load, shuffled and shifted, holds elements 2j and 2j + 1 at bits 0-10
-// and 11-21; a shift by 5 and a 16-bit blend put the second at bits 16-26,
-// so each u16 lane has its element's field at bits 0-10 (garbage above,
-// which the multiply by 32 pushes out of the lane): no packing, and no
-// 0x7FF mask. The load starts 5 bytes before the group (inside the chunk
+// and 11-21; shifts by 5 and 10 and a 16-bit blend give each u16 lane its
+// element's sign at bit 15 and mantissa at bits 5-14 (t), and an
+// arithmetic shift by 5 puts the mantissa at bits 0-9 with copies of the
+// sign at 10-15: no packing, no mask. The symbols go to u16 lanes with
+// ones around them (bits 0-9 and 15), so one AND with the shifted field
+// (its bits 10-14 set to one) gives sign, exponent and mantissa. 14
+// vector instructions per 16 elements (15 before, with a multiply for the
+// sign). The load starts 5 bytes before the group (inside the chunk
 // payload: the initial states precede the raw values).
 template <bool kLossless>
 NZ_TARGET_AVX2 inline __m256i fp16_half(const WideConsts& k, const uint8_t* g0, __m256i e_lo, __m256i e_hi) {
   if constexpr (kLossless) {
     const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g0 - 5));
     const __m256i v = _mm256_srlv_epi32(_mm256_shuffle_epi8(bytes, k.pair_pick), k.pair_shift);
-    const __m256i r = _mm256_blend_epi16(v, _mm256_slli_epi32(v, 5), 0xAA);
-    const __m256i sign = _mm256_and_si256(_mm256_mullo_epi16(r, k.times32), k.sign16);
-    return _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(r, k.mantissa16), sign), avx2::symbols_u16<10>(e_lo, e_hi));
+    // t: sign at bit 15, mantissa at bits 5-14 (bits 0-4 of odd lanes hold
+    // garbage, which the shift drops). a: the mantissa at bits 0-9, ones at
+    // 10-14 and the sign at 15.
+    const __m256i t = _mm256_blend_epi16(_mm256_slli_epi32(v, 5), _mm256_slli_epi32(v, 10), 0xAA);
+    const __m256i a = _mm256_or_si256(_mm256_srai_epi16(t, 5), k.exponent16);
+    // s: the symbols at bits 10-14 (they are < 32: the fp16 alphabet), ones
+    // at 0-9 and 15. The blend takes even u16 lanes from e_lo (elements 0-3
+    // | 4-7) and odd ones from e_hi (8-11 | 12-15), interleaved; the byte
+    // shuffle sorts each half to [0-3 8-11 | 4-7 12-15] and the permute
+    // swaps the middle quarters.
+    const __m256i pairs = _mm256_blend_epi16(_mm256_srli_epi32(e_lo, 2), _mm256_slli_epi32(e_hi, 14), 0xAA);
+    const __m256i s = _mm256_permute4x64_epi64(
+        _mm256_shuffle_epi8(_mm256_or_si256(pairs, k.not_exponent16), k.unpair16), 0xD8);
+    return _mm256_and_si256(s, a);
   }
   // packus works within 128-bit halves: lanes come out as 0-3, 8-11, 4-7, 12-15.
   __m256i r = _mm256_permute4x64_epi64(

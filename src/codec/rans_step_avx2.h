@@ -6,8 +6,9 @@
 // bias in bits 0-11, symbol 12-19, frequency 20-31), the multiply-add, and
 // the renormalisation. AVX2 has no expand instruction, so
 // the lanes that renormalise take their words with a byte shuffle chosen by
-// the 8-bit lane mask from a 256-entry table (8 KiB, with the 8 KiB slot
-// table still well inside L1). The four masks are computed before any word
+// the 8-bit lane mask from a 256-entry table, whose row also holds the
+// per-lane shift (16 or 0) that makes room for them: x << shift | word for
+// every lane, no blend (16 KiB, with the 8 KiB slot table still inside L1). The four masks are computed before any word
 // is read, so each vector's words start at an offset known from the masks
 // of the vectors before it: the four renormalisations do not wait for each
 // other.
@@ -24,13 +25,20 @@
 
 namespace nz::codec::avx2 {
 
-// For each 8-bit lane mask: the byte shuffle that gives lane i word
-// popcount(mask & ((1 << i) - 1)) of the 8 words loaded (16 bytes, the same
-// in both 128-bit halves) at the vector's offset, zero-extended; lanes
-// outside the mask get zero. One vpshufb instead of a zero-extension and a
-// cross-lane permutation.
+// For each 8-bit lane mask, one 64-byte row (one cache line):
+// * pick: the byte shuffle that gives lane i word
+//   popcount(mask & ((1 << i) - 1)) of the 8 words loaded (16 bytes, the
+//   same in both 128-bit halves) at the vector's offset, zero-extended;
+//   lanes outside the mask get zero. One vpshufb instead of a
+//   zero-extension and a cross-lane permutation.
+// * shift: 16 for the lanes in the mask, 0 for the others, so that
+//   x << shift | word is the renormalised state of every lane (no blend).
 struct ExpandTable {
-  alignas(32) std::array<std::array<uint8_t, 32>, 256> pick;
+  struct alignas(64) Row {
+    uint8_t pick[32];
+    uint32_t shift[8];
+  };
+  std::array<Row, 256> row;
 };
 
 constexpr ExpandTable make_expand_table() {
@@ -39,9 +47,10 @@ constexpr ExpandTable make_expand_table() {
     uint32_t next = 0;
     for (uint32_t i = 0; i < 8; ++i) {
       const bool takes = (m >> i) & 1u;
-      t.pick[m][4 * i] = takes ? static_cast<uint8_t>(2 * next) : 0x80;
-      t.pick[m][4 * i + 1] = takes ? static_cast<uint8_t>(2 * next + 1) : 0x80;
-      t.pick[m][4 * i + 2] = t.pick[m][4 * i + 3] = 0x80;
+      t.row[m].pick[4 * i] = takes ? static_cast<uint8_t>(2 * next) : 0x80;
+      t.row[m].pick[4 * i + 1] = takes ? static_cast<uint8_t>(2 * next + 1) : 0x80;
+      t.row[m].pick[4 * i + 2] = t.row[m].pick[4 * i + 3] = 0x80;
+      t.row[m].shift[i] = takes ? 16 : 0;
       next += takes;
     }
   }
@@ -123,23 +132,25 @@ struct Stream {
   // The loops over the four vectors are unrolled so that the states stay in
   // registers (GCC does not unroll them at -O2 by itself).
   NZ_TARGET_AVX2 inline void step(const StepConsts& k, __m256i e[4]) {
-    __m256i low[4];
     uint32_t mask[4];
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
       e[q] = _mm256_i32gather_epi32(k.tab, _mm256_and_si256(x[q], k.slot_mask), 4);
       x[q] = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_srli_epi32(e[q], 20), _mm256_srl_epi32(x[q], k.prob_shift)),
                               _mm256_and_si256(e[q], k.bias_mask));
-      low[q] = _mm256_cmpeq_epi32(_mm256_srli_epi32(x[q], 16), _mm256_setzero_si256());
-      mask[q] = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(low[q])));
+      // A lane renormalises when its high 16 bits are zero: the top bit of
+      // the 16-bit comparison's high half, which vmovmskps reads.
+      mask[q] = static_cast<uint32_t>(
+          _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi16(x[q], _mm256_setzero_si256()))));
     }
     uint64_t at = pos;
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
       const __m256i loaded = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(words + 2 * at)));
-      const __m256i pick = _mm256_load_si256(reinterpret_cast<const __m256i*>(kExpand.pick[mask[q]].data()));
-      const __m256i next = _mm256_shuffle_epi8(loaded, pick);
-      x[q] = _mm256_blendv_epi8(x[q], _mm256_or_si256(_mm256_slli_epi32(x[q], 16), next), low[q]);
+      const ExpandTable::Row& row = kExpand.row[mask[q]];
+      const __m256i next = _mm256_shuffle_epi8(loaded, _mm256_load_si256(reinterpret_cast<const __m256i*>(row.pick)));
+      const __m256i shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(row.shift));
+      x[q] = _mm256_or_si256(_mm256_sllv_epi32(x[q], shift), next);
       at += static_cast<uint64_t>(__builtin_popcount(mask[q]));
     }
     pos = at;
