@@ -3,6 +3,7 @@
 
     python3 examples/train.py --tiny            # CPU, seconds
     python3 examples/train.py --size 1b         # a GPU, 1.2B parameters
+    python3 examples/train.py --optimizer lomo  # SGD fused into backward (LOMO)
     torchrun --nproc-per-node 1 examples/train.py --dist ddp    # DistributedDataParallel (NCCL)
     torchrun --nproc-per-node 1 examples/train.py --dist fsdp   # FullyShardedDataParallel (NCCL)
 
@@ -26,10 +27,28 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def train(model, steps, batch, seq, lr, seed, device, on_step=None):
-    """`steps` AdamW steps on next-token prediction over seeded random tokens.
+def fuse_sgd_into_backward(model, lr):
+    """LOMO-style fused update: each parameter is updated in place by plain
+    SGD as soon as its gradient is complete, and the gradient is freed at
+    once, so neither optimizer state nor a full set of gradients ever exists
+    (the weights are rewritten every step). Returns the hook handles."""
+    def update(p):
+        with torch.no_grad():
+            p.add_(p.grad, alpha=-lr)
+        p.grad = None
+    return [p.register_post_accumulate_grad_hook(update) for p in model.parameters() if p.requires_grad]
+
+
+def train(model, steps, batch, seq, lr, seed, device, on_step=None, optimizer="adamw"):
+    """`steps` steps on next-token prediction over seeded random tokens, with
+    AdamW or, for optimizer="lomo", SGD fused into backward.
     Returns the losses (floats) and the milliseconds of each step."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
+    if optimizer == "lomo":
+        hooks = fuse_sgd_into_backward(model, lr)
+        optimizer = None
+    else:
+        hooks = []
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
     losses, step_ms = [], []
     for step in range(steps):
         tokens = llama.random_tokens(model.cfg, batch, seq + 1, seed * 1000 + step, device)
@@ -37,13 +56,17 @@ def train(model, steps, batch, seq, lr, seed, device, on_step=None):
         start = time.perf_counter()
         logits = model(tokens[:, :-1])
         loss = F.cross_entropy(logits.float().reshape(-1, model.cfg.vocab), tokens[:, 1:].reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
+        if optimizer:
+            optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        if optimizer:
+            optimizer.step()
         losses.append(loss.item())  # waits for the step
         step_ms.append((time.perf_counter() - start) * 1e3)
         if on_step:
             on_step(step, losses[-1], step_ms[-1])
+    for h in hooks:
+        h.remove()
     return losses, step_ms
 
 
@@ -52,6 +75,8 @@ def training_arguments(parser, steps, seq, lr):
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=seq)
     parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--optimizer", choices=["adamw", "lomo"], default="adamw",
+                        help="lomo: SGD fused into backward, no optimizer state, gradients freed at once")
     return parser
 
 
@@ -109,7 +134,7 @@ def main(argv=None):
     print(f"train: {args.size} ({llama.parameter_count(model) / 1e6:.1f}M parameters, {args.dtype}) on {device}"
           + ("" if args.dist == "none" else f", {args.dist}"))
     train(trained, args.steps, args.batch, min(args.seq, model.cfg.max_seq - 1), args.lr, args.seed, device,
-          on_step=print_step)
+          on_step=print_step, optimizer=args.optimizer)
     with full_params():
         print(f"digest {llama.model_digest(model)}")
     if args.dist != "none":

@@ -14,7 +14,8 @@ and neuzip's counters (nz_stats) when the library is preloaded.
 Workloads (most valuable first): infer (a Llama-style decoder from examples/,
 weights copied from the host, bf16), train (8 AdamW steps), graph (CUDA-graph
 capture and replay of the forward), hf (a transformers Llama from a config:
-forward and greedy generation), lora (one peft LoRA step).
+forward and greedy generation), lora (one peft LoRA step), lomo (8 steps
+of SGD fused into backward: weights rewritten in place every step).
 """
 import argparse
 import ctypes
@@ -25,7 +26,7 @@ import threading
 import time
 import traceback
 
-WORKLOADS = ["infer", "train", "graph", "hf", "lora"]
+WORKLOADS = ["infer", "train", "graph", "hf", "lora", "lomo"]
 
 
 # ---- measurement ---------------------------------------------------------------
@@ -141,6 +142,15 @@ def workload_train(torch, llama, train, args, sampler):
             "losses": losses, "step_ms": step_ms, "parameters": llama.parameter_count(model)}
 
 
+def workload_lomo(torch, llama, train, args, sampler):
+    """Fused-update training (examples/train.py --optimizer lomo): bf16
+    weights rewritten in place every step, no optimizer state."""
+    model = llama.build(args.train_size, args.device, torch.bfloat16, 0)
+    losses, step_ms = train.train(model, 8, 4, 256, 1e-3, 0, args.device, optimizer="lomo")
+    return {"outputs": {"losses": [float.hex(x) for x in losses], "weights": llama.model_digest(model)},
+            "losses": losses, "step_ms": step_ms, "parameters": llama.parameter_count(model)}
+
+
 def workload_graph(torch, llama, args, sampler):
     if not args.device.startswith("cuda"):
         return {"skipped": "CUDA graphs need a CUDA device"}
@@ -225,6 +235,7 @@ def run_one(name, torch, modules, args, sampler):
         "graph": lambda: workload_graph(torch, llama, args, sampler),
         "hf": lambda: workload_hf(torch, llama, args, sampler),
         "lora": lambda: workload_lora(torch, llama, train, lora, args, sampler),
+        "lomo": lambda: workload_lomo(torch, llama, train, args, sampler),
     }
     cuda = args.device.startswith("cuda")
     if cuda:
