@@ -101,12 +101,13 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
     for (const auto& run : runs) {
       r = pool_.map(run->begin, run->memory);
       if ((r == CUDA_ERROR_INVALID_VALUE || r == CUDA_ERROR_NOT_SUPPORTED) &&
-          std::any_of(run->memory.begin(), run->memory.end(), [](const StagingMemory& m) { return m.offset() != 0; })) {
-        // A driver that maps handles from offset 0 only: no arena from now
-        // on; the caller retries unit by unit (out of memory) with exact handles.
+          std::any_of(run->memory.begin(), run->memory.end(), [](const StagingMemory& m) { return !m.whole(); })) {
+        // A driver that maps whole handles only (the arena's probe did not
+        // catch it): no arena from now on; the caller retries unit by unit
+        // (out of memory) with exact handles.
         static std::atomic<bool> said{false};
         if (!said.exchange(true))
-          log(LogLevel::kError, "the driver refuses cuMemMap at a handle offset ({}): one staging handle per run",
+          log(LogLevel::kError, "the driver refuses cuMemMap of a part of a handle ({}): one staging handle per run",
               error_name(r));
         pool_.refuse_offsets();
         r = CUDA_ERROR_OUT_OF_MEMORY;

@@ -4,6 +4,8 @@
 #include <tuple>
 #include <utility>
 
+#include "runtime/log.h"
+
 namespace nz::rt {
 
 StagingMemory& StagingMemory::operator=(StagingMemory&& o) noexcept {
@@ -71,7 +73,18 @@ CUresult StagingPool::acquire(size_t bytes, StagingPieces& out) noexcept {
       take(from, 0, bytes, out);
     } else {
       if (bytes <= arena_bytes_ && !has_primary()) {
-        if (!new_slab(arena_bytes_, true, r)) return r;  // the arena, once
+        auto primary = new_slab(arena_bytes_, true, r);  // the arena, once
+        if (!primary) return r;
+        if (!probed_ && arena_bytes_ > vmm_.page_size()) {
+          // Before any run relies on it: does this driver map slices?
+          probed_ = true;
+          if (!vmm_.maps_part_of(primary->handle.get())) {
+            log(LogLevel::kInfo, "the driver maps whole handles only: staging uses one handle per run");
+            refuse_offsets();
+            drop(primary);
+            return acquire(bytes, out);  // exact slabs
+          }
+        }
       }
       // Next fit: the first hole that holds the whole run, from where the
       // last run was placed on. Staging follows the loop's order and eviction

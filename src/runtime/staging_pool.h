@@ -67,6 +67,8 @@ class StagingMemory {
 
   CUmemGenericAllocationHandle get() const noexcept { return slab_ ? slab_->handle.get() : 0; }
   size_t offset() const noexcept { return offset_; }
+  // Whether this slice is its whole handle (what any driver maps).
+  bool whole() const noexcept { return slab_ && offset_ == 0 && bytes_ == slab_->bytes; }
   size_t bytes() const noexcept { return bytes_; }
   explicit operator bool() const noexcept { return slab_ != nullptr; }
   void reset() noexcept;
@@ -155,6 +157,7 @@ class StagingPool {
   const StagingSlab* cursor_slab_ = nullptr;  // where next fit starts looking (identity only)
   size_t cursor_offset_ = 0;
   std::atomic<bool> offsets_refused_{false};
+  bool probed_ = false;  // whether the driver maps slices of a handle was asked
   size_t slab_total_ = 0;
   size_t in_use_ = 0;
   size_t detached_ = 0;

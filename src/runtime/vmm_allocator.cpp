@@ -60,6 +60,20 @@ CUresult VmmAllocator::unmap(CUdeviceptr at, size_t bytes) noexcept {
   return driver().base.cuMemUnmap(at, bytes);
 }
 
+bool VmmAllocator::maps_part_of(CUmemGenericAllocationHandle handle) noexcept {
+  const auto& api = driver().base;
+  CUdeviceptr va = 0;
+  note_vmm_calls(2);
+  if (api.cuMemAddressReserve(&va, page_, page_, 0, 0) != CUDA_SUCCESS) return false;
+  const bool ok = api.cuMemMap(va, page_, 0, handle, 0) == CUDA_SUCCESS;
+  if (ok) {
+    note_vmm_calls();
+    api.cuMemUnmap(va, page_);
+  }
+  api.cuMemAddressFree(va, page_);
+  return ok;
+}
+
 CUresult VmmAllocator::allocate(size_t bytes, CUdeviceptr& base,
                                 std::vector<CUmemGenericAllocationHandle>& pages) noexcept {
   const auto& api = driver().base;

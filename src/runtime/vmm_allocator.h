@@ -36,6 +36,11 @@ class VmmAllocator {
   // Maps `bytes` of `handle` from `offset` at `at` and enables read/write access.
   CUresult map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle, size_t offset = 0) noexcept;
   CUresult unmap(CUdeviceptr at, size_t bytes) noexcept;
+  // Whether the driver maps a part of `handle` (its first page, into a
+  // scratch reservation): the H200's driver (580, CUDA 13) answers
+  // CUDA_ERROR_NOT_SUPPORTED to any mapping that is not the whole handle,
+  // whatever cuMemMap's documentation says about offsets.
+  bool maps_part_of(CUmemGenericAllocationHandle handle) noexcept;
   // Unmaps and releases the page handles of pages [first, first + count).
   void release_pages(CUdeviceptr base, std::vector<CUmemGenericAllocationHandle>& pages,
                      size_t first, size_t count) noexcept;

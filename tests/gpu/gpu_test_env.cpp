@@ -3,7 +3,6 @@
 #include "gpu/backends.h"
 #include "nzsim.h"
 
-#include <dlfcn.h>
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -76,27 +75,6 @@ bool GpuEnv::open(std::string& error) {
     return false;
   }
   return true;
-}
-
-bool GpuEnv::recover() {
-  using ResetFn = CUresult (*)(CUdevice);
-  auto reset = reinterpret_cast<ResetFn>(dlsym(RTLD_DEFAULT, "cuDevicePrimaryCtxReset_v2"));
-  if (reset == nullptr) {
-    void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    if (lib) reset = reinterpret_cast<ResetFn>(dlsym(lib, "cuDevicePrimaryCtxReset_v2"));
-  }
-  if (reset == nullptr) return false;
-  codec_.reset();
-  stream_ = nullptr;  // destroyed with the context
-  CUdevice dev = 0;
-  if (api().cuDeviceGet(&dev, 0) != CUDA_SUCCESS || reset(dev) != CUDA_SUCCESS) return false;
-  CUcontext ctx = nullptr;
-  if (api().cuDevicePrimaryCtxRetain(&ctx, dev) != CUDA_SUCCESS) return false;
-  api().cuDevicePrimaryCtxRelease(dev);  // the session still holds its own reference
-  if (api().cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return false;
-  std::string error;
-  codec_ = make_codec(error);
-  return codec_ && api().cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS;
 }
 
 DeviceBuffer GpuEnv::alloc(size_t bytes) {

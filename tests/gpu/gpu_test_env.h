@@ -35,9 +35,6 @@ class GpuEnv {
   // The CUDA backend with emulated kernels on the simulator.
   bool emulated_cuda() const { return emulated_cuda_; }
 
-  // After a trap the context is unusable: reset the primary context and
-  // rebuild the codec. False when the driver cannot do that.
-  bool recover();
 
   DeviceBuffer upload(const std::vector<uint8_t>& bytes);
   std::vector<uint8_t> download(CUdeviceptr ptr, size_t bytes);

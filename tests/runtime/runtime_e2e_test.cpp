@@ -265,6 +265,53 @@ TEST_F(RuntimeE2E, MultiUnitWeightStagesAsOneRun) {
 // The fixed budget's arena (staging_pool.h): runs carved from one handle at
 // offsets, next fit, pieces when fragmented, a slab of its own only for
 // what no hole holds, and the accounting the budget relies on.
+// On a driver that maps whole handles only (the H200's driver 580 answers
+// CUDA_ERROR_NOT_SUPPORTED to a slice, even at offset 0), the arena's probe
+// at its first use turns it off: every run gets a handle of exactly its size,
+// which maps, and an idle one is reused by the next run of that size.
+TEST_F(RuntimeE2E, StagingOnWholeHandleDriverUsesExactHandles) {
+  using nz::rt::StagingPieces;
+  const auto& api = d->real().base;
+  nz::rt::VmmAllocator vmm;
+  ASSERT_TRUE(vmm.init(0));
+  const size_t page = vmm.page_size();
+  {
+    nz::rt::UniquePhysicalMemory h;
+    ASSERT_EQ(vmm.create(2 * page, h), CUDA_SUCCESS);
+    if (vmm.maps_part_of(h.get())) GTEST_SKIP() << "this driver maps slices of a handle";
+  }
+  nz::rt::StagingPool pool(vmm);
+  pool.set_arena_bytes(8 * page);
+  ASSERT_TRUE(pool.arena());
+  StagingPieces a, b;
+  ASSERT_EQ(pool.acquire(3 * page, a), CUDA_SUCCESS);
+  EXPECT_FALSE(pool.arena()) << "the probe turned the arena off";
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_TRUE(a[0].whole());
+  EXPECT_EQ(a[0].bytes(), 3 * page);
+  EXPECT_EQ(pool.physical_bytes(), 3 * page) << "the arena's handle went back";
+  CUdeviceptr va = 0;
+  ASSERT_EQ(api.cuMemAddressReserve(&va, 3 * page, page, 0, 0), CUDA_SUCCESS);
+  ASSERT_EQ(pool.map(va, a), CUDA_SUCCESS);
+  std::vector<unsigned char> fill(3 * page, 0x5A), back(3 * page, 0);
+  ASSERT_EQ(api.cuMemcpyHtoD(va, fill.data(), fill.size()), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuMemcpyDtoH(back.data(), va, back.size()), CUDA_SUCCESS);
+  EXPECT_EQ(back, fill);
+  pool.unmap(va, a);
+  const CUmemGenericAllocationHandle first = a[0].get();
+  pool.give_back(a);
+  const uint64_t creates = vmm.create_calls();
+  ASSERT_EQ(pool.acquire(3 * page, b), CUDA_SUCCESS);
+  EXPECT_EQ(vmm.create_calls(), creates) << "an idle handle of the size is reused";
+  EXPECT_EQ(b[0].get(), first);
+  ASSERT_EQ(pool.map(va, b), CUDA_SUCCESS);
+  pool.unmap(va, b);
+  pool.give_back(b);
+  EXPECT_EQ(api.cuMemAddressFree(va, 3 * page), CUDA_SUCCESS);
+  pool.trim(0);
+  EXPECT_EQ(pool.physical_bytes(), 0u);
+}
+
 TEST_F(RuntimeE2E, StagingArenaPlacesRunsWithoutCreating) {
   using nz::rt::StagingPieces;
   const auto& api = d->real().base;
@@ -272,6 +319,13 @@ TEST_F(RuntimeE2E, StagingArenaPlacesRunsWithoutCreating) {
   ASSERT_TRUE(vmm.init(0));
   const size_t page = vmm.page_size();
   ASSERT_EQ(page, 2 * kMiB);
+  {
+    // A driver that maps whole handles only (the simulator's default, as
+    // the H200's): the pool's probe turns the arena off (next test).
+    nz::rt::UniquePhysicalMemory h;
+    ASSERT_EQ(vmm.create(2 * page, h), CUDA_SUCCESS);
+    if (!vmm.maps_part_of(h.get())) GTEST_SKIP() << "the driver maps whole handles only (NZSIM_MAP_OFFSETS=1 runs this)";
+  }
   nz::rt::StagingPool pool(vmm);
   pool.set_arena_bytes(4 * page);
   ASSERT_TRUE(pool.arena());

@@ -19,7 +19,7 @@ struct Config {
   bool lazy = false;                       // NZSIM_LAZY=1
   size_t lazy_queue_limit = 1024;          // NZSIM_LAZY_DEPTH: lazy queues flush beyond this
   bool log = false;                        // NZSIM_LOG=1: trace notable events to stderr
-  bool map_offsets = true;                 // NZSIM_MAP_OFFSETS=0: cuMemMap at offset != 0 fails (old drivers)
+  bool map_offsets = false;                // NZSIM_MAP_OFFSETS=1: cuMemMap of a slice of a handle works
 };
 
 // Read once from the environment (first use).

@@ -167,13 +167,14 @@ CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGene
   NZ_REQUIRE_INIT();
   if (flags != 0 || size == 0 || ptr % kGranularity || size % kGranularity || offset % kGranularity)
     return CUDA_ERROR_INVALID_VALUE;
-  // Drivers documented "offset: currently must be zero" before CUDA 12.
-  if (offset != 0 && !config().map_offsets) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
   std::lock_guard lock(g_mu);
   Physical* p = from_handle(handle);
   if (!valid_physical(p)) return CUDA_ERROR_INVALID_HANDLE;
   if (offset + size > p->size) return CUDA_ERROR_INVALID_VALUE;
+  // The H200's driver (580, CUDA 13; driverprobe, 2026-12-04) maps whole
+  // handles only: a slice, even at offset 0, is CUDA_ERROR_NOT_SUPPORTED.
+  if ((offset != 0 || size != p->size) && !config().map_offsets) return CUDA_ERROR_NOT_SUPPORTED;
   if (!inside_reservation(ptr, size)) return CUDA_ERROR_INVALID_VALUE;
   auto next = g_mappings.lower_bound(ptr);
   if (next != g_mappings.end() && next->first < ptr + size) return CUDA_ERROR_INVALID_VALUE;

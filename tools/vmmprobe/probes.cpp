@@ -105,41 +105,35 @@ bool time_runs(Driver& drv, const ProbeOptions& opts, CUdevice dev, ProbeReport&
   access.location = prop.location;
   access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
 
-  // One large handle; every run maps a slice of it, as the runtime's staging
-  // pool does. cuda.h says both "offset must be a multiple of the granularity"
-  // and "currently must be zero": try a non-zero one and fall back if refused.
+  // Does the driver map a slice of a larger handle (the runtime's staging
+  // arena)? The H200's driver (580, CUDA 13) answers CUDA_ERROR_NOT_SUPPORTED
+  // even at offset 0: then every run maps a handle of exactly its size.
   const size_t big = page * opts.max_pages;
-  Handle pool{drv};
-  VMMPROBE_CHECK(drv.cuMemCreate(&pool.h, big, &prop, 0));
-  pool.held = true;
   AddressRange va{drv};
   VMMPROBE_CHECK(drv.cuMemAddressReserve(&va.va, big, gran, 0, 0));
   va.size = big;
+  if (opts.max_pages > 1) {
+    Handle pool{drv};
+    VMMPROBE_CHECK(drv.cuMemCreate(&pool.h, big, &prop, 0));
+    pool.held = true;
+    CUresult r = drv.cuMemMap(va.va, page, big - page, pool.h, 0);
+    report.offsets_supported = r == CUDA_SUCCESS;
+    if (r == CUDA_SUCCESS) VMMPROBE_CHECK(drv.cuMemUnmap(va.va, page));
+  } else {
+    report.offsets_supported = false;
+  }
 
   for (uint32_t pages : run_lengths(opts.max_pages)) {
     const size_t bytes = page * pages;
-    // From the end of the handle, so the offset is non-zero except for the full run.
-    size_t offset = report.offsets_supported ? big - bytes : 0;
     std::vector<double> create, release, map, set_access, unmap;
     for (uint32_t r = 0; r < opts.repeat; ++r) {
-      {
-        Handle fresh{drv};
-        auto t0 = Clock::now();
-        VMMPROBE_CHECK(drv.cuMemCreate(&fresh.h, bytes, &prop, 0));
-        create.push_back(us_since(t0));
-        t0 = Clock::now();
-        VMMPROBE_CHECK(drv.cuMemRelease(fresh.h));
-        release.push_back(us_since(t0));
-      }
+      Handle fresh{drv};
       auto t0 = Clock::now();
-      CUresult map_result = drv.cuMemMap(va.va, bytes, offset, pool.h, 0);
-      if (map_result != CUDA_SUCCESS && offset != 0 &&
-          (map_result == CUDA_ERROR_INVALID_VALUE || map_result == CUDA_ERROR_NOT_SUPPORTED)) {
-        report.offsets_supported = false;
-        offset = 0;
-        t0 = Clock::now();
-        map_result = drv.cuMemMap(va.va, bytes, offset, pool.h, 0);
-      }
+      VMMPROBE_CHECK(drv.cuMemCreate(&fresh.h, bytes, &prop, 0));
+      fresh.held = true;
+      create.push_back(us_since(t0));
+      t0 = Clock::now();
+      CUresult map_result = drv.cuMemMap(va.va, bytes, 0, fresh.h, 0);
       map.push_back(us_since(t0));
       VMMPROBE_CHECK(map_result);
       t0 = Clock::now();
@@ -150,7 +144,12 @@ bool time_runs(Driver& drv, const ProbeOptions& opts, CUdevice dev, ProbeReport&
       unmap.push_back(us_since(t0));
       VMMPROBE_CHECK(access_result);
       VMMPROBE_CHECK(unmap_result);
+      t0 = Clock::now();
+      VMMPROBE_CHECK(drv.cuMemRelease(fresh.h));
+      fresh.held = false;
+      release.push_back(us_since(t0));
     }
+    const size_t offset = 0;
     report.runs.push_back(
         {pages, offset, median(create), median(release), median(map), median(set_access), median(unmap)});
   }

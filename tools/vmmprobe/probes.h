@@ -41,7 +41,7 @@ struct ProbeReport {
   std::string device_name;
   uint64_t granularity = 0;
   uint64_t page_bytes = 0;       // the page of the runs (a multiple of granularity)
-  bool offsets_supported = true;  // false: the driver refused a non-zero cuMemMap offset, runs map at 0
+  bool offsets_supported = false;  // whether the driver maps a slice of a larger handle (runs always map exact handles)
   std::vector<RunTiming> runs;
   StallResult stall;
 };

@@ -28,9 +28,9 @@ std::string render_table(const ProbeOptions& opts, const ProbeReport& rep) {
   const double page_mib = static_cast<double>(rep.page_bytes) / (1 << 20);
   std::string s = fmt::format(
       "vmmprobe on {} (granularity {} KiB, page {:.0f} MiB), median of {} calls, microseconds per call\n"
-      "runs map [offset, offset + pages) of one {}-page handle{}\n",
+      "each run maps a handle of exactly its size; slices of a {}-page handle: {}\n",
       rep.device_name, rep.granularity / 1024, page_mib, opts.repeat, opts.max_pages,
-      rep.offsets_supported ? "" : " (driver refused non-zero offsets: all at offset 0)");
+      rep.offsets_supported ? "mapped" : "refused (the driver maps whole handles only)");
   s += fmt::format("{:>6} {:>7} {:>10} {:>9} {:>9} {:>9} {:>11} {:>9} {:>10}\n", "pages", "MiB", "offsetMiB", "create",
                    "release", "map", "set_access", "unmap", "unmap/pg");
   for (const auto& r : rep.runs)
