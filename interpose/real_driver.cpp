@@ -93,6 +93,7 @@ rt::RuntimeDriverApi collect_runtime_api() noexcept {
   NZ_FILL(b.cuDeviceGetAttribute, "cuDeviceGetAttribute");
   NZ_FILL(b.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
   NZ_FILL(b.cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2");
+  NZ_FILL(b.cuDevicePrimaryCtxGetState, "cuDevicePrimaryCtxGetState");
   NZ_FILL(b.cuCtxGetCurrent, "cuCtxGetCurrent");
   NZ_FILL(b.cuCtxSetCurrent, "cuCtxSetCurrent");
   NZ_FILL(b.cuCtxGetDevice, "cuCtxGetDevice");

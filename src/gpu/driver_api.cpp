@@ -44,6 +44,7 @@ bool load_driver_api(DriverApi& api, std::string& error) {
   NZ_GPU_RESOLVE(cuDeviceGetAttribute);
   NZ_GPU_RESOLVE(cuDevicePrimaryCtxRetain);
   NZ_GPU_RESOLVE(cuDevicePrimaryCtxRelease);
+  NZ_GPU_RESOLVE(cuDevicePrimaryCtxGetState);
   NZ_GPU_RESOLVE(cuCtxGetCurrent);
   NZ_GPU_RESOLVE(cuCtxSetCurrent);
   NZ_GPU_RESOLVE(cuCtxGetDevice);

@@ -184,6 +184,7 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   handoffs_enabled_ = false;
   status_host_.reset();
   context_ = nullptr;
+  if (primary_reset) primary_kept_ = false;  // a reset may have dropped the reference: take one again
   setup_tried_ = false;
   setup_ok_ = false;
   launch_staging_peak_ = 0;

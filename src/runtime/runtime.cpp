@@ -81,6 +81,30 @@ void Runtime::initialise(const RuntimeDriverApi& real) noexcept {
   });
 }
 
+// When the runtime's context is the device's primary one, the runtime holds a
+// reference of its own: its pinned status word, streams, events and stores
+// live in that context, and a program that releases its last reference
+// (nzgpubench's session does, before exit) would otherwise destroy them
+// under the runtime: on the H200 the exit report then read freed pinned
+// memory and crashed the program (2026-12-04). Never released: the driver
+// tears the context down at exit; cuDevicePrimaryCtxReset still resets it.
+void Runtime::keep_primary_context(CUcontext ctx, CUdevice device) noexcept {
+  const auto& api = driver().base;
+  if (primary_kept_ || !api.cuDevicePrimaryCtxGetState || !api.cuDevicePrimaryCtxRetain) return;
+  unsigned flags = 0;
+  int active = 0;
+  // Retaining an inactive primary context would create one (device memory).
+  if (api.cuDevicePrimaryCtxGetState(device, &flags, &active) != CUDA_SUCCESS || !active) return;
+  CUcontext primary = nullptr;
+  if (api.cuDevicePrimaryCtxRetain(&primary, device) != CUDA_SUCCESS) return;
+  if (primary == ctx) {
+    primary_kept_ = true;
+    log(LogLevel::kDebug, "holding a reference to the primary context of device {}", static_cast<int>(device));
+  } else {
+    api.cuDevicePrimaryCtxRelease(device);
+  }
+}
+
 bool Runtime::ensure_setup() noexcept {
   if (setup_tried_) return setup_ok_;
   const auto& api = driver().base;
@@ -92,6 +116,7 @@ bool Runtime::ensure_setup() noexcept {
   if (api.cuCtxGetDevice(&device) != CUDA_SUCCESS || !vmm_.init(device)) return false;
   device_ = device;
   device_ordinal_ = static_cast<int>(device);
+  keep_primary_context(ctx, device);
   // A fixed budget is an arena of its own size (staging_pool.h).
   if (config_.staging_bytes && *config_.staging_bytes >= vmm_.page_size())
     pool_.set_arena_bytes(*config_.staging_bytes / vmm_.page_size() * vmm_.page_size());

@@ -115,6 +115,7 @@ class Runtime {
   };
 
   bool ensure_setup() noexcept;  // lock held
+  void keep_primary_context(CUcontext ctx, CUdevice device) noexcept;
   std::unique_ptr<Allocation> detach_allocation(CUdeviceptr base) noexcept;  // lock held
   void release_allocation(Allocation& a) noexcept;                           // lock held
   Allocation* allocation_containing(CUdeviceptr p) noexcept;
@@ -251,6 +252,7 @@ class Runtime {
   std::atomic<bool> stop_stager_{false};
   StagingOrder<Unit> order_;
   UniqueHostMemory status_host_;
+  bool primary_kept_ = false;  // the runtime holds a reference to its primary context
   std::unique_ptr<CompressedStore> store_;
   std::map<CUdeviceptr, std::unique_ptr<Allocation>> allocations_;
   // What pointer queries need of each managed allocation, readable without the

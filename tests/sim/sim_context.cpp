@@ -322,9 +322,18 @@ CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice dev) {
 CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev) {
   NZ_REQUIRE_INIT();
   if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
-  std::lock_guard lock(g_ctx_mu);
-  if (g_primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
-  --g_primary_refs;  // the primary context stays alive (cheap; simplifies handles)
+  Context* c = nullptr;
+  {
+    std::lock_guard lock(g_ctx_mu);
+    if (g_primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (--g_primary_refs == 0) c = g_primary;
+  }
+  // The last reference destroys the primary context's work and memory, as a
+  // real driver does (the handle stays valid: a later retain revives it).
+  if (c) {
+    teardown(c);
+    c->sticky = CUDA_SUCCESS;
+  }
   return CUDA_SUCCESS;
 }
 

@@ -28,6 +28,7 @@ struct HostAlloc {
   size_t size = 0;
   unsigned flags = 0;
   bool owned = false;  // allocated by us (cuMemAllocHost) vs registered
+  Context* ctx = nullptr;  // pinned memory goes with its context, as on a GPU
 };
 
 std::mutex g_mu;
@@ -102,6 +103,21 @@ void free_context_allocations(Context* c) {
       if (a.ctx == c) mine.push_back(addr);
   }
   for (uintptr_t addr : mine) free_linear(addr);
+  // Pinned host memory the context allocated is unmapped with it (a real
+  // driver frees it: reading it afterwards is a segmentation fault).
+  std::vector<std::pair<uintptr_t, size_t>> hosts;
+  {
+    std::lock_guard lock(g_mu);
+    for (auto it = g_hosts.begin(); it != g_hosts.end();) {
+      if (it->second.owned && it->second.ctx == c) {
+        hosts.emplace_back(it->first, align_up(it->second.size, kPageSize));
+        it = g_hosts.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto [addr, bytes] : hosts) munmap(reinterpret_cast<void*>(addr), bytes);
 }
 
 bool find_device_range(uintptr_t addr, RangeInfo* out) {
@@ -210,7 +226,7 @@ CUresult CUDAAPI cuMemHostAlloc(void** pp, size_t bytes, unsigned int flags) {
   void* p = mmap(nullptr, align_up(bytes, kPageSize), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
   std::lock_guard lock(g_mu);
-  g_hosts[reinterpret_cast<uintptr_t>(p)] = HostAlloc{bytes, flags, true};
+  g_hosts[reinterpret_cast<uintptr_t>(p)] = HostAlloc{bytes, flags, true, current_context()};
   *pp = p;
   return CUDA_SUCCESS;
 }
