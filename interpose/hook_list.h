@@ -46,6 +46,8 @@
   X(CtxDestroy_v2, "cuCtxDestroy_v2", "cuCtxDestroy", 4000, A)                                   \
   X(DevicePrimaryCtxReset_v1, "cuDevicePrimaryCtxReset", "cuDevicePrimaryCtxReset", 7000, A)     \
   X(DevicePrimaryCtxReset_v2, "cuDevicePrimaryCtxReset_v2", "cuDevicePrimaryCtxReset", 11000, A) \
+  X(StreamDestroy_v1, "cuStreamDestroy", "cuStreamDestroy", 2000, A)                             \
+  X(StreamDestroy_v2, "cuStreamDestroy_v2", "cuStreamDestroy", 4000, A)                          \
   /* synchronisation: where sticky errors surface */                                             \
   X(CtxSynchronize, "cuCtxSynchronize", "cuCtxSynchronize", 2000, A)                             \
   X(StreamSynchronize, "cuStreamSynchronize", "cuStreamSynchronize", 2000, L)                    \

@@ -38,6 +38,17 @@ CUresult primary_reset(CUdevice dev) noexcept {
   return real(dev);
 }
 
+// A destroyed stream's handle may name a new stream later while its queued
+// work still runs: the runtime stops treating uses on that handle as ordered.
+template <Hook H>
+CUresult stream_destroy(CUstream s) noexcept {
+  count_call(H);
+  auto real = real_of<CUresult (*)(CUstream)>(H);
+  if (!real) return missing_entry(H);
+  rt::note_stream_destroyed();
+  return real(s);
+}
+
 inline CUresult note(CUresult r, const char* api) noexcept {
   if (rt::is_sticky_error(r) && rt::active()) rt::on_sticky_error(r, api);
   return r;
@@ -63,6 +74,13 @@ NZ_WRAPPER CUresult nzw_DevicePrimaryCtxReset_v1(CUdevice d) noexcept {
 }
 NZ_WRAPPER CUresult nzw_DevicePrimaryCtxReset_v2(CUdevice d) noexcept {
   return nz::shim::primary_reset<Hook::DevicePrimaryCtxReset_v2>(d);
+}
+
+NZ_WRAPPER CUresult nzw_StreamDestroy_v1(CUstream s) noexcept {
+  return nz::shim::stream_destroy<Hook::StreamDestroy_v1>(s);
+}
+NZ_WRAPPER CUresult nzw_StreamDestroy_v2(CUstream s) noexcept {
+  return nz::shim::stream_destroy<Hook::StreamDestroy_v2>(s);
 }
 
 NZ_WRAPPER CUresult nzw_CtxSynchronize() noexcept {

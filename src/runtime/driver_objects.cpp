@@ -23,7 +23,17 @@ const char* error_name(CUresult r) noexcept {
 }
 
 void EventTraits::destroy(CUevent e) { g_api.base.cuEventDestroy(e); }
-void StreamTraits::destroy(CUstream s) { g_api.base.cuStreamDestroy(s); }
+namespace {
+std::atomic<uint64_t> g_stream_destroys{0};
+}  // namespace
+
+uint64_t stream_destroy_epoch() noexcept { return g_stream_destroys.load(std::memory_order_acquire); }
+void note_stream_destroyed() noexcept { g_stream_destroys.fetch_add(1, std::memory_order_acq_rel); }
+
+void StreamTraits::destroy(CUstream s) {
+  note_stream_destroyed();
+  g_api.base.cuStreamDestroy(s);
+}
 namespace {
 std::atomic<CUstream> g_store_stream{nullptr};
 }  // namespace

@@ -77,6 +77,10 @@ using SharedEvent = std::shared_ptr<PooledEvent>;
 
 // Records a fresh timing-free event on `stream`; null if the driver refused.
 SharedEvent record_event(CUstream stream) noexcept;
+
+// How many streams were destroyed so far (a handle may be reused afterwards).
+uint64_t stream_destroy_epoch() noexcept;
+void note_stream_destroyed() noexcept;
 // True when the event has completed (or is null: nothing to wait for).
 bool event_done(const SharedEvent& e) noexcept;
 

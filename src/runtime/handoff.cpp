@@ -93,7 +93,7 @@ bool Runtime::hand_over(const std::shared_ptr<Unit>& u) noexcept {
   for (const auto& v : units) {
     v->run.reset();
     v->ready.reset();
-    v->uses.clear();
+    v->clear_uses();
     v->prefetched = false;
     v->state = UnitState::kCompressed;
     v->handoff = h;

@@ -158,6 +158,8 @@ void on_module_unload() noexcept;
 // cuCtxDestroy (ctx) / cuDevicePrimaryCtxReset (ctx null, device set), before
 // the real call: everything the runtime holds in that context is released.
 void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept;
+// cuStreamDestroy (any stream, the runtime's own included): see Unit::add_use.
+void note_stream_destroyed() noexcept;
 // cuGraphExecUpdate succeeded: the exec now replays `graph`.
 void on_graph_exec_update(CUgraphExec exec, CUgraph graph) noexcept;
 // Any hooked call that returned a sticky error (700-720): the runtime names a

@@ -133,7 +133,7 @@ class Runtime {
   CUresult hold_touched(CUstream stream, bool per_thread_stream, const char* what, Visit&& visit) noexcept;
   CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
                    const char* what) noexcept;
-  void wait_for_decode(const Unit& u, CUstream stream, bool capturing) noexcept;
+  void wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept;
   // Maps and decodes runs of compressed units (each VA-contiguous, in address
   // order) on `stream`: per run one handle, one cuMemMap and one
   // cuMemSetAccess; one decode launch for all of them (per 64 units).

@@ -4,6 +4,7 @@
 #include "runtime/runtime.h"
 
 #include <algorithm>
+#include <optional>
 #include <atomic>
 #include <cstring>
 
@@ -154,7 +155,7 @@ void Runtime::finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, c
         u->recode = true;
       }
       u->ready = ready;
-      u->add_use(ready);
+      u->add_use(ready, decode_stream);
       u->run = run;
       u->state = UnitState::kStaged;
       // A store given back must be encoded again at eviction, before its run
@@ -208,8 +209,12 @@ CUresult Runtime::stage(const std::shared_ptr<Unit>& u, CUstream stream, bool ca
 
 // Orders `stream` after the decode that staged `u`, if that may still run
 // (a captured stream cannot wait on an outside event: the host waits instead).
-void Runtime::wait_for_decode(const Unit& u, CUstream stream, bool capturing) noexcept {
-  if (!u.ready || event_done(u.ready)) return;
+void Runtime::wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept {
+  if (!u.ready) return;
+  if (event_done(u.ready)) {
+    u.ready.reset();  // asked once: later launches need no cuEventQuery
+    return;
+  }
   if (capturing) driver().base.cuEventSynchronize(u.ready->get());
   else driver().base.cuStreamWaitEvent(stream, u.ready->get(), 0);
 }
@@ -219,8 +224,13 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   std::lock_guard lock(mutex_);
   // Our VMM calls and waits must not invalidate a global-mode capture that
   // another stream (of this thread or another) is recording, whether or not
-  // this call's own stream captures.
-  RelaxedCaptureScope relaxed;
+  // this call's own stream captures. Taken only before the first driver call:
+  // in the steady state (everything staged and decoded) there is none, and
+  // entering and leaving the mode were two driver calls on every launch.
+  std::optional<RelaxedCaptureScope> relaxed;
+  auto relax = [&relaxed] {
+    if (!relaxed) relaxed.emplace();
+  };
   bool faulted = false;
   CUresult result = CUDA_SUCCESS;
   // Hold every unit of this call first (so making room never evicts one of
@@ -232,7 +242,10 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
       return std::none_of(touched.begin(), touched.end(), [](const auto& u) { return u->incoming; });
     });
   }
-  if (!handoffs_.empty()) reap_handoffs(false);
+  if (!handoffs_.empty()) {
+    relax();
+    reap_handoffs(false);
+  }
   size_t incoming = 0;
   for (auto& u : touched) {
     ++u->in_flight;
@@ -243,6 +256,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   // contiguous units, one mapping each, one decode launch for all of them.
   std::vector<std::shared_ptr<Unit>> staged_now;
   if (incoming > 0) {
+    relax();
     enforce_budget(incoming, true);
     try {
       for (auto& u : touched)
@@ -294,6 +308,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     if (u->state == UnitState::kStaged && !just_staged) {
       // Prefetched, or staged by another stream moments ago: its decode may
       // still be running.
+      if (u->ready) relax();
       wait_for_decode(*u, stream, capturing);
       if (u->prefetched) {
         // The guess was right: the order goes on from here (it is learned
@@ -420,7 +435,7 @@ void Runtime::release_held(std::vector<std::shared_ptr<Unit>>& units, CUstream s
     SharedEvent done = capturing ? nullptr : record_event(stream);
     for (auto& u : units) {
       if (u->in_flight > 0) --u->in_flight;
-      if (done) u->add_use(done);
+      if (done) u->add_use(done, stream);
       note_iteration_use(u);
     }
   }

@@ -4,6 +4,7 @@
 
 #include <cuda.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -71,6 +72,8 @@ struct Unit {
   // Events after the launches and copies that used it and may not have
   // completed yet (several streams can use one range at once).
   std::vector<SharedEvent> uses;
+  std::vector<CUstream> use_streams;  // uses[i] was recorded on use_streams[i] (add_use)
+  uint64_t uses_epoch = 0;            // stream_destroy_epoch() when use_streams was last valid
   std::vector<SharedEvent> filled;  // after the copies that filled it
   int in_flight = 0;           // launches between before_ and after_ hooks
   int pins = 0;                // captured graphs use it: never evicted
@@ -94,10 +97,49 @@ struct Unit {
 
   size_t bytes() const { return static_cast<size_t>(end - begin); }
 
-  void add_use(SharedEvent e) {
+  // Uses on the default streams (not replaced) are pruned of finished ones
+  // only when this many pile up.
+  static constexpr size_t kPrunedAt = 8;
+
+  // A launch or copy on `stream` used it; `e` was recorded after it. An event
+  // recorded later on the same stream completes after an earlier one, so it
+  // replaces that stream's previous use without asking the driver anything
+  // (the hot path: pruning every finished use cost one cuEventQuery per
+  // pending use per launch). The default and per-thread stream handles name
+  // different streams on different threads: their uses are kept apart.
+  void add_use(SharedEvent e, CUstream stream) {
     if (!e) return;
-    std::erase_if(uses, [](const SharedEvent& u) { return event_done(u); });
+    const bool ordered = stream != nullptr && stream != CU_STREAM_LEGACY && stream != CU_STREAM_PER_THREAD;
+    // A stream destroyed since: its handle may now name another stream while
+    // the old one's work still runs. Older uses are then never replaced.
+    if (const uint64_t epoch = stream_destroy_epoch(); epoch != uses_epoch) {
+      std::fill(use_streams.begin(), use_streams.end(), nullptr);
+      uses_epoch = epoch;
+    }
+    if (ordered) {
+      for (size_t i = 0; i < uses.size(); ++i) {
+        if (use_streams[i] == stream) {
+          uses[i] = std::move(e);
+          return;
+        }
+      }
+    }
+    if (uses.size() >= kPrunedAt) {
+      size_t kept = 0;
+      for (size_t i = 0; i < uses.size(); ++i) {
+        if (event_done(uses[i])) continue;
+        uses[kept] = std::move(uses[i]);
+        use_streams[kept++] = use_streams[i];
+      }
+      uses.resize(kept);
+      use_streams.resize(kept);
+    }
     uses.push_back(std::move(e));
+    use_streams.push_back(stream);
+  }
+  void clear_uses() {
+    uses.clear();
+    use_streams.clear();
   }
   bool uses_done() const {
     for (const auto& e : uses) if (!event_done(e)) return false;
@@ -106,7 +148,7 @@ struct Unit {
   // Host wait until every recorded use completed.
   void wait_uses() {
     for (const auto& e : uses) if (e && *e) driver().base.cuEventSynchronize(e->get());
-    uses.clear();
+    clear_uses();
   }
 };
 

@@ -4,6 +4,8 @@
 // Every result is compared with the same computation on the host.
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <random>
@@ -13,6 +15,7 @@
 #include "neuzip/runtime.h"
 #include "runtime/runtime.h"
 #include "runtime/runtime_internal.h"
+#include "runtime/unit.h"
 
 namespace nz::rt::test {
 namespace {
@@ -260,6 +263,59 @@ TEST_F(RuntimeE2E, MultiUnitWeightStagesAsOneRun) {
   EXPECT_EQ(s3.decode_launches - s2.decode_launches, 1u);
   Runtime::get().evict_idle();
   d->free(p);
+}
+
+// A unit keeps one pending use per ordinary stream (a later event on a
+// stream completes after an earlier one), so a launch adds its use without
+// asking the driver about older ones; the default-stream handles name a
+// different stream per thread, so their uses are kept apart and pruned.
+TEST_F(RuntimeE2E, UnitKeepsTheLatestUsePerStream) {
+  const auto& api = d->real().base;
+  CUstream s1 = nullptr, s2 = nullptr;
+  ASSERT_EQ(api.cuStreamCreate(&s1, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuStreamCreate(&s2, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  // s1 held by a host function until released: its events stay pending, so
+  // pruning finished uses could not have dropped the earlier one.
+  using HostFn = CUresult (*)(CUstream, CUhostFn, void*);
+  void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(lib, nullptr);
+  auto launch_host = reinterpret_cast<HostFn>(dlsym(lib, "cuLaunchHostFunc"));
+  ASSERT_NE(launch_host, nullptr);
+  static std::atomic<bool> release{false};
+  release = false;
+  ASSERT_EQ(launch_host(s1, [](void*) { while (!release.load()) std::this_thread::yield(); }, nullptr), CUDA_SUCCESS);
+  nz::rt::Unit u;
+  auto a = nz::rt::record_event(s1), b = nz::rt::record_event(s1), c = nz::rt::record_event(s2);
+  ASSERT_TRUE(a && b && c);
+  u.add_use(a, s1);
+  u.add_use(b, s1);
+  EXPECT_FALSE(nz::rt::event_done(a));
+  ASSERT_EQ(u.uses.size(), 1u);
+  EXPECT_EQ(u.uses[0], b) << "the later event on the same stream replaces the earlier";
+  // A stream destroyed somewhere: a handle may now name another stream, so an
+  // older use is not replaced by a newer one on the same handle.
+  nz::rt::note_stream_destroyed();
+  auto b2 = nz::rt::record_event(s1);
+  u.add_use(b2, s1);
+  EXPECT_EQ(u.uses.size(), 2u) << "kept after a stream was destroyed";
+  release = true;
+  u.add_use(c, s2);
+  EXPECT_EQ(u.uses.size(), 3u);
+  EXPECT_EQ(u.use_streams.size(), u.uses.size());
+  // Per-thread default stream: never merged, pruned once finished.
+  for (int i = 0; i < 20; ++i) {
+    auto e = nz::rt::record_event(CU_STREAM_PER_THREAD);
+    ASSERT_TRUE(e);
+    u.add_use(e, CU_STREAM_PER_THREAD);
+    ASSERT_EQ(api.cuStreamSynchronize(CU_STREAM_PER_THREAD), CUDA_SUCCESS);
+  }
+  EXPECT_LE(u.uses.size(), nz::rt::Unit::kPrunedAt + 1);
+  EXPECT_EQ(u.use_streams.size(), u.uses.size());
+  u.wait_uses();
+  EXPECT_TRUE(u.uses.empty());
+  EXPECT_TRUE(u.use_streams.empty());
+  EXPECT_EQ(api.cuStreamDestroy(s1), CUDA_SUCCESS);
+  EXPECT_EQ(api.cuStreamDestroy(s2), CUDA_SUCCESS);
 }
 
 // The fixed budget's arena (staging_pool.h): runs carved from one handle at

@@ -33,6 +33,21 @@ CostModel a100() {
   return m;
 }
 
+// Measured on an H200 (driver 580.159.04; tools/vmmprobe, medians of 3 calls,
+// runs of 1 to 512 pages of 2 MiB, docs/RESULTS.md §6.3): the cost is per
+// call and nearly flat in size (create 14.6-36.6, map 0.9-2.2, set-access
+// 47.7-66.2, unmap 27.2-37.0 µs). Reserve and launch as for a100.
+CostModel h200() {
+  CostModel m;
+  m.cost[static_cast<int>(CostedCall::kCreate)] = {18, 0.05};
+  m.cost[static_cast<int>(CostedCall::kMap)] = {1.5, 0};
+  m.cost[static_cast<int>(CostedCall::kAccess)] = {50, 0};
+  m.cost[static_cast<int>(CostedCall::kUnmap)] = {30, 0};
+  m.cost[static_cast<int>(CostedCall::kReserve)] = {5, 0};
+  m.cost[static_cast<int>(CostedCall::kLaunch)] = {4, 0};
+  return m;
+}
+
 int call_of(const std::string& name) {
   static const char* const kNames[] = {"create", "map", "access", "unmap", "reserve", "launch"};
   for (int i = 0; i < static_cast<int>(CostedCall::kCount); ++i) {
@@ -50,8 +65,8 @@ CostModel parse(const char* spec) {
     const std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     pos = comma == std::string::npos ? s.size() + 1 : comma + 1;
     if (item.empty()) continue;
-    if (item == "a100") {
-      m = a100();
+    if (item == "a100" || item == "h200") {
+      m = item == "a100" ? a100() : h200();
       continue;
     }
     const size_t eq = item.find('=');
@@ -63,7 +78,7 @@ CostModel parse(const char* spec) {
     if (end != nullptr && *end == '+') c.per_2mib_us = std::strtod(end + 1, &end);
     if (call < 0 || end == value || end == nullptr || *end != '\0' || c.per_call_us < 0 || c.per_2mib_us < 0) {
       std::fprintf(stderr, "nzsim: NZSIM_COST item '%s' ignored (call=us[+us_per_2MiB], calls: create map "
-                           "access unmap reserve launch, or a100)\n", item.c_str());
+                           "access unmap reserve launch, or a100 / h200)\n", item.c_str());
       continue;
     }
     m.cost[call] = c;

@@ -93,6 +93,7 @@ CUresult mem_free_async(CUdeviceptr, CUstream, bool, bool* handled) noexcept {
 }
 void on_module_unload() noexcept {}
 void on_context_destroy(CUcontext, CUdevice, bool) noexcept {}
+void note_stream_destroyed() noexcept {}
 void on_graph_exec_update(CUgraphExec, CUgraph) noexcept {}
 void on_sticky_error(CUresult, const char*) noexcept {}
 void adjust_free_memory(size_t*, size_t) noexcept {}
