@@ -69,6 +69,10 @@ vmm = probe.get("vmm_offsets", {})
 # reports the refusal as an answer (no "error").
 expect(vmm.get("slices_mapped") is False and vmm.get("slice_refused_with") == "CUDA_ERROR_NOT_SUPPORTED"
        and "error" not in vmm, f"slices of a handle refused, as on the H200: {vmm}")
+lp = probe.get("launch_path", {})
+expect(lp.get("spanning_mappings", {}).get("unmap_over_all") == "CUDA_SUCCESS"
+       and lp.get("spanning_mappings", {}).get("written_through_all") is True
+       and lp.get("call_costs", {}).get("event_record_ns", -1) >= 0, f"launch path probe: {lp}")
 tm = probe.get("tensor_map", {})
 expect(len(tm.get("bytes", "")) == 256, "tensor map hex dump of 128 bytes")
 # The simulator's descriptor is opaque like a GPU's (tests/sim/README.md): the

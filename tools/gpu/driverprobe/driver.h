@@ -20,7 +20,9 @@ namespace driverprobe {
   X(cuCtxSynchronize) X(cuMemAlloc) X(cuMemFree) X(cuMemGetAllocationGranularity) X(cuMemCreate)               \
   X(cuMemRelease) X(cuMemAddressReserve) X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap) X(cuMemSetAccess)      \
   X(cuMemsetD32) X(cuMemcpyDtoH) X(cuPointerGetAttribute) X(cuMemGetAddressRange) X(cuTensorMapEncodeTiled)   \
-  X(cuGetErrorName)
+  X(cuGetErrorName) X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize) X(cuEventCreate)             \
+  X(cuEventDestroy) X(cuEventRecord) X(cuEventQuery) X(cuStreamIsCapturing) X(cuThreadExchangeStreamCaptureMode) \
+  X(cuStreamWaitEvent)
 
 struct Driver {
   // False with `error` when libcuda.so.1 cannot be loaded.

@@ -34,6 +34,11 @@ std::string probe_tensor_map(const Driver& drv, const Device& dev);
 // timed per call.
 std::string probe_vmm_offsets(const Driver& drv, const Device& dev);
 
+// Whether one cuMemSetAccess and one cuMemUnmap may span several whole
+// mappings, and the cost of the driver calls made on every launch that
+// touches a staged weight.
+std::string probe_launch_path(const Driver& drv, const Device& dev);
+
 // Helpers shared by the probes.
 CUmemAllocationProp device_allocation_prop(const Device& dev);
 CUmemAccessDesc read_write_access(const Device& dev);
