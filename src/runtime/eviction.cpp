@@ -270,19 +270,34 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     // (unless the guess was wrong, so they are not protected for ever).
     // A run seen unchanged before is handed over on the device (handoff.h)
     // whether or not its uses completed: no host wait for them or its hash.
+    // With exact handles (no arena: the driver maps whole handles only) a
+    // handover makes room only for a run of its size: the handle it gives
+    // back is what that run maps next. Such a victim goes first; one of
+    // another size is evicted on the host, so the budget holds.
+    auto hand_over_fits = [&](const Unit& u) {
+      if (!handoff_eligible(u)) return false;
+      if (pool_.arena()) return true;
+      return incoming > 0 && u.run->memory.size() == 1 && u.run->memory.front().whole() &&
+             u.run->memory.front().bytes() == incoming;
+    };
     std::shared_ptr<Unit> victim;
+    if (!pool_.arena()) {
+      for (auto& u : staged_)
+        if (!u->prefetched && (!victim || u->lru_tick < victim->lru_tick) && hand_over_fits(*u)) victim = u;
+    }
     for (int pass = 0; pass < 2 && !victim; ++pass) {
       for (auto& u : staged_) {
         if (pass == 0 && u->prefetched) continue;
         if (!victim || u->lru_tick < victim->lru_tick) {
-          if (run_evictable(*u, may_wait) || handoff_eligible(*u)) victim = u;
+          if (run_evictable(*u, may_wait) || hand_over_fits(*u)) victim = u;
         }
       }
     }
     if (!victim) break;
     victim->prefetched = false;
-    if (handoff_eligible(*victim) && hand_over(victim)) {
+    if (hand_over_fits(*victim) && hand_over(victim)) {
       trim_cache();
+      if (!pool_.arena()) break;  // its handle is the incoming run's: acquire takes it
       continue;
     }
     if (!run_evictable(*victim, may_wait)) break;  // no room to hand it over, and no waiting

@@ -18,7 +18,9 @@ constexpr size_t kFlagsAlign = 256;
 }
 
 bool Runtime::handoff_eligible(const Unit& u) const noexcept {
-  if (!handoffs_enabled_ || !u.run || !pool_.arena()) return false;
+  // The arena, or exact handles (the H200's driver maps whole handles only):
+  // then the pages handed over serve the next run of the same size.
+  if (!handoffs_enabled_ || !u.run) return false;
   for (const auto& w : u.run->units) {
     auto v = w.lock();
     if (!v || v->run != u.run) continue;

@@ -64,10 +64,14 @@ CUresult StagingPool::acquire(size_t bytes, StagingPieces& out) noexcept {
   CUresult r = CUDA_SUCCESS;
   try {
     if (!arena()) {
-      // An idle slab of exactly this size, else a new one.
+      // An unused slab of exactly this size, else a new one. One a handover
+      // gave back while still mapped is as good (what takes it next is
+      // ordered after the handover's change test on the device, handoff.h:
+      // a handle may be mapped at two addresses at once), and preferred: it
+      // is the eviction that made room for this run.
       std::shared_ptr<StagingSlab> from;
       for (const auto& s : slabs_)
-        if (s->bytes == bytes && s->idle()) from = s;
+        if (s->bytes == bytes && s->unused() && (!from || s->given_mappings > from->given_mappings)) from = s;
       if (!from) from = new_slab(bytes, false, r);
       if (!from) return r;
       take(from, 0, bytes, out);
@@ -264,7 +268,7 @@ bool StagingPool::has_cached(size_t bytes) const noexcept {
   if (use_arena && bytes <= arena_bytes_ && !has_primary()) return true;
   for (const auto& s : slabs_) {
     if (!use_arena) {
-      if (s->bytes == bytes && s->idle()) return true;
+      if (s->bytes == bytes && s->unused()) return true;
       continue;
     }
     for (const auto& [offset, length] : s->free)

@@ -49,9 +49,9 @@ struct StagingSlab {
   // Old mappings of handovers not settled yet (handoff.h) still show these
   // pages: the slab must not go back to the driver (it would not free them).
   int given_mappings = 0;
-  bool idle() const {
-    return given_mappings == 0 && free.size() == 1 && free.begin()->first == 0 && free.begin()->second == bytes;
-  }
+  // No slice taken (its pages may still show under a handover's old mapping).
+  bool unused() const { return free.size() == 1 && free.begin()->first == 0 && free.begin()->second == bytes; }
+  bool idle() const { return given_mappings == 0 && unused(); }
 };
 
 // A slice of a slab: what one staged run (or a range made resident for good)

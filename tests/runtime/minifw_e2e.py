@@ -156,6 +156,22 @@ def main():
             fail(f"{launches:.1f} decode launches per step for {weights} weights", nz)
         if vmm > per_weight * weights:
             fail(f"{vmm:.1f} VMM calls per step > {per_weight} x {weights} weights", nz)
+    elif check == "handovers":
+        # Issue 10: under a fixed budget, evictions of unchanged runs are
+        # handed over on the device (handoff.h), with the arena or with exact
+        # handles (the H200's driver): some must be, and the digest holds.
+        env = {"NEUZIP_REPORT": "1", "NEUZIP_STAGING_MB": params[0]}
+        env.update(dict(e.split("=", 1) for e in params[1:]))
+        nz = run(exe, args, env, [lib, peak_lib])
+        check_clean(nz, "with neuzip and a staging budget")
+        if nz["digest"] != plain["digest"]:
+            fail("digests differ with handovers", plain, nz)
+        m = re.search(r"handed over (\d+) \(changed (\d+)\)", nz["stderr"])
+        if not m:
+            fail("no 'handed over' in the report", nz)
+        if int(m.group(1)) == 0:
+            fail("no eviction was handed over", nz)
+        print(f"digest {nz['digest']} equal; handed over {m.group(1)} (changed {m.group(2)})")
     elif check == "same-digest-off":
         nz = run(exe, args, {"NEUZIP": "0"}, [lib, peak_lib])
         check_clean(nz, "with NEUZIP=0")
