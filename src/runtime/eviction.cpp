@@ -264,6 +264,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
   trim_cache();
   // Adaptive budgets never wait: they only take back what is already idle.
   if (!fixed) may_wait = false;
+  bool handed_for_incoming = false;  // a handover gave back a handle of the incoming run's size
   while (over()) {
     // The least recently used staged range that no queued launch still holds.
     // Prefetched ranges not used yet go last: they are about to be needed
@@ -277,7 +278,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     auto hand_over_fits = [&](const Unit& u) {
       if (!handoff_eligible(u)) return false;
       if (pool_.arena()) return true;
-      return incoming > 0 && u.run->memory.size() == 1 && u.run->memory.front().whole() &&
+      return !handed_for_incoming && incoming > 0 && u.run->memory.size() == 1 && u.run->memory.front().whole() &&
              u.run->memory.front().bytes() == incoming;
     };
     std::shared_ptr<Unit> victim;
@@ -296,8 +297,10 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     if (!victim) break;
     victim->prefetched = false;
     if (hand_over_fits(*victim) && hand_over(victim)) {
+      // Without the arena its handle is the incoming run's (acquire takes
+      // it): one is enough, the rest of any shortfall is evicted on the host.
+      handed_for_incoming = !pool_.arena();
       trim_cache();
-      if (!pool_.arena()) break;  // its handle is the incoming run's: acquire takes it
       continue;
     }
     if (!run_evictable(*victim, may_wait)) break;  // no room to hand it over, and no waiting
