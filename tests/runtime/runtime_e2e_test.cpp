@@ -318,9 +318,17 @@ TEST_F(RuntimeE2E, UnitKeepsTheLatestUsePerStream) {
   EXPECT_EQ(api.cuStreamDestroy(s2), CUDA_SUCCESS);
 }
 
-// The fixed budget's arena (staging_pool.h): runs carved from one handle at
-// offsets, next fit, pieces when fragmented, a slab of its own only for
-// what no hole holds, and the accounting the budget relies on.
+// Whether this driver maps a slice of a handle (the H200's driver 580 and
+// the simulator by default do not; NZSIM_MAP_OFFSETS=1 does).
+bool driver_maps_slices(nz::rt::VmmAllocator& vmm) {
+  nz::rt::UniquePhysicalMemory h;
+  if (vmm.create(2 * vmm.page_size(), h) != CUDA_SUCCESS) {
+    ADD_FAILURE() << "cuMemCreate of two pages failed";
+    return false;
+  }
+  return vmm.maps_part_of(h.get());
+}
+
 // On a driver that maps whole handles only (the H200's driver 580 answers
 // CUDA_ERROR_NOT_SUPPORTED to a slice, even at offset 0), the arena's probe
 // at its first use turns it off: every run gets a handle of exactly its size,
@@ -331,11 +339,8 @@ TEST_F(RuntimeE2E, StagingOnWholeHandleDriverUsesExactHandles) {
   nz::rt::VmmAllocator vmm;
   ASSERT_TRUE(vmm.init(0));
   const size_t page = vmm.page_size();
-  {
-    nz::rt::UniquePhysicalMemory h;
-    ASSERT_EQ(vmm.create(2 * page, h), CUDA_SUCCESS);
-    if (vmm.maps_part_of(h.get())) GTEST_SKIP() << "this driver maps slices of a handle";
-  }
+  if (driver_maps_slices(vmm)) GTEST_SKIP() << "this driver maps slices of a handle";
+  ASSERT_FALSE(HasFailure());
   nz::rt::StagingPool pool(vmm);
   pool.set_arena_bytes(8 * page);
   ASSERT_TRUE(pool.arena());
@@ -368,6 +373,9 @@ TEST_F(RuntimeE2E, StagingOnWholeHandleDriverUsesExactHandles) {
   EXPECT_EQ(pool.physical_bytes(), 0u);
 }
 
+// The fixed budget's arena (staging_pool.h): runs carved from one handle at
+// offsets, next fit, pieces when fragmented, a slab of its own only for
+// what no hole holds, and the accounting the budget relies on.
 TEST_F(RuntimeE2E, StagingArenaPlacesRunsWithoutCreating) {
   using nz::rt::StagingPieces;
   const auto& api = d->real().base;
@@ -375,13 +383,9 @@ TEST_F(RuntimeE2E, StagingArenaPlacesRunsWithoutCreating) {
   ASSERT_TRUE(vmm.init(0));
   const size_t page = vmm.page_size();
   ASSERT_EQ(page, 2 * kMiB);
-  {
-    // A driver that maps whole handles only (the simulator's default, as
-    // the H200's): the pool's probe turns the arena off (next test).
-    nz::rt::UniquePhysicalMemory h;
-    ASSERT_EQ(vmm.create(2 * page, h), CUDA_SUCCESS);
-    if (!vmm.maps_part_of(h.get())) GTEST_SKIP() << "the driver maps whole handles only (NZSIM_MAP_OFFSETS=1 runs this)";
-  }
+  // A driver that maps whole handles only (the simulator's default, as the
+  // H200's): the pool's probe turns the arena off (previous test).
+  if (!driver_maps_slices(vmm)) GTEST_SKIP() << "the driver maps whole handles only (NZSIM_MAP_OFFSETS=1 runs this)";
   nz::rt::StagingPool pool(vmm);
   pool.set_arena_bytes(4 * page);
   ASSERT_TRUE(pool.arena());
