@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 
 #include "real_driver.h"
@@ -23,6 +24,13 @@ bool g_counting = [] {
   return (v && v[0] == '1') || (dump && dump[0] == '1');
 }();
 std::atomic<uint64_t> g_call_counts[kHookCount];
+std::atomic<uint64_t> g_call_ns[kHookCount];
+
+uint64_t hook_clock_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec) + 1;  // never 0
+}
 
 namespace {
 

@@ -145,6 +145,8 @@ rt::RuntimeDriverApi collect_runtime_api() noexcept {
   NZ_FILL(api.cuPointerGetAttribute, "cuPointerGetAttribute");
   NZ_FILL(api.cuMemAllocAsync, "cuMemAllocAsync");
   NZ_FILL(api.cuMemFreeAsync, "cuMemFreeAsync");
+  NZ_FILL(api.cuFuncGetName, "cuFuncGetName");
+  NZ_FILL(api.cuKernelGetName, "cuKernelGetName");
 #undef NZ_FILL
   return api;
 }

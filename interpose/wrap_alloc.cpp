@@ -17,7 +17,7 @@ CUresult with_oom_retry(size_t bytes, Alloc alloc) noexcept {
 
 template <Hook H, bool PT>
 CUresult alloc_async(CUdeviceptr* p, size_t bytes, CUstream st) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr*, size_t, CUstream)>(H);
   if (!real) return missing_entry(H);
   return with_oom_retry(bytes, [&] { return real(p, bytes, st); });
@@ -25,7 +25,7 @@ CUresult alloc_async(CUdeviceptr* p, size_t bytes, CUstream st) noexcept {
 
 template <Hook H, bool PT>
 CUresult free_async(CUdeviceptr p, CUstream st) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr, CUstream)>(H);
   if (!real) return missing_entry(H);
   if (rt::active()) {

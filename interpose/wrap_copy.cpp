@@ -18,7 +18,7 @@ using rt::Span;
 
 template <Hook H, bool PT>
 CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream stream, bool async) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   if (async) {
     auto real = real_of<CUresult (*)(CUdeviceptr, const void*, size_t, CUstream)>(H);
     if (!real) return missing_entry(H);
@@ -45,7 +45,7 @@ CUresult htod_async(CUdeviceptr dst, const void* src, size_t n, CUstream s) noex
 
 template <Hook H, bool PT>
 CUresult dtoh_sync(void* dst, CUdeviceptr src, size_t n) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(void*, CUdeviceptr, size_t)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, n);
@@ -55,7 +55,7 @@ CUresult dtoh_sync(void* dst, CUdeviceptr src, size_t n) noexcept {
 }
 template <Hook H, bool PT>
 CUresult dtoh_async(void* dst, CUdeviceptr src, size_t n, CUstream stream) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(void*, CUdeviceptr, size_t, CUstream)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, n, stream);
@@ -67,7 +67,7 @@ CUresult dtoh_async(void* dst, CUdeviceptr src, size_t n, CUstream stream) noexc
 // Device-to-device and unified copies: destination written, source read.
 template <Hook H, bool PT>
 CUresult dtod_sync(CUdeviceptr dst, CUdeviceptr src, size_t n, const char* api) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr, CUdeviceptr, size_t)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, n);
@@ -77,7 +77,7 @@ CUresult dtod_sync(CUdeviceptr dst, CUdeviceptr src, size_t n, const char* api) 
 template <Hook H, bool PT>
 CUresult dtod_async(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream,
                     const char* api) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr, CUdeviceptr, size_t, CUstream)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, n, stream);
@@ -103,7 +103,7 @@ CUresult unified_a(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) noexcept
 
 template <Hook H, bool PT>
 CUresult peer(CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, size_t)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, dctx, src, sctx, n);
@@ -114,7 +114,7 @@ CUresult peer(CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, 
 template <Hook H, bool PT>
 CUresult peer_a(CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n,
                 CUstream stream) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real =
       real_of<CUresult (*)(CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, size_t, CUstream)>(H);
   if (!real) return missing_entry(H);
@@ -127,7 +127,7 @@ CUresult peer_a(CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx
 // Array copies: only the linear device side is reported.
 template <Hook H, bool PT>
 CUresult dtoa(CUarray dst, size_t off, CUdeviceptr src, size_t n) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUarray, size_t, CUdeviceptr, size_t)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, off, src, n);
@@ -137,7 +137,7 @@ CUresult dtoa(CUarray dst, size_t off, CUdeviceptr src, size_t n) noexcept {
 }
 template <Hook H, bool PT>
 CUresult atod(CUdeviceptr dst, CUarray src, size_t off, size_t n) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr, CUarray, size_t, size_t)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, off, n);
@@ -149,7 +149,7 @@ CUresult atod(CUdeviceptr dst, CUarray src, size_t off, size_t n) noexcept {
 // 2D/3D: the bounding byte range of each device side.
 template <Hook H, bool PT, typename Copy>
 CUresult copy_nd(const Copy* c, const char* api) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(const Copy*)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active() || !c) return real(c);
@@ -159,7 +159,7 @@ CUresult copy_nd(const Copy* c, const char* api) noexcept {
 }
 template <Hook H, bool PT, typename Copy>
 CUresult copy_nd_async(const Copy* c, CUstream stream, const char* api) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(const Copy*, CUstream)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active() || !c) return real(c, stream);
@@ -193,7 +193,7 @@ template <Hook H, bool PT>
 CUresult batch(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t* sizes, size_t count,
                CUmemcpyAttributes* attrs, size_t* attr_idxs, size_t num_attrs,
                CUstream stream) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr*, CUdeviceptr*, size_t*, size_t, CUmemcpyAttributes*,
                                    size_t*, size_t, CUstream)>(H);
   if (!real) return missing_entry(H);

@@ -7,7 +7,7 @@ namespace {
 
 template <Hook H, bool PT>
 CUresult begin_capture(CUstream st, CUstreamCaptureMode mode) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUstream, CUstreamCaptureMode)>(H);
   if (!real) return missing_entry(H);
   CUresult r = real(st, mode);
@@ -19,7 +19,7 @@ template <Hook H, bool PT>
 CUresult begin_capture_to_graph(CUstream st, CUgraph g, const CUgraphNode* deps,
                                 const CUgraphEdgeData* data, size_t n,
                                 CUstreamCaptureMode mode) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUstream, CUgraph, const CUgraphNode*, const CUgraphEdgeData*,
                                    size_t, CUstreamCaptureMode)>(H);
   if (!real) return missing_entry(H);
@@ -30,7 +30,7 @@ CUresult begin_capture_to_graph(CUstream st, CUgraph g, const CUgraphNode* deps,
 
 template <Hook H, bool PT>
 CUresult end_capture(CUstream st, CUgraph* graph) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUstream, CUgraph*)>(H);
   if (!real) return missing_entry(H);
   CUresult r = real(st, graph);
@@ -42,7 +42,7 @@ CUresult end_capture(CUstream st, CUgraph* graph) noexcept {
 template <Hook H, bool PT>
 CUresult instantiate_with_params(CUgraphExec* exec, CUgraph g,
                                  CUDA_GRAPH_INSTANTIATE_PARAMS* params) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, CUDA_GRAPH_INSTANTIATE_PARAMS*)>(H);
   if (!real) return missing_entry(H);
   CUresult r = real(exec, g, params);
@@ -52,7 +52,7 @@ CUresult instantiate_with_params(CUgraphExec* exec, CUgraph g,
 
 template <Hook H, bool PT>
 CUresult graph_launch(CUgraphExec exec, CUstream st) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUgraphExec, CUstream)>(H);
   if (!real) return missing_entry(H);
   if (rt::active()) {

@@ -38,7 +38,7 @@ CUresult run_launch(const rt::LaunchDesc& d, Forward forward) noexcept {
 template <Hook H, bool PT>
 CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                 unsigned bz, unsigned shared, CUstream st, void** params, void** extra) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
                                    unsigned, unsigned, CUstream, void**, void**)>(H);
   if (!real) [[unlikely]]
@@ -51,7 +51,7 @@ CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx
 
 template <Hook H, bool PT>
 CUresult launch_ex(const CUlaunchConfig* config, CUfunction f, void** params, void** extra) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(const CUlaunchConfig*, CUfunction, void**, void**)>(H);
   if (!real) [[unlikely]]
     return missing_entry(H);
@@ -63,7 +63,7 @@ CUresult launch_ex(const CUlaunchConfig* config, CUfunction f, void** params, vo
 template <Hook H, bool PT>
 CUresult launch_coop(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                      unsigned bz, unsigned shared, CUstream st, void** params) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
                                    unsigned, unsigned, CUstream, void**)>(H);
   if (!real) [[unlikely]]

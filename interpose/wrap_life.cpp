@@ -11,7 +11,7 @@ namespace {
 
 template <Hook H, typename Handle>
 CUresult unload(Handle h) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(Handle)>(H);
   if (!real) return missing_entry(H);
   CUresult r = real(h);
@@ -22,7 +22,7 @@ CUresult unload(Handle h) noexcept {
 
 template <Hook H>
 CUresult ctx_destroy(CUcontext ctx) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUcontext)>(H);
   if (!real) return missing_entry(H);
   if (rt::active()) rt::on_context_destroy(ctx, 0, false);
@@ -31,7 +31,7 @@ CUresult ctx_destroy(CUcontext ctx) noexcept {
 
 template <Hook H>
 CUresult primary_reset(CUdevice dev) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdevice)>(H);
   if (!real) return missing_entry(H);
   if (rt::active()) rt::on_context_destroy(nullptr, dev, true);
@@ -42,7 +42,7 @@ CUresult primary_reset(CUdevice dev) noexcept {
 // work still runs: the runtime stops treating uses on that handle as ordered.
 template <Hook H>
 CUresult stream_destroy(CUstream s) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUstream)>(H);
   if (!real) return missing_entry(H);
   rt::note_stream_destroyed();
@@ -56,7 +56,7 @@ inline CUresult note(CUresult r, const char* api) noexcept {
 
 template <Hook H, bool PT>
 CUresult stream_sync(CUstream s) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUstream)>(H);
   if (!real) return missing_entry(H);
   return note(real(s), "cuStreamSynchronize");

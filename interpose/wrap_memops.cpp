@@ -17,7 +17,7 @@ using rt::Span;
 
 template <Hook H, bool PT, typename T>
 CUresult write_value(CUstream st, CUdeviceptr addr, T value, unsigned flags) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUstream, CUdeviceptr, T, unsigned)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(st, addr, value, flags);
@@ -27,7 +27,7 @@ CUresult write_value(CUstream st, CUdeviceptr addr, T value, unsigned flags) noe
 
 template <Hook H, bool PT>
 CUresult batch_mem_op(CUstream st, unsigned count, CUstreamBatchMemOpParams* ops, unsigned flags) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUstream, unsigned, CUstreamBatchMemOpParams*, unsigned)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active() || ops == nullptr || count == 0) return real(st, count, ops, flags);

@@ -7,7 +7,7 @@ namespace {
 
 template <Hook H, bool PT, typename Value>
 CUresult set_1d(CUdeviceptr dst, Value v, size_t n, const char* api) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr, Value, size_t)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, v, n);
@@ -16,7 +16,7 @@ CUresult set_1d(CUdeviceptr dst, Value v, size_t n, const char* api) noexcept {
 }
 template <Hook H, bool PT, typename Value>
 CUresult set_1d_async(CUdeviceptr dst, Value v, size_t n, CUstream st, const char* api) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr, Value, size_t, CUstream)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, v, n, st);
@@ -25,7 +25,7 @@ CUresult set_1d_async(CUdeviceptr dst, Value v, size_t n, CUstream st, const cha
 }
 template <Hook H, bool PT, typename Value>
 CUresult set_2d(CUdeviceptr dst, size_t pitch, Value v, size_t w, size_t h, const char* api) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr, size_t, Value, size_t, size_t)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, pitch, v, w, h);
@@ -35,7 +35,7 @@ CUresult set_2d(CUdeviceptr dst, size_t pitch, Value v, size_t w, size_t h, cons
 template <Hook H, bool PT, typename Value>
 CUresult set_2d_async(CUdeviceptr dst, size_t pitch, Value v, size_t w, size_t h, CUstream st,
                       const char* api) noexcept {
-  count_call(H);
+  const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr, size_t, Value, size_t, size_t, CUstream)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, pitch, v, w, h, st);

@@ -37,6 +37,9 @@ struct RuntimeDriverApi {
   // Stream-ordered allocation (optional: null on drivers without it).
   CUresult (*cuMemAllocAsync)(CUdeviceptr*, size_t, CUstream) = nullptr;
   CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream) = nullptr;
+  // Kernel names for the trace's fault events (optional: CUDA 12.3 and later).
+  CUresult (*cuFuncGetName)(const char**, CUfunction) = nullptr;
+  CUresult (*cuKernelGetName)(const char**, CUkernel) = nullptr;
 };
 
 // Called by the shim once, after the real cuInit has succeeded, with the real

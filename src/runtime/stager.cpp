@@ -4,9 +4,10 @@
 #include "runtime/runtime.h"
 
 #include <algorithm>
-#include <optional>
 #include <atomic>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "runtime/log.h"
 #include "runtime/runtime_internal.h"
@@ -24,6 +25,18 @@ thread_local std::vector<std::shared_ptr<Unit>> t_touched;
 // words point into one allocation).
 thread_local std::vector<std::pair<const void*, size_t>> t_extents;
 thread_local bool t_touched_capturing = false;
+// The launch being prepared on this thread, named in the trace's fault events.
+thread_local const LaunchDesc* t_launch = nullptr;
+
+// The kernel's name as the driver knows it (tracing only: a driver call).
+std::string kernel_name(const LaunchDesc* d) {
+  if (d == nullptr) return "";
+  const auto& api = driver();
+  const char* name = nullptr;
+  if (d->kernel != nullptr && api.cuKernelGetName != nullptr) api.cuKernelGetName(&name, d->kernel);
+  if (name == nullptr && d->func != nullptr && api.cuFuncGetName != nullptr) api.cuFuncGetName(&name, d->func);
+  return name != nullptr ? std::string(name) : std::string("?");
+}
 
 }  // namespace
 
@@ -350,7 +363,20 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   }
   if (faulted) {
     stats_.faults.add();
-    if (trace_.enabled()) emit("fault", 0, 0, fmt::format("\"api\":\"{}\"", what != nullptr ? what : "?"));
+    if (trace_.enabled()) {
+      // What asked and for what: the first unit it staged, the bytes, how
+      // many units it touched (a launch without a parameter layout touches
+      // all), and the kernel (why a program's faults repeat, RESULTS §6.6).
+      try {
+        CUdeviceptr first = staged_now.front()->begin;
+        for (const auto& u : staged_now) first = std::min(first, u->begin);
+        emit("fault", first, incoming,
+             fmt::format("\"api\":\"{}\",\"units\":{},\"touched\":{}{}", what != nullptr ? what : "?",
+                         staged_now.size(), touched.size(),
+                         t_launch != nullptr ? fmt::format(",\"kernel\":\"{}\"", kernel_name(t_launch)) : ""));
+      } catch (...) {
+      }
+    }
     enforce_budget(0, true);  // staging grew: the budget may now be exceeded
   }
   return result;
@@ -512,6 +538,10 @@ CUresult Runtime::hold_touched(CUstream stream, bool per_thread_stream, const ch
 
 CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
   stats_.launches_seen.add();
+  t_launch = &d;
+  struct Forget {
+    ~Forget() { t_launch = nullptr; }
+  } forget;
   return hold_touched(d.stream, d.per_thread_stream, d.api, [&](const auto& snapshot) {
     auto touch = [&](uint64_t address) {
       if (const auto* e = RangeMap<TagExtent>::find(snapshot, address)) collect_units(*e->value);

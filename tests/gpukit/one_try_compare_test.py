@@ -38,7 +38,11 @@ with tempfile.TemporaryDirectory() as work:
             f.write(json.dumps({"workload": "_process"}) + "\n")
             f.write(json.dumps(row("infer", {"logits": "a"}, 700 if mode == "neuzip_budget" else 1000, [10, 12, 14]))
                     + "\n")
-            f.write(json.dumps(row("train", {"losses": ["b" if mode == "neuzip" else "c"]}, 500, [20, 22])) + "\n")
+            if mode == "neuzip_policy":  # died in it: reported as a failure, not as differing outputs
+                f.write(json.dumps({"workload": "train", "ok": False, "error": "the process died"}) + "\n")
+            else:
+                f.write(json.dumps(row("train", {"losses": ["b" if mode == "neuzip" else "c"]}, 500, [20, 22]))
+                        + "\n")
         with open(os.path.join(work, f"torch_{mode}.log"), "w") as f:
             f.write("torch_workloads: infer ...\nneuzip: hook count cuLaunchKernel 12\nneuzip: hook count cuInit 1\n")
     args = types.SimpleNamespace(sim=False, bundle=work)
@@ -50,10 +54,14 @@ with tempfile.TemporaryDirectory() as work:
     by = {(r["workload"], r["mode"]): r for r in table}
     expect(run.steps[-1]["outcome"] == "FAILED" and "train/neuzip" in run.steps[-1]["note"]
            and "infer/" not in run.steps[-1]["note"], f"the mismatch flagged, and only it: {run.steps[-1]}")
+    expect("died or timed out: ['train/neuzip_policy']" in run.steps[-1]["note"] and
+           "'train/neuzip_policy'" not in run.steps[-1]["note"].split("died")[0],
+           f"a workload that died is a failure, not a mismatch: {run.steps[-1]['note']}")
     expect(by[("train", "neuzip")]["same_outputs_as_plain"] is False, "train/neuzip differs")
     expect(by[("infer", "neuzip_budget")]["same_outputs_as_plain"] is True, "infer/neuzip_budget equal")
     expect(by[("infer", "neuzip_budget")]["peak_vs_plain"] == 0.7, "peak relative to plain")
-    expect(by[("infer", "plain")]["median_step_ms"] == 12, "median step time")
+    expect(by[("infer", "plain")]["median_step_ms"] == 13, "steady-state step time: the first left out")
+    expect(by[("train", "plain")]["median_step_ms"] == 21, "two steps: both count")
     expect(counts["torch_neuzip"] == {"cuLaunchKernel": 12, "cuInit": 1}, f"hook counts parsed: {counts}")
     lines = open(os.path.join(work, "torch_neuzip.neuzip-lines.txt")).read().splitlines()
     expect(len(lines) == 2 and all(l.startswith("neuzip:") for l in lines), "every neuzip: line kept, nothing else")

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import re
 import sys
 import tarfile
 
@@ -73,6 +74,12 @@ lp = probe.get("launch_path", {})
 expect(lp.get("spanning_mappings", {}).get("unmap_over_all") == "CUDA_SUCCESS"
        and lp.get("spanning_mappings", {}).get("written_through_all") is True
        and lp.get("call_costs", {}).get("event_record_ns", -1) >= 0, f"launch path probe: {lp}")
+# The simulator resets access at cuMemUnmap (as CUDA documents): the probe sees
+# no access after a remap, and does not write.
+ar = lp.get("access_after_remap", {})
+expect(ar.get("access_before_unmap") == 3 and ar.get("access_after_remap") == 0
+       and ar.get("write_after_remap") == "not tried" and ar.get("survives_remap") is False,
+       f"access after unmap and remap: {ar}")
 tm = probe.get("tensor_map", {})
 expect(len(tm.get("bytes", "")) == 256, "tensor map hex dump of 128 bytes")
 # The simulator's descriptor is opaque like a GPU's (tests/sim/README.md): the
@@ -82,6 +89,8 @@ expect(tm.get("address_verbatim_words") == [] and tm.get("bytes_that_differ")
 points = probe.get("pointer_attributes", {}).get("points", [])
 expect(len(points) == 6, f"6 pointer-attribute points, got {len(points)}")
 expect("neuzip: hook count cuLaunchKernel" in smoke, "hook counts of the launches in the smoke log")
+m = re.search(r"^neuzip: hook time cuLaunchKernel ([0-9.]+) ms \((\d+) ns per call\)$", smoke, re.M)
+expect(m is not None and int(m.group(2)) > 0, "the time spent in the launch hook, per call, in the smoke log")
 expect("neuzip: param probe:" in smoke, "param probe lines in the smoke log")
 
 print(f"one_try_sim_test: {len(failures)} failures")

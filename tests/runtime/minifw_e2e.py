@@ -29,11 +29,14 @@ checks:
                        neuzip must fit a device that much smaller than the
                        run without it needs
 """
+import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 
 def run(exe, args, env_extra, preload):
@@ -127,8 +130,10 @@ def main():
         steps = int(re.findall(r"--steps (\d+)", " ".join(args))[-1])
         env = {"NEUZIP_REPORT": "1", "NEUZIP_STAGING_MB": budget}
         env.update(dict(e.split("=", 1) for e in params[3:]))
-        nz = run(exe, args, env, [lib, peak_lib])
         one = run(exe, args + ["--steps", "1"], env, [lib, peak_lib])
+        trace_dir = tempfile.mkdtemp(prefix="nz-staging-calls-")
+        env["NEUZIP_TRACE"] = os.path.join(trace_dir, "trace.jsonl")
+        nz = run(exe, args, env, [lib, peak_lib])
         check_clean(nz, "with neuzip and a staging budget")
         check_clean(one, "one step with neuzip")
         if nz["digest"] != plain["digest"]:
@@ -152,6 +157,25 @@ def main():
         # a run of a new size needs a handle of its size.
         if env.get("NZSIM_MAP_OFFSETS") == "1" and creates[1] != creates[0]:
             fail(f"cuMemCreate after the first step ({creates[1] - creates[0]})", one, nz)
+        # Every fault event says what it staged and which kernel asked (the
+        # simulator names its kernels as the driver does): how a program's
+        # repeated faults are traced to their launches (RESULTS §6.6).
+        faults = []
+        with open(env["NEUZIP_TRACE"]) as f:
+            for line in f:
+                e = json.loads(line)
+                if e.get("event") == "fault":
+                    faults.append(e)
+        shutil.rmtree(trace_dir, ignore_errors=True)
+        if not faults:
+            fail("no fault event in the trace", nz)
+        bad = [e for e in faults if not (e.get("units", 0) >= 1 and e.get("touched", 0) >= e["units"] and
+                                          e.get("bytes", 0) > 0 and e.get("ptr", 0) != 0 and
+                                          (not e.get("api", "").startswith("cuLaunch") or
+                                           e.get("kernel") not in (None, "", "?")))]
+        if bad:
+            fail(f"{len(bad)} of {len(faults)} fault events lack what they staged or the kernel: {bad[:2]}", nz)
+        print(f"{len(faults)} fault events, kernels {sorted({e.get('kernel', e['api']) for e in faults})}")
         if launches > weights:
             fail(f"{launches:.1f} decode launches per step for {weights} weights", nz)
         if vmm > per_weight * weights:

@@ -130,10 +130,32 @@ def workload_infer(torch, llama, infer, args, sampler):
     model = llama.build(args.size, args.device, torch.bfloat16, 0).eval()
     prompt = llama.random_tokens(model.cfg, args.batch, 128, 1, args.device)
     logits, forward_ms = infer.forward(model, prompt, repeats=4)
-    generated, token_ms = infer.greedy(model, prompt[:, :64], 8)
-    return {"outputs": {"logits": llama.digest([logits]), "tokens": llama.digest([generated]),
-                        "weights": llama.model_digest(model)},
-            "step_ms": forward_ms, "token_ms": token_ms, "parameters": llama.parameter_count(model)}
+    after_forward = nz_stats()  # what the forwards alone did, apart from generation's
+    generated, token_ms = infer.greedy(model, prompt[:, :64], args.tokens)
+    result = {"outputs": {"logits": llama.digest([logits]), "tokens": llama.digest([generated]),
+                          "weights": llama.model_digest(model)},
+              "step_ms": forward_ms, "token_ms": token_ms, "parameters": llama.parameter_count(model),
+              "nz_stats_after_forward": after_forward}
+    if args.profile:
+        result["profile"] = profile_token(torch, model, prompt[:, :64 + args.tokens])
+    return result
+
+
+def profile_token(torch, model, tokens):
+    """torch.profiler (host activity only: no CUPTI beside the hooks) over one
+    generation-sized forward: the operators whose host time grew under
+    neuzip, printed to stderr and returned (top 25 by self host time)."""
+    from torch.profiler import profile, ProfilerActivity
+    with torch.no_grad():
+        model(tokens)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model(tokens)
+            torch.cuda.synchronize()
+    rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:25]
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr, flush=True)
+    return [{"op": e.key, "calls": e.count, "self_us": round(e.self_cpu_time_total, 1),
+             "total_us": round(e.cpu_time_total, 1)} for e in rows]
 
 
 def workload_train(torch, llama, train, args, sampler):
@@ -282,6 +304,10 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                         help="cpu: try the workloads here (no memory figures, no graphs)")
     parser.add_argument("--label", default="", help="recorded in each line (the mode)")
+    parser.add_argument("--tokens", type=int, default=8, help="tokens infer generates")
+    parser.add_argument("--no-sampler", action="store_true",
+                        help="no memory-sampling thread (its cuMemGetInfo calls and GIL use left out: diagnosis)")
+    parser.add_argument("--profile", action="store_true", help="infer: torch.profiler over one generation forward")
     args = parser.parse_args(argv)
     wanted = [w for w in args.only.split(",") if w]
     unknown = [w for w in wanted if w not in WORKLOADS]
@@ -299,7 +325,7 @@ def main(argv=None):
     sys.path.insert(0, os.path.abspath(args.examples))
     import llama, infer, train, lora  # noqa: E401 (examples/, after the path is known)
     llama.make_deterministic()
-    sampler = DeviceMemorySampler(torch) if args.device == "cuda" else HostOnlySampler()
+    sampler = DeviceMemorySampler(torch) if args.device == "cuda" and not args.no_sampler else HostOnlySampler()
     header = {"workload": "_process", "label": args.label, "torch": torch.__version__, "cuda": torch.version.cuda,
               "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu", "pid": os.getpid(),
               "ld_preload": os.environ.get("LD_PRELOAD", ""), "neuzip": os.environ.get("NEUZIP", "")}

@@ -4,6 +4,12 @@
 //    whole mappings (2 MiB handles mapped side by side)? Then a run could be
 //    assembled from page handles created ahead, with no cuMemCreate on the
 //    launch path and one unmap per run;
+//  * does the access cuMemSetAccess granted survive cuMemUnmap and a new
+//    cuMemMap at the same addresses? Set-access is the largest per-run cost
+//    on the H200 (~50 us, §6.3): if it survives, a weight's addresses would
+//    pay it once, not at every staging. Asked with cuMemGetAccess, and only
+//    if that says read/write, confirmed by a write (last: if the driver
+//    answered wrongly, the fault ends this process after its answers);
 //  * what the driver calls the runtime makes on every launch that touches a
 //    staged weight cost: cuEventRecord, cuEventQuery, cuStreamIsCapturing,
 //    cuThreadExchangeStreamCaptureMode, cuStreamWaitEvent (mean of many calls).
@@ -101,13 +107,62 @@ std::string call_costs(const Driver& drv) {
       kCalls, record, query, capturing, mode, wait);
 }
 
+std::string access_after_remap(const Driver& drv, const Device& dev) {
+  if (!drv.cuMemGetAccess) return "{\"error\": \"the driver lacks cuMemGetAccess\"}";
+  const size_t page = dev.granularity;
+  const CUmemAllocationProp prop = device_allocation_prop(dev);
+  const CUmemAccessDesc access = read_write_access(dev);
+  CUdeviceptr va = 0;
+  if (CUresult r = drv.cuMemAddressReserve(&va, page, page, 0, 0); r != CUDA_SUCCESS)
+    return fmt::format("{{\"error\": \"cuMemAddressReserve: {}\"}}", drv.name(r));
+  CUmemGenericAllocationHandle h = 0;
+  std::string steps;
+  unsigned long long before = 0, after = 0;
+  CUresult got = CUDA_ERROR_UNKNOWN, wrote = CUDA_ERROR_NOT_PERMITTED;
+  bool mapped = false;
+  uint32_t value = 0;
+  if (CUresult r = drv.cuMemCreate(&h, page, &prop, 0); r != CUDA_SUCCESS) {
+    steps = "cuMemCreate: " + drv.name(r);
+  } else if (CUresult r1 = drv.cuMemMap(va, page, 0, h, 0); r1 != CUDA_SUCCESS) {
+    steps = "cuMemMap: " + drv.name(r1);
+  } else if (CUresult r2 = drv.cuMemSetAccess(va, page, &access, 1); r2 != CUDA_SUCCESS) {
+    mapped = true;
+    steps = "cuMemSetAccess: " + drv.name(r2);
+  } else {
+    drv.cuMemGetAccess(&before, &access.location, va);
+    drv.cuMemUnmap(va, page);
+    if (CUresult r3 = drv.cuMemMap(va, page, 0, h, 0); r3 != CUDA_SUCCESS) {
+      steps = "second cuMemMap: " + drv.name(r3);
+    } else {
+      mapped = true;
+      got = drv.cuMemGetAccess(&after, &access.location, va);
+      if (got == CUDA_SUCCESS && after == CU_MEM_ACCESS_FLAGS_PROT_READWRITE) {
+        wrote = drv.cuMemsetD32(va, 0x5A5A5A5Au, page / 4);
+        if (wrote == CUDA_SUCCESS) wrote = drv.cuMemcpyDtoH(&value, va + page - 4, 4);
+      }
+    }
+  }
+  if (mapped && (wrote == CUDA_SUCCESS || wrote == CUDA_ERROR_NOT_PERMITTED)) drv.cuMemUnmap(va, page);
+  if (h) drv.cuMemRelease(h);
+  drv.cuMemAddressFree(va, page);
+  std::string s = fmt::format(
+      "{{\"access_before_unmap\": {}, \"get_access_after_remap\": \"{}\", \"access_after_remap\": {}, "
+      "\"write_after_remap\": \"{}\", \"survives_remap\": {}",
+      before, drv.name(got), after, wrote == CUDA_ERROR_NOT_PERMITTED ? "not tried" : drv.name(wrote),
+      wrote == CUDA_SUCCESS && value == 0x5A5A5A5Au ? "true" : "false");
+  if (!steps.empty()) s += fmt::format(", \"error\": \"{}\"", steps);
+  return s + "}";
+}
+
 }  // namespace
 
 std::string probe_launch_path(const Driver& drv, const Device& dev) {
   if (!drv.cuMemCreate || !drv.cuMemMap || !drv.cuMemUnmap || !drv.cuMemSetAccess)
     return "{\"error\": \"the driver lacks the VMM entry points\"}";
-  return fmt::format("{{\"spanning_mappings\": {}, \"call_costs\": {}}}", spanning_mappings(drv, dev),
-                     call_costs(drv));
+  const std::string spanning = spanning_mappings(drv, dev);
+  const std::string costs = call_costs(drv);
+  return fmt::format("{{\"spanning_mappings\": {}, \"call_costs\": {}, \"access_after_remap\": {}}}", spanning,
+                     costs, access_after_remap(drv, dev));
 }
 
 }  // namespace driverprobe
