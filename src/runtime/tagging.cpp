@@ -141,9 +141,15 @@ void Runtime::replan(Allocation& a, AddressWindow w, bool refill) noexcept {
 //   * the first byte of a tag after the first also to the tag before it, and
 //     the byte after a cluster to its last tag (one-past-the-end pointers);
 //   * everything else in the allocation (untagged memory, e.g. a block reused
-//     over compressed pages), one byte past the allocation's end included
-//     (the VA reservation keeps a free page there), to every unit of the
-//     allocation: in doubt, all of it.
+//     over compressed pages) to every unit that ends after the address, read
+//     forward like a tag: a block that starts in untagged memory and runs
+//     over compressed pages stages them, but an activation that a caching
+//     allocator placed after a segment's weights (generation's odd sizes fit
+//     the tails of the 20 MiB weight segments) no longer stages every weight
+//     of the segment at each of its launches (on the H200 that made a 64 MiB
+//     budget restage ~10 units per launch, 3.6 s per generated token, RESULTS
+//     §6.6); one byte past the allocation's end (the VA reservation keeps a
+//     free page there) to its last unit.
 // Cost: adjacent separate tensors (a caching allocator's 20 MiB segment of
 // 1-10 MiB weights) are staged from the touched one to the segment's end
 // (docs/RUNTIME.md, "Reach").
@@ -166,6 +172,20 @@ void Runtime::republish(Allocation& a) noexcept {
       auto push = [&](CUdeviceptr b, CUdeviceptr e, std::shared_ptr<TagExtent> x) {
         if (b < e && !x->empty()) entries.push_back({b, e, std::move(x)});
       };
+      // Untagged [b, e): each address to the units that end after it, in
+      // pieces split at unit boundaries (a unit may hold a tag's last bytes
+      // and untagged ones after them: addresses in it reach it).
+      auto push_untagged = [&](CUdeviceptr b, CUdeviceptr e) {
+        size_t i = 0;
+        while (b < e) {
+          while (i < everything->size() && (*everything)[i]->end <= b) ++i;
+          if (i == everything->size()) return;  // nothing after: reaches nothing
+          const Unit& u = *(*everything)[i];
+          const CUdeviceptr piece_end = std::min(e, u.begin > b ? u.begin : u.end);
+          push(b, piece_end, i == 0 ? whole : std::make_shared<TagExtent>(TagExtent{everything, i}));
+          b = piece_end;
+        }
+      };
       // The tags of one cluster: begins and ends.
       std::vector<std::pair<CUdeviceptr, CUdeviceptr>> cluster;
       auto flush_cluster = [&] {
@@ -175,7 +195,7 @@ void Runtime::republish(Allocation& a) noexcept {
         for (const auto& u : *everything) {
           if (u->end > cb && u->begin < ce) units->push_back(u);
         }
-        push(covered, cb, whole);  // untagged memory before the cluster
+        push_untagged(covered, cb);  // untagged memory before the cluster
         auto first_unit = [&](CUdeviceptr tag_begin) {
           size_t i = 0;
           while (i < units->size() && (*units)[i]->end <= tag_begin) ++i;
@@ -202,7 +222,9 @@ void Runtime::republish(Allocation& a) noexcept {
         cluster.emplace_back(b, e);
       });
       flush_cluster();
-      push(covered, limit, whole);
+      push_untagged(covered, limit - 1);
+      push(std::max(covered, limit - 1), limit,
+           std::make_shared<TagExtent>(TagExtent{everything, everything->size() - 1}));
     }
     tracked_.replace(a.base, a.base + a.bytes + 1, std::move(entries));
   } catch (...) {

@@ -265,6 +265,43 @@ TEST_F(RuntimeE2E, MultiUnitWeightStagesAsOneRun) {
   d->free(p);
 }
 
+// A pointer into untagged memory of an allocation that holds weights reaches
+// forward, like a pointer into a tag: a block starting before compressed
+// pages and running over them stages them (and reads them exactly), while an
+// activation a caching allocator placed after the weights stages nothing (it
+// used to stage every unit of the allocation at each launch: a 64 MiB budget
+// on the H200 restaged whole 20 MiB segments per launch in generation).
+TEST_F(RuntimeE2E, UntaggedMemoryReachesForwardOnly) {
+  constexpr size_t kAlloc = 20 * kMiB, kWeightsAt = 4 * kMiB, kWeights = 8 * kMiB;
+  CUdeviceptr p = d->alloc(kAlloc);
+  ASSERT_NE(p, 0u);
+  // Untagged memory with known content (the real driver's memset: no tag).
+  ASSERT_EQ(d->real().base.cuMemsetD8Async(p, 0x11, kAlloc, nullptr), CUDA_SUCCESS);
+  ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
+  auto w = bf16_weights(kWeights / 2, 21);
+  ASSERT_EQ(d->htod(p + kWeightsAt, w.data(), kWeights), CUDA_SUCCESS);
+  Runtime::get().compress_pending(true);
+  Runtime::get().evict_idle();
+  const size_t units = kWeights / nz::rt::detail::kMaxUnitBytes;
+
+  // After the weights (an activation in the segment's tail): nothing staged.
+  const auto s0 = stats();
+  std::vector<uint16_t> tail(2 * kMiB / 2, 0x1111);
+  EXPECT_EQ(device_sum(p + 14 * kMiB, tail.size()), host_sum(tail.data(), tail.size()));
+  const auto s1 = stats();
+  EXPECT_EQ(s1.decompressions - s0.decompressions, 0u) << "a pointer after the weights staged them";
+  EXPECT_EQ(s1.faults - s0.faults, 0u);
+
+  // Before the weights, reading on over them: they are staged, exactly.
+  std::vector<uint16_t> span((kWeightsAt - 2 * kMiB) / 2, 0x1111);
+  span.insert(span.end(), w.begin(), w.end());
+  EXPECT_EQ(device_sum(p + 2 * kMiB, span.size()), host_sum(span.data(), span.size()));
+  const auto s2 = stats();
+  EXPECT_EQ(s2.decompressions - s1.decompressions, units) << "a block running over compressed pages";
+  Runtime::get().evict_idle();
+  d->free(p);
+}
+
 // A unit keeps one pending use per ordinary stream (a later event on a
 // stream completes after an earlier one), so a launch adds its use without
 // asking the driver about older ones; the default-stream handles name a
