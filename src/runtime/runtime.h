@@ -249,6 +249,7 @@ class Runtime {
   std::atomic<int> stager_busy_{0};      // read without the lock at exit
   bool stager_started_ = false;
   bool stager_failed_ = false;
+  bool budget_hint_given_ = false;  // "one call needs more than NEUZIP_STAGING_MB", said once
   std::atomic<bool> stop_stager_{false};
   StagingOrder<Unit> order_;
   UniqueHostMemory status_host_;

@@ -265,6 +265,16 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     if (!u->dead && u->state == UnitState::kCompressed) incoming += u->bytes();
   }
   launch_staging_peak_ = std::max(launch_staging_peak_, incoming);
+  if (config_.staging_bytes && incoming > *config_.staging_bytes && !budget_hint_given_) {
+    // Staged all at once it must be, so the budget is exceeded while it runs;
+    // a budget this tight also leaves nothing to stage ahead with (a 64 MiB
+    // budget for a model with 62.5 MiB tensors ran 3.7x slower on the H200).
+    budget_hint_given_ = true;
+    log(LogLevel::kError,
+        "one call needs {} MiB staged at once, more than NEUZIP_STAGING_MB={}: the budget is exceeded while it "
+        "runs; at least {} MiB would let staging run ahead of the calls",
+        (incoming + (1u << 20) - 1) >> 20, *config_.staging_bytes >> 20, 2 * ((incoming + (1u << 20) - 1) >> 20));
+  }
   // Everything this call needs that is compressed is staged at once: runs of
   // contiguous units, one mapping each, one decode launch for all of them.
   std::vector<std::shared_ptr<Unit>> staged_now;

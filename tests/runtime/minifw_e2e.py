@@ -116,6 +116,18 @@ def main():
             fail("the arena was turned off on a driver that maps slices", nz)
         if nz["digest"] != plain["digest"]:
             fail("digests differ under a staging budget", plain, nz)
+        # One call that needs more than the budget is said once, with the size
+        # to ask for; a budget every call fits in is never mentioned.
+        hints = re.findall(r"^neuzip: one call needs (\d+) MiB staged at once, more than NEUZIP_STAGING_MB=(\d+)",
+                           nz["stderr"], re.M)
+        if len(hints) > 1:
+            fail(f"the budget hint was given {len(hints)} times", nz)
+        if hints and int(hints[0][0]) <= int(params[0]):
+            fail(f"a budget hint for a call that fits: {hints}", nz)
+        if env.get("EXPECT_BUDGET_HINT") == "1" and not hints:
+            fail("no hint that one call needs more than the budget", nz)
+        if env.get("EXPECT_BUDGET_HINT") == "0" and hints:
+            fail(f"a budget hint where every call fits: {hints}", nz)
         report = [l for l in nz["stderr"].splitlines() if l.startswith("neuzip: peak")]
         print(f"digest {nz['digest']} equal with {params[0]} MiB staging;", report)
         if not report or " drops 0 " in report[0] and " recompressions 0 " in report[0]:
