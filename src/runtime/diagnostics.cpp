@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <mutex>
 
 #include "runtime/log.h"
 #include "runtime/runtime_internal.h"
@@ -61,6 +63,24 @@ void Runtime::report_at_exit() noexcept {
       s.stagings_ahead, s.stagings_on_launch, stats_.handoffs.get(), stats_.rescues.get(), stats_.encodes.get(),
       stats_.bytes_encoded.get(),
       stats_.encode_ns.get());
+  // Another thread may hold the lock for good at exit: never wait for it.
+  std::unique_lock lock(mutex_, std::try_to_lock);
+  if (lock.owns_lock() && !faults_by_caller_.empty()) {
+    // The callers that faulted most: a launch that restages every iteration
+    // (or at every call) shows here by name.
+    try {
+      std::vector<std::pair<uint64_t, std::string>> top;
+      for (const auto& [name, n] : faults_by_caller_) top.emplace_back(n, name);
+      std::sort(top.begin(), top.end(), std::greater<>());
+      std::string line;
+      for (size_t i = 0; i < top.size() && i < 6; ++i) {
+        const std::string& name = top[i].second;
+        line += fmt::format("{}{} {}{}", i ? "; " : "", top[i].first, name.substr(0, 90), name.size() > 90 ? "..." : "");
+      }
+      log(LogLevel::kError, "faults by caller ({} callers): {}", top.size(), line);
+    } catch (...) {
+    }
+  }
 }
 
 // Cumulative staging-work counters as one trace event (at each iteration

@@ -250,6 +250,9 @@ class Runtime {
   bool stager_started_ = false;
   bool stager_failed_ = false;
   bool budget_hint_given_ = false;  // "one call needs more than NEUZIP_STAGING_MB", said once
+  // NEUZIP_REPORT=1: faults by kernel name (or copy entry point), for the
+  // exit report: which launches restage (lock held).
+  std::map<std::string, uint64_t> faults_by_caller_;
   std::atomic<bool> stop_stager_{false};
   StagingOrder<Unit> order_;
   UniqueHostMemory status_host_;

@@ -373,6 +373,12 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   }
   if (faulted) {
     stats_.faults.add();
+    if (config_.report) {
+      try {
+        ++faults_by_caller_[t_launch != nullptr ? kernel_name(t_launch) : std::string(what != nullptr ? what : "?")];
+      } catch (...) {
+      }
+    }
     if (trace_.enabled()) {
       // What asked and for what: the first unit it staged, the bytes, how
       // many units it touched (a launch without a parameter layout touches

@@ -188,6 +188,17 @@ def main():
         if bad:
             fail(f"{len(bad)} of {len(faults)} fault events lack what they staged or the kernel: {bad[:2]}", nz)
         print(f"{len(faults)} fault events, kernels {sorted({e.get('kernel', e['api']) for e in faults})}")
+        # NEUZIP_REPORT=1's "faults by caller" names the same kernels with the
+        # trace's counts (at most six callers listed).
+        m = re.search(r"^neuzip: faults by caller \((\d+) callers\): (.*)$", nz["stderr"], re.M)
+        if not m:
+            fail("no 'faults by caller' line in the report", nz)
+        listed = {name: int(n) for n, name in (p.split(" ", 1) for p in m.group(2).split("; "))}
+        traced = {}
+        for e in faults:
+            traced[e.get("kernel", e["api"])] = traced.get(e.get("kernel", e["api"]), 0) + 1
+        if int(m.group(1)) != len(traced) or any(traced.get(k) != v for k, v in listed.items()):
+            fail(f"faults by caller {listed} ({m.group(1)} callers) disagree with the trace {traced}", nz)
         if launches > weights:
             fail(f"{launches:.1f} decode launches per step for {weights} weights", nz)
         if vmm > per_weight * weights:
