@@ -149,7 +149,7 @@ void Runtime::replan(Allocation& a, AddressWindow w, bool refill) noexcept {
 //     of the segment at each of its launches (on the H200 that made a 64 MiB
 //     budget restage ~10 units per launch, 3.6 s per generated token, RESULTS
 //     §6.6); one byte past the allocation's end (the VA reservation keeps a
-//     free page there) to its last unit.
+//     free page there) to every unit, in doubt (a reverse iterator's end).
 // Cost: adjacent separate tensors (a caching allocator's 20 MiB segment of
 // 1-10 MiB weights) are staged from the touched one to the segment's end
 // (docs/RUNTIME.md, "Reach").
@@ -223,8 +223,7 @@ void Runtime::republish(Allocation& a) noexcept {
       });
       flush_cluster();
       push_untagged(covered, limit - 1);
-      push(std::max(covered, limit - 1), limit,
-           std::make_shared<TagExtent>(TagExtent{everything, everything->size() - 1}));
+      push(std::max(covered, limit - 1), limit, whole);  // an end pointer may be read backwards: all of it
     }
     tracked_.replace(a.base, a.base + a.bytes + 1, std::move(entries));
   } catch (...) {
