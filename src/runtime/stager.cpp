@@ -475,9 +475,12 @@ void Runtime::release_held(std::vector<std::shared_ptr<Unit>>& units, CUstream s
   {
     std::lock_guard lock(mutex_);
     SharedEvent done = capturing ? nullptr : record_event(stream);
+    CUcontext current = nullptr;
+    const bool own_legacy = done && (stream == nullptr || stream == CU_STREAM_LEGACY) &&
+                            driver().base.cuCtxGetCurrent(&current) == CUDA_SUCCESS && current == context_;
     for (auto& u : units) {
       if (u->in_flight > 0) --u->in_flight;
-      if (done) u->add_use(done, stream);
+      if (done) u->add_use(done, stream, own_legacy);
       note_iteration_use(u);
     }
   }

@@ -105,11 +105,18 @@ struct Unit {
   // recorded later on the same stream completes after an earlier one, so it
   // replaces that stream's previous use without asking the driver anything
   // (the hot path: pruning every finished use cost one cuEventQuery per
-  // pending use per launch). The default and per-thread stream handles name
-  // different streams on different threads: their uses are kept apart.
-  void add_use(SharedEvent e, CUstream stream) {
+  // pending use per launch). The per-thread stream handle names a different
+  // stream on each thread: its uses are kept apart and pruned. The legacy
+  // default stream (0 or CU_STREAM_LEGACY: where PyTorch launches by
+  // default) is one stream per context: `own_legacy` says the caller's
+  // context is the runtime's, and its uses then replace each other too
+  // (pruning them cost a query per pending use on every launch: with a deep
+  // queue, O(queue) per launch).
+  void add_use(SharedEvent e, CUstream stream, bool own_legacy = false) {
     if (!e) return;
-    const bool ordered = stream != nullptr && stream != CU_STREAM_LEGACY && stream != CU_STREAM_PER_THREAD;
+    const bool legacy = stream == nullptr || stream == CU_STREAM_LEGACY;
+    if (legacy && own_legacy) stream = CU_STREAM_LEGACY;
+    const bool ordered = legacy ? own_legacy : stream != CU_STREAM_PER_THREAD;
     // A stream destroyed since: its handle may now name another stream while
     // the old one's work still runs. Older uses are then never replaced.
     if (const uint64_t epoch = stream_destroy_epoch(); epoch != uses_epoch) {

@@ -351,6 +351,26 @@ TEST_F(RuntimeE2E, UnitKeepsTheLatestUsePerStream) {
   u.wait_uses();
   EXPECT_TRUE(u.uses.empty());
   EXPECT_TRUE(u.use_streams.empty());
+  // The legacy default stream (0 or CU_STREAM_LEGACY: PyTorch's) of the
+  // runtime's own context is one stream: its later use replaces the earlier
+  // one while both are pending. Not known to be that context: kept apart.
+  static std::atomic<bool> release_legacy{false};
+  release_legacy = false;
+  ASSERT_EQ(launch_host(CU_STREAM_LEGACY, [](void*) { while (!release_legacy.load()) std::this_thread::yield(); },
+                        nullptr),
+            CUDA_SUCCESS);
+  nz::rt::Unit v;
+  auto l1 = nz::rt::record_event(nullptr), l2 = nz::rt::record_event(CU_STREAM_LEGACY);
+  ASSERT_TRUE(l1 && l2);
+  v.add_use(l1, nullptr, true);
+  v.add_use(l2, CU_STREAM_LEGACY, true);
+  EXPECT_FALSE(nz::rt::event_done(l1));
+  ASSERT_EQ(v.uses.size(), 1u);
+  EXPECT_EQ(v.uses[0], l2) << "the legacy stream's later use replaces the earlier";
+  v.add_use(nz::rt::record_event(nullptr), nullptr, false);
+  EXPECT_EQ(v.uses.size(), 2u) << "a legacy use of another context is kept apart";
+  release_legacy = true;
+  v.wait_uses();
   EXPECT_EQ(api.cuStreamDestroy(s1), CUDA_SUCCESS);
   EXPECT_EQ(api.cuStreamDestroy(s2), CUDA_SUCCESS);
 }
