@@ -18,8 +18,9 @@ thread_local bool tl_per_thread_default = false;
 namespace {
 
 std::atomic<unsigned long long> g_next_ctx_id{1};
-std::mutex g_ctx_mu;
-std::set<Context*> g_live;  // contexts not destroyed
+// Never destroyed: stream workers may still run at process exit.
+std::mutex& g_ctx_mu = *new std::mutex;
+std::set<Context*>& g_live = *new std::set<Context*>;  // contexts not destroyed
 Context* g_primary = nullptr;
 unsigned g_primary_refs = 0;
 unsigned g_primary_flags = 0;

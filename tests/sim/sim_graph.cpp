@@ -10,8 +10,9 @@
 namespace nzsim {
 namespace {
 
-std::mutex g_mu;
-std::set<std::shared_ptr<Capture>> g_active;
+// Never destroyed: stream workers may still run at process exit.
+std::mutex& g_mu = *new std::mutex;
+std::set<std::shared_ptr<Capture>>& g_active = *new std::set<std::shared_ptr<Capture>>;
 thread_local CUstreamCaptureMode tl_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
 
 struct GraphExec {

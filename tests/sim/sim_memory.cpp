@@ -31,9 +31,12 @@ struct HostAlloc {
   Context* ctx = nullptr;  // pinned memory goes with its context, as on a GPU
 };
 
-std::mutex g_mu;
-std::map<uintptr_t, LinearAlloc> g_allocs;
-std::map<uintptr_t, HostAlloc> g_hosts;
+// Never destroyed: a stream's worker thread may still run a queued
+// cuMemFreeAsync while the process exits, after static destructors ran (a
+// CI run crashed in free_linear inside _dl_fini's destruction of the map).
+std::mutex& g_mu = *new std::mutex;
+std::map<uintptr_t, LinearAlloc>& g_allocs = *new std::map<uintptr_t, LinearAlloc>;
+std::map<uintptr_t, HostAlloc>& g_hosts = *new std::map<uintptr_t, HostAlloc>;
 std::atomic<uint64_t> g_next_buffer_id{1};
 
 template <typename Map>

@@ -20,8 +20,9 @@ namespace {
 // runtime that caches per-handle facts (parameter layouts) must notice the
 // unload. Reusing freed Kernel objects last-in first-out makes that happen
 // here deterministically.
-std::mutex g_free_kernels_mutex;
-std::vector<std::unique_ptr<Kernel>> g_free_kernels;
+// Never destroyed: stream workers may still run at process exit.
+std::mutex& g_free_kernels_mutex = *new std::mutex;
+std::vector<std::unique_ptr<Kernel>>& g_free_kernels = *new std::vector<std::unique_ptr<Kernel>>;
 
 std::unique_ptr<Kernel> reuse_kernel_handle() {
   std::lock_guard lock(g_free_kernels_mutex);

@@ -43,7 +43,7 @@ struct Allocator {
 };
 
 Allocator& allocator() {
-  static Allocator a;
+  static Allocator& a = *new Allocator;  // never destroyed: stream workers may free at process exit
   return a;
 }
 

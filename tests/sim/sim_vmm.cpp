@@ -32,9 +32,11 @@ struct Mapping {
   CUmemAccess_flags access = CU_MEM_ACCESS_FLAGS_PROT_NONE;
 };
 
-std::mutex g_mu;
-std::map<uintptr_t, size_t> g_reservations;  // base -> size
-std::map<uintptr_t, Mapping> g_mappings;      // base -> mapping
+// Never destroyed (as sim_memory.cpp's maps): stream workers may still run
+// at process exit, after static destructors.
+std::mutex& g_mu = *new std::mutex;
+std::map<uintptr_t, size_t>& g_reservations = *new std::map<uintptr_t, size_t>;  // base -> size
+std::map<uintptr_t, Mapping>& g_mappings = *new std::map<uintptr_t, Mapping>;     // base -> mapping
 
 void unref(Physical* p) {  // g_mu held
   if (--p->refs > 0) return;
