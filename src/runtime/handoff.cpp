@@ -164,25 +164,21 @@ void Runtime::reap_handoffs(bool wait) noexcept {
   }
 }
 
+bool Runtime::settle_handoff_of(Unit& u) noexcept {
+  if (!u.handoff) return false;
+  settle_handoff(*u.handoff, true);
+  return true;
+}
+
 void Runtime::settle_handoffs_of(const std::vector<std::shared_ptr<Unit>>& units) noexcept {
   bool any = false;
-  for (const auto& u : units) {
-    if (u->handoff) {
-      settle_handoff(*u->handoff, true);
-      any = true;
-    }
-  }
+  for (const auto& u : units) any |= settle_handoff_of(*u);
   if (any) reap_handoffs(false);
 }
 
 void Runtime::settle_handoffs_of(Allocation& a) noexcept {
   bool any = false;
-  for (const auto& [begin, u] : a.units) {
-    if (u->handoff) {
-      settle_handoff(*u->handoff, true);
-      any = true;
-    }
-  }
+  for (const auto& [begin, u] : a.units) any |= settle_handoff_of(*u);
   if (any) reap_handoffs(false);
 }
 

@@ -133,6 +133,7 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
   const size_t window = lookahead_window();
   std::vector<std::shared_ptr<Unit>> want;
   size_t bytes = 0;
+  if (!handoffs_.empty()) reap_handoffs(false);  // settled handovers free their units for the walk
   try {
     std::unordered_set<const Unit*> seen{from.get()};
     size_t ahead = 0;
@@ -141,7 +142,6 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
       if (wanted.count(u.get()) != 0) continue;  // part of a guess's tag already
       ahead += u->bytes();
       if (ahead > window) break;
-      if (!handoffs_.empty()) reap_handoffs(false);
       if (u->state != UnitState::kCompressed || u->incoming || u->pins != 0 || u->handoff || u->rescue) continue;
       // The guess's whole tag (its weight): one run. A tag the window cannot
       // hold ends the walk (a part of it would only split the weight in two runs).

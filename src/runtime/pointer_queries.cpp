@@ -72,20 +72,35 @@ bool Runtime::pointer_attribute(void* data, CUpointer_attribute attribute, CUdev
 // The program sizes caches from this: count what it loaded as compressed, and keep room to stage what one launch
 // touching the largest allocations needs (three of them: a fused attention or
 // MLP kernel reads several weights), less what is staged already (evictable).
+// Programs poll it (memory samplers, vLLM's profiling): it scans for loaded
+// ranges only when something was tagged since the last scan, and never waits
+// for the runtime lock once the room was computed (a staging holds it for its
+// VMM calls): a busy lock answers with the room computed last.
 void Runtime::adjust_free_memory(size_t* free, size_t) noexcept {
   if (free == nullptr) return;
   if (stats_.bytes_compressible.get() > stats_.bytes_original_compressed.get()) {
-    const uint64_t before = stats_.bytes_original_compressed.get();
-    compress_loaded();
-    // The caller's figure predates what was just released.
-    size_t total = 0;
-    if (stats_.bytes_original_compressed.get() != before) driver().base.cuMemGetInfo(free, &total);
+    const uint64_t tagged = units_tagged_.load(std::memory_order_relaxed);
+    if (loaded_scan_mark_.exchange(tagged, std::memory_order_relaxed) != tagged) {
+      const uint64_t before = stats_.bytes_original_compressed.get();
+      compress_loaded();
+      // The caller's figure predates what was just released.
+      size_t total = 0;
+      if (stats_.bytes_original_compressed.get() != before) driver().base.cuMemGetInfo(free, &total);
+    }
   }
   if (stats_.bytes_original_compressed.get() == 0) return;
-  std::lock_guard lock(mutex_);
-  const size_t reserve = staging_reserve();
-  const size_t staged = pool_.in_use_bytes();
-  const size_t need = reserve > staged ? reserve - staged : 0;
+  size_t need = 0;
+  std::unique_lock lock(mutex_, std::try_to_lock);
+  if (!lock.owns_lock() && !free_memory_need_known_.load(std::memory_order_acquire)) lock.lock();
+  if (lock.owns_lock()) {
+    const size_t reserve = staging_reserve();
+    const size_t staged = pool_.in_use_bytes();
+    need = reserve > staged ? reserve - staged : 0;
+    free_memory_need_.store(need, std::memory_order_relaxed);
+    free_memory_need_known_.store(true, std::memory_order_release);
+  } else {
+    need = free_memory_need_.load(std::memory_order_relaxed);
+  }
   *free = *free > need ? *free - need : 0;
 }
 

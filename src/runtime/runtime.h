@@ -93,6 +93,15 @@ class Runtime {
   size_t evict_idle() noexcept;
   // For tests: the device address and size of the store holding the range at `p`.
   bool debug_store_of(CUdeviceptr p, CUdeviceptr& store, size_t& bytes) noexcept;
+  // For tests: units handed over so far, and of those found changed (handoff.h).
+  uint64_t debug_handoffs() const noexcept { return stats_.handoffs.get(); }
+  uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
+  // For tests: runs f holding the runtime lock (as a staging does).
+  template <class F>
+  void debug_run_locked(F&& f) {
+    std::lock_guard lock(mutex_);
+    f();
+  }
   // For tests: the state and pin count of the unit holding `p`.
   bool debug_unit_of(CUdeviceptr p, UnitState& state, int& pins) noexcept;
 
@@ -172,6 +181,7 @@ class Runtime {
   bool hand_over(const std::shared_ptr<Unit>& u) noexcept;  // false: nothing changed, evict otherwise
   bool settle_handoff(Handoff& h, bool wait) noexcept;     // false: not done and !wait
   void reap_handoffs(bool wait) noexcept;                  // settles the completed ones (all if `wait`)
+  bool settle_handoff_of(Unit& u) noexcept;  // waits for its handover, if any: whether it had one
   void settle_handoffs_of(const std::vector<std::shared_ptr<Unit>>& units) noexcept;  // before mapping them
   void settle_handoffs_of(Allocation& a) noexcept;         // before its units change or its VA goes
   SharedEvent handoff_fence() noexcept;  // what pages given back by handovers are still waiting for
@@ -293,6 +303,13 @@ class Runtime {
   bool context_is_primary_ = false;
   uint64_t next_buffer_id_ = 1u << 20;  // apart from the driver's own ids
   size_t launch_staging_peak_ = 0;      // most bytes one call had to stage
+  // cuMemGetInfo without the runtime lock (programs poll it; a staging holds
+  // the lock for VMM calls): units tagged so far, their count at the last
+  // compress_loaded() scan, and the last room computed for staging.
+  std::atomic<uint64_t> units_tagged_{0};
+  std::atomic<uint64_t> loaded_scan_mark_{0};
+  std::atomic<size_t> free_memory_need_{0};
+  std::atomic<bool> free_memory_need_known_{false};
   bool illegal_address_reported_ = false;
   // Buffers a communication library holds outside our view (ncclCommRegister,
   // ncclMemAlloc): (kind, owner) -> [begin, end). Their units stay pinned.

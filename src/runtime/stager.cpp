@@ -110,7 +110,8 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
     size_t bytes;
   };
   std::vector<Restore> restores;  // units a handover's change test found changed (handoff.h)
-  std::vector<CUevent> fences;
+  // Handovers settle in order on one stream: the newest fence of the runs covers the older ones.
+  CUevent fence = nullptr;
   try {
     for (const auto& run : runs) {
       r = pool_.map(run->begin, run->memory);
@@ -128,8 +129,7 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
       }
       if (r != CUDA_SUCCESS) break;
       ++mapped;
-      if (run->after && *run->after && std::find(fences.begin(), fences.end(), run->after->get()) == fences.end())
-        fences.push_back(run->after->get());
+      if (run->after && *run->after) fence = run->after->get();
       for (const auto& w : run->units) {
         auto u = w.lock();
         if (!u) continue;
@@ -141,9 +141,7 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
     r = CUDA_ERROR_OUT_OF_MEMORY;
   }
   // Pages a handover gave back are written only after its change test read them.
-  for (CUevent e : fences) {
-    if (r == CUDA_SUCCESS) r = driver().base.cuStreamWaitEvent(stream, e, 0);
-  }
+  if (fence != nullptr && r == CUDA_SUCCESS) r = driver().base.cuStreamWaitEvent(stream, fence, 0);
   for (const auto& c : restores) {
     if (r == CUDA_SUCCESS) r = driver().base.cuMemcpyHtoDAsync(c.dst, c.src, c.bytes, stream);
   }

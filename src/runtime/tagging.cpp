@@ -123,6 +123,7 @@ void Runtime::replan(Allocation& a, AddressWindow w, bool refill) noexcept {
     if (compress_when_filled()) make_pending(u);
     changed = true;
     stats_.bytes_compressible.add(u->bytes());
+    units_tagged_.fetch_add(1, std::memory_order_relaxed);
     emit("unit", u->begin, u->bytes());
   }
   if (changed) republish(a);

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -298,6 +299,84 @@ TEST_F(RuntimeE2E, UntaggedMemoryReachesForwardOnly) {
   EXPECT_EQ(device_sum(p + 2 * kMiB, span.size()), host_sum(span.data(), span.size()));
   const auto s2 = stats();
   EXPECT_EQ(s2.decompressions - s1.decompressions, units) << "a block running over compressed pages";
+  Runtime::get().evict_idle();
+  d->free(p);
+}
+
+// Handovers (handoff.h) under a fixed budget with the arena
+// (runtime-e2e-handoff): a range found unchanged at its last eviction is
+// evicted on the device, its change test run by a guard kernel. Written in
+// between (the runtime cannot see writes), it is "changed after all": the
+// guard copies it to host memory, the next use restores it from there (not
+// from the stale store), and from then on it is encoded at eviction.
+TEST_F(RuntimeE2E, HandoffOfARangeChangedAfterAllRestoresItFromHost) {
+  const char* budget = std::getenv("NEUZIP_STAGING_MB");
+  if (budget == nullptr || std::getenv("NZSIM_MAP_OFFSETS") == nullptr)
+    GTEST_SKIP() << "needs a fixed budget and the arena (runtime-e2e-handoff)";
+  const size_t bytes = std::strtoull(budget, nullptr, 10) * kMiB;  // one range fills the budget
+  auto a = bf16_weights(bytes / 2, 41), b = bf16_weights(bytes / 2, 42), delta = bf16_weights(bytes / 2, 43, 0.001f);
+  CUdeviceptr pa = load_weights(a), pb = load_weights(b);
+  CUdeviceptr dp = d->alloc(bytes);
+  ASSERT_EQ(d->real().base.cuMemcpyHtoD(dp, delta.data(), bytes), CUDA_SUCCESS);  // untagged
+  const uint64_t units = bytes / nz::rt::detail::kMaxUnitBytes;
+  // Each staging evicts the other range: both are seen unchanged once.
+  EXPECT_EQ(device_sum(pa, a.size()), host_sum(a.data(), a.size()));
+  EXPECT_EQ(device_sum(pb, b.size()), host_sum(b.data(), b.size()));
+  EXPECT_EQ(device_sum(pa, a.size()), host_sum(a.data(), a.size()));
+  const uint64_t handoffs0 = Runtime::get().debug_handoffs(), rescues0 = Runtime::get().debug_rescues();
+
+  // A written while staged, then evicted by B's staging: handed over, changed.
+  uint64_t n = a.size();
+  ASSERT_EQ(d->launch(f_add, {&pa, &dp, &n}), CUDA_SUCCESS);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint16_t>(a[i] + delta[i]);
+  EXPECT_EQ(device_sum(pb, b.size()), host_sum(b.data(), b.size()));
+  EXPECT_EQ(Runtime::get().debug_handoffs() - handoffs0, units) << "A was evicted on the host, not handed over";
+
+  // Restored from the guard's host copy, not decoded from A's old store.
+  EXPECT_EQ(device_sum(pa, a.size()), host_sum(a.data(), a.size()));
+  EXPECT_EQ(Runtime::get().debug_rescues() - rescues0, units);
+  const auto s0 = stats();
+  // Never handed over again: evicted on the host and encoded, still exact.
+  EXPECT_EQ(device_sum(pb, b.size()), host_sum(b.data(), b.size()));
+  EXPECT_EQ(device_sum(pa, a.size()), host_sum(a.data(), a.size()));
+  const auto s1 = stats();
+  EXPECT_EQ(s1.recompressions - s0.recompressions, units) << "A's new content was not encoded at eviction";
+  EXPECT_EQ(Runtime::get().debug_rescues() - rescues0, units);
+  std::vector<uint16_t> back(a.size());
+  ASSERT_EQ(d->dtoh(back.data(), pa, bytes), CUDA_SUCCESS);
+  EXPECT_TRUE(back == a);
+  Runtime::get().evict_idle();
+  d->free(pa);
+  d->free(pb);
+  d->free(dp);
+}
+
+// Programs poll cuMemGetInfo (memory samplers every few ms, vLLM's profiling)
+// while other threads launch; a staging holds the runtime lock for its VMM
+// calls. The answer must not wait for that lock, nor rescan what was loaded
+// when nothing new was tagged: it reuses the room computed last.
+TEST_F(RuntimeE2E, FreeMemoryQueryNeverWaitsForTheLock) {
+  auto w = bf16_weights(4 * kMiB / 2, 23);
+  CUdeviceptr p = load_weights(w);
+  size_t free0 = 0, total = 0;
+  ASSERT_EQ(d->real().base.cuMemGetInfo(&free0, &total), CUDA_SUCCESS);
+  size_t first = free0;
+  Runtime::get().adjust_free_memory(&first, total);
+  EXPECT_LT(first, free0) << "no room kept to stage the compressed weights";
+
+  std::future<size_t> answer;
+  bool answered_while_locked = false;
+  Runtime::get().debug_run_locked([&] {
+    answer = std::async(std::launch::async, [&] {
+      size_t free = free0;
+      Runtime::get().adjust_free_memory(&free, total);
+      return free;
+    });
+    answered_while_locked = answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  });
+  EXPECT_TRUE(answered_while_locked) << "cuMemGetInfo waited for the runtime lock";
+  EXPECT_EQ(answer.get(), first);
+  EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));
   Runtime::get().evict_idle();
   d->free(p);
 }
