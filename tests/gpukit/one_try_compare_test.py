@@ -27,9 +27,12 @@ def expect(cond, what):
         print(f"FAIL {what}")
 
 
-def row(workload, outputs, peak_mib, steps):
-    return {"workload": workload, "ok": True, "outputs": outputs, "device_peak_above_baseline": peak_mib << 20,
-            "step_ms": steps, "nz_stats": {"available": True, "device_bytes_saved_peak": 64 << 20, "faults": 3}}
+def row(workload, outputs, peak_mib, steps, nvml_mib=None):
+    r = {"workload": workload, "ok": True, "outputs": outputs, "device_peak_above_baseline": peak_mib << 20,
+         "step_ms": steps, "nz_stats": {"available": True, "device_bytes_saved_peak": 64 << 20, "faults": 3}}
+    if nvml_mib is not None:
+        r["device_peak_above_baseline_nvml"] = nvml_mib << 20
+    return r
 
 
 with tempfile.TemporaryDirectory() as work:
@@ -38,6 +41,9 @@ with tempfile.TemporaryDirectory() as work:
             f.write(json.dumps({"workload": "_process"}) + "\n")
             f.write(json.dumps(row("infer", {"logits": "a"}, 700 if mode == "neuzip_budget" else 1000, [10, 12, 14]))
                     + "\n")
+            # NVML's figure in every run: it decides (cuMemGetInfo's is lowered by neuzip's staging room).
+            f.write(json.dumps(row("lomo", {"losses": ["d"]}, 900 if mode == "neuzip" else 1000, [5, 5],
+                                   nvml_mib=800 if mode == "neuzip" else 1000)) + "\n")
             if mode == "neuzip_policy":  # died in it: reported as a failure, not as differing outputs
                 f.write(json.dumps({"workload": "train", "ok": False, "error": "the process died"}) + "\n")
             else:
@@ -60,6 +66,9 @@ with tempfile.TemporaryDirectory() as work:
     expect(by[("train", "neuzip")]["same_outputs_as_plain"] is False, "train/neuzip differs")
     expect(by[("infer", "neuzip_budget")]["same_outputs_as_plain"] is True, "infer/neuzip_budget equal")
     expect(by[("infer", "neuzip_budget")]["peak_vs_plain"] == 0.7, "peak relative to plain")
+    expect(by[("infer", "neuzip_budget")]["peak_from"] == "cuMemGetInfo", "no NVML figure: cuMemGetInfo's")
+    expect(by[("lomo", "neuzip")]["peak_vs_plain"] == 0.8 and by[("lomo", "neuzip")]["peak_from"] == "nvml"
+           and by[("lomo", "neuzip")]["peak_cumemgetinfo_vs_plain"] == 0.9, f"NVML's peak decides: {by[('lomo', 'neuzip')]}")
     expect(by[("infer", "plain")]["median_step_ms"] == 13, "steady-state step time: the first left out")
     expect(by[("train", "plain")]["median_step_ms"] == 21, "two steps: both count")
     expect(counts["torch_neuzip"] == {"cuLaunchKernel": 12, "cuInit": 1}, f"hook counts parsed: {counts}")

@@ -7,8 +7,9 @@ neuzip; one-try runs this script once per mode and compares the outputs.
 Each workload writes one JSON line to --out as soon as it finishes (so a crash
 loses only the workload it happened in): its outputs (digests, losses: equal
 across modes exactly when bit-identical), step times, peak device memory
-taken from cuMemGetInfo (what the driver has handed out, so it sees what
-neuzip saves; torch's allocator cannot), torch's own peak for comparison,
+taken from NVML (physical memory in use: it sees what neuzip saves, torch's
+allocator cannot) and from cuMemGetInfo (which neuzip lowers by the room it
+keeps for staging), per phase for infer, torch's own peak for comparison,
 and neuzip's counters (nz_stats) when the library is preloaded.
 
 Workloads (most valuable first): infer (a Llama-style decoder from examples/,
@@ -32,14 +33,51 @@ WORKLOADS = ["infer", "train", "graph", "hf", "lora", "lomo"]
 
 # ---- measurement ---------------------------------------------------------------
 
+class Nvml:
+    """Device memory in use as NVML sees it (libnvidia-ml, ctypes): physical
+    memory, whatever cuMemGetInfo answers. Under neuzip cuMemGetInfo reports
+    free memory less the room staging keeps (README: a cache sized from it
+    leaves that room), so a peak taken from it overstates neuzip's memory by
+    up to that room; NVML does not go through the hooked driver API."""
+
+    class Memory(ctypes.Structure):
+        _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
+
+    def __init__(self, torch):
+        self.handle, self.why = None, ""
+        try:
+            self.lib = ctypes.CDLL("libnvidia-ml.so.1")
+            if self.lib.nvmlInit_v2() != 0:
+                raise OSError("nvmlInit_v2 failed")
+            handle = ctypes.c_void_p()
+            uuid = getattr(torch.cuda.get_device_properties(0), "uuid", None)
+            found = uuid is not None and self.lib.nvmlDeviceGetHandleByUUID(
+                f"GPU-{uuid}".encode(), ctypes.byref(handle)) == 0
+            if not found and self.lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(handle)) != 0:
+                raise OSError("no NVML handle for device 0")
+            self.handle = handle
+        except (OSError, AttributeError) as e:
+            self.why = str(e)
+
+    def used(self):
+        if self.handle is None:
+            return None
+        m = Nvml.Memory()
+        return m.used if self.lib.nvmlDeviceGetMemoryInfo(self.handle, ctypes.byref(m)) == 0 else None
+
+
 class DeviceMemorySampler:
-    """Peak of (total - free) from cuMemGetInfo, sampled every `period` s in a
-    thread. Paused around CUDA-graph capture: a driver call from another
-    thread may invalidate a capture in progress."""
+    """Peak of (total - free) from cuMemGetInfo, and of NVML's used memory
+    (Nvml: what neuzip really holds), sampled every `period` s in a thread;
+    mark() records the peaks of a phase (load, forwards, generation).
+    Paused around CUDA-graph capture: a driver call from another thread may
+    invalidate a capture in progress."""
 
     def __init__(self, torch, period=0.002):
         self.torch, self.period = torch, period
-        self.peak, self.samples = 0, 0
+        self.nvml = Nvml(torch)
+        self.peak, self.peak_nvml, self.samples = 0, None, 0
+        self.phases, self._phase_peak, self._phase_peak_nvml = {}, 0, None
         self._run = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -49,6 +87,16 @@ class DeviceMemorySampler:
         free, total = self.torch.cuda.mem_get_info()
         return total - free
 
+    def used_nvml(self):
+        return self.nvml.used()
+
+    def _sample(self):
+        used, nv = self.used(), self.used_nvml()
+        self.peak, self._phase_peak = max(self.peak, used), max(self._phase_peak, used)
+        if nv is not None:
+            self.peak_nvml = nv if self.peak_nvml is None else max(self.peak_nvml, nv)
+            self._phase_peak_nvml = nv if self._phase_peak_nvml is None else max(self._phase_peak_nvml, nv)
+
     def _loop(self):
         self.torch.cuda.set_device(0)
         while not self._stop.is_set():
@@ -57,15 +105,23 @@ class DeviceMemorySampler:
                 self._run.wait(0.05)
                 continue
             self._idle.clear()
-            self.peak = max(self.peak, self.used())
+            self._sample()
             self.samples += 1
             time.sleep(self.period)
 
     def start(self):
-        self.peak = self.used()
+        self.peak, self.peak_nvml, self.phases = 0, None, {}
+        self._phase_peak, self._phase_peak_nvml = 0, None
+        self._sample()
         self._run.set()
         if not self._thread.is_alive():
             self._thread.start()
+
+    def mark(self, phase):
+        """The peaks since the last mark (or start), under `phase`."""
+        self._sample()
+        self.phases[phase] = {"cumemgetinfo": self._phase_peak, "nvml": self._phase_peak_nvml}
+        self._phase_peak, self._phase_peak_nvml = 0, None
 
     def pause(self):
         self._run.clear()
@@ -76,16 +132,24 @@ class DeviceMemorySampler:
 
     def stop(self):
         self.pause()
-        self.peak = max(self.peak, self.used())
+        self._sample()
         return self.peak
 
 
 class HostOnlySampler:
     """--device cpu: no device memory to watch."""
     peak = samples = 0
+    peak_nvml = None
+    phases = {}
 
     def used(self):
         return 0
+
+    def used_nvml(self):
+        return None
+
+    def mark(self, phase):
+        pass
 
     def start(self):
         pass
@@ -128,10 +192,16 @@ def sync(torch, device):
 
 def workload_infer(torch, llama, infer, args, sampler):
     model = llama.build(args.size, args.device, torch.bfloat16, 0).eval()
+    sync(torch, args.device)
+    sampler.mark("load")
     prompt = llama.random_tokens(model.cfg, args.batch, 128, 1, args.device)
     logits, forward_ms = infer.forward(model, prompt, repeats=4)
+    sync(torch, args.device)
+    sampler.mark("forwards")
     after_forward = nz_stats()  # what the forwards alone did, apart from generation's
     generated, token_ms = infer.greedy(model, prompt[:, :64], args.tokens)
+    sync(torch, args.device)
+    sampler.mark("generation")
     result = {"outputs": {"logits": llama.digest([logits]), "tokens": llama.digest([generated]),
                           "weights": llama.model_digest(model)},
               "step_ms": forward_ms, "token_ms": token_ms, "parameters": llama.parameter_count(model),
@@ -268,7 +338,7 @@ def run_one(name, torch, modules, args, sampler):
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    baseline = sampler.used()
+    baseline, baseline_nvml = sampler.used(), sampler.used_nvml()
     sampler.start()
     start = time.perf_counter()
     try:
@@ -285,6 +355,12 @@ def run_one(name, torch, modules, args, sampler):
         "torch_max_reserved": torch.cuda.max_memory_reserved() if cuda else 0,
         "memory_samples": sampler.samples, "nz_stats": nz_stats(),
     })
+    if baseline_nvml is not None and sampler.peak_nvml is not None:
+        result.update({"device_used_baseline_nvml": baseline_nvml, "device_used_peak_nvml": sampler.peak_nvml,
+                       "device_peak_above_baseline_nvml": sampler.peak_nvml - baseline_nvml})
+    if sampler.phases:
+        result["peak_by_phase"] = {k: {m: (v - (baseline_nvml if m == "nvml" else baseline)) if v is not None else None
+                                       for m, v in p.items()} for k, p in sampler.phases.items()}
     if cuda:
         torch.cuda.empty_cache()
     return result
