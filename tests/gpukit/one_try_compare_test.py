@@ -76,6 +76,30 @@ with tempfile.TemporaryDirectory() as work:
     expect(len(lines) == 2 and all(l.startswith("neuzip:") for l in lines), "every neuzip: line kept, nothing else")
     expect("result: FAILED: torch_compare" in text, "the summary's verdict")
 
+# A smaller GPU: sized from plain's largest allocated memory; the run that
+# ran out of memory, the one that completed with plain's outputs, and one that
+# completed with other outputs are told apart.
+with tempfile.TemporaryDirectory() as work:
+    def write(name, rows):
+        with open(os.path.join(work, f"torch_{name}.jsonl"), "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+    plain_infer = dict(row("infer", {"logits": "a"}, 1000, [10, 12, 14]), torch_max_allocated=900 << 20)
+    write("plain", [{"workload": "_process"}, plain_infer])
+    write("fit90_infer_plain", [{"workload": "infer", "ok": False, "out_of_memory": True,
+                                 "error": "OutOfMemoryError: CUDA out of memory"}])
+    write("fit90_infer_neuzip", [row("infer", {"logits": "a"}, 700, [20, 26, 26])])
+    write("fit80_infer_neuzip", [row("infer", {"logits": "z"}, 650, [30, 30])])
+    run = one_try.Run(types.SimpleNamespace(sim=False, bundle=work), one_try.PLANS["gpu"], work)
+    expect(one_try.fit_leave_mib(plain_infer, 0.9) == 810, "left free: 0.9 of max allocated, in MiB")
+    fit = {(r["share"], r["run"]): r for r in one_try.fit_table(run)}
+    expect(fit[(0.9, "plain")]["outcome"] == "out of memory", f"plain ran out of memory: {fit.get((0.9, 'plain'))}")
+    expect(fit[(0.9, "neuzip")]["outcome"] == "ok" and fit[(0.9, "neuzip")]["same_outputs_as_plain"]
+           and fit[(0.9, "neuzip")]["step_vs_plain"] == 2.0, f"neuzip completed, same outputs: {fit.get((0.9, 'neuzip'))}")
+    expect(not fit[(0.8, "neuzip")]["same_outputs_as_plain"], "other outputs are not called the same")
+    text = one_try.summary_text(run, types.SimpleNamespace(sim=False, bundle=work), [], {}, {}, list(fit.values()))
+    expect("A smaller GPU" in text and "out of memory" in text, "the fit table is in the summary")
+
 # torchrun DDP/FSDP: the compare step wants the losses and digest equal line
 # for line (timings ignored), and fails on one differing bit.
 class FakeRun:

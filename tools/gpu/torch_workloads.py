@@ -345,7 +345,8 @@ def run_one(name, torch, modules, args, sampler):
         result = calls[name]()
         result["ok"] = True
     except Exception as e:  # reported, and the next workload still runs
-        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}
+        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:],
+                  "out_of_memory": "OutOfMemoryError" in type(e).__name__ or "out of memory" in str(e)}
     sync(torch, args.device)
     peak = sampler.stop()
     result.update({
@@ -366,6 +367,32 @@ def run_one(name, torch, modules, args, sampler):
     return result
 
 
+def hold_all_but(torch, leave_bytes):
+    """Allocates device memory until `leave_bytes` stay free: the physical
+    memory of a smaller GPU. Nothing is compressed yet (no weights loaded), so
+    cuMemGetInfo's figure is the driver's under neuzip too. The filler is one
+    tensor, never written: neuzip never tags it (no host copy), so it stays
+    resident and counts as memory in use. Returns (tensor or None, record)."""
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    free, total = torch.cuda.mem_get_info()
+    want = free - leave_bytes
+    record = {"free_before": free, "total": total, "leave": leave_bytes, "held": 0}
+    if want <= 0:
+        record["why"] = "less than that is free already"
+        return None, record
+    want -= want % (2 << 20)
+    try:
+        filler = torch.empty(want, dtype=torch.uint8, device="cuda")
+    except RuntimeError as e:  # torch.OutOfMemoryError derives from it
+        record["why"] = f"{type(e).__name__}: {e}"[:300]
+        return None, record
+    torch.cuda.synchronize()
+    record["held"] = want
+    record["free_after"] = torch.cuda.mem_get_info()[0]
+    return filler, record
+
+
 def main(argv=None):
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -384,6 +411,9 @@ def main(argv=None):
     parser.add_argument("--no-sampler", action="store_true",
                         help="no memory-sampling thread (its cuMemGetInfo calls and GIL use left out: diagnosis)")
     parser.add_argument("--profile", action="store_true", help="infer: torch.profiler over one generation forward")
+    parser.add_argument("--leave-free-mib", type=int, default=0,
+                        help="a smaller GPU: hold all device memory but this many MiB in a filler before the "
+                             "workloads (a run that needs more must run out of memory without neuzip)")
     args = parser.parse_args(argv)
     wanted = [w for w in args.only.split(",") if w]
     unknown = [w for w in wanted if w not in WORKLOADS]
@@ -405,6 +435,9 @@ def main(argv=None):
     header = {"workload": "_process", "label": args.label, "torch": torch.__version__, "cuda": torch.version.cuda,
               "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu", "pid": os.getpid(),
               "ld_preload": os.environ.get("LD_PRELOAD", ""), "neuzip": os.environ.get("NEUZIP", "")}
+    filler = None
+    if args.leave_free_mib > 0 and args.device == "cuda":
+        filler, header["filler"] = hold_all_but(torch, args.leave_free_mib << 20)
     with open(args.out, "a") as out:
         out.write(json.dumps(header) + "\n")
         out.flush()
