@@ -1,4 +1,6 @@
 // wrap_graph.cpp: stream capture, graph instantiation/launch, TMA descriptors.
+#include <cstring>
+
 #include "transfer_spans.h"
 #include "wrap_common.h"
 
@@ -62,11 +64,12 @@ CUresult graph_launch(CUgraphExec exec, CUstream st) noexcept {
   return real(exec, st);
 }
 
+// `bounded`: the extent is certain (tiled, not interleaved); else 0, unknown.
 void report_tensor_map(CUresult r, const CUtensorMap* map, CUtensorMapDataType type, cuuint32_t rank,
-                       void* global, const cuuint64_t* dims, const cuuint64_t* strides) noexcept {
+                       void* global, const cuuint64_t* dims, const cuuint64_t* strides, bool bounded) noexcept {
   if (r != CUDA_SUCCESS || !map || !rt::active()) return;
   rt::on_tensor_map(map, reinterpret_cast<CUdeviceptr>(global),
-                    tensor_map_extent(type, rank, dims, strides));
+                    bounded ? tensor_map_extent(type, rank, dims, strides) : 0);
 }
 
 }  // namespace
@@ -136,9 +139,11 @@ NZ_WRAPPER CUresult nzw_TensorMapReplaceAddress(CUtensorMap* map, void* address)
   NZ_ENTER(TensorMapReplaceAddress);
   auto real = real_of<CUresult (*)(CUtensorMap*, void*)>(Hook::TensorMapReplaceAddress);
   if (!real) return nz::shim::missing_entry(Hook::TensorMapReplaceAddress);
+  CUtensorMap before;
+  if (map != nullptr) std::memcpy(&before, map, sizeof before);
   CUresult r = real(map, address);
   if (r == CUDA_SUCCESS && map != nullptr && nz::rt::active())
-    nz::rt::on_tensor_map(map, reinterpret_cast<CUdeviceptr>(address), 0);
+    nz::rt::on_tensor_map_replaced(&before, map, reinterpret_cast<CUdeviceptr>(address));
   return r;
 }
 
@@ -173,7 +178,7 @@ NZ_WRAPPER CUresult nzw_TensorMapEncodeTiled(CUtensorMap* map, CUtensorMapDataTy
   if (!real) return nz::shim::missing_entry(Hook::TensorMapEncodeTiled);
   CUresult r = real(map, type, rank, global, dims, strides, box, elem_strides, interleave, swizzle, l2,
                     oob);
-  nz::shim::report_tensor_map(r, map, type, rank, global, dims, strides);
+  nz::shim::report_tensor_map(r, map, type, rank, global, dims, strides, interleave == CU_TENSOR_MAP_INTERLEAVE_NONE);
   return r;
 }
 
@@ -187,7 +192,7 @@ NZ_WRAPPER CUresult nzw_TensorMapEncodeIm2col(
   if (!real) return nz::shim::missing_entry(Hook::TensorMapEncodeIm2col);
   CUresult r = real(map, type, rank, global, dims, strides, lower, upper, channels, pixels,
                     elem_strides, interleave, swizzle, l2, oob);
-  nz::shim::report_tensor_map(r, map, type, rank, global, dims, strides);
+  nz::shim::report_tensor_map(r, map, type, rank, global, dims, strides, false);
   return r;
 }
 
@@ -201,6 +206,6 @@ NZ_WRAPPER CUresult nzw_TensorMapEncodeIm2colWide(
   if (!real) return nz::shim::missing_entry(Hook::TensorMapEncodeIm2colWide);
   CUresult r = real(map, type, rank, global, dims, strides, lower_w, upper_w, channels, pixels,
                     elem_strides, interleave, mode, swizzle, l2, oob);
-  nz::shim::report_tensor_map(r, map, type, rank, global, dims, strides);
+  nz::shim::report_tensor_map(r, map, type, rank, global, dims, strides, false);
   return r;
 }

@@ -57,6 +57,10 @@ struct Config {
   // that `nztrace --compare` measures the program without compression under
   // the same allocator and the same trace.
   bool observe = false;
+  // NEUZIP_TMA_EXTENTS=1: a launch reaching a range only through a TMA
+  // descriptor stages the descriptor's extent (tensor_maps.h), not the rest
+  // of its cluster. Off until a GPU run has confirmed it (RESULTS §6.8).
+  bool tma_extents = false;
   // NEUZIP_NCCL=0: NCCL's calls are forwarded untouched (no staging of the
   // buffers collectives read and write, no pins for registered buffers). A
   // collective that then reads a compressed buffer faults, as without

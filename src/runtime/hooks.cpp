@@ -101,6 +101,9 @@ CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept {
 void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept {
   if (Runtime::is_active()) Runtime::get().on_tensor_map(map, global_address, bytes);
 }
+void on_tensor_map_replaced(const void* before, const CUtensorMap* map, CUdeviceptr global_address) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_tensor_map_replaced(before, map, global_address);
+}
 
 bool on_out_of_memory(size_t bytes_wanted) noexcept {
   if (!Runtime::is_active()) return false;

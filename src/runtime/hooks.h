@@ -140,7 +140,11 @@ CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
 // ---- TMA descriptors --------------------------------------------------------------
 // cuTensorMapEncode*: remember which device range a descriptor points at, so a
 // launch that passes the 128-byte descriptor by value is seen to touch it.
+// `bytes`: how far from the address it can reach (0: unknown).
 void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
+// cuTensorMapReplaceAddress: `before` is the descriptor's 128 bytes before the
+// call (its extent carries over to the new address).
+void on_tensor_map_replaced(const void* before, const CUtensorMap* map, CUdeviceptr global_address) noexcept;
 
 // ---- Pointer queries (memory the runtime serves answers as cuMemAlloc memory) -------
 // cuMemGetAddressRange: the program's allocation (base, requested size), even

@@ -67,6 +67,7 @@ class Runtime {
   void on_graph_destroy(CUgraph graph) noexcept;
   CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
   void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
+  void on_tensor_map_replaced(const void* before, const CUtensorMap* map, CUdeviceptr global_address) noexcept;
   bool on_out_of_memory(size_t bytes_wanted) noexcept;
   bool address_range(CUdeviceptr p, CUdeviceptr* base, size_t* size) noexcept;
   bool pointer_attribute(void* data, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept;
@@ -136,6 +137,8 @@ class Runtime {
   void untrack(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   void republish(Allocation& a) noexcept;
   void collect_units(const TagExtent& extent);  // may throw (allocation)
+  void collect_overlapping(const RangeMap<TagExtent>::Snapshot& snapshot, CUdeviceptr begin,
+                           CUdeviceptr end);  // may throw (allocation)
   void compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   void tag_if_state(Allocation& a) noexcept;  // lock held; NEUZIP_COMPRESS=optimizer (idle_buffers.cpp)
   template <typename Visit>

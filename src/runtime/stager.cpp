@@ -25,6 +25,8 @@ thread_local std::vector<std::shared_ptr<Unit>> t_touched;
 // words point into one allocation).
 thread_local std::vector<std::pair<const void*, size_t>> t_extents;
 thread_local bool t_touched_capturing = false;
+// Whether collect_overlapping added units (then t_touched may hold a unit twice).
+thread_local bool t_overlapping = false;
 // The launch being prepared on this thread, named in the trace's fault events.
 thread_local const LaunchDesc* t_launch = nullptr;
 
@@ -519,6 +521,21 @@ void Runtime::collect_units(const TagExtent& extent) {
                    all.begin() + static_cast<std::ptrdiff_t>(until));
 }
 
+// The units that overlap [begin, end) exactly (a copy's bytes, a TMA
+// descriptor's tensor): no reach beyond them.
+void Runtime::collect_overlapping(const RangeMap<TagExtent>::Snapshot& snapshot, CUdeviceptr begin,
+                                  CUdeviceptr end) {
+  t_overlapping = true;
+  RangeMap<TagExtent>::for_each_overlapping(snapshot, begin, end, [&](const auto& e) {
+    if (e.value->empty()) return;
+    const auto& all = *e.value->all;
+    auto u = std::partition_point(all.begin(), all.end(), [&](const auto& x) { return x->end <= begin; });
+    for (; u != all.end() && (*u)->begin < end; ++u) {
+      if (std::find(t_touched.begin(), t_touched.end(), *u) == t_touched.end()) t_touched.push_back(*u);
+    }
+  });
+}
+
 // What before_launch and before_transfer share: `visit(snapshot)` calls
 // collect_units for every tagged extent the call touches; those units are
 // held and staged for the call's stream. A launch that touches nothing
@@ -530,10 +547,12 @@ CUresult Runtime::hold_touched(CUstream stream, bool per_thread_stream, const ch
   const auto snapshot = tracked_.snapshot();
   t_touched.clear();
   t_extents.clear();
+  t_overlapping = false;
   try {
     visit(*snapshot);
-    // Lists of different granularity (a cluster's, the allocation's) overlap.
-    if (t_extents.size() > 1) {
+    // Lists of different granularity (a cluster's, the allocation's, exact
+    // ranges) overlap.
+    if (t_extents.size() > 1 || (t_overlapping && !t_extents.empty())) {
       std::sort(t_touched.begin(), t_touched.end());
       t_touched.erase(std::unique(t_touched.begin(), t_touched.end()), t_touched.end());
     }
@@ -576,10 +595,18 @@ CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
             }
           }
         },
-        [&](const unsigned char* bytes, size_t size) {
+        [&](const unsigned char* bytes, size_t size, uint8_t* accounted) {
           if (tensor_maps_.empty()) return;
           for (size_t off = 0; off + TensorMapRegistry::kBytes <= size; off += TensorMapRegistry::kAlign) {
-            if (auto address = tensor_maps_.find(bytes + off)) touch(*address);
+            auto target = tensor_maps_.find(bytes + off);
+            if (!target) continue;
+            if (target->extent == 0) {
+              touch(target->address);  // how far it reads is unknown: the reach of a pointer
+              continue;
+            }
+            // TMA reads nothing outside the descriptor's tensor: its units only.
+            collect_overlapping(snapshot, target->address, target->address + target->extent);
+            std::memset(accounted + off / 8, 1, TensorMapRegistry::kBytes / 8);
           }
         });
     // No layout for this kernel: it may read anything compressed.
@@ -598,17 +625,7 @@ CUresult Runtime::before_transfer(const TransferDesc& d) noexcept {
     // A copy's bytes are known exactly: only the units they overlap (a kernel's
     // reach does not apply; a loader's next copy lands one byte past the last
     // tag and must not stage it).
-    for (size_t i = 0; i < d.span_count; ++i) {
-      const Span& s = d.spans[i];
-      RangeMap<TagExtent>::for_each_overlapping(snapshot, s.ptr, s.ptr + s.bytes, [&](const auto& e) {
-        if (e.value->empty()) return;
-        const auto& all = *e.value->all;
-        auto u = std::partition_point(all.begin(), all.end(), [&](const auto& x) { return x->end <= s.ptr; });
-        for (; u != all.end() && (*u)->begin < s.ptr + s.bytes; ++u) {
-          if (std::find(t_touched.begin(), t_touched.end(), *u) == t_touched.end()) t_touched.push_back(*u);
-        }
-      });
-    }
+    for (size_t i = 0; i < d.span_count; ++i) collect_overlapping(snapshot, d.spans[i].ptr, d.spans[i].ptr + d.spans[i].bytes);
   });
 }
 
@@ -767,11 +784,20 @@ CUresult Runtime::before_graph_launch(CUgraphExec exec, CUstream) noexcept {
 
 void Runtime::on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept {
   try {
-    tensor_maps_.record(map, global_address);
+    tensor_maps_.record(map, global_address, config_.tma_extents ? bytes : 0);
   } catch (...) {
     log(LogLevel::kError, "out of memory recording a TMA descriptor: launches passing it are not seen");
   }
   emit("tensor_map", global_address, bytes);
+}
+
+void Runtime::on_tensor_map_replaced(const void* before, const CUtensorMap* map, CUdeviceptr global_address) noexcept {
+  // Same dimensions and strides, another address: the extent carries over.
+  size_t extent = 0;
+  if (before != nullptr) {
+    if (auto old = tensor_maps_.find(static_cast<const unsigned char*>(before))) extent = old->extent;
+  }
+  on_tensor_map(map, global_address, extent);
 }
 
 }  // namespace nz::rt

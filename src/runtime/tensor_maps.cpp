@@ -15,18 +15,18 @@ uint64_t TensorMapRegistry::key_of(const unsigned char* bytes) noexcept {
   return h;
 }
 
-void TensorMapRegistry::record(const void* descriptor, CUdeviceptr address) {
+void TensorMapRegistry::record(const void* descriptor, CUdeviceptr address, size_t extent) {
   if (descriptor == nullptr) return;
   Entry e{};
   std::memcpy(e.bytes.data(), descriptor, kBytes);
-  e.address = address;
+  e.target = {address, extent};
   const uint64_t key = key_of(e.bytes.data());
   std::unique_lock lock(mutex_);
   if (entries_.size() >= kMaxEntries) entries_.clear();
   auto [first, last] = entries_.equal_range(key);
   for (auto it = first; it != last; ++it) {
     if (it->second.bytes == e.bytes) {
-      it->second.address = address;
+      it->second.target = e.target;
       return;
     }
   }
@@ -34,12 +34,12 @@ void TensorMapRegistry::record(const void* descriptor, CUdeviceptr address) {
   count_.store(entries_.size(), std::memory_order_relaxed);
 }
 
-std::optional<CUdeviceptr> TensorMapRegistry::find(const unsigned char* bytes) const {
+std::optional<TensorMapRegistry::Target> TensorMapRegistry::find(const unsigned char* bytes) const {
   const uint64_t key = key_of(bytes);
   std::shared_lock lock(mutex_);
   auto [first, last] = entries_.equal_range(key);
   for (auto it = first; it != last; ++it) {
-    if (std::memcmp(it->second.bytes.data(), bytes, kBytes) == 0) return it->second.address;
+    if (std::memcmp(it->second.bytes.data(), bytes, kBytes) == 0) return it->second.target;
   }
   return std::nullopt;
 }

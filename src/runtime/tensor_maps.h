@@ -4,6 +4,13 @@
 // the descriptor's global address. A real CUtensorMap is opaque (the address
 // is not stored verbatim), so the launch scan matches whole 128-byte
 // descriptors, at 64-byte aligned offsets of large parameters.
+//
+// A descriptor also says how far its kernel can read: TMA clips every access
+// to the tensor's global dimensions (out-of-bounds elements are filled, never
+// read), so the bytes a launch reaches through it are [address, address +
+// extent) and not, as for a raw pointer, everything after the address in its
+// allocation. The extent is recorded when it is known (tiled, not
+// interleaved; a re-pointed descriptor keeps its old extent).
 #pragma once
 
 #include <cuda.h>
@@ -23,9 +30,13 @@ class TensorMapRegistry {
   static constexpr size_t kBytes = sizeof(CUtensorMap);  // 128
   static constexpr size_t kAlign = 64;                    // CUtensorMap's alignment
 
-  void record(const void* descriptor, CUdeviceptr address);
-  // The global address of the recorded descriptor equal to these 128 bytes.
-  std::optional<CUdeviceptr> find(const unsigned char* bytes) const;
+  struct Target {
+    CUdeviceptr address;
+    size_t extent;  // bytes from address the descriptor can reach; 0: unknown
+  };
+  void record(const void* descriptor, CUdeviceptr address, size_t extent);
+  // The target of the recorded descriptor equal to these 128 bytes.
+  std::optional<Target> find(const unsigned char* bytes) const;
   bool empty() const noexcept { return count_.load(std::memory_order_relaxed) == 0; }
   void clear();
 
@@ -33,7 +44,7 @@ class TensorMapRegistry {
   using Bytes = std::array<unsigned char, kBytes>;
   struct Entry {
     Bytes bytes;
-    CUdeviceptr address;
+    Target target;
   };
   static uint64_t key_of(const unsigned char* bytes) noexcept;
 

@@ -1,6 +1,8 @@
 // Classes 3 (handle reuse after unload), 9 (TMA descriptors), 10 (kernel
 // handles), 11 (pointers stored in device memory).
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "fw_env.h"
 
@@ -101,6 +103,49 @@ TEST(Tma, DescriptorPassedByValue) {
   Env::get().flush();
   CU_OK(cuTensorMapReplaceAddress(&map, reinterpret_cast<void*>(w2.dev)));
   EXPECT_EQ(w2.hash(), launch_and_read(Env::get().fn("sum_tma"), {&map, &n, &out}, out));
+}
+
+// A TMA unit reads nothing outside the descriptor's tensor (out-of-bounds
+// elements are filled, never read). With NEUZIP_TMA_EXTENTS=1
+// (frameworks-tma-extents) a launch that reaches a weight only through a
+// descriptor stages that weight's units, not the rest of its cluster (three
+// weights loaded back to back into one allocation, as a caching allocator
+// packs them); a raw pointer still reaches on. Without it: the cluster.
+TEST(Tma, DescriptorStagesItsTensorOnly) {
+  constexpr size_t kPart = 4 * kMiB;
+  const std::vector<uint8_t> host = weights(3 * kPart, 37);
+  CUdeviceptr dev = alloc(host.size());
+  upload(dev, host, kPart);  // three adjacent tags
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(3 * kPart);
+  const bool bounded = Env::get().neuzip() && std::getenv("NEUZIP_TMA_EXTENTS") != nullptr &&
+                       std::string(std::getenv("NEUZIP_TMA_EXTENTS")) == "1";
+  CUtensorMap map;
+  cuuint64_t dims[2] = {1024, kPart / 2048};
+  cuuint64_t strides[1] = {2048};
+  cuuint32_t box[2] = {64, 64}, es[2] = {1, 1};
+  CU_OK(cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, reinterpret_cast<void*>(dev + kPart),
+                               dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  static CUdeviceptr out = alloc(64);
+  uint64_t n = kPart;
+  const uint64_t d0 = Env::get().stats().decompressions;
+  EXPECT_EQ(host_hash(host.data() + kPart, kPart), launch_and_read(Env::get().fn("sum_tma"), {&map, &n, &out}, out));
+  const uint64_t d1 = Env::get().stats().decompressions;
+  if (bounded) EXPECT_EQ(d1 - d0, kPart / (2 * kMiB)) << "the descriptor staged more than its tensor";
+  // The reach of a pointer: the next weight, and the one before (the address
+  // is also its one-past-the-end pointer).
+  else if (Env::get().neuzip()) EXPECT_EQ(d1 - d0, 3 * kPart / (2 * kMiB)) << "the reach: the whole cluster";
+
+  // Re-pointed at the first weight: the extent carries over.
+  CU_OK(cuTensorMapReplaceAddress(&map, reinterpret_cast<void*>(dev)));
+  EXPECT_EQ(host_hash(host.data(), kPart), launch_and_read(Env::get().fn("sum_tma"), {&map, &n, &out}, out));
+  const uint64_t d2 = Env::get().stats().decompressions;
+  if (bounded) EXPECT_EQ(d2 - d1, kPart / (2 * kMiB)) << "the re-pointed descriptor staged more than its tensor";
+
+  // A raw pointer to the first weight reads on over the other two: all exact.
+  EXPECT_EQ(host_hash(host.data(), host.size()), device_hash(dev, host.size()));
+  cuMemFree(dev);
 }
 
 // Grouped/batched GEMMs read their operands through a pointer array that was

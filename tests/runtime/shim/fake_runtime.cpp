@@ -83,6 +83,7 @@ void on_graph_exec_destroy(CUgraphExec) noexcept {}
 void on_graph_destroy(CUgraph) noexcept {}
 CUresult before_graph_launch(CUgraphExec, CUstream) noexcept { return CUDA_SUCCESS; }
 void on_tensor_map(const CUtensorMap*, CUdeviceptr, size_t) noexcept { ++g_state.tensor_maps; }
+void on_tensor_map_replaced(const void*, const CUtensorMap*, CUdeviceptr) noexcept { ++g_state.tensor_maps; }
 bool on_out_of_memory(size_t) noexcept { return false; }
 bool address_range(CUdeviceptr, CUdeviceptr*, size_t*) noexcept { return false; }
 bool pointer_attribute(void*, CUpointer_attribute, CUdeviceptr, CUresult*) noexcept { return false; }
