@@ -22,6 +22,12 @@ struct LinearParams {
   int32_t reserved;    // keeps the size a multiple of 8 on every ABI
 };
 
+// A CUtensorMap's bytes, by value (the kernels module does not include
+// cuda.h; the host passes a CUtensorMap, same size and alignment).
+struct alignas(64) TensorMapBytes {
+  unsigned char bytes[128];
+};
+
 // Optimizer hyper-parameters, by value (no pointers: a scan must skip them).
 struct SgdHyper {
   float lr;

@@ -13,6 +13,7 @@ constexpr const char* kNames[] = {
     "attention_backward",    "rmsnorm_forward",        "rmsnorm_backward",       "relu_forward",           "relu_backward",
     "add",                   "mse_loss",               "sgd_step",
     "adam_step",             "fused_sgd",              "embedding_fused_sgd",
+    "linear_forward_tma",    "linear_backward_input_tma",
 };
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(Kernel::count_));
 

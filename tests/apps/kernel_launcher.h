@@ -33,6 +33,8 @@ enum class Kernel {
   adam_step,
   fused_sgd,
   embedding_fused_sgd,
+  linear_forward_tma,
+  linear_backward_input_tma,
   count_
 };
 

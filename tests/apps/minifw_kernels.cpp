@@ -4,6 +4,8 @@
 // deterministic. Math is fp32 (no contraction: the project builds with
 // -ffp-contract=off); bf16 weights are widened on read and rounded to
 // nearest even on write.
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -153,6 +155,49 @@ int linear_backward_input(const nzsim_launch* l) {
       for (int i = 0; i < in; ++i) {
         dxr[i] += g * load_weight(p.weight, p.dtype, static_cast<size_t>(o) * in + i);
       }
+    }
+  }
+  return 0;
+}
+
+// The weight's address inside a TMA descriptor (the simulator's CUtensorMap
+// is opaque, as a real one is: only the simulator can read it back).
+const void* tma_weight(const nzsim_launch* l) {
+  static const auto decode =
+      reinterpret_cast<nzsim_tensor_map_address_fn>(dlsym(RTLD_DEFAULT, "nzsim_tensor_map_address"));
+  return decode == nullptr ? nullptr : decode(l->params[0]);
+}
+
+// Weights through a TMA descriptor passed by value, as cuBLAS's Hopper GEMMs
+// see them; the descriptor covers exactly the [out x in] weight slice:
+// (TensorMapBytes w, const float* x, const float* b, float* y, int rows, int out, int in, int ldy, int dtype)
+int linear_forward_tma(const nzsim_launch* l) {
+  const void* w = tma_weight(l);
+  if (w == nullptr) return 1;
+  linear_forward(arg<const float*>(l, 1), w, arg<int32_t>(l, 8), arg<const float*>(l, 2), arg<float*>(l, 3),
+                 arg<int32_t>(l, 4), arg<int32_t>(l, 5), arg<int32_t>(l, 6), arg<int32_t>(l, 7));
+  return 0;
+}
+
+// dx[r, i] (+)= sum_o dy[r, o] * w[o, i], the weight through a descriptor:
+// (TensorMapBytes w, const float* dy, float* dx, int rows, int ldy, int accumulate, int out, int in, int dtype)
+int linear_backward_input_tma(const nzsim_launch* l) {
+  const void* w = tma_weight(l);
+  if (w == nullptr) return 1;
+  auto dy = arg<const float*>(l, 1);
+  auto dx = arg<float*>(l, 2);
+  auto rows = arg<int32_t>(l, 3);
+  auto ldy = arg<int32_t>(l, 4);
+  auto accumulate = arg<int32_t>(l, 5);
+  auto out = arg<int32_t>(l, 6);
+  auto in = arg<int32_t>(l, 7);
+  auto dtype = arg<int32_t>(l, 8);
+  if (!accumulate) std::memset(dx, 0, sizeof(float) * static_cast<size_t>(rows) * in);
+  for (int r = 0; r < rows; ++r) {
+    float* dxr = dx + static_cast<size_t>(r) * in;
+    for (int o = 0; o < out; ++o) {
+      const float g = dy[static_cast<size_t>(r) * ldy + o];
+      for (int i = 0; i < in; ++i) dxr[i] += g * load_weight(w, dtype, static_cast<size_t>(o) * in + i);
     }
   }
   return 0;
@@ -457,6 +502,8 @@ constexpr auto kLinearPtrLayout = layout<P, P, P, P, I, I, I, I, I>();
 constexpr auto kLinearStructLayout = layout<P, LinearParams, P, I, I>();
 constexpr auto kLinearBwdInLayout = layout<P, LinearParams, P, I, I, I>();
 constexpr auto kLinearBwdWLayout = layout<P, P, P, P, I, I, I, I>();
+constexpr auto kLinearTmaLayout = layout<TensorMapBytes, P, P, P, I, I, I, I, I>();
+constexpr auto kLinearBwdInTmaLayout = layout<TensorMapBytes, P, P, I, I, I, I, I, I>();
 constexpr auto kAttnFwdLayout = layout<P, P, P, I, I>();
 constexpr auto kAttnBwdLayout = layout<P, P, P, P, I, I>();
 constexpr auto kRmsFwdLayout = layout<P, P, P, I, I>();
@@ -493,6 +540,8 @@ const nzsim_kernel kKernels[] = {
     MINIFW_KERNEL(adam_step, kAdamLayout),
     MINIFW_KERNEL(fused_sgd, kFusedSgdLayout),
     MINIFW_KERNEL(embedding_fused_sgd, kEmbedFusedSgdLayout),
+    MINIFW_KERNEL(linear_forward_tma, kLinearTmaLayout),
+    MINIFW_KERNEL(linear_backward_input_tma, kLinearBwdInTmaLayout),
 };
 
 }  // namespace

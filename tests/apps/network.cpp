@@ -28,6 +28,21 @@ LinearParams linear_params(const Parameter& w, const Parameter* b, size_t w_offs
 const float* cf(CUdeviceptr p) { return reinterpret_cast<const float*>(p); }
 float* mf(CUdeviceptr p) { return reinterpret_cast<float*>(p); }
 
+// A TMA descriptor over the [out x in] weight slice at `weight` (row-major),
+// as cuBLAS builds one per operand for its Hopper GEMMs.
+CUtensorMap weight_map(const void* weight, int32_t dtype, int out, int in) {
+  CUtensorMap map;
+  const size_t elem = dtype == kDtypeBF16 ? kBf16Bytes : sizeof(float);
+  const CUtensorMapDataType type = dtype == kDtypeBF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
+  cuuint64_t dims[2] = {static_cast<cuuint64_t>(in), static_cast<cuuint64_t>(out)};
+  cuuint64_t strides[1] = {static_cast<cuuint64_t>(in) * elem};
+  cuuint32_t box[2] = {64, 64}, element_strides[2] = {1, 1};
+  MINIFW_CHECK(cuTensorMapEncodeTiled(&map, type, 2, const_cast<void*>(weight), dims, strides, box, element_strides,
+                                      CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                      CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  return map;
+}
+
 }  // namespace
 
 Network::Network(Model& model, CachingAllocator& allocator, const KernelLauncher& kernels,
@@ -68,7 +83,13 @@ void Network::linear(CUstream compute, CUdeviceptr x, const Parameter& w, const 
     const size_t b_off = b_offset_elems + begin;
     const CUdeviceptr y_slice = offset_floats(y, begin);
     const int32_t n = end - begin;
-    if (by_struct) {
+    if (tma_) {
+      const void* weight = reinterpret_cast<const void*>(w.data.get() + w_off * elem_bytes(w));
+      const float* bias = b == nullptr ? nullptr : cf(offset_floats(b->data.get(), b_off));
+      kernels_.launch(Kernel::linear_forward_tma, stream, LaunchVia::launch_kernel_ex,
+                      weight_map(weight, w.dtype, n, in), cf(x), bias, mf(y_slice), rows, n,
+                      static_cast<int32_t>(in), static_cast<int32_t>(ldy), static_cast<int32_t>(w.dtype));
+    } else if (by_struct) {
       const LinearParams p = linear_params(w, b, w_off, b_off, n, in);
       kernels_.launch(Kernel::linear_forward_struct, stream, LaunchVia::launch_kernel, cf(x), p, mf(y_slice),
                       rows, static_cast<int32_t>(ldy));
@@ -165,6 +186,13 @@ void Network::backward(CUdeviceptr tokens, StepActivations& act, GradientSink& s
     sink.complete(bias, compute);
   };
   auto input_grad = [&](CUdeviceptr dy, int ldy, const LinearParams& p, CUdeviceptr dx, bool accumulate) {
+    if (tma_) {
+      kernels_.launch(Kernel::linear_backward_input_tma, compute, LaunchVia::launch_kernel_ex,
+                      weight_map(p.weight, p.dtype, p.out_features, p.in_features), cf(dy), mf(dx), c.batch,
+                      static_cast<int32_t>(ldy), static_cast<int32_t>(accumulate ? 1 : 0), p.out_features,
+                      p.in_features, p.dtype);
+      return;
+    }
     kernels_.launch(Kernel::linear_backward_input, compute, LaunchVia::launch_kernel, cf(dy), p, mf(dx), c.batch,
                     static_cast<int32_t>(ldy), static_cast<int32_t>(accumulate ? 1 : 0));
   };

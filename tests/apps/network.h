@@ -59,6 +59,9 @@ class Network {
   void backward(CUdeviceptr tokens, StepActivations& act, GradientSink& sink, CUstream compute);
   // LoRA: adapters added to every linear layer (forward and backward), or null.
   void set_adapters(LoraAdapters* adapters) { adapters_ = adapters; }
+  // --tma: every linear layer's kernels see the weight only through a TMA
+  // descriptor passed by value (cuBLAS's GEMMs on Hopper), never a pointer.
+  void set_tma(bool on) { tma_ = on; }
 
  private:
   void linear(CUstream compute, CUdeviceptr x, const Parameter& w, const Parameter* b, size_t w_offset_elems,
@@ -74,6 +77,7 @@ class Network {
   const KernelLauncher& kernels_;
   SlicedLauncher& sliced_;
   LoraAdapters* adapters_ = nullptr;
+  bool tma_ = false;
 };
 
 }  // namespace minifw

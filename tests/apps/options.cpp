@@ -44,7 +44,8 @@ const char* usage() {
          "         --dist ddp|fsdp   train: data parallel through libnccl.so.2 (one rank): DDP's broadcast\n"
          "                           and gradient all-reduce, or FSDP's shards, all-gather, reduce-scatter\n"
          "         --optimizer lomo  all-bf16 weights updated in place by SGD fused into backward\n"
-         "         --lora R          train rank-R fp32 adapters with Adam; the bf16 base is frozen\n";
+         "         --lora R          train rank-R fp32 adapters with Adam; the bf16 base is frozen\n"
+         "         --tma             linear layers read their weights through TMA descriptors (Hopper cuBLAS)\n";
 }
 
 bool parse_options(int argc, char** argv, Options& out, std::string& error) {
@@ -73,6 +74,10 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
     }
     if (flag == "--mixed-dtypes") {
       out.mixed_dtypes = true;
+      continue;
+    }
+    if (flag == "--tma") {
+      out.tma = true;
       continue;
     }
     if (i + 1 >= argc) {

@@ -108,6 +108,7 @@ int run_workload(const Options& o) {
 
   SlicedLauncher sliced(context, o.threads);
   Network network(model, allocator, kernels, sliced);
+  network.set_tma(o.tma);
   std::optional<Optimizer> optimizer;
   std::optional<LoraAdapters> adapters;
   Gradients grads;

@@ -288,6 +288,13 @@ static CUresult encode_tensor_map(CUtensorMap* map, CUtensorMapDataType type, cu
                                   const cuuint64_t* dims, const cuuint64_t* strides) {
   NZ_REQUIRE_INIT();
   if (!map || !address || rank == 0 || rank > 5 || !dims) return CUDA_ERROR_INVALID_VALUE;
+  // As the driver requires: a 16-byte aligned global address, strides that
+  // are multiples of 16 bytes, no empty dimension.
+  if (reinterpret_cast<uintptr_t>(address) % 16 != 0) return CUDA_ERROR_INVALID_VALUE;
+  for (cuuint32_t i = 0; i < rank; ++i)
+    if (dims[i] == 0) return CUDA_ERROR_INVALID_VALUE;
+  for (cuuint32_t i = 0; i + 1 < rank; ++i)
+    if (strides == nullptr || strides[i] % 16 != 0) return CUDA_ERROR_INVALID_VALUE;
   auto* bytes = reinterpret_cast<unsigned char*>(map);
   std::memset(bytes, 0, sizeof(CUtensorMap));
   store_address(map, address);
@@ -316,7 +323,7 @@ CUresult CUDAAPI cuTensorMapEncodeIm2col(CUtensorMap* map, CUtensorMapDataType t
 
 CUresult CUDAAPI cuTensorMapReplaceAddress(CUtensorMap* map, void* address) {
   NZ_REQUIRE_INIT();
-  if (!map || !address) return CUDA_ERROR_INVALID_VALUE;
+  if (!map || !address || reinterpret_cast<uintptr_t>(address) % 16 != 0) return CUDA_ERROR_INVALID_VALUE;
   store_address(map, address);
   return CUDA_SUCCESS;
 }

@@ -151,4 +151,15 @@ TEST(Basics, TensorMapIsOpaqueButDecodable) {
   void* moved = reinterpret_cast<void*>(0x7000200000ull);
   CU_OK(cuTensorMapReplaceAddress(&map, moved));
   EXPECT_EQ(moved, decode(&map));
+  // The driver's requirements: 16-byte aligned address and strides.
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuTensorMapReplaceAddress(&map, reinterpret_cast<void*>(0x7000200008ull)));
+  cuuint64_t odd_strides[1] = {120};
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE,
+            cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, addr, dims, odd_strides, box, es,
+                                   CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                   CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE,
+            cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, reinterpret_cast<void*>(0x7000000004ull),
+                                   dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                   CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
 }
