@@ -53,14 +53,22 @@ bool va_init() {
   static std::once_flag once;
   static bool ok = false;
   std::call_once(once, [] {
-    void* p = mmap(nullptr, kRegionBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    // Less where the process's address space is smaller (a sanitizer's
+    // layout, a ulimit -v): halved down to 64 GiB, still four simulated
+    // devices' worth.
+    size_t bytes = kRegionBytes;
+    void* p = MAP_FAILED;
+    for (; bytes >= (size_t{64} << 30); bytes /= 2) {
+      p = mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p != MAP_FAILED) break;
+    }
     if (p == MAP_FAILED) return;
     auto base = reinterpret_cast<uintptr_t>(p);
     // Device pointers on a GPU are at least 2 MiB aligned; keep that property.
     uintptr_t start = align_up(base, kGranularity);
-    allocator().free_ranges.emplace(start, base + kRegionBytes - start);
+    allocator().free_ranges.emplace(start, base + bytes - start);
     g_base.store(base);
-    g_end.store(base + kRegionBytes);
+    g_end.store(base + bytes);
     ok = true;
   });
   return ok;
