@@ -9,6 +9,7 @@
 
 #include <cuda.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <shared_mutex>
@@ -34,22 +35,22 @@ class ParamLayoutCache {
 
 // Calls blob(bytes, size, accounted) for each parameter (or the `extra`
 // buffer) of at least 128 bytes, where TMA descriptors passed by value hide,
-// then fn(word) for each 8-byte aligned word of the parameters that blob did
-// not mark in `accounted` (one byte per word: a descriptor whose reach is
-// known, whose address word must not count as a raw pointer's). Returns false
-// when the parameters could not be read (no layout): the caller must assume
-// the launch may touch anything. May throw (std::bad_alloc).
+// then fn(word) for each 8-byte aligned word of the parameters that does not
+// lie in a 128-byte descriptor whose offset blob appended to `accounted` (a
+// descriptor whose reach is known: its address word must not count as a raw
+// pointer's). Nothing is cleared or filled per launch unless blob marks one.
+// Returns false when the parameters could not be read (no layout): the caller
+// must assume the launch may touch anything. May throw (std::bad_alloc).
 template <typename Fn, typename Blob>
 bool for_each_param_word(const LaunchDesc& d, ParamLayoutCache& cache, Fn&& fn, Blob&& blob) {
-  thread_local std::vector<uint8_t> accounted;
+  thread_local std::vector<size_t> accounted;
   auto scan = [&](const unsigned char* bytes, size_t size) {
-    const bool large = size >= 128;
-    if (large) {
-      accounted.assign(size / 8, 0);
-      blob(bytes, size, accounted.data());
-    }
+    accounted.clear();
+    if (size >= 128) blob(bytes, size, accounted);
     for (size_t off = 0; off + 8 <= size; off += 8) {
-      if (large && accounted[off / 8] != 0) continue;
+      if (!accounted.empty() &&
+          std::any_of(accounted.begin(), accounted.end(), [&](size_t at) { return off >= at && off < at + sizeof(CUtensorMap); }))
+        continue;
       uint64_t w;
       std::memcpy(&w, bytes + off, 8);
       fn(w);

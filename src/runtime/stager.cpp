@@ -595,7 +595,7 @@ CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
             }
           }
         },
-        [&](const unsigned char* bytes, size_t size, uint8_t* accounted) {
+        [&](const unsigned char* bytes, size_t size, std::vector<size_t>& accounted) {
           if (tensor_maps_.empty()) return;
           for (size_t off = 0; off + TensorMapRegistry::kBytes <= size; off += TensorMapRegistry::kAlign) {
             auto target = tensor_maps_.find(bytes + off);
@@ -606,7 +606,7 @@ CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
             }
             // TMA reads nothing outside the descriptor's tensor: its units only.
             collect_overlapping(snapshot, target->address, target->address + target->extent);
-            std::memset(accounted + off / 8, 1, TensorMapRegistry::kBytes / 8);
+            accounted.push_back(off);
           }
         });
     // No layout for this kernel: it may read anything compressed.
