@@ -44,6 +44,9 @@ void Runtime::release_allocation(Allocation& a) noexcept {
   if (stager_busy_ > 0 &&
       std::any_of(a.units.begin(), a.units.end(), [](const auto& e) { return e.second->incoming; })) {
     wait_for_stager_locked();
+    // The decode it enqueued may have come after the caller's synchronize
+    // (mem_free drops the lock for it): its pages are unmapped below.
+    if (prefetch_stream_) driver().base.cuStreamSynchronize(prefetch_stream_.get());
   }
   // Old mappings of handovers inside it go before its address range does.
   settle_handoffs_of(a);
@@ -174,6 +177,7 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   order_ = StagingOrder<Unit>{};
   pool_.trim(0);
   store_.reset();
+  ahead_store_.reset();
   codec_.reset();
   if (internal_) driver().base.cuStreamSynchronize(internal_.get());  // the stores' stream-ordered frees
   set_store_stream(nullptr);

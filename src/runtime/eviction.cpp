@@ -49,6 +49,46 @@ void Runtime::sample_device_used() noexcept {
 
 void Runtime::update_saved() noexcept { stats_.device_bytes_saved(); }
 
+// The change test's verdict on a staged unit whose pages hash to `hash`,
+// with its bookkeeping (a drop is counted and traced here).
+Runtime::Verdict Runtime::judge_eviction(Unit& u, uint64_t hash) noexcept {
+  const bool unchanged = hash == u.store.hash && !u.recode;
+  if (unchanged && u.store.data) {
+    stats_.drops.add();
+    u.change_streak = 0;
+    ++u.clean_evictions;
+    emit("drop", u.begin, u.bytes());
+    return Verdict::kDrop;
+  }
+  u.clean_evictions = 0;
+  if (unchanged) {
+    u.change_streak = 0;  // its store was given up while staged (pressure): encode again
+    return Verdict::kReencode;
+  }
+  u.ever_changed = true;
+  if (!u.recode) ++u.change_streak;
+  u.recode = false;
+  if (keep_rewritten_resident(u.change_streak, config_.staging_bytes.has_value(), u.bytes())) {
+    log(LogLevel::kDebug, "range {} changed at {} uses in a row: resident from now on", hex(u.begin), u.change_streak);
+    return Verdict::kRetire;
+  }
+  return Verdict::kRecompress;
+}
+
+void Runtime::drop_store(Unit& u) noexcept {
+  stats_.bytes_compressed.sub(u.store.bytes);
+  u.store.data.reset();
+  u.store.bytes = 0;
+}
+
+void Runtime::adopt_encoding(Unit& u, StoredRange&& fresh, bool reencode, TraceClock::time_point start) noexcept {
+  stats_.bytes_compressed.add(fresh.bytes);
+  u.store = std::move(fresh);
+  (reencode ? stats_.reencodes : stats_.recompressions).add();
+  emit_timed(reencode ? "reencode" : "recompress", u.begin, u.bytes(), start,
+             fmt::format("\"compressed\":{}", u.store.bytes));
+}
+
 // Settles one unit of a run that is about to be unmapped: unchanged content
 // is dropped (its store is still valid), changed content is encoded again.
 // `may_release`: the run is this unit alone, so a lossless encode may give
@@ -56,32 +96,13 @@ void Runtime::update_saved() noexcept { stats_.device_bytes_saved(); }
 Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_release) noexcept {
   uint64_t hash = 0;
   if (store_->hash(u->begin, u->bytes(), hash) != CUDA_SUCCESS) return Settled::kNoMemory;
-  const bool unchanged = hash == u->store.hash && !u->recode;
-  if (unchanged && u->store.data) {
-    stats_.drops.add();
-    u->change_streak = 0;
-    ++u->clean_evictions;
-    emit("drop", u->begin, u->bytes());
-    return Settled::kStored;
-  }
-  u->clean_evictions = 0;
-  if (unchanged) {
-    u->change_streak = 0;  // its store was given up while staged (pressure): encode again
-  } else {
-    u->ever_changed = true;
-    if (!u->recode) ++u->change_streak;
-    u->recode = false;
-    if (keep_rewritten_resident(u->change_streak, config_.staging_bytes.has_value(), u->bytes())) {
-      log(LogLevel::kDebug, "range {} changed at {} uses in a row: resident from now on", hex(u->begin),
-          u->change_streak);
-      return Settled::kRetire;
-    }
-  }
+  const Verdict verdict = judge_eviction(*u, hash);
+  if (verdict == Verdict::kDrop) return Settled::kStored;
+  if (verdict == Verdict::kRetire) return Settled::kRetire;
+  const bool unchanged = verdict == Verdict::kReencode;
   // The old store describes content that no longer exists: give its memory
   // to the new encoding (if that fails, the staged pages stay the data).
-  stats_.bytes_compressed.sub(u->store.bytes);
-  u->store.data.reset();
-  u->store.bytes = 0;
+  drop_store(*u);
   StoredRange fresh;
   CompressOutcome outcome;
   bool released = false;
@@ -120,11 +141,7 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
     return Settled::kNoMemory;
   }
   if (outcome != CompressOutcome::kStored) return Settled::kRetire;  // cannot hold the new content compressed
-  stats_.bytes_compressed.add(fresh.bytes);
-  u->store = std::move(fresh);
-  (unchanged ? stats_.reencodes : stats_.recompressions).add();
-  emit_timed(unchanged ? "reencode" : "recompress", u->begin, u->bytes(), start,
-             fmt::format("\"compressed\":{}", u->store.bytes));
+  adopt_encoding(*u, std::move(fresh), unchanged, start);
   return released ? Settled::kReleased : Settled::kStored;
 }
 
@@ -153,12 +170,20 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
     }
   }
   if (stays) return false;
+  unmap_settled(run, released);
+  return true;
+}
+
+// The end of an eviction: every unit of `run` is settled (its store holds its
+// content); the pages go back (unless `released` already gave them).
+void Runtime::unmap_settled(const std::shared_ptr<StagedRun>& run, bool released) noexcept {
   if (!released) {
     pool_.unmap(run->begin, run->memory);
     pool_.give_back(run->memory);
   }
-  for (const auto& v : units) {
-    if (v->run != run) continue;
+  for (const auto& w : run->units) {
+    const auto v = w.lock();
+    if (!v || v->run != run) continue;
     v->run.reset();
     v->ready.reset();
     if (!v->dead) v->state = UnitState::kCompressed;
@@ -167,7 +192,6 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   ++memory_epoch_;
   stats_.staging_bytes.set(pool_.in_use_bytes());
   update_saved();
-  return true;
 }
 
 // Whether the run holding `u` may be unmapped now: no unit of it held by a

@@ -160,10 +160,25 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
     return;
   }
   // Room: the least recently used staged ranges go, once their last uses
-  // completed. Those uses are waited for here, without the lock (the
-  // launching thread never waits for this thread's waits); what still does
-  // not fit waits for the next round.
-  for (int round = 0; round < 16 && !want.empty() && !enforce_budget(bytes, false); ++round) {
+  // completed, settled with the lock dropped (eviction_ahead.cpp). Those uses
+  // are waited for here, without the lock (the launching thread never waits
+  // for this thread's waits); what still does not fit waits for the next round.
+  auto refresh = [&] {
+    // Units of the window may have been staged (or freed) while the lock was dropped.
+    std::erase_if(want, [&](const auto& u) {
+      const bool gone = u->dead || u->state != UnitState::kCompressed || u->incoming || u->handoff || u->rescue;
+      if (gone) bytes -= u->bytes();
+      return gone;
+    });
+  };
+  auto room = [&] {
+    evict_ahead(lock, bytes);
+    if (stop_stager_ || !setup_ok_) return false;
+    refresh();
+    return !want.empty() && enforce_budget(bytes, false);
+  };
+  for (int round = 0; round < 16 && !want.empty() && !room(); ++round) {
+    if (stop_stager_ || !setup_ok_ || want.empty()) return;
     std::vector<SharedEvent> uses = lru_pending_uses();
     if (uses.empty()) break;
     lock.unlock();
@@ -171,13 +186,9 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
       if (e && *e) driver().base.cuEventSynchronize(e->get());
     lock.lock();
     if (stop_stager_ || !setup_ok_) return;
-    // Units of the window may have been staged (or freed) meanwhile.
-    std::erase_if(want, [&](const auto& u) {
-      const bool gone = u->dead || u->state != UnitState::kCompressed || u->incoming || u->handoff || u->rescue;
-      if (gone) bytes -= u->bytes();
-      return gone;
-    });
+    refresh();
   }
+  if (stop_stager_ || !setup_ok_) return;
   while (!want.empty() && !enforce_budget(bytes, false)) {
     bytes -= want.back()->bytes();
     want.pop_back();

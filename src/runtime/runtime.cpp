@@ -154,6 +154,8 @@ bool Runtime::ensure_setup() noexcept {
   status_host_ = UniqueHostMemory(status);
   store_ = std::make_unique<CompressedStore>(*codec_, internal_.get(),
                                              static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(status)));
+  ahead_store_ = std::make_unique<CompressedStore>(*codec_, internal_.get(),
+                                                   static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(status)));
   setup_ok_ = true;
   log(LogLevel::kDebug, "set up: page {} bytes, codec {}", vmm_.page_size(),
       codec_->backend() == gpu::Backend::kCuda ? "cuda" : "simulator");

@@ -176,6 +176,17 @@ class Runtime {
   // How one unit of a run about to be unmapped came out (see settle()).
   enum class Settled { kStored, kReleased, kRetire, kNoMemory };
   Settled settle(const std::shared_ptr<Unit>& u, bool may_release) noexcept;
+  // The change test's outcome for a staged unit about to be unmapped (lock held).
+  enum class Verdict { kDrop, kReencode, kRecompress, kRetire };
+  Verdict judge_eviction(Unit& u, uint64_t hash) noexcept;
+  void drop_store(Unit& u) noexcept;  // its store no longer describes anything worth keeping
+  void adopt_encoding(Unit& u, StoredRange&& fresh, bool reencode, TraceClock::time_point start) noexcept;
+  void unmap_settled(const std::shared_ptr<StagedRun>& run, bool released) noexcept;
+  // The look-ahead stager's evictions (eviction_ahead.cpp): runs whose uses
+  // completed are settled with the lock dropped until `incoming` more bytes
+  // fit a fixed budget. Whether they fit.
+  bool evict_ahead(std::unique_lock<std::mutex>& lock, size_t incoming) noexcept;
+  bool settle_unlocked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Unit>& victim) noexcept;
   // Evicts the run holding `u` (every unit of it); false if it stays staged.
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   bool run_evictable(const Unit& u, bool may_wait) const noexcept;
@@ -271,6 +282,9 @@ class Runtime {
   UniqueHostMemory status_host_;
   bool primary_kept_ = false;  // the runtime holds a reference to its primary context
   std::unique_ptr<CompressedStore> store_;
+  // The stager's own (words of its own, the same internal stream): it hashes
+  // and encodes with the runtime lock dropped (eviction_ahead.cpp).
+  std::unique_ptr<CompressedStore> ahead_store_;
   std::map<CUdeviceptr, std::unique_ptr<Allocation>> allocations_;
   // What pointer queries need of each managed allocation, readable without the
   // runtime mutex (Triton queries every pointer argument of every launch; a

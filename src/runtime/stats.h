@@ -31,6 +31,8 @@ struct Stats {
   Counter reencodes;       // unchanged ranges encoded again at eviction (their store was given up)
   Counter handoffs;        // units evicted by handing their pages over on the device (handoff.h)
   Counter rescues;         // of which found changed by the device's change test (restored from host memory)
+  Counter evicted_ahead;   // runs the look-ahead stager evicted with the lock dropped (eviction_ahead.cpp)
+  Counter encoded_ahead;   // of their units, those it encoded (changed, or a store given up)
   Counter released_bytes;  // physical bytes of pages released for compressed ranges (now)
   Counter device_used_peak; // highest cuMemGetInfo "used" the runtime sampled
   Counter vmm_calls;        // our cuMemCreate/cuMemMap/cuMemSetAccess/cuMemUnmap calls

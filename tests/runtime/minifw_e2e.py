@@ -219,6 +219,41 @@ def main():
         if int(m.group(1)) == 0:
             fail("no eviction was handed over", nz)
         print(f"digest {nz['digest']} equal; handed over {m.group(1)} (changed {m.group(2)})")
+    elif check == "stager":
+        # Issue 10: the look-ahead stager (NEUZIP_LOOKAHEAD_MB=auto) under a
+        # fixed budget that evicts every step. Same digest; the stager stages
+        # ahead and used its stagings, and evicts runs itself with the runtime
+        # lock dropped (eviction_ahead.cpp): with EXPECT_ENCODED=1 (training:
+        # weights rewritten every step) some of those evictions encoded.
+        env = {"NEUZIP_REPORT": "1", "NEUZIP_STAGING_MB": params[0], "NEUZIP_LOOKAHEAD_MB": "auto"}
+        env.update(dict(e.split("=", 1) for e in params[1:]))
+        nz = run(exe, args, env, [lib, peak_lib])
+        check_clean(nz, "with neuzip and the look-ahead stager")
+        if nz["digest"] != plain["digest"]:
+            fail("digests differ with the look-ahead stager", plain, nz)
+
+        def counter(rx):
+            m = re.search(rx, nz["stderr"])
+            if not m:
+                fail(f"no '{rx}' in the report", nz)
+            return [int(g) for g in m.groups()]
+        runs, encoded = counter(r"evicted off the lock (\d+) runs \((\d+) units encoded\)")
+        ahead, = counter(r"stagings ahead (\d+)")
+        hits, = counter(r"prefetches \d+ \(used (\d+)\)")
+        recompressions, = counter(r"recompressions (\d+)")
+        print(f"digest {nz['digest']} equal; evicted off the lock {runs} runs ({encoded} units encoded); "
+              f"staged ahead {ahead}, used {hits}; recompressions {recompressions}")
+        handed, = counter(r"handed over (\d+)")
+        # Inference: runs seen unchanged are handed over on the device
+        # (handoff.h) rather than hashed on the host.
+        if runs == 0 and (env.get("EXPECT_ENCODED") == "1" or handed == 0):
+            fail("the stager evicted nothing with the lock dropped", nz)
+        if ahead == 0 or hits == 0:
+            fail("nothing staged ahead was used", nz)
+        if env.get("EXPECT_ENCODED") == "1" and encoded == 0:
+            fail("no eviction off the lock encoded a changed range", nz)
+        if env.get("EXPECT_ENCODED") == "1" and encoded > recompressions + counter(r"re-encoded unchanged (\d+)")[0]:
+            fail(f"{encoded} encodes off the lock, more than the run's re-encodes", nz)
     elif check == "same-digest-off":
         nz = run(exe, args, {"NEUZIP": "0"}, [lib, peak_lib])
         check_clean(nz, "with NEUZIP=0")
