@@ -32,7 +32,11 @@ FIELDS = {
     "units": r"decompressions (\d+)",
     "launches": r"decode launches (\d+)",
     "hook_ns": r"hook host ns (\d+)",
-    "wait_ns": r"\(waiting (\d+)\)",
+    "wait_ns": r"\(waiting (\d+)",
+    # Older libraries do not report these (shown as —).
+    "lock_ns": r"for the lock (\d+)",
+    "stager_ns": r"for the stager (\d+)",
+    "encode_ns": r"encoding (\d+)\)",
     "ahead": r"stagings ahead (\d+)",
     "on_launch": r"on launch (\d+)",
 }
@@ -73,8 +77,8 @@ def main():
         path, _, envs = rest.partition(":")
         libs.append((name, path, dict(e.split("=", 1) for e in envs.split(",") if e)))
     print("| workload (budget) | library | 2 MiB units staged/step | VMM calls/step (of which cuMemCreate) | decode launches/step | "
-          "hook ms/step | of which waiting | staged ahead | digest |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "hook ms/step | of which waiting for the device | for the lock | for the stager | encoding | staged ahead | digest |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for wname, args, budget in WORKLOADS:
         if a.only and a.only not in wname:
             continue
@@ -83,13 +87,15 @@ def main():
             many = run(a.build, path, env, args, a.steps, budget)
             units, vmm, creates, la, hook, wait = (per_step(one, many, a.steps, k)
                                                    for k in ("units", "vmm", "creates", "launches", "hook_ns", "wait_ns"))
+            lock, stager, encode = (per_step(one, many, a.steps, k) for k in ("lock_ns", "stager_ns", "encode_ns"))
             ahead = per_step(one, many, a.steps, "ahead")
             on_launch = per_step(one, many, a.steps, "on_launch")
             share = (f"{100 * ahead / (ahead + on_launch):.0f} %" if ahead is not None and on_launch is not None
                      and ahead + on_launch > 0 else "—")
             fmt = lambda v, scale=1.0: "—" if v is None else f"{v * scale:,.0f}"
             print(f"| {wname} ({budget} MiB) | {lname} | {fmt(units)} | {fmt(vmm)} ({fmt(creates)}) | {fmt(la)} | {fmt(hook, 1e-6)} | "
-                  f"{fmt(wait, 1e-6)} | {share} | {many['digest']} |", flush=True)
+                  f"{fmt(wait, 1e-6)} | {fmt(lock, 1e-6)} | {fmt(stager, 1e-6)} | {fmt(encode, 1e-6)} | {share} | "
+                  f"{many['digest']} |", flush=True)
 
 
 if __name__ == "__main__":

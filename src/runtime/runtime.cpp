@@ -33,7 +33,10 @@ void Runtime::emit_timed(std::string_view event, uint64_t ptr, uint64_t bytes, T
                          std::string_view extra) noexcept {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count();
   // Every encode passes here: count it (and its host time) for the report.
-  if (event == "compress" || event == "recompress" || event == "reencode") stats_.encoded(bytes, ns);
+  if (event == "compress" || event == "recompress" || event == "reencode") {
+    stats_.encoded(bytes, ns);
+    if (!on_stager_thread()) stats_.hook_encode_ns.add(static_cast<uint64_t>(ns));
+  }
   if (!trace_.enabled()) return;
   try {
     emit(event, ptr, bytes, fmt::format("\"ns\":{}{}{}", ns, extra.empty() ? "" : ",", extra));

@@ -234,7 +234,10 @@ void Runtime::wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept
 
 CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
                           const char* what) noexcept {
+  const auto asked = TraceClock::now();
   std::lock_guard lock(mutex_);
+  const auto locked = TraceClock::now();
+  stats_.hook_lock_ns.add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(locked - asked).count()));
   // Our VMM calls and waits must not invalidate a global-mode capture that
   // another stream (of this thread or another) is recording, whether or not
   // this call's own stream captures. Taken only before the first driver call:
@@ -254,6 +257,8 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     stager_cv_.wait(mutex_, [&] {
       return std::none_of(touched.begin(), touched.end(), [](const auto& u) { return u->incoming; });
     });
+    stats_.hook_stager_ns.add(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - locked).count()));
   }
   if (!handoffs_.empty()) {
     relax();

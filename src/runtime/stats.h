@@ -39,6 +39,10 @@ struct Stats {
   Counter decode_launches, bytes_decompressed;
   Counter hook_host_ns;     // host time in hooks that touched tracked memory
   Counter hook_wait_ns;     // of which waiting for the device (evictions under a fixed budget)
+  // Also of hook_host_ns (the launching threads' hook time, broken down for
+  // the report): waiting for the runtime lock in prepare(), waiting for the
+  // look-ahead stager to finish units a call needs, and encodes.
+  Counter hook_lock_ns, hook_stager_ns, hook_encode_ns;
   Counter stagings_on_launch;  // units staged by a launching thread for its own call
   // Every encode (first compression, recompression of a changed range,
   // re-encode of an unchanged one whose store was given up): the work that
