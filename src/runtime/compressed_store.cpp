@@ -57,11 +57,31 @@ void CompressedStore::ensure_reserve(size_t bytes) noexcept {
 }
 
 CompressOutcome CompressedStore::encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts,
-                                             UniqueDeviceMemory& buffer, size_t& out_len) noexcept {
+                                             UniqueDeviceMemory& buffer, size_t& out_len, size_t size_hint,
+                                             bool& hinted) noexcept {
+  hinted = false;
   const size_t element_size = nz_dtype_size(opts.dtype);
   if (element_size == 0 || bytes % element_size != 0) return CompressOutcome::kFailed;
   const uint64_t count = bytes / element_size;
-  const size_t bound = nz_compress_bound(count, &opts);
+  const size_t full_bound = nz_compress_bound(count, &opts);
+  // A buffer of the size the caller expects: the encode writes 0 as its
+  // length if it does not fit, and then it is done again with the bound.
+  if (size_hint >= NZ_HEADER_BYTES && size_hint < full_bound) {
+    const CompressOutcome o = encode_into(src, count, opts, size_hint, buffer, out_len);
+    if (o == CompressOutcome::kStored) {
+      // In the reserve it is copied out as any result there (the reserve keeps its role).
+      hinted = !(reserve_bytes_ > 0 && buffer.get() == reserve_address_);
+      return o;
+    }
+    if (o != CompressOutcome::kFailed) return o;
+    log(LogLevel::kDebug, "encode of {} bytes did not fit the {} expected: again with the bound", bytes, size_hint);
+  }
+  return encode_into(src, count, opts, full_bound, buffer, out_len);
+}
+
+CompressOutcome CompressedStore::encode_into(CUdeviceptr src, uint64_t count, const nz_options& opts, size_t bound,
+                                             UniqueDeviceMemory& buffer, size_t& out_len) noexcept {
+  const size_t bytes = count * nz_dtype_size(opts.dtype);
   const size_t workspace_bytes = codec_.encode_workspace_bytes(count, opts);
   if (ensure_words() != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
   log(LogLevel::kDebug, "encode {} bytes: bound {}, workspace {}", bytes, bound, workspace_bytes);
@@ -133,7 +153,9 @@ bool CompressedStore::lossy_for(int tag_dtype, const Config& config) noexcept {
 }
 
 CompressOutcome CompressedStore::encode_best(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
-                                             UniqueDeviceMemory& best, size_t& best_len) noexcept {
+                                             UniqueDeviceMemory& best, size_t& best_len, size_t size_hint,
+                                             bool& hinted) noexcept {
+  hinted = false;
   const bool lossy = lossy_for(tag_dtype, config);
   // Unknown content: try bf16 first (most weights), then fp32; keep the smaller.
   nz_dtype candidates[2] = {NZ_BF16, NZ_FP32};
@@ -147,12 +169,16 @@ CompressOutcome CompressedStore::encode_best(CUdeviceptr src, size_t bytes, int 
     const nz_options opts = config.codec_options(candidates[i], lossy);
     UniqueDeviceMemory buffer;
     size_t len = 0;
-    last = encode_once(src, bytes, opts, buffer, len);
+    bool fit_hint = false;
+    // The hint is the size of one earlier encoding of this range: it applies
+    // to its element type only (a float tag has no other candidate).
+    last = encode_once(src, bytes, opts, buffer, len, candidate_count == 1 && !lossy ? size_hint : 0, fit_hint);
     if (last != CompressOutcome::kStored) continue;
     if (!best || len < best_len) {
       give_back_reserve(best);
       best = std::move(buffer);
       best_len = len;
+      hinted = fit_hint;
     } else {
       give_back_reserve(buffer);
     }
@@ -167,22 +193,28 @@ CompressOutcome CompressedStore::encode_best(CUdeviceptr src, size_t bytes, int 
 }
 
 CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag_dtype,
-                                          const Config& config, StoredRange& out) noexcept {
+                                          const Config& config, StoredRange& out, size_t size_hint) noexcept {
   const auto& api = driver().base;
   const bool lossy = lossy_for(tag_dtype, config);
   UniqueDeviceMemory best;
   size_t best_len = 0;
-  const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len);
+  bool hinted = false;
+  const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len, size_hint, hinted);
   if (encoded != CompressOutcome::kStored) return encoded;
   ReserveReturn reserve_return{*this, best};
 
   // Move the result into a buffer of its exact size; the bound-sized one goes.
-  CUdeviceptr store = 0;
-  if (store_alloc(&store, best_len) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
-  UniqueDeviceMemory store_owner(store);
-  if (api.cuMemcpyDtoDAsync(store, best.get(), best_len, stream_) != CUDA_SUCCESS) return CompressOutcome::kFailed;
+  // A buffer of the expected size is kept as it is (no second buffer, no copy).
   StoredRange result;
-  result.data = std::move(store_owner);
+  if (hinted) {
+    result.data = std::move(best);
+  } else {
+    CUdeviceptr store = 0;
+    if (store_alloc(&store, best_len) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
+    UniqueDeviceMemory store_owner(store);
+    if (api.cuMemcpyDtoDAsync(store, best.get(), best_len, stream_) != CUDA_SUCCESS) return CompressOutcome::kFailed;
+    result.data = std::move(store_owner);
+  }
   result.bytes = best_len;
   result.original_bytes = bytes;
   if (!validate_header(result.data.get(), best_len, bytes, result.header)) {
@@ -199,12 +231,14 @@ CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag
 
 CompressOutcome CompressedStore::compress_releasing(CUdeviceptr src, size_t bytes, int tag_dtype,
                                                     const Config& config, uint64_t known_hash,
-                                                    SourceRelease release, StoredRange& out) noexcept {
+                                                    SourceRelease release, StoredRange& out,
+                                                    size_t size_hint) noexcept {
   const auto& api = driver().base;
   if (lossy_for(tag_dtype, config)) return CompressOutcome::kFailed;
   UniqueDeviceMemory best;
   size_t best_len = 0;
-  const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len);
+  bool hinted = false;
+  const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len, size_hint, hinted);
   if (encoded != CompressOutcome::kStored) return encoded;
   ReserveReturn reserve_return{*this, best};
   StoredRange result;
@@ -219,7 +253,7 @@ CompressOutcome CompressedStore::compress_releasing(CUdeviceptr src, size_t byte
   }
   if (release.fn != nullptr) release.fn(release.context);
   CUdeviceptr store = 0;
-  if (store_alloc(&store, best_len) == CUDA_SUCCESS) {
+  if (!hinted && store_alloc(&store, best_len) == CUDA_SUCCESS) {
     UniqueDeviceMemory store_owner(store);
     if (api.cuMemcpyDtoDAsync(store, best.get(), best_len, stream_) == CUDA_SUCCESS &&
         api.cuStreamSynchronize(stream_) == CUDA_SUCCESS) {

@@ -41,8 +41,13 @@ class CompressedStore {
   // Lossy options apply only when `dtype` is a float tag and config says lossy;
   // then the range is rewritten in place with its lossy decode so that the
   // stored hash describes what later decodes produce.
+  // `size_hint`: the compressed size expected (an earlier encoding of this
+  // range: exact for the same content, close for a rewritten weight). The
+  // encode then goes into a buffer of that size, which becomes the store
+  // (no bound-sized buffer, no copy); if the result does not fit, it is
+  // encoded again with the bound. 0: no expectation.
   CompressOutcome compress(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
-                           StoredRange& out) noexcept;
+                           StoredRange& out, size_t size_hint = 0) noexcept;
 
   // Called once the encoding no longer needs the source (see below).
   struct SourceRelease {
@@ -59,7 +64,8 @@ class CompressedStore {
   // next pressure). `out.hash` is `known_hash`. Not for lossy float ranges
   // (their stored hash describes the lossy decode): use compress().
   CompressOutcome compress_releasing(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
-                                     uint64_t known_hash, SourceRelease release, StoredRange& out) noexcept;
+                                     uint64_t known_hash, SourceRelease release, StoredRange& out,
+                                     size_t size_hint = 0) noexcept;
   // Whether compress() of this dtype under `config` is lossy.
   static bool lossy_for(int tag_dtype, const Config& config) noexcept;
 
@@ -90,9 +96,14 @@ class CompressedStore {
  private:
   // Encodes with each candidate element type; the smallest result in `best`.
   // kPoorRatio (and nothing in `best`) when even that saves too little.
+  // `hinted`: the result is in a buffer of `size_hint` bytes (not the bound).
   CompressOutcome encode_best(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
-                              UniqueDeviceMemory& best, size_t& best_len) noexcept;
-  CompressOutcome encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts,
+                              UniqueDeviceMemory& best, size_t& best_len, size_t size_hint, bool& hinted) noexcept;
+  CompressOutcome encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts, UniqueDeviceMemory& buffer,
+                              size_t& out_len, size_t size_hint, bool& hinted) noexcept;
+  // One encode into a new buffer of `capacity` bytes (or the reserve, when
+  // no memory is left and it is large enough). kFailed: it did not fit.
+  CompressOutcome encode_into(CUdeviceptr src, uint64_t count, const nz_options& opts, size_t capacity,
                               UniqueDeviceMemory& buffer, size_t& out_len) noexcept;
   CUresult read_u64(CUdeviceptr device_word, uint64_t& out) noexcept;
   // If `buffer` is the reserve, takes it back (the internal stream is done with it

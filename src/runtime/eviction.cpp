@@ -75,6 +75,15 @@ Runtime::Verdict Runtime::judge_eviction(Unit& u, uint64_t hash) noexcept {
   return Verdict::kRecompress;
 }
 
+// What to expect of a new encoding of `u` (CompressedStore::compress's
+// size_hint): the same content encodes to the same size; a rewritten weight
+// to about the same (a 1/64 margin; if it is larger after all, the encode is
+// done again into a bound-sized buffer).
+size_t Runtime::encode_size_hint(const Unit& u, bool reencode) noexcept {
+  if (u.encoded_bytes == 0) return 0;
+  return reencode ? u.encoded_bytes : u.encoded_bytes + u.encoded_bytes / 64;
+}
+
 void Runtime::drop_store(Unit& u) noexcept {
   stats_.bytes_compressed.sub(u.store.bytes);
   u.store.data.reset();
@@ -84,6 +93,7 @@ void Runtime::drop_store(Unit& u) noexcept {
 void Runtime::adopt_encoding(Unit& u, StoredRange&& fresh, bool reencode, TraceClock::time_point start) noexcept {
   stats_.bytes_compressed.add(fresh.bytes);
   u.store = std::move(fresh);
+  u.encoded_bytes = u.store.bytes;
   (reencode ? stats_.reencodes : stats_.recompressions).add();
   emit_timed(reencode ? "reencode" : "recompress", u.begin, u.bytes(), start,
              fmt::format("\"compressed\":{}", u.store.bytes));
@@ -108,7 +118,7 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
   bool released = false;
   const auto start = TraceClock::now();
   if (CompressedStore::lossy_for(u->dtype, config_) || !may_release) {
-    outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh);
+    outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh, encode_size_hint(*u, unchanged));
   } else {
     // Lossless: the staging goes back as soon as the encoding is safe, before
     // the new store is allocated (the two never coexist; matters under pressure).
@@ -122,16 +132,24 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
                                              r.self->pool_.unmap(r.run->begin, r.run->memory);
                                              r.self->pool_.give_back(r.run->memory);
                                              // Short of memory, the new store needs these pages, not a
-                                             // cached handle.
+                                             // cached handle; past a fixed budget, the budget does (a
+                                             // handle kept for the next run would sit beside the stores
+                                             // encoded meanwhile: the peak of issue 13's runs).
+                                             auto& pool = r.self->pool_;
+                                             const auto& budget = r.self->config_.staging_bytes;
                                              size_t free = 0, total = 0;
                                              if (driver().base.cuMemGetInfo(&free, &total) == CUDA_SUCCESS &&
                                                  free <= total / 8) {
-                                               r.self->pool_.trim(0);
+                                               pool.trim(0);
+                                             } else if (budget && !pool.arena() && pool.physical_bytes() > *budget) {
+                                               pool.trim(*budget > pool.in_use_bytes() ? *budget - pool.in_use_bytes()
+                                                                                       : 0);
                                              }
                                              *r.released = true;
                                            },
                                            &ctx};
-    outcome = store_->compress_releasing(u->begin, u->bytes(), u->dtype, config_, hash, release, fresh);
+    outcome = store_->compress_releasing(u->begin, u->bytes(), u->dtype, config_, hash, release, fresh,
+                                         encode_size_hint(*u, unchanged));
   }
   // (Nothing fails after a release: `released` implies kStored.)
   if (outcome == CompressOutcome::kNoMemory) {
@@ -236,7 +254,8 @@ void Runtime::wait_run_uses(Unit& u) noexcept {
 // run is still mapped). Short of memory, only a run of one unit does.
 void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
   if (!u.store.data || CompressedStore::lossy_for(u.dtype, config_)) return;
-  const bool over_budget = config_.staging_bytes && pool_.in_use_bytes() > *config_.staging_bytes;
+  const bool over_budget =
+      call_over_budget_ || (config_.staging_bytes && pool_.in_use_bytes() > *config_.staging_bytes);
   if (!store_useless_while_staged(u.change_streak) && !over_budget) {
     if (!alone) return;
     size_t free = 0, total = 0;

@@ -65,6 +65,7 @@ bool Runtime::settle_unlocked(std::unique_lock<std::mutex>& lock, const std::sha
     CUdeviceptr begin = 0;
     size_t bytes = 0;
     int dtype = 0;
+    size_t hint = 0;  // encode_size_hint of a rewritten range (the same content: the size matches exactly)
     uint64_t hash = 0;
     CompressOutcome outcome = CompressOutcome::kFailed;
     StoredRange fresh;
@@ -80,6 +81,7 @@ bool Runtime::settle_unlocked(std::unique_lock<std::mutex>& lock, const std::sha
       j.begin = v->begin;
       j.bytes = v->bytes();
       j.dtype = v->dtype;
+      j.hint = encode_size_hint(*v, false);
       j.unit = std::move(v);
     }
   } catch (...) {
@@ -109,7 +111,7 @@ bool Runtime::settle_unlocked(std::unique_lock<std::mutex>& lock, const std::sha
     }
     if (j.hash == expected[i].first && expected[i].second) continue;  // dropped: the store holds it
     j.start = TraceClock::now();
-    j.outcome = ahead_store_->compress(j.begin, j.bytes, j.dtype, config_, j.fresh);
+    j.outcome = ahead_store_->compress(j.begin, j.bytes, j.dtype, config_, j.fresh, j.hint);
     j.encoded = true;
   }
   lock.lock();

@@ -180,6 +180,7 @@ class Runtime {
   enum class Verdict { kDrop, kReencode, kRecompress, kRetire };
   Verdict judge_eviction(Unit& u, uint64_t hash) noexcept;
   void drop_store(Unit& u) noexcept;  // its store no longer describes anything worth keeping
+  static size_t encode_size_hint(const Unit& u, bool reencode) noexcept;
   void adopt_encoding(Unit& u, StoredRange&& fresh, bool reencode, TraceClock::time_point start) noexcept;
   void unmap_settled(const std::shared_ptr<StagedRun>& run, bool released) noexcept;
   // The look-ahead stager's evictions (eviction_ahead.cpp): runs whose uses
@@ -273,7 +274,8 @@ class Runtime {
   std::atomic<int> stager_busy_{0};      // read without the lock at exit
   bool stager_started_ = false;
   bool stager_failed_ = false;
-  bool budget_hint_given_ = false;  // "one call needs more than NEUZIP_STAGING_MB", said once
+  bool budget_hint_given_ = false;
+  bool call_over_budget_ = false;   // prepare() stages a call larger than a fixed budget, unit by unit  // "one call needs more than NEUZIP_STAGING_MB", said once
   // NEUZIP_REPORT=1: faults by kernel name (or copy entry point), for the
   // exit report: which launches restage (lock held).
   std::map<std::string, uint64_t> faults_by_caller_;

@@ -301,9 +301,13 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
         // Short of memory: one unit at a time, as each staged unit's store
         // can go back before the next one needs its pages.
         r = CUDA_SUCCESS;
+        // Past a fixed budget the call as a whole is over it: every unit's
+        // store goes, the first ones' too (they fit when they were staged).
+        call_over_budget_ = config_.staging_bytes && incoming > *config_.staging_bytes;
         for (auto& u : staged_now) {
           if (u->state == UnitState::kCompressed && (r = stage(u, stream, capturing)) != CUDA_SUCCESS) break;
         }
+        call_over_budget_ = false;
         if (r != CUDA_SUCCESS) {
           std::erase_if(staged_now, [](const auto& u) { return u->state != UnitState::kStaged; });
           result = r;

@@ -460,6 +460,7 @@ void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexc
     a.permanent.erase(permanent);
   }
   u->store = std::move(stored);
+  u->encoded_bytes = u->store.bytes;
   u->state = UnitState::kCompressed;
   if (config_.corrupt_stores && u->store.bytes > 64) {
     // Fault injection: damage the payload's tail so the decode's checksum fails.

@@ -67,6 +67,9 @@ struct Unit {
   uint64_t fill_generation = 0;   // the iteration it was created in
   bool refilled = false;          // copied into again from the host: recycled memory
   StoredRange store;
+  // The size of its last encoding, kept when the store is given up: encoding
+  // the same content again gives this size (a rewritten weight, about this).
+  size_t encoded_bytes = 0;
   std::shared_ptr<StagedRun> run;  // while kStaged: the mapping it is part of
   SharedEvent ready;           // after the decode that staged it
   // Events after the launches and copies that used it and may not have
