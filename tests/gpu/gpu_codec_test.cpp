@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdio>
 #include <cstdlib>
@@ -294,6 +295,47 @@ TEST(GpuCodec, BatchedDecodeEqualsSingleDecodes) {
   ASSERT_EQ(env->codec().decode_batch(env->stream(), full, status.get()), CUDA_SUCCESS);
   ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
   EXPECT_TRUE(env->download(outs[2].get(), expected[2].size()) == expected[2]);
+}
+
+// The runtime re-encodes a range into a buffer of the size it last encoded to
+// (CompressedStore's size_hint): the encoder must fill exactly that much when
+// it fits, and write out_len 0 without a byte past the capacity when it does
+// not (the runtime then encodes again with the bound).
+TEST(GpuCodec, EncodeIntoBuffersOfTheExpectedSize) {
+  NZ_REQUIRE_GPU_ENV(env);
+  std::vector<uint8_t> w = real_tensor_bytes("gpt-neo-125m-attn-bf16.safetensors", "BF16", 2);
+  const uint64_t count = w.size() / 2;
+  const nz_options o = make_options(NZ_BF16);
+  std::vector<uint8_t> reference;
+  ASSERT_EQ(env->encode(w, count, o, reference), CUDA_SUCCESS);
+  ASSERT_FALSE(reference.empty());
+  const size_t exact = reference.size();
+  ASSERT_LT(exact, nz_compress_bound(count, &o));
+  DeviceBuffer input = env->upload(w);
+  const size_t ws_bytes = env->codec().encode_workspace_bytes(count, o);
+  DeviceBuffer ws = env->alloc(ws_bytes), len = env->alloc(8);
+  constexpr size_t kGuard = 4096;
+  for (const size_t cap : {exact, exact - 1, exact / 2}) {
+    SCOPED_TRACE(cap);
+    std::vector<uint8_t> sentinel(cap + kGuard, 0xA5);
+    DeviceBuffer dst = env->upload(sentinel);
+    ASSERT_EQ(env->api().cuMemsetD8Async(len.get(), 0xFF, 8, env->stream()), CUDA_SUCCESS);
+    ASSERT_EQ(env->codec().encode(env->stream(), input.get(), count, o, dst.get(), cap, len.get(), ws.get(), ws_bytes),
+              CUDA_SUCCESS);
+    ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
+    uint64_t n = 0;
+    ASSERT_EQ(env->api().cuMemcpyDtoH(&n, len.get(), 8), CUDA_SUCCESS);
+    const std::vector<uint8_t> after = env->download(dst.get(), cap + kGuard);
+    EXPECT_TRUE(std::all_of(after.begin() + static_cast<std::ptrdiff_t>(cap), after.end(),
+                            [](uint8_t b) { return b == 0xA5; }))
+        << "the encoder wrote past its capacity";
+    if (cap == exact) {
+      EXPECT_EQ(n, exact);
+      EXPECT_TRUE(std::equal(reference.begin(), reference.end(), after.begin())) << "not the bound-sized encoding";
+    } else {
+      EXPECT_EQ(n, 0u) << "a result that does not fit must read as length 0";
+    }
+  }
 }
 
 // Large buffers (several GB) only on request: NZ_GPU_TEST_LARGE=1.
