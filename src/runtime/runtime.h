@@ -97,6 +97,8 @@ class Runtime {
   // For tests: units handed over so far, and of those found changed (handoff.h).
   uint64_t debug_handoffs() const noexcept { return stats_.handoffs.get(); }
   uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
+  uint64_t debug_evicted_ahead() const noexcept { return stats_.evicted_ahead.get(); }
+  uint64_t debug_encoded_ahead() const noexcept { return stats_.encoded_ahead.get(); }
   // For tests: runs f holding the runtime lock (as a staging does).
   template <class F>
   void debug_run_locked(F&& f) {

@@ -766,6 +766,59 @@ TEST_F(RuntimeE2E, RewrittenRangesStayCompressedUnderABudget) {
   d->free(dp);
 }
 
+// The look-ahead stager (runtime-e2e-lookahead: NEUZIP_LOOKAHEAD_MB=auto, a
+// fixed budget of two units) follows the order the weights are used in and
+// makes room for the next one by evicting the least recently used, settling
+// it (hash, encode of a changed range) with the runtime lock dropped
+// (eviction_ahead.cpp). Six one-unit weights, each rewritten by its launch
+// every step (LOMO's weights): every step's content must come back, and
+// some evictions must have been settled by the stager, encodes included.
+// Under ThreadSanitizer this is the stager's race test.
+TEST_F(RuntimeE2E, LookaheadStagerEvictsRewrittenWeightsOffTheLock) {
+  if (std::getenv("NEUZIP_LOOKAHEAD_MB") == nullptr || std::getenv("NEUZIP_STAGING_MB") == nullptr)
+    GTEST_SKIP() << "needs NEUZIP_LOOKAHEAD_MB and NEUZIP_STAGING_MB (runtime-e2e-lookahead)";
+  constexpr int kWeights = 6, kSteps = 8;
+  const size_t elements = kMiB;  // 2 MiB of bf16: one unit each
+  std::vector<std::vector<uint16_t>> w;
+  std::vector<CUdeviceptr> p;
+  for (int i = 0; i < kWeights; ++i) {
+    w.push_back(bf16_weights(elements, 60 + i));
+    p.push_back(load_weights(w.back()));
+  }
+  auto delta = bf16_weights(elements, 59, 0.001f);
+  CUdeviceptr dp = d->alloc(delta.size() * 2);
+  ASSERT_EQ(d->real().base.cuMemcpyHtoD(dp, delta.data(), delta.size() * 2), CUDA_SUCCESS);  // untagged
+  uint64_t n = elements;
+  const uint64_t ahead_before = Runtime::get().debug_evicted_ahead();
+  const uint64_t encoded_before = Runtime::get().debug_encoded_ahead();
+  for (int step = 0; step < kSteps; ++step) {
+    for (int i = 0; i < kWeights; ++i) {
+      ASSERT_EQ(d->launch(f_add, {&p[i], &dp, &n}), CUDA_SUCCESS) << "step " << step << " weight " << i;
+      for (size_t k = 0; k < elements; ++k) w[i][k] = static_cast<uint16_t>(w[i][k] + delta[k]);
+    }
+    // Every weight's content as of this step, read back through the runtime
+    // (a copy stages what is compressed).
+    if (step % 3 == 2) {
+      for (int i = 0; i < kWeights; ++i) {
+        std::vector<uint16_t> back(elements);
+        ASSERT_EQ(d->dtoh(back.data(), p[i], back.size() * 2), CUDA_SUCCESS);
+        ASSERT_EQ(back, w[i]) << "step " << step << " weight " << i;
+      }
+    }
+  }
+  for (int i = 0; i < kWeights; ++i) {
+    std::vector<uint16_t> back(elements);
+    ASSERT_EQ(d->dtoh(back.data(), p[i], back.size() * 2), CUDA_SUCCESS);
+    EXPECT_EQ(back, w[i]) << "weight " << i;
+  }
+  const uint64_t evicted = Runtime::get().debug_evicted_ahead() - ahead_before;
+  const uint64_t encoded = Runtime::get().debug_encoded_ahead() - encoded_before;
+  EXPECT_GT(evicted, 0u) << "the stager settled no eviction with the lock dropped";
+  EXPECT_GT(encoded, 0u) << "no rewritten weight was encoded by the stager";
+  for (auto q : p) d->free(q);
+  d->free(dp);
+}
+
 // A launch captured into a graph stages its ranges at capture time and pins
 // them for as long as the graph or an exec made from it lives: replays (which
 // the runtime never sees) find the data mapped, even while other ranges are
