@@ -35,11 +35,11 @@ thread_local bool t_stager_thread = false;
 
 bool on_stager_thread() noexcept { return t_stager_thread; }
 
-// Off unless NEUZIP_LOOKAHEAD_MB is set: measured on the simulator's A100
-// cost model (docs/RESULTS.md §4.9) the stager's evictions, which still hash
-// under the runtime lock, stall the launching thread more than the staging
-// it takes off it saves. `auto` windows: half a fixed budget, else twice the
-// most one call had to stage (about two layers).
+// Off unless NEUZIP_LOOKAHEAD_MB is set: on the simulator's A100 cost model
+// it has not lowered the launching thread's hook time (docs/RESULTS.md §4.9,
+// §4.9.4: since its evictions are settled off the lock, most of that time in
+// training is the launching thread's own encodes). `auto` windows: half a
+// fixed budget, else twice the most one call had to stage (about two layers).
 size_t Runtime::lookahead_window() const noexcept {
   if (!config_.lookahead_bytes) return 0;
   if (*config_.lookahead_bytes != Config::kLookaheadAuto) return *config_.lookahead_bytes;
