@@ -41,7 +41,7 @@ void synchronize_context(CUcontext ctx) noexcept {
 void Runtime::release_allocation(Allocation& a) noexcept {
   // The look-ahead stager may be mapping some of its units without the lock:
   // no address range may be freed under a mapping being made.
-  if (stager_busy_ > 0 &&
+  if ((stager_busy_ > 0 || !to_settle_.empty()) &&
       std::any_of(a.units.begin(), a.units.end(), [](const auto& e) { return e.second->incoming; })) {
     wait_for_stager_locked();
     // The decode it enqueued may have come after the caller's synchronize

@@ -280,7 +280,8 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
       // pieces only when nothing more can be evicted). Otherwise idle
       // handles count too (they are device memory), except one the
       // incoming run will take.
-      const size_t budget = *config_.staging_bytes;
+      // Runs handed to the stager to settle (defer_eviction) count as gone.
+      const size_t budget = *config_.staging_bytes + deferred_bytes_;
       if (pool_.arena())
         return pool_.in_use_bytes() + incoming > budget || (incoming > 0 && !pool_.has_cached(incoming));
       const size_t reused = incoming > 0 && pool_.has_cached(incoming) ? incoming : 0;
@@ -294,7 +295,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
   };
   auto trim_cache = [&] {
     if (!fixed) return pool_.trim(0);
-    const size_t budget = *config_.staging_bytes, used = pool_.in_use_bytes() + incoming;
+    const size_t budget = *config_.staging_bytes + deferred_bytes_, used = pool_.in_use_bytes() + incoming;
     size_t keep = used < budget ? budget - used : 0;
     // acquire will take it; a run larger than the budget keeps nothing (the
     // budget is exceeded anyway: the least memory wins).
@@ -347,6 +348,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
       continue;
     }
     if (!run_evictable(*victim, may_wait)) break;  // no room to hand it over, and no waiting
+    if (defer_eviction(victim)) continue;  // the stager hashes and encodes it, off this thread
     wait_run_uses(*victim);
     Allocation* a = allocation_containing(victim->begin);
     if (a == nullptr || !evict(*a, victim)) break;

@@ -18,6 +18,7 @@
 // Old store, encode buffer and new store coexist for a moment (the launching
 // thread's settle frees the old store first): so only while memory is
 // plentiful; short of memory the stager leaves evictions to enforce_budget.
+#include <algorithm>
 #include <chrono>
 
 #include "runtime/log.h"
@@ -56,9 +57,88 @@ bool Runtime::evict_ahead(std::unique_lock<std::mutex>& lock, size_t incoming) n
   return pool_.in_use_bytes() + incoming <= budget;
 }
 
+std::vector<std::shared_ptr<Unit>> Runtime::hold_for_settling(const std::shared_ptr<StagedRun>& run) noexcept {
+  std::vector<std::shared_ptr<Unit>> held;
+  try {
+    for (const auto& w : run->units) {
+      auto v = w.lock();
+      if (v && v->run == run && !v->dead && v->state == UnitState::kStaged) held.push_back(std::move(v));
+    }
+  } catch (...) {
+    held.clear();
+  }
+  for (auto& v : held) {
+    ++v->in_flight;
+    v->incoming = true;
+  }
+  return held;
+}
+
+void Runtime::release_settling(const std::vector<std::shared_ptr<Unit>>& held) noexcept {
+  for (const auto& v : held) {
+    v->incoming = false;
+    if (v->in_flight > 0) --v->in_flight;
+  }
+  stager_cv_.notify_all();
+}
+
 bool Runtime::settle_unlocked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Unit>& victim) noexcept {
   const std::shared_ptr<StagedRun> run = victim->run;
   if (!run) return false;
+  std::vector<std::shared_ptr<Unit>> held = hold_for_settling(run);
+  if (held.empty()) return false;
+  return settle_held(lock, run, held);
+}
+
+// A launching thread making room under a fixed budget with the stager on:
+// instead of hashing and encoding the victim itself, it queues the run for
+// the stager (held, so no launch uses it and a launch that needs it waits)
+// and counts it as gone. Staging goes over the budget by at most a window's
+// worth of such runs until the stager has settled them.
+bool Runtime::defer_eviction(const std::shared_ptr<Unit>& victim) noexcept {
+  if (!config_.staging_bytes || pool_.arena() || on_stager_thread() || !stager_started_ || stager_failed_ ||
+      stop_stager_ || !ahead_store_)
+    return false;
+  const std::shared_ptr<StagedRun> run = victim->run;
+  if (!run || deferred_bytes_ + run->bytes() > std::max(lookahead_window(), run->bytes())) return false;
+  if (!memory_plentiful()) return false;
+  try {
+    to_settle_.emplace_back();
+  } catch (...) {
+    return false;
+  }
+  to_settle_.back().run = run;
+  to_settle_.back().held = hold_for_settling(run);
+  if (to_settle_.back().held.empty()) {
+    to_settle_.pop_back();
+    return false;
+  }
+  deferred_bytes_ += run->bytes();
+  stats_.evictions_deferred.add();
+  stager_cv_.notify_all();
+  return true;
+}
+
+void Runtime::settle_queued(std::unique_lock<std::mutex>& lock) noexcept {
+  while (!to_settle_.empty() && !stop_stager_) {
+    PendingSettle p = std::move(to_settle_.front());
+    to_settle_.pop_front();
+    ++stager_busy_;  // until it is settled, as a staging in progress
+    settle_held(lock, p.run, p.held);
+    --stager_busy_;
+    deferred_bytes_ -= std::min(deferred_bytes_, p.run->bytes());
+    stager_cv_.notify_all();
+  }
+}
+
+void Runtime::drop_settle_queue_locked() noexcept {
+  for (auto& p : to_settle_) release_settling(p.held);
+  to_settle_.clear();
+  deferred_bytes_ = 0;
+}
+
+bool Runtime::settle_held(std::unique_lock<std::mutex>& lock, const std::shared_ptr<StagedRun>& run,
+                          const std::vector<std::shared_ptr<Unit>>& held) noexcept {
   // What the change test needs of each unit, read under the lock.
   struct Job {
     std::shared_ptr<Unit> unit;
@@ -73,35 +153,39 @@ bool Runtime::settle_unlocked(std::unique_lock<std::mutex>& lock, const std::sha
     bool encoded = false;  // the pages did not match the store: `fresh` is the encoding
   };
   std::vector<Job> jobs;
+  std::vector<SharedEvent> uses;  // queued work that still reads or writes them (a deferred eviction's)
   try {
-    for (const auto& w : run->units) {
-      auto v = w.lock();
-      if (!v || v->run != run || v->dead || v->state != UnitState::kStaged) continue;
+    for (const auto& v : held) {
+      if (v->run != run || v->dead || v->state != UnitState::kStaged) continue;
+      for (const auto& e : v->uses)
+        if (e && *e && !event_done(e)) uses.push_back(e);
       Job& j = jobs.emplace_back();
       j.begin = v->begin;
       j.bytes = v->bytes();
       j.dtype = v->dtype;
       j.hint = encode_size_hint(*v, false);
-      j.unit = std::move(v);
+      j.unit = v;
     }
   } catch (...) {
+    release_settling(held);
     return false;
   }
-  if (jobs.empty()) return false;
+  if (jobs.empty()) {
+    release_settling(held);
+    return false;
+  }
   // The expected hashes: a unit that would be dropped needs no encode.
   std::vector<std::pair<uint64_t, bool>> expected;  // (store hash, a store to drop to)
   try {
     expected.reserve(jobs.size());
     for (const auto& j : jobs) expected.emplace_back(j.unit->store.hash, j.unit->store.data && !j.unit->recode);
   } catch (...) {
+    release_settling(held);
     return false;
-  }
-  for (auto& j : jobs) {
-    ++j.unit->in_flight;
-    j.unit->incoming = true;
   }
   ++stager_busy_;
   lock.unlock();
+  for (const auto& e : uses) driver().base.cuEventSynchronize(e->get());
   bool ok = true;
   for (size_t i = 0; i < jobs.size() && ok; ++i) {
     Job& j = jobs[i];
@@ -116,13 +200,9 @@ bool Runtime::settle_unlocked(std::unique_lock<std::mutex>& lock, const std::sha
   }
   lock.lock();
   --stager_busy_;
+  release_settling(held);
   bool lost = false;
-  for (auto& j : jobs) {
-    j.unit->incoming = false;
-    if (j.unit->in_flight > 0) --j.unit->in_flight;
-    lost = lost || j.unit->dead || j.unit->state != UnitState::kStaged || j.unit->run != run;
-  }
-  stager_cv_.notify_all();
+  for (auto& j : jobs) lost = lost || j.unit->dead || j.unit->state != UnitState::kStaged || j.unit->run != run;
   // Retagged, made resident or freed meanwhile: the new stores (freed with
   // `jobs`) describe nothing that is still to be evicted.
   if (!ok || lost || stop_stager_ || !setup_ok_) return false;

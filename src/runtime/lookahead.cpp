@@ -83,7 +83,14 @@ void Runtime::stop_stager() noexcept {
 
 void Runtime::wait_for_stager_locked() noexcept {
   lookahead_from_.reset();
-  stager_cv_.wait(mutex_, [&] { return stager_busy_ == 0; });
+  // Evictions handed to it are settled first (a stopped stager settles
+  // nothing more: their runs stay staged, released from its hold).
+  if (stop_stager_) drop_settle_queue_locked();
+  stager_cv_.wait(mutex_, [&] { return stop_stager_ || (stager_busy_ == 0 && to_settle_.empty()); });
+  if (stop_stager_) {
+    stager_cv_.wait(mutex_, [&] { return stager_busy_ == 0; });
+    drop_settle_queue_locked();
+  }
 }
 
 // The uses the next eviction would wait for: those of the least recently
@@ -114,13 +121,18 @@ void Runtime::stager_main() noexcept {
   std::unique_lock lock(mutex_);
   CUcontext bound = nullptr;
   for (;;) {
-    stager_cv_.wait(lock, [&] { return stop_stager_ || !lookahead_from_.expired(); });
+    stager_cv_.wait(lock, [&] { return stop_stager_ || !lookahead_from_.expired() || !to_settle_.empty(); });
     if (stop_stager_) return;
-    auto from = lookahead_from_.lock();
-    lookahead_from_.reset();
-    if (!from || !setup_ok_ || context_ == nullptr) continue;
+    if (!setup_ok_ || context_ == nullptr) {
+      drop_settle_queue_locked();
+      continue;
+    }
     // Our decode launches go to the runtime's context.
     if (bound != context_ && driver().base.cuCtxSetCurrent(context_) == CUDA_SUCCESS) bound = context_;
+    settle_queued(lock);  // evictions the launching threads handed over come first
+    auto from = lookahead_from_.lock();
+    lookahead_from_.reset();
+    if (!from || !setup_ok_ || context_ == nullptr || stop_stager_) continue;
     stage_ahead(lock, from);
   }
 }

@@ -99,6 +99,7 @@ class Runtime {
   uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
   uint64_t debug_evicted_ahead() const noexcept { return stats_.evicted_ahead.get(); }
   uint64_t debug_encoded_ahead() const noexcept { return stats_.encoded_ahead.get(); }
+  uint64_t debug_evictions_deferred() const noexcept { return stats_.evictions_deferred.get(); }
   // For tests: runs f holding the runtime lock (as a staging does).
   template <class F>
   void debug_run_locked(F&& f) {
@@ -190,6 +191,17 @@ class Runtime {
   // fit a fixed budget. Whether they fit.
   bool evict_ahead(std::unique_lock<std::mutex>& lock, size_t incoming) noexcept;
   bool settle_unlocked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Unit>& victim) noexcept;
+  // Holds the staged units of `run` for settling (in_flight, incoming); release_settling ends that.
+  std::vector<std::shared_ptr<Unit>> hold_for_settling(const std::shared_ptr<StagedRun>& run) noexcept;
+  void release_settling(const std::vector<std::shared_ptr<Unit>>& held) noexcept;
+  // Settles `run` (its units held) with the lock dropped: waits for its
+  // queued uses, hashes, encodes; then adopts and unmaps. Whether it went.
+  bool settle_held(std::unique_lock<std::mutex>& lock, const std::shared_ptr<StagedRun>& run,
+                   const std::vector<std::shared_ptr<Unit>>& held) noexcept;
+  // A launching thread's eviction handed to the stager (see eviction_ahead.cpp).
+  bool defer_eviction(const std::shared_ptr<Unit>& victim) noexcept;
+  void settle_queued(std::unique_lock<std::mutex>& lock) noexcept;  // the stager: every queued run
+  void drop_settle_queue_locked() noexcept;  // no stager to settle them: the runs stay staged
   // Evicts the run holding `u` (every unit of it); false if it stays staged.
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   bool run_evictable(const Unit& u, bool may_wait) const noexcept;
@@ -274,6 +286,14 @@ class Runtime {
   std::condition_variable_any stager_cv_;
   std::weak_ptr<Unit> lookahead_from_;
   std::atomic<int> stager_busy_{0};      // read without the lock at exit
+  // Evictions the launching threads handed to the stager (defer_eviction),
+  // their units held; the bytes they still occupy beyond the budget.
+  struct PendingSettle {
+    std::shared_ptr<StagedRun> run;
+    std::vector<std::shared_ptr<Unit>> held;
+  };
+  std::deque<PendingSettle> to_settle_;
+  size_t deferred_bytes_ = 0;
   bool stager_started_ = false;
   bool stager_failed_ = false;
   bool budget_hint_given_ = false;

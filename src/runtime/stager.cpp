@@ -253,7 +253,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   // them), then make room for the ones to stage, then stage.
   // Units the look-ahead stager is mapping right now: wait for it (it holds
   // them; the decode it enqueued is then waited for on the stream, below).
-  if (stager_busy_ > 0) {
+  if (stager_busy_ > 0 || !to_settle_.empty()) {
     stager_cv_.wait(mutex_, [&] {
       return std::none_of(touched.begin(), touched.end(), [](const auto& u) { return u->incoming; });
     });

@@ -33,6 +33,7 @@ struct Stats {
   Counter rescues;         // of which found changed by the device's change test (restored from host memory)
   Counter evicted_ahead;   // runs the look-ahead stager evicted with the lock dropped (eviction_ahead.cpp)
   Counter encoded_ahead;   // of their units, those it encoded (changed, or a store given up)
+  Counter evictions_deferred;  // of those runs, the ones a launching thread handed to it
   Counter released_bytes;  // physical bytes of pages released for compressed ranges (now)
   Counter device_used_peak; // highest cuMemGetInfo "used" the runtime sampled
   Counter vmm_calls;        // our cuMemCreate/cuMemMap/cuMemSetAccess/cuMemUnmap calls

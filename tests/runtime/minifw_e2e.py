@@ -237,11 +237,13 @@ def main():
             if not m:
                 fail(f"no '{rx}' in the report", nz)
             return [int(g) for g in m.groups()]
-        runs, encoded = counter(r"evicted off the lock (\d+) runs \((\d+) units encoded\)")
+        runs, encoded, deferred = counter(
+            r"evicted off the lock (\d+) runs \((\d+) units encoded; (\d+) handed over by launching threads\)")
         ahead, = counter(r"stagings ahead (\d+)")
         hits, = counter(r"prefetches \d+ \(used (\d+)\)")
         recompressions, = counter(r"recompressions (\d+)")
-        print(f"digest {nz['digest']} equal; evicted off the lock {runs} runs ({encoded} units encoded); "
+        print(f"digest {nz['digest']} equal; evicted off the lock {runs} runs ({encoded} units encoded, "
+              f"{deferred} handed over by the launching thread); "
               f"staged ahead {ahead}, used {hits}; recompressions {recompressions}")
         handed, = counter(r"handed over (\d+)")
         # Inference: runs seen unchanged are handed over on the device
@@ -252,6 +254,11 @@ def main():
             fail("nothing staged ahead was used", nz)
         if env.get("EXPECT_ENCODED") == "1" and encoded == 0:
             fail("no eviction off the lock encoded a changed range", nz)
+        # Training with exact handles (not the arena): the launching thread
+        # hands the runs it must evict to the stager instead of encoding them
+        # itself (defer_eviction).
+        if env.get("EXPECT_DEFERRED") == "1" and deferred == 0:
+            fail("the launching thread handed no eviction to the stager", nz)
         if env.get("EXPECT_ENCODED") == "1" and encoded > recompressions + counter(r"re-encoded unchanged (\d+)")[0]:
             fail(f"{encoded} encodes off the lock, more than the run's re-encodes", nz)
     elif check == "same-digest-off":
