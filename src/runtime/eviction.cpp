@@ -414,6 +414,8 @@ bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
   RelaxedCaptureScope relaxed;
   if (!setup_ok_) return false;
   reserve_for_pressure();
+  // Evictions handed to the stager (defer_eviction) hold memory until settled.
+  if (!to_settle_.empty()) wait_for_stager_locked();
   const size_t freed = evict_all(true) + (memory_epoch_ != epoch_before ? bytes_wanted : 0);
   emit("oom", 0, bytes_wanted, fmt::format("\"freed\":{}", freed));
   return freed > 0;

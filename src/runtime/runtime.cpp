@@ -233,6 +233,7 @@ void Runtime::make_staging_room(size_t bytes) noexcept {
   size_t free = 0, total = 0;
   if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || free >= bytes + room) return;
   reserve_for_pressure();
+  if (!to_settle_.empty()) wait_for_stager_locked();  // evictions handed to the stager: done before more go
   evict_all(true);
 }
 
