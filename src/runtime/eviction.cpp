@@ -226,6 +226,19 @@ bool Runtime::run_evictable(const Unit& u, bool may_wait) const noexcept {
   return true;
 }
 
+// The least recently used staged unit whose run may be evicted now (see
+// run_evictable); ranges staged ahead and not used yet only if no other is.
+std::shared_ptr<Unit> Runtime::lru_evictable(bool may_wait) const noexcept {
+  std::shared_ptr<Unit> victim;
+  for (int pass = 0; pass < 2 && !victim; ++pass) {
+    for (const auto& u : staged_) {
+      if (pass == 0 && u->prefetched) continue;
+      if ((!victim || u->lru_tick < victim->lru_tick) && run_evictable(*u, may_wait)) victim = u;
+    }
+  }
+  return victim;
+}
+
 void Runtime::wait_run_uses(Unit& u) noexcept {
   const auto start = TraceClock::now();
   if (!u.run) {

@@ -39,15 +39,8 @@ bool Runtime::evict_ahead(std::unique_lock<std::mutex>& lock, size_t incoming) n
   const size_t budget = *config_.staging_bytes;
   for (int i = 0; i < kMaxRunsAhead && pool_.in_use_bytes() + incoming > budget; ++i) {
     if (stop_stager_ || !setup_ok_) return false;
-    // As enforce_budget picks: least recently used first, ranges staged ahead
-    // and not used yet last; only runs whose uses completed (no waiting here).
-    std::shared_ptr<Unit> victim;
-    for (int pass = 0; pass < 2 && !victim; ++pass) {
-      for (auto& u : staged_) {
-        if (pass == 0 && u->prefetched) continue;
-        if ((!victim || u->lru_tick < victim->lru_tick) && run_evictable(*u, false)) victim = u;
-      }
-    }
+    // Only runs whose uses completed (no waiting here).
+    const std::shared_ptr<Unit> victim = lru_evictable(false);
     if (!victim) break;
     victim->prefetched = false;
     // A handover costs the host nothing to wait for: that stays under the lock.

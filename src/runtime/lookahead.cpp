@@ -85,7 +85,6 @@ void Runtime::wait_for_stager_locked() noexcept {
   lookahead_from_.reset();
   // Evictions handed to it are settled first (a stopped stager settles
   // nothing more: their runs stay staged, released from its hold).
-  if (stop_stager_) drop_settle_queue_locked();
   stager_cv_.wait(mutex_, [&] { return stop_stager_ || (stager_busy_ == 0 && to_settle_.empty()); });
   if (stop_stager_) {
     stager_cv_.wait(mutex_, [&] { return stager_busy_ == 0; });
@@ -96,13 +95,7 @@ void Runtime::wait_for_stager_locked() noexcept {
 // The uses the next eviction would wait for: those of the least recently
 // used staged run that only its queued work keeps (lock held).
 std::vector<SharedEvent> Runtime::lru_pending_uses() noexcept {
-  std::shared_ptr<Unit> victim;
-  for (int pass = 0; pass < 2 && !victim; ++pass) {
-    for (auto& u : staged_) {
-      if (pass == 0 && u->prefetched) continue;
-      if ((!victim || u->lru_tick < victim->lru_tick) && run_evictable(*u, true)) victim = u;
-    }
-  }
+  const std::shared_ptr<Unit> victim = lru_evictable(true);
   std::vector<SharedEvent> out;
   if (!victim || !victim->run) return out;
   try {

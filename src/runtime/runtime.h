@@ -205,6 +205,7 @@ class Runtime {
   // Evicts the run holding `u` (every unit of it); false if it stays staged.
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   bool run_evictable(const Unit& u, bool may_wait) const noexcept;
+  std::shared_ptr<Unit> lru_evictable(bool may_wait) const noexcept;
   // Handovers (handoff.h). Lock held.
   bool handoff_eligible(const Unit& u) const noexcept;
   bool hand_over(const std::shared_ptr<Unit>& u) noexcept;  // false: nothing changed, evict otherwise
