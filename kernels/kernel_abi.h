@@ -71,29 +71,85 @@ struct HashArgs {
 };
 
 // The change test of a staged range handed over to another range's staging
-// while the device may still use it (docs/RUNTIME.md, "Handing staging pages
-// over on the device"): after its last use and before the pages are decoded
-// into again, each job's bytes are hashed; equal to `expected`, the range is
-// unchanged (its store still holds it) and the job writes 2 to its flag; else
-// it copies the bytes to `rescue` (host memory mapped for the device) first
-// and writes 1. One block per job; the jobs travel by value like a decode
-// batch's.
+// while the device may still use it (docs/RUNTIME.md, "Handovers"): after its
+// last use and before the pages are decoded into again, each job's bytes are
+// hashed. One block per job; the jobs travel by value like a decode batch's.
+//
+// kGuardCompare: equal to `expected`, the range is unchanged (its store still
+// holds it) and the job writes kGuardUnchanged to its flag; else it copies the
+// bytes to `rescue` (host memory mapped for the device) first and writes
+// kGuardRescued.
+//
+// kGuardEncoded (an encode handover: a rewritten range, re-encoded on the
+// device): the encode ran before the guard on the same stream, into `store`
+// (capacity `store_cap`), and wrote its length to result[0]. The guard writes
+// the bytes' hash to result[1]; if the encoding is whole (length non-zero and
+// within the capacity, magic and length in its header agree, header and
+// tables within `header_cap`) it copies header and tables to the bytes after
+// result[1] and writes kGuardStored; else it rescues the bytes as above.
+// kGuardEncodedOrSame: as kGuardEncoded, but a hash equal to `expected` writes
+// kGuardUnchanged first (the old store is still valid; the encoding unused).
 struct GuardJob {
   uint64_t data;      // the staged range (device)
   uint64_t len;
   uint64_t expected;  // nz_hash of what its store decodes to
   uint64_t rescue;    // len bytes (device-visible host memory)
+  uint64_t store;     // encode handovers: the encoding (device)
+  uint64_t result;    // encode handovers: u64 length, u64 hash, header copy (device-visible host memory)
+  uint32_t store_cap;
+  uint32_t header_cap;
+  uint32_t mode;      // kGuardCompare, kGuardEncoded, kGuardEncodedOrSame
+  uint32_t reserved;
 };
 
+// 64-byte jobs: 32 of them keep the parameters within 4 KiB.
+inline constexpr unsigned kMaxGuardBatch = 32;
 struct GuardBatchArgs {
-  uint32_t count;     // jobs used, 1..kMaxDecodeBatch
+  uint32_t count;     // jobs used, 1..kMaxGuardBatch
   uint32_t reserved;
-  uint64_t flags;     // u32[count] (device-visible host memory): 2 unchanged, 1 rescued
-  GuardJob jobs[kMaxDecodeBatch];
+  uint64_t flags;     // u32[count] (device-visible host memory): kGuard{Unchanged,Rescued,Stored}
+  GuardJob jobs[kMaxGuardBatch];
 };
 inline constexpr unsigned kGuardThreads = 256;
-inline constexpr uint32_t kGuardUnchanged = 2;
+inline constexpr uint32_t kGuardCompare = 0;
+inline constexpr uint32_t kGuardEncoded = 1;
+inline constexpr uint32_t kGuardEncodedOrSame = 2;
 inline constexpr uint32_t kGuardRescued = 1;
+inline constexpr uint32_t kGuardUnchanged = 2;
+inline constexpr uint32_t kGuardStored = 3;
+// Where the header copy starts in an encode handover's result words.
+inline constexpr uint32_t kGuardResultHeader = 16;
+
+#if defined(__CUDACC__)
+#define NZ_GUARD_HD __host__ __device__
+#else
+#define NZ_GUARD_HD
+#endif
+
+// An encode handover's check of the encoding at `p` of `original` bytes
+// (whose encode reported `len` bytes in a buffer of `cap`): the bytes of its
+// header and tables (what the host keeps of a store) if magic, lengths and
+// element count agree and they fit `header_cap`, else 0. The caller checks
+// the header checksum over those bytes too (guard.cuh, the simulator module)
+// before the range's pages may go, and the host validates them again when it
+// adopts the store.
+NZ_GUARD_HD inline uint64_t guard_header_bytes(const uint8_t* p, uint64_t len, uint64_t cap, uint32_t header_cap,
+                                               uint64_t original) {
+  constexpr uint64_t kHeader = 64;  // NZ_HEADER_BYTES
+  if (len < kHeader || len > cap) return 0;
+  auto le = [p](unsigned at, unsigned n) {
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; ++i) v |= uint64_t{p[at + i]} << (8 * i);
+    return v;
+  };
+  const uint64_t dtype = le(6, 1), element = dtype == 3 ? 4 : dtype == 1 || dtype == 2 ? 2 : 0;  // nz_dtype
+  if (le(0, 4) != 0x50495A4Eu || le(40, 8) != len || element == 0 || le(8, 8) * element != original) return 0;
+  const uint64_t header = kHeader + le(28, 4) + 24 * le(24, 4);
+  if (header > len || header > header_cap) return 0;
+  return header;
+}
+// The header checksum is at byte 48 and covers [0, header bytes) with itself read as 0.
+inline constexpr unsigned kHeaderChecksumAt = 48;
 
 // Byte offsets inside the encoder workspace; computed on the host by
 // EncodeLayout (src/gpu/encode_layout.h) and carried to every encode kernel.

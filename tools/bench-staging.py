@@ -5,8 +5,8 @@ Runs minifw under one or more libneuzip.so builds (e.g. the code before the
 staging rework and the current one, with and without the look-ahead stager)
 for 1 and for S steps, and reports the steady-state figures per step as
 (S-step run - 1-step run) / (S - 1): VMM calls, decode launches, host time in
-hooks on the launching thread (and the part of it spent waiting for the
-device, where the library reports it), the share of stagings done ahead, and
+hooks on the launching thread (its CPU time in them, and the part spent
+waiting for the device, where the library reports them), the share of stagings done ahead, and
 the run's digest (which must not change).
 
 Usage: tools/bench-staging.py BUILD_DIR [--lib NAME=PATH[:ENV=V,...]]... [--steps S]
@@ -37,6 +37,8 @@ FIELDS = {
     "lock_ns": r"for the lock (\d+)",
     "stager_ns": r"for the stager (\d+)",
     "encode_ns": r"encoding (\d+)\)",
+    "cpu_ns": r"hook cpu ns (\d+)",
+    "device_encodes": r"encoded on the device (\d+)",
     "ahead": r"stagings ahead (\d+)",
     "on_launch": r"on launch (\d+)",
 }
@@ -77,8 +79,9 @@ def main():
         path, _, envs = rest.partition(":")
         libs.append((name, path, dict(e.split("=", 1) for e in envs.split(",") if e)))
     print("| workload (budget) | library | 2 MiB units staged/step | VMM calls/step (of which cuMemCreate) | decode launches/step | "
-          "hook ms/step | of which waiting for the device | for the lock | for the stager | encoding | staged ahead | digest |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "hook ms/step | on its CPU | of which waiting for the device | for the lock | for the stager | encoding | "
+          "units encoded on the device | staged ahead | digest |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for wname, args, budget in WORKLOADS:
         if a.only and a.only not in wname:
             continue
@@ -87,14 +90,16 @@ def main():
             many = run(a.build, path, env, args, a.steps, budget)
             units, vmm, creates, la, hook, wait = (per_step(one, many, a.steps, k)
                                                    for k in ("units", "vmm", "creates", "launches", "hook_ns", "wait_ns"))
-            lock, stager, encode = (per_step(one, many, a.steps, k) for k in ("lock_ns", "stager_ns", "encode_ns"))
+            lock, stager, encode, cpu, on_device = (per_step(one, many, a.steps, k) for k in
+                                                    ("lock_ns", "stager_ns", "encode_ns", "cpu_ns", "device_encodes"))
             ahead = per_step(one, many, a.steps, "ahead")
             on_launch = per_step(one, many, a.steps, "on_launch")
             share = (f"{100 * ahead / (ahead + on_launch):.0f} %" if ahead is not None and on_launch is not None
                      and ahead + on_launch > 0 else "—")
             fmt = lambda v, scale=1.0: "—" if v is None else f"{v * scale:,.0f}"
             print(f"| {wname} ({budget} MiB) | {lname} | {fmt(units)} | {fmt(vmm)} ({fmt(creates)}) | {fmt(la)} | {fmt(hook, 1e-6)} | "
-                  f"{fmt(wait, 1e-6)} | {fmt(lock, 1e-6)} | {fmt(stager, 1e-6)} | {fmt(encode, 1e-6)} | {share} | "
+                  f"{fmt(cpu, 1e-6)} | {fmt(wait, 1e-6)} | {fmt(lock, 1e-6)} | {fmt(stager, 1e-6)} | "
+                  f"{fmt(encode, 1e-6)} | {fmt(on_device)} | {share} | "
                   f"{many['digest']} |", flush=True)
 
 

@@ -6,6 +6,7 @@
 // Like the CUDA decoder, a failed decode writes its nz_status to the status
 // word and traps (returns non-zero); a failed encode writes 0 to out_len.
 #include <cstring>
+#include <vector>
 
 #include "kernel_abi.h"
 #include "neuzip/neuzip.h"
@@ -69,12 +70,43 @@ int hash_kernel(const nzsim_launch* launch) {
 // The change test before handed-over pages are decoded into (guard.cuh).
 int guard_batch_kernel(const nzsim_launch* launch) {
   const GuardBatchArgs& b = args_of<GuardBatchArgs>(launch);
-  for (uint32_t i = 0; i < b.count && i < nz::kernels::kMaxDecodeBatch; ++i) {
+  for (uint32_t i = 0; i < b.count && i < nz::kernels::kMaxGuardBatch; ++i) {
     const auto& j = b.jobs[i];
-    const bool changed = nz_hash(at<const void>(j.data), j.len) != j.expected;
+    const uint64_t hash = nz_hash(at<const void>(j.data), j.len);
+    bool changed = false;
+    uint64_t header = 0;
+    if (j.mode == nz::kernels::kGuardCompare) {
+      changed = hash != j.expected;
+    } else {
+      uint64_t* result = at<uint64_t>(j.result);
+      result[1] = hash;
+      if (j.mode != nz::kernels::kGuardEncodedOrSame || hash != j.expected) {
+        uint8_t* copy = at<uint8_t>(j.result) + nz::kernels::kGuardResultHeader;
+        header = nz::kernels::guard_header_bytes(at<const uint8_t>(j.store), result[0], j.store_cap, j.header_cap,
+                                                 j.len);
+        if (header > 0) {
+          // The header checksum (guard.cuh), its own field read as 0; the
+          // copy is written only for an encoding adopted.
+          constexpr unsigned kAt = nz::kernels::kHeaderChecksumAt;
+          std::vector<uint8_t> head(at<const uint8_t>(j.store), at<const uint8_t>(j.store) + header);
+          uint64_t expected = 0;
+          std::memcpy(&expected, head.data() + kAt, 8);
+          std::memset(head.data() + kAt, 0, 8);
+          if (nz_hash(head.data(), header) == expected) {
+            std::memcpy(head.data() + kAt, &expected, 8);
+            std::memcpy(copy, head.data(), header);
+          } else {
+            header = 0;
+          }
+        }
+        changed = header == 0;
+      }
+    }
     if (changed) std::memcpy(at<void>(j.rescue), at<const void>(j.data), j.len);
-    __atomic_store_n(at<uint32_t>(b.flags) + i, changed ? nz::kernels::kGuardRescued : nz::kernels::kGuardUnchanged,
-                     __ATOMIC_RELEASE);
+    const uint32_t flag = changed      ? nz::kernels::kGuardRescued
+                          : header > 0 ? nz::kernels::kGuardStored
+                                       : nz::kernels::kGuardUnchanged;
+    __atomic_store_n(at<uint32_t>(b.flags) + i, flag, __ATOMIC_RELEASE);
   }
   return 0;
 }

@@ -29,7 +29,12 @@ std::unique_ptr<DeviceCodec> DeviceCodec::create(const DriverApi& api, std::stri
 static_assert(DeviceCodec::kMaxBatch == kernels::kMaxDecodeBatch);
 static_assert(sizeof(kernels::DecodeBatchArgs) <= 4096, "kernel parameters are limited to 4 KiB");
 static_assert(DeviceCodec::kGuardUnchanged == kernels::kGuardUnchanged &&
-              DeviceCodec::kGuardRescued == kernels::kGuardRescued);
+              DeviceCodec::kGuardRescued == kernels::kGuardRescued && DeviceCodec::kGuardStored == kernels::kGuardStored);
+static_assert(DeviceCodec::kGuardCompare == kernels::kGuardCompare &&
+              DeviceCodec::kGuardEncoded == kernels::kGuardEncoded &&
+              DeviceCodec::kGuardEncodedOrSame == kernels::kGuardEncodedOrSame);
+static_assert(DeviceCodec::kMaxGuardBatch == kernels::kMaxGuardBatch &&
+              DeviceCodec::kGuardResultHeader == kernels::kGuardResultHeader);
 static_assert(sizeof(kernels::GuardBatchArgs) <= 4096, "kernel parameters are limited to 4 KiB");
 
 bool fill_batch_args(std::span<const DeviceCodec::DecodeJob> jobs, CUdeviceptr status_word,
@@ -42,11 +47,25 @@ bool fill_batch_args(std::span<const DeviceCodec::DecodeJob> jobs, CUdeviceptr s
 }
 
 bool fill_guard_args(std::span<const DeviceCodec::GuardJob> jobs, CUdeviceptr flags, kernels::GuardBatchArgs& out) {
-  if (jobs.empty() || jobs.size() > DeviceCodec::kMaxBatch || flags == 0) return false;
+  if (jobs.empty() || jobs.size() > DeviceCodec::kMaxGuardBatch || flags == 0) return false;
   out.count = static_cast<uint32_t>(jobs.size());
   out.reserved = 0;
   out.flags = flags;
-  for (size_t i = 0; i < jobs.size(); ++i) out.jobs[i] = {jobs[i].data, jobs[i].len, jobs[i].expected, jobs[i].rescue};
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const auto& j = jobs[i];
+    if (j.mode > DeviceCodec::kGuardEncodedOrSame || j.store_cap > UINT32_MAX || j.header_cap > UINT32_MAX) return false;
+    if (j.mode != DeviceCodec::kGuardCompare && (j.store == 0 || j.result == 0)) return false;
+    out.jobs[i] = {j.data,
+                   j.len,
+                   j.expected,
+                   j.rescue,
+                   j.store,
+                   j.result,
+                   static_cast<uint32_t>(j.store_cap),
+                   static_cast<uint32_t>(j.header_cap),
+                   j.mode,
+                   0};
+  }
   return true;
 }
 

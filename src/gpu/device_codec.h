@@ -78,18 +78,31 @@ class DeviceCodec {
 
   // The change test of ranges whose staging pages are handed over on the
   // device (kernel_abi.h, GuardBatchArgs): per job, hash the bytes; if they
-  // differ from `expected`, copy them to `rescue`; write the job's flag. One
-  // launch for up to kMaxBatch jobs. `flags` and each `rescue` are device
-  // addresses of host memory (cuMemHostGetDevicePointer).
+  // differ from `expected` (kGuardCompare), or if the encode handover's
+  // encoding is not whole (kGuardEncoded*), copy them to `rescue`; write the
+  // job's flag. One launch for up to kMaxGuardBatch jobs. `flags`, each
+  // `rescue` and `result` are device addresses of host memory
+  // (cuMemHostGetDevicePointer).
   struct GuardJob {
     CUdeviceptr data;
     size_t len;
     uint64_t expected;
     CUdeviceptr rescue;
+    // Encode handovers only (mode != kGuardCompare).
+    CUdeviceptr store = 0;
+    size_t store_cap = 0;
+    CUdeviceptr result = 0;
+    size_t header_cap = 0;
+    uint32_t mode = 0;
   };
-  // A job's flag once the guard ran (kernel_abi.h kGuardUnchanged / kGuardRescued).
+  static constexpr size_t kMaxGuardBatch = 32;
+  static constexpr uint32_t kGuardCompare = 0, kGuardEncoded = 1, kGuardEncodedOrSame = 2;
+  // A job's flag once the guard ran (kernel_abi.h kGuardUnchanged / kGuardRescued / kGuardStored).
   static constexpr uint32_t kGuardUnchanged = 2;
   static constexpr uint32_t kGuardRescued = 1;
+  static constexpr uint32_t kGuardStored = 3;
+  // Where an encode handover's header copy starts in its result words.
+  static constexpr size_t kGuardResultHeader = 16;
   // Whether the loaded module has the guard kernel (an older module has not:
   // then pages are never handed over, the runtime waits on the host instead).
   virtual bool has_guard() const { return false; }

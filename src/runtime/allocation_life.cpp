@@ -179,10 +179,16 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   store_.reset();
   ahead_store_.reset();
   codec_.reset();
+  if (guard_stream_) driver().base.cuStreamSynchronize(guard_stream_.get());  // encodes using the workspace
+  guard_workspace_.reset();
+  guard_workspace_bytes_ = 0;
+  freed_later_.clear();
+  if (release_stream_) driver().base.cuStreamSynchronize(release_stream_.get());  // stores freed after decodes
   if (internal_) driver().base.cuStreamSynchronize(internal_.get());  // the stores' stream-ordered frees
   set_store_stream(nullptr);
   internal_.reset();
   prefetch_stream_.reset();
+  release_stream_.reset();
   guard_stream_.reset();
   rescue_.release();
   handoffs_enabled_ = false;

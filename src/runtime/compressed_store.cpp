@@ -115,6 +115,29 @@ CompressOutcome CompressedStore::encode_into(CUdeviceptr src, uint64_t count, co
   return CompressOutcome::kStored;
 }
 
+bool CompressedStore::check_header(const uint8_t* copy, size_t available, size_t len, size_t original,
+                                   std::vector<uint8_t>& header) noexcept {
+  if (len < NZ_HEADER_BYTES || available < NZ_HEADER_BYTES) return false;
+  if (load_le<uint32_t>(copy) != 0x50495A4Eu || load_le<uint64_t>(copy + 40) != len) return false;
+  const uint64_t elements = load_le<uint64_t>(copy + 8);
+  const size_t element_size = nz_dtype_size(static_cast<nz_dtype>(copy[6]));
+  if (element_size == 0 || elements * element_size != original) return false;
+  const uint64_t payload_offset =
+      NZ_HEADER_BYTES + uint64_t{load_le<uint32_t>(copy + 28)} + 24ull * load_le<uint32_t>(copy + 24);
+  if (payload_offset > len || payload_offset > available) return false;
+  try {
+    header.assign(copy, copy + payload_offset);
+  } catch (...) {
+    return false;
+  }
+  // The header checksum covers [0, payload_offset) with its own field read as 0.
+  const uint64_t expected = load_le<uint64_t>(header.data() + 48);
+  std::memset(header.data() + 48, 0, 8);
+  const bool ok = nz_hash(header.data(), header.size()) == expected;
+  std::memcpy(header.data() + 48, &expected, 8);
+  return ok;
+}
+
 bool CompressedStore::validate_header(CUdeviceptr data, size_t len, size_t original,
                                       std::vector<uint8_t>& header) noexcept {
   const auto& api = driver().base;
@@ -125,27 +148,20 @@ bool CompressedStore::validate_header(CUdeviceptr data, size_t len, size_t origi
     return false;
   }
   if (load_le<uint32_t>(head) != 0x50495A4Eu || load_le<uint64_t>(head + 40) != len) return false;
-  const uint64_t elements = load_le<uint64_t>(head + 8);
-  const size_t element_size = nz_dtype_size(static_cast<nz_dtype>(head[6]));
-  if (element_size == 0 || elements * element_size != original) return false;
   const uint64_t payload_offset =
       NZ_HEADER_BYTES + uint64_t{load_le<uint32_t>(head + 28)} + 24ull * load_le<uint32_t>(head + 24);
   if (payload_offset > len) return false;
+  std::vector<uint8_t> copy;
   try {
-    header.resize(payload_offset);
+    copy.resize(payload_offset);
   } catch (...) {
     return false;
   }
-  if (api.cuMemcpyDtoHAsync(header.data(), data, payload_offset, stream_) != CUDA_SUCCESS ||
+  if (api.cuMemcpyDtoHAsync(copy.data(), data, payload_offset, stream_) != CUDA_SUCCESS ||
       api.cuStreamSynchronize(stream_) != CUDA_SUCCESS) {
     return false;
   }
-  // The header checksum covers [0, payload_offset) with its own field read as 0.
-  const uint64_t expected = load_le<uint64_t>(header.data() + 48);
-  std::memset(header.data() + 48, 0, 8);
-  const bool ok = nz_hash(header.data(), header.size()) == expected;
-  std::memcpy(header.data() + 48, &expected, 8);
-  return ok;
+  return check_header(copy.data(), copy.size(), len, original, header);
 }
 
 bool CompressedStore::lossy_for(int tag_dtype, const Config& config) noexcept {

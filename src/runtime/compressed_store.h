@@ -66,6 +66,11 @@ class CompressedStore {
   CompressOutcome compress_releasing(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
                                      uint64_t known_hash, SourceRelease release, StoredRange& out,
                                      size_t size_hint = 0) noexcept;
+  // Checks a host copy of an encoding's header and tables (`available`
+  // bytes of it) for an encoding of `len` bytes of `original` bytes: magic,
+  // sizes, header checksum. On success `header` holds them (a store's host copy).
+  static bool check_header(const uint8_t* copy, size_t available, size_t len, size_t original,
+                           std::vector<uint8_t>& header) noexcept;
   // Whether compress() of this dtype under `config` is lossy.
   static bool lossy_for(int tag_dtype, const Config& config) noexcept;
 

@@ -29,6 +29,9 @@ struct Config {
   // the device evicting unchanged ranges without waiting. Unset: twice a fixed
   // budget; 0: never hand over (evictions wait on the host). Only with a fixed budget.
   std::optional<size_t> handoff_bytes;
+  // Rewritten runs are encoded on the device when evicted (handoff_encode.cpp);
+  // NEUZIP_ENCODE_HANDOFF=0: on the host, as before.
+  bool encode_handoffs = true;
   size_t min_bytes = size_t{2} << 20;   // NEUZIP_MIN_BYTES: smallest cuMemAlloc served by VMM
   // NEUZIP_LONG_LIVED: a range filled after the program started computing is
   // compressed once launches used it in this many iterations without it being

@@ -1,5 +1,7 @@
 #include "runtime/driver_objects.h"
 
+#include <time.h>
+
 #include <atomic>
 
 #include <mutex>
@@ -54,6 +56,22 @@ void DeviceMemoryTraits::destroy(CUdeviceptr p) {
   if (s != nullptr && g_api.cuMemFreeAsync != nullptr && g_api.cuMemFreeAsync(p, s) == CUDA_SUCCESS) return;
   g_api.base.cuMemFree(p);
 }
+uint64_t thread_cpu_ns() noexcept {
+  timespec t{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0) return 0;
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000u + static_cast<uint64_t>(t.tv_nsec);
+}
+
+bool free_store_after(UniqueDeviceMemory& m, CUevent after, CUstream stream) noexcept {
+  if (!m) return true;
+  if (g_store_stream.load(std::memory_order_acquire) == nullptr || g_api.cuMemFreeAsync == nullptr ||
+      stream == nullptr || g_api.base.cuStreamWaitEvent(stream, after, 0) != CUDA_SUCCESS)
+    return false;
+  if (g_api.cuMemFreeAsync(m.get(), stream) != CUDA_SUCCESS) return false;
+  m.release();
+  return true;
+}
+
 void PhysicalMemoryTraits::destroy(CUmemGenericAllocationHandle h) { g_api.base.cuMemRelease(h); }
 void HostMemoryTraits::destroy(void* p) { g_api.base.cuMemFreeHost(p); }
 

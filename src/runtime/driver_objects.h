@@ -67,6 +67,14 @@ struct PooledEventTraits { static void destroy(CUevent e); };  // back to a pool
 using UniqueEvent = UniqueHandle<CUevent, EventTraits>;
 using UniqueStream = UniqueHandle<CUstream, StreamTraits>;
 using UniqueDeviceMemory = UniqueHandle<CUdeviceptr, DeviceMemoryTraits>;
+// Frees store memory (store_alloc) once `after` completed, ordered on the
+// device: `stream` waits for the event, then frees it (stream-ordered
+// allocator). False, and `m` untouched, where that is not possible (no
+// stream-ordered allocator, or the driver refused): the caller waits on the
+// host instead.
+// The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID), in ns.
+uint64_t thread_cpu_ns() noexcept;
+bool free_store_after(UniqueDeviceMemory& m, CUevent after, CUstream stream) noexcept;
 using UniquePhysicalMemory = UniqueHandle<CUmemGenericAllocationHandle, PhysicalMemoryTraits>;
 using UniqueHostMemory = UniqueHandle<void*, HostMemoryTraits>;
 using PooledEvent = UniqueHandle<CUevent, PooledEventTraits>;

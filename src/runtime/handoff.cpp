@@ -63,9 +63,9 @@ bool Runtime::hand_over(const std::shared_ptr<Unit>& u) noexcept {
     for (const auto& e : v->uses)
       if (e && *e && !event_done(e) && api.cuStreamWaitEvent(stream, e->get(), 0) != CUDA_SUCCESS) return false;
   }
-  gpu::DeviceCodec::GuardJob jobs[gpu::DeviceCodec::kMaxBatch];
-  for (size_t first = 0; first < units.size(); first += gpu::DeviceCodec::kMaxBatch) {
-    const size_t n = std::min(units.size() - first, gpu::DeviceCodec::kMaxBatch);
+  gpu::DeviceCodec::GuardJob jobs[gpu::DeviceCodec::kMaxGuardBatch];
+  for (size_t first = 0; first < units.size(); first += gpu::DeviceCodec::kMaxGuardBatch) {
+    const size_t n = std::min(units.size() - first, gpu::DeviceCodec::kMaxGuardBatch);
     for (size_t i = 0; i < n; ++i) {
       const auto& v = units[first + i];
       jobs[i] = {v->begin, v->bytes(), v->store.hash, h->slot->device() + h->offsets[first + i]};
@@ -82,13 +82,25 @@ bool Runtime::hand_over(const std::shared_ptr<Unit>& u) noexcept {
     api.cuStreamSynchronize(stream);
     return false;
   }
+  if (!give_over(h, run, units)) {
+    api.cuStreamSynchronize(stream);
+    return false;
+  }
+  emit("handoff", run->begin, run->bytes());
+  return true;
+}
+
+// The end of a handover whose guard is enqueued (`h->done` recorded): the
+// run's pages go back to the pool while its mapping stays until `done`, and
+// its units are compressed units with a handover to settle. False (nothing
+// given up) if it could not be recorded.
+bool Runtime::give_over(const std::shared_ptr<Handoff>& h, const std::shared_ptr<StagedRun>& run,
+                        const std::vector<std::shared_ptr<Unit>>& units) noexcept {
   try {
     handoffs_.push_back(h);
-    // The pages go back to the arena; the mapping stays until `done`.
     pool_.give_back_mapped(run->memory, h->mapping);
   } catch (...) {
     if (!handoffs_.empty() && handoffs_.back() == h) handoffs_.pop_back();
-    api.cuStreamSynchronize(stream);
     return false;
   }
   h->va = run->begin;
@@ -102,7 +114,6 @@ bool Runtime::hand_over(const std::shared_ptr<Unit>& u) noexcept {
     std::erase(staged_, v);
   }
   stats_.handoffs.add(units.size());
-  emit("handoff", run->begin, run->bytes());
   ++memory_epoch_;
   stats_.staging_bytes.set(pool_.in_use_bytes());
   update_saved();
@@ -128,6 +139,10 @@ bool Runtime::settle_handoff(Handoff& h, bool wait) noexcept {
     if (v->handoff.get() == &h) v->handoff.reset();
     if (v->dead) continue;
     const uint32_t flag = flags[i];
+    if (flag == gpu::DeviceCodec::kGuardStored && h.encoded) {
+      settle_encoded(*v, h, i);
+      continue;
+    }
     if (flag == gpu::DeviceCodec::kGuardUnchanged) {
       ++v->clean_evictions;
       v->change_streak = 0;
@@ -140,7 +155,9 @@ bool Runtime::settle_handoff(Handoff& h, bool wait) noexcept {
       log(LogLevel::kError, "change test of range {} did not run: its content is lost", hex(v->begin));
       continue;
     }
-    // Changed after all: the copy is the data; the store is stale.
+    // Changed after all (or, for an encode handover, its encoding did not
+    // fit): the copy is the data; the store is stale.
+    if (h.encoded) stats_.encode_rescues.add();
     v->rescue = h.slot;
     v->rescue_offset = h.offsets[i];
     v->clean_evictions = 0;
@@ -151,7 +168,8 @@ bool Runtime::settle_handoff(Handoff& h, bool wait) noexcept {
     log(LogLevel::kDebug, "range {} changed after it was handed over: restored from host memory at its next use",
         hex(v->begin));
   }
-  h.slot.reset();  // kept by the units it rescued
+  h.slot.reset();      // kept by the units it rescued
+  h.encodings.clear();  // the encodings no unit adopted (unchanged, rescued, freed meanwhile)
   h.settled = true;
   return true;
 }

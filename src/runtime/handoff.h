@@ -48,6 +48,13 @@ struct Handoff {
   std::vector<std::weak_ptr<Unit>> units;
   std::vector<size_t> offsets;         // where each unit's copy goes in the slot
   bool settled = false;
+  // Encode handovers (handoff_encode.cpp): each unit's new encoding, and
+  // where in the slot its result words (length, hash, header copy of at most
+  // header_caps bytes) are.
+  bool encoded = false;
+  std::vector<UniqueDeviceMemory> encodings;
+  std::vector<size_t> results;
+  std::vector<size_t> header_caps;
 };
 
 }  // namespace nz::rt

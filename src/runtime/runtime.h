@@ -97,6 +97,8 @@ class Runtime {
   // For tests: units handed over so far, and of those found changed (handoff.h).
   uint64_t debug_handoffs() const noexcept { return stats_.handoffs.get(); }
   uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
+  uint64_t debug_encode_handoffs() const noexcept { return stats_.encode_handoffs.get(); }
+  uint64_t debug_encode_rescues() const noexcept { return stats_.encode_rescues.get(); }
   uint64_t debug_evicted_ahead() const noexcept { return stats_.evicted_ahead.get(); }
   uint64_t debug_encoded_ahead() const noexcept { return stats_.encoded_ahead.get(); }
   uint64_t debug_evictions_deferred() const noexcept { return stats_.evictions_deferred.get(); }
@@ -209,6 +211,16 @@ class Runtime {
   // Handovers (handoff.h). Lock held.
   bool handoff_eligible(const Unit& u) const noexcept;
   bool hand_over(const std::shared_ptr<Unit>& u) noexcept;  // false: nothing changed, evict otherwise
+  bool give_over(const std::shared_ptr<Handoff>& h, const std::shared_ptr<StagedRun>& run,
+                 const std::vector<std::shared_ptr<Unit>>& units) noexcept;  // its guard enqueued
+  // Encode handovers (handoff_encode.cpp): rewritten runs encoded on the device.
+  bool encode_handoff_eligible(const Unit& u) const noexcept;
+  bool hand_over_encoding(const std::shared_ptr<Unit>& u) noexcept;  // as hand_over
+  bool ensure_guard_workspace(size_t bytes) noexcept;
+  // Stores freed on the device after their decode, not yet freed, and their bound (eviction.cpp).
+  size_t device_work_allowance() const noexcept;
+  size_t in_flight_store_bytes() noexcept;
+  void settle_encoded(Unit& u, Handoff& h, size_t i) noexcept;
   bool settle_handoff(Handoff& h, bool wait) noexcept;     // false: not done and !wait
   void reap_handoffs(bool wait) noexcept;                  // settles the completed ones (all if `wait`)
   bool settle_handoff_of(Unit& u) noexcept;  // waits for its handover, if any: whether it had one
@@ -279,9 +291,17 @@ class Runtime {
   UniqueStream internal_;
   UniqueStream prefetch_stream_;  // decodes ahead of use
   UniqueStream guard_stream_;     // the change tests of handovers (handoff.h)
+  UniqueStream release_stream_;   // frees stores given up while staged, after their decode
   RescuePool rescue_;
   std::deque<std::shared_ptr<Handoff>> handoffs_;  // not settled yet, in guard-stream order
   bool handoffs_enabled_ = false;
+  struct FreedLater {
+    SharedEvent after;  // the decode that still reads the store
+    size_t bytes;
+  };
+  std::vector<FreedLater> freed_later_;  // stores freed on release_stream_ after their decode
+  UniqueDeviceMemory guard_workspace_;  // the encoder's, for encode handovers on the guard stream
+  size_t guard_workspace_bytes_ = 0;
   // The look-ahead stager: where to walk the learned order from next, and
   // whether a staging of it is in progress without the lock.
   std::condition_variable_any stager_cv_;

@@ -481,6 +481,7 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
 void Runtime::release_held(std::vector<std::shared_ptr<Unit>>& units, CUstream stream, bool capturing) noexcept {
   if (units.empty()) return;
   const auto start = TraceClock::now();
+  const uint64_t cpu_start = config_.report ? thread_cpu_ns() : 0;
   {
     std::lock_guard lock(mutex_);
     SharedEvent done = capturing ? nullptr : record_event(stream);
@@ -496,6 +497,7 @@ void Runtime::release_held(std::vector<std::shared_ptr<Unit>>& units, CUstream s
   units.clear();
   stats_.hook_host_ns.add(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
+  if (config_.report) stats_.hook_cpu_ns.add(thread_cpu_ns() - cpu_start);
 }
 
 void Runtime::finish_use(CUstream stream, CUresult result) noexcept {
@@ -573,11 +575,13 @@ CUresult Runtime::hold_touched(CUstream stream, bool per_thread_stream, const ch
   t_extents.clear();
   if (t_touched.empty()) return CUDA_SUCCESS;
   const auto start = TraceClock::now();
+  const uint64_t cpu_start = config_.report ? thread_cpu_ns() : 0;
   const CUstream resolved = resolve(stream, per_thread_stream);
   t_touched_capturing = stream_capturing(resolved);
   const CUresult r = prepare(t_touched, resolved, t_touched_capturing, what);
   stats_.hook_host_ns.add(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
+  if (config_.report) stats_.hook_cpu_ns.add(thread_cpu_ns() - cpu_start);
   return r;
 }
 

@@ -31,6 +31,8 @@ struct Stats {
   Counter reencodes;       // unchanged ranges encoded again at eviction (their store was given up)
   Counter handoffs;        // units evicted by handing their pages over on the device (handoff.h)
   Counter rescues;         // of which found changed by the device's change test (restored from host memory)
+  Counter encode_handoffs; // of which rewritten units encoded on the device (handoff_encode.cpp)
+  Counter encode_rescues;  // of those, the ones whose encoding did not fit (restored from host memory)
   Counter evicted_ahead;   // runs the look-ahead stager evicted with the lock dropped (eviction_ahead.cpp)
   Counter encoded_ahead;   // of their units, those it encoded (changed, or a store given up)
   Counter evictions_deferred;  // of those runs, the ones a launching thread handed to it
@@ -44,6 +46,10 @@ struct Stats {
   // the report): waiting for the runtime lock in prepare(), waiting for the
   // look-ahead stager to finish units a call needs, and encodes.
   Counter hook_lock_ns, hook_stager_ns, hook_encode_ns;
+  // With NEUZIP_REPORT=1: the launching threads' CPU time in those hooks
+  // (the thread's CPU clock). On the simulator, whose device runs on the same
+  // cores, wall time in hooks also counts time the thread was not running.
+  Counter hook_cpu_ns;
   Counter stagings_on_launch;  // units staged by a launching thread for its own call
   // Every encode (first compression, recompression of a changed range,
   // re-encode of an unchanged one whose store was given up): the work that

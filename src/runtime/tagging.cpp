@@ -461,6 +461,7 @@ void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   }
   u->store = std::move(stored);
   u->encoded_bytes = u->store.bytes;
+  u->encoded_dtype = u->store.header.size() > 6 ? u->store.header[6] : 0;
   u->state = UnitState::kCompressed;
   if (config_.corrupt_stores && u->store.bytes > 64) {
     // Fault injection: damage the payload's tail so the decode's checksum fails.

@@ -70,6 +70,7 @@ struct Unit {
   // The size of its last encoding, kept when the store is given up: encoding
   // the same content again gives this size (a rewritten weight, about this).
   size_t encoded_bytes = 0;
+  uint8_t encoded_dtype = 0;  // the nz_dtype it was last encoded as (0: never)
   std::shared_ptr<StagedRun> run;  // while kStaged: the mapping it is part of
   SharedEvent ready;           // after the decode that staged it
   // Events after the launches and copies that used it and may not have

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <span>
 #include <bit>
 #include <cstdio>
 #include <cstdlib>
@@ -334,6 +335,138 @@ TEST(GpuCodec, EncodeIntoBuffersOfTheExpectedSize) {
       EXPECT_TRUE(std::equal(reference.begin(), reference.end(), after.begin())) << "not the bound-sized encoding";
     } else {
       EXPECT_EQ(n, 0u) << "a result that does not fit must read as length 0";
+    }
+  }
+}
+
+// Page-locked host memory the device writes (the guard's flags, rescue
+// copies and result words), zeroed.
+struct PinnedBytes {
+  GpuEnv* env;
+  uint8_t* p = nullptr;
+  PinnedBytes(GpuEnv* e, size_t n) : env(e) {
+    void* v = nullptr;
+    if (env->api().cuMemAllocHost(&v, n) == CUDA_SUCCESS) {
+      p = static_cast<uint8_t*>(v);
+      std::memset(p, 0, n);
+    }
+  }
+  ~PinnedBytes() {
+    if (p) env->api().cuMemFreeHost(p);
+  }
+  CUdeviceptr device(size_t offset = 0) const { return reinterpret_cast<uintptr_t>(p + offset); }
+};
+
+// The change test of handed-over pages (kGuardCompare): unchanged bytes
+// leave the rescue memory alone; changed ones are copied there.
+TEST(GpuCodec, GuardComparesAndRescues) {
+  NZ_REQUIRE_GPU_ENV(env);
+  if (!env->codec().has_guard()) GTEST_SKIP() << "module without the guard kernel";
+  const std::vector<uint8_t> w = weights_like(NZ_BF16, 40000, 7);  // not a multiple of 16 bytes: the byte path
+  DeviceBuffer data = env->upload(w);
+  const uint64_t hash = env->hash(data.get(), w.size());
+  PinnedBytes host(env, 256 + 2 * w.size());
+  ASSERT_NE(host.p, nullptr);
+  std::vector<DeviceCodec::GuardJob> jobs(2);
+  jobs[0] = {data.get(), w.size(), hash, host.device(256)};
+  jobs[1] = {data.get(), w.size(), hash ^ 1, host.device(256 + w.size())};
+  ASSERT_EQ(env->codec().guard_batch(env->stream(), jobs, host.device()), CUDA_SUCCESS);
+  ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
+  const auto* flags = reinterpret_cast<const uint32_t*>(host.p);
+  EXPECT_EQ(flags[0], DeviceCodec::kGuardUnchanged);
+  EXPECT_EQ(flags[1], DeviceCodec::kGuardRescued);
+  EXPECT_TRUE(std::all_of(host.p + 256, host.p + 256 + w.size(), [](uint8_t b) { return b == 0; }));
+  EXPECT_TRUE(std::equal(w.begin(), w.end(), host.p + 256 + w.size())) << "the rescue copy differs";
+  std::vector<DeviceCodec::GuardJob> too_many(DeviceCodec::kMaxGuardBatch + 1, jobs[0]);
+  EXPECT_EQ(env->codec().guard_batch(env->stream(), too_many, host.device()), CUDA_ERROR_INVALID_VALUE);
+}
+
+// Encode handovers (kGuardEncoded, kGuardEncodedOrSame): the guard adopts
+// an encoding only if it is whole (length within the buffer, header and
+// tables within the copy's room, header checksum right); anything else
+// rescues the bytes, so a range's content is never lost with its pages.
+TEST(GpuCodec, GuardAdoptsOnlyWholeEncodings) {
+  NZ_REQUIRE_GPU_ENV(env);
+  if (!env->codec().has_guard()) GTEST_SKIP() << "module without the guard kernel";
+  const uint64_t count = 65536;
+  const std::vector<uint8_t> w = weights_like(NZ_BF16, count, 11);
+  const nz_options o = make_options(NZ_BF16);
+  std::vector<uint8_t> reference;
+  ASSERT_EQ(env->encode(w, count, o, reference), CUDA_SUCCESS);
+  ASSERT_FALSE(reference.empty());
+  const size_t exact = reference.size();
+  const size_t header = NZ_HEADER_BYTES + (reference[28] | reference[29] << 8) +
+                        24 * static_cast<size_t>(reference[24] | reference[25] << 8 | reference[26] << 16);
+  ASSERT_LT(header, exact);
+  DeviceBuffer data = env->upload(w);
+  const uint64_t hash = env->hash(data.get(), w.size());
+  const size_t ws_bytes = env->codec().encode_workspace_bytes(count, o);
+  DeviceBuffer ws = env->alloc(ws_bytes);
+  constexpr size_t kResult = 8192, kHeaderRoom = kResult - DeviceCodec::kGuardResultHeader;
+  ASSERT_LT(header, kHeaderRoom);
+
+  struct Case {
+    const char* what;
+    size_t capacity;        // of the encode's buffer
+    uint32_t mode;
+    uint64_t expected;
+    size_t header_cap;
+    long corrupt_at;        // a byte of the encoding flipped before the guard (-1: none)
+    uint32_t flag;          // what the guard must say
+  };
+  const Case cases[] = {
+      {"whole encoding", exact, DeviceCodec::kGuardEncoded, 0, kHeaderRoom, -1, DeviceCodec::kGuardStored},
+      {"did not fit", exact / 2, DeviceCodec::kGuardEncoded, 0, kHeaderRoom, -1, DeviceCodec::kGuardRescued},
+      {"unchanged", exact, DeviceCodec::kGuardEncodedOrSame, hash, kHeaderRoom, -1, DeviceCodec::kGuardUnchanged},
+      {"changed", exact, DeviceCodec::kGuardEncodedOrSame, hash ^ 1, kHeaderRoom, -1, DeviceCodec::kGuardStored},
+      {"header checksum", exact, DeviceCodec::kGuardEncoded, 0, kHeaderRoom, NZ_HEADER_BYTES + 1,
+       DeviceCodec::kGuardRescued},
+      {"magic", exact, DeviceCodec::kGuardEncoded, 0, kHeaderRoom, 0, DeviceCodec::kGuardRescued},
+      {"no room for the header", exact, DeviceCodec::kGuardEncoded, 0, NZ_HEADER_BYTES, -1,
+       DeviceCodec::kGuardRescued},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    PinnedBytes host(env, 256 + w.size() + kResult);
+    ASSERT_NE(host.p, nullptr);
+    const size_t rescue = 256, result = 256 + w.size();
+    DeviceBuffer store = env->alloc(c.capacity);
+    ASSERT_EQ(env->codec().encode(env->stream(), data.get(), count, o, store.get(), c.capacity, host.device(result),
+                                  ws.get(), ws_bytes),
+              CUDA_SUCCESS);
+    if (c.corrupt_at >= 0) {
+      ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
+      std::vector<uint8_t> b = env->download(store.get() + c.corrupt_at, 1);
+      ASSERT_EQ(env->api().cuMemsetD8Async(store.get() + c.corrupt_at, b[0] ^ 0x40, 1, env->stream()), CUDA_SUCCESS);
+    }
+    DeviceCodec::GuardJob job{data.get(), w.size(), c.expected, host.device(rescue)};
+    job.store = store.get();
+    job.store_cap = c.capacity;
+    job.result = host.device(result);
+    job.header_cap = c.header_cap;
+    job.mode = c.mode;
+    ASSERT_EQ(env->codec().guard_batch(env->stream(), std::span(&job, 1), host.device()), CUDA_SUCCESS);
+    ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
+    uint32_t flag = 0;
+    uint64_t words[2] = {};
+    std::memcpy(&flag, host.p, 4);
+    std::memcpy(words, host.p + result, sizeof words);
+    EXPECT_EQ(flag, c.flag);
+    EXPECT_EQ(words[1], hash) << "the guard reports the bytes' hash in every encoded mode";
+    const uint8_t* copy = host.p + result + DeviceCodec::kGuardResultHeader;
+    const bool rescued = std::equal(w.begin(), w.end(), host.p + rescue);
+    if (c.flag == DeviceCodec::kGuardRescued) {
+      EXPECT_TRUE(rescued) << "the rescue copy differs";
+    } else {
+      EXPECT_TRUE(std::all_of(host.p + rescue, host.p + rescue + w.size(), [](uint8_t b) { return b == 0; }));
+    }
+    if (c.flag == DeviceCodec::kGuardStored) {
+      EXPECT_EQ(words[0], exact);
+      EXPECT_TRUE(std::equal(reference.begin(), reference.begin() + static_cast<std::ptrdiff_t>(header), copy))
+          << "the header copy differs";
+      EXPECT_EQ(copy[header], 0) << "copied past the header and tables";
+    } else {
+      EXPECT_EQ(copy[0], 0) << "a header copied for an encoding not adopted";
     }
   }
 }

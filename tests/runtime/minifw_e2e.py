@@ -218,7 +218,13 @@ def main():
             fail("no 'handed over' in the report", nz)
         if int(m.group(1)) == 0:
             fail("no eviction was handed over", nz)
-        print(f"digest {nz['digest']} equal; handed over {m.group(1)} (changed {m.group(2)})")
+        # Training (EXPECT_DEVICE_ENCODES=1): weights rewritten every step are
+        # encoded on the device at eviction (handoff_encode.cpp).
+        e = re.search(r"encoded on the device (\d+) units \((\d+) rescued\)", nz["stderr"])
+        if env.get("EXPECT_DEVICE_ENCODES") == "1" and (not e or int(e.group(1)) == 0):
+            fail("no rewritten weight was encoded on the device", nz)
+        print(f"digest {nz['digest']} equal; handed over {m.group(1)} (changed {m.group(2)})"
+              + (f"; encoded on the device {e.group(1)} units ({e.group(2)} rescued)" if e else ""))
     elif check == "stager":
         # Issue 10: the look-ahead stager (NEUZIP_LOOKAHEAD_MB=auto) under a
         # fixed budget that evicts every step. Same digest; the stager stages

@@ -826,6 +826,68 @@ TEST_F(RuntimeE2E, LookaheadStagerEvictsRewrittenWeightsOffTheLock) {
   d->free(dp);
 }
 
+// Encode handovers (handoff_encode.cpp; runtime-e2e-handoff with the arena,
+// runtime-e2e-encode-handoff with exact handles, both a budget of two units):
+// a weight rewritten every step (LOMO's) is evicted without the launching
+// thread waiting: the device encodes it after its last use into a buffer of
+// its last encoding's size, and the guard adopts the encoding or, when it
+// does not fit, copies the bytes to host memory. Six one-unit weights, eight
+// steps; at step 4 one weight is rewritten with random bits (its encoding
+// cannot fit the buffer sized by the last one: the rescue path). Every
+// step's content must come back.
+TEST_F(RuntimeE2E, EncodeHandoffsReencodeRewrittenWeightsOnTheDevice) {
+  if (std::getenv("NEUZIP_STAGING_MB") == nullptr) GTEST_SKIP() << "needs a fixed budget (runtime-e2e-*handoff)";
+  constexpr int kWeights = 6, kSteps = 8, kRandom = 2, kRandomStep = 4;
+  const size_t elements = kMiB;  // 2 MiB of bf16: one unit each
+  std::vector<std::vector<uint16_t>> w;
+  std::vector<CUdeviceptr> p;
+  for (int i = 0; i < kWeights; ++i) {
+    w.push_back(bf16_weights(elements, 80 + i));
+    p.push_back(load_weights(w.back()));
+  }
+  auto delta = bf16_weights(elements, 79, 0.001f);
+  std::vector<uint16_t> noise(elements);
+  std::mt19937 rng(5);
+  for (auto& x : noise) x = static_cast<uint16_t>(rng());
+  CUdeviceptr dp = d->alloc(delta.size() * 2), np = d->alloc(noise.size() * 2);
+  ASSERT_EQ(d->real().base.cuMemcpyHtoD(dp, delta.data(), delta.size() * 2), CUDA_SUCCESS);  // untagged
+  ASSERT_EQ(d->real().base.cuMemcpyHtoD(np, noise.data(), noise.size() * 2), CUDA_SUCCESS);
+  uint64_t n = elements;
+  const uint64_t encoded_before = Runtime::get().debug_encode_handoffs();
+  const uint64_t rescued_before = Runtime::get().debug_encode_rescues();
+  for (int step = 0; step < kSteps; ++step) {
+    for (int i = 0; i < kWeights; ++i) {
+      const bool random = step == kRandomStep && i == kRandom;
+      CUdeviceptr& by = random ? np : dp;
+      ASSERT_EQ(d->launch(f_add, {&p[i], &by, &n}), CUDA_SUCCESS) << "step " << step << " weight " << i;
+      const auto& add = random ? noise : delta;
+      for (size_t k = 0; k < elements; ++k) w[i][k] = static_cast<uint16_t>(w[i][k] + add[k]);
+    }
+    if (step % 3 == 2 || step == kRandomStep + 1) {
+      for (int i = 0; i < kWeights; ++i) {
+        std::vector<uint16_t> back(elements);
+        ASSERT_EQ(d->dtoh(back.data(), p[i], back.size() * 2), CUDA_SUCCESS);
+        ASSERT_EQ(back, w[i]) << "step " << step << " weight " << i;
+      }
+    }
+  }
+  for (int i = 0; i < kWeights; ++i) {
+    std::vector<uint16_t> back(elements);
+    ASSERT_EQ(d->dtoh(back.data(), p[i], back.size() * 2), CUDA_SUCCESS);
+    EXPECT_EQ(back, w[i]) << "weight " << i;
+  }
+  if (std::getenv("NEUZIP_ENCODE_HANDOFF") != nullptr) {
+    EXPECT_EQ(Runtime::get().debug_encode_handoffs(), encoded_before) << "NEUZIP_ENCODE_HANDOFF=0 is off";
+  } else {
+    EXPECT_GT(Runtime::get().debug_encode_handoffs() - encoded_before, 0u) << "no weight was encoded on the device";
+    EXPECT_GT(Runtime::get().debug_encode_rescues() - rescued_before, 0u)
+        << "the random weight's encoding fit the buffer sized by its last encoding";
+  }
+  for (auto q : p) d->free(q);
+  d->free(dp);
+  d->free(np);
+}
+
 // A launch captured into a graph stages its ranges at capture time and pins
 // them for as long as the graph or an exec made from it lives: replays (which
 // the runtime never sees) find the data mapped, even while other ranges are

@@ -31,6 +31,11 @@
 #define __launch_bounds__(...)
 #define __shared__ static
 
+// CUDA's 16-byte vector type (the guard copies with it).
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
+
 struct nz_emu_dim3 {
   unsigned x = 1, y = 1, z = 1;
 };

@@ -12,6 +12,7 @@
 // The kernel building blocks, compiled for the host.
 #include "decode_kernel.cuh"
 #include "encode.cuh"
+#include "guard.cuh"
 #include "hash.cuh"
 #include "kernel_abi.h"
 #include "nzsim.h"
@@ -55,6 +56,12 @@ int hash(const nzsim_launch* l) {
   });
 }
 
+// The guard as the CUDA backend launches it: one block per job.
+int guard(const nzsim_launch* l) {
+  const GuardBatchArgs& b = args_of<GuardBatchArgs>(l);
+  return run(l, l->grid.x, [&] { guard_batch(b); });
+}
+
 int analyse(const nzsim_launch* l) { return run(l, l->grid.x, [&] { encode_analyse(args_of<EncodeArgs>(l)); }); }
 int table(const nzsim_launch* l) { return run(l, l->grid.x, [&] { encode_table(args_of<EncodeArgs>(l)); }); }
 int rans(const nzsim_launch* l) { return run(l, l->grid.x, [&] { encode_rans(args_of<EncodeArgs>(l)); }); }
@@ -65,11 +72,13 @@ const nzsim_param kDecodeParams[] = {{0, sizeof(DecodeArgs)}};
 const nzsim_param kDecodeBatchParams[] = {{0, sizeof(DecodeBatchArgs)}};
 const nzsim_param kHashParams[] = {{0, sizeof(HashArgs)}};
 const nzsim_param kEncodeParams[] = {{0, sizeof(EncodeArgs)}};
+const nzsim_param kGuardParams[] = {{0, sizeof(GuardBatchArgs)}};
 
 const nzsim_kernel kKernels[] = {
     {kDecodeKernel, 1, kDecodeParams, decode},
     {kDecodeBatchKernel, 1, kDecodeBatchParams, decode_batch_jobs},
     {kHashKernel, 1, kHashParams, hash},
+    {kGuardBatchKernel, 1, kGuardParams, guard},
     {kEncodeAnalyseKernel, 1, kEncodeParams, analyse},
     {kEncodeTableKernel, 1, kEncodeParams, table},
     {kEncodeRansKernel, 1, kEncodeParams, rans},
