@@ -71,6 +71,9 @@ class CompressedStore {
   // sizes, header checksum. On success `header` holds them (a store's host copy).
   static bool check_header(const uint8_t* copy, size_t available, size_t len, size_t original,
                            std::vector<uint8_t>& header) noexcept;
+  // check_header on the encoding's own bytes in device memory (read back on
+  // the internal stream, waited for).
+  bool validate_header(CUdeviceptr data, size_t len, size_t original, std::vector<uint8_t>& header) noexcept;
   // Whether compress() of this dtype under `config` is lossy.
   static bool lossy_for(int tag_dtype, const Config& config) noexcept;
 
@@ -118,7 +121,6 @@ class CompressedStore {
       if (buffer.get() == reserve_address_) reserve_ = std::move(buffer);
     }
   }
-  bool validate_header(CUdeviceptr data, size_t len, size_t original, std::vector<uint8_t>& header) noexcept;
   // Whatever happens after an encode, the reserve (if it holds the result)
   // returns to its role when this goes out of scope.
   struct ReserveReturn {

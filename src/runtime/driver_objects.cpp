@@ -64,8 +64,10 @@ uint64_t thread_cpu_ns() noexcept {
 
 bool free_store_after(UniqueDeviceMemory& m, CUevent after, CUstream stream) noexcept {
   if (!m) return true;
-  if (g_store_stream.load(std::memory_order_acquire) == nullptr || g_api.cuMemFreeAsync == nullptr ||
-      stream == nullptr || g_api.base.cuStreamWaitEvent(stream, after, 0) != CUDA_SUCCESS)
+  // Only memory store_alloc took from the stream-ordered allocator (the same test).
+  if (g_store_stream.load(std::memory_order_acquire) == nullptr || g_api.cuMemAllocAsync == nullptr ||
+      g_api.cuMemFreeAsync == nullptr || stream == nullptr ||
+      g_api.base.cuStreamWaitEvent(stream, after, 0) != CUDA_SUCCESS)
     return false;
   if (g_api.cuMemFreeAsync(m.get(), stream) != CUDA_SUCCESS) return false;
   m.release();

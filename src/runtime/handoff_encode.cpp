@@ -138,6 +138,13 @@ bool Runtime::hand_over_encoding(const std::shared_ptr<Unit>& u) noexcept {
   }
   if (workspace > 0 && !ensure_guard_workspace(workspace)) return false;
   const CUstream stream = guard_stream_.get();
+  // The buffers come from the stream-ordered allocator on the internal
+  // stream (store_alloc): another stream may use them only once that stream
+  // reached their allocation (the pool may have ordered it after the free
+  // of memory it reuses).
+  if (SharedEvent allocated = record_event(store_->internal_stream());
+      !allocated || api.cuStreamWaitEvent(stream, allocated->get(), 0) != CUDA_SUCCESS)
+    return false;
   // After every queued use of the run, on any stream.
   for (const auto& v : units) {
     for (const auto& e : v->uses)
@@ -200,9 +207,11 @@ void Runtime::settle_encoded(Unit& u, Handoff& h, size_t i) noexcept {
   fresh.original_bytes = u.bytes();
   fresh.hash = words[1];
   if (!CompressedStore::check_header(result + gpu::DeviceCodec::kGuardResultHeader, h.header_caps[i], fresh.bytes,
-                                     fresh.original_bytes, fresh.header)) {
-    // The device checked the same before the pages went: only a fault of
-    // the host copy gets here. The encoding is all there is.
+                                     fresh.original_bytes, fresh.header) &&
+      !store_->validate_header(h.encodings[i].get(), fresh.bytes, fresh.original_bytes, fresh.header)) {
+    // The device checked the same before the pages went, so only a fault of
+    // the copy gets past that, and then the encoding's own bytes still pass.
+    // The encoding is all there is of the content.
     log(LogLevel::kError, "header of range {} encoded on the device failed validation: its content is lost",
         hex(u.begin));
     return;
