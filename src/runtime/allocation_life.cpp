@@ -183,6 +183,8 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   guard_workspace_.reset();
   guard_workspace_bytes_ = 0;
   freed_later_.clear();
+  held_bytes_ = 0;
+  encode_handoff_bytes_ = 0;
   if (release_stream_) driver().base.cuStreamSynchronize(release_stream_.get());  // stores freed after decodes
   if (internal_) driver().base.cuStreamSynchronize(internal_.get());  // the stores' stream-ordered frees
   set_store_stream(nullptr);

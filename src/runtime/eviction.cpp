@@ -283,7 +283,7 @@ void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
   // not wait for (device_work_allowance), so that a fixed budget still
   // bounds what staging holds in all.
   if (!event_done(u.ready)) {
-    const bool later = in_flight_store_bytes() + u.store.bytes <= device_work_allowance() &&
+    const bool later = unwaited_bytes() + u.store.bytes <= device_work_allowance() &&
                        free_store_after(u.store.data, u.ready->get(), release_stream_.get());
     if (later) {
       try {
@@ -301,21 +301,24 @@ void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
   emit("store_release", u.begin, u.bytes());
 }
 
-// Stores given up while staged and freed on the device after their decode
-// (release_store_if_pressed): the host does not wait for them, so they may
-// pile up while it runs ahead. At most a quarter of a fixed staging budget,
-// so that the budget still bounds what staging holds in all (issue 13's
-// peaks: unbounded, lomo's went from 0.90x to 1.01x); without a fixed
-// budget, none (the host waits, as before). Encode handovers need no such
-// bound: their encodings are the new stores, which the host path would
-// hold as well.
+// Device memory the host handed to work it does not wait for: stores given
+// up while staged and freed on the device after their decode
+// (release_store_if_pressed), and the pages of encode handovers not settled
+// yet (given to the next run, or kept until settled when the incoming run
+// cannot take them: exact handles of another size). The host does not wait
+// for either, so they pile up while it runs ahead of the device: at most a
+// quarter of a fixed staging budget, so that the budget still bounds what
+// staging holds in all (issue 13's peaks: unbounded, stores freed later took
+// lomo from 0.90x to 1.01x, and encode handovers adam + policy from 0.91x to
+// 0.95x with the simulated device behind a loaded host); without a fixed
+// budget, none (the host waits, as before).
 size_t Runtime::device_work_allowance() const noexcept {
   return config_.staging_bytes ? *config_.staging_bytes / 4 : 0;
 }
 
-size_t Runtime::in_flight_store_bytes() noexcept {
+size_t Runtime::unwaited_bytes() noexcept {
   std::erase_if(freed_later_, [](const FreedLater& f) { return event_done(f.after); });
-  size_t bytes = 0;
+  size_t bytes = encode_handoff_bytes_;
   for (const auto& f : freed_later_) bytes += f.bytes;
   return bytes;
 }
@@ -332,7 +335,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
       // handles count too (they are device memory), except one the
       // incoming run will take.
       // Runs handed to the stager to settle (defer_eviction) count as gone.
-      const size_t budget = *config_.staging_bytes + deferred_bytes_;
+      const size_t budget = *config_.staging_bytes + deferred_bytes_ + held_bytes_;
       if (pool_.arena())
         return pool_.in_use_bytes() + incoming > budget || (incoming > 0 && !pool_.has_cached(incoming));
       const size_t reused = incoming > 0 && pool_.has_cached(incoming) ? incoming : 0;
@@ -346,7 +349,8 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
   };
   auto trim_cache = [&] {
     if (!fixed) return pool_.trim(0);
-    const size_t budget = *config_.staging_bytes + deferred_bytes_, used = pool_.in_use_bytes() + incoming;
+    const size_t budget = *config_.staging_bytes + deferred_bytes_ + held_bytes_,
+                 used = pool_.in_use_bytes() + incoming;
     size_t keep = used < budget ? budget - used : 0;
     // acquire will take it; a run larger than the budget keeps nothing (the
     // budget is exceeded anyway: the least memory wins).
@@ -396,6 +400,14 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
       // Without the arena its handle is the incoming run's (acquire takes
       // it): one is enough, the rest of any shortfall is evicted on the host.
       handed_for_incoming = !pool_.arena();
+      trim_cache();
+      continue;
+    }
+    // A rewritten run whose handle the incoming run cannot take (exact
+    // handles of another size): still encoded on the device, its pages kept
+    // by the handover until settled (within the allowance, as every encode
+    // handover: hand_over_encoding).
+    if (!pool_.arena() && encode_handoff_eligible(*victim) && hand_over_encoding(victim, true)) {
       trim_cache();
       continue;
     }

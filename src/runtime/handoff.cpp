@@ -95,10 +95,16 @@ bool Runtime::hand_over(const std::shared_ptr<Unit>& u) noexcept {
 // its units are compressed units with a handover to settle. False (nothing
 // given up) if it could not be recorded.
 bool Runtime::give_over(const std::shared_ptr<Handoff>& h, const std::shared_ptr<StagedRun>& run,
-                        const std::vector<std::shared_ptr<Unit>>& units) noexcept {
+                        const std::vector<std::shared_ptr<Unit>>& units, bool hold) noexcept {
   try {
     handoffs_.push_back(h);
-    pool_.give_back_mapped(run->memory, h->mapping);
+    if (hold) {
+      h->held = std::move(run->memory);
+      h->held_bytes = run->bytes();
+      held_bytes_ += h->held_bytes;
+    } else {
+      pool_.give_back_mapped(run->memory, h->mapping);
+    }
   } catch (...) {
     if (!handoffs_.empty() && handoffs_.back() == h) handoffs_.pop_back();
     return false;
@@ -131,7 +137,14 @@ bool Runtime::settle_handoff(Handoff& h, bool wait) noexcept {
       stats_.hook_wait_ns.add(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
   }
-  pool_.unmap_given(h.va, h.mapping);
+  if (!h.held.empty()) {
+    pool_.unmap(h.va, h.held);
+    pool_.give_back(h.held);
+    held_bytes_ -= std::min(held_bytes_, h.held_bytes);
+    stats_.staging_bytes.set(pool_.in_use_bytes());
+  } else {
+    pool_.unmap_given(h.va, h.mapping);
+  }
   const auto* flags = reinterpret_cast<const volatile uint32_t*>(h.slot->host());
   for (size_t i = 0; i < h.units.size(); ++i) {
     auto v = h.units[i].lock();
@@ -170,6 +183,7 @@ bool Runtime::settle_handoff(Handoff& h, bool wait) noexcept {
   }
   h.slot.reset();      // kept by the units it rescued
   h.encodings.clear();  // the encodings no unit adopted (unchanged, rescued, freed meanwhile)
+  encode_handoff_bytes_ -= std::min(encode_handoff_bytes_, h.encoded_bytes);
   h.settled = true;
   return true;
 }
@@ -201,9 +215,10 @@ void Runtime::settle_handoffs_of(Allocation& a) noexcept {
 }
 
 SharedEvent Runtime::handoff_fence() noexcept {
-  // In order on one stream: the newest unsettled handover's event covers all.
+  // In order on one stream: the newest unsettled handover's event covers all
+  // (but those that kept their pages: nothing is decoded into those).
   for (auto it = handoffs_.rbegin(); it != handoffs_.rend(); ++it) {
-    if (!(*it)->settled) return event_done((*it)->done) ? nullptr : (*it)->done;
+    if (!(*it)->settled && (*it)->held.empty()) return event_done((*it)->done) ? nullptr : (*it)->done;
   }
   return nullptr;
 }

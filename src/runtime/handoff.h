@@ -55,6 +55,12 @@ struct Handoff {
   std::vector<UniqueDeviceMemory> encodings;
   std::vector<size_t> results;
   std::vector<size_t> header_caps;
+  // An encode handover whose pages the next run could not take (exact
+  // handles of another size): they stay with it, mapped, until it is settled,
+  // then are unmapped and go back to the pool. Empty otherwise.
+  StagingPieces held;
+  size_t held_bytes = 0;
+  size_t encoded_bytes = 0;  // the run's bytes (Runtime::encode_handoff_bytes_ until settled)
 };
 
 }  // namespace nz::rt

@@ -94,7 +94,7 @@ bool Runtime::ensure_guard_workspace(size_t bytes) noexcept {
   return true;
 }
 
-bool Runtime::hand_over_encoding(const std::shared_ptr<Unit>& u) noexcept {
+bool Runtime::hand_over_encoding(const std::shared_ptr<Unit>& u, bool hold) noexcept {
   const std::shared_ptr<StagedRun> run = u->run;
   if (!run || !guard_stream_) return false;
   const auto& api = driver().base;
@@ -124,6 +124,9 @@ bool Runtime::hand_over_encoding(const std::shared_ptr<Unit>& u) noexcept {
       h->header_caps.push_back(header_cap.back());
       results = align_up(results + gpu::DeviceCodec::kGuardResultHeader + header_cap.back());
     }
+    // Unsettled encode handovers hold their pages (or the next run's) beyond
+    // what the host waited for: within the allowance (device_work_allowance).
+    if (unwaited_bytes() + run->bytes() > device_work_allowance()) return false;
     h->slot = rescue_.take(results);
     if (!h->slot) return false;  // as far ahead as the rescue memory allows: the host path instead
     std::memset(h->slot->host(), 0, flags);
@@ -190,8 +193,11 @@ bool Runtime::hand_over_encoding(const std::shared_ptr<Unit>& u) noexcept {
   h->done = record_event(stream);
   if (!h->done) return abandon();
   h->encoded = true;
-  if (!give_over(h, run, units)) return abandon();
+  if (!give_over(h, run, units, hold)) return abandon();
+  h->encoded_bytes = run->bytes();
+  encode_handoff_bytes_ += h->encoded_bytes;
   stats_.encode_handoffs.add(units.size());
+  if (hold) stats_.encode_handoffs_held.add(units.size());
   emit_timed("handoff_encode", run->begin, run->bytes(), start);
   return true;
 }

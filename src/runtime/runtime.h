@@ -99,6 +99,7 @@ class Runtime {
   uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
   uint64_t debug_encode_handoffs() const noexcept { return stats_.encode_handoffs.get(); }
   uint64_t debug_encode_rescues() const noexcept { return stats_.encode_rescues.get(); }
+  uint64_t debug_encode_handoffs_held() const noexcept { return stats_.encode_handoffs_held.get(); }
   uint64_t debug_evicted_ahead() const noexcept { return stats_.evicted_ahead.get(); }
   uint64_t debug_encoded_ahead() const noexcept { return stats_.encoded_ahead.get(); }
   uint64_t debug_evictions_deferred() const noexcept { return stats_.evictions_deferred.get(); }
@@ -211,15 +212,18 @@ class Runtime {
   // Handovers (handoff.h). Lock held.
   bool handoff_eligible(const Unit& u) const noexcept;
   bool hand_over(const std::shared_ptr<Unit>& u) noexcept;  // false: nothing changed, evict otherwise
+  // Its guard enqueued; `hold`: the run's pages stay mapped with it until settled.
   bool give_over(const std::shared_ptr<Handoff>& h, const std::shared_ptr<StagedRun>& run,
-                 const std::vector<std::shared_ptr<Unit>>& units) noexcept;  // its guard enqueued
+                 const std::vector<std::shared_ptr<Unit>>& units, bool hold = false) noexcept;
   // Encode handovers (handoff_encode.cpp): rewritten runs encoded on the device.
   bool encode_handoff_eligible(const Unit& u) const noexcept;
-  bool hand_over_encoding(const std::shared_ptr<Unit>& u) noexcept;  // as hand_over
+  // As hand_over; `hold`: the pages stay with the handover until it is
+  // settled (exact handles of another size than the incoming run's).
+  bool hand_over_encoding(const std::shared_ptr<Unit>& u, bool hold = false) noexcept;
   bool ensure_guard_workspace(size_t bytes) noexcept;
-  // Stores freed on the device after their decode, not yet freed, and their bound (eviction.cpp).
+  // Device memory the host handed to work it does not wait for, and its bound (eviction.cpp).
   size_t device_work_allowance() const noexcept;
-  size_t in_flight_store_bytes() noexcept;
+  size_t unwaited_bytes() noexcept;
   void settle_encoded(Unit& u, Handoff& h, size_t i) noexcept;
   bool settle_handoff(Handoff& h, bool wait) noexcept;     // false: not done and !wait
   void reap_handoffs(bool wait) noexcept;                  // settles the completed ones (all if `wait`)
@@ -300,6 +304,8 @@ class Runtime {
     size_t bytes;
   };
   std::vector<FreedLater> freed_later_;  // stores freed on release_stream_ after their decode
+  size_t held_bytes_ = 0;  // pages encode handovers keep until settled (Handoff::held)
+  size_t encode_handoff_bytes_ = 0;  // runs of encode handovers not settled yet
   UniqueDeviceMemory guard_workspace_;  // the encoder's, for encode handovers on the guard stream
   size_t guard_workspace_bytes_ = 0;
   // The look-ahead stager: where to walk the learned order from next, and
