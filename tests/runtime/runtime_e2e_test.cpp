@@ -908,9 +908,10 @@ TEST_F(RuntimeE2E, EncodeHandoffsKeepPagesOfAnotherSize) {
   rewrite_every_step(sizes, 6, 3);
   if (HasFatalFailure()) return;
   if (std::getenv("NZSIM_MAP_OFFSETS") == nullptr && std::getenv("NEUZIP_ENCODE_HANDOFF") == nullptr &&
-      std::atoi(budget) >= 32)
+      std::atoi(budget) >= 32) {
     EXPECT_GT(Runtime::get().debug_encode_handoffs_held() - held_before, 0u)
         << "no victim of another size was encoded on the device";
+  }
 }
 
 // A launch captured into a graph stages its ranges at capture time and pins
