@@ -94,6 +94,11 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (s == "0") c.encode_handoffs = false;
     else if (s != "1") complain("NEUZIP_ENCODE_HANDOFF", v, "0 or 1");
   }
+  if (const char* v = getenv_fn("NEUZIP_EVICT")) {
+    const std::string_view s(v);
+    if (s == "lru") c.evict_by_forecast = false;
+    else if (s != "forecast") complain("NEUZIP_EVICT", v, "forecast or lru");
+  }
   if (const char* v = getenv_fn("NEUZIP_MIN_BYTES")) {
     size_t bytes = 0;
     if (parse_unsigned(v, bytes)) c.min_bytes = bytes;

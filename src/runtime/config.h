@@ -32,6 +32,10 @@ struct Config {
   // Rewritten runs are encoded on the device when evicted (handoff_encode.cpp);
   // NEUZIP_ENCODE_HANDOFF=0: on the host, as before.
   bool encode_handoffs = true;
+  // NEUZIP_EVICT: `forecast` evicts the staged range needed again last
+  // (reuse_forecast.h) while iterations are regular; `lru`: least recently
+  // used, always (as before).
+  bool evict_by_forecast = true;
   size_t min_bytes = size_t{2} << 20;   // NEUZIP_MIN_BYTES: smallest cuMemAlloc served by VMM
   // NEUZIP_LONG_LIVED: a range filled after the program started computing is
   // compressed once launches used it in this many iterations without it being

@@ -227,14 +227,23 @@ bool Runtime::run_evictable(const Unit& u, bool may_wait) const noexcept {
   return true;
 }
 
-// The least recently used staged unit whose run may be evicted now (see
-// run_evictable); ranges staged ahead and not used yet only if no other is.
+bool Runtime::evict_before(const Unit& a, const Unit& b) const noexcept {
+  if (config_.evict_by_forecast && forecast_.regular()) {
+    const uint64_t da = forecast_.calls_until_use(a.uses_seen), db = forecast_.calls_until_use(b.uses_seen);
+    if (da != db) return da > db;
+  }
+  return a.lru_tick < b.lru_tick;
+}
+
+// The staged unit needed again last (evict_before) whose run may be evicted
+// now (see run_evictable); ranges staged ahead and not used yet only if no
+// other is.
 std::shared_ptr<Unit> Runtime::lru_evictable(bool may_wait) const noexcept {
   std::shared_ptr<Unit> victim;
   for (int pass = 0; pass < 2 && !victim; ++pass) {
     for (const auto& u : staged_) {
       if (pass == 0 && u->prefetched) continue;
-      if ((!victim || u->lru_tick < victim->lru_tick) && run_evictable(*u, may_wait)) victim = u;
+      if ((!victim || evict_before(*u, *victim)) && run_evictable(*u, may_wait)) victim = u;
     }
   }
   return victim;
@@ -383,12 +392,15 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     std::shared_ptr<Unit> victim;
     if (!pool_.arena()) {
       for (auto& u : staged_)
-        if (!u->prefetched && (!victim || u->lru_tick < victim->lru_tick) && hand_over_fits(*u)) victim = u;
+        if (!u->prefetched && (!victim || evict_before(*u, *victim)) && hand_over_fits(*u)) victim = u;
     }
+    // (Ranges whose uses completed first was tried with the forecast, which
+    // often picks the range just used: more VMM calls and decode launches in
+    // training, no gain at inference; docs/RESULTS.md §4.9.6.)
     for (int pass = 0; pass < 2 && !victim; ++pass) {
       for (auto& u : staged_) {
         if (pass == 0 && u->prefetched) continue;
-        if (!victim || u->lru_tick < victim->lru_tick) {
+        if (!victim || evict_before(*u, *victim)) {
           if (run_evictable(*u, may_wait) || hand_over_fits(*u)) victim = u;
         }
       }

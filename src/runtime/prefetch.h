@@ -29,6 +29,18 @@ class StagingOrder {
     return next == item ? nullptr : next;
   }
 
+  // What was staged right after `item`'s last staging (null if nothing yet,
+  // or if that is gone). Unlike record(), nothing is recorded: for an item
+  // still staged since then, whose own guess was taken before its successor
+  // was known (the last weight of the first iteration stays staged into the
+  // second one).
+  std::shared_ptr<T> after(const T* item) const {
+    auto it = last_.find(item);
+    if (it == last_.end() || it->second + 1 >= order_.size()) return nullptr;
+    auto next = order_[it->second + 1].lock();
+    return next.get() == item ? nullptr : next;
+  }
+
  private:
   static constexpr size_t kMaxHistory = size_t{1} << 16;
   std::vector<std::weak_ptr<T>> order_;

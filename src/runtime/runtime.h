@@ -209,6 +209,9 @@ class Runtime {
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   bool run_evictable(const Unit& u, bool may_wait) const noexcept;
   std::shared_ptr<Unit> lru_evictable(bool may_wait) const noexcept;
+  // Eviction order: the range needed again last first (reuse_forecast.h),
+  // least recently used among equals and while no forecast is made.
+  bool evict_before(const Unit& a, const Unit& b) const noexcept;
   // Handovers (handoff.h). Lock held.
   bool handoff_eligible(const Unit& u) const noexcept;
   bool hand_over(const std::shared_ptr<Unit>& u) noexcept;  // false: nothing changed, evict otherwise
@@ -355,6 +358,7 @@ class Runtime {
   std::vector<std::shared_ptr<Unit>> staged_;
   GraphPins graph_pins_;  // what captures, graphs and executable graphs keep staged
   uint64_t tick_ = 0;
+  ReuseForecast forecast_;  // which staged range is needed again last (eviction order)
   std::atomic<uint64_t> memory_epoch_{1};  // bumped whenever device memory is given back
   ParamLayoutCache params_;
   TensorMapRegistry tensor_maps_;  // descriptors passed by value by Hopper GEMMs

@@ -249,6 +249,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   };
   bool faulted = false;
   CUresult result = CUDA_SUCCESS;
+  forecast_.on_call();
   // Hold every unit of this call first (so making room never evicts one of
   // them), then make room for the ones to stage, then stage.
   // Units the look-ahead stager is mapping right now: wait for it (it holds
@@ -334,9 +335,12 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     if (last && !capturing) request_lookahead(last);
   }
   std::sort(staged_now.begin(), staged_now.end());
+  bool asked_ahead = !staged_now.empty();  // request_lookahead(last) above
+  std::shared_ptr<Unit> last_staged;        // the last unit of this call found staged
   for (auto& u : touched) {
     if (u->dead) continue;
     const bool just_staged = std::binary_search(staged_now.begin(), staged_now.end(), u);
+    if (u->state == UnitState::kStaged) last_staged = u;
     if (u->state == UnitState::kStaged && !just_staged) {
       // Prefetched, or staged by another stream moments ago: its decode may
       // still be running.
@@ -357,10 +361,12 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
             }
           }
           request_lookahead(u);
+          asked_ahead = true;
         }
       }
     }
     u->lru_tick = ++tick_;
+    forecast_.on_use(u->uses_seen);
     // A graph replays this without asking us: keep it mapped while the
     // capture, its graph or an executable graph made from it exists.
     if (capturing) {
@@ -372,6 +378,25 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
         ++u->pins;  // no memory to record its owner: pinned for good
       }
     }
+  }
+  // A call whose units were all staged already (left staged by the last
+  // iteration, or by another call) and not by a guess asked for nothing
+  // ahead above, and the chain of guesses broke there: the first weight of
+  // every iteration was staged on its launch after the last one (which the
+  // budget had kept staged) was used. Ask from here too when what came after
+  // it last time is compressed (nothing to do otherwise: no stager wake-up,
+  // no driver call on a steady-state launch). Its own guess may predate
+  // that successor: the order is asked again then.
+  if (!asked_ahead && !capturing && last_staged && result == CUDA_SUCCESS) {
+    auto next = last_staged->next_guess.lock();
+    if (!next) {
+      try {
+        next = order_.after(last_staged.get());
+        last_staged->next_guess = next;
+      } catch (...) {
+      }
+    }
+    if (next && !next->dead && next->state == UnitState::kCompressed) request_lookahead(last_staged);
   }
   if (result != CUDA_SUCCESS) {
     // The shim will not forward the call nor call after_*: undo the holds.
@@ -653,6 +678,7 @@ void Runtime::after_transfer(const TransferDesc& d, CUresult result) noexcept {
     // iteration (a batch, a layer loaded on demand).
     if (launched_in_generation_) {
       ++generation_;
+      forecast_.on_iteration();
       launched_in_generation_ = false;
       emit_counters();
     }

@@ -11,6 +11,7 @@
 
 #include "runtime/compressed_store.h"
 #include "runtime/driver_objects.h"
+#include "runtime/reuse_forecast.h"
 #include "runtime/staging_pool.h"
 
 namespace nz::rt {
@@ -85,6 +86,7 @@ struct Unit {
   int compress_attempts = 0;   // compressions that found no memory for their scratch
   uint64_t no_memory_epoch = 0; // the runtime's memory epoch when that last happened
   uint64_t lru_tick = 0;
+  UseHistory uses_seen;          // when the last two iterations used it (reuse_forecast.h)
   bool recode = false;           // dtype changed since it was stored: re-encode at eviction
   bool prefetched = false;      // staged ahead of use and not used yet
   bool incoming = false;        // being staged by the look-ahead stager (runtime lock dropped)

@@ -28,6 +28,13 @@ TEST(Config, DefaultsAreLosslessAdaptiveQuiet) {
   EXPECT_TRUE(c.trace_path.empty());
 }
 
+TEST(Config, EvictionOrder) {
+  EXPECT_TRUE(parse({}).evict_by_forecast);
+  EXPECT_FALSE(parse({{"NEUZIP_EVICT", "lru"}}).evict_by_forecast);
+  EXPECT_TRUE(parse({{"NEUZIP_EVICT", "forecast"}}).evict_by_forecast);
+  EXPECT_TRUE(parse({{"NEUZIP_EVICT", "belady"}}).evict_by_forecast);  // bad value: default
+}
+
 TEST(Config, NeuzipZeroDisables) {
   EXPECT_FALSE(parse({{"NEUZIP", "0"}}).enabled);
   EXPECT_TRUE(parse({{"NEUZIP", "1"}}).enabled);

@@ -90,5 +90,22 @@ TEST(StagingOrder, PredictsWhatFollowedLastTime) {
   EXPECT_EQ(order.record(a), nullptr);  // b is gone
 }
 
+TEST(StagingOrder, AfterTellsWithoutRecording) {
+  StagingOrder<int> order;
+  auto a = std::make_shared<int>(1), b = std::make_shared<int>(2), c = std::make_shared<int>(3);
+  order.record(a);
+  EXPECT_EQ(order.after(a.get()), nullptr);  // nothing after it yet
+  order.record(b);
+  EXPECT_EQ(order.after(a.get()), b);
+  EXPECT_EQ(order.after(a.get()), b);  // asking again records nothing
+  EXPECT_EQ(order.after(c.get()), nullptr);  // never staged
+  order.record(c);
+  order.record(a);
+  EXPECT_EQ(order.after(a.get()), nullptr);  // its last staging is the newest
+  EXPECT_EQ(order.after(c.get()), a);
+  a.reset();
+  EXPECT_EQ(order.after(c.get()), nullptr);  // a is gone
+}
+
 }  // namespace
 }  // namespace nz::rt

@@ -310,6 +310,53 @@ TEST_F(RuntimeE2E, MultiUnitWeightStagesAsOneRun) {
   d->free(p);
 }
 
+// A loop reading more weights than the budget holds (runtime-e2e-forecast*:
+// NEUZIP_STAGING_MB=12, six units): twelve one-unit weights read in order,
+// each iteration begun by a host-to-device copy, as a batch would be. Least
+// recently used eviction took each weight just before it was needed again:
+// every iteration staged all twelve (with the arena, or exact handles without
+// handovers; with exact handles and handovers, 8: a handover's victim must be
+// of the incoming run's size, which made it the unit just used). With the
+// forecast (reuse_forecast.h) the ones needed last go, and once two
+// iterations were seen each stages 7: the shortfall and the guess staged
+// ahead. Every sum stays exact.
+TEST_F(RuntimeE2E, CyclicLoopKeepsWhatItNeedsFirst) {
+  if (std::getenv("NEUZIP_STAGING_MB") == nullptr) GTEST_SKIP() << "needs a fixed budget (runtime-e2e-forecast)";
+  constexpr int kWeights = 12, kIterations = 8, kMeasured = 4;
+  std::vector<std::vector<uint16_t>> w;
+  std::vector<CUdeviceptr> p;
+  std::vector<uint64_t> sums;
+  for (int i = 0; i < kWeights; ++i) {
+    w.push_back(bf16_weights(kMiB, 200 + i));  // one 2 MiB unit each
+    p.push_back(load_weights(w.back()));
+    sums.push_back(host_sum(w.back().data(), w.back().size()));
+  }
+  CUdeviceptr batch = d->alloc(4096);
+  uint64_t staged = 0;
+  for (int it = 0; it < kIterations; ++it) {
+    const uint32_t token = static_cast<uint32_t>(it);
+    ASSERT_EQ(d->htod(batch, &token, sizeof token), CUDA_SUCCESS);
+    const auto before = stats();
+    for (int i = 0; i < kWeights; ++i) {
+      ASSERT_EQ(device_sum(p[i], w[i].size()), sums[i]) << "iteration " << it << " weight " << i;
+    }
+    const auto after = stats();
+    if (it >= kIterations - kMeasured) staged += after.decompressions - before.decompressions;
+  }
+  const double per_iteration = static_cast<double>(staged) / kMeasured;
+  // At least the shortfall (12 - 6) must be staged, or the budget was not one.
+  EXPECT_GE(per_iteration, 6.0);
+  const char* order = std::getenv("NEUZIP_EVICT");
+  if (order != nullptr && std::string(order) == "lru") {
+    EXPECT_GE(per_iteration, 11.0) << "runtime-e2e-forecast-lru: the case the forecast is for";
+  } else {
+    EXPECT_LE(per_iteration, 8.5) << "least recently used stages all 12";
+  }
+  std::fprintf(stderr, "staged per iteration: %.2f\n", per_iteration);
+  for (auto q : p) d->free(q);
+  d->free(batch);
+}
+
 // A pointer into untagged memory of an allocation that holds weights reaches
 // forward, like a pointer into a tag: a block starting before compressed
 // pages and running over them stages them (and reads them exactly), while an

@@ -1,0 +1,61 @@
+#include "runtime/reuse_forecast.h"
+
+#include <algorithm>
+
+namespace nz::rt {
+
+void ReuseForecast::on_iteration() noexcept {
+  length_before_ = last_length_;
+  last_length_ = clock_ - iteration_begin_;
+  iteration_begin_ = clock_;
+  ++iteration_;
+}
+
+bool ReuseForecast::regular() const noexcept {
+  if (last_length_ == 0 || length_before_ == 0) return false;
+  const uint64_t hi = std::max(last_length_, length_before_), lo = std::min(last_length_, length_before_);
+  return hi - lo <= hi / 8;
+}
+
+void ReuseForecast::on_use(UseHistory& h) const noexcept {
+  if (h.iteration != iteration_) {
+    // This iteration's first use: the previous one's uses become the pattern
+    // (or none, if it was not used in the iteration just before).
+    const bool previous = h.iteration + 1 == iteration_;
+    h.last_iteration = previous ? h.iteration : ~uint64_t{0};
+    h.last_count = previous ? h.count : 0;
+    std::copy(h.at, h.at + UseHistory::kKept, h.last_at);
+    h.iteration = iteration_;
+    h.count = 0;
+    h.uses = 0;
+  }
+  const auto call = static_cast<uint32_t>(std::min<uint64_t>(clock_ - iteration_begin_, UINT32_MAX));
+  if (h.count > 0 && h.at[h.count - 1] == call) return;  // one call, one use
+  if (h.uses < UINT8_MAX) ++h.uses;
+  if (h.count < UseHistory::kKept) h.at[h.count++] = call;
+}
+
+uint64_t ReuseForecast::calls_until_use(const UseHistory& h) const noexcept {
+  if (!regular()) return kUnknown;
+  const uint64_t now = clock_ - iteration_begin_;
+  const uint32_t* pattern = nullptr;
+  int pattern_count = 0, used = 0;
+  if (h.iteration == iteration_) {
+    if (h.last_iteration + 1 == iteration_) {
+      pattern = h.last_at;
+      pattern_count = h.last_count;
+    }
+    used = h.uses;
+  } else if (h.iteration + 1 == iteration_) {
+    pattern = h.at;  // not used yet in this iteration
+    pattern_count = h.count;
+  }
+  if (pattern_count == 0) return kNotSoon;
+  // Its next use in this iteration, matched by count: overdue means now.
+  if (used < pattern_count) return pattern[used] > now ? pattern[used] - now : 1;
+  // Used as often as last time (or more than kKept times): next iteration's first.
+  const uint64_t rest = last_length_ > now ? last_length_ - now : 1;
+  return rest + pattern[0];
+}
+
+}  // namespace nz::rt
