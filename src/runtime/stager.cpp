@@ -352,13 +352,15 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
         u->prefetched = false;
         stats_.prefetch_hits.add();
         if (!capturing) {
-          // With the stager on, the order is learned from uses (a range it
-          // staged is not recorded when staged).
-          if (lookahead_window() > 0) {
-            try {
-              u->next_guess = order_.record(u);
-            } catch (...) {
-            }
+          // The order is learned from uses: a range staged ahead is recorded
+          // now, not when it was staged. (Recorded at the prefetch, a guess
+          // skipped once — its range's handover not settled yet — put the
+          // weight after it first in the order, that weight was guessed
+          // first the next time, and the skipped one staged on its launch
+          // again: at every iteration, for good.)
+          try {
+            u->next_guess = order_.record(u);
+          } catch (...) {
           }
           request_lookahead(u);
           asked_ahead = true;
@@ -492,10 +494,9 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
   }
   for (const auto& u : units) {
     u->lru_tick = ++tick_;
-    u->prefetched = true;
+    u->prefetched = true;  // recorded in the order when used (prepare)
     try {
       staged_.push_back(u);
-      u->next_guess = order_.record(u);
     } catch (...) {
     }
     stats_.prefetches.add();
