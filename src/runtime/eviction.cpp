@@ -227,6 +227,12 @@ bool Runtime::run_evictable(const Unit& u, bool may_wait) const noexcept {
   return true;
 }
 
+// Whether staging a guess ahead may evict `u`: not if `u` is needed sooner
+// than the guess (Belady: the guess would only push out what comes first).
+bool Runtime::evictable_for_guess(const Unit& u) const noexcept {
+  return evict_only_after_ == 0 || forecast_.calls_until_use(u.uses_seen) > evict_only_after_;
+}
+
 bool Runtime::evict_before(const Unit& a, const Unit& b) const noexcept {
   if (config_.evict_by_forecast && forecast_.regular()) {
     const uint64_t da = forecast_.calls_until_use(a.uses_seen), db = forecast_.calls_until_use(b.uses_seen);
@@ -396,7 +402,9 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     std::shared_ptr<Unit> victim;
     if (!pool_.arena()) {
       for (auto& u : staged_)
-        if (!u->prefetched && (!victim || evict_before(*u, *victim)) && hand_over_fits(*u)) victim = u;
+        if (!u->prefetched && (!victim || evict_before(*u, *victim)) && hand_over_fits(*u) &&
+            evictable_for_guess(*u))
+          victim = u;
     }
     // (Ranges whose uses completed first was tried with the forecast, which
     // often picks the range just used: more VMM calls and decode launches in
@@ -404,7 +412,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait) noexcept {
     for (int pass = 0; pass < 2 && !victim; ++pass) {
       for (auto& u : staged_) {
         if (pass == 0 && u->prefetched) continue;
-        if (!victim || evict_before(*u, *victim)) {
+        if ((!victim || evict_before(*u, *victim)) && evictable_for_guess(*u)) {
           if (run_evictable(*u, may_wait) || hand_over_fits(*u)) victim = u;
         }
       }

@@ -14,7 +14,10 @@ void ReuseForecast::on_iteration() noexcept {
 bool ReuseForecast::regular() const noexcept {
   if (last_length_ == 0 || length_before_ == 0) return false;
   const uint64_t hi = std::max(last_length_, length_before_), lo = std::min(last_length_, length_before_);
-  return hi - lo <= hi / 8;
+  // This iteration running past the last one by more than that is not the
+  // loop any more (a program reading its weights back after the last step:
+  // every range looked overdue, so needed at once).
+  return hi - lo <= hi / 8 && clock_ - iteration_begin_ <= last_length_ + last_length_ / 8;
 }
 
 void ReuseForecast::on_use(UseHistory& h) const noexcept {

@@ -16,8 +16,8 @@
 // fewer than the last.
 //
 // Only while the iterations are regular (the last two within 1/8 of each
-// other in calls): otherwise no forecast is made and eviction stays least
-// recently used. A forecast only orders evictions: a wrong one costs a decode,
+// other in calls, and this one not longer than the last by more than 1/8):
+// otherwise no forecast is made and eviction stays least recently used. A forecast only orders evictions: a wrong one costs a decode,
 // never a wrong byte.
 #pragma once
 

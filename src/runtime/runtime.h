@@ -172,6 +172,7 @@ class Runtime {
   // The look-ahead stager (lookahead.cpp). Lock held unless stated.
   size_t lookahead_window() const noexcept;
   void request_lookahead(const std::shared_ptr<Unit>& from) noexcept;
+  std::shared_ptr<Unit> first_compressed_guess(const Unit& from) noexcept;  // lock held
   void stager_main() noexcept;  // the thread; takes the lock itself
   void stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Unit>& from) noexcept;
   void wait_for_stager_locked() noexcept;
@@ -211,6 +212,7 @@ class Runtime {
   std::shared_ptr<Unit> lru_evictable(bool may_wait) const noexcept;
   // Eviction order: the range needed again last first (reuse_forecast.h),
   // least recently used among equals and while no forecast is made.
+  bool evictable_for_guess(const Unit& u) const noexcept;
   bool evict_before(const Unit& a, const Unit& b) const noexcept;
   // Handovers (handoff.h). Lock held.
   bool handoff_eligible(const Unit& u) const noexcept;
@@ -359,6 +361,9 @@ class Runtime {
   GraphPins graph_pins_;  // what captures, graphs and executable graphs keep staged
   uint64_t tick_ = 0;
   ReuseForecast forecast_;  // which staged range is needed again last (eviction order)
+  // While a guess is staged ahead: evict only ranges needed again later than
+  // it (calls until its use; 0: no limit). See start_prefetch.
+  uint64_t evict_only_after_ = 0;
   std::atomic<uint64_t> memory_epoch_{1};  // bumped whenever device memory is given back
   ParamLayoutCache params_;
   TensorMapRegistry tensor_maps_;  // descriptors passed by value by Hopper GEMMs

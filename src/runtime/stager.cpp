@@ -470,12 +470,17 @@ std::vector<std::shared_ptr<Unit>> Runtime::compressed_tag_of(const std::shared_
 // anything: a guess must never cost a wait.
 void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
   if (!handoffs_.empty()) reap_handoffs(false);
-  if (!next || next->dead || next->state != UnitState::kCompressed || next->in_flight > 0 || next->handoff ||
-      next->rescue)
-    return;
+  if (!next || next->dead) return;
+  // Why a guess was not staged (the trace tells a wrong guess from a right
+  // one that could not be staged yet).
+  auto skipped = [&](std::string_view why) {
+    if (trace_.enabled()) emit("guess_skipped", next->begin, next->bytes(), fmt::format("\"why\":\"{}\"", why));
+  };
+  if (next->state != UnitState::kCompressed) return skipped("staged");
+  if (next->in_flight > 0 || next->handoff || next->rescue) return skipped("handed over or in use");
   // Under pressure a guess would evict idle ranges (and encode them again) for
   // a decode that may not be needed.
-  if (!config_.staging_bytes && !memory_plentiful()) return;
+  if (!config_.staging_bytes && !memory_plentiful()) return skipped("memory short");
   std::vector<std::shared_ptr<Unit>> units;
   try {
     units = compressed_tag_of(next);
@@ -484,11 +489,20 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
   }
   size_t bytes = 0;
   for (const auto& u : units) bytes += u->bytes();
+  // Room only from ranges needed again after the guess (when the forecast
+  // knows): making room from one needed sooner stages that one again first
+  // (and at the end of a run, every weight read back evicted the next).
+  const uint64_t due =
+      config_.evict_by_forecast ? forecast_.calls_until_use(next->uses_seen) : ReuseForecast::kUnknown;
+  if (due == ReuseForecast::kNotSoon) return skipped("not used last iteration");
   // Not `next` alone when the tag does not fit: that would split the
   // weight into two runs (two mappings, two decode launches) for nothing.
-  if (!enforce_budget(bytes, false)) return;
+  evict_only_after_ = due == ReuseForecast::kUnknown ? 0 : due;
+  const bool room = enforce_budget(bytes, false);
+  evict_only_after_ = 0;
+  if (!room) return skipped("no room without waiting, or only from ranges needed sooner");
   try {
-    if (stage_runs(runs_of(units), prefetch_stream_.get(), false) != CUDA_SUCCESS) return;
+    if (stage_runs(runs_of(units), prefetch_stream_.get(), false) != CUDA_SUCCESS) return skipped("staging failed");
   } catch (...) {
     return;
   }
@@ -680,6 +694,7 @@ void Runtime::after_transfer(const TransferDesc& d, CUresult result) noexcept {
     if (launched_in_generation_) {
       ++generation_;
       forecast_.on_iteration();
+      order_.on_iteration();
       launched_in_generation_ = false;
       emit_counters();
     }

@@ -90,6 +90,53 @@ TEST(StagingOrder, PredictsWhatFollowedLastTime) {
   EXPECT_EQ(order.record(a), nullptr);  // b is gone
 }
 
+// A training step stages a weight in the forward pass, the backward pass and
+// the update, followed each time by another weight: its k-th staging is
+// matched with its k-th staging in the last iteration, not its latest.
+TEST(StagingOrder, MatchesTheKthStagingOfTheLastIteration) {
+  StagingOrder<int> order;
+  auto a = std::make_shared<int>(1), b = std::make_shared<int>(2), c = std::make_shared<int>(3);
+  auto d = std::make_shared<int>(4);
+  // forward a b c, backward b a, update a b c (c stayed staged in between)
+  const std::vector<std::shared_ptr<int>> step{a, b, c, b, a, d, a, b, c};
+  for (const auto& x : step) order.record(x);
+  order.on_iteration();
+  std::vector<std::shared_ptr<int>> guesses;
+  for (const auto& x : step) guesses.push_back(order.record(x));
+  // Each guess is what followed the same staging last time; the last one is
+  // the first staging of this iteration (a: after the update comes the forward).
+  const std::vector<std::shared_ptr<int>> want{b, c, b, a, d, a, b, c, a};
+  EXPECT_EQ(guesses, want);
+  // Matched with its latest staging (its update's), c's forward staging would
+  // be guessed to be followed by the next iteration's a, not by b.
+  order.on_iteration();
+  EXPECT_EQ(order.record(a), b);
+  EXPECT_EQ(order.record(b), c);
+  EXPECT_EQ(order.record(c), b);  // its forward staging: backward's b came next
+}
+
+// With no iteration marks (a program that copies nothing to the device
+// between steps) or more stagings than last time, the latest staging is used.
+TEST(StagingOrder, FallsBackToTheLatestStaging) {
+  StagingOrder<int> order;
+  auto a = std::make_shared<int>(1), b = std::make_shared<int>(2), c = std::make_shared<int>(3);
+  order.record(a);
+  order.record(b);
+  order.record(a);
+  order.record(c);
+  EXPECT_EQ(order.record(a), c);  // no iteration: after a's latest staging came c
+  order.on_iteration();
+  EXPECT_EQ(order.record(a), b);        // after its first staging of the last iteration
+  EXPECT_EQ(order.record(a), c);        // after its second
+  EXPECT_EQ(order.record(a), nullptr);  // after its third came a itself
+  order.record(c);
+  EXPECT_EQ(order.record(a), c);  // a fourth: more than last time, so after its latest staging
+  // Skipped an iteration: nothing to match, the latest staging again.
+  order.on_iteration();
+  order.on_iteration();
+  EXPECT_EQ(order.record(c), a);
+}
+
 TEST(StagingOrder, AfterTellsWithoutRecording) {
   StagingOrder<int> order;
   auto a = std::make_shared<int>(1), b = std::make_shared<int>(2), c = std::make_shared<int>(3);

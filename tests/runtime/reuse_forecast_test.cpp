@@ -88,7 +88,10 @@ TEST(ReuseForecast, ForwardBackwardMatchesUsesByCount) {
 TEST(ReuseForecast, OverdueUseIsNeededNow) {
   ReuseForecast f;
   std::vector<UseHistory> h(3);
-  const std::vector<std::vector<int>> loop = {{0}, {1}, {}, {2}};
+  std::vector<std::vector<int>> loop(16);
+  loop[0] = {0};
+  loop[1] = {1};
+  loop[3] = {2};
   iterate(f, h, loop);
   iterate(f, h, loop);
   f.on_call();
@@ -99,6 +102,25 @@ TEST(ReuseForecast, OverdueUseIsNeededNow) {
   f.on_call();  // call 5: range 1 was used at call 2 last time and not yet now
   EXPECT_EQ(f.calls_until_use(h[1]), 1u);
   EXPECT_EQ(f.calls_until_use(h[2]), 1u);
+}
+
+// An iteration running on past the last one's length by more than 1/8 (a
+// program reading its weights back after its last step) is not the loop:
+// no forecast, rather than every range overdue.
+TEST(ReuseForecast, IterationRunningPastTheLastIsIrregular) {
+  ReuseForecast f;
+  std::vector<UseHistory> h(2);
+  const std::vector<std::vector<int>> loop = {{0}, {}, {}, {}, {}, {}, {}, {1}};
+  iterate(f, h, loop);
+  iterate(f, h, loop);
+  for (int i = 0; i < 9; ++i) f.on_call();  // 8 calls + 1/8: still the loop
+  EXPECT_TRUE(f.regular());
+  EXPECT_NE(f.calls_until_use(h[1]), ReuseForecast::kUnknown);
+  f.on_call();
+  EXPECT_FALSE(f.regular());
+  EXPECT_EQ(f.calls_until_use(h[1]), ReuseForecast::kUnknown);
+  f.on_iteration();  // 10 calls against 8: more than 1/8 apart
+  EXPECT_FALSE(f.regular());
 }
 
 TEST(ReuseForecast, RangeNotUsedLastIterationIsNotSoon) {
