@@ -166,6 +166,7 @@ class Runtime {
                           uint64_t& launches) noexcept;
   void finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, const SharedEvent& ready,
                    CUstream decode_stream, bool capturing, TraceClock::time_point start) noexcept;
+  bool reclaim_stream_ordered_frees() noexcept;  // lock held
   void release_runs(std::vector<std::shared_ptr<StagedRun>>& runs, bool mapped) noexcept;
   void start_prefetch(const std::shared_ptr<Unit>& next) noexcept;
   std::vector<std::shared_ptr<Unit>> compressed_tag_of(const std::shared_ptr<Unit>& u);  // lock held; may throw

@@ -72,6 +72,10 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
         evict_all(may_wait);
         r = pool_.acquire(run->bytes(), run->memory);
       }
+      if (r == CUDA_ERROR_OUT_OF_MEMORY && reclaim_stream_ordered_frees()) {
+        evict_all(may_wait);
+        r = pool_.acquire(run->bytes(), run->memory);
+      }
       run->after = handoff_fence();  // its pages may be ones a handover gave back
       if (r != CUDA_SUCCESS) {
         // A run that does not fit is retried unit by unit: only a single unit's failure is worth a line.
@@ -87,6 +91,22 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
   }
   if (r != CUDA_SUCCESS) release_runs(out, false);
   return r;
+}
+
+// Stores are freed in stream order (cuMemFreeAsync on the runtime's own
+// streams: store_alloc, free_store_after). Until those streams reach the
+// frees, and on a real driver until a synchronization returns the memory
+// pool's free blocks to the device, that memory is not there for
+// cuMemCreate: a staging short of memory waits for them once before it
+// fails (a device behind its host made a run that fits fail now and then).
+// Out of memory only, never on a steady-state launch. Lock held: those
+// streams run no work of ours that takes it. True if it could wait.
+bool Runtime::reclaim_stream_ordered_frees() noexcept {
+  bool waited = false;
+  for (CUstream s : {internal_.get(), release_stream_.get()})
+    if (s != nullptr) waited |= driver().base.cuStreamSynchronize(s) == CUDA_SUCCESS;
+  std::erase_if(freed_later_, [](const FreedLater& f) { return event_done(f.after); });
+  return waited;
 }
 
 // Gives the handles of runs that were not (or are no longer) mapped back.
