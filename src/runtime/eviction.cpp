@@ -504,7 +504,13 @@ bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
   reserve_for_pressure();
   // Evictions handed to the stager (defer_eviction) hold memory until settled.
   if (!to_settle_.empty()) wait_for_stager_locked();
-  const size_t freed = evict_all(true) + (memory_epoch_ != epoch_before ? bytes_wanted : 0);
+  size_t freed = evict_all(true) + (memory_epoch_ != epoch_before ? bytes_wanted : 0);
+  // Stores freed in stream order come back to the device only once their
+  // stream reached the frees and the pool was synchronized (stager.cpp).
+  size_t free_before = 0, free_after = 0, total = 0;
+  if (driver().base.cuMemGetInfo(&free_before, &total) == CUDA_SUCCESS && reclaim_stream_ordered_frees() &&
+      driver().base.cuMemGetInfo(&free_after, &total) == CUDA_SUCCESS && free_after > free_before)
+    freed += free_after - free_before;
   emit("oom", 0, bytes_wanted, fmt::format("\"freed\":{}", freed));
   return freed > 0;
 }
