@@ -1,4 +1,5 @@
 // cuStream* and cuEvent* entry points.
+#include "sim_memory.h"
 #include "sim_stream.h"
 #include <utility>
 
@@ -90,6 +91,7 @@ CUresult CUDAAPI cuStreamSynchronize(CUstream h) {
     }
   }
   drain(s);
+  release_pool_memory();
   return sticky_of(s);
 }
 
@@ -256,8 +258,12 @@ CUresult CUDAAPI cuEventSynchronize(CUevent ev) {
   NZ_REQUIRE_INIT();
   if (!ev) return CUDA_ERROR_INVALID_HANDLE;
   auto [s, seq] = last_record(ev);
-  if (!s) return CUDA_SUCCESS;
+  if (!s) {
+    release_pool_memory();
+    return CUDA_SUCCESS;
+  }
   wait_until(s.get(), seq);
+  release_pool_memory();
   return s->ctx->sticky.load();
 }
 

@@ -254,7 +254,9 @@ CUresult CUDAAPI cuCtxSynchronize(void) {
   Context* c = current_context();
   if (!c) return CUDA_ERROR_INVALID_CONTEXT;
   if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
-  return synchronize_context(c);
+  CUresult r = synchronize_context(c);
+  release_pool_memory();
+  return r;
 }
 
 CUresult CUDAAPI cuCtxGetLimit(size_t* value, CUlimit limit) {

@@ -48,13 +48,31 @@ auto find_containing(Map& m, uintptr_t addr) {
   return m.end();
 }
 
-CUresult allocate(CUdeviceptr* dptr, size_t bytes) {
+// The stream-ordered allocator's pool: memory freed by cuMemFreeAsync (once
+// its stream reached the free) stays reserved by the pool, counted as used
+// and not there for cuMemAlloc or cuMemCreate, until the next stream, event
+// or context synchronization returns it to the device — the real pool's
+// default (CU_MEMPOOL_ATTR_RELEASE_THRESHOLD 0). cuMemAllocAsync reuses it.
+// (Freed at once, a runtime that staged right after freeing stores found the
+// memory there; on a GPU it is not until a synchronization.)
+std::atomic<uint64_t> g_pool_kept{0};
+
+// Takes `bytes` of the pool's reserve for cuMemAllocAsync.
+bool take_from_pool(uint64_t bytes) {
+  uint64_t kept = g_pool_kept.load();
+  while (kept >= bytes)
+    if (g_pool_kept.compare_exchange_weak(kept, kept - bytes)) return true;
+  return false;
+}
+
+// `reserved`: the physical bytes are already taken (from the pool).
+CUresult allocate(CUdeviceptr* dptr, size_t bytes, bool reserved = false) {
   if (!dptr || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
   Context* c = current_context();
   if (!c) return CUDA_ERROR_INVALID_CONTEXT;
   if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
   size_t physical = align_up(bytes, kPageSize);
-  if (!try_reserve_physical(physical)) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (!reserved && !try_reserve_physical(physical)) return CUDA_ERROR_OUT_OF_MEMORY;
   uintptr_t addr = va_allocate(physical, 512);
   if (!addr) {
     release_physical(physical);
@@ -76,7 +94,8 @@ CUresult allocate(CUdeviceptr* dptr, size_t bytes) {
   return CUDA_SUCCESS;
 }
 
-CUresult free_linear(uintptr_t addr) {
+// `to_pool`: a stream-ordered free, whose memory the pool keeps (above).
+CUresult free_linear(uintptr_t addr, bool to_pool = false) {
   LinearAlloc a;
   {
     std::lock_guard lock(g_mu);
@@ -86,11 +105,16 @@ CUresult free_linear(uintptr_t addr) {
     g_allocs.erase(it);
   }
   va_release(addr, a.physical);
-  release_physical(a.physical);
+  if (to_pool) g_pool_kept.fetch_add(a.physical);
+  else release_physical(a.physical);
   return CUDA_SUCCESS;
 }
 
 }  // namespace
+
+void release_pool_memory() {
+  if (const uint64_t kept = g_pool_kept.exchange(0)) release_physical(kept);
+}
 
 MemKind kind_of(uintptr_t addr) {
   if (va_contains(addr)) return MemKind::device;
@@ -106,6 +130,7 @@ void free_context_allocations(Context* c) {
       if (a.ctx == c) mine.push_back(addr);
   }
   for (uintptr_t addr : mine) free_linear(addr);
+  release_pool_memory();  // a destroyed context's pool goes with it
   // Pinned host memory the context allocated is unmapped with it (a real
   // driver frees it: reading it afterwards is a segmentation fault).
   std::vector<std::pair<uintptr_t, size_t>> hosts;
@@ -184,7 +209,15 @@ CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr* dptr, size_t bytes, CUstream hstre
   NZ_REQUIRE_INIT();
   Stream* s;
   if (CUresult r = resolve_stream(hstream, &s); r != CUDA_SUCCESS) return r;
-  return allocate(dptr, bytes);  // memory is available at once: stream order is trivially kept
+  // Memory is available at once: stream order is trivially kept. The pool's
+  // reserve first, as a real pool reuses completed frees.
+  const size_t physical = align_up(bytes, kPageSize);
+  if (bytes > 0 && take_from_pool(physical)) {
+    CUresult r = allocate(dptr, bytes, true);
+    if (r != CUDA_SUCCESS) g_pool_kept.fetch_add(physical);
+    return r;
+  }
+  return allocate(dptr, bytes);
 }
 
 CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream hstream) {
@@ -198,7 +231,7 @@ CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream hstream) {
   WorkItem item;
   item.kind = ItemKind::control;
   item.label = "cuMemFreeAsync";
-  item.body = [dptr] { return free_linear(dptr); };
+  item.body = [dptr] { return free_linear(dptr, /*to_pool=*/true); };
   submit(s, std::move(item));
   return CUDA_SUCCESS;
 }

@@ -17,6 +17,10 @@ MemKind kind_of(uintptr_t addr);
 // Frees every cuMemAlloc allocation the context owns (context destroy/reset).
 void free_context_allocations(Context* c);
 
+// Returns the memory the stream-ordered pool kept after cuMemFreeAsync to the
+// device: every stream, event and context synchronization does.
+void release_pool_memory();
+
 // A linear allocation (cuMemAlloc) or VMM mapping containing `addr`.
 struct RangeInfo {
   uintptr_t base = 0;

@@ -35,6 +35,51 @@ TEST(Memory, AllocAccountingAndOom) {
   EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuMemAlloc(&p, 0));
 }
 
+// As the real stream-ordered pool (release threshold 0): memory freed by
+// cuMemFreeAsync stays the pool's, counted as used and not there for
+// cuMemAlloc, until a stream, event or context synchronization; only
+// cuMemAllocAsync reuses it before that.
+TEST(Memory, StreamOrderedFreesComeBackAtASynchronization) {
+  ScopedContext ctx;
+  size_t free0, total;
+  CU_OK(cuMemGetInfo(&free0, &total));
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  const size_t most = free0 - (8 << 20);  // all but 8 MiB
+  CUdeviceptr p, q;
+  CU_OK(cuMemAllocAsync(&p, most, s));
+  CU_OK(cuMemFreeAsync(p, s));
+  CU_OK(cuStreamSynchronize(s));  // the free ran: released at this synchronization
+  size_t free1;
+  CU_OK(cuMemGetInfo(&free1, &total));
+  EXPECT_EQ(free0, free1);
+  // Freed, run, not synchronized since: the pool still holds it.
+  CU_OK(cuMemAllocAsync(&p, most, s));
+  CU_OK(cuMemFreeAsync(p, s));
+  CUevent e;
+  CU_OK(cuEventCreate(&e, CU_EVENT_DEFAULT));
+  CU_OK(cuEventRecord(e, s));
+  while (cuEventQuery(e) == CUDA_ERROR_NOT_READY) {
+  }
+  CU_OK(cuMemGetInfo(&free1, &total));
+  EXPECT_EQ(free0 - most, free1);
+  EXPECT_EQ(CUDA_ERROR_OUT_OF_MEMORY, cuMemAlloc(&q, most));
+  CU_OK(cuMemAllocAsync(&q, most, s));  // the pool reuses it
+  CU_OK(cuMemFreeAsync(q, s));
+  CU_OK(cuEventRecord(e, s));
+  CU_OK(cuEventSynchronize(e));  // an event synchronization releases it too
+  CU_OK(cuMemAlloc(&q, most));
+  CU_OK(cuMemFree(q));
+  // And a context synchronization.
+  CU_OK(cuMemAllocAsync(&p, most, s));
+  CU_OK(cuMemFreeAsync(p, s));
+  CU_OK(cuCtxSynchronize());
+  CU_OK(cuMemGetInfo(&free1, &total));
+  EXPECT_EQ(free0, free1);
+  CU_OK(cuEventDestroy(e));
+  CU_OK(cuStreamDestroy(s));
+}
+
 TEST(Memory, PeakTracking) {
   ScopedContext ctx;
   auto get = reinterpret_cast<nzsim_get_stats_fn>(dlsym(RTLD_DEFAULT, "nzsim_get_stats"));
