@@ -283,8 +283,13 @@ void Runtime::wait_run_uses(Unit& u) noexcept {
 // run is still mapped). Short of memory, only a run of one unit does.
 void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
   if (!u.store.data || CompressedStore::lossy_for(u.dtype, config_)) return;
+  // Runs handed to the stager to settle, or held by it while it stages,
+  // count as gone against the budget (enforce_budget): not a reason to give
+  // stores up (counted, every staging with the stager on gave its store up
+  // and every eviction encoded it again: inference 1.8 s/step in hooks).
   const bool over_budget =
-      call_over_budget_ || (config_.staging_bytes && pool_.in_use_bytes() > *config_.staging_bytes);
+      call_over_budget_ ||
+      (config_.staging_bytes && pool_.in_use_bytes() > *config_.staging_bytes + deferred_bytes_ + held_bytes_);
   if (!store_useless_while_staged(u.change_streak) && !over_budget) {
     if (!alone) return;
     size_t free = 0, total = 0;
