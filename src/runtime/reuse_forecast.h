@@ -17,8 +17,9 @@
 //
 // Only while the iterations are regular (the last two within 1/8 of each
 // other in calls, and this one not longer than the last by more than 1/8):
-// otherwise no forecast is made and eviction stays least recently used. A forecast only orders evictions: a wrong one costs a decode,
-// never a wrong byte.
+// otherwise no forecast is made and eviction stays least recently used. A
+// forecast only orders evictions: a wrong one costs a decode, never a wrong
+// byte.
 #pragma once
 
 #include <cstdint>

@@ -258,13 +258,9 @@ CUresult CUDAAPI cuEventSynchronize(CUevent ev) {
   NZ_REQUIRE_INIT();
   if (!ev) return CUDA_ERROR_INVALID_HANDLE;
   auto [s, seq] = last_record(ev);
-  if (!s) {
-    release_pool_memory();
-    return CUDA_SUCCESS;
-  }
-  wait_until(s.get(), seq);
+  if (s) wait_until(s.get(), seq);
   release_pool_memory();
-  return s->ctx->sticky.load();
+  return s ? s->ctx->sticky.load() : CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
