@@ -191,6 +191,7 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   internal_.reset();
   prefetch_stream_.reset();
   release_stream_.reset();
+  return_stream_.reset();  // synchronized after each free: nothing queued
   guard_stream_.reset();
   rescue_.release();
   handoffs_enabled_ = false;

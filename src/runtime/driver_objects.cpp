@@ -74,6 +74,16 @@ bool free_store_after(UniqueDeviceMemory& m, CUevent after, CUstream stream) noe
   return true;
 }
 
+bool free_store_now(UniqueDeviceMemory& m, CUstream idle) noexcept {
+  if (!m) return true;
+  if (g_store_stream.load(std::memory_order_acquire) == nullptr || g_api.cuMemFreeAsync == nullptr || idle == nullptr ||
+      g_api.cuMemFreeAsync(m.get(), idle) != CUDA_SUCCESS)
+    return false;
+  m.release();
+  g_api.base.cuStreamSynchronize(idle);  // nothing else queued: only the free
+  return true;
+}
+
 void PhysicalMemoryTraits::destroy(CUmemGenericAllocationHandle h) { g_api.base.cuMemRelease(h); }
 void HostMemoryTraits::destroy(void* p) { g_api.base.cuMemFreeHost(p); }
 

@@ -71,31 +71,6 @@ void Runtime::request_lookahead(const std::shared_ptr<Unit>& from) noexcept {
   stager_cv_.notify_all();
 }
 
-// The first guess along the order from `from` that is still compressed,
-// past guesses staged already (the weights that stayed staged between a
-// forward and a backward pass): stopping at a staged guess left the next
-// weight to be staged on its launch. At most half a fixed budget (or two
-// of the largest calls' stagings) of staged ranges is passed over, and none
-// staged ahead and not used yet: further ahead, making room would evict
-// what is needed sooner.
-std::shared_ptr<Unit> Runtime::first_compressed_guess(const Unit& from) noexcept {
-  const size_t reach =
-      config_.staging_bytes ? *config_.staging_bytes / 2 : std::max(size_t{8} << 20, 2 * launch_staging_peak_);
-  size_t passed = 0;
-  int hops = 0;  // the order may loop without coming back to `from`
-  for (auto u = from.next_guess.lock(); u && !u->dead && u.get() != &from && ++hops <= 4096;
-       u = u->next_guess.lock()) {
-    if (u->state == UnitState::kCompressed) return u;  // start_prefetch tells whether it can be staged now
-    // Staged ahead and not used yet: one guess in flight is enough (going
-    // further made room by evicting ranges whose handovers had not settled
-    // when they were needed again: inference 256/32 staged 79 % ahead, not 90).
-    if (u->prefetched) break;
-    passed += u->bytes();
-    if (passed > reach) break;
-  }
-  return from.next_guess.lock();  // nothing to stage ahead (the trace says why)
-}
-
 void Runtime::stop_stager() noexcept {
   // Another thread may hold the lock for good at exit (exit() from a
   // signal handler, a thread stopped mid-call): never wait for it. The

@@ -142,6 +142,8 @@ bool Runtime::ensure_setup() noexcept {
   prefetch_stream_ = UniqueStream(s);
   // Stores given up while staged are freed on it after their decode (no host wait).
   if (api.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS) release_stream_ = UniqueStream(s);
+  // Stores the host waited for are freed on it and their memory given back at once.
+  if (api.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS) return_stream_ = UniqueStream(s);
   // Handovers (handoff.h): with a fixed budget's arena and a module that has
   // the guard kernel, evictions of unchanged ranges are ordered on the device.
   if (pool_.arena() && codec_->has_guard()) {

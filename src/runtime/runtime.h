@@ -168,12 +168,13 @@ class Runtime {
                    CUstream decode_stream, bool capturing, TraceClock::time_point start) noexcept;
   bool reclaim_stream_ordered_frees() noexcept;  // lock held
   void release_runs(std::vector<std::shared_ptr<StagedRun>>& runs, bool mapped) noexcept;
+  // The launching thread's guesses (guesses.cpp). Lock held.
   void start_prefetch(const std::shared_ptr<Unit>& next) noexcept;
-  std::vector<std::shared_ptr<Unit>> compressed_tag_of(const std::shared_ptr<Unit>& u);  // lock held; may throw
+  std::vector<std::shared_ptr<Unit>> compressed_tag_of(const std::shared_ptr<Unit>& u);  // may throw
+  std::shared_ptr<Unit> first_compressed_guess(const Unit& from) noexcept;
   // The look-ahead stager (lookahead.cpp). Lock held unless stated.
   size_t lookahead_window() const noexcept;
   void request_lookahead(const std::shared_ptr<Unit>& from) noexcept;
-  std::shared_ptr<Unit> first_compressed_guess(const Unit& from) noexcept;  // lock held
   void stager_main() noexcept;  // the thread; takes the lock itself
   void stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Unit>& from) noexcept;
   void wait_for_stager_locked() noexcept;
@@ -213,7 +214,8 @@ class Runtime {
   std::shared_ptr<Unit> lru_evictable(bool may_wait) const noexcept;
   // Eviction order: the range needed again last first (reuse_forecast.h),
   // least recently used among equals and while no forecast is made.
-  bool evictable_for_guess(const Unit& u) const noexcept;
+  // Whether a guess needed in `only_after` calls may evict `u` (0: any).
+  bool evictable_for_guess(const Unit& u, uint64_t only_after) const noexcept;
   bool evict_before(const Unit& a, const Unit& b) const noexcept;
   // Handovers (handoff.h). Lock held.
   bool handoff_eligible(const Unit& u) const noexcept;
@@ -242,8 +244,9 @@ class Runtime {
   void release_store_if_pressed(Unit& u, bool alone) noexcept;  // lock held
   // Evicts LRU staged units until `incoming` more bytes fit the budget,
   // waiting for their last uses only if `may_wait` (and the budget is fixed).
-  // Returns whether they fit.
-  bool enforce_budget(size_t incoming, bool may_wait) noexcept;
+  // `only_after` (a guess staged ahead, calls until its use; 0: no limit):
+  // evicts only ranges needed again later than that. Returns whether they fit.
+  bool enforce_budget(size_t incoming, bool may_wait, uint64_t only_after = 0) noexcept;
   // Evicts every idle staged run; `trim`: also releases the cached handles.
   size_t evict_all(bool wait, bool trim = true) noexcept;
   void finish_use(CUstream stream, CUresult result) noexcept;
@@ -302,11 +305,12 @@ class Runtime {
   UniqueStream prefetch_stream_;  // decodes ahead of use
   UniqueStream guard_stream_;     // the change tests of handovers (handoff.h)
   UniqueStream release_stream_;   // frees stores given up while staged, after their decode
+  UniqueStream return_stream_;    // frees stores nothing reads any more, then is synchronized (free_store_now)
   RescuePool rescue_;
   std::deque<std::shared_ptr<Handoff>> handoffs_;  // not settled yet, in guard-stream order
   bool handoffs_enabled_ = false;
   struct FreedLater {
-    SharedEvent after;  // the decode that still reads the store
+    SharedEvent after;  // recorded after the free (the decode's, if that failed)
     size_t bytes;
   };
   std::vector<FreedLater> freed_later_;  // stores freed on release_stream_ after their decode
@@ -362,9 +366,6 @@ class Runtime {
   GraphPins graph_pins_;  // what captures, graphs and executable graphs keep staged
   uint64_t tick_ = 0;
   ReuseForecast forecast_;  // which staged range is needed again last (eviction order)
-  // While a guess is staged ahead: evict only ranges needed again later than
-  // it (calls until its use; 0: no limit). See start_prefetch.
-  uint64_t evict_only_after_ = 0;
   std::atomic<uint64_t> memory_epoch_{1};  // bumped whenever device memory is given back
   ParamLayoutCache params_;
   TensorMapRegistry tensor_maps_;  // descriptors passed by value by Hopper GEMMs

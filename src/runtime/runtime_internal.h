@@ -1,5 +1,5 @@
 // runtime_internal.h: constants and small helpers shared by the files that
-// implement Runtime (runtime.cpp, tagging.cpp, stager.cpp, eviction.cpp,
+// implement Runtime (runtime.cpp, tagging.cpp, stager.cpp, guesses.cpp, eviction.cpp,
 // diagnostics.cpp). Not part of any interface.
 #pragma once
 

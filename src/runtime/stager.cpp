@@ -1,6 +1,6 @@
 // stager.cpp: launch/copy hooks: find the units a call touches, stage
-// (map + decode on the caller's stream) the compressed ones, prefetch the
-// next guess, record the event after their use; graph capture pins.
+// (map + decode on the caller's stream) the compressed ones, record the
+// event after their use; graph capture pins. Guesses: guesses.cpp.
 #include "runtime/runtime.h"
 
 #include <algorithm>
@@ -452,90 +452,6 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     enforce_budget(0, true);  // staging grew: the budget may now be exceeded
   }
   return result;
-}
-
-// The compressed units of the tag holding `u`'s first byte (or of the
-// tag `u` overlaps first), in address order: a guess is staged as a whole
-// weight, one run, one mapping, one decode launch (staging only the guessed
-// unit left the rest of a weight to a second run at its fault). Not the
-// whole reach a fault stages (the later tags of its cluster): for tensors
-// sharing a caching-allocator segment that would evict more than it saves.
-std::vector<std::shared_ptr<Unit>> Runtime::compressed_tag_of(const std::shared_ptr<Unit>& u) {
-  std::vector<std::shared_ptr<Unit>> out;
-  Allocation* a = allocation_containing(u->begin);
-  AddressWindow tag{0, 0};
-  if (a != nullptr) {
-    tag = a->tags.tag_at(u->begin);
-    if (tag.begin == tag.end) tag = a->tags.tag_at(u->end - 1);
-  }
-  if (a != nullptr && tag.begin < tag.end) {
-    auto it = a->units.upper_bound(tag.begin);
-    // The unit holding the tag's first byte may begin before it.
-    if (it != a->units.begin() && std::prev(it)->second->end > tag.begin) --it;
-    for (; it != a->units.end() && it->second->begin < tag.end; ++it) {
-      const auto& v = it->second;
-      // Not one still handed over (staging it would wait for its change
-      // test) or found changed (staged from host memory, on demand only).
-      if (v->tracked && !v->dead && v->state == UnitState::kCompressed && !v->incoming && v->in_flight == 0 &&
-          v->pins == 0 && !v->handoff && !v->rescue)
-        out.push_back(v);
-    }
-  }
-  if (std::find(out.begin(), out.end(), u) == out.end()) out.assign(1, u);
-  return out;
-}
-
-// Decodes `next` (the unit that followed the one just used, last time) and
-// the rest of its tag on the side stream, if that fits without waiting for
-// anything: a guess must never cost a wait.
-void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
-  if (!handoffs_.empty()) reap_handoffs(false);
-  if (!next || next->dead) return;
-  // Why a guess was not staged (the trace tells a wrong guess from a right
-  // one that could not be staged yet).
-  auto skipped = [&](std::string_view why) {
-    if (trace_.enabled()) emit("guess_skipped", next->begin, next->bytes(), fmt::format("\"why\":\"{}\"", why));
-  };
-  if (next->state != UnitState::kCompressed) return skipped("staged");
-  if (next->in_flight > 0 || next->handoff || next->rescue) return skipped("handed over or in use");
-  // Under pressure a guess would evict idle ranges (and encode them again) for
-  // a decode that may not be needed.
-  if (!config_.staging_bytes && !memory_plentiful()) return skipped("memory short");
-  std::vector<std::shared_ptr<Unit>> units;
-  try {
-    units = compressed_tag_of(next);
-  } catch (...) {
-    return;
-  }
-  size_t bytes = 0;
-  for (const auto& u : units) bytes += u->bytes();
-  // Room only from ranges needed again after the guess (when the forecast
-  // knows): making room from one needed sooner stages that one again first
-  // (and at the end of a run, every weight read back evicted the next).
-  const uint64_t due =
-      config_.evict_by_forecast ? forecast_.calls_until_use(next->uses_seen) : ReuseForecast::kUnknown;
-  if (due == ReuseForecast::kNotSoon) return skipped("not used last iteration");
-  // Not `next` alone when the tag does not fit: that would split the
-  // weight into two runs (two mappings, two decode launches) for nothing.
-  evict_only_after_ = due == ReuseForecast::kUnknown ? 0 : due;
-  const bool room = enforce_budget(bytes, false);
-  evict_only_after_ = 0;
-  if (!room) return skipped("no room without waiting, or only from ranges needed sooner");
-  try {
-    if (stage_runs(runs_of(units), prefetch_stream_.get(), false) != CUDA_SUCCESS) return skipped("staging failed");
-  } catch (...) {
-    return;
-  }
-  for (const auto& u : units) {
-    u->lru_tick = ++tick_;
-    u->prefetched = true;  // recorded in the order when used (prepare)
-    try {
-      staged_.push_back(u);
-    } catch (...) {
-    }
-    stats_.prefetches.add();
-    emit("prefetch", u->begin, u->bytes());
-  }
 }
 
 void Runtime::release_held(std::vector<std::shared_ptr<Unit>>& units, CUstream stream, bool capturing) noexcept {

@@ -1,0 +1,124 @@
+// guesses.cpp: the launching thread's guesses. After a launch used a unit,
+// the unit that followed it in the last iteration (prefetch.h) is staged on
+// the prefetch stream as a whole weight, so that its own launch finds it
+// staged; a guess never waits for the device and never evicts what is needed
+// before it. (With NEUZIP_LOOKAHEAD_MB the stager thread looks further
+// ahead instead: lookahead.cpp.)
+#include <algorithm>
+#include <string_view>
+
+#include "runtime/runtime.h"
+#include "runtime/runtime_internal.h"
+
+namespace nz::rt {
+
+using namespace detail;
+
+// The first guess along the order from `from` that is still compressed,
+// past guesses staged already (the weights that stayed staged between a
+// forward and a backward pass): stopping at a staged guess left the next
+// weight to be staged on its launch. At most half a fixed budget (or two
+// of the largest calls' stagings) of staged ranges is passed over, and none
+// staged ahead and not used yet: further ahead, making room would evict
+// what is needed sooner.
+std::shared_ptr<Unit> Runtime::first_compressed_guess(const Unit& from) noexcept {
+  const size_t reach =
+      config_.staging_bytes ? *config_.staging_bytes / 2 : std::max(size_t{8} << 20, 2 * launch_staging_peak_);
+  size_t passed = 0;
+  int hops = 0;  // the order may loop without coming back to `from`
+  for (auto u = from.next_guess.lock(); u && !u->dead && u.get() != &from && ++hops <= 4096;
+       u = u->next_guess.lock()) {
+    if (u->state == UnitState::kCompressed) return u;  // start_prefetch tells whether it can be staged now
+    // Staged ahead and not used yet: one guess in flight is enough (going
+    // further made room by evicting ranges whose handovers had not settled
+    // when they were needed again: inference 256/32 staged 79 % ahead, not 90).
+    if (u->prefetched) break;
+    passed += u->bytes();
+    if (passed > reach) break;
+  }
+  return from.next_guess.lock();  // nothing to stage ahead (the trace says why)
+}
+
+// The compressed units of the tag holding `u`'s first byte (or of the
+// tag `u` overlaps first), in address order: a guess is staged as a whole
+// weight, one run, one mapping, one decode launch (staging only the guessed
+// unit left the rest of a weight to a second run at its fault). Not the
+// whole reach a fault stages (the later tags of its cluster): for tensors
+// sharing a caching-allocator segment that would evict more than it saves.
+std::vector<std::shared_ptr<Unit>> Runtime::compressed_tag_of(const std::shared_ptr<Unit>& u) {
+  std::vector<std::shared_ptr<Unit>> out;
+  Allocation* a = allocation_containing(u->begin);
+  AddressWindow tag{0, 0};
+  if (a != nullptr) {
+    tag = a->tags.tag_at(u->begin);
+    if (tag.begin == tag.end) tag = a->tags.tag_at(u->end - 1);
+  }
+  if (a != nullptr && tag.begin < tag.end) {
+    auto it = a->units.upper_bound(tag.begin);
+    // The unit holding the tag's first byte may begin before it.
+    if (it != a->units.begin() && std::prev(it)->second->end > tag.begin) --it;
+    for (; it != a->units.end() && it->second->begin < tag.end; ++it) {
+      const auto& v = it->second;
+      // Not one still handed over (staging it would wait for its change
+      // test) or found changed (staged from host memory, on demand only).
+      if (v->tracked && !v->dead && v->state == UnitState::kCompressed && !v->incoming && v->in_flight == 0 &&
+          v->pins == 0 && !v->handoff && !v->rescue)
+        out.push_back(v);
+    }
+  }
+  if (std::find(out.begin(), out.end(), u) == out.end()) out.assign(1, u);
+  return out;
+}
+
+// Decodes `next` (the unit that followed the one just used, last time) and
+// the rest of its tag on the side stream, if that fits without waiting for
+// anything: a guess must never cost a wait.
+void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
+  if (!handoffs_.empty()) reap_handoffs(false);
+  if (!next || next->dead) return;
+  // Why a guess was not staged (the trace tells a wrong guess from a right
+  // one that could not be staged yet).
+  auto skipped = [&](std::string_view why) {
+    if (trace_.enabled()) emit("guess_skipped", next->begin, next->bytes(), fmt::format("\"why\":\"{}\"", why));
+  };
+  if (next->state != UnitState::kCompressed) return skipped("staged");
+  if (next->in_flight > 0 || next->handoff || next->rescue) return skipped("handed over or in use");
+  // Under pressure a guess would evict idle ranges (and encode them again) for
+  // a decode that may not be needed.
+  if (!config_.staging_bytes && !memory_plentiful()) return skipped("memory short");
+  std::vector<std::shared_ptr<Unit>> units;
+  try {
+    units = compressed_tag_of(next);
+  } catch (...) {
+    return;
+  }
+  size_t bytes = 0;
+  for (const auto& u : units) bytes += u->bytes();
+  // Room only from ranges needed again after the guess (when the forecast
+  // knows): making room from one needed sooner stages that one again first
+  // (and at the end of a run, every weight read back evicted the next).
+  const uint64_t due =
+      config_.evict_by_forecast ? forecast_.calls_until_use(next->uses_seen) : ReuseForecast::kUnknown;
+  if (due == ReuseForecast::kNotSoon) return skipped("not used last iteration");
+  // Not `next` alone when the tag does not fit: that would split the
+  // weight into two runs (two mappings, two decode launches) for nothing.
+  const bool room = enforce_budget(bytes, false, due == ReuseForecast::kUnknown ? 0 : due);
+  if (!room) return skipped("no room without waiting, or only from ranges needed sooner");
+  try {
+    if (stage_runs(runs_of(units), prefetch_stream_.get(), false) != CUDA_SUCCESS) return skipped("staging failed");
+  } catch (...) {
+    return;
+  }
+  for (const auto& u : units) {
+    u->lru_tick = ++tick_;
+    u->prefetched = true;  // recorded in the order when used (prepare)
+    try {
+      staged_.push_back(u);
+    } catch (...) {
+    }
+    stats_.prefetches.add();
+    emit("prefetch", u->begin, u->bytes());
+  }
+}
+
+}  // namespace nz::rt
