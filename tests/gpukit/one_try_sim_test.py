@@ -80,6 +80,15 @@ ar = lp.get("access_after_remap", {})
 expect(ar.get("access_before_unmap") == 3 and ar.get("access_after_remap") == 0
        and ar.get("write_after_remap") == "not tried" and ar.get("survives_remap") is False,
        f"access after unmap and remap: {ar}")
+# The simulator's pool keeps freed memory until a synchronization of any
+# stream (the documented default): none back when the stream reached the free,
+# all of it after syncing an idle stream (what free_store_now relies on).
+pool = probe.get("stream_ordered_pool", {})
+expect("error" not in pool and pool.get("taken") == pool.get("bytes") == 64 << 20
+       and pool.get("back_when_the_stream_reached_the_free") == 0
+       and pool.get("back_after_syncing_an_idle_stream") == pool.get("bytes")
+       and pool.get("stores_timed") == 64 and pool.get("free_at_end_minus_start") == 0,
+       f"stream-ordered pool probe: {pool}")
 tm = probe.get("tensor_map", {})
 expect(len(tm.get("bytes", "")) == 256, "tensor map hex dump of 128 bytes")
 # The simulator's descriptor is opaque like a GPU's (tests/sim/README.md): the

@@ -39,6 +39,12 @@ std::string probe_vmm_offsets(const Driver& drv, const Device& dev);
 // touches a staged weight.
 std::string probe_launch_path(const Driver& drv, const Device& dev);
 
+// When memory freed by cuMemFreeAsync comes back (cuMemGetInfo) — once the
+// stream reached the free, after a synchronization of an idle stream, of its
+// own stream, of the context — and the cost of a free plus the
+// synchronization of an idle stream (the runtime's free_store_now).
+std::string probe_stream_ordered_pool(const Driver& drv, const Device& dev);
+
 // Helpers shared by the probes.
 CUmemAllocationProp device_allocation_prop(const Device& dev);
 CUmemAccessDesc read_write_access(const Device& dev);
