@@ -42,11 +42,17 @@ std::atomic<CUstream> g_store_stream{nullptr};
 
 void set_store_stream(CUstream stream) noexcept { g_store_stream.store(stream, std::memory_order_release); }
 
+namespace {
+// Whether store_alloc takes stores from the stream-ordered allocator (then
+// they may be freed in stream order), and on which stream; null otherwise.
+CUstream stream_ordered_store_stream() noexcept {
+  if (g_api.cuMemAllocAsync == nullptr || g_api.cuMemFreeAsync == nullptr) return nullptr;
+  return g_store_stream.load(std::memory_order_acquire);
+}
+}  // namespace
+
 CUresult store_alloc(CUdeviceptr* p, size_t bytes) noexcept {
-  const CUstream s = g_store_stream.load(std::memory_order_acquire);
-  if (s != nullptr && g_api.cuMemAllocAsync != nullptr && g_api.cuMemFreeAsync != nullptr) {
-    return g_api.cuMemAllocAsync(p, bytes, s);
-  }
+  if (const CUstream s = stream_ordered_store_stream()) return g_api.cuMemAllocAsync(p, bytes, s);
   return g_api.base.cuMemAlloc(p, bytes);
 }
 
@@ -64,9 +70,8 @@ uint64_t thread_cpu_ns() noexcept {
 
 bool free_store_after(UniqueDeviceMemory& m, CUevent after, CUstream stream) noexcept {
   if (!m) return true;
-  // Only memory store_alloc took from the stream-ordered allocator (the same test).
-  if (g_store_stream.load(std::memory_order_acquire) == nullptr || g_api.cuMemAllocAsync == nullptr ||
-      g_api.cuMemFreeAsync == nullptr || stream == nullptr ||
+  // Only memory store_alloc took from the stream-ordered allocator.
+  if (stream_ordered_store_stream() == nullptr || stream == nullptr ||
       g_api.base.cuStreamWaitEvent(stream, after, 0) != CUDA_SUCCESS)
     return false;
   if (g_api.cuMemFreeAsync(m.get(), stream) != CUDA_SUCCESS) return false;
@@ -76,8 +81,7 @@ bool free_store_after(UniqueDeviceMemory& m, CUevent after, CUstream stream) noe
 
 bool free_store_now(UniqueDeviceMemory& m, CUstream idle) noexcept {
   if (!m) return true;
-  if (g_store_stream.load(std::memory_order_acquire) == nullptr || g_api.cuMemFreeAsync == nullptr || idle == nullptr ||
-      g_api.cuMemFreeAsync(m.get(), idle) != CUDA_SUCCESS)
+  if (stream_ordered_store_stream() == nullptr || idle == nullptr || g_api.cuMemFreeAsync(m.get(), idle) != CUDA_SUCCESS)
     return false;
   m.release();
   g_api.base.cuStreamSynchronize(idle);  // nothing else queued: only the free
