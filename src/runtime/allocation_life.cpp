@@ -194,6 +194,7 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   return_stream_.reset();  // synchronized after each free: nothing queued
   guard_stream_.reset();
   rescue_.release();
+  parked_.release();
   handoffs_enabled_ = false;
   status_host_.reset();
   context_ = nullptr;
@@ -201,6 +202,7 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   setup_tried_ = false;
   setup_ok_ = false;
   launch_staging_peak_ = 0;
+  reserve_given_up_ = false;
   log(LogLevel::kInfo, "context {}: released everything the runtime held in it",
       primary_reset ? "reset" : "destroyed");
 }

@@ -38,6 +38,14 @@ CUresult CompressedStore::ensure_words() noexcept {
   return r;
 }
 
+bool CompressedStore::release_reserve(CUstream idle) noexcept {
+  if (!reserve_) return false;
+  if (!free_store_now(reserve_, idle)) reserve_.reset();
+  reserve_bytes_ = 0;
+  reserve_address_ = 0;
+  return true;
+}
+
 CUresult CompressedStore::hash(CUdeviceptr data, size_t bytes, uint64_t& out) noexcept {
   CUresult r = ensure_words();
   if (r != CUDA_SUCCESS) return r;

@@ -99,6 +99,9 @@ class CompressedStore {
   // depend on finding a free bound-sized buffer. Taken when free memory first
   // runs low (while it still can be), so a device with room never pays for it.
   void ensure_reserve(size_t bytes) noexcept;
+  // Frees the reserve (not while an encode holds it), its memory given back
+  // to the device at once through `idle` (free_store_now). True if it went.
+  bool release_reserve(CUstream idle) noexcept;
   size_t reserve_bytes() const noexcept { return reserve_bytes_; }
 
  private:

@@ -58,7 +58,8 @@ void Runtime::report_at_exit() noexcept {
       "vmm calls {} (creates {}) decode launches {} bytes decompressed {} hook host ns {} (waiting {}; for the lock {}, for the stager {}, encoding {}); "
       "stagings ahead {} on launch {}; handed over {} (changed {}); encodes {} bytes encoded {} encode host ns {}; "
       "evicted off the lock {} runs ({} units encoded; {} handed over by launching threads); "
-      "encoded on the device {} units ({} rescued; {} kept their pages until settled); hook cpu ns {}",
+      "encoded on the device {} units ({} rescued; {} kept their pages until settled); hook cpu ns {}; "
+      "parked in host memory {}",
       peak, s.device_bytes_saved_peak, s.staging_bytes_peak, s.faults, s.decompressions, s.recompressions,
       s.drops, s.prefetches, stats_.prefetch_hits.get(), stats_.store_releases.get(), stats_.reencodes.get(),
       s.checksum_failures, s.vmm_calls, vmm_.create_calls(), s.decode_launches, s.bytes_decompressed, s.hook_host_ns, s.hook_wait_ns,
@@ -66,7 +67,7 @@ void Runtime::report_at_exit() noexcept {
       stats_.bytes_encoded.get(),
       stats_.encode_ns.get(), stats_.evicted_ahead.get(), stats_.encoded_ahead.get(),
       stats_.evictions_deferred.get(), stats_.encode_handoffs.get(), stats_.encode_rescues.get(), stats_.encode_handoffs_held.get(),
-      stats_.hook_cpu_ns.get());
+      stats_.hook_cpu_ns.get(), stats_.parked.get());
   // Another thread may hold the lock for good at exit: never wait for it.
   std::unique_lock lock(mutex_, std::try_to_lock);
   if (lock.owns_lock() && !faults_by_caller_.empty()) {

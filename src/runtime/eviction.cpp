@@ -3,6 +3,7 @@
 #include "runtime/runtime.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "runtime/log.h"
@@ -29,7 +30,7 @@ bool Runtime::memory_plentiful() noexcept {
 // when memory is shortest. So once memory runs low, one such buffer (for the
 // largest unit) is kept aside for good.
 void Runtime::reserve_for_pressure() noexcept {
-  if (!store_ || store_->reserve_bytes() > 0) return;
+  if (!store_ || store_->reserve_bytes() > 0 || reserve_given_up_) return;
   size_t need = 0;
   const size_t largest_unit = std::max(kMaxUnitBytes, vmm_.page_size());
   for (nz_dtype t : {NZ_BF16, NZ_FP16, NZ_FP32}) {
@@ -184,12 +185,40 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
         retire(a, v);  // the whole run becomes resident memory
         return true;
       case Settled::kNoMemory:
-        stays = true;
+        // No room for its encoding: to host memory, so that its pages can
+        // go (kept staged, an eviction that needs memory to free memory
+        // left a fixed budget out of memory on a device it fits).
+        if (!park(*v)) stays = true;
         break;
     }
   }
   if (stays) return false;
   unmap_settled(run, released);
+  return true;
+}
+
+// Evicts a staged unit the device has no memory to encode by copying its
+// pages to page-locked host memory: it is restored from there at its next
+// staging and encoded at the eviction after it (as a range a handover
+// rescued, handoff.cpp). Its uses completed (evictions wait for them, or
+// hand the run over instead). Out-of-memory path only: a copy of its bytes
+// over the bus and a wait for it, on the evicting thread. False (it stays
+// staged) when the host memory is full or cannot be had.
+bool Runtime::park(Unit& u) noexcept {
+  auto slot = parked_.take(u.bytes());
+  if (!slot) return false;
+  CUstream s = internal_.get();
+  if (driver().base.cuMemcpyDtoHAsync(slot->host(), u.begin, u.bytes(), s) != CUDA_SUCCESS ||
+      driver().base.cuStreamSynchronize(s) != CUDA_SUCCESS)
+    return false;
+  if (u.store.data) drop_store(u);  // stale: the copy is the data now
+  u.rescue = std::move(slot);
+  u.rescue_offset = 0;
+  stats_.parked.add();
+  emit("park", u.begin, u.bytes());
+  static std::atomic<bool> said{false};
+  if (!said.exchange(true))
+    log(LogLevel::kInfo, "no device memory to encode an evicted range: ranges parked in host memory until used again");
   return true;
 }
 
@@ -523,6 +552,13 @@ bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
   if (driver().base.cuMemGetInfo(&free_before, &total) == CUDA_SUCCESS && reclaim_stream_ordered_frees() &&
       driver().base.cuMemGetInfo(&free_after, &total) == CUDA_SUCCESS && free_after > free_before)
     freed += free_after - free_before;
+  // The last resorts a staging takes too (acquire_runs): stores of staged
+  // ranges, then the encode reserve.
+  if (freed == 0 && driver().base.cuMemGetInfo(&free_before, &total) == CUDA_SUCCESS) {
+    const bool stores = give_up_staged_stores(), reserve = give_up_reserve();
+    if ((stores || reserve) && driver().base.cuMemGetInfo(&free_after, &total) == CUDA_SUCCESS)
+      freed = free_after > free_before ? free_after - free_before : 0;
+  }
   emit("oom", 0, bytes_wanted, fmt::format("\"freed\":{}", freed));
   return freed > 0;
 }

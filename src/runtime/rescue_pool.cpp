@@ -21,8 +21,7 @@ std::shared_ptr<RescueSlot> RescuePool::take(size_t bytes) noexcept {
     void* p = nullptr;
     if (driver().base.cuMemAllocHost(&p, capacity_) != CUDA_SUCCESS || p == nullptr) {
       failed_ = true;
-      log(LogLevel::kError, "no page-locked host memory ({} bytes) for the change test of handed-over staging: "
-          "evictions wait on the host", capacity_);
+      log(LogLevel::kError, "no page-locked host memory ({} bytes) for {}", capacity_, purpose_);
       return nullptr;
     }
     memory_ = UniqueHostMemory(p);

@@ -48,6 +48,8 @@ class RescuePool {
  public:
   // Bytes of page-locked memory to use (allocated at the first take()); 0: none.
   void set_capacity(size_t bytes) noexcept { capacity_ = bytes; }
+  // What the memory is for, in the one line logged if it cannot be had.
+  void set_purpose(const char* purpose) noexcept { purpose_ = purpose; }
   size_t capacity() const noexcept { return capacity_; }
   // Room for `bytes`, or null (full, or no page-locked memory to be had).
   // The pool must outlive the slots.
@@ -61,6 +63,7 @@ class RescuePool {
   void give_back(size_t offset, size_t bytes) noexcept;
 
   size_t capacity_ = 0;
+  const char* purpose_ = "the change test of handed-over staging: evictions wait on the host";
   bool failed_ = false;  // the allocation failed once: do not retry on every handover
   UniqueHostMemory memory_;
   std::map<size_t, size_t> free_;  // offset -> length, coalesced

@@ -154,6 +154,9 @@ bool Runtime::ensure_setup() noexcept {
       handoffs_enabled_ = true;
     }
   }
+  // Allocated at the first park only (out of device memory at an eviction).
+  parked_.set_capacity(kParkBytes);
+  parked_.set_purpose("ranges evicted while the device had no room to encode them: they stay staged");
   set_store_stream(internal_.get());
   void* status = nullptr;
   if (api.cuMemAllocHost(&status, 64) != CUDA_SUCCESS) return false;

@@ -97,6 +97,7 @@ class Runtime {
   // For tests: units handed over so far, and of those found changed (handoff.h).
   uint64_t debug_handoffs() const noexcept { return stats_.handoffs.get(); }
   uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
+  uint64_t debug_parked() const noexcept { return stats_.parked.get(); }
   uint64_t debug_encode_handoffs() const noexcept { return stats_.encode_handoffs.get(); }
   uint64_t debug_encode_rescues() const noexcept { return stats_.encode_rescues.get(); }
   uint64_t debug_encode_handoffs_held() const noexcept { return stats_.encode_handoffs_held.get(); }
@@ -210,6 +211,9 @@ class Runtime {
   void drop_settle_queue_locked() noexcept;  // no stager to settle them: the runs stay staged
   // Evicts the run holding `u` (every unit of it); false if it stays staged.
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
+  bool park(Unit& u) noexcept;
+  bool give_up_staged_stores() noexcept;
+  bool give_up_reserve() noexcept;
   bool run_evictable(const Unit& u, bool may_wait) const noexcept;
   std::shared_ptr<Unit> lru_evictable(bool may_wait) const noexcept;
   // Eviction order: the range needed again last first (reuse_forecast.h),
@@ -307,6 +311,12 @@ class Runtime {
   UniqueStream release_stream_;   // frees stores given up while staged, after their decode
   UniqueStream return_stream_;    // frees stores nothing reads any more, then is synchronized (free_store_now)
   RescuePool rescue_;
+  // Host memory for ranges evicted when the device has no room to encode
+  // them (park): restored, as rescued ones are, at their next staging.
+  RescuePool parked_;
+  // A staging needed the encode reserve's memory (give_up_reserve): it is
+  // not taken again; evictions with no room to encode park instead.
+  bool reserve_given_up_ = false;
   std::deque<std::shared_ptr<Handoff>> handoffs_;  // not settled yet, in guard-stream order
   bool handoffs_enabled_ = false;
   struct FreedLater {

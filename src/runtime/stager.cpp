@@ -76,6 +76,18 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
         evict_all(may_wait);
         r = pool_.acquire(run->bytes(), run->memory);
       }
+      // Handovers that keep their pages until settled (exact handles of
+      // another size): the host waits for them, and their pages come back.
+      if (r == CUDA_ERROR_OUT_OF_MEMORY && held_bytes_ > 0) {
+        reap_handoffs(true);
+        evict_all(may_wait);
+        r = pool_.acquire(run->bytes(), run->memory);
+      }
+      // Still short: staged ranges no eviction could take (held by calls in
+      // flight or graphs) give their stores up; each is encoded again at
+      // its eviction, or parked if there is no room for that then.
+      if (r == CUDA_ERROR_OUT_OF_MEMORY && give_up_staged_stores()) r = pool_.acquire(run->bytes(), run->memory);
+      if (r == CUDA_ERROR_OUT_OF_MEMORY && give_up_reserve()) r = pool_.acquire(run->bytes(), run->memory);
       run->after = handoff_fence();  // its pages may be ones a handover gave back
       if (r != CUDA_SUCCESS) {
         // A run that does not fit is retried unit by unit: only a single unit's failure is worth a line.
@@ -107,6 +119,38 @@ bool Runtime::reclaim_stream_ordered_frees() noexcept {
     if (s != nullptr) waited |= driver().base.cuStreamSynchronize(s) == CUDA_SUCCESS;
   std::erase_if(freed_later_, [](const FreedLater& f) { return event_done(f.after); });
   return waited;
+}
+
+// The out-of-memory path's last resort before a staging fails: every staged
+// lossless range gives its store up once its decode completed (the host
+// waits for it). Their pages hold the data; each costs an encode (or a
+// park) at its eviction. True if any store went.
+bool Runtime::give_up_staged_stores() noexcept {
+  bool freed = false;
+  for (const auto& u : staged_) {
+    if (u->dead || u->state != UnitState::kStaged || !u->store.data || CompressedStore::lossy_for(u->dtype, config_))
+      continue;
+    if (u->ready && *u->ready && driver().base.cuEventSynchronize(u->ready->get()) != CUDA_SUCCESS) continue;
+    free_store_now(u->store.data, return_stream_.get());
+    stats_.bytes_compressed.sub(u->store.bytes);
+    stats_.store_releases.add();
+    u->store.data.reset();
+    u->store.bytes = 0;
+    emit("store_release", u->begin, u->bytes());
+    freed = true;
+  }
+  return freed;
+}
+
+// Then the encode reserve (reserve_for_pressure): a staging that needs its
+// memory matters more than an encode that might; from then on an eviction
+// with no room to encode parks the range in host memory (park). For good: a
+// device this short would take it back and give it up at every staging.
+bool Runtime::give_up_reserve() noexcept {
+  if (!store_ || reserve_given_up_ || !store_->release_reserve(return_stream_.get())) return false;
+  reserve_given_up_ = true;
+  log(LogLevel::kInfo, "a staging needed the memory reserved for encoding: reserve given up");
+  return true;
 }
 
 // Gives the handles of runs that were not (or are no longer) mapped back.

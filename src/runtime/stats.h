@@ -34,6 +34,7 @@ struct Stats {
   Counter encode_handoffs; // of which rewritten units encoded on the device (handoff_encode.cpp)
   Counter encode_rescues;  // of those, the ones whose encoding did not fit (restored from host memory)
   Counter encode_handoffs_held;  // of those, the ones that kept their pages until settled (Handoff::held)
+  Counter parked;          // units evicted to host memory: no device memory to encode them (park)
   Counter evicted_ahead;   // runs the look-ahead stager evicted with the lock dropped (eviction_ahead.cpp)
   Counter encoded_ahead;   // of their units, those it encoded (changed, or a store given up)
   Counter evictions_deferred;  // of those runs, the ones a launching thread handed to it

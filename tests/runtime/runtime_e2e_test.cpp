@@ -252,6 +252,73 @@ TEST_F(RuntimeE2E, PressureReleasesStoresAndEncodesAgain) {
   d->free(dp);
 }
 
+// A rewritten run evicted when the device has no room for its new encoding
+// (a fixed budget reserves none): its units are parked in host memory so
+// that the pages can go, restored bit for bit at the next use, parked again
+// while memory stays short, and encoded once there is room. Before, the run
+// stayed staged and a staging that needed its pages ran out of memory
+// (RESULTS §4.9.8). Needs a small device and a fixed budget
+// (runtime-e2e-park: NZSIM_MEMORY_MB=256, NEUZIP_STAGING_MB=8).
+TEST_F(RuntimeE2E, EvictionWithoutRoomToEncodeParksInHostMemory) {
+  size_t free = 0, total = 0;
+  ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
+  if (total > 1024 * kMiB || std::getenv("NEUZIP_STAGING_MB") == nullptr)
+    GTEST_SKIP() << "run with NZSIM_MEMORY_MB=256 and a fixed budget (runtime-e2e-park)";
+  // All of the device's free memory but 256 KiB (once the stores freed in
+  // stream order are back), released at the end of the test.
+  std::vector<CUdeviceptr> fillers;
+  auto fill = [&] {
+    ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
+    ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
+    ASSERT_GT(free, kMiB / 4);
+    CUdeviceptr f = 0;
+    ASSERT_EQ(d->real().base.cuMemAlloc(&f, free - kMiB / 4), CUDA_SUCCESS);
+    fillers.push_back(f);
+  };
+  auto w = bf16_weights(2 * kMiB, 31);  // 4 MiB: one run of two units
+  CUdeviceptr p = load_weights(w);
+  // The rewrite gives every element a random exponent out of 64: it still
+  // compresses (about 0.88), but not into the old encoding's size, so its
+  // encode needs a bound-sized buffer (2 MiB + header) first.
+  std::vector<uint16_t> target(w.size()), delta(w.size());
+  std::mt19937 rng(7);
+  for (size_t i = 0; i < w.size(); ++i) {
+    const uint32_t r = rng();
+    target[i] = static_cast<uint16_t>((r & 0x807F) | ((100 + ((r >> 16) & 63)) << 7));
+    delta[i] = static_cast<uint16_t>(target[i] - w[i]);
+  }
+  CUdeviceptr dp = d->alloc(delta.size() * 2);
+  ASSERT_EQ(d->real().base.cuMemcpyHtoD(dp, delta.data(), delta.size() * 2), CUDA_SUCCESS);  // untagged
+  EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));  // staged, stores kept
+  fill();
+  uint64_t n = w.size();
+  ASSERT_EQ(d->launch(f_add, {&p, &dp, &n}), CUDA_SUCCESS);  // w = target
+  const uint64_t parked0 = Runtime::get().debug_parked();
+  Runtime::get().evict_idle();
+  EXPECT_EQ(Runtime::get().debug_parked(), parked0 + 2) << "both units to host memory";
+  EXPECT_EQ(stats().staging_bytes, 0u) << "the run stayed staged";
+  std::vector<uint16_t> back(w.size());
+  ASSERT_EQ(d->dtoh(back.data(), p, back.size() * 2), CUDA_SUCCESS);  // restored from host memory
+  EXPECT_EQ(back, target);
+  fill();  // what the old stores held
+  Runtime::get().evict_idle();  // still no room: parked again
+  EXPECT_EQ(Runtime::get().debug_parked(), parked0 + 4);
+  EXPECT_EQ(stats().staging_bytes, 0u);
+  ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
+  for (CUdeviceptr f : fillers) ASSERT_EQ(d->real().base.cuMemFree(f), CUDA_SUCCESS);
+  const auto s0 = stats();
+  EXPECT_EQ(device_sum(p, w.size()), host_sum(target.data(), target.size()));
+  Runtime::get().evict_idle();  // room now: encoded, not parked
+  const auto s1 = stats();
+  EXPECT_EQ(Runtime::get().debug_parked(), parked0 + 4);
+  EXPECT_EQ(s1.staging_bytes, 0u);
+  EXPECT_GT(s1.bytes_compressed, s0.bytes_compressed + 3 * kMiB) << "two new stores of ~1.8 MB";
+  ASSERT_EQ(d->dtoh(back.data(), p, back.size() * 2), CUDA_SUCCESS);  // decoded from the new stores
+  EXPECT_EQ(back, target);
+  d->free(p);
+  d->free(dp);
+}
+
 TEST_F(RuntimeE2E, ChangedRangesAreRecompressedUnchangedDropped) {
   auto w = bf16_weights(2 * kMiB, 4), delta = bf16_weights(2 * kMiB, 5, 0.001f);
   CUdeviceptr p = load_weights(w);
