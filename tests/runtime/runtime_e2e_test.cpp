@@ -254,69 +254,127 @@ TEST_F(RuntimeE2E, PressureReleasesStoresAndEncodesAgain) {
 
 // A rewritten run evicted when the device has no room for its new encoding
 // (a fixed budget reserves none): its units are parked in host memory so
-// that the pages can go, restored bit for bit at the next use, parked again
-// while memory stays short, and encoded once there is room. Before, the run
-// stayed staged and a staging that needed its pages ran out of memory
-// (RESULTS §4.9.8). Needs a small device and a fixed budget
-// (runtime-e2e-park: NZSIM_MEMORY_MB=256, NEUZIP_STAGING_MB=8).
-TEST_F(RuntimeE2E, EvictionWithoutRoomToEncodeParksInHostMemory) {
-  size_t free = 0, total = 0;
-  ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
-  if (total > 1024 * kMiB || std::getenv("NEUZIP_STAGING_MB") == nullptr)
-    GTEST_SKIP() << "run with NZSIM_MEMORY_MB=256 and a fixed budget (runtime-e2e-park)";
+// that the pages can go. Before, the run stayed staged and a staging that
+// needed its pages ran out of memory (RESULTS §4.9.9). Needs a small device
+// and a fixed budget (runtime-e2e-park: NZSIM_MEMORY_MB=256,
+// NEUZIP_STAGING_MB=8).
+class RuntimePark : public RuntimeE2E {
+ protected:
+  void SetUp() override {
+    RuntimeE2E::SetUp();
+    if (IsSkipped()) return;
+    size_t free = 0, total = 0;
+    ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
+    if (total > 1024 * kMiB || std::getenv("NEUZIP_STAGING_MB") == nullptr)
+      GTEST_SKIP() << "run with NZSIM_MEMORY_MB=256 and a fixed budget (runtime-e2e-park)";
+  }
+  void TearDown() override {
+    if (d != nullptr) {
+      EXPECT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
+      for (CUdeviceptr f : fillers) EXPECT_EQ(d->real().base.cuMemFree(f), CUDA_SUCCESS);
+    }
+    RuntimeE2E::TearDown();
+  }
   // All of the device's free memory but 256 KiB (once the stores freed in
-  // stream order are back), released at the end of the test.
-  std::vector<CUdeviceptr> fillers;
-  auto fill = [&] {
+  // stream order are back), released in TearDown or by release_fillers.
+  void fill() {
+    size_t free = 0, total = 0;
     ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
     ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
     ASSERT_GT(free, kMiB / 4);
     CUdeviceptr f = 0;
     ASSERT_EQ(d->real().base.cuMemAlloc(&f, free - kMiB / 4), CUDA_SUCCESS);
     fillers.push_back(f);
-  };
-  auto w = bf16_weights(2 * kMiB, 31);  // 4 MiB: one run of two units
-  CUdeviceptr p = load_weights(w);
-  // The rewrite gives every element a random exponent out of 64: it still
-  // compresses (about 0.88), but not into the old encoding's size, so its
-  // encode needs a bound-sized buffer (2 MiB + header) first.
-  std::vector<uint16_t> target(w.size()), delta(w.size());
-  std::mt19937 rng(7);
-  for (size_t i = 0; i < w.size(); ++i) {
-    const uint32_t r = rng();
-    target[i] = static_cast<uint16_t>((r & 0x807F) | ((100 + ((r >> 16) & 63)) << 7));
-    delta[i] = static_cast<uint16_t>(target[i] - w[i]);
   }
-  CUdeviceptr dp = d->alloc(delta.size() * 2);
-  ASSERT_EQ(d->real().base.cuMemcpyHtoD(dp, delta.data(), delta.size() * 2), CUDA_SUCCESS);  // untagged
-  EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));  // staged, stores kept
-  fill();
-  uint64_t n = w.size();
-  ASSERT_EQ(d->launch(f_add, {&p, &dp, &n}), CUDA_SUCCESS);  // w = target
-  const uint64_t parked0 = Runtime::get().debug_parked();
-  Runtime::get().evict_idle();
-  EXPECT_EQ(Runtime::get().debug_parked(), parked0 + 2) << "both units to host memory";
-  EXPECT_EQ(stats().staging_bytes, 0u) << "the run stayed staged";
-  std::vector<uint16_t> back(w.size());
-  ASSERT_EQ(d->dtoh(back.data(), p, back.size() * 2), CUDA_SUCCESS);  // restored from host memory
-  EXPECT_EQ(back, target);
-  fill();  // what the old stores held
-  Runtime::get().evict_idle();  // still no room: parked again
+  void release_fillers() {
+    ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
+    for (CUdeviceptr f : fillers) ASSERT_EQ(d->real().base.cuMemFree(f), CUDA_SUCCESS);
+    fillers.clear();
+  }
+  // A 4 MiB weight (one run of two units), staged, rewritten on the device
+  // with the device filled, then evicted: both units parked. The rewrite
+  // gives every element a random exponent out of 64: it still compresses
+  // (about 0.88), but not into the old encoding's size, so its encode needs
+  // a bound-sized buffer (2 MiB + header) first.
+  void park_rewritten_weight() {
+    auto w = bf16_weights(2 * kMiB, 31);
+    p = load_weights(w);
+    target.resize(w.size());
+    std::vector<uint16_t> delta(w.size());
+    std::mt19937 rng(7);
+    for (size_t i = 0; i < w.size(); ++i) {
+      const uint32_t r = rng();
+      target[i] = static_cast<uint16_t>((r & 0x807F) | ((100 + ((r >> 16) & 63)) << 7));
+      delta[i] = static_cast<uint16_t>(target[i] - w[i]);
+    }
+    dp = d->alloc(delta.size() * 2);
+    ASSERT_EQ(d->real().base.cuMemcpyHtoD(dp, delta.data(), delta.size() * 2), CUDA_SUCCESS);  // untagged
+    EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));  // staged, stores kept
+    fill();
+    uint64_t n = w.size();
+    ASSERT_EQ(d->launch(f_add, {&p, &dp, &n}), CUDA_SUCCESS);  // p = target
+    parked0 = Runtime::get().debug_parked();
+    Runtime::get().evict_idle();
+    EXPECT_EQ(Runtime::get().debug_parked(), parked0 + 2) << "both units to host memory";
+    EXPECT_EQ(stats().staging_bytes, 0u) << "the run stayed staged";
+  }
+  std::vector<uint16_t> content() {
+    std::vector<uint16_t> back(target.size());
+    EXPECT_EQ(d->dtoh(back.data(), p, back.size() * 2), CUDA_SUCCESS);
+    return back;
+  }
+
+  std::vector<CUdeviceptr> fillers;
+  std::vector<uint16_t> target;
+  CUdeviceptr p = 0, dp = 0;
+  uint64_t parked0 = 0;
+};
+
+// Parked, restored bit for bit at the next use, parked again while memory
+// stays short, encoded once there is room (with `park` disabled it fails:
+// the run stays staged).
+TEST_F(RuntimePark, EvictionWithoutRoomToEncodeParksInHostMemory) {
+  ASSERT_NO_FATAL_FAILURE(park_rewritten_weight());
+  EXPECT_EQ(content(), target);  // restored from host memory
+  fill();                        // what the old stores held
+  Runtime::get().evict_idle();   // still no room: parked again
   EXPECT_EQ(Runtime::get().debug_parked(), parked0 + 4);
   EXPECT_EQ(stats().staging_bytes, 0u);
-  ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
-  for (CUdeviceptr f : fillers) ASSERT_EQ(d->real().base.cuMemFree(f), CUDA_SUCCESS);
+  release_fillers();
   const auto s0 = stats();
-  EXPECT_EQ(device_sum(p, w.size()), host_sum(target.data(), target.size()));
+  EXPECT_EQ(device_sum(p, target.size()), host_sum(target.data(), target.size()));
   Runtime::get().evict_idle();  // room now: encoded, not parked
   const auto s1 = stats();
   EXPECT_EQ(Runtime::get().debug_parked(), parked0 + 4);
   EXPECT_EQ(s1.staging_bytes, 0u);
   EXPECT_GT(s1.bytes_compressed, s0.bytes_compressed + 3 * kMiB) << "two new stores of ~1.8 MB";
-  ASSERT_EQ(d->dtoh(back.data(), p, back.size() * 2), CUDA_SUCCESS);  // decoded from the new stores
-  EXPECT_EQ(back, target);
+  EXPECT_EQ(content(), target);  // decoded from the new stores
   d->free(p);
   d->free(dp);
+}
+
+// A parked range untagged comes back as resident memory with its content;
+// one freed while parked leaves nothing behind (the next park finds room).
+TEST_F(RuntimePark, ParkedRangesUntaggedOrFreed) {
+  ASSERT_NO_FATAL_FAILURE(park_rewritten_weight());
+  const auto s0 = stats();
+  EXPECT_EQ(nz_untag(p, target.size() * 2), NZ_RT_OK);
+  EXPECT_EQ(stats().bytes_original_compressed, s0.bytes_original_compressed - target.size() * 2);
+  EXPECT_EQ(content(), target);
+  Runtime::get().evict_idle();
+  EXPECT_EQ(Runtime::get().debug_parked(), parked0 + 2) << "resident now: never parked again";
+  EXPECT_EQ(content(), target);
+  d->free(p);
+  d->free(dp);
+  release_fillers();
+  // 40 more parks of 2 MiB: more than the 64 MiB of host memory holds,
+  // so only if the freed and untagged ranges gave theirs back.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_NO_FATAL_FAILURE(park_rewritten_weight());
+    d->free(p);
+    d->free(dp);
+    release_fillers();
+  }
 }
 
 TEST_F(RuntimeE2E, ChangedRangesAreRecompressedUnchangedDropped) {
