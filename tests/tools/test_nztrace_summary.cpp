@@ -119,6 +119,43 @@ std::vector<std::string> pressure_trace() {
   };
 }
 
+// Units parked in host memory (no room to encode them at eviction), one
+// restored by its next staging, one freed with its allocation.
+TEST(NztraceSummary, ParksAreCountedAsHostOffload) {
+  const uint64_t a = 0x7f0000000000, b = a + 2 * MiB;
+  const std::vector<std::string> lines = {
+      line(1000, "alloc", a, 4 * MiB, 4 * MiB, 0, 0),
+      line(1100, "tag", a, 4 * MiB, 4 * MiB, 0, 0, "\"dtype\":1"),
+      line(1200, "unit", a, 2 * MiB, 4 * MiB, 0, 0),
+      line(1300, "unit", b, 2 * MiB, 4 * MiB, 0, 0),
+      line(2000, "compress", a, 2 * MiB, 3 * MiB, 0, MiB, "\"compressed\":1048576"),
+      line(2100, "compress", b, 2 * MiB, 2 * MiB, 0, 2 * MiB, "\"compressed\":1048576"),
+      line(3000, "stage", a, 2 * MiB, 4 * MiB, 2 * MiB, MiB),
+      line(3100, "stage", b, 2 * MiB, 5 * MiB, 4 * MiB, 0),
+      line(4000, "park", a, 2 * MiB, 3 * MiB, 2 * MiB, 0),
+      line(4100, "park", b, 2 * MiB, 1 * MiB, 0, 0),
+      line(5000, "stage", a, 2 * MiB, 3 * MiB, 2 * MiB, 0),
+      line(6000, "park", a, 2 * MiB, 1 * MiB, 0, 0),
+      line(7000, "free", a, 4 * MiB, 0, 0, 0),
+  };
+  const TraceSummary s = summarize(parse_all(lines));
+  EXPECT_EQ(s.parks, 3u);
+  EXPECT_EQ(s.bytes_parked, 6 * MiB);
+  EXPECT_EQ(s.parked_peak_bytes, 4 * MiB);  // both units at once, before a's staging
+  ASSERT_EQ(s.buffers.size(), 2u);
+  EXPECT_EQ(s.buffers[0].parks + s.buffers[1].parks, 3u);
+  const RunInfo run{"prog", 0, ""};
+  auto doc = nz::util::json::parse(render_json(s, run), nullptr);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(doc->find("cost")->find("parks")->as_u64(), 3u);
+  EXPECT_EQ(doc->find("cost")->find("parked_peak_bytes")->as_u64(), 4 * MiB);
+  const std::string text = render_text(s, run, 5);
+  EXPECT_NE(text.find("parked in host memory"), std::string::npos) << text;
+  EXPECT_NE(text.find("at most 4.0 MiB at once"), std::string::npos) << text;
+  // Without parks the report says nothing of them.
+  EXPECT_EQ(render_text(summarize(parse_all(pressure_trace())), run, 5).find("parked"), std::string::npos);
+}
+
 TEST(NztraceSummary, ReencodesAndHostTimeAreCounted) {
   const TraceSummary s = summarize(parse_all(pressure_trace()));
   EXPECT_EQ(s.malformed_lines, 0u);

@@ -89,6 +89,10 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
                    s.fault_apis.empty() ? "" : " (" + fault_list(s) + ")", s.recompressions,
                    mib(s.bytes_recompressed), s.reencodes, mib(s.bytes_reencoded), s.store_releases, s.drops,
                    s.oom_events, time_text(s));
+  if (s.parks)
+    o += fmt::format("parked in host memory (no device memory to encode them at eviction): {} times, {:.1f} MiB, "
+                     "at most {:.1f} MiB at once (host offload, not compression: their pages count as saved)\n",
+                     s.parks, mib(s.bytes_parked), mib(s.parked_peak_bytes));
   o += counters_text(s);
   const auto samples = downsample(s.timeline, s.duration_ns, 10);
   o += "saved over time (MiB, max per tenth of the run):";
@@ -154,6 +158,9 @@ nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
                {"reencodes", s.reencodes},
                {"bytes_reencoded", s.bytes_reencoded},
                {"store_releases", s.store_releases},
+               {"parks", s.parks},
+               {"bytes_parked", s.bytes_parked},
+               {"parked_peak_bytes", s.parked_peak_bytes},
                {"drops", s.drops},
                {"kept_resident", s.kept_resident},
                {"made_resident", s.made_resident},
@@ -211,6 +218,7 @@ nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
                             {"recompressions", b.recompressions},
                             {"reencodes", b.reencodes},
                             {"store_releases", b.store_releases},
+                            {"parks", b.parks},
                             {"drops", b.drops},
                             {"kept_resident", b.kept_resident.empty() ? J(nullptr) : J(b.kept_resident)},
                             {"made_resident", b.made_resident},

@@ -20,6 +20,8 @@ struct Replay {
   std::map<uint64_t, uint64_t> allocs;      // base -> bytes
   std::map<uint64_t, uint64_t> alloc_sites;  // base -> site id
   std::vector<Tag> tags;
+  std::map<uint64_t, uint64_t> parked;     // units in host memory now: address -> bytes
+  uint64_t parked_bytes = 0;
   uint64_t released = 0;                    // bytes of units whose own memory the runtime gave back
   uint64_t live_alloc_bytes = 0;
   uint64_t last_store = 0, last_staging = 0, last_used = 0;
@@ -56,6 +58,7 @@ struct Replay {
 
   void on_free(uint64_t base, uint64_t bytes) {
     const uint64_t end = base + bytes;
+    unpark(base, end);
     for (auto it = live.lower_bound(base); it != live.end() && it->first < end;) {
       auto next = std::next(it);
       if (it->second.compressed_bytes && !it->second.made_resident) released -= std::min(released, it->second.bytes);
@@ -68,6 +71,14 @@ struct Replay {
     if (auto a = allocs.find(base); a != allocs.end()) {
       live_alloc_bytes -= std::min(live_alloc_bytes, a->second);
       allocs.erase(a);
+    }
+  }
+
+  // Parked units in [begin, end) are back on the device (staged) or gone (freed).
+  void unpark(uint64_t begin, uint64_t end) {
+    for (auto it = parked.lower_bound(begin); it != parked.end() && it->first < end;) {
+      parked_bytes -= std::min(parked_bytes, it->second);
+      it = parked.erase(it);
     }
   }
 
@@ -140,7 +151,14 @@ struct Replay {
       s.compressed_original_bytes += e.bytes;
       s.compressed_bytes += e.compressed.value_or(0);
       add_time(e, s.encode_ns);
+    } else if (ev == "park") {
+      ++unit(e.ptr, e.bytes).parks;
+      ++s.parks;
+      s.bytes_parked += e.bytes;
+      if (parked.emplace(e.ptr, e.bytes).second) parked_bytes += e.bytes;
+      s.parked_peak_bytes = std::max(s.parked_peak_bytes, parked_bytes);
     } else if (ev == "stage") {
+      unpark(e.ptr, e.ptr + 1);
       ++unit(e.ptr, e.bytes).stages;
       ++s.stages;
       s.bytes_decompressed += e.bytes;

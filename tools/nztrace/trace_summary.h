@@ -26,6 +26,7 @@ struct BufferStats {
   uint32_t recompressions = 0;    // changed content encoded again at eviction
   uint32_t reencodes = 0;         // unchanged content encoded again (its store was given up)
   uint32_t store_releases = 0;    // stores given up while staged, under memory pressure
+  uint32_t parks = 0;             // evicted to host memory: no device memory to encode it (park)
   uint32_t drops = 0;             // unchanged content evicted without re-encoding
   std::string kept_resident;      // reason the runtime gave ("ratio", "memory", ...) or ""
   bool made_resident = false;     // the runtime gave up compressing it (resident event)
@@ -91,6 +92,10 @@ struct TraceSummary {
   std::map<std::string, uint64_t> fault_apis;
   uint64_t stages = 0, prefetches = 0, compressions = 0, recompressions = 0, reencodes = 0, drops = 0;
   uint64_t store_releases = 0;
+  // Units parked in host memory (no device memory to encode them at their
+  // eviction; restored at their next staging): count, bytes, and the most
+  // bytes parked at once. Their pages count as released: host offload.
+  uint64_t parks = 0, bytes_parked = 0, parked_peak_bytes = 0;
   uint64_t bytes_decompressed = 0, bytes_recompressed = 0, bytes_reencoded = 0;
   uint64_t kept_resident = 0, made_resident = 0, oom_events = 0;
   // Host wall time the runtime spent, from the events' "ns" (docs/NZTRACE.md):
