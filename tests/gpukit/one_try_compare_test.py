@@ -90,6 +90,8 @@ with tempfile.TemporaryDirectory() as work:
                                  "error": "OutOfMemoryError: CUDA out of memory"}])
     write("fit90_infer_neuzip", [row("infer", {"logits": "a"}, 700, [20, 26, 26])])
     write("fit80_infer_neuzip", [row("infer", {"logits": "z"}, 650, [30, 30])])
+    with open(os.path.join(work, "torch_fit90_infer_neuzip.log"), "w") as f:
+        f.write("neuzip: peak device used 1 bytes; ...; hook cpu ns 5; parked in host memory 7\n")
     run = one_try.Run(types.SimpleNamespace(sim=False, bundle=work), one_try.PLANS["gpu"], work)
     expect(one_try.fit_leave_mib(plain_infer, 0.9) == 810, "left free: 0.9 of max allocated, in MiB")
     fit = {(r["share"], r["run"]): r for r in one_try.fit_table(run)}
@@ -97,6 +99,8 @@ with tempfile.TemporaryDirectory() as work:
     expect(fit[(0.9, "neuzip")]["outcome"] == "ok" and fit[(0.9, "neuzip")]["same_outputs_as_plain"]
            and fit[(0.9, "neuzip")]["step_vs_plain"] == 2.0, f"neuzip completed, same outputs: {fit.get((0.9, 'neuzip'))}")
     expect(not fit[(0.8, "neuzip")]["same_outputs_as_plain"], "other outputs are not called the same")
+    expect(fit[(0.9, "neuzip")]["parked"] == 7 and fit[(0.8, "neuzip")]["parked"] is None
+           and fit[(0.9, "plain")]["parked"] is None, f"parks read from the report line: {fit}")
     text = one_try.summary_text(run, types.SimpleNamespace(sim=False, bundle=work), [], {}, {}, list(fit.values()))
     expect("A smaller GPU" in text and "out of memory" in text, "the fit table is in the summary")
 
