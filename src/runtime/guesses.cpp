@@ -105,7 +105,8 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next) noexcept {
   const bool room = enforce_budget(bytes, false, due == ReuseForecast::kUnknown ? 0 : due);
   if (!room) return skipped("no room without waiting, or only from ranges needed sooner");
   try {
-    if (stage_runs(runs_of(units), prefetch_stream_.get(), false) != CUDA_SUCCESS) return skipped("staging failed");
+    if (stage_runs(runs_of(units), prefetch_stream_.get(), false, /*may_wait=*/false) != CUDA_SUCCESS)
+      return skipped("staging failed");
   } catch (...) {
     return;
   }

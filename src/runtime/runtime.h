@@ -156,11 +156,14 @@ class Runtime {
   // Maps and decodes runs of compressed units (each VA-contiguous, in address
   // order) on `stream`: per run one handle, one cuMemMap and one
   // cuMemSetAccess; one decode launch for all of them (per 64 units).
+  // `may_wait` false (a guess): short of memory, no waiting (acquire_runs).
   CUresult stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs, CUstream stream,
-                      bool capturing) noexcept;
+                      bool capturing, bool may_wait = true) noexcept;
   CUresult stage(const std::shared_ptr<Unit>& u, CUstream stream, bool capturing) noexcept;
   // stage_runs in its three phases (the look-ahead stager drops the lock for the second).
-  // `may_wait`: short of memory, evict staged ranges waiting for their last uses.
+  // `may_wait`: short of memory, evict staged ranges waiting for their last
+  // uses, and take the last resorts (held handovers, staged ranges' stores,
+  // the encode reserve), which wait too.
   CUresult acquire_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs,
                         std::vector<std::shared_ptr<StagedRun>>& out, bool may_wait = true) noexcept;
   CUresult map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& runs, CUstream stream,

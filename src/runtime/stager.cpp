@@ -78,7 +78,8 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
       }
       // Handovers that keep their pages until settled (exact handles of
       // another size): the host waits for them, and their pages come back.
-      if (r == CUDA_ERROR_OUT_OF_MEMORY && held_bytes_ > 0) {
+      // (A guess, or the look-ahead stager, takes none of these: it waits for nothing.)
+      if (r == CUDA_ERROR_OUT_OF_MEMORY && may_wait && held_bytes_ > 0) {
         reap_handoffs(true);
         evict_all(may_wait);
         r = pool_.acquire(run->bytes(), run->memory);
@@ -86,8 +87,9 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
       // Still short: staged ranges no eviction could take (held by calls in
       // flight or graphs) give their stores up; each is encoded again at
       // its eviction, or parked if there is no room for that then.
-      if (r == CUDA_ERROR_OUT_OF_MEMORY && give_up_staged_stores()) r = pool_.acquire(run->bytes(), run->memory);
-      if (r == CUDA_ERROR_OUT_OF_MEMORY && give_up_reserve()) r = pool_.acquire(run->bytes(), run->memory);
+      if (r == CUDA_ERROR_OUT_OF_MEMORY && may_wait && give_up_staged_stores())
+        r = pool_.acquire(run->bytes(), run->memory);
+      if (r == CUDA_ERROR_OUT_OF_MEMORY && may_wait && give_up_reserve()) r = pool_.acquire(run->bytes(), run->memory);
       run->after = handoff_fence();  // its pages may be ones a handover gave back
       if (r != CUDA_SUCCESS) {
         // A run that does not fit is retried unit by unit: only a single unit's failure is worth a line.
@@ -128,7 +130,9 @@ bool Runtime::reclaim_stream_ordered_frees() noexcept {
 bool Runtime::give_up_staged_stores() noexcept {
   bool freed = false;
   for (const auto& u : staged_) {
-    if (u->dead || u->state != UnitState::kStaged || !u->store.data || CompressedStore::lossy_for(u->dtype, config_))
+    // Not one the look-ahead stager is settling with the lock dropped (incoming).
+    if (u->dead || u->state != UnitState::kStaged || u->incoming || !u->store.data ||
+        CompressedStore::lossy_for(u->dtype, config_))
       continue;
     if (u->ready && *u->ready && driver().base.cuEventSynchronize(u->ready->get()) != CUDA_SUCCESS) continue;
     free_store_now(u->store.data, return_stream_.get());
@@ -253,7 +257,7 @@ void Runtime::finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, c
 }
 
 CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs, CUstream stream,
-                             bool capturing) noexcept {
+                             bool capturing, bool may_wait) noexcept {
   const auto start = TraceClock::now();
   const CUstream decode_stream = capturing ? internal_.get() : stream;
   // A unit handed over lately keeps its old mapping until its handover settles.
@@ -261,7 +265,7 @@ CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>
     for (const auto& units : runs) settle_handoffs_of(units);
   }
   std::vector<std::shared_ptr<StagedRun>> acquired;
-  CUresult r = acquire_runs(runs, acquired);
+  CUresult r = acquire_runs(runs, acquired, may_wait);
   if (r != CUDA_SUCCESS) return r;
   uint64_t launches = 0;
   r = map_and_decode(acquired, decode_stream, launches);
