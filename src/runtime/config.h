@@ -29,6 +29,10 @@ struct Config {
   // the device evicting unchanged ranges without waiting. Unset: twice a fixed
   // budget; 0: never hand over (evictions wait on the host). Only with a fixed budget.
   std::optional<size_t> handoff_bytes;
+  // NEUZIP_PARK_MB: page-locked host memory for ranges evicted when the
+  // device has no room to encode them (Runtime::park), taken at the first
+  // such eviction; 0: never park (they stay staged).
+  size_t park_bytes = size_t{64} << 20;
   // Rewritten runs are encoded on the device when evicted (handoff_encode.cpp);
   // NEUZIP_ENCODE_HANDOFF=0: on the host, as before.
   bool encode_handoffs = true;

@@ -173,6 +173,7 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   const auto units = run->alive();
   const bool single = units.size() == 1 && units[0]->begin == run->begin && units[0]->end == run->end;
   bool released = false, stays = false;
+  std::vector<Unit*> parked;  // parked by this eviction: undone if the run stays
   for (const auto& v : units) {
     if (v->dead || v->state != UnitState::kStaged || v->run != run) continue;
     switch (settle(v, single)) {
@@ -188,11 +189,31 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
         // No room for its encoding: to host memory, so that its pages can
         // go (kept staged, an eviction that needs memory to free memory
         // left a fixed budget out of memory on a device it fits).
-        if (!park(*v)) stays = true;
+        if (park(*v)) {
+          try {
+            parked.push_back(v.get());
+          } catch (...) {
+            v->rescue.reset();  // cannot track it: as if it had not parked
+            stays = true;
+          }
+        } else {
+          stays = true;
+        }
         break;
     }
   }
-  if (stays) return false;
+  if (stays) {
+    // The run stays mapped (another unit could not be settled): its pages
+    // stay the data, and a parked copy must not outlive them (restored at a
+    // later staging it would bring back content rewritten since). Their
+    // stores are gone: encoded again at a later eviction.
+    for (Unit* p : parked) p->rescue.reset();
+    return false;
+  }
+  for (Unit* p : parked) {
+    stats_.parked.add();
+    emit("park", p->begin, p->bytes());
+  }
   unmap_settled(run, released);
   return true;
 }
@@ -203,7 +224,8 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
 // rescued, handoff.cpp). Its uses completed (evictions wait for them, or
 // hand the run over instead). Out-of-memory path only: a copy of its bytes
 // over the bus and a wait for it, on the evicting thread. False (it stays
-// staged) when the host memory is full or cannot be had.
+// staged) when the host memory is full or cannot be had. Counted by evict,
+// which undoes it if the run stays mapped after all.
 bool Runtime::park(Unit& u) noexcept {
   auto slot = parked_.take(u.bytes());
   if (!slot) return false;
@@ -214,8 +236,6 @@ bool Runtime::park(Unit& u) noexcept {
   if (u.store.data) drop_store(u);  // stale: the copy is the data now
   u.rescue = std::move(slot);
   u.rescue_offset = 0;
-  stats_.parked.add();
-  emit("park", u.begin, u.bytes());
   static std::atomic<bool> said{false};
   if (!said.exchange(true))
     log(LogLevel::kInfo, "no device memory to encode an evicted range: ranges parked in host memory until used again");

@@ -155,7 +155,7 @@ bool Runtime::ensure_setup() noexcept {
     }
   }
   // Allocated at the first park only (out of device memory at an eviction).
-  parked_.set_capacity(kParkBytes);
+  parked_.set_capacity(config_.park_bytes);
   parked_.set_purpose("ranges evicted while the device had no room to encode them: they stay staged");
   set_store_stream(internal_.get());
   void* status = nullptr;

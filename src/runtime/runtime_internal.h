@@ -24,9 +24,6 @@ constexpr int kChangesBeforeResident = 3;  // changed at this many evictions in 
 // device 1 MiB smaller than it needs fits with 2 MiB units, not with 4 MiB
 // (docs/RUNTIME.md, "Training on a small device").
 constexpr size_t kMaxUnitBytes = size_t{2} << 20;
-// Page-locked host memory for ranges parked at an eviction the device has no
-// memory to encode (Runtime::park): 32 units of 2 MiB.
-constexpr size_t kParkBytes = size_t{64} << 20;
 constexpr int kCompressAttempts = 64;  // no memory for the scratch: retry after memory was freed
 
 // Switches the calling thread to relaxed capture mode for its lifetime, so

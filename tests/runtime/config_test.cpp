@@ -107,6 +107,13 @@ TEST(Config, Lookahead) {
   EXPECT_FALSE(parse({{"NEUZIP_LOOKAHEAD_MB", "two layers"}}).lookahead_bytes.has_value());
 }
 
+TEST(Config, ParkMb) {
+  EXPECT_EQ(parse({}).park_bytes, size_t{64} << 20);
+  EXPECT_EQ(parse({{"NEUZIP_PARK_MB", "0"}}).park_bytes, size_t{0});
+  EXPECT_EQ(parse({{"NEUZIP_PARK_MB", "2"}}).park_bytes, size_t{2} << 20);
+  for (const char* bad : {"-1", "lots", "2x"}) EXPECT_EQ(parse({{"NEUZIP_PARK_MB", bad}}).park_bytes, size_t{64} << 20) << bad;
+}
+
 TEST(Config, ChunkElemsAndCodecOptions) {
   EXPECT_EQ(parse({}).chunk_elems, 8192u);
   EXPECT_EQ(parse({{"NEUZIP_CHUNK_ELEMS", "65536"}}).chunk_elems, 65536u);

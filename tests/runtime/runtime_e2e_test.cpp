@@ -267,6 +267,9 @@ class RuntimePark : public RuntimeE2E {
     ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
     if (total > 1024 * kMiB || std::getenv("NEUZIP_STAGING_MB") == nullptr)
       GTEST_SKIP() << "run with NZSIM_MEMORY_MB=256 and a fixed budget (runtime-e2e-park)";
+    // The default 64 MiB of host memory, or (runtime-e2e-park-one-unit) room for one unit.
+    const char* park = std::getenv("NEUZIP_PARK_MB");
+    one_unit_of_host_memory = park != nullptr && std::string(park) == "2";
   }
   void TearDown() override {
     if (d != nullptr) {
@@ -297,6 +300,20 @@ class RuntimePark : public RuntimeE2E {
   // (about 0.88), but not into the old encoding's size, so its encode needs
   // a bound-sized buffer (2 MiB + header) first.
   void park_rewritten_weight() {
+    ASSERT_NO_FATAL_FAILURE(load_and_rewrite_filled());
+    Runtime::get().evict_idle();
+    EXPECT_EQ(Runtime::get().debug_parked(), parked0 + 2) << "both units to host memory";
+    EXPECT_EQ(stats().staging_bytes, 0u) << "the run stayed staged";
+  }
+  std::vector<uint16_t> content() {
+    std::vector<uint16_t> back(target.size());
+    EXPECT_EQ(d->dtoh(back.data(), p, back.size() * 2), CUDA_SUCCESS);
+    return back;
+  }
+
+  // A 4 MiB weight, staged, then rewritten with every element given a random
+  // exponent out of 64 (see park_rewritten_weight); `p` = target after it.
+  void load_and_rewrite_filled() {
     auto w = bf16_weights(2 * kMiB, 31);
     p = load_weights(w);
     target.resize(w.size());
@@ -314,26 +331,46 @@ class RuntimePark : public RuntimeE2E {
     uint64_t n = w.size();
     ASSERT_EQ(d->launch(f_add, {&p, &dp, &n}), CUDA_SUCCESS);  // p = target
     parked0 = Runtime::get().debug_parked();
-    Runtime::get().evict_idle();
-    EXPECT_EQ(Runtime::get().debug_parked(), parked0 + 2) << "both units to host memory";
-    EXPECT_EQ(stats().staging_bytes, 0u) << "the run stayed staged";
-  }
-  std::vector<uint16_t> content() {
-    std::vector<uint16_t> back(target.size());
-    EXPECT_EQ(d->dtoh(back.data(), p, back.size() * 2), CUDA_SUCCESS);
-    return back;
   }
 
   std::vector<CUdeviceptr> fillers;
   std::vector<uint16_t> target;
   CUdeviceptr p = 0, dp = 0;
   uint64_t parked0 = 0;
+  bool one_unit_of_host_memory = false;
 };
+
+// Host memory for one unit of a two-unit run (runtime-e2e-park-one-unit:
+// NEUZIP_PARK_MB=2): the first unit parks, the second cannot, so the run
+// stays mapped — and the first unit's parked copy must go with that. Kept,
+// it was restored at the run's next staging over content rewritten since.
+TEST_F(RuntimePark, RunThatCannotParkWholeStaysWithoutParkedCopies) {
+  if (!one_unit_of_host_memory) GTEST_SKIP() << "run with NEUZIP_PARK_MB=2 (runtime-e2e-park-one-unit)";
+  // A second rewrite, allocated while there is room: every element + 1.
+  std::vector<uint16_t> ones(2 * kMiB, 1);
+  CUdeviceptr op = d->alloc(ones.size() * 2);
+  ASSERT_EQ(d->real().base.cuMemcpyHtoD(op, ones.data(), ones.size() * 2), CUDA_SUCCESS);  // untagged
+  ASSERT_NO_FATAL_FAILURE(load_and_rewrite_filled());
+  Runtime::get().evict_idle();
+  EXPECT_EQ(Runtime::get().debug_parked(), parked0) << "a run parked in part counts as not parked";
+  EXPECT_EQ(stats().staging_bytes, 4 * kMiB) << "the run stays mapped";
+  uint64_t n = target.size();
+  ASSERT_EQ(d->launch(f_add, {&p, &op, &n}), CUDA_SUCCESS);  // rewritten again while staged
+  for (auto& x : target) x = static_cast<uint16_t>(x + 1);
+  release_fillers();
+  Runtime::get().evict_idle();  // room now: both encoded
+  EXPECT_EQ(stats().staging_bytes, 0u);
+  EXPECT_EQ(content(), target) << "a stale parked copy came back";
+  d->free(p);
+  d->free(dp);
+  d->free(op);
+}
 
 // Parked, restored bit for bit at the next use, parked again while memory
 // stays short, encoded once there is room (with `park` disabled it fails:
 // the run stays staged).
 TEST_F(RuntimePark, EvictionWithoutRoomToEncodeParksInHostMemory) {
+  if (one_unit_of_host_memory) GTEST_SKIP() << "needs room for two units (runtime-e2e-park)";
   ASSERT_NO_FATAL_FAILURE(park_rewritten_weight());
   EXPECT_EQ(content(), target);  // restored from host memory
   fill();                        // what the old stores held
@@ -356,6 +393,7 @@ TEST_F(RuntimePark, EvictionWithoutRoomToEncodeParksInHostMemory) {
 // A parked range untagged comes back as resident memory with its content;
 // one freed while parked leaves nothing behind (the next park finds room).
 TEST_F(RuntimePark, ParkedRangesUntaggedOrFreed) {
+  if (one_unit_of_host_memory) GTEST_SKIP() << "needs room for two units (runtime-e2e-park)";
   ASSERT_NO_FATAL_FAILURE(park_rewritten_weight());
   const auto s0 = stats();
   EXPECT_EQ(nz_untag(p, target.size() * 2), NZ_RT_OK);
