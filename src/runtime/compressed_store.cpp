@@ -39,7 +39,12 @@ CUresult CompressedStore::ensure_words() noexcept {
 }
 
 bool CompressedStore::release_reserve(CUstream idle) noexcept {
-  if (!reserve_) return false;
+  if (!reserve_) {
+    // Nothing held (it became a store, or never was): nothing may name it.
+    reserve_bytes_ = 0;
+    reserve_address_ = 0;
+    return false;
+  }
   if (!free_store_now(reserve_, idle)) reserve_.reset();
   reserve_bytes_ = 0;
   reserve_address_ = 0;
@@ -107,7 +112,13 @@ CompressOutcome CompressedStore::encode_into(CUdeviceptr src, uint64_t count, co
   }
   UniqueDeviceMemory workspace_owner;
   if (workspace_bytes > 0) {
-    if (store_alloc(&workspace, workspace_bytes) != CUDA_SUCCESS) return CompressOutcome::kNoMemory;
+    if (store_alloc(&workspace, workspace_bytes) != CUDA_SUCCESS) {
+      // The reserve (if that is the output) goes back to its role, not freed
+      // with dst_owner: freed, it left reserve_address_ naming memory the
+      // pool could hand out again as an ordinary buffer.
+      give_back_reserve(dst_owner);
+      return CompressOutcome::kNoMemory;
+    }
     workspace_owner = UniqueDeviceMemory(workspace);
   }
   CUresult r = codec_.encode(stream_, src, count, opts, dst, bound, words_.get(), workspace, workspace_bytes);

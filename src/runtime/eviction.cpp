@@ -155,8 +155,12 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
   }
   // (Nothing fails after a release: `released` implies kStored.)
   if (outcome == CompressOutcome::kNoMemory) {
-    // No room to encode now: it stays staged (without a store) and is
-    // encoded at a later eviction, when memory may have been freed.
+    // No room to encode now: it is parked or stays staged (without a store)
+    // and is encoded at a later eviction, when memory may have been freed.
+    // Its hash is the content's now: if it stays staged, the next eviction
+    // tells a range rewritten since from one that was not (without it, an
+    // unchanged one counted as changed again, towards staying resident).
+    u->store.hash = hash;
     update_saved();
     return Settled::kNoMemory;
   }
@@ -183,7 +187,10 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
         released = true;
         break;
       case Settled::kRetire:
-        retire(a, v);  // the whole run becomes resident memory
+        // The whole run becomes resident memory: the pages stay the data,
+        // so no unit of it may keep a parked copy.
+        for (Unit* p : parked) p->rescue.reset();
+        retire(a, v);
         return true;
       case Settled::kNoMemory:
         // No room for its encoding: to host memory, so that its pages can
@@ -574,10 +581,12 @@ bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
     freed += free_after - free_before;
   // The last resorts a staging takes too (acquire_runs): stores of staged
   // ranges, then the encode reserve.
-  if (freed == 0 && driver().base.cuMemGetInfo(&free_before, &total) == CUDA_SUCCESS) {
-    const bool stores = give_up_staged_stores(), reserve = give_up_reserve();
-    if ((stores || reserve) && driver().base.cuMemGetInfo(&free_after, &total) == CUDA_SUCCESS)
-      freed = free_after > free_before ? free_after - free_before : 0;
+  // In that order, the reserve only if the stores freed nothing.
+  for (int step = 0; step < 2 && freed == 0; ++step) {
+    if (driver().base.cuMemGetInfo(&free_before, &total) != CUDA_SUCCESS) break;
+    const bool gave = step == 0 ? give_up_staged_stores() : give_up_reserve();
+    if (gave && driver().base.cuMemGetInfo(&free_after, &total) == CUDA_SUCCESS)
+      freed = free_after > free_before ? free_after - free_before : 1;
   }
   emit("oom", 0, bytes_wanted, fmt::format("\"freed\":{}", freed));
   return freed > 0;

@@ -71,6 +71,7 @@ void RescuePool::release() noexcept {
   memory_.reset();
   free_.clear();
   in_use_ = 0;
+  failed_ = false;  // a new context may have the memory
 }
 
 }  // namespace nz::rt

@@ -98,6 +98,10 @@ class Runtime {
   uint64_t debug_handoffs() const noexcept { return stats_.handoffs.get(); }
   uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
   uint64_t debug_parked() const noexcept { return stats_.parked.get(); }
+  size_t debug_parked_bytes_held() noexcept {
+    std::lock_guard lock(mutex_);
+    return parked_.in_use();
+  }
   uint64_t debug_encode_handoffs() const noexcept { return stats_.encode_handoffs.get(); }
   uint64_t debug_encode_rescues() const noexcept { return stats_.encode_rescues.get(); }
   uint64_t debug_encode_handoffs_held() const noexcept { return stats_.encode_handoffs_held.get(); }

@@ -282,6 +282,7 @@ void Runtime::make_resident(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   untrack(a, u);
   stats_.bytes_compressible.sub(u->bytes());
   u->store = StoredRange{};
+  u->rescue.reset();  // its own pages hold it (a parked or rescued copy must not outlive them)
   u->state = UnitState::kResident;
   u->dead = true;
   a.units.erase(u->begin);
