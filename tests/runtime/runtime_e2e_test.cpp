@@ -1159,10 +1159,18 @@ TEST_F(RuntimeE2E, EncodeHandoffsKeepPagesOfAnotherSize) {
   const uint64_t held_before = Runtime::get().debug_encode_handoffs_held();
   std::vector<size_t> sizes;
   for (int i = 0; i < 15; ++i) sizes.push_back(i % 2 ? 2 * kMiB : kMiB);
-  rewrite_every_step(sizes, 6, 3);
-  if (HasFatalFailure()) return;
-  if (std::getenv("NZSIM_MAP_OFFSETS") == nullptr && std::getenv("NEUZIP_ENCODE_HANDOFF") == nullptr &&
-      std::atoi(budget) >= 32) {
+  const bool expect_held = std::getenv("NZSIM_MAP_OFFSETS") == nullptr &&
+                           std::getenv("NEUZIP_ENCODE_HANDOFF") == nullptr && std::atoi(budget) >= 32;
+  // Whether a victim takes this path depends on how far the simulated
+  // device lags (the allowance for unsettled handovers): in 1 of 6 CI runs
+  // on a loaded host (77ec352) none did. Up to three runs, each checking
+  // every byte; the path must be taken in one of them.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    rewrite_every_step(sizes, 6, 3);
+    if (HasFatalFailure()) return;
+    if (!expect_held || Runtime::get().debug_encode_handoffs_held() > held_before) break;
+  }
+  if (expect_held) {
     EXPECT_GT(Runtime::get().debug_encode_handoffs_held() - held_before, 0u)
         << "no victim of another size was encoded on the device";
   }
