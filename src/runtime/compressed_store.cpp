@@ -39,16 +39,12 @@ CUresult CompressedStore::ensure_words() noexcept {
 }
 
 bool CompressedStore::release_reserve(CUstream idle) noexcept {
-  if (!reserve_) {
-    // Nothing held (it became a store, or never was): nothing may name it.
-    reserve_bytes_ = 0;
-    reserve_address_ = 0;
-    return false;
-  }
-  if (!free_store_now(reserve_, idle)) reserve_.reset();
+  // Held or not (it became a store, or never was), nothing may name it after.
+  const bool held = static_cast<bool>(reserve_);
+  if (held && !free_store_now(reserve_, idle)) reserve_.reset();
   reserve_bytes_ = 0;
   reserve_address_ = 0;
-  return true;
+  return held;
 }
 
 CUresult CompressedStore::hash(CUdeviceptr data, size_t bytes, uint64_t& out) noexcept {

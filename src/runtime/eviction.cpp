@@ -187,9 +187,8 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
         released = true;
         break;
       case Settled::kRetire:
-        // The whole run becomes resident memory: the pages stay the data,
-        // so no unit of it may keep a parked copy.
-        for (Unit* p : parked) p->rescue.reset();
+        // The whole run becomes resident memory: the pages stay the data
+        // (make_resident drops the parked copies of units parked above).
         retire(a, v);
         return true;
       case Settled::kNoMemory:
@@ -376,11 +375,15 @@ void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
     }
   }
   // Nothing reads it now (unless freed later above): its memory back at once.
+  give_store_up(u);
+}
+
+// A staged unit's store goes (no queued work reads it, or it was already
+// handed to a stream to free): counted and traced as a store release.
+void Runtime::give_store_up(Unit& u) noexcept {
   if (u.store.data) free_store_now(u.store.data, return_stream_.get());
-  stats_.bytes_compressed.sub(u.store.bytes);
+  drop_store(u);
   stats_.store_releases.add();
-  u.store.data.reset();
-  u.store.bytes = 0;
   emit("store_release", u.begin, u.bytes());
 }
 

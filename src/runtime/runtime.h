@@ -197,6 +197,7 @@ class Runtime {
   enum class Verdict { kDrop, kReencode, kRecompress, kRetire };
   Verdict judge_eviction(Unit& u, uint64_t hash) noexcept;
   void drop_store(Unit& u) noexcept;  // its store no longer describes anything worth keeping
+  void give_store_up(Unit& u) noexcept;
   static size_t encode_size_hint(const Unit& u, bool reencode) noexcept;
   void adopt_encoding(Unit& u, StoredRange&& fresh, bool reencode, TraceClock::time_point start) noexcept;
   void unmap_settled(const std::shared_ptr<StagedRun>& run, bool released) noexcept;

@@ -135,12 +135,7 @@ bool Runtime::give_up_staged_stores() noexcept {
         CompressedStore::lossy_for(u->dtype, config_))
       continue;
     if (u->ready && *u->ready && driver().base.cuEventSynchronize(u->ready->get()) != CUDA_SUCCESS) continue;
-    free_store_now(u->store.data, return_stream_.get());
-    stats_.bytes_compressed.sub(u->store.bytes);
-    stats_.store_releases.add();
-    u->store.data.reset();
-    u->store.bytes = 0;
-    emit("store_release", u->begin, u->bytes());
+    give_store_up(*u);
     freed = true;
   }
   return freed;
