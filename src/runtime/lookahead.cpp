@@ -17,7 +17,6 @@
 // waits likewise, so no mapping outlives its address range.
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <thread>
 #include <unordered_set>
 
@@ -50,7 +49,8 @@ size_t Runtime::lookahead_window() const noexcept {
 void Runtime::request_lookahead(const std::shared_ptr<Unit>& from) noexcept {
   if (!from) return;
   if (lookahead_window() == 0 || stager_failed_) {
-    start_prefetch(first_compressed_guess(*from));  // the launching thread decodes one range ahead
+    // The launching thread decodes one call's ranges ahead.
+    if (!guess_next_call()) start_prefetch(first_compressed_guess(*from));
     return;
   }
   if (!stager_started_) {

@@ -32,7 +32,7 @@ void ReuseForecast::on_use(UseHistory& h) const noexcept {
     h.count = 0;
     h.uses = 0;
   }
-  const auto call = static_cast<uint32_t>(std::min<uint64_t>(clock_ - iteration_begin_, UINT32_MAX));
+  const uint32_t call = call_in_iteration();
   if (h.count > 0 && h.at[h.count - 1] == call) return;  // one call, one use
   if (h.uses < UINT8_MAX) ++h.uses;
   if (h.count < UseHistory::kKept) h.at[h.count++] = call;

@@ -22,6 +22,7 @@
 // byte.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -52,6 +53,11 @@ class ReuseForecast {
   // iteration did not use it, kUnknown while the iterations are irregular.
   uint64_t calls_until_use(const UseHistory& h) const noexcept;
   bool regular() const noexcept;
+  uint64_t last_length() const noexcept { return last_length_; }  // calls in the last iteration
+  // The current call's index in this iteration (what on_use records).
+  uint32_t call_in_iteration() const noexcept {
+    return static_cast<uint32_t>(std::min<uint64_t>(clock_ - iteration_begin_, UINT32_MAX));
+  }
 
  private:
   uint64_t clock_ = 0;

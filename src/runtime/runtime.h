@@ -27,6 +27,7 @@
 #include "runtime/hooks.h"
 #include "runtime/launch_scan.h"
 #include "runtime/prefetch.h"
+#include "runtime/use_order.h"
 #include "runtime/range_map.h"
 #include "runtime/staging_pool.h"
 #include "runtime/stats.h"
@@ -177,7 +178,11 @@ class Runtime {
   bool reclaim_stream_ordered_frees() noexcept;  // lock held
   void release_runs(std::vector<std::shared_ptr<StagedRun>>& runs, bool mapped) noexcept;
   // The launching thread's guesses (guesses.cpp). Lock held.
-  void start_prefetch(const std::shared_ptr<Unit>& next) noexcept;
+  // `units`: what to stage with `next` (default: the compressed units of its tag).
+  void start_prefetch(const std::shared_ptr<Unit>& next,
+                      std::vector<std::shared_ptr<Unit>>* units = nullptr) noexcept;
+  bool guess_next_call() noexcept;  // false: the uses of the last iteration are not known
+  bool guessable(const Unit& u) const noexcept;
   std::vector<std::shared_ptr<Unit>> compressed_tag_of(const std::shared_ptr<Unit>& u);  // may throw
   std::shared_ptr<Unit> first_compressed_guess(const Unit& from) noexcept;
   // The look-ahead stager (lookahead.cpp). Lock held unless stated.
@@ -358,6 +363,7 @@ class Runtime {
   std::map<std::string, uint64_t> faults_by_caller_;
   std::atomic<bool> stop_stager_{false};
   StagingOrder<Unit> order_;
+  UseOrder<Unit> use_order_;  // what the calls of the last iteration touched (guesses.cpp)
   UniqueHostMemory status_host_;
   bool primary_kept_ = false;  // the runtime holds a reference to its primary context
   std::unique_ptr<CompressedStore> store_;

@@ -432,6 +432,15 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     }
     u->lru_tick = ++tick_;
     forecast_.on_use(u->uses_seen);
+    if (!capturing) {
+      // Used again a quarter of an iteration or more after its last use (a
+      // weight's backward after its forward), not by the next call (two
+      // small weights sharing a 2 MiB unit): what tells training from
+      // inference for the guesses (guesses.cpp).
+      const UseHistory& h = u->uses_seen;
+      const bool again = h.count >= 2 && h.at[h.count - 1] - h.at[h.count - 2] > forecast_.last_length() / 4;
+      use_order_.on_use(u, forecast_.call_in_iteration(), again);
+    }
     // A graph replays this without asking us: keep it mapped while the
     // capture, its graph or an executable graph made from it exists.
     if (capturing) {
@@ -674,6 +683,7 @@ void Runtime::after_transfer(const TransferDesc& d, CUresult result) noexcept {
       ++generation_;
       forecast_.on_iteration();
       order_.on_iteration();
+      use_order_.on_iteration();
       launched_in_generation_ = false;
       emit_counters();
     }
