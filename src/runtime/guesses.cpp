@@ -131,9 +131,8 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next,
 // The guess from uses (use_order.h): the first call after this one that, in
 // the last iteration, touched a range that is compressed now, and every
 // range that call touched which is compressed now, staged as that call's
-// launch would stage them. Staged ranges on the way are passed over (up to
-// first_compressed_guess's half budget); a range staged ahead and not used
-// yet ends the search (one guess in flight). False when the staging order
+// launch would stage them. Staged ranges on the way are passed over; a
+// range staged ahead and not used yet ends the search (one guess in flight). False when the staging order
 // should guess instead: the last iteration's uses are not known, or it used
 // no range again a quarter of an iteration later (an inference loop: there
 // the staging order is the use order without the ranges that stayed staged,
@@ -141,8 +140,12 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next,
 // §4.9.10), or the call's ranges are all handed over or in use.
 bool Runtime::guess_next_call() noexcept {
   if (!use_order_.known() || !use_order_.repeats() || !forecast_.regular()) return false;
+  // Past up to a whole budget of staged ranges (a training step's backward
+  // pass begins with the weights its forward pass left staged): a guess
+  // makes room only from ranges needed after it, so looking further ahead
+  // cannot push out what comes first.
   const size_t reach =
-      config_.staging_bytes ? *config_.staging_bytes / 2 : std::max(size_t{8} << 20, 2 * launch_staging_peak_);
+      config_.staging_bytes ? *config_.staging_bytes : std::max(size_t{16} << 20, 4 * launch_staging_peak_);
   size_t passed = 0;
   uint64_t target = 0;
   std::shared_ptr<Unit> first;
@@ -168,6 +171,7 @@ bool Runtime::guess_next_call() noexcept {
   } catch (...) {
     return true;  // no memory for the list: no guess this time
   }
+  guess_pending_ = false;
   if (!first) return true;  // everything the next calls need is staged (or a guess is in flight)
   // Its ranges are still handed over or in use: the staging order may know
   // another one to stage meanwhile.
@@ -175,6 +179,9 @@ bool Runtime::guess_next_call() noexcept {
   std::sort(units.begin(), units.end(), [](const auto& a, const auto& b) { return a->begin < b->begin; });
   units.erase(std::unique(units.begin(), units.end()), units.end());
   start_prefetch(first, &units);
+  // Not staged (no room yet): asked again at the next calls (prepare), when
+  // the ranges used meanwhile may have made room.
+  guess_pending_ = first->state == UnitState::kCompressed;
   return true;
 }
 

@@ -364,6 +364,7 @@ class Runtime {
   std::atomic<bool> stop_stager_{false};
   StagingOrder<Unit> order_;
   UseOrder<Unit> use_order_;  // what the calls of the last iteration touched (guesses.cpp)
+  bool guess_pending_ = false;  // guess_next_call found a call to stage ahead and could not yet
   UniqueHostMemory status_host_;
   bool primary_kept_ = false;  // the runtime holds a reference to its primary context
   std::unique_ptr<CompressedStore> store_;

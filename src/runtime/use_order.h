@@ -28,7 +28,7 @@ namespace nz::rt {
 template <typename T>
 class UseOrder {
  public:
-  static constexpr size_t kMaxEntries = size_t{1} << 20;
+  static constexpr size_t kMaxEntries = size_t{1} << 18;  // 6 MiB of entries; a 70B model uses ~10^5
 
   // An iteration begins: the one that ended becomes the pattern (if it was
   // recorded whole).

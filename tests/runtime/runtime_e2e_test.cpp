@@ -252,6 +252,45 @@ TEST_F(RuntimeE2E, PressureReleasesStoresAndEncodesAgain) {
   d->free(dp);
 }
 
+// Training-like steps (forward W0..W3, backward W3..W0) with a budget of
+// three of the four weights: the two stagings a step needs (W3 near the
+// end of the forward pass, W0 at the end of the backward pass) are guessed
+// from the last step's uses (use_order.h) and staged ahead. The staging
+// order guessed W0 after W3 (what followed W3's staging last time), which
+// has no room until the backward pass reaches it: at most half the
+// stagings ahead. The device is idle after every call (a synchronous read
+// of the result), so no guess ever has to wait. Run by
+// runtime-e2e-guess-from-uses (NEUZIP_STAGING_MB=6).
+TEST_F(RuntimeE2E, TrainingStepsAreGuessedFromTheirUses) {
+  const char* budget = std::getenv("NEUZIP_STAGING_MB");
+  if (budget == nullptr || std::string(budget) != "6") GTEST_SKIP() << "run by runtime-e2e-guess-from-uses";
+  constexpr size_t kElements = kMiB;  // 2 MiB of bf16: one unit each
+  std::vector<std::vector<uint16_t>> w;
+  std::vector<CUdeviceptr> p;
+  std::vector<uint64_t> expect;
+  for (int i = 0; i < 4; ++i) {
+    w.push_back(bf16_weights(kElements, 300 + i));
+    p.push_back(load_weights(w.back()));
+    expect.push_back(host_sum(w.back().data(), kElements));
+  }
+  const int order[] = {0, 1, 2, 3, 3, 2, 1, 0};
+  nz_runtime_stats before{};
+  for (int step = 0; step < 10; ++step) {
+    if (step == 4) before = stats();  // the forecast and the use order know two whole steps by then
+    const uint64_t batch = static_cast<uint64_t>(step);
+    ASSERT_EQ(d->htod(result, &batch, sizeof batch), CUDA_SUCCESS);  // a new iteration begins
+    for (int i : order) ASSERT_EQ(device_sum(p[i], kElements), expect[i]) << "step " << step << " weight " << i;
+  }
+  const nz_runtime_stats after = stats();
+  const uint64_t ahead = after.stagings_ahead - before.stagings_ahead,
+                 on_launch = after.stagings_on_launch - before.stagings_on_launch;
+  std::printf("steps 4-9: %llu stagings ahead, %llu on launch\n", static_cast<unsigned long long>(ahead),
+              static_cast<unsigned long long>(on_launch));
+  EXPECT_GE(ahead, 10u) << "the budget should force two stagings per step";
+  EXPECT_GE(ahead * 10, (ahead + on_launch) * 9) << "fewer than 90 % of the stagings were done ahead";
+  for (auto q : p) d->free(q);
+}
+
 // A rewritten run evicted when the device has no room for its new encoding
 // (a fixed budget reserves none): its units are parked in host memory so
 // that the pages can go. Before, the run stayed staged and a staging that
