@@ -175,6 +175,8 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   tensor_maps_.clear();
   pointer_arrays_.replace(0, ~CUdeviceptr{0}, {});
   order_ = StagingOrder<Unit>{};
+  use_order_ = UseOrder<Unit>{};
+  guess_pending_ = false;
   pool_.trim(0);
   store_.reset();
   ahead_store_.reset();

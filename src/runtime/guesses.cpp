@@ -76,28 +76,38 @@ std::vector<std::shared_ptr<Unit>> Runtime::compressed_tag_of(const std::shared_
 // Decodes `next` (the unit that followed the one just used, last time) and
 // the rest of its tag on the side stream, if that fits without waiting for
 // anything: a guess must never cost a wait.
-void Runtime::start_prefetch(const std::shared_ptr<Unit>& next,
+bool Runtime::start_prefetch(const std::shared_ptr<Unit>& next,
                              std::vector<std::shared_ptr<Unit>>* given) noexcept {
   if (!handoffs_.empty()) reap_handoffs(false);
-  if (!next || next->dead) return;
+  if (!next || next->dead) return false;
   // Why a guess was not staged (the trace tells a wrong guess from a right
   // one that could not be staged yet).
   auto skipped = [&](std::string_view why) {
     if (trace_.enabled()) emit("guess_skipped", next->begin, next->bytes(), fmt::format("\"why\":\"{}\"", why));
+    return false;
   };
   if (next->state != UnitState::kCompressed) return skipped("staged");
-  if (next->in_flight > 0 || next->handoff || next->rescue) return skipped("handed over or in use");
+  // In use or handed over: both pass (a handover settles once the device
+  // reached its guard), so worth asking again; a rescued range is staged
+  // on demand only.
+  if (next->in_flight > 0 || next->handoff || next->rescue)
+    return !skipped("handed over or in use") && !next->rescue;
   // Under pressure a guess would evict idle ranges (and encode them again) for
   // a decode that may not be needed.
   if (!config_.staging_bytes && !memory_plentiful()) return skipped("memory short");
   std::vector<std::shared_ptr<Unit>> units;
   try {
-    if (given != nullptr) units = std::move(*given);
-    else units = compressed_tag_of(next);
+    if (given != nullptr) {
+      // Filtered again: reaping handovers above may have found one changed.
+      units = std::move(*given);
+      std::erase_if(units, [this](const auto& u) { return !guessable(*u); });
+    } else {
+      units = compressed_tag_of(next);
+    }
   } catch (...) {
-    return;
+    return false;
   }
-  if (units.empty()) return skipped("handed over or in use");
+  if (units.empty()) return !skipped("handed over or in use");
   size_t bytes = 0;
   for (const auto& u : units) bytes += u->bytes();
   // Room only from ranges needed again after the guess (when the forecast
@@ -109,12 +119,15 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next,
   // Not `next` alone when the tag (or call) does not fit: that would split the
   // weight into two runs (two mappings, two decode launches) for nothing.
   const bool room = enforce_budget(bytes, false, due == ReuseForecast::kUnknown ? 0 : due);
-  if (!room) return skipped("no room without waiting, or only from ranges needed sooner");
+  if (!room) {
+    skipped("no room without waiting, or only from ranges needed sooner");
+    return true;
+  }
   try {
     if (stage_runs(runs_of(units), prefetch_stream_.get(), false, /*may_wait=*/false) != CUDA_SUCCESS)
       return skipped("staging failed");
   } catch (...) {
-    return;
+    return false;
   }
   for (const auto& u : units) {
     u->lru_tick = ++tick_;
@@ -126,6 +139,7 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next,
     stats_.prefetches.add();
     emit("prefetch", u->begin, u->bytes());
   }
+  return false;
 }
 
 // The guess from uses (use_order.h): the first call after this one that, in
@@ -139,19 +153,29 @@ void Runtime::start_prefetch(const std::shared_ptr<Unit>& next,
 // and measured better: 92 vs 80 % staged ahead at infer 64, docs/RESULTS.md
 // §4.9.10), or the call's ranges are all handed over or in use.
 bool Runtime::guess_next_call() noexcept {
-  if (!use_order_.known() || !use_order_.repeats() || !forecast_.regular()) return false;
-  // Past up to a whole budget of staged ranges (a training step's backward
-  // pass begins with the weights its forward pass left staged): a guess
-  // makes room only from ranges needed after it, so looking further ahead
-  // cannot push out what comes first.
+  guess_pending_ = false;
+  // Without the forecast (NEUZIP_EVICT=lru) a guess could not tell what is
+  // needed before it, and looking a whole budget ahead would push that out.
+  if (!config_.evict_by_forecast || !use_order_.known() || !use_order_.repeats() || !forecast_.regular())
+    return false;
+  // Past up to half a budget of staged ranges (as first_compressed_guess; a
+  // whole budget, tried, staged further ahead than what the next calls
+  // needed: train sgd 64 staged 35 % ahead instead of 45 %). A walk that
+  // ran out of that reach is asked again at the next calls: a training
+  // step's backward pass begins with the weights its forward pass left
+  // staged, and the first one it must stage comes into reach as those are
+  // used.
   const size_t reach =
-      config_.staging_bytes ? *config_.staging_bytes : std::max(size_t{16} << 20, 4 * launch_staging_peak_);
+      config_.staging_bytes ? *config_.staging_bytes / 2 : std::max(size_t{8} << 20, 2 * launch_staging_peak_);
   size_t passed = 0;
+  bool out_of_reach = false;
+  int visited = 0;  // entries of units gone or freed cost no bytes: a bound of its own
   uint64_t target = 0;
   std::shared_ptr<Unit> first;
   std::vector<std::shared_ptr<Unit>> units;
   try {
     use_order_.for_each_after(forecast_.call_in_iteration(), [&](uint64_t call, const std::shared_ptr<Unit>& u) {
+      if (++visited > 4096) return false;
       if (first) {
         if (call != target) return false;
         if (guessable(*u)) units.push_back(u);
@@ -166,22 +190,24 @@ bool Runtime::guess_next_call() noexcept {
       }
       if (u->prefetched) return false;
       passed += u->bytes();
-      return passed <= reach;
+      out_of_reach = passed > reach;
+      return !out_of_reach;
     });
   } catch (...) {
     return true;  // no memory for the list: no guess this time
   }
-  guess_pending_ = false;
-  if (!first) return true;  // everything the next calls need is staged (or a guess is in flight)
+  if (!first) {
+    guess_pending_ = out_of_reach;
+    return true;  // everything the next calls need is staged (or a guess is in flight)
+  }
   // Its ranges are still handed over or in use: the staging order may know
   // another one to stage meanwhile.
   if (units.empty()) return false;
   std::sort(units.begin(), units.end(), [](const auto& a, const auto& b) { return a->begin < b->begin; });
   units.erase(std::unique(units.begin(), units.end()), units.end());
-  start_prefetch(first, &units);
-  // Not staged (no room yet): asked again at the next calls (prepare), when
-  // the ranges used meanwhile may have made room.
-  guess_pending_ = first->state == UnitState::kCompressed;
+  // Not staged for want of room: asked again at the next calls (prepare),
+  // when the ranges used meanwhile may have made some.
+  guess_pending_ = start_prefetch(first, &units);
   return true;
 }
 

@@ -104,6 +104,7 @@ class Runtime {
     return parked_.in_use();
   }
   uint64_t debug_encode_handoffs() const noexcept { return stats_.encode_handoffs.get(); }
+  uint64_t debug_prefetch_hits() const noexcept { return stats_.prefetch_hits.get(); }
   uint64_t debug_encode_rescues() const noexcept { return stats_.encode_rescues.get(); }
   uint64_t debug_encode_handoffs_held() const noexcept { return stats_.encode_handoffs_held.get(); }
   uint64_t debug_evicted_ahead() const noexcept { return stats_.evicted_ahead.get(); }
@@ -178,8 +179,11 @@ class Runtime {
   bool reclaim_stream_ordered_frees() noexcept;  // lock held
   void release_runs(std::vector<std::shared_ptr<StagedRun>>& runs, bool mapped) noexcept;
   // The launching thread's guesses (guesses.cpp). Lock held.
-  // `units`: what to stage with `next` (default: the compressed units of its tag).
-  void start_prefetch(const std::shared_ptr<Unit>& next,
+  // `units`: what to stage with `next` (default: the compressed units of its
+  // tag). Returns true when the guess was not staged for want of room, or
+  // because its ranges are in use or handed over: worth asking again at the
+  // next calls (not when memory is short or staging failed).
+  bool start_prefetch(const std::shared_ptr<Unit>& next,
                       std::vector<std::shared_ptr<Unit>>* units = nullptr) noexcept;
   bool guess_next_call() noexcept;  // false: the uses of the last iteration are not known
   bool guessable(const Unit& u) const noexcept;
@@ -364,7 +368,7 @@ class Runtime {
   std::atomic<bool> stop_stager_{false};
   StagingOrder<Unit> order_;
   UseOrder<Unit> use_order_;  // what the calls of the last iteration touched (guesses.cpp)
-  bool guess_pending_ = false;  // guess_next_call found a call to stage ahead and could not yet
+  bool guess_pending_ = false;  // guess_next_call could not stage its call yet (or not reach one): ask again
   UniqueHostMemory status_host_;
   bool primary_kept_ = false;  // the runtime holds a reference to its primary context
   std::unique_ptr<CompressedStore> store_;

@@ -432,7 +432,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     }
     u->lru_tick = ++tick_;
     forecast_.on_use(u->uses_seen);
-    if (!capturing) {
+    if (!capturing && (lookahead_window() == 0 || stager_failed_)) {  // read only by the launching thread's guesses
       // Used again a quarter of an iteration or more after its last use (a
       // weight's backward after its forward), not by the next call (two
       // small weights sharing a 2 MiB unit): what tells training from

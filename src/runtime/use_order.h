@@ -8,7 +8,9 @@
 // the guesses went wrong (sgd 256/32: 1 staging in 2 done ahead). Uses do not
 // depend on the budget: the calls of an iteration touch the same ranges in
 // the same order every step. The k-th call of this iteration is matched with
-// the k-th of the last (as ReuseForecast matches uses), and a guess takes the
+// the k-th of the last (by index only: iterations that differ by a few
+// calls start the walk a few calls off, which costs a guess, never a
+// wrong byte), and a guess takes the
 // first later call that touched a range now compressed: exactly the ranges
 // that call touched, which is what it will stage on its launch otherwise
 // (a weight and the rest of its reach, not the weight's tag alone).

@@ -59,15 +59,44 @@ TEST(UseOrder, VisitsLaterCallsThenWrapsIntoTheNextIteration) {
   EXPECT_EQ(visit_after(order, 3), (Seen{{wrap + 1, 0}, {wrap + 2, 1}, {wrap + 3, 2}, {wrap + 3, 0}}));
 }
 
-TEST(UseOrder, AnIterationUsingEachRangeOnceDoesNotRepeat) {
-  UseOrder<int> order;
-  auto a = std::make_shared<int>(1), b = std::make_shared<int>(2);
+// One whole iteration of two calls, each using its own range once.
+void two_calls(UseOrder<int>& order, const std::shared_ptr<int>& a, const std::shared_ptr<int>& b) {
   order.on_iteration();
   order.on_use(a, 1, false);
   order.on_use(b, 2, false);
   order.on_iteration();
+}
+
+TEST(UseOrder, AnIterationUsingEachRangeOnceDoesNotRepeat) {
+  UseOrder<int> order;
+  auto a = std::make_shared<int>(1), b = std::make_shared<int>(2);
+  two_calls(order, a, b);
   EXPECT_FALSE(order.repeats());
   EXPECT_TRUE(order.known());
+}
+
+TEST(UseOrder, AnIterationOverTheCapIsNotUsedTheNextOneIs) {
+  UseOrder<int> order;
+  auto a = std::make_shared<int>(1);
+  order.on_iteration();
+  for (size_t i = 0; i <= UseOrder<int>::kMaxEntries; ++i) order.on_use(a, static_cast<uint32_t>(i), false);
+  order.on_iteration();
+  EXPECT_FALSE(order.known()) << "an iteration recorded in part was taken as the pattern";
+  EXPECT_TRUE(visit_after(order, 0).empty());
+  order.on_use(a, 1, false);
+  order.on_use(a, 5, true);
+  order.on_iteration();
+  EXPECT_TRUE(order.known());
+  EXPECT_TRUE(order.repeats());
+  EXPECT_EQ(order.size(), 2u);
+}
+
+TEST(UseOrder, FromPastTheLastCallEverythingIsTheNextIteration) {
+  UseOrder<int> order;
+  auto a = std::make_shared<int>(1), b = std::make_shared<int>(2);
+  two_calls(order, a, b);
+  const uint64_t wrap = uint64_t{1} << 32;
+  EXPECT_EQ(visit_after(order, 7), (Seen{{wrap + 1, 1}, {wrap + 2, 2}}));
 }
 
 }  // namespace
