@@ -16,8 +16,8 @@
 // for the stager to finish it (stager_cv_), and freeing their allocation
 // waits likewise, so no mapping outlives its address range.
 #include <algorithm>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 #include <unordered_set>
 

@@ -462,9 +462,10 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   // no driver call on a steady-state launch). Its own guess may predate
   // that successor: the order is asked again then.
   if (!asked_ahead && !capturing && last_staged && result == CUDA_SUCCESS && guess_pending_) {
-    // A guess from uses that found no room: this call's ranges may have made
-    // some (training: the weight of the forward pass's last layer, used
-    // again at once by the backward pass, is evictable only after that).
+    // A guess from uses that could not stage its call yet, or did not reach
+    // one: this call's ranges, once used, may make the room (training: the
+    // weights the forward pass left staged are used by the backward pass
+    // before the first one it must stage).
     request_lookahead(last_staged);
   } else if (!asked_ahead && !capturing && last_staged && result == CUDA_SUCCESS) {
     auto next = last_staged->next_guess.lock();
