@@ -146,16 +146,17 @@ bool Runtime::start_prefetch(const std::shared_ptr<Unit>& next,
 // the last iteration, touched a range that is compressed now, and every
 // range that call touched which is compressed now, staged as that call's
 // launch would stage them. Staged ranges on the way are passed over; a
-// range staged ahead and not used yet ends the search (one guess in flight). False when the staging order
-// should guess instead: the last iteration's uses are not known, or it used
+// range staged ahead and not used yet ends the search (one guess in
+// flight). False when the staging order should guess instead: the last
+// iteration's uses are not known, or it used
 // no range again a quarter of an iteration later (an inference loop: there
 // the staging order is the use order without the ranges that stayed staged,
 // and measured better: 92 vs 80 % staged ahead at infer 64, docs/RESULTS.md
 // §4.9.10), or the call's ranges are all handed over or in use.
 bool Runtime::guess_next_call() noexcept {
   guess_pending_ = false;
-  // Without the forecast (NEUZIP_EVICT=lru) a guess could not tell what is
-  // needed before it, and looking a whole budget ahead would push that out.
+  // Without the forecast (NEUZIP_EVICT=lru) a guess cannot tell what is
+  // needed before it, and a walk past staged ranges would push that out.
   if (!config_.evict_by_forecast || !use_order_.known() || !use_order_.repeats() || !forecast_.regular())
     return false;
   // Past up to half a budget of staged ranges (as first_compressed_guess; a
@@ -176,22 +177,21 @@ bool Runtime::guess_next_call() noexcept {
   try {
     use_order_.for_each_after(forecast_.call_in_iteration(), [&](uint64_t call, const std::shared_ptr<Unit>& u) {
       if (++visited > 4096) return false;
-      if (first) {
-        if (call != target) return false;
-        if (guessable(*u)) units.push_back(u);
-        return true;
-      }
-      if (u->dead) return true;
-      if (u->state == UnitState::kCompressed) {
+      if (!first) {
+        if (u->dead) return true;
+        if (u->state != UnitState::kCompressed) {  // staged: passed over, up to the reach
+          if (u->prefetched) return false;
+          passed += u->bytes();
+          out_of_reach = passed > reach;
+          return !out_of_reach;
+        }
         first = u;
         target = call;
-        if (guessable(*u)) units.push_back(u);
-        return true;
+      } else if (call != target) {
+        return false;  // the found call's uses end here
       }
-      if (u->prefetched) return false;
-      passed += u->bytes();
-      out_of_reach = passed > reach;
-      return !out_of_reach;
+      if (guessable(*u)) units.push_back(u);
+      return true;
     });
   } catch (...) {
     return true;  // no memory for the list: no guess this time

@@ -27,7 +27,6 @@
 #include "runtime/hooks.h"
 #include "runtime/launch_scan.h"
 #include "runtime/prefetch.h"
-#include "runtime/use_order.h"
 #include "runtime/range_map.h"
 #include "runtime/staging_pool.h"
 #include "runtime/stats.h"
@@ -35,6 +34,7 @@
 #include "runtime/tensor_maps.h"
 #include "runtime/trace.h"
 #include "runtime/unit.h"
+#include "runtime/use_order.h"
 #include "runtime/vmm_allocator.h"
 
 namespace nz::rt {

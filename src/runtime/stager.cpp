@@ -399,6 +399,8 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   }
   std::sort(staged_now.begin(), staged_now.end());
   bool asked_ahead = !staged_now.empty();  // request_lookahead(last) above
+  // Uses are recorded for the launching thread's guesses only (guesses.cpp).
+  const bool record_uses = !capturing && (lookahead_window() == 0 || stager_failed_);
   std::shared_ptr<Unit> last_staged;        // the last unit of this call found staged
   for (auto& u : touched) {
     if (u->dead) continue;
@@ -432,7 +434,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     }
     u->lru_tick = ++tick_;
     forecast_.on_use(u->uses_seen);
-    if (!capturing && (lookahead_window() == 0 || stager_failed_)) {  // read only by the launching thread's guesses
+    if (record_uses) {
       // Used again a quarter of an iteration or more after its last use (a
       // weight's backward after its forward), not by the next call (two
       // small weights sharing a 2 MiB unit): what tells training from
@@ -461,22 +463,24 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   // it last time is compressed (nothing to do otherwise: no stager wake-up,
   // no driver call on a steady-state launch). Its own guess may predate
   // that successor: the order is asked again then.
-  if (!asked_ahead && !capturing && last_staged && result == CUDA_SUCCESS && guess_pending_) {
-    // A guess from uses that could not stage its call yet, or did not reach
-    // one: this call's ranges, once used, may make the room (training: the
-    // weights the forward pass left staged are used by the backward pass
-    // before the first one it must stage).
-    request_lookahead(last_staged);
-  } else if (!asked_ahead && !capturing && last_staged && result == CUDA_SUCCESS) {
-    auto next = last_staged->next_guess.lock();
-    if (!next) {
-      try {
-        next = order_.after(last_staged.get());
-        last_staged->next_guess = next;
-      } catch (...) {
+  if (!asked_ahead && !capturing && last_staged && result == CUDA_SUCCESS) {
+    if (guess_pending_) {
+      // A guess from uses that could not stage its call yet, or did not
+      // reach one: this call's ranges, once used, may make the room
+      // (training: the weights the forward pass left staged are used by the
+      // backward pass before the first one it must stage).
+      request_lookahead(last_staged);
+    } else {
+      auto next = last_staged->next_guess.lock();
+      if (!next) {
+        try {
+          next = order_.after(last_staged.get());
+          last_staged->next_guess = next;
+        } catch (...) {
+        }
       }
+      if (next && !next->dead && next->state == UnitState::kCompressed) request_lookahead(last_staged);
     }
-    if (next && !next->dead && next->state == UnitState::kCompressed) request_lookahead(last_staged);
   }
   if (result != CUDA_SUCCESS) {
     // The shim will not forward the call nor call after_*: undo the holds.
