@@ -159,6 +159,13 @@ void Network::forward(CUdeviceptr tokens, CUdeviceptr target, bool training, CUs
   kernels_.launch(Kernel::mse_loss, compute, LaunchVia::launch_kernel, act.output.as<const float>(),
                   cf(target), act.loss.as<float>(), training ? act.dpred.as<float>() : nullptr,
                   static_cast<uint64_t>(bd));
+  if (tied_head_ && !training) {
+    // GPT-2's and Llama 3.2's language-model head: the embedding matrix
+    // ([vocab x dim], bf16) used as the output projection.
+    act.logits = activation(static_cast<size_t>(c.batch) * c.vocab, "logits");
+    linear(compute, act.output.get(), model_.embedding(), nullptr, 0, 0, c.vocab, c.dim, act.logits.get(), c.vocab,
+           false);
+  }
 }
 
 void Network::backward(CUdeviceptr tokens, StepActivations& act, GradientSink& sink, CUstream compute) {

@@ -40,6 +40,7 @@ struct StepActivations {
   DeviceBuffer output;  // [batch x dim] rmsnorm(last)
   DeviceBuffer loss;    // one float
   DeviceBuffer dpred;   // [batch x dim] (training only)
+  DeviceBuffer logits;  // [batch x vocab] (--tied-head only)
 };
 
 
@@ -62,6 +63,9 @@ class Network {
   // --tma: every linear layer's kernels see the weight only through a TMA
   // descriptor passed by value (cuBLAS's GEMMs on Hopper), never a pointer.
   void set_tma(bool on) { tma_ = on; }
+  // --tied-head: forward ends with logits = output x embedding^T, the
+  // embedding read a second time, a whole step after its first use.
+  void set_tied_head(bool on) { tied_head_ = on; }
 
  private:
   void linear(CUstream compute, CUdeviceptr x, const Parameter& w, const Parameter* b, size_t w_offset_elems,
@@ -78,6 +82,7 @@ class Network {
   SlicedLauncher& sliced_;
   LoraAdapters* adapters_ = nullptr;
   bool tma_ = false;
+  bool tied_head_ = false;
 };
 
 }  // namespace minifw

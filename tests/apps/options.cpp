@@ -45,7 +45,9 @@ const char* usage() {
          "                           and gradient all-reduce, or FSDP's shards, all-gather, reduce-scatter\n"
          "         --optimizer lomo  all-bf16 weights updated in place by SGD fused into backward\n"
          "         --lora R          train rank-R fp32 adapters with Adam; the bf16 base is frozen\n"
-         "         --tma             linear layers read their weights through TMA descriptors (Hopper cuBLAS)\n";
+         "         --tma             linear layers read their weights through TMA descriptors (Hopper cuBLAS)\n"
+         "         --tied-head       infer: logits through the embedding matrix at the end of each step\n"
+         "                           (a language model whose input and output embeddings are tied)\n";
 }
 
 bool parse_options(int argc, char** argv, Options& out, std::string& error) {
@@ -78,6 +80,10 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
     }
     if (flag == "--tma") {
       out.tma = true;
+      continue;
+    }
+    if (flag == "--tied-head") {
+      out.tied_head = true;
       continue;
     }
     if (i + 1 >= argc) {
@@ -122,6 +128,10 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
       error = "bad value '" + std::string(value) + "' for " + flag;
       return false;
     }
+  }
+  if (out.tied_head && out.workload != Options::Workload::infer) {
+    error = "--tied-head is for infer (its backward pass is not modelled)";
+    return false;
   }
   if (out.lora_rank > 0 && out.optimizer == OptimizerKind::lomo) {
     error = "--lora trains its adapters with adam or sgd, not lomo";

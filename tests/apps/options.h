@@ -27,6 +27,7 @@ struct Options {
   bool mixed_dtypes = false; // --mixed-dtypes: infer with the training model's fp32 MLP up weights
   DistMode dist = DistMode::none;  // --dist ddp|fsdp (train only)
   int lora_rank = 0;         // --lora R: train rank-R adapters (Adam) on a frozen bf16 base
+  bool tied_head = false;  // --tied-head: infer ends with logits through the embedding (tied weights)
   bool tma = false;          // --tma: linear layers read weights through TMA descriptors (Hopper cuBLAS)
 };
 

@@ -109,6 +109,7 @@ int run_workload(const Options& o) {
   SlicedLauncher sliced(context, o.threads);
   Network network(model, allocator, kernels, sliced);
   network.set_tma(o.tma);
+  network.set_tied_head(o.tied_head);
   std::optional<Optimizer> optimizer;
   std::optional<LoraAdapters> adapters;
   Gradients grads;
@@ -175,6 +176,11 @@ int run_workload(const Options& o) {
     std::memcpy(&bits, &loss, sizeof bits);
     fmt::print("step {} loss 0x{:08x} {:.9g}\n", step, bits, loss);
     digest.add(&bits, sizeof bits);
+    if (act.logits.get() != 0) {
+      std::vector<unsigned char> logits(act.logits.bytes());
+      MINIFW_CHECK(cuMemcpyDtoH(logits.data(), act.logits.get(), logits.size()));
+      digest.add(logits.data(), logits.size());
+    }
   }
 
   // Checkpoint save: every weight back to the host.

@@ -130,6 +130,16 @@ def main():
             fail(f"a budget hint where every call fits: {hints}", nz)
         report = [l for l in nz["stderr"].splitlines() if l.startswith("neuzip: peak")]
         print(f"digest {nz['digest']} equal with {params[0]} MiB staging;", report)
+        if "MIN_AHEAD" in env:
+            # The share of stagings done ahead (guesses) over the whole run.
+            m = re.search(r"stagings ahead (\d+).*?on launch (\d+)", report[0] if report else "")
+            if not m:
+                fail("no stagings ahead / on launch in the report", nz)
+            ahead, on_launch = int(m.group(1)), int(m.group(2))
+            share = ahead / max(1, ahead + on_launch)
+            print(f"stagings ahead {ahead}, on launch {on_launch}: {share:.0%}")
+            if share < float(env["MIN_AHEAD"]):
+                fail(f"{share:.0%} of stagings done ahead, expected at least {float(env['MIN_AHEAD']):.0%}", nz)
         if not report or " drops 0 " in report[0] and " recompressions 0 " in report[0]:
             fail("the budget evicted nothing", nz)
     elif check == "staging-calls":
