@@ -86,6 +86,30 @@ CUresult HookedDriver::dtoh(void* dst, CUdeviceptr src, size_t bytes, CUstream s
   return r;
 }
 
+CUresult HookedDriver::dtod(CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream s) {
+  const Span spans[] = {{dst, bytes, Access::kWrite}, {src, bytes, Access::kRead}};
+  TransferDesc d{spans, 2, s, false, true, false, "cuMemcpyDtoDAsync"};
+  if (nz::rt::active()) {
+    CUresult r = nz::rt::before_transfer(d);
+    if (r != CUDA_SUCCESS) return r;
+  }
+  CUresult r = api_.base.cuMemcpyDtoDAsync(dst, src, bytes, s);
+  if (nz::rt::active()) nz::rt::after_transfer(d, r);
+  return r;
+}
+
+CUresult HookedDriver::memset8(CUdeviceptr dst, unsigned char value, size_t bytes, CUstream s) {
+  Span span{dst, bytes, Access::kWrite};
+  TransferDesc d{&span, 1, s, false, true, false, "cuMemsetD8Async"};
+  if (nz::rt::active()) {
+    CUresult r = nz::rt::before_transfer(d);
+    if (r != CUDA_SUCCESS) return r;
+  }
+  CUresult r = api_.base.cuMemsetD8Async(dst, value, bytes, s);
+  if (nz::rt::active()) nz::rt::after_transfer(d, r);
+  return r;
+}
+
 CUresult HookedDriver::launch(CUfunction f, std::vector<void*> params, CUstream s, const char* api) {
   LaunchDesc d{f, nullptr, params.data(), nullptr, s, false, api};
   if (nz::rt::active()) {

@@ -28,6 +28,9 @@ class HookedDriver {
   CUresult free(CUdeviceptr p);
   CUresult htod(CUdeviceptr dst, const void* src, size_t bytes, CUstream s = nullptr, bool async = false);
   CUresult dtoh(void* dst, CUdeviceptr src, size_t bytes, CUstream s = nullptr, bool async = false);
+  // cuMemcpyDtoDAsync and cuMemsetD8Async, described as the shim does.
+  CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream s);
+  CUresult memset8(CUdeviceptr dst, unsigned char value, size_t bytes, CUstream s);
   // kernelParams launch; `use_extra` passes the same values packed in an `extra` buffer.
   CUresult launch(CUfunction f, std::vector<void*> params, CUstream s = nullptr, const char* api = "cuLaunchKernel");
   CUresult launch_packed(CUfunction f, const void* buffer, size_t bytes, CUstream s = nullptr);

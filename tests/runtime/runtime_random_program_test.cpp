@@ -5,9 +5,10 @@
 // path. What a framework does is all of them at once, in orders nobody wrote
 // down: a weight read through an interior pointer while another is rewritten
 // from a third, a partial host-to-device copy into a compressed range, a
-// buffer freed and another allocated in its place, two streams, a budget that
-// evicts at every call. Each seed here builds a set of weight buffers and a
-// program of such operations, then runs the program for several iterations
+// device-to-device copy or a memset into one, a segment freed and another
+// allocated in its place, two streams, a budget that evicts at every call.
+// Each seed here builds segments of tensors (as a caching allocator holds
+// them) and a program of such operations, then runs it for several iterations
 // (an input copy before each, which is how the runtime tells iterations
 // apart, so that the forecast, the guesses from uses and the handovers all
 // come into play). Every kernel result and every read-back is compared with
@@ -24,6 +25,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hooked_driver.h"
@@ -81,7 +83,7 @@ struct Slice {
   }
 };
 
-enum class OpKind { kRead, kAdd, kPair, kReadBack, kOverwrite };
+enum class OpKind { kRead, kAdd, kPair, kReadBack, kOverwrite, kCopy, kFill };
 
 struct Op {
   OpKind kind;
@@ -103,34 +105,33 @@ struct Segment {
   size_t bytes = 0;
 };
 
-class RandomProgram : public ::testing::TestWithParam<int> {
- protected:
-  void SetUp() override {
-    if (g_driver == nullptr) GTEST_SKIP() << "simulated driver or test module unavailable";
-    if (!nz::rt::active()) GTEST_SKIP() << "runtime inactive (NEUZIP=0)";
-    d = g_driver;
-    f_add = d->function("add_u16");
-    f_sum = d->function("sum_u16");
-    f_pair = d->function("sum_pair");
-    ASSERT_TRUE(f_add && f_sum && f_pair);
-    for (auto& s : streams) ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-    ASSERT_EQ(d->real().base.cuEventCreate(&order, CU_EVENT_DISABLE_TIMING), CUDA_SUCCESS);
-  }
-  void TearDown() override {
-    if (d == nullptr) return;
+// One program on its own segments and streams: built from `seed`, run by
+// run(), its memory freed at destruction. Several may run at once, from
+// different threads (gtest's assertions are thread-safe with pthreads).
+class Program {
+ public:
+  // `share`: the fraction of a small simulated device's 3/4 it may take.
+  Program(HookedDriver* driver, int seed, int share) : d(driver), seed(seed), share(share) {}
+  ~Program() {
     EXPECT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
     for (auto& g : segments)
       if (g.device != 0) d->free(g.device);
     if (results != 0) d->free(results);
     if (input != 0) d->free(input);
-    for (auto s : streams) d->real().base.cuStreamDestroy(s);
+    for (auto s : streams)
+      if (s != nullptr) d->real().base.cuStreamDestroy(s);
     if (order != nullptr) d->real().base.cuEventDestroy(order);
   }
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
 
+  void run();
+
+ private:
   // Segment `g` (2-8 MiB) and its 1-3 tensors of bf16 weights, each at a
   // 512-byte aligned offset (PyTorch's block rounding), loaded by its own
   // host-to-device copy (which tags it; compress_pending compresses them).
-  void load_segment(int g, std::mt19937& rng, uint32_t seed) {
+  void load_segment(int g, std::mt19937& rng, uint32_t data_seed) {
     Segment& seg = segments[g];
     seg.bytes = std::min<size_t>((1 + rng() % 4) * 2 * kMiB, std::max(2 * kMiB, room_left() / (2 * kMiB) * 2 * kMiB));
     bool served = false;
@@ -147,7 +148,7 @@ class RandomProgram : public ::testing::TestWithParam<int> {
       Buffer b;
       b.segment = g;
       b.device = seg.device + at;
-      b.host = bf16_weights(bytes / 2, seed + static_cast<uint32_t>(t));
+      b.host = bf16_weights(bytes / 2, data_seed + static_cast<uint32_t>(t));
       ASSERT_EQ(d->htod(b.device, b.host.data(), b.host.size() * 2), CUDA_SUCCESS);
       buffers.push_back(std::move(b));
       at = (at + bytes + 511) & ~size_t{511};
@@ -164,35 +165,65 @@ class RandomProgram : public ::testing::TestWithParam<int> {
     current = to;
   }
 
-  HookedDriver* d = nullptr;
-  CUfunction f_add = nullptr, f_sum = nullptr, f_pair = nullptr;
-  CUstream streams[2] = {nullptr, nullptr};
-  CUevent order = nullptr;
-  int current = 0;
   // On a small simulated device (NZSIM_MEMORY_MB) the segments take at most
-  // 3/4 of it, so that a run without neuzip would fit: the runtime then
-  // works under pressure (stores given up, parking), not out of memory.
+  // 3/4 of it (shared between the programs that run at once), so that a run
+  // without neuzip would fit: the runtime then works under pressure (stores
+  // given up, parking), not out of memory.
   size_t room_left() const {
     const char* mb = std::getenv("NZSIM_MEMORY_MB");
     if (mb == nullptr) return SIZE_MAX;
     size_t used = 0;
     for (const auto& g : segments) used += g.device != 0 ? g.bytes : 0;
-    const size_t cap = std::strtoull(mb, nullptr, 10) * kMiB * 3 / 4;
+    const size_t cap = std::strtoull(mb, nullptr, 10) * kMiB * 3 / 4 / static_cast<size_t>(share);
     return cap > used ? cap - used : 0;
   }
+
+  HookedDriver* d;
+  const int seed, share;
+  CUfunction f_add = nullptr, f_sum = nullptr, f_pair = nullptr;
+  CUstream streams[2] = {nullptr, nullptr};
+  CUevent order = nullptr;
+  int current = 0;
   std::vector<Segment> segments;
   std::vector<Buffer> buffers;  // the segments' tensors, in segment order
   CUdeviceptr results = 0, input = 0;
 };
 
-TEST_P(RandomProgram, ReplayedIterationsMatchTheHost) {
-  const int seed = GetParam();
+class RandomProgram : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    if (g_driver == nullptr) GTEST_SKIP() << "simulated driver or test module unavailable";
+    if (!nz::rt::active()) GTEST_SKIP() << "runtime inactive (NEUZIP=0)";
+    ASSERT_EQ(nz_stats(&before, sizeof before), NZ_RT_OK);
+  }
+  // The runtime's counters after the programs ran: no checksum failure, and
+  // not a test of the pass-through (the programs' ranges were compressed and
+  // staged again); the simulator saw no access to an unmapped page.
+  void check_runtime(int seed) {
+    ASSERT_EQ(g_driver->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
+    nz_runtime_stats st{};
+    ASSERT_EQ(nz_stats(&st, sizeof st), NZ_RT_OK);
+    EXPECT_EQ(st.checksum_failures, before.checksum_failures) << "seed " << seed;
+    EXPECT_GT(st.decompressions, before.decompressions) << "seed " << seed << ": nothing was ever compressed";
+    nzsim_stats sim{};
+    if (g_driver->sim_stats(sim)) {
+      EXPECT_EQ(sim.faults, 0u) << "seed " << seed << ": the simulator caught an illegal address";
+    }
+  }
+  nz_runtime_stats before{};
+};
+
+void Program::run() {
+  f_add = d->function("add_u16");
+  f_sum = d->function("sum_u16");
+  f_pair = d->function("sum_pair");
+  ASSERT_TRUE(f_add && f_sum && f_pair);
+  for (auto& s : streams) ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  ASSERT_EQ(d->real().base.cuEventCreate(&order, CU_EVENT_DISABLE_TIMING), CUDA_SUCCESS);
   std::mt19937 rng(static_cast<uint32_t>(seed) * 7919u);
   auto uniform = [&](double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); };
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
 
-  nz_runtime_stats before{};
-  ASSERT_EQ(nz_stats(&before, sizeof before), NZ_RT_OK);
   // 3-6 segments of 2-8 MiB, each with 1-3 tensors: tensors under a page,
   // over several, sharing pages, ending inside one.
   segments.resize(static_cast<size_t>(3 + pick(4)));
@@ -202,18 +233,18 @@ TEST_P(RandomProgram, ReplayedIterationsMatchTheHost) {
       break;
     }
     load_segment(g, rng, static_cast<uint32_t>(seed * 100 + g * 10));
-    if (HasFatalFailure()) return;
+    if (::testing::Test::HasFatalFailure()) return;
   }
   const int nbuf = static_cast<int>(buffers.size());
-  ASSERT_GE(nbuf, 3);
+  ASSERT_GE(nbuf, 2);  // operations on two tensors need two
   Runtime::get().compress_pending(true);
 
   // The program: 12-40 operations.
   std::vector<Op> program(static_cast<size_t>(12 + pick(29)));
   for (auto& op : program) {
     const int r = pick(100);
-    op.kind = r < 35 ? OpKind::kRead : r < 60 ? OpKind::kAdd : r < 80 ? OpKind::kPair
-              : r < 92 ? OpKind::kReadBack : OpKind::kOverwrite;
+    op.kind = r < 30 ? OpKind::kRead : r < 50 ? OpKind::kAdd : r < 68 ? OpKind::kPair : r < 80 ? OpKind::kReadBack
+              : r < 88 ? OpKind::kOverwrite : r < 95 ? OpKind::kCopy : OpKind::kFill;
     op.a = pick(nbuf);
     op.b = (op.a + 1 + pick(nbuf - 1)) % nbuf;
     // Whole buffers, heads, tails and interior slices.
@@ -251,7 +282,7 @@ TEST_P(RandomProgram, ReplayedIterationsMatchTheHost) {
         if (b.segment != replaced) kept.push_back(std::move(b));
       buffers = std::move(kept);
       load_segment(replaced, rng, static_cast<uint32_t>(seed * 100 + 50 + it));
-      if (HasFatalFailure()) return;
+      if (::testing::Test::HasFatalFailure()) return;
     }
     const int live = static_cast<int>(buffers.size());
     // The iteration's input: a host-to-device copy after launches.
@@ -263,7 +294,7 @@ TEST_P(RandomProgram, ReplayedIterationsMatchTheHost) {
       const Op& op = program[k];
       SCOPED_TRACE(testing::Message() << "operation " << k);
       switch_to(op.stream);
-      if (HasFatalFailure()) return;
+      if (::testing::Test::HasFatalFailure()) return;
       const CUstream s = streams[current];
       Buffer& a = buffers[op.a % live];
       Buffer& b = buffers[op.b % live == op.a % live ? (op.a + 1) % live : op.b % live];
@@ -298,6 +329,18 @@ TEST_P(RandomProgram, ReplayedIterationsMatchTheHost) {
           ASSERT_EQ(std::memcmp(back.data(), a.host.data() + first, count * 2), 0) << "read back differs";
           break;
         }
+        case OpKind::kCopy: {  // a[slice] = b[0, count): device to device, both tracked
+          const size_t n = std::min(count, b.host.size());
+          ASSERT_EQ(d->dtod(at, b.device, n * 2, s), CUDA_SUCCESS);
+          std::memcpy(a.host.data() + first, b.host.data(), n * 2);
+          break;
+        }
+        case OpKind::kFill: {  // a[slice] = a repeated byte (zeroing a gradient)
+          const unsigned char v = static_cast<unsigned char>(k * 37 + it);
+          ASSERT_EQ(d->memset8(at, v, count * 2, s), CUDA_SUCCESS);
+          std::memset(a.host.data() + first, v, count * 2);
+          break;
+        }
         case OpKind::kOverwrite: {  // new host data into part of a compressed range
           auto fresh = bf16_weights(count, static_cast<uint32_t>(seed * 1000 + it * 50 + k));
           std::memcpy(a.host.data() + first, fresh.data(), count * 2);
@@ -327,15 +370,30 @@ TEST_P(RandomProgram, ReplayedIterationsMatchTheHost) {
     ASSERT_EQ(d->dtoh(back.data(), buffers[i].device, back.size() * 2), CUDA_SUCCESS);
     ASSERT_TRUE(back == buffers[i].host) << "seed " << seed << ": buffer " << i << " differs at the end";
   }
-  nz_runtime_stats st{};
-  ASSERT_EQ(nz_stats(&st, sizeof st), NZ_RT_OK);
-  EXPECT_EQ(st.checksum_failures, 0u);
-  // Not a test of the pass-through: the program's ranges were compressed and
-  // staged again.
-  EXPECT_GT(st.decompressions, before.decompressions) << "seed " << seed << ": nothing was ever compressed";
+}
 
-  nzsim_stats sim{};
-  if (d->sim_stats(sim)) EXPECT_EQ(sim.faults, 0u) << "seed " << seed << ": the simulator caught an illegal address";
+TEST_P(RandomProgram, ReplayedIterationsMatchTheHost) {
+  {
+    Program program(g_driver, GetParam(), 1);
+    program.run();
+  }
+  check_runtime(GetParam());
+}
+
+// Two programs at once from two host threads (a framework's data-parallel
+// replicas or pipeline stages in one process): the runtime's lock, its
+// evictions and guesses see both; each program still checks its own bits.
+TEST_P(RandomProgram, TwoThreadsAtOnceMatchTheHost) {
+  {
+    Program first(g_driver, GetParam(), 2), second(g_driver, GetParam() + 100000, 2);
+    std::thread other([&] {
+      g_driver->real().base.cuCtxSetCurrent(g_driver->context());
+      second.run();
+    });
+    first.run();
+    other.join();
+  }
+  check_runtime(GetParam());
 }
 
 std::vector<int> seeds() {
