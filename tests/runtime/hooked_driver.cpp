@@ -62,52 +62,44 @@ CUresult HookedDriver::free(CUdeviceptr p) {
   return api_.base.cuMemFree(p);
 }
 
-CUresult HookedDriver::htod(CUdeviceptr dst, const void* src, size_t bytes, CUstream s, bool async) {
-  Span span{dst, bytes, Access::kWrite};
-  TransferDesc d{&span, 1, s, false, async, true, async ? "cuMemcpyHtoDAsync" : "cuMemcpyHtoD"};
+// A copy or memset described to the runtime as the shim describes it, around the real call.
+template <typename Call>
+CUresult described_transfer(const TransferDesc& d, Call&& call) {
   if (nz::rt::active()) {
     CUresult r = nz::rt::before_transfer(d);
     if (r != CUDA_SUCCESS) return r;
   }
-  CUresult r = async ? api_.base.cuMemcpyHtoDAsync(dst, src, bytes, s) : api_.base.cuMemcpyHtoD(dst, src, bytes);
+  CUresult r = call();
   if (nz::rt::active()) nz::rt::after_transfer(d, r);
   return r;
+}
+
+CUresult HookedDriver::htod(CUdeviceptr dst, const void* src, size_t bytes, CUstream s, bool async) {
+  Span span{dst, bytes, Access::kWrite};
+  TransferDesc d{&span, 1, s, false, async, true, async ? "cuMemcpyHtoDAsync" : "cuMemcpyHtoD"};
+  return described_transfer(d, [&] {
+    return async ? api_.base.cuMemcpyHtoDAsync(dst, src, bytes, s) : api_.base.cuMemcpyHtoD(dst, src, bytes);
+  });
 }
 
 CUresult HookedDriver::dtoh(void* dst, CUdeviceptr src, size_t bytes, CUstream s, bool async) {
   Span span{src, bytes, Access::kRead};
   TransferDesc d{&span, 1, s, false, async, false, async ? "cuMemcpyDtoHAsync" : "cuMemcpyDtoH"};
-  if (nz::rt::active()) {
-    CUresult r = nz::rt::before_transfer(d);
-    if (r != CUDA_SUCCESS) return r;
-  }
-  CUresult r = async ? api_.base.cuMemcpyDtoHAsync(dst, src, bytes, s) : api_.base.cuMemcpyDtoH(dst, src, bytes);
-  if (nz::rt::active()) nz::rt::after_transfer(d, r);
-  return r;
+  return described_transfer(d, [&] {
+    return async ? api_.base.cuMemcpyDtoHAsync(dst, src, bytes, s) : api_.base.cuMemcpyDtoH(dst, src, bytes);
+  });
 }
 
 CUresult HookedDriver::dtod(CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream s) {
   const Span spans[] = {{dst, bytes, Access::kWrite}, {src, bytes, Access::kRead}};
   TransferDesc d{spans, 2, s, false, true, false, "cuMemcpyDtoDAsync"};
-  if (nz::rt::active()) {
-    CUresult r = nz::rt::before_transfer(d);
-    if (r != CUDA_SUCCESS) return r;
-  }
-  CUresult r = api_.base.cuMemcpyDtoDAsync(dst, src, bytes, s);
-  if (nz::rt::active()) nz::rt::after_transfer(d, r);
-  return r;
+  return described_transfer(d, [&] { return api_.base.cuMemcpyDtoDAsync(dst, src, bytes, s); });
 }
 
 CUresult HookedDriver::memset8(CUdeviceptr dst, unsigned char value, size_t bytes, CUstream s) {
   Span span{dst, bytes, Access::kWrite};
   TransferDesc d{&span, 1, s, false, true, false, "cuMemsetD8Async"};
-  if (nz::rt::active()) {
-    CUresult r = nz::rt::before_transfer(d);
-    if (r != CUDA_SUCCESS) return r;
-  }
-  CUresult r = api_.base.cuMemsetD8Async(dst, value, bytes, s);
-  if (nz::rt::active()) nz::rt::after_transfer(d, r);
-  return r;
+  return described_transfer(d, [&] { return api_.base.cuMemsetD8Async(dst, value, bytes, s); });
 }
 
 CUresult HookedDriver::launch(CUfunction f, std::vector<void*> params, CUstream s, const char* api) {
