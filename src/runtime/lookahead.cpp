@@ -112,6 +112,12 @@ std::vector<SharedEvent> Runtime::lru_pending_uses() noexcept {
 
 void Runtime::stager_main() noexcept {
   t_stager_thread = true;
+  // Every call of this thread is relaxed, for its whole life: it runs while
+  // a program's threads capture graphs, and one store allocation or event
+  // wait of ours in the default (global) mode invalidates their capture
+  // (the settling of handed-over evictions allocated stores unguarded:
+  // runtime-random-budget-8-lookahead found it, docs/RESULTS.md §4.9.11).
+  RelaxedCaptureScope relaxed;
   std::unique_lock lock(mutex_);
   CUcontext bound = nullptr;
   for (;;) {
@@ -132,7 +138,7 @@ void Runtime::stager_main() noexcept {
 }
 
 void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Unit>& from) noexcept {
-  RelaxedCaptureScope relaxed;
+  // (Relaxed capture mode: the stager thread's, for its life.)
   // Under pressure a guess would evict idle ranges (and encode them again)
   // for a decode that may not be needed.
   if (!config_.staging_bytes && !memory_plentiful()) return;

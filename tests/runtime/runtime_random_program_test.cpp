@@ -105,6 +105,27 @@ struct Segment {
   size_t bytes = 0;
 };
 
+// The graph entry points, from the driver (none: no graphs in the programs).
+struct GraphApi {
+  CUresult (*begin)(CUstream, CUstreamCaptureMode) = nullptr;
+  CUresult (*end)(CUstream, CUgraph*) = nullptr;
+  CUresult (*instantiate)(CUgraphExec*, CUgraph, unsigned long long) = nullptr;
+  CUresult (*launch)(CUgraphExec, CUstream) = nullptr;
+  CUresult (*destroy)(CUgraph) = nullptr;
+  CUresult (*destroy_exec)(CUgraphExec) = nullptr;
+  bool usable() const { return begin && end && instantiate && launch && destroy && destroy_exec; }
+  static GraphApi load(const HookedDriver& d) {
+    GraphApi g;
+    g.begin = reinterpret_cast<decltype(g.begin)>(d.symbol("cuStreamBeginCapture_v2"));
+    g.end = reinterpret_cast<decltype(g.end)>(d.symbol("cuStreamEndCapture"));
+    g.instantiate = reinterpret_cast<decltype(g.instantiate)>(d.symbol("cuGraphInstantiateWithFlags"));
+    g.launch = reinterpret_cast<decltype(g.launch)>(d.symbol("cuGraphLaunch"));
+    g.destroy = reinterpret_cast<decltype(g.destroy)>(d.symbol("cuGraphDestroy"));
+    g.destroy_exec = reinterpret_cast<decltype(g.destroy_exec)>(d.symbol("cuGraphExecDestroy"));
+    return g;
+  }
+};
+
 // One program on its own segments and streams: built from `seed`, run by
 // run(), its memory freed at destruction. Several may run at once, from
 // different threads (gtest's assertions are thread-safe with pthreads).
@@ -114,6 +135,7 @@ class Program {
   Program(HookedDriver* driver, int seed, int share) : d(driver), seed(seed), share(share) {}
   ~Program() {
     EXPECT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
+    destroy_graph();
     for (auto& g : segments)
       if (g.device != 0) d->free(g.device);
     if (results != 0) d->free(results);
@@ -128,6 +150,10 @@ class Program {
   void run();
 
  private:
+  void issue(const Op& op, size_t k, int it, bool on_device, std::vector<uint64_t>& expected);
+  void capture(size_t from, size_t to, int it, std::vector<uint64_t>& expected);
+  void destroy_graph();
+
   // Segment `g` (2-8 MiB) and its 1-3 tensors of bf16 weights, each at a
   // 512-byte aligned offset (PyTorch's block rounding), loaded by its own
   // host-to-device copy (which tags it; compress_pending compresses them).
@@ -186,7 +212,18 @@ class Program {
   int current = 0;
   std::vector<Segment> segments;
   std::vector<Buffer> buffers;  // the segments' tensors, in segment order
+  std::vector<Op> program_;
   CUdeviceptr results = 0, input = 0;
+  // Program[window_from, window_to) captured into a graph at iteration
+  // capture_at and replayed by cuGraphLaunch at the later iterations
+  // (torch.cuda.graphs, vLLM's decode step), until its segment is replaced.
+  struct {
+    GraphApi api;
+    CUgraphExec exec = nullptr;
+    int stream = 0;  // the stream it was captured on, and is replayed on
+  } graph;
+  size_t window_from = 0, window_to = 0;
+  int capture_at = -1;
 };
 
 class RandomProgram : public ::testing::TestWithParam<int> {
@@ -212,6 +249,112 @@ class RandomProgram : public ::testing::TestWithParam<int> {
   }
   nz_runtime_stats before{};
 };
+
+// One operation: on the device (unless `on_device` is false: a graph replays
+// it) and on the host model; kernel results are expected in `expected`.
+// Reads back and host-to-device copies are never in a captured window.
+void Program::issue(const Op& op, size_t k, int it, bool on_device, std::vector<uint64_t>& expected) {
+  const int live = static_cast<int>(buffers.size());
+  const CUstream s = streams[current];
+  Buffer& a = buffers[op.a % live];
+  Buffer& b = buffers[op.b % live == op.a % live ? (op.a + 1) % live : op.b % live];
+  const auto [first, count] = op.slice.in(a.host.size());
+  const CUdeviceptr at = a.device + first * 2;
+  switch (op.kind) {
+    case OpKind::kRead: {
+      uint64_t n = count;
+      CUdeviceptr out = results + expected.size() * 8;
+      if (on_device) {
+        ASSERT_EQ(d->launch(f_sum, {const_cast<CUdeviceptr*>(&at), &n, &out}, s), CUDA_SUCCESS);
+      }
+      expected.push_back(host_sum(a.host.data() + first, count));
+      break;
+    }
+    case OpKind::kAdd: {  // a[slice] += b[0, count), b as long as it lasts
+      uint64_t n = std::min(count, b.host.size());
+      if (on_device) {
+        ASSERT_EQ(d->launch(f_add, {const_cast<CUdeviceptr*>(&at), &b.device, &n}, s), CUDA_SUCCESS);
+      }
+      for (size_t i = 0; i < n; ++i) a.host[first + i] = static_cast<uint16_t>(a.host[first + i] + b.host[i]);
+      break;
+    }
+    case OpKind::kPair: {  // by value: a struct of two pointers
+      const uint64_t n = std::min(count, b.host.size());
+      PairView v{reinterpret_cast<const uint16_t*>(at), reinterpret_cast<const uint16_t*>(b.device), n};
+      CUdeviceptr out = results + expected.size() * 8;
+      if (on_device) {
+        ASSERT_EQ(d->launch(f_pair, {&v, &out}, s), CUDA_SUCCESS);
+      }
+      expected.push_back(host_pair(a.host.data() + first, b.host.data(), n));
+      break;
+    }
+    case OpKind::kReadBack: {
+      std::vector<uint16_t> back(count);
+      ASSERT_EQ(d->dtoh(back.data(), at, count * 2, s, true), CUDA_SUCCESS);
+      ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
+      ASSERT_EQ(std::memcmp(back.data(), a.host.data() + first, count * 2), 0) << "read back differs";
+      break;
+    }
+    case OpKind::kCopy: {  // a[slice] = b[0, count): device to device, both tracked
+      const size_t n = std::min(count, b.host.size());
+      if (on_device) {
+        ASSERT_EQ(d->dtod(at, b.device, n * 2, s), CUDA_SUCCESS);
+      }
+      std::memcpy(a.host.data() + first, b.host.data(), n * 2);
+      break;
+    }
+    case OpKind::kFill: {  // a[slice] = a repeated byte (zeroing a gradient)
+      // (Not from the iteration: a captured memset replays its value.)
+      const unsigned char v = static_cast<unsigned char>(k * 37 + static_cast<size_t>(seed));
+      if (on_device) {
+        ASSERT_EQ(d->memset8(at, v, count * 2, s), CUDA_SUCCESS);
+      }
+      std::memset(a.host.data() + first, v, count * 2);
+      break;
+    }
+    case OpKind::kOverwrite: {  // new host data into part of a compressed range
+      auto fresh = bf16_weights(count, static_cast<uint32_t>(seed * 1000 + it * 50 + k));
+      std::memcpy(a.host.data() + first, fresh.data(), count * 2);
+      // Pageable and synchronous, as a framework's small copies are; a
+      // synchronous copy is not ordered with non-blocking streams, so
+      // the stream drains first (as minifw's loader does).
+      ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
+      ASSERT_EQ(d->htod(at, fresh.data(), count * 2), CUDA_SUCCESS);
+      break;
+    }
+  }
+}
+
+// Captures the window on the current stream (thread-local capture when
+// another program runs at once: a global one forbids that thread's syncs),
+// then launches the graph once: this iteration's share of the work.
+void Program::capture(size_t from, size_t to, int it, std::vector<uint64_t>& expected) {
+  const CUstream s = streams[current];
+  const CUstreamCaptureMode mode = share > 1 ? CU_STREAM_CAPTURE_MODE_THREAD_LOCAL : CU_STREAM_CAPTURE_MODE_GLOBAL;
+  ASSERT_EQ(graph.api.begin(s, mode), CUDA_SUCCESS);
+  nz::rt::on_capture_begin(s);  // the shim's part, after the real call
+  for (size_t k = from; k < to; ++k) {
+    issue(program_[k], k, it, true, expected);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  CUgraph g = nullptr;
+  ASSERT_EQ(graph.api.end(s, &g), CUDA_SUCCESS);
+  nz::rt::on_capture_end(s, g);
+  ASSERT_EQ(graph.api.instantiate(&graph.exec, g, 0), CUDA_SUCCESS);
+  nz::rt::on_graph_instantiate(graph.exec, g);
+  nz::rt::on_graph_destroy(g);  // as a framework does: the exec is all it keeps
+  ASSERT_EQ(graph.api.destroy(g), CUDA_SUCCESS);
+  graph.stream = current;
+  ASSERT_EQ(nz::rt::before_graph_launch(graph.exec, s), CUDA_SUCCESS);
+  ASSERT_EQ(graph.api.launch(graph.exec, s), CUDA_SUCCESS);
+}
+
+void Program::destroy_graph() {
+  if (graph.exec == nullptr) return;
+  nz::rt::on_graph_exec_destroy(graph.exec);
+  EXPECT_EQ(graph.api.destroy_exec(graph.exec), CUDA_SUCCESS);
+  graph.exec = nullptr;
+}
 
 void Program::run() {
   f_add = d->function("add_u16");
@@ -240,7 +383,8 @@ void Program::run() {
   Runtime::get().compress_pending(true);
 
   // The program: 12-40 operations.
-  std::vector<Op> program(static_cast<size_t>(12 + pick(29)));
+  std::vector<Op>& program = program_;
+  program.resize(static_cast<size_t>(12 + pick(29)));
   for (auto& op : program) {
     const int r = pick(100);
     op.kind = r < 30 ? OpKind::kRead : r < 50 ? OpKind::kAdd : r < 68 ? OpKind::kPair : r < 80 ? OpKind::kReadBack
@@ -259,6 +403,19 @@ void Program::run() {
   const int iterations = 6 + pick(5);
   const int replace_at = pick(iterations + 2);  // past the end: never
   const int replaced = pick(static_cast<int>(segments.size()));
+  // Half the programs capture a window of 2-9 operations (kernels, copies
+  // and memsets: a read back or a host copy cannot be captured) at an
+  // iteration after the first and replay it from then on.
+  graph.api = GraphApi::load(*d);
+  if (graph.api.usable() && pick(2) == 0) {
+    window_from = static_cast<size_t>(pick(static_cast<int>(program.size()) - 2));
+    window_to = std::min(program.size(), window_from + 2 + static_cast<size_t>(pick(8)));
+    for (size_t w = window_from; w < window_to; ++w) {
+      if (program[w].kind == OpKind::kReadBack) program[w].kind = OpKind::kRead;
+      if (program[w].kind == OpKind::kOverwrite) program[w].kind = OpKind::kFill;
+    }
+    capture_at = 1 + pick(iterations - 1);
+  }
 
   size_t max_results = 0;
   for (const auto& op : program) max_results += op.kind == OpKind::kRead || op.kind == OpKind::kPair;
@@ -275,6 +432,8 @@ void Program::run() {
     // to the new ones, as many as there are (by index, modulo).
     if (it == replace_at) {
       ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
+      destroy_graph();  // its kernels point into the segment
+      if (capture_at > it) capture_at = -1;
       ASSERT_EQ(d->free(segments[replaced].device), CUDA_SUCCESS);
       segments[replaced].device = 0;
       std::vector<Buffer> kept;
@@ -284,74 +443,33 @@ void Program::run() {
       load_segment(replaced, rng, static_cast<uint32_t>(seed * 100 + 50 + it));
       if (::testing::Test::HasFatalFailure()) return;
     }
-    const int live = static_cast<int>(buffers.size());
     // The iteration's input: a host-to-device copy after launches.
     for (auto& v : input_host) v = static_cast<uint32_t>(rng());
     ASSERT_EQ(d->htod(input, input_host.data(), 4096, streams[current], true), CUDA_SUCCESS);
 
     std::vector<uint64_t> expected;
     for (size_t k = 0; k < program.size(); ++k) {
-      const Op& op = program[k];
       SCOPED_TRACE(testing::Message() << "operation " << k);
-      switch_to(op.stream);
-      if (::testing::Test::HasFatalFailure()) return;
-      const CUstream s = streams[current];
-      Buffer& a = buffers[op.a % live];
-      Buffer& b = buffers[op.b % live == op.a % live ? (op.a + 1) % live : op.b % live];
-      const auto [first, count] = op.slice.in(a.host.size());
-      const CUdeviceptr at = a.device + first * 2;
-      switch (op.kind) {
-        case OpKind::kRead: {
-          uint64_t n = count;
-          CUdeviceptr out = results + expected.size() * 8;
-          ASSERT_EQ(d->launch(f_sum, {const_cast<CUdeviceptr*>(&at), &n, &out}, s), CUDA_SUCCESS);
-          expected.push_back(host_sum(a.host.data() + first, count));
-          break;
-        }
-        case OpKind::kAdd: {  // a[slice] += b[0, count), b as long as it lasts
-          uint64_t n = std::min(count, b.host.size());
-          ASSERT_EQ(d->launch(f_add, {const_cast<CUdeviceptr*>(&at), &b.device, &n}, s), CUDA_SUCCESS);
-          for (size_t i = 0; i < n; ++i) a.host[first + i] = static_cast<uint16_t>(a.host[first + i] + b.host[i]);
-          break;
-        }
-        case OpKind::kPair: {  // by value: a struct of two pointers
-          const uint64_t n = std::min(count, b.host.size());
-          PairView v{reinterpret_cast<const uint16_t*>(at), reinterpret_cast<const uint16_t*>(b.device), n};
-          CUdeviceptr out = results + expected.size() * 8;
-          ASSERT_EQ(d->launch(f_pair, {&v, &out}, s), CUDA_SUCCESS);
-          expected.push_back(host_pair(a.host.data() + first, b.host.data(), n));
-          break;
-        }
-        case OpKind::kReadBack: {
-          std::vector<uint16_t> back(count);
-          ASSERT_EQ(d->dtoh(back.data(), at, count * 2, s, true), CUDA_SUCCESS);
-          ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
-          ASSERT_EQ(std::memcmp(back.data(), a.host.data() + first, count * 2), 0) << "read back differs";
-          break;
-        }
-        case OpKind::kCopy: {  // a[slice] = b[0, count): device to device, both tracked
-          const size_t n = std::min(count, b.host.size());
-          ASSERT_EQ(d->dtod(at, b.device, n * 2, s), CUDA_SUCCESS);
-          std::memcpy(a.host.data() + first, b.host.data(), n * 2);
-          break;
-        }
-        case OpKind::kFill: {  // a[slice] = a repeated byte (zeroing a gradient)
-          const unsigned char v = static_cast<unsigned char>(k * 37 + it);
-          ASSERT_EQ(d->memset8(at, v, count * 2, s), CUDA_SUCCESS);
-          std::memset(a.host.data() + first, v, count * 2);
-          break;
-        }
-        case OpKind::kOverwrite: {  // new host data into part of a compressed range
-          auto fresh = bf16_weights(count, static_cast<uint32_t>(seed * 1000 + it * 50 + k));
-          std::memcpy(a.host.data() + first, fresh.data(), count * 2);
-          // Pageable and synchronous, as a framework's small copies are; a
-          // synchronous copy is not ordered with non-blocking streams, so
-          // the stream drains first (as minifw's loader does).
-          ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
-          ASSERT_EQ(d->htod(at, fresh.data(), count * 2), CUDA_SUCCESS);
-          break;
-        }
+      if (graph.exec != nullptr && k == window_from) {
+        // Replayed: the window's kernels, copies and memsets as captured.
+        switch_to(graph.stream);
+        if (::testing::Test::HasFatalFailure()) return;
+        ASSERT_EQ(nz::rt::before_graph_launch(graph.exec, streams[current]), CUDA_SUCCESS);
+        ASSERT_EQ(graph.api.launch(graph.exec, streams[current]), CUDA_SUCCESS);
+        for (size_t w = window_from; w < window_to; ++w) issue(program[w], w, it, false, expected);
+        k = window_to - 1;
+        continue;
       }
+      if (it == capture_at && k == window_from) {
+        capture(window_from, window_to, it, expected);
+        if (::testing::Test::HasFatalFailure()) return;
+        k = window_to - 1;
+        continue;
+      }
+      switch_to(program[k].stream);
+      if (::testing::Test::HasFatalFailure()) return;
+      issue(program[k], k, it, true, expected);
+      if (::testing::Test::HasFatalFailure()) return;
     }
     // The iteration's results, read once at its end (as a loss is).
     if (!expected.empty()) {
