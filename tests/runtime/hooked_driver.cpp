@@ -74,6 +74,16 @@ CUresult described_transfer(const TransferDesc& d, Call&& call) {
   return r;
 }
 
+CUresult HookedDriver::free_async(CUdeviceptr p, CUstream s) {
+  bool handled = false;
+  if (nz::rt::active()) {
+    CUresult r = nz::rt::mem_free_async(p, s, false, &handled);
+    if (handled) return r;
+    nz::rt::on_foreign_free(p);
+  }
+  return api_.cuMemFreeAsync != nullptr ? api_.cuMemFreeAsync(p, s) : api_.base.cuMemFree(p);
+}
+
 CUresult HookedDriver::htod(CUdeviceptr dst, const void* src, size_t bytes, CUstream s, bool async) {
   Span span{dst, bytes, Access::kWrite};
   TransferDesc d{&span, 1, s, false, async, true, async ? "cuMemcpyHtoDAsync" : "cuMemcpyHtoD"};

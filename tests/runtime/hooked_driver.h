@@ -26,6 +26,8 @@ class HookedDriver {
   CUfunction function(const char* name);
   CUdeviceptr alloc(size_t bytes, bool* served_by_runtime = nullptr);
   CUresult free(CUdeviceptr p);
+  // cuMemFreeAsync: freed once `s`'s queued work is done.
+  CUresult free_async(CUdeviceptr p, CUstream s);
   CUresult htod(CUdeviceptr dst, const void* src, size_t bytes, CUstream s = nullptr, bool async = false);
   CUresult dtoh(void* dst, CUdeviceptr src, size_t bytes, CUstream s = nullptr, bool async = false);
   // cuMemcpyDtoDAsync and cuMemsetD8Async, described as the shim does.

@@ -176,6 +176,13 @@ class Program {
       b.device = seg.device + at;
       b.host = bf16_weights(bytes / 2, data_seed + static_cast<uint32_t>(t));
       ASSERT_EQ(d->htod(b.device, b.host.data(), b.host.size() * 2), CUDA_SUCCESS);
+      // A third declared through nz_tag with a dtype (--nz-tag, a framework
+      // hook): lossless for every dtype, whatever the bits are.
+      if (rng() % 3 == 0) {
+        const int dtype = NZ_TAG_BF16 + static_cast<int>(rng() % 3);
+        const size_t declared = b.host.size() * 2 / 4 * 4;  // whole fp32 elements
+        if (declared > 0) ASSERT_EQ(nz_tag(b.device, declared, dtype), NZ_RT_OK);
+      }
       buffers.push_back(std::move(b));
       at = (at + bytes + 511) & ~size_t{511};
     }
@@ -403,6 +410,7 @@ void Program::run() {
   const int iterations = 6 + pick(5);
   const int replace_at = pick(iterations + 2);  // past the end: never
   const int replaced = pick(static_cast<int>(segments.size()));
+  const bool replace_async = pick(2) == 0;  // cuMemFreeAsync rather than a synchronous free
   // Half the programs capture a window of 2-9 operations (kernels, copies
   // and memsets: a read back or a host copy cannot be captured) at an
   // iteration after the first and replay it from then on.
@@ -431,10 +439,17 @@ void Program::run() {
     // re-materialised, the cache emptied): operations on its tensors apply
     // to the new ones, as many as there are (by index, modulo).
     if (it == replace_at) {
-      ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
-      destroy_graph();  // its kernels point into the segment
+      if (replace_async) {
+        // Stream-ordered: freed once the stream's queued work (which may
+        // still read it) is done; the next allocation may take its pages.
+        ASSERT_EQ(d->free_async(segments[replaced].device, streams[current]), CUDA_SUCCESS);
+        destroy_graph();  // its kernels pointed into the segment (never launched again)
+      } else {
+        ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
+        destroy_graph();  // its kernels point into the segment
+        ASSERT_EQ(d->free(segments[replaced].device), CUDA_SUCCESS);
+      }
       if (capture_at > it) capture_at = -1;
-      ASSERT_EQ(d->free(segments[replaced].device), CUDA_SUCCESS);
       segments[replaced].device = 0;
       std::vector<Buffer> kept;
       for (auto& b : buffers)
