@@ -26,6 +26,10 @@ bool GraphPins::note_use(CUstream stream, const std::shared_ptr<Unit>& u) {
   auto it = captures_.find(stream);
   if (it == captures_.end()) {
     ++u->pins;  // no owner to release it: permanent, as safe as it gets
+    try {
+      permanent_.push_back(u);  // (for adopt: a remade unit stays pinned too)
+    } catch (...) {
+    }
     return false;
   }
   Units& units = it->second;
@@ -74,6 +78,20 @@ void GraphPins::destroy_graph(CUgraph graph, Units& unpinned) {
   if (it == graphs_.end()) return;
   unpin_all(it->second, unpinned);
   graphs_.erase(it);
+}
+
+void GraphPins::adopt(const std::shared_ptr<Unit>& u) {
+  auto overlaps = [&](const std::shared_ptr<Unit>& v) { return v != u && v->begin < u->end && u->begin < v->end; };
+  auto adopt_into = [&](Units& held) {
+    if (std::none_of(held.begin(), held.end(), overlaps)) return;
+    if (std::find(held.begin(), held.end(), u) != held.end()) return;
+    held.push_back(u);
+    ++u->pins;
+  };
+  for (auto& [stream, held] : captures_) adopt_into(held);
+  for (auto& [graph, held] : graphs_) adopt_into(held);
+  for (auto& [exec, held] : execs_) adopt_into(held);
+  adopt_into(permanent_);
 }
 
 const GraphPins::Units* GraphPins::units_of(CUgraphExec exec) const {

@@ -39,6 +39,13 @@ class GraphPins {
   void instantiate(CUgraphExec exec, CUgraph graph, Units& unpinned);
   void destroy_exec(CUgraphExec exec, Units& unpinned);
   void destroy_graph(CUgraph graph, Units& unpinned);
+  // `u` was just made for memory that units held before (a unit retired and
+  // made again by a later tag, or split differently): every holder of an
+  // overlapping unit, dead or alive, pins `u` too, so that the memory a
+  // graph's kernels read stays mapped while the graph may replay. (Pins
+  // belong to unit objects: without this the new unit was compressed under
+  // a live graph, whose replay then read unmapped or undecoded pages.)
+  void adopt(const std::shared_ptr<Unit>& u);
   // What `exec` holds (empty for execs we know nothing about).
   const Units* units_of(CUgraphExec exec) const;
 
@@ -54,6 +61,7 @@ class GraphPins {
   std::map<CUstream, Units> captures_;
   std::map<CUgraph, Units> graphs_;
   std::map<CUgraphExec, Units> execs_;
+  Units permanent_;  // pinned by uses on streams captured into a capture we did not see begin
 };
 
 }  // namespace nz::rt

@@ -114,6 +114,13 @@ void Runtime::replan(Allocation& a, AddressWindow w, bool refill) noexcept {
     u->fill_generation = generation_;
     // Inside a buffer NCCL holds registered: never compressed while it does.
     if (!external_pins_.empty()) u->pins = external_pins_over(u->begin, u->end);
+    // Memory a live graph reads (through a unit retired since): pinned as
+    // that unit was.
+    try {
+      graph_pins_.adopt(u);
+    } catch (...) {
+      u->pins += 1;  // no memory to record the holder: pinned for good, the safe side
+    }
     try {
       a.units.emplace(p.begin, u);
       u->tracked = true;

@@ -1315,6 +1315,70 @@ TEST_F(RuntimeE2E, CapturedGraphPinsItsRanges) {
   for (CUdeviceptr x : {p, q, r}) d->free(x);
 }
 
+// A graph reads a range; the range is then untagged (its units retired) and
+// tagged again (new units for the same memory), as a framework that
+// re-registers its weights does. The new units must be pinned by the graph
+// as the old ones were: compressed, they left the graph's replay reading
+// unmapped (a GPU's illegal address) or undecoded pages (zeros: the random
+// programs of runtime_random_program_test.cpp found it, two threads, a small
+// lazy device).
+TEST_F(RuntimeE2E, ARangeTaggedAgainStaysPinnedByItsGraph) {
+  auto begin = reinterpret_cast<CUresult (*)(CUstream, CUstreamCaptureMode)>(d->symbol("cuStreamBeginCapture_v2"));
+  auto end = reinterpret_cast<CUresult (*)(CUstream, CUgraph*)>(d->symbol("cuStreamEndCapture"));
+  auto instantiate =
+      reinterpret_cast<CUresult (*)(CUgraphExec*, CUgraph, unsigned long long)>(d->symbol("cuGraphInstantiateWithFlags"));
+  auto graph_launch = reinterpret_cast<CUresult (*)(CUgraphExec, CUstream)>(d->symbol("cuGraphLaunch"));
+  auto graph_destroy = reinterpret_cast<CUresult (*)(CUgraph)>(d->symbol("cuGraphDestroy"));
+  auto exec_destroy = reinterpret_cast<CUresult (*)(CUgraphExec)>(d->symbol("cuGraphExecDestroy"));
+  if (!begin || !end || !instantiate || !graph_launch || !graph_destroy || !exec_destroy) {
+    GTEST_SKIP() << "no graph API in this driver";
+  }
+  // One unit: staged as a run of its own, whose handle a retired unit keeps
+  // (a unit remade over it can be compressed again; two units sharing one
+  // run's handle stay resident).
+  auto w = bf16_weights(kMiB, 12);
+  CUdeviceptr p = load_weights(w);
+  CUstream s = nullptr;
+  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  ASSERT_EQ(begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
+  nz::rt::on_capture_begin(s);
+  uint64_t n = w.size();
+  ASSERT_EQ(d->launch(f_sum, {&p, &n, &result}, s), CUDA_SUCCESS);
+  CUgraph graph = nullptr;
+  ASSERT_EQ(end(s, &graph), CUDA_SUCCESS);
+  nz::rt::on_capture_end(s, graph);
+  CUgraphExec exec = nullptr;
+  ASSERT_EQ(instantiate(&exec, graph, 0), CUDA_SUCCESS);
+  nz::rt::on_graph_instantiate(exec, graph);
+  nz::rt::on_graph_destroy(graph);
+  ASSERT_EQ(graph_destroy(graph), CUDA_SUCCESS);
+  // Registered again: the old units go back to resident memory, new ones are made.
+  ASSERT_EQ(nz_untag(p, w.size() * 2), NZ_RT_OK);
+  ASSERT_EQ(nz_tag(p, w.size() * 2, NZ_TAG_BF16), NZ_RT_OK);
+  EXPECT_EQ(unit_at(p).pins, 1) << "the exec's pin, taken over";
+  Runtime::get().compress_pending(true);
+  Runtime::get().evict_idle();
+  EXPECT_NE(unit_at(p).state, UnitState::kCompressed) << "under a live graph";
+  for (int replay = 0; replay < 2; ++replay) {
+    ASSERT_EQ(d->real().base.cuMemsetD8Async(result, 0, 8, s), CUDA_SUCCESS);
+    ASSERT_EQ(nz::rt::before_graph_launch(exec, s), CUDA_SUCCESS);
+    ASSERT_EQ(graph_launch(exec, s), CUDA_SUCCESS);
+    ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
+    uint64_t got = 0;
+    ASSERT_EQ(d->real().base.cuMemcpyDtoH(&got, result, 8), CUDA_SUCCESS);
+    EXPECT_EQ(got, host_sum(w.data(), w.size())) << "replay " << replay;
+  }
+  // The exec gone, the new units are ordinary ones: compressed, and intact.
+  nz::rt::on_graph_exec_destroy(exec);
+  ASSERT_EQ(exec_destroy(exec), CUDA_SUCCESS);
+  EXPECT_EQ(unit_at(p).pins, 0);
+  Runtime::get().compress_pending(true);
+  Runtime::get().evict_idle();
+  EXPECT_EQ(device_sum(p, w.size(), s), host_sum(w.data(), w.size()));
+  d->real().base.cuStreamDestroy(s);
+  d->free(p);
+}
+
 // Run alone (it poisons the context): a corrupted store must trap the decode.
 TEST_F(RuntimeE2E, DISABLED_CorruptStoreTrapsAndIsReported) {
   auto w = bf16_weights(2 * kMiB, 8);

@@ -64,6 +64,11 @@ uint64_t host_pair(const uint16_t* a, const uint16_t* b, size_t n) {
   for (size_t i = 0; i < n; ++i) s = s * 31u + a[i] * 3u + b[i];
   return s;
 }
+std::string fmt_hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
 struct PairView {  // sum_pair's by-value struct
   const uint16_t* a;
   const uint16_t* b;
@@ -90,6 +95,9 @@ struct Op {
   int a = 0, b = 0;  // buffers (b: the addend or the pair's second; never a)
   Slice slice;
   int stream = 0;    // which of the two streams
+  // Read from the weights the programs share (when there are): `a` of a
+  // read, `b` of an addition, a pair or a copy (both only read there).
+  bool shared_a = false, shared_b = false;
 };
 
 // A tensor: part of a segment (a caching allocator's cuMemAlloc of whole
@@ -132,7 +140,9 @@ struct GraphApi {
 class Program {
  public:
   // `share`: the fraction of a small simulated device's 3/4 it may take.
-  Program(HookedDriver* driver, int seed, int share) : d(driver), seed(seed), share(share) {}
+  // `shared`: read-only tensors other programs read too (or null).
+  Program(HookedDriver* driver, int seed, int share, const std::vector<Buffer>* shared = nullptr)
+      : d(driver), seed(seed), share(share), shared(shared) {}
   ~Program() {
     EXPECT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
     destroy_graph();
@@ -213,6 +223,7 @@ class Program {
 
   HookedDriver* d;
   const int seed, share;
+  const std::vector<Buffer>* shared;
   CUfunction f_add = nullptr, f_sum = nullptr, f_pair = nullptr;
   CUstream streams[2] = {nullptr, nullptr};
   CUevent order = nullptr;
@@ -220,6 +231,7 @@ class Program {
   std::vector<Segment> segments;
   std::vector<Buffer> buffers;  // the segments' tensors, in segment order
   std::vector<Op> program_;
+  std::vector<std::string> expected_what_;  // what computed each expected result (failure messages)
   CUdeviceptr results = 0, input = 0;
   // Program[window_from, window_to) captured into a graph at iteration
   // capture_at and replayed by cuGraphLaunch at the later iterations
@@ -257,14 +269,25 @@ class RandomProgram : public ::testing::TestWithParam<int> {
   nz_runtime_stats before{};
 };
 
+std::string describe(const Op& op, size_t k, const Buffer& a, size_t first, size_t count, bool shared_a, bool shared_b,
+                     bool on_device) {
+  return "operation " + std::to_string(k) + " kind " + std::to_string(static_cast<int>(op.kind)) + " on " +
+         (shared_a ? "shared " : "") + "tensor " + std::to_string(op.a) + " at 0x" +
+         fmt_hex(a.device + first * 2) + " (" + std::to_string(count) + " elements)" +
+         (shared_b ? ", b shared" : "") + " stream " + std::to_string(op.stream) + (on_device ? "" : ", replayed by a graph");
+}
+
 // One operation: on the device (unless `on_device` is false: a graph replays
 // it) and on the host model; kernel results are expected in `expected`.
 // Reads back and host-to-device copies are never in a captured window.
 void Program::issue(const Op& op, size_t k, int it, bool on_device, std::vector<uint64_t>& expected) {
   const int live = static_cast<int>(buffers.size());
   const CUstream s = streams[current];
-  Buffer& a = buffers[op.a % live];
-  Buffer& b = buffers[op.b % live == op.a % live ? (op.a + 1) % live : op.b % live];
+  const bool from_shared_a = op.shared_a && shared != nullptr && op.kind == OpKind::kRead;
+  const bool from_shared_b = op.shared_b && shared != nullptr;
+  Buffer& a = from_shared_a ? const_cast<Buffer&>((*shared)[op.a % shared->size()]) : buffers[op.a % live];
+  const Buffer& b = from_shared_b ? (*shared)[op.b % shared->size()]
+                                  : buffers[op.b % live == op.a % live ? (op.a + 1) % live : op.b % live];
   const auto [first, count] = op.slice.in(a.host.size());
   const CUdeviceptr at = a.device + first * 2;
   switch (op.kind) {
@@ -275,12 +298,14 @@ void Program::issue(const Op& op, size_t k, int it, bool on_device, std::vector<
         ASSERT_EQ(d->launch(f_sum, {const_cast<CUdeviceptr*>(&at), &n, &out}, s), CUDA_SUCCESS);
       }
       expected.push_back(host_sum(a.host.data() + first, count));
+      expected_what_.push_back(describe(op, k, a, first, count, from_shared_a, from_shared_b, on_device));
       break;
     }
     case OpKind::kAdd: {  // a[slice] += b[0, count), b as long as it lasts
       uint64_t n = std::min(count, b.host.size());
       if (on_device) {
-        ASSERT_EQ(d->launch(f_add, {const_cast<CUdeviceptr*>(&at), &b.device, &n}, s), CUDA_SUCCESS);
+        ASSERT_EQ(d->launch(f_add, {const_cast<CUdeviceptr*>(&at), const_cast<CUdeviceptr*>(&b.device), &n}, s),
+                  CUDA_SUCCESS);
       }
       for (size_t i = 0; i < n; ++i) a.host[first + i] = static_cast<uint16_t>(a.host[first + i] + b.host[i]);
       break;
@@ -293,6 +318,7 @@ void Program::issue(const Op& op, size_t k, int it, bool on_device, std::vector<
         ASSERT_EQ(d->launch(f_pair, {&v, &out}, s), CUDA_SUCCESS);
       }
       expected.push_back(host_pair(a.host.data() + first, b.host.data(), n));
+      expected_what_.push_back(describe(op, k, a, first, count, from_shared_a, from_shared_b, on_device));
       break;
     }
     case OpKind::kReadBack: {
@@ -406,6 +432,8 @@ void Program::run() {
       default: op.slice = {uniform(0, 0.9), uniform(0.001, 0.3)}; break;
     }
     op.stream = pick(4) == 0 ? 1 : 0;
+    op.shared_a = pick(4) == 0;
+    op.shared_b = pick(4) == 0;
   }
   const int iterations = 6 + pick(5);
   const int replace_at = pick(iterations + 2);  // past the end: never
@@ -463,6 +491,7 @@ void Program::run() {
     ASSERT_EQ(d->htod(input, input_host.data(), 4096, streams[current], true), CUDA_SUCCESS);
 
     std::vector<uint64_t> expected;
+    expected_what_.clear();
     for (size_t k = 0; k < program.size(); ++k) {
       SCOPED_TRACE(testing::Message() << "operation " << k);
       if (graph.exec != nullptr && k == window_from) {
@@ -491,7 +520,7 @@ void Program::run() {
       std::vector<uint64_t> got(expected.size());
       ASSERT_EQ(d->dtoh(got.data(), results, got.size() * 8, streams[current], true), CUDA_SUCCESS);
       ASSERT_EQ(d->real().base.cuStreamSynchronize(streams[current]), CUDA_SUCCESS);
-      for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected[i]) << "result " << i;
+      for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected[i]) << "result " << i << ": " << expected_what_[i];
     }
     if (pick(3) == 0) Runtime::get().compress_pending(false);
   }
@@ -518,13 +547,33 @@ TEST_P(RandomProgram, ReplayedIterationsMatchTheHost) {
 // evictions and guesses see both; each program still checks its own bits.
 TEST_P(RandomProgram, TwoThreadsAtOnceMatchTheHost) {
   {
-    Program first(g_driver, GetParam(), 2), second(g_driver, GetParam() + 100000, 2);
-    std::thread other([&] {
-      g_driver->real().base.cuCtxSetCurrent(g_driver->context());
-      second.run();
-    });
-    first.run();
-    other.join();
+    // Weights both read (a model's replicas in threads, or minifw --threads):
+    // one 4 MiB segment of two tensors, the second in the middle of a page.
+    std::vector<Buffer> shared(2);
+    CUdeviceptr segment = g_driver->alloc(4 * kMiB);
+    ASSERT_NE(segment, 0u);
+    for (size_t t = 0; t < shared.size(); ++t) {
+      shared[t].device = segment + t * (2 * kMiB + 512);
+      shared[t].host = bf16_weights(t == 0 ? kMiB : kMiB / 2 + 777, static_cast<uint32_t>(GetParam() * 3 + t));
+      ASSERT_EQ(g_driver->htod(shared[t].device, shared[t].host.data(), shared[t].host.size() * 2), CUDA_SUCCESS);
+    }
+    Runtime::get().compress_pending(true);
+    {
+      Program first(g_driver, GetParam(), 2, &shared), second(g_driver, GetParam() + 100000, 2, &shared);
+      std::thread other([&] {
+        g_driver->real().base.cuCtxSetCurrent(g_driver->context());
+        second.run();
+      });
+      first.run();
+      other.join();
+    }
+    std::vector<uint16_t> back;
+    for (const auto& t : shared) {
+      back.resize(t.host.size());
+      ASSERT_EQ(g_driver->dtoh(back.data(), t.device, back.size() * 2), CUDA_SUCCESS);
+      EXPECT_TRUE(back == t.host) << "a shared tensor changed";
+    }
+    ASSERT_EQ(g_driver->free(segment), CUDA_SUCCESS);
   }
   check_runtime(GetParam());
 }
