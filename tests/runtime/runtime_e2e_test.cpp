@@ -142,6 +142,18 @@ class RuntimeE2E : public ::testing::Test {
     return out;
   }
 
+  // One replay of `exec` (a graph whose kernel writes `result`) on `s`, as the
+  // shim launches it: what the kernel wrote (0 on any failure).
+  uint64_t replay_result(CUgraphExec exec, CUstream s, CUresult (*graph_launch)(CUgraphExec, CUstream)) {
+    uint64_t got = 0;
+    EXPECT_EQ(d->real().base.cuMemsetD8Async(result, 0, 8, s), CUDA_SUCCESS);
+    EXPECT_EQ(nz::rt::before_graph_launch(exec, s), CUDA_SUCCESS);
+    EXPECT_EQ(graph_launch(exec, s), CUDA_SUCCESS);
+    EXPECT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
+    EXPECT_EQ(d->real().base.cuMemcpyDtoH(&got, result, 8), CUDA_SUCCESS);
+    return got;
+  }
+
   HookedDriver* d = nullptr;
   CUfunction f_add = nullptr, f_sum = nullptr, f_pair = nullptr;
   CUdeviceptr result = 0;
@@ -1287,13 +1299,7 @@ TEST_F(RuntimeE2E, CapturedGraphPinsItsRanges) {
     // Other ranges staged in between (over the budget, when one is set).
     EXPECT_EQ(device_sum(replay % 2 ? r : q, w.size(), s), host_sum((replay % 2 ? third : other).data(), w.size()));
     for (CUdeviceptr u : p_units) EXPECT_EQ(unit_at(u).state, UnitState::kStaged) << "replay " << replay;
-    ASSERT_EQ(d->real().base.cuMemsetD8Async(result, 0, 8, s), CUDA_SUCCESS);
-    ASSERT_EQ(nz::rt::before_graph_launch(exec, s), CUDA_SUCCESS);
-    ASSERT_EQ(graph_launch(exec, s), CUDA_SUCCESS);
-    ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
-    uint64_t got = 0;
-    ASSERT_EQ(d->real().base.cuMemcpyDtoH(&got, result, 8), CUDA_SUCCESS);
-    EXPECT_EQ(got, host_sum(w.data(), w.size())) << "replay " << replay;
+    EXPECT_EQ(replay_result(exec, s, graph_launch), host_sum(w.data(), w.size())) << "replay " << replay;
   }
   nz::rt::on_graph_exec_destroy(exec);
   ASSERT_EQ(exec_destroy(exec), CUDA_SUCCESS);
@@ -1360,13 +1366,7 @@ TEST_F(RuntimeE2E, ARangeTaggedAgainStaysPinnedByItsGraph) {
   Runtime::get().evict_idle();
   EXPECT_NE(unit_at(p).state, UnitState::kCompressed) << "under a live graph";
   for (int replay = 0; replay < 2; ++replay) {
-    ASSERT_EQ(d->real().base.cuMemsetD8Async(result, 0, 8, s), CUDA_SUCCESS);
-    ASSERT_EQ(nz::rt::before_graph_launch(exec, s), CUDA_SUCCESS);
-    ASSERT_EQ(graph_launch(exec, s), CUDA_SUCCESS);
-    ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
-    uint64_t got = 0;
-    ASSERT_EQ(d->real().base.cuMemcpyDtoH(&got, result, 8), CUDA_SUCCESS);
-    EXPECT_EQ(got, host_sum(w.data(), w.size())) << "replay " << replay;
+    EXPECT_EQ(replay_result(exec, s, graph_launch), host_sum(w.data(), w.size())) << "replay " << replay;
   }
   // The exec gone, the new units are ordinary ones: compressed, and intact.
   nz::rt::on_graph_exec_destroy(exec);
