@@ -294,7 +294,11 @@ void Program::issue(const Op& op, size_t k, int it, bool on_device, std::vector<
     case OpKind::kRead: {
       uint64_t n = count;
       CUdeviceptr out = results + expected.size() * 8;
-      if (on_device) {
+      if (on_device && k % 3 == 2) {
+        // Parameters packed in an `extra` buffer (CU_LAUNCH_PARAM_BUFFER_POINTER).
+        const uint64_t packed[3] = {at, n, out};
+        ASSERT_EQ(d->launch_packed(f_sum, packed, sizeof packed, s), CUDA_SUCCESS);
+      } else if (on_device) {
         ASSERT_EQ(d->launch(f_sum, {const_cast<CUdeviceptr*>(&at), &n, &out}, s), CUDA_SUCCESS);
       }
       expected.push_back(host_sum(a.host.data() + first, count));
