@@ -46,7 +46,7 @@ CUresult VmmAllocator::create(size_t bytes, UniquePhysicalMemory& out) noexcept 
 CUresult VmmAllocator::map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle,
                            size_t offset) noexcept {
   const auto& api = driver().base;
-  ++map_calls_;
+  map_calls_.fetch_add(1, std::memory_order_relaxed);
   note_vmm_calls(2);
   CUresult r = api.cuMemMap(at, bytes, offset, handle, 0);
   if (r != CUDA_SUCCESS) return r;
@@ -94,7 +94,7 @@ CUresult VmmAllocator::allocate(size_t bytes, CUdeviceptr& base,
     UniquePhysicalMemory h;
     r = create(page_, h);
     if (r != CUDA_SUCCESS) break;
-    ++map_calls_;
+    map_calls_.fetch_add(1, std::memory_order_relaxed);
     note_vmm_calls();
     r = api.cuMemMap(va + i * page_, page_, 0, h.get(), 0);
     if (r == CUDA_SUCCESS) pages[i] = h.release();

@@ -47,7 +47,7 @@ class VmmAllocator {
   // Frees what allocate() reserved for `bytes` (= round_up of its request).
   void free_address_range(CUdeviceptr base, size_t bytes) noexcept;
 
-  uint64_t map_calls() const noexcept { return map_calls_; }
+  uint64_t map_calls() const noexcept { return map_calls_.load(std::memory_order_relaxed); }
   // Every cuMemCreate, cuMemMap, cuMemSetAccess and cuMemUnmap made so far.
   uint64_t vmm_calls() const noexcept { return vmm_calls_.load(std::memory_order_relaxed); }
   uint64_t create_calls() const noexcept { return create_calls_.load(std::memory_order_relaxed); }
@@ -56,7 +56,9 @@ class VmmAllocator {
   CUmemAllocationProp prop_{};
   CUmemAccessDesc access_{};
   size_t page_ = 0;
-  uint64_t map_calls_ = 0;  // statistics for docs/RUNTIME.md (guarded by the runtime lock)
+  // Statistics for docs/RUNTIME.md. Atomic: the look-ahead stager maps with
+  // the runtime lock dropped (ThreadSanitizer, the random programs).
+  std::atomic<uint64_t> map_calls_{0};
   std::atomic<uint64_t> vmm_calls_{0};
   std::atomic<uint64_t> create_calls_{0};  // of which cuMemCreate
   void note_vmm_calls(uint64_t n = 1) noexcept { vmm_calls_.fetch_add(n, std::memory_order_relaxed); }
