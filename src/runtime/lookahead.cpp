@@ -116,7 +116,7 @@ void Runtime::stager_main() noexcept {
   // a program's threads capture graphs, and one store allocation or event
   // wait of ours in the default (global) mode invalidates their capture
   // (the settling of handed-over evictions allocated stores unguarded:
-  // runtime-random-budget-8-lookahead found it, docs/RESULTS.md §4.9.11).
+  // runtime-random-budget-8-lookahead found it, docs/RESULTS.md §4.9.12).
   RelaxedCaptureScope relaxed;
   std::unique_lock lock(mutex_);
   CUcontext bound = nullptr;
