@@ -47,7 +47,14 @@ CUdeviceptr HookedDriver::alloc(size_t bytes, bool* served_by_runtime) {
   CUdeviceptr p = 0;
   bool handled = false;
   if (nz::rt::active()) nz::rt::mem_alloc(&p, bytes, &handled);
-  if (!handled && api_.base.cuMemAlloc(&p, bytes) != CUDA_SUCCESS) p = 0;
+  if (!handled) {
+    // As the shim does (interpose/wrap_alloc.cpp): out of memory, the runtime
+    // evicts what it can and the allocation is tried once more.
+    CUresult r = api_.base.cuMemAlloc(&p, bytes);
+    if (r == CUDA_ERROR_OUT_OF_MEMORY && nz::rt::active() && nz::rt::on_out_of_memory(bytes))
+      r = api_.base.cuMemAlloc(&p, bytes);
+    if (r != CUDA_SUCCESS) p = 0;
+  }
   if (served_by_runtime != nullptr) *served_by_runtime = handled;
   return p;
 }

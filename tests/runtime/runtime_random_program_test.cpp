@@ -139,7 +139,7 @@ struct GraphApi {
 // different threads (gtest's assertions are thread-safe with pthreads).
 class Program {
  public:
-  // `share`: the fraction of a small simulated device's 3/4 it may take.
+  // `share`: it may take 1/share of a small simulated device's 3/4.
   // `shared`: read-only tensors other programs read too (or null).
   Program(HookedDriver* driver, int seed, int share, const std::vector<Buffer>* shared = nullptr)
       : d(driver), seed(seed), share(share), shared(shared) {}
@@ -563,7 +563,11 @@ TEST_P(RandomProgram, TwoThreadsAtOnceMatchTheHost) {
     }
     Runtime::get().compress_pending(true);
     {
-      Program first(g_driver, GetParam(), 2, &shared), second(g_driver, GetParam() + 100000, 2, &shared);
+      // Each program a third of a small device's 3/4 (a half each, 28 of
+      // 32 MiB with the shared segment, left the lazy small device short of
+      // memory for a replacement segment in about 1 run of seed 4 in 8:
+      // docs/RESULTS.md §4.9.12, open).
+      Program first(g_driver, GetParam(), 3, &shared), second(g_driver, GetParam() + 100000, 3, &shared);
       std::thread other([&] {
         g_driver->real().base.cuCtxSetCurrent(g_driver->context());
         second.run();
