@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -149,6 +150,33 @@ void* HookedDriver::symbol(const char* name) const { return dlsym(lib_, name); }
 bool HookedDriver::sim_stats(nzsim_stats& out) const {
   auto fn = reinterpret_cast<nzsim_get_stats_fn>(dlsym(lib_, "nzsim_get_stats"));
   return fn != nullptr && fn(&out) == 0;
+}
+
+HookedDriver* start_shared_driver(const char* who) {
+  static HookedDriver driver;
+  const std::string error = driver.start(test_module_path());
+  if (!error.empty()) {
+    std::fprintf(stderr, "%s: %s\n", who, error.c_str());
+    return nullptr;
+  }
+  return &driver;
+}
+
+uint64_t host_sum(const uint16_t* p, size_t n) {
+  uint64_t s = 0;
+  for (size_t i = 0; i < n; ++i) s = s * 1000003u + p[i];
+  return s;
+}
+
+GraphApi GraphApi::load(const HookedDriver& d) {
+  GraphApi g;
+  g.begin = reinterpret_cast<decltype(g.begin)>(d.symbol("cuStreamBeginCapture_v2"));
+  g.end = reinterpret_cast<decltype(g.end)>(d.symbol("cuStreamEndCapture"));
+  g.instantiate = reinterpret_cast<decltype(g.instantiate)>(d.symbol("cuGraphInstantiateWithFlags"));
+  g.launch = reinterpret_cast<decltype(g.launch)>(d.symbol("cuGraphLaunch"));
+  g.destroy = reinterpret_cast<decltype(g.destroy)>(d.symbol("cuGraphDestroy"));
+  g.destroy_exec = reinterpret_cast<decltype(g.destroy_exec)>(d.symbol("cuGraphExecDestroy"));
+  return g;
 }
 
 std::vector<uint16_t> bf16_weights(size_t count, uint32_t seed, float sigma) {

@@ -50,6 +50,26 @@ class HookedDriver {
   void* lib_ = nullptr;
 };
 
+// The driver of a test binary, started once (gtest environments call it from
+// SetUp): null, with one line on stderr naming `who`, when the simulated
+// driver or the test module is unavailable.
+HookedDriver* start_shared_driver(const char* who);
+
+// sum_u16 of rt_test_kernels.cpp, on the host.
+uint64_t host_sum(const uint16_t* p, size_t n);
+
+// The graph entry points, from the driver (all null: no graph API).
+struct GraphApi {
+  CUresult (*begin)(CUstream, CUstreamCaptureMode) = nullptr;
+  CUresult (*end)(CUstream, CUgraph*) = nullptr;
+  CUresult (*instantiate)(CUgraphExec*, CUgraph, unsigned long long) = nullptr;
+  CUresult (*launch)(CUgraphExec, CUstream) = nullptr;
+  CUresult (*destroy)(CUgraph) = nullptr;
+  CUresult (*destroy_exec)(CUgraphExec) = nullptr;
+  bool usable() const { return begin && end && instantiate && launch && destroy && destroy_exec; }
+  static GraphApi load(const HookedDriver& d);
+};
+
 // bf16 bit patterns of N(0, sigma) values: compressible like real weights.
 std::vector<uint16_t> bf16_weights(size_t count, uint32_t seed, float sigma = 0.02f);
 std::string test_module_path();  // RT_TEST_MODULE (set by meson)

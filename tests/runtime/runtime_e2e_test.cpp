@@ -27,23 +27,9 @@ HookedDriver* g_driver = nullptr;
 
 class Env : public ::testing::Environment {
  public:
-  void SetUp() override {
-    static HookedDriver driver;
-    const std::string error = driver.start(test_module_path());
-    if (!error.empty()) {
-      std::fprintf(stderr, "runtime e2e: %s\n", error.c_str());
-      return;
-    }
-    g_driver = &driver;
-  }
+  void SetUp() override { g_driver = start_shared_driver("runtime e2e"); }
 };
 const auto* g_env = ::testing::AddGlobalTestEnvironment(new Env);
-
-uint64_t host_sum(const uint16_t* p, size_t n) {
-  uint64_t s = 0;
-  for (size_t i = 0; i < n; ++i) s = s * 1000003u + p[i];
-  return s;
-}
 
 nz_runtime_stats stats() {
   nz_runtime_stats s{};
@@ -140,6 +126,18 @@ class RuntimeE2E : public ::testing::Test {
       EXPECT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
     }
     return out;
+  }
+
+  // On `s`, capturing since a successful begin: one sum of `n` elements at
+  // `p` into `result`, the capture ended and instantiated, each step told to
+  // the runtime as the shim tells it.
+  void capture_sum(const GraphApi& g, CUstream s, CUdeviceptr p, uint64_t n, CUgraph& graph, CUgraphExec& exec) {
+    nz::rt::on_capture_begin(s);  // the shim's part, after the real call
+    ASSERT_EQ(d->launch(f_sum, {&p, &n, &result}, s), CUDA_SUCCESS);
+    ASSERT_EQ(g.end(s, &graph), CUDA_SUCCESS);
+    nz::rt::on_capture_end(s, graph);
+    ASSERT_EQ(g.instantiate(&exec, graph, 0), CUDA_SUCCESS);
+    nz::rt::on_graph_instantiate(exec, graph);
   }
 
   // One replay of `exec` (a graph whose kernel writes `result`) on `s`, as the
@@ -1242,21 +1240,8 @@ TEST_F(RuntimeE2E, EncodeHandoffsKeepPagesOfAnotherSize) {
 // both are destroyed the ranges are ordinary staged ranges again: the next
 // eviction takes them.
 TEST_F(RuntimeE2E, CapturedGraphPinsItsRanges) {
-  using BeginCapture = CUresult (*)(CUstream, CUstreamCaptureMode);
-  using EndCapture = CUresult (*)(CUstream, CUgraph*);
-  using Instantiate = CUresult (*)(CUgraphExec*, CUgraph, unsigned long long);
-  using GraphLaunch = CUresult (*)(CUgraphExec, CUstream);
-  using GraphDestroy = CUresult (*)(CUgraph);
-  using ExecDestroy = CUresult (*)(CUgraphExec);
-  auto begin = reinterpret_cast<BeginCapture>(d->symbol("cuStreamBeginCapture_v2"));
-  auto end = reinterpret_cast<EndCapture>(d->symbol("cuStreamEndCapture"));
-  auto instantiate = reinterpret_cast<Instantiate>(d->symbol("cuGraphInstantiateWithFlags"));
-  auto graph_launch = reinterpret_cast<GraphLaunch>(d->symbol("cuGraphLaunch"));
-  auto graph_destroy = reinterpret_cast<GraphDestroy>(d->symbol("cuGraphDestroy"));
-  auto exec_destroy = reinterpret_cast<ExecDestroy>(d->symbol("cuGraphExecDestroy"));
-  if (!begin || !end || !instantiate || !graph_launch || !graph_destroy || !exec_destroy) {
-    GTEST_SKIP() << "no graph API in this driver";
-  }
+  const GraphApi g = GraphApi::load(*d);
+  if (!g.usable()) GTEST_SKIP() << "no graph API in this driver";
   const bool budget = std::getenv("NEUZIP_STAGING_MB") != nullptr;
   auto w = bf16_weights(2 * kMiB, 9);       // 4 MiB: two units
   auto other = bf16_weights(2 * kMiB, 10);  // ranges that compete for staging
@@ -1267,9 +1252,9 @@ TEST_F(RuntimeE2E, CapturedGraphPinsItsRanges) {
   const CUdeviceptr p_units[] = {p, p + 2 * kMiB};
   CUstream s = nullptr;
   ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-  CUresult began = begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  CUresult began = g.begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL);
   if (began == CUDA_ERROR_NOT_SUPPORTED) {  // a driver that only exports the unversioned name
-    began = reinterpret_cast<BeginCapture>(d->symbol("cuStreamBeginCapture"))(s, CU_STREAM_CAPTURE_MODE_GLOBAL);
+    began = reinterpret_cast<decltype(g.begin)>(d->symbol("cuStreamBeginCapture"))(s, CU_STREAM_CAPTURE_MODE_GLOBAL);
   }
   if (began == CUDA_ERROR_NOT_SUPPORTED) {
     d->real().base.cuStreamDestroy(s);
@@ -1277,32 +1262,27 @@ TEST_F(RuntimeE2E, CapturedGraphPinsItsRanges) {
     GTEST_SKIP() << "this driver does not support stream capture";
   }
   ASSERT_EQ(began, CUDA_SUCCESS);
-  nz::rt::on_capture_begin(s);  // the shim's part, after the real call
-  uint64_t n = w.size();
-  ASSERT_EQ(d->launch(f_sum, {&p, &n, &result}, s), CUDA_SUCCESS);
   CUgraph graph = nullptr;
-  ASSERT_EQ(end(s, &graph), CUDA_SUCCESS);
-  nz::rt::on_capture_end(s, graph);
   CUgraphExec exec = nullptr;
-  ASSERT_EQ(instantiate(&exec, graph, 0), CUDA_SUCCESS);
-  nz::rt::on_graph_instantiate(exec, graph);
+  capture_sum(g, s, p, w.size(), graph, exec);
+  if (HasFatalFailure()) return;
   for (CUdeviceptr u : p_units) {
     EXPECT_EQ(unit_at(u).state, UnitState::kStaged);
     EXPECT_EQ(unit_at(u).pins, 2) << "one pin for the graph, one for the exec";
   }
   // As a framework does: the exec is all it keeps.
   nz::rt::on_graph_destroy(graph);
-  ASSERT_EQ(graph_destroy(graph), CUDA_SUCCESS);
+  ASSERT_EQ(g.destroy(graph), CUDA_SUCCESS);
   for (CUdeviceptr u : p_units) EXPECT_EQ(unit_at(u).pins, 1);
   for (int replay = 0; replay < 3; ++replay) {
     Runtime::get().evict_idle();  // must not take the pinned range away
     // Other ranges staged in between (over the budget, when one is set).
     EXPECT_EQ(device_sum(replay % 2 ? r : q, w.size(), s), host_sum((replay % 2 ? third : other).data(), w.size()));
     for (CUdeviceptr u : p_units) EXPECT_EQ(unit_at(u).state, UnitState::kStaged) << "replay " << replay;
-    EXPECT_EQ(replay_result(exec, s, graph_launch), host_sum(w.data(), w.size())) << "replay " << replay;
+    EXPECT_EQ(replay_result(exec, s, g.launch), host_sum(w.data(), w.size())) << "replay " << replay;
   }
   nz::rt::on_graph_exec_destroy(exec);
-  ASSERT_EQ(exec_destroy(exec), CUDA_SUCCESS);
+  ASSERT_EQ(g.destroy_exec(exec), CUDA_SUCCESS);
   for (CUdeviceptr u : p_units) {
     EXPECT_EQ(unit_at(u).pins, 0);
     EXPECT_EQ(unit_at(u).state, UnitState::kStaged) << "unpinning alone evicts nothing";
@@ -1329,16 +1309,8 @@ TEST_F(RuntimeE2E, CapturedGraphPinsItsRanges) {
 // programs of runtime_random_program_test.cpp found it, two threads, a small
 // lazy device).
 TEST_F(RuntimeE2E, ARangeTaggedAgainStaysPinnedByItsGraph) {
-  auto begin = reinterpret_cast<CUresult (*)(CUstream, CUstreamCaptureMode)>(d->symbol("cuStreamBeginCapture_v2"));
-  auto end = reinterpret_cast<CUresult (*)(CUstream, CUgraph*)>(d->symbol("cuStreamEndCapture"));
-  auto instantiate =
-      reinterpret_cast<CUresult (*)(CUgraphExec*, CUgraph, unsigned long long)>(d->symbol("cuGraphInstantiateWithFlags"));
-  auto graph_launch = reinterpret_cast<CUresult (*)(CUgraphExec, CUstream)>(d->symbol("cuGraphLaunch"));
-  auto graph_destroy = reinterpret_cast<CUresult (*)(CUgraph)>(d->symbol("cuGraphDestroy"));
-  auto exec_destroy = reinterpret_cast<CUresult (*)(CUgraphExec)>(d->symbol("cuGraphExecDestroy"));
-  if (!begin || !end || !instantiate || !graph_launch || !graph_destroy || !exec_destroy) {
-    GTEST_SKIP() << "no graph API in this driver";
-  }
+  const GraphApi g = GraphApi::load(*d);
+  if (!g.usable()) GTEST_SKIP() << "no graph API in this driver";
   // One unit: staged as a run of its own, whose handle a retired unit keeps
   // (a unit remade over it can be compressed again; two units sharing one
   // run's handle stay resident).
@@ -1346,18 +1318,13 @@ TEST_F(RuntimeE2E, ARangeTaggedAgainStaysPinnedByItsGraph) {
   CUdeviceptr p = load_weights(w);
   CUstream s = nullptr;
   ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-  ASSERT_EQ(begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
-  nz::rt::on_capture_begin(s);
-  uint64_t n = w.size();
-  ASSERT_EQ(d->launch(f_sum, {&p, &n, &result}, s), CUDA_SUCCESS);
+  ASSERT_EQ(g.begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
   CUgraph graph = nullptr;
-  ASSERT_EQ(end(s, &graph), CUDA_SUCCESS);
-  nz::rt::on_capture_end(s, graph);
   CUgraphExec exec = nullptr;
-  ASSERT_EQ(instantiate(&exec, graph, 0), CUDA_SUCCESS);
-  nz::rt::on_graph_instantiate(exec, graph);
+  capture_sum(g, s, p, w.size(), graph, exec);
+  if (HasFatalFailure()) return;
   nz::rt::on_graph_destroy(graph);
-  ASSERT_EQ(graph_destroy(graph), CUDA_SUCCESS);
+  ASSERT_EQ(g.destroy(graph), CUDA_SUCCESS);
   // Registered again: the old units go back to resident memory, new ones are made.
   ASSERT_EQ(nz_untag(p, w.size() * 2), NZ_RT_OK);
   ASSERT_EQ(nz_tag(p, w.size() * 2, NZ_TAG_BF16), NZ_RT_OK);
@@ -1366,11 +1333,11 @@ TEST_F(RuntimeE2E, ARangeTaggedAgainStaysPinnedByItsGraph) {
   Runtime::get().evict_idle();
   EXPECT_NE(unit_at(p).state, UnitState::kCompressed) << "under a live graph";
   for (int replay = 0; replay < 2; ++replay) {
-    EXPECT_EQ(replay_result(exec, s, graph_launch), host_sum(w.data(), w.size())) << "replay " << replay;
+    EXPECT_EQ(replay_result(exec, s, g.launch), host_sum(w.data(), w.size())) << "replay " << replay;
   }
   // The exec gone, the new units are ordinary ones: compressed, and intact.
   nz::rt::on_graph_exec_destroy(exec);
-  ASSERT_EQ(exec_destroy(exec), CUDA_SUCCESS);
+  ASSERT_EQ(g.destroy_exec(exec), CUDA_SUCCESS);
   EXPECT_EQ(unit_at(p).pins, 0);
   Runtime::get().compress_pending(true);
   Runtime::get().evict_idle();

@@ -41,24 +41,11 @@ HookedDriver* g_driver = nullptr;
 
 class Env : public ::testing::Environment {
  public:
-  void SetUp() override {
-    static HookedDriver driver;
-    const std::string error = driver.start(test_module_path());
-    if (!error.empty()) {
-      std::fprintf(stderr, "runtime random programs: %s\n", error.c_str());
-      return;
-    }
-    g_driver = &driver;
-  }
+  void SetUp() override { g_driver = start_shared_driver("runtime random programs"); }
 };
 const auto* g_env = ::testing::AddGlobalTestEnvironment(new Env);
 
-// The kernels of rt_test_kernels.cpp, on the host.
-uint64_t host_sum(const uint16_t* p, size_t n) {
-  uint64_t s = 0;
-  for (size_t i = 0; i < n; ++i) s = s * 1000003u + p[i];
-  return s;
-}
+// The kernels of rt_test_kernels.cpp, on the host (host_sum: hooked_driver.h).
 uint64_t host_pair(const uint16_t* a, const uint16_t* b, size_t n) {
   uint64_t s = 0;
   for (size_t i = 0; i < n; ++i) s = s * 31u + a[i] * 3u + b[i];
@@ -111,27 +98,6 @@ struct Buffer {
 struct Segment {
   CUdeviceptr device = 0;
   size_t bytes = 0;
-};
-
-// The graph entry points, from the driver (none: no graphs in the programs).
-struct GraphApi {
-  CUresult (*begin)(CUstream, CUstreamCaptureMode) = nullptr;
-  CUresult (*end)(CUstream, CUgraph*) = nullptr;
-  CUresult (*instantiate)(CUgraphExec*, CUgraph, unsigned long long) = nullptr;
-  CUresult (*launch)(CUgraphExec, CUstream) = nullptr;
-  CUresult (*destroy)(CUgraph) = nullptr;
-  CUresult (*destroy_exec)(CUgraphExec) = nullptr;
-  bool usable() const { return begin && end && instantiate && launch && destroy && destroy_exec; }
-  static GraphApi load(const HookedDriver& d) {
-    GraphApi g;
-    g.begin = reinterpret_cast<decltype(g.begin)>(d.symbol("cuStreamBeginCapture_v2"));
-    g.end = reinterpret_cast<decltype(g.end)>(d.symbol("cuStreamEndCapture"));
-    g.instantiate = reinterpret_cast<decltype(g.instantiate)>(d.symbol("cuGraphInstantiateWithFlags"));
-    g.launch = reinterpret_cast<decltype(g.launch)>(d.symbol("cuGraphLaunch"));
-    g.destroy = reinterpret_cast<decltype(g.destroy)>(d.symbol("cuGraphDestroy"));
-    g.destroy_exec = reinterpret_cast<decltype(g.destroy_exec)>(d.symbol("cuGraphExecDestroy"));
-    return g;
-  }
 };
 
 // One program on its own segments and streams: built from `seed`, run by
@@ -191,7 +157,9 @@ class Program {
       if (rng() % 3 == 0) {
         const int dtype = NZ_TAG_BF16 + static_cast<int>(rng() % 3);
         const size_t declared = b.host.size() * 2 / 4 * 4;  // whole fp32 elements
-        if (declared > 0) ASSERT_EQ(nz_tag(b.device, declared, dtype), NZ_RT_OK);
+        if (declared > 0) {
+          ASSERT_EQ(nz_tag(b.device, declared, dtype), NZ_RT_OK);
+        }
       }
       buffers.push_back(std::move(b));
       at = (at + bytes + 511) & ~size_t{511};
