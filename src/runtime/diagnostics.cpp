@@ -37,6 +37,32 @@ void Runtime::fill_stats(nz_runtime_stats& out) noexcept {
   stats_.fill(out);
 }
 
+// Where device memory is, as far as the runtime knows: said when a staging
+// finds none, so that an out-of-memory names what held it.
+std::string Runtime::memory_breakdown() noexcept {
+  size_t resident = 0, staged = 0, stores = 0, staged_stores = 0, permanent = 0;
+  for (const auto& [base, a] : allocations_) {
+    for (const auto h : a->pages) resident += h != 0 ? vmm_.page_size() : 0;
+    for (const auto& [begin, p] : a->permanent) permanent += p.first;
+    for (const auto& [begin, u] : a->units) {
+      if (!u->store.data) continue;
+      (u->state == UnitState::kStaged ? staged_stores : stores) += u->store.bytes;
+      if (u->state == UnitState::kStaged) staged += u->bytes();
+    }
+  }
+  size_t free = 0, total = 0;
+  driver().base.cuMemGetInfo(&free, &total);
+  try {
+    return fmt::format(
+        "device free {} of {}; own pages {}, staged {} (their stores {}), stores {}, resident for good {}, "
+        "staging handles in use {}, cached {}, encode reserve {}, held by handovers {}, freed in stream order {}",
+        free, total, resident, staged, staged_stores, stores, permanent, pool_.in_use_bytes(), pool_.cached_bytes(),
+        store_ ? store_->reserve_bytes() : 0, held_bytes_, freed_later_.size());
+  } catch (...) {
+    return {};
+  }
+}
+
 void Runtime::report_at_exit() noexcept {
   check_status_word();
   stats_.vmm_calls.set(vmm_.vmm_calls());

@@ -572,6 +572,12 @@ bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
   std::lock_guard lock(mutex_);
   RelaxedCaptureScope relaxed;
   if (!setup_ok_) return false;
+  const size_t freed = reclaim_device_memory(bytes_wanted, epoch_before);
+  emit("oom", 0, bytes_wanted, fmt::format("\"freed\":{}", freed));
+  return freed > 0;
+}
+
+size_t Runtime::reclaim_device_memory(size_t bytes_wanted, uint64_t epoch_before) noexcept {
   reserve_for_pressure();
   // Evictions handed to the stager (defer_eviction) hold memory until settled.
   if (!to_settle_.empty()) wait_for_stager_locked();
@@ -591,8 +597,7 @@ bool Runtime::on_out_of_memory(size_t bytes_wanted) noexcept {
     if (gave && driver().base.cuMemGetInfo(&free_after, &total) == CUDA_SUCCESS)
       freed = free_after > free_before ? free_after - free_before : 1;
   }
-  emit("oom", 0, bytes_wanted, fmt::format("\"freed\":{}", freed));
-  return freed > 0;
+  return freed;
 }
 
 }  // namespace nz::rt

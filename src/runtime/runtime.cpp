@@ -183,6 +183,7 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   if (bytes < config_.min_bytes || bytes == 0) return CUDA_SUCCESS;
   // Weights loaded so far should be compressed before memory runs short:
   // then wait for their copies rather than allocate past them.
+  const uint64_t epoch_before = memory_epoch_;
   size_t free = 0, total = 0;
   const bool tight = driver().base.cuMemGetInfo(&free, &total) == CUDA_SUCCESS && free < bytes + total / 4;
   compress_pending(tight);
@@ -202,9 +203,17 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   make_staging_room(bytes);
   auto a = std::make_unique<Allocation>();
   CUresult r = vmm_.allocate(bytes, a->base, a->pages);
-  if (r == CUDA_ERROR_OUT_OF_MEMORY && evict_all(true) > 0) r = vmm_.allocate(bytes, a->base, a->pages);
+  // Out of memory: everything the shim's retry would free (on_out_of_memory),
+  // here, so that the allocation is still served and its weights can be
+  // compressed: passed to the driver it would never be, on the very device
+  // that is short of memory.
+  if (r == CUDA_ERROR_OUT_OF_MEMORY && reclaim_device_memory(bytes, epoch_before) > 0)
+    r = vmm_.allocate(bytes, a->base, a->pages);
   if (r != CUDA_SUCCESS) {
-    log(LogLevel::kDebug, "VMM allocation of {} bytes failed ({}): passed to the driver", bytes, error_name(r));
+    size_t free_now = 0;
+    driver().base.cuMemGetInfo(&free_now, &total);
+    log(LogLevel::kDebug, "VMM allocation of {} bytes failed ({}, {} bytes free): passed to the driver", bytes,
+        error_name(r), free_now);
     return CUDA_SUCCESS;
   }
   a->bytes = vmm_.round_up(bytes);

@@ -89,6 +89,7 @@ class Runtime {
   // before the program reads free memory.
   void compress_loaded() noexcept;
   void report_at_exit() noexcept;
+  std::string memory_breakdown() noexcept;  // lock held
   void emit_counters() noexcept;
   // Evicts every staged range no queued work still uses (waiting for its last
   // use); returns the bytes freed. Tests use it to force recompression.
@@ -270,6 +271,12 @@ class Runtime {
   bool enforce_budget(size_t incoming, bool may_wait, uint64_t only_after = 0) noexcept;
   // Evicts every idle staged run; `trim`: also releases the cached handles.
   size_t evict_all(bool wait, bool trim = true) noexcept;
+  // Out of device memory for `bytes_wanted`: evicts every idle staged run,
+  // settles the stager's evictions, reclaims stores freed in stream order,
+  // then gives up staged ranges' stores or the encode reserve. Returns about
+  // how many bytes came back (`bytes_wanted` if the epoch moved past
+  // `epoch_before`: memory was freed meanwhile). Lock held.
+  size_t reclaim_device_memory(size_t bytes_wanted, uint64_t epoch_before) noexcept;
   void finish_use(CUstream stream, CUresult result) noexcept;
   // The units the last before_launch/before_transfer of this thread holds,
   // taken out of the thread's record (after_* will not release them):

@@ -94,7 +94,8 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
       if (r != CUDA_SUCCESS) {
         // A run that does not fit is retried unit by unit: only a single unit's failure is worth a line.
         if (runs.size() == 1 && units.size() == 1)
-          log(LogLevel::kError, "no memory to stage {} bytes at {}: {}", run->bytes(), hex(run->begin), error_name(r));
+          log(LogLevel::kError, "no memory to stage {} bytes at {}: {} ({})", run->bytes(), hex(run->begin),
+              error_name(r), memory_breakdown());
         break;
       }
       for (const auto& u : units) run->units.push_back(u);
@@ -347,6 +348,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   // Everything this call needs that is compressed is staged at once: runs of
   // contiguous units, one mapping each, one decode launch for all of them.
   std::vector<std::shared_ptr<Unit>> staged_now;
+  std::vector<const Unit*> listed;  // staged_now's units already in staged_
   if (incoming > 0) {
     relax();
     enforce_budget(incoming, true);
@@ -370,6 +372,19 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
         call_over_budget_ = config_.staging_bytes && incoming > *config_.staging_bytes;
         for (auto& u : staged_now) {
           if (u->state == UnitState::kCompressed && (r = stage(u, stream, capturing)) != CUDA_SUCCESS) break;
+          // Listed as staged at once: the last resorts of the next unit's
+          // staging (give_up_staged_stores) then take this one's store too.
+          // (Listed only after the loop, the call's first units kept their
+          // stores while a later one found no memory: a launch failed with
+          // out-of-memory on a device that held 3.7 MB of such stores,
+          // two programs on a 32 MiB device, docs/RESULTS.md §4.9.13.)
+          if (u->state == UnitState::kStaged) {
+            try {
+              staged_.push_back(u);
+              listed.push_back(u.get());
+            } catch (...) {
+            }
+          }
         }
         call_over_budget_ = false;
         if (r != CUDA_SUCCESS) {
@@ -389,7 +404,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     std::shared_ptr<Unit> last;
     for (auto& u : staged_now) {
       try {
-        staged_.push_back(u);
+        if (std::find(listed.begin(), listed.end(), u.get()) == listed.end()) staged_.push_back(u);
         if (!capturing) u->next_guess = order_.record(u);
       } catch (...) {
       }

@@ -262,6 +262,97 @@ TEST_F(RuntimeE2E, PressureReleasesStoresAndEncodesAgain) {
   d->free(dp);
 }
 
+// A call staged unit by unit for want of memory, while its stream captures
+// (a staging for a capture keeps its store: the host waited for the decode,
+// and nothing asks the store back until the graph lets go): when a later
+// unit finds no memory, the stores of the call's first units must be among
+// the last resorts. They were not (listed as staged only once the whole call
+// was), and the launch failed with out-of-memory on a device with room for
+// it: two random programs at once on a 32 MiB device (docs/RESULTS.md
+// §4.9.13). Here 5 MiB free for four 2 MiB units: two fit, then the first
+// stores must go. Needs the small device of runtime-e2e-pressure.
+TEST_F(RuntimeE2E, PressureCapturedCallGivesItsFirstStoresUp) {
+  const GraphApi g = GraphApi::load(*d);
+  if (!g.usable()) GTEST_SKIP() << "no graph API in this driver";
+  size_t free = 0, total = 0;
+  ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
+  if (total > 1024 * kMiB) GTEST_SKIP() << "run with NZSIM_MEMORY_MB=256 (runtime-e2e-pressure)";
+  auto w = bf16_weights(4 * kMiB, 31);  // 8 MiB: four units
+  CUdeviceptr p = load_weights(w);
+  const auto s0 = stats();
+  ASSERT_EQ(s0.bytes_original_compressed, w.size() * 2);
+  ASSERT_LT(s0.bytes_compressed, 6 * kMiB);  // the test's arithmetic: each store under 1.5 MiB
+  ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
+  ASSERT_GT(free, 5 * kMiB);
+  CUdeviceptr filler = 0;
+  ASSERT_EQ(d->real().base.cuMemAlloc(&filler, free - 5 * kMiB), CUDA_SUCCESS);
+  CUstream s = nullptr;
+  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  ASSERT_EQ(g.begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
+  CUgraph graph = nullptr;
+  CUgraphExec exec = nullptr;
+  capture_sum(g, s, p, w.size(), graph, exec);
+  if (HasFatalFailure()) return;
+  const auto s1 = stats();
+  EXPECT_EQ(s1.decompressions, s0.decompressions + 4);
+  EXPECT_LE(s1.bytes_compressed, s0.bytes_compressed / 2) << "the first units' stores made the room";
+  EXPECT_EQ(replay_result(exec, s, g.launch), host_sum(w.data(), w.size()));
+  nz::rt::on_graph_destroy(graph);
+  ASSERT_EQ(g.destroy(graph), CUDA_SUCCESS);
+  nz::rt::on_graph_exec_destroy(exec);
+  ASSERT_EQ(g.destroy_exec(exec), CUDA_SUCCESS);
+  // Unpinned: evicted (encoded again, the stores were given up) and intact.
+  Runtime::get().evict_idle();
+  EXPECT_EQ(device_sum(p, w.size(), s), host_sum(w.data(), w.size()));
+  EXPECT_EQ(d->real().base.cuMemFree(filler), CUDA_SUCCESS);
+  d->real().base.cuStreamDestroy(s);
+  d->free(p);
+}
+
+// An allocation the runtime would serve, on a device whose memory is held by
+// what only the out-of-memory path frees (here the stores of ranges a graph
+// keeps staged): the runtime frees it and serves the allocation. It passed
+// it to the driver after a plain eviction, and the shim's retry then got it
+// from the driver: a segment never compressed, on the very device short of
+// memory (two random programs at once on a 32 MiB device, §4.9.13).
+TEST_F(RuntimeE2E, PressureAllocationFreesWhatTheShimWould) {
+  const GraphApi g = GraphApi::load(*d);
+  if (!g.usable()) GTEST_SKIP() << "no graph API in this driver";
+  size_t free = 0, total = 0;
+  ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
+  if (total > 1024 * kMiB) GTEST_SKIP() << "run with NZSIM_MEMORY_MB=256 (runtime-e2e-pressure)";
+  auto w = bf16_weights(4 * kMiB, 32);
+  CUdeviceptr p = load_weights(w);
+  CUstream s = nullptr;
+  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  ASSERT_EQ(g.begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
+  CUgraph graph = nullptr;
+  CUgraphExec exec = nullptr;
+  capture_sum(g, s, p, w.size(), graph, exec);  // staged and pinned, stores kept
+  if (HasFatalFailure()) return;
+  const auto s1 = stats();
+  ASSERT_GT(s1.bytes_compressed, 3 * kMiB) << "the stores the test needs held";
+  ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
+  CUdeviceptr filler = 0;
+  ASSERT_EQ(d->real().base.cuMemAlloc(&filler, free - kMiB), CUDA_SUCCESS);
+  bool served = false;
+  CUdeviceptr q = d->alloc(2 * kMiB, &served);
+  ASSERT_NE(q, 0u);
+  EXPECT_TRUE(served) << "passed to the driver";
+  EXPECT_LT(stats().bytes_compressed, s1.bytes_compressed);
+  EXPECT_EQ(replay_result(exec, s, g.launch), host_sum(w.data(), w.size()));
+  d->free(q);
+  EXPECT_EQ(d->real().base.cuMemFree(filler), CUDA_SUCCESS);
+  nz::rt::on_graph_destroy(graph);
+  ASSERT_EQ(g.destroy(graph), CUDA_SUCCESS);
+  nz::rt::on_graph_exec_destroy(exec);
+  ASSERT_EQ(g.destroy_exec(exec), CUDA_SUCCESS);
+  Runtime::get().evict_idle();
+  EXPECT_EQ(device_sum(p, w.size(), s), host_sum(w.data(), w.size()));
+  d->real().base.cuStreamDestroy(s);
+  d->free(p);
+}
+
 // Training-like steps (forward W0..W3, backward W3..W0) with a budget of
 // three of the four weights: the two stagings a step needs (W3 near the
 // end of the forward pass, W0 at the end of the backward pass) are guessed
