@@ -94,7 +94,8 @@ CUresult HookedDriver::free_async(CUdeviceptr p, CUstream s) {
 
 CUresult HookedDriver::htod(CUdeviceptr dst, const void* src, size_t bytes, CUstream s, bool async) {
   Span span{dst, bytes, Access::kWrite};
-  TransferDesc d{&span, 1, s, false, async, true, async ? "cuMemcpyHtoDAsync" : "cuMemcpyHtoD"};
+  // The source bytes too, as the shim passes them (pointer arrays are read from them).
+  TransferDesc d{&span, 1, s, false, async, true, async ? "cuMemcpyHtoDAsync" : "cuMemcpyHtoD", src};
   return described_transfer(d, [&] {
     return async ? api_.base.cuMemcpyHtoDAsync(dst, src, bytes, s) : api_.base.cuMemcpyHtoD(dst, src, bytes);
   });
@@ -142,6 +143,21 @@ CUresult HookedDriver::launch_packed(CUfunction f, const void* buffer, size_t by
   }
   CUresult r = api_.base.cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, s, nullptr, extra);
   if (nz::rt::active()) nz::rt::after_launch(d, r);
+  return r;
+}
+
+CUresult HookedDriver::tensor_map_1d(CUtensorMap* map, CUdeviceptr p, size_t elements) {
+  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                              const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                              CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+  auto encode = reinterpret_cast<Encode>(symbol("cuTensorMapEncodeTiled"));
+  if (encode == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  const cuuint64_t dims[1] = {elements};
+  const cuuint32_t box[1] = {8}, element_strides[1] = {1};  // 16-byte boxes
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 1, reinterpret_cast<void*>(p), dims, nullptr, box,
+                            element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                            CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r == CUDA_SUCCESS && nz::rt::active()) nz::rt::on_tensor_map(map, p, elements * 2);
   return r;
 }
 

@@ -37,6 +37,10 @@ class HookedDriver {
   CUresult launch(CUfunction f, std::vector<void*> params, CUstream s = nullptr, const char* api = "cuLaunchKernel");
   CUresult launch_packed(CUfunction f, const void* buffer, size_t bytes, CUstream s = nullptr);
 
+  // cuTensorMapEncodeTiled of a 1-D bf16 tensor of `elements` at `p` (16-byte
+  // aligned), told to the runtime with its extent as the shim tells it.
+  CUresult tensor_map_1d(CUtensorMap* map, CUdeviceptr p, size_t elements);
+
   // A real entry point by its exported name (for calls the runtime does not hook).
   void* symbol(const char* name) const;
 

@@ -1,6 +1,9 @@
 // rt_test_kernels.cpp: a simulator kernel module (tests/sim/nzsim.h) with the
 // access patterns the runtime must see through: plain pointers, interior
-// pointers, and a struct of pointers passed by value.
+// pointers, a struct of pointers passed by value, an array of pointers in
+// device memory (batched GEMMs), a TMA descriptor passed by value (Hopper GEMMs).
+#include <dlfcn.h>
+
 #include <cstdint>
 #include <cstring>
 
@@ -51,13 +54,55 @@ int sum_pair(const nzsim_launch* l) {
   return 0;
 }
 
+// One entry of sum_list's array: a slice of bf16 words.
+struct ListEntry {
+  const uint16_t* p;
+  uint64_t n;
+};
+
+// sum_list(const ListEntry* list, uint64_t k, uint64_t* out): the sum_u16 of
+// the k slices end to end; the list itself is in device memory, written by a
+// host-to-device copy (what batched and grouped GEMMs read their operands through).
+int sum_list(const nzsim_launch* l) {
+  auto* list = param<const ListEntry*>(l, 0);
+  const auto k = param<uint64_t>(l, 1);
+  auto* out = param<uint64_t*>(l, 2);
+  uint64_t s = 0;
+  for (uint64_t j = 0; j < k; ++j)
+    for (uint64_t i = 0; i < list[j].n; ++i) s = s * 1000003u + list[j].p[i];
+  *out = s;
+  return 0;
+}
+
+// sum_tma(CUtensorMap m, uint64_t n, uint64_t* out): sum_u16 of the n words the
+// descriptor's tensor starts with (its address only the simulator can read back).
+int sum_tma(const nzsim_launch* l) {
+  // The tests load the simulator with RTLD_LOCAL: asked of its handle.
+  static const auto decode = [] {
+    void* sim = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    void* f = dlsym(sim != nullptr ? sim : RTLD_DEFAULT, "nzsim_tensor_map_address");
+    return reinterpret_cast<nzsim_tensor_map_address_fn>(f);
+  }();
+  const auto* src = decode != nullptr ? static_cast<const uint16_t*>(decode(l->params[0])) : nullptr;
+  if (src == nullptr) return 1;
+  const auto n = param<uint64_t>(l, 1);
+  auto* out = param<uint64_t*>(l, 2);
+  uint64_t s = 0;
+  for (uint64_t i = 0; i < n; ++i) s = s * 1000003u + src[i];
+  *out = s;
+  return 0;
+}
+
 const nzsim_param kAddParams[] = {{0, 8}, {8, 8}, {16, 8}};
+const nzsim_param kTmaParams[] = {{0, 128}, {128, 8}, {136, 8}};
 const nzsim_param kSumParams[] = {{0, 8}, {8, 8}, {16, 8}};
 const nzsim_param kPairParams[] = {{0, 24}, {24, 8}};
 const nzsim_kernel kKernels[] = {
     {"add_u16", 3, kAddParams, add_u16},
     {"sum_u16", 3, kSumParams, sum_u16},
     {"sum_pair", 2, kPairParams, sum_pair},
+    {"sum_list", 3, kSumParams, sum_list},
+    {"sum_tma", 3, kTmaParams, sum_tma},
 };
 
 }  // namespace
