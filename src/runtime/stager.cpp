@@ -853,7 +853,10 @@ CUresult Runtime::before_graph_launch(CUgraphExec exec, CUstream) noexcept {
 
 void Runtime::on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept {
   try {
-    tensor_maps_.record(map, global_address, config_.tma_extents ? bytes : 0);
+    if (const size_t forgotten = tensor_maps_.record(map, global_address, config_.tma_extents ? bytes : 0)) {
+      log(LogLevel::kDebug, "{} TMA descriptors unused for longest forgotten ({} kept)", forgotten,
+          tensor_maps_.size());
+    }
   } catch (...) {
     log(LogLevel::kError, "out of memory recording a TMA descriptor: launches passing it are not seen");
   }

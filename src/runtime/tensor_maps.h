@@ -34,10 +34,13 @@ class TensorMapRegistry {
     CUdeviceptr address;
     size_t extent;  // bytes from address the descriptor can reach; 0: unknown
   };
-  void record(const void* descriptor, CUdeviceptr address, size_t extent);
+  explicit TensorMapRegistry(size_t max_entries = size_t{1} << 16) : max_entries_(max_entries) {}
+  // Returns how many descriptors it forgot to make room (see max_entries_).
+  size_t record(const void* descriptor, CUdeviceptr address, size_t extent);
   // The target of the recorded descriptor equal to these 128 bytes.
   std::optional<Target> find(const unsigned char* bytes) const;
   bool empty() const noexcept { return count_.load(std::memory_order_relaxed) == 0; }
+  size_t size() const noexcept { return count_.load(std::memory_order_relaxed); }
   void clear();
 
  private:
@@ -45,15 +48,25 @@ class TensorMapRegistry {
   struct Entry {
     Bytes bytes;
     Target target;
+    // The record count when it was last recorded or found (atomic_ref: found
+    // under the shared lock).
+    mutable uint64_t used;
   };
   static uint64_t key_of(const unsigned char* bytes) noexcept;
+  size_t forget_least_used();  // exclusive lock held
 
-  // Programs build a few thousand descriptors at most (cuBLASLt caches them);
-  // past this bound the oldest are forgotten wholesale.
-  static constexpr size_t kMaxEntries = size_t{1} << 16;
+  // Programs build a few thousand descriptors at most (cuBLASLt caches them),
+  // but one that encodes a descriptor per launch for changing activations
+  // (new shapes, new addresses) could go on for ever: past this bound the
+  // half used least recently is forgotten. Never all of them: a descriptor
+  // a library built once and passes at every step (a weight's) is found at
+  // every step, so it is among the recent half; forgotten, a launch passing
+  // it would not be seen and its kernel would read compressed memory.
+  const size_t max_entries_;
   mutable std::shared_mutex mutex_;
   std::unordered_multimap<uint64_t, Entry> entries_;
   std::atomic<size_t> count_{0};
+  std::atomic<uint64_t> records_{0};
 };
 
 }  // namespace nz::rt
