@@ -50,6 +50,8 @@ std::string Runtime::memory_breakdown() noexcept {
       if (u->state == UnitState::kStaged) staged += u->bytes();
     }
   }
+  size_t freed_later = 0;
+  for (const auto& f : freed_later_) freed_later += f.bytes;
   size_t free = 0, total = 0;
   driver().base.cuMemGetInfo(&free, &total);
   try {
@@ -57,7 +59,7 @@ std::string Runtime::memory_breakdown() noexcept {
         "device free {} of {}; own pages {}, staged {} (their stores {}), stores {}, resident for good {}, "
         "staging handles in use {}, cached {}, encode reserve {}, held by handovers {}, freed in stream order {}",
         free, total, resident, staged, staged_stores, stores, permanent, pool_.in_use_bytes(), pool_.cached_bytes(),
-        store_ ? store_->reserve_bytes() : 0, held_bytes_, freed_later_.size());
+        store_ ? store_->reserve_bytes() : 0, held_bytes_, freed_later);
   } catch (...) {
     return {};
   }
