@@ -1,10 +1,17 @@
 // range_map.h: the hot-path lookup "does this address fall in a tracked range?".
 //
-// Readers never lock: they load an immutable sorted snapshot through an atomic
-// shared pointer and binary-search it. Writers (rare: a range appears or
-// disappears) take a mutex, copy the snapshot, edit it and publish the copy.
-// `empty()` is one relaxed atomic load, so a launch while nothing is tracked
-// costs a few nanoseconds.
+// Readers copy the shared pointer to an immutable sorted snapshot (a moment
+// under a small lock, no search inside it) and binary-search it. Writers
+// (rare: a range appears or disappears) take a mutex, copy the snapshot, edit
+// it and publish the copy. `empty()` is one relaxed atomic load, so a launch
+// while nothing is tracked costs a few nanoseconds.
+//
+// (Not std::atomic<std::shared_ptr>: libstdc++ 12's load reads the pointer
+// under a lock bit it releases with a relaxed store, so a writer's next
+// store is not ordered after that read — ThreadSanitizer reports it, as
+// google/sanitizers#1558 does for any program on GCC 12; found when two random
+// programs wrote pointer arrays while the other launched. The lock costs what
+// that load's lock bit did: one atomic read-modify-write per snapshot.)
 #pragma once
 
 #include <cuda.h>
@@ -14,6 +21,7 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 namespace nz::rt {
@@ -36,7 +44,8 @@ class RangeMap {
   size_t size() const noexcept { return count_.load(std::memory_order_relaxed); }
 
   std::shared_ptr<const Snapshot> snapshot() const noexcept {
-    return snapshot_.load(std::memory_order_acquire);
+    std::lock_guard lock(snapshot_mutex_);
+    return snapshot_;
   }
 
   // The entry containing `address`, or null.
@@ -110,11 +119,16 @@ class RangeMap {
  private:
   void publish(std::shared_ptr<Snapshot> next) {
     count_.store(next->size(), std::memory_order_relaxed);
-    snapshot_.store(std::shared_ptr<const Snapshot>(std::move(next)), std::memory_order_release);
+    std::shared_ptr<const Snapshot> old;  // released after the lock (its destructor may free a large vector)
+    {
+      std::lock_guard lock(snapshot_mutex_);
+      old = std::exchange(snapshot_, std::shared_ptr<const Snapshot>(std::move(next)));
+    }
   }
 
   std::mutex write_mutex_;
-  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  mutable std::mutex snapshot_mutex_;  // guards snapshot_ itself, not what it points to
+  std::shared_ptr<const Snapshot> snapshot_;
   std::atomic<size_t> count_{0};
 };
 
