@@ -140,6 +140,22 @@ class RuntimeE2E : public ::testing::Test {
     nz::rt::on_graph_instantiate(exec, graph);
   }
 
+  // capture_sum on a new non-blocking stream `s`, captured in global mode.
+  void capture_sum_on_new_stream(const GraphApi& g, CUstream& s, CUdeviceptr p, uint64_t n, CUgraph& graph,
+                                 CUgraphExec& exec) {
+    ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+    ASSERT_EQ(g.begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
+    capture_sum(g, s, p, n, graph, exec);
+  }
+
+  // The graph, then its exec, gone (told to the runtime as the shim tells it).
+  void destroy_graph_and_exec(const GraphApi& g, CUgraph graph, CUgraphExec exec) {
+    nz::rt::on_graph_destroy(graph);
+    ASSERT_EQ(g.destroy(graph), CUDA_SUCCESS);
+    nz::rt::on_graph_exec_destroy(exec);
+    ASSERT_EQ(g.destroy_exec(exec), CUDA_SUCCESS);
+  }
+
   // One replay of `exec` (a graph whose kernel writes `result`) on `s`, as the
   // shim launches it: what the kernel wrote (0 on any failure).
   uint64_t replay_result(CUgraphExec exec, CUstream s, CUresult (*graph_launch)(CUgraphExec, CUstream)) {
@@ -287,20 +303,16 @@ TEST_F(RuntimeE2E, PressureCapturedCallGivesItsFirstStoresUp) {
   CUdeviceptr filler = 0;
   ASSERT_EQ(d->real().base.cuMemAlloc(&filler, free - 5 * kMiB), CUDA_SUCCESS);
   CUstream s = nullptr;
-  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-  ASSERT_EQ(g.begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
   CUgraph graph = nullptr;
   CUgraphExec exec = nullptr;
-  capture_sum(g, s, p, w.size(), graph, exec);
+  capture_sum_on_new_stream(g, s, p, w.size(), graph, exec);
   if (HasFatalFailure()) return;
   const auto s1 = stats();
   EXPECT_EQ(s1.decompressions, s0.decompressions + 4);
   EXPECT_LE(s1.bytes_compressed, s0.bytes_compressed / 2) << "the first units' stores made the room";
   EXPECT_EQ(replay_result(exec, s, g.launch), host_sum(w.data(), w.size()));
-  nz::rt::on_graph_destroy(graph);
-  ASSERT_EQ(g.destroy(graph), CUDA_SUCCESS);
-  nz::rt::on_graph_exec_destroy(exec);
-  ASSERT_EQ(g.destroy_exec(exec), CUDA_SUCCESS);
+  destroy_graph_and_exec(g, graph, exec);
+  if (HasFatalFailure()) return;
   // Unpinned: evicted (encoded again, the stores were given up) and intact.
   Runtime::get().evict_idle();
   EXPECT_EQ(device_sum(p, w.size(), s), host_sum(w.data(), w.size()));
@@ -324,11 +336,9 @@ TEST_F(RuntimeE2E, PressureAllocationFreesWhatTheShimWould) {
   auto w = bf16_weights(4 * kMiB, 32);
   CUdeviceptr p = load_weights(w);
   CUstream s = nullptr;
-  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-  ASSERT_EQ(g.begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
   CUgraph graph = nullptr;
   CUgraphExec exec = nullptr;
-  capture_sum(g, s, p, w.size(), graph, exec);  // staged and pinned, stores kept
+  capture_sum_on_new_stream(g, s, p, w.size(), graph, exec);  // staged and pinned, stores kept
   if (HasFatalFailure()) return;
   const auto s1 = stats();
   ASSERT_GT(s1.bytes_compressed, 3 * kMiB) << "the stores the test needs held";
@@ -343,10 +353,8 @@ TEST_F(RuntimeE2E, PressureAllocationFreesWhatTheShimWould) {
   EXPECT_EQ(replay_result(exec, s, g.launch), host_sum(w.data(), w.size()));
   d->free(q);
   EXPECT_EQ(d->real().base.cuMemFree(filler), CUDA_SUCCESS);
-  nz::rt::on_graph_destroy(graph);
-  ASSERT_EQ(g.destroy(graph), CUDA_SUCCESS);
-  nz::rt::on_graph_exec_destroy(exec);
-  ASSERT_EQ(g.destroy_exec(exec), CUDA_SUCCESS);
+  destroy_graph_and_exec(g, graph, exec);
+  if (HasFatalFailure()) return;
   Runtime::get().evict_idle();
   EXPECT_EQ(device_sum(p, w.size(), s), host_sum(w.data(), w.size()));
   d->real().base.cuStreamDestroy(s);
@@ -1408,11 +1416,9 @@ TEST_F(RuntimeE2E, ARangeTaggedAgainStaysPinnedByItsGraph) {
   auto w = bf16_weights(kMiB, 12);
   CUdeviceptr p = load_weights(w);
   CUstream s = nullptr;
-  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-  ASSERT_EQ(g.begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
   CUgraph graph = nullptr;
   CUgraphExec exec = nullptr;
-  capture_sum(g, s, p, w.size(), graph, exec);
+  capture_sum_on_new_stream(g, s, p, w.size(), graph, exec);
   if (HasFatalFailure()) return;
   nz::rt::on_graph_destroy(graph);
   ASSERT_EQ(g.destroy(graph), CUDA_SUCCESS);
