@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sim_fault.h"
+#include "sim_graph_nodes.h"
 #include "sim_memory.h"
 #include "sim_stream.h"
 
@@ -91,16 +92,8 @@ CUresult copy_1d(uintptr_t dst, uintptr_t src, size_t bytes, CUstream h, bool as
 }
 
 template <typename T>
-CUresult enqueue_memset(CUstream h, uintptr_t dst, size_t pitch, T value, size_t width, size_t height, bool sync) {
-  if (dst % sizeof(T) != 0 || (height > 1 && pitch % sizeof(T) != 0)) return CUDA_ERROR_INVALID_VALUE;
-  Stream* s;
-  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
-  if (CUresult r = s->ctx->sticky.load(); r != CUDA_SUCCESS) return r;
-  if (width == 0 || height == 0) return CUDA_SUCCESS;
-  WorkItem item;
-  item.kind = ItemKind::memset;
-  item.label = "memset";
-  item.body = [=] {
+std::function<CUresult()> memset_body(uintptr_t dst, size_t pitch, T value, size_t width, size_t height) {
+  return [=] {
     for (size_t y = 0; y < height; ++y) {
       T* row = reinterpret_cast<T*>(dst + y * pitch);
       if constexpr (sizeof(T) == 1) {
@@ -111,6 +104,19 @@ CUresult enqueue_memset(CUstream h, uintptr_t dst, size_t pitch, T value, size_t
     }
     return CUDA_SUCCESS;
   };
+}
+
+template <typename T>
+CUresult enqueue_memset(CUstream h, uintptr_t dst, size_t pitch, T value, size_t width, size_t height, bool sync) {
+  if (dst % sizeof(T) != 0 || (height > 1 && pitch % sizeof(T) != 0)) return CUDA_ERROR_INVALID_VALUE;
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (CUresult r = s->ctx->sticky.load(); r != CUDA_SUCCESS) return r;
+  if (width == 0 || height == 0) return CUDA_SUCCESS;
+  WorkItem item;
+  item.kind = ItemKind::memset;
+  item.label = "memset";
+  item.body = memset_body(dst, pitch, value, width, height);
   uint64_t seq = submit(s, std::move(item));
   if (sync && seq) {
     wait_until(s, seq);
@@ -125,7 +131,8 @@ uintptr_t side_address(CUmemorytype type, const void* host, CUdeviceptr dev) {
                                                       : static_cast<uintptr_t>(dev);
 }
 
-CUresult copy_3d(const CUDA_MEMCPY3D* p, CUstream h, bool async) {
+// The strided block a 3-D copy moves (arrays are not simulated).
+CUresult plane_of(const CUDA_MEMCPY3D* p, Plane& out) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   if (p->srcMemoryType == CU_MEMORYTYPE_ARRAY || p->dstMemoryType == CU_MEMORYTYPE_ARRAY) return CUDA_ERROR_NOT_SUPPORTED;
   size_t src_pitch = p->srcPitch ? p->srcPitch : p->WidthInBytes;
@@ -139,10 +146,16 @@ CUresult copy_3d(const CUDA_MEMCPY3D* p, CUstream h, bool async) {
                   (p->srcY + p->srcZ * src_height) * src_pitch;
   uintptr_t dst = side_address(p->dstMemoryType, p->dstHost, p->dstDevice) + p->dstXInBytes +
                   (p->dstY + p->dstZ * dst_height) * dst_pitch;
-  Plane plane{dst, src, p->WidthInBytes, p->Height, p->Depth, dst_pitch, src_pitch,
+  out = Plane{dst, src, p->WidthInBytes, p->Height, p->Depth, dst_pitch, src_pitch,
               dst_pitch * dst_height, src_pitch * src_height};
-  bool sync = !async || pageable(dst);
-  return enqueue_copy(h, plane, sync, pageable(src));
+  return CUDA_SUCCESS;
+}
+
+CUresult copy_3d(const CUDA_MEMCPY3D* p, CUstream h, bool async) {
+  Plane plane;
+  if (CUresult r = plane_of(p, plane); r != CUDA_SUCCESS) return r;
+  bool sync = !async || pageable(plane.dst);
+  return enqueue_copy(h, plane, sync, pageable(plane.src));
 }
 
 CUresult copy_2d(const CUDA_MEMCPY2D* p, CUstream h, bool async) {
@@ -169,6 +182,38 @@ CUresult copy_2d(const CUDA_MEMCPY2D* p, CUstream h, bool async) {
 }
 
 }  // namespace
+
+namespace nzsim {
+
+CUresult copy_node_item(const CUDA_MEMCPY3D* p, WorkItem& out) {
+  Plane plane;
+  if (CUresult r = plane_of(p, plane); r != CUDA_SUCCESS) return r;
+  out.kind = ItemKind::copy;
+  out.label = "memcpy";
+  out.body = [plane] {
+    copy_plane(plane);
+    return CUDA_SUCCESS;
+  };
+  return CUDA_SUCCESS;
+}
+
+CUresult memset_node_item(const CUDA_MEMSET_NODE_PARAMS* p, WorkItem& out) {
+  if (!p || p->width == 0 || p->height == 0) return CUDA_ERROR_INVALID_VALUE;
+  const uintptr_t dst = static_cast<uintptr_t>(p->dst);
+  const size_t pitch = p->height > 1 ? p->pitch : p->width * p->elementSize;
+  if (dst % p->elementSize != 0 || pitch % p->elementSize != 0) return CUDA_ERROR_INVALID_VALUE;
+  switch (p->elementSize) {
+    case 1: out.body = memset_body<uint8_t>(dst, pitch, static_cast<uint8_t>(p->value), p->width, p->height); break;
+    case 2: out.body = memset_body<uint16_t>(dst, pitch, static_cast<uint16_t>(p->value), p->width, p->height); break;
+    case 4: out.body = memset_body<uint32_t>(dst, pitch, p->value, p->width, p->height); break;
+    default: return CUDA_ERROR_INVALID_VALUE;
+  }
+  out.kind = ItemKind::memset;
+  out.label = "memset";
+  return CUDA_SUCCESS;
+}
+
+}  // namespace nzsim
 
 #define NZ_SYNC_STREAM nullptr  // the default stream (legacy, or per-thread via _ptds)
 

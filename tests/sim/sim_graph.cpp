@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "sim_graph_nodes.h"
 #include "sim_stream.h"
 
 namespace nzsim {
@@ -14,10 +15,6 @@ namespace {
 std::mutex& g_mu = *new std::mutex;
 std::set<std::shared_ptr<Capture>>& g_active = *new std::set<std::shared_ptr<Capture>>;
 thread_local CUstreamCaptureMode tl_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
-
-struct GraphExec {
-  std::vector<WorkItem> items;
-};
 
 }  // namespace
 
@@ -118,8 +115,7 @@ CUresult CUDAAPI cuGraphGetNodes(CUgraph graph, CUgraphNode* nodes, size_t* coun
   auto* g = reinterpret_cast<Graph*>(graph);
   std::lock_guard lock(g->mu);
   if (nodes) {
-    // Node handles are opaque: index + 1 (the simulator has no node API).
-    for (size_t i = 0; i < std::min(*count, g->items.size()); ++i) nodes[i] = reinterpret_cast<CUgraphNode>(i + 1);
+    for (size_t i = 0; i < std::min(*count, g->items.size()); ++i) nodes[i] = node_handle(g, i);
   }
   *count = g->items.size();
   return CUDA_SUCCESS;

@@ -1,41 +1,35 @@
 // Kernel launches: the parameters are copied into an owned packed buffer at
 // launch time (as the driver does), and one call of the kernel's host
-// function is queued on the stream.
+// function is queued on the stream (or recorded into its capture, where the
+// kernel node's getters read the packed parameters back).
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <vector>
 
 #include "sim_cost.h"
+#include "sim_graph_nodes.h"
+#include "sim_launch.h"
 #include "sim_module.h"
 #include "sim_stream.h"
 
 using namespace nzsim;
 
-namespace {
+namespace nzsim {
 
-struct Payload {
-  nzsim_launch launch{};
-  const nzsim_kernel* desc = nullptr;
-  std::vector<unsigned char> buffer;
-  std::vector<void*> pointers;
-};
-
-CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                unsigned shared, CUstream h, void** params, void** extra) {
-  charge(CostedCall::kLaunch);
-  NZ_REQUIRE_INIT();
+CUresult pack_launch(CUfunction fn, const unsigned grid[3], const unsigned block[3], unsigned shared,
+                     void** params, void** extra, std::shared_ptr<KernelPayload>& out) {
   Kernel* k = as_kernel(fn);
   if (!k) return CUDA_ERROR_INVALID_HANDLE;
+  const unsigned gx = grid[0], gy = grid[1], gz = grid[2], bx = block[0], by = block[1], bz = block[2];
   if (!gx || !gy || !gz || !bx || !by || !bz) return CUDA_ERROR_INVALID_VALUE;
   if (static_cast<uint64_t>(bx) * by * bz > 1024 || bz > 64) return CUDA_ERROR_INVALID_VALUE;
   if (gy > 65535 || gz > 65535) return CUDA_ERROR_INVALID_VALUE;
-  Stream* s;
-  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
-  if (CUresult r = s->ctx->sticky.load(); r != CUDA_SUCCESS) return r;
 
-  auto p = std::make_shared<Payload>();
+  auto p = std::make_shared<KernelPayload>();
   const nzsim_kernel* desc = k->desc;
   p->desc = desc;
+  p->fn = fn;
   p->buffer.resize(k->param_bytes);
   if (params) {
     for (unsigned i = 0; i < desc->param_count; ++i) {
@@ -61,17 +55,42 @@ CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned b
   p->launch.block = {bx, by, bz};
   p->launch.shared_bytes = shared;
   p->launch.params = p->pointers.data();
-  p->launch.stream = s;
+  out = std::move(p);
+  return CUDA_SUCCESS;
+}
 
+WorkItem kernel_item(std::shared_ptr<KernelPayload> p) {
   WorkItem item;
   item.kind = ItemKind::kernel;
-  item.label = desc->name;
+  item.label = p->desc->name;
+  auto node = std::make_shared<NodeParams>();
+  node->type = CU_GRAPH_NODE_TYPE_KERNEL;
+  node->kernel = p;
+  item.node = std::move(node);
   item.body = [p] {
     count_launch();
     int rc = p->desc->fn(&p->launch);
     return rc == 0 ? CUDA_SUCCESS : CUDA_ERROR_LAUNCH_FAILED;
   };
-  submit(s, std::move(item));
+  return item;
+}
+
+}  // namespace nzsim
+
+namespace {
+
+CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                unsigned shared, CUstream h, void** params, void** extra) {
+  charge(CostedCall::kLaunch);
+  NZ_REQUIRE_INIT();
+  const unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
+  std::shared_ptr<KernelPayload> p;
+  if (CUresult r = pack_launch(fn, grid, block, shared, params, extra, p); r != CUDA_SUCCESS) return r;
+  Stream* s;
+  if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  if (CUresult r = s->ctx->sticky.load(); r != CUDA_SUCCESS) return r;
+  p->launch.stream = s;
+  submit(s, kernel_item(std::move(p)));
   return CUDA_SUCCESS;
 }
 

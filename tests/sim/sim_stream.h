@@ -24,6 +24,7 @@ namespace nzsim {
 struct Context;
 struct Stream;
 struct Capture;
+struct NodeParams;
 
 enum class ItemKind : uint8_t {
   kernel,   // guarded; faults only in device memory count
@@ -37,6 +38,9 @@ struct WorkItem {
   ItemKind kind = ItemKind::control;
   const char* label = "";  // kernel name or "memcpy"/"memset": must outlive the item
   std::function<CUresult()> body;
+  // What a graph node's getters answer (sim_graph_nodes.cpp): set for
+  // kernels (launched or added as nodes) and for nodes added by the node API.
+  std::shared_ptr<const NodeParams> node;
 };
 
 constexpr uint32_t kStreamMagic = 0x5354524d;
@@ -131,9 +135,24 @@ struct Event {
 double now_ms();
 
 // --- capture (sim_graph.cpp) ---
+// A CUgraphNode: item `index` of `graph` (sim_graph_nodes.cpp).
+struct GraphNodeHandle {
+  static constexpr uint32_t kMagic = 0x4e4f4445;
+  uint32_t magic = kMagic;
+  struct Graph* graph = nullptr;
+  size_t index = 0;
+};
+
 struct Graph {
   std::mutex mu;
-  std::vector<WorkItem> items;  // in capture order; replayed in order
+  std::vector<WorkItem> items;  // in capture (or node-adding) order; replayed in order
+  // CUgraphNode handles, one per item, made on demand (cuGraphGetNodes, adds).
+  std::vector<std::unique_ptr<GraphNodeHandle>> handles;
+  ~Graph();
+};
+
+struct GraphExec {
+  std::vector<WorkItem> items;  // the graph's, copied at instantiation (node i = item i)
 };
 
 struct Capture {
