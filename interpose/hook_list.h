@@ -158,6 +158,10 @@
     12000, L)                                                                                    \
   X(GraphInstantiateWithParams_ptsz, "cuGraphInstantiateWithParams_ptsz",                        \
     "cuGraphInstantiateWithParams", 12000, P)                                                    \
+  X(GraphExecKernelNodeSetParams_v1, "cuGraphExecKernelNodeSetParams",                          \
+    "cuGraphExecKernelNodeSetParams", 10010, A)                                                  \
+  X(GraphExecKernelNodeSetParams_v2, "cuGraphExecKernelNodeSetParams_v2",                       \
+    "cuGraphExecKernelNodeSetParams", 12000, A)                                                  \
   X(GraphExecDestroy, "cuGraphExecDestroy", "cuGraphExecDestroy", 10000, A)                      \
   X(GraphDestroy, "cuGraphDestroy", "cuGraphDestroy", 10000, A)                                  \
   X(GraphLaunch, "cuGraphLaunch", "cuGraphLaunch", 10000, L)                                     \

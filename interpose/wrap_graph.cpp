@@ -1,6 +1,8 @@
 // wrap_graph.cpp: stream capture, graph instantiation/launch, TMA descriptors.
 #include <cstring>
 
+#include "graph_contents.h"
+#include "shim_log.h"
 #include "transfer_spans.h"
 #include "wrap_common.h"
 
@@ -47,6 +49,9 @@ CUresult instantiate_with_params(CUgraphExec* exec, CUgraph g,
   const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, CUDA_GRAPH_INSTANTIATE_PARAMS*)>(H);
   if (!real) return missing_entry(H);
+  if (rt::active()) {
+    if (CUresult r = pin_graph_nodes(g, "cuGraphInstantiateWithParams"); r != CUDA_SUCCESS) return r;
+  }
   CUresult r = real(exec, g, params);
   if (r == CUDA_SUCCESS && exec && rt::active()) rt::on_graph_instantiate(*exec, g);
   return r;
@@ -99,6 +104,9 @@ NZ_WRAPPER CUresult nzw_GraphInstantiateWithFlags(CUgraphExec* exec, CUgraph g,
   auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, unsigned long long)>(
       Hook::GraphInstantiateWithFlags);
   if (!real) return nz::shim::missing_entry(Hook::GraphInstantiateWithFlags);
+  if (nz::rt::active()) {
+    if (CUresult r = nz::shim::pin_graph_nodes(g, "cuGraphInstantiate"); r != CUDA_SUCCESS) return r;
+  }
   CUresult r = real(exec, g, flags);
   if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::rt::on_graph_instantiate(*exec, g);
   return r;
@@ -110,6 +118,9 @@ NZ_WRAPPER CUresult nzw_GraphInstantiate_v1(CUgraphExec* exec, CUgraph g, CUgrap
   NZ_ENTER(GraphInstantiate_v1);
   auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, CUgraphNode*, char*, size_t)>(Hook::GraphInstantiate_v1);
   if (!real) return nz::shim::missing_entry(Hook::GraphInstantiate_v1);
+  if (nz::rt::active()) {
+    if (CUresult r = nz::shim::pin_graph_nodes(g, "cuGraphInstantiate"); r != CUDA_SUCCESS) return r;
+  }
   CUresult r = real(exec, g, error_node, log_buffer, log_size);
   if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::rt::on_graph_instantiate(*exec, g);
   return r;
@@ -120,6 +131,9 @@ NZ_WRAPPER CUresult nzw_GraphInstantiate_v2(CUgraphExec* exec, CUgraph g, CUgrap
   NZ_ENTER(GraphInstantiate_v2);
   auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, CUgraphNode*, char*, size_t)>(Hook::GraphInstantiate_v2);
   if (!real) return nz::shim::missing_entry(Hook::GraphInstantiate_v2);
+  if (nz::rt::active()) {
+    if (CUresult r = nz::shim::pin_graph_nodes(g, "cuGraphInstantiate"); r != CUDA_SUCCESS) return r;
+  }
   CUresult r = real(exec, g, error_node, log_buffer, log_size);
   if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::rt::on_graph_instantiate(*exec, g);
   return r;
@@ -130,9 +144,52 @@ NZ_WRAPPER CUresult nzw_GraphExecUpdate_v2(CUgraphExec exec, CUgraph g, CUgraphE
   NZ_ENTER(GraphExecUpdate_v2);
   auto real = real_of<CUresult (*)(CUgraphExec, CUgraph, CUgraphExecUpdateResultInfo*)>(Hook::GraphExecUpdate_v2);
   if (!real) return nz::shim::missing_entry(Hook::GraphExecUpdate_v2);
+  if (nz::rt::active()) {
+    if (CUresult r = nz::shim::pin_graph_nodes(g, "cuGraphExecUpdate"); r != CUDA_SUCCESS) return r;
+  }
   CUresult r = real(exec, g, info);
   if (r == CUDA_SUCCESS && nz::rt::active()) nz::rt::on_graph_exec_update(exec, g);
   return r;
+}
+
+// An exec's kernel node given new parameters: what they point at is pinned
+// for the exec first (the graph's node keeps its own).
+namespace nz::shim {
+namespace {
+template <typename Params>
+CUresult pin_exec_kernel_params(CUgraphExec exec, const Params* p, CUkernel kernel) noexcept {
+  if (p == nullptr || !rt::active()) return CUDA_SUCCESS;
+  rt::GraphContents contents;
+  try {
+    contents.launches.push_back(node_launch(p->func, kernel, p->kernelParams, p->extra));
+  } catch (...) {
+    contents.complete = false;
+  }
+  const CUresult r = rt::on_exec_node_params(exec, contents);
+  if (r != CUDA_SUCCESS)
+    log_line("cuGraphExecKernelNodeSetParams: cannot stage what the kernel reads (error {}); the call fails",
+             static_cast<int>(r));
+  return r;
+}
+}  // namespace
+}  // namespace nz::shim
+
+NZ_WRAPPER CUresult nzw_GraphExecKernelNodeSetParams_v2(CUgraphExec exec, CUgraphNode node,
+                                                        const CUDA_KERNEL_NODE_PARAMS_v2* p) noexcept {
+  NZ_ENTER(GraphExecKernelNodeSetParams_v2);
+  auto real = real_of<decltype(&nzw_GraphExecKernelNodeSetParams_v2)>(Hook::GraphExecKernelNodeSetParams_v2);
+  if (!real) return nz::shim::missing_entry(Hook::GraphExecKernelNodeSetParams_v2);
+  if (CUresult r = nz::shim::pin_exec_kernel_params(exec, p, p ? p->kern : nullptr); r != CUDA_SUCCESS) return r;
+  return real(exec, node, p);
+}
+
+NZ_WRAPPER CUresult nzw_GraphExecKernelNodeSetParams_v1(CUgraphExec exec, CUgraphNode node,
+                                                        const CUDA_KERNEL_NODE_PARAMS_v1* p) noexcept {
+  NZ_ENTER(GraphExecKernelNodeSetParams_v1);
+  auto real = real_of<decltype(&nzw_GraphExecKernelNodeSetParams_v1)>(Hook::GraphExecKernelNodeSetParams_v1);
+  if (!real) return nz::shim::missing_entry(Hook::GraphExecKernelNodeSetParams_v1);
+  if (CUresult r = nz::shim::pin_exec_kernel_params(exec, p, nullptr); r != CUDA_SUCCESS) return r;
+  return real(exec, node, p);
 }
 
 NZ_WRAPPER CUresult nzw_TensorMapReplaceAddress(CUtensorMap* map, void* address) noexcept {

@@ -39,23 +39,41 @@ bool GraphPins::note_use(CUstream stream, const std::shared_ptr<Unit>& u) {
   return true;
 }
 
-void GraphPins::end_capture(CUstream stream, CUgraph graph, Units& unpinned) {
+GraphPins::Units GraphPins::take_capture(CUstream stream, bool& found) {
   auto it = captures_.find(stream);
-  if (it == captures_.end()) return;
+  found = it != captures_.end();
+  if (!found) return {};
   Units units = std::move(it->second);
   captures_.erase(it);
-  if (graph == nullptr) {
-    unpin_all(units, unpinned);
-    return;
-  }
-  Units& held = graphs_[graph];
+  return units;
+}
+
+void GraphPins::merge(Units units, Units& held, Units& unpinned) {
   for (auto& u : units) {
     if (std::find(held.begin(), held.end(), u) != held.end()) {
-      if (u->pins > 0 && --u->pins == 0) unpinned.push_back(u);  // the graph already holds one
+      if (u->pins > 0 && --u->pins == 0) unpinned.push_back(u);  // the holder already has one
     } else {
       held.push_back(std::move(u));
     }
   }
+}
+
+void GraphPins::end_capture(CUstream stream, CUgraph graph, Units& unpinned, bool stream_capture) {
+  bool found = false;
+  Units units = take_capture(stream, found);
+  if (!found) return;
+  if (graph == nullptr) {
+    unpin_all(units, unpinned);
+    return;
+  }
+  if (stream_capture) captured_.insert(graph);
+  merge(std::move(units), graphs_[graph], unpinned);
+}
+
+void GraphPins::end_capture_into_exec(CUstream stream, CUgraphExec exec, Units& unpinned) {
+  bool found = false;
+  Units units = take_capture(stream, found);
+  if (found) merge(std::move(units), execs_[exec], unpinned);
 }
 
 void GraphPins::instantiate(CUgraphExec exec, CUgraph graph, Units& unpinned) {
@@ -74,6 +92,7 @@ void GraphPins::destroy_exec(CUgraphExec exec, Units& unpinned) {
 }
 
 void GraphPins::destroy_graph(CUgraph graph, Units& unpinned) {
+  captured_.erase(graph);  // the handle may be reused
   auto it = graphs_.find(graph);
   if (it == graphs_.end()) return;
   unpin_all(it->second, unpinned);

@@ -11,6 +11,7 @@
 #include <cuda.h>
 
 #include <map>
+#include <set>
 #include <memory>
 #include <vector>
 
@@ -31,8 +32,16 @@ class GraphPins {
   bool note_use(CUstream stream, const std::shared_ptr<Unit>& u);
   // The capture on `stream` ended: its pins pass to `graph`, or are released
   // when it produced none (failed or invalidated capture). Capturing into an
-  // existing graph adds to what that graph already holds.
-  void end_capture(CUstream stream, CUgraph graph, Units& unpinned);
+  // existing graph adds to what that graph already holds. `stream_capture`
+  // false: a record the runtime opened itself to scan a graph's nodes
+  // (graph_nodes.cpp), which does not make the graph a captured one.
+  void end_capture(CUstream stream, CUgraph graph, Units& unpinned, bool stream_capture = true);
+  // Such a record's pins pass to `exec` (a kernel node given new parameters
+  // in an executable graph).
+  void end_capture_into_exec(CUstream stream, CUgraphExec exec, Units& unpinned);
+  // Whether `graph` came from a stream capture we saw (its launches were
+  // pinned as they were captured: no need to scan its nodes).
+  bool captured(CUgraph graph) const { return captured_.count(graph) > 0; }
   // `exec` was instantiated from `graph`: it takes its own pin on every unit
   // the graph holds (an exec outlives its graph). Graphs not built by a
   // capture we saw hold nothing.
@@ -57,10 +66,14 @@ class GraphPins {
   static void pin_all(const Units& units);
   // Drops one pin from each; appends those now unpinned to `unpinned`.
   static void unpin_all(Units& units, Units& unpinned);
+  // Moves a record's units into `held`, one pin per holder.
+  static void merge(Units units, Units& held, Units& unpinned);
+  Units take_capture(CUstream stream, bool& found);
 
   std::map<CUstream, Units> captures_;
   std::map<CUgraph, Units> graphs_;
   std::map<CUgraphExec, Units> execs_;
+  std::set<CUgraph> captured_;  // graphs stream captures produced (not scanned)
   Units permanent_;  // pinned by uses on streams captured into a capture we did not see begin
 };
 

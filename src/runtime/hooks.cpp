@@ -134,6 +134,18 @@ void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noex
   if (Runtime::is_active()) Runtime::get().on_context_destroy(ctx, device, primary_reset);
 }
 
+bool graph_contents_wanted(CUgraph graph) noexcept {
+  return Runtime::is_active() && Runtime::get().graph_contents_wanted(graph);
+}
+
+CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept {
+  return Runtime::is_active() ? Runtime::get().on_graph_contents(graph, c) : CUDA_SUCCESS;
+}
+
+CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept {
+  return Runtime::is_active() ? Runtime::get().on_exec_node_params(exec, c) : CUDA_SUCCESS;
+}
+
 void on_graph_exec_update(CUgraphExec exec, CUgraph graph) noexcept {
   if (Runtime::is_active()) Runtime::get().on_graph_instantiate(exec, graph);
 }

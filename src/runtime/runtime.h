@@ -67,6 +67,9 @@ class Runtime {
   void on_graph_exec_destroy(CUgraphExec exec) noexcept;
   void on_graph_destroy(CUgraph graph) noexcept;
   CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
+  bool graph_contents_wanted(CUgraph graph) noexcept;
+  CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept;
+  CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept;
   void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
   void on_tensor_map_replaced(const void* before, const CUtensorMap* map, CUdeviceptr global_address) noexcept;
   bool on_out_of_memory(size_t bytes_wanted) noexcept;
@@ -157,8 +160,14 @@ class Runtime {
   void tag_if_state(Allocation& a) noexcept;  // lock held; NEUZIP_COMPRESS=optimizer (idle_buffers.cpp)
   template <typename Visit>
   CUresult hold_touched(CUstream stream, bool per_thread_stream, const char* what, Visit&& visit) noexcept;
+  // `pins_to`: the capture record a capturing call's units are pinned under
+  // (default: the stream's own; graph_nodes.cpp passes a record of its own).
   CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
-                   const char* what) noexcept;
+                   const char* what, CUstream pins_to = nullptr) noexcept;
+  void collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Snapshot& snapshot);  // may throw
+  std::vector<std::shared_ptr<Unit>> units_touched_by(const GraphContents& c);             // may throw
+  // Stages what `c` touches and pins it under `graph` or `exec` (graph_nodes.cpp).
+  CUresult pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec, const char* what) noexcept;
   void wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept;
   // Maps and decodes runs of compressed units (each VA-contiguous, in address
   // order) on `stream`: per run one handle, one cuMemMap and one

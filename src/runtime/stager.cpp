@@ -297,7 +297,7 @@ void Runtime::wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept
 }
 
 CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
-                          const char* what) noexcept {
+                          const char* what, CUstream pins_to) noexcept {
   const auto asked = TraceClock::now();
   std::lock_guard lock(mutex_);
   const auto locked = TraceClock::now();
@@ -462,7 +462,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     // capture, its graph or an executable graph made from it exists.
     if (capturing) {
       try {
-        if (!graph_pins_.note_use(stream, u)) {
+        if (!graph_pins_.note_use(pins_to != nullptr ? pins_to : stream, u)) {
           log(LogLevel::kDebug, "range {} used by a capture begun elsewhere: pinned for good", hex(u->begin));
         }
       } catch (...) {
@@ -638,48 +638,81 @@ CUresult Runtime::hold_touched(CUstream stream, bool per_thread_stream, const ch
   return r;
 }
 
+// The units a launch touches: what its parameters point at (plain and
+// interior pointers, pointer arrays, TMA descriptors); everything tracked
+// when its parameters cannot be read.
+void Runtime::collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Snapshot& snapshot) {
+  auto touch = [&](uint64_t address) {
+    if (const auto* e = RangeMap<TagExtent>::find(snapshot, address)) collect_units(*e->value);
+  };
+  const bool arrays = !pointer_arrays_.empty();
+  const auto array_snapshot = arrays ? pointer_arrays_.snapshot() : nullptr;
+  const bool scanned = for_each_param_word(
+      d, params_,
+      [&](uint64_t word) {
+        touch(word);
+        // A pointer to an array of pointers into managed memory.
+        if (arrays) {
+          if (const auto* a = RangeMap<std::vector<CUdeviceptr>>::find(*array_snapshot, word)) {
+            for (CUdeviceptr target : *a->value) touch(target);
+          }
+        }
+      },
+      [&](const unsigned char* bytes, size_t size, std::vector<size_t>& accounted) {
+        if (tensor_maps_.empty()) return;
+        for (size_t off = 0; off + TensorMapRegistry::kBytes <= size; off += TensorMapRegistry::kAlign) {
+          auto target = tensor_maps_.find(bytes + off);
+          if (!target) continue;
+          if (target->extent == 0) {
+            touch(target->address);  // how far it reads is unknown: the reach of a pointer
+            continue;
+          }
+          // TMA reads nothing outside the descriptor's tensor: its units only.
+          collect_overlapping(snapshot, target->address, target->address + target->extent);
+          accounted.push_back(off);
+        }
+      });
+  // No layout for this kernel: it may read anything compressed.
+  if (!scanned) {
+    for (const auto& e : snapshot) collect_units(*e.value);
+  }
+}
+
 CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
   stats_.launches_seen.add();
   t_launch = &d;
   struct Forget {
     ~Forget() { t_launch = nullptr; }
   } forget;
-  return hold_touched(d.stream, d.per_thread_stream, d.api, [&](const auto& snapshot) {
-    auto touch = [&](uint64_t address) {
-      if (const auto* e = RangeMap<TagExtent>::find(snapshot, address)) collect_units(*e->value);
-    };
-    const bool arrays = !pointer_arrays_.empty();
-    const auto array_snapshot = arrays ? pointer_arrays_.snapshot() : nullptr;
-    const bool scanned = for_each_param_word(
-        d, params_,
-        [&](uint64_t word) {
-          touch(word);
-          // A pointer to an array of pointers into managed memory.
-          if (arrays) {
-            if (const auto* a = RangeMap<std::vector<CUdeviceptr>>::find(*array_snapshot, word)) {
-              for (CUdeviceptr target : *a->value) touch(target);
-            }
-          }
-        },
-        [&](const unsigned char* bytes, size_t size, std::vector<size_t>& accounted) {
-          if (tensor_maps_.empty()) return;
-          for (size_t off = 0; off + TensorMapRegistry::kBytes <= size; off += TensorMapRegistry::kAlign) {
-            auto target = tensor_maps_.find(bytes + off);
-            if (!target) continue;
-            if (target->extent == 0) {
-              touch(target->address);  // how far it reads is unknown: the reach of a pointer
-              continue;
-            }
-            // TMA reads nothing outside the descriptor's tensor: its units only.
-            collect_overlapping(snapshot, target->address, target->address + target->extent);
-            accounted.push_back(off);
-          }
-        });
-    // No layout for this kernel: it may read anything compressed.
-    if (!scanned) {
-      for (const auto& e : snapshot) collect_units(*e.value);
+  return hold_touched(d.stream, d.per_thread_stream, d.api,
+                      [&](const auto& snapshot) { collect_launch(d, snapshot); });
+}
+
+// What a graph's nodes touch (graph_nodes.cpp), collected as their launches
+// and copies would be; may throw (allocation).
+std::vector<std::shared_ptr<Unit>> Runtime::units_touched_by(const GraphContents& c) {
+  std::vector<std::shared_ptr<Unit>> out;
+  if (tracked_.empty()) return out;
+  const auto snapshot = tracked_.snapshot();
+  t_touched.clear();
+  t_extents.clear();
+  t_overlapping = false;
+  struct Clear {
+    ~Clear() {
+      t_touched.clear();
+      t_extents.clear();
     }
-  });
+  } clear;
+  if (!c.complete) {
+    for (const auto& e : *snapshot) collect_units(*e.value);
+  } else {
+    for (const auto& d : c.launches) collect_launch(d, *snapshot);
+    for (const auto& span : c.spans) collect_overlapping(*snapshot, span.ptr, span.ptr + span.bytes);
+  }
+  out = t_touched;
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 void Runtime::after_launch(const LaunchDesc& d, CUresult result) noexcept {

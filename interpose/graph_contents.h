@@ -1,0 +1,27 @@
+// graph_contents.h: what a graph's nodes touch, read back from the real
+// driver's node getters (cuGraphGetNodes, cuGraphNodeGetType,
+// cuGraphKernelNodeGetParams, ...) and described to the runtime as launches
+// and byte ranges (hooks.h GraphContents). Description only: what to do
+// with it is the runtime's.
+#pragma once
+
+#include <cuda.h>
+
+#include "runtime/hooks.h"
+
+namespace nz::shim {
+
+// Lists `graph`'s kernel, memcpy and memset nodes, child graphs flattened.
+// A node whose kind or parameters cannot be read leaves `out.complete` false.
+void list_graph_contents(CUgraph graph, rt::GraphContents& out) noexcept;
+
+// The launch a kernel node describes: by CUfunction, or by CUkernel when the
+// function is null (or is a CUkernel the program got from cuLibraryGetKernel).
+rt::LaunchDesc node_launch(CUfunction func, CUkernel kernel, void** params, void** extra) noexcept;
+
+// Before a graph is instantiated (or an exec updated to it): stages and
+// pins what its nodes touch, when the runtime wants that. An error fails the
+// caller's call (one `neuzip:` line says why).
+CUresult pin_graph_nodes(CUgraph graph, const char* api) noexcept;
+
+}  // namespace nz::shim

@@ -1,0 +1,165 @@
+// Class 17: graphs built node by node (XLA's command buffers, cuDNN's
+// cudnnBackendPopulateCudaGraph, hand-built graphs): cuGraphCreate,
+// cuGraphAdd{Kernel,Memcpy,Memset,ChildGraph}Node, cuGraphExecKernelNodeSetParams.
+// No launch hook sees their kernels; the replays must still find every range
+// they read staged, also after other work evicted everything it could
+// (NEUZIP_STAGING_MB=8 in frameworks-graph-nodes).
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "fw_env.h"
+
+namespace fw {
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+uint64_t read_u64(CUdeviceptr p) {
+  uint64_t v = 0;
+  EXPECT_EQ(CUDA_SUCCESS, cuMemcpyDtoH(&v, p, 8));
+  return v;
+}
+
+// A one-thread sum_bytes(p, n, out) node's parameters (`params` must outlive the call that takes them).
+CUDA_KERNEL_NODE_PARAMS sum_node_params(void** params) {
+  CUDA_KERNEL_NODE_PARAMS kp{};
+  kp.func = Env::get().fn("sum_bytes");
+  kp.gridDimX = kp.gridDimY = kp.gridDimZ = 1;
+  kp.blockDimX = kp.blockDimY = kp.blockDimZ = 1;
+  kp.kernelParams = params;
+  return kp;
+}
+
+// sum_bytes(p, n, out) as a kernel node; the parameter values are copied in.
+CUgraphNode add_sum_node(CUgraph g, const CUgraphNode* deps, size_t ndeps, CUdeviceptr p, uint64_t n,
+                         CUdeviceptr out) {
+  void* params[] = {&p, &n, &out};
+  const CUDA_KERNEL_NODE_PARAMS kp = sum_node_params(params);
+  CUgraphNode node = nullptr;
+  EXPECT_EQ(CUDA_SUCCESS, cuGraphAddKernelNode(&node, g, deps, ndeps, &kp));
+  return node;
+}
+
+// Reads every weight eagerly: under an 8 MiB budget the ranges a graph does
+// not pin are evicted (compressed again) by this.
+void churn(const std::vector<std::unique_ptr<Weight>>& weights) {
+  for (const auto& w : weights) EXPECT_EQ(w->hash(), device_hash(w->dev, w->host.size()));
+}
+
+std::vector<std::unique_ptr<Weight>> make_weights(uint32_t first_seed, int count) {
+  std::vector<std::unique_ptr<Weight>> out;
+  for (int i = 0; i < count; ++i) out.push_back(std::make_unique<Weight>(4 * kMiB, first_seed + i));
+  return out;
+}
+
+TEST(GraphNodes, KernelNodeReadsACompressedWeight) {
+  Weight w(4 * kMiB, 70);
+  auto others = make_weights(71, 4);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(20 * kMiB);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr out = alloc(64);
+  CUgraph g;
+  CU_OK(cuGraphCreate(&g, 0));
+  add_sum_node(g, nullptr, 0, w.dev, w.host.size(), out);
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+  CU_OK(cuGraphDestroy(g));  // the exec outlives its graph
+  for (int round = 0; round < 3; ++round) {
+    churn(others);
+    CU_OK(cuMemsetD8(out, 0, 8));
+    CU_OK(cuGraphLaunch(exec, s));
+    CU_OK(cuStreamSynchronize(s));
+    EXPECT_EQ(w.hash(), read_u64(out)) << "round " << round;
+  }
+  CU_OK(cuGraphExecDestroy(exec));
+  // Unpinned again: it can be compressed and read eagerly as before.
+  churn(others);
+  EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+  CU_OK(cuStreamDestroy(s));
+}
+
+// A child graph reading one weight, a memcpy node copying out of another and
+// a memset node writing a third (the write must survive).
+TEST(GraphNodes, ChildGraphMemcpyAndMemsetNodes) {
+  Weight a(4 * kMiB, 80), b(4 * kMiB, 81), c(4 * kMiB, 82);
+  auto others = make_weights(83, 4);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(28 * kMiB);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr out = alloc(64), copy = alloc(b.host.size());
+  CUgraph child, parent;
+  CU_OK(cuGraphCreate(&child, 0));
+  add_sum_node(child, nullptr, 0, a.dev, a.host.size(), out);
+  CU_OK(cuGraphCreate(&parent, 0));
+  CUgraphNode child_node, copy_node, set_node;
+  CU_OK(cuGraphAddChildGraphNode(&child_node, parent, nullptr, 0, child));
+  CU_OK(cuGraphDestroy(child));  // cloned into the node
+  CUDA_MEMCPY3D cp{};
+  cp.srcMemoryType = cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  cp.srcDevice = b.dev + kMiB;  // from the middle of the weight
+  cp.dstDevice = copy;
+  cp.WidthInBytes = 2 * kMiB;
+  cp.Height = cp.Depth = 1;
+  CU_OK(cuGraphAddMemcpyNode(&copy_node, parent, &child_node, 1, &cp, Env::get().ctx));
+  CUDA_MEMSET_NODE_PARAMS ms{};
+  ms.dst = c.dev;
+  ms.value = 0x7f;
+  ms.elementSize = 1;
+  ms.width = kMiB;
+  ms.height = 1;
+  CU_OK(cuGraphAddMemsetNode(&set_node, parent, &copy_node, 1, &ms, Env::get().ctx));
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, parent, 0));
+  churn(others);
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  EXPECT_EQ(a.hash(), read_u64(out));
+  EXPECT_EQ(host_hash(b.host.data() + kMiB, 2 * kMiB), device_hash(copy, 2 * kMiB));
+  CU_OK(cuGraphExecDestroy(exec));
+  CU_OK(cuGraphDestroy(parent));
+  // The memset's bytes and the untouched rest of `c`, after more eviction.
+  std::vector<uint8_t> expect = c.host;
+  std::fill(expect.begin(), expect.begin() + kMiB, 0x7f);
+  churn(others);
+  EXPECT_EQ(host_hash(expect.data(), expect.size()), device_hash(c.dev, c.host.size()));
+  CU_OK(cuMemFree(copy));
+  CU_OK(cuStreamDestroy(s));
+}
+
+// An exec's kernel node pointed at another weight after instantiation.
+TEST(GraphNodes, ExecKernelNodeGivenAnotherWeight) {
+  Weight w(4 * kMiB, 90), w2(4 * kMiB, 91);
+  auto others = make_weights(92, 4);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(24 * kMiB);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr out = alloc(64);
+  CUgraph g;
+  CU_OK(cuGraphCreate(&g, 0));
+  CUgraphNode node = add_sum_node(g, nullptr, 0, w.dev, w.host.size(), out);
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  EXPECT_EQ(w.hash(), read_u64(out));
+  CUdeviceptr p = w2.dev;
+  uint64_t n = w2.host.size();
+  void* params[] = {&p, &n, &out};
+  const CUDA_KERNEL_NODE_PARAMS kp = sum_node_params(params);
+  CU_OK(cuGraphExecKernelNodeSetParams(exec, node, &kp));
+  churn(others);
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  EXPECT_EQ(w2.hash(), read_u64(out));
+  CU_OK(cuGraphExecDestroy(exec));
+  CU_OK(cuGraphDestroy(g));
+  CU_OK(cuStreamDestroy(s));
+}
+
+}  // namespace
+}  // namespace fw
