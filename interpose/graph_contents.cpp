@@ -1,6 +1,8 @@
 // graph_contents.cpp: see graph_contents.h.
 #include "graph_contents.h"
 
+#include <vector>
+
 #include "kernel_registry.h"
 #include "real_driver.h"
 #include "shim_log.h"
