@@ -143,14 +143,21 @@ void list_graph_contents(CUgraph graph, rt::GraphContents& out) noexcept {
   }
 }
 
-CUresult pin_graph_nodes(CUgraph graph, const char* api) noexcept {
-  if (graph == nullptr || !rt::graph_contents_wanted(graph)) return CUDA_SUCCESS;
-  rt::GraphContents contents;
+CUresult before_instantiate(CUgraph graph, const char* api, rt::GraphContents& contents) noexcept {
+  if (graph == nullptr) return CUDA_SUCCESS;
+  // Captured graphs too: where they read matters for memory tagged later.
   list_graph_contents(graph, contents);
+  if (!rt::graph_contents_wanted(graph)) return CUDA_SUCCESS;
   const CUresult r = rt::on_graph_contents(graph, contents);
   if (r != CUDA_SUCCESS)
     log_line("{}: cannot stage what the graph's nodes read (error {}); the call fails", api, static_cast<int>(r));
   return r;
+}
+
+void after_instantiate(CUgraphExec exec, CUgraph graph, const rt::GraphContents& contents, bool update) noexcept {
+  if (update) rt::on_graph_exec_update(exec, graph);
+  else rt::on_graph_instantiate(exec, graph);
+  rt::note_graph_reads(exec, contents, /*append=*/false);
 }
 
 }  // namespace nz::shim

@@ -19,9 +19,13 @@ void list_graph_contents(CUgraph graph, rt::GraphContents& out) noexcept;
 // function is null (or is a CUkernel the program got from cuLibraryGetKernel).
 rt::LaunchDesc node_launch(CUfunction func, CUkernel kernel, void** params, void** extra) noexcept;
 
-// Before a graph is instantiated (or an exec updated to it): stages and
-// pins what its nodes touch, when the runtime wants that. An error fails the
-// caller's call (one `neuzip:` line says why).
-CUresult pin_graph_nodes(CUgraph graph, const char* api) noexcept;
+// Before a graph is instantiated (or an exec updated to it), runtime
+// active: lists its nodes into `contents` and, for a graph no stream capture
+// produced, stages and pins what they touch. An error fails the caller's call
+// (one `neuzip:` line says why).
+CUresult before_instantiate(CUgraph graph, const char* api, rt::GraphContents& contents) noexcept;
+// After the call succeeded: the exec takes the graph's pins and remembers
+// where its nodes read (memory tagged there later is pinned for it).
+void after_instantiate(CUgraphExec exec, CUgraph graph, const rt::GraphContents& contents, bool update) noexcept;
 
 }  // namespace nz::shim

@@ -49,11 +49,12 @@ CUresult instantiate_with_params(CUgraphExec* exec, CUgraph g,
   const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, CUDA_GRAPH_INSTANTIATE_PARAMS*)>(H);
   if (!real) return missing_entry(H);
+  rt::GraphContents contents;
   if (rt::active()) {
-    if (CUresult r = pin_graph_nodes(g, "cuGraphInstantiateWithParams"); r != CUDA_SUCCESS) return r;
+    if (CUresult r = before_instantiate(g, "cuGraphInstantiateWithParams", contents); r != CUDA_SUCCESS) return r;
   }
   CUresult r = real(exec, g, params);
-  if (r == CUDA_SUCCESS && exec && rt::active()) rt::on_graph_instantiate(*exec, g);
+  if (r == CUDA_SUCCESS && exec && rt::active()) after_instantiate(*exec, g, contents, false);
   return r;
 }
 
@@ -104,11 +105,12 @@ NZ_WRAPPER CUresult nzw_GraphInstantiateWithFlags(CUgraphExec* exec, CUgraph g,
   auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, unsigned long long)>(
       Hook::GraphInstantiateWithFlags);
   if (!real) return nz::shim::missing_entry(Hook::GraphInstantiateWithFlags);
+  nz::rt::GraphContents contents;
   if (nz::rt::active()) {
-    if (CUresult r = nz::shim::pin_graph_nodes(g, "cuGraphInstantiate"); r != CUDA_SUCCESS) return r;
+    if (CUresult r = nz::shim::before_instantiate(g, "cuGraphInstantiate", contents); r != CUDA_SUCCESS) return r;
   }
   CUresult r = real(exec, g, flags);
-  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::rt::on_graph_instantiate(*exec, g);
+  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::shim::after_instantiate(*exec, g, contents, false);
   return r;
 }
 
@@ -118,11 +120,12 @@ NZ_WRAPPER CUresult nzw_GraphInstantiate_v1(CUgraphExec* exec, CUgraph g, CUgrap
   NZ_ENTER(GraphInstantiate_v1);
   auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, CUgraphNode*, char*, size_t)>(Hook::GraphInstantiate_v1);
   if (!real) return nz::shim::missing_entry(Hook::GraphInstantiate_v1);
+  nz::rt::GraphContents contents;
   if (nz::rt::active()) {
-    if (CUresult r = nz::shim::pin_graph_nodes(g, "cuGraphInstantiate"); r != CUDA_SUCCESS) return r;
+    if (CUresult r = nz::shim::before_instantiate(g, "cuGraphInstantiate", contents); r != CUDA_SUCCESS) return r;
   }
   CUresult r = real(exec, g, error_node, log_buffer, log_size);
-  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::rt::on_graph_instantiate(*exec, g);
+  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::shim::after_instantiate(*exec, g, contents, false);
   return r;
 }
 
@@ -131,11 +134,12 @@ NZ_WRAPPER CUresult nzw_GraphInstantiate_v2(CUgraphExec* exec, CUgraph g, CUgrap
   NZ_ENTER(GraphInstantiate_v2);
   auto real = real_of<CUresult (*)(CUgraphExec*, CUgraph, CUgraphNode*, char*, size_t)>(Hook::GraphInstantiate_v2);
   if (!real) return nz::shim::missing_entry(Hook::GraphInstantiate_v2);
+  nz::rt::GraphContents contents;
   if (nz::rt::active()) {
-    if (CUresult r = nz::shim::pin_graph_nodes(g, "cuGraphInstantiate"); r != CUDA_SUCCESS) return r;
+    if (CUresult r = nz::shim::before_instantiate(g, "cuGraphInstantiate", contents); r != CUDA_SUCCESS) return r;
   }
   CUresult r = real(exec, g, error_node, log_buffer, log_size);
-  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::rt::on_graph_instantiate(*exec, g);
+  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::shim::after_instantiate(*exec, g, contents, false);
   return r;
 }
 
@@ -144,11 +148,12 @@ NZ_WRAPPER CUresult nzw_GraphExecUpdate_v2(CUgraphExec exec, CUgraph g, CUgraphE
   NZ_ENTER(GraphExecUpdate_v2);
   auto real = real_of<CUresult (*)(CUgraphExec, CUgraph, CUgraphExecUpdateResultInfo*)>(Hook::GraphExecUpdate_v2);
   if (!real) return nz::shim::missing_entry(Hook::GraphExecUpdate_v2);
+  nz::rt::GraphContents contents;
   if (nz::rt::active()) {
-    if (CUresult r = nz::shim::pin_graph_nodes(g, "cuGraphExecUpdate"); r != CUDA_SUCCESS) return r;
+    if (CUresult r = nz::shim::before_instantiate(g, "cuGraphExecUpdate", contents); r != CUDA_SUCCESS) return r;
   }
   CUresult r = real(exec, g, info);
-  if (r == CUDA_SUCCESS && nz::rt::active()) nz::rt::on_graph_exec_update(exec, g);
+  if (r == CUDA_SUCCESS && nz::rt::active()) nz::shim::after_instantiate(exec, g, contents, true);
   return r;
 }
 
@@ -169,6 +174,9 @@ CUresult pin_exec_kernel_params(CUgraphExec exec, const Params* p, CUkernel kern
   if (r != CUDA_SUCCESS)
     log_line("cuGraphExecKernelNodeSetParams: cannot stage what the kernel reads (error {}); the call fails",
              static_cast<int>(r));
+  // Where it reads from now on (memory tagged there later is pinned for the
+  // exec). Noted before the call: a failed call only pins a little more.
+  else rt::note_graph_reads(exec, contents, /*append=*/true);
   return r;
 }
 }  // namespace

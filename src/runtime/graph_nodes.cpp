@@ -7,6 +7,15 @@
 // what its launches touch: the pins pass to every exec made from the graph
 // (graph_pins.h). Until 2026-12-06 such a graph's kernels read compressed
 // memory unmapped: an illegal address on a GPU.
+//
+// Every graph's listing, captured ones included, also says where its exec
+// reads (note_graph_reads): memory tagged there only later is pinned for the
+// exec as it is tagged.
+#include <algorithm>
+#include <map>
+
+#include "runtime/launch_scan.h"
+#include "runtime/log.h"
 #include "runtime/runtime.h"
 
 namespace nz::rt {
@@ -62,6 +71,60 @@ CUresult Runtime::on_graph_contents(CUgraph graph, const GraphContents& c) noexc
 CUresult Runtime::on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept {
   if (tracked_.empty()) return CUDA_SUCCESS;
   return pin_graph_contents(c, nullptr, exec, "cuGraphExecKernelNodeSetParams");
+}
+
+// Where the exec's nodes may read or write, kept so that a unit made there
+// later (a static input buffer first filled from the host after the capture)
+// is pinned for the exec as it is made (GraphPins::adopt). A pointer reaches
+// forward to its allocation's end, as at a launch; a copy or memset its bytes.
+void Runtime::note_graph_reads(CUgraphExec exec, const GraphContents& c, bool append) noexcept {
+  try {
+    std::vector<CUdeviceptr> words;  // from pointers: reach to the allocation's end
+    std::vector<GraphPins::Anchor> exact;
+    bool anything = false;
+    for (const auto& d : c.launches) {
+      const bool scanned = for_each_param_word(
+          d, params_, [&](uint64_t word) { words.push_back(word); },
+          [&](const unsigned char* bytes, size_t size, std::vector<size_t>& accounted) {
+            for (size_t off = 0; off + TensorMapRegistry::kBytes <= size; off += TensorMapRegistry::kAlign) {
+              auto target = tensor_maps_.find(bytes + off);
+              if (!target) continue;
+              if (target->extent == 0) {
+                words.push_back(target->address);
+              } else {
+                exact.push_back({target->address, target->address + target->extent});
+                accounted.push_back(off);
+              }
+            }
+          });
+      anything = anything || !scanned;
+    }
+    for (const auto& span : c.spans) exact.push_back({span.ptr, span.ptr + span.bytes});
+    std::lock_guard lock(mutex_);
+    if (!setup_ok_) return;
+    std::vector<GraphPins::Anchor> anchors;
+    if (anything) {
+      // A kernel whose parameters cannot be read may touch any allocation.
+      for (const auto& [base, a] : allocations_) anchors.push_back({a->base, a->base + a->bytes});
+    } else {
+      // One anchor per allocation for the pointers (the lowest reaches furthest).
+      std::map<CUdeviceptr, CUdeviceptr> lowest;  // allocation base -> lowest word in it
+      for (CUdeviceptr w : words) {
+        Allocation* a = allocation_containing(w);
+        if (a == nullptr) continue;
+        auto [it, inserted] = lowest.emplace(a->base, w);
+        if (!inserted) it->second = std::min(it->second, w);
+      }
+      for (const auto& [base, w] : lowest) anchors.push_back({w, allocations_.at(base)->base + allocations_.at(base)->bytes});
+      for (const auto& e : exact)
+        if (e.end > e.begin && (allocation_containing(e.begin) != nullptr || allocation_containing(e.end - 1) != nullptr))
+          anchors.push_back(e);
+    }
+    graph_pins_.set_anchors(exec, std::move(anchors), append);
+  } catch (...) {
+    log(LogLevel::kError, "no memory to record where graph exec {} reads: buffers tagged after it are not pinned",
+        static_cast<const void*>(exec));
+  }
 }
 
 }  // namespace nz::rt

@@ -85,6 +85,7 @@ void GraphPins::instantiate(CUgraphExec exec, CUgraph graph, Units& unpinned) {
 }
 
 void GraphPins::destroy_exec(CUgraphExec exec, Units& unpinned) {
+  anchors_.erase(exec);
   auto it = execs_.find(exec);
   if (it == execs_.end()) return;
   unpin_all(it->second, unpinned);
@@ -111,6 +112,23 @@ void GraphPins::adopt(const std::shared_ptr<Unit>& u) {
   for (auto& [graph, held] : graphs_) adopt_into(held);
   for (auto& [exec, held] : execs_) adopt_into(held);
   adopt_into(permanent_);
+  // Memory an exec's nodes reach, tagged only now.
+  for (const auto& [exec, anchors] : anchors_) {
+    const bool reached = std::any_of(anchors.begin(), anchors.end(),
+                                     [&](const Anchor& a) { return a.begin < u->end && u->begin < a.end; });
+    if (!reached) continue;
+    Units& held = execs_[exec];
+    if (std::find(held.begin(), held.end(), u) != held.end()) continue;
+    held.push_back(u);
+    ++u->pins;
+  }
+}
+
+void GraphPins::set_anchors(CUgraphExec exec, std::vector<Anchor> anchors, bool append) {
+  auto& held = anchors_[exec];
+  if (!append) held.clear();
+  held.insert(held.end(), anchors.begin(), anchors.end());
+  if (held.empty()) anchors_.erase(exec);
 }
 
 const GraphPins::Units* GraphPins::units_of(CUgraphExec exec) const {

@@ -55,6 +55,15 @@ class GraphPins {
   // belong to unit objects: without this the new unit was compressed under
   // a live graph, whose replay then read unmapped or undecoded pages.)
   void adopt(const std::shared_ptr<Unit>& u);
+  // Where an exec's kernels, copies and memsets may read or write, from its
+  // graph's nodes (graph_nodes.cpp): a unit made later over one of these
+  // ranges is pinned for the exec (adopt). Without them a buffer first filled
+  // from the host after the capture (a static input) was compressed under
+  // the exec and its replay read unmapped memory.
+  struct Anchor {
+    CUdeviceptr begin, end;
+  };
+  void set_anchors(CUgraphExec exec, std::vector<Anchor> anchors, bool append);
   // What `exec` holds (empty for execs we know nothing about).
   const Units* units_of(CUgraphExec exec) const;
 
@@ -74,6 +83,7 @@ class GraphPins {
   std::map<CUgraph, Units> graphs_;
   std::map<CUgraphExec, Units> execs_;
   std::set<CUgraph> captured_;  // graphs stream captures produced (not scanned)
+  std::map<CUgraphExec, std::vector<Anchor>> anchors_;
   Units permanent_;  // pinned by uses on streams captured into a capture we did not see begin
 };
 

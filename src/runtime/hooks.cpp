@@ -146,6 +146,10 @@ CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept 
   return Runtime::is_active() ? Runtime::get().on_exec_node_params(exec, c) : CUDA_SUCCESS;
 }
 
+void note_graph_reads(CUgraphExec exec, const GraphContents& c, bool append) noexcept {
+  if (Runtime::is_active()) Runtime::get().note_graph_reads(exec, c, append);
+}
+
 void on_graph_exec_update(CUgraphExec exec, CUgraph graph) noexcept {
   if (Runtime::is_active()) Runtime::get().on_graph_instantiate(exec, graph);
 }

@@ -157,6 +157,12 @@ bool graph_contents_wanted(CUgraph graph) noexcept;
 CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept;
 // cuGraphExecKernelNodeSetParams: the new parameters' ranges, pinned for `exec`.
 CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept;
+// After on_graph_instantiate / on_graph_exec_update (append false: the
+// graph's listing, captured graphs included) or a successful exec setter
+// (append true): where `exec`'s nodes read and write, so that memory tagged
+// there later is pinned for it as it is tagged (a static input buffer first
+// filled from the host after the capture). Listing incomplete: what could be read.
+void note_graph_reads(CUgraphExec exec, const GraphContents& c, bool append) noexcept;
 
 // ---- TMA descriptors --------------------------------------------------------------
 // cuTensorMapEncode*: remember which device range a descriptor points at, so a

@@ -70,6 +70,7 @@ class Runtime {
   bool graph_contents_wanted(CUgraph graph) noexcept;
   CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept;
   CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept;
+  void note_graph_reads(CUgraphExec exec, const GraphContents& c, bool append) noexcept;
   void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
   void on_tensor_map_replaced(const void* before, const CUtensorMap* map, CUdeviceptr global_address) noexcept;
   bool on_out_of_memory(size_t bytes_wanted) noexcept;

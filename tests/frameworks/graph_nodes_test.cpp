@@ -163,3 +163,46 @@ TEST(GraphNodes, ExecKernelNodeGivenAnotherWeight) {
 
 }  // namespace
 }  // namespace fw
+
+namespace fw {
+namespace {
+
+// PyTorch's CUDA-graph training loop: a static input buffer made on the
+// device (torch.empty/randn: no host copy), a graph captured reading it, then
+// every step `static_input.copy_(batch)` from a host batch. The first host
+// copy tags the buffer only after the capture; under a fixed budget the
+// runtime compresses what is tagged at once, and the replay must still find
+// the batch staged. (Before the exec kept where its nodes read, the first
+// replay met an illegal address: the capture had pinned nothing there.)
+TEST(GraphNodes, StaticInputFirstFilledFromTheHostAfterCapture) {
+  constexpr size_t kBytes = 4 * kMiB;
+  CUdeviceptr input = alloc(kBytes);
+  CU_OK(cuMemsetD8(input, 0, kBytes));
+  auto others = make_weights(95, 4);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr out = alloc(64);
+  CU_OK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  uint64_t n = kBytes;
+  void* params[] = {&input, &n, &out};
+  CU_OK(cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+  CUgraph g;
+  CU_OK(cuStreamEndCapture(s, &g));
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+  for (uint32_t step = 0; step < 3; ++step) {
+    const std::vector<uint8_t> batch = weights(kBytes, 200 + step);
+    CU_OK(cuMemcpyHtoD(input, batch.data(), kBytes));
+    churn(others);
+    CU_OK(cuGraphLaunch(exec, s));
+    CU_OK(cuStreamSynchronize(s));
+    EXPECT_EQ(host_hash(batch.data(), kBytes), read_u64(out)) << "step " << step;
+  }
+  CU_OK(cuGraphExecDestroy(exec));
+  CU_OK(cuGraphDestroy(g));
+  CU_OK(cuMemFree(input));
+  CU_OK(cuStreamDestroy(s));
+}
+
+}  // namespace
+}  // namespace fw

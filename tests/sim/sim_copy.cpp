@@ -24,6 +24,25 @@ struct Plane {  // a strided 3D block of bytes
   size_t dst_slice, src_slice;  // bytes between consecutive depth slices
 };
 
+// What a memcpy node's getter answers for a copy of `p` (a capture records it).
+std::shared_ptr<const NodeParams> copy_node_params(const Plane& p) {
+  auto n = std::make_shared<NodeParams>();
+  n->type = CU_GRAPH_NODE_TYPE_MEMCPY;
+  n->has_params = true;
+  CUDA_MEMCPY3D& c = n->copy;
+  c.srcMemoryType = c.dstMemoryType = CU_MEMORYTYPE_UNIFIED;  // device or host, by address
+  c.srcDevice = p.src;
+  c.dstDevice = p.dst;
+  c.srcPitch = p.src_pitch;
+  c.dstPitch = p.dst_pitch;
+  c.srcHeight = p.src_pitch ? p.src_slice / p.src_pitch : 0;
+  c.dstHeight = p.dst_pitch ? p.dst_slice / p.dst_pitch : 0;
+  c.WidthInBytes = p.width;
+  c.Height = p.height;
+  c.Depth = p.depth;
+  return n;
+}
+
 void copy_plane(const Plane& p) {
   for (size_t z = 0; z < p.depth; ++z)
     for (size_t y = 0; y < p.height; ++y)
@@ -52,6 +71,7 @@ CUresult enqueue_copy(CUstream h, Plane plane, bool sync, bool stage_source) {
   WorkItem item;
   item.kind = ItemKind::copy;
   item.label = "memcpy";
+  item.node = copy_node_params(plane);
   if (stage_source && !sync) {
     auto staged = std::make_shared<std::vector<uint8_t>>();
     std::pair<std::vector<uint8_t>*, const Plane*> arg{staged.get(), &plane};
@@ -117,6 +137,16 @@ CUresult enqueue_memset(CUstream h, uintptr_t dst, size_t pitch, T value, size_t
   item.kind = ItemKind::memset;
   item.label = "memset";
   item.body = memset_body(dst, pitch, value, width, height);
+  auto node = std::make_shared<NodeParams>();
+  node->type = CU_GRAPH_NODE_TYPE_MEMSET;
+  node->has_params = true;
+  node->memset.dst = dst;
+  node->memset.pitch = pitch;
+  node->memset.value = value;
+  node->memset.elementSize = sizeof(T);
+  node->memset.width = width;
+  node->memset.height = height;
+  item.node = std::move(node);
   uint64_t seq = submit(s, std::move(item));
   if (sync && seq) {
     wait_until(s, seq);

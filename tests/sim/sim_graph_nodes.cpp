@@ -4,8 +4,9 @@
 // its items in the order they were added (a valid order: a node's
 // dependencies exist before it), replayed in that order; dependencies are
 // checked (they must be nodes of the same graph) but add no concurrency.
-// Copies and memsets recorded by a capture answer their type but not their
-// parameters (CUDA_ERROR_NOT_SUPPORTED): the simulator does not keep them.
+// Captured kernels, copies and memsets answer the getters too (their
+// parameters are kept with the item); captured copies name both sides as
+// CU_MEMORYTYPE_UNIFIED addresses.
 #include <cuda.h>
 
 #include "sim_graph_nodes.h"

@@ -16,7 +16,7 @@ struct NodeParams {
   CUDA_MEMCPY3D copy{};                   // memcpy nodes added by the node API
   CUDA_MEMSET_NODE_PARAMS memset{};       // memset nodes added by the node API
   CUgraph child = nullptr;                // child-graph nodes: the clone they run (owned by the node)
-  bool has_params = false;                // copy/memset: false for captured ones (not recorded)
+  bool has_params = false;                // copy/memset: their parameters are known
   ~NodeParams();
 };
 
