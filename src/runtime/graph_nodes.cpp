@@ -20,17 +20,27 @@
 
 namespace nz::rt {
 
-bool Runtime::graph_contents_wanted(CUgraph graph) noexcept {
-  if (tracked_.empty()) return false;  // nothing tagged: nothing to pin
-  std::lock_guard lock(mutex_);
-  return setup_ok_ && !graph_pins_.captured(graph);
+// Every graph, captured ones too: a captured graph's launches were pinned as
+// they were captured, but nodes added to it afterwards (cuGraphAddKernelNode
+// into a captured graph) and units made since were not. For those the
+// listing costs a walk over units already staged and pinned.
+bool Runtime::graph_contents_wanted(CUgraph) noexcept {
+  return !tracked_.empty();  // nothing tagged: nothing to pin
 }
 
 CUresult Runtime::pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec,
                                      const char* what) noexcept {
+  // A node a captured graph's listing cannot read was seen by our hooks as
+  // it was captured: only a graph built node by node must assume it touches
+  // everything.
+  bool trust_listing = false;
+  if (graph != nullptr) {
+    std::lock_guard lock(mutex_);
+    trust_listing = graph_pins_.captured(graph);
+  }
   std::vector<std::shared_ptr<Unit>> touched;
   try {
-    touched = units_touched_by(c);
+    touched = units_touched_by(c, trust_listing);
   } catch (...) {
     return CUDA_ERROR_OUT_OF_MEMORY;  // the caller's call fails: better than a replay on unmapped memory
   }

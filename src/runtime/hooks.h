@@ -139,18 +139,19 @@ void on_graph_destroy(CUgraph graph) noexcept;
 CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
 
 // ---- Graphs built node by node ---------------------------------------------------
-// A graph no stream capture we saw produced (cuGraphCreate + cuGraphAdd*Node,
-// a clone, a child graph...) runs kernels that never pass through a launch
-// hook. Before it is instantiated (or an exec is updated to it) the shim
-// lists its nodes, child graphs flattened, and the runtime stages and pins
-// what they touch for as long as the graph and its execs live.
+// A graph built node by node (cuGraphCreate + cuGraphAdd*Node, a clone, a
+// child graph, nodes added to a captured graph) runs kernels that never pass
+// through a launch hook. Before any graph is instantiated (or an exec is
+// updated to it) the shim lists its nodes, child graphs flattened, and the
+// runtime stages and pins what they touch for as long as the graph and its
+// execs live.
 struct GraphContents {
   std::vector<LaunchDesc> launches;  // kernel nodes (parameters valid while the graph is unchanged)
   std::vector<Span> spans;           // memcpy and memset nodes' device ranges
   bool complete = true;              // false: a node could not be read (it may touch anything)
 };
-// Whether the shim should list `graph`'s nodes: something is compressed or
-// tracked, and the graph is not a stream capture's (those are pinned as captured).
+// Whether the shim should ask on_graph_contents for `graph`: something is
+// tracked (captured graphs too: nodes added after the capture, units made since).
 bool graph_contents_wanted(CUgraph graph) noexcept;
 // Stages and pins what `c` touches for `graph`; an error (no memory to stage)
 // fails the call that asked.

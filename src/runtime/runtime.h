@@ -166,7 +166,7 @@ class Runtime {
   CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
                    const char* what, CUstream pins_to = nullptr) noexcept;
   void collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Snapshot& snapshot);  // may throw
-  std::vector<std::shared_ptr<Unit>> units_touched_by(const GraphContents& c);             // may throw
+  std::vector<std::shared_ptr<Unit>> units_touched_by(const GraphContents& c, bool trust_listing);  // may throw
   // Stages what `c` touches and pins it under `graph` or `exec` (graph_nodes.cpp).
   CUresult pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec, const char* what) noexcept;
   void wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept;

@@ -689,8 +689,10 @@ CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
 }
 
 // What a graph's nodes touch (graph_nodes.cpp), collected as their launches
-// and copies would be; may throw (allocation).
-std::vector<std::shared_ptr<Unit>> Runtime::units_touched_by(const GraphContents& c) {
+// and copies would be; an incomplete listing touches everything unless
+// `trust_listing` (a captured graph: our hooks saw what it could not read).
+// May throw (allocation).
+std::vector<std::shared_ptr<Unit>> Runtime::units_touched_by(const GraphContents& c, bool trust_listing) {
   std::vector<std::shared_ptr<Unit>> out;
   if (tracked_.empty()) return out;
   const auto snapshot = tracked_.snapshot();
@@ -703,7 +705,7 @@ std::vector<std::shared_ptr<Unit>> Runtime::units_touched_by(const GraphContents
       t_extents.clear();
     }
   } clear;
-  if (!c.complete) {
+  if (!c.complete && !trust_listing) {
     for (const auto& e : *snapshot) collect_units(*e.value);
   } else {
     for (const auto& d : c.launches) collect_launch(d, *snapshot);

@@ -161,11 +161,36 @@ TEST(GraphNodes, ExecKernelNodeGivenAnotherWeight) {
   CU_OK(cuStreamDestroy(s));
 }
 
-}  // namespace
-}  // namespace fw
 
-namespace fw {
-namespace {
+// A captured graph edited afterwards: a kernel node added to it reads
+// another compressed weight that no captured launch touched.
+TEST(GraphNodes, NodeAddedToACapturedGraph) {
+  Weight w(4 * kMiB, 100), w2(4 * kMiB, 101);
+  auto others = make_weights(102, 4);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(24 * kMiB);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr out = alloc(64), out2 = alloc(64);
+  CU_OK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  CUdeviceptr p = w.dev;
+  uint64_t n = w.host.size();
+  void* params[] = {&p, &n, &out};
+  CU_OK(cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+  CUgraph g;
+  CU_OK(cuStreamEndCapture(s, &g));
+  add_sum_node(g, nullptr, 0, w2.dev, w2.host.size(), out2);
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+  churn(others);
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  EXPECT_EQ(w.hash(), read_u64(out));
+  EXPECT_EQ(w2.hash(), read_u64(out2));
+  CU_OK(cuGraphExecDestroy(exec));
+  CU_OK(cuGraphDestroy(g));
+  CU_OK(cuStreamDestroy(s));
+}
 
 // PyTorch's CUDA-graph training loop: a static input buffer made on the
 // device (torch.empty/randn: no host copy), a graph captured reading it, then
