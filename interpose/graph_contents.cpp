@@ -37,10 +37,6 @@ const NodeGetters& getters() noexcept {
 
 constexpr int kMaxDepth = 8;  // child graphs nested deeper: not read (complete = false)
 
-void add_spans(const SpanPair& pair, rt::GraphContents& out) {
-  for (size_t i = 0; i < pair.count; ++i) out.spans.push_back(pair.spans[i]);
-}
-
 void list(CUgraph graph, rt::GraphContents& out, int depth) {
   const NodeGetters& g = getters();
   if (!g.get_nodes || !g.get_type || depth > kMaxDepth) {
@@ -80,7 +76,7 @@ void list(CUgraph graph, rt::GraphContents& out, int depth) {
           out.complete = false;
           break;
         }
-        add_spans(spans_of(p), out);
+        add_copy_node(p, out);
         break;
       }
       case CU_GRAPH_NODE_TYPE_MEMSET: {
@@ -89,9 +85,7 @@ void list(CUgraph graph, rt::GraphContents& out, int depth) {
           out.complete = false;
           break;
         }
-        const size_t row = p.width * p.elementSize;
-        const size_t bytes = p.height > 1 ? pitched_extent(p.pitch, row, p.height) : row;
-        out.spans.push_back(rt::Span{p.dst, bytes, rt::Access::kWrite});
+        add_memset_node(p, out);
         break;
       }
       case CU_GRAPH_NODE_TYPE_GRAPH: {
@@ -123,6 +117,17 @@ void list(CUgraph graph, rt::GraphContents& out, int depth) {
 }
 
 }  // namespace
+
+void add_copy_node(const CUDA_MEMCPY3D& p, rt::GraphContents& out) {
+  const SpanPair pair = spans_of(p);
+  for (size_t i = 0; i < pair.count; ++i) out.spans.push_back(pair.spans[i]);
+}
+
+void add_memset_node(const CUDA_MEMSET_NODE_PARAMS& p, rt::GraphContents& out) {
+  const size_t row = p.width * p.elementSize;
+  const size_t bytes = p.height > 1 ? pitched_extent(p.pitch, row, p.height) : row;
+  out.spans.push_back(rt::Span{p.dst, bytes, rt::Access::kWrite});
+}
 
 rt::LaunchDesc node_launch(CUfunction func, CUkernel kernel, void** params, void** extra) noexcept {
   rt::LaunchDesc d{};

@@ -15,6 +15,10 @@ namespace nz::shim {
 // A node whose kind or parameters cannot be read leaves `out.complete` false.
 void list_graph_contents(CUgraph graph, rt::GraphContents& out) noexcept;
 
+// A memcpy or memset node's device ranges, appended to `out.spans`.
+void add_copy_node(const CUDA_MEMCPY3D& p, rt::GraphContents& out);    // may throw
+void add_memset_node(const CUDA_MEMSET_NODE_PARAMS& p, rt::GraphContents& out);  // may throw
+
 // The launch a kernel node describes: by CUfunction, or by CUkernel when the
 // function is null (or is a CUkernel the program got from cuLibraryGetKernel).
 rt::LaunchDesc node_launch(CUfunction func, CUkernel kernel, void** params, void** extra) noexcept;

@@ -162,6 +162,12 @@
     "cuGraphExecKernelNodeSetParams", 10010, A)                                                  \
   X(GraphExecKernelNodeSetParams_v2, "cuGraphExecKernelNodeSetParams_v2",                       \
     "cuGraphExecKernelNodeSetParams", 12000, A)                                                  \
+  X(GraphExecMemcpyNodeSetParams, "cuGraphExecMemcpyNodeSetParams",                             \
+    "cuGraphExecMemcpyNodeSetParams", 10020, A)                                                  \
+  X(GraphExecMemsetNodeSetParams, "cuGraphExecMemsetNodeSetParams",                             \
+    "cuGraphExecMemsetNodeSetParams", 10020, A)                                                  \
+  X(GraphExecChildGraphNodeSetParams, "cuGraphExecChildGraphNodeSetParams",                     \
+    "cuGraphExecChildGraphNodeSetParams", 11010, A)                                              \
   X(GraphExecDestroy, "cuGraphExecDestroy", "cuGraphExecDestroy", 10000, A)                      \
   X(GraphDestroy, "cuGraphDestroy", "cuGraphDestroy", 10000, A)                                  \
   X(GraphLaunch, "cuGraphLaunch", "cuGraphLaunch", 10000, L)                                     \

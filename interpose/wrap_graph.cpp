@@ -161,24 +161,36 @@ NZ_WRAPPER CUresult nzw_GraphExecUpdate_v2(CUgraphExec exec, CUgraph g, CUgraphE
 // for the exec first (the graph's node keeps its own).
 namespace nz::shim {
 namespace {
-template <typename Params>
-CUresult pin_exec_kernel_params(CUgraphExec exec, const Params* p, CUkernel kernel) noexcept {
-  if (p == nullptr || !rt::active()) return CUDA_SUCCESS;
+// An exec node given new parameters: what they touch is staged and pinned
+// for the exec before the call, and where they read is kept (memory tagged
+// there later is pinned for it). `describe` fills the contents.
+template <typename Describe>
+CUresult pin_exec_node(CUgraphExec exec, const char* api, Describe&& describe) noexcept {
+  if (!rt::active()) return CUDA_SUCCESS;
   rt::GraphContents contents;
   try {
-    contents.launches.push_back(node_launch(p->func, kernel, p->kernelParams, p->extra));
+    describe(contents);
   } catch (...) {
     contents.complete = false;
   }
   const CUresult r = rt::on_exec_node_params(exec, contents);
-  if (r != CUDA_SUCCESS)
-    log_line("cuGraphExecKernelNodeSetParams: cannot stage what the kernel reads (error {}); the call fails",
-             static_cast<int>(r));
-  // Where it reads from now on (memory tagged there later is pinned for the
-  // exec). Noted before the call: a failed call only pins a little more.
-  else rt::note_graph_reads(exec, contents, /*append=*/true);
-  return r;
+  if (r != CUDA_SUCCESS) {
+    log_line("{}: cannot stage what the node reads (error {}); the call fails", api, static_cast<int>(r));
+    return r;
+  }
+  // Noted before the call: a failed call only pins a little more.
+  rt::note_graph_reads(exec, contents, /*append=*/true);
+  return CUDA_SUCCESS;
 }
+
+template <typename Params>
+CUresult pin_exec_kernel_params(CUgraphExec exec, const Params* p, CUkernel kernel) noexcept {
+  if (p == nullptr) return CUDA_SUCCESS;
+  return pin_exec_node(exec, "cuGraphExecKernelNodeSetParams", [&](rt::GraphContents& c) {
+    c.launches.push_back(node_launch(p->func, kernel, p->kernelParams, p->extra));
+  });
+}
+
 }  // namespace
 }  // namespace nz::shim
 
@@ -198,6 +210,45 @@ NZ_WRAPPER CUresult nzw_GraphExecKernelNodeSetParams_v1(CUgraphExec exec, CUgrap
   if (!real) return nz::shim::missing_entry(Hook::GraphExecKernelNodeSetParams_v1);
   if (CUresult r = nz::shim::pin_exec_kernel_params(exec, p, nullptr); r != CUDA_SUCCESS) return r;
   return real(exec, node, p);
+}
+
+NZ_WRAPPER CUresult nzw_GraphExecMemcpyNodeSetParams(CUgraphExec exec, CUgraphNode node, const CUDA_MEMCPY3D* p,
+                                                     CUcontext ctx) noexcept {
+  NZ_ENTER(GraphExecMemcpyNodeSetParams);
+  auto real = real_of<decltype(&nzw_GraphExecMemcpyNodeSetParams)>(Hook::GraphExecMemcpyNodeSetParams);
+  if (!real) return nz::shim::missing_entry(Hook::GraphExecMemcpyNodeSetParams);
+  if (p != nullptr) {
+    CUresult r = nz::shim::pin_exec_node(exec, "cuGraphExecMemcpyNodeSetParams",
+                                         [&](nz::rt::GraphContents& c) { nz::shim::add_copy_node(*p, c); });
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return real(exec, node, p, ctx);
+}
+
+NZ_WRAPPER CUresult nzw_GraphExecMemsetNodeSetParams(CUgraphExec exec, CUgraphNode node,
+                                                     const CUDA_MEMSET_NODE_PARAMS* p, CUcontext ctx) noexcept {
+  NZ_ENTER(GraphExecMemsetNodeSetParams);
+  auto real = real_of<decltype(&nzw_GraphExecMemsetNodeSetParams)>(Hook::GraphExecMemsetNodeSetParams);
+  if (!real) return nz::shim::missing_entry(Hook::GraphExecMemsetNodeSetParams);
+  if (p != nullptr) {
+    CUresult r = nz::shim::pin_exec_node(exec, "cuGraphExecMemsetNodeSetParams",
+                                         [&](nz::rt::GraphContents& c) { nz::shim::add_memset_node(*p, c); });
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return real(exec, node, p, ctx);
+}
+
+// The child graph is read whole: its nodes replace the node's old ones.
+NZ_WRAPPER CUresult nzw_GraphExecChildGraphNodeSetParams(CUgraphExec exec, CUgraphNode node, CUgraph child) noexcept {
+  NZ_ENTER(GraphExecChildGraphNodeSetParams);
+  auto real = real_of<decltype(&nzw_GraphExecChildGraphNodeSetParams)>(Hook::GraphExecChildGraphNodeSetParams);
+  if (!real) return nz::shim::missing_entry(Hook::GraphExecChildGraphNodeSetParams);
+  if (child != nullptr) {
+    CUresult r = nz::shim::pin_exec_node(exec, "cuGraphExecChildGraphNodeSetParams",
+                                         [&](nz::rt::GraphContents& c) { nz::shim::list_graph_contents(child, c); });
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return real(exec, node, child);
 }
 
 NZ_WRAPPER CUresult nzw_TensorMapReplaceAddress(CUtensorMap* map, void* address) noexcept {

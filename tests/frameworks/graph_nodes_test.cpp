@@ -41,6 +41,28 @@ CUgraphNode add_sum_node(CUgraph g, const CUgraphNode* deps, size_t ndeps, CUdev
   return node;
 }
 
+// A device-to-device copy node's parameters.
+CUDA_MEMCPY3D d2d(CUdeviceptr src, CUdeviceptr dst, size_t bytes) {
+  CUDA_MEMCPY3D cp{};
+  cp.srcMemoryType = cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  cp.srcDevice = src;
+  cp.dstDevice = dst;
+  cp.WidthInBytes = bytes;
+  cp.Height = cp.Depth = 1;
+  return cp;
+}
+
+// A byte memset node's parameters.
+CUDA_MEMSET_NODE_PARAMS memset8(CUdeviceptr dst, uint8_t value, size_t bytes) {
+  CUDA_MEMSET_NODE_PARAMS ms{};
+  ms.dst = dst;
+  ms.value = value;
+  ms.elementSize = 1;
+  ms.width = bytes;
+  ms.height = 1;
+  return ms;
+}
+
 // Reads every weight eagerly: under an 8 MiB budget the ranges a graph does
 // not pin are evicted (compressed again) by this.
 void churn(const std::vector<std::unique_ptr<Weight>>& weights) {
@@ -98,19 +120,9 @@ TEST(GraphNodes, ChildGraphMemcpyAndMemsetNodes) {
   CUgraphNode child_node, copy_node, set_node;
   CU_OK(cuGraphAddChildGraphNode(&child_node, parent, nullptr, 0, child));
   CU_OK(cuGraphDestroy(child));  // cloned into the node
-  CUDA_MEMCPY3D cp{};
-  cp.srcMemoryType = cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-  cp.srcDevice = b.dev + kMiB;  // from the middle of the weight
-  cp.dstDevice = copy;
-  cp.WidthInBytes = 2 * kMiB;
-  cp.Height = cp.Depth = 1;
+  const CUDA_MEMCPY3D cp = d2d(b.dev + kMiB, copy, 2 * kMiB);  // from the middle of the weight
   CU_OK(cuGraphAddMemcpyNode(&copy_node, parent, &child_node, 1, &cp, Env::get().ctx));
-  CUDA_MEMSET_NODE_PARAMS ms{};
-  ms.dst = c.dev;
-  ms.value = 0x7f;
-  ms.elementSize = 1;
-  ms.width = kMiB;
-  ms.height = 1;
+  const CUDA_MEMSET_NODE_PARAMS ms = memset8(c.dev, 0x7f, kMiB);
   CU_OK(cuGraphAddMemsetNode(&set_node, parent, &copy_node, 1, &ms, Env::get().ctx));
   CUgraphExec exec;
   CU_OK(cuGraphInstantiate(&exec, parent, 0));
@@ -161,6 +173,53 @@ TEST(GraphNodes, ExecKernelNodeGivenAnotherWeight) {
   CU_OK(cuStreamDestroy(s));
 }
 
+
+// An exec's memcpy, memset and child-graph nodes given new parameters that
+// reach compressed weights the graph never touched.
+TEST(GraphNodes, ExecCopyMemsetAndChildNodesRepointed) {
+  Weight a(4 * kMiB, 110), b(4 * kMiB, 111), c(4 * kMiB, 112);
+  auto others = make_weights(113, 4);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(28 * kMiB);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr scratch = alloc(2 * kMiB), copy = alloc(2 * kMiB), out = alloc(64);
+  CUgraph child, other_child, g;
+  CU_OK(cuGraphCreate(&child, 0));
+  add_sum_node(child, nullptr, 0, scratch, 64, out);  // reads nothing compressed
+  CU_OK(cuGraphCreate(&other_child, 0));
+  add_sum_node(other_child, nullptr, 0, a.dev, a.host.size(), out);
+  CU_OK(cuGraphCreate(&g, 0));
+  CUDA_MEMCPY3D cp = d2d(scratch, copy, kMiB);
+  CUDA_MEMSET_NODE_PARAMS ms = memset8(scratch, 0x11, kMiB);
+  CUgraphNode copy_node, set_node, child_node;
+  CU_OK(cuGraphAddMemcpyNode(&copy_node, g, nullptr, 0, &cp, Env::get().ctx));
+  CU_OK(cuGraphAddMemsetNode(&set_node, g, &copy_node, 1, &ms, Env::get().ctx));
+  CU_OK(cuGraphAddChildGraphNode(&child_node, g, &set_node, 1, child));
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+  cp.srcDevice = b.dev + kMiB;  // now out of a compressed weight
+  CU_OK(cuGraphExecMemcpyNodeSetParams(exec, copy_node, &cp, Env::get().ctx));
+  ms.dst = c.dev + 2 * kMiB;  // now into one
+  CU_OK(cuGraphExecMemsetNodeSetParams(exec, set_node, &ms, Env::get().ctx));
+  CU_OK(cuGraphExecChildGraphNodeSetParams(exec, child_node, other_child));
+  churn(others);
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  EXPECT_EQ(host_hash(b.host.data() + kMiB, kMiB), device_hash(copy, kMiB));
+  EXPECT_EQ(a.hash(), read_u64(out));
+  CU_OK(cuGraphExecDestroy(exec));
+  std::vector<uint8_t> expect = c.host;
+  std::fill(expect.begin() + 2 * kMiB, expect.begin() + 3 * kMiB, 0x11);
+  churn(others);
+  EXPECT_EQ(host_hash(expect.data(), expect.size()), device_hash(c.dev, c.host.size()));
+  CU_OK(cuGraphDestroy(g));
+  CU_OK(cuGraphDestroy(child));
+  CU_OK(cuGraphDestroy(other_child));
+  CU_OK(cuMemFree(scratch));
+  CU_OK(cuMemFree(copy));
+  CU_OK(cuStreamDestroy(s));
+}
 
 // A captured graph edited afterwards: a kernel node added to it reads
 // another compressed weight that no captured launch touched.

@@ -1,6 +1,6 @@
 // Graphs built node by node: cuGraphAdd{Kernel,Memcpy,Memset,ChildGraph,Empty}Node,
 // the node getters (type, kernel, memcpy and memset parameters, child graph)
-// and cuGraphExecKernelNodeSetParams. As with captures, a graph is the list of
+// and the exec setters cuGraphExec{Kernel,Memcpy,Memset,ChildGraph}NodeSetParams. As with captures, a graph is the list of
 // its items in the order they were added (a valid order: a node's
 // dependencies exist before it), replayed in that order; dependencies are
 // checked (they must be nodes of the same graph) but add no concurrency.
@@ -101,17 +101,69 @@ CUresult get_kernel_params(CUgraphNode node, Params* out, CUkernel* kern) {
 }
 
 template <typename Params>
-CUresult exec_set_kernel_params(CUgraphExec exec, CUgraphNode node, const Params* p, CUkernel kern) {
+CUresult exec_set_kernel_params(CUgraphExec exec, CUgraphNode node, const Params* p, CUkernel kern);
+
+CUresult copy_node(const CUDA_MEMCPY3D* p, WorkItem& item) {
+  if (CUresult r = copy_node_item(p, item); r != CUDA_SUCCESS) return r;
+  auto node = std::make_shared<NodeParams>();
+  node->type = CU_GRAPH_NODE_TYPE_MEMCPY;
+  node->copy = *p;
+  node->has_params = true;
+  item.node = std::move(node);
+  return CUDA_SUCCESS;
+}
+
+CUresult memset_node(const CUDA_MEMSET_NODE_PARAMS* p, WorkItem& item) {
+  if (CUresult r = memset_node_item(p, item); r != CUDA_SUCCESS) return r;
+  auto node = std::make_shared<NodeParams>();
+  node->type = CU_GRAPH_NODE_TYPE_MEMSET;
+  node->memset = *p;
+  node->has_params = true;
+  item.node = std::move(node);
+  return CUDA_SUCCESS;
+}
+
+// A clone of `child` (as the driver makes) run in order inside one item.
+WorkItem child_node(CUgraph child) {
+  auto* clone = new Graph;
+  auto node = std::make_shared<NodeParams>();
+  node->type = CU_GRAPH_NODE_TYPE_GRAPH;
+  node->child = reinterpret_cast<CUgraph>(clone);  // owned by the node from here
+  {
+    auto* c = reinterpret_cast<Graph*>(child);
+    std::lock_guard lock(c->mu);
+    clone->items = c->items;
+  }
+  WorkItem item;
+  item.kind = ItemKind::kernel;
+  item.label = "child graph";
+  std::vector<WorkItem> items = clone->items;
+  item.body = [items] {
+    for (const WorkItem& i : items) {
+      if (CUresult r = i.body(); r != CUDA_SUCCESS) return r;
+    }
+    return CUDA_SUCCESS;
+  };
+  item.node = std::move(node);
+  return item;
+}
+
+// Replaces an exec's copy of `node` by `item`, when it is of the same type.
+CUresult exec_replace(CUgraphExec exec, CUgraphNode node, CUgraphNodeType type, WorkItem item) {
   GraphNodeHandle* h = as_node(node);
   if (!exec || !h) return CUDA_ERROR_INVALID_VALUE;
   auto* e = reinterpret_cast<GraphExec*>(exec);
-  if (h->index >= e->items.size() || !e->items[h->index].node ||
-      e->items[h->index].node->type != CU_GRAPH_NODE_TYPE_KERNEL)
+  if (h->index >= e->items.size() || !e->items[h->index].node || e->items[h->index].node->type != type)
     return CUDA_ERROR_INVALID_VALUE;
-  WorkItem item;
-  if (CUresult r = kernel_node_item(p, kern, item); r != CUDA_SUCCESS) return r;
   e->items[h->index] = std::move(item);  // the graph's node keeps its own parameters
   return CUDA_SUCCESS;
+}
+
+template <typename Params>
+CUresult exec_set_kernel_params(CUgraphExec exec, CUgraphNode node, const Params* p, CUkernel kern) {
+  WorkItem item;
+  if (CUresult r = kernel_node_item(p, kern, item); r != CUDA_SUCCESS) return r;
+  return exec_replace(exec, node, CU_GRAPH_NODE_TYPE_KERNEL, std::move(item));
 }
 
 }  // namespace
@@ -141,12 +193,7 @@ CUresult CUDAAPI cuGraphAddMemcpyNode(CUgraphNode* out, CUgraph graph, const CUg
                                       const CUDA_MEMCPY3D* p, CUcontext) {
   NZ_REQUIRE_INIT();
   WorkItem item;
-  if (CUresult r = copy_node_item(p, item); r != CUDA_SUCCESS) return r;
-  auto node = std::make_shared<NodeParams>();
-  node->type = CU_GRAPH_NODE_TYPE_MEMCPY;
-  node->copy = *p;
-  node->has_params = true;
-  item.node = std::move(node);
+  if (CUresult r = copy_node(p, item); r != CUDA_SUCCESS) return r;
   return add_item(out, graph, deps, n, std::move(item));
 }
 
@@ -154,12 +201,7 @@ CUresult CUDAAPI cuGraphAddMemsetNode(CUgraphNode* out, CUgraph graph, const CUg
                                       const CUDA_MEMSET_NODE_PARAMS* p, CUcontext) {
   NZ_REQUIRE_INIT();
   WorkItem item;
-  if (CUresult r = memset_node_item(p, item); r != CUDA_SUCCESS) return r;
-  auto node = std::make_shared<NodeParams>();
-  node->type = CU_GRAPH_NODE_TYPE_MEMSET;
-  node->memset = *p;
-  node->has_params = true;
-  item.node = std::move(node);
+  if (CUresult r = memset_node(p, item); r != CUDA_SUCCESS) return r;
   return add_item(out, graph, deps, n, std::move(item));
 }
 
@@ -178,27 +220,7 @@ CUresult CUDAAPI cuGraphAddChildGraphNode(CUgraphNode* out, CUgraph graph, const
                                           CUgraph child) {
   NZ_REQUIRE_INIT();
   if (!child || child == graph) return CUDA_ERROR_INVALID_VALUE;
-  auto* clone = new Graph;
-  auto node = std::make_shared<NodeParams>();
-  node->type = CU_GRAPH_NODE_TYPE_GRAPH;
-  node->child = reinterpret_cast<CUgraph>(clone);  // owned by the node from here
-  {
-    auto* c = reinterpret_cast<Graph*>(child);
-    std::lock_guard lock(c->mu);
-    clone->items = c->items;
-  }
-  WorkItem item;
-  item.kind = ItemKind::kernel;
-  item.label = "child graph";
-  std::vector<WorkItem> items = clone->items;
-  item.body = [items] {
-    for (const WorkItem& i : items) {
-      if (CUresult r = i.body(); r != CUDA_SUCCESS) return r;
-    }
-    return CUDA_SUCCESS;
-  };
-  item.node = std::move(node);
-  return add_item(out, graph, deps, n, std::move(item));
+  return add_item(out, graph, deps, n, child_node(child));
 }
 
 CUresult CUDAAPI cuGraphNodeGetType(CUgraphNode node, CUgraphNodeType* type) {
@@ -277,6 +299,28 @@ CUresult CUDAAPI cuGraphExecKernelNodeSetParams(CUgraphExec exec, CUgraphNode no
                                                 const CUDA_KERNEL_NODE_PARAMS_v1* p) {
   NZ_REQUIRE_INIT();
   return exec_set_kernel_params(exec, node, p, nullptr);
+}
+
+CUresult CUDAAPI cuGraphExecMemcpyNodeSetParams(CUgraphExec exec, CUgraphNode node, const CUDA_MEMCPY3D* p,
+                                                CUcontext) {
+  NZ_REQUIRE_INIT();
+  WorkItem item;
+  if (CUresult r = copy_node(p, item); r != CUDA_SUCCESS) return r;
+  return exec_replace(exec, node, CU_GRAPH_NODE_TYPE_MEMCPY, std::move(item));
+}
+
+CUresult CUDAAPI cuGraphExecMemsetNodeSetParams(CUgraphExec exec, CUgraphNode node,
+                                                const CUDA_MEMSET_NODE_PARAMS* p, CUcontext) {
+  NZ_REQUIRE_INIT();
+  WorkItem item;
+  if (CUresult r = memset_node(p, item); r != CUDA_SUCCESS) return r;
+  return exec_replace(exec, node, CU_GRAPH_NODE_TYPE_MEMSET, std::move(item));
+}
+
+CUresult CUDAAPI cuGraphExecChildGraphNodeSetParams(CUgraphExec exec, CUgraphNode node, CUgraph child) {
+  NZ_REQUIRE_INIT();
+  if (!child) return CUDA_ERROR_INVALID_VALUE;
+  return exec_replace(exec, node, CU_GRAPH_NODE_TYPE_GRAPH, child_node(child));
 }
 
 }  // extern "C"
