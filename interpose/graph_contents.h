@@ -12,12 +12,20 @@
 namespace nz::shim {
 
 // Lists `graph`'s kernel, memcpy and memset nodes, child graphs flattened.
-// A node whose kind or parameters cannot be read leaves `out.complete` false.
+// A node whose kind or parameters cannot be read leaves `out.complete` false,
+// unless a stream capture made it.
 void list_graph_contents(CUgraph graph, rt::GraphContents& out) noexcept;
 
 // A memcpy or memset node's device ranges, appended to `out.spans`.
 void add_copy_node(const CUDA_MEMCPY3D& p, rt::GraphContents& out);    // may throw
 void add_memset_node(const CUDA_MEMSET_NODE_PARAMS& p, rt::GraphContents& out);  // may throw
+
+// Which nodes stream captures made (their work passed our hooks): around
+// cuStreamBeginCaptureToGraph (the nodes already there are not), at
+// cuStreamEndCapture, and forgotten at cuGraphDestroy.
+void note_capture_into(CUstream stream, CUgraph graph) noexcept;
+void note_capture_end(CUstream stream, CUgraph graph) noexcept;
+void forget_graph(CUgraph graph) noexcept;
 
 // The launch a kernel node describes: by CUfunction, or by CUkernel when the
 // function is null (or is a CUkernel the program got from cuLibraryGetKernel).

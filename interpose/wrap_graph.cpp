@@ -27,6 +27,7 @@ CUresult begin_capture_to_graph(CUstream st, CUgraph g, const CUgraphNode* deps,
   auto real = real_of<CUresult (*)(CUstream, CUgraph, const CUgraphNode*, const CUgraphEdgeData*,
                                    size_t, CUstreamCaptureMode)>(H);
   if (!real) return missing_entry(H);
+  if (rt::active()) note_capture_into(st, g);
   CUresult r = real(st, g, deps, data, n, mode);
   if (r == CUDA_SUCCESS && rt::active()) rt::on_capture_begin(st);
   return r;
@@ -39,7 +40,11 @@ CUresult end_capture(CUstream st, CUgraph* graph) noexcept {
   if (!real) return missing_entry(H);
   CUresult r = real(st, graph);
   // Also on failure (graph null): the capture is over either way.
-  if (rt::active()) rt::on_capture_end(st, r == CUDA_SUCCESS && graph ? *graph : nullptr);
+  if (rt::active()) {
+    const CUgraph made = r == CUDA_SUCCESS && graph ? *graph : nullptr;
+    note_capture_end(st, made);
+    rt::on_capture_end(st, made);
+  }
   return r;
 }
 
@@ -63,11 +68,12 @@ CUresult graph_launch(CUgraphExec exec, CUstream st) noexcept {
   const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUgraphExec, CUstream)>(H);
   if (!real) return missing_entry(H);
-  if (rt::active()) {
-    CUresult r = rt::before_graph_launch(exec, st);
-    if (r != CUDA_SUCCESS) return r;
-  }
-  return real(exec, st);
+  if (!rt::active()) return real(exec, st);
+  CUresult r = rt::before_graph_launch(exec, st);
+  if (r != CUDA_SUCCESS) return r;
+  r = real(exec, st);
+  if (r == CUDA_SUCCESS) rt::after_graph_launch(exec, st, PT);
+  return r;
 }
 
 // `bounded`: the extent is certain (tiled, not interleaved); else 0, unknown.
@@ -173,14 +179,13 @@ CUresult pin_exec_node(CUgraphExec exec, const char* api, Describe&& describe) n
   } catch (...) {
     contents.complete = false;
   }
+  // Where it reads from now on, before anything is staged (memory tagged
+  // there later is pinned for the exec; a failed call only pins a little more).
+  rt::note_graph_reads(nullptr, exec, contents);
   const CUresult r = rt::on_exec_node_params(exec, contents);
-  if (r != CUDA_SUCCESS) {
+  if (r != CUDA_SUCCESS)
     log_line("{}: cannot stage what the node reads (error {}); the call fails", api, static_cast<int>(r));
-    return r;
-  }
-  // Noted before the call: a failed call only pins a little more.
-  rt::note_graph_reads(exec, contents, /*append=*/true);
-  return CUDA_SUCCESS;
+  return r;
 }
 
 template <typename Params>
@@ -279,6 +284,7 @@ NZ_WRAPPER CUresult nzw_GraphDestroy(CUgraph graph) noexcept {
   // A captured graph holds pins on the ranges it uses; release them before the
   // handle dies (and may be reused by the driver).
   if (nz::rt::active()) nz::rt::on_graph_destroy(graph);
+  nz::shim::forget_graph(graph);
   return real(graph);
 }
 

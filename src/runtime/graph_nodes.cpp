@@ -8,9 +8,9 @@
 // (graph_pins.h). Until 2026-12-06 such a graph's kernels read compressed
 // memory unmapped: an illegal address on a GPU.
 //
-// Every graph's listing, captured ones included, also says where its exec
-// reads (note_graph_reads): memory tagged there only later is pinned for the
-// exec as it is tagged.
+// Every graph's listing, captured ones included, also says where it reads
+// (note_graph_reads): memory tagged there only later is pinned for the graph
+// and its execs as it is tagged.
 #include <algorithm>
 #include <map>
 
@@ -30,17 +30,9 @@ bool Runtime::graph_contents_wanted(CUgraph) noexcept {
 
 CUresult Runtime::pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec,
                                      const char* what) noexcept {
-  // A node a captured graph's listing cannot read was seen by our hooks as
-  // it was captured: only a graph built node by node must assume it touches
-  // everything.
-  bool trust_listing = false;
-  if (graph != nullptr) {
-    std::lock_guard lock(mutex_);
-    trust_listing = graph_pins_.captured(graph);
-  }
   std::vector<std::shared_ptr<Unit>> touched;
   try {
-    touched = units_touched_by(c, trust_listing);
+    touched = units_touched_by(c);
   } catch (...) {
     return CUDA_ERROR_OUT_OF_MEMORY;  // the caller's call fails: better than a replay on unmapped memory
   }
@@ -65,9 +57,9 @@ CUresult Runtime::pin_graph_contents(const GraphContents& c, CUgraph graph, CUgr
   std::lock_guard lock(mutex_);
   GraphPins::Units unpinned;
   try {
-    if (r != CUDA_SUCCESS) graph_pins_.end_capture(key, nullptr, unpinned, false);
+    if (r != CUDA_SUCCESS) graph_pins_.end_capture(key, nullptr, unpinned);
     else if (exec != nullptr) graph_pins_.end_capture_into_exec(key, exec, unpinned);
-    else graph_pins_.end_capture(key, graph, unpinned, false);
+    else graph_pins_.end_capture(key, graph, unpinned);
   } catch (...) {
   }
   note_unpinned(unpinned, "graph_scan_failed");
@@ -83,57 +75,66 @@ CUresult Runtime::on_exec_node_params(CUgraphExec exec, const GraphContents& c) 
   return pin_graph_contents(c, nullptr, exec, "cuGraphExecKernelNodeSetParams");
 }
 
-// Where the exec's nodes may read or write, kept so that a unit made there
-// later (a static input buffer first filled from the host after the capture)
-// is pinned for the exec as it is made (GraphPins::adopt). A pointer reaches
-// forward to its allocation's end, as at a launch; a copy or memset its bytes.
-void Runtime::note_graph_reads(CUgraphExec exec, const GraphContents& c, bool append) noexcept {
+// Where a graph's (or, for an exec's node setter, the exec's) nodes may read
+// or write, kept so that a unit made there later (a static input buffer first
+// filled from the host after the capture, an adapter loaded into a buffer a
+// graph reads) is pinned for it as it is made (GraphPins::adopt). Called
+// before the nodes are staged, so that no unit is made unseen in between.
+// Generous on purpose: a pointer anchors its whole allocation (a kernel may
+// read before its pointer: the tag before it, one-past-the-end pointers), the
+// allocations a pointer array it passes points into too; a copy or memset
+// its bytes; a listing that could not read a node, or a kernel whose
+// parameters cannot be read, all memory.
+void Runtime::note_graph_reads(CUgraph graph, CUgraphExec exec, const GraphContents& c) noexcept {
+  constexpr GraphPins::Anchor kEverything{0, ~CUdeviceptr{0}};
   try {
-    std::vector<CUdeviceptr> words;  // from pointers: reach to the allocation's end
-    std::vector<GraphPins::Anchor> exact;
-    bool anything = false;
+    std::vector<CUdeviceptr> words;
+    std::vector<GraphPins::Anchor> anchors;
+    bool anything = !c.complete;
+    const auto arrays = pointer_arrays_.empty() ? nullptr : pointer_arrays_.snapshot();
     for (const auto& d : c.launches) {
+      if (anything) break;
       const bool scanned = for_each_param_word(
-          d, params_, [&](uint64_t word) { words.push_back(word); },
-          [&](const unsigned char* bytes, size_t size, std::vector<size_t>& accounted) {
-            for (size_t off = 0; off + TensorMapRegistry::kBytes <= size; off += TensorMapRegistry::kAlign) {
-              auto target = tensor_maps_.find(bytes + off);
-              if (!target) continue;
-              if (target->extent == 0) {
-                words.push_back(target->address);
-              } else {
-                exact.push_back({target->address, target->address + target->extent});
-                accounted.push_back(off);
-              }
+          d, params_,
+          [&](uint64_t word) {
+            words.push_back(word);
+            if (arrays) {
+              if (const auto* a = RangeMap<std::vector<CUdeviceptr>>::find(*arrays, word))
+                words.insert(words.end(), a->value->begin(), a->value->end());
             }
+          },
+          [&](const unsigned char* bytes, size_t size, std::vector<size_t>&) {
+            for (size_t off = 0; off + TensorMapRegistry::kBytes <= size; off += TensorMapRegistry::kAlign)
+              if (auto target = tensor_maps_.find(bytes + off)) words.push_back(target->address);
           });
-      anything = anything || !scanned;
+      anything = !scanned;
     }
-    for (const auto& span : c.spans) exact.push_back({span.ptr, span.ptr + span.bytes});
+    if (anything) {
+      anchors.push_back(kEverything);
+    } else {
+      for (const auto& span : c.spans)
+        if (span.bytes > 0) anchors.push_back({span.ptr, span.ptr + span.bytes});
+    }
     std::lock_guard lock(mutex_);
     if (!setup_ok_) return;
-    std::vector<GraphPins::Anchor> anchors;
-    if (anything) {
-      // A kernel whose parameters cannot be read may touch any allocation.
-      for (const auto& [base, a] : allocations_) anchors.push_back({a->base, a->base + a->bytes});
-    } else {
-      // One anchor per allocation for the pointers (the lowest reaches furthest).
-      std::map<CUdeviceptr, CUdeviceptr> lowest;  // allocation base -> lowest word in it
+    if (!anything) {
       for (CUdeviceptr w : words) {
         Allocation* a = allocation_containing(w);
-        if (a == nullptr) continue;
-        auto [it, inserted] = lowest.emplace(a->base, w);
-        if (!inserted) it->second = std::min(it->second, w);
+        if (a == nullptr && w > 0) a = allocation_containing(w - 1);  // one past the end
+        if (a != nullptr) anchors.push_back({a->base, a->base + a->bytes});
       }
-      for (const auto& [base, w] : lowest) anchors.push_back({w, allocations_.at(base)->base + allocations_.at(base)->bytes});
-      for (const auto& e : exact)
-        if (e.end > e.begin && (allocation_containing(e.begin) != nullptr || allocation_containing(e.end - 1) != nullptr))
-          anchors.push_back(e);
     }
-    graph_pins_.set_anchors(exec, std::move(anchors), append);
+    if (exec != nullptr) graph_pins_.add_exec_anchors(exec, std::move(anchors));
+    else if (graph != nullptr) graph_pins_.set_graph_anchors(graph, std::move(anchors));
   } catch (...) {
-    log(LogLevel::kError, "no memory to record where graph exec {} reads: buffers tagged after it are not pinned",
-        static_cast<const void*>(exec));
+    // No memory for the list: the holder reads "everything" (the safe side).
+    std::lock_guard lock(mutex_);
+    try {
+      if (exec != nullptr) graph_pins_.add_exec_anchors(exec, {kEverything});
+      else if (graph != nullptr) graph_pins_.set_graph_anchors(graph, {kEverything});
+    } catch (...) {
+      log(LogLevel::kError, "no memory to record where a graph reads: memory tagged after it is not pinned");
+    }
   }
 }
 

@@ -58,7 +58,7 @@ void GraphPins::merge(Units units, Units& held, Units& unpinned) {
   }
 }
 
-void GraphPins::end_capture(CUstream stream, CUgraph graph, Units& unpinned, bool stream_capture) {
+void GraphPins::end_capture(CUstream stream, CUgraph graph, Units& unpinned) {
   bool found = false;
   Units units = take_capture(stream, found);
   if (!found) return;
@@ -66,7 +66,6 @@ void GraphPins::end_capture(CUstream stream, CUgraph graph, Units& unpinned, boo
     unpin_all(units, unpinned);
     return;
   }
-  if (stream_capture) captured_.insert(graph);
   merge(std::move(units), graphs_[graph], unpinned);
 }
 
@@ -78,6 +77,7 @@ void GraphPins::end_capture_into_exec(CUstream stream, CUgraphExec exec, Units& 
 
 void GraphPins::instantiate(CUgraphExec exec, CUgraph graph, Units& unpinned) {
   destroy_exec(exec, unpinned);  // a reused handle: the old exec is gone
+  if (auto a = graph_anchors_.find(graph); a != graph_anchors_.end()) exec_anchors_[exec] = a->second;
   auto it = graphs_.find(graph);
   if (it == graphs_.end() || it->second.empty()) return;
   pin_all(it->second);
@@ -85,7 +85,7 @@ void GraphPins::instantiate(CUgraphExec exec, CUgraph graph, Units& unpinned) {
 }
 
 void GraphPins::destroy_exec(CUgraphExec exec, Units& unpinned) {
-  anchors_.erase(exec);
+  exec_anchors_.erase(exec);
   auto it = execs_.find(exec);
   if (it == execs_.end()) return;
   unpin_all(it->second, unpinned);
@@ -93,7 +93,7 @@ void GraphPins::destroy_exec(CUgraphExec exec, Units& unpinned) {
 }
 
 void GraphPins::destroy_graph(CUgraph graph, Units& unpinned) {
-  captured_.erase(graph);  // the handle may be reused
+  graph_anchors_.erase(graph);  // the handle may be reused
   auto it = graphs_.find(graph);
   if (it == graphs_.end()) return;
   unpin_all(it->second, unpinned);
@@ -112,23 +112,48 @@ void GraphPins::adopt(const std::shared_ptr<Unit>& u) {
   for (auto& [graph, held] : graphs_) adopt_into(held);
   for (auto& [exec, held] : execs_) adopt_into(held);
   adopt_into(permanent_);
-  // Memory an exec's nodes reach, tagged only now.
-  for (const auto& [exec, anchors] : anchors_) {
-    const bool reached = std::any_of(anchors.begin(), anchors.end(),
-                                     [&](const Anchor& a) { return a.begin < u->end && u->begin < a.end; });
-    if (!reached) continue;
-    Units& held = execs_[exec];
-    if (std::find(held.begin(), held.end(), u) != held.end()) continue;
+  // Memory a graph's or an exec's nodes reach, tagged only now.
+  auto reached = [&](const std::vector<Anchor>& anchors) {
+    // Sorted and merged: the last anchor starting before u's end decides.
+    auto it = std::partition_point(anchors.begin(), anchors.end(), [&](const Anchor& a) { return a.begin < u->end; });
+    return it != anchors.begin() && std::prev(it)->end > u->begin;
+  };
+  auto pin_for = [&](Units& held) {
+    if (std::find(held.begin(), held.end(), u) != held.end()) return;
     held.push_back(u);
     ++u->pins;
-  }
+  };
+  for (const auto& [graph, anchors] : graph_anchors_)
+    if (reached(anchors)) pin_for(graphs_[graph]);
+  for (const auto& [exec, anchors] : exec_anchors_)
+    if (reached(anchors)) pin_for(execs_[exec]);
 }
 
-void GraphPins::set_anchors(CUgraphExec exec, std::vector<Anchor> anchors, bool append) {
-  auto& held = anchors_[exec];
-  if (!append) held.clear();
+void GraphPins::merge_anchors(std::vector<Anchor>& anchors) {
+  std::sort(anchors.begin(), anchors.end(), [](const Anchor& x, const Anchor& y) { return x.begin < y.begin; });
+  size_t out = 0;
+  for (const Anchor& a : anchors) {
+    if (a.end <= a.begin) continue;
+    if (out > 0 && a.begin <= anchors[out - 1].end) {
+      anchors[out - 1].end = std::max(anchors[out - 1].end, a.end);
+    } else {
+      anchors[out++] = a;
+    }
+  }
+  anchors.resize(out);
+}
+
+void GraphPins::set_graph_anchors(CUgraph graph, std::vector<Anchor> anchors) {
+  merge_anchors(anchors);
+  if (anchors.empty()) graph_anchors_.erase(graph);
+  else graph_anchors_[graph] = std::move(anchors);
+}
+
+void GraphPins::add_exec_anchors(CUgraphExec exec, std::vector<Anchor> anchors) {
+  auto& held = exec_anchors_[exec];
   held.insert(held.end(), anchors.begin(), anchors.end());
-  if (held.empty()) anchors_.erase(exec);
+  merge_anchors(held);
+  if (held.empty()) exec_anchors_.erase(exec);
 }
 
 const GraphPins::Units* GraphPins::units_of(CUgraphExec exec) const {

@@ -11,7 +11,6 @@
 #include <cuda.h>
 
 #include <map>
-#include <set>
 #include <memory>
 #include <vector>
 
@@ -32,16 +31,13 @@ class GraphPins {
   bool note_use(CUstream stream, const std::shared_ptr<Unit>& u);
   // The capture on `stream` ended: its pins pass to `graph`, or are released
   // when it produced none (failed or invalidated capture). Capturing into an
-  // existing graph adds to what that graph already holds. `stream_capture`
-  // false: a record the runtime opened itself to scan a graph's nodes
-  // (graph_nodes.cpp), which does not make the graph a captured one.
-  void end_capture(CUstream stream, CUgraph graph, Units& unpinned, bool stream_capture = true);
+  // existing graph adds to what that graph already holds. (Also the end of a
+  // record the runtime opened itself to stage a graph's nodes, graph_nodes.cpp.)
+  void end_capture(CUstream stream, CUgraph graph, Units& unpinned);
   // Such a record's pins pass to `exec` (a kernel node given new parameters
   // in an executable graph).
   void end_capture_into_exec(CUstream stream, CUgraphExec exec, Units& unpinned);
-  // Whether `graph` came from a stream capture we saw (its launches were
-  // pinned as they were captured: no need to scan its nodes).
-  bool captured(CUgraph graph) const { return captured_.count(graph) > 0; }
+
   // `exec` was instantiated from `graph`: it takes its own pin on every unit
   // the graph holds (an exec outlives its graph). Graphs not built by a
   // capture we saw hold nothing.
@@ -55,15 +51,19 @@ class GraphPins {
   // belong to unit objects: without this the new unit was compressed under
   // a live graph, whose replay then read unmapped or undecoded pages.)
   void adopt(const std::shared_ptr<Unit>& u);
-  // Where an exec's kernels, copies and memsets may read or write, from its
-  // graph's nodes (graph_nodes.cpp): a unit made later over one of these
-  // ranges is pinned for the exec (adopt). Without them a buffer first filled
-  // from the host after the capture (a static input) was compressed under
-  // the exec and its replay read unmapped memory.
+  // Where a graph's (or an exec's) kernels, copies and memsets may read or
+  // write, from its nodes (graph_nodes.cpp): a unit made later over one of
+  // these ranges is pinned for that holder as it is made (adopt). Without them
+  // a buffer first filled from the host after the capture (a static input)
+  // was compressed under the exec and its replay read unmapped memory. Set on
+  // the graph before its nodes are staged (no unit can be made unseen in
+  // between), copied to each exec made from it; an exec's node setters add
+  // theirs. Kept sorted and merged.
   struct Anchor {
     CUdeviceptr begin, end;
   };
-  void set_anchors(CUgraphExec exec, std::vector<Anchor> anchors, bool append);
+  void set_graph_anchors(CUgraph graph, std::vector<Anchor> anchors);
+  void add_exec_anchors(CUgraphExec exec, std::vector<Anchor> anchors);
   // What `exec` holds (empty for execs we know nothing about).
   const Units* units_of(CUgraphExec exec) const;
 
@@ -75,6 +75,7 @@ class GraphPins {
   static void pin_all(const Units& units);
   // Drops one pin from each; appends those now unpinned to `unpinned`.
   static void unpin_all(Units& units, Units& unpinned);
+  static void merge_anchors(std::vector<Anchor>& anchors);
   // Moves a record's units into `held`, one pin per holder.
   static void merge(Units units, Units& held, Units& unpinned);
   Units take_capture(CUstream stream, bool& found);
@@ -82,8 +83,8 @@ class GraphPins {
   std::map<CUstream, Units> captures_;
   std::map<CUgraph, Units> graphs_;
   std::map<CUgraphExec, Units> execs_;
-  std::set<CUgraph> captured_;  // graphs stream captures produced (not scanned)
-  std::map<CUgraphExec, std::vector<Anchor>> anchors_;
+  std::map<CUgraph, std::vector<Anchor>> graph_anchors_;
+  std::map<CUgraphExec, std::vector<Anchor>> exec_anchors_;
   Units permanent_;  // pinned by uses on streams captured into a capture we did not see begin
 };
 

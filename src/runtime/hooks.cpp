@@ -134,6 +134,10 @@ void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noex
   if (Runtime::is_active()) Runtime::get().on_context_destroy(ctx, device, primary_reset);
 }
 
+void after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thread_stream) noexcept {
+  if (Runtime::is_active()) Runtime::get().after_graph_launch(exec, stream, per_thread_stream);
+}
+
 bool graph_contents_wanted(CUgraph graph) noexcept {
   return Runtime::is_active() && Runtime::get().graph_contents_wanted(graph);
 }
@@ -146,8 +150,8 @@ CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept 
   return Runtime::is_active() ? Runtime::get().on_exec_node_params(exec, c) : CUDA_SUCCESS;
 }
 
-void note_graph_reads(CUgraphExec exec, const GraphContents& c, bool append) noexcept {
-  if (Runtime::is_active()) Runtime::get().note_graph_reads(exec, c, append);
+void note_graph_reads(CUgraph graph, CUgraphExec exec, const GraphContents& c) noexcept {
+  if (Runtime::is_active()) Runtime::get().note_graph_reads(graph, exec, c);
 }
 
 void on_graph_exec_update(CUgraphExec exec, CUgraph graph) noexcept {

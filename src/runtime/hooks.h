@@ -137,6 +137,9 @@ void on_graph_exec_destroy(CUgraphExec exec) noexcept;
 // hook cuGraphDestroy) a captured graph's pins last until process exit.
 void on_graph_destroy(CUgraph graph) noexcept;
 CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
+// After a cuGraphLaunch that succeeded: the replay's uses of the exec's ranges
+// (an eviction after the exec died waits for them).
+void after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thread_stream) noexcept;
 
 // ---- Graphs built node by node ---------------------------------------------------
 // A graph built node by node (cuGraphCreate + cuGraphAdd*Node, a clone, a
@@ -148,7 +151,8 @@ CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
 struct GraphContents {
   std::vector<LaunchDesc> launches;  // kernel nodes (parameters valid while the graph is unchanged)
   std::vector<Span> spans;           // memcpy and memset nodes' device ranges
-  bool complete = true;              // false: a node could not be read (it may touch anything)
+  // false: a node could not be read and no capture we saw made it (it may touch anything).
+  bool complete = true;
 };
 // Whether the shim should ask on_graph_contents for `graph`: something is
 // tracked (captured graphs too: nodes added after the capture, units made since).
@@ -158,12 +162,12 @@ bool graph_contents_wanted(CUgraph graph) noexcept;
 CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept;
 // cuGraphExecKernelNodeSetParams: the new parameters' ranges, pinned for `exec`.
 CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept;
-// After on_graph_instantiate / on_graph_exec_update (append false: the
-// graph's listing, captured graphs included) or a successful exec setter
-// (append true): where `exec`'s nodes read and write, so that memory tagged
-// there later is pinned for it as it is tagged (a static input buffer first
-// filled from the host after the capture). Listing incomplete: what could be read.
-void note_graph_reads(CUgraphExec exec, const GraphContents& c, bool append) noexcept;
+// Where `graph`'s nodes (or, with `exec` set, an exec setter's new node)
+// read and write, before they are staged: memory tagged there later is
+// pinned for the graph and its execs (or the exec) as it is tagged (a static
+// input buffer first filled from the host after the capture). An incomplete
+// listing reads everything.
+void note_graph_reads(CUgraph graph, CUgraphExec exec, const GraphContents& c) noexcept;
 
 // ---- TMA descriptors --------------------------------------------------------------
 // cuTensorMapEncode*: remember which device range a descriptor points at, so a

@@ -67,10 +67,11 @@ class Runtime {
   void on_graph_exec_destroy(CUgraphExec exec) noexcept;
   void on_graph_destroy(CUgraph graph) noexcept;
   CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
+  void after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thread) noexcept;
   bool graph_contents_wanted(CUgraph graph) noexcept;
   CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept;
   CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept;
-  void note_graph_reads(CUgraphExec exec, const GraphContents& c, bool append) noexcept;
+  void note_graph_reads(CUgraph graph, CUgraphExec exec, const GraphContents& c) noexcept;
   void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
   void on_tensor_map_replaced(const void* before, const CUtensorMap* map, CUdeviceptr global_address) noexcept;
   bool on_out_of_memory(size_t bytes_wanted) noexcept;
@@ -166,7 +167,7 @@ class Runtime {
   CUresult prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream stream, bool capturing,
                    const char* what, CUstream pins_to = nullptr) noexcept;
   void collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Snapshot& snapshot);  // may throw
-  std::vector<std::shared_ptr<Unit>> units_touched_by(const GraphContents& c, bool trust_listing);  // may throw
+  std::vector<std::shared_ptr<Unit>> units_touched_by(const GraphContents& c);  // may throw
   // Stages what `c` touches and pins it under `graph` or `exec` (graph_nodes.cpp).
   CUresult pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec, const char* what) noexcept;
   void wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept;

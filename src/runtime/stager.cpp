@@ -689,10 +689,9 @@ CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
 }
 
 // What a graph's nodes touch (graph_nodes.cpp), collected as their launches
-// and copies would be; an incomplete listing touches everything unless
-// `trust_listing` (a captured graph: our hooks saw what it could not read).
-// May throw (allocation).
-std::vector<std::shared_ptr<Unit>> Runtime::units_touched_by(const GraphContents& c, bool trust_listing) {
+// and copies would be; an incomplete listing (a node the shim could not read
+// and a capture did not make) touches everything. May throw (allocation).
+std::vector<std::shared_ptr<Unit>> Runtime::units_touched_by(const GraphContents& c) {
   std::vector<std::shared_ptr<Unit>> out;
   if (tracked_.empty()) return out;
   const auto snapshot = tracked_.snapshot();
@@ -705,7 +704,7 @@ std::vector<std::shared_ptr<Unit>> Runtime::units_touched_by(const GraphContents
       t_extents.clear();
     }
   } clear;
-  if (!c.complete && !trust_listing) {
+  if (!c.complete) {
     for (const auto& e : *snapshot) collect_units(*e.value);
   } else {
     for (const auto& d : c.launches) collect_launch(d, *snapshot);
@@ -884,6 +883,24 @@ CUresult Runtime::before_graph_launch(CUgraphExec exec, CUstream) noexcept {
     emit("graph_unstaged", u->begin, u->bytes());
   }
   return CUDA_SUCCESS;
+}
+
+// A replay uses the exec's units like a launch: they are pinned while the
+// exec lives, but its pins drop at once when it is destroyed or updated,
+// maybe with this replay still queued; evictions wait for recorded uses.
+void Runtime::after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thread) noexcept {
+  if (tracked_.empty()) return;
+  const CUstream resolved = resolve(stream, per_thread);
+  if (stream_capturing(resolved)) return;  // a launch into a capture: replayed later, by its own graph
+  std::lock_guard lock(mutex_);
+  const auto* units = graph_pins_.units_of(exec);
+  if (units == nullptr || units->empty()) return;
+  SharedEvent done = record_event(resolved);
+  if (!done) return;
+  CUcontext current = nullptr;
+  const bool own_legacy = (resolved == nullptr || resolved == CU_STREAM_LEGACY) &&
+                          driver().base.cuCtxGetCurrent(&current) == CUDA_SUCCESS && current == context_;
+  for (const auto& u : *units) u->add_use(done, resolved, own_legacy);
 }
 
 void Runtime::on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept {

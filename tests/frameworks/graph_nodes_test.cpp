@@ -221,6 +221,88 @@ TEST(GraphNodes, ExecCopyMemsetAndChildNodesRepointed) {
   CU_OK(cuStreamDestroy(s));
 }
 
+// A replay still queued when its exec and graph are destroyed (no
+// synchronisation in between, as a framework's graph cache may do): the
+// exec's pins drop at once, and the evictions that follow must wait for the
+// replay (frameworks-graph-nodes-lazy keeps it queued until waited for).
+TEST(GraphNodes, ReplayStillQueuedWhenItsExecDies) {
+  Weight w(4 * kMiB, 120);
+  auto others = make_weights(121, 4);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(20 * kMiB);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr out = alloc(64);
+  CU_OK(cuMemsetD8(out, 0, 8));
+  CUgraph g;
+  CU_OK(cuGraphCreate(&g, 0));
+  add_sum_node(g, nullptr, 0, w.dev, w.host.size(), out);
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuGraphExecDestroy(exec));
+  CU_OK(cuGraphDestroy(g));
+  churn(others);  // evicts what it can, `w` among them once its replay is done
+  CU_OK(cuStreamSynchronize(s));
+  EXPECT_EQ(w.hash(), read_u64(out));
+  CU_OK(cuStreamDestroy(s));
+}
+
+// One launch of `kernel`(p, n, out) captured on `s` into a new graph.
+CUgraph capture_one(CUstream s, const char* kernel, CUdeviceptr p, uint64_t n, CUdeviceptr out) {
+  void* params[] = {&p, &n, &out};
+  CUgraph g = nullptr;
+  EXPECT_EQ(CUDA_SUCCESS, cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  EXPECT_EQ(CUDA_SUCCESS, cuLaunchKernel(Env::get().fn(kernel), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+  EXPECT_EQ(CUDA_SUCCESS, cuStreamEndCapture(s, &g));
+  return g;
+}
+
+// Evicts what it can, then replays `g` once on `s` and waits.
+void replay_once(CUgraph g, CUstream s, const std::vector<std::unique_ptr<Weight>>& others) {
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+  churn(others);
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  CU_OK(cuGraphExecDestroy(exec));
+}
+
+// The static-input loop: `g` reads `input` (made on the device, untagged when
+// `g` was made); each step fills it from a new host batch, evicts what it can
+// and replays; `expect(batch)` is what `out` must then hold.
+template <typename Expect>
+void replay_with_host_batches(CUgraph g, CUstream s, CUdeviceptr input, size_t bytes, CUdeviceptr out,
+                              const std::vector<std::unique_ptr<Weight>>& others, uint32_t seed, Expect&& expect) {
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+  for (uint32_t step = 0; step < 3; ++step) {
+    const std::vector<uint8_t> batch = weights(bytes, seed + step);
+    CU_OK(cuMemcpyHtoD(input, batch.data(), bytes));
+    churn(others);
+    CU_OK(cuGraphLaunch(exec, s));
+    CU_OK(cuStreamSynchronize(s));
+    EXPECT_EQ(expect(batch), read_u64(out)) << "step " << step;
+  }
+  CU_OK(cuGraphExecDestroy(exec));
+}
+
+uint64_t batch_hash(const std::vector<uint8_t>& batch) { return host_hash(batch.data(), batch.size()); }
+
+// Wraps `inner` in `levels` child-graph nodes (the listing stops past depth 8).
+void nest_into(CUgraph inner, int levels, CUgraph* out) {
+  CUgraph g = inner;
+  for (int i = 0; i < levels; ++i) {
+    CUgraph parent;
+    CU_OK(cuGraphCreate(&parent, 0));
+    CUgraphNode node;
+    CU_OK(cuGraphAddChildGraphNode(&node, parent, nullptr, 0, g));
+    CU_OK(cuGraphDestroy(g));
+    g = parent;
+  }
+  *out = g;
+}
+
 // A captured graph edited afterwards: a kernel node added to it reads
 // another compressed weight that no captured launch touched.
 TEST(GraphNodes, NodeAddedToACapturedGraph) {
@@ -231,22 +313,36 @@ TEST(GraphNodes, NodeAddedToACapturedGraph) {
   CUstream s;
   CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
   CUdeviceptr out = alloc(64), out2 = alloc(64);
-  CU_OK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
-  CUdeviceptr p = w.dev;
-  uint64_t n = w.host.size();
-  void* params[] = {&p, &n, &out};
-  CU_OK(cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
-  CUgraph g;
-  CU_OK(cuStreamEndCapture(s, &g));
+  CUgraph g = capture_one(s, "sum_bytes", w.dev, w.host.size(), out);
   add_sum_node(g, nullptr, 0, w2.dev, w2.host.size(), out2);
-  CUgraphExec exec;
-  CU_OK(cuGraphInstantiate(&exec, g, 0));
-  churn(others);
-  CU_OK(cuGraphLaunch(exec, s));
-  CU_OK(cuStreamSynchronize(s));
+  replay_once(g, s, others);
   EXPECT_EQ(w.hash(), read_u64(out));
   EXPECT_EQ(w2.hash(), read_u64(out2));
-  CU_OK(cuGraphExecDestroy(exec));
+  CU_OK(cuGraphDestroy(g));
+  CU_OK(cuStreamDestroy(s));
+}
+
+// The same with a node the getters cannot read (nested past the listing's
+// depth): it was not captured, so it may touch anything.
+TEST(GraphNodes, UnreadableNodeAddedToACapturedGraph) {
+  Weight w(4 * kMiB, 320), w2(4 * kMiB, 321);
+  auto others = make_weights(322, 4);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(24 * kMiB);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr out = alloc(64), out2 = alloc(64);
+  CUgraph g = capture_one(s, "sum_bytes", w.dev, w.host.size(), out);
+  CUgraph inner, deep;
+  CU_OK(cuGraphCreate(&inner, 0));
+  add_sum_node(inner, nullptr, 0, w2.dev, w2.host.size(), out2);
+  nest_into(inner, 8, &deep);
+  CUgraphNode node;
+  CU_OK(cuGraphAddChildGraphNode(&node, g, nullptr, 0, deep));
+  CU_OK(cuGraphDestroy(deep));
+  replay_once(g, s, others);
+  EXPECT_EQ(w.hash(), read_u64(out));
+  EXPECT_EQ(w2.hash(), read_u64(out2));
   CU_OK(cuGraphDestroy(g));
   CU_OK(cuStreamDestroy(s));
 }
@@ -256,35 +352,85 @@ TEST(GraphNodes, NodeAddedToACapturedGraph) {
 // every step `static_input.copy_(batch)` from a host batch. The first host
 // copy tags the buffer only after the capture; under a fixed budget the
 // runtime compresses what is tagged at once, and the replay must still find
-// the batch staged. (Before the exec kept where its nodes read, the first
+// the batch staged. (Before graphs kept where their nodes read, the first
 // replay met an illegal address: the capture had pinned nothing there.)
 TEST(GraphNodes, StaticInputFirstFilledFromTheHostAfterCapture) {
   constexpr size_t kBytes = 4 * kMiB;
-  CUdeviceptr input = alloc(kBytes);
+  CUdeviceptr input = alloc(kBytes), out = alloc(64);
   CU_OK(cuMemsetD8(input, 0, kBytes));
   auto others = make_weights(95, 4);
   CUstream s;
   CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUgraph g = capture_one(s, "sum_bytes", input, kBytes, out);
+  replay_with_host_batches(g, s, input, kBytes, out, others, 200, batch_hash);
+  CU_OK(cuGraphDestroy(g));
+  CU_OK(cuMemFree(input));
+  CU_OK(cuStreamDestroy(s));
+}
+
+// A graph built node by node whose listing is incomplete (a kernel nested
+// past the listing's depth) reads a buffer tagged only after instantiation.
+TEST(GraphNodes, IncompleteListingThenStaticInput) {
+  constexpr size_t kBytes = 4 * kMiB;
+  CUdeviceptr input = alloc(kBytes), out = alloc(64);
+  CU_OK(cuMemsetD8(input, 0, kBytes));
+  auto others = make_weights(300, 4);
+  Env::get().flush();
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUgraph inner, g;
+  CU_OK(cuGraphCreate(&inner, 0));
+  add_sum_node(inner, nullptr, 0, input, kBytes, out);
+  nest_into(inner, 9, &g);
+  replay_with_host_batches(g, s, input, kBytes, out, others, 310, batch_hash);
+  CU_OK(cuGraphDestroy(g));
+  CU_OK(cuStreamDestroy(s));
+}
+
+// A static input read backwards from one past its allocation's end.
+TEST(GraphNodes, StaticInputReadFromOnePastTheEnd) {
+  constexpr size_t kBytes = 4 * kMiB;
+  CUdeviceptr input = alloc(kBytes), out = alloc(64);
+  CU_OK(cuMemsetD8(input, 0, kBytes));
+  auto others = make_weights(330, 4);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUgraph g = capture_one(s, "sum_back", input + kBytes, kBytes, out);
+  replay_with_host_batches(g, s, input, kBytes, out, others, 340, batch_hash);
+  CU_OK(cuGraphDestroy(g));
+  CU_OK(cuStreamDestroy(s));
+}
+
+// Static inputs reached through a pointer array in device memory.
+TEST(GraphNodes, StaticInputsThroughAPointerArray) {
+  constexpr size_t kBytes = 4 * kMiB;
+  CUdeviceptr a = alloc(kBytes), b = alloc(kBytes);
+  CU_OK(cuMemsetD8(a, 0, kBytes));
+  CU_OK(cuMemsetD8(b, 0, kBytes));
+  CUdeviceptr ptrs_dev = alloc(64);
+  std::vector<CUdeviceptr> ptrs = {a, b};
+  CU_OK(cuMemcpyHtoD(ptrs_dev, ptrs.data(), 16));
+  auto others = make_weights(350, 4);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
   CUdeviceptr out = alloc(64);
   CU_OK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
-  uint64_t n = kBytes;
-  void* params[] = {&input, &n, &out};
-  CU_OK(cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+  uint64_t count = 2, each = kBytes;
+  void* params[] = {&ptrs_dev, &count, &each, &out};
+  CU_OK(cuLaunchKernel(Env::get().fn("sum_ptrs"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
   CUgraph g;
   CU_OK(cuStreamEndCapture(s, &g));
   CUgraphExec exec;
-  CU_OK(cuGraphInstantiate(&exec, g, 0));
-  for (uint32_t step = 0; step < 3; ++step) {
-    const std::vector<uint8_t> batch = weights(kBytes, 200 + step);
-    CU_OK(cuMemcpyHtoD(input, batch.data(), kBytes));
-    churn(others);
-    CU_OK(cuGraphLaunch(exec, s));
-    CU_OK(cuStreamSynchronize(s));
-    EXPECT_EQ(host_hash(batch.data(), kBytes), read_u64(out)) << "step " << step;
-  }
+  CU_OK(cuGraphInstantiate(&exec, g, 0));  // before the inputs are filled from the host
+  const std::vector<uint8_t> ha = weights(kBytes, 360), hb = weights(kBytes, 361);
+  CU_OK(cuMemcpyHtoD(a, ha.data(), kBytes));
+  CU_OK(cuMemcpyHtoD(b, hb.data(), kBytes));
+  churn(others);
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  EXPECT_EQ(host_hash(ha.data(), kBytes) * 31 + host_hash(hb.data(), kBytes), read_u64(out));
   CU_OK(cuGraphExecDestroy(exec));
   CU_OK(cuGraphDestroy(g));
-  CU_OK(cuMemFree(input));
   CU_OK(cuStreamDestroy(s));
 }
 

@@ -229,6 +229,7 @@ CUresult copy_node_item(const CUDA_MEMCPY3D* p, WorkItem& out) {
 
 CUresult memset_node_item(const CUDA_MEMSET_NODE_PARAMS* p, WorkItem& out) {
   if (!p || p->width == 0 || p->height == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (p->elementSize != 1 && p->elementSize != 2 && p->elementSize != 4) return CUDA_ERROR_INVALID_VALUE;
   const uintptr_t dst = static_cast<uintptr_t>(p->dst);
   const size_t pitch = p->height > 1 ? p->pitch : p->width * p->elementSize;
   if (dst % p->elementSize != 0 || pitch % p->elementSize != 0) return CUDA_ERROR_INVALID_VALUE;

@@ -126,6 +126,7 @@ CUresult CUDAAPI cuGraphInstantiateWithFlags(CUgraphExec* exec, CUgraph graph, u
   if (!exec || !graph) return CUDA_ERROR_INVALID_VALUE;
   auto* g = reinterpret_cast<Graph*>(graph);
   auto* e = new GraphExec;
+  e->source = g;
   {
     std::lock_guard lock(g->mu);
     e->items = g->items;

@@ -153,7 +153,9 @@ CUresult exec_replace(CUgraphExec exec, CUgraphNode node, CUgraphNodeType type, 
   GraphNodeHandle* h = as_node(node);
   if (!exec || !h) return CUDA_ERROR_INVALID_VALUE;
   auto* e = reinterpret_cast<GraphExec*>(exec);
-  if (h->index >= e->items.size() || !e->items[h->index].node || e->items[h->index].node->type != type)
+  // A node of the graph the exec was made from (not of a child graph's clone).
+  if (h->graph != e->source || h->index >= e->items.size() || !e->items[h->index].node ||
+      e->items[h->index].node->type != type)
     return CUDA_ERROR_INVALID_VALUE;
   e->items[h->index] = std::move(item);  // the graph's node keeps its own parameters
   return CUDA_SUCCESS;

@@ -17,6 +17,9 @@ struct NodeParams {
   CUDA_MEMSET_NODE_PARAMS memset{};       // memset nodes added by the node API
   CUgraph child = nullptr;                // child-graph nodes: the clone they run (owned by the node)
   bool has_params = false;                // copy/memset: their parameters are known
+  NodeParams() = default;
+  NodeParams(const NodeParams&) = delete;  // owns `child`
+  NodeParams& operator=(const NodeParams&) = delete;
   ~NodeParams();
 };
 

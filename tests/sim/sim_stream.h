@@ -152,6 +152,7 @@ struct Graph {
 };
 
 struct GraphExec {
+  Graph* source = nullptr;      // the graph it was instantiated from (its nodes name items)
   std::vector<WorkItem> items;  // the graph's, copied at instantiation (node i = item i)
 };
 

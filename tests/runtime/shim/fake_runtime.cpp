@@ -83,9 +83,10 @@ void on_graph_exec_destroy(CUgraphExec) noexcept {}
 void on_graph_destroy(CUgraph) noexcept {}
 CUresult before_graph_launch(CUgraphExec, CUstream) noexcept { return CUDA_SUCCESS; }
 bool graph_contents_wanted(CUgraph) noexcept { return false; }
+void after_graph_launch(CUgraphExec, CUstream, bool) noexcept {}
 CUresult on_graph_contents(CUgraph, const GraphContents&) noexcept { return CUDA_SUCCESS; }
 CUresult on_exec_node_params(CUgraphExec, const GraphContents&) noexcept { return CUDA_SUCCESS; }
-void note_graph_reads(CUgraphExec, const GraphContents&, bool) noexcept {}
+void note_graph_reads(CUgraph, CUgraphExec, const GraphContents&) noexcept {}
 void on_tensor_map(const CUtensorMap*, CUdeviceptr, size_t) noexcept { ++g_state.tensor_maps; }
 void on_tensor_map_replaced(const void*, const CUtensorMap*, CUdeviceptr) noexcept { ++g_state.tensor_maps; }
 bool on_out_of_memory(size_t) noexcept { return false; }
