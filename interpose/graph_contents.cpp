@@ -41,6 +41,23 @@ const NodeGetters& getters() noexcept {
   return g;
 }
 
+// Node kinds that touch no memory the program allocated with cuMemAlloc.
+bool touches_no_memory(CUgraphNodeType type) {
+  switch (type) {
+    case CU_GRAPH_NODE_TYPE_EMPTY:
+    case CU_GRAPH_NODE_TYPE_HOST:
+    case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
+    case CU_GRAPH_NODE_TYPE_EVENT_RECORD:
+    case CU_GRAPH_NODE_TYPE_EXT_SEMAS_SIGNAL:
+    case CU_GRAPH_NODE_TYPE_EXT_SEMAS_WAIT:
+    case CU_GRAPH_NODE_TYPE_MEM_ALLOC:
+    case CU_GRAPH_NODE_TYPE_MEM_FREE:
+      return true;
+    default:
+      return false;
+  }
+}
+
 constexpr int kMaxDepth = 8;  // child graphs nested deeper: not read (complete = false)
 
 // Nodes stream captures made, per graph: our launch and copy hooks saw their
@@ -153,20 +170,10 @@ void list(CUgraph graph, rt::GraphContents& out, int depth, const std::unordered
         list(child, out, depth + 1, nullptr, node_trusted);
         break;
       }
-      // Touch no memory the program allocated with cuMemAlloc.
-      case CU_GRAPH_NODE_TYPE_EMPTY:
-      case CU_GRAPH_NODE_TYPE_HOST:
-      case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
-      case CU_GRAPH_NODE_TYPE_EVENT_RECORD:
-      case CU_GRAPH_NODE_TYPE_EXT_SEMAS_SIGNAL:
-      case CU_GRAPH_NODE_TYPE_EXT_SEMAS_WAIT:
-      case CU_GRAPH_NODE_TYPE_MEM_ALLOC:
-      case CU_GRAPH_NODE_TYPE_MEM_FREE:
-        break;
       // Batch memory operations, conditional bodies, kinds newer than this
       // build: not read, so they may touch anything.
       default:
-        unreadable();
+        if (!touches_no_memory(type)) unreadable();
         break;
     }
   }
@@ -183,6 +190,34 @@ void add_memset_node(const CUDA_MEMSET_NODE_PARAMS& p, rt::GraphContents& out) {
   const size_t row = p.width * p.elementSize;
   const size_t bytes = p.height > 1 ? pitched_extent(p.pitch, row, p.height) : row;
   out.spans.push_back(rt::Span{p.dst, bytes, rt::Access::kWrite});
+}
+
+void add_node_params(const CUgraphNodeParams& p, rt::GraphContents& out) {
+  switch (p.type) {
+    case CU_GRAPH_NODE_TYPE_KERNEL:
+      out.launches.push_back(node_launch(p.kernel.func, p.kernel.kern, p.kernel.kernelParams, p.kernel.extra));
+      break;
+    case CU_GRAPH_NODE_TYPE_MEMCPY:
+      add_copy_node(p.memcpy.copyParams, out);
+      break;
+    case CU_GRAPH_NODE_TYPE_MEMSET: {
+      CUDA_MEMSET_NODE_PARAMS m{};
+      m.dst = p.memset.dst;
+      m.pitch = p.memset.pitch;
+      m.value = p.memset.value;
+      m.elementSize = p.memset.elementSize;
+      m.width = p.memset.width;
+      m.height = p.memset.height;
+      add_memset_node(m, out);
+      break;
+    }
+    case CU_GRAPH_NODE_TYPE_GRAPH:
+      list_graph_contents(p.graph.graph, out);
+      break;
+    default:
+      if (!touches_no_memory(p.type)) out.complete = false;
+      break;
+  }
 }
 
 rt::LaunchDesc node_launch(CUfunction func, CUkernel kernel, void** params, void** extra) noexcept {

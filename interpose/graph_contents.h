@@ -27,6 +27,10 @@ void note_capture_into(CUstream stream, CUgraph graph) noexcept;
 void note_capture_end(CUstream stream, CUgraph graph) noexcept;
 void forget_graph(CUgraph graph) noexcept;
 
+// What one node's generic parameters (cuGraphExecNodeSetParams) touch;
+// kinds it does not know make `out` incomplete.
+void add_node_params(const CUgraphNodeParams& p, rt::GraphContents& out);  // may throw
+
 // The launch a kernel node describes: by CUfunction, or by CUkernel when the
 // function is null (or is a CUkernel the program got from cuLibraryGetKernel).
 rt::LaunchDesc node_launch(CUfunction func, CUkernel kernel, void** params, void** extra) noexcept;

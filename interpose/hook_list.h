@@ -168,6 +168,7 @@
     "cuGraphExecMemsetNodeSetParams", 10020, A)                                                  \
   X(GraphExecChildGraphNodeSetParams, "cuGraphExecChildGraphNodeSetParams",                     \
     "cuGraphExecChildGraphNodeSetParams", 11010, A)                                              \
+  X(GraphExecNodeSetParams, "cuGraphExecNodeSetParams", "cuGraphExecNodeSetParams", 12020, A)   \
   X(GraphExecDestroy, "cuGraphExecDestroy", "cuGraphExecDestroy", 10000, A)                      \
   X(GraphDestroy, "cuGraphDestroy", "cuGraphDestroy", 10000, A)                                  \
   X(GraphLaunch, "cuGraphLaunch", "cuGraphLaunch", 10000, L)                                     \

@@ -256,6 +256,19 @@ NZ_WRAPPER CUresult nzw_GraphExecChildGraphNodeSetParams(CUgraphExec exec, CUgra
   return real(exec, node, child);
 }
 
+// The generic setter (CUDA 12.2+), any node kind.
+NZ_WRAPPER CUresult nzw_GraphExecNodeSetParams(CUgraphExec exec, CUgraphNode node, CUgraphNodeParams* p) noexcept {
+  NZ_ENTER(GraphExecNodeSetParams);
+  auto real = real_of<decltype(&nzw_GraphExecNodeSetParams)>(Hook::GraphExecNodeSetParams);
+  if (!real) return nz::shim::missing_entry(Hook::GraphExecNodeSetParams);
+  if (p != nullptr) {
+    CUresult r = nz::shim::pin_exec_node(exec, "cuGraphExecNodeSetParams",
+                                         [&](nz::rt::GraphContents& c) { nz::shim::add_node_params(*p, c); });
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return real(exec, node, p);
+}
+
 NZ_WRAPPER CUresult nzw_TensorMapReplaceAddress(CUtensorMap* map, void* address) noexcept {
   NZ_ENTER(TensorMapReplaceAddress);
   auto real = real_of<CUresult (*)(CUtensorMap*, void*)>(Hook::TensorMapReplaceAddress);

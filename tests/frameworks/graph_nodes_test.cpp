@@ -221,6 +221,50 @@ TEST(GraphNodes, ExecCopyMemsetAndChildNodesRepointed) {
   CU_OK(cuStreamDestroy(s));
 }
 
+// The generic exec setter (cuGraphExecNodeSetParams, CUDA 12.2+) re-points a
+// kernel node and a memcpy node at compressed weights.
+TEST(GraphNodes, GenericExecSetterRepointsKernelAndCopy) {
+  Weight w(4 * kMiB, 130), w2(4 * kMiB, 131);
+  auto others = make_weights(132, 4);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(24 * kMiB);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr scratch = alloc(kMiB), copy = alloc(kMiB), out = alloc(64);
+  CUgraph g;
+  CU_OK(cuGraphCreate(&g, 0));
+  CUgraphNode sum_node = add_sum_node(g, nullptr, 0, scratch, 64, out);
+  const CUDA_MEMCPY3D cp0 = d2d(scratch, copy, kMiB);
+  CUgraphNode copy_node;
+  CU_OK(cuGraphAddMemcpyNode(&copy_node, g, &sum_node, 1, &cp0, Env::get().ctx));
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+  CUdeviceptr p = w.dev;
+  uint64_t n = w.host.size();
+  void* params[] = {&p, &n, &out};
+  CUgraphNodeParams kp{};
+  kp.type = CU_GRAPH_NODE_TYPE_KERNEL;
+  const CUDA_KERNEL_NODE_PARAMS k = sum_node_params(params);
+  kp.kernel.func = k.func;
+  kp.kernel.gridDimX = kp.kernel.gridDimY = kp.kernel.gridDimZ = 1;
+  kp.kernel.blockDimX = kp.kernel.blockDimY = kp.kernel.blockDimZ = 1;
+  kp.kernel.kernelParams = params;
+  CU_OK(cuGraphExecNodeSetParams(exec, sum_node, &kp));
+  CUgraphNodeParams mp{};
+  mp.type = CU_GRAPH_NODE_TYPE_MEMCPY;
+  mp.memcpy.copyCtx = Env::get().ctx;
+  mp.memcpy.copyParams = d2d(w2.dev + 3 * kMiB, copy, kMiB);
+  CU_OK(cuGraphExecNodeSetParams(exec, copy_node, &mp));
+  churn(others);
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  EXPECT_EQ(w.hash(), read_u64(out));
+  EXPECT_EQ(host_hash(w2.host.data() + 3 * kMiB, kMiB), device_hash(copy, kMiB));
+  CU_OK(cuGraphExecDestroy(exec));
+  CU_OK(cuGraphDestroy(g));
+  CU_OK(cuStreamDestroy(s));
+}
+
 // A replay still queued when its exec and graph are destroyed (no
 // synchronisation in between, as a framework's graph cache may do): the
 // exec's pins drop at once, and the evictions that follow must wait for the

@@ -1,6 +1,7 @@
 // Graphs built node by node: cuGraphAdd{Kernel,Memcpy,Memset,ChildGraph,Empty}Node,
 // the node getters (type, kernel, memcpy and memset parameters, child graph)
-// and the exec setters cuGraphExec{Kernel,Memcpy,Memset,ChildGraph}NodeSetParams. As with captures, a graph is the list of
+// and the exec setters cuGraphExec{Kernel,Memcpy,Memset,ChildGraph}NodeSetParams
+// and cuGraphExecNodeSetParams (those kinds). As with captures, a graph is the list of
 // its items in the order they were added (a valid order: a node's
 // dependencies exist before it), replayed in that order; dependencies are
 // checked (they must be nodes of the same graph) but add no concurrency.
@@ -323,6 +324,38 @@ CUresult CUDAAPI cuGraphExecChildGraphNodeSetParams(CUgraphExec exec, CUgraphNod
   NZ_REQUIRE_INIT();
   if (!child) return CUDA_ERROR_INVALID_VALUE;
   return exec_replace(exec, node, CU_GRAPH_NODE_TYPE_GRAPH, child_node(child));
+}
+
+CUresult CUDAAPI cuGraphExecNodeSetParams(CUgraphExec exec, CUgraphNode node, CUgraphNodeParams* p) {
+  NZ_REQUIRE_INIT();
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  WorkItem item;
+  switch (p->type) {
+    case CU_GRAPH_NODE_TYPE_KERNEL:
+      if (CUresult r = kernel_node_item(&p->kernel, p->kernel.kern, item); r != CUDA_SUCCESS) return r;
+      break;
+    case CU_GRAPH_NODE_TYPE_MEMCPY:
+      if (CUresult r = copy_node(&p->memcpy.copyParams, item); r != CUDA_SUCCESS) return r;
+      break;
+    case CU_GRAPH_NODE_TYPE_MEMSET: {
+      CUDA_MEMSET_NODE_PARAMS m{};
+      m.dst = p->memset.dst;
+      m.pitch = p->memset.pitch;
+      m.value = p->memset.value;
+      m.elementSize = p->memset.elementSize;
+      m.width = p->memset.width;
+      m.height = p->memset.height;
+      if (CUresult r = memset_node(&m, item); r != CUDA_SUCCESS) return r;
+      break;
+    }
+    case CU_GRAPH_NODE_TYPE_GRAPH:
+      if (!p->graph.graph) return CUDA_ERROR_INVALID_VALUE;
+      item = child_node(p->graph.graph);
+      break;
+    default:
+      return CUDA_ERROR_NOT_SUPPORTED;  // other kinds are not simulated
+  }
+  return exec_replace(exec, node, p->type, std::move(item));
 }
 
 }  // extern "C"
