@@ -171,6 +171,7 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   pending_.clear();
   pending_count_.store(0, std::memory_order_relaxed);
   graph_pins_ = GraphPins{};
+  exec_replays_.clear();
   params_.clear();
   tensor_maps_.clear();
   pointer_arrays_.replace(0, ~CUdeviceptr{0}, {});

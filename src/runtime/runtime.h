@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "gpu/device_codec.h"
@@ -411,6 +412,16 @@ class Runtime {
 
   std::vector<std::shared_ptr<Unit>> staged_;
   GraphPins graph_pins_;  // what captures, graphs and executable graphs keep staged
+  // Each exec's last replay (after_graph_launch): a use of its units from
+  // the moment its pins drop (settle_exec_replay), so that evictions wait for
+  // a replay still queued then. One event per replay, not one use per unit.
+  struct ReplayUse {
+    SharedEvent done;
+    CUstream stream = nullptr;
+    bool own_legacy = false;
+  };
+  std::unordered_map<CUgraphExec, ReplayUse> exec_replays_;
+  void settle_exec_replay(CUgraphExec exec) noexcept;  // lock held
   uint64_t tick_ = 0;
   ReuseForecast forecast_;  // which staged range is needed again last (eviction order)
   std::atomic<uint64_t> memory_epoch_{1};  // bumped whenever device memory is given back

@@ -838,6 +838,7 @@ void Runtime::on_capture_end(CUstream stream, CUgraph graph) noexcept {
 
 void Runtime::on_graph_instantiate(CUgraphExec exec, CUgraph graph) noexcept {
   std::lock_guard lock(mutex_);
+  settle_exec_replay(exec);  // an update (or a reused handle): the old pins drop below
   GraphPins::Units unpinned;
   try {
     graph_pins_.instantiate(exec, graph, unpinned);
@@ -851,6 +852,7 @@ void Runtime::on_graph_instantiate(CUgraphExec exec, CUgraph graph) noexcept {
 
 void Runtime::on_graph_exec_destroy(CUgraphExec exec) noexcept {
   std::lock_guard lock(mutex_);
+  settle_exec_replay(exec);
   GraphPins::Units unpinned;
   try {
     graph_pins_.destroy_exec(exec, unpinned);
@@ -888,6 +890,8 @@ CUresult Runtime::before_graph_launch(CUgraphExec exec, CUstream) noexcept {
 // A replay uses the exec's units like a launch: they are pinned while the
 // exec lives, but its pins drop at once when it is destroyed or updated,
 // maybe with this replay still queued; evictions wait for recorded uses.
+// The replay's event is kept per exec and handed to its units only when the
+// pins drop (settle_exec_replay): one event per replay on this path.
 void Runtime::after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thread) noexcept {
   if (tracked_.empty()) return;
   const CUstream resolved = resolve(stream, per_thread);
@@ -900,7 +904,21 @@ void Runtime::after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thr
   CUcontext current = nullptr;
   const bool own_legacy = (resolved == nullptr || resolved == CU_STREAM_LEGACY) &&
                           driver().base.cuCtxGetCurrent(&current) == CUDA_SUCCESS && current == context_;
-  for (const auto& u : *units) u->add_use(done, resolved, own_legacy);
+  try {
+    ReplayUse use{done, resolved, own_legacy};
+    exec_replays_[exec] = std::move(use);
+  } catch (...) {
+    for (const auto& u : *units) u->add_use(done, resolved, own_legacy);  // no memory for the record: at once
+  }
+}
+
+void Runtime::settle_exec_replay(CUgraphExec exec) noexcept {
+  auto it = exec_replays_.find(exec);
+  if (it == exec_replays_.end()) return;
+  if (const auto* units = graph_pins_.units_of(exec)) {
+    for (const auto& u : *units) u->add_use(it->second.done, it->second.stream, it->second.own_legacy);
+  }
+  exec_replays_.erase(it);
 }
 
 void Runtime::on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept {
