@@ -171,7 +171,7 @@ namespace {
 // for the exec before the call, and where they read is kept (memory tagged
 // there later is pinned for it). `describe` fills the contents.
 template <typename Describe>
-CUresult pin_exec_node(CUgraphExec exec, const char* api, Describe&& describe) noexcept {
+CUresult pin_exec_node(CUgraphExec exec, CUgraphNode node, const char* api, Describe&& describe) noexcept {
   if (!rt::active()) return CUDA_SUCCESS;
   rt::GraphContents contents;
   try {
@@ -182,16 +182,16 @@ CUresult pin_exec_node(CUgraphExec exec, const char* api, Describe&& describe) n
   // Where it reads from now on, before anything is staged (memory tagged
   // there later is pinned for the exec; a failed call only pins a little more).
   rt::note_graph_reads(nullptr, exec, contents);
-  const CUresult r = rt::on_exec_node_params(exec, contents);
+  const CUresult r = rt::on_exec_node_params(exec, node, contents);
   if (r != CUDA_SUCCESS)
     log_line("{}: cannot stage what the node reads (error {}); the call fails", api, static_cast<int>(r));
   return r;
 }
 
 template <typename Params>
-CUresult pin_exec_kernel_params(CUgraphExec exec, const Params* p, CUkernel kernel) noexcept {
+CUresult pin_exec_kernel_params(CUgraphExec exec, CUgraphNode node, const Params* p, CUkernel kernel) noexcept {
   if (p == nullptr) return CUDA_SUCCESS;
-  return pin_exec_node(exec, "cuGraphExecKernelNodeSetParams", [&](rt::GraphContents& c) {
+  return pin_exec_node(exec, node, "cuGraphExecKernelNodeSetParams", [&](rt::GraphContents& c) {
     c.launches.push_back(node_launch(p->func, kernel, p->kernelParams, p->extra));
   });
 }
@@ -204,7 +204,7 @@ NZ_WRAPPER CUresult nzw_GraphExecKernelNodeSetParams_v2(CUgraphExec exec, CUgrap
   NZ_ENTER(GraphExecKernelNodeSetParams_v2);
   auto real = real_of<decltype(&nzw_GraphExecKernelNodeSetParams_v2)>(Hook::GraphExecKernelNodeSetParams_v2);
   if (!real) return nz::shim::missing_entry(Hook::GraphExecKernelNodeSetParams_v2);
-  if (CUresult r = nz::shim::pin_exec_kernel_params(exec, p, p ? p->kern : nullptr); r != CUDA_SUCCESS) return r;
+  if (CUresult r = nz::shim::pin_exec_kernel_params(exec, node, p, p ? p->kern : nullptr); r != CUDA_SUCCESS) return r;
   return real(exec, node, p);
 }
 
@@ -213,7 +213,7 @@ NZ_WRAPPER CUresult nzw_GraphExecKernelNodeSetParams_v1(CUgraphExec exec, CUgrap
   NZ_ENTER(GraphExecKernelNodeSetParams_v1);
   auto real = real_of<decltype(&nzw_GraphExecKernelNodeSetParams_v1)>(Hook::GraphExecKernelNodeSetParams_v1);
   if (!real) return nz::shim::missing_entry(Hook::GraphExecKernelNodeSetParams_v1);
-  if (CUresult r = nz::shim::pin_exec_kernel_params(exec, p, nullptr); r != CUDA_SUCCESS) return r;
+  if (CUresult r = nz::shim::pin_exec_kernel_params(exec, node, p, nullptr); r != CUDA_SUCCESS) return r;
   return real(exec, node, p);
 }
 
@@ -223,7 +223,7 @@ NZ_WRAPPER CUresult nzw_GraphExecMemcpyNodeSetParams(CUgraphExec exec, CUgraphNo
   auto real = real_of<decltype(&nzw_GraphExecMemcpyNodeSetParams)>(Hook::GraphExecMemcpyNodeSetParams);
   if (!real) return nz::shim::missing_entry(Hook::GraphExecMemcpyNodeSetParams);
   if (p != nullptr) {
-    CUresult r = nz::shim::pin_exec_node(exec, "cuGraphExecMemcpyNodeSetParams",
+    CUresult r = nz::shim::pin_exec_node(exec, node, "cuGraphExecMemcpyNodeSetParams",
                                          [&](nz::rt::GraphContents& c) { nz::shim::add_copy_node(*p, c); });
     if (r != CUDA_SUCCESS) return r;
   }
@@ -236,7 +236,7 @@ NZ_WRAPPER CUresult nzw_GraphExecMemsetNodeSetParams(CUgraphExec exec, CUgraphNo
   auto real = real_of<decltype(&nzw_GraphExecMemsetNodeSetParams)>(Hook::GraphExecMemsetNodeSetParams);
   if (!real) return nz::shim::missing_entry(Hook::GraphExecMemsetNodeSetParams);
   if (p != nullptr) {
-    CUresult r = nz::shim::pin_exec_node(exec, "cuGraphExecMemsetNodeSetParams",
+    CUresult r = nz::shim::pin_exec_node(exec, node, "cuGraphExecMemsetNodeSetParams",
                                          [&](nz::rt::GraphContents& c) { nz::shim::add_memset_node(*p, c); });
     if (r != CUDA_SUCCESS) return r;
   }
@@ -249,7 +249,7 @@ NZ_WRAPPER CUresult nzw_GraphExecChildGraphNodeSetParams(CUgraphExec exec, CUgra
   auto real = real_of<decltype(&nzw_GraphExecChildGraphNodeSetParams)>(Hook::GraphExecChildGraphNodeSetParams);
   if (!real) return nz::shim::missing_entry(Hook::GraphExecChildGraphNodeSetParams);
   if (child != nullptr) {
-    CUresult r = nz::shim::pin_exec_node(exec, "cuGraphExecChildGraphNodeSetParams",
+    CUresult r = nz::shim::pin_exec_node(exec, node, "cuGraphExecChildGraphNodeSetParams",
                                          [&](nz::rt::GraphContents& c) { nz::shim::list_graph_contents(child, c); });
     if (r != CUDA_SUCCESS) return r;
   }
@@ -262,7 +262,7 @@ NZ_WRAPPER CUresult nzw_GraphExecNodeSetParams(CUgraphExec exec, CUgraphNode nod
   auto real = real_of<decltype(&nzw_GraphExecNodeSetParams)>(Hook::GraphExecNodeSetParams);
   if (!real) return nz::shim::missing_entry(Hook::GraphExecNodeSetParams);
   if (p != nullptr) {
-    CUresult r = nz::shim::pin_exec_node(exec, "cuGraphExecNodeSetParams",
+    CUresult r = nz::shim::pin_exec_node(exec, node, "cuGraphExecNodeSetParams",
                                          [&](nz::rt::GraphContents& c) { nz::shim::add_node_params(*p, c); });
     if (r != CUDA_SUCCESS) return r;
   }

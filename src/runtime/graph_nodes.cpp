@@ -28,7 +28,7 @@ bool Runtime::graph_contents_wanted(CUgraph) noexcept {
   return !tracked_.empty();  // nothing tagged: nothing to pin
 }
 
-CUresult Runtime::pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec,
+CUresult Runtime::pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec, CUgraphNode node,
                                      const char* what) noexcept {
   std::vector<std::shared_ptr<Unit>> touched;
   try {
@@ -36,7 +36,8 @@ CUresult Runtime::pin_graph_contents(const GraphContents& c, CUgraph graph, CUgr
   } catch (...) {
     return CUDA_ERROR_OUT_OF_MEMORY;  // the caller's call fails: better than a replay on unmapped memory
   }
-  if (touched.empty()) return CUDA_SUCCESS;
+  // (An exec node's setter goes on with nothing to pin: its old pins go.)
+  if (touched.empty() && exec == nullptr) return CUDA_SUCCESS;
   // A record of our own, as a capture's, that prepare pins every unit
   // under. Its key is no stream handle: the address of a local.
   const int key_object = 0;
@@ -57,9 +58,21 @@ CUresult Runtime::pin_graph_contents(const GraphContents& c, CUgraph graph, CUgr
   std::lock_guard lock(mutex_);
   GraphPins::Units unpinned;
   try {
-    if (r != CUDA_SUCCESS) graph_pins_.end_capture(key, nullptr, unpinned);
-    else if (exec != nullptr) graph_pins_.end_capture_into_exec(key, exec, unpinned);
-    else graph_pins_.end_capture(key, graph, unpinned);
+    if (r != CUDA_SUCCESS) {
+      graph_pins_.end_capture(key, nullptr, unpinned);
+    } else if (exec != nullptr) {
+      // The node's old ranges may still be read by a replay queued before
+      // this call: they get its use before their pins go.
+      if (auto it = exec_replays_.find(exec); it != exec_replays_.end()) {
+        const ReplayUse& use = it->second;
+        graph_pins_.for_each_held(exec, [&](const std::shared_ptr<Unit>& u) {
+          u->add_use(use.done, use.stream, use.own_legacy);
+        });
+      }
+      graph_pins_.end_capture_into_exec_node(key, exec, node, unpinned);
+    } else {
+      graph_pins_.end_capture(key, graph, unpinned);
+    }
   } catch (...) {
   }
   note_unpinned(unpinned, "graph_scan_failed");
@@ -67,12 +80,12 @@ CUresult Runtime::pin_graph_contents(const GraphContents& c, CUgraph graph, CUgr
 }
 
 CUresult Runtime::on_graph_contents(CUgraph graph, const GraphContents& c) noexcept {
-  return pin_graph_contents(c, graph, nullptr, "cuGraphInstantiate");
+  return pin_graph_contents(c, graph, nullptr, nullptr, "cuGraphInstantiate");
 }
 
-CUresult Runtime::on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept {
-  if (tracked_.empty()) return CUDA_SUCCESS;
-  return pin_graph_contents(c, nullptr, exec, "cuGraphExecKernelNodeSetParams");
+CUresult Runtime::on_exec_node_params(CUgraphExec exec, CUgraphNode node, const GraphContents& c) noexcept {
+  // Even with nothing tracked (an empty record): the node's old pins go.
+  return pin_graph_contents(c, nullptr, exec, node, "cuGraphExec*NodeSetParams");
 }
 
 // Where a graph's (or, for an exec's node setter, the exec's) nodes may read

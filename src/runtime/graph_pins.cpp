@@ -69,10 +69,14 @@ void GraphPins::end_capture(CUstream stream, CUgraph graph, Units& unpinned) {
   merge(std::move(units), graphs_[graph], unpinned);
 }
 
-void GraphPins::end_capture_into_exec(CUstream stream, CUgraphExec exec, Units& unpinned) {
+void GraphPins::end_capture_into_exec_node(CUstream stream, CUgraphExec exec, CUgraphNode node, Units& unpinned) {
   bool found = false;
   Units units = take_capture(stream, found);
-  if (found) merge(std::move(units), execs_[exec], unpinned);
+  if (!found) return;
+  Units& held = node_pins_[{exec, node}];
+  Units old = std::move(held);
+  held = std::move(units);  // pinned once each by the record already
+  unpin_all(old, unpinned);  // after the new pins: a range in both stays pinned throughout
 }
 
 void GraphPins::instantiate(CUgraphExec exec, CUgraph graph, Units& unpinned) {
@@ -86,6 +90,10 @@ void GraphPins::instantiate(CUgraphExec exec, CUgraph graph, Units& unpinned) {
 
 void GraphPins::destroy_exec(CUgraphExec exec, Units& unpinned) {
   exec_anchors_.erase(exec);
+  for (auto it = node_pins_.lower_bound({exec, nullptr}); it != node_pins_.end() && it->first.first == exec;) {
+    unpin_all(it->second, unpinned);
+    it = node_pins_.erase(it);
+  }
   auto it = execs_.find(exec);
   if (it == execs_.end()) return;
   unpin_all(it->second, unpinned);
@@ -111,6 +119,7 @@ void GraphPins::adopt(const std::shared_ptr<Unit>& u) {
   for (auto& [stream, held] : captures_) adopt_into(held);
   for (auto& [graph, held] : graphs_) adopt_into(held);
   for (auto& [exec, held] : execs_) adopt_into(held);
+  for (auto& [exec_node, held] : node_pins_) adopt_into(held);
   adopt_into(permanent_);
   // Memory a graph's or an exec's nodes reach, tagged only now.
   auto reached = [&](const std::vector<Anchor>& anchors) {

@@ -34,9 +34,19 @@ class GraphPins {
   // existing graph adds to what that graph already holds. (Also the end of a
   // record the runtime opened itself to stage a graph's nodes, graph_nodes.cpp.)
   void end_capture(CUstream stream, CUgraph graph, Units& unpinned);
-  // Such a record's pins pass to `exec` (a kernel node given new parameters
-  // in an executable graph).
-  void end_capture_into_exec(CUstream stream, CUgraphExec exec, Units& unpinned);
+  // Such a record's pins pass to `node` of `exec` (a node given new
+  // parameters in an executable graph), replacing what that node's last
+  // setter call pinned: re-pointing a node does not keep every range it ever
+  // pointed at staged.
+  void end_capture_into_exec_node(CUstream stream, CUgraphExec exec, CUgraphNode node, Units& unpinned);
+  // Calls f(unit) for every unit `exec` holds (its graph's and its node setters').
+  template <typename F>
+  void for_each_held(CUgraphExec exec, F&& f) const {
+    if (auto it = execs_.find(exec); it != execs_.end())
+      for (const auto& u : it->second) f(u);
+    for (auto it = node_pins_.lower_bound({exec, nullptr}); it != node_pins_.end() && it->first.first == exec; ++it)
+      for (const auto& u : it->second) f(u);
+  }
 
   // `exec` was instantiated from `graph`: it takes its own pin on every unit
   // the graph holds (an exec outlives its graph). Graphs not built by a
@@ -83,6 +93,7 @@ class GraphPins {
   std::map<CUstream, Units> captures_;
   std::map<CUgraph, Units> graphs_;
   std::map<CUgraphExec, Units> execs_;
+  std::map<std::pair<CUgraphExec, CUgraphNode>, Units> node_pins_;  // exec node setters' pins
   std::map<CUgraph, std::vector<Anchor>> graph_anchors_;
   std::map<CUgraphExec, std::vector<Anchor>> exec_anchors_;
   Units permanent_;  // pinned by uses on streams captured into a capture we did not see begin

@@ -146,8 +146,8 @@ CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept {
   return Runtime::is_active() ? Runtime::get().on_graph_contents(graph, c) : CUDA_SUCCESS;
 }
 
-CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept {
-  return Runtime::is_active() ? Runtime::get().on_exec_node_params(exec, c) : CUDA_SUCCESS;
+CUresult on_exec_node_params(CUgraphExec exec, CUgraphNode node, const GraphContents& c) noexcept {
+  return Runtime::is_active() ? Runtime::get().on_exec_node_params(exec, node, c) : CUDA_SUCCESS;
 }
 
 void note_graph_reads(CUgraph graph, CUgraphExec exec, const GraphContents& c) noexcept {

@@ -160,8 +160,9 @@ bool graph_contents_wanted(CUgraph graph) noexcept;
 // Stages and pins what `c` touches for `graph`; an error (no memory to stage)
 // fails the call that asked.
 CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept;
-// cuGraphExecKernelNodeSetParams: the new parameters' ranges, pinned for `exec`.
-CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept;
+// An exec node setter (cuGraphExec*NodeSetParams): the new parameters'
+// ranges, pinned for `node` of `exec` in place of what its last setter call pinned.
+CUresult on_exec_node_params(CUgraphExec exec, CUgraphNode node, const GraphContents& c) noexcept;
 // Where `graph`'s nodes (or, with `exec` set, an exec setter's new node)
 // read and write, before they are staged: memory tagged there later is
 // pinned for the graph and its execs (or the exec) as it is tagged (a static

@@ -71,7 +71,7 @@ class Runtime {
   void after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thread) noexcept;
   bool graph_contents_wanted(CUgraph graph) noexcept;
   CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept;
-  CUresult on_exec_node_params(CUgraphExec exec, const GraphContents& c) noexcept;
+  CUresult on_exec_node_params(CUgraphExec exec, CUgraphNode node, const GraphContents& c) noexcept;
   void note_graph_reads(CUgraph graph, CUgraphExec exec, const GraphContents& c) noexcept;
   void on_tensor_map(const CUtensorMap* map, CUdeviceptr global_address, size_t bytes) noexcept;
   void on_tensor_map_replaced(const void* before, const CUtensorMap* map, CUdeviceptr global_address) noexcept;
@@ -170,7 +170,8 @@ class Runtime {
   void collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Snapshot& snapshot);  // may throw
   std::vector<std::shared_ptr<Unit>> units_touched_by(const GraphContents& c);  // may throw
   // Stages what `c` touches and pins it under `graph` or `exec` (graph_nodes.cpp).
-  CUresult pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec, const char* what) noexcept;
+  CUresult pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec, CUgraphNode node,
+                              const char* what) noexcept;
   void wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept;
   // Maps and decodes runs of compressed units (each VA-contiguous, in address
   // order) on `stream`: per run one handle, one cuMemMap and one

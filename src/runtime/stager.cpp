@@ -876,14 +876,12 @@ void Runtime::on_graph_destroy(CUgraph graph) noexcept {
 // would read unmapped memory. Report it loudly; do not refuse the launch.
 CUresult Runtime::before_graph_launch(CUgraphExec exec, CUstream) noexcept {
   std::lock_guard lock(mutex_);
-  const auto* units = graph_pins_.units_of(exec);
-  if (units == nullptr) return CUDA_SUCCESS;
-  for (const auto& u : *units) {
-    if (u->dead || u->state != UnitState::kCompressed) continue;
+  graph_pins_.for_each_held(exec, [&](const std::shared_ptr<Unit>& u) {
+    if (u->dead || u->state != UnitState::kCompressed) return;
     log(LogLevel::kError, "graph exec {} replays range {} ({} bytes) that is not staged", static_cast<const void*>(exec),
         hex(u->begin), u->bytes());
     emit("graph_unstaged", u->begin, u->bytes());
-  }
+  });
   return CUDA_SUCCESS;
 }
 
@@ -897,8 +895,9 @@ void Runtime::after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thr
   const CUstream resolved = resolve(stream, per_thread);
   if (stream_capturing(resolved)) return;  // a launch into a capture: replayed later, by its own graph
   std::lock_guard lock(mutex_);
-  const auto* units = graph_pins_.units_of(exec);
-  if (units == nullptr || units->empty()) return;
+  bool holds = false;
+  graph_pins_.for_each_held(exec, [&](const std::shared_ptr<Unit>&) { holds = true; });
+  if (!holds) return;
   SharedEvent done = record_event(resolved);
   if (!done) return;
   CUcontext current = nullptr;
@@ -908,16 +907,16 @@ void Runtime::after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thr
     ReplayUse use{done, resolved, own_legacy};
     exec_replays_[exec] = std::move(use);
   } catch (...) {
-    for (const auto& u : *units) u->add_use(done, resolved, own_legacy);  // no memory for the record: at once
+    // No memory for the record: the use goes to the units at once.
+    graph_pins_.for_each_held(exec, [&](const std::shared_ptr<Unit>& u) { u->add_use(done, resolved, own_legacy); });
   }
 }
 
 void Runtime::settle_exec_replay(CUgraphExec exec) noexcept {
   auto it = exec_replays_.find(exec);
   if (it == exec_replays_.end()) return;
-  if (const auto* units = graph_pins_.units_of(exec)) {
-    for (const auto& u : *units) u->add_use(it->second.done, it->second.stream, it->second.own_legacy);
-  }
+  const ReplayUse& r = it->second;
+  graph_pins_.for_each_held(exec, [&](const std::shared_ptr<Unit>& u) { u->add_use(r.done, r.stream, r.own_legacy); });
   exec_replays_.erase(it);
 }
 

@@ -85,7 +85,7 @@ CUresult before_graph_launch(CUgraphExec, CUstream) noexcept { return CUDA_SUCCE
 bool graph_contents_wanted(CUgraph) noexcept { return false; }
 void after_graph_launch(CUgraphExec, CUstream, bool) noexcept {}
 CUresult on_graph_contents(CUgraph, const GraphContents&) noexcept { return CUDA_SUCCESS; }
-CUresult on_exec_node_params(CUgraphExec, const GraphContents&) noexcept { return CUDA_SUCCESS; }
+CUresult on_exec_node_params(CUgraphExec, CUgraphNode, const GraphContents&) noexcept { return CUDA_SUCCESS; }
 void note_graph_reads(CUgraph, CUgraphExec, const GraphContents&) noexcept {}
 void on_tensor_map(const CUtensorMap*, CUdeviceptr, size_t) noexcept { ++g_state.tensor_maps; }
 void on_tensor_map_replaced(const void*, const CUtensorMap*, CUdeviceptr) noexcept { ++g_state.tensor_maps; }
