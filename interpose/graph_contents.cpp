@@ -284,15 +284,14 @@ CUresult before_instantiate(CUgraph graph, const char* api, rt::GraphContents& c
   // (memory tagged there later), before anything is staged.
   list_graph_contents(graph, contents);
   rt::note_graph_reads(graph, nullptr, contents);
-  if (!rt::graph_contents_wanted(graph)) return CUDA_SUCCESS;
   const CUresult r = rt::on_graph_contents(graph, contents);
   if (r != CUDA_SUCCESS)
     log_line("{}: cannot stage what the graph's nodes read (error {}); the call fails", api, static_cast<int>(r));
   return r;
 }
 
-void after_instantiate(CUgraphExec exec, CUgraph graph, const rt::GraphContents& contents, bool update) noexcept {
-  (void)contents;  // the graph's anchors pass to the exec with its pins
+void after_instantiate(CUgraphExec exec, CUgraph graph, bool update) noexcept {
+  // The graph's anchors pass to the exec with its pins.
   if (update) rt::on_graph_exec_update(exec, graph);
   else rt::on_graph_instantiate(exec, graph);
 }

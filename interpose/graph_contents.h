@@ -42,6 +42,6 @@ rt::LaunchDesc node_launch(CUfunction func, CUkernel kernel, void** params, void
 CUresult before_instantiate(CUgraph graph, const char* api, rt::GraphContents& contents) noexcept;
 // After the call succeeded: the exec takes the graph's pins and remembers
 // where its nodes read (memory tagged there later is pinned for it).
-void after_instantiate(CUgraphExec exec, CUgraph graph, const rt::GraphContents& contents, bool update) noexcept;
+void after_instantiate(CUgraphExec exec, CUgraph graph, bool update) noexcept;
 
 }  // namespace nz::shim

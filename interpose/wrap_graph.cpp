@@ -29,7 +29,9 @@ CUresult begin_capture_to_graph(CUstream st, CUgraph g, const CUgraphNode* deps,
   if (!real) return missing_entry(H);
   if (rt::active()) note_capture_into(st, g);
   CUresult r = real(st, g, deps, data, n, mode);
-  if (r == CUDA_SUCCESS && rt::active()) rt::on_capture_begin(st);
+  if (!rt::active()) return r;
+  if (r == CUDA_SUCCESS) rt::on_capture_begin(st);
+  else note_capture_end(st, nullptr);  // no capture: drop the snapshot
   return r;
 }
 
@@ -59,7 +61,7 @@ CUresult instantiate_with_params(CUgraphExec* exec, CUgraph g,
     if (CUresult r = before_instantiate(g, "cuGraphInstantiateWithParams", contents); r != CUDA_SUCCESS) return r;
   }
   CUresult r = real(exec, g, params);
-  if (r == CUDA_SUCCESS && exec && rt::active()) after_instantiate(*exec, g, contents, false);
+  if (r == CUDA_SUCCESS && exec && rt::active()) after_instantiate(*exec, g, false);
   return r;
 }
 
@@ -116,7 +118,7 @@ NZ_WRAPPER CUresult nzw_GraphInstantiateWithFlags(CUgraphExec* exec, CUgraph g,
     if (CUresult r = nz::shim::before_instantiate(g, "cuGraphInstantiate", contents); r != CUDA_SUCCESS) return r;
   }
   CUresult r = real(exec, g, flags);
-  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::shim::after_instantiate(*exec, g, contents, false);
+  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::shim::after_instantiate(*exec, g, false);
   return r;
 }
 
@@ -131,7 +133,7 @@ NZ_WRAPPER CUresult nzw_GraphInstantiate_v1(CUgraphExec* exec, CUgraph g, CUgrap
     if (CUresult r = nz::shim::before_instantiate(g, "cuGraphInstantiate", contents); r != CUDA_SUCCESS) return r;
   }
   CUresult r = real(exec, g, error_node, log_buffer, log_size);
-  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::shim::after_instantiate(*exec, g, contents, false);
+  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::shim::after_instantiate(*exec, g, false);
   return r;
 }
 
@@ -145,7 +147,7 @@ NZ_WRAPPER CUresult nzw_GraphInstantiate_v2(CUgraphExec* exec, CUgraph g, CUgrap
     if (CUresult r = nz::shim::before_instantiate(g, "cuGraphInstantiate", contents); r != CUDA_SUCCESS) return r;
   }
   CUresult r = real(exec, g, error_node, log_buffer, log_size);
-  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::shim::after_instantiate(*exec, g, contents, false);
+  if (r == CUDA_SUCCESS && exec && nz::rt::active()) nz::shim::after_instantiate(*exec, g, false);
   return r;
 }
 
@@ -159,7 +161,7 @@ NZ_WRAPPER CUresult nzw_GraphExecUpdate_v2(CUgraphExec exec, CUgraph g, CUgraphE
     if (CUresult r = nz::shim::before_instantiate(g, "cuGraphExecUpdate", contents); r != CUDA_SUCCESS) return r;
   }
   CUresult r = real(exec, g, info);
-  if (r == CUDA_SUCCESS && nz::rt::active()) nz::shim::after_instantiate(exec, g, contents, true);
+  if (r == CUDA_SUCCESS && nz::rt::active()) nz::shim::after_instantiate(exec, g, true);
   return r;
 }
 

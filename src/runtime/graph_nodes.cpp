@@ -20,14 +20,11 @@
 
 namespace nz::rt {
 
-// Every graph, captured ones too: a captured graph's launches were pinned as
-// they were captured, but nodes added to it afterwards (cuGraphAddKernelNode
-// into a captured graph) and units made since were not. For those the
-// listing costs a walk over units already staged and pinned.
-bool Runtime::graph_contents_wanted(CUgraph) noexcept {
-  return !tracked_.empty();  // nothing tagged: nothing to pin
-}
-
+// Every graph, captured ones too (on_graph_contents): a captured graph's
+// launches were pinned as they were captured, but nodes added to it
+// afterwards (cuGraphAddKernelNode into a captured graph) and units made
+// since were not. For those the listing costs a walk over units already
+// staged and pinned.
 CUresult Runtime::pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec, CUgraphNode node,
                                      const char* what) noexcept {
   std::vector<std::shared_ptr<Unit>> touched;

@@ -138,10 +138,6 @@ void after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thread_strea
   if (Runtime::is_active()) Runtime::get().after_graph_launch(exec, stream, per_thread_stream);
 }
 
-bool graph_contents_wanted(CUgraph graph) noexcept {
-  return Runtime::is_active() && Runtime::get().graph_contents_wanted(graph);
-}
-
 CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept {
   return Runtime::is_active() ? Runtime::get().on_graph_contents(graph, c) : CUDA_SUCCESS;
 }

@@ -154,11 +154,8 @@ struct GraphContents {
   // false: a node could not be read and no capture we saw made it (it may touch anything).
   bool complete = true;
 };
-// Whether the shim should ask on_graph_contents for `graph`: something is
-// tracked (captured graphs too: nodes added after the capture, units made since).
-bool graph_contents_wanted(CUgraph graph) noexcept;
-// Stages and pins what `c` touches for `graph`; an error (no memory to stage)
-// fails the call that asked.
+// Stages and pins what `c` touches for `graph` (nothing when nothing is
+// tracked); an error (no memory to stage) fails the call that asked.
 CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept;
 // An exec node setter (cuGraphExec*NodeSetParams): the new parameters'
 // ranges, pinned for `node` of `exec` in place of what its last setter call pinned.

@@ -69,7 +69,6 @@ class Runtime {
   void on_graph_destroy(CUgraph graph) noexcept;
   CUresult before_graph_launch(CUgraphExec exec, CUstream stream) noexcept;
   void after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thread) noexcept;
-  bool graph_contents_wanted(CUgraph graph) noexcept;
   CUresult on_graph_contents(CUgraph graph, const GraphContents& c) noexcept;
   CUresult on_exec_node_params(CUgraphExec exec, CUgraphNode node, const GraphContents& c) noexcept;
   void note_graph_reads(CUgraph graph, CUgraphExec exec, const GraphContents& c) noexcept;

@@ -82,7 +82,6 @@ void on_graph_instantiate(CUgraphExec, CUgraph) noexcept {}
 void on_graph_exec_destroy(CUgraphExec) noexcept {}
 void on_graph_destroy(CUgraph) noexcept {}
 CUresult before_graph_launch(CUgraphExec, CUstream) noexcept { return CUDA_SUCCESS; }
-bool graph_contents_wanted(CUgraph) noexcept { return false; }
 void after_graph_launch(CUgraphExec, CUstream, bool) noexcept {}
 CUresult on_graph_contents(CUgraph, const GraphContents&) noexcept { return CUDA_SUCCESS; }
 CUresult on_exec_node_params(CUgraphExec, CUgraphNode, const GraphContents&) noexcept { return CUDA_SUCCESS; }
