@@ -94,6 +94,11 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (parse_unsigned(v, mb) && mb < (size_t{1} << 30)) c.park_bytes = mb << 20;
     else complain("NEUZIP_PARK_MB", v, "a number of MiB (0: off)");
   }
+  if (const char* v = getenv_fn("NEUZIP_STAGING_HANDLES")) {
+    const std::string_view s(v);
+    if (s == "pages") c.staging_pages = true;
+    else if (s != "runs") complain("NEUZIP_STAGING_HANDLES", v, "runs or pages");
+  }
   if (const char* v = getenv_fn("NEUZIP_ENCODE_HANDOFF")) {
     const std::string_view s(v);
     if (s == "0") c.encode_handoffs = false;

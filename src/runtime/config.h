@@ -33,6 +33,12 @@ struct Config {
   // device has no room to encode them (Runtime::park), taken at the first
   // such eviction; 0: never park (they stay staged).
   size_t park_bytes = size_t{64} << 20;
+  // NEUZIP_STAGING_HANDLES=pages: on a driver that maps whole handles only
+  // (the H200's), a fixed budget is made up front as one handle per page and
+  // every run is mapped from them (staging_pool.h, the granular arena): no
+  // cuMemCreate after the first step, at one cuMemMap per page. `runs` (the
+  // default): a handle of each run's size, reused by runs of that size.
+  bool staging_pages = false;
   // Rewritten runs are encoded on the device when evicted (handoff_encode.cpp);
   // NEUZIP_ENCODE_HANDOFF=0: on the host, as before.
   bool encode_handoffs = true;

@@ -122,7 +122,7 @@ bool Runtime::ensure_setup() noexcept {
   keep_primary_context(ctx, device);
   // A fixed budget is an arena of its own size (staging_pool.h).
   if (config_.staging_bytes && *config_.staging_bytes >= vmm_.page_size())
-    pool_.set_arena_bytes(*config_.staging_bytes / vmm_.page_size() * vmm_.page_size());
+    pool_.set_arena_bytes(*config_.staging_bytes / vmm_.page_size() * vmm_.page_size(), config_.staging_pages);
   // A cuDevicePrimaryCtxReset of this device destroys our context too.
   CUcontext primary = nullptr;
   if (api.cuDevicePrimaryCtxRetain(&primary, device) == CUDA_SUCCESS) {

@@ -59,11 +59,89 @@ void StagingPool::take(const std::shared_ptr<StagingSlab>& slab, size_t hole, si
   in_use_ += bytes;
 }
 
+// The granular arena's pages up to the budget (those made already count).
+// Short of memory, what was made serves; the rest comes per run.
+void StagingPool::make_granular_arena() {
+  const size_t page = vmm_.page_size();
+  size_t have = 0;
+  for (const auto& sl : slabs_)
+    if (sl->primary) have += sl->bytes;
+  CUresult r = CUDA_SUCCESS;
+  for (; have + page <= arena_bytes_; have += page)
+    if (!new_slab(page, true, r)) break;
+}
+
+// The driver mapped no part of a handle. With pages asked for: is one
+// cuMemUnmap per run possible over runs of page handles? Then the granular
+// arena (its first two pages answer the question); else a handle of exactly
+// each run's size, as without (one unmap per page would cost more than the
+// creates the arena saves: 16 calls of 27-37 µs for a 32 MiB weight on the
+// H200).
+void StagingPool::choose_whole_handle_pool() {
+  if (unmap_probed_) return;
+  unmap_probed_ = true;
+  if (!pages_wanted_) {
+    log(LogLevel::kInfo, "the driver maps whole handles only: staging uses one handle per run");
+    return;
+  }
+  const size_t page = vmm_.page_size();
+  CUresult r = CUDA_SUCCESS;
+  auto a = new_slab(page, true, r);
+  auto b = a ? new_slab(page, true, r) : nullptr;
+  const bool across = a && b && vmm_.unmaps_across(a->handle.get(), b->handle.get());
+  unmap_across_.store(across, std::memory_order_relaxed);
+  if (across) {
+    make_granular_arena();
+    log(LogLevel::kInfo,
+        "the driver maps whole handles only: staging maps each run from {} handles of {} KiB made up front",
+        arena_bytes_ / page, page >> 10);
+  } else {
+    if (a) drop(a);
+    if (b) drop(b);
+    log(LogLevel::kInfo, "the driver maps whole handles only and unmaps one per call: one staging handle per run");
+  }
+}
+
+CUresult StagingPool::acquire_whole_handles(size_t bytes, StagingPieces& out) {
+  CUresult r = CUDA_SUCCESS;
+  const size_t page = vmm_.page_size();
+  // Made again after trim gave every page back (the budget had no room).
+  if (!has_primary() && bytes <= arena_bytes_) make_granular_arena();
+  // Unused handles no larger than what is left (the arena's pages first, so
+  // that pages made beyond it fall idle and go back), whole: the driver maps
+  // nothing less. A handle a handover gave back while still mapped is as
+  // good (the run waits for the handovers' fence on the device, handoff.h).
+  size_t left = bytes;
+  for (int pass = 0; pass < 2 && left > 0; ++pass) {
+    for (size_t i = 0; i < slabs_.size() && left > 0; ++i) {
+      const auto s = slabs_[i];  // a copy: take() may grow `out`, not slabs_
+      if (s->primary != (pass == 0) || !s->unused() || s->bytes > left) continue;
+      take(s, 0, s->bytes, out);
+      left -= s->bytes;
+    }
+  }
+  // The rest from new pages, one handle each (they serve any run later).
+  while (left > 0) {
+    const size_t n = std::min(left, page);
+    auto slab = new_slab(n, false, r);
+    if (!slab) {
+      out.clear();
+      return r;
+    }
+    take(slab, 0, n, out);
+    left -= n;
+  }
+  return CUDA_SUCCESS;
+}
+
 CUresult StagingPool::acquire(size_t bytes, StagingPieces& out) noexcept {
   out.clear();
   CUresult r = CUDA_SUCCESS;
   try {
-    if (!arena()) {
+    if (granular()) {
+      r = acquire_whole_handles(bytes, out);
+      if (r != CUDA_SUCCESS) return r;
+    } else if (!arena()) {
       // An unused slab of exactly this size, else a new one. One a handover
       // gave back while still mapped is as good (what takes it next is
       // ordered after the handover's change test on the device, handoff.h:
@@ -83,10 +161,10 @@ CUresult StagingPool::acquire(size_t bytes, StagingPieces& out) noexcept {
           // Before any run relies on it: does this driver map slices?
           probed_ = true;
           if (!vmm_.maps_part_of(primary->handle.get())) {
-            log(LogLevel::kInfo, "the driver maps whole handles only: staging uses one handle per run");
             refuse_offsets();
             drop(primary);
-            return acquire(bytes, out);  // exact slabs
+            choose_whole_handle_pool();
+            return acquire(bytes, out);  // the granular arena, or exact slabs
           }
         }
       }
@@ -145,21 +223,29 @@ CUresult StagingPool::acquire(size_t bytes, StagingPieces& out) noexcept {
 }
 
 CUresult StagingPool::map(CUdeviceptr at, const StagingPieces& pieces) noexcept {
+  if (pieces.size() == 1) return vmm_.map(at, pieces[0].bytes(), pieces[0].get(), pieces[0].offset());
+  // Each piece mapped, then access for all of them in one call.
   CUdeviceptr va = at;
   for (size_t i = 0; i < pieces.size(); ++i) {
     const StagingMemory& m = pieces[i];
-    const CUresult r = vmm_.map(va, m.bytes(), m.get(), m.offset());
+    const CUresult r = vmm_.map_without_access(va, m.bytes(), m.get(), m.offset());
     if (r != CUDA_SUCCESS) {
       unmap(at, StagingPiecesView{pieces.data(), i});
       return r;
     }
     va += m.bytes();
   }
-  return CUDA_SUCCESS;
+  const CUresult r = vmm_.set_access(at, static_cast<size_t>(va - at));
+  if (r != CUDA_SUCCESS) unmap(at, pieces);
+  return r;
 }
 
 void StagingPool::unmap(CUdeviceptr at, StagingPiecesView pieces) noexcept {
-  // One call per piece: a real driver unmaps whole mappings only.
+  size_t total = 0;
+  for (size_t i = 0; i < pieces.count; ++i) total += pieces.data[i].bytes();
+  // One call for the run where the driver takes it (probed), else one per
+  // piece: a real driver unmaps whole mappings only.
+  if (pieces.count > 1 && unmaps_runs_whole() && vmm_.unmap(at, total) == CUDA_SUCCESS) return;
   for (size_t i = 0; i < pieces.count; ++i) {
     vmm_.unmap(at, pieces.data[i].bytes());
     at += pieces.data[i].bytes();
@@ -222,8 +308,11 @@ void StagingPool::give_back_mapped(StagingPieces& pieces, GivenMapping& out) {
 }
 
 void StagingPool::unmap_given(CUdeviceptr at, GivenMapping& given) noexcept {
+  size_t total = 0;
+  for (const auto& piece : given.pieces) total += piece.second;
+  const bool whole = given.pieces.size() > 1 && unmaps_runs_whole() && vmm_.unmap(at, total) == CUDA_SUCCESS;
   for (auto& [slab, bytes] : given.pieces) {
-    vmm_.unmap(at, bytes);
+    if (!whole) vmm_.unmap(at, bytes);
     at += bytes;
     if (slab->given_mappings > 0) --slab->given_mappings;
   }
@@ -247,8 +336,14 @@ size_t StagingPool::trim(size_t keep_bytes, size_t prefer_size) noexcept {
   // last: an overflow slab (made while the arena was too fragmented for a
   // run) goes before it.
   std::vector<std::shared_ptr<StagingSlab>> idle;
+  // The granular arena's pages go as the single arena handle would: all
+  // together, only when none is in use (one by one, every idle page went
+  // whenever a run did not fit, and the arena shrank into creates).
+  bool arena_idle = true;
+  if (granular())
+    for (const auto& s : slabs_) arena_idle = arena_idle && (!s->primary || s->idle());
   for (const auto& s : slabs_)
-    if (s->idle()) idle.push_back(s);
+    if (s->idle() && (!s->primary || arena_idle)) idle.push_back(s);
   std::sort(idle.begin(), idle.end(), [](const auto& x, const auto& y) {
     return x->primary != y->primary ? y->primary : x->bytes > y->bytes;
   });
@@ -266,6 +361,13 @@ bool StagingPool::has_cached(size_t bytes) const noexcept {
   const bool use_arena = arena();
   // The arena is made at its first use.
   if (use_arena && bytes <= arena_bytes_ && !has_primary()) return true;
+  if (granular()) {
+    // As acquire_whole_handles takes them: unused handles no larger than the run.
+    size_t found = 0;
+    for (const auto& s : slabs_)
+      if (s->unused() && s->bytes <= bytes && (found += s->bytes) >= bytes) return true;
+    return false;
+  }
   for (const auto& s : slabs_) {
     if (!use_arena) {
       if (s->bytes == bytes && s->unused()) return true;

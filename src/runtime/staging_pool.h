@@ -20,8 +20,19 @@
 //   is needed: under pressure memory must go back to the driver, and a large
 //   slab with one live slice could not.
 //
-// A driver that refuses mapping at an offset (older CUDA documented "offset
-// must be zero") turns the arena off for good: exact slabs from then on.
+// A driver that refuses mapping at an offset (the H200's, 580 / CUDA 13,
+// refuses any slice of a handle) turns the arena off: one handle of exactly
+// each run's size, kept for the next run of that size. With
+// NEUZIP_STAGING_HANDLES=pages, where the driver also takes one cuMemUnmap
+// over several mappings, the arena becomes *granular* instead: the budget is
+// created up front as one handle per page (2 MiB), and a run is mapped from
+// as many of them as it has pages, end to end (a cuMemMap per page, about
+// 1-2 µs each there, then one cuMemSetAccess and, where the driver takes it,
+// one cuMemUnmap over the whole run). Any run's pages then serve any other
+// run: no cuMemCreate after the first step whatever sizes the weights have,
+// and an eviction (or a handover) makes room for a run of any size. (Before,
+// every run had a handle of exactly its size: a run of a new size cost a
+// create, and a handover made room only for a run of the victim's size.)
 //
 // Not thread-safe: used under the runtime mutex.
 #pragma once
@@ -97,11 +108,29 @@ class StagingPool {
  public:
   explicit StagingPool(VmmAllocator& vmm) : vmm_(vmm) {}
   // A fixed budget: the arena's primary slab size (0: exact slabs per run).
-  void set_arena_bytes(size_t bytes) noexcept { arena_bytes_ = bytes; }
-  bool arena() const noexcept { return arena_bytes_ != 0 && !offsets_refused_.load(std::memory_order_relaxed); }
-  // The driver refused a mapping at a non-zero offset: exact slabs from now
+  // `pages`: on a driver that maps whole handles only, the granular arena
+  // where it unmaps runs in one call (NEUZIP_STAGING_HANDLES=pages).
+  void set_arena_bytes(size_t bytes, bool pages = false) noexcept {
+    arena_bytes_ = bytes;
+    pages_wanted_ = pages;
+  }
+  // Runs of any size from memory made once for the budget: slices of one
+  // handle, or the granular arena's pages.
+  bool arena() const noexcept {
+    return arena_bytes_ != 0 &&
+           (!offsets_refused_.load(std::memory_order_relaxed) || unmap_across_.load(std::memory_order_relaxed));
+  }
+  // The arena made of one handle per page (the driver maps whole handles only).
+  bool granular() const noexcept {
+    return arena_bytes_ != 0 && offsets_refused_.load(std::memory_order_relaxed) &&
+           unmap_across_.load(std::memory_order_relaxed);
+  }
+  // The driver refused a mapping of part of a handle: whole handles from now
   // on (may be called without the runtime mutex).
   void refuse_offsets() noexcept { offsets_refused_.store(true, std::memory_order_relaxed); }
+  // Whether one cuMemUnmap takes down a run mapped from several handles
+  // (asked once the driver refused a slice; else one call per piece).
+  bool unmaps_runs_whole() const noexcept { return unmap_across_.load(std::memory_order_relaxed); }
 
   // Memory for a run of `bytes`: from free space (holes of the arena, or an
   // idle slab of exactly that size), else (the rest) from a new slab.
@@ -147,10 +176,14 @@ class StagingPool {
   // Takes `bytes` from the start of the hole at `hole` of `slab`.
   void take(const std::shared_ptr<StagingSlab>& slab, size_t hole, size_t bytes, StagingPieces& out);
   std::shared_ptr<StagingSlab> new_slab(size_t bytes, bool primary, CUresult& r);
+  // The granular arena: whole unused handles, then new pages for the rest.
+  CUresult acquire_whole_handles(size_t bytes, StagingPieces& out);
+  void make_granular_arena();
+  void choose_whole_handle_pool();
   size_t drop(const std::shared_ptr<StagingSlab>& slab) noexcept;  // returns its bytes
   bool has_primary() const noexcept;
 
-  static constexpr size_t kMaxPieces = 8;  // then the rest from a new slab
+  static constexpr size_t kMaxPieces = 8;  // then the rest from a new slab (not in the granular arena)
   VmmAllocator& vmm_;
   std::vector<std::shared_ptr<StagingSlab>> slabs_;
   size_t arena_bytes_ = 0;
@@ -158,6 +191,9 @@ class StagingPool {
   size_t cursor_offset_ = 0;
   std::atomic<bool> offsets_refused_{false};
   bool probed_ = false;  // whether the driver maps slices of a handle was asked
+  bool pages_wanted_ = false;
+  bool unmap_probed_ = false;
+  std::atomic<bool> unmap_across_{false};
   size_t slab_total_ = 0;
   size_t in_use_ = 0;
   size_t detached_ = 0;

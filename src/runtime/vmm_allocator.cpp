@@ -60,6 +60,52 @@ CUresult VmmAllocator::unmap(CUdeviceptr at, size_t bytes) noexcept {
   return driver().base.cuMemUnmap(at, bytes);
 }
 
+CUresult VmmAllocator::map_without_access(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle,
+                                          size_t offset) noexcept {
+  map_calls_.fetch_add(1, std::memory_order_relaxed);
+  note_vmm_calls();
+  return driver().base.cuMemMap(at, bytes, offset, handle, 0);
+}
+
+CUresult VmmAllocator::set_access(CUdeviceptr at, size_t bytes) noexcept {
+  note_vmm_calls();
+  return driver().base.cuMemSetAccess(at, bytes, &access_, 1);
+}
+
+bool VmmAllocator::unmaps_across(CUmemGenericAllocationHandle a, CUmemGenericAllocationHandle b) noexcept {
+  const auto& api = driver().base;
+  CUdeviceptr va = 0;
+  if (api.cuMemAddressReserve(&va, 2 * page_, page_, 0, 0) != CUDA_SUCCESS) return false;
+  note_vmm_calls(2);
+  bool ok = api.cuMemMap(va, page_, 0, a, 0) == CUDA_SUCCESS;
+  if (ok && api.cuMemMap(va + page_, page_, 0, b, 0) != CUDA_SUCCESS) {
+    api.cuMemUnmap(va, page_);
+    ok = false;
+  }
+  if (ok) {
+    note_vmm_calls();
+    ok = api.cuMemUnmap(va, 2 * page_) == CUDA_SUCCESS;
+    if (ok) {
+      // Both gone: each page can be mapped again (a driver that unmapped the
+      // first mapping only would refuse the second).
+      note_vmm_calls(4);
+      const bool first = api.cuMemMap(va, page_, 0, a, 0) == CUDA_SUCCESS;
+      const bool second = api.cuMemMap(va + page_, page_, 0, b, 0) == CUDA_SUCCESS;
+      ok = first && second;
+      // Mapped again, or still mapped from before: either way unmapped now.
+      api.cuMemUnmap(va, page_);
+      api.cuMemUnmap(va + page_, page_);
+    } else {
+      // Refused: one call per mapping, as before.
+      note_vmm_calls(2);
+      api.cuMemUnmap(va, page_);
+      api.cuMemUnmap(va + page_, page_);
+    }
+  }
+  api.cuMemAddressFree(va, 2 * page_);
+  return ok;
+}
+
 bool VmmAllocator::maps_part_of(CUmemGenericAllocationHandle handle) noexcept {
   const auto& api = driver().base;
   CUdeviceptr va = 0;

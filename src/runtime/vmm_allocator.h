@@ -36,11 +36,23 @@ class VmmAllocator {
   // Maps `bytes` of `handle` from `offset` at `at` and enables read/write access.
   CUresult map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle, size_t offset = 0) noexcept;
   CUresult unmap(CUdeviceptr at, size_t bytes) noexcept;
+  // A run mapped from several handles: each mapped without access, then one
+  // cuMemSetAccess over all of them (the H200's driver sets access across
+  // whole mappings, docs/RESULTS.md §6.3; set-access is the costly call).
+  CUresult map_without_access(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle,
+                              size_t offset = 0) noexcept;
+  CUresult set_access(CUdeviceptr at, size_t bytes) noexcept;
   // Whether the driver maps a part of `handle` (its first page, into a
   // scratch reservation): the H200's driver (580, CUDA 13) answers
   // CUDA_ERROR_NOT_SUPPORTED to any mapping that is not the whole handle,
   // whatever cuMemMap's documentation says about offsets.
   bool maps_part_of(CUmemGenericAllocationHandle handle) noexcept;
+  // Whether one cuMemUnmap takes down two adjacent mappings of different
+  // handles (`a` and `b`, one page each; into a scratch reservation), and
+  // really unmapped both (a page can be mapped there again). The
+  // documentation asks for "the entire address range that was mapped"
+  // without saying whether that may span mappings: asked, not assumed.
+  bool unmaps_across(CUmemGenericAllocationHandle a, CUmemGenericAllocationHandle b) noexcept;
   // Unmaps and releases the page handles of pages [first, first + count).
   void release_pages(CUdeviceptr base, std::vector<CUmemGenericAllocationHandle>& pages,
                      size_t first, size_t count) noexcept;

@@ -919,10 +919,156 @@ bool driver_maps_slices(nz::rt::VmmAllocator& vmm) {
   return vmm.maps_part_of(h.get());
 }
 
+// Whether one cuMemUnmap takes down two adjacent mappings of two handles
+// (the simulator does unless NZSIM_UNMAP_ACROSS=0; the H200's answer is not
+// known yet).
+bool driver_unmaps_across(nz::rt::VmmAllocator& vmm) {
+  nz::rt::UniquePhysicalMemory a, b;
+  if (vmm.create(vmm.page_size(), a) != CUDA_SUCCESS || vmm.create(vmm.page_size(), b) != CUDA_SUCCESS) {
+    ADD_FAILURE() << "cuMemCreate of a page failed";
+    return false;
+  }
+  return vmm.unmaps_across(a.get(), b.get());
+}
+
+// The simulator's two answers to an unmap over several mappings, and the
+// probe's reading of each (NZSIM_UNMAP_ACROSS=0 runs the other half).
+TEST_F(RuntimeE2E, UnmapAcrossMappingsIsAskedNotAssumed) {
+  const auto& api = d->real().base;
+  nz::rt::VmmAllocator vmm;
+  ASSERT_TRUE(vmm.init(0));
+  const size_t page = vmm.page_size();
+  nz::rt::UniquePhysicalMemory a, b;
+  ASSERT_EQ(vmm.create(page, a), CUDA_SUCCESS);
+  ASSERT_EQ(vmm.create(page, b), CUDA_SUCCESS);
+  CUdeviceptr va = 0;
+  ASSERT_EQ(api.cuMemAddressReserve(&va, 2 * page, page, 0, 0), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuMemMap(va, page, 0, a.get(), 0), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuMemMap(va + page, page, 0, b.get(), 0), CUDA_SUCCESS);
+  const bool across = api.cuMemUnmap(va, 2 * page) == CUDA_SUCCESS;
+  const char* env = std::getenv("NZSIM_UNMAP_ACROSS");
+  EXPECT_EQ(across, !(env && std::string(env) == "0"));
+  if (!across) {
+    // Refused, nothing changed: each mapping still goes on its own.
+    EXPECT_EQ(api.cuMemUnmap(va, page), CUDA_SUCCESS);
+    EXPECT_EQ(api.cuMemUnmap(va + page, page), CUDA_SUCCESS);
+  } else {
+    EXPECT_NE(api.cuMemUnmap(va, page), CUDA_SUCCESS) << "both mappings went";
+  }
+  // An unmap that ends inside a mapping is refused either way.
+  ASSERT_EQ(api.cuMemMap(va, page, 0, a.get(), 0), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuMemMap(va + page, page, 0, b.get(), 0), CUDA_SUCCESS);
+  EXPECT_NE(api.cuMemUnmap(va, page + page / 2), CUDA_SUCCESS);
+  EXPECT_EQ(api.cuMemUnmap(va, page), CUDA_SUCCESS);
+  EXPECT_EQ(api.cuMemUnmap(va + page, page), CUDA_SUCCESS);
+  EXPECT_EQ(api.cuMemAddressFree(va, 2 * page), CUDA_SUCCESS);
+  EXPECT_EQ(vmm.unmaps_across(a.get(), b.get()), across) << "the probe reads the driver right";
+}
+
+// NEUZIP_STAGING_HANDLES=pages on a driver that maps whole handles only but
+// unmaps a run of them in one call: the granular arena (staging_pool.h). The
+// budget's pages are made at the first staging; runs of any size are mapped
+// from them, one piece per page, end to end; no later run creates, whatever
+// its size; a run's pages come back to serve a run of another size (what
+// exact handles could not). On a driver that unmaps one mapping per call
+// (NZSIM_UNMAP_ACROSS=0), exact handles as without the setting.
+TEST_F(RuntimeE2E, StagingOnWholeHandleDriverMapsRunsFromPages) {
+  using nz::rt::StagingPieces;
+  const auto& api = d->real().base;
+  nz::rt::VmmAllocator vmm;
+  ASSERT_TRUE(vmm.init(0));
+  const size_t page = vmm.page_size();
+  if (driver_maps_slices(vmm)) GTEST_SKIP() << "this driver maps slices of a handle";
+  const bool across = driver_unmaps_across(vmm);
+  ASSERT_FALSE(HasFailure());
+  nz::rt::StagingPool pool(vmm);
+  pool.set_arena_bytes(8 * page, /*pages=*/true);
+  const uint64_t creates0 = vmm.create_calls();
+  StagingPieces a, b, c;
+  ASSERT_EQ(pool.acquire(3 * page, a), CUDA_SUCCESS);
+  if (!across) {
+    EXPECT_FALSE(pool.granular());
+    EXPECT_FALSE(pool.arena()) << "exact handles: one unmap per page would cost more than creates";
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].bytes(), 3 * page);
+    EXPECT_EQ(pool.physical_bytes(), 3 * page) << "the probe's pages went back";
+    pool.give_back(a);
+    pool.trim(0);
+    return;
+  }
+  EXPECT_TRUE(pool.granular());
+  EXPECT_TRUE(pool.arena());
+  EXPECT_TRUE(pool.unmaps_runs_whole());
+  // The probe's slab of the budget's size went back; the budget's pages stay.
+  EXPECT_EQ(pool.physical_bytes(), 8 * page);
+  EXPECT_EQ(vmm.create_calls() - creates0, 1u + 8u) << "the refused arena handle, then one per page";
+  ASSERT_EQ(a.size(), 3u);
+  for (const auto& m : a) {
+    EXPECT_TRUE(m.whole());
+    EXPECT_EQ(m.bytes(), page);
+  }
+  EXPECT_EQ(pool.in_use_bytes(), 3 * page);
+  // Mapped end to end: one map per page, one set-access, data round trip.
+  CUdeviceptr va = 0;
+  ASSERT_EQ(api.cuMemAddressReserve(&va, 5 * page, page, 0, 0), CUDA_SUCCESS);
+  const uint64_t maps0 = vmm.map_calls(), calls0 = vmm.vmm_calls();
+  ASSERT_EQ(pool.map(va, a), CUDA_SUCCESS);
+  EXPECT_EQ(vmm.map_calls() - maps0, 3u);
+  EXPECT_EQ(vmm.vmm_calls() - calls0, 4u) << "three maps and one cuMemSetAccess";
+  std::vector<unsigned char> fill(3 * page), back(3 * page, 0);
+  for (size_t i = 0; i < fill.size(); ++i) fill[i] = static_cast<unsigned char>(i * 131 + (i >> 21));
+  ASSERT_EQ(api.cuMemcpyHtoD(va, fill.data(), fill.size()), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuMemcpyDtoH(back.data(), va, back.size()), CUDA_SUCCESS);
+  EXPECT_EQ(back, fill);
+  const uint64_t calls1 = vmm.vmm_calls();
+  pool.unmap(va, a);
+  EXPECT_EQ(vmm.vmm_calls() - calls1, 1u) << "one cuMemUnmap for the run";
+  pool.give_back(a);
+  EXPECT_EQ(pool.in_use_bytes(), 0u);
+  // Runs of other sizes from the same pages: no create.
+  const uint64_t creates1 = vmm.create_calls();
+  ASSERT_EQ(pool.acquire(5 * page, b), CUDA_SUCCESS);
+  ASSERT_EQ(pool.acquire(page, c), CUDA_SUCCESS);
+  EXPECT_EQ(vmm.create_calls(), creates1);
+  EXPECT_EQ(b.size(), 5u);
+  EXPECT_TRUE(pool.has_cached(2 * page));
+  EXPECT_FALSE(pool.has_cached(3 * page)) << "two pages left of eight";
+  // The same VA maps again: the run's one unmap took down all three pages.
+  ASSERT_EQ(pool.map(va, b), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuMemcpyHtoD(va + 4 * page, fill.data(), page), CUDA_SUCCESS);
+  pool.unmap(va, b);
+  pool.give_back(b);
+  pool.give_back(c);
+  // Past the budget, the rest comes from new pages (released once idle).
+  StagingPieces big;
+  ASSERT_EQ(pool.acquire(10 * page, big), CUDA_SUCCESS);
+  EXPECT_EQ(vmm.create_calls() - creates1, 2u);
+  EXPECT_EQ(pool.physical_bytes(), 10 * page);
+  pool.release(big);
+  EXPECT_EQ(pool.physical_bytes(), 8 * page) << "the pages beyond the budget went back";
+  // A run's pages given back still mapped (a handover) serve the next run;
+  // the old mapping goes in one call when the handover settles.
+  ASSERT_EQ(pool.acquire(3 * page, a), CUDA_SUCCESS);
+  ASSERT_EQ(pool.map(va, a), CUDA_SUCCESS);
+  nz::rt::GivenMapping given;
+  pool.give_back_mapped(a, given);
+  EXPECT_EQ(pool.in_use_bytes(), 0u);
+  ASSERT_EQ(pool.acquire(8 * page, b), CUDA_SUCCESS) << "the handed-over pages count as free";
+  EXPECT_EQ(vmm.create_calls(), creates1 + 2);
+  const uint64_t calls2 = vmm.vmm_calls();
+  pool.unmap_given(va, given);
+  EXPECT_EQ(vmm.vmm_calls() - calls2, 1u);
+  pool.give_back(b);
+  pool.trim(0);
+  EXPECT_EQ(pool.physical_bytes(), 0u) << "every page idle: the arena goes as one";
+  EXPECT_EQ(api.cuMemAddressFree(va, 5 * page), CUDA_SUCCESS);
+}
+
 // On a driver that maps whole handles only (the H200's driver 580 answers
 // CUDA_ERROR_NOT_SUPPORTED to a slice, even at offset 0), the arena's probe
 // at its first use turns it off: every run gets a handle of exactly its size,
-// which maps, and an idle one is reused by the next run of that size.
+// which maps, and an idle one is reused by the next run of that size (unless
+// NEUZIP_STAGING_HANDLES=pages asks for the granular arena, test above).
 TEST_F(RuntimeE2E, StagingOnWholeHandleDriverUsesExactHandles) {
   using nz::rt::StagingPieces;
   const auto& api = d->real().base;

@@ -21,6 +21,7 @@ Config read_config() {
   }
   if (const char* log = std::getenv("NZSIM_LOG")) c.log = std::strcmp(log, "0") != 0 && *log;
   if (const char* off = std::getenv("NZSIM_MAP_OFFSETS")) c.map_offsets = std::strcmp(off, "0") != 0;
+  if (const char* across = std::getenv("NZSIM_UNMAP_ACROSS")) c.unmap_across = std::strcmp(across, "0") != 0;
   return c;
 }
 

@@ -20,6 +20,7 @@ struct Config {
   size_t lazy_queue_limit = 1024;          // NZSIM_LAZY_DEPTH: lazy queues flush beyond this
   bool log = false;                        // NZSIM_LOG=1: trace notable events to stderr
   bool map_offsets = false;                // NZSIM_MAP_OFFSETS=1: cuMemMap of a slice of a handle works
+  bool unmap_across = true;                // NZSIM_UNMAP_ACROSS=0: cuMemUnmap of several mappings at once fails
 };
 
 // Read once from the environment (first use).

@@ -199,6 +199,9 @@ CUresult CUDAAPI cuMemUnmap(CUdeviceptr ptr, size_t size) {
   std::lock_guard lock(g_mu);
   std::vector<std::map<uintptr_t, Mapping>::iterator> cover;
   if (size == 0 || !covering_mappings(ptr, size, &cover)) return CUDA_ERROR_INVALID_VALUE;
+  // Whether the real driver unmaps several whole mappings in one call is
+  // not documented either way: both answers can be simulated.
+  if (cover.size() > 1 && !config().unmap_across) return CUDA_ERROR_INVALID_VALUE;
   va_make_inaccessible(ptr, size);  // no wait for queued work: readers still in flight fault
   for (auto it : cover) {
     unref(it->second.physical);

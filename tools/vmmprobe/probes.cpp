@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -121,6 +123,42 @@ bool time_runs(Driver& drv, const ProbeOptions& opts, CUdevice dev, ProbeReport&
     if (r == CUDA_SUCCESS) VMMPROBE_CHECK(drv.cuMemUnmap(va.va, page));
   } else {
     report.offsets_supported = false;
+  }
+
+  // A run mapped from one handle per page (the runtime's granular arena):
+  // is one cuMemUnmap over all of the mappings accepted, and does it unmap
+  // them all (each page maps again)?
+  {
+    const uint32_t n = std::min<uint32_t>(16, opts.max_pages);
+    std::vector<std::unique_ptr<Handle>> handles;  // Handle releases in its destructor: never copied
+    for (uint32_t i = 0; i < n; ++i) {
+      handles.push_back(std::unique_ptr<Handle>(new Handle{drv}));
+      VMMPROBE_CHECK(drv.cuMemCreate(&handles.back()->h, page, &prop, 0));
+      handles.back()->held = true;
+    }
+    PagesRun& pr = report.pages_run;
+    pr.measured = true;
+    pr.pages = n;
+    auto t0 = Clock::now();
+    for (uint32_t i = 0; i < n; ++i) VMMPROBE_CHECK(drv.cuMemMap(va.va + i * page, page, 0, handles[i]->h, 0));
+    pr.map_total_us = us_since(t0);
+    t0 = Clock::now();
+    VMMPROBE_CHECK(drv.cuMemSetAccess(va.va, n * page, &access, 1));
+    pr.set_access_us = us_since(t0);
+    t0 = Clock::now();
+    const CUresult across = drv.cuMemUnmap(va.va, n * page);
+    pr.unmap_us = us_since(t0);
+    if (across == CUDA_SUCCESS) {
+      // Really all gone: each page maps again (then goes, one by one).
+      bool all = true;
+      for (uint32_t i = 0; i < n; ++i) all = drv.cuMemMap(va.va + i * page, page, 0, handles[i]->h, 0) == CUDA_SUCCESS && all;
+      for (uint32_t i = 0; i < n; ++i) drv.cuMemUnmap(va.va + i * page, page);
+      pr.unmap_across = all;
+    } else {
+      t0 = Clock::now();
+      for (uint32_t i = 0; i < n; ++i) VMMPROBE_CHECK(drv.cuMemUnmap(va.va + i * page, page));
+      pr.unmap_us = us_since(t0);
+    }
   }
 
   for (uint32_t pages : run_lengths(opts.max_pages)) {

@@ -37,12 +37,24 @@ struct StallResult {
   bool work_done_at_return = false;  // the work's event was complete when cuMemUnmap returned
 };
 
+// A run of page handles mapped end to end (NEUZIP_STAGING_HANDLES=pages):
+// whether one cuMemUnmap takes down all of them, and what the run costs.
+struct PagesRun {
+  bool measured = false;
+  uint32_t pages = 0;
+  bool unmap_across = false;     // one cuMemUnmap over every mapping succeeded and unmapped them all
+  double map_total_us = 0;       // the run's cuMemMap calls, one per page, together
+  double set_access_us = 0;      // one cuMemSetAccess over the run
+  double unmap_us = 0;           // the one cuMemUnmap (or, refused, the per-page calls together)
+};
+
 struct ProbeReport {
   std::string device_name;
   uint64_t granularity = 0;
   uint64_t page_bytes = 0;       // the page of the runs (a multiple of granularity)
   bool offsets_supported = false;  // whether the driver maps a slice of a larger handle (runs always map exact handles)
   std::vector<RunTiming> runs;
+  PagesRun pages_run;
   StallResult stall;
 };
 

@@ -37,6 +37,11 @@ std::string render_table(const ProbeOptions& opts, const ProbeReport& rep) {
     s += fmt::format("{:>6} {:>7.0f} {:>10.0f} {:>9.1f} {:>9.1f} {:>9.1f} {:>11.1f} {:>9.1f} {:>10.2f}\n", r.pages,
                      r.pages * page_mib, static_cast<double>(r.offset_bytes) / (1 << 20), r.create_us, r.release_us,
                      r.map_us, r.set_access_us, r.unmap_us, r.unmap_us / r.pages);
+  if (rep.pages_run.measured)
+    s += fmt::format(
+        "a run of {} page handles: maps {:.1f} us together, one set-access {:.1f} us, unmap {:.1f} us ({})\n",
+        rep.pages_run.pages, rep.pages_run.map_total_us, rep.pages_run.set_access_us, rep.pages_run.unmap_us,
+        rep.pages_run.unmap_across ? "one call for the run" : "REFUSED across mappings: one call per page");
   if (rep.stall.measured)
     s += fmt::format(
         "unmap stall: stream work {:.1f} ms; cuMemUnmap of an unrelated page took {:.1f} us meanwhile "
@@ -63,7 +68,16 @@ std::string render_json(const ProbeOptions& opts, const ProbeReport& rep) {
         i ? ", " : "", r.pages, r.pages * rep.page_bytes, r.offset_bytes, r.create_us, r.release_us, r.map_us,
         r.set_access_us, r.unmap_us);
   }
-  s += "], \"unmap_stall\": ";
+  s += "], \"pages_run\": ";
+  if (rep.pages_run.measured)
+    s += fmt::format(
+        "{{\"pages\": {}, \"unmap_across\": {}, \"map_total_us\": {:.3f}, \"set_access_us\": {:.3f}, "
+        "\"unmap_us\": {:.3f}}}",
+        rep.pages_run.pages, rep.pages_run.unmap_across ? "true" : "false", rep.pages_run.map_total_us,
+        rep.pages_run.set_access_us, rep.pages_run.unmap_us);
+  else
+    s += "null";
+  s += ", \"unmap_stall\": ";
   if (rep.stall.measured)
     s += fmt::format(
         "{{\"work_ms\": {:.3f}, \"idle_unmap_us\": {:.3f}, \"unmap_us\": {:.3f}, "
