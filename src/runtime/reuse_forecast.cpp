@@ -27,6 +27,7 @@ void ReuseForecast::on_use(UseHistory& h) const noexcept {
     const bool previous = h.iteration + 1 == iteration_;
     h.last_iteration = previous ? h.iteration : ~uint64_t{0};
     h.last_count = previous ? h.count : 0;
+    h.last_uses = previous ? h.uses : 0;
     std::copy(h.at, h.at + UseHistory::kKept, h.last_at);
     h.iteration = iteration_;
     h.count = 0;
@@ -42,20 +43,28 @@ uint64_t ReuseForecast::calls_until_use(const UseHistory& h) const noexcept {
   if (!regular()) return kUnknown;
   const uint64_t now = clock_ - iteration_begin_;
   const uint32_t* pattern = nullptr;
-  int pattern_count = 0, used = 0;
+  int pattern_count = 0, pattern_uses = 0, used = 0;
   if (h.iteration == iteration_) {
     if (h.last_iteration + 1 == iteration_) {
       pattern = h.last_at;
       pattern_count = h.last_count;
+      pattern_uses = h.last_uses;
     }
     used = h.uses;
   } else if (h.iteration + 1 == iteration_) {
     pattern = h.at;  // not used yet in this iteration
     pattern_count = h.count;
+    pattern_uses = h.uses;
   }
   if (pattern_count == 0) return kNotSoon;
   // Its next use in this iteration, matched by count: overdue means now.
   if (used < pattern_count) return pattern[used] > now ? pattern[used] - now : 1;
+  // Past the recorded uses of an iteration that had more: still in this
+  // one, about one mean gap of the recorded uses away.
+  if (used < pattern_uses && used < UINT8_MAX) {
+    const uint64_t span = pattern[pattern_count - 1] - pattern[0];
+    return pattern_count > 1 ? std::max<uint64_t>(1, span / (pattern_count - 1)) : 1;
+  }
   // Used as often as last time (or more than kKept times): next iteration's first.
   const uint64_t rest = last_length_ > now ? last_length_ - now : 1;
   return rest + pattern[0];

@@ -123,6 +123,35 @@ TEST(ReuseForecast, IterationRunningPastTheLastIsIrregular) {
   EXPECT_FALSE(f.regular());
 }
 
+// A range used more often than the uses recorded (UseHistory::kKept): past
+// its last recorded use it is still needed in this iteration, soon — not at
+// the next one (which made it the first range evicted, then restaged a few
+// calls later, every step).
+TEST(ReuseForecast, RangeUsedMoreThanRecordedIsNeededAgainSoon) {
+  ReuseForecast f;
+  std::vector<UseHistory> h(2);
+  // Range 0 at every second call of the first 16 (8 uses), range 1 once at the end.
+  std::vector<std::vector<int>> loop(24);
+  for (int c = 0; c < 16; c += 2) loop[c] = {0};
+  loop[23] = {1};
+  iterate(f, h, loop);
+  iterate(f, h, loop);
+  for (int c = 0; c < 9; ++c) {  // five uses of range 0 (calls 0, 2, 4, 6, 8)
+    f.on_call();
+    for (int i : loop[c]) f.on_use(h[i]);
+  }
+  static_assert(UseHistory::kKept < 5, "the test needs more uses than are kept");
+  const uint64_t d0 = f.calls_until_use(h[0]), d1 = f.calls_until_use(h[1]);
+  EXPECT_LE(d0, 2u) << "its sixth use is two calls away";
+  EXPECT_GT(d1, d0) << "range 1, needed at the end, goes first";
+  // Once used as often as last time, its next use is the next iteration's first.
+  for (int c = 9; c < 16; ++c) {
+    f.on_call();
+    for (int i : loop[c]) f.on_use(h[i]);
+  }
+  EXPECT_EQ(f.calls_until_use(h[0]), 24u - 16u + 1u);
+}
+
 TEST(ReuseForecast, RangeNotUsedLastIterationIsNotSoon) {
   ReuseForecast f;
   std::vector<UseHistory> h(3);
