@@ -32,9 +32,11 @@ void ReuseForecast::on_use(UseHistory& h) const noexcept {
     h.iteration = iteration_;
     h.count = 0;
     h.uses = 0;
+    h.last_call = ~uint32_t{0};
   }
   const uint32_t call = call_in_iteration();
-  if (h.count > 0 && h.at[h.count - 1] == call) return;  // one call, one use
+  if (h.last_call == call) return;  // one call, one use (also past the kKept recorded)
+  h.last_call = call;
   if (h.uses < UINT8_MAX) ++h.uses;
   if (h.count < UseHistory::kKept) h.at[h.count++] = call;
 }

@@ -45,6 +45,7 @@ struct UseHistory {
   uint8_t last_count = 0;
   uint8_t uses = 0;  // uses in `iteration`, saturating (to match them with last_at)
   uint8_t last_uses = 0;  // uses in `last_iteration`, saturating (may exceed last_count)
+  uint32_t last_call = ~uint32_t{0};  // the call of the latest use in `iteration` (one call, one use)
 };
 
 class ReuseForecast {

@@ -88,7 +88,15 @@ void StagingPool::choose_whole_handle_pool() {
   CUresult r = CUDA_SUCCESS;
   auto a = new_slab(page, true, r);
   auto b = a ? new_slab(page, true, r) : nullptr;
-  const bool across = a && b && vmm_.unmaps_across(a->handle.get(), b->handle.get());
+  if (!a || !b) {
+    // Not the driver's answer, but the device is that short at the first
+    // staging: exact handles, which give memory back run by run.
+    if (a) drop(a);
+    log(LogLevel::kInfo, "no memory for two pages to ask the driver about unmapping runs ({}): one staging handle "
+        "per run", error_name(r));
+    return;
+  }
+  const bool across = vmm_.unmaps_across(a->handle.get(), b->handle.get());
   unmap_across_.store(across, std::memory_order_relaxed);
   if (across) {
     make_granular_arena();
@@ -96,10 +104,29 @@ void StagingPool::choose_whole_handle_pool() {
         "the driver maps whole handles only: staging maps each run from {} handles of {} KiB made up front",
         arena_bytes_ / page, page >> 10);
   } else {
-    if (a) drop(a);
-    if (b) drop(b);
+    drop(a);
+    drop(b);
     log(LogLevel::kInfo, "the driver maps whole handles only and unmaps one per call: one staging handle per run");
   }
+}
+
+// Unused handles no larger than what is left of `bytes` (the arena's pages
+// first, so that pages made beyond it fall idle and go back), whole: the
+// driver maps nothing less. A handle a handover gave back while still mapped
+// is as good (the run waits for the handovers' fence on the device,
+// handoff.h). Returns what is left for new pages; `pick` gets each handle.
+template <typename Pick>
+size_t StagingPool::pick_whole_handles(size_t bytes, Pick&& pick) const {
+  size_t left = bytes;
+  for (int pass = 0; pass < 2 && left > 0; ++pass) {
+    for (size_t i = 0; i < slabs_.size() && left > 0; ++i) {
+      const auto& s = slabs_[i];
+      if (s->primary != (pass == 0) || !s->unused() || s->bytes > left) continue;
+      pick(s);
+      left -= s->bytes;
+    }
+  }
+  return left;
 }
 
 CUresult StagingPool::acquire_whole_handles(size_t bytes, StagingPieces& out) {
@@ -107,19 +134,9 @@ CUresult StagingPool::acquire_whole_handles(size_t bytes, StagingPieces& out) {
   const size_t page = vmm_.page_size();
   // Made again after trim gave every page back (the budget had no room).
   if (!has_primary() && bytes <= arena_bytes_) make_granular_arena();
-  // Unused handles no larger than what is left (the arena's pages first, so
-  // that pages made beyond it fall idle and go back), whole: the driver maps
-  // nothing less. A handle a handover gave back while still mapped is as
-  // good (the run waits for the handovers' fence on the device, handoff.h).
-  size_t left = bytes;
-  for (int pass = 0; pass < 2 && left > 0; ++pass) {
-    for (size_t i = 0; i < slabs_.size() && left > 0; ++i) {
-      const auto s = slabs_[i];  // a copy: take() may grow `out`, not slabs_
-      if (s->primary != (pass == 0) || !s->unused() || s->bytes > left) continue;
-      take(s, 0, s->bytes, out);
-      left -= s->bytes;
-    }
-  }
+  std::vector<std::shared_ptr<StagingSlab>> picked;
+  size_t left = pick_whole_handles(bytes, [&](const std::shared_ptr<StagingSlab>& s) { picked.push_back(s); });
+  for (const auto& s : picked) take(s, 0, s->bytes, out);
   // The rest from new pages, one handle each (they serve any run later).
   while (left > 0) {
     const size_t n = std::min(left, page);
@@ -351,6 +368,13 @@ size_t StagingPool::trim(size_t keep_bytes, size_t prefer_size) noexcept {
     for (const auto& s : idle) {
       if (cached_bytes() <= keep_bytes) return released;
       if (!s->handle || (pass == 0 && (s->bytes == prefer_size || (s->primary && prefer_size != 0)))) continue;
+      if (s->primary && granular()) {
+        // All of the arena's pages at once (all idle, above): a part would
+        // leave an arena too small for the runs it was made for.
+        for (const auto& p : idle)
+          if (p->primary && p->handle) released += drop(p);
+        continue;
+      }
       released += drop(s);
     }
   }
@@ -362,11 +386,11 @@ bool StagingPool::has_cached(size_t bytes) const noexcept {
   // The arena is made at its first use.
   if (use_arena && bytes <= arena_bytes_ && !has_primary()) return true;
   if (granular()) {
-    // As acquire_whole_handles takes them: unused handles no larger than the run.
-    size_t found = 0;
-    for (const auto& s : slabs_)
-      if (s->unused() && s->bytes <= bytes && (found += s->bytes) >= bytes) return true;
-    return false;
+    try {
+      return pick_whole_handles(bytes, [](const std::shared_ptr<StagingSlab>&) {}) == 0;  // as acquire takes them
+    } catch (...) {
+      return false;
+    }
   }
   for (const auto& s : slabs_) {
     if (!use_arena) {

@@ -179,6 +179,8 @@ class StagingPool {
   // The granular arena: whole unused handles, then new pages for the rest.
   CUresult acquire_whole_handles(size_t bytes, StagingPieces& out);
   void make_granular_arena();
+  template <typename Pick>
+  size_t pick_whole_handles(size_t bytes, Pick&& pick) const;
   void choose_whole_handle_pool();
   size_t drop(const std::shared_ptr<StagingSlab>& slab) noexcept;  // returns its bytes
   bool has_primary() const noexcept;

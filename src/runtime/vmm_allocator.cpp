@@ -76,7 +76,7 @@ bool VmmAllocator::unmaps_across(CUmemGenericAllocationHandle a, CUmemGenericAll
   const auto& api = driver().base;
   CUdeviceptr va = 0;
   if (api.cuMemAddressReserve(&va, 2 * page_, page_, 0, 0) != CUDA_SUCCESS) return false;
-  note_vmm_calls(2);
+  note_vmm_calls(3);
   bool ok = api.cuMemMap(va, page_, 0, a, 0) == CUDA_SUCCESS;
   if (ok && api.cuMemMap(va + page_, page_, 0, b, 0) != CUDA_SUCCESS) {
     api.cuMemUnmap(va, page_);

@@ -144,11 +144,19 @@ TEST(ReuseForecast, RangeUsedMoreThanRecordedIsNeededAgainSoon) {
   const uint64_t d0 = f.calls_until_use(h[0]), d1 = f.calls_until_use(h[1]);
   EXPECT_LE(d0, 2u) << "its sixth use is two calls away";
   EXPECT_GT(d1, d0) << "range 1, needed at the end, goes first";
-  // Once used as often as last time, its next use is the next iteration's first.
-  for (int c = 9; c < 16; ++c) {
+  // One call touching it twice past its recorded uses is one use (the count
+  // decides when it is "used as often as last time").
+  f.on_call();  // loop[9]: nothing tracked
+  f.on_call();  // loop[10]: range 0, through two pointers
+  f.on_use(h[0]);
+  f.on_use(h[0]);
+  EXPECT_EQ(h[0].uses, 6);
+  for (int c = 11; c < 16; ++c) {
     f.on_call();
     for (int i : loop[c]) f.on_use(h[i]);
   }
+  EXPECT_EQ(h[0].uses, 8);
+  // Once used as often as last time, its next use is the next iteration's first.
   EXPECT_EQ(f.calls_until_use(h[0]), 24u - 16u + 1u);
 }
 

@@ -1059,6 +1059,20 @@ TEST_F(RuntimeE2E, StagingOnWholeHandleDriverMapsRunsFromPages) {
   pool.unmap_given(va, given);
   EXPECT_EQ(vmm.vmm_calls() - calls2, 1u);
   pool.give_back(b);
+  // The arena's pages go back all together or not at all: a part would
+  // leave an arena too small for its runs (and every later run creating).
+  ASSERT_EQ(pool.acquire(8 * page, a), CUDA_SUCCESS);
+  ASSERT_EQ(pool.acquire(2 * page, c), CUDA_SUCCESS);  // beyond the arena: two new pages
+  pool.give_back(a);
+  EXPECT_EQ(pool.physical_bytes(), 10 * page);
+  pool.trim(7 * page);
+  EXPECT_EQ(pool.physical_bytes(), 2 * page) << "all eight idle arena pages went, not one";
+  const uint64_t creates2 = vmm.create_calls();
+  ASSERT_EQ(pool.acquire(8 * page, a), CUDA_SUCCESS);
+  EXPECT_EQ(vmm.create_calls() - creates2, 8u) << "the arena made again, whole";
+  EXPECT_EQ(a.size(), 8u);
+  pool.give_back(a);
+  pool.give_back(c);
   pool.trim(0);
   EXPECT_EQ(pool.physical_bytes(), 0u) << "every page idle: the arena goes as one";
   EXPECT_EQ(api.cuMemAddressFree(va, 5 * page), CUDA_SUCCESS);
