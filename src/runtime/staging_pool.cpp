@@ -385,13 +385,7 @@ bool StagingPool::has_cached(size_t bytes) const noexcept {
   const bool use_arena = arena();
   // The arena is made at its first use.
   if (use_arena && bytes <= arena_bytes_ && !has_primary()) return true;
-  if (granular()) {
-    try {
-      return pick_whole_handles(bytes, [](const std::shared_ptr<StagingSlab>&) {}) == 0;  // as acquire takes them
-    } catch (...) {
-      return false;
-    }
-  }
+  if (granular()) return pick_whole_handles(bytes, [](const std::shared_ptr<StagingSlab>&) {}) == 0;  // as acquire takes them
   for (const auto& s : slabs_) {
     if (!use_arena) {
       if (s->bytes == bytes && s->unused()) return true;

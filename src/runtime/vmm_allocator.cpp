@@ -45,13 +45,10 @@ CUresult VmmAllocator::create(size_t bytes, UniquePhysicalMemory& out) noexcept 
 
 CUresult VmmAllocator::map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle,
                            size_t offset) noexcept {
-  const auto& api = driver().base;
-  map_calls_.fetch_add(1, std::memory_order_relaxed);
-  note_vmm_calls(2);
-  CUresult r = api.cuMemMap(at, bytes, offset, handle, 0);
+  CUresult r = map_without_access(at, bytes, handle, offset);
   if (r != CUDA_SUCCESS) return r;
-  r = api.cuMemSetAccess(at, bytes, &access_, 1);
-  if (r != CUDA_SUCCESS) api.cuMemUnmap(at, bytes);
+  r = set_access(at, bytes);
+  if (r != CUDA_SUCCESS) driver().base.cuMemUnmap(at, bytes);
   return r;
 }
 
