@@ -36,6 +36,15 @@ bool handle_sees_driver(void* handle) noexcept {
   return handle == driver_handle();
 }
 
+// glibc's dlsym, found from here: this file is built without sanitizer
+// instrumentation (meson.build), and a sanitizer runtime calls dlsym while it
+// initialises, before real_dlsym (instrumented there) may run.
+DlsymFn glibc_dlsym() noexcept {
+  for (const char* version : {"GLIBC_2.34", "GLIBC_2.2.5", "GLIBC_2.17"})
+    if (void* p = dlvsym(RTLD_NEXT, "dlsym", version)) return reinterpret_cast<DlsymFn>(p);
+  return real_dlsym();  // it says why it found none
+}
+
 }  // namespace
 }  // namespace nz::shim
 
@@ -52,7 +61,7 @@ extern "C" [[gnu::visibility("hidden")]] void* nz_shim_nccl_lookup(void* handle,
 extern "C" [[gnu::visibility("hidden")]] void* nz_shim_dlsym_lookup(void* handle,
                                                                    const char* symbol) noexcept {
   using namespace nz::shim;
-  if (!nz_shim_glibc_dlsym_for_stub) nz_shim_glibc_dlsym_for_stub = real_dlsym();
+  if (!nz_shim_glibc_dlsym_for_stub) nz_shim_glibc_dlsym_for_stub = glibc_dlsym();
   if (!symbol) return nullptr;
   const bool driver_name = symbol[0] == 'c' && symbol[1] == 'u';
   const bool nccl_name = symbol[0] == 'n' && std::strncmp(symbol, "nccl", 4) == 0;
