@@ -153,6 +153,7 @@
   /* the CUDA 10/11 ABI: (exec, graph, error node, log buffer, log size) */                      \
   X(GraphInstantiate_v1, "cuGraphInstantiate", "cuGraphInstantiate", 10000, A)                   \
   X(GraphInstantiate_v2, "cuGraphInstantiate_v2", "cuGraphInstantiate", 11000, A)                \
+  X(GraphExecUpdate_v1, "cuGraphExecUpdate", "cuGraphExecUpdate", 10020, A)                      \
   X(GraphExecUpdate_v2, "cuGraphExecUpdate_v2", "cuGraphExecUpdate", 12000, A)                   \
   X(GraphInstantiateWithParams, "cuGraphInstantiateWithParams", "cuGraphInstantiateWithParams",  \
     12000, L)                                                                                    \

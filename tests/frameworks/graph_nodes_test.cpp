@@ -173,6 +173,72 @@ TEST(GraphNodes, ExecKernelNodeGivenAnotherWeight) {
   CU_OK(cuStreamDestroy(s));
 }
 
+// An exec updated (cuGraphExecUpdate) to a graph of the same shape whose
+// kernel node reads another weight, which the eager work since evicted: the
+// update stages and pins it for the exec. Through the CUDA 12 ABI and the
+// CUDA 10.2-11 one (error node and result apart) that a program built for
+// CUDA 11 gets from cuGetProcAddress. An update the topology refuses leaves
+// the exec replaying what it did.
+TEST(GraphNodes, ExecUpdatedToAGraphReadingAnotherWeight) {
+  using UpdateV1 = CUresult(CUDAAPI*)(CUgraphExec, CUgraph, CUgraphNode*, CUgraphExecUpdateResult*);
+  for (const int abi : {12000, 11040}) {
+    SCOPED_TRACE(abi);
+    Weight w(4 * kMiB, 200 + abi % 7), w2(4 * kMiB, 210 + abi % 7);
+    auto others = make_weights(220 + abi % 7, 4);
+    Env::get().flush();
+    EXPECT_COMPRESSED_AT_LEAST(24 * kMiB);
+    CUstream s;
+    CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    CUdeviceptr out = alloc(64);
+    CUgraph g, g2, g3;
+    CU_OK(cuGraphCreate(&g, 0));
+    add_sum_node(g, nullptr, 0, w.dev, w.host.size(), out);
+    CUgraphExec exec;
+    CU_OK(cuGraphInstantiate(&exec, g, 0));
+    CU_OK(cuGraphLaunch(exec, s));
+    CU_OK(cuStreamSynchronize(s));
+    EXPECT_EQ(w.hash(), read_u64(out));
+    CU_OK(cuGraphCreate(&g2, 0));
+    add_sum_node(g2, nullptr, 0, w2.dev, w2.host.size(), out);
+    CU_OK(cuGraphCreate(&g3, 0));  // two nodes: not the exec's topology
+    CUgraphNode first = add_sum_node(g3, nullptr, 0, w.dev, w.host.size(), out);
+    add_sum_node(g3, &first, 1, w.dev, w.host.size(), out);
+    auto update = [&](CUgraph to, CUgraphExecUpdateResult& result) {
+      if (abi >= 12000) {
+        CUgraphExecUpdateResultInfo info{};
+        const CUresult r = cuGraphExecUpdate(exec, to, &info);
+        result = info.result;
+        return r;
+      }
+      void* fn = nullptr;
+      CUdriverProcAddressQueryResult found{};
+      EXPECT_EQ(CUDA_SUCCESS, cuGetProcAddress("cuGraphExecUpdate", &fn, abi, CU_GET_PROC_ADDRESS_DEFAULT, &found));
+      if (fn == nullptr) return CUDA_ERROR_NOT_FOUND;
+      CUgraphNode error_node = nullptr;
+      return reinterpret_cast<UpdateV1>(fn)(exec, to, &error_node, &result);
+    };
+    CUgraphExecUpdateResult result{};
+    churn(others);  // w2 compressed again
+    CU_OK(update(g2, result));
+    EXPECT_EQ(CU_GRAPH_EXEC_UPDATE_SUCCESS, result);
+    for (int round = 0; round < 2; ++round) {
+      churn(others);
+      CU_OK(cuMemsetD8(out, 0, 8));
+      CU_OK(cuGraphLaunch(exec, s));
+      CU_OK(cuStreamSynchronize(s));
+      EXPECT_EQ(w2.hash(), read_u64(out)) << "round " << round;
+    }
+    EXPECT_EQ(CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE, update(g3, result));
+    EXPECT_EQ(CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED, result);
+    churn(others);
+    CU_OK(cuGraphLaunch(exec, s));
+    CU_OK(cuStreamSynchronize(s));
+    EXPECT_EQ(w2.hash(), read_u64(out));
+    CU_OK(cuGraphExecDestroy(exec));
+    for (CUgraph x : {g, g2, g3}) CU_OK(cuGraphDestroy(x));
+    CU_OK(cuStreamDestroy(s));
+  }
+}
 
 // An exec's memcpy, memset and child-graph nodes given new parameters that
 // reach compressed weights the graph never touched.

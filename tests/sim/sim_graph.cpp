@@ -151,6 +151,33 @@ CUresult CUDAAPI cuGraphInstantiateWithParams(CUgraphExec* exec, CUgraph graph, 
   return r;
 }
 
+// The exec takes the parameters of `graph`'s nodes where the topology is the
+// same: as many nodes, each of the same kind as the exec's (the simulator's
+// graphs are lists, so node i matches item i). The exec's node handles stay
+// those of the graph it was instantiated from, as on a GPU.
+CUresult CUDAAPI cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, CUgraphExecUpdateResultInfo* info) {
+  NZ_REQUIRE_INIT();
+  if (!exec || !graph || !info) return CUDA_ERROR_INVALID_VALUE;
+  auto* e = reinterpret_cast<GraphExec*>(exec);
+  auto* g = reinterpret_cast<Graph*>(graph);
+  std::lock_guard lock(g->mu);
+  *info = {};
+  info->result = CU_GRAPH_EXEC_UPDATE_SUCCESS;
+  if (g->items.size() != e->items.size()) {
+    info->result = CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;
+    return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+  }
+  for (size_t i = 0; i < g->items.size(); ++i) {
+    if (g->items[i].kind != e->items[i].kind) {
+      info->result = CU_GRAPH_EXEC_UPDATE_ERROR_NODE_TYPE_CHANGED;
+      info->errorNode = node_handle(g, i);
+      return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+    }
+  }
+  e->items = g->items;
+  return CUDA_SUCCESS;
+}
+
 CUresult CUDAAPI cuGraphExecDestroy(CUgraphExec exec) {
   NZ_REQUIRE_INIT();
   if (!exec) return CUDA_ERROR_INVALID_VALUE;

@@ -1,4 +1,5 @@
-// Legacy (unversioned) entry points whose ABI equals their successor's. The
+// Legacy (unversioned) entry points whose ABI equals their successor's
+// (or converts to it: cuGraphExecUpdate). The
 // 32-bit-pointer legacy calls (cuMemAlloc, cuMemcpyHtoD, ...) cannot work on
 // 64-bit addresses and stay NOT_SUPPORTED stubs.
 #include <cuda.h>
@@ -19,6 +20,7 @@
 #undef cuStreamGetCaptureInfo
 #undef cuStreamBeginCapture
 #undef cuGraphInstantiate
+#undef cuGraphExecUpdate
 
 extern "C" {
 
@@ -26,6 +28,7 @@ CUresult CUDAAPI cuCtxCreate_v2(CUcontext* pctx, unsigned int flags, CUdevice de
 CUresult CUDAAPI cuStreamGetCaptureInfo_v3(CUstream, CUstreamCaptureStatus*, cuuint64_t*, CUgraph*, const CUgraphNode**,
                                            const CUgraphEdgeData**, size_t*);
 CUresult CUDAAPI cuGraphInstantiate_v2(CUgraphExec*, CUgraph, CUgraphNode*, char*, size_t);
+CUresult CUDAAPI cuGraphExecUpdate_v2(CUgraphExec, CUgraph, CUgraphExecUpdateResultInfo*);
 
 CUresult CUDAAPI cuCtxCreate(CUcontext* pctx, unsigned int flags, CUdevice dev) { return cuCtxCreate_v2(pctx, flags, dev); }
 CUresult CUDAAPI cuCtxDestroy(CUcontext ctx) { return cuCtxDestroy_v2(ctx); }
@@ -48,6 +51,15 @@ CUresult CUDAAPI cuStreamGetCaptureInfo(CUstream s, CUstreamCaptureStatus* statu
 CUresult CUDAAPI cuStreamBeginCapture(CUstream s) { return cuStreamBeginCapture_v2(s, CU_STREAM_CAPTURE_MODE_GLOBAL); }
 CUresult CUDAAPI cuGraphInstantiate(CUgraphExec* e, CUgraph g, CUgraphNode* n, char* log, size_t size) {
   return cuGraphInstantiate_v2(e, g, n, log, size);
+}
+// The CUDA 10.2-11 ABI: the error node and result as two out-parameters.
+CUresult CUDAAPI cuGraphExecUpdate(CUgraphExec e, CUgraph g, CUgraphNode* error_node, CUgraphExecUpdateResult* result) {
+  if (!error_node || !result) return CUDA_ERROR_INVALID_VALUE;
+  CUgraphExecUpdateResultInfo info{};
+  const CUresult r = cuGraphExecUpdate_v2(e, g, &info);
+  *error_node = info.errorNode;
+  *result = info.result;
+  return r;
 }
 
 // The per-thread forms of the legacy capture calls.
