@@ -16,14 +16,20 @@ void GraphPins::unpin_all(Units& units, Units& unpinned) {
   units.clear();
 }
 
-void GraphPins::begin_capture(CUstream stream) {
+void GraphPins::begin_capture(CUstream stream, uint64_t id) {
   // An older record for this stream belongs to a capture whose end was not
   // reported: its pins stay (permanent), only the bookkeeping is replaced.
   captures_[stream].clear();
+  std::erase_if(capture_ids_, [&](const auto& e) { return e.second == stream; });
+  if (id != 0) capture_ids_[id] = stream;
 }
 
-bool GraphPins::note_use(CUstream stream, const std::shared_ptr<Unit>& u) {
+bool GraphPins::note_use(CUstream stream, const std::shared_ptr<Unit>& u, uint64_t id) {
   auto it = captures_.find(stream);
+  if (it == captures_.end() && id != 0) {
+    // Forked into a capture begun on another stream: that capture's record.
+    if (auto owner = capture_ids_.find(id); owner != capture_ids_.end()) it = captures_.find(owner->second);
+  }
   if (it == captures_.end()) {
     ++u->pins;  // no owner to release it: permanent, as safe as it gets
     try {
@@ -45,6 +51,7 @@ GraphPins::Units GraphPins::take_capture(CUstream stream, bool& found) {
   if (!found) return {};
   Units units = std::move(it->second);
   captures_.erase(it);
+  std::erase_if(capture_ids_, [&](const auto& e) { return e.second == stream; });
   return units;
 }
 

@@ -10,6 +10,7 @@
 
 #include <cuda.h>
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <vector>
@@ -24,11 +25,17 @@ class GraphPins {
 
   // A capture began on `stream`: later uses on it are recorded for its graph.
   // A record left open by a capture whose end we never saw keeps its pins.
-  void begin_capture(CUstream stream);
+  // `id`: the driver's capture sequence id (0: unknown), shared by every
+  // stream that joins the capture (an event recorded in it, then waited for).
+  void begin_capture(CUstream stream, uint64_t id = 0);
+  // Whether a capture begun on `stream` is recorded.
+  bool recording(CUstream stream) const { return captures_.count(stream) != 0; }
   // A launch or copy on capturing `stream` uses `u`: pins it once per
-  // holder. Returns false when no capture was begun on `stream` (a stream
-  // forked into another stream's capture): then the pin is permanent.
-  bool note_use(CUstream stream, const std::shared_ptr<Unit>& u);
+  // holder. A stream forked into another stream's capture has no record of
+  // its own: its use goes to the record of the capture with its sequence id
+  // `id`. Returns false when there is none (the id unknown, or a capture
+  // begun unseen): then the pin is permanent.
+  bool note_use(CUstream stream, const std::shared_ptr<Unit>& u, uint64_t id = 0);
   // The capture on `stream` ended: its pins pass to `graph`, or are released
   // when it produced none (failed or invalidated capture). Capturing into an
   // existing graph adds to what that graph already holds. (Also the end of a
@@ -91,6 +98,7 @@ class GraphPins {
   Units take_capture(CUstream stream, bool& found);
 
   std::map<CUstream, Units> captures_;
+  std::map<uint64_t, CUstream> capture_ids_;  // sequence id -> the stream whose record it is
   std::map<CUgraph, Units> graphs_;
   std::map<CUgraphExec, Units> execs_;
   std::map<std::pair<CUgraphExec, CUgraphNode>, Units> node_pins_;  // exec node setters' pins

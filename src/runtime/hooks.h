@@ -32,6 +32,8 @@ struct RuntimeDriverApi {
   CUresult (*cuKernelGetParamInfo)(CUkernel, size_t, size_t*, size_t*);
   CUresult (*cuKernelGetFunction)(CUfunction*, CUkernel);
   CUresult (*cuStreamIsCapturing)(CUstream, CUstreamCaptureStatus*);
+  // The CUDA 10.1 ABI (status and sequence id only; optional: null without it).
+  CUresult (*cuStreamGetCaptureInfo)(CUstream, CUstreamCaptureStatus*, cuuint64_t*) = nullptr;
   CUresult (*cuStreamGetCtx)(CUstream, CUcontext*);
   CUresult (*cuMemGetAddressRange)(CUdeviceptr*, size_t*, CUdeviceptr);
   CUresult (*cuPointerGetAttribute)(void*, CUpointer_attribute, CUdeviceptr);

@@ -56,6 +56,17 @@ inline bool stream_capturing(CUstream s) {
   return status == CU_STREAM_CAPTURE_STATUS_ACTIVE;
 }
 
+// The sequence id of the capture `s` takes part in (0: none, or unknown):
+// every stream that joined a capture shares its origin's id.
+inline uint64_t capture_sequence_id(CUstream s) {
+  const auto& api = driver();
+  if (api.cuStreamGetCaptureInfo == nullptr) return 0;
+  CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+  cuuint64_t id = 0;
+  if (api.cuStreamGetCaptureInfo(s, &status, &id) != CUDA_SUCCESS) return 0;
+  return status == CU_STREAM_CAPTURE_STATUS_ACTIVE ? id : 0;
+}
+
 inline std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
 }  // namespace nz::rt::detail

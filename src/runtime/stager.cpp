@@ -414,6 +414,8 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   }
   std::sort(staged_now.begin(), staged_now.end());
   bool asked_ahead = !staged_now.empty();  // request_lookahead(last) above
+  bool capture_id_asked = false;
+  uint64_t capture_id = 0;
   // Uses are recorded for the launching thread's guesses only (guesses.cpp).
   const bool record_uses = !capturing && (lookahead_window() == 0 || stager_failed_);
   std::shared_ptr<Unit> last_staged;        // the last unit of this call found staged
@@ -462,7 +464,14 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     // capture, its graph or an executable graph made from it exists.
     if (capturing) {
       try {
-        if (!graph_pins_.note_use(pins_to != nullptr ? pins_to : stream, u)) {
+        // A stream forked into another stream's capture has no record of
+        // its own: the capture's sequence id names the record (asked once per call).
+        const CUstream key = pins_to != nullptr ? pins_to : stream;
+        if (!capture_id_asked && !graph_pins_.recording(key)) {
+          capture_id_asked = true;
+          capture_id = capture_sequence_id(stream);
+        }
+        if (!graph_pins_.note_use(key, u, capture_id)) {
           log(LogLevel::kDebug, "range {} used by a capture begun elsewhere: pinned for good", hex(u->begin));
         }
       } catch (...) {
@@ -820,7 +829,7 @@ void Runtime::note_unpinned(const GraphPins::Units& unpinned, const char* why) n
 void Runtime::on_capture_begin(CUstream stream) noexcept {
   std::lock_guard lock(mutex_);
   try {
-    graph_pins_.begin_capture(capture_key(stream));
+    graph_pins_.begin_capture(capture_key(stream), capture_sequence_id(capture_key(stream)));
   } catch (...) {
     // Uses on this stream then pin for good (note_use finds no record).
   }

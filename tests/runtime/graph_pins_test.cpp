@@ -89,6 +89,25 @@ TEST_F(GraphPinsTest, UseOnAStreamWithoutACapturePinsForGood) {
   EXPECT_EQ(a->pins, 1);
 }
 
+// A stream forked into the capture begun on `s` (same sequence id) pins
+// for that capture; once it ended, the id names nothing (a later use with it
+// pins for good), and another capture's id never takes its uses.
+TEST_F(GraphPinsTest, UseOnAForkedStreamGoesToItsCapture) {
+  const CUstream forked = handle<CUstream>(0x11);
+  pins.begin_capture(s, 7);
+  EXPECT_FALSE(pins.recording(forked));
+  EXPECT_TRUE(pins.note_use(forked, a, 7));
+  EXPECT_TRUE(pins.note_use(forked, a, 7));  // one pin per holder
+  EXPECT_FALSE(pins.note_use(forked, b, 8));  // another capture's id: no record, for good
+  pins.end_capture(s, g, unpinned);
+  EXPECT_EQ(a->pins, 1);
+  pins.destroy_graph(g, unpinned);
+  EXPECT_EQ(a->pins, 0);
+  EXPECT_EQ(b->pins, 1);
+  EXPECT_FALSE(pins.note_use(forked, a, 7));  // that capture ended
+  EXPECT_EQ(a->pins, 1);
+}
+
 TEST_F(GraphPinsTest, UnknownHandlesAreIgnored) {
   pins.instantiate(e1, g, unpinned);  // a graph we did not see captured
   EXPECT_EQ(pins.units_of(e1), nullptr);

@@ -1560,6 +1560,55 @@ TEST_F(RuntimeE2E, CapturedGraphPinsItsRanges) {
   for (CUdeviceptr x : {p, q, r}) d->free(x);
 }
 
+// A capture forked into a second stream (an event recorded in the capturing
+// stream and waited for by the other, which is joined back before the end),
+// as PyTorch's side streams and collectives in a captured step are: the
+// forked stream's uses belong to the capture (the driver's sequence id ties
+// them to it), so their pins go with its graph and exec. (Before, a use on
+// a stream with no capture of its own was pinned for good: those ranges
+// were never compressed again.)
+TEST_F(RuntimeE2E, ForkedCaptureStreamPinsForItsGraphOnly) {
+  const GraphApi g = GraphApi::load(*d);
+  if (!g.usable()) GTEST_SKIP() << "no graph API in this driver";
+  const auto& api = d->real().base;
+  auto w = bf16_weights(2 * kMiB, 21);  // 4 MiB: two units
+  CUdeviceptr p = load_weights(w);
+  const CUdeviceptr p_units[] = {p, p + 2 * kMiB};
+  CUstream s = nullptr, t = nullptr;
+  ASSERT_EQ(api.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuStreamCreate(&t, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  CUevent fork = nullptr, join = nullptr;
+  ASSERT_EQ(api.cuEventCreate(&fork, CU_EVENT_DISABLE_TIMING), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuEventCreate(&join, CU_EVENT_DISABLE_TIMING), CUDA_SUCCESS);
+  ASSERT_EQ(g.begin(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
+  nz::rt::on_capture_begin(s);
+  ASSERT_EQ(api.cuEventRecord(fork, s), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuStreamWaitEvent(t, fork, 0), CUDA_SUCCESS);
+  uint64_t n = w.size();
+  ASSERT_EQ(d->launch(f_sum, {&p, &n, &result}, t), CUDA_SUCCESS);  // on the forked stream
+  ASSERT_EQ(api.cuEventRecord(join, t), CUDA_SUCCESS);
+  ASSERT_EQ(api.cuStreamWaitEvent(s, join, 0), CUDA_SUCCESS);
+  CUgraph graph = nullptr;
+  ASSERT_EQ(g.end(s, &graph), CUDA_SUCCESS);
+  nz::rt::on_capture_end(s, graph);
+  CUgraphExec exec = nullptr;
+  ASSERT_EQ(g.instantiate(&exec, graph, 0), CUDA_SUCCESS);
+  nz::rt::on_graph_instantiate(exec, graph);
+  for (CUdeviceptr u : p_units) EXPECT_EQ(unit_at(u).pins, 2) << "one pin for the graph, one for the exec";
+  Runtime::get().evict_idle();  // must not take the pinned range away
+  EXPECT_EQ(replay_result(exec, s, g.launch), host_sum(w.data(), w.size()));
+  destroy_graph_and_exec(g, graph, exec);
+  for (CUdeviceptr u : p_units) EXPECT_EQ(unit_at(u).pins, 0) << "the forked stream's pins went with its graph";
+  Runtime::get().evict_idle();
+  for (CUdeviceptr u : p_units) EXPECT_EQ(unit_at(u).state, UnitState::kCompressed);
+  EXPECT_EQ(device_sum(p, w.size(), s), host_sum(w.data(), w.size()));
+  api.cuEventDestroy(fork);
+  api.cuEventDestroy(join);
+  api.cuStreamDestroy(t);
+  api.cuStreamDestroy(s);
+  d->free(p);
+}
+
 // A graph reads a range; the range is then untagged (its units retired) and
 // tagged again (new units for the same memory), as a framework that
 // re-registers its weights does. The new units must be pinned by the graph
