@@ -140,7 +140,8 @@ rt::RuntimeDriverApi collect_runtime_api() noexcept {
   NZ_FILL(api.cuKernelGetParamInfo, "cuKernelGetParamInfo");
   NZ_FILL(api.cuKernelGetFunction, "cuKernelGetFunction");
   NZ_FILL(api.cuStreamIsCapturing, "cuStreamIsCapturing");
-  NZ_FILL(api.cuStreamGetCaptureInfo, "cuStreamGetCaptureInfo");  // the unversioned symbol: the 10.1 ABI
+  NZ_FILL(api.capture_info_v3, "cuStreamGetCaptureInfo_v3");
+  NZ_FILL(api.capture_info_v1, "cuStreamGetCaptureInfo");  // the unversioned symbol: the 10.1 ABI
   NZ_FILL(api.cuStreamGetCtx, "cuStreamGetCtx");
   NZ_FILL(api.cuMemGetAddressRange, "cuMemGetAddressRange_v2");
   NZ_FILL(api.cuPointerGetAttribute, "cuPointerGetAttribute");

@@ -32,8 +32,12 @@ struct RuntimeDriverApi {
   CUresult (*cuKernelGetParamInfo)(CUkernel, size_t, size_t*, size_t*);
   CUresult (*cuKernelGetFunction)(CUfunction*, CUkernel);
   CUresult (*cuStreamIsCapturing)(CUstream, CUstreamCaptureStatus*);
-  // The CUDA 10.1 ABI (status and sequence id only; optional: null without it).
-  CUresult (*cuStreamGetCaptureInfo)(CUstream, CUstreamCaptureStatus*, cuuint64_t*) = nullptr;
+  // A stream's capture status and sequence id (optional: null without it):
+  // the CUDA 12.3 ABI where the driver has it, else the 10.1 one.
+  // (Not named after the calls: cuda.h makes their names macros.)
+  CUresult (*capture_info_v3)(CUstream, CUstreamCaptureStatus*, cuuint64_t*, CUgraph*,
+                              const CUgraphNode**, const CUgraphEdgeData**, size_t*) = nullptr;
+  CUresult (*capture_info_v1)(CUstream, CUstreamCaptureStatus*, cuuint64_t*) = nullptr;
   CUresult (*cuStreamGetCtx)(CUstream, CUcontext*);
   CUresult (*cuMemGetAddressRange)(CUdeviceptr*, size_t*, CUdeviceptr);
   CUresult (*cuPointerGetAttribute)(void*, CUpointer_attribute, CUdeviceptr);

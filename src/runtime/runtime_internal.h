@@ -60,11 +60,14 @@ inline bool stream_capturing(CUstream s) {
 // every stream that joined a capture shares its origin's id.
 inline uint64_t capture_sequence_id(CUstream s) {
   const auto& api = driver();
-  if (api.cuStreamGetCaptureInfo == nullptr) return 0;
   CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
   cuuint64_t id = 0;
-  if (api.cuStreamGetCaptureInfo(s, &status, &id) != CUDA_SUCCESS) return 0;
-  return status == CU_STREAM_CAPTURE_STATUS_ACTIVE ? id : 0;
+  CUresult r = CUDA_ERROR_NOT_SUPPORTED;
+  if (api.capture_info_v3 != nullptr)
+    r = api.capture_info_v3(s, &status, &id, nullptr, nullptr, nullptr, nullptr);
+  else if (api.capture_info_v1 != nullptr)
+    r = api.capture_info_v1(s, &status, &id);
+  return r == CUDA_SUCCESS && status == CU_STREAM_CAPTURE_STATUS_ACTIVE ? id : 0;
 }
 
 inline std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }

@@ -19,8 +19,10 @@ std::string HookedDriver::start(const std::string& module_path) {
   api_.cuKernelGetParamInfo = reinterpret_cast<decltype(api_.cuKernelGetParamInfo)>(sym("cuKernelGetParamInfo"));
   api_.cuKernelGetFunction = reinterpret_cast<decltype(api_.cuKernelGetFunction)>(sym("cuKernelGetFunction"));
   api_.cuStreamIsCapturing = reinterpret_cast<decltype(api_.cuStreamIsCapturing)>(sym("cuStreamIsCapturing"));
-  api_.cuStreamGetCaptureInfo =
-      reinterpret_cast<decltype(api_.cuStreamGetCaptureInfo)>(sym("cuStreamGetCaptureInfo"));
+  api_.capture_info_v3 =
+      reinterpret_cast<decltype(api_.capture_info_v3)>(sym("cuStreamGetCaptureInfo_v3"));
+  api_.capture_info_v1 =
+      reinterpret_cast<decltype(api_.capture_info_v1)>(sym("cuStreamGetCaptureInfo"));
   api_.cuStreamGetCtx = reinterpret_cast<decltype(api_.cuStreamGetCtx)>(sym("cuStreamGetCtx"));
   api_.cuMemGetAddressRange =
       reinterpret_cast<decltype(api_.cuMemGetAddressRange)>(sym("cuMemGetAddressRange_v2"));
