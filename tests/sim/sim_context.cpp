@@ -25,7 +25,26 @@ Context* g_primary = nullptr;
 unsigned g_primary_refs = 0;
 unsigned g_primary_flags = 0;
 
-thread_local std::vector<Context*> tl_stack;
+// The calling thread's context stack. Trivially destructible, so that it
+// still works in atexit handlers (a preloaded library's exit report calls the
+// driver), which run after the main thread's thread_local destructors: a
+// std::vector here was freed by then (ThreadSanitizer: heap-use-after-free
+// in current_context at exit).
+class ContextStack {
+ public:
+  bool empty() const { return depth_ == 0; }
+  bool full() const { return depth_ == kMaxDepth; }
+  Context*& back() { return items_[depth_ - 1]; }
+  void push_back(Context* c) { items_[depth_++] = c; }  // callers check full()
+  void pop_back() { --depth_; }
+  void remove(Context* c) { depth_ = static_cast<size_t>(std::remove(items_, items_ + depth_, c) - items_); }
+
+ private:
+  static constexpr size_t kMaxDepth = 64;  // cuCtxPushCurrent nesting
+  Context* items_[kMaxDepth];
+  size_t depth_;
+};
+thread_local ContextStack tl_stack;  // zero-initialised, no destructor
 struct PerThreadStreams {
   std::vector<std::pair<Context*, Stream*>> map;
 };
@@ -70,7 +89,7 @@ void retire_streams(std::vector<std::shared_ptr<Stream>> streams) {
 namespace {
 
 void remove_from_stack(Context* c) {
-  tl_stack.erase(std::remove(tl_stack.begin(), tl_stack.end(), c), tl_stack.end());
+  tl_stack.remove(c);
 }
 
 }  // namespace
@@ -136,6 +155,7 @@ CUresult CUDAAPI cuCtxCreate_v2(CUcontext* pctx, unsigned int flags, CUdevice de
   NZ_REQUIRE_INIT();
   if (!pctx) return CUDA_ERROR_INVALID_VALUE;
   if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (tl_stack.full()) return CUDA_ERROR_OUT_OF_MEMORY;
   Context* c = new_context(dev, flags, false);
   tl_stack.push_back(c);
   *pctx = reinterpret_cast<CUcontext>(c);
@@ -173,6 +193,7 @@ CUresult CUDAAPI cuCtxPushCurrent(CUcontext ctx) {
   NZ_REQUIRE_INIT();
   auto* c = reinterpret_cast<Context*>(ctx);
   if (!valid_context(c)) return CUDA_ERROR_INVALID_CONTEXT;
+  if (tl_stack.full()) return CUDA_ERROR_OUT_OF_MEMORY;
   tl_stack.push_back(c);
   return CUDA_SUCCESS;
 }
