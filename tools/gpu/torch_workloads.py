@@ -272,9 +272,52 @@ def workload_graph(torch, llama, args, sampler):
     with torch.no_grad():
         eager = model(static_in)
     static = graph_static_input(torch, llama, args)
+    forked = graph_forked_stream(torch, llama, args)
     return {"outputs": {"replays": llama.digest(outs), "eager_equals_replay": bool(torch.equal(eager, outs[-1])),
-                        **static},
+                        **static, **forked},
             "step_ms": step_ms}
+
+
+def graph_forked_stream(torch, llama, args):
+    """A capture that forks onto a second stream and joins back (side streams
+    inside torch.cuda.graph): the second stream's reads belong to the capture
+    by its sequence id (docs/RUNTIME.md "Capture pins"; before, they were
+    pinned for good). Replays, with other weights read eagerly in between,
+    must equal eager."""
+    g = torch.Generator().manual_seed(11)
+    layers = []
+    for _ in range(3):
+        lin = torch.nn.Linear(2048, 2048, bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(2048, 2048, generator=g) * 0.02)
+        layers.append(lin.to(device=args.device, dtype=torch.bfloat16))
+    a, b, other = layers
+    x = torch.randn(64, 2048, generator=g).to(device=args.device, dtype=torch.bfloat16)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.no_grad(), torch.cuda.stream(side):
+        a(x), b(x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        origin = torch.cuda.current_stream()
+        side.wait_stream(origin)  # the fork: `side` joins the capture
+        ya = a(x)
+        with torch.cuda.stream(side):
+            yb = b(x)
+        origin.wait_stream(side)  # the join
+        y = ya + yb
+    outs = []
+    for _ in range(3):
+        with torch.no_grad():
+            other(x)  # eager work between replays
+        graph.replay()
+        sync(torch, args.device)
+        outs.append(y.clone())
+    with torch.no_grad():
+        eager = a(x) + b(x)
+    return {"forked_capture_replays": llama.digest(outs),
+            "forked_capture_equals_eager": all(bool(torch.equal(eager, o)) for o in outs)}
 
 
 def graph_static_input(torch, llama, args):
