@@ -92,6 +92,8 @@
   X(Memcpy3DPeer_ptds, "cuMemcpy3DPeer_ptds", "cuMemcpy3DPeer", 7000, P)                         \
   X(Memcpy3DPeerAsync, "cuMemcpy3DPeerAsync", "cuMemcpy3DPeerAsync", 4000, L)                    \
   X(Memcpy3DPeerAsync_ptsz, "cuMemcpy3DPeerAsync_ptsz", "cuMemcpy3DPeerAsync", 7000, P)          \
+  X(MemcpyBatchAsync_v1, "cuMemcpyBatchAsync", "cuMemcpyBatchAsync", 12080, L)                   \
+  X(MemcpyBatchAsync_v1_ptsz, "cuMemcpyBatchAsync_ptsz", "cuMemcpyBatchAsync", 12080, P)         \
   X(MemcpyBatchAsync_v2, "cuMemcpyBatchAsync_v2", "cuMemcpyBatchAsync", 13000, L)                \
   X(MemcpyBatchAsync_v2_ptsz, "cuMemcpyBatchAsync_v2_ptsz", "cuMemcpyBatchAsync", 13000, P)      \
   /* stream memory operations: device writes outside kernels */                                  \

@@ -225,5 +225,56 @@ TEST(UnseenWrites, BatchedHostCopiesAreWeights) {
   cuMemFree(w);
 }
 
+// The CUDA 12.8 ABI of cuMemcpyBatchAsync (failIdx before the stream): what a
+// program built for CUDA 12.8-12.9 gets from cuGetProcAddress, and all a
+// 12.8-12.9 driver has. Host copies fill weights; a batch copying out of a
+// compressed weight reads it staged.
+TEST(UnseenWrites, BatchedCopiesThroughTheCuda128Abi) {
+  using BatchV1 = CUresult(CUDAAPI*)(CUdeviceptr*, CUdeviceptr*, size_t*, size_t, CUmemcpyAttributes*, size_t*,
+                                     size_t, size_t*, CUstream);
+  void* fn = nullptr;
+  CUdriverProcAddressQueryResult found{};
+  CU_OK(cuGetProcAddress("cuMemcpyBatchAsync", &fn, 12080, CU_GET_PROC_ADDRESS_DEFAULT, &found));
+  ASSERT_NE(fn, nullptr);
+  const auto batch = reinterpret_cast<BatchV1>(fn);
+  const size_t piece = size_t{2} << 20;
+  auto host = weights(4 * piece, 39);
+  CUdeviceptr w = alloc(host.size()), out = alloc(host.size());
+  std::vector<CUdeviceptr> dsts, srcs, outs;
+  std::vector<size_t> sizes;
+  for (size_t off = 0; off < host.size(); off += piece) {
+    dsts.push_back(w + off);
+    srcs.push_back(reinterpret_cast<CUdeviceptr>(host.data() + off));
+    outs.push_back(out + off);
+    sizes.push_back(piece);
+  }
+  CUmemcpyAttributes attr{};
+  attr.srcAccessOrder = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM;
+  attr.srcLocHint.type = CU_MEM_LOCATION_TYPE_HOST;
+  attr.dstLocHint.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  size_t attr_idx = 0, fail = 0;
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CU_OK(batch(dsts.data(), srcs.data(), sizes.data(), dsts.size(), &attr, &attr_idx, 1, &fail, s));
+  CU_OK(cuStreamSynchronize(s));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(host.size());
+  // Out of a weight the ordinary path loaded (and compressed), apart from
+  // the tagging above: the batch must read it staged.
+  auto host2 = weights(4 * piece, 40);
+  CUdeviceptr w2 = alloc(host2.size());
+  CU_OK(cuMemcpyHtoD(w2, host2.data(), host2.size()));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(host.size() + host2.size());
+  for (size_t k = 0; k < dsts.size(); ++k) dsts[k] = w2 + k * piece;
+  attr.srcLocHint.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  CU_OK(batch(outs.data(), dsts.data(), sizes.data(), dsts.size(), &attr, &attr_idx, 1, &fail, s));
+  CU_OK(cuStreamSynchronize(s));
+  EXPECT_EQ(host_hash(host2.data(), host2.size()), device_hash(out, host2.size()));
+  EXPECT_EQ(host_hash(host.data(), host.size()), device_hash(w, host.size()));
+  cuStreamDestroy(s);
+  for (CUdeviceptr p : {out, w, w2}) cuMemFree(p);
+}
+
 }  // namespace
 }  // namespace fw

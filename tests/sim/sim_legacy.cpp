@@ -4,6 +4,8 @@
 // 64-bit addresses and stay NOT_SUPPORTED stubs.
 #include <cuda.h>
 
+#include <cstdint>
+
 #undef cuCtxCreate
 #undef cuCtxDestroy
 #undef cuCtxPopCurrent
@@ -21,6 +23,7 @@
 #undef cuStreamBeginCapture
 #undef cuGraphInstantiate
 #undef cuGraphExecUpdate
+#undef cuMemcpyBatchAsync
 
 extern "C" {
 
@@ -60,6 +63,20 @@ CUresult CUDAAPI cuGraphExecUpdate(CUgraphExec e, CUgraph g, CUgraphNode* error_
   *error_node = info.errorNode;
   *result = info.result;
   return r;
+}
+
+// The CUDA 12.8 ABI: failIdx names the copy that failed.
+CUresult CUDAAPI cuMemcpyBatchAsync(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t* sizes, size_t count,
+                                    CUmemcpyAttributes*, size_t*, size_t, size_t* fail_idx, CUstream h) {
+  if (count > 0 && (dsts == nullptr || srcs == nullptr || sizes == nullptr)) return CUDA_ERROR_INVALID_VALUE;
+  if (fail_idx) *fail_idx = SIZE_MAX;
+  for (size_t i = 0; i < count; ++i) {
+    if (CUresult r = cuMemcpyAsync(dsts[i], srcs[i], sizes[i], h); r != CUDA_SUCCESS) {
+      if (fail_idx) *fail_idx = i;
+      return r;
+    }
+  }
+  return CUDA_SUCCESS;
 }
 
 // The per-thread forms of the legacy capture calls.
