@@ -50,6 +50,7 @@
   X(StreamDestroy_v2, "cuStreamDestroy_v2", "cuStreamDestroy", 4000, A)                          \
   /* synchronisation: where sticky errors surface */                                             \
   X(CtxSynchronize, "cuCtxSynchronize", "cuCtxSynchronize", 2000, A)                             \
+  X(CtxSynchronize_v2, "cuCtxSynchronize_v2", "cuCtxSynchronize", 13000, A)                      \
   X(StreamSynchronize, "cuStreamSynchronize", "cuStreamSynchronize", 2000, L)                    \
   X(StreamSynchronize_ptsz, "cuStreamSynchronize_ptsz", "cuStreamSynchronize", 7000, P)          \
   X(EventSynchronize, "cuEventSynchronize", "cuEventSynchronize", 2000, A)                       \
@@ -97,13 +98,16 @@
   X(MemcpyBatchAsync_v2, "cuMemcpyBatchAsync_v2", "cuMemcpyBatchAsync", 13000, L)                \
   X(MemcpyBatchAsync_v2_ptsz, "cuMemcpyBatchAsync_v2_ptsz", "cuMemcpyBatchAsync", 13000, P)      \
   /* stream memory operations: device writes outside kernels */                                  \
-  X(StreamWriteValue32_v1, "cuStreamWriteValue32", "cuStreamWriteValue32", 8000, A)              \
+  X(StreamWriteValue32_v1, "cuStreamWriteValue32", "cuStreamWriteValue32", 8000, L)              \
+  X(StreamWriteValue32_v1_ptsz, "cuStreamWriteValue32_ptsz", "cuStreamWriteValue32", 8000, P)    \
   X(StreamWriteValue32_v2, "cuStreamWriteValue32_v2", "cuStreamWriteValue32", 11070, L)          \
   X(StreamWriteValue32_v2_ptsz, "cuStreamWriteValue32_v2_ptsz", "cuStreamWriteValue32", 11070, P) \
-  X(StreamWriteValue64_v1, "cuStreamWriteValue64", "cuStreamWriteValue64", 9000, A)              \
+  X(StreamWriteValue64_v1, "cuStreamWriteValue64", "cuStreamWriteValue64", 9000, L)              \
+  X(StreamWriteValue64_v1_ptsz, "cuStreamWriteValue64_ptsz", "cuStreamWriteValue64", 9000, P)    \
   X(StreamWriteValue64_v2, "cuStreamWriteValue64_v2", "cuStreamWriteValue64", 11070, L)          \
   X(StreamWriteValue64_v2_ptsz, "cuStreamWriteValue64_v2_ptsz", "cuStreamWriteValue64", 11070, P) \
-  X(StreamBatchMemOp_v1, "cuStreamBatchMemOp", "cuStreamBatchMemOp", 8000, A)                    \
+  X(StreamBatchMemOp_v1, "cuStreamBatchMemOp", "cuStreamBatchMemOp", 8000, L)                    \
+  X(StreamBatchMemOp_v1_ptsz, "cuStreamBatchMemOp_ptsz", "cuStreamBatchMemOp", 8000, P)          \
   X(StreamBatchMemOp_v2, "cuStreamBatchMemOp_v2", "cuStreamBatchMemOp", 11070, L)                \
   X(StreamBatchMemOp_v2_ptsz, "cuStreamBatchMemOp_v2_ptsz", "cuStreamBatchMemOp", 11070, P)      \
   /* memsets */                                                                                  \
@@ -142,6 +146,8 @@
   X(LibraryGetKernel, "cuLibraryGetKernel", "cuLibraryGetKernel", 12000, A)                      \
   X(KernelGetFunction, "cuKernelGetFunction", "cuKernelGetFunction", 12000, A)                   \
   /* capture and graphs */                                                                       \
+  X(StreamBeginCapture_v1, "cuStreamBeginCapture", "cuStreamBeginCapture", 10000, L)             \
+  X(StreamBeginCapture_v1_ptsz, "cuStreamBeginCapture_ptsz", "cuStreamBeginCapture", 10000, P)   \
   X(StreamBeginCapture_v2, "cuStreamBeginCapture_v2", "cuStreamBeginCapture", 10010, L)          \
   X(StreamBeginCapture_v2_ptsz, "cuStreamBeginCapture_v2_ptsz", "cuStreamBeginCapture", 10010, P) \
   X(StreamBeginCaptureToGraph, "cuStreamBeginCaptureToGraph", "cuStreamBeginCaptureToGraph",     \

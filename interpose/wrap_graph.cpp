@@ -19,6 +19,17 @@ CUresult begin_capture(CUstream st, CUstreamCaptureMode mode) noexcept {
   return r;
 }
 
+// The CUDA 10.0 ABI: no mode (global).
+template <Hook H, bool PT>
+CUresult begin_capture_v1(CUstream st) noexcept {
+  const HookScope nz_hook_scope = count_call(H);
+  auto real = real_of<CUresult (*)(CUstream)>(H);
+  if (!real) return missing_entry(H);
+  CUresult r = real(st);
+  if (r == CUDA_SUCCESS && rt::active()) rt::on_capture_begin(st);
+  return r;
+}
+
 template <Hook H, bool PT>
 CUresult begin_capture_to_graph(CUstream st, CUgraph g, const CUgraphNode* deps,
                                 const CUgraphEdgeData* data, size_t n,
@@ -92,6 +103,7 @@ void report_tensor_map(CUresult r, const CUtensorMap* map, CUtensorMapDataType t
 using nz::shim::Hook;
 using nz::shim::real_of;
 
+NZ_WRAP_PAIR(StreamBeginCapture_v1, StreamBeginCapture_v1_ptsz, nz::shim::begin_capture_v1, (CUstream st), (st))
 NZ_WRAP_PAIR(StreamBeginCapture_v2, StreamBeginCapture_v2_ptsz, nz::shim::begin_capture,
              (CUstream st, CUstreamCaptureMode mode), (st, mode))
 NZ_WRAP_PAIR(StreamBeginCaptureToGraph, StreamBeginCaptureToGraph_ptsz,

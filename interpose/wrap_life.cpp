@@ -90,6 +90,14 @@ NZ_WRAPPER CUresult nzw_CtxSynchronize() noexcept {
   return nz::shim::note(real(), "cuCtxSynchronize");
 }
 
+// CUDA 13: the context to synchronize is named (null: the current one).
+NZ_WRAPPER CUresult nzw_CtxSynchronize_v2(CUcontext ctx) noexcept {
+  NZ_ENTER(CtxSynchronize_v2);
+  auto real = real_of<CUresult (*)(CUcontext)>(Hook::CtxSynchronize_v2);
+  if (!real) return nz::shim::missing_entry(Hook::CtxSynchronize_v2);
+  return nz::shim::note(real(ctx), "cuCtxSynchronize");
+}
+
 NZ_WRAPPER CUresult nzw_EventSynchronize(CUevent e) noexcept {
   NZ_ENTER(EventSynchronize);
   auto real = real_of<CUresult (*)(CUevent)>(Hook::EventSynchronize);

@@ -70,12 +70,10 @@ NZ_WRAP_PAIR(StreamWriteValue64_v2, StreamWriteValue64_v2_ptsz, nz::shim::write6
 NZ_WRAP_PAIR(StreamBatchMemOp_v2, StreamBatchMemOp_v2_ptsz, nz::shim::batch_mem_op,
              (CUstream st, unsigned n, CUstreamBatchMemOpParams* ops, unsigned f), (st, n, ops, f))
 
-NZ_WRAPPER CUresult nzw_StreamWriteValue32_v1(CUstream st, CUdeviceptr a, cuuint32_t v, unsigned f) noexcept {
-  return nz::shim::write32<nz::shim::Hook::StreamWriteValue32_v1, false>(st, a, v, f);
-}
-NZ_WRAPPER CUresult nzw_StreamWriteValue64_v1(CUstream st, CUdeviceptr a, cuuint64_t v, unsigned f) noexcept {
-  return nz::shim::write64<nz::shim::Hook::StreamWriteValue64_v1, false>(st, a, v, f);
-}
-NZ_WRAPPER CUresult nzw_StreamBatchMemOp_v1(CUstream st, unsigned n, CUstreamBatchMemOpParams* ops, unsigned f) noexcept {
-  return nz::shim::batch_mem_op<nz::shim::Hook::StreamBatchMemOp_v1, false>(st, n, ops, f);
-}
+// The CUDA 8-11.6 ABIs (the v1 batch parameters' layout is the v2 one's).
+NZ_WRAP_PAIR(StreamWriteValue32_v1, StreamWriteValue32_v1_ptsz, nz::shim::write32,
+             (CUstream st, CUdeviceptr a, cuuint32_t v, unsigned f), (st, a, v, f))
+NZ_WRAP_PAIR(StreamWriteValue64_v1, StreamWriteValue64_v1_ptsz, nz::shim::write64,
+             (CUstream st, CUdeviceptr a, cuuint64_t v, unsigned f), (st, a, v, f))
+NZ_WRAP_PAIR(StreamBatchMemOp_v1, StreamBatchMemOp_v1_ptsz, nz::shim::batch_mem_op,
+             (CUstream st, unsigned n, CUstreamBatchMemOpParams* ops, unsigned f), (st, n, ops, f))

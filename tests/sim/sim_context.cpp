@@ -280,6 +280,17 @@ CUresult CUDAAPI cuCtxSynchronize(void) {
   return r;
 }
 
+// CUDA 13: the named context (null: the current one).
+CUresult CUDAAPI cuCtxSynchronize_v2(CUcontext ctx) {
+  NZ_REQUIRE_INIT();
+  Context* c = ctx ? reinterpret_cast<Context*>(ctx) : current_context();
+  if (!c || !valid_context(c)) return CUDA_ERROR_INVALID_CONTEXT;
+  if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
+  CUresult r = synchronize_context(c);
+  release_pool_memory();
+  return r;
+}
+
 CUresult CUDAAPI cuCtxGetLimit(size_t* value, CUlimit limit) {
   NZ_REQUIRE_INIT();
   Context* c = current_context();

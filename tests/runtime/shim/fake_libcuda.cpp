@@ -2,8 +2,9 @@
 // host memory, launches only count, and cuGetProcAddress implements the
 // version/per-thread selection rules of the real driver for the names it has.
 #include <cuda.h>
-// Define the v1 entry point under its own name.
+// Define the v1 entry points under their own names.
 #undef cuGetProcAddress
+#undef cuCtxSynchronize
 
 #include <atomic>
 #include <cstdlib>
@@ -25,6 +26,13 @@ CUresult cuDriverGetVersion(int* v) {
   return CUDA_SUCCESS;
 }
 CUresult cuCtxSynchronize() { return CUDA_SUCCESS; }
+// CUDA 13's: the context is named. Test-only: the last one it was given.
+static std::atomic<CUcontext> g_synced_context{nullptr};
+CUresult cuCtxSynchronize_v2(CUcontext ctx) {
+  g_synced_context.store(ctx);
+  return CUDA_SUCCESS;
+}
+CUcontext fake_cuda_synced_context() { return g_synced_context.load(); }
 CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t n) {
   void* m = std::malloc(n ? n : 1);
   if (!m) return CUDA_ERROR_OUT_OF_MEMORY;
@@ -93,6 +101,7 @@ CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int version, cuuint
       {"cuInit", 2000, -1, reinterpret_cast<void*>(&cuInit)},
       {"cuDriverGetVersion", 2020, -1, reinterpret_cast<void*>(&cuDriverGetVersion)},
       {"cuCtxSynchronize", 2000, -1, reinterpret_cast<void*>(&cuCtxSynchronize)},
+      {"cuCtxSynchronize", 13000, -1, reinterpret_cast<void*>(&cuCtxSynchronize_v2)},
       {"cuMemAlloc", 3020, -1, reinterpret_cast<void*>(&cuMemAlloc_v2)},
       {"cuMemFree", 3020, -1, reinterpret_cast<void*>(&cuMemFree_v2)},
       {"cuMemcpyHtoD", 3020, 0, reinterpret_cast<void*>(&cuMemcpyHtoD_v2)},

@@ -162,6 +162,17 @@ TEST_F(ShimRoutes, GetProcAddressLegacyAndPerThread) {
   EXPECT_EQ(calls("cuMemAlloc_v2"), alloc_before + 1);
   ASSERT_EQ(cuMemFree(p), CUDA_SUCCESS);
 
+  // A newer ABI of another signature gets its own wrapper, not the older
+  // one's: cuCtxSynchronize at 13000 takes the context to synchronize.
+  ASSERT_EQ(proc("cuCtxSynchronize", &fn, 13000, 0, &status), CUDA_SUCCESS);
+  const long long sync_before = calls("cuCtxSynchronize_v2");
+  auto* synced = reinterpret_cast<CUcontext (*)()>(dlsym(driver, "fake_cuda_synced_context"));
+  ASSERT_NE(synced, nullptr);
+  const auto named = reinterpret_cast<CUcontext>(uintptr_t{0x5a});
+  ASSERT_EQ(reinterpret_cast<CUresult (*)(CUcontext)>(fn)(named), CUDA_SUCCESS);
+  EXPECT_EQ(calls("cuCtxSynchronize_v2"), sync_before + 1);
+  EXPECT_EQ(synced(), named);
+
   // Asking for cuGetProcAddress itself yields our wrapper.
   ASSERT_EQ(proc("cuGetProcAddress", &fn, 12000, 0, &status), CUDA_SUCCESS);
   const long long self_before = calls("cuGetProcAddress_v2");
