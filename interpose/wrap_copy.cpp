@@ -2,6 +2,7 @@
 // writes; host ranges are not reported. For unified-addressing calls (cuMemcpy,
 // cuMemcpyAsync, batches) both pointers are reported and the runtime ignores
 // the ones it does not manage.
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <vector>
@@ -249,6 +250,8 @@ CUresult batch_v1(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t* sizes, size_t co
   auto real = real_of<CUresult (*)(CUdeviceptr*, CUdeviceptr*, size_t*, size_t, CUmemcpyAttributes*,
                                    size_t*, size_t, size_t*, CUstream)>(H);
   if (!real) return missing_entry(H);
+  // A failure before the driver (staging) pertains to no one copy.
+  if (fail_idx) *fail_idx = SIZE_MAX;
   return batch_copies<PT>(dsts, srcs, sizes, count, stream, [&] {
     return real(dsts, srcs, sizes, count, attrs, attr_idxs, num_attrs, fail_idx, stream);
   });

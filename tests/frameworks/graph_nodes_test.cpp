@@ -221,6 +221,10 @@ TEST(GraphNodes, ExecUpdatedToAGraphReadingAnotherWeight) {
     churn(others);  // w2 compressed again
     CU_OK(update(g2, result));
     EXPECT_EQ(CU_GRAPH_EXEC_UPDATE_SUCCESS, result);
+    // The graphs go (the exec is all a framework keeps): only the exec's
+    // own pins, moved by the update, hold w2 now.
+    CU_OK(cuGraphDestroy(g2));
+    CU_OK(cuGraphDestroy(g));
     for (int round = 0; round < 2; ++round) {
       churn(others);
       CU_OK(cuMemsetD8(out, 0, 8));
@@ -230,12 +234,12 @@ TEST(GraphNodes, ExecUpdatedToAGraphReadingAnotherWeight) {
     }
     EXPECT_EQ(CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE, update(g3, result));
     EXPECT_EQ(CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED, result);
+    CU_OK(cuGraphDestroy(g3));
     churn(others);
     CU_OK(cuGraphLaunch(exec, s));
     CU_OK(cuStreamSynchronize(s));
     EXPECT_EQ(w2.hash(), read_u64(out));
     CU_OK(cuGraphExecDestroy(exec));
-    for (CUgraph x : {g, g2, g3}) CU_OK(cuGraphDestroy(x));
     CU_OK(cuStreamDestroy(s));
   }
 }

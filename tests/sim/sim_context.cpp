@@ -45,10 +45,40 @@ class ContextStack {
   size_t depth_;
 };
 thread_local ContextStack tl_stack;  // zero-initialised, no destructor
-struct PerThreadStreams {
-  std::vector<std::pair<Context*, Stream*>> map;
+// The calling thread's per-thread default stream of each context it used:
+// trivially destructible too (an atexit handler may launch on it). The
+// oldest entry gives way when full (its stream lives on with its context;
+// a later use on that context makes another).
+class PerThreadStreams {
+ public:
+  Stream* find(Context* c) const {
+    for (size_t i = 0; i < count_; ++i)
+      if (entries_[i].ctx == c) return entries_[i].stream;
+    return nullptr;
+  }
+  void set(Context* c, Stream* s) {
+    for (size_t i = 0; i < count_; ++i)
+      if (entries_[i].ctx == c) {
+        entries_[i].stream = s;
+        return;
+      }
+    if (count_ == kMax) {
+      std::move(entries_ + 1, entries_ + kMax, entries_);
+      --count_;
+    }
+    entries_[count_++] = {c, s};
+  }
+
+ private:
+  static constexpr size_t kMax = 16;
+  struct Entry {
+    Context* ctx;
+    Stream* stream;
+  };
+  Entry entries_[kMax];
+  size_t count_;
 };
-thread_local PerThreadStreams tl_streams;
+thread_local PerThreadStreams tl_streams;  // zero-initialised, no destructor
 
 Context* new_context(CUdevice dev, unsigned flags, bool primary) {
   auto* c = new Context;
@@ -119,15 +149,13 @@ CUresult synchronize_context(Context* c) {
 }
 
 Stream* per_thread_stream(Context* c) {
-  for (auto& [ctx, s] : tl_streams.map)
-    if (ctx == c && s->magic == kStreamMagic) return s;
+  if (Stream* s = tl_streams.find(c); s != nullptr && s->magic == kStreamMagic) return s;
   auto s = create_stream(c, 0, 0, false, true);
   {
     std::lock_guard lock(c->mu);
     c->streams.push_back(s);
   }
-  std::erase_if(tl_streams.map, [c](auto& e) { return e.first == c; });
-  tl_streams.map.emplace_back(c, s.get());
+  tl_streams.set(c, s.get());
   return s.get();
 }
 

@@ -21,11 +21,13 @@ BEFORE_64_BIT_POINTERS = 3020
 
 
 def main():
-    table = open(sys.argv[1]).read()
+    # Rows continue over macro lines: join them first.
+    table = re.sub(r"\\\s*\n", " ", open(sys.argv[1]).read())
     typedefs = open(sys.argv[2]).read()
     rows = re.findall(r'X\(\w+,\s*"cu\w+",\s*"(cu\w+)",\s*(\d+),\s*([ALP])\)', table)
-    if len(rows) < 50:
-        sys.exit(f"hook_abis: only {len(rows)} rows read from {sys.argv[1]}: has its format changed?")
+    written = len(re.findall(r'\bX\(\w+,\s*"', table))
+    if len(rows) != written or written < 50:
+        sys.exit(f"hook_abis: read {len(rows)} of the {written} rows in {sys.argv[1]}: has its format changed?")
     hooked = {}
     for request, first, kind in rows:
         hooked.setdefault(request, set()).add((int(first), kind == "P"))
@@ -39,10 +41,10 @@ def main():
             if version < BEFORE_64_BIT_POINTERS:
                 continue
             if per_thread:
-                # A per-thread variant of a version we hook needs its own row,
-                # unless the table has none per-thread for the call at all
-                # (the legacy wrapper resolves stream 0 itself).
-                if version in versions and any(p for _, p in have) and (version, True) not in have:
+                # A per-thread variant of a version we hook needs its own row:
+                # without it a per-thread request gets the legacy wrapper,
+                # which calls the legacy variant (stream 0 = the legacy stream).
+                if version in versions and (version, True) not in have:
                     missing.append(f"{request} v{version} (per-thread)")
             elif version not in versions:
                 missing.append(f"{request} v{version}")
