@@ -164,6 +164,22 @@ NZ_WRAPPER CUresult nzw_GraphInstantiate_v2(CUgraphExec* exec, CUgraph g, CUgrap
 }
 
 // An updated exec replays the new graph: it pins that graph's ranges instead.
+// `call()` makes the real call in the ABI the program asked for.
+namespace nz::shim {
+namespace {
+template <typename Call>
+CUresult update_exec(CUgraphExec exec, CUgraph g, Call&& call) noexcept {
+  rt::GraphContents contents;
+  if (rt::active()) {
+    if (CUresult r = before_instantiate(g, "cuGraphExecUpdate", contents); r != CUDA_SUCCESS) return r;
+  }
+  const CUresult r = call();
+  if (r == CUDA_SUCCESS && rt::active()) after_instantiate(exec, g, true);
+  return r;
+}
+}  // namespace
+}  // namespace nz::shim
+
 // The CUDA 10.2-11 ABI (error node and result as two out-parameters), then 12.x's.
 NZ_WRAPPER CUresult nzw_GraphExecUpdate_v1(CUgraphExec exec, CUgraph g, CUgraphNode* error_node,
                                            CUgraphExecUpdateResult* result) noexcept {
@@ -171,26 +187,14 @@ NZ_WRAPPER CUresult nzw_GraphExecUpdate_v1(CUgraphExec exec, CUgraph g, CUgraphN
   auto real = real_of<CUresult (*)(CUgraphExec, CUgraph, CUgraphNode*, CUgraphExecUpdateResult*)>(
       Hook::GraphExecUpdate_v1);
   if (!real) return nz::shim::missing_entry(Hook::GraphExecUpdate_v1);
-  nz::rt::GraphContents contents;
-  if (nz::rt::active()) {
-    if (CUresult r = nz::shim::before_instantiate(g, "cuGraphExecUpdate", contents); r != CUDA_SUCCESS) return r;
-  }
-  CUresult r = real(exec, g, error_node, result);
-  if (r == CUDA_SUCCESS && nz::rt::active()) nz::shim::after_instantiate(exec, g, true);
-  return r;
+  return nz::shim::update_exec(exec, g, [&] { return real(exec, g, error_node, result); });
 }
 
 NZ_WRAPPER CUresult nzw_GraphExecUpdate_v2(CUgraphExec exec, CUgraph g, CUgraphExecUpdateResultInfo* info) noexcept {
   NZ_ENTER(GraphExecUpdate_v2);
   auto real = real_of<CUresult (*)(CUgraphExec, CUgraph, CUgraphExecUpdateResultInfo*)>(Hook::GraphExecUpdate_v2);
   if (!real) return nz::shim::missing_entry(Hook::GraphExecUpdate_v2);
-  nz::rt::GraphContents contents;
-  if (nz::rt::active()) {
-    if (CUresult r = nz::shim::before_instantiate(g, "cuGraphExecUpdate", contents); r != CUDA_SUCCESS) return r;
-  }
-  CUresult r = real(exec, g, info);
-  if (r == CUDA_SUCCESS && nz::rt::active()) nz::shim::after_instantiate(exec, g, true);
-  return r;
+  return nz::shim::update_exec(exec, g, [&] { return real(exec, g, info); });
 }
 
 // An exec's kernel node given new parameters: what they point at is pinned

@@ -829,7 +829,8 @@ void Runtime::note_unpinned(const GraphPins::Units& unpinned, const char* why) n
 void Runtime::on_capture_begin(CUstream stream) noexcept {
   std::lock_guard lock(mutex_);
   try {
-    graph_pins_.begin_capture(capture_key(stream), capture_sequence_id(capture_key(stream)));
+    const CUstream key = capture_key(stream);
+    graph_pins_.begin_capture(key, capture_sequence_id(key));
   } catch (...) {
     // Uses on this stream then pin for good (note_use finds no record).
   }

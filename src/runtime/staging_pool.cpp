@@ -257,12 +257,17 @@ CUresult StagingPool::map(CUdeviceptr at, const StagingPieces& pieces) noexcept 
   return r;
 }
 
+// One call for a run of several mappings where the driver takes it
+// (probed); false: the caller unmaps piece by piece (a real driver unmaps
+// whole mappings only).
+bool StagingPool::unmap_in_one_call(CUdeviceptr at, size_t total, size_t pieces) noexcept {
+  return pieces > 1 && unmaps_runs_whole() && vmm_.unmap(at, total) == CUDA_SUCCESS;
+}
+
 void StagingPool::unmap(CUdeviceptr at, StagingPiecesView pieces) noexcept {
   size_t total = 0;
   for (size_t i = 0; i < pieces.count; ++i) total += pieces.data[i].bytes();
-  // One call for the run where the driver takes it (probed), else one per
-  // piece: a real driver unmaps whole mappings only.
-  if (pieces.count > 1 && unmaps_runs_whole() && vmm_.unmap(at, total) == CUDA_SUCCESS) return;
+  if (unmap_in_one_call(at, total, pieces.count)) return;
   for (size_t i = 0; i < pieces.count; ++i) {
     vmm_.unmap(at, pieces.data[i].bytes());
     at += pieces.data[i].bytes();
@@ -327,7 +332,7 @@ void StagingPool::give_back_mapped(StagingPieces& pieces, GivenMapping& out) {
 void StagingPool::unmap_given(CUdeviceptr at, GivenMapping& given) noexcept {
   size_t total = 0;
   for (const auto& piece : given.pieces) total += piece.second;
-  const bool whole = given.pieces.size() > 1 && unmaps_runs_whole() && vmm_.unmap(at, total) == CUDA_SUCCESS;
+  const bool whole = unmap_in_one_call(at, total, given.pieces.size());
   for (auto& [slab, bytes] : given.pieces) {
     if (!whole) vmm_.unmap(at, bytes);
     at += bytes;

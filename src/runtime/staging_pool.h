@@ -139,6 +139,7 @@ class StagingPool {
   // nothing stays mapped.
   CUresult map(CUdeviceptr at, const StagingPieces& pieces) noexcept;
   void unmap(CUdeviceptr at, StagingPiecesView pieces) noexcept;
+  bool unmap_in_one_call(CUdeviceptr at, size_t total, size_t pieces) noexcept;
   void unmap(CUdeviceptr at, const StagingPieces& pieces) noexcept { unmap(at, {pieces.data(), pieces.size()}); }
   // Back to their slabs' free space (they must be unmapped).
   void give_back(StagingPieces& pieces) noexcept { pieces.clear(); }
