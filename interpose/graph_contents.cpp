@@ -23,6 +23,7 @@ struct NodeGetters {
   CUresult (*memcpy_params)(CUgraphNode, CUDA_MEMCPY3D*);
   CUresult (*memset_params)(CUgraphNode, CUDA_MEMSET_NODE_PARAMS*);
   CUresult (*child_graph)(CUgraphNode, CUgraph*);
+  CUresult (*memops_params)(CUgraphNode, CUDA_BATCH_MEM_OP_NODE_PARAMS*);
 };
 
 const NodeGetters& getters() noexcept {
@@ -36,6 +37,8 @@ const NodeGetters& getters() noexcept {
     n.memcpy_params = reinterpret_cast<decltype(n.memcpy_params)>(real_driver_symbol("cuGraphMemcpyNodeGetParams"));
     n.memset_params = reinterpret_cast<decltype(n.memset_params)>(real_driver_symbol("cuGraphMemsetNodeGetParams"));
     n.child_graph = reinterpret_cast<decltype(n.child_graph)>(real_driver_symbol("cuGraphChildGraphNodeGetGraph"));
+    n.memops_params =
+        reinterpret_cast<decltype(n.memops_params)>(real_driver_symbol("cuGraphBatchMemOpNodeGetParams"));
     return n;
   }();
   return g;
@@ -170,8 +173,17 @@ void list(CUgraph graph, rt::GraphContents& out, int depth, const std::unordered
         list(child, out, depth + 1, nullptr, node_trusted);
         break;
       }
-      // Batch memory operations, conditional bodies, kinds newer than this
-      // build: not read, so they may touch anything.
+      case CU_GRAPH_NODE_TYPE_BATCH_MEM_OP: {
+        CUDA_BATCH_MEM_OP_NODE_PARAMS p{};
+        if (!g.memops_params || g.memops_params(node, &p) != CUDA_SUCCESS) {
+          unreadable();
+          break;
+        }
+        add_memops_node(p, out);
+        break;
+      }
+      // Conditional bodies, kinds newer than this build: not read, so they
+      // may touch anything.
       default:
         if (!touches_no_memory(type)) unreadable();
         break;
@@ -190,6 +202,11 @@ void add_memset_node(const CUDA_MEMSET_NODE_PARAMS& p, rt::GraphContents& out) {
   const size_t row = p.width * p.elementSize;
   const size_t bytes = p.height > 1 ? pitched_extent(p.pitch, row, p.height) : row;
   out.spans.push_back(rt::Span{p.dst, bytes, rt::Access::kWrite});
+}
+
+void add_memops_node(const CUDA_BATCH_MEM_OP_NODE_PARAMS& p, rt::GraphContents& out) {
+  if (p.count > 0 && p.paramArray == nullptr) return;  // the driver refuses it
+  append_memop_spans(p.paramArray, p.count, out.spans);
 }
 
 void add_node_params(const CUgraphNodeParams& p, rt::GraphContents& out) {
@@ -214,6 +231,15 @@ void add_node_params(const CUgraphNodeParams& p, rt::GraphContents& out) {
     case CU_GRAPH_NODE_TYPE_GRAPH:
       list_graph_contents(p.graph.graph, out);
       break;
+    case CU_GRAPH_NODE_TYPE_BATCH_MEM_OP: {
+      CUDA_BATCH_MEM_OP_NODE_PARAMS m{};
+      m.ctx = p.memOp.ctx;
+      m.count = p.memOp.count;
+      m.paramArray = p.memOp.paramArray;
+      m.flags = p.memOp.flags;
+      add_memops_node(m, out);
+      break;
+    }
     default:
       if (!touches_no_memory(p.type)) out.complete = false;
       break;

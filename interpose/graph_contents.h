@@ -11,7 +11,8 @@
 
 namespace nz::shim {
 
-// Lists `graph`'s kernel, memcpy and memset nodes, child graphs flattened.
+// Lists `graph`'s kernel, memcpy, memset and batch memop nodes, child graphs
+// flattened.
 // A node whose kind or parameters cannot be read leaves `out.complete` false,
 // unless a stream capture made it.
 void list_graph_contents(CUgraph graph, rt::GraphContents& out) noexcept;
@@ -19,6 +20,8 @@ void list_graph_contents(CUgraph graph, rt::GraphContents& out) noexcept;
 // A memcpy or memset node's device ranges, appended to `out.spans`.
 void add_copy_node(const CUDA_MEMCPY3D& p, rt::GraphContents& out);    // may throw
 void add_memset_node(const CUDA_MEMSET_NODE_PARAMS& p, rt::GraphContents& out);  // may throw
+// A batch memory operation node's words (written or waited on).
+void add_memops_node(const CUDA_BATCH_MEM_OP_NODE_PARAMS& p, rt::GraphContents& out);  // may throw
 
 // Which nodes stream captures made (their work passed our hooks): around
 // cuStreamBeginCaptureToGraph (the nodes already there are not), at

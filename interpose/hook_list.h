@@ -97,6 +97,10 @@
   X(MemcpyBatchAsync_v1_ptsz, "cuMemcpyBatchAsync_ptsz", "cuMemcpyBatchAsync", 12080, P)         \
   X(MemcpyBatchAsync_v2, "cuMemcpyBatchAsync_v2", "cuMemcpyBatchAsync", 13000, L)                \
   X(MemcpyBatchAsync_v2_ptsz, "cuMemcpyBatchAsync_v2_ptsz", "cuMemcpyBatchAsync", 13000, P)      \
+  X(Memcpy3DBatchAsync_v1, "cuMemcpy3DBatchAsync", "cuMemcpy3DBatchAsync", 12080, L)             \
+  X(Memcpy3DBatchAsync_v1_ptsz, "cuMemcpy3DBatchAsync_ptsz", "cuMemcpy3DBatchAsync", 12080, P)   \
+  X(Memcpy3DBatchAsync_v2, "cuMemcpy3DBatchAsync_v2", "cuMemcpy3DBatchAsync", 13000, L)          \
+  X(Memcpy3DBatchAsync_v2_ptsz, "cuMemcpy3DBatchAsync_v2_ptsz", "cuMemcpy3DBatchAsync", 13000, P) \
   /* stream memory operations: device writes outside kernels */                                  \
   X(StreamWriteValue32_v1, "cuStreamWriteValue32", "cuStreamWriteValue32", 8000, L)              \
   X(StreamWriteValue32_v1_ptsz, "cuStreamWriteValue32_ptsz", "cuStreamWriteValue32", 8000, P)    \
@@ -175,6 +179,8 @@
     "cuGraphExecMemcpyNodeSetParams", 10020, A)                                                  \
   X(GraphExecMemsetNodeSetParams, "cuGraphExecMemsetNodeSetParams",                             \
     "cuGraphExecMemsetNodeSetParams", 10020, A)                                                  \
+  X(GraphExecBatchMemOpNodeSetParams, "cuGraphExecBatchMemOpNodeSetParams",                     \
+    "cuGraphExecBatchMemOpNodeSetParams", 11070, A)                                              \
   X(GraphExecChildGraphNodeSetParams, "cuGraphExecChildGraphNodeSetParams",                     \
     "cuGraphExecChildGraphNodeSetParams", 11010, A)                                              \
   X(GraphExecNodeSetParams, "cuGraphExecNodeSetParams", "cuGraphExecNodeSetParams", 12020, A)   \

@@ -57,6 +57,34 @@ SpanPair spans_of(const CUDA_MEMCPY2D& c) noexcept {
 SpanPair spans_of(const CUDA_MEMCPY3D& c) noexcept { return spans_3d(c); }
 SpanPair spans_of(const CUDA_MEMCPY3D_PEER& c) noexcept { return spans_3d(c); }
 
+void append_memop_spans(const CUstreamBatchMemOpParams* ops, size_t count, std::vector<rt::Span>& out) {
+  for (size_t i = 0; i < count; ++i) {
+    switch (ops[i].operation) {
+      case CU_STREAM_MEM_OP_WRITE_VALUE_32: out.push_back({ops[i].writeValue.address, 4, rt::Access::kWrite}); break;
+      case CU_STREAM_MEM_OP_WRITE_VALUE_64: out.push_back({ops[i].writeValue.address, 8, rt::Access::kWrite}); break;
+      case CU_STREAM_MEM_OP_WAIT_VALUE_32: out.push_back({ops[i].waitValue.address, 4, rt::Access::kRead}); break;
+      case CU_STREAM_MEM_OP_WAIT_VALUE_64: out.push_back({ops[i].waitValue.address, 8, rt::Access::kRead}); break;
+      default: break;
+    }
+  }
+}
+
+SpanPair spans_of(const CUDA_MEMCPY3D_BATCH_OP& op, size_t element_bytes) noexcept {
+  SpanPair out;
+  const CUextent3D& e = op.extent;
+  auto side = [&](const CUmemcpy3DOperand& o, rt::Access access) {
+    if (o.type != CU_MEMCPY_OPERAND_TYPE_POINTER) return;
+    // rowLength and layerHeight are in elements; 0 means packed to the extent.
+    const size_t row = o.op.ptr.rowLength ? o.op.ptr.rowLength : e.width;
+    const size_t layer = o.op.ptr.layerHeight ? o.op.ptr.layerHeight : e.height;
+    const size_t bytes = volume_extent(row * element_bytes, layer, e.width * element_bytes, e.height, e.depth);
+    out.spans[out.count++] = {o.op.ptr.ptr, bytes, access};
+  };
+  side(op.src, rt::Access::kRead);
+  side(op.dst, rt::Access::kWrite);
+  return out;
+}
+
 namespace {
 
 // Bytes per element; packed sub-byte types are over-estimated as one byte per

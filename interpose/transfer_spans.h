@@ -5,6 +5,7 @@
 #include <cuda.h>
 
 #include <cstddef>
+#include <vector>
 
 #include "runtime/hooks.h"
 
@@ -31,6 +32,17 @@ size_t volume_extent(size_t pitch, size_t slice_height, size_t width, size_t hei
 SpanPair spans_of(const CUDA_MEMCPY2D& c) noexcept;
 SpanPair spans_of(const CUDA_MEMCPY3D& c) noexcept;
 SpanPair spans_of(const CUDA_MEMCPY3D_PEER& c) noexcept;
+
+// The words stream memory operations write (write-value) or read (wait-value),
+// appended to `out` (flushes and barriers touch no memory). May throw
+// std::bad_alloc.
+void append_memop_spans(const CUstreamBatchMemOpParams* ops, size_t count, std::vector<rt::Span>& out);
+
+// One operation of cuMemcpy3DBatchAsync: the device byte range of each
+// pointer operand (arrays are not cuMemAlloc memory). `element_bytes` is the
+// size of an element of the copy: 1 between pointers, the array's element
+// size between a pointer and an array.
+SpanPair spans_of(const CUDA_MEMCPY3D_BATCH_OP& op, size_t element_bytes) noexcept;
 
 // Bytes from globalAddress to the last element a TMA descriptor can address.
 size_t tensor_map_extent(CUtensorMapDataType type, cuuint32_t rank, const cuuint64_t* global_dim,

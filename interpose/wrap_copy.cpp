@@ -1,7 +1,7 @@
-// wrap_copy.cpp: the memcpy family. Each reports the device ranges it reads and
-// writes; host ranges are not reported. For unified-addressing calls (cuMemcpy,
-// cuMemcpyAsync, batches) both pointers are reported and the runtime ignores
-// the ones it does not manage.
+// wrap_copy.cpp: the memcpy family (batches: wrap_copy_batch.cpp). Each
+// reports the device ranges it reads and writes; host ranges are not
+// reported. For unified-addressing calls (cuMemcpy, cuMemcpyAsync) both
+// pointers are reported and the runtime ignores the ones it does not manage.
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -189,80 +189,10 @@ CUresult c3dpa(const CUDA_MEMCPY3D_PEER* c, CUstream s) noexcept {
   return copy_nd_async<H, PT>(c, s, "cuMemcpy3DPeerAsync");
 }
 
-// cuMemcpyBatchAsync: every copy's two pointers. `call()` makes the real
-// call, in whichever ABI the program asked for.
-template <bool PT, typename Call>
-CUresult batch_copies(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t* sizes, size_t count, CUstream stream,
-                      Call&& call) noexcept {
-  if (!rt::active() || !dsts || !srcs || !sizes || count == 0) return call();
-  std::vector<Span> spans;
-  try {
-    spans.reserve(2 * count);
-  } catch (...) {
-    log_line("cuMemcpyBatchAsync: no memory to describe {} copies; not checked", count);
-    return call();
-  }
-  for (size_t i = 0; i < count; ++i) {
-    spans.push_back({dsts[i], sizes[i], Access::kWrite});
-    spans.push_back({srcs[i], sizes[i], Access::kRead});
-  }
-  const CUresult r =
-      run_transfer(call, transfer_desc(spans.data(), spans.size(), stream, PT, true, false, "cuMemcpyBatchAsync"));
-  if (r != CUDA_SUCCESS) return r;
-  // Copies from host memory fill weights like cuMemcpyHtoDAsync does (a
-  // checkpoint loader may batch them): tag those destinations.
-  auto query = real_of<CUresult (*)(void*, CUpointer_attribute, CUdeviceptr)>(Hook::PointerGetAttribute);
-  for (size_t i = 0; i < count; ++i) {
-    if (sizes[i] == 0 || rt::is_managed(srcs[i])) continue;
-    unsigned type = 0;
-    const bool device_src = query != nullptr &&
-                            query(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, srcs[i]) == CUDA_SUCCESS &&
-                            type == CU_MEMORYTYPE_DEVICE;
-    if (device_src) continue;
-    const Span s[] = {{dsts[i], sizes[i], Access::kWrite}};
-    rt::after_transfer(transfer_desc(s, 1, stream, PT, true, true, "cuMemcpyBatchAsync",
-                                     reinterpret_cast<const void*>(srcs[i])),
-                       CUDA_SUCCESS);
-  }
-  return r;
-}
-
-// The CUDA 13 ABI (no failIdx).
-template <Hook H, bool PT>
-CUresult batch(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t* sizes, size_t count,
-               CUmemcpyAttributes* attrs, size_t* attr_idxs, size_t num_attrs,
-               CUstream stream) noexcept {
-  const HookScope nz_hook_scope = count_call(H);
-  auto real = real_of<CUresult (*)(CUdeviceptr*, CUdeviceptr*, size_t*, size_t, CUmemcpyAttributes*,
-                                   size_t*, size_t, CUstream)>(H);
-  if (!real) return missing_entry(H);
-  return batch_copies<PT>(dsts, srcs, sizes, count, stream,
-                          [&] { return real(dsts, srcs, sizes, count, attrs, attr_idxs, num_attrs, stream); });
-}
-
-// The CUDA 12.8 ABI (failIdx: the copy a failure is attributed to), which
-// programs built for CUDA 12.8-12.9 get, and all a 12.8-12.9 driver has.
-template <Hook H, bool PT>
-CUresult batch_v1(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t* sizes, size_t count,
-                  CUmemcpyAttributes* attrs, size_t* attr_idxs, size_t num_attrs, size_t* fail_idx,
-                  CUstream stream) noexcept {
-  const HookScope nz_hook_scope = count_call(H);
-  auto real = real_of<CUresult (*)(CUdeviceptr*, CUdeviceptr*, size_t*, size_t, CUmemcpyAttributes*,
-                                   size_t*, size_t, size_t*, CUstream)>(H);
-  if (!real) return missing_entry(H);
-  // A failure before the driver (staging) pertains to no one copy.
-  if (fail_idx) *fail_idx = SIZE_MAX;
-  return batch_copies<PT>(dsts, srcs, sizes, count, stream, [&] {
-    return real(dsts, srcs, sizes, count, attrs, attr_idxs, num_attrs, fail_idx, stream);
-  });
-}
-
 }  // namespace
 }  // namespace nz::shim
 
 using nz::shim::atod;
-using nz::shim::batch;
-using nz::shim::batch_v1;
 using nz::shim::c2d;
 using nz::shim::c2da;
 using nz::shim::c2du;
@@ -316,11 +246,3 @@ NZ_WRAP_PAIR(Memcpy3DAsync_v2, Memcpy3DAsync_v2_ptsz, c3da, (const CUDA_MEMCPY3D
 NZ_WRAP_PAIR(Memcpy3DPeer, Memcpy3DPeer_ptds, c3dp, (const CUDA_MEMCPY3D_PEER* c), (c))
 NZ_WRAP_PAIR(Memcpy3DPeerAsync, Memcpy3DPeerAsync_ptsz, c3dpa,
              (const CUDA_MEMCPY3D_PEER* c, CUstream s), (c, s))
-NZ_WRAP_PAIR(MemcpyBatchAsync_v1, MemcpyBatchAsync_v1_ptsz, batch_v1,
-             (CUdeviceptr * d, CUdeviceptr* s, size_t* n, size_t count, CUmemcpyAttributes* a,
-              size_t* ai, size_t na, size_t* fail, CUstream st),
-             (d, s, n, count, a, ai, na, fail, st))
-NZ_WRAP_PAIR(MemcpyBatchAsync_v2, MemcpyBatchAsync_v2_ptsz, batch,
-             (CUdeviceptr * d, CUdeviceptr* s, size_t* n, size_t count, CUmemcpyAttributes* a,
-              size_t* ai, size_t na, CUstream st),
-             (d, s, n, count, a, ai, na, st))

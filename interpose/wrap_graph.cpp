@@ -277,6 +277,19 @@ NZ_WRAPPER CUresult nzw_GraphExecMemsetNodeSetParams(CUgraphExec exec, CUgraphNo
   return real(exec, node, p, ctx);
 }
 
+NZ_WRAPPER CUresult nzw_GraphExecBatchMemOpNodeSetParams(CUgraphExec exec, CUgraphNode node,
+                                                         const CUDA_BATCH_MEM_OP_NODE_PARAMS* p) noexcept {
+  NZ_ENTER(GraphExecBatchMemOpNodeSetParams);
+  auto real = real_of<decltype(&nzw_GraphExecBatchMemOpNodeSetParams)>(Hook::GraphExecBatchMemOpNodeSetParams);
+  if (!real) return nz::shim::missing_entry(Hook::GraphExecBatchMemOpNodeSetParams);
+  if (p != nullptr) {
+    CUresult r = nz::shim::pin_exec_node(exec, node, "cuGraphExecBatchMemOpNodeSetParams",
+                                         [&](nz::rt::GraphContents& c) { nz::shim::add_memops_node(*p, c); });
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return real(exec, node, p);
+}
+
 // The child graph is read whole: its nodes replace the node's old ones.
 NZ_WRAPPER CUresult nzw_GraphExecChildGraphNodeSetParams(CUgraphExec exec, CUgraphNode node, CUgraph child) noexcept {
   NZ_ENTER(GraphExecChildGraphNodeSetParams);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "shim_log.h"
+#include "transfer_spans.h"
 #include "wrap_common.h"
 
 namespace nz::shim {
@@ -34,15 +35,7 @@ CUresult batch_mem_op(CUstream st, unsigned count, CUstreamBatchMemOpParams* ops
   std::vector<Span> spans;
   try {
     spans.reserve(count);
-    for (unsigned i = 0; i < count; ++i) {
-      switch (ops[i].operation) {
-        case CU_STREAM_MEM_OP_WRITE_VALUE_32: spans.push_back({ops[i].writeValue.address, 4, Access::kWrite}); break;
-        case CU_STREAM_MEM_OP_WRITE_VALUE_64: spans.push_back({ops[i].writeValue.address, 8, Access::kWrite}); break;
-        case CU_STREAM_MEM_OP_WAIT_VALUE_32: spans.push_back({ops[i].waitValue.address, 4, Access::kRead}); break;
-        case CU_STREAM_MEM_OP_WAIT_VALUE_64: spans.push_back({ops[i].waitValue.address, 8, Access::kRead}); break;
-        default: break;
-      }
-    }
+    append_memop_spans(ops, count, spans);
   } catch (...) {
     log_line("cuStreamBatchMemOp: no memory to describe {} operations; not checked", count);
     return real(st, count, ops, flags);

@@ -1,10 +1,11 @@
 // Class 17: graphs built node by node (XLA's command buffers, cuDNN's
 // cudnnBackendPopulateCudaGraph, hand-built graphs): cuGraphCreate,
-// cuGraphAdd{Kernel,Memcpy,Memset,ChildGraph}Node, cuGraphExecKernelNodeSetParams.
+// cuGraphAdd{Kernel,Memcpy,Memset,ChildGraph,BatchMemOp}Node, the exec setters.
 // No launch hook sees their kernels; the replays must still find every range
 // they read staged, also after other work evicted everything it could
 // (NEUZIP_STAGING_MB=8 in frameworks-graph-nodes).
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -582,6 +583,127 @@ TEST(GraphNodes, StaticInputsThroughAPointerArray) {
   EXPECT_EQ(host_hash(ha.data(), kBytes) * 31 + host_hash(hb.data(), kBytes), read_u64(out));
   CU_OK(cuGraphExecDestroy(exec));
   CU_OK(cuGraphDestroy(g));
+  CU_OK(cuStreamDestroy(s));
+}
+
+// Batch memory operation nodes write words outside any kernel
+// (cuGraphAddBatchMemOpNode; cuStreamWriteValue* and cuStreamBatchMemOp
+// captured). Their words' units are staged and pinned for the graph, and
+// nothing else: the listing reads the node (a node it cannot read would pin
+// every weight).
+CUstreamBatchMemOpParams write_op(CUdeviceptr at, uint64_t value, bool wide) {
+  CUstreamBatchMemOpParams op{};
+  op.writeValue.operation = wide ? CU_STREAM_MEM_OP_WRITE_VALUE_64 : CU_STREAM_MEM_OP_WRITE_VALUE_32;
+  op.writeValue.address = at;
+  if (wide) op.writeValue.value64 = value;
+  else op.writeValue.value = static_cast<cuuint32_t>(value);
+  return op;
+}
+
+// `host` with the words of `ops` written (little-endian, as on the device).
+std::vector<uint8_t> with_writes(std::vector<uint8_t> host, CUdeviceptr base,
+                                 const std::vector<CUstreamBatchMemOpParams>& ops) {
+  for (const auto& op : ops) {
+    const size_t at = op.writeValue.address - base;
+    if (op.operation == CU_STREAM_MEM_OP_WRITE_VALUE_64) std::memcpy(&host[at], &op.writeValue.value64, 8);
+    else std::memcpy(&host[at], &op.writeValue.value, 4);
+  }
+  return host;
+}
+
+TEST(GraphNodes, BatchMemOpNodeWritesIntoACompressedWeight) {
+  Weight a(4 * kMiB, 340);
+  auto others = make_weights(341, 4);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(20 * kMiB);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  std::vector<CUstreamBatchMemOpParams> ops = {write_op(a.dev + 8, 0x0123456789abcdefULL, true),
+                                               write_op(a.dev + 3 * kMiB + 4, 0xdeadbeef, false)};
+  CUDA_BATCH_MEM_OP_NODE_PARAMS p{};
+  p.ctx = Env::get().ctx;
+  p.count = static_cast<unsigned>(ops.size());
+  p.paramArray = ops.data();
+  CUgraph g;
+  CU_OK(cuGraphCreate(&g, 0));
+  CUgraphNode node;
+  CU_OK(cuGraphAddBatchMemOpNode(&node, g, nullptr, 0, &p));
+  const uint64_t decoded_before = Env::get().stats().bytes_decompressed;
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+  if (Env::get().neuzip()) {
+    // At most the written weight's units: the other 16 MiB stay compressed.
+    EXPECT_LE(Env::get().stats().bytes_decompressed - decoded_before, 4 * kMiB);
+  }
+  CU_OK(cuGraphDestroy(g));
+  churn(others);
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  CU_OK(cuGraphExecDestroy(exec));
+  const std::vector<uint8_t> expect = with_writes(a.host, a.dev, ops);
+  churn(others);
+  EXPECT_EQ(host_hash(expect.data(), expect.size()), device_hash(a.dev, expect.size()));
+  CU_OK(cuStreamDestroy(s));
+}
+
+// A captured cuStreamBatchMemOp writing into a scratch word, re-pointed after
+// instantiation at a compressed weight, by the node's own exec setter and by
+// the generic one (cuGraphExecNodeSetParams). Before the shim hooked
+// cuGraphExecBatchMemOpNodeSetParams, the replay wrote into unmapped pages.
+TEST(GraphNodes, CapturedBatchMemOpRepointedAtACompressedWeight) {
+  Weight a(4 * kMiB, 350), b(4 * kMiB, 351);
+  auto others = make_weights(352, 4);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(24 * kMiB);
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr scratch = alloc(64);
+  std::vector<CUstreamBatchMemOpParams> ops = {write_op(scratch, 7, false), write_op(scratch + 8, 9, true)};
+  CU_OK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  CU_OK(cuStreamBatchMemOp(s, static_cast<unsigned>(ops.size()), ops.data(), 0));
+  CUgraph g = nullptr;
+  CU_OK(cuStreamEndCapture(s, &g));
+  size_t count = 0;
+  CU_OK(cuGraphGetNodes(g, nullptr, &count));
+  ASSERT_EQ(count, 1u);
+  CUgraphNode node;
+  CU_OK(cuGraphGetNodes(g, &node, &count));
+  CUgraphNodeType type;
+  CU_OK(cuGraphNodeGetType(node, &type));
+  EXPECT_EQ(type, CU_GRAPH_NODE_TYPE_BATCH_MEM_OP);
+  CUgraphExec exec;
+  CU_OK(cuGraphInstantiate(&exec, g, 0));
+
+  std::vector<CUstreamBatchMemOpParams> into_a = {write_op(a.dev + 2 * kMiB + 16, 0x55aa55aa, false),
+                                                  write_op(a.dev + 4 * kMiB - 8, 0x1122334455667788ULL, true)};
+  CUDA_BATCH_MEM_OP_NODE_PARAMS p{};
+  p.ctx = Env::get().ctx;
+  p.count = static_cast<unsigned>(into_a.size());
+  p.paramArray = into_a.data();
+  CU_OK(cuGraphExecBatchMemOpNodeSetParams(exec, node, &p));
+  churn(others);
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+
+  std::vector<CUstreamBatchMemOpParams> into_b = {write_op(b.dev + 40, 0xcafef00d, false)};
+  CUgraphNodeParams generic{};
+  generic.type = CU_GRAPH_NODE_TYPE_BATCH_MEM_OP;
+  generic.memOp.ctx = Env::get().ctx;
+  generic.memOp.count = 1;
+  generic.memOp.paramArray = into_b.data();
+  CU_OK(cuGraphExecNodeSetParams(exec, node, &generic));
+  churn(others);
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  CU_OK(cuGraphExecDestroy(exec));
+  CU_OK(cuGraphDestroy(g));
+
+  churn(others);
+  const std::vector<uint8_t> expect_a = with_writes(a.host, a.dev, into_a);
+  const std::vector<uint8_t> expect_b = with_writes(b.host, b.dev, into_b);
+  EXPECT_EQ(host_hash(expect_a.data(), expect_a.size()), device_hash(a.dev, expect_a.size()));
+  EXPECT_EQ(host_hash(expect_b.data(), expect_b.size()), device_hash(b.dev, expect_b.size()));
+  CU_OK(cuMemFree(scratch));
   CU_OK(cuStreamDestroy(s));
 }
 

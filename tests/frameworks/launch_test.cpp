@@ -276,5 +276,69 @@ TEST(UnseenWrites, BatchedCopiesThroughTheCuda128Abi) {
   for (CUdeviceptr p : {out, w, w2}) cuMemFree(p);
 }
 
+// One cuMemcpy3DBatchAsync operation between two pointers (element size 1):
+// `extent` bytes x rows x layers; row and layer lengths 0 mean packed.
+CUDA_MEMCPY3D_BATCH_OP op3d(CUdeviceptr dst, size_t dst_row, CUdeviceptr src, size_t src_row, CUextent3D extent) {
+  CUDA_MEMCPY3D_BATCH_OP op{};
+  op.src.type = op.dst.type = CU_MEMCPY_OPERAND_TYPE_POINTER;
+  op.src.op.ptr.ptr = src;
+  op.src.op.ptr.rowLength = src_row;
+  op.dst.op.ptr.ptr = dst;
+  op.dst.op.ptr.rowLength = dst_row;
+  op.extent = extent;
+  op.srcAccessOrder = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM;
+  return op;
+}
+
+// cuMemcpy3DBatchAsync (CUDA 12.8+), both ABIs. Packed host-to-device
+// operations fill weights (tagged and compressed, as after
+// cuMemcpyHtoDAsync); a pitched 2D window copied out of a compressed weight
+// (rows 1 MiB apart across its four units) reads it staged, through the
+// CUDA 12.8 ABI (failIdx) that cuGetProcAddress gives programs built for
+// 12.8-12.9. Before the shim hooked it, the window's copy read unmapped pages.
+TEST(UnseenWrites, Batched3DCopiesFillAndReadWeights) {
+  const size_t piece = size_t{2} << 20;
+  auto host = weights(4 * piece, 41);
+  CUdeviceptr w = alloc(host.size());
+  CUstream s;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  // Two packed operations: a 2 MiB line, then 6 MiB as 3 layers of 2 rows of 1 MiB.
+  std::vector<CUDA_MEMCPY3D_BATCH_OP> fill = {
+      op3d(w, 0, reinterpret_cast<CUdeviceptr>(host.data()), 0, {piece, 1, 1}),
+      op3d(w + piece, 0, reinterpret_cast<CUdeviceptr>(host.data() + piece), 0, {piece / 2, 2, 3})};
+  CU_OK(cuMemcpy3DBatchAsync(fill.size(), fill.data(), 0, s));
+  CU_OK(cuStreamSynchronize(s));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(host.size());
+  EXPECT_EQ(host_hash(host.data(), host.size()), device_hash(w, host.size()));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(host.size());
+
+  using Batch3DV1 = CUresult(CUDAAPI*)(size_t, CUDA_MEMCPY3D_BATCH_OP*, size_t*, unsigned long long, CUstream);
+  void* fn = nullptr;
+  CUdriverProcAddressQueryResult found{};
+  CU_OK(cuGetProcAddress("cuMemcpy3DBatchAsync", &fn, 12080, CU_GET_PROC_ADDRESS_DEFAULT, &found));
+  ASSERT_NE(fn, nullptr);
+  const auto batch = reinterpret_cast<Batch3DV1>(fn);
+  // 8 rows of 4 KiB, 1 MiB apart, from 12 KiB into the weight, packed into `out`.
+  const size_t width = 4096, rows = 8, row_pitch = size_t{1} << 20, start = 3 * 4096;
+  CUdeviceptr out = alloc(width * rows);
+  CUDA_MEMCPY3D_BATCH_OP window = op3d(out, 0, w + start, row_pitch, {width, rows, 1});
+  size_t fail = 0;
+  CU_OK(batch(1, &window, &fail, 0, s));
+  CU_OK(cuStreamSynchronize(s));
+  std::vector<uint8_t> expect(width * rows);
+  for (size_t r = 0; r < rows; ++r)
+    std::memcpy(expect.data() + r * width, host.data() + start + r * row_pitch, width);
+  EXPECT_EQ(host_hash(expect.data(), expect.size()), device_hash(out, expect.size()));
+  // A malformed operation (an empty extent) is refused whole, as by the
+  // driver, and nothing of the weight is lost.
+  CUDA_MEMCPY3D_BATCH_OP empty = op3d(out, 0, w, 0, {0, 1, 1});
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuMemcpy3DBatchAsync(1, &empty, 0, s));
+  EXPECT_EQ(host_hash(host.data(), host.size()), device_hash(w, host.size()));
+  cuStreamDestroy(s);
+  for (CUdeviceptr p : {out, w}) cuMemFree(p);
+}
+
 }  // namespace
 }  // namespace fw

@@ -362,29 +362,7 @@ CUresult CUDAAPI cuMemsetD2D32Async(CUdeviceptr d, size_t pitch, unsigned int v,
 
 }  // extern "C"
 
-// Stream memory operations (CUDA 11.7+ ABI; the _ptsz variants are generated):
-// writes are stream-ordered memsets of one word. Waits are not simulated.
 extern "C" {
-CUresult CUDAAPI cuStreamWriteValue32_v2(CUstream h, CUdeviceptr addr, cuuint32_t value, unsigned int) {
-  NZ_REQUIRE_INIT();
-  return enqueue_memset<uint32_t>(h, addr, 4, value, 1, 1, false);
-}
-CUresult CUDAAPI cuStreamWriteValue64_v2(CUstream h, CUdeviceptr addr, cuuint64_t value, unsigned int) {
-  NZ_REQUIRE_INIT();
-  return enqueue_memset<uint64_t>(h, addr, 8, value, 1, 1, false);
-}
-CUresult CUDAAPI cuStreamBatchMemOp_v2(CUstream h, unsigned int count, CUstreamBatchMemOpParams* ops, unsigned int) {
-  NZ_REQUIRE_INIT();
-  if (count > 0 && ops == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  for (unsigned i = 0; i < count; ++i) {
-    const auto& w = ops[i].writeValue;
-    CUresult r = CUDA_ERROR_NOT_SUPPORTED;
-    if (ops[i].operation == CU_STREAM_MEM_OP_WRITE_VALUE_32) r = enqueue_memset<uint32_t>(h, w.address, 4, w.value, 1, 1, false);
-    else if (ops[i].operation == CU_STREAM_MEM_OP_WRITE_VALUE_64) r = enqueue_memset<uint64_t>(h, w.address, 8, w.value64, 1, 1, false);
-    if (r != CUDA_SUCCESS) return r;
-  }
-  return CUDA_SUCCESS;
-}
 // cuMemcpyBatchAsync (CUDA 13 ABI): the copies in order on the stream.
 CUresult CUDAAPI cuMemcpyBatchAsync_v2(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t* sizes, size_t count,
                                        CUmemcpyAttributes*, size_t*, size_t, CUstream h) {
@@ -392,6 +370,48 @@ CUresult CUDAAPI cuMemcpyBatchAsync_v2(CUdeviceptr* dsts, CUdeviceptr* srcs, siz
   if (count > 0 && (dsts == nullptr || srcs == nullptr || sizes == nullptr)) return CUDA_ERROR_INVALID_VALUE;
   for (size_t i = 0; i < count; ++i) {
     if (CUresult r = cuMemcpyAsync(dsts[i], srcs[i], sizes[i], h); r != CUDA_SUCCESS) return r;
+  }
+  return CUDA_SUCCESS;
+}
+
+// cuMemcpy3DBatchAsync (CUDA 13 ABI): pointer operands only (arrays are not
+// simulated). Every operation is checked before any is queued, as the
+// driver refuses a malformed list whole; extents are in bytes for
+// pointer-to-pointer copies (element size 1).
+CUresult CUDAAPI cuMemcpy3DBatchAsync_v2(size_t count, CUDA_MEMCPY3D_BATCH_OP* ops, unsigned long long flags,
+                                         CUstream h) {
+  NZ_REQUIRE_INIT();
+  if ((count > 0 && ops == nullptr) || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  std::vector<CUDA_MEMCPY3D> copies(count);
+  for (size_t i = 0; i < count; ++i) {
+    const CUDA_MEMCPY3D_BATCH_OP& op = ops[i];
+    const CUextent3D& e = op.extent;
+    if (e.width == 0 || e.height == 0 || e.depth == 0) return CUDA_ERROR_INVALID_VALUE;
+    if (op.srcAccessOrder == CU_MEMCPY_SRC_ACCESS_ORDER_INVALID || op.srcAccessOrder >= CU_MEMCPY_SRC_ACCESS_ORDER_MAX)
+      return CUDA_ERROR_INVALID_VALUE;
+    if (op.src.type != CU_MEMCPY_OPERAND_TYPE_POINTER || op.dst.type != CU_MEMCPY_OPERAND_TYPE_POINTER)
+      return op.src.type == CU_MEMCPY_OPERAND_TYPE_ARRAY || op.dst.type == CU_MEMCPY_OPERAND_TYPE_ARRAY
+                 ? CUDA_ERROR_NOT_SUPPORTED
+                 : CUDA_ERROR_INVALID_VALUE;
+    for (const CUmemcpy3DOperand* side : {&op.src, &op.dst}) {
+      const auto& p = side->op.ptr;
+      if ((p.rowLength != 0 && p.rowLength < e.width) || (p.layerHeight != 0 && p.layerHeight < e.height))
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    CUDA_MEMCPY3D& c = copies[i];
+    c.srcMemoryType = c.dstMemoryType = CU_MEMORYTYPE_UNIFIED;
+    c.srcDevice = op.src.op.ptr.ptr;
+    c.dstDevice = op.dst.op.ptr.ptr;
+    c.srcPitch = op.src.op.ptr.rowLength ? op.src.op.ptr.rowLength : e.width;
+    c.dstPitch = op.dst.op.ptr.rowLength ? op.dst.op.ptr.rowLength : e.width;
+    c.srcHeight = op.src.op.ptr.layerHeight ? op.src.op.ptr.layerHeight : e.height;
+    c.dstHeight = op.dst.op.ptr.layerHeight ? op.dst.op.ptr.layerHeight : e.height;
+    c.WidthInBytes = e.width;
+    c.Height = e.height;
+    c.Depth = e.depth;
+  }
+  for (const CUDA_MEMCPY3D& c : copies) {
+    if (CUresult r = copy_3d(&c, h, true); r != CUDA_SUCCESS) return r;
   }
   return CUDA_SUCCESS;
 }

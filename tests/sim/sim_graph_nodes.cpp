@@ -1,7 +1,8 @@
-// Graphs built node by node: cuGraphAdd{Kernel,Memcpy,Memset,ChildGraph,Empty}Node,
-// the node getters (type, kernel, memcpy and memset parameters, child graph)
-// and the exec setters cuGraphExec{Kernel,Memcpy,Memset,ChildGraph}NodeSetParams
-// and cuGraphExecNodeSetParams (those kinds). As with captures, a graph is the list of
+// Graphs built node by node: cuGraphAdd{Kernel,Memcpy,Memset,ChildGraph,BatchMemOp,Empty}Node,
+// the node getters (type, kernel, memcpy, memset and batch memop parameters,
+// child graph) and the exec setters
+// cuGraphExec{Kernel,Memcpy,Memset,ChildGraph,BatchMemOp}NodeSetParams and
+// cuGraphExecNodeSetParams (those kinds). As with captures, a graph is the list of
 // its items in the order they were added (a valid order: a node's
 // dependencies exist before it), replayed in that order; dependencies are
 // checked (they must be nodes of the same graph) but add no concurrency.
@@ -208,6 +209,15 @@ CUresult CUDAAPI cuGraphAddMemsetNode(CUgraphNode* out, CUgraph graph, const CUg
   return add_item(out, graph, deps, n, std::move(item));
 }
 
+CUresult CUDAAPI cuGraphAddBatchMemOpNode(CUgraphNode* out, CUgraph graph, const CUgraphNode* deps, size_t n,
+                                          const CUDA_BATCH_MEM_OP_NODE_PARAMS* p) {
+  NZ_REQUIRE_INIT();
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  WorkItem item;
+  if (CUresult r = memops_item(p->paramArray, p->count, p->flags, p->ctx, item); r != CUDA_SUCCESS) return r;
+  return add_item(out, graph, deps, n, std::move(item));
+}
+
 CUresult CUDAAPI cuGraphAddEmptyNode(CUgraphNode* out, CUgraph graph, const CUgraphNode* deps, size_t n) {
   NZ_REQUIRE_INIT();
   WorkItem item;
@@ -281,6 +291,22 @@ CUresult CUDAAPI cuGraphMemsetNodeGetParams(CUgraphNode node, CUDA_MEMSET_NODE_P
   return CUDA_SUCCESS;
 }
 
+// The array answered lives with the node (valid while the node is unchanged).
+CUresult CUDAAPI cuGraphBatchMemOpNodeGetParams(CUgraphNode node, CUDA_BATCH_MEM_OP_NODE_PARAMS* p) {
+  NZ_REQUIRE_INIT();
+  GraphNodeHandle* h = as_node(node);
+  if (!h || !p) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard lock(h->graph->mu);
+  const WorkItem* item = item_of(h);
+  if (!item || !item->node || item->node->type != CU_GRAPH_NODE_TYPE_BATCH_MEM_OP) return CUDA_ERROR_INVALID_VALUE;
+  const NodeParams& n = *item->node;
+  p->ctx = n.memop_ctx;
+  p->count = static_cast<unsigned>(n.memops.size());
+  p->paramArray = const_cast<CUstreamBatchMemOpParams*>(n.memops.data());
+  p->flags = n.memop_flags;
+  return CUDA_SUCCESS;
+}
+
 CUresult CUDAAPI cuGraphChildGraphNodeGetGraph(CUgraphNode node, CUgraph* graph) {
   NZ_REQUIRE_INIT();
   GraphNodeHandle* h = as_node(node);
@@ -320,6 +346,15 @@ CUresult CUDAAPI cuGraphExecMemsetNodeSetParams(CUgraphExec exec, CUgraphNode no
   return exec_replace(exec, node, CU_GRAPH_NODE_TYPE_MEMSET, std::move(item));
 }
 
+CUresult CUDAAPI cuGraphExecBatchMemOpNodeSetParams(CUgraphExec exec, CUgraphNode node,
+                                                    const CUDA_BATCH_MEM_OP_NODE_PARAMS* p) {
+  NZ_REQUIRE_INIT();
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  WorkItem item;
+  if (CUresult r = memops_item(p->paramArray, p->count, p->flags, p->ctx, item); r != CUDA_SUCCESS) return r;
+  return exec_replace(exec, node, CU_GRAPH_NODE_TYPE_BATCH_MEM_OP, std::move(item));
+}
+
 CUresult CUDAAPI cuGraphExecChildGraphNodeSetParams(CUgraphExec exec, CUgraphNode node, CUgraph child) {
   NZ_REQUIRE_INIT();
   if (!child) return CUDA_ERROR_INVALID_VALUE;
@@ -352,6 +387,11 @@ CUresult CUDAAPI cuGraphExecNodeSetParams(CUgraphExec exec, CUgraphNode node, CU
       if (!p->graph.graph) return CUDA_ERROR_INVALID_VALUE;
       item = child_node(p->graph.graph);
       break;
+    case CU_GRAPH_NODE_TYPE_BATCH_MEM_OP: {
+      const CUDA_BATCH_MEM_OP_NODE_PARAMS_v2& m = p->memOp;
+      if (CUresult r = memops_item(m.paramArray, m.count, m.flags, m.ctx, item); r != CUDA_SUCCESS) return r;
+      break;
+    }
     default:
       return CUDA_ERROR_NOT_SUPPORTED;  // other kinds are not simulated
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "sim_launch.h"
 #include "sim_stream.h"
@@ -16,7 +17,10 @@ struct NodeParams {
   CUDA_MEMCPY3D copy{};                   // memcpy nodes added by the node API
   CUDA_MEMSET_NODE_PARAMS memset{};       // memset nodes added by the node API
   CUgraph child = nullptr;                // child-graph nodes: the clone they run (owned by the node)
-  bool has_params = false;                // copy/memset: their parameters are known
+  std::vector<CUstreamBatchMemOpParams> memops;  // batch memory operation nodes
+  unsigned memop_flags = 0;
+  CUcontext memop_ctx = nullptr;
+  bool has_params = false;                // copy/memset/memops: their parameters are known
   NodeParams() = default;
   NodeParams(const NodeParams&) = delete;  // owns `child`
   NodeParams& operator=(const NodeParams&) = delete;
@@ -29,5 +33,9 @@ CUgraphNode node_handle(Graph* g, size_t index);
 // sim_copy.cpp: the queue items of a memcpy or memset node (no stream yet).
 CUresult copy_node_item(const CUDA_MEMCPY3D* p, WorkItem& out);
 CUresult memset_node_item(const CUDA_MEMSET_NODE_PARAMS* p, WorkItem& out);
+// sim_memops.cpp: the queue item of a batch of stream memory operations, with
+// its node parameters (a capture or cuGraphAddBatchMemOpNode records it).
+CUresult memops_item(const CUstreamBatchMemOpParams* ops, unsigned count, unsigned flags, CUcontext ctx,
+                     WorkItem& out);
 
 }  // namespace nzsim

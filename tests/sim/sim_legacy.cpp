@@ -24,6 +24,7 @@
 #undef cuGraphInstantiate
 #undef cuGraphExecUpdate
 #undef cuMemcpyBatchAsync
+#undef cuMemcpy3DBatchAsync
 
 extern "C" {
 
@@ -32,6 +33,7 @@ CUresult CUDAAPI cuStreamGetCaptureInfo_v3(CUstream, CUstreamCaptureStatus*, cuu
                                            const CUgraphEdgeData**, size_t*);
 CUresult CUDAAPI cuGraphInstantiate_v2(CUgraphExec*, CUgraph, CUgraphNode*, char*, size_t);
 CUresult CUDAAPI cuGraphExecUpdate_v2(CUgraphExec, CUgraph, CUgraphExecUpdateResultInfo*);
+CUresult CUDAAPI cuMemcpy3DBatchAsync_v2(size_t, CUDA_MEMCPY3D_BATCH_OP*, unsigned long long, CUstream);
 
 CUresult CUDAAPI cuCtxCreate(CUcontext* pctx, unsigned int flags, CUdevice dev) { return cuCtxCreate_v2(pctx, flags, dev); }
 CUresult CUDAAPI cuCtxDestroy(CUcontext ctx) { return cuCtxDestroy_v2(ctx); }
@@ -72,6 +74,21 @@ CUresult CUDAAPI cuMemcpyBatchAsync(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t
   if (fail_idx) *fail_idx = SIZE_MAX;
   for (size_t i = 0; i < count; ++i) {
     if (CUresult r = cuMemcpyAsync(dsts[i], srcs[i], sizes[i], h); r != CUDA_SUCCESS) {
+      if (fail_idx) *fail_idx = i;
+      return r;
+    }
+  }
+  return CUDA_SUCCESS;
+}
+
+// The CUDA 12.8 ABI of cuMemcpy3DBatchAsync: failIdx names the operation
+// that failed (SIZE_MAX: none in particular).
+CUresult CUDAAPI cuMemcpy3DBatchAsync(size_t count, CUDA_MEMCPY3D_BATCH_OP* ops, size_t* fail_idx,
+                                      unsigned long long flags, CUstream h) {
+  if (fail_idx) *fail_idx = SIZE_MAX;
+  if ((count > 0 && ops == nullptr) || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < count; ++i) {
+    if (CUresult r = cuMemcpy3DBatchAsync_v2(1, &ops[i], 0, h); r != CUDA_SUCCESS) {
       if (fail_idx) *fail_idx = i;
       return r;
     }
