@@ -54,6 +54,7 @@ void Runtime::update_saved() noexcept { stats_.device_bytes_saved(); }
 // with its bookkeeping (a drop is counted and traced here).
 Runtime::Verdict Runtime::judge_eviction(Unit& u, uint64_t hash) noexcept {
   const bool unchanged = hash == u.store.hash && !u.recode;
+  u.changes.note(hash != u.store.hash, generation_);
   if (unchanged && u.store.data) {
     stats_.drops.add();
     u.change_streak = 0;
@@ -345,7 +346,7 @@ void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
   const bool over_budget =
       call_over_budget_ ||
       (config_.staging_bytes && pool_.in_use_bytes() > *config_.staging_bytes + deferred_bytes_ + held_bytes_);
-  if (!store_useless_while_staged(u.change_streak) && !over_budget) {
+  if (!u.changes.expect_change(generation_) && !over_budget) {
     if (!alone) return;
     size_t free = 0, total = 0;
     if (driver().base.cuMemGetInfo(&free, &total) != CUDA_SUCCESS || free > total / 8) return;

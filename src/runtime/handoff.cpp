@@ -159,6 +159,7 @@ bool Runtime::settle_handoff(Handoff& h, bool wait) noexcept {
     if (flag == gpu::DeviceCodec::kGuardUnchanged) {
       ++v->clean_evictions;
       v->change_streak = 0;
+      v->changes.note(false, generation_);
       stats_.drops.add();
       emit("drop", v->begin, v->bytes());
       continue;
@@ -176,6 +177,7 @@ bool Runtime::settle_handoff(Handoff& h, bool wait) noexcept {
     v->clean_evictions = 0;
     v->ever_changed = true;
     ++v->change_streak;
+    v->changes.note(true, generation_);
     stats_.rescues.add();
     emit("rescue", v->begin, v->bytes());
     log(LogLevel::kDebug, "range {} changed after it was handed over: restored from host memory at its next use",

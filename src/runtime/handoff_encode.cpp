@@ -228,6 +228,7 @@ void Runtime::settle_encoded(Unit& u, Handoff& h, size_t i) noexcept {
   u.clean_evictions = 0;
   u.recode = false;
   ++u.change_streak;
+  u.changes.note(true, generation_);
   stats_.bytes_compressed.add(fresh.bytes);
   u.store = std::move(fresh);
   u.encoded_bytes = u.store.bytes;

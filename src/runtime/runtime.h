@@ -104,6 +104,7 @@ class Runtime {
   // For tests: units handed over so far, and of those found changed (handoff.h).
   uint64_t debug_handoffs() const noexcept { return stats_.handoffs.get(); }
   uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
+  uint64_t debug_reencodes() const noexcept { return stats_.reencodes.get(); }
   uint64_t debug_parked() const noexcept { return stats_.parked.get(); }
   size_t debug_parked_bytes_held() noexcept {
     std::lock_guard lock(mutex_);

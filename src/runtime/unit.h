@@ -12,6 +12,7 @@
 #include "runtime/compressed_store.h"
 #include "runtime/driver_objects.h"
 #include "runtime/reuse_forecast.h"
+#include "runtime/rewrite_policy.h"
 #include "runtime/staging_pool.h"
 
 namespace nz::rt {
@@ -83,6 +84,7 @@ struct Unit {
   int in_flight = 0;           // launches between before_ and after_ hooks
   int pins = 0;                // captured graphs use it: never evicted
   int change_streak = 0;       // consecutive evictions that found it changed
+  ChangeHistory changes;       // what its evictions found, per iteration (rewrite_policy.h)
   int compress_attempts = 0;   // compressions that found no memory for their scratch
   uint64_t no_memory_epoch = 0; // the runtime's memory epoch when that last happened
   uint64_t lru_tick = 0;

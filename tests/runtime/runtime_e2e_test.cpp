@@ -1380,6 +1380,50 @@ TEST_F(RuntimeE2E, RewrittenRangesStayCompressedUnderABudget) {
   d->free(dp);
 }
 
+// A weight read in one phase of every step (the forward pass) and rewritten
+// in the next (its update), evicted after each: the read's staging keeps its
+// store (dropped at eviction, nothing encoded), the update's eviction
+// encodes. Before the expectation looked one iteration back
+// (rewrite_policy.h ChangeHistory), each staging expected what the other had
+// just found: the read's staging gave its store up and was encoded again
+// unchanged, every step, and the update's kept a store it made stale.
+TEST_F(RuntimeE2E, RangeReadThenRewrittenEachStepEncodesOnlyAfterTheWrite) {
+  // One unit: it fits runtime-e2e-rewrite-budget's 2 MiB (a call over a
+  // fixed budget gives every store up, whatever is expected of it).
+  auto w = bf16_weights(kMiB, 33), delta = bf16_weights(kMiB, 34, 0.001f);
+  CUdeviceptr p = load_weights(w);
+  CUdeviceptr dp = d->alloc(delta.size() * 2);
+  ASSERT_EQ(d->real().base.cuMemcpyHtoD(dp, delta.data(), delta.size() * 2), CUDA_SUCCESS);  // untagged
+  std::vector<uint8_t> batch(4096, 1);
+  CUdeviceptr bp = d->alloc(batch.size());
+  const uint64_t units = (w.size() * 2 + nz::rt::detail::kMaxUnitBytes - 1) / nz::rt::detail::kMaxUnitBytes;
+  uint64_t n = w.size();
+  for (int step = 0; step < 6; ++step) {
+    // Host data after launches: the program's next iteration.
+    ASSERT_EQ(d->htod(bp, batch.data(), batch.size()), CUDA_SUCCESS);
+    const auto before = stats();
+    const uint64_t reencodes_before = Runtime::get().debug_reencodes();
+    EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size())) << "step " << step;
+    Runtime::get().evict_idle();
+    const auto read = stats();
+    ASSERT_EQ(d->launch(f_add, {&p, &dp, &n}), CUDA_SUCCESS);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(w[i] + delta[i]);
+    Runtime::get().evict_idle();
+    const auto written = stats();
+    if (step >= 2) {
+      EXPECT_EQ(Runtime::get().debug_reencodes(), reencodes_before) << "step " << step;
+      EXPECT_EQ(read.drops, before.drops + units) << "step " << step;
+      EXPECT_EQ(written.recompressions, read.recompressions + units) << "step " << step;
+    }
+  }
+  std::vector<uint16_t> back(w.size());
+  ASSERT_EQ(d->dtoh(back.data(), p, back.size() * 2), CUDA_SUCCESS);
+  EXPECT_EQ(back, w);
+  d->free(p);
+  d->free(dp);
+  d->free(bp);
+}
+
 // The look-ahead stager (runtime-e2e-lookahead: NEUZIP_LOOKAHEAD_MB=auto, a
 // fixed budget of two units) follows the order the weights are used in and
 // makes room for the next one by evicting the least recently used, settling
