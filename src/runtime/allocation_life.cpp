@@ -198,6 +198,7 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   guard_stream_.reset();
   rescue_.release();
   parked_.release();
+  kept_stores_.release();
   handoffs_enabled_ = false;
   status_host_.reset();
   context_ = nullptr;

@@ -19,6 +19,17 @@
 
 namespace nz::rt {
 
+class RescueSlot;
+
+// The bytes of a store given up while its range was staged, kept in
+// page-locked host memory (Runtime::keep_store_copy): the eviction that finds
+// the range unchanged copies them back instead of encoding it again.
+struct HostStoreCopy {
+  std::shared_ptr<RescueSlot> slot;  // null: no copy
+  SharedEvent copied;                // after the copy from the device
+  size_t bytes = 0;
+};
+
 // One compressed range in device memory.
 struct StoredRange {
   UniqueDeviceMemory data;
@@ -26,6 +37,7 @@ struct StoredRange {
   size_t original_bytes = 0;
   uint64_t hash = 0;           // nz_hash of the content a decode reproduces
   std::vector<uint8_t> header; // host copy of header + tables, validated
+  HostStoreCopy host_copy;      // while `data` is given up (replaced with the store)
 };
 
 enum class CompressOutcome { kStored, kPoorRatio, kNoMemory, kFailed };

@@ -94,6 +94,11 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (parse_unsigned(v, mb) && mb < (size_t{1} << 30)) c.park_bytes = mb << 20;
     else complain("NEUZIP_PARK_MB", v, "a number of MiB (0: off)");
   }
+  if (const char* v = getenv_fn("NEUZIP_KEEP_STORES_MB")) {
+    size_t mb = 0;
+    if (parse_unsigned(v, mb) && mb < (size_t{1} << 30)) c.keep_store_bytes = mb << 20;
+    else complain("NEUZIP_KEEP_STORES_MB", v, "a number of MiB (0: off)");
+  }
   if (const char* v = getenv_fn("NEUZIP_STAGING_HANDLES")) {
     const std::string_view s(v);
     if (s == "pages") c.staging_pages = true;

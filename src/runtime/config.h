@@ -33,6 +33,13 @@ struct Config {
   // device has no room to encode them (Runtime::park), taken at the first
   // such eviction; 0: never park (they stay staged).
   size_t park_bytes = size_t{64} << 20;
+  // NEUZIP_KEEP_STORES_MB: page-locked host memory for copies of the stores
+  // that staged ranges expected to come back unchanged give up under
+  // pressure (Runtime::keep_store_copy): their eviction copies a store back
+  // instead of encoding the range again. Unset: twice a fixed budget (at
+  // least 64 MiB), else 256 MiB, taken at the first such store; 0: never
+  // (encoded again).
+  std::optional<size_t> keep_store_bytes;
   // NEUZIP_STAGING_HANDLES=pages: on a driver that maps whole handles only
   // (the H200's), a fixed budget is made up front as one handle per page and
   // every run is mapped from them (staging_pool.h, the granular arena): no

@@ -113,6 +113,7 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
   if (verdict == Verdict::kDrop) return Settled::kStored;
   if (verdict == Verdict::kRetire) return Settled::kRetire;
   const bool unchanged = verdict == Verdict::kReencode;
+  if (unchanged && restore_store_copy(*u)) return Settled::kStored;
   // The old store describes content that no longer exists: give its memory
   // to the new encoding (if that fails, the staged pages stay the data).
   drop_store(*u);
@@ -359,8 +360,11 @@ void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
   // not wait for (device_work_allowance), so that a fixed budget still
   // bounds what staging holds in all.
   if (!event_done(u.ready)) {
-    const bool later = unwaited_bytes() + u.store.bytes <= device_work_allowance() &&
-                       free_store_after(u.store.data, u.ready->get(), release_stream_.get());
+    bool later = unwaited_bytes() + u.store.bytes <= device_work_allowance();
+    if (later) {
+      keep_store_copy(u, release_stream_.get());  // before the free, in stream order
+      later = free_store_after(u.store.data, u.ready->get(), release_stream_.get());
+    }
     if (later) {
       try {
         // Counted until the free itself ran, not only the decode: a stream
@@ -382,7 +386,15 @@ void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
 // A staged unit's store goes (no queued work reads it, or it was already
 // handed to a stream to free): counted and traced as a store release.
 void Runtime::give_store_up(Unit& u) noexcept {
-  if (u.store.data) free_store_now(u.store.data, return_stream_.get());
+  if (u.store.data) {
+    keep_store_copy(u, return_stream_.get());
+    // A copy reads the store (queued here, or on the release stream by a
+    // caller whose free there failed): done before the store goes.
+    const SharedEvent& copied = u.store.host_copy.copied;
+    if (copied && !event_done(copied) && driver().base.cuEventSynchronize(copied->get()) != CUDA_SUCCESS)
+      u.store.host_copy = HostStoreCopy{};
+    free_store_now(u.store.data, return_stream_.get());
+  }
   drop_store(u);
   stats_.store_releases.add();
   emit("store_release", u.begin, u.bytes());

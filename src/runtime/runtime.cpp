@@ -157,6 +157,10 @@ bool Runtime::ensure_setup() noexcept {
   // Allocated at the first park only (out of device memory at an eviction).
   parked_.set_capacity(config_.park_bytes);
   parked_.set_purpose("ranges evicted while the device had no room to encode them: they stay staged");
+  // A call over a small budget gives up more than the budget's worth of stores.
+  kept_stores_.set_capacity(config_.keep_store_bytes.value_or(
+      config_.staging_bytes ? std::max(2 * *config_.staging_bytes, size_t{64} << 20) : size_t{256} << 20));
+  kept_stores_.set_purpose("copies of stores given up while staged: their ranges are encoded again");
   set_store_stream(internal_.get());
   void* status = nullptr;
   if (api.cuMemAllocHost(&status, 64) != CUDA_SUCCESS) return false;

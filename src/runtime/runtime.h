@@ -105,6 +105,7 @@ class Runtime {
   uint64_t debug_handoffs() const noexcept { return stats_.handoffs.get(); }
   uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
   uint64_t debug_reencodes() const noexcept { return stats_.reencodes.get(); }
+  uint64_t debug_stores_restored() const noexcept { return stats_.stores_restored.get(); }
   uint64_t debug_parked() const noexcept { return stats_.parked.get(); }
   size_t debug_parked_bytes_held() noexcept {
     std::lock_guard lock(mutex_);
@@ -243,6 +244,8 @@ class Runtime {
   // Evicts the run holding `u` (every unit of it); false if it stays staged.
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   bool park(Unit& u) noexcept;
+  void keep_store_copy(Unit& u, CUstream s) noexcept;
+  bool restore_store_copy(Unit& u) noexcept;
   bool give_up_staged_stores() noexcept;
   bool give_up_reserve() noexcept;
   bool run_evictable(const Unit& u, bool may_wait) const noexcept;
@@ -351,6 +354,8 @@ class Runtime {
   // Host memory for ranges evicted when the device has no room to encode
   // them (park): restored, as rescued ones are, at their next staging.
   RescuePool parked_;
+  // Copies of stores given up while staged (keep_store_copy).
+  RescuePool kept_stores_;
   // A staging needed the encode reserve's memory (give_up_reserve): it is
   // not taken again; evictions with no room to encode park instead.
   bool reserve_given_up_ = false;

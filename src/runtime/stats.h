@@ -29,6 +29,7 @@ struct Stats {
   Counter prefetch_hits;   // prefetched ranges that were then used
   Counter store_releases;  // stores given up while staged, under memory pressure
   Counter reencodes;       // unchanged ranges encoded again at eviction (their store was given up)
+  Counter stores_restored; // unchanged ranges whose given-up store came back from a host copy instead
   Counter handoffs;        // units evicted by handing their pages over on the device (handoff.h)
   Counter rescues;         // of which found changed by the device's change test (restored from host memory)
   Counter encode_handoffs; // of which rewritten units encoded on the device (handoff_encode.cpp)

@@ -1424,6 +1424,55 @@ TEST_F(RuntimeE2E, RangeReadThenRewrittenEachStepEncodesOnlyAfterTheWrite) {
   d->free(bp);
 }
 
+// A read-only weight of two units read under a fixed budget of one
+// (runtime-e2e-store-copies: 2 MiB): every read stages it past the budget,
+// which gives its stores up, and every eviction finds it unchanged. Its
+// stores come back from their host copies (store_copies.cpp) instead of
+// being encoded again; with NEUZIP_KEEP_STORES_MB=0
+// (runtime-e2e-store-copies-off) they are encoded again, as before. The
+// content read back through either path must be the weight's.
+TEST_F(RuntimeE2E, StoresGivenUpOverABudgetComeBackFromHostCopies) {
+  if (std::getenv("NEUZIP_STAGING_MB") == nullptr) GTEST_SKIP() << "needs a fixed budget (runtime-e2e-store-copies)";
+  const char* keep = std::getenv("NEUZIP_KEEP_STORES_MB");
+  const bool copies = keep == nullptr || std::string(keep) != "0";
+  auto w = bf16_weights(2 * kMiB, 35);  // 4 MiB: two units
+  CUdeviceptr p = load_weights(w);
+  const uint64_t units = 2;
+  for (int step = 0; step < 4; ++step) {
+    const uint64_t restored = Runtime::get().debug_stores_restored(), reencoded = Runtime::get().debug_reencodes();
+    const auto before = stats();
+    EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size())) << "step " << step;
+    Runtime::get().evict_idle();
+    const auto after = stats();
+    EXPECT_EQ(after.decompressions, before.decompressions + units) << "step " << step;
+    EXPECT_EQ(after.recompressions, before.recompressions) << "step " << step;
+    EXPECT_EQ(Runtime::get().debug_stores_restored(), restored + (copies ? units : 0)) << "step " << step;
+    EXPECT_EQ(Runtime::get().debug_reencodes(), reencoded + (copies ? 0 : units)) << "step " << step;
+    EXPECT_EQ(unit_at(p).state, UnitState::kCompressed) << "step " << step;
+  }
+  // Rewritten while staged (a read, then an update, then the eviction): the
+  // copies describe old content and go; the new content is encoded.
+  auto delta = bf16_weights(2 * kMiB, 36, 0.001f);
+  CUdeviceptr dp = d->alloc(delta.size() * 2);
+  ASSERT_EQ(d->real().base.cuMemcpyHtoD(dp, delta.data(), delta.size() * 2), CUDA_SUCCESS);  // untagged
+  uint64_t n = w.size();
+  const uint64_t restored = Runtime::get().debug_stores_restored();
+  const auto before = stats();
+  EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));
+  ASSERT_EQ(d->launch(f_add, {&p, &dp, &n}), CUDA_SUCCESS);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(w[i] + delta[i]);
+  Runtime::get().evict_idle();
+  EXPECT_EQ(stats().recompressions, before.recompressions + units);
+  EXPECT_EQ(Runtime::get().debug_stores_restored(), restored);
+  EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));
+  Runtime::get().evict_idle();
+  std::vector<uint16_t> back(w.size());
+  ASSERT_EQ(d->dtoh(back.data(), p, back.size() * 2), CUDA_SUCCESS);
+  EXPECT_EQ(back, w);
+  d->free(p);
+  d->free(dp);
+}
+
 // The look-ahead stager (runtime-e2e-lookahead: NEUZIP_LOOKAHEAD_MB=auto, a
 // fixed budget of two units) follows the order the weights are used in and
 // makes room for the next one by evicting the least recently used, settling

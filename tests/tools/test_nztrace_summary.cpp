@@ -156,6 +156,32 @@ TEST(NztraceSummary, ParksAreCountedAsHostOffload) {
   EXPECT_EQ(render_text(summarize(parse_all(pressure_trace())), run, 5).find("parked"), std::string::npos);
 }
 
+// A store given up while staged that came back from its host copy at the
+// eviction (store_restore) instead of a re-encode: counted apart, and the
+// saved figure follows the `store` members as for any store.
+TEST(NztraceSummary, StoresRestoredFromHostCopiesAreCounted) {
+  // pressure_trace() up to its store release, then a restore instead of its re-encode.
+  const uint64_t a = 0x7f0000000000;
+  std::vector<std::string> lines = pressure_trace();
+  lines.resize(6);
+  lines.push_back(line(4000, "store_restore", a, 4 * MiB, 3 * MiB / 2, 0, 3 * MiB / 2,
+                       "\"ns\":40000,\"compressed\":1572864"));
+  const TraceSummary s = summarize(parse_all(lines));
+  EXPECT_EQ(s.malformed_lines, 0u);
+  EXPECT_EQ(s.store_releases, 1u);
+  EXPECT_EQ(s.store_restores, 1u);
+  EXPECT_EQ(s.reencodes, 0u);
+  const RunInfo run{"prog", 0, ""};
+  auto doc = nz::util::json::parse(render_json(s, run), nullptr);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(doc->find("cost")->find("store_restores")->as_u64(), 1u);
+  const std::string text = render_text(s, run, 5);
+  EXPECT_NE(text.find("after 1 store releases (1 stores restored from host copies)"), std::string::npos) << text;
+  // Without restores the report says nothing of them.
+  EXPECT_EQ(render_text(summarize(parse_all(pressure_trace())), run, 5).find("restored from host"),
+            std::string::npos);
+}
+
 TEST(NztraceSummary, ReencodesAndHostTimeAreCounted) {
   const TraceSummary s = summarize(parse_all(pressure_trace()));
   EXPECT_EQ(s.malformed_lines, 0u);

@@ -83,12 +83,13 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
                      static_cast<double>(s.compressed_bytes) / s.compressed_original_bytes, s.kept_resident,
                      s.made_resident);
   o += fmt::format("cost: {} decompressions ({:.1f} MiB, {} of them prefetched), {} faults{}, {} recompressions "
-                   "({:.1f} MiB), {} re-encodes ({:.1f} MiB) after {} store releases, {} drops, {} out-of-memory "
+                   "({:.1f} MiB), {} re-encodes ({:.1f} MiB) after {} store releases{}, {} drops, {} out-of-memory "
                    "evictions; {}\n",
                    s.stages, mib(s.bytes_decompressed), s.prefetches, s.faults,
                    s.fault_apis.empty() ? "" : " (" + fault_list(s) + ")", s.recompressions,
-                   mib(s.bytes_recompressed), s.reencodes, mib(s.bytes_reencoded), s.store_releases, s.drops,
-                   s.oom_events, time_text(s));
+                   mib(s.bytes_recompressed), s.reencodes, mib(s.bytes_reencoded), s.store_releases,
+                   s.store_restores ? fmt::format(" ({} stores restored from host copies)", s.store_restores) : "",
+                   s.drops, s.oom_events, time_text(s));
   if (s.parks)
     o += fmt::format("parked in host memory (no device memory to encode them at eviction): {} times, {:.1f} MiB, "
                      "at most {:.1f} MiB at once (host offload, not compression: their pages count as saved)\n",
@@ -158,6 +159,7 @@ nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
                {"reencodes", s.reencodes},
                {"bytes_reencoded", s.bytes_reencoded},
                {"store_releases", s.store_releases},
+               {"store_restores", s.store_restores},
                {"parks", s.parks},
                {"bytes_parked", s.bytes_parked},
                {"parked_peak_bytes", s.parked_peak_bytes},

@@ -181,6 +181,10 @@ struct Replay {
       // shrinks, and `store` on the line already says so.
       ++unit(e.ptr, e.bytes).store_releases;
       ++s.store_releases;
+    } else if (ev == "store_restore") {
+      // The store given up while staged came back from its host copy (a
+      // copy over the bus, no encode); `store` on the line says its size.
+      ++s.store_restores;
     } else if (ev == "drop") {
       ++unit(e.ptr, e.bytes).drops;
       ++s.drops;

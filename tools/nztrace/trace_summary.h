@@ -92,6 +92,9 @@ struct TraceSummary {
   std::map<std::string, uint64_t> fault_apis;
   uint64_t stages = 0, prefetches = 0, compressions = 0, recompressions = 0, reencodes = 0, drops = 0;
   uint64_t store_releases = 0;
+  // Of the stores given up, those that came back from their host copy at
+  // the eviction instead of being encoded again (store_restore).
+  uint64_t store_restores = 0;
   // Units parked in host memory (no device memory to encode them at their
   // eviction; restored at their next staging): count, bytes, and the most
   // bytes parked at once. Their pages count as released: host offload.

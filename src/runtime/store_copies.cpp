@@ -1,0 +1,67 @@
+// store_copies.cpp: host copies of the stores that staged ranges give up
+// under pressure (release_store_if_pressed). Under a fixed budget every
+// range a call stages past the budget gives its store up, and its eviction,
+// finding it unchanged, used to encode it again: on the H200 the 64 MiB
+// budget's inference made 27,573 such re-encodes, 14.7 s of its 20.7 s in
+// hooks (RESULTS §6.8), and LoRA's read-only base is re-encoded at every
+// eviction. A range expected back unchanged now copies its store to
+// page-locked host memory before giving it up, and its eviction copies the
+// bytes back: a copy each way over the bus instead of an encode.
+//
+// The copy is of the store's own bytes (header and tables included, with
+// their checksums, which every decode checks): restored, it is the store
+// it was, for the content whose hash the store still names; a range found
+// changed encodes anew and the copy goes with the old store
+// (StoredRange::host_copy).
+#include <fmt/format.h>
+
+#include "runtime/runtime.h"
+
+namespace nz::rt {
+
+// `s`: the stream the caller frees the store on next (in stream order after
+// this copy), or one it waits for before freeing.
+void Runtime::keep_store_copy(Unit& u, CUstream s) noexcept {
+  if (!u.store.data || u.store.bytes == 0 || u.store.host_copy.slot || u.changes.expect_change(generation_)) return;
+  auto slot = kept_stores_.take(u.store.bytes);
+  if (!slot) return;
+  if (driver().base.cuMemcpyDtoHAsync(slot->host(), u.store.data.get(), u.store.bytes, s) != CUDA_SUCCESS) return;
+  SharedEvent copied = record_event(s);
+  // No event to tell when it is done: wait for it here.
+  if (!copied && driver().base.cuStreamSynchronize(s) != CUDA_SUCCESS) return;
+  u.store.host_copy = HostStoreCopy{std::move(slot), std::move(copied), u.store.bytes};
+}
+
+// At an eviction that found `u` unchanged with its store given up: the
+// store back from its host copy. False (the caller encodes it again) when
+// there is no copy, or no device memory for it.
+bool Runtime::restore_store_copy(Unit& u) noexcept {
+  HostStoreCopy& copy = u.store.host_copy;
+  if (!copy.slot || copy.bytes == 0 || u.store.data) return false;
+  const auto start = TraceClock::now();
+  if (copy.copied && driver().base.cuEventSynchronize(copy.copied->get()) != CUDA_SUCCESS) {
+    copy = HostStoreCopy{};  // cannot tell whether it is whole
+    return false;
+  }
+  CUdeviceptr p = 0;
+  // No memory: the copy stays for a later eviction (this one encodes or parks).
+  if (store_alloc(&p, copy.bytes) != CUDA_SUCCESS) return false;
+  UniqueDeviceMemory memory(p);
+  const CUstream s = internal_.get();
+  // Decodes on other streams read it next: the host waits for the copy.
+  if (driver().base.cuMemcpyHtoDAsync(p, copy.slot->host(), copy.bytes, s) != CUDA_SUCCESS ||
+      driver().base.cuStreamSynchronize(s) != CUDA_SUCCESS) {
+    copy = HostStoreCopy{};
+    return false;
+  }
+  const size_t bytes = copy.bytes;
+  copy = HostStoreCopy{};
+  u.store.data = std::move(memory);
+  u.store.bytes = bytes;
+  stats_.bytes_compressed.add(bytes);
+  stats_.stores_restored.add();
+  emit_timed("store_restore", u.begin, u.bytes(), start, fmt::format("\"compressed\":{}", bytes));
+  return true;
+}
+
+}  // namespace nz::rt
