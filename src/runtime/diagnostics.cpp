@@ -45,9 +45,11 @@ std::string Runtime::memory_breakdown() noexcept {
     for (const auto h : a->pages) resident += h != 0 ? vmm_.page_size() : 0;
     for (const auto& [begin, p] : a->permanent) permanent += p.first;
     for (const auto& [begin, u] : a->units) {
-      if (!u->store.data) continue;
-      (u->state == UnitState::kStaged ? staged_stores : stores) += u->store.bytes;
+      // Staged units count whether or not they kept their store (under
+      // pressure most give it up: counted only with one, a call's staged
+      // units read "staged 0" in the line of its out-of-memory).
       if (u->state == UnitState::kStaged) staged += u->bytes();
+      if (u->store.data) (u->state == UnitState::kStaged ? staged_stores : stores) += u->store.bytes;
     }
   }
   size_t freed_later = 0;
