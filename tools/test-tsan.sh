@@ -1,6 +1,7 @@
 #!/bin/sh
 # ThreadSanitizer over the runtime's threads where they meet: the look-ahead
 # stager, handovers on the guard stream, evictions settled off the lock,
+# stores copied to host memory on the release stream and back,
 # launches from several host threads, graphs, and minifw under LD_PRELOAD
 # (the simulator's stream workers are threads too). A report makes the
 # program exit 66, so its test fails; the report is in the test log.
@@ -15,7 +16,8 @@ build=${1:-build-tsan}
 tests="runtime-e2e-lookahead runtime-e2e-handoff runtime-e2e-encode-handoff runtime-e2e-encode-handoff-mixed \
   runtime-e2e-graph-budget runtime-minifw-infer-threads runtime-minifw-infer-stager \
   runtime-minifw-infer-stager-whole-handles runtime-minifw-train-sgd-stager runtime-minifw-train-adam-stager \
-  runtime-minifw-train-sgd-handovers-pages runtime-minifw-infer-staging-calls frameworks-graph-nodes-neuzip"
+  runtime-minifw-train-sgd-handovers-pages runtime-minifw-infer-staging-calls frameworks-graph-nodes-neuzip \
+  runtime-e2e-store-copies runtime-minifw-train-lora-peak"
 tools/build-for-tests.py "$build" $tests
 # TSan's own timing makes the simulated device slow: a longer timeout.
 meson test -C "$build" --no-rebuild --print-errorlogs --num-processes "$(nproc)" -t 6 $tests
