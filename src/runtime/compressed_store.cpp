@@ -5,6 +5,7 @@
 
 #include "neuzip/runtime.h"
 #include "runtime/log.h"
+#include "runtime/rescue_pool.h"
 
 namespace nz::rt {
 namespace {
@@ -303,8 +304,17 @@ CompressOutcome CompressedStore::compress_releasing(CUdeviceptr src, size_t byte
   return CompressOutcome::kStored;
 }
 
+CUdeviceptr CompressedStore::source(const StoredRange& stored) noexcept {
+  if (stored.data || !stored.host_copy.slot) return stored.data.get();
+  return stored.host_copy.slot->device();
+}
+
+size_t CompressedStore::source_bytes(const StoredRange& stored) noexcept {
+  return stored.data || !stored.host_copy.slot ? stored.bytes : stored.host_copy.bytes;
+}
+
 CUresult CompressedStore::decode(const StoredRange& stored, CUstream stream, CUdeviceptr dst) noexcept {
-  return codec_.decode(stream, stored.data.get(), stored.bytes, dst, stored.original_bytes, status_word_);
+  return codec_.decode(stream, source(stored), source_bytes(stored), dst, stored.original_bytes, status_word_);
 }
 
 CUresult CompressedStore::decode_batch(std::span<const DecodeTarget> targets, CUstream stream,
@@ -314,7 +324,7 @@ CUresult CompressedStore::decode_batch(std::span<const DecodeTarget> targets, CU
     const size_t n = std::min(targets.size() - first, gpu::DeviceCodec::kMaxBatch);
     for (size_t i = 0; i < n; ++i) {
       const DecodeTarget& t = targets[first + i];
-      jobs[i] = {t.stored->data.get(), t.stored->bytes, t.dst, t.stored->original_bytes};
+      jobs[i] = {source(*t.stored), source_bytes(*t.stored), t.dst, t.stored->original_bytes};
     }
     const CUresult r = codec_.decode_batch(stream, std::span(jobs, n), status_word_);
     if (r != CUDA_SUCCESS) return r;

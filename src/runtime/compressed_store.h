@@ -89,6 +89,12 @@ class CompressedStore {
   // Whether compress() of this dtype under `config` is lossy.
   static bool lossy_for(int tag_dtype, const Config& config) noexcept;
 
+  // Where a decode reads `stored`: its device memory, or, while its store
+  // lives only in page-locked host memory (a device short of memory:
+  // store_copies.cpp), that copy, which the device reads at its host
+  // address (unified addressing). The copy must be complete.
+  static CUdeviceptr source(const StoredRange& stored) noexcept;
+  static size_t source_bytes(const StoredRange& stored) noexcept;
   // Enqueues a decode of `stored` into `dst` on `stream`.
   CUresult decode(const StoredRange& stored, CUstream stream, CUdeviceptr dst) noexcept;
   // One ranges' decode of a batch: its store and where it goes.

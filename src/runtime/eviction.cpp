@@ -113,12 +113,19 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
   if (verdict == Verdict::kDrop) return Settled::kStored;
   if (verdict == Verdict::kRetire) return Settled::kRetire;
   const bool unchanged = verdict == Verdict::kReencode;
-  // A restored store is allocated while the pages are still mapped; the
-  // lossless encode below, for a run of this unit alone, gives the pages
-  // back first (the two never coexist). Short of memory that order matters
-  // more than the encode saved (lora's smallest device: 66 MiB, 67 with the
-  // copy restored first).
-  if (unchanged && (!may_release || memory_plentiful()) && restore_store_copy(*u)) return Settled::kStored;
+  if (unchanged && u->store.host_copy.slot) {
+    // Its store back from the host copy, with memory to spare (a restored
+    // store is allocated while the pages are still mapped; short of memory
+    // that order cost lora's smallest device 1 MiB)...
+    if ((!may_release || memory_plentiful()) && restore_store_copy(*u)) return Settled::kStored;
+    // ...else left there: decodes read it from host memory until an
+    // eviction with memory to spare brings it back. No device memory at all.
+    if (host_copy_ready(*u)) {
+      stats_.stores_left_in_host.add();
+      emit("store_in_host", u->begin, u->bytes());
+      return Settled::kStored;
+    }
+  }
   // The old store describes content that no longer exists: give its memory
   // to the new encoding (if that fails, the staged pages stay the data).
   drop_store(*u);

@@ -106,6 +106,8 @@ class Runtime {
   uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
   uint64_t debug_reencodes() const noexcept { return stats_.reencodes.get(); }
   uint64_t debug_stores_restored() const noexcept { return stats_.stores_restored.get(); }
+  uint64_t debug_stores_offloaded() const noexcept { return stats_.stores_offloaded.get(); }
+  uint64_t debug_stores_left_in_host() const noexcept { return stats_.stores_left_in_host.get(); }
   uint64_t debug_parked() const noexcept { return stats_.parked.get(); }
   size_t debug_parked_bytes_held() noexcept {
     std::lock_guard lock(mutex_);
@@ -245,7 +247,10 @@ class Runtime {
   bool evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   bool park(Unit& u) noexcept;
   void keep_store_copy(Unit& u, CUstream s) noexcept;
+  bool copy_store_to_host(Unit& u, CUstream s) noexcept;
+  bool host_copy_ready(Unit& u) noexcept;
   bool restore_store_copy(Unit& u) noexcept;
+  bool offload_stores(size_t need) noexcept;
   bool give_up_staged_stores() noexcept;
   bool give_up_reserve() noexcept;
   bool run_evictable(const Unit& u, bool may_wait) const noexcept;

@@ -90,6 +90,9 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
       if (r == CUDA_ERROR_OUT_OF_MEMORY && may_wait && give_up_staged_stores())
         r = pool_.acquire(run->bytes(), run->memory);
       if (r == CUDA_ERROR_OUT_OF_MEMORY && may_wait && give_up_reserve()) r = pool_.acquire(run->bytes(), run->memory);
+      // Then the stores of ranges no call is using go to host memory.
+      if (r == CUDA_ERROR_OUT_OF_MEMORY && may_wait && offload_stores(run->bytes()))
+        r = pool_.acquire(run->bytes(), run->memory);
       run->after = handoff_fence();  // its pages may be ones a handover gave back
       if (r != CUDA_SUCCESS) {
         // A run that does not fit is retried unit by unit: only a single unit's failure is worth a line.

@@ -15,21 +15,89 @@
 // (StoredRange::host_copy).
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
 #include "runtime/runtime.h"
+
+#include "runtime/log.h"
 
 namespace nz::rt {
 
 // `s`: the stream the caller frees the store on next (in stream order after
 // this copy), or one it waits for before freeing.
 void Runtime::keep_store_copy(Unit& u, CUstream s) noexcept {
-  if (!u.store.data || u.store.bytes == 0 || u.store.host_copy.slot || u.changes.expect_change(generation_)) return;
+  if (u.changes.expect_change(generation_)) return;
+  copy_store_to_host(u, s);
+}
+
+bool Runtime::copy_store_to_host(Unit& u, CUstream s) noexcept {
+  if (!u.store.data || u.store.bytes == 0 || u.store.host_copy.slot) return false;
   auto slot = kept_stores_.take(u.store.bytes);
-  if (!slot) return;
-  if (driver().base.cuMemcpyDtoHAsync(slot->host(), u.store.data.get(), u.store.bytes, s) != CUDA_SUCCESS) return;
+  if (!slot) return false;
+  if (driver().base.cuMemcpyDtoHAsync(slot->host(), u.store.data.get(), u.store.bytes, s) != CUDA_SUCCESS) return false;
   SharedEvent copied = record_event(s);
   // No event to tell when it is done: wait for it here.
-  if (!copied && driver().base.cuStreamSynchronize(s) != CUDA_SUCCESS) return;
+  if (!copied && driver().base.cuStreamSynchronize(s) != CUDA_SUCCESS) return false;
   u.store.host_copy = HostStoreCopy{std::move(slot), std::move(copied), u.store.bytes};
+  return true;
+}
+
+// Waits for the copy to host memory; a copy that cannot be known whole goes.
+bool Runtime::host_copy_ready(Unit& u) noexcept {
+  HostStoreCopy& copy = u.store.host_copy;
+  if (!copy.slot) return false;
+  if (copy.copied && !event_done(copy.copied) && driver().base.cuEventSynchronize(copy.copied->get()) != CUDA_SUCCESS) {
+    copy = HostStoreCopy{};
+    return false;
+  }
+  copy.copied.reset();
+  return true;
+}
+
+// The out-of-memory path's last resort before a staging fails: compressed
+// ranges no launch is using move their stores to page-locked host memory,
+// the ones needed again last first, until `need` bytes of device memory
+// came back. Their decodes then read the store over the bus (slower, but
+// the program runs on a device it did not fit); an eviction with memory to
+// spare brings a store back (restore_store_copy). Host offload, counted
+// apart (`stores in host memory`). True if any store moved.
+bool Runtime::offload_stores(size_t need) noexcept {
+  std::vector<std::pair<uint64_t, Unit*>> candidates;
+  try {
+    for (const auto& [base, a] : allocations_) {
+      for (const auto& [begin, u] : a->units) {
+        if (u->dead || u->state != UnitState::kCompressed || !u->store.data || u->store.host_copy.slot ||
+            u->in_flight != 0 || u->pins != 0 || u->handoff || u->rescue || u->incoming ||
+            CompressedStore::lossy_for(u->dtype, config_) || !event_done(u->ready))
+          continue;
+        candidates.emplace_back(forecast_.calls_until_use(u->uses_seen), u.get());
+      }
+    }
+  } catch (...) {
+    return false;
+  }
+  std::stable_sort(candidates.begin(), candidates.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+  size_t freed = 0;
+  const CUstream s = internal_.get();
+  for (const auto& [due, u] : candidates) {
+    if (freed >= need) break;
+    if (!copy_store_to_host(*u, s) || !host_copy_ready(*u)) continue;
+    const size_t bytes = u->store.bytes;
+    free_store_now(u->store.data, return_stream_.get());
+    drop_store(*u);
+    freed += bytes;
+    stats_.stores_offloaded.add();
+    emit("store_offload", u->begin, u->bytes(), fmt::format("\"compressed\":{}", bytes));
+  }
+  if (freed > 0) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      log(LogLevel::kInfo,
+          "device short of memory: compressed stores moved to page-locked host memory and decoded from there");
+  }
+  return freed > 0;
 }
 
 // At an eviction that found `u` unchanged with its store given up: the
@@ -39,10 +107,7 @@ bool Runtime::restore_store_copy(Unit& u) noexcept {
   HostStoreCopy& copy = u.store.host_copy;
   if (!copy.slot || copy.bytes == 0 || u.store.data) return false;
   const auto start = TraceClock::now();
-  if (copy.copied && driver().base.cuEventSynchronize(copy.copied->get()) != CUDA_SUCCESS) {
-    copy = HostStoreCopy{};  // cannot tell whether it is whole
-    return false;
-  }
+  if (!host_copy_ready(u)) return false;
   CUdeviceptr p = 0;
   // No memory: the copy stays for a later eviction (this one encodes or parks).
   if (store_alloc(&p, copy.bytes) != CUDA_SUCCESS) return false;

@@ -230,9 +230,60 @@ TEST_F(RuntimeE2E, InteriorPointersStructsByValueAndPackedParams) {
 }
 
 // Under memory pressure (less than 1/8 of the device free) a staged range
-// gives its store up once decoded; eviction then encodes it again, unchanged
-// or changed, and the bytes stay exact. Needs a small simulated device
-// (runtime-e2e-pressure: NZSIM_MEMORY_MB=256) so the filler stays small.
+// gives its store up once decoded. Its eviction, finding it unchanged,
+// leaves the store in page-locked host memory (a copy made before it was
+// given up: store_copies.cpp), from where the next decode reads it; with
+// NEUZIP_KEEP_STORES_MB=0 (runtime-e2e-pressure-no-copies) it encodes it
+// again. Changed, it is encoded. The bytes stay exact throughout. Needs a
+// small simulated device (runtime-e2e-pressure: NZSIM_MEMORY_MB=256) so the
+// filler stays small.
+TEST_F(RuntimeE2E, PressureOutOfMemoryMovesStoresToHost) {
+  size_t free = 0, total = 0;
+  ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
+  if (total > 1024 * kMiB) GTEST_SKIP() << "run with NZSIM_MEMORY_MB=256 (runtime-e2e-pressure)";
+  const char* keep = std::getenv("NEUZIP_KEEP_STORES_MB");
+  const bool copies = keep == nullptr || std::string(keep) != "0";
+  constexpr int kWeights = 4;
+  std::vector<std::vector<uint16_t>> w;
+  std::vector<CUdeviceptr> p;
+  for (int i = 0; i < kWeights; ++i) {
+    w.push_back(bf16_weights(2 * kMiB, 40 + i));  // 4 MiB: two units each
+    p.push_back(load_weights(w.back()));
+  }
+  ASSERT_EQ(stats().bytes_original_compressed, kWeights * 4 * kMiB);
+  // 256 KiB free: a weight's pages (2 MiB at a time, each unit's store
+  // going as it is decoded) fit only once other weights' stores (about
+  // 1.4 MB a unit) left the device.
+  ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
+  CUdeviceptr filler = 0;
+  ASSERT_EQ(d->real().base.cuMemAlloc(&filler, free - kMiB / 4), CUDA_SUCCESS);
+  const uint64_t offloaded = Runtime::get().debug_stores_offloaded();
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < kWeights; ++i) {
+      uint64_t sum = 0;
+      uint64_t n = w[i].size();
+      const CUresult r = d->launch(f_sum, {&p[i], &n, &result});
+      if (!copies) {
+        // Without host copies nothing makes room: the staging fails cleanly.
+        EXPECT_EQ(r, CUDA_ERROR_OUT_OF_MEMORY);
+        continue;
+      }
+      ASSERT_EQ(r, CUDA_SUCCESS) << "round " << round << " weight " << i;
+      ASSERT_EQ(d->dtoh(&sum, result, 8), CUDA_SUCCESS);
+      EXPECT_EQ(sum, host_sum(w[i].data(), w[i].size())) << "round " << round << " weight " << i;
+    }
+  }
+  if (copies) EXPECT_GT(Runtime::get().debug_stores_offloaded(), offloaded);
+  ASSERT_EQ(d->real().base.cuMemFree(filler), CUDA_SUCCESS);
+  for (int i = 0; i < kWeights; ++i) {
+    std::vector<uint16_t> back(w[i].size());
+    ASSERT_EQ(d->dtoh(back.data(), p[i], back.size() * 2), CUDA_SUCCESS);
+    EXPECT_EQ(back, w[i]) << "weight " << i;
+    d->free(p[i]);
+  }
+  EXPECT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
+}
+
 TEST_F(RuntimeE2E, PressureReleasesStoresAndEncodesAgain) {
   size_t free = 0, total = 0;
   ASSERT_EQ(d->real().base.cuMemGetInfo(&free, &total), CUDA_SUCCESS);
@@ -254,13 +305,24 @@ TEST_F(RuntimeE2E, PressureReleasesStoresAndEncodesAgain) {
   const auto s1 = stats();
   EXPECT_EQ(s1.decompressions, s0.decompressions + 2);  // two 2 MiB units
   EXPECT_EQ(s1.bytes_compressed, 0u) << "stores kept while staged under pressure";
-  Runtime::get().evict_idle();  // unchanged, no store: encoded again, not a drop nor a recompression
+  const char* keep = std::getenv("NEUZIP_KEEP_STORES_MB");
+  const bool copies = keep == nullptr || std::string(keep) != "0";
+  const uint64_t left_before = Runtime::get().debug_stores_left_in_host();
+  const uint64_t reencodes_before = Runtime::get().debug_reencodes();
+  Runtime::get().evict_idle();  // unchanged, no store on the device: not a drop nor a recompression
   const auto s2 = stats();
   EXPECT_EQ(s2.drops, s1.drops);
   EXPECT_EQ(s2.recompressions, s1.recompressions);
-  EXPECT_EQ(s2.bytes_compressed, s0.bytes_compressed);  // same content, same encoding
+  if (copies) {
+    EXPECT_EQ(s2.bytes_compressed, 0u) << "short of memory, the stores stay in host memory";
+    EXPECT_EQ(Runtime::get().debug_stores_left_in_host(), left_before + 2);
+    EXPECT_EQ(Runtime::get().debug_reencodes(), reencodes_before);
+  } else {
+    EXPECT_EQ(s2.bytes_compressed, s0.bytes_compressed);  // encoded again: same content, same encoding
+    EXPECT_EQ(Runtime::get().debug_reencodes(), reencodes_before + 2);
+  }
   EXPECT_EQ(s2.staging_bytes, 0u);
-  EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));
+  EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));  // decoded from host memory (copies)
 
   uint64_t n = w.size();
   ASSERT_EQ(d->launch(f_add, {&p, &dp, &n}), CUDA_SUCCESS);  // an optimizer step
