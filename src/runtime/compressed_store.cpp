@@ -304,6 +304,13 @@ CompressOutcome CompressedStore::compress_releasing(CUdeviceptr src, size_t byte
   return CompressOutcome::kStored;
 }
 
+bool HostStoreCopy::settle() noexcept {
+  if (!copied) return true;
+  const bool ok = event_done(copied) || driver().base.cuEventSynchronize(copied->get()) == CUDA_SUCCESS;
+  copied.reset();
+  return ok;
+}
+
 CUdeviceptr CompressedStore::source(const StoredRange& stored) noexcept {
   if (stored.data || !stored.host_copy.slot) return stored.data.get();
   return stored.host_copy.slot->device();

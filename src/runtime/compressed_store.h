@@ -23,11 +23,32 @@ class RescueSlot;
 
 // The bytes of a store given up while its range was staged, kept in
 // page-locked host memory (Runtime::keep_store_copy): the eviction that finds
-// the range unchanged copies them back instead of encoding it again.
+// the range unchanged copies them back instead of encoding it again. The
+// slot goes back to its pool only once the copy into it completed (waited
+// for when this is replaced or destroyed): a slot taken again while an old
+// copy still wrote it would hold another range's bytes.
 struct HostStoreCopy {
   std::shared_ptr<RescueSlot> slot;  // null: no copy
-  SharedEvent copied;                // after the copy from the device
+  SharedEvent copied;                // after the copy from the device (null: complete)
   size_t bytes = 0;
+
+  HostStoreCopy() = default;
+  HostStoreCopy(std::shared_ptr<RescueSlot> s, SharedEvent c, size_t b) noexcept
+      : slot(std::move(s)), copied(std::move(c)), bytes(b) {}
+  HostStoreCopy(HostStoreCopy&&) noexcept = default;
+  HostStoreCopy& operator=(HostStoreCopy&& o) noexcept {
+    if (this != &o) {
+      settle();
+      slot = std::move(o.slot);
+      copied = std::move(o.copied);
+      bytes = o.bytes;
+    }
+    return *this;
+  }
+  ~HostStoreCopy() { settle(); }
+  // Waits for the copy if it is still running; false if that failed (the
+  // bytes cannot be known whole).
+  bool settle() noexcept;
 };
 
 // One compressed range in device memory.

@@ -55,6 +55,8 @@ void Runtime::update_saved() noexcept { stats_.device_bytes_saved(); }
 Runtime::Verdict Runtime::judge_eviction(Unit& u, uint64_t hash) noexcept {
   const bool unchanged = hash == u.store.hash && !u.recode;
   u.changes.note(hash != u.store.hash, generation_);
+  // A host copy of the store describes content that no longer exists.
+  if (hash != u.store.hash) u.store.host_copy = HostStoreCopy{};
   if (unchanged && u.store.data) {
     stats_.drops.add();
     u.change_streak = 0;
@@ -402,9 +404,7 @@ void Runtime::give_store_up(Unit& u) noexcept {
     keep_store_copy(u, return_stream_.get());
     // A copy reads the store (queued here, or on the release stream by a
     // caller whose free there failed): done before the store goes.
-    const SharedEvent& copied = u.store.host_copy.copied;
-    if (copied && !event_done(copied) && driver().base.cuEventSynchronize(copied->get()) != CUDA_SUCCESS)
-      u.store.host_copy = HostStoreCopy{};
+    if (u.store.host_copy.slot) host_copy_ready(u);
     free_store_now(u.store.data, return_stream_.get());
   }
   drop_store(u);

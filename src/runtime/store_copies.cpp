@@ -48,11 +48,10 @@ bool Runtime::copy_store_to_host(Unit& u, CUstream s) noexcept {
 bool Runtime::host_copy_ready(Unit& u) noexcept {
   HostStoreCopy& copy = u.store.host_copy;
   if (!copy.slot) return false;
-  if (copy.copied && !event_done(copy.copied) && driver().base.cuEventSynchronize(copy.copied->get()) != CUDA_SUCCESS) {
+  if (!copy.settle()) {
     copy = HostStoreCopy{};
     return false;
   }
-  copy.copied.reset();
   return true;
 }
 

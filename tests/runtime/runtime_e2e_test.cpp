@@ -273,7 +273,9 @@ TEST_F(RuntimeE2E, PressureOutOfMemoryMovesStoresToHost) {
       EXPECT_EQ(sum, host_sum(w[i].data(), w[i].size())) << "round " << round << " weight " << i;
     }
   }
-  if (copies) EXPECT_GT(Runtime::get().debug_stores_offloaded(), offloaded);
+  if (copies) {
+    EXPECT_GT(Runtime::get().debug_stores_offloaded(), offloaded);
+  }
   ASSERT_EQ(d->real().base.cuMemFree(filler), CUDA_SUCCESS);
   for (int i = 0; i < kWeights; ++i) {
     std::vector<uint16_t> back(w[i].size());
