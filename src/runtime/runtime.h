@@ -250,6 +250,11 @@ class Runtime {
   bool copy_store_to_host(Unit& u, CUstream s) noexcept;
   bool host_copy_ready(Unit& u) noexcept;
   bool restore_store_copy(Unit& u) noexcept;
+  // Stores of units an eviction found unchanged, brought back from their
+  // host copies once the run's pages went back to the driver (evict's
+  // callers, after trimming the pool): the pages and the stores never
+  // coexist (issue 13's peaks).
+  void restore_due_stores() noexcept;
   bool offload_stores(size_t need) noexcept;
   bool give_up_staged_stores() noexcept;
   bool give_up_reserve() noexcept;
@@ -371,6 +376,7 @@ class Runtime {
     size_t bytes;
   };
   std::vector<FreedLater> freed_later_;  // stores freed on release_stream_ after their decode
+  std::vector<std::shared_ptr<Unit>> restores_due_;  // see restore_due_stores (empty outside an eviction)
   size_t held_bytes_ = 0;  // pages encode handovers keep until settled (Handoff::held)
   size_t encode_handoff_bytes_ = 0;  // runs of encode handovers not settled yet
   UniqueDeviceMemory guard_workspace_;  // the encoder's, for encode handovers on the guard stream

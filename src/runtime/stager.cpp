@@ -373,6 +373,13 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
         // Past a fixed budget the call as a whole is over it: every unit's
         // store goes, the first ones' too (they fit when they were staged).
         call_over_budget_ = config_.staging_bytes && incoming > *config_.staging_bytes;
+        // Ranges of the call staged before it give their stores up as well:
+        // they are held with the rest for the whole call (lora's peak held
+        // one such store beside a 9-unit window).
+        if (call_over_budget_ && !capturing) {
+          for (auto& u : touched)
+            if (!u->dead && u->state == UnitState::kStaged && u->store.data) release_store_if_pressed(*u, false);
+        }
         for (auto& u : staged_now) {
           if (u->state == UnitState::kCompressed && (r = stage(u, stream, capturing)) != CUDA_SUCCESS) break;
           // Listed as staged at once: the last resorts of the next unit's
@@ -540,6 +547,9 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     }
     enforce_budget(0, true);  // staging grew: the budget may now be exceeded
   }
+  // Stores of the ranges evicted for this call, back from host memory now
+  // that its own ranges are staged and their stores given up where pressed.
+  restore_due_stores();
   return result;
 }
 

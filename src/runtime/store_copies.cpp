@@ -128,4 +128,19 @@ bool Runtime::restore_store_copy(Unit& u) noexcept {
   return true;
 }
 
+void Runtime::restore_due_stores() noexcept {
+  auto due = std::move(restores_due_);
+  restores_due_.clear();
+  for (const auto& u : due) {
+    // Staged again, freed or rewritten meanwhile: nothing to restore (a
+    // unit whose run stayed mapped keeps its copy for its next eviction).
+    if (u->dead || u->state != UnitState::kCompressed || u->store.data || !u->store.host_copy.slot) continue;
+    if (restore_store_copy(*u)) continue;
+    // No device memory for it: decodes read it from host memory until an
+    // eviction with memory to spare brings it back.
+    stats_.stores_left_in_host.add();
+    emit("store_in_host", u->begin, u->bytes());
+  }
+}
+
 }  // namespace nz::rt

@@ -1537,6 +1537,49 @@ TEST_F(RuntimeE2E, StoresGivenUpOverABudgetComeBackFromHostCopies) {
   d->free(dp);
 }
 
+// Two weights of two units each read in turn over a one-unit budget: each
+// read evicts the other weight, found unchanged with its stores given up,
+// and its stores come back from their host copies. They come back only once
+// that weight's pages went (restore_due_stores): the eviction costs no
+// device memory beyond what the read held before it. Restored first, each
+// of the two 1.4 MB stores met its still-mapped pages (issue 13's peaks).
+TEST_F(RuntimeE2E, RestoresFromHostCopiesWaitForTheRunsPagesToGo) {
+  if (std::getenv("NEUZIP_STAGING_MB") == nullptr) GTEST_SKIP() << "needs a fixed budget (runtime-e2e-store-copies)";
+  const char* keep = std::getenv("NEUZIP_KEEP_STORES_MB");
+  if (keep != nullptr && std::string(keep) == "0") GTEST_SKIP() << "no host copies";
+  auto reset_peak = reinterpret_cast<nzsim_reset_peak_fn>(d->symbol("nzsim_reset_peak"));
+  nzsim_stats probe{};
+  if (reset_peak == nullptr || !d->sim_stats(probe)) GTEST_SKIP() << "needs the simulator's peak";
+  auto wa = bf16_weights(2 * kMiB, 41), wb = bf16_weights(2 * kMiB, 42);
+  CUdeviceptr a = load_weights(wa), b = load_weights(wb);
+  const std::vector<uint16_t>* w[2] = {&wa, &wb};
+  const CUdeviceptr p[2] = {a, b};
+  // Slack for the runtime's small allocations (events, status words); a
+  // store restored beside its pages is 1.4 MB.
+  constexpr uint64_t kSlack = 256 * 1024;
+  for (int step = 0; step < 6; ++step) {
+    const int i = step % 2;
+    nzsim_stats before{}, after{};
+    ASSERT_TRUE(d->sim_stats(before));
+    reset_peak();
+    const uint64_t restored = Runtime::get().debug_stores_restored();
+    EXPECT_EQ(device_sum(p[i], w[i]->size()), host_sum(w[i]->data(), w[i]->size())) << "step " << step;
+    ASSERT_TRUE(d->sim_stats(after));
+    if (step == 0) continue;  // nothing was staged before it
+    EXPECT_EQ(Runtime::get().debug_stores_restored(), restored + 2) << "step " << step;
+    EXPECT_LE(after.peak_physical_bytes, before.physical_bytes + kSlack)
+        << "step " << step << ": the eviction held restored stores beside their pages";
+  }
+  Runtime::get().evict_idle();
+  for (int i = 0; i < 2; ++i) {
+    std::vector<uint16_t> back(w[i]->size());
+    ASSERT_EQ(d->dtoh(back.data(), p[i], back.size() * 2), CUDA_SUCCESS);
+    EXPECT_EQ(back, *w[i]);
+  }
+  d->free(a);
+  d->free(b);
+}
+
 // The look-ahead stager (runtime-e2e-lookahead: NEUZIP_LOOKAHEAD_MB=auto, a
 // fixed budget of two units) follows the order the weights are used in and
 // makes room for the next one by evicting the least recently used, settling
