@@ -376,7 +376,7 @@ class Runtime {
     size_t bytes;
   };
   std::vector<FreedLater> freed_later_;  // stores freed on release_stream_ after their decode
-  std::vector<std::shared_ptr<Unit>> restores_due_;  // see restore_due_stores (empty outside an eviction)
+  std::vector<std::shared_ptr<Unit>> restores_due_;  // see restore_due_stores (drained at the end of each staging)
   size_t held_bytes_ = 0;  // pages encode handovers keep until settled (Handoff::held)
   size_t encode_handoff_bytes_ = 0;  // runs of encode handovers not settled yet
   UniqueDeviceMemory guard_workspace_;  // the encoder's, for encode handovers on the guard stream
