@@ -1675,7 +1675,16 @@ TEST_F(RuntimeE2E, EncodeHandoffsKeepPagesOfAnotherSize) {
   const uint64_t held_before = Runtime::get().debug_encode_handoffs_held();
   std::vector<size_t> sizes;
   for (int i = 0; i < 15; ++i) sizes.push_back(i % 2 ? 2 * kMiB : kMiB);
-  const bool expect_held = std::getenv("NZSIM_MAP_OFFSETS") == nullptr &&
+  // Under ThreadSanitizer (tools/test-tsan.sh: a race test, every byte
+  // still checked) the simulated device lags so far that the path is taken
+  // in about half the runs, with the library of 88cca5b as with the next
+  // (docs/RESULTS.md §4.9.21): not asked there.
+#if defined(__SANITIZE_THREAD__)
+  constexpr bool kDeviceKeepsUp = false;
+#else
+  constexpr bool kDeviceKeepsUp = true;
+#endif
+  const bool expect_held = kDeviceKeepsUp && std::getenv("NZSIM_MAP_OFFSETS") == nullptr &&
                            std::getenv("NEUZIP_ENCODE_HANDOFF") == nullptr && std::atoi(budget) >= 32;
   // Whether a victim takes this path depends on how far the simulated
   // device lags (the allowance for unsettled handovers): in 1 of 6 CI runs
