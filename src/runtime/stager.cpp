@@ -548,8 +548,13 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     enforce_budget(0, true);  // staging grew: the budget may now be exceeded
   }
   // Stores of the ranges evicted for this call, back from host memory now
-  // that its own ranges are staged and their stores given up where pressed.
-  restore_due_stores();
+  // that its own ranges are staged and their stores given up where pressed
+  // (or evicted by a program's allocation since the last call). Driver
+  // calls: relaxed, as every other of this hook's.
+  if (!restores_due_.empty()) {
+    relax();
+    restore_due_stores();
+  }
   return result;
 }
 

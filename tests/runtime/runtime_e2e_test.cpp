@@ -1580,6 +1580,58 @@ TEST_F(RuntimeE2E, RestoresFromHostCopiesWaitForTheRunsPagesToGo) {
   d->free(b);
 }
 
+// An eviction for a program's allocation (on_out_of_memory) leaves the
+// stores it found unchanged due (restore_due_stores); the next launch
+// brings them back at its end, whatever it staged itself. Here that launch
+// stages nothing (its one weight is staged and decoded: no driver call of
+// its own) and runs while another stream captures in global mode: the
+// restore's allocation, copy and synchronization must be relaxed like the
+// hook's other driver calls, or that capture is invalidated.
+TEST_F(RuntimeE2E, DueRestoresFromHostCopiesLeaveAnotherStreamsCaptureIntact) {
+  if (std::getenv("NEUZIP_STAGING_MB") == nullptr) GTEST_SKIP() << "needs a fixed budget (runtime-e2e-store-copies)";
+  const char* keep = std::getenv("NEUZIP_KEEP_STORES_MB");
+  if (keep != nullptr && std::string(keep) == "0") GTEST_SKIP() << "no host copies";
+  const GraphApi g = GraphApi::load(*d);
+  if (!g.usable()) GTEST_SKIP() << "no graph API in this driver";
+  auto wa = bf16_weights(2 * kMiB, 43);  // two units
+  auto wb = bf16_weights(kMiB, 44);      // one unit
+  CUdeviceptr a = load_weights(wa), b = load_weights(wb);
+  // b staged for good: a graph that reads it pins it (no eviction takes it).
+  CUstream s0 = nullptr, s2 = nullptr, s3 = nullptr;
+  CUgraph graph = nullptr;
+  CUgraphExec exec = nullptr;
+  capture_sum_on_new_stream(g, s0, b, wb.size(), graph, exec);
+  if (HasFatalFailure()) return;
+  ASSERT_EQ(d->real().base.cuStreamCreate(&s2, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  ASSERT_EQ(d->real().base.cuStreamCreate(&s3, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  // Its decode seen complete: later launches on it make no driver call.
+  EXPECT_EQ(device_sum(b, wb.size(), s2), host_sum(wb.data(), wb.size()));
+  // a past the budget gives its stores up (host copies kept)...
+  EXPECT_EQ(device_sum(a, wa.size()), host_sum(wa.data(), wa.size()));
+  EXPECT_EQ(unit_at(a).state, UnitState::kStaged);
+  // ...and an eviction for a program's allocation finds it unchanged.
+  const uint64_t restored = Runtime::get().debug_stores_restored();
+  ASSERT_TRUE(nz::rt::on_out_of_memory(2 * kMiB));
+  EXPECT_EQ(unit_at(a).state, UnitState::kCompressed);
+  EXPECT_EQ(Runtime::get().debug_stores_restored(), restored) << "restored by the eviction itself";
+  ASSERT_EQ(g.begin(s3, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
+  nz::rt::on_capture_begin(s3);
+  EXPECT_EQ(device_sum(b, wb.size(), s2), host_sum(wb.data(), wb.size()));
+  CUgraph empty = nullptr;
+  EXPECT_EQ(g.end(s3, &empty), CUDA_SUCCESS) << "the restore invalidated another stream's capture";
+  nz::rt::on_capture_end(s3, empty);
+  EXPECT_EQ(Runtime::get().debug_stores_restored(), restored + 2);
+  if (empty != nullptr) {
+    nz::rt::on_graph_destroy(empty);
+    g.destroy(empty);
+  }
+  destroy_graph_and_exec(g, graph, exec);
+  EXPECT_EQ(device_sum(a, wa.size()), host_sum(wa.data(), wa.size()));
+  for (CUstream s : {s0, s2, s3}) d->real().base.cuStreamDestroy(s);
+  d->free(a);
+  d->free(b);
+}
+
 // The look-ahead stager (runtime-e2e-lookahead: NEUZIP_LOOKAHEAD_MB=auto, a
 // fixed budget of two units) follows the order the weights are used in and
 // makes room for the next one by evicting the least recently used, settling
