@@ -58,7 +58,8 @@ struct StoredRange {
   size_t original_bytes = 0;
   uint64_t hash = 0;           // nz_hash of the content a decode reproduces
   std::vector<uint8_t> header; // host copy of header + tables, validated
-  HostStoreCopy host_copy;      // while `data` is given up (replaced with the store)
+  HostStoreCopy host_copy;      // its bytes in page-locked host memory: while `data` is given up, and kept
+                                // beside it after a restore (store_copies.cpp)
 };
 
 enum class CompressOutcome { kStored, kPoorRatio, kNoMemory, kFailed };

@@ -85,7 +85,7 @@ void Runtime::report_at_exit() noexcept {
       "peak device used {} bytes; device bytes saved: peak {}; staging peak {}; "
       "faults {} decompressions {} recompressions {} drops {} prefetches {} (used {}); "
       "stores released under pressure {} (re-encoded unchanged {}; restored from host copies {}); "
-      "stores moved to host memory {} (left there at evictions {}); checksum failures {}; "
+      "stores moved to host memory {} (left there at evictions {}; decoded from host copies {}); checksum failures {}; "
       "vmm calls {} (creates {}) decode launches {} bytes decompressed {} hook host ns {} (waiting {}; for the lock {}, for the stager {}, encoding {}); "
       "stagings ahead {} on launch {}; handed over {} (changed {}); encodes {} bytes encoded {} encode host ns {}; "
       "evicted off the lock {} runs ({} units encoded; {} handed over by launching threads); "
@@ -93,7 +93,7 @@ void Runtime::report_at_exit() noexcept {
       "parked in host memory {}",
       peak, s.device_bytes_saved_peak, s.staging_bytes_peak, s.faults, s.decompressions, s.recompressions,
       s.drops, s.prefetches, stats_.prefetch_hits.get(), stats_.store_releases.get(), stats_.reencodes.get(),
-      stats_.stores_restored.get(), stats_.stores_offloaded.get(), stats_.stores_left_in_host.get(),
+      stats_.stores_restored.get(), stats_.stores_offloaded.get(), stats_.stores_left_in_host.get(), stats_.decodes_from_host_copies.get(),
       s.checksum_failures, s.vmm_calls, vmm_.create_calls(), s.decode_launches, s.bytes_decompressed, s.hook_host_ns, s.hook_wait_ns,
       stats_.hook_lock_ns.get(), stats_.hook_stager_ns.get(), stats_.hook_encode_ns.get(), s.stagings_ahead, s.stagings_on_launch, stats_.handoffs.get(), stats_.rescues.get(), stats_.encodes.get(),
       stats_.bytes_encoded.get(),

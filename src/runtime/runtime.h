@@ -106,6 +106,7 @@ class Runtime {
   uint64_t debug_rescues() const noexcept { return stats_.rescues.get(); }
   uint64_t debug_reencodes() const noexcept { return stats_.reencodes.get(); }
   uint64_t debug_stores_restored() const noexcept { return stats_.stores_restored.get(); }
+  uint64_t debug_decodes_from_host_copies() const noexcept { return stats_.decodes_from_host_copies.get(); }
   uint64_t debug_stores_offloaded() const noexcept { return stats_.stores_offloaded.get(); }
   uint64_t debug_stores_left_in_host() const noexcept { return stats_.stores_left_in_host.get(); }
   uint64_t debug_parked() const noexcept { return stats_.parked.get(); }
@@ -255,6 +256,9 @@ class Runtime {
   // callers, after trimming the pool): the pages and the stores never
   // coexist (issue 13's peaks).
   void restore_due_stores() noexcept;
+  // A staging past a fixed budget: stores with a host copy go before it and
+  // their ranges are decoded from the copy (see store_copies.cpp).
+  void decode_from_host_copies(const std::vector<std::shared_ptr<Unit>>& units) noexcept;
   bool offload_stores(size_t need) noexcept;
   bool give_up_staged_stores() noexcept;
   bool give_up_reserve() noexcept;

@@ -358,6 +358,9 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
     try {
       for (auto& u : touched)
         if (!u->dead && u->state == UnitState::kCompressed) staged_now.push_back(u);
+      if (config_.staging_bytes && !capturing &&
+          pool_.in_use_bytes() + incoming > *config_.staging_bytes + deferred_bytes_ + held_bytes_)
+        decode_from_host_copies(touched);
       // All or nothing: on failure none of them is staged. Short of memory
       // (adaptive budget), one unit per run: each staged unit's store can go
       // back before the next needs its pages, and an eviction can encode a

@@ -32,6 +32,7 @@ struct Stats {
   Counter stores_restored; // unchanged ranges whose given-up store came back from a host copy instead
   Counter stores_offloaded;  // stores moved to host memory by a staging out of device memory (offload_stores)
   Counter stores_left_in_host;  // evictions short of memory that left a range's store in host memory
+  Counter decodes_from_host_copies;  // ranges a staging past the budget decoded from their store's host copy
   Counter handoffs;        // units evicted by handing their pages over on the device (handoff.h)
   Counter rescues;         // of which found changed by the device's change test (restored from host memory)
   Counter encode_handoffs; // of which rewritten units encoded on the device (handoff_encode.cpp)

@@ -67,7 +67,7 @@ bool Runtime::offload_stores(size_t need) noexcept {
   try {
     for (const auto& [base, a] : allocations_) {
       for (const auto& [begin, u] : a->units) {
-        if (u->dead || u->state != UnitState::kCompressed || !u->store.data || u->store.host_copy.slot ||
+        if (u->dead || u->state != UnitState::kCompressed || !u->store.data ||
             u->in_flight != 0 || u->pins != 0 || u->handoff || u->rescue || u->incoming ||
             CompressedStore::lossy_for(u->dtype, config_) || !event_done(u->ready))
           continue;
@@ -82,7 +82,8 @@ bool Runtime::offload_stores(size_t need) noexcept {
   const CUstream s = internal_.get();
   for (const auto& [due, u] : candidates) {
     if (freed >= need) break;
-    if (!copy_store_to_host(*u, s) || !host_copy_ready(*u)) continue;
+    // (A store restored earlier may have kept its copy: no copy to make.)
+    if ((!u->store.host_copy.slot && !copy_store_to_host(*u, s)) || !host_copy_ready(*u)) continue;
     const size_t bytes = u->store.bytes;
     free_store_now(u->store.data, return_stream_.get());
     drop_store(*u);
@@ -119,7 +120,10 @@ bool Runtime::restore_store_copy(Unit& u) noexcept {
     return false;
   }
   const size_t bytes = copy.bytes;
-  copy = HostStoreCopy{};
+  // The copy stays (it is this store's, for as long as the store is) while
+  // half the host memory is free: the next give-up needs no copy, and a
+  // staging past the budget decodes from it (decode_from_host_copies).
+  if (kept_stores_.in_use() > kept_stores_.capacity() / 2) copy = HostStoreCopy{};
   u.store.data = std::move(memory);
   u.store.bytes = bytes;
   stats_.bytes_compressed.add(bytes);
@@ -140,6 +144,29 @@ void Runtime::restore_due_stores() noexcept {
     // eviction with memory to spare brings it back.
     stats_.stores_left_in_host.add();
     emit("store_in_host", u->begin, u->bytes());
+  }
+}
+
+// A staging past a fixed budget gives the stores of its ranges up once they
+// are decoded (release_store_if_pressed), so that for a moment each range
+// held its store and its pages (lora's peak: a 2-unit run's two stores
+// beside its new pages). Ranges whose store has a host copy give it up
+// before the staging instead, and are decoded from the copy: the store and
+// the pages never meet. Ranges staged already (a guess's) give theirs up
+// too, once their decode completed. Host offload for those decodes: each
+// crosses the bus (only past a budget smaller than the program's calls).
+void Runtime::decode_from_host_copies(const std::vector<std::shared_ptr<Unit>>& units) noexcept {
+  for (const auto& u : units) {
+    if (u->dead || !u->store.data || !u->store.host_copy.slot || u->handoff || u->incoming || u->rescue ||
+        CompressedStore::lossy_for(u->dtype, config_))
+      continue;
+    if (u->state == UnitState::kStaged && !event_done(u->ready)) continue;  // its decode may read the store
+    if (!host_copy_ready(*u)) continue;  // no whole copy: the device store stays the only one
+    free_store_now(u->store.data, return_stream_.get());
+    drop_store(*u);
+    stats_.store_releases.add();
+    if (u->state == UnitState::kCompressed) stats_.decodes_from_host_copies.add();
+    emit("store_release", u->begin, u->bytes());
   }
 }
 

@@ -1580,6 +1580,48 @@ TEST_F(RuntimeE2E, RestoresFromHostCopiesWaitForTheRunsPagesToGo) {
   d->free(b);
 }
 
+// A staging past the budget gives its ranges' stores up once decoded; those
+// whose store kept its host copy at a restore give it up before and are
+// decoded from the copy (decode_from_host_copies): the store never meets
+// its pages. Two weights of two units read in turn over a one-unit budget:
+// from the third read on, each read's two units are decoded from their
+// copies, every byte as loaded, and the read costs no memory beyond what
+// was in use before it.
+TEST_F(RuntimeE2E, StagingPastTheBudgetDecodesFromHostCopies) {
+  if (std::getenv("NEUZIP_STAGING_MB") == nullptr) GTEST_SKIP() << "needs a fixed budget (runtime-e2e-store-copies)";
+  const char* keep = std::getenv("NEUZIP_KEEP_STORES_MB");
+  const bool copies = keep == nullptr || std::string(keep) != "0";
+  auto reset_peak = reinterpret_cast<nzsim_reset_peak_fn>(d->symbol("nzsim_reset_peak"));
+  nzsim_stats probe{};
+  if (reset_peak == nullptr || !d->sim_stats(probe)) GTEST_SKIP() << "needs the simulator's peak";
+  auto wa = bf16_weights(2 * kMiB, 45), wb = bf16_weights(2 * kMiB, 46);
+  CUdeviceptr a = load_weights(wa), b = load_weights(wb);
+  const std::vector<uint16_t>* w[2] = {&wa, &wb};
+  const CUdeviceptr p[2] = {a, b};
+  constexpr uint64_t kSlack = 256 * 1024;
+  for (int step = 0; step < 8; ++step) {
+    const int i = step % 2;
+    nzsim_stats before{}, after{};
+    ASSERT_TRUE(d->sim_stats(before));
+    reset_peak();
+    const uint64_t from_copies = Runtime::get().debug_decodes_from_host_copies();
+    EXPECT_EQ(device_sum(p[i], w[i]->size()), host_sum(w[i]->data(), w[i]->size())) << "step " << step;
+    ASSERT_TRUE(d->sim_stats(after));
+    const uint64_t expected = copies && step >= 2 ? 2 : 0;
+    EXPECT_EQ(Runtime::get().debug_decodes_from_host_copies() - from_copies, expected) << "step " << step;
+    if (step > 0 && copies)
+      EXPECT_LE(after.peak_physical_bytes, before.physical_bytes + kSlack) << "step " << step;
+  }
+  Runtime::get().evict_idle();
+  for (int i = 0; i < 2; ++i) {
+    std::vector<uint16_t> back(w[i]->size());
+    ASSERT_EQ(d->dtoh(back.data(), p[i], back.size() * 2), CUDA_SUCCESS);
+    EXPECT_EQ(back, *w[i]);
+  }
+  d->free(a);
+  d->free(b);
+}
+
 // An eviction for a program's allocation (on_out_of_memory) leaves the
 // stores it found unchanged due (restore_due_stores); the next launch
 // brings them back at its end, whatever it staged itself. Here that launch
