@@ -132,11 +132,7 @@ void Runtime::stager_main() noexcept {
     settle_queued(lock);  // evictions the launching threads handed over come first
     auto from = lookahead_from_.lock();
     lookahead_from_.reset();
-    if (!from || !setup_ok_ || context_ == nullptr || stop_stager_) {
-      restore_due_stores();
-      continue;
-    }
-    stage_ahead(lock, from);
+    if (from && setup_ok_ && context_ != nullptr && !stop_stager_) stage_ahead(lock, from);
     restore_due_stores();  // evicted to make its room: back once it is staged
   }
 }

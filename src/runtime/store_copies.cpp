@@ -162,11 +162,8 @@ void Runtime::decode_from_host_copies(const std::vector<std::shared_ptr<Unit>>& 
       continue;
     if (u->state == UnitState::kStaged && !event_done(u->ready)) continue;  // its decode may read the store
     if (!host_copy_ready(*u)) continue;  // no whole copy: the device store stays the only one
-    free_store_now(u->store.data, return_stream_.get());
-    drop_store(*u);
-    stats_.store_releases.add();
     if (u->state == UnitState::kCompressed) stats_.decodes_from_host_copies.add();
-    emit("store_release", u->begin, u->bytes());
+    give_store_up(*u);
   }
 }
 
