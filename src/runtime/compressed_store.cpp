@@ -186,16 +186,23 @@ bool CompressedStore::lossy_for(int tag_dtype, const Config& config) noexcept {
 
 CompressOutcome CompressedStore::encode_best(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
                                              UniqueDeviceMemory& best, size_t& best_len, size_t size_hint,
-                                             bool& hinted) noexcept {
+                                             int hint_dtype, bool& hinted) noexcept {
   hinted = false;
   const bool lossy = lossy_for(tag_dtype, config);
   // Unknown content: try bf16 first (most weights), then fp32; keep the smaller.
+  // Untyped bytes encoded before start with the type that won then, and the
+  // hint (that encoding's size) applies to it: a rewritten bf16 weight is
+  // encoded into a buffer of about its store's size, not the bound (the
+  // eviction's transient peak: +2.1 MB per 2 MiB unit instead of ~1.4).
   nz_dtype candidates[2] = {NZ_BF16, NZ_FP32};
   size_t candidate_count = 2;
   if (is_float_tag(tag_dtype)) {
     candidates[0] = static_cast<nz_dtype>(tag_dtype);  // NZ_TAG_* equal nz_dtype values
     candidate_count = 1;
+  } else if (hint_dtype == NZ_FP32) {
+    std::swap(candidates[0], candidates[1]);
   }
+  const bool hint_applies = !lossy && (candidate_count == 1 || hint_dtype == candidates[0]);
   CompressOutcome last = CompressOutcome::kFailed;
   for (size_t i = 0; i < candidate_count; ++i) {
     const nz_options opts = config.codec_options(candidates[i], lossy);
@@ -204,7 +211,7 @@ CompressOutcome CompressedStore::encode_best(CUdeviceptr src, size_t bytes, int 
     bool fit_hint = false;
     // The hint is the size of one earlier encoding of this range: it applies
     // to its element type only (a float tag has no other candidate).
-    last = encode_once(src, bytes, opts, buffer, len, candidate_count == 1 && !lossy ? size_hint : 0, fit_hint);
+    last = encode_once(src, bytes, opts, buffer, len, i == 0 && hint_applies ? size_hint : 0, fit_hint);
     if (last != CompressOutcome::kStored) continue;
     if (!best || len < best_len) {
       give_back_reserve(best);
@@ -225,13 +232,14 @@ CompressOutcome CompressedStore::encode_best(CUdeviceptr src, size_t bytes, int 
 }
 
 CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag_dtype,
-                                          const Config& config, StoredRange& out, size_t size_hint) noexcept {
+                                          const Config& config, StoredRange& out, size_t size_hint,
+                                          int hint_dtype) noexcept {
   const auto& api = driver().base;
   const bool lossy = lossy_for(tag_dtype, config);
   UniqueDeviceMemory best;
   size_t best_len = 0;
   bool hinted = false;
-  const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len, size_hint, hinted);
+  const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len, size_hint, hint_dtype, hinted);
   if (encoded != CompressOutcome::kStored) return encoded;
   ReserveReturn reserve_return{*this, best};
 
@@ -264,13 +272,13 @@ CompressOutcome CompressedStore::compress(CUdeviceptr src, size_t bytes, int tag
 CompressOutcome CompressedStore::compress_releasing(CUdeviceptr src, size_t bytes, int tag_dtype,
                                                     const Config& config, uint64_t known_hash,
                                                     SourceRelease release, StoredRange& out,
-                                                    size_t size_hint) noexcept {
+                                                    size_t size_hint, int hint_dtype) noexcept {
   const auto& api = driver().base;
   if (lossy_for(tag_dtype, config)) return CompressOutcome::kFailed;
   UniqueDeviceMemory best;
   size_t best_len = 0;
   bool hinted = false;
-  const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len, size_hint, hinted);
+  const CompressOutcome encoded = encode_best(src, bytes, tag_dtype, config, best, best_len, size_hint, hint_dtype, hinted);
   if (encoded != CompressOutcome::kStored) return encoded;
   ReserveReturn reserve_return{*this, best};
   StoredRange result;

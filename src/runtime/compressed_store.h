@@ -79,9 +79,11 @@ class CompressedStore {
   // range: exact for the same content, close for a rewritten weight). The
   // encode then goes into a buffer of that size, which becomes the store
   // (no bound-sized buffer, no copy); if the result does not fit, it is
-  // encoded again with the bound. 0: no expectation.
+  // encoded again with the bound. 0: no expectation. `hint_dtype`: the
+  // nz_dtype that earlier encoding used (for untyped bytes, tried first and
+  // the only one the hint applies to; 0: unknown).
   CompressOutcome compress(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
-                           StoredRange& out, size_t size_hint = 0) noexcept;
+                           StoredRange& out, size_t size_hint = 0, int hint_dtype = 0) noexcept;
 
   // Called once the encoding no longer needs the source (see below).
   struct SourceRelease {
@@ -99,7 +101,7 @@ class CompressedStore {
   // (their stored hash describes the lossy decode): use compress().
   CompressOutcome compress_releasing(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
                                      uint64_t known_hash, SourceRelease release, StoredRange& out,
-                                     size_t size_hint = 0) noexcept;
+                                     size_t size_hint = 0, int hint_dtype = 0) noexcept;
   // Checks a host copy of an encoding's header and tables (`available`
   // bytes of it) for an encoding of `len` bytes of `original` bytes: magic,
   // sizes, header checksum. On success `header` holds them (a store's host copy).
@@ -149,7 +151,8 @@ class CompressedStore {
   // kPoorRatio (and nothing in `best`) when even that saves too little.
   // `hinted`: the result is in a buffer of `size_hint` bytes (not the bound).
   CompressOutcome encode_best(CUdeviceptr src, size_t bytes, int tag_dtype, const Config& config,
-                              UniqueDeviceMemory& best, size_t& best_len, size_t size_hint, bool& hinted) noexcept;
+                              UniqueDeviceMemory& best, size_t& best_len, size_t size_hint, int hint_dtype,
+                              bool& hinted) noexcept;
   CompressOutcome encode_once(CUdeviceptr src, size_t bytes, const nz_options& opts, UniqueDeviceMemory& buffer,
                               size_t& out_len, size_t size_hint, bool& hinted) noexcept;
   // One encode into a new buffer of `capacity` bytes (or the reserve, when

@@ -143,7 +143,8 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
   bool released = false;
   const auto start = TraceClock::now();
   if (CompressedStore::lossy_for(u->dtype, config_) || !may_release) {
-    outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh, encode_size_hint(*u, unchanged));
+    outcome = store_->compress(u->begin, u->bytes(), u->dtype, config_, fresh, encode_size_hint(*u, unchanged),
+                               u->encoded_dtype);
   } else {
     // Lossless: the staging goes back as soon as the encoding is safe, before
     // the new store is allocated (the two never coexist; matters under pressure).
@@ -174,7 +175,7 @@ Runtime::Settled Runtime::settle(const std::shared_ptr<Unit>& u, bool may_releas
                                            },
                                            &ctx};
     outcome = store_->compress_releasing(u->begin, u->bytes(), u->dtype, config_, hash, release, fresh,
-                                         encode_size_hint(*u, unchanged));
+                                         encode_size_hint(*u, unchanged), u->encoded_dtype);
   }
   // (Nothing fails after a release: `released` implies kStored.)
   if (outcome == CompressOutcome::kNoMemory) {

@@ -139,6 +139,7 @@ bool Runtime::settle_held(std::unique_lock<std::mutex>& lock, const std::shared_
     size_t bytes = 0;
     int dtype = 0;
     size_t hint = 0;  // encode_size_hint of a rewritten range (the same content: the size matches exactly)
+    int hint_dtype = 0;  // the nz_dtype of its last encoding (untyped bytes: tried first)
     uint64_t hash = 0;
     CompressOutcome outcome = CompressOutcome::kFailed;
     StoredRange fresh;
@@ -157,6 +158,7 @@ bool Runtime::settle_held(std::unique_lock<std::mutex>& lock, const std::shared_
       j.bytes = v->bytes();
       j.dtype = v->dtype;
       j.hint = encode_size_hint(*v, false);
+      j.hint_dtype = v->encoded_dtype;
       j.unit = v;
     }
   } catch (...) {
@@ -188,7 +190,7 @@ bool Runtime::settle_held(std::unique_lock<std::mutex>& lock, const std::shared_
     }
     if (j.hash == expected[i].first && expected[i].second) continue;  // dropped: the store holds it
     j.start = TraceClock::now();
-    j.outcome = ahead_store_->compress(j.begin, j.bytes, j.dtype, config_, j.fresh, j.hint);
+    j.outcome = ahead_store_->compress(j.begin, j.bytes, j.dtype, config_, j.fresh, j.hint, j.hint_dtype);
     j.encoded = true;
   }
   lock.lock();

@@ -630,6 +630,43 @@ TEST_F(RuntimePark, RunRetiredAfterAParkKeepsNoParkedCopy) {
   d->free(dp);
 }
 
+// An untyped range (bytes copied in, no nz_tag) rewritten a little is
+// encoded at eviction into a buffer of its last encoding's size, with the
+// element type that won then: 1.75 MiB free holds that (~1.45 MB) but not
+// a bound-sized buffer (2 MiB + header). Without the hint for untyped
+// bytes the encode found no room and the range parked in host memory.
+TEST_F(RuntimePark, UntypedRewrittenRangeEncodesIntoItsLastSize) {
+  if (one_unit_of_host_memory) GTEST_SKIP() << "runs in runtime-e2e-park";
+  auto w = bf16_weights(kMiB, 35);  // one 2 MiB unit
+  p = load_weights(w);
+  const auto s0 = stats();
+  ASSERT_EQ(s0.bytes_original_compressed % (2 * kMiB), 0u);
+  // Every 16th element's lowest mantissa bit flips: about the same size.
+  target = w;
+  std::vector<uint16_t> delta(w.size(), 0);
+  for (size_t i = 0; i < w.size(); i += 16) {
+    delta[i] = (w[i] & 1) ? static_cast<uint16_t>(0xFFFF) : uint16_t{1};
+    target[i] = static_cast<uint16_t>(w[i] + delta[i]);
+  }
+  dp = d->alloc(delta.size() * 2);
+  ASSERT_EQ(d->real().base.cuMemcpyHtoD(dp, delta.data(), delta.size() * 2), CUDA_SUCCESS);  // untagged
+  EXPECT_EQ(device_sum(p, w.size()), host_sum(w.data(), w.size()));  // staged
+  fill(kMiB + 3 * kMiB / 4);
+  uint64_t n = w.size();
+  ASSERT_EQ(d->launch(f_add, {&p, &dp, &n}), CUDA_SUCCESS);  // p = target
+  const uint64_t parked_before = Runtime::get().debug_parked();
+  const auto s1 = stats();
+  Runtime::get().evict_idle();
+  const auto s2 = stats();
+  EXPECT_EQ(Runtime::get().debug_parked(), parked_before) << "no room for a bound-sized encode: parked";
+  EXPECT_EQ(s2.recompressions, s1.recompressions + 1) << "the rewritten unit was not encoded on the device";
+  EXPECT_EQ(s2.staging_bytes, 0u) << "the unit stayed staged";
+  release_fillers();
+  EXPECT_EQ(content(), target);  // decoded from the new store
+  d->free(p);
+  d->free(dp);
+}
+
 // Parked, restored bit for bit at the next use, parked again while memory
 // stays short, encoded once there is room (with `park` disabled it fails:
 // the run stays staged).

@@ -1,4 +1,7 @@
 // Configuration from the environment, statistics, and the stub reporter.
+#include <execinfo.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -22,6 +25,7 @@ Config read_config() {
   if (const char* log = std::getenv("NZSIM_LOG")) c.log = std::strcmp(log, "0") != 0 && *log;
   if (const char* off = std::getenv("NZSIM_MAP_OFFSETS")) c.map_offsets = std::strcmp(off, "0") != 0;
   if (const char* across = std::getenv("NZSIM_UNMAP_ACROSS")) c.unmap_across = std::strcmp(across, "0") != 0;
+  if (const char* t = std::getenv("NZSIM_PEAK_TRACE"); t && *t) c.peak_trace_above = std::strtoull(t, nullptr, 10);
   return c;
 }
 
@@ -45,6 +49,16 @@ bool try_reserve_physical(uint64_t bytes) {
   uint64_t now = cur + bytes;
   uint64_t peak = g_peak.load();
   while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {}
+  // Who raised the peak: the reservation's call stack (addresses in
+  // libraries without symbols: addr2line -f -C -e LIB +OFFSET).
+  const uint64_t trace_above = config().peak_trace_above;
+  if (trace_above != 0 && now > trace_above && now > peak) {
+    void* frames[48];
+    const int n = backtrace(frames, 48);
+    std::fprintf(stderr, "nzsim-new-peak %llu (+%llu)\n", static_cast<unsigned long long>(now),
+                 static_cast<unsigned long long>(bytes));
+    backtrace_symbols_fd(frames, n, 2);
+  }
   return true;
 }
 

@@ -21,6 +21,7 @@ struct Config {
   bool log = false;                        // NZSIM_LOG=1: trace notable events to stderr
   bool map_offsets = false;                // NZSIM_MAP_OFFSETS=1: cuMemMap of a slice of a handle works
   bool unmap_across = true;                // NZSIM_UNMAP_ACROSS=0: cuMemUnmap of several mappings at once fails
+  uint64_t peak_trace_above = 0;           // NZSIM_PEAK_TRACE=BYTES: a backtrace at each new peak above
 };
 
 // Read once from the environment (first use).
