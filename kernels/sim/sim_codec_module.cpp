@@ -5,6 +5,10 @@
 // on the "device" memory (host addresses under the simulator) of one launch.
 // Like the CUDA decoder, a failed decode writes its nz_status to the status
 // word and traps (returns non-zero); a failed encode writes 0 to out_len.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -30,9 +34,28 @@ const Args& args_of(const nzsim_launch* launch) {
   return *static_cast<const Args*>(launch->params[0]);
 }
 
+// Whether a GPU kernel could reach [address, address + bytes): the
+// simulator runs these kernels on the host, where pageable host memory reads
+// as well as any; on a GPU it is an illegal address. Every buffer a kernel
+// takes is checked (a store in host memory must be page-locked). Asked of the
+// simulator's handle (some programs load it RTLD_LOCAL); true without one.
+bool reachable(uint64_t address, uint64_t bytes) {
+  static const auto accessible = [] {
+    void* sim = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    void* f = dlsym(sim != nullptr ? sim : RTLD_DEFAULT, "nzsim_device_accessible");
+    return reinterpret_cast<nzsim_device_accessible_fn>(f);
+  }();
+  if (accessible == nullptr || accessible(at<const void>(address), bytes) != 0) return true;
+  std::fprintf(stderr, "nzsim codec module: a kernel would reach pageable host memory at %#llx (%llu bytes)\n",
+               static_cast<unsigned long long>(address), static_cast<unsigned long long>(bytes));
+  return false;
+}
+
 // Decodes one buffer; on failure records the status and returns non-zero
 // (a trap: the context reports CUDA_ERROR_LAUNCH_FAILED).
 int decode_one(uint64_t src, uint64_t src_len, uint64_t dst, uint64_t dst_cap, uint64_t status) {
+  if (!reachable(src, src_len) || !reachable(dst, dst_cap) || (status != 0 && !reachable(status, 4)))
+    return NZSIM_KERNEL_ILLEGAL_ADDRESS;
   nz_status st = nz_decompress(at<const void>(src), src_len, at<void>(dst), dst_cap, 1);
   if (st == NZ_OK) return 0;
   if (status != 0) {
@@ -56,13 +79,16 @@ int decode_batch_kernel(const nzsim_launch* launch) {
   int trapped = 0;
   for (uint32_t i = 0; i < b.count && i < nz::kernels::kMaxDecodeBatch; ++i) {
     const auto& j = b.jobs[i];
-    trapped |= decode_one(j.src, j.src_len, j.dst, j.dst_cap, b.status);
+    const int rc = decode_one(j.src, j.src_len, j.dst, j.dst_cap, b.status);
+    if (rc == NZSIM_KERNEL_ILLEGAL_ADDRESS) return rc;  // the whole kernel faults
+    trapped |= rc;
   }
   return trapped;
 }
 
 int hash_kernel(const nzsim_launch* launch) {
   const HashArgs& a = args_of<HashArgs>(launch);
+  if (!reachable(a.data, a.len) || !reachable(a.out, 8)) return NZSIM_KERNEL_ILLEGAL_ADDRESS;
   *at<uint64_t>(a.out) = nz_hash(at<const void>(a.data), a.len);
   return 0;
 }
@@ -70,8 +96,13 @@ int hash_kernel(const nzsim_launch* launch) {
 // The change test before handed-over pages are decoded into (guard.cuh).
 int guard_batch_kernel(const nzsim_launch* launch) {
   const GuardBatchArgs& b = args_of<GuardBatchArgs>(launch);
+  if (!reachable(b.flags, 4ull * std::min<uint32_t>(b.count, nz::kernels::kMaxGuardBatch)))
+    return NZSIM_KERNEL_ILLEGAL_ADDRESS;
   for (uint32_t i = 0; i < b.count && i < nz::kernels::kMaxGuardBatch; ++i) {
     const auto& j = b.jobs[i];
+    // Checked where the CUDA kernel touches them (the rescue copy only when changed).
+    if (!reachable(j.data, j.len)) return NZSIM_KERNEL_ILLEGAL_ADDRESS;
+    if (j.mode != nz::kernels::kGuardCompare && !reachable(j.result, 16)) return NZSIM_KERNEL_ILLEGAL_ADDRESS;
     const uint64_t hash = nz_hash(at<const void>(j.data), j.len);
     bool changed = false;
     uint64_t header = 0;
@@ -81,6 +112,9 @@ int guard_batch_kernel(const nzsim_launch* launch) {
       uint64_t* result = at<uint64_t>(j.result);
       result[1] = hash;
       if (j.mode != nz::kernels::kGuardEncodedOrSame || hash != j.expected) {
+        if (!reachable(j.result, nz::kernels::kGuardResultHeader + j.header_cap) ||
+            !reachable(j.store, std::min<uint64_t>(result[0], j.store_cap)))
+          return NZSIM_KERNEL_ILLEGAL_ADDRESS;
         uint8_t* copy = at<uint8_t>(j.result) + nz::kernels::kGuardResultHeader;
         header = nz::kernels::guard_header_bytes(at<const uint8_t>(j.store), result[0], j.store_cap, j.header_cap,
                                                  j.len);
@@ -102,7 +136,10 @@ int guard_batch_kernel(const nzsim_launch* launch) {
         changed = header == 0;
       }
     }
-    if (changed) std::memcpy(at<void>(j.rescue), at<const void>(j.data), j.len);
+    if (changed) {
+      if (!reachable(j.rescue, j.len)) return NZSIM_KERNEL_ILLEGAL_ADDRESS;
+      std::memcpy(at<void>(j.rescue), at<const void>(j.data), j.len);
+    }
     const uint32_t flag = changed      ? nz::kernels::kGuardRescued
                           : header > 0 ? nz::kernels::kGuardStored
                                        : nz::kernels::kGuardUnchanged;
@@ -121,6 +158,9 @@ int encode_kernel(const nzsim_launch* launch) {
   opts.chunk_elems = a.chunk_elems;
   opts.prob_bits = a.prob_bits;
   opts.threads = a.threads;
+  if (!reachable(a.src, a.element_count * nz_dtype_size(static_cast<nz_dtype>(a.dtype))) ||
+      !reachable(a.dst, a.dst_cap) || !reachable(a.out_len, 8))
+    return NZSIM_KERNEL_ILLEGAL_ADDRESS;
   size_t len = 0;
   nz_status st = nz_compress(at<const void>(a.src), a.element_count, &opts, at<void>(a.dst), a.dst_cap, &len);
   *at<uint64_t>(a.out_len) = st == NZ_OK ? len : 0;

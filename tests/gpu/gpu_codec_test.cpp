@@ -547,6 +547,53 @@ int trap_case(GpuEnv& env, std::vector<uint8_t> buffer, size_t flip_at, const ch
       ::testing::ExitedWithCode(0), "")                         \
       << what
 
+// A decode reads a store in page-locked host memory at its host address
+// (the runtime's stores moved to host memory, its decodes from host copies);
+// one in pageable host memory is an illegal address on a GPU, and the
+// simulator's codec module faults the same way (not the CUDA kernels
+// emulated here: they run on the host without that check).
+int pageable_source_case(GpuEnv& env, const std::vector<uint8_t>& compressed, size_t out_bytes) {
+  void* status = nullptr;
+  if (env.api().cuMemAllocHost(&status, sizeof(uint32_t)) != CUDA_SUCCESS) return 1;
+  DeviceBuffer dst = env.alloc(out_bytes);
+  CUresult r = env.codec().decode(env.stream(), reinterpret_cast<CUdeviceptr>(compressed.data()), compressed.size(),
+                                  dst.get(), out_bytes, reinterpret_cast<CUdeviceptr>(status));
+  if (r == CUDA_SUCCESS) r = env.api().cuStreamSynchronize(env.stream());
+  (void)dst.release();  // the context is dead after a fault
+  if (r != CUDA_ERROR_ILLEGAL_ADDRESS) {
+    std::fprintf(stderr, "decode from pageable memory gave %s, not CUDA_ERROR_ILLEGAL_ADDRESS\n",
+                 describe(env.api(), r).c_str());
+    return 2;
+  }
+  return 0;
+}
+
+TEST_F(GpuCodecCorrupt, DecodesFromPageLockedHostMemoryOnly) {
+  NZ_REQUIRE_GPU_ENV(env);
+  if (!env->simulator() || env->emulated_cuda()) GTEST_SKIP() << "the simulator's codec module checks what it reaches";
+  std::vector<uint8_t> w = weights_like(NZ_BF16, 100000, 5);
+  nz_status st;
+  std::vector<uint8_t> buf = cpu_compress(w, 100000, make_options(NZ_BF16), st);
+  ASSERT_EQ(st, NZ_OK);
+  void* pinned = nullptr;
+  ASSERT_EQ(env->api().cuMemAllocHost(&pinned, buf.size()), CUDA_SUCCESS);
+  std::memcpy(pinned, buf.data(), buf.size());
+  DeviceBuffer dst = env->alloc(w.size());
+  ASSERT_EQ(env->codec().decode(env->stream(), reinterpret_cast<CUdeviceptr>(pinned), buf.size(), dst.get(), w.size(), 0),
+            CUDA_SUCCESS);
+  ASSERT_EQ(env->api().cuStreamSynchronize(env->stream()), CUDA_SUCCESS);
+  EXPECT_EQ(env->download(dst.get(), w.size()), w) << "decoded from page-locked host memory";
+  EXPECT_EQ(env->api().cuMemFreeHost(pinned), CUDA_SUCCESS);
+  EXPECT_EXIT(
+      {
+        const int code = pageable_source_case(*env, buf, w.size());
+        std::fflush(stderr);
+        std::_Exit(code);
+      },
+      ::testing::ExitedWithCode(0), "")
+      << "a decode from pageable host memory did not fault";
+}
+
 TEST_F(GpuCodecCorrupt, FlippedBytesTrap) {
   NZ_REQUIRE_GPU_ENV(env);
   std::vector<uint8_t> w = weights_like(NZ_BF16, 200000, 11);

@@ -53,8 +53,12 @@ typedef struct nzsim_launch {
 /* Returns 0 on success. A non-zero return is a device-side trap: the simulator
  * logs it and gives the context the sticky CUDA_ERROR_LAUNCH_FAILED, as
  * __trap() does on a GPU (the runtime uses this to stop work on a checksum
- * failure instead of computing on garbage). */
+ * failure instead of computing on garbage). NZSIM_KERNEL_ILLEGAL_ADDRESS
+ * instead: the kernel would have touched memory a GPU cannot reach (see
+ * nzsim_device_accessible); counted as a fault, sticky
+ * CUDA_ERROR_ILLEGAL_ADDRESS. */
 typedef int (*nzsim_kernel_fn)(const nzsim_launch* launch);
+#define NZSIM_KERNEL_ILLEGAL_ADDRESS 2
 
 typedef struct nzsim_param {
   size_t offset; /* byte offset in the packed parameter buffer */
@@ -97,6 +101,16 @@ typedef void (*nzsim_reset_peak_fn)(void);
  * CUtensorMap built by cuTensorMapEncode* describes (the descriptor is opaque,
  * as on a GPU; kernels that take one by value read the address with this). */
 typedef void* (*nzsim_tensor_map_address_fn)(const void* tensor_map);
+/* int nzsim_device_accessible(const void* p, size_t bytes): 1 if a kernel on
+ * a GPU could reach [p, p + bytes) — device memory (the simulated device's
+ * address space; unmapped pages there fault on their own) or page-locked
+ * host memory (cuMemAllocHost, cuMemHostAlloc, cuMemHostRegister) — and 0
+ * for pageable host memory, which a kernel here reads as plain host memory
+ * but a GPU does not reach. Modules check the host-visible buffers their
+ * kernels take with it and return NZSIM_KERNEL_ILLEGAL_ADDRESS if not. The
+ * simulator is loaded RTLD_LOCAL by some programs: ask its handle
+ * (dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD)). */
+typedef int (*nzsim_device_accessible_fn)(const void* p, size_t bytes);
 
 #ifdef __cplusplus
 }

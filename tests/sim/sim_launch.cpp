@@ -70,6 +70,11 @@ WorkItem kernel_item(std::shared_ptr<KernelPayload> p) {
   item.body = [p] {
     count_launch();
     int rc = p->desc->fn(&p->launch);
+    if (rc == NZSIM_KERNEL_ILLEGAL_ADDRESS) {
+      // Memory a GPU would not have reached (nzsim_device_accessible): a fault.
+      count_fault();
+      return CUDA_ERROR_ILLEGAL_ADDRESS;
+    }
     return rc == 0 ? CUDA_SUCCESS : CUDA_ERROR_LAUNCH_FAILED;
   };
   return item;

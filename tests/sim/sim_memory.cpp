@@ -168,6 +168,16 @@ bool find_host_range(uintptr_t addr, HostRangeInfo* out) {
   return true;
 }
 
+bool device_accessible(uintptr_t addr, size_t bytes) {
+  if (bytes == 0) return true;
+  const uintptr_t last = addr + bytes - 1;
+  if (last < addr) return false;
+  if (va_contains(addr) && va_contains(last)) return true;
+  // Page-locked host memory, one allocation holding the whole span.
+  HostRangeInfo h;
+  return find_host_range(addr, &h) && last < h.base + std::max<size_t>(h.size, 1);
+}
+
 }  // namespace nzsim
 
 using namespace nzsim;
@@ -380,6 +390,10 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int count, CUpointer_attribute*
 CUresult CUDAAPI cuPointerSetAttribute(const void*, CUpointer_attribute attribute, CUdeviceptr) {
   NZ_REQUIRE_INIT();
   return attribute == CU_POINTER_ATTRIBUTE_SYNC_MEMOPS ? CUDA_SUCCESS : CUDA_ERROR_NOT_SUPPORTED;
+}
+
+__attribute__((visibility("default"))) int nzsim_device_accessible(const void* p, size_t bytes) {
+  return device_accessible(reinterpret_cast<uintptr_t>(p), bytes) ? 1 : 0;
 }
 
 }  // extern "C"

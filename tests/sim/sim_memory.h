@@ -38,6 +38,10 @@ struct HostRangeInfo {
 };
 bool find_host_range(uintptr_t addr, HostRangeInfo* out);
 
+// Whether a kernel on a GPU reaches [addr, addr + bytes): the device address
+// space or one page-locked host allocation (nzsim_device_accessible).
+bool device_accessible(uintptr_t addr, size_t bytes);
+
 // VMM lookups (sim_vmm.cpp).
 bool find_vmm_mapping(uintptr_t addr, RangeInfo* out);
 

@@ -95,6 +95,33 @@ TEST(Memory, PeakTracking) {
   EXPECT_EQ(before.physical_bytes + (64 << 20), after.peak_physical_bytes);
 }
 
+// What a kernel on a GPU reaches (nzsim_device_accessible, which the codec
+// module asks before its kernels touch a buffer): device memory and
+// page-locked host memory, whole; never pageable host memory.
+TEST(Memory, DeviceAccessibleIsDeviceOrPageLockedMemory) {
+  ScopedContext ctx;
+  auto accessible = reinterpret_cast<nzsim_device_accessible_fn>(dlsym(RTLD_DEFAULT, "nzsim_device_accessible"));
+  ASSERT_NE(accessible, nullptr);
+  CUdeviceptr d;
+  CU_OK(cuMemAlloc(&d, 1 << 20));
+  EXPECT_EQ(1, accessible(reinterpret_cast<const void*>(d), 1 << 20));
+  void* pinned;
+  CU_OK(cuMemAllocHost(&pinned, 4096));
+  EXPECT_EQ(1, accessible(pinned, 4096));
+  EXPECT_EQ(1, accessible(static_cast<char*>(pinned) + 4000, 96));
+  EXPECT_EQ(0, accessible(static_cast<char*>(pinned) + 4000, 97)) << "past the page-locked allocation";
+  std::vector<uint8_t> pageable(8192);
+  EXPECT_EQ(0, accessible(pageable.data(), 16));
+  CU_OK(cuMemHostRegister(pageable.data(), pageable.size(), 0));
+  EXPECT_EQ(1, accessible(pageable.data(), pageable.size()));
+  CU_OK(cuMemHostUnregister(pageable.data()));
+  EXPECT_EQ(0, accessible(pageable.data(), 16));
+  CU_OK(cuMemFreeHost(pinned));
+  EXPECT_EQ(0, accessible(pinned, 16)) << "freed";
+  EXPECT_EQ(1, accessible(nullptr, 0));
+  CU_OK(cuMemFree(d));
+}
+
 TEST(Memory, CopiesRoundTrip) {
   ScopedContext ctx;
   const size_t n = 1 << 16;
