@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <future>
 #include <random>
@@ -1619,6 +1620,67 @@ TEST_F(RuntimeE2E, HostCopiesRestoredAfterThePagesAndDecodedFrom) {
     ASSERT_EQ(d->dtoh(back.data(), p[i], back.size() * 2), CUDA_SUCCESS);
     EXPECT_EQ(back, *w[i]);
   }
+  d->free(a);
+  d->free(b);
+}
+
+// A weight decoded from its stores' host copies, its decode still queued
+// (its stream held by a host function), is untagged: its stores and their
+// copies go at once, but the copies' page-locked room must come back only
+// after the decode read it. Given back at once, the next copy of another
+// store could be written there first, and the decode read those bytes (a
+// checksum trap: a sticky error in the program's context).
+TEST_F(RuntimeE2E, HostCopiesOutliveTheDecodesThatReadThem) {
+  if (std::getenv("NEUZIP_STAGING_MB") == nullptr) GTEST_SKIP() << "needs a fixed budget (runtime-e2e-store-copies)";
+  const char* keep = std::getenv("NEUZIP_KEEP_STORES_MB");
+  if (keep != nullptr && std::string(keep) == "0") GTEST_SKIP() << "no host copies";
+  using HostFn = CUresult (*)(CUstream, CUhostFn, void*);
+  auto launch_host_func = reinterpret_cast<HostFn>(d->symbol("cuLaunchHostFunc"));
+  if (launch_host_func == nullptr) GTEST_SKIP() << "no cuLaunchHostFunc in this driver";
+  auto wa = bf16_weights(2 * kMiB, 45), wb = bf16_weights(2 * kMiB, 46);
+  CUdeviceptr a = load_weights(wa), b = load_weights(wb);
+  // Read in turn: from the third read on, each read decodes from host copies.
+  for (int step = 0; step < 4; ++step) {
+    const bool is_a = step % 2 == 0;
+    EXPECT_EQ(device_sum(is_a ? a : b, wa.size()), host_sum(is_a ? wa.data() : wb.data(), wa.size()));
+  }
+  ASSERT_EQ(unit_at(a).state, UnitState::kCompressed);
+  CUstream s = nullptr;
+  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  std::atomic<bool> go{false};
+  // Let go after 10 s whatever happens: a wait on `s` in the runtime then
+  // shows as a failure below, not as a hung test.
+  std::thread watchdog([&go] {
+    for (int i = 0; i < 1000 && !go.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    go.store(true);
+  });
+  ASSERT_EQ(launch_host_func(s, [](void* flag) {
+    while (!static_cast<std::atomic<bool>*>(flag)->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }, &go), CUDA_SUCCESS);
+  const uint64_t from_copies = Runtime::get().debug_decodes_from_host_copies();
+  uint64_t n = wa.size();
+  ASSERT_EQ(d->launch(f_sum, {&a, &n, &result}, s), CUDA_SUCCESS);
+  EXPECT_EQ(Runtime::get().debug_decodes_from_host_copies(), from_copies + 2) << "not decoded from the host copies";
+  const size_t kept = Runtime::get().debug_kept_store_bytes();
+  EXPECT_GE(kept, 2 * kMiB) << "a's two copies (~1.4 MB each) and b's";
+  EXPECT_EQ(nz_untag(a, wa.size() * 2), NZ_RT_OK);  // resident now: its stores and their copies go
+  const bool still_queued = !go.load();
+  EXPECT_TRUE(still_queued) << "the untag waited for the held stream";
+  if (still_queued) {
+    EXPECT_EQ(Runtime::get().debug_kept_store_bytes(), kept) << "copies given back while their decode was queued";
+  }
+  go.store(true);
+  watchdog.join();
+  ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
+  uint64_t sum = 0;
+  ASSERT_EQ(d->dtoh(&sum, result, 8), CUDA_SUCCESS);
+  EXPECT_EQ(sum, host_sum(wa.data(), wa.size()));
+  EXPECT_LT(Runtime::get().debug_kept_store_bytes(), kept) << "the copies' room never came back";
+  std::vector<uint16_t> back(wa.size());
+  ASSERT_EQ(d->dtoh(back.data(), a, back.size() * 2), CUDA_SUCCESS);
+  EXPECT_EQ(back, wa);
+  EXPECT_EQ(device_sum(b, wb.size()), host_sum(wb.data(), wb.size()));
+  EXPECT_EQ(d->real().base.cuStreamDestroy(s), CUDA_SUCCESS);
   d->free(a);
   d->free(b);
 }
