@@ -288,6 +288,16 @@ void Runtime::make_resident(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   if (u->dead) return;
   untrack(a, u);
   stats_.bytes_compressible.sub(u->bytes());
+  // Staged moments ago, its decode may still be queued on another stream
+  // (untagged, or retired by a replan, right after a launch): the store goes
+  // once that decode read it. Freed at once on the store stream, which waits
+  // for nothing, the allocator could hand its memory to the next store
+  // before the decode ran (a checksum trap, or an illegal address: a sticky
+  // error in the program's context). A host copy's room waits likewise
+  // (RescueSlot::read_until).
+  if (u->store.data && u->ready && !event_done(u->ready) &&
+      !free_store_after(u->store.data, u->ready->get(), release_stream_.get()))
+    driver().base.cuEventSynchronize(u->ready->get());
   u->store = StoredRange{};
   u->rescue.reset();  // its own pages hold it (a parked or rescued copy must not outlive them)
   u->state = UnitState::kResident;

@@ -1685,6 +1685,51 @@ TEST_F(RuntimeE2E, HostCopiesOutliveTheDecodesThatReadThem) {
   d->free(b);
 }
 
+// The same for a store in device memory: a weight staged for a launch whose
+// stream is held (its decode queued) is untagged; its store must be freed
+// only after that decode read it. Freed at once (on the runtime's store
+// stream, which waits for nothing), the memory went back to the allocator
+// and the queued decode read freed memory (the simulator faults there; on a
+// GPU the next store allocated there would make it trap).
+TEST_F(RuntimeE2E, StoresOutliveTheDecodesThatReadThemWhenRetired) {
+  using HostFn = CUresult (*)(CUstream, CUhostFn, void*);
+  auto launch_host_func = reinterpret_cast<HostFn>(d->symbol("cuLaunchHostFunc"));
+  if (launch_host_func == nullptr) GTEST_SKIP() << "no cuLaunchHostFunc in this driver";
+  auto w = bf16_weights(kMiB, 47);  // one unit
+  CUdeviceptr a = load_weights(w);
+  ASSERT_EQ(unit_at(a).state, UnitState::kCompressed);
+  CUstream s = nullptr;
+  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  std::atomic<bool> go{false};
+  std::thread watchdog([&go] {
+    for (int i = 0; i < 1000 && !go.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    go.store(true);
+  });
+  ASSERT_EQ(launch_host_func(s, [](void* flag) {
+    while (!static_cast<std::atomic<bool>*>(flag)->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }, &go), CUDA_SUCCESS);
+  uint64_t n = w.size();
+  ASSERT_EQ(d->launch(f_sum, {&a, &n, &result}, s), CUDA_SUCCESS);  // staged: its decode waits behind the host function
+  EXPECT_EQ(nz_untag(a, w.size() * 2), NZ_RT_OK);
+  EXPECT_FALSE(go.load()) << "the untag waited for the held stream";
+  // Work on the runtime's streams meanwhile (a free there completes at once).
+  auto other = bf16_weights(kMiB, 48);
+  CUdeviceptr b = load_weights(other);
+  go.store(true);
+  watchdog.join();
+  ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS) << "the queued decode failed";
+  uint64_t sum = 0;
+  ASSERT_EQ(d->dtoh(&sum, result, 8), CUDA_SUCCESS);
+  EXPECT_EQ(sum, host_sum(w.data(), w.size()));
+  std::vector<uint16_t> back(w.size());
+  ASSERT_EQ(d->dtoh(back.data(), a, back.size() * 2), CUDA_SUCCESS);
+  EXPECT_EQ(back, w);
+  EXPECT_EQ(device_sum(b, other.size()), host_sum(other.data(), other.size()));
+  EXPECT_EQ(d->real().base.cuStreamDestroy(s), CUDA_SUCCESS);
+  d->free(a);
+  d->free(b);
+}
+
 // An eviction for a program's allocation (on_out_of_memory) leaves the
 // stores it found unchanged due (restore_due_stores); the next launch
 // brings them back at its end, whatever it staged itself. Here that launch
