@@ -1624,6 +1624,48 @@ TEST_F(RuntimeE2E, HostCopiesRestoredAfterThePagesAndDecodedFrom) {
   d->free(b);
 }
 
+// A stream held by a host function until release() (or 10 s, so that a
+// wait on it in the runtime shows as a failure, not as a hung test): work
+// queued on it stays queued meanwhile, as behind a busy GPU.
+class HeldStream {
+ public:
+  explicit HeldStream(HookedDriver& d) : d_(d) {
+    using HostFn = CUresult (*)(CUstream, CUhostFn, void*);
+    auto launch_host_func = reinterpret_cast<HostFn>(d.symbol("cuLaunchHostFunc"));
+    if (launch_host_func == nullptr || d.real().base.cuStreamCreate(&s_, CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS)
+      return;
+    watchdog_ = std::thread([this] {
+      for (int i = 0; i < 1000 && !go_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      go_.store(true);
+    });
+    held_ = launch_host_func(s_, [](void* flag) {
+      while (!static_cast<std::atomic<bool>*>(flag)->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }, &go_) == CUDA_SUCCESS;
+  }
+  ~HeldStream() {
+    release();
+    if (s_ != nullptr) {
+      d_.real().base.cuStreamSynchronize(s_);
+      d_.real().base.cuStreamDestroy(s_);
+    }
+  }
+  bool held() const { return held_; }
+  // Still held (not let go by the watchdog).
+  bool holding() const { return !go_.load(); }
+  CUstream get() const { return s_; }
+  void release() {
+    go_.store(true);
+    if (watchdog_.joinable()) watchdog_.join();
+  }
+
+ private:
+  HookedDriver& d_;
+  CUstream s_ = nullptr;
+  std::atomic<bool> go_{false};
+  std::thread watchdog_;
+  bool held_ = false;
+};
+
 // A weight decoded from its stores' host copies, its decode still queued
 // (its stream held by a host function), is untagged: its stores and their
 // copies go at once, but the copies' page-locked room must come back only
@@ -1634,9 +1676,6 @@ TEST_F(RuntimeE2E, HostCopiesOutliveTheDecodesThatReadThem) {
   if (std::getenv("NEUZIP_STAGING_MB") == nullptr) GTEST_SKIP() << "needs a fixed budget (runtime-e2e-store-copies)";
   const char* keep = std::getenv("NEUZIP_KEEP_STORES_MB");
   if (keep != nullptr && std::string(keep) == "0") GTEST_SKIP() << "no host copies";
-  using HostFn = CUresult (*)(CUstream, CUhostFn, void*);
-  auto launch_host_func = reinterpret_cast<HostFn>(d->symbol("cuLaunchHostFunc"));
-  if (launch_host_func == nullptr) GTEST_SKIP() << "no cuLaunchHostFunc in this driver";
   auto wa = bf16_weights(2 * kMiB, 45), wb = bf16_weights(2 * kMiB, 46);
   CUdeviceptr a = load_weights(wa), b = load_weights(wb);
   // Read in turn: from the third read on, each read decodes from host copies.
@@ -1645,33 +1684,22 @@ TEST_F(RuntimeE2E, HostCopiesOutliveTheDecodesThatReadThem) {
     EXPECT_EQ(device_sum(is_a ? a : b, wa.size()), host_sum(is_a ? wa.data() : wb.data(), wa.size()));
   }
   ASSERT_EQ(unit_at(a).state, UnitState::kCompressed);
-  CUstream s = nullptr;
-  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-  std::atomic<bool> go{false};
-  // Let go after 10 s whatever happens: a wait on `s` in the runtime then
-  // shows as a failure below, not as a hung test.
-  std::thread watchdog([&go] {
-    for (int i = 0; i < 1000 && !go.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    go.store(true);
-  });
-  ASSERT_EQ(launch_host_func(s, [](void* flag) {
-    while (!static_cast<std::atomic<bool>*>(flag)->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }, &go), CUDA_SUCCESS);
+  HeldStream s(*d);
+  if (!s.held()) GTEST_SKIP() << "no cuLaunchHostFunc in this driver";
   const uint64_t from_copies = Runtime::get().debug_decodes_from_host_copies();
   uint64_t n = wa.size();
-  ASSERT_EQ(d->launch(f_sum, {&a, &n, &result}, s), CUDA_SUCCESS);
+  ASSERT_EQ(d->launch(f_sum, {&a, &n, &result}, s.get()), CUDA_SUCCESS);
   EXPECT_EQ(Runtime::get().debug_decodes_from_host_copies(), from_copies + 2) << "not decoded from the host copies";
   const size_t kept = Runtime::get().debug_kept_store_bytes();
   EXPECT_GE(kept, 2 * kMiB) << "a's two copies (~1.4 MB each) and b's";
   EXPECT_EQ(nz_untag(a, wa.size() * 2), NZ_RT_OK);  // resident now: its stores and their copies go
-  const bool still_queued = !go.load();
+  const bool still_queued = s.holding();
   EXPECT_TRUE(still_queued) << "the untag waited for the held stream";
   if (still_queued) {
     EXPECT_EQ(Runtime::get().debug_kept_store_bytes(), kept) << "copies given back while their decode was queued";
   }
-  go.store(true);
-  watchdog.join();
-  ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS);
+  s.release();
+  ASSERT_EQ(d->real().base.cuStreamSynchronize(s.get()), CUDA_SUCCESS);
   uint64_t sum = 0;
   ASSERT_EQ(d->dtoh(&sum, result, 8), CUDA_SUCCESS);
   EXPECT_EQ(sum, host_sum(wa.data(), wa.size()));
@@ -1680,7 +1708,6 @@ TEST_F(RuntimeE2E, HostCopiesOutliveTheDecodesThatReadThem) {
   ASSERT_EQ(d->dtoh(back.data(), a, back.size() * 2), CUDA_SUCCESS);
   EXPECT_EQ(back, wa);
   EXPECT_EQ(device_sum(b, wb.size()), host_sum(wb.data(), wb.size()));
-  EXPECT_EQ(d->real().base.cuStreamDestroy(s), CUDA_SUCCESS);
   d->free(a);
   d->free(b);
 }
@@ -1692,32 +1719,20 @@ TEST_F(RuntimeE2E, HostCopiesOutliveTheDecodesThatReadThem) {
 // and the queued decode read freed memory (the simulator faults there; on a
 // GPU the next store allocated there would make it trap).
 TEST_F(RuntimeE2E, StoresOutliveTheDecodesThatReadThemWhenRetired) {
-  using HostFn = CUresult (*)(CUstream, CUhostFn, void*);
-  auto launch_host_func = reinterpret_cast<HostFn>(d->symbol("cuLaunchHostFunc"));
-  if (launch_host_func == nullptr) GTEST_SKIP() << "no cuLaunchHostFunc in this driver";
   auto w = bf16_weights(kMiB, 47);  // one unit
   CUdeviceptr a = load_weights(w);
   ASSERT_EQ(unit_at(a).state, UnitState::kCompressed);
-  CUstream s = nullptr;
-  ASSERT_EQ(d->real().base.cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-  std::atomic<bool> go{false};
-  std::thread watchdog([&go] {
-    for (int i = 0; i < 1000 && !go.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    go.store(true);
-  });
-  ASSERT_EQ(launch_host_func(s, [](void* flag) {
-    while (!static_cast<std::atomic<bool>*>(flag)->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }, &go), CUDA_SUCCESS);
+  HeldStream s(*d);
+  if (!s.held()) GTEST_SKIP() << "no cuLaunchHostFunc in this driver";
   uint64_t n = w.size();
-  ASSERT_EQ(d->launch(f_sum, {&a, &n, &result}, s), CUDA_SUCCESS);  // staged: its decode waits behind the host function
+  ASSERT_EQ(d->launch(f_sum, {&a, &n, &result}, s.get()), CUDA_SUCCESS);  // its decode waits behind the host function
   EXPECT_EQ(nz_untag(a, w.size() * 2), NZ_RT_OK);
-  EXPECT_FALSE(go.load()) << "the untag waited for the held stream";
+  EXPECT_TRUE(s.holding()) << "the untag waited for the held stream";
   // Work on the runtime's streams meanwhile (a free there completes at once).
   auto other = bf16_weights(kMiB, 48);
   CUdeviceptr b = load_weights(other);
-  go.store(true);
-  watchdog.join();
-  ASSERT_EQ(d->real().base.cuStreamSynchronize(s), CUDA_SUCCESS) << "the queued decode failed";
+  s.release();
+  ASSERT_EQ(d->real().base.cuStreamSynchronize(s.get()), CUDA_SUCCESS) << "the queued decode failed";
   uint64_t sum = 0;
   ASSERT_EQ(d->dtoh(&sum, result, 8), CUDA_SUCCESS);
   EXPECT_EQ(sum, host_sum(w.data(), w.size()));
@@ -1725,7 +1740,6 @@ TEST_F(RuntimeE2E, StoresOutliveTheDecodesThatReadThemWhenRetired) {
   ASSERT_EQ(d->dtoh(back.data(), a, back.size() * 2), CUDA_SUCCESS);
   EXPECT_EQ(back, w);
   EXPECT_EQ(device_sum(b, other.size()), host_sum(other.data(), other.size()));
-  EXPECT_EQ(d->real().base.cuStreamDestroy(s), CUDA_SUCCESS);
   d->free(a);
   d->free(b);
 }
