@@ -262,7 +262,11 @@ void Runtime::retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   if (u->state == UnitState::kStaged && u->run) {
     // The staging pages stay mapped where they are and become the backing of
     // the whole run (a mapping cannot be split): its other units become
-    // resident memory too.
+    // resident memory too. Their decode may still be queued (a guess staged
+    // them on the prefetch stream): untracked from now on, no launch would
+    // wait for it, so the host does, once (untag and replans are rare).
+    for (const auto& v : u->run->alive())
+      if (v->run == u->run && v->ready && !event_done(v->ready)) driver().base.cuEventSynchronize(v->ready->get());
     const std::shared_ptr<StagedRun> run = u->run;
     pool_.detach(run->memory);
     stats_.staging_bytes.set(pool_.in_use_bytes());
@@ -312,6 +316,7 @@ int Runtime::tag(CUdeviceptr ptr, size_t bytes, int dtype) noexcept {
   RelaxedCaptureScope relaxed;
   Allocation* a = allocation_containing(ptr);
   if (a == nullptr) return NZ_RT_NOT_MANAGED;
+  if (stager_busy_ > 0 || !to_settle_.empty()) wait_for_stager_locked();  // as untag: units may be remade
   // The content is whatever work already queued writes: wait for all of it
   // (the legacy stream orders after every blocking stream).
   tag_locked(*a, ptr, ptr + bytes, dtype, record_event(CU_STREAM_LEGACY));
@@ -359,6 +364,10 @@ int Runtime::untag(CUdeviceptr ptr, size_t bytes) noexcept {
   RelaxedCaptureScope relaxed;
   Allocation* a = allocation_containing(ptr);
   if (a == nullptr) return NZ_RT_NOT_MANAGED;
+  // The look-ahead stager may be mapping or settling units of it with the
+  // lock dropped: a unit made resident under it had its pages unmapped by
+  // the settling afterwards (the next hash of them met unmapped pages).
+  if (stager_busy_ > 0 || !to_settle_.empty()) wait_for_stager_locked();
   const CUdeviceptr end = std::min<CUdeviceptr>(ptr + bytes, a->base + a->bytes);
   const uint64_t before = a->tags.tagged_bytes();
   a->tags.remove(ptr, end);

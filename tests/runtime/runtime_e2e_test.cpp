@@ -1656,22 +1656,32 @@ class HeldStream {
   void release() {
     go_.store(true);
     if (watchdog_.joinable()) watchdog_.join();
+    if (timer_.joinable()) timer_.join();
+  }
+  // Lets go from another thread after `ms` (while this one may wait on it).
+  void release_after(int ms) {
+    timer_ = std::thread([this, ms] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      go_.store(true);
+    });
   }
 
  private:
   HookedDriver& d_;
   CUstream s_ = nullptr;
   std::atomic<bool> go_{false};
-  std::thread watchdog_;
+  std::thread watchdog_, timer_;
   bool held_ = false;
 };
 
 // A weight decoded from its stores' host copies, its decode still queued
 // (its stream held by a host function), is untagged: its stores and their
-// copies go at once, but the copies' page-locked room must come back only
-// after the decode read it. Given back at once, the next copy of another
-// store could be written there first, and the decode read those bytes (a
-// checksum trap: a sticky error in the program's context).
+// copies go, but only after the decode read them. Given back at once, the
+// next copy of another store could be written there first, and the decode
+// read those bytes (a checksum trap: a sticky error in the program's
+// context). The untag waits for the decode (the unit is untracked after
+// it: no launch would); the copies' room also waits for its readers
+// whatever drops it (RescueSlot::read_until).
 TEST_F(RuntimeE2E, HostCopiesOutliveTheDecodesThatReadThem) {
   if (std::getenv("NEUZIP_STAGING_MB") == nullptr) GTEST_SKIP() << "needs a fixed budget (runtime-e2e-store-copies)";
   const char* keep = std::getenv("NEUZIP_KEEP_STORES_MB");
@@ -1692,12 +1702,12 @@ TEST_F(RuntimeE2E, HostCopiesOutliveTheDecodesThatReadThem) {
   EXPECT_EQ(Runtime::get().debug_decodes_from_host_copies(), from_copies + 2) << "not decoded from the host copies";
   const size_t kept = Runtime::get().debug_kept_store_bytes();
   EXPECT_GE(kept, 2 * kMiB) << "a's two copies (~1.4 MB each) and b's";
-  EXPECT_EQ(nz_untag(a, wa.size() * 2), NZ_RT_OK);  // resident now: its stores and their copies go
-  const bool still_queued = s.holding();
-  EXPECT_TRUE(still_queued) << "the untag waited for the held stream";
-  if (still_queued) {
-    EXPECT_EQ(Runtime::get().debug_kept_store_bytes(), kept) << "copies given back while their decode was queued";
-  }
+  // Resident now: its stores and their copies go. Untracked, no launch
+  // would wait for its decode any more: the untag waits for it (the
+  // stream is let go meanwhile), and the copies' room comes back after it.
+  s.release_after(200);
+  EXPECT_EQ(nz_untag(a, wa.size() * 2), NZ_RT_OK);
+  EXPECT_FALSE(s.holding()) << "untracked before its decode ran";
   s.release();
   ASSERT_EQ(d->real().base.cuStreamSynchronize(s.get()), CUDA_SUCCESS);
   uint64_t sum = 0;
@@ -1726,8 +1736,9 @@ TEST_F(RuntimeE2E, StoresOutliveTheDecodesThatReadThemWhenRetired) {
   if (!s.held()) GTEST_SKIP() << "no cuLaunchHostFunc in this driver";
   uint64_t n = w.size();
   ASSERT_EQ(d->launch(f_sum, {&a, &n, &result}, s.get()), CUDA_SUCCESS);  // its decode waits behind the host function
+  s.release_after(200);
   EXPECT_EQ(nz_untag(a, w.size() * 2), NZ_RT_OK);
-  EXPECT_TRUE(s.holding()) << "the untag waited for the held stream";
+  EXPECT_FALSE(s.holding()) << "untracked before its decode ran";
   // Work on the runtime's streams meanwhile (a free there completes at once).
   auto other = bf16_weights(kMiB, 48);
   CUdeviceptr b = load_weights(other);
