@@ -2,7 +2,6 @@
 #include "runtime/rescue_pool.h"
 
 #include <iterator>
-#include <vector>
 
 #include "runtime/log.h"
 
@@ -13,51 +12,11 @@ constexpr size_t kAlign = 256;  // the guard kernel copies 16 bytes at a time wh
 size_t align_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 }  // namespace
 
-RescueSlot::~RescueSlot() {
-  std::erase_if(readers_, [](const SharedEvent& e) { return !e || event_done(e); });
-  if (readers_.empty()) {
-    pool_->give_back(offset_, bytes_);
-  } else {
-    pool_->give_back_after(offset_, bytes_, std::move(readers_));
-  }
-}
-
-void RescueSlot::read_until(SharedEvent e) noexcept {
-  if (!e) return;
-  std::erase_if(readers_, [](const SharedEvent& r) { return event_done(r); });
-  try {
-    readers_.push_back(std::move(e));
-  } catch (...) {
-    // No room to remember it: wait for it now rather than forget it.
-    driver().base.cuEventSynchronize(e->get());
-  }
-}
-
-void RescuePool::give_back_after(size_t offset, size_t bytes, std::vector<SharedEvent> readers) noexcept {
-  try {
-    deferred_.push_back(Deferred{offset, bytes, std::move(readers)});
-  } catch (...) {
-    // No room to defer it: the host waits for the readers instead.
-    for (const auto& e : readers) driver().base.cuEventSynchronize(e->get());
-    give_back(offset, bytes);
-  }
-}
-
-void RescuePool::reap_readers(bool wait) noexcept {
-  std::erase_if(deferred_, [&](Deferred& d) {
-    std::erase_if(d.readers, [wait](const SharedEvent& e) {
-      return event_done(e) || (wait && driver().base.cuEventSynchronize(e->get()) == CUDA_SUCCESS);
-    });
-    if (!d.readers.empty()) return false;
-    give_back(d.offset, d.bytes);
-    return true;
-  });
-}
+RescueSlot::~RescueSlot() { pool_->give_back(offset_, bytes_); }
 
 std::shared_ptr<RescueSlot> RescuePool::take(size_t bytes) noexcept {
   if (capacity_ == 0 || failed_ || bytes == 0) return nullptr;
   bytes = align_up(bytes);
-  if (!deferred_.empty()) reap_readers(false);
   if (!memory_) {
     void* p = nullptr;
     if (driver().base.cuMemAllocHost(&p, capacity_) != CUDA_SUCCESS || p == nullptr) {
@@ -109,8 +68,6 @@ void RescuePool::give_back(size_t offset, size_t bytes) noexcept {
 }
 
 void RescuePool::release() noexcept {
-  if (!deferred_.empty()) reap_readers(true);  // no kernel may read memory given back to the driver
-  deferred_.clear();
   memory_.reset();
   free_.clear();
   in_use_ = 0;

@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <vector>
 
 #include "runtime/driver_objects.h"
 
@@ -38,20 +37,11 @@ class RescueSlot {
   unsigned char* host() const noexcept { return host_; }
   CUdeviceptr device() const noexcept { return static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(host_)); }
   size_t bytes() const noexcept { return bytes_; }
-  // Device work after `e` reads these bytes (a decode of a store kept here):
-  // once the slot goes, its room comes back only after `e` completed, so
-  // that no copy into a new slot there overwrites bytes a queued kernel has
-  // still to read (its checksum would trap: a sticky error in the program's
-  // context). The latest reader covers the earlier ones only if they are on
-  // its stream; a reader on another stream replaces it after the host saw
-  // the earlier one complete.
-  void read_until(SharedEvent e) noexcept;
 
  private:
   RescuePool* pool_;
   size_t offset_, bytes_;
   unsigned char* host_;
-  std::vector<SharedEvent> readers_;  // not yet seen complete
 };
 
 class RescuePool {
@@ -64,29 +54,13 @@ class RescuePool {
   // Room for `bytes`, or null (full, or no page-locked memory to be had).
   // The pool must outlive the slots.
   std::shared_ptr<RescueSlot> take(size_t bytes) noexcept;
-  // Room taken, slots given back while kernels still read them included.
   size_t in_use() const noexcept { return in_use_; }
-  // Takes back the room of slots whose readers completed (take() does too).
-  void reap() noexcept {
-    if (!deferred_.empty()) reap_readers(false);
-  }
-  // The memory goes back to the driver (every slot must be gone; the host
-  // waits for kernels still reading slots given back).
+  // The memory goes back to the driver (every slot must be gone).
   void release() noexcept;
 
  private:
   friend class RescueSlot;
   void give_back(size_t offset, size_t bytes) noexcept;
-  // A slot whose readers have not all completed: its room comes back at a
-  // later take() that finds them done (reap_readers).
-  void give_back_after(size_t offset, size_t bytes, std::vector<SharedEvent> readers) noexcept;
-  void reap_readers(bool wait) noexcept;
-
-  struct Deferred {
-    size_t offset, bytes;
-    std::vector<SharedEvent> readers;
-  };
-  std::vector<Deferred> deferred_;
 
   size_t capacity_ = 0;
   const char* purpose_ = "the change test of handed-over staging: evictions wait on the host";

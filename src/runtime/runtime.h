@@ -114,11 +114,9 @@ class Runtime {
     std::lock_guard lock(mutex_);
     return parked_.in_use();
   }
-  // Page-locked memory of store copies (NEUZIP_KEEP_STORES_MB) in use,
-  // after taking back what completed readers left.
+  // Page-locked memory of store copies (NEUZIP_KEEP_STORES_MB) in use.
   size_t debug_kept_store_bytes() noexcept {
     std::lock_guard lock(mutex_);
-    kept_stores_.reap();
     return kept_stores_.in_use();
   }
   uint64_t debug_encode_handoffs() const noexcept { return stats_.encode_handoffs.get(); }

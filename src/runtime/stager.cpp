@@ -234,14 +234,6 @@ void Runtime::finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, c
         u->rescue.reset();
         u->recode = true;
       }
-      // Decoded from its store's host copy (a store moved to host memory, or
-      // given up before this staging): that memory is not given back to the
-      // pool before the decode read it (RescueSlot::read_until), whatever
-      // drops the copy first (a range retired or untagged while staged).
-      if (!u->store.data && u->store.host_copy.slot) {
-        if (ready && *ready) u->store.host_copy.slot->read_until(ready);
-        else driver().base.cuStreamSynchronize(decode_stream);
-      }
       u->ready = ready;
       u->add_use(ready, decode_stream);
       u->run = run;

@@ -262,11 +262,7 @@ void Runtime::retire(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
   if (u->state == UnitState::kStaged && u->run) {
     // The staging pages stay mapped where they are and become the backing of
     // the whole run (a mapping cannot be split): its other units become
-    // resident memory too. Their decode may still be queued (a guess staged
-    // them on the prefetch stream): untracked from now on, no launch would
-    // wait for it, so the host does, once (untag and replans are rare).
-    for (const auto& v : u->run->alive())
-      if (v->run == u->run && v->ready && !event_done(v->ready)) driver().base.cuEventSynchronize(v->ready->get());
+    // resident memory too (make_resident waits for their decodes).
     const std::shared_ptr<StagedRun> run = u->run;
     pool_.detach(run->memory);
     stats_.staging_bytes.set(pool_.in_use_bytes());
@@ -292,16 +288,14 @@ void Runtime::make_resident(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   if (u->dead) return;
   untrack(a, u);
   stats_.bytes_compressible.sub(u->bytes());
-  // Staged moments ago, its decode may still be queued on another stream
-  // (untagged, or retired by a replan, right after a launch): the store goes
-  // once that decode read it. Freed at once on the store stream, which waits
-  // for nothing, the allocator could hand its memory to the next store
-  // before the decode ran (a checksum trap, or an illegal address: a sticky
-  // error in the program's context). A host copy's room waits likewise
-  // (RescueSlot::read_until).
-  if (u->store.data && u->ready && !event_done(u->ready) &&
-      !free_store_after(u->store.data, u->ready->get(), release_stream_.get()))
-    driver().base.cuEventSynchronize(u->ready->get());
+  // Staged moments ago (untagged, or retired by a replan, right after a
+  // launch or a guess), its decode may still be queued. Untracked from here,
+  // no launch would wait for it, and its store (or the host copy it reads)
+  // would go at once: the allocator could hand that memory out before the
+  // decode ran (a checksum trap or an illegal address, sticky in the
+  // program's context). So the host waits for it, once (untag and replans
+  // are rare).
+  if (u->ready && !event_done(u->ready)) driver().base.cuEventSynchronize(u->ready->get());
   u->store = StoredRange{};
   u->rescue.reset();  // its own pages hold it (a parked or rescued copy must not outlive them)
   u->state = UnitState::kResident;

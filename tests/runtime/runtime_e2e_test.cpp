@@ -1680,8 +1680,7 @@ class HeldStream {
 // next copy of another store could be written there first, and the decode
 // read those bytes (a checksum trap: a sticky error in the program's
 // context). The untag waits for the decode (the unit is untracked after
-// it: no launch would); the copies' room also waits for its readers
-// whatever drops it (RescueSlot::read_until).
+// it: no launch would), and only then do the copies' room come back.
 TEST_F(RuntimeE2E, HostCopiesOutliveTheDecodesThatReadThem) {
   if (std::getenv("NEUZIP_STAGING_MB") == nullptr) GTEST_SKIP() << "needs a fixed budget (runtime-e2e-store-copies)";
   const char* keep = std::getenv("NEUZIP_KEEP_STORES_MB");
