@@ -145,6 +145,9 @@ class Runtime {
     uint64_t buffer_id = 0;  // CU_POINTER_ATTRIBUTE_BUFFER_ID
     std::vector<CUmemGenericAllocationHandle> pages;  // per page; 0 once released
     TagSet tags;
+    // What nz_untag took out of the tags: no weight any more, but still part
+    // of the tensors the kernels read across (republish clusters with it).
+    TagSet untagged;
     std::map<CUdeviceptr, std::shared_ptr<Unit>> units;  // by begin
     // Staging handles that became the permanent backing of a range (untagged
     // or changed at every use): begin -> (bytes, handle).
@@ -165,6 +168,7 @@ class Runtime {
   void make_resident(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   void untrack(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;
   void republish(Allocation& a) noexcept;
+  static std::vector<std::pair<CUdeviceptr, CUdeviceptr>> reach_spans(const Allocation& a);  // may throw
   void collect_units(const TagExtent& extent);  // may throw (allocation)
   void collect_overlapping(const RangeMap<TagExtent>::Snapshot& snapshot, CUdeviceptr begin,
                            CUdeviceptr end);  // may throw (allocation)

@@ -136,6 +136,26 @@ void Runtime::replan(Allocation& a, AddressWindow w, bool refill) noexcept {
   if (changed) republish(a);
 }
 
+// The spans republish clusters, in address order, none overlapping: the
+// tags and what nz_untag took out of them (a tensor untagged in its middle
+// is still read across; adjacent spans stay apart, as adjacent tags do).
+std::vector<std::pair<CUdeviceptr, CUdeviceptr>> Runtime::reach_spans(const Allocation& a) {
+  std::vector<std::pair<CUdeviceptr, CUdeviceptr>> spans;
+  spans.reserve(a.tags.count() + a.untagged.count());
+  a.tags.for_each([&](CUdeviceptr b, CUdeviceptr e, int) { spans.emplace_back(b, e); });
+  if (a.untagged.empty()) return spans;
+  a.untagged.for_each([&](CUdeviceptr b, CUdeviceptr e, int) { spans.emplace_back(b, e); });
+  std::sort(spans.begin(), spans.end());
+  // A range tagged again after its untag is in both: one span.
+  std::vector<std::pair<CUdeviceptr, CUdeviceptr>> merged;
+  merged.reserve(spans.size());
+  for (const auto& s : spans) {
+    if (!merged.empty() && s.first < merged.back().second) merged.back().second = std::max(merged.back().second, s.second);
+    else merged.push_back(s);
+  }
+  return merged;
+}
+
 // A kernel may read anything reachable from its pointer: a tensor loaded by
 // several copies (adjacent tags), an FSDP-style flat parameter read from its
 // base across the alignment padding between parameters, a caching-allocator
@@ -146,6 +166,8 @@ void Runtime::replan(Allocation& a, AddressWindow w, bool refill) noexcept {
 //   * an address in a tag (or the padding after it) to the units of that tag
 //     and of every later tag of its cluster: kernels read forward from the
 //     pointers they are given;
+//   * a range nz_untag took out of a tag like a tag (reach_spans): resident
+//     now, but a kernel reading its tensor whole reads across it;
 //   * the first byte of a tag after the first also to the tag before it, and
 //     the byte after a cluster to its last tag (one-past-the-end pointers);
 //   * everything else in the allocation (untagged memory, e.g. a block reused
@@ -225,10 +247,10 @@ void Runtime::republish(Allocation& a) noexcept {
         covered = ce;
         cluster.clear();
       };
-      a.tags.for_each([&](CUdeviceptr b, CUdeviceptr e, int) {
+      for (const auto& [b, e] : reach_spans(a)) {
         if (!cluster.empty() && b > cluster.back().second + kClusterGap) flush_cluster();
         cluster.emplace_back(b, e);
-      });
+      }
       flush_cluster();
       push_untagged(covered, limit - 1);
       push(std::max(covered, limit - 1), limit, whole);  // an end pointer may be read backwards: all of it
@@ -364,6 +386,18 @@ int Runtime::untag(CUdeviceptr ptr, size_t bytes) noexcept {
   if (stager_busy_ > 0 || !to_settle_.empty()) wait_for_stager_locked();
   const CUdeviceptr end = std::min<CUdeviceptr>(ptr + bytes, a->base + a->bytes);
   const uint64_t before = a->tags.tagged_bytes();
+  // A kernel may still read across what was tagged here (a tensor untagged
+  // in its middle, read whole from its base): it keeps joining the tags
+  // around it into one reach (republish).
+  try {
+    std::vector<std::pair<CUdeviceptr, CUdeviceptr>> was_tagged;
+    a->tags.for_each([&](CUdeviceptr b, CUdeviceptr e, int) {
+      if (b < end && e > ptr) was_tagged.emplace_back(std::max(b, ptr), std::min(e, end));
+    });
+    for (const auto& [b, e] : was_tagged) a->untagged.add(b, e, NZ_TAG_BYTES);
+  } catch (...) {
+    log(LogLevel::kError, "out of memory recording an untagged range; reads across it may miss ranges after it");
+  }
   a->tags.remove(ptr, end);
   stats_.bytes_tagged.sub(before - a->tags.tagged_bytes());
   emit("untag", ptr, end - ptr);

@@ -1354,6 +1354,28 @@ TEST_F(RuntimeE2E, ExplicitTagAndUntag) {
   d->free(p);
 }
 
+// A weight untagged in its middle is still one tensor to the kernels that
+// read it whole from its base: the compressed part after the hole must be
+// staged for them. (The random programs with untag found it: the remaining
+// pieces, more than a cluster gap apart, each reached only their own units,
+// and a read from the base met the unmapped pages after the hole.)
+TEST_F(RuntimeE2E, ReadAcrossAnUntaggedMiddleStagesWhatFollows) {
+  auto w = bf16_weights(4 * kMiB, 61);  // 8 MiB: four units
+  // Out of the middle: unaligned, covering units 1 and 2 (made resident).
+  const size_t hole_begin = 2 * kMiB + 0x77f28, hole_end = 4 * kMiB + 0x95f20;
+  // From the base (the first piece), from inside the hole, from the hole's
+  // first byte and from the last piece: each read runs to the weight's end,
+  // on a weight of its own whose units 0 and 3 are compressed.
+  for (size_t from : {size_t{0}, size_t{0x1000}, size_t{3 * kMiB}, hole_begin, hole_end}) {
+    CUdeviceptr p = load_weights(w);
+    ASSERT_EQ(nz_untag(p + hole_begin, hole_end - hole_begin), NZ_RT_OK);
+    const size_t n = w.size() - from / 2;
+    EXPECT_EQ(device_sum(p + from, n), host_sum(w.data() + from / 2, n)) << "from byte " << from;
+    ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS) << "from byte " << from;
+    d->free(p);
+  }
+}
+
 TEST_F(RuntimeE2E, PartlyTaggedPagesStayResident) {
   std::vector<uint16_t> w = bf16_weights(2 * kMiB - 256, 7);  // [512, 4 MiB) of a 4 MiB allocation
   CUdeviceptr p = d->alloc(4 * kMiB);

@@ -77,14 +77,13 @@ struct Slice {
 
 enum class OpKind { kRead, kAdd, kPair, kReadBack, kOverwrite, kCopy, kFill, kList, kTma, kUntag };
 
-// nz_untag operations run only with NZ_RANDOM_UNTAG=1 (they are drawn
-// either way, so a seed is the same program with and without them): with
-// them, two-thread programs on page handles or a small device still fail
-// now and then (docs/RESULTS.md §4.9.22), so CI runs without them.
+// nz_untag operations run unless NZ_RANDOM_UNTAG=0 (they are drawn either
+// way, so a seed is the same program with and without them; off, a failure
+// can be told from one of untag's).
 bool untag_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("NZ_RANDOM_UNTAG");
-    return v != nullptr && *v != '\0' && *v != '0';
+    return v == nullptr || *v == '\0' || *v != '0';
   }();
   return on;
 }
