@@ -105,7 +105,8 @@ def _extent(tensor):
 
 def tag(tensor, dtype=None):
     """Declare `tensor`'s device memory a weight of `dtype` ("bf16", "fp16", "fp32", "bytes", or a
-    torch dtype; default: tensor.dtype). Returns True when the runtime took it."""
+    torch dtype; default: tensor.dtype). Returns True when the runtime took it. With
+    NEUZIP_TAG_EXTENTS=1 a declared tensor is staged alone (kernels must read it within itself)."""
     code = _dtype_code(tensor, dtype)
     api = _runtime()
     if api is None:

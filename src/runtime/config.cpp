@@ -164,6 +164,11 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (s == "1") c.tma_extents = true;
     else if (s != "0") complain("NEUZIP_TMA_EXTENTS", v, "0 or 1");
   }
+  if (const char* v = getenv_fn("NEUZIP_TAG_EXTENTS")) {
+    std::string_view s(v);
+    if (s == "1") c.tag_extents = true;
+    else if (s != "0") complain("NEUZIP_TAG_EXTENTS", v, "0 or 1");
+  }
   if (const char* v = getenv_fn("NEUZIP_NCCL")) {
     std::string_view s(v);
     if (s == "0") c.nccl_hooks = false;

@@ -85,6 +85,12 @@ struct Config {
   // descriptor stages the descriptor's extent (tensor_maps.h), not the rest
   // of its cluster. Off until a GPU run has confirmed it (RESULTS §6.8).
   bool tma_extents = false;
+  // NEUZIP_TAG_EXTENTS=1: a range declared by nz_tag is a tensor that
+  // kernels read only within (an interior pointer reaches its units, not the
+  // later tags of its cluster). The program's promise: a kernel reading
+  // across declared tensors (an FSDP flat parameter read whole while its
+  // views are declared) would meet unmapped pages. Opt-in.
+  bool tag_extents = false;
   // NEUZIP_NCCL=0: NCCL's calls are forwarded untouched (no staging of the
   // buffers collectives read and write, no pins for registered buffers). A
   // collective that then reads a compressed buffer faults, as without

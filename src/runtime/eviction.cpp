@@ -633,6 +633,18 @@ size_t Runtime::reclaim_device_memory(size_t bytes_wanted, uint64_t epoch_before
     if (gave && driver().base.cuMemGetInfo(&free_after, &total) == CUDA_SUCCESS)
       freed = free_after > free_before ? free_after - free_before : 1;
   }
+  // Still short of what is wanted: stores no call is using go to page-locked
+  // host memory, as a staging short of memory does (offload_stores). Without
+  // it the program's own allocation failed on a device where it would fit
+  // (lomo on 60 MiB: a 20 MiB segment refused with 17 MB free and 41 MB of
+  // stores, while 56 MiB, where stagings had offloaded them, completed).
+  size_t free_now = 0;
+  if (driver().base.cuMemGetInfo(&free_now, &total) == CUDA_SUCCESS && free_now < bytes_wanted &&
+      offload_stores(bytes_wanted - free_now)) {
+    reclaim_stream_ordered_frees();
+    if (driver().base.cuMemGetInfo(&free_after, &total) == CUDA_SUCCESS && free_after > free_now)
+      freed += free_after - free_now;
+  }
   return freed;
 }
 

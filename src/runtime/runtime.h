@@ -148,6 +148,9 @@ class Runtime {
     // What nz_untag took out of the tags: no weight any more, but still part
     // of the tensors the kernels read across (republish clusters with it).
     TagSet untagged;
+    // What nz_tag declared (tensors); with NEUZIP_TAG_EXTENTS=1 a tag that is
+    // exactly one of them reaches only its own units (republish).
+    TagSet declared;
     std::map<CUdeviceptr, std::shared_ptr<Unit>> units;  // by begin
     // Staging handles that became the permanent backing of a range (untagged
     // or changed at every use): begin -> (bytes, handle).

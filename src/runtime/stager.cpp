@@ -601,6 +601,15 @@ std::vector<std::shared_ptr<Unit>> Runtime::take_touched(bool& capturing) noexce
 void Runtime::collect_units(const TagExtent& extent) {
   if (extent.empty()) return;
   const auto& all = *extent.all;
+  if (extent.end() < all.size()) {
+    // A declared tensor's units only (not a suffix), added as
+    // collect_overlapping adds exact ranges (a few units, none twice).
+    t_overlapping = true;
+    for (size_t i = extent.first; i < extent.end(); ++i) {
+      if (std::find(t_touched.begin(), t_touched.end(), all[i]) == t_touched.end()) t_touched.push_back(all[i]);
+    }
+    return;
+  }
   size_t until = all.size();
   auto seen = std::find_if(t_extents.begin(), t_extents.end(),
                            [&](const auto& e) { return e.first == extent.all.get(); });

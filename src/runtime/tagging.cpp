@@ -231,18 +231,33 @@ void Runtime::republish(Allocation& a) noexcept {
           while (i < units->size() && (*units)[i]->end <= tag_begin) ++i;
           return i;
         };
-        size_t previous = 0;
+        // With NEUZIP_TAG_EXTENTS=1, a tag that is exactly a declared
+        // tensor reaches its own units only (those overlapping it). Only
+        // exactly: a tag grown by a later copy (a larger tensor loaded over
+        // it) or cut by nz_untag (a tensor still read whole) is no longer
+        // the tensor declared, and reaches as any tag does.
+        auto last_unit = [&](CUdeviceptr tag_begin, CUdeviceptr tag_end, size_t first) -> size_t {
+          if (!config_.tag_extents) return SIZE_MAX;
+          const AddressWindow d = a.declared.tag_at(tag_begin);
+          if (d.begin != tag_begin || d.end != tag_end) return SIZE_MAX;
+          size_t i = first;
+          while (i < units->size() && (*units)[i]->begin < tag_end) ++i;
+          return i;
+        };
+        size_t previous = 0, previous_last = SIZE_MAX;
         for (size_t t = 0; t < cluster.size(); ++t) {
           const CUdeviceptr b = cluster[t].first;
           const CUdeviceptr e = t + 1 < cluster.size() ? cluster[t + 1].first : ce;
           const size_t first = first_unit(b);
+          const size_t last = last_unit(b, cluster[t].second, first);
           CUdeviceptr from = b;
           if (t > 0) {  // the end of the tag before, or the start of this one
-            push(b, b + 1, std::make_shared<TagExtent>(TagExtent{units, previous}));
+            push(b, b + 1, std::make_shared<TagExtent>(TagExtent{units, previous, std::max(previous_last, last)}));
             from = b + 1;
           }
-          push(from, e, std::make_shared<TagExtent>(TagExtent{units, first}));
+          push(from, e, std::make_shared<TagExtent>(TagExtent{units, first, last}));
           previous = first;
+          previous_last = last;
         }
         covered = ce;
         cluster.clear();
@@ -335,7 +350,12 @@ int Runtime::tag(CUdeviceptr ptr, size_t bytes, int dtype) noexcept {
   if (stager_busy_ > 0 || !to_settle_.empty()) wait_for_stager_locked();  // as untag: units may be remade
   // The content is whatever work already queued writes: wait for all of it
   // (the legacy stream orders after every blocking stream).
+  try {
+    a->declared.add(ptr, std::min<CUdeviceptr>(ptr + bytes, a->base + a->bytes), dtype);
+  } catch (...) {
+  }
   tag_locked(*a, ptr, ptr + bytes, dtype, record_event(CU_STREAM_LEGACY));
+  if (config_.tag_extents) republish(*a);  // the tag may now reach less (its units may be unchanged)
   // Declared by the program: a weight, whatever its age.
   for (auto it = a->units.lower_bound(ptr > vmm_.page_size() ? ptr - vmm_.page_size() : 0);
        it != a->units.end() && it->first < ptr + bytes; ++it) {

@@ -174,7 +174,11 @@ struct Unit {
 struct TagExtent {
   std::shared_ptr<const std::vector<std::shared_ptr<Unit>>> all;
   size_t first = 0;
-  bool empty() const { return !all || first >= all->size(); }
+  // Exclusive; SIZE_MAX: to the end of `all` (a suffix, the usual reach).
+  // Smaller only for a tensor declared by nz_tag with NEUZIP_TAG_EXTENTS=1.
+  size_t last = SIZE_MAX;
+  size_t end() const { return all ? std::min(last, all->size()) : 0; }
+  bool empty() const { return first >= end(); }
 };
 
 }  // namespace nz::rt

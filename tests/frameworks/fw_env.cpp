@@ -94,6 +94,18 @@ void Env::flush() const {
   if (auto f = reinterpret_cast<FlushFn>(dlsym(RTLD_DEFAULT, "nz_flush"))) f();
 }
 
+bool Env::declare(CUdeviceptr p, size_t bytes, int dtype) const {
+  using TagFn = int (*)(uint64_t, size_t, int);
+  auto f = reinterpret_cast<TagFn>(dlsym(RTLD_DEFAULT, "nz_tag"));
+  return f != nullptr && f(p, bytes, dtype) == NZ_RT_OK;
+}
+
+bool Env::undeclare(CUdeviceptr p, size_t bytes) const {
+  using UntagFn = int (*)(uint64_t, size_t);
+  auto f = reinterpret_cast<UntagFn>(dlsym(RTLD_DEFAULT, "nz_untag"));
+  return f != nullptr && f(p, bytes) == NZ_RT_OK;
+}
+
 CUdeviceptr alloc(size_t bytes) {
   Env::get();
   CUdeviceptr p = 0;

@@ -41,6 +41,10 @@ class Env {
   nz_runtime_stats stats() const;
   // Compresses what is tagged (nz_flush) when neuzip is active.
   void flush() const;
+  // nz_tag / nz_untag when neuzip is active (a framework declaring its
+  // tensors); true when the runtime took the call.
+  bool declare(CUdeviceptr p, size_t bytes, int dtype) const;
+  bool undeclare(CUdeviceptr p, size_t bytes) const;
   void reload_module();  // after a context reset
 
  private:

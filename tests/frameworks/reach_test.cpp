@@ -1,4 +1,7 @@
 // Class 1: kernels read beyond the tag their pointer lands in.
+#include <cstdlib>
+#include <string>
+
 #include "fw_env.h"
 
 namespace fw {
@@ -78,6 +81,76 @@ TEST(Reach, OnePastTheEndPointer) {
   uint64_t n = data.size();
   EXPECT_EQ(host_hash(data.data(), n), launch_and_read(Env::get().fn("sum_back"), {&end, &n, &out}, out));
   cuMemFree(w);
+}
+
+// A framework that declares its tensors (nz_tag; neuzip.tag in Python)
+// with NEUZIP_TAG_EXTENTS=1 (frameworks-declared-extents) promises that its
+// kernels read each one only within itself: an interior pointer then stages
+// its tensor's units, not the later tensors of its segment. Without the
+// setting (frameworks-reach) the same reads stage the cluster from there on.
+bool tag_extents() {
+  const char* v = std::getenv("NEUZIP_TAG_EXTENTS");
+  return Env::get().neuzip() && v != nullptr && std::string(v) == "1";
+}
+
+TEST(DeclaredExtents, InteriorPointerStagesItsTensorOnly) {
+  constexpr size_t kPart = 4 * kMiB;
+  const std::vector<uint8_t> host = weights(3 * kPart, 41);
+  CUdeviceptr dev = alloc(host.size());
+  upload(dev, host, kPart);  // three adjacent tensors, as a caching allocator packs them
+  for (int t = 0; t < 3; ++t) {
+    EXPECT_EQ(Env::get().declare(dev + t * kPart, kPart, NZ_TAG_BF16), Env::get().neuzip());
+  }
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(3 * kPart);
+  const bool bounded = tag_extents();
+  // Inside the middle tensor, to its end.
+  const uint64_t d0 = Env::get().stats().decompressions;
+  EXPECT_EQ(host_hash(host.data() + kPart + 4096, kPart - 4096), device_hash(dev + kPart + 4096, kPart - 4096));
+  const uint64_t d1 = Env::get().stats().decompressions;
+  if (bounded) {
+    EXPECT_EQ(d1 - d0, kPart / (2 * kMiB)) << "an interior pointer staged more than its tensor";
+  } else if (Env::get().neuzip()) {
+    EXPECT_EQ(d1 - d0, 2 * kPart / (2 * kMiB)) << "the reach: the cluster from there on";
+  }
+  // The first tensor from its base (no tensor before it to end there).
+  EXPECT_EQ(host_hash(host.data(), kPart), device_hash(dev, kPart));
+  const uint64_t d2 = Env::get().stats().decompressions;
+  if (bounded) {
+    EXPECT_EQ(d2 - d1, kPart / (2 * kMiB)) << "a base pointer staged more than its tensor";
+  }
+  ASSERT_EQ(CUDA_SUCCESS, cuCtxSynchronize());
+  cuMemFree(dev);
+}
+
+// The declaration stops binding where the program takes it back in part or
+// loads a larger tensor over it: reads across them stay exact.
+TEST(DeclaredExtents, UntaggedInPartOrOverwrittenLargerReadsWhole) {
+  const std::vector<uint8_t> host = weights(8 * kMiB, 42);
+  {  // Untagged in its middle, then read whole from its base.
+    CUdeviceptr dev = alloc(host.size());
+    upload(dev, host, host.size());
+    EXPECT_EQ(Env::get().declare(dev, host.size(), NZ_TAG_BF16), Env::get().neuzip());
+    Env::get().flush();
+    EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
+    EXPECT_EQ(Env::get().undeclare(dev + 2 * kMiB + 0x1234, 3 * kMiB), Env::get().neuzip());
+    EXPECT_EQ(host_hash(host.data(), host.size()), device_hash(dev, host.size()));
+    ASSERT_EQ(CUDA_SUCCESS, cuCtxSynchronize());
+    cuMemFree(dev);
+  }
+  {  // A 4 MiB tensor declared; an 8 MiB one loaded over it (its tag grows).
+    CUdeviceptr dev = alloc(host.size());
+    const std::vector<uint8_t> small = weights(4 * kMiB, 43);
+    upload(dev, small, small.size());
+    EXPECT_EQ(Env::get().declare(dev, small.size(), NZ_TAG_BF16), Env::get().neuzip());
+    Env::get().flush();
+    upload(dev, host, host.size());
+    Env::get().flush();
+    EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
+    EXPECT_EQ(host_hash(host.data() + 4096, host.size() - 4096), device_hash(dev + 4096, host.size() - 4096));
+    ASSERT_EQ(CUDA_SUCCESS, cuCtxSynchronize());
+    cuMemFree(dev);
+  }
 }
 
 }  // namespace

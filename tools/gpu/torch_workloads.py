@@ -182,6 +182,33 @@ def nz_stats():
     return {"available": True, **{name: getattr(out, name) for name, _ in NzStats._fields_}}
 
 
+def declare_parameters(torch, model):
+    """With NZ_DECLARE_PARAMS=1 (one-try's neuzip_budget_declared): each
+    parameter declared to neuzip (nz_tag with its dtype), as a framework hook
+    calling neuzip.tag would; with NEUZIP_TAG_EXTENTS=1 a kernel's pointer
+    into one then stages that parameter's pages only, not the rest of its
+    caching-allocator segment. Returns the model."""
+    if os.environ.get("NZ_DECLARE_PARAMS") != "1":
+        return model
+    try:
+        fn = ctypes.CDLL(None).nz_tag
+    except AttributeError:
+        return model
+    fn.argtypes = [ctypes.c_uint64, ctypes.c_size_t, ctypes.c_int]
+    codes = {torch.bfloat16: 1, torch.float16: 2, torch.float32: 3}
+    taken = refused = 0
+    for p in model.parameters():
+        size = p.numel() * p.element_size()
+        if size == 0 or not p.is_cuda:
+            continue
+        if fn(p.data_ptr(), size, codes.get(p.dtype, 0)) == 0:
+            taken += 1
+        else:
+            refused += 1
+    print(f"torch_workloads: {taken} parameters declared to neuzip, {refused} refused", file=sys.stderr, flush=True)
+    return model
+
+
 # ---- workloads -------------------------------------------------------------------
 # Each returns a dict: "outputs" (compared across modes), "step_ms" (timings).
 
@@ -507,6 +534,9 @@ def main(argv=None):
     sys.path.insert(0, os.path.abspath(args.examples))
     import llama, infer, train, lora  # noqa: E401 (examples/, after the path is known)
     llama.make_deterministic()
+    if os.environ.get("NZ_DECLARE_PARAMS") == "1":
+        build = llama.build
+        llama.build = lambda *a, **k: declare_parameters(torch, build(*a, **k))
     sampler = DeviceMemorySampler(torch) if args.device == "cuda" and not args.no_sampler else HostOnlySampler()
     header = {"workload": "_process", "label": args.label, "torch": torch.__version__, "cuda": torch.version.cuda,
               "device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu", "pid": os.getpid(),
