@@ -9,7 +9,7 @@ hooks on the launching thread (its CPU time in them, and the part spent
 waiting for the device, where the library reports them), the share of stagings done ahead, and
 the run's digest (which must not change).
 
-Usage: tools/bench-staging.py BUILD_DIR [--lib NAME=PATH[:ENV=V,...]]... [--steps S]
+Usage: tools/bench-staging.py BUILD_DIR [--lib NAME=PATH[:ENV=V,...]]... [--steps S] [--minifw-arg=ARG]...
 Without --lib: BUILD_DIR's library, look-ahead off and on.
 """
 import argparse
@@ -71,6 +71,8 @@ def main():
     ap.add_argument("--lib", action="append", default=[], help="NAME=PATH[:ENV=V,...]")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--only", help="run only workloads whose name contains this")
+    ap.add_argument("--minifw-arg", action="append", default=[],
+                    help="appended to every workload's minifw arguments (e.g. --nz-tag); repeatable")
     a = ap.parse_args()
     lib = os.path.join(a.build, "interpose/libneuzip.so")
     libs = []
@@ -86,8 +88,8 @@ def main():
         if a.only and a.only not in wname:
             continue
         for lname, path, env in libs:
-            one = run(a.build, path, env, args, 1, budget)
-            many = run(a.build, path, env, args, a.steps, budget)
+            one = run(a.build, path, env, args + a.minifw_arg, 1, budget)
+            many = run(a.build, path, env, args + a.minifw_arg, a.steps, budget)
             units, vmm, creates, la, hook, wait = (per_step(one, many, a.steps, k)
                                                    for k in ("units", "vmm", "creates", "launches", "hook_ns", "wait_ns"))
             lock, stager, encode, cpu, on_device = (per_step(one, many, a.steps, k) for k in
