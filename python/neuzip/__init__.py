@@ -11,6 +11,7 @@ and, inside the program::
 
     import neuzip
     neuzip.tag(weight, "bf16")   # declare a weight (e.g. for a lossy mode)
+    neuzip.tag_parameters(model) # every parameter, each with its dtype
     neuzip.flush()               # compress what is tagged now
     print(neuzip.stats())
 
@@ -23,7 +24,7 @@ import ctypes
 import os
 import warnings
 
-__all__ = ["lib_path", "is_loaded", "tag", "untag", "flush", "stats", "TAG_DTYPES"]
+__all__ = ["lib_path", "is_loaded", "tag", "tag_parameters", "untag", "flush", "stats", "TAG_DTYPES"]
 
 # NZ_TAG_* of include/neuzip/runtime.h, by the names people use for them.
 TAG_DTYPES = {
@@ -113,6 +114,25 @@ def tag(tensor, dtype=None):
         return False
     ptr, size = _extent(tensor)
     return size > 0 and api.nz_tag(ptr, size, code) == _NZ_RT_OK
+
+
+def tag_parameters(module):
+    """Declare every parameter of `module` (a torch.nn.Module, or anything with ``parameters()``)
+    with its own dtype, as tag() does for one tensor: what to call after ``model.to('cuda')``.
+    With NEUZIP_TAG_EXTENTS=1 each parameter is then staged alone, not with the parameters after
+    it in its allocator segment (kernels must read each parameter within itself). Parameters
+    not on the GPU, empty ones and those of an element type neuzip has no name for (declared as
+    "bytes") are handled; returns how many the runtime took."""
+    taken = 0
+    for p in module.parameters():
+        if getattr(p, "is_cuda", True) is False:
+            continue
+        try:
+            ok = tag(p)
+        except ValueError:
+            ok = tag(p, "bytes")
+        taken += bool(ok)
+    return taken
 
 
 def untag(tensor):

@@ -76,6 +76,12 @@ def main():
 
         weight = DeviceTensor(ptr, nbytes)
         print("tag:", neuzip.tag(weight))
+
+        class Halves:  # a module of two parameters, as torch.nn.Module has them
+            def parameters(self):
+                return iter([DeviceTensor(ptr, nbytes // 2), DeviceTensor(ptr + nbytes // 2, nbytes // 2)])
+
+        print("tag_parameters:", neuzip.tag_parameters(Halves()))
         print("flush:", neuzip.flush())
         print("stats:", json.dumps(neuzip.stats()))
         sys.stdout.flush()

@@ -66,7 +66,8 @@ def main():
 
     report = os.path.join(os.path.dirname(a.wheel), "report.json")
     p = run([nztrace, "--json", "--report", report, "--", py, a.app, "--neuzip"])
-    if p.returncode != 0 or "roundtrip ok" not in p.stdout or "tag: True" not in p.stdout:
+    if (p.returncode != 0 or "roundtrip ok" not in p.stdout or "tag: True" not in p.stdout
+            or "tag_parameters: 2" not in p.stdout):
         fail(f"nztrace -- python sim_ctypes_app.py --neuzip exited {p.returncode}", p.stdout + p.stderr)
     stats = json.loads(p.stdout.split("stats: ", 1)[1].splitlines()[0])
     if not stats["active"] or stats["bytes_compressed"] <= 0 or stats["bytes_original_compressed"] <= stats["bytes_compressed"]:
@@ -74,7 +75,7 @@ def main():
     d = json.load(open(report))
     if d["cost"]["compressions"] < 1 or d["exit_status"] != 0:
         fail("the nztrace report", json.dumps(d)[:2000])
-    ok(f"nztrace + neuzip.tag/flush/stats: {stats['bytes_original_compressed']} -> {stats['bytes_compressed']} bytes")
+    ok(f"nztrace + neuzip.tag/tag_parameters/flush/stats: {stats['bytes_original_compressed']} -> {stats['bytes_compressed']} bytes")
 
     lib = run([py, "-c", "import neuzip; print(neuzip.lib_path())"]).stdout.strip()
     p = run([py, a.app, "--neuzip"], LD_PRELOAD=lib)
