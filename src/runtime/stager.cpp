@@ -686,6 +686,17 @@ void Runtime::collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Sna
   };
   const bool arrays = !pointer_arrays_.empty();
   const auto array_snapshot = arrays ? pointer_arrays_.snapshot() : nullptr;
+  const auto info_snapshot = arrays ? allocation_info_.snapshot() : nullptr;
+  // An array's targets are known by allocation (its base): every unit of
+  // it. The base's own reach is not enough: it ends with the first cluster
+  // (a weight far after another in a segment) or, with
+  // NEUZIP_TAG_EXTENTS=1, with a tensor declared there.
+  auto touch_allocation = [&](CUdeviceptr base) {
+    if (const auto* info = RangeMap<AllocationInfo>::find(*info_snapshot, base))
+      collect_overlapping(snapshot, info->begin, info->end);
+    else
+      touch(base);
+  };
   const bool scanned = for_each_param_word(
       d, params_,
       [&](uint64_t word) {
@@ -693,7 +704,7 @@ void Runtime::collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Sna
         // A pointer to an array of pointers into managed memory.
         if (arrays) {
           if (const auto* a = RangeMap<std::vector<CUdeviceptr>>::find(*array_snapshot, word)) {
-            for (CUdeviceptr target : *a->value) touch(target);
+            for (CUdeviceptr target : *a->value) touch_allocation(target);
           }
         }
       },

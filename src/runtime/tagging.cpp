@@ -220,7 +220,10 @@ void Runtime::republish(Allocation& a) noexcept {
       std::vector<std::pair<CUdeviceptr, CUdeviceptr>> cluster;
       auto flush_cluster = [&] {
         if (cluster.empty()) return;
-        const CUdeviceptr cb = cluster.front().first, ce = std::min(cluster.back().second + 1, limit);
+        // (The byte past the allocation is left to `whole` below even when
+        // it is also the byte after this cluster: a reverse iterator's end
+        // over the whole segment reads back across every tag.)
+        const CUdeviceptr cb = cluster.front().first, ce = std::min(cluster.back().second + 1, limit - 1);
         auto units = std::make_shared<Units>();
         for (const auto& u : *everything) {
           if (u->end > cb && u->begin < ce) units->push_back(u);

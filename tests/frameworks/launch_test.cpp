@@ -166,6 +166,32 @@ TEST(PointerArrays, GroupedGemmOperands) {
   cuMemFree(array);
 }
 
+// A pointer array whose pointer lands in a weight far after another in the
+// same allocation (a caching-allocator segment: weight A, activations the
+// host never wrote, weight B more than 64 KiB on, so two clusters). What the
+// array points into is learned by allocation; the allocation's base lies in
+// A's tag, whose reach ends before B: B must be staged all the same. With
+// NEUZIP_TAG_EXTENTS=1 and A declared, A's base reaches A alone (the random
+// programs' list reads found that one: seed 200).
+TEST(PointerArrays, TargetInALaterClusterOfItsAllocation) {
+  const std::vector<uint8_t> a = weights(2 * kMiB, 38), b = weights(4 * kMiB, 39);
+  CUdeviceptr seg = alloc(8 * kMiB);
+  upload(seg, a, a.size());
+  upload(seg + 4 * kMiB, b, b.size());
+  if (Env::get().neuzip()) EXPECT_TRUE(Env::get().declare(seg, a.size(), NZ_TAG_BF16));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(6 * kMiB);
+  CUdeviceptr array = alloc(256);
+  const CUdeviceptr ptrs[1] = {seg + 4 * kMiB + 4096};
+  CU_OK(cuMemcpyHtoD(array, ptrs, sizeof ptrs));
+  static CUdeviceptr out = alloc(64);
+  uint64_t count = 1, each = 2 * kMiB;
+  EXPECT_EQ(host_hash(b.data() + 4096, each), launch_and_read(Env::get().fn("sum_ptrs"), {&array, &count, &each, &out}, out));
+  ASSERT_EQ(CUDA_SUCCESS, cuCtxSynchronize());
+  cuMemFree(array);
+  cuMemFree(seg);
+}
+
 }  // namespace
 }  // namespace fw
 

@@ -123,6 +123,24 @@ TEST(DeclaredExtents, InteriorPointerStagesItsTensorOnly) {
   cuMemFree(dev);
 }
 
+// A declared tensor followed (512-byte aligned, as a caching allocator packs
+// them) by one that is not: the undeclared one, read from its first byte (also
+// the declared one's end), reaches on as any tag does. (The random programs'
+// list reads found it: seed 200 with NEUZIP_TAG_EXTENTS=1.)
+TEST(DeclaredExtents, UndeclaredAfterDeclaredReadsOn) {
+  const size_t a_bytes = 3371436, b_at = (a_bytes + 511) / 512 * 512, b_bytes = 4223966;
+  const std::vector<uint8_t> a = weights(a_bytes, 44), b = weights(b_bytes, 45);
+  CUdeviceptr dev = alloc(8 * kMiB);
+  upload(dev, a, a.size());
+  EXPECT_EQ(Env::get().declare(dev, a_bytes, NZ_TAG_FP16), Env::get().neuzip());
+  upload(dev + b_at, b, b.size());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(4 * kMiB);
+  EXPECT_EQ(host_hash(b.data(), 3499174), device_hash(dev + b_at, 3499174));
+  ASSERT_EQ(CUDA_SUCCESS, cuCtxSynchronize());
+  cuMemFree(dev);
+}
+
 // The declaration stops binding where the program takes it back in part or
 // loads a larger tensor over it: reads across them stay exact.
 TEST(DeclaredExtents, UntaggedInPartOrOverwrittenLargerReadsWhole) {
@@ -151,6 +169,24 @@ TEST(DeclaredExtents, UntaggedInPartOrOverwrittenLargerReadsWhole) {
     ASSERT_EQ(CUDA_SUCCESS, cuCtxSynchronize());
     cuMemFree(dev);
   }
+}
+
+// One past the end of an allocation that two adjacent weights fill to its
+// last byte, read backwards over both: that address is also the byte after
+// the cluster (its last tag's), but at the allocation's end it reaches every
+// unit, in doubt (a reverse iterator over the whole segment).
+TEST(Reach, OnePastTheAllocationEndReadsBackAcrossTensors) {
+  const auto data = weights(8 * kMiB, 46);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, 4 * kMiB);  // two tags, one cluster, ending at the allocation's end
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
+  static CUdeviceptr out = alloc(64);
+  CUdeviceptr end = w + data.size();
+  uint64_t n = data.size();
+  EXPECT_EQ(host_hash(data.data(), n), launch_and_read(Env::get().fn("sum_back"), {&end, &n, &out}, out));
+  ASSERT_EQ(CUDA_SUCCESS, cuCtxSynchronize());
+  cuMemFree(w);
 }
 
 }  // namespace
