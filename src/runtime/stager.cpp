@@ -691,11 +691,17 @@ void Runtime::collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Sna
   // it. The base's own reach is not enough: it ends with the first cluster
   // (a weight far after another in a segment) or, with
   // NEUZIP_TAG_EXTENTS=1, with a tensor declared there.
+  // (Each entry's unit list whole, once per list: a large allocation's many
+  // tags share a few lists, so this stays cheap.)
   auto touch_allocation = [&](CUdeviceptr base) {
-    if (const auto* info = RangeMap<AllocationInfo>::find(*info_snapshot, base))
-      collect_overlapping(snapshot, info->begin, info->end);
-    else
+    const auto* info = RangeMap<AllocationInfo>::find(*info_snapshot, base);
+    if (info == nullptr) {
       touch(base);
+      return;
+    }
+    RangeMap<TagExtent>::for_each_overlapping(snapshot, info->begin, info->end, [&](const auto& e) {
+      if (e.value->all) collect_units(TagExtent{e.value->all, 0});
+    });
   };
   const bool scanned = for_each_param_word(
       d, params_,
