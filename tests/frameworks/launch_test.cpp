@@ -178,7 +178,9 @@ TEST(PointerArrays, TargetInALaterClusterOfItsAllocation) {
   CUdeviceptr seg = alloc(8 * kMiB);
   upload(seg, a, a.size());
   upload(seg + 4 * kMiB, b, b.size());
-  if (Env::get().neuzip()) EXPECT_TRUE(Env::get().declare(seg, a.size(), NZ_TAG_BF16));
+  if (Env::get().neuzip()) {
+    EXPECT_TRUE(Env::get().declare(seg, a.size(), NZ_TAG_BF16));
+  }
   Env::get().flush();
   EXPECT_COMPRESSED_AT_LEAST(6 * kMiB);
   CUdeviceptr array = alloc(256);
