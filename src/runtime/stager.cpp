@@ -686,7 +686,7 @@ void Runtime::collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Sna
   };
   const bool arrays = !pointer_arrays_.empty();
   const auto array_snapshot = arrays ? pointer_arrays_.snapshot() : nullptr;
-  const auto info_snapshot = arrays ? allocation_info_.snapshot() : nullptr;
+  std::shared_ptr<const RangeMap<AllocationInfo>::Snapshot> info_snapshot;  // taken once an array is met
   // An array's targets are known by allocation (its base): every unit of
   // it. The base's own reach is not enough: it ends with the first cluster
   // (a weight far after another in a segment) or, with
@@ -694,6 +694,7 @@ void Runtime::collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Sna
   // (Each entry's unit list whole, once per list: a large allocation's many
   // tags share a few lists, so this stays cheap.)
   auto touch_allocation = [&](CUdeviceptr base) {
+    if (!info_snapshot) info_snapshot = allocation_info_.snapshot();
     const auto* info = RangeMap<AllocationInfo>::find(*info_snapshot, base);
     if (info == nullptr) {
       touch(base);
