@@ -3,8 +3,16 @@
 // Readers copy the shared pointer to an immutable sorted snapshot (a moment
 // under a small lock, no search inside it) and binary-search it. Writers
 // (rare: a range appears or disappears) take a mutex, copy the snapshot, edit
-// it and publish the copy. `empty()` is one relaxed atomic load, so a launch
-// while nothing is tracked costs a few nanoseconds.
+// it and publish the copy. `empty()` is one atomic load, so a launch while
+// nothing is tracked costs a few nanoseconds. That load acquires what the
+// publication released: a launch that finds the map empty (and so takes no
+// snapshot and no lock) still sees everything the writer did before it
+// emptied the map. The look-ahead stager retires the last tracked range
+// after waiting for the encode that read it; a launch that then writes the
+// range must be ordered after that wait, not only later in time
+// (ThreadSanitizer saw the encode's read and the launch's write unordered
+// while this load was relaxed, docs/RESULTS.md §4.9.24). On x86 the acquire
+// is the same instruction.
 //
 // (Not std::atomic<std::shared_ptr>: libstdc++ 12's load reads the pointer
 // under a lock bit it releases with a relaxed store, so a writer's next
@@ -40,8 +48,8 @@ class RangeMap {
   RangeMap(const RangeMap&) = delete;
   RangeMap& operator=(const RangeMap&) = delete;
 
-  bool empty() const noexcept { return count_.load(std::memory_order_relaxed) == 0; }
-  size_t size() const noexcept { return count_.load(std::memory_order_relaxed); }
+  bool empty() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
+  size_t size() const noexcept { return count_.load(std::memory_order_acquire); }
 
   std::shared_ptr<const Snapshot> snapshot() const noexcept {
     std::lock_guard lock(snapshot_mutex_);
@@ -118,11 +126,14 @@ class RangeMap {
 
  private:
   void publish(std::shared_ptr<Snapshot> next) {
-    count_.store(next->size(), std::memory_order_relaxed);
     std::shared_ptr<const Snapshot> old;  // released after the lock (its destructor may free a large vector)
     {
       std::lock_guard lock(snapshot_mutex_);
+      const size_t count = next->size();
       old = std::exchange(snapshot_, std::shared_ptr<const Snapshot>(std::move(next)));
+      // After the snapshot: a reader that sees the new count finds the new
+      // snapshot (or a newer one), never an older one.
+      count_.store(count, std::memory_order_release);
     }
   }
 

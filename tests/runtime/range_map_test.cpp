@@ -69,6 +69,29 @@ TEST(RangeMap, ReadersSeeConsistentSnapshotsWhileWritersChange) {
   EXPECT_TRUE(m.empty());
 }
 
+// A launch that finds the map empty takes no snapshot and no lock: empty()
+// alone must order it after what the writer did before emptying the map (the
+// look-ahead stager waits for an encode that read a range, then retires the
+// range, the last one tracked; a launch that then writes it must come after
+// that wait). A ThreadSanitizer check (tools/test-tsan.sh): with a relaxed
+// load TSan reports `payload` raced in every run; a plain build passes either
+// way on x86, whose loads all acquire.
+TEST(RangeMap, FoundEmptyOrdersWhatTheWriterDidBeforeEmptyingIt) {
+  for (int round = 0; round < 20; ++round) {
+    RangeMap<int> m;
+    m.insert(1000, 2000, std::make_shared<int>(1));
+    int payload = 0;  // plain memory: what the encode read, the launch writes
+    std::thread writer([&] {
+      payload = 42;
+      m.erase(1000);
+    });
+    while (!m.empty()) std::this_thread::yield();
+    EXPECT_EQ(payload, 42);
+    payload = 7;
+    writer.join();
+  }
+}
+
 }  // namespace
 }  // namespace nz::rt
 
