@@ -69,19 +69,24 @@ TEST(Reach, BlockReusedBeforeFreedWeight) {
   cuMemFree(seg);
 }
 
-// A kernel given one-past-the-end and reading backwards.
-TEST(Reach, OnePastTheEndPointer) {
-  const auto data = weights(4 * kMiB, 4);
+// `data` loaded into an allocation of its size in copies of `piece` bytes
+// (one tag each), then summed by a kernel given one past the allocation's
+// end and reading backwards over all of it.
+void expect_sum_back_from_the_end(const std::vector<uint8_t>& data, size_t piece) {
   CUdeviceptr w = alloc(data.size());
-  upload(w, data, data.size());
+  upload(w, data, piece);
   Env::get().flush();
-  EXPECT_COMPRESSED_AT_LEAST(4 * kMiB);
+  EXPECT_COMPRESSED_AT_LEAST(data.size());
   static CUdeviceptr out = alloc(64);
   CUdeviceptr end = w + data.size();
   uint64_t n = data.size();
   EXPECT_EQ(host_hash(data.data(), n), launch_and_read(Env::get().fn("sum_back"), {&end, &n, &out}, out));
+  ASSERT_EQ(CUDA_SUCCESS, cuCtxSynchronize());
   cuMemFree(w);
 }
+
+// A kernel given one-past-the-end and reading backwards.
+TEST(Reach, OnePastTheEndPointer) { expect_sum_back_from_the_end(weights(4 * kMiB, 4), 4 * kMiB); }
 
 // A framework that declares its tensors (nz_tag; neuzip.tag in Python)
 // with NEUZIP_TAG_EXTENTS=1 (frameworks-declared-extents) promises that its
@@ -176,17 +181,8 @@ TEST(DeclaredExtents, UntaggedInPartOrOverwrittenLargerReadsWhole) {
 // the cluster (its last tag's), but at the allocation's end it reaches every
 // unit, in doubt (a reverse iterator over the whole segment).
 TEST(Reach, OnePastTheAllocationEndReadsBackAcrossTensors) {
-  const auto data = weights(8 * kMiB, 46);
-  CUdeviceptr w = alloc(data.size());
-  upload(w, data, 4 * kMiB);  // two tags, one cluster, ending at the allocation's end
-  Env::get().flush();
-  EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
-  static CUdeviceptr out = alloc(64);
-  CUdeviceptr end = w + data.size();
-  uint64_t n = data.size();
-  EXPECT_EQ(host_hash(data.data(), n), launch_and_read(Env::get().fn("sum_back"), {&end, &n, &out}, out));
-  ASSERT_EQ(CUDA_SUCCESS, cuCtxSynchronize());
-  cuMemFree(w);
+  // Two tags, one cluster, ending at the allocation's end.
+  expect_sum_back_from_the_end(weights(8 * kMiB, 46), 4 * kMiB);
 }
 
 }  // namespace
