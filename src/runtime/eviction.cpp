@@ -630,7 +630,7 @@ size_t Runtime::reclaim_device_memory(size_t bytes_wanted, uint64_t epoch_before
   if (!to_settle_.empty()) wait_for_stager_locked();
   size_t freed = evict_all(true) + (memory_epoch_ != epoch_before ? bytes_wanted : 0);
   // Stores freed in stream order come back to the device only once their
-  // stream reached the frees and the pool was synchronized (stager.cpp).
+  // stream reached the frees and the pool was synchronized (staging_runs.cpp).
   size_t free_before = 0, free_after = 0, total = 0;
   if (driver().base.cuMemGetInfo(&free_before, &total) == CUDA_SUCCESS && reclaim_stream_ordered_frees() &&
       driver().base.cuMemGetInfo(&free_after, &total) == CUDA_SUCCESS && free_after > free_before)

@@ -62,6 +62,7 @@ class Runtime {
   void on_group_end(ExternalOutcome outcome) noexcept;
   void pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept;
   void unpin_external(PinOwner kind, uintptr_t owner) noexcept;
+  // Graph capture, instantiation and replay (graph_hooks.cpp).
   void on_capture_begin(CUstream stream) noexcept;
   void on_capture_end(CUstream stream, CUgraph graph) noexcept;
   void on_graph_instantiate(CUgraphExec exec, CUgraph graph) noexcept;
@@ -188,6 +189,7 @@ class Runtime {
   // Stages what `c` touches and pins it under `graph` or `exec` (graph_nodes.cpp).
   CUresult pin_graph_contents(const GraphContents& c, CUgraph graph, CUgraphExec exec, CUgraphNode node,
                               const char* what) noexcept;
+  // Staging itself (staging_runs.cpp).
   void wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept;
   // Maps and decodes runs of compressed units (each VA-contiguous, in address
   // order) on `stream`: per run one handle, one cuMemMap and one

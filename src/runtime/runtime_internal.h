@@ -1,6 +1,6 @@
 // runtime_internal.h: constants and small helpers shared by the files that
-// implement Runtime (runtime.cpp, tagging.cpp, stager.cpp, guesses.cpp, eviction.cpp,
-// diagnostics.cpp). Not part of any interface.
+// implement Runtime (runtime.cpp, tagging.cpp, stager.cpp, staging_runs.cpp,
+// guesses.cpp, eviction.cpp, diagnostics.cpp). Not part of any interface.
 #pragma once
 
 #include <fmt/format.h>
@@ -78,7 +78,7 @@ namespace nz::rt {
 struct Unit;
 // Whether the calling thread is the look-ahead stager (lookahead.cpp).
 bool on_stager_thread() noexcept;
-// Splits compressed units into runs of VA-contiguous ones (stager.cpp).
+// Splits compressed units into runs of VA-contiguous ones (staging_runs.cpp).
 std::vector<std::vector<std::shared_ptr<Unit>>> runs_of(std::vector<std::shared_ptr<Unit>> units);
 }  // namespace nz::rt
 
