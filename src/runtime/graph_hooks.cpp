@@ -18,6 +18,14 @@ CUstream capture_key(CUstream stream) { return stream == nullptr ? CU_STREAM_PER
 
 }  // namespace
 
+namespace detail {
+CUstream capture_record_key(CUstream s) noexcept {
+  if (s != nullptr && s != CU_STREAM_PER_THREAD) return s;
+  thread_local const char this_thread = 0;
+  return reinterpret_cast<CUstream>(const_cast<char*>(&this_thread));
+}
+}  // namespace detail
+
 void Runtime::note_unpinned(const GraphPins::Units& unpinned, const char* why) noexcept {
   // They stay staged: the LRU/pressure eviction takes them when it needs to.
   for (const auto& u : unpinned) emit("unpin", u->begin, u->bytes(), fmt::format("\"why\":\"{}\"", why));
@@ -27,7 +35,7 @@ void Runtime::on_capture_begin(CUstream stream) noexcept {
   std::lock_guard lock(mutex_);
   try {
     const CUstream key = capture_key(stream);
-    graph_pins_.begin_capture(key, capture_sequence_id(key));
+    graph_pins_.begin_capture(capture_record_key(key), capture_sequence_id(key));
   } catch (...) {
     // Uses on this stream then pin for good (note_use finds no record).
   }
@@ -37,7 +45,7 @@ void Runtime::on_capture_end(CUstream stream, CUgraph graph) noexcept {
   std::lock_guard lock(mutex_);
   GraphPins::Units unpinned;
   try {
-    graph_pins_.end_capture(capture_key(stream), graph, unpinned);
+    graph_pins_.end_capture(capture_record_key(capture_key(stream)), graph, unpinned);
   } catch (...) {
   }
   note_unpinned(unpinned, "capture_failed");

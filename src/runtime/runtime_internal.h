@@ -70,6 +70,15 @@ inline uint64_t capture_sequence_id(CUstream s) {
   return r == CUDA_SUCCESS && status == CU_STREAM_CAPTURE_STATUS_ACTIVE ? id : 0;
 }
 
+// The key of a capture's record (GraphPins) for a capture on `s`: the
+// stream's handle, except for the per-thread default stream, one handle
+// naming a different stream in every thread: two threads capturing on theirs
+// at once would share one record (the second begin dropped the first's
+// bookkeeping, leaving its ranges pinned for good). There the key is an
+// address of the calling thread's own; a per-thread stream is only ever
+// captured, launched into and ended from its thread. (graph_hooks.cpp)
+CUstream capture_record_key(CUstream s) noexcept;
+
 inline std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
 }  // namespace nz::rt::detail

@@ -224,7 +224,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
       try {
         // A stream forked into another stream's capture has no record of
         // its own: the capture's sequence id names the record (asked once per call).
-        const CUstream key = pins_to != nullptr ? pins_to : stream;
+        const CUstream key = pins_to != nullptr ? pins_to : capture_record_key(stream);
         if (!capture_id_asked && !graph_pins_.recording(key)) {
           capture_id_asked = true;
           capture_id = capture_sequence_id(stream);

@@ -2066,6 +2066,67 @@ TEST_F(RuntimeE2E, ForkedCaptureStreamPinsForItsGraphOnly) {
   d->free(p);
 }
 
+// Two threads capture on their per-thread default streams at once (one
+// handle, CU_STREAM_PER_THREAD, naming a different stream in each thread),
+// as a program built with --default-stream per-thread captures a graph per
+// worker thread. Each capture's pins belong to its own graph. With one
+// record for both, the second begin dropped the first capture's bookkeeping
+// (its range pinned for good, never compressed again) and the first graph
+// took the second's range (evictable once that graph went, while the second
+// capture was still open).
+TEST_F(RuntimeE2E, PerThreadDefaultStreamCapturesInTwoThreadsPinForTheirOwnGraphs) {
+  const GraphApi g = GraphApi::load(*d);
+  if (!g.usable()) GTEST_SKIP() << "no graph API in this driver";
+  auto wa = bf16_weights(kMiB, 31), wb = bf16_weights(kMiB, 32);  // one unit each
+  CUdeviceptr pa = load_weights(wa), pb = load_weights(wb);
+  std::atomic<int> step{0};
+  auto at = [&](int k) {
+    while (step.load() != k) std::this_thread::yield();
+  };
+  CUgraph ga = nullptr, gb = nullptr;
+  // A: begin, launch on its weight (steps 0-1); B: the same (2-3); A: end
+  // (4); the pins checked here (5); B: end (6).
+  auto worker = [&](CUdeviceptr p, size_t n_elems, int first, int end_step, CUgraph& out) {
+    uint64_t n = n_elems;
+    EXPECT_EQ(d->real().base.cuCtxSetCurrent(d->context()), CUDA_SUCCESS);  // (no ASSERT: the others would wait)
+    at(first);
+    EXPECT_EQ(g.begin(CU_STREAM_PER_THREAD, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), CUDA_SUCCESS);
+    nz::rt::on_capture_begin(CU_STREAM_PER_THREAD);
+    step.store(first + 1);
+    at(first + 1);
+    EXPECT_EQ(d->launch(f_sum, {&p, &n, &result}, CU_STREAM_PER_THREAD), CUDA_SUCCESS);
+    step.store(first + 2);
+    at(end_step);
+    EXPECT_EQ(g.end(CU_STREAM_PER_THREAD, &out), CUDA_SUCCESS);
+    nz::rt::on_capture_end(CU_STREAM_PER_THREAD, out);
+    step.store(end_step + 1);
+  };
+  std::thread a(worker, pa, wa.size(), 0, 4, std::ref(ga));
+  std::thread b(worker, pb, wb.size(), 2, 6, std::ref(gb));
+  // Between A's end and B's: A's graph holds A's range, B's open capture B's.
+  at(5);
+  EXPECT_EQ(unit_at(pa).pins, 1) << "A's graph";
+  EXPECT_EQ(unit_at(pb).pins, 1) << "B's open capture";
+  step.store(6);
+  a.join();
+  b.join();
+  ASSERT_NE(ga, nullptr);
+  ASSERT_NE(gb, nullptr);
+  nz::rt::on_graph_destroy(ga);
+  ASSERT_EQ(g.destroy(ga), CUDA_SUCCESS);
+  EXPECT_EQ(unit_at(pa).pins, 0) << "A's pins went with A's graph";
+  EXPECT_EQ(unit_at(pb).pins, 1) << "B's graph still holds B's range";
+  nz::rt::on_graph_destroy(gb);
+  ASSERT_EQ(g.destroy(gb), CUDA_SUCCESS);
+  EXPECT_EQ(unit_at(pb).pins, 0);
+  Runtime::get().evict_idle();
+  for (CUdeviceptr p : {pa, pb}) EXPECT_EQ(unit_at(p).state, UnitState::kCompressed) << "nothing pinned for good";
+  EXPECT_EQ(device_sum(pa, wa.size()), host_sum(wa.data(), wa.size()));
+  EXPECT_EQ(device_sum(pb, wb.size()), host_sum(wb.data(), wb.size()));
+  d->free(pa);
+  d->free(pb);
+}
+
 // A graph reads a range; the range is then untagged (its units retired) and
 // tagged again (new units for the same memory), as a framework that
 // re-registers its weights does. The new units must be pinned by the graph
