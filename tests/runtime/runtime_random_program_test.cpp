@@ -141,7 +141,7 @@ class Program {
     for (auto l : lists)
       if (l != 0) d->free(l);
     for (auto s : streams)
-      if (s != nullptr) d->real().base.cuStreamDestroy(s);
+      if (s != nullptr && s != CU_STREAM_PER_THREAD) d->real().base.cuStreamDestroy(s);
     if (order != nullptr) d->real().base.cuEventDestroy(order);
   }
   Program(const Program&) = delete;
@@ -479,10 +479,19 @@ void Program::run() {
   ASSERT_TRUE(f_add && f_sum && f_pair && f_list && f_tma);
   // Even seeds use the legacy default stream as their first stream (PyTorch's
   // default stream, shared by every thread: the runtime's own streams meet
-  // its implicit synchronisation); odd seeds two non-blocking streams.
+  // its implicit synchronisation); odd seeds two non-blocking streams, except
+  // seeds 1, 5, 9, ...: their second stream is the running thread's
+  // per-thread default stream (a program built with --default-stream
+  // per-thread; one handle, another stream in each thread), so that two
+  // programs at once capture on theirs from two threads.
   const bool legacy = seed % 2 == 0;
+  const bool per_thread = seed % 4 == 1;
   for (int i = 0; i < 2; ++i) {
     if (i == 0 && legacy) continue;  // stream 0: the legacy stream (null)
+    if (i == 1 && per_thread) {
+      streams[i] = CU_STREAM_PER_THREAD;
+      continue;
+    }
     ASSERT_EQ(d->real().base.cuStreamCreate(&streams[i], CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
   }
   ASSERT_EQ(d->real().base.cuEventCreate(&order, CU_EVENT_DISABLE_TIMING), CUDA_SUCCESS);
@@ -607,8 +616,9 @@ void Program::run() {
         continue;
       }
       if (it == capture_at && k == window_from) {
-        // The legacy stream cannot capture: the side stream does.
-        if (streams[current] == nullptr) switch_to(1);
+        // The legacy stream cannot capture: the side stream does (and
+        // the per-thread default stream, where a seed has it, always).
+        if (streams[current] == nullptr || streams[1] == CU_STREAM_PER_THREAD) switch_to(1);
         if (::testing::Test::HasFatalFailure()) return;
         capture(window_from, window_to, it, expected);
         if (::testing::Test::HasFatalFailure()) return;
