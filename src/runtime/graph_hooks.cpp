@@ -34,8 +34,8 @@ void Runtime::note_unpinned(const GraphPins::Units& unpinned, const char* why) n
 void Runtime::on_capture_begin(CUstream stream) noexcept {
   std::lock_guard lock(mutex_);
   try {
-    const CUstream key = capture_key(stream);
-    graph_pins_.begin_capture(capture_record_key(key), capture_sequence_id(key));
+    const CUstream resolved = capture_key(stream);  // the driver's name for it, to ask its sequence id
+    graph_pins_.begin_capture(capture_record_key(stream), capture_sequence_id(resolved));
   } catch (...) {
     // Uses on this stream then pin for good (note_use finds no record).
   }
@@ -45,7 +45,7 @@ void Runtime::on_capture_end(CUstream stream, CUgraph graph) noexcept {
   std::lock_guard lock(mutex_);
   GraphPins::Units unpinned;
   try {
-    graph_pins_.end_capture(capture_record_key(capture_key(stream)), graph, unpinned);
+    graph_pins_.end_capture(capture_record_key(stream), graph, unpinned);
   } catch (...) {
   }
   note_unpinned(unpinned, "capture_failed");

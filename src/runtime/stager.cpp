@@ -5,7 +5,6 @@
 #include "runtime/runtime.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <optional>
 #include <string>

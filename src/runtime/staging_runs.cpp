@@ -4,6 +4,11 @@
 // then the units marked staged behind the decode's event.
 #include "runtime/runtime.h"
 
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <vector>
+
 #include "runtime/log.h"
 #include "runtime/runtime_internal.h"
 
