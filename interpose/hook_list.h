@@ -27,6 +27,7 @@
   X(MemAllocPitch_v2, "cuMemAllocPitch_v2", "cuMemAllocPitch", 3020, A)                          \
   X(MemAllocManaged, "cuMemAllocManaged", "cuMemAllocManaged", 6000, A)                          \
   X(MemCreate, "cuMemCreate", "cuMemCreate", 10020, A)                                           \
+  X(MemRelease, "cuMemRelease", "cuMemRelease", 10020, A)                                        \
   X(MemAllocAsync, "cuMemAllocAsync", "cuMemAllocAsync", 11020, L)                               \
   X(MemAllocAsync_ptsz, "cuMemAllocAsync_ptsz", "cuMemAllocAsync", 11020, P)                     \
   X(MemFreeAsync, "cuMemFreeAsync", "cuMemFreeAsync", 11020, L)                                  \

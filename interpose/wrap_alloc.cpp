@@ -1,5 +1,7 @@
 // wrap_alloc.cpp: allocation and free. cuMemAlloc/cuMemFree go to the runtime
-// first; the other allocators are forwarded and only their frees reported.
+// first; the other allocators are forwarded and only their frees reported,
+// and the memory of cuMemCreate and cuMemAllocAsync counted (never compressed:
+// a run whose weights live there is told so, unserved_memory.h).
 // Any real allocation failing with OUT_OF_MEMORY is retried once when the
 // runtime says it released memory.
 #include "wrap_common.h"
@@ -20,7 +22,9 @@ CUresult alloc_async(CUdeviceptr* p, size_t bytes, CUstream st) noexcept {
   const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr*, size_t, CUstream)>(H);
   if (!real) return missing_entry(H);
-  return with_oom_retry(bytes, [&] { return real(p, bytes, st); });
+  const CUresult r = with_oom_retry(bytes, [&] { return real(p, bytes, st); });
+  if (r == CUDA_SUCCESS && p != nullptr && rt::active()) rt::on_unserved_alloc(rt::UnservedKind::kStreamOrdered, *p, bytes);
+  return r;
 }
 
 template <Hook H, bool PT>
@@ -92,7 +96,20 @@ NZ_WRAPPER CUresult nzw_MemCreate(CUmemGenericAllocationHandle* h, size_t bytes,
   auto real = real_of<CUresult (*)(CUmemGenericAllocationHandle*, size_t, const CUmemAllocationProp*,
                                    unsigned long long)>(Hook::MemCreate);
   if (!real) return nz::shim::missing_entry(Hook::MemCreate);
-  return nz::shim::with_oom_retry(bytes, [&] { return real(h, bytes, prop, flags); });
+  const CUresult r = nz::shim::with_oom_retry(bytes, [&] { return real(h, bytes, prop, flags); });
+  if (r == CUDA_SUCCESS && h != nullptr && nz::rt::active())
+    nz::rt::on_unserved_alloc(nz::rt::UnservedKind::kProgramVmm, *h, bytes);
+  return r;
+}
+
+// The program's own handles (not the runtime's: it calls the driver directly).
+NZ_WRAPPER CUresult nzw_MemRelease(CUmemGenericAllocationHandle h) noexcept {
+  NZ_ENTER(MemRelease);
+  auto real = real_of<CUresult (*)(CUmemGenericAllocationHandle)>(Hook::MemRelease);
+  if (!real) return nz::shim::missing_entry(Hook::MemRelease);
+  const CUresult r = real(h);
+  if (r == CUDA_SUCCESS && nz::rt::active()) nz::rt::on_program_handle_release(h);
+  return r;
 }
 
 NZ_WRAP_PAIR(MemAllocAsync, MemAllocAsync_ptsz, nz::shim::alloc_async,

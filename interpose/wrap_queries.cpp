@@ -49,7 +49,9 @@ NZ_WRAPPER CUresult nzw_MemRetainAllocationHandle(CUmemGenericAllocationHandle* 
   if (!real) return nz::shim::missing_entry(Hook::MemRetainAllocationHandle);
   // cuMemAlloc memory has no VMM handle: NCCL and UCX pick their path on this.
   if (nz::rt::active() && nz::rt::is_managed(reinterpret_cast<CUdeviceptr>(address))) return CUDA_ERROR_INVALID_VALUE;
-  return real(handle, address);
+  const CUresult r = real(handle, address);
+  if (r == CUDA_SUCCESS && handle != nullptr && nz::rt::active()) nz::rt::on_program_handle_retain(*handle);
+  return r;
 }
 
 NZ_WRAPPER CUresult nzw_MemGetInfo_v2(size_t* free, size_t* total) noexcept {

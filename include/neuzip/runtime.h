@@ -57,6 +57,10 @@ typedef struct nz_runtime_stats {
   uint64_t hook_wait_ns;            /* of hook_host_ns: waiting for the device (last uses of evicted ranges) */
   uint64_t stagings_ahead;          /* ranges staged before a call needed them (look-ahead, prefetch) */
   uint64_t stagings_on_launch;      /* ranges staged by the launching thread for its own call */
+  /* Appended in the sixth round: */
+  uint64_t unserved_bytes_peak;     /* device memory passed through, never compressed (peak): the program's own
+                                       cuMemCreate handles and cuMemAllocAsync allocations (PyTorch's
+                                       expandable_segments:True, backend:cudaMallocAsync) */
 } nz_runtime_stats;
 
 /* Compress now every tagged range that may be compressed, waiting for the

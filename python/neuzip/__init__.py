@@ -40,6 +40,9 @@ _STATS_FIELDS = (
     "staging_bytes", "staging_bytes_peak", "staging_budget", "device_bytes_saved",
     "device_bytes_saved_peak", "faults", "decompressions", "recompressions", "drops",
     "prefetches", "launches_seen", "checksum_failures",
+    "vmm_calls", "decode_launches", "bytes_decompressed", "hook_host_ns",
+    "hook_wait_ns", "stagings_ahead", "stagings_on_launch",
+    "unserved_bytes_peak",
 )
 
 

@@ -100,6 +100,12 @@ void Runtime::report_at_exit() noexcept {
       stats_.encode_ns.get(), stats_.evicted_ahead.get(), stats_.encoded_ahead.get(),
       stats_.evictions_deferred.get(), stats_.encode_handoffs.get(), stats_.encode_rescues.get(), stats_.encode_handoffs_held.get(),
       stats_.hook_cpu_ns.get(), stats_.parked.get());
+  if (const uint64_t unserved = unserved_.peak_total()) {
+    log(LogLevel::kError,
+        "passed through, never compressed: peak {} bytes (the program's own virtual memory {}, stream-ordered "
+        "allocations {})",
+        unserved, unserved_.peak(UnservedKind::kProgramVmm), unserved_.peak(UnservedKind::kStreamOrdered));
+  }
   // Another thread may hold the lock for good at exit: never wait for it.
   std::unique_lock lock(mutex_, std::try_to_lock);
   if (lock.owns_lock() && !faults_by_caller_.empty()) {

@@ -26,6 +26,18 @@ void on_foreign_free(CUdeviceptr dptr) noexcept {
   if (Runtime::is_active()) Runtime::get().on_foreign_free(dptr);
 }
 
+void on_unserved_alloc(UnservedKind kind, uint64_t key, size_t bytes) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_unserved_alloc(kind, key, bytes);
+}
+
+void on_program_handle_release(CUmemGenericAllocationHandle handle) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_unserved_release(UnservedKind::kProgramVmm, handle);
+}
+
+void on_program_handle_retain(CUmemGenericAllocationHandle handle) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_unserved_retain(UnservedKind::kProgramVmm, handle);
+}
+
 CUresult before_launch(const LaunchDesc& d) noexcept {
   if (!Runtime::is_active()) return CUDA_SUCCESS;
   return Runtime::get().before_launch(d);

@@ -67,6 +67,16 @@ CUresult mem_free(CUdeviceptr dptr, bool* handled) noexcept;
 // cuMemMap (expandable segments) are forwarded untouched; the runtime is told
 // about frees of any pointer so it can drop tags on them:
 void on_foreign_free(CUdeviceptr dptr) noexcept;
+// ... and about the memory the program holds that way and neuzip never
+// compresses, so that a run whose weights live there says so once (PyTorch's
+// expandable_segments:True, backend:cudaMallocAsync): a successful
+// cuMemCreate (key: the handle) or cuMemAllocAsync (key: the pointer), and a
+// cuMemRelease of a handle (stream-ordered frees arrive as on_foreign_free).
+enum class UnservedKind : uint8_t { kProgramVmm, kStreamOrdered };
+void on_unserved_alloc(UnservedKind kind, uint64_t key, size_t bytes) noexcept;
+void on_program_handle_release(CUmemGenericAllocationHandle handle) noexcept;
+// A successful cuMemRetainAllocationHandle of memory the runtime does not serve.
+void on_program_handle_retain(CUmemGenericAllocationHandle handle) noexcept;
 
 // ---- Launches ----------------------------------------------------------------
 struct LaunchDesc {

@@ -77,11 +77,30 @@ void Runtime::initialise(const RuntimeDriverApi& real) noexcept {
         if (instance_ != nullptr) instance_->emit_counters();
       });
     }
+    instance_->say_pytorch_conf();
     active_.store(true, std::memory_order_release);
     log(LogLevel::kInfo, "active: mode {}, min bytes {}, staging {}",
         config.mode == NZ_LOSSLESS ? "lossless" : fmt::format("lossy:{}:{}", config.lossy_kept_bits, config.lossy_block),
         config.min_bytes, config.staging_bytes ? fmt::format("{} MiB", *config.staging_bytes >> 20) : "adaptive");
   });
+}
+
+// PyTorch reads its allocator settings when it first allocates, after this:
+// a setting that makes it allocate memory neuzip passes through is said at
+// once (the size rule of on_unserved_alloc then stays quiet for that kind).
+void Runtime::say_pytorch_conf() noexcept {
+  for (const char* name : {"PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF"}) {
+    const char* setting = pytorch_conf_unserved(std::getenv(name));
+    if (setting == nullptr) continue;
+    const UnservedKind kind = std::strcmp(setting, "backend:cudaMallocAsync") == 0 ? UnservedKind::kStreamOrdered
+                                                                                   : UnservedKind::kProgramVmm;
+    if (unserved_said_[static_cast<int>(kind)].exchange(true)) continue;
+    try {
+      log(LogLevel::kError, "{}", unserved_notice(kind, 0, name));
+    } catch (...) {
+    }
+    emit("unserved", 0, 0, unserved_reason(kind));  // 0 bytes: asked for by the setting
+  }
 }
 
 // When the runtime's context is the device's primary one, the runtime holds a
@@ -257,9 +276,41 @@ void Runtime::make_staging_room(size_t bytes) noexcept {
   evict_all(true);
 }
 
-void Runtime::on_foreign_free(CUdeviceptr) noexcept {
-  // Only memory the runtime serves is ever tagged, so nothing refers to it.
+void Runtime::on_foreign_free(CUdeviceptr dptr) noexcept {
+  // Only memory the runtime serves is ever tagged, so nothing refers to it;
+  // a stream-ordered allocation may be freed here as well as by cuMemFreeAsync.
+  on_unserved_release(UnservedKind::kStreamOrdered, dptr);
 }
+
+// Memory the program holds that neuzip passes through: said once per kind
+// when it reaches a quarter of the device (at least 64 MiB) and more than
+// neuzip has tagged: then the weights are most likely there, in a program
+// that needs the memory, and the run would otherwise save nothing silently.
+// (A library's buffers, NCCL's, stay below that.)
+void Runtime::on_unserved_alloc(UnservedKind kind, uint64_t key, size_t bytes) noexcept {
+  // Stream-ordered allocations come at every tensor of PyTorch's async
+  // backend: only those cuMemAlloc would have served are counted.
+  if (kind == UnservedKind::kStreamOrdered && bytes < config_.min_bytes) return;
+  const uint64_t live = unserved_.add(kind, key, bytes);
+  stats_.unserved_bytes_peak.raise_to(unserved_.peak_total());
+  if (unserved_said_[static_cast<int>(kind)].load(std::memory_order_relaxed)) return;
+  if (live < (uint64_t{64} << 20) || live <= stats_.bytes_tagged.get()) return;
+  uint64_t total = device_total_.load(std::memory_order_relaxed);
+  if (total == 0) {
+    size_t free = 0, t = 0;
+    if (driver().base.cuMemGetInfo(&free, &t) != CUDA_SUCCESS) return;  // no context yet: at a later call
+    device_total_.store(total = t, std::memory_order_relaxed);
+  }
+  if (live < total / 4) return;
+  if (unserved_said_[static_cast<int>(kind)].exchange(true)) return;
+  try {
+    log(LogLevel::kError, "{}", unserved_notice(kind, live, nullptr));
+  } catch (...) {
+  }
+  emit("unserved", 0, live, unserved_reason(kind));
+}
+
+void Runtime::on_unserved_release(UnservedKind kind, uint64_t key) noexcept { unserved_.remove(kind, key); }
 
 Runtime::Allocation* Runtime::allocation_containing(CUdeviceptr p) noexcept {
   auto it = allocations_.upper_bound(p);

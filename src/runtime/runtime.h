@@ -35,6 +35,7 @@
 #include "runtime/tensor_maps.h"
 #include "runtime/trace.h"
 #include "runtime/unit.h"
+#include "runtime/unserved_memory.h"
 #include "runtime/use_order.h"
 #include "runtime/vmm_allocator.h"
 
@@ -51,6 +52,11 @@ class Runtime {
   CUresult mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noexcept;
   CUresult mem_free(CUdeviceptr dptr, bool* handled) noexcept;
   void on_foreign_free(CUdeviceptr dptr) noexcept;
+  // Memory forwarded untouched (unserved_memory.h): counted, and said once
+  // where it dominates.
+  void on_unserved_alloc(UnservedKind kind, uint64_t key, size_t bytes) noexcept;
+  void on_unserved_release(UnservedKind kind, uint64_t key) noexcept;
+  void on_unserved_retain(UnservedKind kind, uint64_t key) noexcept { unserved_.retain(kind, key); }
   CUresult before_launch(const LaunchDesc& d) noexcept;
   void after_launch(const LaunchDesc& d, CUresult result) noexcept;
   CUresult before_transfer(const TransferDesc& d) noexcept;
@@ -161,6 +167,7 @@ class Runtime {
   };
 
   bool ensure_setup() noexcept;  // lock held
+  void say_pytorch_conf() noexcept;  // at initialise
   void keep_primary_context(CUcontext ctx, CUdevice device) noexcept;
   std::unique_ptr<Allocation> detach_allocation(CUdeviceptr base) noexcept;  // lock held
   void release_allocation(Allocation& a) noexcept;                           // lock held
@@ -365,6 +372,9 @@ class Runtime {
 
   Config config_;
   Stats stats_;
+  UnservedMemory unserved_;
+  std::atomic<bool> unserved_said_[kUnservedKinds] = {};
+  std::atomic<uint64_t> device_total_{0};  // cuMemGetInfo's total, once read (on_unserved_alloc)
   Trace trace_;
   std::mutex mutex_;
   bool setup_tried_ = false;

@@ -30,13 +30,18 @@
 
 namespace minifw {
 
-// Where segments come from: cuMemAlloc/cuMemFree in minifw, a fake in tests.
+// Where segments come from: cuMemAlloc/cuMemFree in minifw (or the program's
+// own virtual memory, or stream-ordered pools: --alloc), a fake in tests.
 struct SegmentSource {
   std::function<CUresult(CUdeviceptr*, size_t)> allocate;
   std::function<CUresult(CUdeviceptr)> release;
 };
 
 SegmentSource driver_segment_source();
+// PyTorch's expandable segments: cuMemCreate/cuMemMap in one reservation.
+SegmentSource vmm_segment_source();
+// Stream-ordered memory (cuMemAllocAsync/cuMemFreeAsync on the legacy stream).
+SegmentSource stream_ordered_segment_source();
 
 struct AllocatorStats {
   uint64_t allocated_bytes = 0;       // in live blocks (rounded sizes)

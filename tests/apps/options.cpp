@@ -46,6 +46,9 @@ const char* usage() {
          "         --optimizer lomo  all-bf16 weights updated in place by SGD fused into backward\n"
          "         --lora R          train rank-R fp32 adapters with Adam; the bf16 base is frozen\n"
          "         --tma             linear layers read their weights through TMA descriptors (Hopper cuBLAS)\n"
+         "         --alloc native|expandable|async  where the caching allocator's segments come from:\n"
+         "                           cuMemAlloc (default), the program's own cuMemCreate/cuMemMap (PyTorch's\n"
+         "                           expandable_segments:True) or cuMemAllocAsync (backend:cudaMallocAsync)\n"
          "         --tied-head       infer: logits through the embedding matrix at the end of each step\n"
          "                           (a language model whose input and output embeddings are tied)\n";
 }
@@ -114,6 +117,12 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
       const std::string how = value;
       ok = how == "path" || how == "ref";
       out.module_load = how == "ref" ? Module::LoadBy::ref_image : Module::LoadBy::path;
+    } else if (flag == "--alloc") {
+      const std::string how = value;
+      ok = how == "native" || how == "expandable" || how == "async";
+      out.segments = how == "expandable" ? SegmentKind::expandable
+                     : how == "async"    ? SegmentKind::stream_ordered
+                                         : SegmentKind::native;
     } else if (flag == "--dist") {
       const std::string how = value;
       ok = out.workload == Options::Workload::train && (how == "none" || how == "ddp" || how == "fsdp");

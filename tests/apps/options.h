@@ -10,6 +10,9 @@ namespace minifw {
 
 // --dist: data-parallel training through NCCL (data_parallel.h).
 enum class DistMode { none, ddp, fsdp };
+// PyTorch's allocator back ends: cuMemAlloc segments, expandable segments
+// (the program's own cuMemCreate/cuMemMap), cudaMallocAsync (cuMemAllocAsync).
+enum class SegmentKind { native, expandable, stream_ordered };
 
 struct Options {
   enum class Workload { infer, train } workload = Workload::infer;
@@ -28,6 +31,7 @@ struct Options {
   DistMode dist = DistMode::none;  // --dist ddp|fsdp (train only)
   int lora_rank = 0;         // --lora R: train rank-R adapters (Adam) on a frozen bf16 base
   bool tied_head = false;  // --tied-head: infer ends with logits through the embedding (tied weights)
+  SegmentKind segments = SegmentKind::native;  // --alloc: where the caching allocator's segments come from
   bool tma = false;          // --tma: linear layers read weights through TMA descriptors (Hopper cuBLAS)
 };
 

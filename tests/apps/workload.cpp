@@ -73,7 +73,10 @@ int run_workload(const Options& o) {
   PrimaryContext context(0);
   Module module(o.kernels_path, o.module_load);
   KernelLauncher kernels(module);
-  CachingAllocator allocator(driver_segment_source());  // outlives every DeviceBuffer below
+  // Outlives every DeviceBuffer below.
+  CachingAllocator allocator(o.segments == SegmentKind::expandable       ? vmm_segment_source()
+                             : o.segments == SegmentKind::stream_ordered ? stream_ordered_segment_source()
+                                                                         : driver_segment_source());
   Stream data, compute, side;
   Event loaded, masters_ready, inputs_ready, loss_ready, grads_ready, optimizer_done;
 

@@ -72,6 +72,10 @@ def main():
     stats = json.loads(p.stdout.split("stats: ", 1)[1].splitlines()[0])
     if not stats["active"] or stats["bytes_compressed"] <= 0 or stats["bytes_original_compressed"] <= stats["bytes_compressed"]:
         fail("neuzip.stats() inside the program", json.dumps(stats))
+    # Every nz_runtime_stats member, in the C struct's order: a field the
+    # Python list misses or misplaces reads another member's value here.
+    if stats.get("unserved_bytes_peak") != 0 or stats.get("vmm_calls", 0) < 1 or stats.get("decode_launches") != 0:
+        fail("neuzip.stats(): the fields appended to nz_runtime_stats", json.dumps(stats))
     d = json.load(open(report))
     if d["cost"]["compressions"] < 1 or d["exit_status"] != 0:
         fail("the nztrace report", json.dumps(d)[:2000])

@@ -6,6 +6,15 @@ usage: minifw_e2e.py CHECK --minifw EXE --neuzip LIB --peak-report LIB [--] MINI
 checks:
   same-digest          digest with neuzip == digest without; no illegal address
   same-digest-off      the same with NEUZIP=0 (pure pass-through)
+  unserved KIND        the weights in memory neuzip passes through (minifw --alloc
+                       KIND: expandable = the program's own cuMemCreate/cuMemMap,
+                       async = cuMemAllocAsync): the digest of the cuMemAlloc run
+                       with and without neuzip (defaults, a 4 MiB budget, the
+                       optimizer policy), nothing compressed or staged, exactly one
+                       notice naming the setting, the peak in the report; the
+                       matching PyTorch setting in PYTORCH_CUDA_ALLOC_CONF says
+                       it at start instead (still once); the cuMemAlloc run says
+                       nothing
   staging-calls MIB WEIGHTS PER_WEIGHT [ENV=V...]   NEUZIP_STAGING_MB=MIB, the
                        minifw arguments' --steps S against 1 step: same digest,
                        no cuMemCreate after step 1, decode launches per step <=
@@ -285,6 +294,48 @@ def main():
         if nz["digest"] != plain["digest"]:
             fail("digests differ with NEUZIP=0", plain, nz)
         print(f"digest {nz['digest']} equal with NEUZIP=0")
+    elif check == "unserved":
+        kind = params[0]
+        setting = {"expandable": "expandable_segments:True", "async": "backend:cudaMallocAsync"}[kind]
+        peak_name = {"expandable": "the program's own virtual memory", "async": "stream-ordered allocations"}[kind]
+        notice = re.compile(r"^neuzip: .*never compress.*drop " + re.escape(setting) + ".*$", re.M)
+        # The notice comes once such memory is a quarter of the device: a
+        # device twice the run's peak (the weights' segments are most of it).
+        device = {"NZSIM_MEMORY_MB": str(2 * plain["peak"] // (1 << 20) + 1)}
+        native = run(exe, args, dict(device, NEUZIP_REPORT="1"), [lib, peak_lib])
+        check_clean(native, "with neuzip on cuMemAlloc segments")
+        if "never compress" in native["stderr"] or "passed through, never compressed" in native["stderr"]:
+            fail("a notice about memory neuzip passes through, on cuMemAlloc segments", native)
+        if re.search(r"device bytes saved: peak 0;", native["stderr"]):
+            fail("the cuMemAlloc run saved nothing: the comparison below would say nothing", native)
+        alloc = args + ["--alloc", kind]
+        own = run(exe, alloc, device, [peak_lib])
+        check_clean(own, f"--alloc {kind} without neuzip")
+        if own["digest"] != plain["digest"]:
+            fail(f"--alloc {kind} changes the digest without neuzip", plain, own)
+        for env in ({}, {"NEUZIP_STAGING_MB": "4"}, {"NEUZIP_COMPRESS": "weights,optimizer"},
+                    {"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:128," + setting}):
+            env = dict(env, NEUZIP_REPORT="1", **device)
+            nz = run(exe, alloc, env, [lib, peak_lib])
+            what = f"--alloc {kind} with neuzip {env}"
+            check_clean(nz, what)
+            if nz["digest"] != plain["digest"]:
+                fail(f"{what}: digests differ", plain, nz)
+            said = [m.group(0) for m in notice.finditer(nz["stderr"])]
+            if len(said) != 1:
+                fail(f"{what}: {len(said)} notices naming {setting}, expected one", nz)
+            if "PYTORCH_CUDA_ALLOC_CONF" in env and not said[0].startswith("neuzip: PYTORCH_CUDA_ALLOC_CONF sets " + setting):
+                fail(f"{what}: the notice does not name the variable: {said[0]}", nz)
+            if "PYTORCH_CUDA_ALLOC_CONF" not in env and not re.match(r"neuzip: \d+ MiB so far", said[0]):
+                fail(f"{what}: the notice gives no size: {said[0]}", nz)
+            for rx in (r"device bytes saved: peak 0;", r" decompressions 0 ", r"vmm calls 0 \(creates 0\)"):
+                if not re.search(rx, nz["stderr"]):
+                    fail(f"{what}: '{rx}' not in the report: neuzip touched memory it passes through", nz)
+            m = re.search(r"passed through, never compressed: peak (\d+) bytes \(.*" + re.escape(peak_name) + r" (\d+)",
+                          nz["stderr"])
+            if not m or int(m.group(2)) < (own["weights"] or 0) or int(m.group(2)) == 0:
+                fail(f"{what}: no peak of {peak_name} at least the weights' bytes in the report", nz)
+            print(f"{what}: digest {nz['digest']} equal; {said[0][:60]}...; {m.group(0)}")
     elif check == "oom":
         mib = params[0]
         small = run(exe, args, {"NZSIM_MEMORY_MB": mib}, [peak_lib])

@@ -109,6 +109,19 @@ struct Op {
   bool shared_a = false, shared_b = false;
 };
 
+// Segments of the program's own virtual memory (PyTorch's expandable
+// segments: cuMemCreate + cuMemMap, which the shim forwards untouched) beside
+// the served ones, unless NZ_RANDOM_FOREIGN=0: their tensors are read, added,
+// copied, listed and captured together with compressed ones, and the runtime
+// must leave them alone (they are never tagged, staged or evicted).
+bool foreign_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("NZ_RANDOM_FOREIGN");
+    return v == nullptr || *v == '\0' || *v != '0';
+  }();
+  return on;
+}
+
 // A tensor: part of a segment (a caching allocator's cuMemAlloc of whole
 // 2 MiB pages, which the runtime serves; a tensor alone would rarely be).
 struct Buffer {
@@ -120,6 +133,8 @@ struct Buffer {
 struct Segment {
   CUdeviceptr device = 0;
   size_t bytes = 0;
+  // The program's own mapping (not served): its handle, 0 for cuMemAlloc.
+  CUmemGenericAllocationHandle handle = 0;
 };
 
 // One program on its own segments and streams: built from `seed`, run by
@@ -134,8 +149,7 @@ class Program {
   ~Program() {
     EXPECT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
     destroy_graph();
-    for (auto& g : segments)
-      if (g.device != 0) d->free(g.device);
+    for (auto& g : segments) release(g);
     if (results != 0) d->free(results);
     if (input != 0) d->free(input);
     for (auto l : lists)
@@ -168,10 +182,18 @@ class Program {
   void load_segment(int g, std::mt19937& rng, uint32_t data_seed) {
     Segment& seg = segments[g];
     seg.bytes = std::min<size_t>((1 + rng() % 4) * 2 * kMiB, std::max(2 * kMiB, room_left() / (2 * kMiB) * 2 * kMiB));
-    bool served = false;
-    seg.device = d->alloc(seg.bytes, &served);
-    ASSERT_NE(seg.device, 0u);
-    ASSERT_TRUE(served) << "a segment of whole pages not served by the runtime";
+    // One segment in five is the program's own (drawn apart from `rng`, so
+    // that a seed's program is the same with NZ_RANDOM_FOREIGN=0).
+    // (Never the first: every program has weights to compress.)
+    if (foreign_enabled() && g != 0 && std::mt19937(data_seed * 2654435761u + 97u)() % 5 == 0) {
+      map_own(seg);
+      if (::testing::Test::HasFatalFailure()) return;
+    } else {
+      bool served = false;
+      seg.device = d->alloc(seg.bytes, &served);
+      ASSERT_NE(seg.device, 0u);
+      ASSERT_TRUE(served) << "a segment of whole pages not served by the runtime";
+    }
     const int tensors = 1 + static_cast<int>(rng() % 3);
     size_t at = 0;
     for (int t = 0; t < tensors; ++t) {
@@ -190,12 +212,48 @@ class Program {
         const int dtype = NZ_TAG_BF16 + static_cast<int>(rng() % 3);
         const size_t declared = b.host.size() * 2 / 4 * 4;  // whole fp32 elements
         if (declared > 0) {
-          ASSERT_EQ(nz_tag(b.device, declared, dtype), NZ_RT_OK);
+          ASSERT_EQ(nz_tag(b.device, declared, dtype), seg.handle == 0 ? NZ_RT_OK : NZ_RT_NOT_MANAGED);
         }
       }
       buffers.push_back(std::move(b));
       at = (at + bytes + 511) & ~size_t{511};
     }
+  }
+
+  // The program's own mapping, as PyTorch's expandable segments make one: a
+  // reservation, a handle, cuMemMap, cuMemSetAccess, all forwarded by the
+  // shim (the runtime hears of the handle only, to count it).
+  void map_own(Segment& seg) {
+    const auto& api = d->real().base;
+    CUmemAllocationProp prop{};
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = 0;
+    ASSERT_EQ(api.cuMemAddressReserve(&seg.device, seg.bytes, 0, 0, 0), CUDA_SUCCESS);
+    ASSERT_EQ(api.cuMemCreate(&seg.handle, seg.bytes, &prop, 0), CUDA_SUCCESS);
+    on_unserved_alloc(UnservedKind::kProgramVmm, seg.handle, seg.bytes);
+    ASSERT_EQ(api.cuMemMap(seg.device, seg.bytes, 0, seg.handle, 0), CUDA_SUCCESS);
+    CUmemAccessDesc access{};
+    access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    access.location.id = 0;
+    access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    ASSERT_EQ(api.cuMemSetAccess(seg.device, seg.bytes, &access, 1), CUDA_SUCCESS);
+  }
+
+  // Frees a segment (no queued work may still touch it).
+  void release(Segment& seg) {
+    if (seg.device == 0) return;
+    if (seg.handle == 0) {
+      EXPECT_EQ(d->free(seg.device), CUDA_SUCCESS);
+    } else {
+      const auto& api = d->real().base;
+      EXPECT_EQ(api.cuMemUnmap(seg.device, seg.bytes), CUDA_SUCCESS);
+      EXPECT_EQ(api.cuMemRelease(seg.handle), CUDA_SUCCESS);
+      on_program_handle_release(seg.handle);
+      EXPECT_EQ(api.cuMemAddressFree(seg.device, seg.bytes), CUDA_SUCCESS);
+      seg.handle = 0;
+    }
+    seg.device = 0;
   }
 
   // Orders stream `to` after everything queued so far on the stream last used:
@@ -387,7 +445,7 @@ void Program::issue(const Op& op, size_t k, int it, bool on_device, std::vector<
       // While the other stream may still have queued work on it (a decode
       // reading its store among them): what goes must wait for that work.
       if (on_device && untag_enabled()) {
-        ASSERT_EQ(nz_untag(at, count * 2), NZ_RT_OK);
+        ASSERT_EQ(nz_untag(at, count * 2), segments[a.segment].handle == 0 ? NZ_RT_OK : NZ_RT_NOT_MANAGED);
       }
       break;
     }
@@ -576,7 +634,9 @@ void Program::run() {
     // re-materialised, the cache emptied): operations on its tensors apply
     // to the new ones, as many as there are (by index, modulo).
     if (it == replace_at) {
-      if (replace_async) {
+      // The program's own mapping has no stream-ordered free: PyTorch
+      // synchronises before it unmaps one.
+      if (replace_async && segments[replaced].handle == 0) {
         // Stream-ordered: freed once the stream's queued work (which may
         // still read it) is done; the next allocation may take its pages.
         ASSERT_EQ(d->free_async(segments[replaced].device, streams[current]), CUDA_SUCCESS);
@@ -584,7 +644,8 @@ void Program::run() {
       } else {
         ASSERT_EQ(d->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
         destroy_graph();  // its kernels point into the segment
-        ASSERT_EQ(d->free(segments[replaced].device), CUDA_SUCCESS);
+        release(segments[replaced]);
+        if (::testing::Test::HasFailure()) return;
       }
       if (capture_at > it) capture_at = -1;
       segments[replaced].device = 0;

@@ -156,6 +156,33 @@ TEST(NztraceSummary, ParksAreCountedAsHostOffload) {
   EXPECT_EQ(render_text(summarize(parse_all(pressure_trace())), run, 5).find("parked"), std::string::npos);
 }
 
+// Memory the runtime passed through ("unserved": PyTorch's expandable
+// segments or async backend): named in the text with the way out, by kind in
+// JSON; a run without it says nothing of it.
+TEST(NztraceSummary, UnservedMemoryIsNamedWithTheWayOut) {
+  const std::vector<std::string> lines = {
+      line(1000, "unserved", 0, 0, 0, 0, 0, "\"reason\":\"stream_ordered\""),
+      line(2000, "unserved", 0, 96 * MiB, 96 * MiB, 0, 0, "\"reason\":\"program_vmm\""),
+  };
+  const TraceSummary s = summarize(parse_all(lines));
+  ASSERT_EQ(s.unserved.size(), 2u);
+  EXPECT_EQ(s.unserved.at("program_vmm"), 96 * MiB);
+  EXPECT_EQ(s.unserved.at("stream_ordered"), 0u);
+  const RunInfo run{"prog", 0, ""};
+  auto doc = nz::util::json::parse(render_json(s, run), nullptr);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(doc->find("unserved")->find("program_vmm")->as_u64(), 96 * MiB);
+  const std::string text = render_text(s, run, 5);
+  EXPECT_NE(text.find("cuMemCreate/cuMemMap), 96.0 MiB when said; with PyTorch, drop expandable_segments:True"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("asked for by PyTorch's allocator settings; with PyTorch, drop backend:cudaMallocAsync"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("no decode or encode"), std::string::npos) << "not an older runtime: nothing to time\n" << text;
+  EXPECT_EQ(render_text(summarize(parse_all(pressure_trace())), run, 5).find("passed through"), std::string::npos);
+}
+
 // A store given up while staged that came back from its host copy at the
 // eviction (store_restore) instead of a re-encode: counted apart, and the
 // saved figure follows the `store` members as for any store.

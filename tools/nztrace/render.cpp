@@ -19,7 +19,12 @@ std::string fault_list(const TraceSummary& s) {
 }
 
 std::string time_text(const TraceSummary& s) {
-  if (!s.has_codec_time) return "decode/encode time: not in the trace (older runtime)";
+  if (!s.has_codec_time) {
+    // Without a stage or an encode there was no time to report (memory
+    // passed through, or nothing tagged): not an older runtime.
+    if (s.stages + s.compressions + s.recompressions + s.reencodes == 0) return "no decode or encode";
+    return "decode/encode time: not in the trace (older runtime)";
+  }
   return fmt::format("host time {:.3f} ms (staging {:.3f} ms, encoding {:.3f} ms; device time not measured)",
                      s.codec_ns() / 1e6, s.stage_ns / 1e6, s.encode_ns / 1e6);
 }
@@ -94,6 +99,14 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
     o += fmt::format("parked in host memory (no device memory to encode them at eviction): {} times, {:.1f} MiB, "
                      "at most {:.1f} MiB at once (host offload, not compression: their pages count as saved)\n",
                      s.parks, mib(s.bytes_parked), mib(s.parked_peak_bytes));
+  for (const auto& [kind, held] : s.unserved) {
+    const bool vmm = kind == "program_vmm";
+    o += fmt::format("not compressed, passed through: {} ({}){}; {}\n",
+                     vmm ? "device memory the program maps itself" : "stream-ordered device memory",
+                     vmm ? "cuMemCreate/cuMemMap" : "cuMemAllocAsync",
+                     held ? fmt::format(", {:.1f} MiB when said", mib(held)) : ", asked for by PyTorch's allocator settings",
+                     vmm ? "with PyTorch, drop expandable_segments:True" : "with PyTorch, drop backend:cudaMallocAsync");
+  }
   o += counters_text(s);
   const auto samples = downsample(s.timeline, s.duration_ns, 10);
   o += "saved over time (MiB, max per tenth of the run):";
@@ -200,6 +213,10 @@ nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
   } else {
     o["per_iteration"] = nullptr;
   }
+  // Memory passed through, by kind: the bytes held when the runtime said so
+  // (0: PyTorch's allocator settings asked for it); null when it said nothing.
+  o["unserved"] = nullptr;
+  for (const auto& [kind, held] : s.unserved) o["unserved"][kind] = held;
   o["event_counts"] = J::object();
   for (const auto& [ev, n] : s.event_counts) o["event_counts"][ev] = n;
   o["buffers"] = J::array();

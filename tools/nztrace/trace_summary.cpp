@@ -204,6 +204,9 @@ struct Replay {
       ++s.fault_apis[e.api.empty() ? "?" : e.api];
     } else if (ev == "oom") {
       ++s.oom_events;
+    } else if (ev == "unserved") {
+      uint64_t& held = s.unserved[e.reason.empty() ? "?" : e.reason];
+      held = std::max(held, e.bytes);
     }
     if (e.store) last_store = *e.store;
     if (e.staging) last_staging = *e.staging;

@@ -119,6 +119,11 @@ struct TraceSummary {
   // warm-up); nullopt with fewer than 3 counters lines.
   std::optional<SteadyState> steady_state() const;
 
+  // Memory the runtime passes through and never compresses ("unserved"
+  // events: its notice): by kind (program_vmm, stream_ordered), the bytes
+  // held when it was said (0: PyTorch's allocator settings asked for it).
+  std::map<std::string, uint64_t> unserved;
+
   std::map<uint64_t, AllocSite> sites;    // by id
   std::vector<BufferStats> buffers;       // ordered by address, then by first appearance
   std::vector<FootprintSample> timeline;  // one sample per footprint-carrying event

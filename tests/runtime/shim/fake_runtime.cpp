@@ -41,6 +41,9 @@ CUresult mem_free(CUdeviceptr, bool* handled) noexcept {
   return CUDA_SUCCESS;
 }
 void on_foreign_free(CUdeviceptr) noexcept {}
+void on_unserved_alloc(UnservedKind, uint64_t, size_t) noexcept {}
+void on_program_handle_release(CUmemGenericAllocationHandle) noexcept {}
+void on_program_handle_retain(CUmemGenericAllocationHandle) noexcept {}
 CUresult before_launch(const LaunchDesc& d) noexcept {
   std::lock_guard lock(g_mutex);
   ++g_state.launches;

@@ -1,0 +1,63 @@
+// unserved_memory.h: device memory the program holds that neuzip does not
+// serve, and so never compresses: its own virtual memory (cuMemCreate +
+// cuMemMap: PyTorch's expandable_segments:True, a library's pool) and
+// stream-ordered allocations (cuMemAllocAsync: PyTorch's
+// backend:cudaMallocAsync). Both are forwarded untouched, so a program whose
+// weights live there runs as without neuzip and saves nothing; counted here
+// so that such a run says so once, with the way out, instead of silently.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "runtime/hooks.h"  // UnservedKind
+
+namespace nz::rt {
+
+constexpr int kUnservedKinds = 2;
+
+class UnservedMemory {
+ public:
+  // `key`: the handle (kProgramVmm) or the pointer (kStreamOrdered).
+  // Returns the live bytes of that kind after the change.
+  uint64_t add(UnservedKind kind, uint64_t key, size_t bytes) noexcept;
+  // One more reference to a known key (cuMemRetainAllocationHandle returns
+  // the mapped handle, which the program then releases once more).
+  void retain(UnservedKind kind, uint64_t key) noexcept;
+  // Drops one reference; the bytes go with the last.
+  uint64_t remove(UnservedKind kind, uint64_t key) noexcept;
+  uint64_t live(UnservedKind kind) const noexcept;
+  uint64_t peak(UnservedKind kind) const noexcept;
+  uint64_t peak_total() const noexcept;
+
+ private:
+  mutable std::mutex mu_;
+  struct Entry {
+    size_t bytes = 0;
+    uint32_t refs = 1;
+  };
+  std::unordered_map<uint64_t, Entry> entries_[kUnservedKinds];
+  uint64_t live_[kUnservedKinds] = {};
+  uint64_t peak_[kUnservedKinds] = {};
+  uint64_t peak_total_ = 0;
+};
+
+// What PYTORCH_ALLOC_CONF / PYTORCH_CUDA_ALLOC_CONF (the form PyTorch reads:
+// comma-separated key:value pairs) ask for that neuzip cannot serve; null
+// when nothing. `conf` may be null.
+const char* pytorch_conf_unserved(const char* conf) noexcept;
+
+// The trace event's "reason" member naming `kind` (nztrace reads it).
+const char* unserved_reason(UnservedKind kind) noexcept;
+
+// The one line a run says when `bytes` of `kind` dominate its memory, or
+// (with `env_name`) when PyTorch's configuration in that variable asks for
+// such memory: what neuzip does with it, and the way out. May throw.
+std::string unserved_notice(UnservedKind kind, uint64_t bytes, const char* env_name);
+
+}  // namespace nz::rt
