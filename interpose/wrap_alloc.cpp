@@ -103,13 +103,14 @@ NZ_WRAPPER CUresult nzw_MemCreate(CUmemGenericAllocationHandle* h, size_t bytes,
 }
 
 // The program's own handles (not the runtime's: it calls the driver directly).
+// Told before the real call, as frees are: once released, the driver may give
+// the same handle value to another thread's cuMemCreate.
 NZ_WRAPPER CUresult nzw_MemRelease(CUmemGenericAllocationHandle h) noexcept {
   NZ_ENTER(MemRelease);
   auto real = real_of<CUresult (*)(CUmemGenericAllocationHandle)>(Hook::MemRelease);
   if (!real) return nz::shim::missing_entry(Hook::MemRelease);
-  const CUresult r = real(h);
-  if (r == CUDA_SUCCESS && nz::rt::active()) nz::rt::on_program_handle_release(h);
-  return r;
+  if (nz::rt::active()) nz::rt::on_program_handle_release(h);
+  return real(h);
 }
 
 NZ_WRAP_PAIR(MemAllocAsync, MemAllocAsync_ptsz, nz::shim::alloc_async,

@@ -103,8 +103,9 @@ void Runtime::report_at_exit() noexcept {
   if (const uint64_t unserved = unserved_.peak_total()) {
     log(LogLevel::kError,
         "passed through, never compressed: peak {} bytes (the program's own virtual memory {}, stream-ordered "
-        "allocations {})",
-        unserved, unserved_.peak(UnservedKind::kProgramVmm), unserved_.peak(UnservedKind::kStreamOrdered));
+        "allocations {}); still held at exit {}",
+        unserved, unserved_.peak(UnservedKind::kProgramVmm), unserved_.peak(UnservedKind::kStreamOrdered),
+        unserved_.live(UnservedKind::kProgramVmm) + unserved_.live(UnservedKind::kStreamOrdered));
   }
   // Another thread may hold the lock for good at exit: never wait for it.
   std::unique_lock lock(mutex_, std::try_to_lock);
@@ -135,9 +136,11 @@ void Runtime::emit_counters() noexcept {
   stats_.fill(s);
   emit("counters", 0, 0,
        fmt::format("\"iteration\":{},\"vmm_calls\":{},\"decode_launches\":{},\"bytes_decompressed\":{},"
-                   "\"hook_host_ns\":{},\"hook_wait_ns\":{},\"stagings_ahead\":{},\"stagings_on_launch\":{}",
+                   "\"hook_host_ns\":{},\"hook_wait_ns\":{},\"stagings_ahead\":{},\"stagings_on_launch\":{},"
+                   "\"unserved_vmm_peak\":{},\"unserved_async_peak\":{}",
                    generation_, s.vmm_calls, s.decode_launches, s.bytes_decompressed, s.hook_host_ns, s.hook_wait_ns,
-                   s.stagings_ahead, s.stagings_on_launch));
+                   s.stagings_ahead, s.stagings_on_launch, unserved_.peak(UnservedKind::kProgramVmm),
+                   unserved_.peak(UnservedKind::kStreamOrdered)));
 }
 
 }  // namespace nz::rt

@@ -89,18 +89,18 @@ void Runtime::initialise(const RuntimeDriverApi& real) noexcept {
 // a setting that makes it allocate memory neuzip passes through is said at
 // once (the size rule of on_unserved_alloc then stays quiet for that kind).
 void Runtime::say_pytorch_conf() noexcept {
-  for (const char* name : {"PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF"}) {
-    const char* setting = pytorch_conf_unserved(std::getenv(name));
-    if (setting == nullptr) continue;
-    const UnservedKind kind = std::strcmp(setting, "backend:cudaMallocAsync") == 0 ? UnservedKind::kStreamOrdered
-                                                                                   : UnservedKind::kProgramVmm;
-    if (unserved_said_[static_cast<int>(kind)].exchange(true)) continue;
-    try {
-      log(LogLevel::kError, "{}", unserved_notice(kind, 0, name));
-    } catch (...) {
-    }
-    emit("unserved", 0, 0, unserved_reason(kind));  // 0 bytes: asked for by the setting
+  const char* value = nullptr;
+  const char* name = pytorch_conf_variable(&value);
+  const char* setting = pytorch_conf_unserved(value);
+  if (setting == nullptr) return;
+  const UnservedKind kind = std::strcmp(setting, "backend:cudaMallocAsync") == 0 ? UnservedKind::kStreamOrdered
+                                                                                 : UnservedKind::kProgramVmm;
+  unserved_said_[static_cast<int>(kind)].store(true);
+  try {
+    log(LogLevel::kError, "{}", unserved_notice(kind, 0, name));
+  } catch (...) {
   }
+  emit("unserved", 0, 0, unserved_reason(kind));  // 0 bytes: asked for by the setting
 }
 
 // When the runtime's context is the device's primary one, the runtime holds a

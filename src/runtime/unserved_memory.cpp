@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 
@@ -18,6 +19,7 @@ uint64_t UnservedMemory::add(UnservedKind kind, uint64_t key, size_t bytes) noex
       live_[k] -= it->second.bytes;
       it->second = Entry{bytes, 1};
     }
+    entries_count_[k].store(entries_[k].size(), std::memory_order_relaxed);
   } catch (...) {
     return live_[k];  // not counted: only a notice depends on it
   }
@@ -33,14 +35,15 @@ void UnservedMemory::retain(UnservedKind kind, uint64_t key) noexcept {
   if (auto it = entries_[k].find(key); it != entries_[k].end()) ++it->second.refs;
 }
 
-uint64_t UnservedMemory::remove(UnservedKind kind, uint64_t key) noexcept {
+void UnservedMemory::remove(UnservedKind kind, uint64_t key) noexcept {
   const int k = static_cast<int>(kind);
+  if (entries_count_[k].load(std::memory_order_relaxed) == 0) return;
   std::lock_guard lock(mu_);
   if (auto it = entries_[k].find(key); it != entries_[k].end() && --it->second.refs == 0) {
     live_[k] -= it->second.bytes;
     entries_[k].erase(it);
+    entries_count_[k].store(entries_[k].size(), std::memory_order_relaxed);
   }
-  return live_[k];
 }
 
 uint64_t UnservedMemory::live(UnservedKind kind) const noexcept {
@@ -82,7 +85,7 @@ const char* pytorch_conf_unserved(const char* conf) noexcept {
     const size_t colon = pair.find(':');
     if (colon == std::string_view::npos) continue;
     const std::string_view key = trim(pair.substr(0, colon)), value = trim(pair.substr(colon + 1));
-    if (key == "expandable_segments") expandable = value == "True" || value == "true" || value == "1";
+    if (key == "expandable_segments") expandable = value == "True";  // PyTorch accepts True or False only
     if (key == "backend") async_backend = value == "cudaMallocAsync";
   }
   // The async backend takes precedence: PyTorch ignores expandable segments under it.
@@ -93,6 +96,17 @@ const char* pytorch_conf_unserved(const char* conf) noexcept {
 
 const char* unserved_reason(UnservedKind kind) noexcept {
   return kind == UnservedKind::kProgramVmm ? "\"reason\":\"program_vmm\"" : "\"reason\":\"stream_ordered\"";
+}
+
+const char* pytorch_conf_variable(const char** value) noexcept {
+  for (const char* name : {"PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF"}) {
+    if (const char* v = std::getenv(name)) {
+      *value = v;
+      return name;
+    }
+  }
+  *value = nullptr;
+  return nullptr;
 }
 
 std::string unserved_notice(UnservedKind kind, uint64_t bytes, const char* env_name) {
@@ -107,11 +121,11 @@ std::string unserved_notice(UnservedKind kind, uint64_t bytes, const char* env_n
         setting);
   }
   return fmt::format(
-      "{} MiB so far of {} ({}; PyTorch's {}, or a library's pool) is passed through and never compressed: neuzip "
-      "compresses cuMemAlloc memory only. With PyTorch, drop {} from PYTORCH_ALLOC_CONF / PYTORCH_CUDA_ALLOC_CONF "
-      "to let neuzip compress the weights",
-      (bytes + (1u << 19)) >> 20, vmm ? "device memory the program maps itself" : "stream-ordered device memory",
-      vmm ? "cuMemCreate/cuMemMap" : "cuMemAllocAsync", setting, setting);
+      "the program holds {} MiB of {} ({}; PyTorch's {}{}), which neuzip passes through and never compresses "
+      "(it compresses cuMemAlloc memory only); with PyTorch, drop {} from PYTORCH_ALLOC_CONF / "
+      "PYTORCH_CUDA_ALLOC_CONF to let neuzip compress the weights",
+      (bytes + (1u << 19)) >> 20, vmm ? "device memory it maps itself" : "stream-ordered device memory",
+      vmm ? "cuMemCreate/cuMemMap" : "cuMemAllocAsync", setting, vmm ? ", or a library's own pool" : "", setting);
 }
 
 }  // namespace nz::rt

@@ -10,6 +10,7 @@
 #include <cuda.h>
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -29,8 +30,12 @@ class UnservedMemory {
   // One more reference to a known key (cuMemRetainAllocationHandle returns
   // the mapped handle, which the program then releases once more).
   void retain(UnservedKind kind, uint64_t key) noexcept;
-  // Drops one reference; the bytes go with the last.
-  uint64_t remove(UnservedKind kind, uint64_t key) noexcept;
+  // Drops one reference; the bytes go with the last. Without the lock when
+  // nothing of that kind is counted (the stream-ordered frees of PyTorch's
+  // async backend come at every tensor, mostly small ones never counted).
+  // A handle released while still mapped (the driver keeps its memory until
+  // the unmap) stops counting at the release: PyTorch unmaps first.
+  void remove(UnservedKind kind, uint64_t key) noexcept;
   uint64_t live(UnservedKind kind) const noexcept;
   uint64_t peak(UnservedKind kind) const noexcept;
   uint64_t peak_total() const noexcept;
@@ -43,14 +48,18 @@ class UnservedMemory {
   };
   std::unordered_map<uint64_t, Entry> entries_[kUnservedKinds];
   uint64_t live_[kUnservedKinds] = {};
+  std::atomic<size_t> entries_count_[kUnservedKinds] = {};  // entries_[k].size(), for remove's fast path
   uint64_t peak_[kUnservedKinds] = {};
   uint64_t peak_total_ = 0;
 };
 
-// What PYTORCH_ALLOC_CONF / PYTORCH_CUDA_ALLOC_CONF (the form PyTorch reads:
-// comma-separated key:value pairs) ask for that neuzip cannot serve; null
-// when nothing. `conf` may be null.
+// What PyTorch's allocator settings (comma-separated key:value pairs) ask
+// for that neuzip cannot serve; null when nothing. `conf` may be null.
 const char* pytorch_conf_unserved(const char* conf) noexcept;
+// The variable PyTorch reads its settings from: PYTORCH_ALLOC_CONF when set
+// (PyTorch 2.9 and later then ignore the older name), else
+// PYTORCH_CUDA_ALLOC_CONF; null when neither is set. Sets *value.
+const char* pytorch_conf_variable(const char** value) noexcept;
 
 // The trace event's "reason" member naming `kind` (nztrace reads it).
 const char* unserved_reason(UnservedKind kind) noexcept;

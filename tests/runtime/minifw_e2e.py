@@ -11,10 +11,11 @@ checks:
                        async = cuMemAllocAsync): the digest of the cuMemAlloc run
                        with and without neuzip (defaults, a 4 MiB budget, the
                        optimizer policy), nothing compressed or staged, exactly one
-                       notice naming the setting, the peak in the report; the
-                       matching PyTorch setting in PYTORCH_CUDA_ALLOC_CONF says
-                       it at start instead (still once); the cuMemAlloc run says
-                       nothing
+                       notice naming the setting, the peak in the report and
+                       nothing still counted at exit; the matching PyTorch
+                       setting (PYTORCH_ALLOC_CONF for async,
+                       PYTORCH_CUDA_ALLOC_CONF for expandable) says it at start
+                       instead (still once); the cuMemAlloc run says nothing
   staging-calls MIB WEIGHTS PER_WEIGHT [ENV=V...]   NEUZIP_STAGING_MB=MIB, the
                        minifw arguments' --steps S against 1 step: same digest,
                        no cuMemCreate after step 1, decode launches per step <=
@@ -313,8 +314,10 @@ def main():
         check_clean(own, f"--alloc {kind} without neuzip")
         if own["digest"] != plain["digest"]:
             fail(f"--alloc {kind} changes the digest without neuzip", plain, own)
+        # PyTorch's newer variable for one kind, the older one for the other.
+        var = "PYTORCH_ALLOC_CONF" if kind == "async" else "PYTORCH_CUDA_ALLOC_CONF"
         for env in ({}, {"NEUZIP_STAGING_MB": "4"}, {"NEUZIP_COMPRESS": "weights,optimizer"},
-                    {"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:128," + setting}):
+                    {var: "max_split_size_mb:128," + setting}):
             env = dict(env, NEUZIP_REPORT="1", **device)
             nz = run(exe, alloc, env, [lib, peak_lib])
             what = f"--alloc {kind} with neuzip {env}"
@@ -324,17 +327,20 @@ def main():
             said = [m.group(0) for m in notice.finditer(nz["stderr"])]
             if len(said) != 1:
                 fail(f"{what}: {len(said)} notices naming {setting}, expected one", nz)
-            if "PYTORCH_CUDA_ALLOC_CONF" in env and not said[0].startswith("neuzip: PYTORCH_CUDA_ALLOC_CONF sets " + setting):
+            if var in env and not said[0].startswith(f"neuzip: {var} sets {setting}"):
                 fail(f"{what}: the notice does not name the variable: {said[0]}", nz)
-            if "PYTORCH_CUDA_ALLOC_CONF" not in env and not re.match(r"neuzip: \d+ MiB so far", said[0]):
+            if var not in env and not re.match(r"neuzip: the program holds \d+ MiB of ", said[0]):
                 fail(f"{what}: the notice gives no size: {said[0]}", nz)
             for rx in (r"device bytes saved: peak 0;", r" decompressions 0 ", r"vmm calls 0 \(creates 0\)"):
                 if not re.search(rx, nz["stderr"]):
                     fail(f"{what}: '{rx}' not in the report: neuzip touched memory it passes through", nz)
-            m = re.search(r"passed through, never compressed: peak (\d+) bytes \(.*" + re.escape(peak_name) + r" (\d+)",
-                          nz["stderr"])
+            m = re.search(r"passed through, never compressed: peak (\d+) bytes \(.*" + re.escape(peak_name) +
+                          r" (\d+).*still held at exit (\d+)", nz["stderr"])
             if not m or int(m.group(2)) < (own["weights"] or 0) or int(m.group(2)) == 0:
                 fail(f"{what}: no peak of {peak_name} at least the weights' bytes in the report", nz)
+            # minifw frees every segment before it exits: each release was counted.
+            if int(m.group(3)) != 0:
+                fail(f"{what}: {m.group(3)} bytes still counted at exit: a release was not seen", nz)
             print(f"{what}: digest {nz['digest']} equal; {said[0][:60]}...; {m.group(0)}")
     elif check == "oom":
         mib = params[0]

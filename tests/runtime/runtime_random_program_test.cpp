@@ -232,6 +232,13 @@ class Program {
     ASSERT_EQ(api.cuMemAddressReserve(&seg.device, seg.bytes, 0, 0, 0), CUDA_SUCCESS);
     ASSERT_EQ(api.cuMemCreate(&seg.handle, seg.bytes, &prop, 0), CUDA_SUCCESS);
     on_unserved_alloc(UnservedKind::kProgramVmm, seg.handle, seg.bytes);
+    // Counted as the shim would have it: the peak covers what this program
+    // maps itself now (other programs' mappings only add to it).
+    size_t own = 0;
+    for (const auto& g : segments) own += g.handle != 0 ? g.bytes : 0;
+    nz_runtime_stats st{};
+    ASSERT_EQ(nz_stats(&st, sizeof st), NZ_RT_OK);
+    EXPECT_GE(st.unserved_bytes_peak, own) << "the program's own mappings are not counted";
     ASSERT_EQ(api.cuMemMap(seg.device, seg.bytes, 0, seg.handle, 0), CUDA_SUCCESS);
     CUmemAccessDesc access{};
     access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;

@@ -14,13 +14,16 @@ TEST(UnservedMemory, CountsLiveAndPeakPerKind) {
   // A pointer and a handle may share a value: kinds are counted apart.
   EXPECT_EQ(m.add(UnservedKind::kStreamOrdered, 0x10, 8u << 20), 8u << 20);
   EXPECT_EQ(m.peak_total(), 30u << 20);
-  EXPECT_EQ(m.remove(UnservedKind::kProgramVmm, 0x10), 2u << 20);
+  m.remove(UnservedKind::kProgramVmm, 0x10);
+  EXPECT_EQ(m.live(UnservedKind::kProgramVmm), 2u << 20);
   EXPECT_EQ(m.live(UnservedKind::kStreamOrdered), 8u << 20) << "the other kind's key is untouched";
-  EXPECT_EQ(m.remove(UnservedKind::kProgramVmm, 0x99), 2u << 20) << "an unknown key changes nothing";
+  m.remove(UnservedKind::kProgramVmm, 0x99);
+  EXPECT_EQ(m.live(UnservedKind::kProgramVmm), 2u << 20) << "an unknown key changes nothing";
   EXPECT_EQ(m.peak(UnservedKind::kProgramVmm), 22u << 20);
   // A key seen again without its release (a release we missed) counts once, at its new size.
   EXPECT_EQ(m.add(UnservedKind::kStreamOrdered, 0x10, 4u << 20), 4u << 20);
-  EXPECT_EQ(m.remove(UnservedKind::kStreamOrdered, 0x10), 0u);
+  m.remove(UnservedKind::kStreamOrdered, 0x10);
+  EXPECT_EQ(m.live(UnservedKind::kStreamOrdered), 0u);
   EXPECT_EQ(m.peak_total(), 30u << 20);
 }
 
@@ -31,9 +34,12 @@ TEST(UnservedMemory, RetainedHandlesGoWithTheirLastRelease) {
   m.add(UnservedKind::kProgramVmm, 0x20, 20u << 20);
   m.retain(UnservedKind::kProgramVmm, 0x20);
   m.retain(UnservedKind::kProgramVmm, 0x21);  // unknown: ignored
-  EXPECT_EQ(m.remove(UnservedKind::kProgramVmm, 0x20), 20u << 20) << "one reference left";
-  EXPECT_EQ(m.remove(UnservedKind::kProgramVmm, 0x20), 0u);
-  EXPECT_EQ(m.remove(UnservedKind::kProgramVmm, 0x20), 0u) << "a release too many changes nothing";
+  m.remove(UnservedKind::kProgramVmm, 0x20);
+  EXPECT_EQ(m.live(UnservedKind::kProgramVmm), 20u << 20) << "one reference left";
+  m.remove(UnservedKind::kProgramVmm, 0x20);
+  EXPECT_EQ(m.live(UnservedKind::kProgramVmm), 0u);
+  m.remove(UnservedKind::kProgramVmm, 0x20);
+  EXPECT_EQ(m.live(UnservedKind::kProgramVmm), 0u) << "a release too many changes nothing";
 }
 
 TEST(UnservedMemory, ReadsPyTorchAllocatorSettings) {

@@ -160,20 +160,28 @@ TEST(NztraceSummary, ParksAreCountedAsHostOffload) {
 // segments or async backend): named in the text with the way out, by kind in
 // JSON; a run without it says nothing of it.
 TEST(NztraceSummary, UnservedMemoryIsNamedWithTheWayOut) {
+  // The counters line at exit carries the peaks; a kind never said stays out.
+  std::string counters = counters_line(3000, 0, 0, 0, 1, CounterValues{});
+  counters.insert(counters.size() - 1, ",\"unserved_vmm_peak\":" + std::to_string(160 * MiB) +
+                                           ",\"unserved_async_peak\":0");
   const std::vector<std::string> lines = {
       line(1000, "unserved", 0, 0, 0, 0, 0, "\"reason\":\"stream_ordered\""),
       line(2000, "unserved", 0, 96 * MiB, 96 * MiB, 0, 0, "\"reason\":\"program_vmm\""),
+      counters,
   };
   const TraceSummary s = summarize(parse_all(lines));
   ASSERT_EQ(s.unserved.size(), 2u);
-  EXPECT_EQ(s.unserved.at("program_vmm"), 96 * MiB);
+  EXPECT_EQ(s.unserved.at("program_vmm"), 160 * MiB) << "the peak, not the bytes when said";
   EXPECT_EQ(s.unserved.at("stream_ordered"), 0u);
+  const TraceSummary said_only = summarize(parse_all({lines[1]}));
+  EXPECT_EQ(said_only.unserved.at("program_vmm"), 96 * MiB) << "without a counters line: the bytes when said";
+  EXPECT_TRUE(summarize(parse_all({counters})).unserved.empty()) << "a peak in the counters alone is not a notice";
   const RunInfo run{"prog", 0, ""};
   auto doc = nz::util::json::parse(render_json(s, run), nullptr);
   ASSERT_TRUE(doc);
-  EXPECT_EQ(doc->find("unserved")->find("program_vmm")->as_u64(), 96 * MiB);
+  EXPECT_EQ(doc->find("unserved")->find("program_vmm")->as_u64(), 160 * MiB);
   const std::string text = render_text(s, run, 5);
-  EXPECT_NE(text.find("cuMemCreate/cuMemMap), 96.0 MiB when said; with PyTorch, drop expandable_segments:True"),
+  EXPECT_NE(text.find("cuMemCreate/cuMemMap), peak 160.0 MiB; with PyTorch, drop expandable_segments:True"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("asked for by PyTorch's allocator settings; with PyTorch, drop backend:cudaMallocAsync"),

@@ -104,7 +104,7 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
     o += fmt::format("not compressed, passed through: {} ({}){}; {}\n",
                      vmm ? "device memory the program maps itself" : "stream-ordered device memory",
                      vmm ? "cuMemCreate/cuMemMap" : "cuMemAllocAsync",
-                     held ? fmt::format(", {:.1f} MiB when said", mib(held)) : ", asked for by PyTorch's allocator settings",
+                     held ? fmt::format(", peak {:.1f} MiB", mib(held)) : ", asked for by PyTorch's allocator settings",
                      vmm ? "with PyTorch, drop expandable_segments:True" : "with PyTorch, drop backend:cudaMallocAsync");
   }
   o += counters_text(s);
@@ -213,8 +213,8 @@ nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
   } else {
     o["per_iteration"] = nullptr;
   }
-  // Memory passed through, by kind: the bytes held when the runtime said so
-  // (0: PyTorch's allocator settings asked for it); null when it said nothing.
+  // Memory passed through, by kind: its peak (0: PyTorch's allocator
+  // settings asked for it, nothing held); null when the runtime said nothing.
   o["unserved"] = nullptr;
   for (const auto& [kind, held] : s.unserved) o["unserved"][kind] = held;
   o["event_counts"] = J::object();

@@ -79,6 +79,8 @@ std::optional<TraceEvent> parse_trace_line(std::string_view line) {
     c.hook_wait_ns = u64_member(*doc, "hook_wait_ns").value_or(0);
     c.stagings_ahead = u64_member(*doc, "stagings_ahead").value_or(0);
     c.stagings_on_launch = u64_member(*doc, "stagings_on_launch").value_or(0);
+    e.unserved_vmm_peak = u64_member(*doc, "unserved_vmm_peak").value_or(0);
+    e.unserved_async_peak = u64_member(*doc, "unserved_async_peak").value_or(0);
     e.iteration = u64_member(*doc, "iteration");
     e.counters = c;
   }

@@ -56,6 +56,8 @@ struct TraceEvent {
   std::vector<std::string> native, python;       // site
   std::optional<uint64_t> iteration;             // counters: the runtime's iteration counter
   std::optional<CounterValues> counters;         // counters (a member missing from the line reads 0)
+  // counters: the peaks of memory the runtime passed through (newer runtimes)
+  uint64_t unserved_vmm_peak = 0, unserved_async_peak = 0;
 };
 
 // One line to an event; nullopt for a line that is not a trace object

@@ -115,6 +115,11 @@ struct Replay {
                   sub(c.stagings_on_launch, p.stagings_on_launch)};
       s.per_iteration.push_back(it);
     }
+    // The peaks of memory passed through: the runtime's figure, once it said so.
+    for (const auto& [kind, peak] : {std::pair<const char*, uint64_t>{"program_vmm", e.unserved_vmm_peak},
+                                     std::pair<const char*, uint64_t>{"stream_ordered", e.unserved_async_peak}}) {
+      if (auto it = s.unserved.find(kind); it != s.unserved.end()) it->second = std::max(it->second, peak);
+    }
     ++s.counters_events;
     s.counters = c;
     s.counters_iteration = e.iteration.value_or(0);

@@ -120,8 +120,9 @@ struct TraceSummary {
   std::optional<SteadyState> steady_state() const;
 
   // Memory the runtime passes through and never compresses ("unserved"
-  // events: its notice): by kind (program_vmm, stream_ordered), the bytes
-  // held when it was said (0: PyTorch's allocator settings asked for it).
+  // events: its notice): by kind (program_vmm, stream_ordered), the peak
+  // held (the later counters lines' figure; at least the bytes held when it
+  // was said; 0: PyTorch's settings asked for it and nothing was held).
   std::map<std::string, uint64_t> unserved;
 
   std::map<uint64_t, AllocSite> sites;    // by id
