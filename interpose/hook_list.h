@@ -189,6 +189,9 @@
   X(GraphDestroy, "cuGraphDestroy", "cuGraphDestroy", 10000, A)                                  \
   X(GraphLaunch, "cuGraphLaunch", "cuGraphLaunch", 10000, L)                                     \
   X(GraphLaunch_ptsz, "cuGraphLaunch_ptsz", "cuGraphLaunch", 10000, P)                           \
+  /* texture objects */                                                                          \
+  X(TexObjectCreate, "cuTexObjectCreate", "cuTexObjectCreate", 5000, A)                         \
+  X(TexObjectDestroy, "cuTexObjectDestroy", "cuTexObjectDestroy", 5000, A)                      \
   /* TMA descriptors */                                                                          \
   X(TensorMapEncodeTiled, "cuTensorMapEncodeTiled", "cuTensorMapEncodeTiled", 12000, A)          \
   X(TensorMapEncodeIm2col, "cuTensorMapEncodeIm2col", "cuTensorMapEncodeIm2col", 12000, A)       \

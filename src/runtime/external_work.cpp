@@ -137,7 +137,7 @@ void Runtime::pin_unit_for_library(Allocation&, const std::shared_ptr<Unit>& u) 
   ++u->pins;
   if (u->state != UnitState::kCompressed) return;
   if (stage(u, internal_.get(), false) != CUDA_SUCCESS) {
-    log(LogLevel::kError, "cannot stage range {} registered with NCCL; it stays compressed", hex(u->begin));
+    log(LogLevel::kError, "cannot stage range {} a library keeps using (NCCL registration, texture object); it stays compressed", hex(u->begin));
     return;
   }
   driver().base.cuStreamSynchronize(internal_.get());
@@ -149,7 +149,7 @@ void Runtime::pin_unit_for_library(Allocation&, const std::shared_ptr<Unit>& u) 
 }
 
 void Runtime::pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept {
-  if (!config_.nccl_hooks || bytes == 0 || ptr + bytes < ptr) return;
+  if ((kind != PinOwner::kTextureObject && !config_.nccl_hooks) || bytes == 0 || ptr + bytes < ptr) return;
   std::lock_guard lock(mutex_);
   RelaxedCaptureScope relaxed;
   const CUdeviceptr end = ptr + bytes;
@@ -169,7 +169,19 @@ void Runtime::pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size
 }
 
 void Runtime::unpin_external(PinOwner kind, uintptr_t owner) noexcept {
-  if (!config_.nccl_hooks) return;
+  if (kind != PinOwner::kTextureObject && !config_.nccl_hooks) return;
+  if (kind == PinOwner::kTextureObject) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!external_pins_.count(std::make_pair(kind, owner))) return;
+    }
+    // Kernels that sample it may still be queued on any stream, and none of
+    // their uses was recorded (the launch scan saw a handle, not an address):
+    // the range may be evicted only once they ran. Texture objects are
+    // destroyed rarely; the wait is the program's own context's.
+    RelaxedCaptureScope relaxed;
+    driver().base.cuCtxSynchronize();
+  }
   std::lock_guard lock(mutex_);
   auto it = external_pins_.find(std::make_pair(kind, owner));
   if (it == external_pins_.end()) return;
@@ -183,7 +195,7 @@ void Runtime::unpin_external(PinOwner kind, uintptr_t owner) noexcept {
     }
   }
   // They stay staged: the LRU/pressure eviction takes them when it needs to.
-  emit("unpin", ptr, end - ptr, "\"why\":\"deregister\"");
+  emit("unpin", ptr, end - ptr, kind == PinOwner::kTextureObject ? "\"why\":\"texture destroyed\"" : "\"why\":\"deregister\"");
 }
 
 }  // namespace nz::rt

@@ -138,7 +138,11 @@ void on_group_end(ExternalOutcome outcome) noexcept;
 // ncclMemAlloc): staged now and pinned (never compressed, never unmapped)
 // until unpin_external(owner). `owner` names the registration (the handle
 // NCCL returned, or the pointer of ncclMemAlloc); `kind` keeps the two apart.
-enum class PinOwner : uint8_t { kRegistration, kLibraryAllocation };
+// A texture object over linear memory (cuTexObjectCreate) reads through a
+// 64-bit handle, never the address: pinned while the object lives
+// (kTextureObject, not switched off with NEUZIP_NCCL=0); its unpin first
+// waits for the context's queued work, which may still sample it.
+enum class PinOwner : uint8_t { kRegistration, kLibraryAllocation, kTextureObject };
 void pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept;
 void unpin_external(PinOwner kind, uintptr_t owner) noexcept;
 

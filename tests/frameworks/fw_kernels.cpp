@@ -69,6 +69,17 @@ int sum_tma(const nzsim_launch* l) {
   return 0;
 }
 
+// sum_tex(CUtexObject tex (by value), uint64_t n, uint64_t* out): reads n
+// bytes of the texture's linear resource, as a kernel sampling it would.
+int sum_tex(const nzsim_launch* l) {
+  static auto address = reinterpret_cast<nzsim_texture_address_fn>(dlsym(RTLD_DEFAULT, "nzsim_texture_address"));
+  if (address == nullptr) return 1;
+  const auto* base = static_cast<const uint8_t*>(address(param<unsigned long long>(l, 0)));
+  if (base == nullptr) return 1;
+  *param<uint64_t*>(l, 2) = fw::hash_bytes(base, param<uint64_t>(l, 1));
+  return 0;
+}
+
 // wait_then_sum(const volatile uint32_t* flag, const uint8_t* p, uint64_t n, uint64_t* out):
 // spins until the host sets *flag (at most 30 s), then reads p: work that stays queued.
 int wait_then_sum(const nzsim_launch* l) {
@@ -91,6 +102,7 @@ const nzsim_kernel kKernels[] = {
     {"fill_bytes", 3, kFill, fill_bytes},
     {"sum_ptrs", 4, k4x8, sum_ptrs},
     {"sum_tma", 3, kTma, sum_tma},
+    {"sum_tex", 3, k3x8, sum_tex},
     {"wait_then_sum", 4, k4x8, wait_then_sum},
 };
 

@@ -375,3 +375,87 @@ TEST(UnseenWrites, Batched3DCopiesFillAndReadWeights) {
 
 }  // namespace
 }  // namespace fw
+
+namespace fw {
+namespace {
+
+CUtexObject linear_texture(CUdeviceptr p, size_t bytes) {
+  CUDA_RESOURCE_DESC res{};
+  res.resType = CU_RESOURCE_TYPE_LINEAR;
+  res.res.linear.devPtr = p;
+  res.res.linear.format = CU_AD_FORMAT_UNSIGNED_INT8;
+  res.res.linear.numChannels = 1;
+  res.res.linear.sizeInBytes = bytes;
+  CUDA_TEXTURE_DESC desc{};
+  desc.flags = CU_TRSF_READ_AS_INTEGER;
+  CUtexObject tex = 0;
+  EXPECT_EQ(cuTexObjectCreate(&tex, &res, &desc, nullptr), CUDA_SUCCESS);
+  return tex;
+}
+
+// A kernel that samples a texture over a weight gets a 64-bit object, not
+// the weight's address: no scan of its parameters can find the weight. Under
+// a 4 MiB budget (frameworks-texture) reads of two other weights evict
+// whatever is idle; the textured weight must stay mapped while its object
+// lives (without the pin the second sample meets unmapped pages), and may be
+// compressed again once the object is destroyed.
+TEST(Texture, LinearTextureOverACompressedWeight) {
+  Weight w(4 * kMiB, 41), o1(4 * kMiB, 42), o2(4 * kMiB, 43);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(12 * kMiB);
+  const CUtexObject tex = linear_texture(w.dev, w.host.size());
+  ASSERT_NE(tex, 0u);
+  static CUdeviceptr out = alloc(64);
+  uint64_t n = w.host.size();
+  EXPECT_EQ(w.hash(), launch_and_read(Env::get().fn("sum_tex"), {const_cast<CUtexObject*>(&tex), &n, &out}, out));
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(o1.hash(), device_hash(o1.dev, o1.host.size()));
+    EXPECT_EQ(o2.hash(), device_hash(o2.dev, o2.host.size()));
+    Env::get().flush();
+    CUresult r = CUDA_SUCCESS;
+    EXPECT_EQ(w.hash(), launch_and_read(Env::get().fn("sum_tex"), {const_cast<CUtexObject*>(&tex), &n, &out}, out,
+                                        nullptr, &r));
+    ASSERT_EQ(r, CUDA_SUCCESS) << "the textured weight was not mapped when sampled";
+  }
+  ASSERT_EQ(cuTexObjectDestroy(tex), CUDA_SUCCESS);
+  if (Env::get().neuzip()) {
+    // Unpinned: the budget takes it back as the other weights are read.
+    const uint64_t before = Env::get().stats().recompressions + Env::get().stats().drops;
+    EXPECT_EQ(o1.hash(), device_hash(o1.dev, o1.host.size()));
+    EXPECT_EQ(o2.hash(), device_hash(o2.dev, o2.host.size()));
+    EXPECT_GT(Env::get().stats().recompressions + Env::get().stats().drops, before)
+        << "nothing was evicted: the textured weight stayed pinned after its object was destroyed";
+  }
+  // Read directly, the weight is still right.
+  EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+}
+
+// A pitch-2D resource covers height x pitch bytes from its address.
+TEST(Texture, Pitch2DTextureOverACompressedWeight) {
+  Weight w(4 * kMiB, 44), o1(4 * kMiB, 45), o2(4 * kMiB, 46);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(12 * kMiB);
+  CUDA_RESOURCE_DESC res{};
+  res.resType = CU_RESOURCE_TYPE_PITCH2D;
+  res.res.pitch2D.devPtr = w.dev;
+  res.res.pitch2D.format = CU_AD_FORMAT_UNSIGNED_INT8;
+  res.res.pitch2D.numChannels = 1;
+  res.res.pitch2D.pitchInBytes = 4096;
+  res.res.pitch2D.width = 4096;
+  res.res.pitch2D.height = w.host.size() / 4096;
+  CUDA_TEXTURE_DESC desc{};
+  CUtexObject tex = 0;
+  CU_OK(cuTexObjectCreate(&tex, &res, &desc, nullptr));
+  static CUdeviceptr out = alloc(64);
+  uint64_t n = w.host.size();
+  EXPECT_EQ(o1.hash(), device_hash(o1.dev, o1.host.size()));
+  EXPECT_EQ(o2.hash(), device_hash(o2.dev, o2.host.size()));
+  Env::get().flush();
+  CUresult r = CUDA_SUCCESS;
+  EXPECT_EQ(w.hash(), launch_and_read(Env::get().fn("sum_tex"), {&tex, &n, &out}, out, nullptr, &r));
+  EXPECT_EQ(r, CUDA_SUCCESS);
+  CU_OK(cuTexObjectDestroy(tex));
+}
+
+}  // namespace
+}  // namespace fw

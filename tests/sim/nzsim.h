@@ -101,6 +101,10 @@ typedef void (*nzsim_reset_peak_fn)(void);
  * CUtensorMap built by cuTensorMapEncode* describes (the descriptor is opaque,
  * as on a GPU; kernels that take one by value read the address with this). */
 typedef void* (*nzsim_tensor_map_address_fn)(const void* tensor_map);
+/* void* nzsim_texture_address(unsigned long long tex): the device address of
+ * a texture object's linear or pitch-2D resource (null for an unknown
+ * object): kernels that take a CUtexObject read their memory through it. */
+typedef void* (*nzsim_texture_address_fn)(unsigned long long tex);
 /* int nzsim_device_accessible(const void* p, size_t bytes): 1 if a kernel on
  * a GPU could reach [p, p + bytes) — device memory (the simulated device's
  * address space; unmapped pages there fault on their own) or page-locked
