@@ -180,7 +180,12 @@ void Runtime::unpin_external(PinOwner kind, uintptr_t owner) noexcept {
     // the range may be evicted only once they ran. Texture objects are
     // destroyed rarely; the wait is the program's own context's.
     RelaxedCaptureScope relaxed;
-    driver().base.cuCtxSynchronize();
+    if (CUresult r = driver().base.cuCtxSynchronize(); r != CUDA_SUCCESS) {
+      // Not knowing whether they ran, the range stays pinned for good.
+      log(LogLevel::kDebug, "texture object destroyed while the context could not be synchronized ({}): its range "
+          "stays pinned", error_name(r));
+      return;
+    }
   }
   std::lock_guard lock(mutex_);
   auto it = external_pins_.find(std::make_pair(kind, owner));
