@@ -35,6 +35,7 @@ void Runtime::fill_stats(nz_runtime_stats& out) noexcept {
   check_status_word();
   stats_.vmm_calls.set(vmm_.vmm_calls());
   stats_.fill(out);
+  out.unserved_bytes_peak = unserved_.peak_total();
 }
 
 // Where device memory is, as far as the runtime knows: said when a staging

@@ -148,8 +148,14 @@ void Runtime::pin_unit_for_library(Allocation&, const std::shared_ptr<Unit>& u) 
   }
 }
 
+// NEUZIP_NCCL=0 switches off NCCL's pins, never a texture's (nothing else
+// keeps a textured range mapped).
+static bool pins_enabled(PinOwner kind, const Config& config) noexcept {
+  return kind == PinOwner::kTextureObject || config.nccl_hooks;
+}
+
 void Runtime::pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept {
-  if ((kind != PinOwner::kTextureObject && !config_.nccl_hooks) || bytes == 0 || ptr + bytes < ptr) return;
+  if (!pins_enabled(kind, config_) || bytes == 0 || ptr + bytes < ptr) return;
   std::lock_guard lock(mutex_);
   RelaxedCaptureScope relaxed;
   const CUdeviceptr end = ptr + bytes;
@@ -169,7 +175,7 @@ void Runtime::pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size
 }
 
 void Runtime::unpin_external(PinOwner kind, uintptr_t owner) noexcept {
-  if (kind != PinOwner::kTextureObject && !config_.nccl_hooks) return;
+  if (!pins_enabled(kind, config_)) return;
   if (kind == PinOwner::kTextureObject) {
     {
       std::lock_guard lock(mutex_);

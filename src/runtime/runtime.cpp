@@ -91,16 +91,17 @@ void Runtime::initialise(const RuntimeDriverApi& real) noexcept {
 void Runtime::say_pytorch_conf() noexcept {
   const char* value = nullptr;
   const char* name = pytorch_conf_variable(&value);
-  const char* setting = pytorch_conf_unserved(value);
-  if (setting == nullptr) return;
-  const UnservedKind kind = std::strcmp(setting, "backend:cudaMallocAsync") == 0 ? UnservedKind::kStreamOrdered
-                                                                                 : UnservedKind::kProgramVmm;
-  unserved_said_[static_cast<int>(kind)].store(true);
+  if (const auto kind = pytorch_conf_unserved(value)) say_unserved(*kind, 0, name);  // 0 bytes: asked for
+}
+
+// The one line for `kind` (unserved_notice) and its trace event, once.
+void Runtime::say_unserved(UnservedKind kind, uint64_t bytes, const char* env_name) noexcept {
+  if (unserved_said_[static_cast<int>(kind)].exchange(true)) return;
   try {
-    log(LogLevel::kError, "{}", unserved_notice(kind, 0, name));
+    log(LogLevel::kError, "{}", unserved_notice(kind, bytes, env_name));
   } catch (...) {
   }
-  emit("unserved", 0, 0, unserved_reason(kind));  // 0 bytes: asked for by the setting
+  emit("unserved", 0, bytes, unserved_reason(kind));
 }
 
 // When the runtime's context is the device's primary one, the runtime holds a
@@ -292,7 +293,6 @@ void Runtime::on_unserved_alloc(UnservedKind kind, uint64_t key, size_t bytes) n
   // backend: only those cuMemAlloc would have served are counted.
   if (kind == UnservedKind::kStreamOrdered && bytes < config_.min_bytes) return;
   const uint64_t live = unserved_.add(kind, key, bytes);
-  stats_.unserved_bytes_peak.raise_to(unserved_.peak_total());
   if (unserved_said_[static_cast<int>(kind)].load(std::memory_order_relaxed)) return;
   if (live < (uint64_t{64} << 20) || live <= stats_.bytes_tagged.get()) return;
   uint64_t total = device_total_.load(std::memory_order_relaxed);
@@ -301,13 +301,7 @@ void Runtime::on_unserved_alloc(UnservedKind kind, uint64_t key, size_t bytes) n
     if (driver().base.cuMemGetInfo(&free, &t) != CUDA_SUCCESS) return;  // no context yet: at a later call
     device_total_.store(total = t, std::memory_order_relaxed);
   }
-  if (live < total / 4) return;
-  if (unserved_said_[static_cast<int>(kind)].exchange(true)) return;
-  try {
-    log(LogLevel::kError, "{}", unserved_notice(kind, live, nullptr));
-  } catch (...) {
-  }
-  emit("unserved", 0, live, unserved_reason(kind));
+  if (live >= total / 4) say_unserved(kind, live, nullptr);
 }
 
 void Runtime::on_unserved_release(UnservedKind kind, uint64_t key) noexcept { unserved_.remove(kind, key); }

@@ -168,6 +168,7 @@ class Runtime {
 
   bool ensure_setup() noexcept;  // lock held
   void say_pytorch_conf() noexcept;  // at initialise
+  void say_unserved(UnservedKind kind, uint64_t bytes, const char* env_name) noexcept;
   void keep_primary_context(CUcontext ctx, CUdevice device) noexcept;
   std::unique_ptr<Allocation> detach_allocation(CUdeviceptr base) noexcept;  // lock held
   void release_allocation(Allocation& a) noexcept;                           // lock held

@@ -34,7 +34,6 @@ void Stats::fill(nz_runtime_stats& out) noexcept {
   out.hook_wait_ns = hook_wait_ns.get();
   out.stagings_ahead = prefetches.get();
   out.stagings_on_launch = stagings_on_launch.get();
-  out.unserved_bytes_peak = unserved_bytes_peak.get();
 }
 
 }  // namespace nz::rt

@@ -56,9 +56,6 @@ struct Stats {
   // (the thread's CPU clock). On the simulator, whose device runs on the same
   // cores, wall time in hooks also counts time the thread was not running.
   Counter hook_cpu_ns;
-  // Device memory the program held that neuzip passed through (its own
-  // cuMemCreate handles and large cuMemAllocAsync allocations), peak.
-  Counter unserved_bytes_peak;
   Counter stagings_on_launch;  // units staged by a launching thread for its own call
   // Every encode (first compression, recompression of a changed range,
   // re-encode of an unchanged one whose store was given up): the work that

@@ -74,8 +74,8 @@ std::string_view trim(std::string_view s) {
 // PyTorch's allocator settings: "key:value" pairs separated by commas (a
 // value may be a bracketed list with commas of its own, which never matches
 // the two keys below). The later of repeated keys wins, as in PyTorch.
-const char* pytorch_conf_unserved(const char* conf) noexcept {
-  if (conf == nullptr) return nullptr;
+std::optional<UnservedKind> pytorch_conf_unserved(const char* conf) noexcept {
+  if (conf == nullptr) return std::nullopt;
   bool expandable = false, async_backend = false;
   std::string_view rest(conf);
   while (!rest.empty()) {
@@ -89,9 +89,9 @@ const char* pytorch_conf_unserved(const char* conf) noexcept {
     if (key == "backend") async_backend = value == "cudaMallocAsync";
   }
   // The async backend takes precedence: PyTorch ignores expandable segments under it.
-  if (async_backend) return "backend:cudaMallocAsync";
-  if (expandable) return "expandable_segments:True";
-  return nullptr;
+  if (async_backend) return UnservedKind::kStreamOrdered;
+  if (expandable) return UnservedKind::kProgramVmm;
+  return std::nullopt;
 }
 
 const char* unserved_reason(UnservedKind kind) noexcept {

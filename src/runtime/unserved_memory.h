@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -54,8 +55,8 @@ class UnservedMemory {
 };
 
 // What PyTorch's allocator settings (comma-separated key:value pairs) ask
-// for that neuzip cannot serve; null when nothing. `conf` may be null.
-const char* pytorch_conf_unserved(const char* conf) noexcept;
+// for that neuzip cannot serve; nullopt when nothing. `conf` may be null.
+std::optional<UnservedKind> pytorch_conf_unserved(const char* conf) noexcept;
 // The variable PyTorch reads its settings from: PYTORCH_ALLOC_CONF when set
 // (PyTorch 2.9 and later then ignore the older name), else
 // PYTORCH_CUDA_ALLOC_CONF; null when neither is set. Sets *value.

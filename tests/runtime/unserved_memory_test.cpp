@@ -43,20 +43,20 @@ TEST(UnservedMemory, RetainedHandlesGoWithTheirLastRelease) {
 }
 
 TEST(UnservedMemory, ReadsPyTorchAllocatorSettings) {
-  EXPECT_EQ(pytorch_conf_unserved(nullptr), nullptr);
-  EXPECT_EQ(pytorch_conf_unserved(""), nullptr);
-  EXPECT_STREQ(pytorch_conf_unserved("expandable_segments:True"), "expandable_segments:True");
-  EXPECT_STREQ(pytorch_conf_unserved("max_split_size_mb:128, expandable_segments:True"), "expandable_segments:True");
-  EXPECT_EQ(pytorch_conf_unserved("expandable_segments:False"), nullptr);
-  EXPECT_EQ(pytorch_conf_unserved("expandable_segments:True,expandable_segments:False"), nullptr)
+  EXPECT_EQ(pytorch_conf_unserved(nullptr), std::nullopt);
+  EXPECT_EQ(pytorch_conf_unserved(""), std::nullopt);
+  EXPECT_EQ(pytorch_conf_unserved("expandable_segments:True"), UnservedKind::kProgramVmm);
+  EXPECT_EQ(pytorch_conf_unserved("max_split_size_mb:128, expandable_segments:True"), UnservedKind::kProgramVmm);
+  EXPECT_EQ(pytorch_conf_unserved("expandable_segments:False"), std::nullopt);
+  EXPECT_EQ(pytorch_conf_unserved("expandable_segments:True,expandable_segments:False"), std::nullopt)
       << "the later setting wins";
   EXPECT_EQ(pytorch_conf_unserved("roundup_power2_divisions:[256:1,512:2],garbage_collection_threshold:0.6"),
-            nullptr);
-  EXPECT_STREQ(pytorch_conf_unserved("backend:cudaMallocAsync"), "backend:cudaMallocAsync");
-  EXPECT_STREQ(pytorch_conf_unserved("expandable_segments:True,backend:cudaMallocAsync"), "backend:cudaMallocAsync")
+            std::nullopt);
+  EXPECT_EQ(pytorch_conf_unserved("backend:cudaMallocAsync"), UnservedKind::kStreamOrdered);
+  EXPECT_EQ(pytorch_conf_unserved("expandable_segments:True,backend:cudaMallocAsync"), UnservedKind::kStreamOrdered)
       << "PyTorch's async backend ignores expandable segments";
-  EXPECT_EQ(pytorch_conf_unserved("backend:native"), nullptr);
-  EXPECT_EQ(pytorch_conf_unserved("expandable_segments"), nullptr) << "a key without a value";
+  EXPECT_EQ(pytorch_conf_unserved("backend:native"), std::nullopt);
+  EXPECT_EQ(pytorch_conf_unserved("expandable_segments"), std::nullopt) << "a key without a value";
 }
 
 TEST(UnservedMemory, NoticeNamesTheSettingAndTheWayOut) {
