@@ -45,6 +45,7 @@
   X(LibraryUnload, "cuLibraryUnload", "cuLibraryUnload", 12000, A)                               \
   X(CtxDestroy_v1, "cuCtxDestroy", "cuCtxDestroy", 2000, A)                                      \
   X(CtxDestroy_v2, "cuCtxDestroy_v2", "cuCtxDestroy", 4000, A)                                   \
+  X(CtxEnablePeerAccess, "cuCtxEnablePeerAccess", "cuCtxEnablePeerAccess", 4000, A)              \
   X(DevicePrimaryCtxReset_v1, "cuDevicePrimaryCtxReset", "cuDevicePrimaryCtxReset", 7000, A)     \
   X(DevicePrimaryCtxReset_v2, "cuDevicePrimaryCtxReset_v2", "cuDevicePrimaryCtxReset", 11000, A) \
   X(StreamDestroy_v1, "cuStreamDestroy", "cuStreamDestroy", 2000, A)                             \

@@ -66,6 +66,9 @@ CUresult dtoh_async(void* dst, CUdeviceptr src, size_t n, CUstream stream) noexc
 }
 
 // Device-to-device and unified copies: destination written, source read.
+// Made in another device's context with memory neuzip serves on one side,
+// they go to the driver as the peer copy it requires for virtual memory
+// (rt::peer_copy_contexts), in the same stream flavour.
 template <Hook H, bool PT>
 CUresult dtod_sync(CUdeviceptr dst, CUdeviceptr src, size_t n, const char* api) noexcept {
   const HookScope nz_hook_scope = count_call(H);
@@ -73,6 +76,11 @@ CUresult dtod_sync(CUdeviceptr dst, CUdeviceptr src, size_t n, const char* api) 
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, n);
   const Span s[] = {{dst, n, Access::kWrite}, {src, n, Access::kRead}};
+  CUcontext dctx = nullptr, sctx = nullptr;
+  using PeerFn = CUresult (*)(CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, size_t);
+  if (auto peer = real_of<PeerFn>(PT ? Hook::MemcpyPeer_ptds : Hook::MemcpyPeer);
+      peer != nullptr && rt::peer_copy_contexts(dst, src, &dctx, &sctx))
+    return run_transfer(peer, transfer_desc(s, 2, nullptr, PT, false, false, api), dst, dctx, src, sctx, n);
   return run_transfer(real, transfer_desc(s, 2, nullptr, PT, false, false, api), dst, src, n);
 }
 template <Hook H, bool PT>
@@ -83,6 +91,11 @@ CUresult dtod_async(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream,
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, n, stream);
   const Span s[] = {{dst, n, Access::kWrite}, {src, n, Access::kRead}};
+  CUcontext dctx = nullptr, sctx = nullptr;
+  using PeerFn = CUresult (*)(CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, size_t, CUstream);
+  if (auto peer = real_of<PeerFn>(PT ? Hook::MemcpyPeerAsync_ptsz : Hook::MemcpyPeerAsync);
+      peer != nullptr && rt::peer_copy_contexts(dst, src, &dctx, &sctx))
+    return run_transfer(peer, transfer_desc(s, 2, stream, PT, true, false, api), dst, dctx, src, sctx, n, stream);
   return run_transfer(real, transfer_desc(s, 2, stream, PT, true, false, api), dst, src, n, stream);
 }
 template <Hook H, bool PT>

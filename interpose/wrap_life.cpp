@@ -38,6 +38,17 @@ CUresult primary_reset(CUdevice dev) noexcept {
   return real(dev);
 }
 
+// After the real call: only access the driver granted is mirrored.
+template <Hook H>
+CUresult enable_peer_access(CUcontext peer, unsigned flags) noexcept {
+  const HookScope nz_hook_scope = count_call(H);
+  auto real = real_of<CUresult (*)(CUcontext, unsigned)>(H);
+  if (!real) return missing_entry(H);
+  const CUresult r = real(peer, flags);
+  if (r == CUDA_SUCCESS && rt::active()) rt::on_peer_access_enabled(peer);
+  return r;
+}
+
 // A destroyed stream's handle may name a new stream later while its queued
 // work still runs: the runtime stops treating uses on that handle as ordered.
 template <Hook H>
@@ -69,6 +80,9 @@ NZ_WRAPPER CUresult nzw_ModuleUnload(CUmodule m) noexcept { return nz::shim::unl
 NZ_WRAPPER CUresult nzw_LibraryUnload(CUlibrary l) noexcept { return nz::shim::unload<Hook::LibraryUnload>(l); }
 NZ_WRAPPER CUresult nzw_CtxDestroy_v1(CUcontext c) noexcept { return nz::shim::ctx_destroy<Hook::CtxDestroy_v1>(c); }
 NZ_WRAPPER CUresult nzw_CtxDestroy_v2(CUcontext c) noexcept { return nz::shim::ctx_destroy<Hook::CtxDestroy_v2>(c); }
+NZ_WRAPPER CUresult nzw_CtxEnablePeerAccess(CUcontext peer, unsigned int flags) noexcept {
+  return nz::shim::enable_peer_access<Hook::CtxEnablePeerAccess>(peer, flags);
+}
 NZ_WRAPPER CUresult nzw_DevicePrimaryCtxReset_v1(CUdevice d) noexcept {
   return nz::shim::primary_reset<Hook::DevicePrimaryCtxReset_v1>(d);
 }

@@ -5,6 +5,8 @@
 #include <atomic>
 
 #include <mutex>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace nz::rt {
@@ -95,36 +97,87 @@ namespace {
 
 // Events are recorded after every launch that uses a tracked range: reuse
 // them instead of creating one each time (cuEventCreate costs microseconds).
+// An event can be recorded only on a stream of the context it was created in
+// (a program with a context per device launches on all of them), so the pool
+// keeps one list per context and remembers each event's context.
 class EventPool {
  public:
-  CUevent take() {
+  // An event of `ctx`, created with `ctx` made current when none is free.
+  CUevent take(CUcontext ctx) {
     {
       std::lock_guard lock(mutex_);
-      if (!free_.empty()) {
-        CUevent e = free_.back();
-        free_.pop_back();
+      for (auto& [owner, events] : free_) {
+        if (owner != ctx || events.empty()) continue;
+        CUevent e = events.back();
+        events.pop_back();
+        --pooled_;
         return e;
       }
     }
+    CUcontext current = nullptr;
+    g_api.base.cuCtxGetCurrent(&current);
+    const bool switched = ctx != nullptr && current != ctx;
+    if (switched && g_api.base.cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return nullptr;
     CUevent e = nullptr;
-    return g_api.base.cuEventCreate(&e, CU_EVENT_DISABLE_TIMING) == CUDA_SUCCESS ? e : nullptr;
+    const bool ok = g_api.base.cuEventCreate(&e, CU_EVENT_DISABLE_TIMING) == CUDA_SUCCESS;
+    if (switched) g_api.base.cuCtxSetCurrent(current);
+    if (!ok) return nullptr;
+    try {
+      std::lock_guard lock(mutex_);
+      owner_[e] = ctx;
+    } catch (...) {
+      g_api.base.cuEventDestroy(e);
+      return nullptr;
+    }
+    return e;
   }
   void give_back(CUevent e) {
     std::lock_guard lock(mutex_);
-    if (free_.size() < kMaxPooled) {
+    auto owner = owner_.find(e);
+    if (owner != owner_.end() && pooled_ < kMaxPooled) {
       try {
-        free_.push_back(e);
+        list_of(owner->second).push_back(e);
+        ++pooled_;
         return;
       } catch (...) {
       }
     }
+    if (owner != owner_.end()) owner_.erase(owner);
     g_api.base.cuEventDestroy(e);
+  }
+  // An event the driver refused to record (its context is gone): dropped.
+  void discard(CUevent e) {
+    {
+      std::lock_guard lock(mutex_);
+      owner_.erase(e);
+    }
+    g_api.base.cuEventDestroy(e);
+  }
+  // The context is being destroyed, and its events with it.
+  void forget(CUcontext ctx) {
+    std::lock_guard lock(mutex_);
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->first != ctx) continue;
+      pooled_ -= it->second.size();
+      free_.erase(it);
+      break;
+    }
+    for (auto it = owner_.begin(); it != owner_.end();) it = it->second == ctx ? owner_.erase(it) : std::next(it);
   }
 
  private:
+  std::vector<CUevent>& list_of(CUcontext ctx) {  // mutex_ held
+    for (auto& [owner, events] : free_)
+      if (owner == ctx) return events;
+    free_.emplace_back(ctx, std::vector<CUevent>{});
+    return free_.back().second;
+  }
+
   static constexpr size_t kMaxPooled = 1024;
   std::mutex mutex_;
-  std::vector<CUevent> free_;
+  std::vector<std::pair<CUcontext, std::vector<CUevent>>> free_;  // a few contexts at most
+  std::unordered_map<CUevent, CUcontext> owner_;                   // every event the pool made, live
+  size_t pooled_ = 0;
 };
 
 EventPool& event_pool() {
@@ -136,16 +189,43 @@ EventPool& event_pool() {
 
 void PooledEventTraits::destroy(CUevent e) { event_pool().give_back(e); }
 
-SharedEvent record_event(CUstream stream) noexcept {
-  CUevent e = event_pool().take();
-  if (e == nullptr) return nullptr;
-  PooledEvent owned(e);
-  if (g_api.base.cuEventRecord(e, stream) != CUDA_SUCCESS) return nullptr;
+void forget_context_events(CUcontext ctx) noexcept {
   try {
-    return std::make_shared<PooledEvent>(std::move(owned));
+    event_pool().forget(ctx);
   } catch (...) {
-    return nullptr;
   }
+}
+
+SharedEvent record_event(CUstream stream) noexcept {
+  // The stream's context (the calling thread's current one for the special
+  // streams): the runtime records on its own streams from any thread, and on
+  // a program's streams of other contexts.
+  CUcontext ctx = nullptr;
+  if (g_api.cuStreamGetCtx == nullptr || g_api.cuStreamGetCtx(stream, &ctx) != CUDA_SUCCESS) ctx = nullptr;
+  if (ctx == nullptr) g_api.base.cuCtxGetCurrent(&ctx);
+  // A pooled event of a context destroyed since (and its handle value reused
+  // by a new one) is refused: dropped, and the next one tried, until the pool
+  // makes a fresh one.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    CUevent e = nullptr;
+    try {
+      e = event_pool().take(ctx);
+    } catch (...) {
+      return nullptr;
+    }
+    if (e == nullptr) return nullptr;
+    if (g_api.base.cuEventRecord(e, stream) != CUDA_SUCCESS) {
+      event_pool().discard(e);
+      continue;
+    }
+    PooledEvent owned(e);
+    try {
+      return std::make_shared<PooledEvent>(std::move(owned));
+    } catch (...) {
+      return nullptr;
+    }
+  }
+  return nullptr;
 }
 
 bool event_done(const SharedEvent& e) noexcept {

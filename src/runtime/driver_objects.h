@@ -95,6 +95,8 @@ using SharedEvent = std::shared_ptr<PooledEvent>;
 
 // Records a fresh timing-free event on `stream`; null if the driver refused.
 SharedEvent record_event(CUstream stream) noexcept;
+// A context is being destroyed: its pooled events go with it.
+void forget_context_events(CUcontext ctx) noexcept;
 
 // How many streams were destroyed so far (a handle may be reused afterwards).
 uint64_t stream_destroy_epoch() noexcept;

@@ -443,6 +443,7 @@ size_t Runtime::unwaited_bytes() noexcept {
 }
 
 bool Runtime::enforce_budget(size_t incoming, bool may_wait, uint64_t only_after) noexcept {
+  const detail::ContextBinding bound(context_);  // called from another device's context: work in ours
   const bool fixed = config_.staging_bytes.has_value();
   // Over a fixed budget, cached handles go first except one the incoming run
   // can reuse (no cuMemCreate when the same weights come round again).
@@ -563,6 +564,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait, uint64_t only_after
 }
 
 size_t Runtime::evict_all(bool wait, bool trim) noexcept {
+  const detail::ContextBinding bound(context_);  // called from another device's context: work in ours
   size_t freed = trim ? pool_.trim(0) : 0;
   auto victims = staged_;
   for (auto& u : victims) {

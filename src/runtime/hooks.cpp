@@ -144,6 +144,17 @@ void on_module_unload() noexcept {
 
 void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept {
   if (Runtime::is_active()) Runtime::get().on_context_destroy(ctx, device, primary_reset);
+  // A reset primary context keeps its handle: its stale events are dropped
+  // when the driver refuses them (record_event).
+  if (ctx != nullptr) forget_context_events(ctx);
+}
+
+void on_peer_access_enabled(CUcontext peer) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_peer_access_enabled(peer);
+}
+
+bool peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dctx, CUcontext* sctx) noexcept {
+  return Runtime::is_active() && Runtime::get().peer_copy_contexts(dst, src, dctx, sctx);
 }
 
 void after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thread_stream) noexcept {

@@ -41,6 +41,8 @@ struct RuntimeDriverApi {
   CUresult (*cuStreamGetCtx)(CUstream, CUcontext*);
   CUresult (*cuMemGetAddressRange)(CUdeviceptr*, size_t*, CUdeviceptr);
   CUresult (*cuPointerGetAttribute)(void*, CUpointer_attribute, CUdeviceptr);
+  // Whether a page is mapped (and for whom), when granting a peer device.
+  CUresult (*cuMemGetAccess)(unsigned long long*, const CUmemLocation*, CUdeviceptr) = nullptr;
   // Stream-ordered allocation (optional: null on drivers without it).
   CUresult (*cuMemAllocAsync)(CUdeviceptr*, size_t, CUstream) = nullptr;
   CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream) = nullptr;
@@ -215,6 +217,17 @@ void on_module_unload() noexcept;
 // cuCtxDestroy (ctx) / cuDevicePrimaryCtxReset (ctx null, device set), before
 // the real call: everything the runtime holds in that context is released.
 void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept;
+// cuCtxEnablePeerAccess(peer, 0) succeeded: the current context's device may
+// now reach `peer`'s memory, so the memory neuzip serves in `peer` is granted
+// to it (peer access alone does not cover virtual memory).
+void on_peer_access_enabled(CUcontext peer) noexcept;
+// A device-to-device copy (cuMemcpy, cuMemcpyDtoD and their async forms) made
+// in a context of another device, between memory neuzip serves and device
+// memory: the driver refuses plain copies of virtual memory made from another
+// device (as it does for stream-ordered memory: cuMemcpyPeer is the way), and
+// served memory is virtual memory where the program expects cuMemAlloc
+// memory. True: forward it as a peer copy between *dctx and *sctx.
+bool peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dctx, CUcontext* sctx) noexcept;
 // cuStreamDestroy (any stream, the runtime's own included): see Unit::add_use.
 void note_stream_destroyed() noexcept;
 // cuGraphExecUpdate succeeded: the exec now replays `graph`.

@@ -193,6 +193,7 @@ bool Runtime::ensure_setup() noexcept {
   setup_ok_ = true;
   log(LogLevel::kDebug, "set up: page {} bytes, codec {}", vmm_.page_size(),
       codec_->backend() == gpu::Backend::kCuda ? "cuda" : "simulator");
+  grant_pending_peers();
   return true;
 }
 

@@ -88,6 +88,10 @@ class Runtime {
   CUresult mem_free_async(CUdeviceptr dptr, CUstream stream, bool per_thread, bool* handled) noexcept;
   void on_module_unload() noexcept;
   void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept;
+  // cuCtxEnablePeerAccess(peer) succeeded in the calling thread's context
+  // (peer_access.cpp).
+  void on_peer_access_enabled(CUcontext peer) noexcept;
+  bool peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dctx, CUcontext* sctx) noexcept;
   void on_sticky_error(CUresult result, const char* api) noexcept;
   void adjust_free_memory(size_t* free, size_t total) noexcept;
 
@@ -381,6 +385,10 @@ class Runtime {
   bool setup_tried_ = false;
   bool setup_ok_ = false;
   CUcontext context_ = nullptr;
+  // Peer access enabled before setup: (peer context, accessing device).
+  std::vector<std::pair<CUcontext, CUdevice>> pending_peers_;
+  void grant_pending_peers() noexcept;  // mutex_ held
+  void grant_peer(CUcontext peer, CUdevice accessor) noexcept;  // mutex_ held
   VmmAllocator vmm_;
   StagingPool pool_{vmm_};
   std::unique_ptr<gpu::DeviceCodec> codec_;

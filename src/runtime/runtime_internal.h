@@ -48,6 +48,59 @@ class RelaxedCaptureScope {
   bool ok_ = false;
 };
 
+// A hook called from another context (another device reading or copying
+// the memory the runtime serves): the runtime's kernels, streams and events
+// belong to its own context, which is made current for the hook's work and
+// the caller's restored after. `foreign()`: the caller's was another.
+// t_foreign_call tells staging to decode on the runtime's stream (a program
+// stream of another context cannot run the runtime's kernels) and order the
+// program's stream after it with an event.
+inline thread_local bool t_foreign_call = false;
+inline thread_local CUcontext t_callers_context = nullptr;
+class ContextBinding {
+ public:
+  explicit ContextBinding(CUcontext ours) {
+    if (ours == nullptr || driver().base.cuCtxGetCurrent(&previous_) != CUDA_SUCCESS || previous_ == ours) return;
+    switched_ = driver().base.cuCtxSetCurrent(ours) == CUDA_SUCCESS;
+    if (!switched_) return;
+    outer_ = t_foreign_call;
+    outer_callers_ = t_callers_context;
+    t_foreign_call = true;
+    t_callers_context = previous_;
+  }
+  ~ContextBinding() {
+    if (!switched_) return;
+    driver().base.cuCtxSetCurrent(previous_);
+    t_foreign_call = outer_;
+    t_callers_context = outer_callers_;
+  }
+  ContextBinding(const ContextBinding&) = delete;
+  ContextBinding& operator=(const ContextBinding&) = delete;
+  bool foreign() const { return switched_; }
+
+ private:
+  CUcontext previous_ = nullptr;
+  bool switched_ = false;
+  bool outer_ = false;
+  CUcontext outer_callers_ = nullptr;
+};
+
+// Runs `f` (an operation on the caller's stream) with the caller's context
+// current again inside a ContextBinding: the special stream handles (0,
+// CU_STREAM_LEGACY, CU_STREAM_PER_THREAD) name the current context's stream.
+template <typename F>
+void on_callers_context(F&& f) {
+  if (!t_foreign_call) {
+    f();
+    return;
+  }
+  CUcontext ours = nullptr;
+  driver().base.cuCtxGetCurrent(&ours);
+  driver().base.cuCtxSetCurrent(t_callers_context);
+  f();
+  driver().base.cuCtxSetCurrent(ours);
+}
+
 inline bool stream_capturing(CUstream s) {
   const auto& api = driver();
   if (api.cuStreamIsCapturing == nullptr) return false;

@@ -49,6 +49,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   std::lock_guard lock(mutex_);
   const auto locked = TraceClock::now();
   stats_.hook_lock_ns.add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(locked - asked).count()));
+  const detail::ContextBinding bound(context_);  // a call from another device's context
   // Our VMM calls and waits must not invalidate a global-mode capture that
   // another stream (of this thread or another) is recording, whether or not
   // this call's own stream captures. Taken only before the first driver call:

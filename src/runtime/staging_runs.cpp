@@ -231,8 +231,13 @@ void Runtime::finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, c
 
 CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>>>& runs, CUstream stream,
                              bool capturing, bool may_wait) noexcept {
+  const detail::ContextBinding bound(context_);  // called from another device's context: work in ours
   const auto start = TraceClock::now();
-  const CUstream decode_stream = capturing ? internal_.get() : stream;
+  // On the program's stream (ordered before its kernel for free), unless it
+  // captures or belongs to another context (detail::ContextBinding): then on
+  // the runtime's, and the program's stream waits for the decode's event.
+  const bool foreign = detail::t_foreign_call && !capturing;
+  const CUstream decode_stream = capturing || foreign ? internal_.get() : stream;
   // A unit handed over lately keeps its old mapping until its handover settles.
   if (!handoffs_.empty()) {
     for (const auto& units : runs) settle_handoffs_of(units);
@@ -249,6 +254,10 @@ CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>
   stats_.decode_launches.add(launches);
   SharedEvent ready = record_event(decode_stream);
   if (capturing) driver().base.cuStreamSynchronize(internal_.get());
+  if (foreign) {
+    if (ready && *ready) detail::on_callers_context([&] { driver().base.cuStreamWaitEvent(stream, ready->get(), 0); });
+    else driver().base.cuStreamSynchronize(internal_.get());
+  }
   finish_runs(acquired, ready, decode_stream, capturing, start);
   return CUDA_SUCCESS;
 }
@@ -270,7 +279,7 @@ void Runtime::wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept
     return;
   }
   if (capturing) driver().base.cuEventSynchronize(u.ready->get());
-  else driver().base.cuStreamWaitEvent(stream, u.ready->get(), 0);
+  else detail::on_callers_context([&] { driver().base.cuStreamWaitEvent(stream, u.ready->get(), 0); });
 }
 
 }  // namespace nz::rt

@@ -472,6 +472,7 @@ void Runtime::compress_loaded() noexcept {
 }
 
 void Runtime::compress_pending_locked(bool wait_for_producers) noexcept {
+  const detail::ContextBinding bound(context_);  // called from another device's context: work in ours
   // Every compression starts here: NEUZIP_OBSERVE stops it and nothing else,
   // so nothing is ever staged, evicted or reserved either.
   if (config_.observe) return;

@@ -17,9 +17,10 @@ bool VmmAllocator::init(CUdevice device) noexcept {
   prop_.type = CU_MEM_ALLOCATION_TYPE_PINNED;
   prop_.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
   prop_.location.id = device;
-  access_ = {};
-  access_.location = prop_.location;
-  access_.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  access_[0] = {};
+  access_[0].location = prop_.location;
+  access_[0].flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  access_count_ = 1;
   size_t granularity = 0;
   CUresult r = api.cuMemGetAllocationGranularity(&granularity, &prop_,
                                                  CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
@@ -66,7 +67,68 @@ CUresult VmmAllocator::map_without_access(CUdeviceptr at, size_t bytes, CUmemGen
 
 CUresult VmmAllocator::set_access(CUdeviceptr at, size_t bytes) noexcept {
   note_vmm_calls();
-  return driver().base.cuMemSetAccess(at, bytes, &access_, 1);
+  std::shared_lock lock(access_mu_);
+  return driver().base.cuMemSetAccess(at, bytes, access_.data(), access_count_);
+}
+
+bool VmmAllocator::granted(CUdevice device) const noexcept {
+  std::shared_lock lock(access_mu_);
+  for (size_t i = 0; i < access_count_; ++i)
+    if (access_[i].location.id == device) return true;
+  return false;
+}
+
+bool VmmAllocator::grant_device(CUdevice device) noexcept {
+  const auto& api = driver().base;
+  std::unique_lock lock(access_mu_);
+  for (size_t i = 0; i < access_count_; ++i)
+    if (access_[i].location.id == device) return true;
+  if (access_count_ == access_.size()) return false;
+  CUmemAccessDesc peer = access_[0];
+  peer.location.id = device;
+  access_[access_count_++] = peer;
+  std::vector<std::pair<CUdeviceptr, size_t>> ranges;
+  {
+    std::lock_guard r(reservations_mu_);
+    try {
+      ranges = reservations_;
+    } catch (...) {
+      return false;
+    }
+  }
+  // What is mapped now, page by page as the driver answers (the runtime's
+  // bookkeeping may lag a mapping made with its lock dropped), granted in
+  // spans; a span that an unmap raced with is granted page by page.
+  const auto& rt_api = driver();
+  bool ok = true;
+  auto grant = [&](CUdeviceptr at, size_t bytes) {
+    note_vmm_calls();
+    if (api.cuMemSetAccess(at, bytes, &peer, 1) == CUDA_SUCCESS) return;
+    for (CUdeviceptr p = at; p < at + bytes; p += page_) {
+      note_vmm_calls();
+      const CUresult r = api.cuMemSetAccess(p, page_, &peer, 1);
+      unsigned long long flags = 0;
+      // Refused on a page still mapped: a real failure.
+      if (r != CUDA_SUCCESS && rt_api.cuMemGetAccess != nullptr &&
+          rt_api.cuMemGetAccess(&flags, &access_[0].location, p) == CUDA_SUCCESS)
+        ok = false;
+    }
+  };
+  for (const auto& [base, bytes] : ranges) {
+    CUdeviceptr span = 0;
+    for (CUdeviceptr p = base; p < base + bytes; p += page_) {
+      unsigned long long flags = 0;
+      const bool mapped = rt_api.cuMemGetAccess == nullptr ||
+                          rt_api.cuMemGetAccess(&flags, &access_[0].location, p) == CUDA_SUCCESS;
+      if (mapped && span == 0) span = p;
+      if (!mapped && span != 0) {
+        grant(span, static_cast<size_t>(p - span));
+        span = 0;
+      }
+    }
+    if (span != 0) grant(span, static_cast<size_t>(base + bytes - span));
+  }
+  return ok;
 }
 
 bool VmmAllocator::unmaps_across(CUmemGenericAllocationHandle a, CUmemGenericAllocationHandle b) noexcept {
@@ -143,10 +205,17 @@ CUresult VmmAllocator::allocate(size_t bytes, CUdeviceptr& base,
     if (r == CUDA_SUCCESS) pages[i] = h.release();
   }
   if (r == CUDA_SUCCESS) {
-    note_vmm_calls();
-    r = api.cuMemSetAccess(va, total, &access_, 1);
+    try {
+      std::lock_guard lock(reservations_mu_);
+      reservations_.emplace_back(va, total);
+    } catch (...) {
+      r = CUDA_ERROR_OUT_OF_MEMORY;
+    }
   }
+  // After the registration: a grant from now on walks this range too.
+  if (r == CUDA_SUCCESS) r = set_access(va, total);
   if (r != CUDA_SUCCESS) {
+    forget_reservation(va);
     release_pages(va, pages, 0, count);
     api.cuMemAddressFree(va, total + page_);
     pages.clear();
@@ -168,7 +237,17 @@ void VmmAllocator::release_pages(CUdeviceptr base, std::vector<CUmemGenericAlloc
   }
 }
 
+void VmmAllocator::forget_reservation(CUdeviceptr base) noexcept {
+  std::lock_guard lock(reservations_mu_);
+  for (auto it = reservations_.begin(); it != reservations_.end(); ++it) {
+    if (it->first != base) continue;
+    reservations_.erase(it);
+    return;
+  }
+}
+
 void VmmAllocator::free_address_range(CUdeviceptr base, size_t bytes) noexcept {
+  forget_reservation(base);
   driver().base.cuMemAddressFree(base, bytes + page_);  // the guard page of allocate()
 }
 

@@ -10,8 +10,12 @@
 
 #include <cuda.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
+#include <mutex>
+#include <shared_mutex>
+#include <utility>
 #include <vector>
 
 #include "runtime/driver_objects.h"
@@ -41,7 +45,16 @@ class VmmAllocator {
   // whole mappings, docs/RESULTS.md §6.3; set-access is the costly call).
   CUresult map_without_access(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle,
                               size_t offset = 0) noexcept;
+  // Read/write for the runtime's device and every device granted below.
   CUresult set_access(CUdeviceptr at, size_t bytes) noexcept;
+  // Another device may reach the memory served here (the program enabled
+  // peer access from a context of `device` to the runtime's): what is mapped
+  // now is granted to it at once, and every later mapping grants it too, as
+  // cuCtxEnablePeerAccess grants cuMemAlloc memory. VMM memory needs it
+  // spelled out (cuMemSetAccess per device); peer access alone does not
+  // cover it. False if the driver refused a grant (logged by the caller).
+  bool grant_device(CUdevice device) noexcept;
+  bool granted(CUdevice device) const noexcept;
   // Whether the driver maps a part of `handle` (its first page, into a
   // scratch reservation): the H200's driver (580, CUDA 13) answers
   // CUDA_ERROR_NOT_SUPPORTED to any mapping that is not the whole handle,
@@ -65,8 +78,17 @@ class VmmAllocator {
   uint64_t create_calls() const noexcept { return create_calls_.load(std::memory_order_relaxed); }
 
  private:
+  static constexpr size_t kMaxDevices = 16;
   CUmemAllocationProp prop_{};
-  CUmemAccessDesc access_{};
+  // Read by set_access under a shared lock; grant_device changes it under
+  // the exclusive lock and grants what is mapped before letting go, so each
+  // range is either granted by the walk or mapped with the new list.
+  mutable std::shared_mutex access_mu_;
+  std::array<CUmemAccessDesc, kMaxDevices> access_{};  // [0]: the runtime's device
+  size_t access_count_ = 1;
+  // Every range allocate() reserved (base, mapped bytes): what a grant walks.
+  std::mutex reservations_mu_;
+  std::vector<std::pair<CUdeviceptr, size_t>> reservations_;
   size_t page_ = 0;
   // Statistics for docs/RUNTIME.md. Atomic: the look-ahead stager maps with
   // the runtime lock dropped (ThreadSanitizer, the random programs).
@@ -74,6 +96,7 @@ class VmmAllocator {
   std::atomic<uint64_t> vmm_calls_{0};
   std::atomic<uint64_t> create_calls_{0};  // of which cuMemCreate
   void note_vmm_calls(uint64_t n = 1) noexcept { vmm_calls_.fetch_add(n, std::memory_order_relaxed); }
+  void forget_reservation(CUdeviceptr base) noexcept;
 };
 
 }  // namespace nz::rt

@@ -36,13 +36,17 @@ extern "C" {
 CUresult CUDAAPI cuModuleLoad(CUmodule* mod, const char* path) {
   NZ_REQUIRE_INIT();
   if (CUresult r = need_context(); r != CUDA_SUCCESS) return r;
-  return load_module_file(path, reinterpret_cast<Module**>(mod));
+  CUresult r = load_module_file(path, reinterpret_cast<Module**>(mod));
+  if (r == CUDA_SUCCESS) reinterpret_cast<Module*>(*mod)->ctx = current_context();
+  return r;
 }
 
 CUresult CUDAAPI cuModuleLoadData(CUmodule* mod, const void* image) {
   NZ_REQUIRE_INIT();
   if (CUresult r = need_context(); r != CUDA_SUCCESS) return r;
-  return load_module_image(image, reinterpret_cast<Module**>(mod));
+  CUresult r = load_module_image(image, reinterpret_cast<Module**>(mod));
+  if (r == CUDA_SUCCESS) reinterpret_cast<Module*>(*mod)->ctx = current_context();
+  return r;
 }
 
 CUresult CUDAAPI cuModuleLoadDataEx(CUmodule* mod, const void* image, unsigned int, CUjit_option*, void**) {

@@ -183,9 +183,11 @@ CUresult CUDAAPI cuEventCreate(CUevent* out, unsigned int flags) {
   NZ_REQUIRE_INIT();
   if (!out) return CUDA_ERROR_INVALID_VALUE;
   if (flags & ~(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS)) return CUDA_ERROR_INVALID_VALUE;
-  if (!current_context()) return CUDA_ERROR_INVALID_CONTEXT;
+  Context* ctx = current_context();
+  if (!ctx) return CUDA_ERROR_INVALID_CONTEXT;
   auto* e = new Event;
   e->core->flags = flags;
+  e->ctx = ctx;
   *out = reinterpret_cast<CUevent>(e);
   return CUDA_SUCCESS;
 }
@@ -202,6 +204,10 @@ CUresult CUDAAPI cuEventRecordWithFlags(CUevent ev, CUstream h, unsigned int) {
   if (!ev) return CUDA_ERROR_INVALID_HANDLE;
   Stream* s;
   if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
+  // The driver records an event only on a stream of the context it was
+  // created in (cudaEventRecord: "event and stream must be on the same CUDA
+  // context"); waits and queries work across contexts.
+  if (reinterpret_cast<Event*>(ev)->ctx != s->ctx) return CUDA_ERROR_INVALID_HANDLE;
   auto core = reinterpret_cast<Event*>(ev)->core;
   std::shared_ptr<Capture> cap;
   {

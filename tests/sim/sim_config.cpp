@@ -25,6 +25,10 @@ Config read_config() {
   if (const char* log = std::getenv("NZSIM_LOG")) c.log = std::strcmp(log, "0") != 0 && *log;
   if (const char* off = std::getenv("NZSIM_MAP_OFFSETS")) c.map_offsets = std::strcmp(off, "0") != 0;
   if (const char* across = std::getenv("NZSIM_UNMAP_ACROSS")) c.unmap_across = std::strcmp(across, "0") != 0;
+  if (const char* n = std::getenv("NZSIM_DEVICES")) {
+    const long v = std::strtol(n, nullptr, 10);
+    if (v >= 1 && v <= static_cast<long>(kMaxDevices)) c.devices = static_cast<unsigned>(v);
+  }
   if (const char* t = std::getenv("NZSIM_PEAK_TRACE"); t && *t) c.peak_trace_above = std::strtoull(t, nullptr, 10);
   return c;
 }

@@ -21,9 +21,10 @@ std::atomic<unsigned long long> g_next_ctx_id{1};
 // Never destroyed: stream workers may still run at process exit.
 std::mutex& g_ctx_mu = *new std::mutex;
 std::set<Context*>& g_live = *new std::set<Context*>;  // contexts not destroyed
-Context* g_primary = nullptr;
-unsigned g_primary_refs = 0;
-unsigned g_primary_flags = 0;
+// Per device (NZSIM_DEVICES).
+Context* g_primary[kMaxDevices] = {};
+unsigned g_primary_refs[kMaxDevices] = {};
+unsigned g_primary_flags[kMaxDevices] = {};
 
 // The calling thread's context stack. Trivially destructible, so that it
 // still works in atexit handlers (a preloaded library's exit report calls the
@@ -132,6 +133,12 @@ bool valid_context(Context* c) {
   return g_live.count(c) != 0;
 }
 
+bool reaches_linear_memory_of(Context* from, Context* owner) {
+  if (from == nullptr || owner == nullptr || from->device == owner->device) return true;
+  std::lock_guard lock(from->mu);
+  return std::find(from->peers.begin(), from->peers.end(), owner) != from->peers.end();
+}
+
 void poison(Context* c, CUresult error) {
   CUresult expected = CUDA_SUCCESS;
   c->sticky.compare_exchange_strong(expected, error);
@@ -182,7 +189,7 @@ extern "C" {
 CUresult CUDAAPI cuCtxCreate_v2(CUcontext* pctx, unsigned int flags, CUdevice dev) {
   NZ_REQUIRE_INIT();
   if (!pctx) return CUDA_ERROR_INVALID_VALUE;
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   if (tl_stack.full()) return CUDA_ERROR_OUT_OF_MEMORY;
   Context* c = new_context(dev, flags, false);
   tl_stack.push_back(c);
@@ -361,35 +368,65 @@ CUresult CUDAAPI cuCtxResetPersistingL2Cache(void) {
   return CUDA_SUCCESS;
 }
 
+// Peer access, as the driver documents it: one direction per call, from the
+// current context to `peer`'s memory; flags must be 0; a context on the same
+// device or a device that cannot reach the peer is refused.
+CUresult CUDAAPI cuCtxEnablePeerAccess(CUcontext peer, unsigned int flags) {
+  NZ_REQUIRE_INIT();
+  Context* c = current_context();
+  if (!c) return CUDA_ERROR_INVALID_CONTEXT;
+  auto* p = reinterpret_cast<Context*>(peer);
+  if (!valid_context(p)) return CUDA_ERROR_INVALID_CONTEXT;
+  if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (p->device == c->device) return CUDA_ERROR_INVALID_DEVICE;
+  std::lock_guard lock(c->mu);
+  if (std::find(c->peers.begin(), c->peers.end(), p) != c->peers.end()) return CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED;
+  c->peers.push_back(p);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxDisablePeerAccess(CUcontext peer) {
+  NZ_REQUIRE_INIT();
+  Context* c = current_context();
+  if (!c) return CUDA_ERROR_INVALID_CONTEXT;
+  auto* p = reinterpret_cast<Context*>(peer);
+  if (!valid_context(p)) return CUDA_ERROR_INVALID_CONTEXT;
+  std::lock_guard lock(c->mu);
+  auto it = std::find(c->peers.begin(), c->peers.end(), p);
+  if (it == c->peers.end()) return CUDA_ERROR_PEER_ACCESS_NOT_ENABLED;
+  c->peers.erase(it);
+  return CUDA_SUCCESS;
+}
+
 CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice dev) {
   NZ_REQUIRE_INIT();
   if (!pctx) return CUDA_ERROR_INVALID_VALUE;
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   Context* c;
   {
     std::lock_guard lock(g_ctx_mu);
-    c = g_primary;
+    c = g_primary[dev];
   }
   if (!c) {
-    Context* fresh = new_context(dev, g_primary_flags, true);
+    Context* fresh = new_context(dev, g_primary_flags[dev], true);
     std::lock_guard lock(g_ctx_mu);
-    if (!g_primary) g_primary = fresh;  // a racing retain may have won; keep one
-    c = g_primary;
+    if (!g_primary[dev]) g_primary[dev] = fresh;  // a racing retain may have won; keep one
+    c = g_primary[dev];
   }
   std::lock_guard lock(g_ctx_mu);
-  ++g_primary_refs;
+  ++g_primary_refs[dev];
   *pctx = reinterpret_cast<CUcontext>(c);
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev) {
   NZ_REQUIRE_INIT();
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   Context* c = nullptr;
   {
     std::lock_guard lock(g_ctx_mu);
-    if (g_primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
-    if (--g_primary_refs == 0) c = g_primary;
+    if (g_primary_refs[dev] == 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (--g_primary_refs[dev] == 0) c = g_primary[dev];
   }
   // The last reference destroys the primary context's work and memory, as a
   // real driver does (the handle stays valid: a later retain revives it).
@@ -402,12 +439,12 @@ CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev) {
 
 CUresult CUDAAPI cuDevicePrimaryCtxReset(CUdevice dev) {
   NZ_REQUIRE_INIT();
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   Context* c;
   {
     std::lock_guard lock(g_ctx_mu);
-    c = g_primary;
-    g_primary_refs = 0;
+    c = g_primary[dev];
+    g_primary_refs[dev] = 0;
   }
   if (!c) return CUDA_SUCCESS;
   teardown(c);
@@ -417,20 +454,20 @@ CUresult CUDAAPI cuDevicePrimaryCtxReset(CUdevice dev) {
 
 CUresult CUDAAPI cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int* flags, int* active) {
   NZ_REQUIRE_INIT();
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   if (!flags || !active) return CUDA_ERROR_INVALID_VALUE;
   std::lock_guard lock(g_ctx_mu);
-  *flags = g_primary_flags;
-  *active = g_primary_refs > 0 ? 1 : 0;
+  *flags = g_primary_flags[dev];
+  *active = g_primary_refs[dev] > 0 ? 1 : 0;
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuDevicePrimaryCtxSetFlags(CUdevice dev, unsigned int flags) {
   NZ_REQUIRE_INIT();
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   std::lock_guard lock(g_ctx_mu);
-  g_primary_flags = flags;
-  if (g_primary) g_primary->flags = flags;
+  g_primary_flags[dev] = flags;
+  if (g_primary[dev]) g_primary[dev]->flags = flags;
   return CUDA_SUCCESS;
 }
 

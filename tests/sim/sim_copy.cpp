@@ -12,6 +12,7 @@
 #include "sim_graph_nodes.h"
 #include "sim_memory.h"
 #include "sim_stream.h"
+#include "sim_va.h"
 
 using namespace nzsim;
 
@@ -62,11 +63,31 @@ CUresult copy_snapshot_body(void* arg) {
   return CUDA_SUCCESS;
 }
 
+// A plain copy run in `ctx` to or from another device's virtual memory that
+// device was not granted: refused at the call. The driver refuses it for
+// stream-ordered (pool) memory, whose copies between devices must be
+// cuMemcpyPeer*, and a copy engine without a mapping of the pages cannot do
+// better for cuMemCreate memory. Peer copies name both contexts and pass.
+bool refused_across_devices(Context* ctx, const Plane& p) {
+  if (config().devices <= 1) return false;
+  for (uintptr_t a : {p.dst, p.src}) {
+    if (!va_contains(a)) continue;
+    RangeInfo r;
+    if (!find_vmm_mapping(a, &r) || vmm_reachable_from(a, ctx->device, nullptr)) continue;
+    log_error("memcpy in a context of device {} to or from {:#x}: virtual memory not granted to it (use cuMemcpyPeer)",
+              static_cast<int>(ctx->device), a);
+    return true;
+  }
+  return false;
+}
+
 // Queues the copy; `sync` waits for it. `stage_source`: read the source now.
-CUresult enqueue_copy(CUstream h, Plane plane, bool sync, bool stage_source) {
+// `peer`: cuMemcpyPeer*, which names the contexts of both sides.
+CUresult enqueue_copy(CUstream h, Plane plane, bool sync, bool stage_source, bool peer = false) {
   Stream* s;
   if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
   if (CUresult r = s->ctx->sticky.load(); r != CUDA_SUCCESS) return r;
+  if (!peer && refused_across_devices(s->ctx, plane)) return CUDA_ERROR_INVALID_VALUE;
   if (plane.width == 0 || plane.height == 0 || plane.depth == 0) return CUDA_SUCCESS;
   WorkItem item;
   item.kind = ItemKind::copy;
@@ -106,9 +127,9 @@ Plane linear(uintptr_t dst, uintptr_t src, size_t bytes) { return Plane{dst, src
 
 bool pageable(uintptr_t addr) { return kind_of(addr) == MemKind::pageable_host; }
 
-CUresult copy_1d(uintptr_t dst, uintptr_t src, size_t bytes, CUstream h, bool async) {
+CUresult copy_1d(uintptr_t dst, uintptr_t src, size_t bytes, CUstream h, bool async, bool peer = false) {
   bool sync = !async || pageable(dst);
-  return enqueue_copy(h, linear(dst, src, bytes), sync, pageable(src));
+  return enqueue_copy(h, linear(dst, src, bytes), sync, pageable(src), peer);
 }
 
 template <typename T>
@@ -284,11 +305,11 @@ CUresult CUDAAPI cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, C
 }
 CUresult CUDAAPI cuMemcpyPeer(CUdeviceptr dst, CUcontext, CUdeviceptr src, CUcontext, size_t n) {
   NZ_REQUIRE_INIT();
-  return copy_1d(dst, src, n, NZ_SYNC_STREAM, false);
+  return copy_1d(dst, src, n, NZ_SYNC_STREAM, false, true);
 }
 CUresult CUDAAPI cuMemcpyPeerAsync(CUdeviceptr dst, CUcontext, CUdeviceptr src, CUcontext, size_t n, CUstream h) {
   NZ_REQUIRE_INIT();
-  return copy_1d(dst, src, n, h, true);
+  return copy_1d(dst, src, n, h, true, true);
 }
 CUresult CUDAAPI cuMemcpy2D(const CUDA_MEMCPY2D* p) {
   NZ_REQUIRE_INIT();

@@ -2,6 +2,7 @@
 // cuGetProcAddress.
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <string_view>
@@ -112,21 +113,21 @@ CUresult CUDAAPI cuDriverGetVersion(int* version) {
 CUresult CUDAAPI cuDeviceGet(CUdevice* dev, int ordinal) {
   NZ_REQUIRE_INIT();
   if (!dev) return CUDA_ERROR_INVALID_VALUE;
-  if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
-  *dev = 0;
+  if (!valid_device(ordinal)) return CUDA_ERROR_INVALID_DEVICE;
+  *dev = ordinal;
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuDeviceGetCount(int* count) {
   NZ_REQUIRE_INIT();
   if (!count) return CUDA_ERROR_INVALID_VALUE;
-  *count = 1;
+  *count = static_cast<int>(config().devices);
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuDeviceGetName(char* name, int len, CUdevice dev) {
   NZ_REQUIRE_INIT();
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   if (!name || len <= 0) return CUDA_ERROR_INVALID_VALUE;
   std::strncpy(name, kDeviceName, static_cast<size_t>(len) - 1);
   name[len - 1] = '\0';
@@ -135,7 +136,7 @@ CUresult CUDAAPI cuDeviceGetName(char* name, int len, CUdevice dev) {
 
 CUresult CUDAAPI cuDeviceTotalMem(size_t* bytes, CUdevice dev) {
   NZ_REQUIRE_INIT();
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   if (!bytes) return CUDA_ERROR_INVALID_VALUE;
   *bytes = config().total_bytes;
   return CUDA_SUCCESS;
@@ -143,7 +144,7 @@ CUresult CUDAAPI cuDeviceTotalMem(size_t* bytes, CUdevice dev) {
 
 CUresult CUDAAPI cuDeviceGetAttribute(int* value, CUdevice_attribute attrib, CUdevice dev) {
   NZ_REQUIRE_INIT();
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   if (!value || attrib <= 0 || attrib >= CU_DEVICE_ATTRIBUTE_MAX) return CUDA_ERROR_INVALID_VALUE;
   *value = device_attribute(attrib);
   return CUDA_SUCCESS;
@@ -151,7 +152,7 @@ CUresult CUDAAPI cuDeviceGetAttribute(int* value, CUdevice_attribute attrib, CUd
 
 CUresult CUDAAPI cuDeviceComputeCapability(int* major, int* minor, CUdevice dev) {
   NZ_REQUIRE_INIT();
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   if (!major || !minor) return CUDA_ERROR_INVALID_VALUE;
   *major = 9;
   *minor = 0;
@@ -160,26 +161,32 @@ CUresult CUDAAPI cuDeviceComputeCapability(int* major, int* minor, CUdevice dev)
 
 CUresult CUDAAPI cuDeviceGetUuid(CUuuid* uuid, CUdevice dev) {
   NZ_REQUIRE_INIT();
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   if (!uuid) return CUDA_ERROR_INVALID_VALUE;
   std::memcpy(uuid->bytes, "nzsim-device-000", 16);
+  uuid->bytes[15] = static_cast<char>('0' + dev);
   return CUDA_SUCCESS;
 }
 
 
 CUresult CUDAAPI cuDeviceGetPCIBusId(char* bus, int len, CUdevice dev) {
   NZ_REQUIRE_INIT();
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
   if (!bus || len <= 0) return CUDA_ERROR_INVALID_VALUE;
-  std::strncpy(bus, "0000:00:00.0", static_cast<size_t>(len) - 1);
+  char id[32];
+  std::snprintf(id, sizeof id, "0000:0%d:00.0", static_cast<int>(dev));
+  std::strncpy(bus, id, static_cast<size_t>(len) - 1);
   bus[len - 1] = '\0';
   return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuDeviceCanAccessPeer(int* can, CUdevice, CUdevice) {
+// With NZSIM_DEVICES > 1 every pair of distinct devices is peer-capable
+// (NVLink-like); access still has to be enabled (sim_context.cpp, sim_vmm.cpp).
+CUresult CUDAAPI cuDeviceCanAccessPeer(int* can, CUdevice dev, CUdevice peer) {
   NZ_REQUIRE_INIT();
   if (!can) return CUDA_ERROR_INVALID_VALUE;
-  *can = 0;
+  if (!valid_device(dev) || !valid_device(peer)) return CUDA_ERROR_INVALID_DEVICE;
+  *can = dev != peer ? 1 : 0;
   return CUDA_SUCCESS;
 }
 

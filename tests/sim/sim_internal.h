@@ -22,10 +22,14 @@ struct Config {
   bool map_offsets = false;                // NZSIM_MAP_OFFSETS=1: cuMemMap of a slice of a handle works
   bool unmap_across = true;                // NZSIM_UNMAP_ACROSS=0: cuMemUnmap of several mappings at once fails
   uint64_t peak_trace_above = 0;           // NZSIM_PEAK_TRACE=BYTES: a backtrace at each new peak above
+  unsigned devices = 1;                    // NZSIM_DEVICES (1-8): devices sharing the one memory pool
 };
 
 // Read once from the environment (first use).
 const Config& config();
+
+constexpr unsigned kMaxDevices = 8;
+inline bool valid_device(CUdevice d) { return d >= 0 && static_cast<unsigned>(d) < config().devices; }
 
 // True once cuInit has succeeded.
 bool initialized();

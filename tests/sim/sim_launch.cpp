@@ -10,8 +10,10 @@
 #include "sim_cost.h"
 #include "sim_graph_nodes.h"
 #include "sim_launch.h"
+#include "sim_memory.h"
 #include "sim_module.h"
 #include "sim_stream.h"
+#include "sim_va.h"
 
 using namespace nzsim;
 
@@ -69,6 +71,21 @@ WorkItem kernel_item(std::shared_ptr<KernelPayload> p) {
   item.node = std::move(node);
   item.body = [p] {
     count_launch();
+    // With several devices: a pointer argument into memory this kernel's
+    // device may not reach faults, as on a GPU (sim_memory.h).
+    if (config().devices > 1 && p->launch.stream != nullptr) {
+      Context* ctx = static_cast<Stream*>(p->launch.stream)->ctx;
+      for (unsigned i = 0; i < p->desc->param_count; ++i) {
+        if (p->desc->params[i].size != sizeof(uintptr_t)) continue;
+        uintptr_t v = 0;
+        std::memcpy(&v, p->launch.params[i], sizeof v);
+        const char* why = "";
+        if (!va_contains(v) || reachable_from_context(ctx, v, &why)) continue;
+        log_error("illegal address {:#x} in {} on device {}: {}", v, p->desc->name, static_cast<int>(ctx->device), why);
+        count_fault();
+        return CUDA_ERROR_ILLEGAL_ADDRESS;
+      }
+    }
     int rc = p->desc->fn(&p->launch);
     if (rc == NZSIM_KERNEL_ILLEGAL_ADDRESS) {
       // Memory a GPU would not have reached (nzsim_device_accessible): a fault.
@@ -94,6 +111,10 @@ CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned b
   Stream* s;
   if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
   if (CUresult r = s->ctx->sticky.load(); r != CUDA_SUCCESS) return r;
+  // A module's CUfunction is its context's: on a stream of another device's
+  // context the driver refuses it ("invalid resource handle").
+  if (Kernel* k = as_function(fn); k != nullptr && k->module->ctx != nullptr && k->module->ctx->device != s->ctx->device)
+    return CUDA_ERROR_INVALID_HANDLE;
   p->launch.stream = s;
   submit(s, kernel_item(std::move(p)));
   return CUDA_SUCCESS;

@@ -160,6 +160,28 @@ bool find_device_range(uintptr_t addr, RangeInfo* out) {
   return find_vmm_mapping(addr, out);
 }
 
+bool reachable_from_context(Context* ctx, uintptr_t addr, const char** why) {
+  if (config().devices <= 1 || ctx == nullptr) return true;
+  Context* owner = nullptr;
+  bool linear = false;
+  {
+    std::lock_guard lock(g_mu);
+    auto it = find_containing(g_allocs, addr);
+    if (it != g_allocs.end()) {
+      linear = true;
+      owner = it->second.ctx;
+    }
+  }
+  if (linear) {
+    if (reaches_linear_memory_of(ctx, owner)) return true;
+    if (why) *why = "another device's cuMemAlloc memory, peer access not enabled";
+    return false;
+  }
+  if (vmm_reachable_from(addr, ctx->device, nullptr)) return true;
+  if (why) *why = "virtual memory not granted to this device (cuMemSetAccess)";
+  return false;
+}
+
 bool find_host_range(uintptr_t addr, HostRangeInfo* out) {
   std::lock_guard lock(g_mu);
   auto it = find_containing(g_hosts, addr);
@@ -354,7 +376,12 @@ CUresult CUDAAPI cuPointerGetAttribute(void* data, CUpointer_attribute attribute
     case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *static_cast<int*>(data) = 1; break;
     case CU_POINTER_ATTRIBUTE_BUFFER_ID: *static_cast<unsigned long long*>(data) = is_dev ? dev.buffer_id : 0; break;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED: *static_cast<int*>(data) = 0; break;
-    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data) = 0; break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: {
+      int owner = ctx ? static_cast<int>(ctx->device) : 0;
+      if (is_dev && dev.vmm) vmm_reachable_from(ptr, 0, &owner);
+      *static_cast<int*>(data) = owner;
+      break;
+    }
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
       *static_cast<CUdeviceptr*>(data) = is_dev ? dev.base : host.base;
       break;

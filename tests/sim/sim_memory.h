@@ -44,5 +44,15 @@ bool device_accessible(uintptr_t addr, size_t bytes);
 
 // VMM lookups (sim_vmm.cpp).
 bool find_vmm_mapping(uintptr_t addr, RangeInfo* out);
+// False if `addr` is mapped VMM memory that `device` was not granted access
+// to (cuMemSetAccess); true otherwise (not VMM memory, or granted). `owner`:
+// the device of the mapped physical memory, when it is VMM memory.
+bool vmm_reachable_from(uintptr_t addr, CUdevice device, int* owner);
+
+// What a kernel or copy running in `ctx` may reach at `addr` (NZSIM_DEVICES
+// > 1 only; always true with one device): another device's VMM memory needs
+// that device's grant, its cuMemAlloc memory peer access (cuCtxEnablePeerAccess).
+// `why` names the refusal.
+bool reachable_from_context(Context* ctx, uintptr_t addr, const char** why);
 
 }  // namespace nzsim

@@ -10,6 +10,7 @@
 namespace nzsim {
 
 struct Module;
+struct Context;
 
 constexpr uint32_t kKernelMagic = 0x4b524e4c;
 constexpr uint32_t kKernelViewMagic = 0x4b56494b;
@@ -39,6 +40,9 @@ struct Module {  // handed out as both CUmodule and CUlibrary
   int memfd = -1;  // when loaded from image bytes
   std::string path;
   std::vector<std::unique_ptr<Kernel>> kernels;
+  // The context current at cuModuleLoad*: its CUfunctions launch there only
+  // (null for libraries, whose kernels any context may launch).
+  Context* ctx = nullptr;
 };
 
 CUresult load_module_file(const char* path, Module** out);

@@ -80,12 +80,16 @@ struct Context {
   std::shared_ptr<Stream> legacy_stream;
   std::mutex mu;
   std::vector<std::shared_ptr<Stream>> streams;  // user and per-thread streams
+  std::vector<Context*> peers;  // contexts whose cuMemAlloc memory this one may reach (cuCtxEnablePeerAccess)
   size_t limits[16] = {};
 };
 
 // --- contexts (sim_context.cpp) ---
 Context* current_context();  // this thread's current context, or null
 bool valid_context(Context* c);
+// Whether kernels in `from` may reach `owner`'s cuMemAlloc memory: the same
+// device, or peer access enabled from `from` to `owner`.
+bool reaches_linear_memory_of(Context* from, Context* owner);
 // Waits for every stream of the context; returns its sticky error.
 CUresult synchronize_context(Context* c);
 void poison(Context* c, CUresult error);
@@ -130,6 +134,7 @@ struct EventCore {
 
 struct Event {
   std::shared_ptr<EventCore> core = std::make_shared<EventCore>();
+  Context* ctx = nullptr;  // current at cuEventCreate: records only on its streams
 };
 
 double now_ms();

@@ -29,7 +29,10 @@ struct Mapping {
   size_t size = 0;
   Physical* physical = nullptr;
   size_t offset = 0;
-  CUmemAccess_flags access = CU_MEM_ACCESS_FLAGS_PROT_NONE;
+  // Per device: cuMemSetAccess grants each device its own access. The host
+  // pages carry the widest grant (one address space); kernels and copies of
+  // other devices are checked against their own entry (vmm_reachable_from).
+  CUmemAccess_flags access[kMaxDevices] = {};
 };
 
 // Never destroyed (as sim_memory.cpp's maps): stream workers may still run
@@ -85,6 +88,16 @@ bool find_vmm_mapping(uintptr_t addr, RangeInfo* out) {
   return true;
 }
 
+bool vmm_reachable_from(uintptr_t addr, CUdevice device, int* owner) {
+  std::lock_guard lock(g_mu);
+  auto it = g_mappings.upper_bound(addr);
+  if (it == g_mappings.begin()) return true;
+  --it;
+  if (addr >= it->first + it->second.size) return true;  // not VMM memory
+  if (owner) *owner = it->second.physical->prop.location.id;
+  return valid_device(device) && it->second.access[device] != CU_MEM_ACCESS_FLAGS_PROT_NONE;
+}
+
 }  // namespace nzsim
 
 using namespace nzsim;
@@ -136,7 +149,7 @@ CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, 
   if (!handle || !prop || flags != 0 || size == 0 || size % kGranularity != 0) return CUDA_ERROR_INVALID_VALUE;
   if (prop->type != CU_MEM_ALLOCATION_TYPE_PINNED) return CUDA_ERROR_INVALID_VALUE;
   if (prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE) return CUDA_ERROR_INVALID_VALUE;
-  if (prop->location.id != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!valid_device(prop->location.id)) return CUDA_ERROR_INVALID_DEVICE;
   if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
   if (!try_reserve_physical(size)) return CUDA_ERROR_OUT_OF_MEMORY;
   int fd = memfd_create("nzsim-physical", MFD_CLOEXEC);
@@ -188,7 +201,7 @@ CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGene
                  static_cast<off_t>(offset));
   if (m == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
   ++p->refs;
-  g_mappings[ptr] = Mapping{size, p, offset, CU_MEM_ACCESS_FLAGS_PROT_NONE};
+  g_mappings[ptr] = Mapping{size, p, offset, {}};
   return CUDA_SUCCESS;
 }
 
@@ -215,15 +228,10 @@ CUresult CUDAAPI cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessD
   NZ_REQUIRE_INIT();
   if (!desc || count == 0 || size == 0) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult r = check_capture_unsafe_call(); r != CUDA_SUCCESS) return r;
-  CUmemAccess_flags flags = CU_MEM_ACCESS_FLAGS_PROT_NONE;
   for (size_t i = 0; i < count; ++i) {
     if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE) return CUDA_ERROR_INVALID_VALUE;
-    if (desc[i].location.id != 0) return CUDA_ERROR_INVALID_DEVICE;
-    flags = desc[i].flags;
+    if (!valid_device(desc[i].location.id)) return CUDA_ERROR_INVALID_DEVICE;
   }
-  int prot = flags == CU_MEM_ACCESS_FLAGS_PROT_READWRITE ? PROT_READ | PROT_WRITE
-             : flags == CU_MEM_ACCESS_FLAGS_PROT_READ    ? PROT_READ
-                                                         : PROT_NONE;
   std::lock_guard lock(g_mu);
   // The range may start or end inside a mapping, but must be fully mapped.
   auto it = g_mappings.upper_bound(ptr);
@@ -238,21 +246,34 @@ CUresult CUDAAPI cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessD
     cursor = it->first + it->second.size;
     ++it;
   }
+  // Devices not named keep their access; the host pages take the widest
+  // grant of the first mapping touched (a range is granted alike throughout).
+  CUmemAccess_flags access[kMaxDevices];
+  std::copy(std::begin(touched.front()->access), std::end(touched.front()->access), access);
+  for (size_t i = 0; i < count; ++i) access[desc[i].location.id] = desc[i].flags;
+  CUmemAccess_flags widest = CU_MEM_ACCESS_FLAGS_PROT_NONE;
+  for (CUmemAccess_flags f : access)
+    if (f == CU_MEM_ACCESS_FLAGS_PROT_READWRITE || (f == CU_MEM_ACCESS_FLAGS_PROT_READ && widest == CU_MEM_ACCESS_FLAGS_PROT_NONE))
+      widest = f;
+  int prot = widest == CU_MEM_ACCESS_FLAGS_PROT_READWRITE ? PROT_READ | PROT_WRITE
+             : widest == CU_MEM_ACCESS_FLAGS_PROT_READ    ? PROT_READ
+                                                          : PROT_NONE;
   if (mprotect(reinterpret_cast<void*>(ptr), size, prot) != 0) return CUDA_ERROR_INVALID_VALUE;
-  for (Mapping* m : touched) m->access = flags;
+  for (Mapping* m : touched)
+    for (size_t i = 0; i < count; ++i) m->access[desc[i].location.id] = desc[i].flags;
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuMemGetAccess(unsigned long long* flags, const CUmemLocation* location, CUdeviceptr ptr) {
   NZ_REQUIRE_INIT();
   if (!flags || !location) return CUDA_ERROR_INVALID_VALUE;
-  if (location->type != CU_MEM_LOCATION_TYPE_DEVICE || location->id != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (location->type != CU_MEM_LOCATION_TYPE_DEVICE || !valid_device(location->id)) return CUDA_ERROR_INVALID_DEVICE;
   std::lock_guard lock(g_mu);
   auto it = g_mappings.upper_bound(ptr);
   if (it == g_mappings.begin()) return CUDA_ERROR_INVALID_VALUE;
   --it;
   if (ptr >= it->first + it->second.size) return CUDA_ERROR_INVALID_VALUE;
-  *flags = it->second.access;
+  *flags = it->second.access[location->id];
   return CUDA_SUCCESS;
 }
 

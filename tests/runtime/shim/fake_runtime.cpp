@@ -101,6 +101,8 @@ CUresult mem_free_async(CUdeviceptr, CUstream, bool, bool* handled) noexcept {
 }
 void on_module_unload() noexcept {}
 void on_context_destroy(CUcontext, CUdevice, bool) noexcept {}
+void on_peer_access_enabled(CUcontext) noexcept {}
+bool peer_copy_contexts(CUdeviceptr, CUdeviceptr, CUcontext*, CUcontext*) noexcept { return false; }
 void note_stream_destroyed() noexcept {}
 void on_graph_exec_update(CUgraphExec, CUgraph) noexcept {}
 void on_sticky_error(CUresult, const char*) noexcept {}

@@ -1,0 +1,90 @@
+// peer_access.cpp: other devices reaching the memory neuzip serves.
+//
+// Without neuzip, cuCtxEnablePeerAccess from a context of device B to the
+// context of device A lets B's kernels and copies reach every cuMemAlloc
+// allocation of A. neuzip serves those allocations with CUDA virtual memory,
+// which peer access does not cover: each device needs its own
+// cuMemSetAccess. So the runtime grants B whatever is mapped now and every
+// mapping it makes later (VmmAllocator::grant_device), as PyTorch's own
+// expandable segments do for their peers. Peer access enabled before the
+// runtime set up (the program enables it, then allocates) is kept and
+// granted at setup. Disabling peer access leaves the grant: more access than
+// asked for changes no result.
+#include "runtime/runtime.h"
+
+#include "runtime/log.h"
+
+namespace nz::rt {
+
+void Runtime::on_peer_access_enabled(CUcontext peer) noexcept {
+  const auto& api = driver().base;
+  CUdevice accessor = 0;
+  if (peer == nullptr || api.cuCtxGetDevice(&accessor) != CUDA_SUCCESS) return;
+  std::lock_guard lock(mutex_);
+  if (!setup_ok_) {
+    // Not set up yet (or never: then nothing is served and nothing to grant).
+    if (!setup_tried_ && pending_peers_.size() < 64) {
+      try {
+        pending_peers_.emplace_back(peer, accessor);
+      } catch (...) {
+      }
+    }
+    return;
+  }
+  grant_peer(peer, accessor);
+}
+
+void Runtime::grant_pending_peers() noexcept {
+  std::vector<std::pair<CUcontext, CUdevice>> pending;
+  pending.swap(pending_peers_);
+  for (const auto& [peer, accessor] : pending) grant_peer(peer, accessor);
+}
+
+void Runtime::grant_peer(CUcontext peer, CUdevice accessor) noexcept {
+  if (peer != context_ || accessor == device_ || vmm_.granted(accessor)) return;
+  if (vmm_.grant_device(accessor)) {
+    log(LogLevel::kInfo, "device {} enabled peer access to device {}: the memory neuzip serves there is granted to it",
+        static_cast<int>(accessor), device_ordinal_);
+  } else {
+    log(LogLevel::kError,
+        "device {} enabled peer access to device {}, but the driver refused to grant it the memory neuzip serves: "
+        "its kernels may fault there (NEUZIP=0 to confirm)",
+        static_cast<int>(accessor), device_ordinal_);
+  }
+}
+
+}  // namespace nz::rt
+
+namespace nz::rt {
+
+// The context a device pointer belongs to, as the driver answers; the
+// calling thread's for device memory the driver names no context for (a
+// program's own virtual memory); null for host memory or a failed query.
+static CUcontext device_context_of(CUdeviceptr p) noexcept {
+  const auto& api = driver();
+  if (api.cuPointerGetAttribute == nullptr) return nullptr;
+  unsigned type = 0;
+  if (api.cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, p) != CUDA_SUCCESS ||
+      type != CU_MEMORYTYPE_DEVICE)
+    return nullptr;
+  CUcontext ctx = nullptr;
+  if (api.cuPointerGetAttribute(&ctx, CU_POINTER_ATTRIBUTE_CONTEXT, p) == CUDA_SUCCESS && ctx != nullptr) return ctx;
+  return api.base.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS ? ctx : nullptr;
+}
+
+bool Runtime::peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dctx, CUcontext* sctx) noexcept {
+  const bool dst_ours = is_managed(dst);
+  const bool src_ours = is_managed(src);
+  if (!dst_ours && !src_ours) return false;
+  // Served memory exists, so setup completed before it was published.
+  CUcontext current = nullptr;
+  if (driver().base.cuCtxGetCurrent(&current) != CUDA_SUCCESS || current == nullptr || current == context_)
+    return false;
+  CUdevice device = 0;
+  if (driver().base.cuCtxGetDevice(&device) != CUDA_SUCCESS || device == device_) return false;
+  *dctx = dst_ours ? context_ : device_context_of(dst);
+  *sctx = src_ours ? context_ : device_context_of(src);
+  return *dctx != nullptr && *sctx != nullptr;
+}
+
+}  // namespace nz::rt
