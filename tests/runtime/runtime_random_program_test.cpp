@@ -103,6 +103,7 @@ struct Op {
   int a = 0, b = 0;  // buffers (b: the addend or the pair's second; never a)
   Slice slice;
   int stream = 0;    // which of the two streams
+  bool peer = false; // a read run on device 1 (peer_enabled())
   // Read from the weights the programs share (when there are): `a` of a
   // read (plain, through a list or a descriptor), `b` of an addition, a
   // pair, a list or a copy (all only read there).
@@ -120,6 +121,52 @@ bool foreign_enabled() {
     return v == nullptr || *v == '\0' || *v != '0';
   }();
   return on;
+}
+
+// With NZ_RANDOM_PEER=1 on two simulated devices (NZSIM_DEVICES=2), one read
+// in four runs on device 1, which enabled peer access to the served device
+// (a model split over GPUs): staged in the runtime's context for another
+// device's stream, its use recorded on that stream, the weight granted to
+// device 1. Drawn apart from the program's generator, so a seed is the same
+// program either way.
+bool peer_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("NZ_RANDOM_PEER");
+    return v != nullptr && *v == '1';
+  }();
+  return on;
+}
+
+// Device 1's primary context, peer access from it to the served context
+// (told to the runtime as the shim tells it), and sum_u16 loaded there.
+struct PeerDevice {
+  CUcontext ctx = nullptr;
+  CUfunction sum = nullptr;
+  std::string error;
+};
+
+const PeerDevice& peer_device(HookedDriver* d) {
+  static const PeerDevice peer = [d] {
+    PeerDevice p;
+    const auto& api = d->real().base;
+    auto retain = reinterpret_cast<CUresult (*)(CUcontext*, CUdevice)>(d->symbol("cuDevicePrimaryCtxRetain"));
+    auto enable = reinterpret_cast<CUresult (*)(CUcontext, unsigned)>(d->symbol("cuCtxEnablePeerAccess"));
+    auto load = reinterpret_cast<CUresult (*)(CUmodule*, const char*)>(d->symbol("cuModuleLoad"));
+    CUmodule m = nullptr;
+    if (!retain || !enable || !load || retain(&p.ctx, 1) != CUDA_SUCCESS) {
+      p.error = "no device 1 (NZSIM_DEVICES=2)";
+      return p;
+    }
+    api.cuCtxSetCurrent(p.ctx);
+    const CUresult r = enable(d->context(), 0);
+    if (r == CUDA_SUCCESS) nz::rt::on_peer_access_enabled(d->context());
+    if ((r != CUDA_SUCCESS && r != CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) ||
+        load(&m, test_module_path().c_str()) != CUDA_SUCCESS || api.cuModuleGetFunction(&p.sum, m, "sum_u16") != CUDA_SUCCESS)
+      p.error = "peer access or the module on device 1 failed";
+    api.cuCtxSetCurrent(d->context());
+    return p;
+  }();
+  return peer;
 }
 
 // A tensor: part of a segment (a caching allocator's cuMemAlloc of whole
@@ -157,11 +204,18 @@ class Program {
     for (auto s : streams)
       if (s != nullptr && s != CU_STREAM_PER_THREAD) d->real().base.cuStreamDestroy(s);
     if (order != nullptr) d->real().base.cuEventDestroy(order);
+    if (peer_stream != nullptr) d->real().base.cuStreamDestroy(peer_stream);
+    if (peer_done != nullptr) d->real().base.cuEventDestroy(peer_done);
   }
   Program(const Program&) = delete;
   Program& operator=(const Program&) = delete;
 
   void run();
+  // Whether an operation read a tensor of a segment the runtime serves, and
+  // something was compressed when the program had loaded (a program whose
+  // served tensors fill no whole page, or whose reads all fell on its own
+  // mappings, stages nothing: seed 38).
+  bool read_served() const { return read_served_ && compressed_at_load_; }
 
  private:
   void issue(const Op& op, size_t k, int it, bool on_device, std::vector<uint64_t>& expected);
@@ -240,11 +294,15 @@ class Program {
     ASSERT_EQ(nz_stats(&st, sizeof st), NZ_RT_OK);
     EXPECT_GE(st.unserved_bytes_peak, own) << "the program's own mappings are not counted";
     ASSERT_EQ(api.cuMemMap(seg.device, seg.bytes, 0, seg.handle, 0), CUDA_SUCCESS);
-    CUmemAccessDesc access{};
-    access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    access.location.id = 0;
-    access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-    ASSERT_EQ(api.cuMemSetAccess(seg.device, seg.bytes, &access, 1), CUDA_SUCCESS);
+    // Device 1 too where it reads (PyTorch grants its expandable segments'
+    // peers the same way).
+    CUmemAccessDesc access[2]{};
+    for (int dev = 0; dev < 2; ++dev) {
+      access[dev].location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+      access[dev].location.id = dev;
+      access[dev].flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    }
+    ASSERT_EQ(api.cuMemSetAccess(seg.device, seg.bytes, access, peer_enabled() ? 2 : 1), CUDA_SUCCESS);
   }
 
   // Frees a segment (no queued work may still touch it).
@@ -293,6 +351,12 @@ class Program {
   std::vector<CUdeviceptr> lists;  // per operation: its pointer array (list operations only)
   CUstream streams[2] = {nullptr, nullptr};
   CUevent order = nullptr;
+  // Device 1 (peer_enabled()): its stream and an event of its context.
+  CUstream peer_stream = nullptr;
+  CUevent peer_done = nullptr;
+  bool capturing_ = false;
+  bool read_served_ = false;
+  bool compressed_at_load_ = false;
   int current = 0;
   std::vector<Segment> segments;
   std::vector<Buffer> buffers;  // the segments' tensors, in segment order
@@ -321,12 +385,15 @@ class RandomProgram : public ::testing::TestWithParam<int> {
   // The runtime's counters after the programs ran: no checksum failure, and
   // not a test of the pass-through (the programs' ranges were compressed and
   // staged again); the simulator saw no access to an unmapped page.
-  void check_runtime(int seed) {
+  // `read_served`: Program::read_served() (or the two programs' shared
+  // weights were read).
+  void check_runtime(int seed, bool read_served = true) {
     ASSERT_EQ(g_driver->real().base.cuCtxSynchronize(), CUDA_SUCCESS);
     nz_runtime_stats st{};
     ASSERT_EQ(nz_stats(&st, sizeof st), NZ_RT_OK);
     EXPECT_EQ(st.checksum_failures, before.checksum_failures) << "seed " << seed;
-    EXPECT_GT(st.decompressions, before.decompressions) << "seed " << seed << ": nothing was ever compressed";
+    if (read_served)
+      EXPECT_GT(st.decompressions, before.decompressions) << "seed " << seed << ": nothing was ever compressed";
     nzsim_stats sim{};
     if (g_driver->sim_stats(sim)) {
       EXPECT_EQ(sim.faults, 0u) << "seed " << seed << ": the simulator caught an illegal address";
@@ -361,11 +428,31 @@ void Program::issue(const Op& op, size_t k, int it, bool on_device, std::vector<
     first -= first % 8;
   }
   const CUdeviceptr at = a.device + first * 2;
+  const bool reads_a = op.kind != OpKind::kFill && op.kind != OpKind::kOverwrite && op.kind != OpKind::kUntag &&
+                       op.kind != OpKind::kCopy;
+  const bool reads_b = op.kind == OpKind::kAdd || op.kind == OpKind::kPair || op.kind == OpKind::kList ||
+                       op.kind == OpKind::kCopy;
+  auto served = [&](const Buffer& t, bool from_shared) { return from_shared || segments[t.segment].handle == 0; };
+  if ((reads_a && served(a, from_shared_a)) || (reads_b && served(b, from_shared_b))) read_served_ = true;
   switch (op.kind) {
     case OpKind::kRead: {
       uint64_t n = count;
       CUdeviceptr out = results + expected.size() * 8;
-      if (on_device && k % 3 == 2) {
+      if (on_device && op.peer && peer_stream != nullptr && !capturing_) {
+        // On device 1, ordered between this program's work on device 0 both
+        // ways; the hooks run with device 1's context current, as there.
+        const auto& api = d->real().base;
+        const PeerDevice& peer = peer_device(d);
+        ASSERT_EQ(api.cuEventRecord(order, s), CUDA_SUCCESS);
+        ASSERT_EQ(api.cuCtxSetCurrent(peer.ctx), CUDA_SUCCESS);
+        ASSERT_EQ(api.cuStreamWaitEvent(peer_stream, order, 0), CUDA_SUCCESS);
+        const CUresult r = d->launch(peer.sum, {const_cast<CUdeviceptr*>(&at), &n, &out}, peer_stream);
+        const CUresult recorded = api.cuEventRecord(peer_done, peer_stream);
+        ASSERT_EQ(api.cuCtxSetCurrent(d->context()), CUDA_SUCCESS);
+        ASSERT_EQ(r, CUDA_SUCCESS);
+        ASSERT_EQ(recorded, CUDA_SUCCESS);
+        ASSERT_EQ(api.cuStreamWaitEvent(s, peer_done, 0), CUDA_SUCCESS);
+      } else if (on_device && k % 3 == 2) {
         // Parameters packed in an `extra` buffer (CU_LAUNCH_PARAM_BUFFER_POINTER).
         const uint64_t packed[3] = {at, n, out};
         ASSERT_EQ(d->launch_packed(f_sum, packed, sizeof packed, s), CUDA_SUCCESS);
@@ -512,10 +599,15 @@ void Program::capture(size_t from, size_t to, int it, std::vector<uint64_t>& exp
   const CUstreamCaptureMode mode = share > 1 ? CU_STREAM_CAPTURE_MODE_THREAD_LOCAL : CU_STREAM_CAPTURE_MODE_GLOBAL;
   ASSERT_EQ(graph.api.begin(s, mode), CUDA_SUCCESS);
   nz::rt::on_capture_begin(s);  // the shim's part, after the real call
+  capturing_ = true;  // device 1's reads stay out of the graph
   for (size_t k = from; k < to; ++k) {
     issue(program_[k], k, it, true, expected);
-    if (::testing::Test::HasFatalFailure()) return;
+    if (::testing::Test::HasFatalFailure()) {
+      capturing_ = false;
+      return;
+    }
   }
+  capturing_ = false;
   CUgraph g = nullptr;
   ASSERT_EQ(graph.api.end(s, &g), CUDA_SUCCESS);
   nz::rt::on_capture_end(s, g);
@@ -560,6 +652,17 @@ void Program::run() {
     ASSERT_EQ(d->real().base.cuStreamCreate(&streams[i], CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
   }
   ASSERT_EQ(d->real().base.cuEventCreate(&order, CU_EVENT_DISABLE_TIMING), CUDA_SUCCESS);
+  if (peer_enabled()) {
+    const PeerDevice& peer = peer_device(d);
+    ASSERT_TRUE(peer.error.empty()) << peer.error;
+    const auto& api = d->real().base;
+    ASSERT_EQ(api.cuCtxSetCurrent(peer.ctx), CUDA_SUCCESS);
+    const CUresult made = api.cuStreamCreate(&peer_stream, CU_STREAM_NON_BLOCKING);
+    const CUresult event = api.cuEventCreate(&peer_done, CU_EVENT_DISABLE_TIMING);
+    ASSERT_EQ(api.cuCtxSetCurrent(d->context()), CUDA_SUCCESS);
+    ASSERT_EQ(made, CUDA_SUCCESS);
+    ASSERT_EQ(event, CUDA_SUCCESS);
+  }
   std::mt19937 rng(static_cast<uint32_t>(seed) * 7919u);
   auto uniform = [&](double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); };
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
@@ -578,6 +681,11 @@ void Program::run() {
   const int nbuf = static_cast<int>(buffers.size());
   ASSERT_GE(nbuf, 2);  // operations on two tensors need two
   Runtime::get().compress_pending(true);
+  {
+    nz_runtime_stats st{};
+    ASSERT_EQ(nz_stats(&st, sizeof st), NZ_RT_OK);
+    compressed_at_load_ = st.bytes_original_compressed > 0;
+  }
 
   // The program: 12-40 operations.
   std::vector<Op>& program = program_;
@@ -602,6 +710,8 @@ void Program::run() {
     op.shared_a = pick(4) == 0;
     op.shared_b = pick(4) == 0;
   }
+  std::mt19937 peer_rng(static_cast<uint32_t>(seed) * 40503u + 11u);
+  for (auto& op : program) op.peer = op.kind == OpKind::kRead && peer_rng() % 4 == 0;
   const int iterations = 6 + pick(5);
   const int replace_at = pick(iterations + 2);  // past the end: never
   const int replaced = pick(static_cast<int>(segments.size()));
@@ -718,11 +828,13 @@ void Program::run() {
 }
 
 TEST_P(RandomProgram, ReplayedIterationsMatchTheHost) {
+  bool read_served = false;
   {
     Program program(g_driver, GetParam(), 1);
     program.run();
+    read_served = program.read_served();
   }
-  check_runtime(GetParam());
+  check_runtime(GetParam(), read_served);
 }
 
 // Two programs at once from two host threads (a framework's data-parallel
