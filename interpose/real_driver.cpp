@@ -146,6 +146,7 @@ rt::RuntimeDriverApi collect_runtime_api() noexcept {
   NZ_FILL(api.cuMemGetAddressRange, "cuMemGetAddressRange_v2");
   NZ_FILL(api.cuPointerGetAttribute, "cuPointerGetAttribute");
   NZ_FILL(api.cuMemGetAccess, "cuMemGetAccess");
+  NZ_FILL(api.cuDeviceGetCount, "cuDeviceGetCount");
   NZ_FILL(api.cuMemAllocAsync, "cuMemAllocAsync");
   NZ_FILL(api.cuMemFreeAsync, "cuMemFreeAsync");
   NZ_FILL(api.cuFuncGetName, "cuFuncGetName");

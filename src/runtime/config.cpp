@@ -119,6 +119,17 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (parse_unsigned(v, bytes)) c.min_bytes = bytes;
     else complain("NEUZIP_MIN_BYTES", v, "a number of bytes");
   }
+  for (const char* name : {"NEUZIP_DEVICE", "LOCAL_RANK"}) {
+    const char* v = getenv_fn(name);
+    if (v == nullptr || *v == '\0') continue;
+    size_t n = 0;
+    if (parse_unsigned(v, n) && n < 1024) {
+      c.device = static_cast<int>(n);
+      c.device_source = name;
+      break;
+    }
+    if (std::string_view(name) == "NEUZIP_DEVICE") complain(name, v, "a device ordinal");
+  }
   if (const char* v = getenv_fn("NEUZIP_LONG_LIVED")) {
     size_t n = 0;
     if (parse_unsigned(v, n) && n <= 1000) c.long_lived_uses = static_cast<uint32_t>(n);

@@ -54,6 +54,13 @@ struct Config {
   // used, always (as before).
   bool evict_by_forecast = true;
   size_t min_bytes = size_t{2} << 20;   // NEUZIP_MIN_BYTES: smallest cuMemAlloc served by VMM
+  // The device whose memory is served (NEUZIP_DEVICE, else LOCAL_RANK as
+  // torchrun, accelerate and DeepSpeed set it: each rank uses that device):
+  // allocations on other devices before it pass through instead of claiming
+  // the runtime (a stray 2 MiB tensor on device 0 before set_device would).
+  // Ignored when the program sees fewer devices. Unset: the first that allocates.
+  std::optional<int> device;
+  const char* device_source = "";       // the variable it came from
   // NEUZIP_LONG_LIVED: a range filled after the program started computing is
   // compressed once launches used it in this many iterations without it being
   // refilled (an iteration ends when the program copies from the host again).

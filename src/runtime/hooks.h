@@ -41,6 +41,8 @@ struct RuntimeDriverApi {
   CUresult (*cuStreamGetCtx)(CUstream, CUcontext*);
   CUresult (*cuMemGetAddressRange)(CUdeviceptr*, size_t*, CUdeviceptr);
   CUresult (*cuPointerGetAttribute)(void*, CUpointer_attribute, CUdeviceptr);
+  // How many devices the program sees (NEUZIP_DEVICE / LOCAL_RANK apply below it).
+  CUresult (*cuDeviceGetCount)(int*) = nullptr;
   // Whether a page is mapped (and for whom), when granting a peer device.
   CUresult (*cuMemGetAccess)(unsigned long long*, const CUmemLocation*, CUdeviceptr) = nullptr;
   // Stream-ordered allocation (optional: null on drivers without it).

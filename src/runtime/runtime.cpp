@@ -128,6 +128,27 @@ void Runtime::keep_primary_context(CUcontext ctx, CUdevice device) noexcept {
   }
 }
 
+// Before setup: whether the calling thread's device is the one to serve
+// (Config::device). Another device's allocations pass through, said once.
+bool Runtime::serves_current_device() noexcept {
+  if (!config_.device) return true;
+  const auto& api = driver().base;
+  CUdevice current = 0;
+  int count = 0;
+  if (api.cuCtxGetDevice(&current) != CUDA_SUCCESS || driver().cuDeviceGetCount == nullptr ||
+      driver().cuDeviceGetCount(&count) != CUDA_SUCCESS || *config_.device >= count)
+    return true;  // a process that sees fewer devices (CUDA_VISIBLE_DEVICES per rank): the first serves
+  if (static_cast<int>(current) == *config_.device) return true;
+  if (!other_device_said_) {
+    other_device_said_ = true;
+    // Always said: a program that never uses the named device saves nothing.
+    log(LogLevel::kError,
+        "allocations on device {} pass through: {}={} names the device neuzip serves (NEUZIP_DEVICE=N to choose)",
+        static_cast<int>(current), config_.device_source, *config_.device);
+  }
+  return false;
+}
+
 bool Runtime::ensure_setup() noexcept {
   if (setup_tried_) return setup_ok_;
   const auto& api = driver().base;
@@ -214,6 +235,7 @@ CUresult Runtime::mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noex
   compress_pending(tight);
   std::lock_guard lock(mutex_);
   RelaxedCaptureScope relaxed;
+  if (!setup_tried_ && !serves_current_device()) return CUDA_SUCCESS;
   if (!ensure_setup()) return CUDA_SUCCESS;
   CUcontext ctx = nullptr;
   if (driver().base.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || ctx != context_) return CUDA_SUCCESS;

@@ -385,6 +385,8 @@ class Runtime {
   bool setup_tried_ = false;
   bool setup_ok_ = false;
   CUcontext context_ = nullptr;
+  bool serves_current_device() noexcept;  // mutex_ held, before setup (Config::device)
+  bool other_device_said_ = false;
   // Peer access enabled before setup: (peer context, accessing device).
   std::vector<std::pair<CUcontext, CUdevice>> pending_peers_;
   void grant_pending_peers() noexcept;  // mutex_ held

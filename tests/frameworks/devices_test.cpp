@@ -40,8 +40,12 @@ struct OtherDevice {
 };
 
 OtherDevice& device(int d) {
-  static OtherDevice one(1), two(2);
-  return d == 1 ? one : two;
+  if (d == 1) {
+    static OtherDevice one(1);
+    return one;
+  }
+  static OtherDevice two(2);
+  return two;
 }
 
 // Makes `ctx` current while it lives; device 0's context again after.
@@ -177,6 +181,37 @@ TEST(Devices, CopiesFromADeviceWithoutPeerAccess) {
     cuMemFree(copy);
   }
   cuMemFree(back);
+}
+
+// Run apart, with LOCAL_RANK=1 on two devices (torchrun's rank 1): a stray
+// tensor on device 0 before the program moves to its device (a library's
+// probe, an early torch.zeros(1, device="cuda")) must not claim the runtime
+// for device 0; the rank's weights on device 1 are the ones compressed.
+TEST(DeviceChoice, TheRanksDeviceIsServedNotTheFirstThatAllocates) {
+  Env::get();
+  std::string said;
+  CUdeviceptr stray = 0;
+  said = capture_stderr([&] { stray = alloc(4 * kMiB); });
+  ASSERT_NE(stray, 0u);
+  if (Env::get().neuzip()) {
+    EXPECT_NE(said.find("allocations on device 0 pass through: LOCAL_RANK=1"), std::string::npos) << said;
+  }
+  std::vector<uint8_t> stray_host = weights(4 * kMiB, 70);
+  upload(stray, stray_host, 4 * kMiB);
+  {
+    Current on(device(1).ctx);
+    Weight w(4 * kMiB, 71), v(4 * kMiB, 72);
+    Env::get().flush();
+    EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
+    if (Env::get().neuzip()) {
+      EXPECT_LT(Env::get().stats().bytes_original_compressed, 12 * kMiB) << "device 0's tensor was compressed";
+    }
+    EXPECT_EQ(w.hash(), hash_on(1, w.dev, w.host.size()));
+    EXPECT_EQ(v.hash(), hash_on(1, v.dev, v.host.size()));
+    EXPECT_EQ(CUDA_SUCCESS, cuCtxSynchronize());
+  }
+  EXPECT_EQ(host_hash(stray_host.data(), stray_host.size()), device_hash(stray, stray_host.size()));
+  cuMemFree(stray);
 }
 
 }  // namespace

@@ -35,6 +35,18 @@ TEST(Config, EvictionOrder) {
   EXPECT_TRUE(parse({{"NEUZIP_EVICT", "belady"}}).evict_by_forecast);  // bad value: default
 }
 
+TEST(Config, ServedDeviceFromNeuzipDeviceElseLocalRank) {
+  EXPECT_FALSE(parse({}).device.has_value());
+  EXPECT_EQ(parse({{"LOCAL_RANK", "3"}}).device, 3);
+  EXPECT_STREQ(parse({{"LOCAL_RANK", "3"}}).device_source, "LOCAL_RANK");
+  EXPECT_EQ(parse({{"LOCAL_RANK", "3"}, {"NEUZIP_DEVICE", "1"}}).device, 1);
+  EXPECT_STREQ(parse({{"LOCAL_RANK", "3"}, {"NEUZIP_DEVICE", "1"}}).device_source, "NEUZIP_DEVICE");
+  // A bad NEUZIP_DEVICE is complained about and LOCAL_RANK applies.
+  EXPECT_EQ(parse({{"LOCAL_RANK", "2"}, {"NEUZIP_DEVICE", "gpu1"}}).device, 2);
+  EXPECT_FALSE(parse({{"LOCAL_RANK", ""}}).device.has_value());
+  EXPECT_FALSE(parse({{"LOCAL_RANK", "-1"}}).device.has_value());
+}
+
 TEST(Config, NeuzipZeroDisables) {
   EXPECT_FALSE(parse({{"NEUZIP", "0"}}).enabled);
   EXPECT_TRUE(parse({{"NEUZIP", "1"}}).enabled);

@@ -25,6 +25,7 @@ std::string HookedDriver::start(const std::string& module_path) {
       reinterpret_cast<decltype(api_.capture_info_v1)>(sym("cuStreamGetCaptureInfo"));
   api_.cuStreamGetCtx = reinterpret_cast<decltype(api_.cuStreamGetCtx)>(sym("cuStreamGetCtx"));
   api_.cuMemGetAccess = reinterpret_cast<decltype(api_.cuMemGetAccess)>(sym("cuMemGetAccess"));
+  api_.cuDeviceGetCount = reinterpret_cast<decltype(api_.cuDeviceGetCount)>(sym("cuDeviceGetCount"));
   api_.cuMemGetAddressRange =
       reinterpret_cast<decltype(api_.cuMemGetAddressRange)>(sym("cuMemGetAddressRange_v2"));
   api_.cuPointerGetAttribute = reinterpret_cast<decltype(api_.cuPointerGetAttribute)>(sym("cuPointerGetAttribute"));
