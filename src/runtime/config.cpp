@@ -119,9 +119,15 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (parse_unsigned(v, bytes)) c.min_bytes = bytes;
     else complain("NEUZIP_MIN_BYTES", v, "a number of bytes");
   }
+  // LOCAL_RANK only in a distributed run (WORLD_SIZE > 1, as the launchers
+  // set it): a single process that inherited one keeps the first-device rule.
+  size_t world = 0;
+  const char* world_v = getenv_fn("WORLD_SIZE");
+  const bool distributed = world_v != nullptr && parse_unsigned(world_v, world) && world > 1;
   for (const char* name : {"NEUZIP_DEVICE", "LOCAL_RANK"}) {
     const char* v = getenv_fn(name);
     if (v == nullptr || *v == '\0') continue;
+    if (std::string_view(name) == "LOCAL_RANK" && !distributed) continue;
     size_t n = 0;
     if (parse_unsigned(v, n) && n < 1024) {
       c.device = static_cast<int>(n);

@@ -55,7 +55,8 @@ struct Config {
   bool evict_by_forecast = true;
   size_t min_bytes = size_t{2} << 20;   // NEUZIP_MIN_BYTES: smallest cuMemAlloc served by VMM
   // The device whose memory is served (NEUZIP_DEVICE, else LOCAL_RANK as
-  // torchrun, accelerate and DeepSpeed set it: each rank uses that device):
+  // torchrun, accelerate and DeepSpeed set it with WORLD_SIZE > 1: each rank
+  // uses that device):
   // allocations on other devices before it pass through instead of claiming
   // the runtime (a stray 2 MiB tensor on device 0 before set_device would).
   // Ignored when the program sees fewer devices. Unset: the first that allocates.

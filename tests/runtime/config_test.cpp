@@ -37,14 +37,17 @@ TEST(Config, EvictionOrder) {
 
 TEST(Config, ServedDeviceFromNeuzipDeviceElseLocalRank) {
   EXPECT_FALSE(parse({}).device.has_value());
-  EXPECT_EQ(parse({{"LOCAL_RANK", "3"}}).device, 3);
-  EXPECT_STREQ(parse({{"LOCAL_RANK", "3"}}).device_source, "LOCAL_RANK");
-  EXPECT_EQ(parse({{"LOCAL_RANK", "3"}, {"NEUZIP_DEVICE", "1"}}).device, 1);
+  EXPECT_EQ(parse({{"LOCAL_RANK", "3"}, {"WORLD_SIZE", "8"}}).device, 3);
+  EXPECT_STREQ(parse({{"LOCAL_RANK", "3"}, {"WORLD_SIZE", "8"}}).device_source, "LOCAL_RANK");
+  // Not a distributed run: LOCAL_RANK alone (inherited) is not followed.
+  EXPECT_FALSE(parse({{"LOCAL_RANK", "3"}}).device.has_value());
+  EXPECT_FALSE(parse({{"LOCAL_RANK", "0"}, {"WORLD_SIZE", "1"}}).device.has_value());
+  EXPECT_EQ(parse({{"LOCAL_RANK", "3"}, {"WORLD_SIZE", "8"}, {"NEUZIP_DEVICE", "1"}}).device, 1);
   EXPECT_STREQ(parse({{"LOCAL_RANK", "3"}, {"NEUZIP_DEVICE", "1"}}).device_source, "NEUZIP_DEVICE");
   // A bad NEUZIP_DEVICE is complained about and LOCAL_RANK applies.
-  EXPECT_EQ(parse({{"LOCAL_RANK", "2"}, {"NEUZIP_DEVICE", "gpu1"}}).device, 2);
-  EXPECT_FALSE(parse({{"LOCAL_RANK", ""}}).device.has_value());
-  EXPECT_FALSE(parse({{"LOCAL_RANK", "-1"}}).device.has_value());
+  EXPECT_EQ(parse({{"LOCAL_RANK", "2"}, {"WORLD_SIZE", "4"}, {"NEUZIP_DEVICE", "gpu1"}}).device, 2);
+  EXPECT_FALSE(parse({{"LOCAL_RANK", ""}, {"WORLD_SIZE", "4"}}).device.has_value());
+  EXPECT_FALSE(parse({{"LOCAL_RANK", "-1"}, {"WORLD_SIZE", "4"}}).device.has_value());
 }
 
 TEST(Config, NeuzipZeroDisables) {
