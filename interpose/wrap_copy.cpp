@@ -17,6 +17,19 @@ namespace {
 using rt::Access;
 using rt::Span;
 
+// A copy with a host side of memory neuzip serves, made in another device's
+// context, runs in the served context (rt::enter_served_context): `copy` is
+// called with the stream to use (the served context's default stream there,
+// waited for when `async`), else with the caller's.
+template <bool PT, typename Copy>
+CUresult in_served_context_if_needed(CUdeviceptr a, CUdeviceptr b, CUstream stream, bool async, Copy&& copy) noexcept {
+  CUcontext restore = nullptr;
+  if (!rt::enter_served_context(a, b, stream, &restore)) return copy(stream);
+  const CUresult r = copy(static_cast<CUstream>(nullptr));
+  rt::leave_served_context(restore, async && r == CUDA_SUCCESS, PT);
+  return r;
+}
+
 template <Hook H, bool PT>
 CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream stream, bool async) noexcept {
   const HookScope nz_hook_scope = count_call(H);
@@ -25,15 +38,17 @@ CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream stream, bool 
     if (!real) return missing_entry(H);
     if (!rt::active()) return real(dst, src, n, stream);
     const Span s[] = {{dst, n, Access::kWrite}};
-    return run_transfer(real, transfer_desc(s, 1, stream, PT, true, true, "cuMemcpyHtoDAsync", src), dst,
-                        src, n, stream);
+    return in_served_context_if_needed<PT>(dst, 0, stream, true, [&](CUstream on) {
+      return run_transfer(real, transfer_desc(s, 1, on, PT, true, true, "cuMemcpyHtoDAsync", src), dst, src, n, on);
+    });
   }
   auto real = real_of<CUresult (*)(CUdeviceptr, const void*, size_t)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, n);
   const Span s[] = {{dst, n, Access::kWrite}};
-  return run_transfer(real, transfer_desc(s, 1, nullptr, PT, false, true, "cuMemcpyHtoD", src), dst, src,
-                      n);
+  return in_served_context_if_needed<PT>(dst, 0, nullptr, false, [&](CUstream) {
+    return run_transfer(real, transfer_desc(s, 1, nullptr, PT, false, true, "cuMemcpyHtoD", src), dst, src, n);
+  });
 }
 template <Hook H, bool PT>
 CUresult htod_sync(CUdeviceptr dst, const void* src, size_t n) noexcept {
@@ -51,8 +66,9 @@ CUresult dtoh_sync(void* dst, CUdeviceptr src, size_t n) noexcept {
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, n);
   const Span s[] = {{src, n, Access::kRead}};
-  return run_transfer(real, transfer_desc(s, 1, nullptr, PT, false, false, "cuMemcpyDtoH"), dst, src,
-                      n);
+  return in_served_context_if_needed<PT>(src, 0, nullptr, false, [&](CUstream) {
+    return run_transfer(real, transfer_desc(s, 1, nullptr, PT, false, false, "cuMemcpyDtoH"), dst, src, n);
+  });
 }
 template <Hook H, bool PT>
 CUresult dtoh_async(void* dst, CUdeviceptr src, size_t n, CUstream stream) noexcept {
@@ -61,8 +77,9 @@ CUresult dtoh_async(void* dst, CUdeviceptr src, size_t n, CUstream stream) noexc
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(dst, src, n, stream);
   const Span s[] = {{src, n, Access::kRead}};
-  return run_transfer(real, transfer_desc(s, 1, stream, PT, true, false, "cuMemcpyDtoHAsync"), dst,
-                      src, n, stream);
+  return in_served_context_if_needed<PT>(src, 0, stream, true, [&](CUstream on) {
+    return run_transfer(real, transfer_desc(s, 1, on, PT, true, false, "cuMemcpyDtoHAsync"), dst, src, n, on);
+  });
 }
 
 // Device-to-device and unified copies: destination written, source read.
@@ -81,7 +98,10 @@ CUresult dtod_sync(CUdeviceptr dst, CUdeviceptr src, size_t n, const char* api) 
   if (auto peer = real_of<PeerFn>(PT ? Hook::MemcpyPeer_ptds : Hook::MemcpyPeer);
       peer != nullptr && rt::peer_copy_contexts(dst, src, &dctx, &sctx))
     return run_transfer(peer, transfer_desc(s, 2, nullptr, PT, false, false, api), dst, dctx, src, sctx, n);
-  return run_transfer(real, transfer_desc(s, 2, nullptr, PT, false, false, api), dst, src, n);
+  // A unified copy with a host side.
+  return in_served_context_if_needed<PT>(dst, src, nullptr, false, [&](CUstream) {
+    return run_transfer(real, transfer_desc(s, 2, nullptr, PT, false, false, api), dst, src, n);
+  });
 }
 template <Hook H, bool PT>
 CUresult dtod_async(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream,
@@ -96,7 +116,9 @@ CUresult dtod_async(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream,
   if (auto peer = real_of<PeerFn>(PT ? Hook::MemcpyPeerAsync_ptsz : Hook::MemcpyPeerAsync);
       peer != nullptr && rt::peer_copy_contexts(dst, src, &dctx, &sctx))
     return run_transfer(peer, transfer_desc(s, 2, stream, PT, true, false, api), dst, dctx, src, sctx, n, stream);
-  return run_transfer(real, transfer_desc(s, 2, stream, PT, true, false, api), dst, src, n, stream);
+  return in_served_context_if_needed<PT>(dst, src, stream, true, [&](CUstream on) {
+    return run_transfer(real, transfer_desc(s, 2, on, PT, true, false, api), dst, src, n, on);
+  });
 }
 template <Hook H, bool PT>
 CUresult dtod(CUdeviceptr d, CUdeviceptr s, size_t n) noexcept {

@@ -157,6 +157,15 @@ bool peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dctx, CUcon
   return Runtime::is_active() && Runtime::get().peer_copy_contexts(dst, src, dctx, sctx);
 }
 
+bool enter_served_context(CUdeviceptr a, CUdeviceptr b, CUstream stream, CUcontext* restore) noexcept {
+  return Runtime::is_active() && Runtime::get().enter_served_context(a, b, stream, restore);
+}
+
+void leave_served_context(CUcontext restore, bool drain, bool per_thread) noexcept {
+  if (drain) driver().base.cuStreamSynchronize(per_thread ? CU_STREAM_PER_THREAD : CU_STREAM_LEGACY);
+  if (restore != nullptr) driver().base.cuCtxSetCurrent(restore);
+}
+
 void after_graph_launch(CUgraphExec exec, CUstream stream, bool per_thread_stream) noexcept {
   if (Runtime::is_active()) Runtime::get().after_graph_launch(exec, stream, per_thread_stream);
 }

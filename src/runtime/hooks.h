@@ -230,6 +230,16 @@ void on_peer_access_enabled(CUcontext peer) noexcept;
 // served memory is virtual memory where the program expects cuMemAlloc
 // memory. True: forward it as a peer copy between *dctx and *sctx.
 bool peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dctx, CUcontext* sctx) noexcept;
+// A copy with a host side of memory neuzip serves (`a` or `b`), made in
+// another device's context: true when it must run in the served context (the
+// driver wants the device holding virtual memory current for host copies).
+// The caller's `stream` (its context, for the special handles) is drained
+// and the served context made current; the shim then copies on the served
+// context's default stream (per-thread for the _ptds/_ptsz forms) and calls
+// leave_served_context, which waits for an async copy there (`drain`) and
+// makes *restore current again.
+bool enter_served_context(CUdeviceptr a, CUdeviceptr b, CUstream stream, CUcontext* restore) noexcept;
+void leave_served_context(CUcontext restore, bool drain, bool per_thread) noexcept;
 // cuStreamDestroy (any stream, the runtime's own included): see Unit::add_use.
 void note_stream_destroyed() noexcept;
 // cuGraphExecUpdate succeeded: the exec now replays `graph`.

@@ -2,15 +2,22 @@
 //
 // Without neuzip, cuCtxEnablePeerAccess from a context of device B to the
 // context of device A lets B's kernels and copies reach every cuMemAlloc
-// allocation of A. neuzip serves those allocations with CUDA virtual memory,
-// which peer access does not cover: each device needs its own
-// cuMemSetAccess. So the runtime grants B whatever is mapped now and every
-// mapping it makes later (VmmAllocator::grant_device), as PyTorch's own
-// expandable segments do for their peers. Peer access enabled before the
-// runtime set up (the program enables it, then allocates) is kept and
-// granted at setup. Disabling peer access leaves the grant: more access than
-// asked for changes no result.
+// allocation of A, and B's copies to and from A's memory work with or
+// without it. neuzip serves those allocations with CUDA virtual memory,
+// which peer access does not cover (each device needs its own
+// cuMemSetAccess) and which the driver copies across devices only by the
+// peer forms, or with the holding device current. So:
+// - peer access: the runtime grants B whatever is mapped now and every
+//   mapping it makes later (VmmAllocator::grant_device), as PyTorch's own
+//   expandable segments do for their peers; enabled before the runtime set
+//   up (the program enables it, then allocates), it is granted at setup.
+//   Disabling peer access leaves the grant: more access than asked for
+//   changes no result;
+// - device-to-device copies made in B's context go as peer copies
+//   (peer_copy_contexts), host copies run in A's context (enter_served_context).
 #include "runtime/runtime.h"
+
+#include <atomic>
 
 #include "runtime/log.h"
 
@@ -53,9 +60,14 @@ void Runtime::grant_peer(CUcontext peer, CUdevice accessor) noexcept {
   }
 }
 
-}  // namespace nz::rt
-
-namespace nz::rt {
+// Whether the calling thread works in a context of another device than the
+// served one (`current` and `device` set then). Only asked where served
+// memory exists: setup completed before it was published.
+bool Runtime::from_other_device(CUcontext* current, CUdevice* device) const noexcept {
+  const auto& api = driver().base;
+  if (api.cuCtxGetCurrent(current) != CUDA_SUCCESS || *current == nullptr || *current == context_) return false;
+  return api.cuCtxGetDevice(device) == CUDA_SUCCESS && *device != device_;
+}
 
 // The context a device pointer belongs to, as the driver answers; the
 // calling thread's for device memory the driver names no context for (a
@@ -76,15 +88,36 @@ bool Runtime::peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dc
   const bool dst_ours = is_managed(dst);
   const bool src_ours = is_managed(src);
   if (!dst_ours && !src_ours) return false;
-  // Served memory exists, so setup completed before it was published.
   CUcontext current = nullptr;
-  if (driver().base.cuCtxGetCurrent(&current) != CUDA_SUCCESS || current == nullptr || current == context_)
-    return false;
   CUdevice device = 0;
-  if (driver().base.cuCtxGetDevice(&device) != CUDA_SUCCESS || device == device_) return false;
+  if (!from_other_device(&current, &device)) return false;
   *dctx = dst_ours ? context_ : device_context_of(dst);
   *sctx = src_ours ? context_ : device_context_of(src);
   return *dctx != nullptr && *sctx != nullptr;
+}
+
+// A host copy (or a unified copy with a host side) of served memory made in
+// another device's context. The driver refuses host copies of stream-ordered
+// memory unless the device holding it is current ("set the correct device",
+// fwyzard/nvidia_bug_3446335), and served memory is virtual memory where the
+// program expected cuMemAlloc memory, which needs no such care. So the copy
+// runs in the served context, after the caller's queued work, and the shim
+// waits for it: the caller's stream knows nothing of the served context's.
+bool Runtime::enter_served_context(CUdeviceptr a, CUdeviceptr b, CUstream stream, CUcontext* restore) noexcept {
+  if (!is_managed(a) && !is_managed(b)) return false;
+  CUcontext current = nullptr;
+  CUdevice device = 0;
+  if (!from_other_device(&current, &device)) return false;
+  const auto& api = driver().base;
+  const bool special = stream == nullptr || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD;
+  if ((special ? api.cuCtxSynchronize() : api.cuStreamSynchronize(stream)) != CUDA_SUCCESS) return false;
+  if (api.cuCtxSetCurrent(context_) != CUDA_SUCCESS) return false;
+  *restore = current;
+  static std::atomic<bool> said{false};
+  if (!said.exchange(true))
+    log(LogLevel::kInfo, "a host copy of device {}'s memory made from device {}: run on device {}, synchronously",
+        device_ordinal_, static_cast<int>(device), device_ordinal_);
+  return true;
 }
 
 }  // namespace nz::rt

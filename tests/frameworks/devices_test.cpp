@@ -12,6 +12,7 @@
 // are refused, and an event is recorded only on streams of its own context.
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "fw_env.h"
@@ -106,8 +107,8 @@ TEST(Devices, AReadQueuedOnAnotherDeviceHoldsTheWeight) {
   EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
   void* flag_host = nullptr;
   CU_OK(cuMemAllocHost(&flag_host, 64));
-  auto* flag = static_cast<volatile uint32_t*>(flag_host);
-  *flag = 0;
+  auto* flag = static_cast<uint32_t*>(flag_host);
+  __atomic_store_n(flag, 0u, __ATOMIC_RELEASE);
   CUstream s1 = nullptr;
   CUdeviceptr out = 0;
   {
@@ -125,11 +126,11 @@ TEST(Devices, AReadQueuedOnAnotherDeviceHoldsTheWeight) {
   std::thread release([&] {
     while (!reads_done.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    *flag = 1;
+    __atomic_store_n(flag, 1u, __ATOMIC_RELEASE);
   });
   std::thread failsafe_release([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    *flag = 1;  // a runtime that waits for the queued read on the host must not hang
+    __atomic_store_n(flag, 1u, __ATOMIC_RELEASE);  // a runtime that waits for the queued read on the host must not hang
   });
   EXPECT_EQ(o1.hash(), device_hash(o1.dev, o1.host.size()));
   EXPECT_EQ(o2.hash(), device_hash(o2.dev, o2.host.size()));
@@ -181,6 +182,43 @@ TEST(Devices, CopiesFromADeviceWithoutPeerAccess) {
     cuMemFree(copy);
   }
   cuMemFree(back);
+}
+
+// Host copies of device 0's memory made while device 2 is current (a
+// program that does not set the tensor's device first): cuMemAlloc memory
+// takes them; the memory neuzip serves must too, in the order of device 2's
+// stream.
+TEST(Devices, HostCopiesFromAnotherDevicesContext) {
+  Weight w(4 * kMiB, 69), o1(4 * kMiB, 70);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
+  const size_t n = w.host.size();
+  std::vector<uint8_t> back(n);
+  CUdeviceptr fresh = alloc(n);  // device 0, served, filled from device 2's context
+  void* pinned = nullptr;
+  CU_OK(cuMemAllocHost(&pinned, n));
+  {
+    Current on(device(2).ctx);
+    CU_OK(cuMemcpyDtoH(back.data(), w.dev, n));
+    EXPECT_EQ(w.hash(), host_hash(back.data(), n));
+    CU_OK(cuMemcpyHtoD(fresh, o1.host.data(), n));
+    CUstream s2 = nullptr;
+    CU_OK(cuStreamCreate(&s2, CU_STREAM_DEFAULT));  // blocking: the legacy stream waits for it
+    std::memset(pinned, 0, n);
+    CU_OK(cuMemcpyDtoHAsync(pinned, o1.dev, n, s2));
+    CU_OK(cuStreamSynchronize(s2));
+    EXPECT_EQ(o1.hash(), host_hash(static_cast<const uint8_t*>(pinned), n));
+    std::memcpy(pinned, w.host.data(), n);
+    CU_OK(cuMemcpyHtoDAsync(fresh, pinned, n, s2));
+    CU_OK(cuMemcpy(reinterpret_cast<CUdeviceptr>(back.data()), fresh, n));  // unified, host side
+    CU_OK(cuStreamSynchronize(s2));
+    cuStreamDestroy(s2);
+  }
+  EXPECT_EQ(w.hash(), host_hash(back.data(), n)) << "the unified read was not ordered after the async upload";
+  EXPECT_EQ(w.hash(), device_hash(fresh, n));
+  EXPECT_EQ(o1.hash(), device_hash(o1.dev, n));
+  cuMemFreeHost(pinned);
+  cuMemFree(fresh);
 }
 
 // Run apart, with LOCAL_RANK=1 on two devices (torchrun's rank 1): a stray

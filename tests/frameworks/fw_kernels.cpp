@@ -82,10 +82,13 @@ int sum_tex(const nzsim_launch* l) {
 
 // wait_then_sum(const volatile uint32_t* flag, const uint8_t* p, uint64_t n, uint64_t* out):
 // spins until the host sets *flag (at most 30 s), then reads p: work that stays queued.
+// The flag is read atomically (the host thread that sets it stores atomically:
+// ThreadSanitizer sees a kernel here as another host thread).
 int wait_then_sum(const nzsim_launch* l) {
-  const auto* flag = param<const volatile uint32_t*>(l, 0);
+  const auto* flag = param<const uint32_t*>(l, 0);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (*flag == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (__atomic_load_n(flag, __ATOMIC_ACQUIRE) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   *param<uint64_t*>(l, 3) = fw::hash_bytes(param<const uint8_t*>(l, 1), param<uint64_t>(l, 2));
   return 0;
 }

@@ -148,8 +148,8 @@ TEST(Context, FreeFromAnotherContextWaitsForQueuedWork) {
   EXPECT_COMPRESSED_AT_LEAST(6 * kMiB);
   void* flag_host = nullptr;
   CU_OK(cuMemAllocHost(&flag_host, 64));
-  auto* flag = static_cast<volatile uint32_t*>(flag_host);
-  *flag = 0;
+  auto* flag = static_cast<uint32_t*>(flag_host);
+  __atomic_store_n(flag, 0u, __ATOMIC_RELEASE);
   CUdeviceptr flag_dev = reinterpret_cast<CUdeviceptr>(flag_host);
   CUdeviceptr out = alloc(64);
   CUstream s;
@@ -165,7 +165,7 @@ TEST(Context, FreeFromAnotherContextWaitsForQueuedWork) {
     cuCtxDestroy(mine);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  *flag = 1;
+  __atomic_store_n(flag, 1u, __ATOMIC_RELEASE);
   other.join();
   EXPECT_EQ(CUDA_SUCCESS, free_r);
   CU_OK(cuStreamSynchronize(s));
@@ -185,8 +185,8 @@ TEST(NoHiddenSync, FreeWaitingForWorkDoesNotBlockOtherLaunches) {
   EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
   void* flag_host = nullptr;
   CU_OK(cuMemAllocHost(&flag_host, 64));
-  auto* flag = static_cast<volatile uint32_t*>(flag_host);
-  *flag = 0;
+  auto* flag = static_cast<uint32_t*>(flag_host);
+  __atomic_store_n(flag, 0u, __ATOMIC_RELEASE);
   CUdeviceptr flag_dev = reinterpret_cast<CUdeviceptr>(flag_host);
   CUdeviceptr out = alloc(64), out2 = alloc(64);
   CUstream slow, fast;
@@ -207,7 +207,7 @@ TEST(NoHiddenSync, FreeWaitingForWorkDoesNotBlockOtherLaunches) {
     for (int i = 0; i < 1000 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (!done) {
       watchdog_fired = true;
-      *flag = 1;
+      __atomic_store_n(flag, 1u, __ATOMIC_RELEASE);
     }
   });
   CUresult r;
@@ -218,7 +218,7 @@ TEST(NoHiddenSync, FreeWaitingForWorkDoesNotBlockOtherLaunches) {
   watchdog.join();
   EXPECT_FALSE(watchdog_fired) << "a launch waited for another thread's cuMemFree";
   EXPECT_EQ(w.hash(), read_u64(out2));
-  *flag = 1;
+  __atomic_store_n(flag, 1u, __ATOMIC_RELEASE);
   freer.join();
   cuStreamDestroy(slow);
   cuStreamDestroy(fast);

@@ -103,6 +103,8 @@ void on_module_unload() noexcept {}
 void on_context_destroy(CUcontext, CUdevice, bool) noexcept {}
 void on_peer_access_enabled(CUcontext) noexcept {}
 bool peer_copy_contexts(CUdeviceptr, CUdeviceptr, CUcontext*, CUcontext*) noexcept { return false; }
+bool enter_served_context(CUdeviceptr, CUdeviceptr, CUstream, CUcontext*) noexcept { return false; }
+void leave_served_context(CUcontext, bool, bool) noexcept {}
 void note_stream_destroyed() noexcept {}
 void on_graph_exec_update(CUgraphExec, CUgraph) noexcept {}
 void on_sticky_error(CUresult, const char*) noexcept {}
