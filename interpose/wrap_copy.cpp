@@ -20,13 +20,14 @@ using rt::Span;
 // A copy with a host side of memory neuzip serves, made in another device's
 // context, runs in the served context (rt::enter_served_context): `copy` is
 // called with the stream to use (the served context's default stream there,
-// waited for when `async`), else with the caller's.
+// waited for), else with the caller's.
 template <bool PT, typename Copy>
 CUresult in_served_context_if_needed(CUdeviceptr a, CUdeviceptr b, CUstream stream, bool async, Copy&& copy) noexcept {
   CUcontext restore = nullptr;
   if (!rt::enter_served_context(a, b, stream, &restore)) return copy(stream);
   const CUresult r = copy(static_cast<CUstream>(nullptr));
-  rt::leave_served_context(restore, async && r == CUDA_SUCCESS, PT);
+  (void)async;  // waited for either way: see rt::leave_served_context
+  rt::leave_served_context(restore, r == CUDA_SUCCESS, PT);
   return r;
 }
 

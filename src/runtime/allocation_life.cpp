@@ -149,6 +149,23 @@ void Runtime::on_module_unload() noexcept {
   params_.clear();
 }
 
+// Uses recorded with events of `gone` (a context being destroyed) are
+// dropped: its work ends with it, and its events must not outlive it.
+void Runtime::drop_uses_in(CUcontext gone) noexcept {
+  auto drop = [gone](Unit& u) {
+    size_t kept = 0;
+    for (size_t i = 0; i < u.uses.size(); ++i) {
+      if (u.uses[i] && *u.uses[i] && event_context(u.uses[i]->get()) == gone) continue;
+      u.uses[kept] = std::move(u.uses[i]);
+      u.use_streams[kept++] = u.use_streams[i];
+    }
+    u.uses.resize(kept);
+    u.use_streams.resize(kept);
+  };
+  for (auto& [base, a] : allocations_)
+    for (auto& [begin, u] : a->units) drop(*u);
+}
+
 // cuCtxDestroy / cuDevicePrimaryCtxReset of our context: the driver is about
 // to free its memory, streams and modules. Release what we hold in it and
 // start afresh with the next allocation (in whatever context is current then).
@@ -156,7 +173,12 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   std::lock_guard lock(mutex_);
   if (!setup_tried_ || context_ == nullptr) return;
   const bool ours = primary_reset ? (context_is_primary_ && device == device_) : ctx == context_;
-  if (!ours) return;
+  if (!ours) {
+    // Another device's context going: uses recorded on its streams (it read
+    // served memory) end with it, and their events go with it.
+    if (CUcontext gone = primary_reset ? active_primary_context(device) : ctx) drop_uses_in(gone);
+    return;
+  }
   RelaxedCaptureScope relaxed;
   wait_for_stager_locked();
   synchronize_context(context_);

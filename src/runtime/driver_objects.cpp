@@ -153,6 +153,11 @@ class EventPool {
     }
     g_api.base.cuEventDestroy(e);
   }
+  CUcontext context_of(CUevent e) {
+    std::lock_guard lock(mutex_);
+    auto it = owner_.find(e);
+    return it == owner_.end() ? nullptr : it->second;
+  }
   // The context is being destroyed, and its events with it.
   void forget(CUcontext ctx) {
     std::lock_guard lock(mutex_);
@@ -188,6 +193,25 @@ EventPool& event_pool() {
 }  // namespace
 
 void PooledEventTraits::destroy(CUevent e) { event_pool().give_back(e); }
+
+CUcontext event_context(CUevent e) noexcept {
+  try {
+    return event_pool().context_of(e);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+CUcontext active_primary_context(CUdevice device) noexcept {
+  unsigned flags = 0;
+  int active = 0;
+  CUcontext primary = nullptr;
+  if (g_api.base.cuDevicePrimaryCtxGetState(device, &flags, &active) != CUDA_SUCCESS || !active ||
+      g_api.base.cuDevicePrimaryCtxRetain(&primary, device) != CUDA_SUCCESS)
+    return nullptr;
+  g_api.base.cuDevicePrimaryCtxRelease(device);  // the program holds it (active)
+  return primary;
+}
 
 void forget_context_events(CUcontext ctx) noexcept {
   try {

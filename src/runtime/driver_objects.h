@@ -95,8 +95,15 @@ using SharedEvent = std::shared_ptr<PooledEvent>;
 
 // Records a fresh timing-free event on `stream`; null if the driver refused.
 SharedEvent record_event(CUstream stream) noexcept;
-// A context is being destroyed: its pooled events go with it.
+// A context is being destroyed: its pooled events go with it. Events still
+// held are dropped first by their holders (Runtime::on_context_destroy):
+// given back after this, a destroyed event's handle would be destroyed or
+// pooled again, and may by then name another context's new event.
 void forget_context_events(CUcontext ctx) noexcept;
+// The context an event of the pool was made in (null: not the pool's).
+CUcontext event_context(CUevent e) noexcept;
+// `device`'s primary context if it is active (the program holds it), else null.
+CUcontext active_primary_context(CUdevice device) noexcept;
 
 // How many streams were destroyed so far (a handle may be reused afterwards).
 uint64_t stream_destroy_epoch() noexcept;

@@ -3,6 +3,7 @@
 #include "runtime/hooks.h"
 
 #include "runtime/runtime.h"
+#include "runtime/runtime_internal.h"
 
 namespace nz::rt {
 
@@ -144,9 +145,9 @@ void on_module_unload() noexcept {
 
 void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept {
   if (Runtime::is_active()) Runtime::get().on_context_destroy(ctx, device, primary_reset);
-  // A reset primary context keeps its handle: its stale events are dropped
-  // when the driver refuses them (record_event).
-  if (ctx != nullptr) forget_context_events(ctx);
+  // After the runtime dropped the uses that held them. A reset primary
+  // context keeps its handle.
+  if (CUcontext gone = primary_reset ? active_primary_context(device) : ctx) forget_context_events(gone);
 }
 
 void on_peer_access_enabled(CUcontext peer) noexcept {
@@ -162,7 +163,10 @@ bool enter_served_context(CUdeviceptr a, CUdeviceptr b, CUstream stream, CUconte
 }
 
 void leave_served_context(CUcontext restore, bool drain, bool per_thread) noexcept {
-  if (drain) driver().base.cuStreamSynchronize(per_thread ? CU_STREAM_PER_THREAD : CU_STREAM_LEGACY);
+  if (drain) {
+    const detail::RelaxedCaptureScope relaxed;  // another thread's global capture stays valid
+    driver().base.cuStreamSynchronize(per_thread ? CU_STREAM_PER_THREAD : CU_STREAM_LEGACY);
+  }
   if (restore != nullptr) driver().base.cuCtxSetCurrent(restore);
 }
 

@@ -236,8 +236,10 @@ bool peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dctx, CUcon
 // The caller's `stream` (its context, for the special handles) is drained
 // and the served context made current; the shim then copies on the served
 // context's default stream (per-thread for the _ptds/_ptsz forms) and calls
-// leave_served_context, which waits for an async copy there (`drain`) and
-// makes *restore current again.
+// leave_served_context, which waits for the copy there (`drain`: the caller's
+// next work knows nothing of that stream, and even a synchronous copy from
+// pageable memory may return before its transfer) and makes *restore current
+// again. Not on a capturing stream (the copy stays the program's).
 bool enter_served_context(CUdeviceptr a, CUdeviceptr b, CUstream stream, CUcontext* restore) noexcept;
 void leave_served_context(CUcontext restore, bool drain, bool per_thread) noexcept;
 // cuStreamDestroy (any stream, the runtime's own included): see Unit::add_use.

@@ -20,6 +20,7 @@
 #include <atomic>
 
 #include "runtime/log.h"
+#include "runtime/runtime_internal.h"
 
 namespace nz::rt {
 
@@ -81,7 +82,16 @@ static CUcontext device_context_of(CUdeviceptr p) noexcept {
     return nullptr;
   CUcontext ctx = nullptr;
   if (api.cuPointerGetAttribute(&ctx, CU_POINTER_ATTRIBUTE_CONTEXT, p) == CUDA_SUCCESS && ctx != nullptr) return ctx;
-  return api.base.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS ? ctx : nullptr;
+  // No context named (virtual or pool memory): the current one if it is on
+  // the memory's device, else that device's primary context (the CUDA
+  // runtime's), if it is active.
+  int ordinal = -1;
+  CUdevice current_device = 0;
+  if (api.base.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS) ctx = nullptr;
+  if (api.cuPointerGetAttribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, p) != CUDA_SUCCESS || ordinal < 0 ||
+      (api.base.cuCtxGetDevice(&current_device) == CUDA_SUCCESS && static_cast<int>(current_device) == ordinal))
+    return ctx;
+  return active_primary_context(ordinal);
 }
 
 bool Runtime::peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dctx, CUcontext* sctx) noexcept {
@@ -109,7 +119,9 @@ bool Runtime::enter_served_context(CUdeviceptr a, CUdeviceptr b, CUstream stream
   CUdevice device = 0;
   if (!from_other_device(&current, &device)) return false;
   const auto& api = driver().base;
+  if (detail::stream_capturing(stream)) return false;  // part of a graph: the program's as asked
   const bool special = stream == nullptr || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD;
+  const detail::RelaxedCaptureScope relaxed;  // another thread's global capture stays valid
   if ((special ? api.cuCtxSynchronize() : api.cuStreamSynchronize(stream)) != CUDA_SUCCESS) return false;
   if (api.cuCtxSetCurrent(context_) != CUDA_SUCCESS) return false;
   *restore = current;

@@ -78,6 +78,11 @@ bool Runtime::pointer_attribute(void* data, CUpointer_attribute attribute, CUdev
 // VMM calls): a busy lock answers with the room computed last.
 void Runtime::adjust_free_memory(size_t* free, size_t) noexcept {
   if (free == nullptr) return;
+  if (stats_.bytes_compressible.get() == 0 && stats_.bytes_original_compressed.get() == 0) return;
+  // Asked in another device's context, the figure is that device's.
+  CUcontext current = nullptr;
+  CUdevice device = 0;
+  if (from_other_device(&current, &device)) return;
   if (stats_.bytes_compressible.get() > stats_.bytes_original_compressed.get()) {
     const uint64_t tagged = units_tagged_.load(std::memory_order_relaxed);
     if (loaded_scan_mark_.exchange(tagged, std::memory_order_relaxed) != tagged) {

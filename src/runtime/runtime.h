@@ -94,6 +94,7 @@ class Runtime {
   bool peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dctx, CUcontext* sctx) noexcept;
   bool enter_served_context(CUdeviceptr a, CUdeviceptr b, CUstream stream, CUcontext* restore) noexcept;
   bool from_other_device(CUcontext* current, CUdevice* device) const noexcept;
+  void drop_uses_in(CUcontext gone) noexcept;  // mutex_ held
   void on_sticky_error(CUresult result, const char* api) noexcept;
   void adjust_free_memory(size_t* free, size_t total) noexcept;
 

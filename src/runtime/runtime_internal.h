@@ -89,16 +89,26 @@ class ContextBinding {
 // current again inside a ContextBinding: the special stream handles (0,
 // CU_STREAM_LEGACY, CU_STREAM_PER_THREAD) name the current context's stream.
 template <typename F>
-void on_callers_context(F&& f) {
-  if (!t_foreign_call) {
-    f();
-    return;
-  }
+auto on_callers_context(F&& f) {
+  if (!t_foreign_call) return f();
   CUcontext ours = nullptr;
   driver().base.cuCtxGetCurrent(&ours);
   driver().base.cuCtxSetCurrent(t_callers_context);
-  f();
-  driver().base.cuCtxSetCurrent(ours);
+  struct Back {
+    CUcontext ours;
+    ~Back() { driver().base.cuCtxSetCurrent(ours); }
+  } back{ours};
+  return f();
+}
+
+// Whether `s`, a program's stream, belongs to another context than the
+// runtime's `ours` inside a ContextBinding: the special handles name the
+// caller's context's streams; another handle names its own.
+inline bool callers_stream_elsewhere(CUstream s, CUcontext ours) {
+  if (!t_foreign_call) return false;
+  if (s == nullptr || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) return true;
+  CUcontext c = nullptr;
+  return driver().cuStreamGetCtx == nullptr || driver().cuStreamGetCtx(s, &c) != CUDA_SUCCESS || c != ours;
 }
 
 inline bool stream_capturing(CUstream s) {

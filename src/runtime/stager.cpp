@@ -227,7 +227,7 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
         const CUstream key = pins_to != nullptr ? pins_to : capture_record_key(stream);
         if (!capture_id_asked && !graph_pins_.recording(key)) {
           capture_id_asked = true;
-          capture_id = capture_sequence_id(stream);
+          on_callers_context([&] { capture_id = capture_sequence_id(stream); });  // the caller's stream
         }
         if (!graph_pins_.note_use(key, u, capture_id)) {
           log(LogLevel::kDebug, "range {} used by a capture begun elsewhere: pinned for good", hex(u->begin));

@@ -236,7 +236,7 @@ CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>
   // On the program's stream (ordered before its kernel for free), unless it
   // captures or belongs to another context (detail::ContextBinding): then on
   // the runtime's, and the program's stream waits for the decode's event.
-  const bool foreign = detail::t_foreign_call && !capturing;
+  const bool foreign = !capturing && detail::callers_stream_elsewhere(stream, context_);
   const CUstream decode_stream = capturing || foreign ? internal_.get() : stream;
   // A unit handed over lately keeps its old mapping until its handover settles.
   if (!handoffs_.empty()) {
@@ -255,8 +255,10 @@ CUresult Runtime::stage_runs(const std::vector<std::vector<std::shared_ptr<Unit>
   SharedEvent ready = record_event(decode_stream);
   if (capturing) driver().base.cuStreamSynchronize(internal_.get());
   if (foreign) {
-    if (ready && *ready) detail::on_callers_context([&] { driver().base.cuStreamWaitEvent(stream, ready->get(), 0); });
-    else driver().base.cuStreamSynchronize(internal_.get());
+    const bool waits = ready && *ready && detail::on_callers_context([&] {
+      return driver().base.cuStreamWaitEvent(stream, ready->get(), 0) == CUDA_SUCCESS;
+    });
+    if (!waits) driver().base.cuStreamSynchronize(internal_.get());  // the host waits instead
   }
   finish_runs(acquired, ready, decode_stream, capturing, start);
   return CUDA_SUCCESS;
@@ -278,8 +280,13 @@ void Runtime::wait_for_decode(Unit& u, CUstream stream, bool capturing) noexcept
     u.ready.reset();  // asked once: later launches need no cuEventQuery
     return;
   }
-  if (capturing) driver().base.cuEventSynchronize(u.ready->get());
-  else detail::on_callers_context([&] { driver().base.cuStreamWaitEvent(stream, u.ready->get(), 0); });
+  if (capturing) {
+    driver().base.cuEventSynchronize(u.ready->get());
+    return;
+  }
+  auto wait = [&] { return driver().base.cuStreamWaitEvent(stream, u.ready->get(), 0) == CUDA_SUCCESS; };
+  const bool waits = detail::callers_stream_elsewhere(stream, context_) ? detail::on_callers_context(wait) : wait();
+  if (!waits) driver().base.cuEventSynchronize(u.ready->get());  // the host waits instead
 }
 
 }  // namespace nz::rt

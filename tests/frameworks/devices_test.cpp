@@ -221,6 +221,34 @@ TEST(Devices, HostCopiesFromAnotherDevicesContext) {
   cuMemFree(fresh);
 }
 
+// A context of device 1 reads a weight and is destroyed: the use it left
+// on the weight (an event of that context) must go with it, not be waited
+// on, destroyed or pooled again later, when device 0 evicts the weight.
+TEST(Devices, AReadersContextDestroyedLeavesNoDeadEventBehind) {
+  Weight w(4 * kMiB, 73), o1(4 * kMiB, 74), o2(4 * kMiB, 75);
+  Env::get().flush();
+  CUcontext reader = nullptr;
+  CU_OK(cuCtxCreate(&reader, nullptr, 0, 1));  // current now
+  const CUresult enabled = cuCtxEnablePeerAccess(Env::get().ctx, 0);
+  EXPECT_TRUE(enabled == CUDA_SUCCESS || enabled == CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED);
+  CUmodule mod = nullptr;
+  CU_OK(cuModuleLoad(&mod, Env::get().module_path.c_str()));
+  CUfunction sum = nullptr;
+  CU_OK(cuModuleGetFunction(&sum, mod, "sum_bytes"));
+  CUdeviceptr out = 0;
+  CU_OK(cuMemAlloc(&out, 64));
+  uint64_t n = w.host.size();
+  EXPECT_EQ(w.hash(), launch_and_read(sum, {&w.dev, &n, &out}, out));
+  const std::string said = capture_stderr([&] {
+    EXPECT_EQ(CUDA_SUCCESS, cuCtxDestroy(reader));
+    cuCtxSetCurrent(Env::get().ctx);
+    EXPECT_EQ(o1.hash(), device_hash(o1.dev, o1.host.size()));  // evicts w
+    EXPECT_EQ(o2.hash(), device_hash(o2.dev, o2.host.size()));
+    EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+  });
+  EXPECT_EQ(said.find("not live"), std::string::npos) << said;
+}
+
 // Run apart, with LOCAL_RANK=1 on two devices (torchrun's rank 1): a stray
 // tensor on device 0 before the program moves to its device (a library's
 // probe, an early torch.zeros(1, device="cuda")) must not claim the runtime

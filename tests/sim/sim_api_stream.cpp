@@ -3,6 +3,37 @@
 #include "sim_stream.h"
 #include <utility>
 
+#include <mutex>
+#include <unordered_map>
+
+using namespace nzsim;
+
+// Live events and their contexts: an event goes with its context (destroyed
+// or reset). Using or destroying one after that is refused and said, where a
+// real driver's handle would dangle (the object is kept, so a stale handle
+// reads no freed memory).
+namespace {
+std::mutex& g_events_mu = *new std::mutex;
+std::unordered_map<Event*, Context*>& g_live_events = *new std::unordered_map<Event*, Context*>;
+
+bool live_event(CUevent ev, const char* api) {
+  {
+    std::lock_guard lock(g_events_mu);
+    if (g_live_events.count(reinterpret_cast<Event*>(ev)) != 0) return true;
+  }
+  log_error("{} of an event that is not live (destroyed, or its context was)", api);
+  return false;
+}
+}  // namespace
+
+namespace nzsim {
+void retire_events(Context* c) {
+  std::lock_guard lock(g_events_mu);
+  for (auto it = g_live_events.begin(); it != g_live_events.end();) it = it->second == c ? g_live_events.erase(it) : std::next(it);
+}
+}  // namespace nzsim
+
+
 using namespace nzsim;
 
 namespace {
@@ -120,6 +151,7 @@ CUresult CUDAAPI cuStreamWaitEvent(CUstream h, CUevent ev, unsigned int flags) {
   Stream* s;
   if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
   if (!ev || (flags & ~CU_EVENT_WAIT_EXTERNAL)) return CUDA_ERROR_INVALID_VALUE;
+  if (!live_event(ev, "cuStreamWaitEvent")) return CUDA_ERROR_INVALID_HANDLE;
   auto core = reinterpret_cast<Event*>(ev)->core;
   std::shared_ptr<Stream> target;
   uint64_t seq;
@@ -179,6 +211,7 @@ CUresult CUDAAPI cuLaunchHostFunc(CUstream h, CUhostFn fn, void* user_data) {
 
 // --- events ---
 
+
 CUresult CUDAAPI cuEventCreate(CUevent* out, unsigned int flags) {
   NZ_REQUIRE_INIT();
   if (!out) return CUDA_ERROR_INVALID_VALUE;
@@ -188,6 +221,10 @@ CUresult CUDAAPI cuEventCreate(CUevent* out, unsigned int flags) {
   auto* e = new Event;
   e->core->flags = flags;
   e->ctx = ctx;
+  {
+    std::lock_guard lock(g_events_mu);
+    g_live_events[e] = ctx;
+  }
   *out = reinterpret_cast<CUevent>(e);
   return CUDA_SUCCESS;
 }
@@ -195,13 +232,20 @@ CUresult CUDAAPI cuEventCreate(CUevent* out, unsigned int flags) {
 CUresult CUDAAPI cuEventDestroy(CUevent ev) {
   NZ_REQUIRE_INIT();
   if (!ev) return CUDA_ERROR_INVALID_HANDLE;
+  {
+    std::lock_guard lock(g_events_mu);
+    if (g_live_events.erase(reinterpret_cast<Event*>(ev)) == 0) {
+      log_error("cuEventDestroy of an event that is not live (destroyed, or its context was)");
+      return CUDA_ERROR_INVALID_HANDLE;
+    }
+  }
   delete reinterpret_cast<Event*>(ev);  // queued records keep the core alive
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuEventRecordWithFlags(CUevent ev, CUstream h, unsigned int) {
   NZ_REQUIRE_INIT();
-  if (!ev) return CUDA_ERROR_INVALID_HANDLE;
+  if (!ev || !live_event(ev, "cuEventRecord")) return CUDA_ERROR_INVALID_HANDLE;
   Stream* s;
   if (CUresult r = resolve_stream(h, &s); r != CUDA_SUCCESS) return r;
   // The driver records an event only on a stream of the context it was
@@ -252,7 +296,7 @@ static std::pair<std::shared_ptr<Stream>, uint64_t> last_record(CUevent ev) {
 
 CUresult CUDAAPI cuEventQuery(CUevent ev) {
   NZ_REQUIRE_INIT();
-  if (!ev) return CUDA_ERROR_INVALID_HANDLE;
+  if (!ev || !live_event(ev, "cuEventQuery")) return CUDA_ERROR_INVALID_HANDLE;
   auto [s, seq] = last_record(ev);
   if (!s) return CUDA_SUCCESS;
   if (CUresult r = s->ctx->sticky.load(); r != CUDA_SUCCESS) return r;
@@ -262,7 +306,7 @@ CUresult CUDAAPI cuEventQuery(CUevent ev) {
 
 CUresult CUDAAPI cuEventSynchronize(CUevent ev) {
   NZ_REQUIRE_INIT();
-  if (!ev) return CUDA_ERROR_INVALID_HANDLE;
+  if (!ev || !live_event(ev, "cuEventSynchronize")) return CUDA_ERROR_INVALID_HANDLE;
   auto [s, seq] = last_record(ev);
   if (s) wait_until(s.get(), seq);
   release_pool_memory();

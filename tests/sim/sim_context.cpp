@@ -103,6 +103,7 @@ void teardown(Context* c) {
   }
   for (auto& s : streams) destroy_stream(s.get());
   retire_streams(std::move(streams));
+  retire_events(c);
   free_context_allocations(c);
 }
 

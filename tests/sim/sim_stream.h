@@ -87,6 +87,8 @@ struct Context {
 // --- contexts (sim_context.cpp) ---
 Context* current_context();  // this thread's current context, or null
 bool valid_context(Context* c);
+// The context's events go with it (destroy, reset): later uses are refused.
+void retire_events(Context* c);
 // Whether kernels in `from` may reach `owner`'s cuMemAlloc memory: the same
 // device, or peer access enabled from `from` to `owner`.
 bool reaches_linear_memory_of(Context* from, Context* owner);
