@@ -223,6 +223,7 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   kept_stores_.release();
   handoffs_enabled_ = false;
   status_host_.reset();
+  served_context_.store(nullptr, std::memory_order_release);
   context_ = nullptr;
   if (primary_reset) primary_kept_ = false;  // a reset may have dropped the reference: take one again
   setup_tried_ = false;

@@ -62,11 +62,15 @@ void Runtime::grant_peer(CUcontext peer, CUdevice accessor) noexcept {
 }
 
 // Whether the calling thread works in a context of another device than the
-// served one (`current` and `device` set then). Only asked where served
-// memory exists: setup completed before it was published.
+// served one (`current` and `device` set then). Asked first on every copy
+// hook, so it answers the usual case (nothing served yet, or the served
+// context current) with one driver getter and an atomic load, without the
+// runtime lock: served_context_ is published after device_ was set.
 bool Runtime::from_other_device(CUcontext* current, CUdevice* device) const noexcept {
+  const CUcontext served = served_context_.load(std::memory_order_acquire);
+  if (served == nullptr) return false;
   const auto& api = driver().base;
-  if (api.cuCtxGetCurrent(current) != CUDA_SUCCESS || *current == nullptr || *current == context_) return false;
+  if (api.cuCtxGetCurrent(current) != CUDA_SUCCESS || *current == nullptr || *current == served) return false;
   return api.cuCtxGetDevice(device) == CUDA_SUCCESS && *device != device_;
 }
 
@@ -95,14 +99,15 @@ static CUcontext device_context_of(CUdeviceptr p) noexcept {
 }
 
 bool Runtime::peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dctx, CUcontext* sctx) noexcept {
-  const bool dst_ours = is_managed(dst);
-  const bool src_ours = is_managed(src);
-  if (!dst_ours && !src_ours) return false;
   CUcontext current = nullptr;
   CUdevice device = 0;
   if (!from_other_device(&current, &device)) return false;
-  *dctx = dst_ours ? context_ : device_context_of(dst);
-  *sctx = src_ours ? context_ : device_context_of(src);
+  const bool dst_ours = is_managed(dst);
+  const bool src_ours = is_managed(src);
+  if (!dst_ours && !src_ours) return false;
+  const CUcontext served = served_context_.load(std::memory_order_acquire);
+  *dctx = dst_ours ? served : device_context_of(dst);
+  *sctx = src_ours ? served : device_context_of(src);
   return *dctx != nullptr && *sctx != nullptr;
 }
 
@@ -114,16 +119,15 @@ bool Runtime::peer_copy_contexts(CUdeviceptr dst, CUdeviceptr src, CUcontext* dc
 // runs in the served context, after the caller's queued work, and the shim
 // waits for it: the caller's stream knows nothing of the served context's.
 bool Runtime::enter_served_context(CUdeviceptr a, CUdeviceptr b, CUstream stream, CUcontext* restore) noexcept {
-  if (!is_managed(a) && !is_managed(b)) return false;
   CUcontext current = nullptr;
   CUdevice device = 0;
-  if (!from_other_device(&current, &device)) return false;
+  if (!from_other_device(&current, &device) || (!is_managed(a) && !is_managed(b))) return false;
   const auto& api = driver().base;
   if (detail::stream_capturing(stream)) return false;  // part of a graph: the program's as asked
   const bool special = stream == nullptr || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD;
   const detail::RelaxedCaptureScope relaxed;  // another thread's global capture stays valid
   if ((special ? api.cuCtxSynchronize() : api.cuStreamSynchronize(stream)) != CUDA_SUCCESS) return false;
-  if (api.cuCtxSetCurrent(context_) != CUDA_SUCCESS) return false;
+  if (api.cuCtxSetCurrent(served_context_.load(std::memory_order_acquire)) != CUDA_SUCCESS) return false;
   *restore = current;
   static std::atomic<bool> said{false};
   if (!said.exchange(true))

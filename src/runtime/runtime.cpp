@@ -214,6 +214,7 @@ bool Runtime::ensure_setup() noexcept {
   setup_ok_ = true;
   log(LogLevel::kDebug, "set up: page {} bytes, codec {}", vmm_.page_size(),
       codec_->backend() == gpu::Backend::kCuda ? "cuda" : "simulator");
+  served_context_.store(context_, std::memory_order_release);
   grant_pending_peers();
   return true;
 }

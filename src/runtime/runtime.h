@@ -388,6 +388,8 @@ class Runtime {
   bool setup_tried_ = false;
   bool setup_ok_ = false;
   CUcontext context_ = nullptr;
+  // context_ once set up, for the copy hooks' lock-free check (from_other_device).
+  std::atomic<CUcontext> served_context_{nullptr};
   bool serves_current_device() noexcept;  // mutex_ held, before setup (Config::device)
   bool other_device_said_ = false;
   // Peer access enabled before setup: (peer context, accessing device).

@@ -51,7 +51,7 @@ class RelaxedCaptureScope {
 // A hook called from another context (another device reading or copying
 // the memory the runtime serves): the runtime's kernels, streams and events
 // belong to its own context, which is made current for the hook's work and
-// the caller's restored after. `foreign()`: the caller's was another.
+// the caller's restored after.
 // t_foreign_call tells staging to decode on the runtime's stream (a program
 // stream of another context cannot run the runtime's kernels) and order the
 // program's stream after it with an event.
@@ -76,7 +76,6 @@ class ContextBinding {
   }
   ContextBinding(const ContextBinding&) = delete;
   ContextBinding& operator=(const ContextBinding&) = delete;
-  bool foreign() const { return switched_; }
 
  private:
   CUcontext previous_ = nullptr;

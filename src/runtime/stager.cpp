@@ -49,15 +49,19 @@ CUresult Runtime::prepare(std::vector<std::shared_ptr<Unit>>& touched, CUstream 
   std::lock_guard lock(mutex_);
   const auto locked = TraceClock::now();
   stats_.hook_lock_ns.add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(locked - asked).count()));
-  const detail::ContextBinding bound(context_);  // a call from another device's context
   // Our VMM calls and waits must not invalidate a global-mode capture that
   // another stream (of this thread or another) is recording, whether or not
   // this call's own stream captures. Taken only before the first driver call:
   // in the steady state (everything staged and decoded) there is none, and
   // entering and leaving the mode were two driver calls on every launch.
+  // So too the runtime's context, for a call from another device's context
+  // (detail::ContextBinding): bound with the first driver call, not before.
   std::optional<RelaxedCaptureScope> relaxed;
-  auto relax = [&relaxed] {
-    if (!relaxed) relaxed.emplace();
+  std::optional<ContextBinding> bound;
+  auto relax = [&] {
+    if (relaxed) return;
+    relaxed.emplace();
+    bound.emplace(context_);
   };
   bool faulted = false;
   CUresult result = CUDA_SUCCESS;
