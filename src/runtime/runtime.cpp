@@ -2,6 +2,8 @@
 // allocation hooks (VMM-backed cuMemAlloc/cuMemFree).
 #include "runtime/runtime.h"
 
+#include <pthread.h>
+
 #include <cstdlib>
 
 #include <algorithm>
@@ -67,14 +69,22 @@ void Runtime::initialise(const RuntimeDriverApi& real) noexcept {
       log(LogLevel::kError, "out of memory at start: pass-through");
       return;
     }
+    // A child forked from here (a DataLoader worker, Inductor's compile
+    // pool) cannot use CUDA: the driver answers CUDA_ERROR_NOT_INITIALIZED.
+    // It has this runtime's state but none of its other threads, so a lock
+    // one of them held at the fork stays held there for good. The child
+    // passes every call through and does nothing at exit: no hang on such
+    // a lock, no free or flush answered from the parent's bookkeeping, no
+    // second exit report of the parent's figures.
+    pthread_atfork(nullptr, nullptr, [] { active_.store(false, std::memory_order_relaxed); });
     if (config.report || config.log_level >= 1) {
       std::atexit([] {
-        if (instance_ != nullptr) instance_->report_at_exit();
+        if (Runtime* rt = instance_if_active()) rt->report_at_exit();
       });
     }
     if (!config.trace_path.empty()) {
       std::atexit([] {
-        if (instance_ != nullptr) instance_->emit_counters();
+        if (Runtime* rt = instance_if_active()) rt->emit_counters();
       });
     }
     instance_->say_pytorch_conf();

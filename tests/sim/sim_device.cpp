@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string_view>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include "sim_driver_table.h"
@@ -20,6 +21,17 @@ namespace nzsim {
 namespace {
 
 std::atomic<bool> g_initialized{false};
+// Set in a child forked after cuInit. The real driver cannot be used there:
+// every call, cuInit included, returns CUDA_ERROR_NOT_INITIALIZED (what
+// PyTorch's DataLoader workers and Inductor's compile workers meet; Triton
+// probes for it). Here the child would find the parent's state but none of
+// its stream threads, so its calls would hang instead.
+std::atomic<bool> g_forked{false};
+
+void on_fork_child() {
+  g_forked.store(true, std::memory_order_relaxed);
+  g_initialized.store(false, std::memory_order_release);
+}
 constexpr const char* kDeviceName = "nzsim H100 (simulated)";
 
 int device_attribute(CUdevice_attribute a) {
@@ -89,6 +101,7 @@ extern "C" {
 
 CUresult CUDAAPI cuInit(unsigned int flags) {
   if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (g_forked.load(std::memory_order_relaxed)) return CUDA_ERROR_NOT_INITIALIZED;
   static std::once_flag once;
   static CUresult result = CUDA_SUCCESS;
   std::call_once(once, [] {
@@ -98,6 +111,7 @@ CUresult CUDAAPI cuInit(unsigned int flags) {
       return;
     }
     install_fault_handler();
+    pthread_atfork(nullptr, nullptr, on_fork_child);
     log_debug("initialised: {} MiB, lazy={}", config().total_bytes >> 20, config().lazy);
     g_initialized.store(true, std::memory_order_release);
   });

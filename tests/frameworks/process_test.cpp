@@ -1,0 +1,206 @@
+// Processes forked after CUDA is initialised: PyTorch's DataLoader workers
+// (fork is the default start method on Linux), Inductor's compile-worker pool,
+// a Python `os.fork()`. The driver cannot be used in such a child: every call,
+// cuInit included, returns CUDA_ERROR_NOT_INITIALIZED (Triton's is_active()
+// probes exactly that). The child inherits neuzip's state as it was at the
+// fork, including locks other threads held then, but not those threads (the
+// look-ahead stager, the program's other launching threads). So in the child
+// neuzip must pass every call straight to the driver, and its exit (atexit
+// handlers: the exit report, the stager's stop) must neither wait for what
+// is not there nor print the parent's report again. The parent goes on as if
+// nothing happened.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fw_env.h"
+
+namespace fw {
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+// What a forked child does with the driver and with neuzip's C API; returns
+// the number of answers that are not what the real driver gives there.
+int use_cuda_in_child(CUdeviceptr weight, size_t bytes, CUfunction sum) {
+  int wrong = 0;
+  auto expect = [&](const char* what, CUresult got) {
+    if (got != CUDA_ERROR_NOT_INITIALIZED) {
+      std::fprintf(stderr, "child: %s returned %d, not CUDA_ERROR_NOT_INITIALIZED\n", what, static_cast<int>(got));
+      ++wrong;
+    }
+  };
+  expect("cuInit", cuInit(0));
+  int count = 0;
+  expect("cuDeviceGetCount", cuDeviceGetCount(&count));
+  CUdeviceptr p = 0;
+  expect("cuMemAlloc", cuMemAlloc(&p, 4 * kMiB));
+  CUdeviceptr out = weight;  // any address: the launch must not get as far as the device
+  uint64_t n = bytes;
+  void* params[] = {&weight, &n, &out};
+  expect("cuLaunchKernel", cuLaunchKernel(sum, 1, 1, 1, 1, 1, 1, 0, nullptr, params, nullptr));
+  std::vector<uint8_t> host(4096);
+  expect("cuMemcpyDtoH", cuMemcpyDtoH(host.data(), weight, host.size()));
+  expect("cuMemcpyHtoD", cuMemcpyHtoD(weight, host.data(), host.size()));
+  size_t free_bytes = 0, total = 0;
+  expect("cuMemGetInfo", cuMemGetInfo(&free_bytes, &total));
+  expect("cuCtxSynchronize", cuCtxSynchronize());
+  expect("cuMemFree", cuMemFree(weight));
+  // neuzip's own API (the Python module's calls): nothing to serve here.
+  using StatsFn = int (*)(nz_runtime_stats*, size_t);
+  using FlushFn = int (*)();
+  if (auto stats = reinterpret_cast<StatsFn>(dlsym(RTLD_DEFAULT, "nz_stats"))) {
+    nz_runtime_stats s{};
+    if (stats(&s, sizeof s) == NZ_RT_OK) {
+      std::fprintf(stderr, "child: nz_stats answered with the parent's figures\n");
+      ++wrong;
+    }
+  }
+  if (auto flush = reinterpret_cast<FlushFn>(dlsym(RTLD_DEFAULT, "nz_flush"))) {
+    if (flush() == NZ_RT_OK) {
+      std::fprintf(stderr, "child: nz_flush compressed in a child\n");
+      ++wrong;
+    }
+  }
+  return wrong;
+}
+
+struct ChildResult {
+  bool exited = false;  // false: killed after the timeout (hung) or by a signal
+  int status = -1;      // exit status, or the signal
+  std::string err;      // what it wrote to stderr
+};
+
+// Forks; the child redirects its stderr to a file, runs `body` and leaves
+// through std::exit(body's result), so every atexit handler runs as in a
+// child that returns from main. A child still running after `timeout` is
+// killed and reported as hung.
+template <typename Body>
+ChildResult run_forked(Body body, std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  char path[] = "/tmp/nz-fork-child-XXXXXX";
+  const int fd = mkstemp(path);
+  ChildResult res;
+  if (fd < 0) return res;
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fd, STDERR_FILENO);
+    std::exit(body());
+  }
+  close(fd);
+  if (pid < 0) {
+    unlink(path);
+    return res;
+  }
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  pid_t done = 0;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    res.status = -2;
+  } else if (WIFEXITED(status)) {
+    res.exited = true;
+    res.status = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    res.status = WTERMSIG(status);
+  }
+  std::ifstream in(path);
+  res.err.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  unlink(path);
+  return res;
+}
+
+std::string describe(const ChildResult& r) {
+  if (r.exited) return "exit status " + std::to_string(r.status) + "; stderr:\n" + r.err;
+  if (r.status == -2) return "hung (killed after the timeout); stderr:\n" + r.err;
+  return "killed by signal " + std::to_string(r.status) + "; stderr:\n" + r.err;
+}
+
+// A DataLoader worker's life: forked from a process whose weights neuzip
+// holds compressed, it meets an unusable driver and exits normally.
+TEST(Fork, ChildFindsTheDriverUnusableAndExitsQuietly) {
+  Weight w(8 * kMiB, 90);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
+  ASSERT_EQ(device_hash(w.dev, w.host.size()), w.hash());
+  const CUfunction sum = Env::get().fn("sum_bytes");
+  const ChildResult child = run_forked([&] { return use_cuda_in_child(w.dev, w.host.size(), sum); });
+  EXPECT_TRUE(child.exited && child.status == 0) << describe(child);
+  // The exit report (NEUZIP_REPORT=1 in this test's environment) is the
+  // parent's; a child that printed it would report the parent's figures
+  // twice. A pass-through child has nothing to say at all.
+  EXPECT_EQ(child.err.find("neuzip:"), std::string::npos) << child.err;
+  // The parent goes on: its weight is still compressed and reads right.
+  EXPECT_EQ(device_hash(w.dev, w.host.size()), w.hash());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
+}
+
+// Forks while another thread of the program keeps launching on weights over
+// the budget (so the runtime's lock, its stager and its evictions are busy at
+// the moment of the fork): no child may hang on a lock that a thread it does
+// not have held, or crash on state that thread was changing.
+TEST(Fork, ChildrenOfABusyProgramNeverHang) {
+  Weight a(6 * kMiB, 91), b(6 * kMiB, 92);
+  Env::get().flush();
+  const CUfunction sum = Env::get().fn("sum_bytes");
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0}, wrong{0};
+  std::thread busy([&] {
+    cuCtxSetCurrent(Env::get().ctx);
+    CUstream s = nullptr;
+    cuStreamCreate(&s, CU_STREAM_NON_BLOCKING);
+    CUdeviceptr out = alloc(64);
+    while (!stop.load()) {
+      for (const Weight* w : {&a, &b}) {
+        uint64_t n = w->host.size();
+        CUdeviceptr p = w->dev;
+        void* params[] = {&p, &n, &out};
+        if (cuLaunchKernel(sum, 1, 1, 1, 1, 1, 1, 0, s, params, nullptr) != CUDA_SUCCESS) ++wrong;
+        uint64_t got = 0;
+        if (cuMemcpyDtoHAsync(&got, out, 8, s) != CUDA_SUCCESS || cuStreamSynchronize(s) != CUDA_SUCCESS ||
+            got != w->hash())
+          ++wrong;
+        ++reads;
+      }
+    }
+    cuStreamDestroy(s);
+    cuMemFree(out);
+  });
+  constexpr int kChildren = 12;
+  int ok = 0;
+  for (int i = 0; i < kChildren; ++i) {
+    const int before = reads.load();
+    while (reads.load() < before + 1 + i % 3) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    const ChildResult child = run_forked([&] { return use_cuda_in_child(a.dev, a.host.size(), sum); },
+                                         std::chrono::seconds(20));
+    EXPECT_TRUE(child.exited && child.status == 0) << "child " << i << ": " << describe(child);
+    ok += child.exited && child.status == 0;
+    if (!child.exited) break;  // one hang says it (and each costs the timeout)
+  }
+  stop = true;
+  busy.join();
+  EXPECT_EQ(ok, kChildren) << "children that exited cleanly";
+  EXPECT_EQ(wrong.load(), 0) << "the parent's reads went wrong while it forked";
+  EXPECT_GT(reads.load(), kChildren);
+  EXPECT_EQ(device_hash(a.dev, a.host.size()), a.hash());
+  EXPECT_EQ(device_hash(b.dev, b.host.size()), b.hash());
+}
+
+}  // namespace
+}  // namespace fw
