@@ -149,6 +149,7 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
       complain("NEUZIP_CHUNK_ELEMS", v, "a power of two from 1024 to 4194304");
   }
   if (const char* v = getenv_fn("NEUZIP_TRACE")) c.trace_path = v;
+  if (const char* v = getenv_fn("NEUZIP_TRACE_RUN")) c.trace_run = std::string_view(v) == "1";
   if (const char* v = getenv_fn("NEUZIP_FAULT_INJECT")) {
     if (std::string_view(v) == "store") c.corrupt_stores = true;
     else complain("NEUZIP_FAULT_INJECT", v, "store");

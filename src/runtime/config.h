@@ -80,6 +80,7 @@ struct Config {
   uint32_t chunk_elems = 8192;
   int log_level = 0;                 // NEUZIP_LOG
   std::string trace_path;            // NEUZIP_TRACE
+  bool trace_run = false;            // NEUZIP_TRACE_RUN=1 (nztrace): trace_path is this run's, fresh (Trace::open)
   bool report = false;               // NEUZIP_REPORT=1: summary line at exit
   // NEUZIP_FAULT_INJECT=store: every store is damaged right after it is
   // written (fault injection, for tests of the checksum path through the

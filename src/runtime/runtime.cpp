@@ -50,7 +50,7 @@ void Runtime::emit_timed(std::string_view event, uint64_t ptr, uint64_t bytes, T
 
 Runtime::Runtime(const Config& config) : config_(config) {
   if (config_.staging_bytes) stats_.staging_budget.set(*config_.staging_bytes);
-  if (!config_.trace_path.empty()) trace_.open(config_.trace_path);
+  if (!config_.trace_path.empty()) trace_.open(config_.trace_path, config_.trace_run);
 }
 
 void Runtime::initialise(const RuntimeDriverApi& real) noexcept {

@@ -1,5 +1,12 @@
 #include "runtime/trace.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <fmt/format.h>
 
 #include "runtime/log.h"
@@ -10,11 +17,66 @@ Trace::~Trace() {
   if (file_ != nullptr) std::fclose(file_);
 }
 
-bool Trace::open(const std::string& path) noexcept {
+namespace {
+
+// `path` opened for writing and locked for this process; -1 with errno
+// EWOULDBLOCK when another process holds it, or (with `fresh_run`) when an
+// earlier process of the run wrote it. Truncated otherwise (an earlier run's
+// lines). Close-on-exec: a program this process runs does not inherit the
+// lock (a child forked without exec shares it and writes nothing: Runtime
+// passes everything through there).
+int open_locked(const std::string& path, bool fresh_run) noexcept {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      errno = EWOULDBLOCK;
+      return -1;
+    }
+    // A file system without flock (EINVAL, ENOLCK): this process alone, as before.
+    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  }
+  struct stat st {};
+  if (fresh_run && ::fstat(fd, &st) == 0 && st.st_size > 0) {
+    ::close(fd);
+    errno = EWOULDBLOCK;
+    return -1;
+  }
+  if (::ftruncate(fd, 0) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+bool Trace::open(const std::string& path, bool fresh_run) noexcept {
   std::lock_guard lock(mutex_);
-  file_ = std::fopen(path.c_str(), "w");
-  if (file_ == nullptr) log(LogLevel::kError, "cannot open trace file {}: tracing off", path);
-  return file_ != nullptr;
+  try {
+    std::string chosen = path;
+    int fd = open_locked(chosen, fresh_run);
+    if (fd < 0 && errno == EWOULDBLOCK) {
+      chosen = fmt::format("{}.{}", path, static_cast<long>(::getpid()));
+      fd = open_locked(chosen, false);
+      // nztrace reads these files itself; a user who set NEUZIP_TRACE is told.
+      if (fd >= 0)
+        log(fresh_run ? LogLevel::kInfo : LogLevel::kError, "trace file {} is another process's of this run; this process (pid {}) writes {}",
+            path, static_cast<long>(::getpid()), chosen);
+    }
+    if (fd >= 0) file_ = ::fdopen(fd, "w");
+    if (file_ == nullptr) {
+      if (fd >= 0) ::close(fd);
+      log(LogLevel::kError, "cannot open trace file {}: tracing off", chosen);
+      return false;
+    }
+    path_ = chosen;
+    return true;
+  } catch (...) {
+    return false;
+  }
 }
 
 void Trace::emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra) noexcept {

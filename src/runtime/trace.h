@@ -17,8 +17,18 @@ using TraceClock = std::chrono::steady_clock;
 class Trace {
  public:
   ~Trace();
-  // Opens the file (truncating it); false and a log line if it cannot.
-  bool open(const std::string& path) noexcept;
+  // Opens the file for this process alone. Several processes of one run
+  // share NEUZIP_TRACE (torchrun's ranks under nztrace, a worker a traced
+  // program spawns): the first to open the path holds it (an advisory lock
+  // for its life) and truncates it; another one writes "<path>.<pid>"
+  // instead, and says so in one line, rather than truncating and
+  // overwriting the first one's lines. With `fresh_run` (nztrace made the
+  // file empty for this run: NEUZIP_TRACE_RUN=1) a path that already holds
+  // lines is an earlier process's of the same run, so a later process
+  // writes "<path>.<pid>" too. False and a log line when no file opens.
+  bool open(const std::string& path, bool fresh_run = false) noexcept;
+  // The file this process writes ("" when tracing is off).
+  const std::string& path() const noexcept { return path_; }
   bool enabled() const noexcept { return file_ != nullptr; }
   // {"t_ns":..,"event":"<event>","ptr":"0x..","bytes":..,<extra>} ; `extra` is
   // pre-formatted JSON members (may be empty).
@@ -27,6 +37,7 @@ class Trace {
  private:
   std::mutex mutex_;
   std::FILE* file_ = nullptr;
+  std::string path_;
 };
 
 }  // namespace nz::rt

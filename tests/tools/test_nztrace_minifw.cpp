@@ -73,6 +73,50 @@ TEST(NztraceMinifw, JsonAndKeptTrace) {
             doc->find("memory")->find("saved_peak_bytes")->as_u64());
 }
 
+// Several processes of one run share NEUZIP_TRACE (torchrun's ranks, a
+// worker the program spawns): two at once, then one after them. Each must
+// keep its own trace (the runtime writes "<trace>.<pid>" for all but the
+// first), none may truncate or overwrite another's lines, and the report
+// gives each process's figures.
+TEST(NztraceMinifw, EveryProcessOfARunKeepsItsOwnTrace) {
+  const std::string trace = ::testing::TempDir() + "nztrace_procs.trace";
+  const std::string report = ::testing::TempDir() + "nztrace_procs.json";
+  const std::string m = MINIFW_EXE;
+  // A stale file of an earlier run beside the kept trace is not this run's.
+  run_command("echo stale > " + trace + ".1");
+  const auto traced = run_command(nztrace("--json --keep-trace " + trace + " --report " + report + " -- ") +
+                                  "sh -c '" + m + " infer & " + m + " infer & wait; " + m + " infer'");
+  ASSERT_EQ(traced.exit_code, 0);
+  const auto text = run_command("cat " + report).out;
+  auto doc = nz::util::json::parse(text, nullptr);
+  ASSERT_TRUE(doc) << text;
+  auto check = [](const nz::util::json::Value& r, const std::string& who) {
+    EXPECT_EQ(r.find("malformed_lines")->as_u64(), 0u) << who;
+    EXPECT_GT(r.find("events")->as_u64().value_or(0), 0u) << who;
+    EXPECT_GT(r.find("memory")->find("saved_peak_bytes")->as_u64().value_or(0), 0u) << who;
+    return r.find("cost")->find("compressions")->as_u64().value_or(0);
+  };
+  const uint64_t first = check(*doc, "the first process");
+  EXPECT_GT(first, 0u);
+  const auto* others = doc->find("other_processes");
+  ASSERT_TRUE(others != nullptr) << "one trace for three processes:\n" << text;
+  ASSERT_EQ(others->items.size(), 2u) << text;
+  for (const auto& o : others->items) {
+    const uint64_t pid = o.find("pid")->as_u64().value_or(0);
+    EXPECT_GT(pid, 1u);
+    // The same program: the same buffers compressed, in every process.
+    EXPECT_EQ(check(o, "process " + std::to_string(pid)), first);
+    ASSERT_TRUE(o.find("trace")->is_string());
+    EXPECT_TRUE(std::filesystem::exists(trace + "." + std::to_string(pid)));
+  }
+  EXPECT_FALSE(std::filesystem::exists(trace + ".1")) << "an earlier run's file was kept as this run's";
+  // The text report lists them too.
+  const std::string err_file = ::testing::TempDir() + "nztrace_procs.err";
+  const auto again = run_command(std::string(NZTRACE_EXE) + " --from-trace " + trace, err_file);
+  ASSERT_EQ(again.exit_code, 0);
+  EXPECT_NE(again.err.find("2 more processes of the run wrote traces"), std::string::npos) << again.err;
+}
+
 TEST(NztraceMinifw, ExitStatusPassesThrough) {
   EXPECT_EQ(run_command(nztrace("-- sh -c 'exit 7'")).exit_code, 7);
   EXPECT_EQ(run_command(nztrace("-- sh -c 'kill -TERM $$'")).exit_code, 128 + 15);

@@ -81,7 +81,7 @@ int run_traced(const std::vector<std::string>& argv, const std::string& lib, con
   std::string preload = "LD_PRELOAD=" + lib;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view entry(*e);
-    if (entry.rfind("NEUZIP_TRACE=", 0) == 0) continue;
+    if (entry.rfind("NEUZIP_TRACE=", 0) == 0 || entry.rfind("NEUZIP_TRACE_RUN=", 0) == 0) continue;
     const auto replaced = [&](const std::string& e) { return entry.rfind(e.substr(0, e.find('=') + 1), 0) == 0; };
     if (std::any_of(extra_env.begin(), extra_env.end(), replaced)) continue;
     if (entry.rfind("LD_PRELOAD=", 0) == 0) {
@@ -96,6 +96,9 @@ int run_traced(const std::vector<std::string>& argv, const std::string& lib, con
   }
   env_storage.push_back(preload);
   env_storage.push_back("NEUZIP_TRACE=" + trace_path);
+  // The file is this run's and empty: every process of the run after the
+  // first writes "<trace>.<pid>" (src/runtime/trace.cpp), read back by main.cpp.
+  env_storage.push_back("NEUZIP_TRACE_RUN=1");
   env_storage.insert(env_storage.end(), extra_env.begin(), extra_env.end());
   std::vector<char*> envp, args;
   for (auto& s : env_storage) envp.push_back(s.data());

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -15,11 +16,19 @@
 namespace nztrace {
 
 // One run of the program (or a trace read back) and what nztrace made of it.
+// The trace of another process of the run ("<trace>.<pid>": a torchrun
+// rank, a worker the program spawned), summarised on its own.
+struct OtherProcess {
+  RunInfo info;  // info.pid names it; info.trace_path is its file when kept
+  TraceSummary summary;
+};
+
 struct TracedRun {
   std::string label;  // "without neuzip", "with neuzip", or "" for a single run
   RunInfo info;
   TraceFile trace;
   TraceSummary summary;
+  std::vector<OtherProcess> others;  // by pid; the report and --json list them after the first process
 };
 
 // The weights the runtime compressed: every buffer ever compressed, its

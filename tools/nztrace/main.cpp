@@ -12,12 +12,14 @@
 // started / found.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -134,15 +136,57 @@ bool write_report(const std::string& path, const std::string& text) {
   return false;
 }
 
-// Reads and summarises the trace at `path` into `run`; a missing trace is
-// reported and leaves an empty summary (the program's status still counts).
-bool load_trace(const std::string& path, nztrace::TracedRun& run) {
+// The traces other processes of a run wrote beside `path`: the runtime's
+// "<path>.<pid>" when another process already held `path` (src/runtime/trace.cpp).
+std::vector<std::pair<long, std::string>> other_traces(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<long, std::string>> found;
+  const fs::path p(path);
+  const std::string prefix = p.filename().string() + ".";
+  std::error_code ec;
+  for (fs::directory_iterator it(p.has_parent_path() ? p.parent_path() : fs::path("."), ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0 || name.size() - prefix.size() > 9)
+      continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    found.emplace_back(std::stol(digits), it->path().string());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+void remove_other_traces(const std::string& path) {
+  for (const auto& [pid, file] : other_traces(path)) {
+    std::error_code ec;
+    std::filesystem::remove(file, ec);
+  }
+}
+
+// Reads and summarises the trace at `path` into `run`, and those of the
+// run's other processes beside it; a missing trace is reported and leaves
+// an empty summary (the program's status still counts).
+bool load_trace(const std::string& path, nztrace::TracedRun& run, bool keep_paths) {
   std::string error;
   if (!nztrace::read_trace_file(path, run.trace, error)) {
     fmt::print(stderr, "nztrace: {}\n", error);
     return false;
   }
   run.summary = nztrace::summarize(run.trace);
+  for (const auto& [pid, file] : other_traces(path)) {
+    nztrace::TraceFile trace;
+    if (!nztrace::read_trace_file(file, trace, error)) {
+      fmt::print(stderr, "nztrace: {}\n", error);
+      continue;
+    }
+    nztrace::OtherProcess other;
+    other.info.command = run.info.command;
+    other.info.pid = pid;
+    other.info.trace_path = keep_paths ? file : "";
+    other.summary = nztrace::summarize(trace);
+    run.others.push_back(std::move(other));
+  }
   return true;
 }
 
@@ -151,39 +195,67 @@ bool load_trace(const std::string& path, nztrace::TracedRun& run) {
 int run_program(const Args& a, const std::string& lib, const std::vector<std::string>& extra_env,
                 const std::string& keep, nztrace::TracedRun& run) {
   std::string error;
+  std::error_code ignored;
   const std::string trace_path = keep.empty() ? temporary_trace(error) : keep;
   if (trace_path.empty()) {
     fmt::print(stderr, "nztrace: {}\n", error);
     return kOwnFailure;
   }
   run.info.command = joined(a.program);
+  // A kept trace's file and its other processes' files may hold an earlier
+  // run's lines: the runtime takes the file only while it is empty.
+  if (!keep.empty()) std::filesystem::resize_file(trace_path, 0, ignored);
+  remove_other_traces(trace_path);
   const auto start = std::chrono::steady_clock::now();
   run.info.exit_status = nztrace::run_traced(a.program, lib, trace_path, extra_env, error);
   run.info.wall_ns = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
   if (!error.empty()) fmt::print(stderr, "nztrace: {}\n", error);
   run.info.trace_path = keep;
-  load_trace(trace_path, run);
+  load_trace(trace_path, run, !keep.empty());
   if (keep.empty()) {
     std::error_code ec;
     std::filesystem::remove(trace_path, ec);
+    remove_other_traces(trace_path);
   }
   return 0;
+}
+
+// "other_processes": the reports of the run's other processes (only when
+// there were any, so a one-process report is unchanged).
+void add_other_processes(nlohmann::ordered_json& o, const nztrace::TracedRun& run) {
+  if (run.others.empty()) return;
+  auto& list = o["other_processes"] = nlohmann::ordered_json::array();
+  for (const nztrace::OtherProcess& other : run.others) list.push_back(nztrace::report_json(other.summary, other.info));
 }
 
 // The report, the --perfetto and --plot files. False when one could not be written.
 bool write_outputs(const Args& a, const std::vector<const nztrace::TracedRun*>& runs) {
   const nztrace::TracedRun& last = *runs.back();
   const bool compare = runs.size() == 2;
-  const std::string json =
-      !a.json ? ""
-      : compare ? nztrace::compare_json(*runs[0], last).dump(-1, ' ', false,
-                                                             nlohmann::ordered_json::error_handler_t::replace) + "\n"
-                : nztrace::render_json(last.summary, last.info);
+  std::string json;
+  if (a.json) {
+    nlohmann::ordered_json o;
+    if (compare) {
+      o = nztrace::compare_json(*runs[0], last);
+      add_other_processes(o["without"], *runs[0]);
+      add_other_processes(o["with"], last);
+    } else {
+      o = nztrace::report_json(last.summary, last.info);
+      add_other_processes(o, last);
+    }
+    json = o.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+  }
   bool ok = true;
   if (!a.json || !a.json_file.empty()) {
-    const std::string text = (compare ? nztrace::render_compare_text(*runs[0], last) + "\n" : "") +
-                             nztrace::render_text(last.summary, last.info, a.top);
+    std::string text = (compare ? nztrace::render_compare_text(*runs[0], last) + "\n" : "") +
+                       nztrace::render_text(last.summary, last.info, a.top);
+    if (!last.others.empty())
+      text += fmt::format("nztrace: {} more process{} of the run wrote traces; {} report{} follow{}\n",
+                          last.others.size(), last.others.size() == 1 ? "" : "es", last.others.size() == 1 ? "its" : "their",
+                          last.others.size() == 1 ? "" : "s", last.others.size() == 1 ? "s" : "");
+    for (const nztrace::OtherProcess& other : last.others)
+      text += "\n" + nztrace::render_text(other.summary, other.info, a.top);
     ok = write_report(a.report_file, text);
   }
   if (a.json) ok = write_report(a.json_file.empty() ? a.report_file : a.json_file, json) && ok;
@@ -212,7 +284,7 @@ int main(int argc, char** argv) {
     nztrace::TracedRun run;
     run.info.command = "(trace " + a.from_trace + ")";
     run.info.trace_path = a.from_trace;
-    if (!load_trace(a.from_trace, run)) return kOwnFailure;
+    if (!load_trace(a.from_trace, run, true)) return kOwnFailure;
     return write_outputs(a, {&run}) ? 0 : kOwnFailure;
   }
   std::string searched;

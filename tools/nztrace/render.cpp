@@ -68,8 +68,10 @@ std::string site_text(const AllocSite& site, size_t max_frames) {
 }
 
 std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
-  std::string o = fmt::format("nztrace: {} exited {}; {} trace events over {:.3f} s{}\n", run.command,
-                              run.exit_status, s.events, s.duration_ns / 1e9,
+  // Another process of the run: nztrace did not wait for it, so no status.
+  const std::string who = run.pid ? fmt::format("process {} of {}", run.pid, run.command)
+                                  : fmt::format("{} exited {}", run.command, run.exit_status);
+  std::string o = fmt::format("nztrace: {}; {} trace events over {:.3f} s{}\n", who, s.events, s.duration_ns / 1e9,
                               s.malformed_lines ? fmt::format(" ({} unreadable lines skipped)", s.malformed_lines) : "");
   if (s.events == 0) {
     o += "nztrace: the trace is empty: was libneuzip loaded (static binary? NEUZIP=0?) and did the program use the CUDA driver?\n";
@@ -143,7 +145,8 @@ nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
   o["tool"] = "nztrace";
   o["schema_version"] = 1;
   o["command"] = run.command;
-  o["exit_status"] = run.exit_status;
+  if (run.pid) o["pid"] = run.pid;
+  else o["exit_status"] = run.exit_status;
   o["trace"] = run.trace_path.empty() ? J(nullptr) : J(run.trace_path);
   o["wall_ns"] = run.wall_ns ? J(run.wall_ns) : J(nullptr);
   o["events"] = s.events;

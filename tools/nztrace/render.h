@@ -15,6 +15,7 @@ struct RunInfo {
   int exit_status = 0;     // what nztrace itself exits with
   std::string trace_path;  // kept trace, or "" when it was deleted
   uint64_t wall_ns = 0;    // the program's wall time as nztrace saw it (0: not run here)
+  long pid = 0;            // another process of the run (its own trace): its pid; 0 for the program itself
 };
 
 // One site as text: Python frames first (where the user's code is), then native.

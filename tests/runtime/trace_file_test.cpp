@@ -1,0 +1,93 @@
+// Trace::open when several processes of a run share NEUZIP_TRACE. The lock is
+// per open file description, so two opens in this one process contend as two
+// processes would; "<path>.<pid>" then carries this process's pid.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "runtime/trace.h"
+
+namespace nz::rt {
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+class TraceFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = ::testing::TempDir() + "nz_trace_file_" + std::to_string(::getpid());
+    sibling_ = path_ + "." + std::to_string(::getpid());
+    std::filesystem::remove(path_);
+    std::filesystem::remove(sibling_);
+  }
+  void TearDown() override {
+    std::filesystem::remove(path_);
+    std::filesystem::remove(sibling_);
+  }
+  std::string path_, sibling_;
+};
+
+TEST_F(TraceFile, AWriterWhileAnotherHoldsThePathWritesBesideIt) {
+  Trace first, second;
+  ASSERT_TRUE(first.open(path_));
+  first.emit("alloc", 0x1000, 1);
+  ASSERT_TRUE(second.open(path_));
+  EXPECT_EQ(second.path(), sibling_);
+  second.emit("tag", 0x2000, 2);
+  first.emit("free", 0x1000, 1);
+  const std::string a = read_file(path_), b = read_file(sibling_);
+  // Neither truncated nor overwrote the other's lines.
+  EXPECT_NE(a.find("\"alloc\""), std::string::npos) << a;
+  EXPECT_NE(a.find("\"free\""), std::string::npos) << a;
+  EXPECT_EQ(a.find("\"tag\""), std::string::npos) << a;
+  EXPECT_NE(b.find("\"tag\""), std::string::npos) << b;
+}
+
+TEST_F(TraceFile, ALaterProcessOfAFreshRunWritesBesideTheFirstOnesLines) {
+  {
+    Trace first;
+    ASSERT_TRUE(first.open(path_, true));  // nztrace's empty file: taken
+    EXPECT_EQ(first.path(), path_);
+    first.emit("alloc", 0x1000, 1);
+  }  // the first process exited
+  Trace later;
+  ASSERT_TRUE(later.open(path_, true));
+  EXPECT_EQ(later.path(), sibling_);
+  later.emit("tag", 0x2000, 2);
+  EXPECT_NE(read_file(path_).find("\"alloc\""), std::string::npos);
+  EXPECT_NE(read_file(sibling_).find("\"tag\""), std::string::npos);
+}
+
+TEST_F(TraceFile, WithoutARunTheNextProgramTakesThePathAfresh) {
+  {
+    Trace earlier;
+    ASSERT_TRUE(earlier.open(path_));
+    earlier.emit("alloc", 0x1000, 1);
+  }
+  Trace next;  // NEUZIP_TRACE set by hand, the program run again
+  ASSERT_TRUE(next.open(path_));
+  EXPECT_EQ(next.path(), path_);
+  next.emit("tag", 0x2000, 2);
+  const std::string a = read_file(path_);
+  EXPECT_EQ(a.find("\"alloc\""), std::string::npos) << "the earlier run's lines were kept: " << a;
+  EXPECT_NE(a.find("\"tag\""), std::string::npos) << a;
+  EXPECT_FALSE(std::filesystem::exists(sibling_));
+}
+
+TEST_F(TraceFile, AnUnwritablePathTurnsTracingOff) {
+  Trace t;
+  EXPECT_FALSE(t.open("/nonexistent-dir/trace"));
+  EXPECT_FALSE(t.enabled());
+  t.emit("alloc", 0, 0);  // nothing, no crash
+}
+
+}  // namespace
+}  // namespace nz::rt
