@@ -29,6 +29,7 @@ struct TracedRun {
   TraceFile trace;
   TraceSummary summary;
   std::vector<OtherProcess> others;  // by pid; the report and --json list them after the first process
+  size_t idle_others = 0;            // other processes whose trace has no allocation (not in `others`)
 };
 
 // The weights the runtime compressed: every buffer ever compressed, its

@@ -185,6 +185,12 @@ bool load_trace(const std::string& path, nztrace::TracedRun& run, bool keep_path
     other.info.pid = pid;
     other.info.trace_path = keep_paths ? file : "";
     other.summary = nztrace::summarize(trace);
+    // A helper that initialised CUDA and allocated nothing through neuzip
+    // (Inductor's compile workers, a device query): counted, not reported.
+    if (other.summary.allocations == 0) {
+      ++run.idle_others;
+      continue;
+    }
     run.others.push_back(std::move(other));
   }
   return true;
@@ -221,9 +227,11 @@ int run_program(const Args& a, const std::string& lib, const std::vector<std::st
   return 0;
 }
 
-// "other_processes": the reports of the run's other processes (only when
-// there were any, so a one-process report is unchanged).
+// "other_processes": the reports of the run's other processes, and
+// "idle_other_processes": how many more allocated nothing (each only when
+// non-zero, so a one-process report is unchanged).
 void add_other_processes(nlohmann::ordered_json& o, const nztrace::TracedRun& run) {
+  if (run.idle_others) o["idle_other_processes"] = run.idle_others;
   if (run.others.empty()) return;
   auto& list = o["other_processes"] = nlohmann::ordered_json::array();
   for (const nztrace::OtherProcess& other : run.others) list.push_back(nztrace::report_json(other.summary, other.info));
@@ -254,6 +262,9 @@ bool write_outputs(const Args& a, const std::vector<const nztrace::TracedRun*>& 
       text += fmt::format("nztrace: {} more process{} of the run wrote traces; {} report{} follow{}\n",
                           last.others.size(), last.others.size() == 1 ? "" : "es", last.others.size() == 1 ? "its" : "their",
                           last.others.size() == 1 ? "" : "s", last.others.size() == 1 ? "s" : "");
+    if (last.idle_others)
+      text += fmt::format("nztrace: {} more process{} of the run started CUDA and allocated nothing through neuzip\n",
+                          last.idle_others, last.idle_others == 1 ? "" : "es");
     for (const nztrace::OtherProcess& other : last.others)
       text += "\n" + nztrace::render_text(other.summary, other.info, a.top);
     ok = write_report(a.report_file, text);
