@@ -28,6 +28,9 @@ namespace {
 int open_locked(const std::string& path, bool fresh_run) noexcept {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return -1;
+  struct stat st {};
+  // A terminal or a pipe (NEUZIP_TRACE=/dev/stderr): written as it is.
+  if (::fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) return fd;
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     ::close(fd);
@@ -38,7 +41,6 @@ int open_locked(const std::string& path, bool fresh_run) noexcept {
     // A file system without flock (EINVAL, ENOLCK): this process alone, as before.
     return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   }
-  struct stat st {};
   if (fresh_run && ::fstat(fd, &st) == 0 && st.st_size > 0) {
     ::close(fd);
     errno = EWOULDBLOCK;

@@ -82,6 +82,24 @@ TEST_F(TraceFile, WithoutARunTheNextProgramTakesThePathAfresh) {
   EXPECT_FALSE(std::filesystem::exists(sibling_));
 }
 
+TEST_F(TraceFile, APipeIsWrittenAsItIs) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const std::string path = "/proc/self/fd/" + std::to_string(fds[1]);
+  {
+    Trace t;
+    ASSERT_TRUE(t.open(path));  // no lock, no truncation: NEUZIP_TRACE=/dev/stderr
+    EXPECT_EQ(t.path(), path);
+    t.emit("alloc", 0x1000, 1);
+  }
+  ::close(fds[1]);
+  char buf[256] = {};
+  const ssize_t n = ::read(fds[0], buf, sizeof buf - 1);
+  ::close(fds[0]);
+  ASSERT_GT(n, 0);
+  EXPECT_NE(std::string(buf).find("\"alloc\""), std::string::npos) << buf;
+}
+
 TEST_F(TraceFile, AnUnwritablePathTurnsTracingOff) {
   Trace t;
   EXPECT_FALSE(t.open("/nonexistent-dir/trace"));

@@ -28,7 +28,7 @@ import threading
 import time
 import traceback
 
-WORKLOADS = ["infer", "train", "graph", "hf", "lora", "lomo"]
+WORKLOADS = ["infer", "train", "graph", "hf", "lora", "lomo", "fork"]
 
 
 # ---- measurement ---------------------------------------------------------------
@@ -426,6 +426,62 @@ def workload_lora(torch, llama, train, lora, args, sampler):
 
 # ---- driver ----------------------------------------------------------------------
 
+def workload_fork(torch, llama, args, sampler):
+    """Processes forked after CUDA started, from a process whose weights
+    neuzip may hold compressed (docs/RESULTS.md §4.9.28): a DataLoader with
+    two forked workers feeding forwards, then a bare os.fork() child that asks
+    the driver (CUDA_ERROR_NOT_INITIALIZED expected, as without neuzip) and
+    leaves through libc's exit(), so neuzip's atexit handlers run there.
+    Hangs are bounded: the loader's timeout, a kill of the child after 60 s."""
+    import ctypes
+    import signal
+    model = llama.build(args.train_size, args.device, torch.bfloat16, 0).eval()
+    vocab = model.cfg.vocab
+
+    class Tokens(torch.utils.data.Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):  # in a forked worker: CPU only
+            return torch.randint(0, vocab, (128,), generator=torch.Generator().manual_seed(i))
+
+    loader = torch.utils.data.DataLoader(Tokens(), batch_size=2, num_workers=2, multiprocessing_context="fork",
+                                         timeout=120)
+    logits = []
+    with torch.no_grad():
+        for batch in loader:
+            logits.append(model(batch.to(args.device)))
+    sync(torch, args.device)
+    sampler.mark("loader")
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            cuda = ctypes.CDLL("libcuda.so.1")
+            count = ctypes.c_int(0)
+            answers = (cuda.cuInit(0), cuda.cuDeviceGetCount(ctypes.byref(count)))
+            code = 0 if answers == (3, 3) else 10 + min(answers[0], 40) if answers[0] != 3 else 60 + min(answers[1], 40)
+        finally:
+            ctypes.CDLL(None).exit(code)
+    deadline, status = time.monotonic() + 60, None
+    while status is None:
+        done, raw = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = f"exit {os.waitstatus_to_exitcode(raw)}"
+        elif time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            status = "hung (killed after 60 s)"
+        else:
+            time.sleep(0.05)
+    with torch.no_grad():
+        after = model(torch.randint(0, vocab, (2, 128), generator=torch.Generator().manual_seed(99)).to(args.device))
+    sync(torch, args.device)
+    return {"outputs": {"logits": llama.digest(logits + [after]), "fork_child": status,
+                        "weights": llama.model_digest(model)},
+            "parameters": llama.parameter_count(model)}
+
+
 def run_one(name, torch, modules, args, sampler):
     llama, infer, train, lora = modules
     calls = {
@@ -435,6 +491,7 @@ def run_one(name, torch, modules, args, sampler):
         "hf": lambda: workload_hf(torch, llama, args, sampler),
         "lora": lambda: workload_lora(torch, llama, train, lora, args, sampler),
         "lomo": lambda: workload_lomo(torch, llama, train, args, sampler),
+        "fork": lambda: workload_fork(torch, llama, args, sampler),
     }
     cuda = args.device.startswith("cuda")
     if cuda:
