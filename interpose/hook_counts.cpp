@@ -56,10 +56,12 @@ void dump_counts() noexcept {
 
 // A static whose destructor runs at exit (and at dlclose, which -z nodelete
 // prevents): the counters are plain atomics, still valid then.
+// Not in a child forked after start: the counts are the parent's.
 struct DumpAtExit {
   bool armed = dump_requested();
+  pid_t pid = getpid();
   ~DumpAtExit() {
-    if (armed) dump_counts();
+    if (armed && getpid() == pid) dump_counts();
   }
 } g_dump_at_exit;
 

@@ -127,8 +127,9 @@ fmt::string_view shorten(const char* name) {
 }
 
 struct SummaryAtExit {
+  pid_t pid = getpid();  // a child forked after start has the parent's figures: no summary there
   ~SummaryAtExit() {
-    if (!g_probe_params) return;
+    if (!g_probe_params || getpid() != pid) return;
     log_line("param probe summary (pid {}): {} CUkernel handles ({} answered cuKernelGetParamInfo), {} CUfunction "
              "handles ({} answered cuFuncGetParamInfo)",
              static_cast<long>(getpid()), g_kernels.load(), g_kernel_info_ok.load(), g_functions.load(),

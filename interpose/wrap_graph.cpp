@@ -343,8 +343,13 @@ NZ_WRAPPER CUresult nzw_GraphDestroy(CUgraph graph) noexcept {
   if (!real) return nz::shim::missing_entry(Hook::GraphDestroy);
   // A captured graph holds pins on the ranges it uses; release them before the
   // handle dies (and may be reused by the driver).
-  if (nz::rt::active()) nz::rt::on_graph_destroy(graph);
-  nz::shim::forget_graph(graph);
+  // Both only while active: in a child forked after CUDA started the list's
+  // lock may be held for good by a parent thread the child does not have
+  // (and only an active runtime records graphs in it).
+  if (nz::rt::active()) {
+    nz::rt::on_graph_destroy(graph);
+    nz::shim::forget_graph(graph);
+  }
   return real(graph);
 }
 

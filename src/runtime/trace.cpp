@@ -14,10 +14,23 @@
 namespace nz::rt {
 
 Trace::~Trace() {
-  if (file_ != nullptr) std::fclose(file_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 namespace {
+
+// Paths that name a stream the process already has (NEUZIP_TRACE=/dev/stderr,
+// /proc/self/fd/N): appended to as they are, never locked or truncated (a
+// redirected stderr is a regular file holding the program's own lines).
+bool names_an_open_stream(const std::string& path) noexcept {
+  return path.rfind("/dev/", 0) == 0 || path.rfind("/proc/", 0) == 0;
+}
+
+// Whether a file another process of the run already wrote must be left to it.
+bool earlier_process_wrote(int fd, bool fresh_run) noexcept {
+  struct stat st {};
+  return fresh_run && ::fstat(fd, &st) == 0 && st.st_size > 0;
+}
 
 // `path` opened for writing and locked for this process; -1 with errno
 // EWOULDBLOCK when another process holds it, or (with `fresh_run`) when an
@@ -26,22 +39,20 @@ namespace {
 // lock (a child forked without exec shares it and writes nothing: Runtime
 // passes everything through there).
 int open_locked(const std::string& path, bool fresh_run) noexcept {
+  if (names_an_open_stream(path)) return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return -1;
   struct stat st {};
-  // A terminal or a pipe (NEUZIP_TRACE=/dev/stderr): written as it is.
+  // A pipe or a terminal under another name: written as it is.
   if (::fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) return fd;
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
+  // A file system without flock (EINVAL, ENOLCK) cannot tell concurrent
+  // processes apart; a fresh run's later ones still keep off the first's lines.
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
     ::close(fd);
-    if (err == EWOULDBLOCK) {
-      errno = EWOULDBLOCK;
-      return -1;
-    }
-    // A file system without flock (EINVAL, ENOLCK): this process alone, as before.
-    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    errno = EWOULDBLOCK;
+    return -1;
   }
-  if (fresh_run && ::fstat(fd, &st) == 0 && st.st_size > 0) {
+  if (earlier_process_wrote(fd, fresh_run)) {
     ::close(fd);
     errno = EWOULDBLOCK;
     return -1;
@@ -65,16 +76,16 @@ bool Trace::open(const std::string& path, bool fresh_run) noexcept {
       fd = open_locked(chosen, false);
       // nztrace reads these files itself; a user who set NEUZIP_TRACE is told.
       if (fd >= 0)
-        log(fresh_run ? LogLevel::kInfo : LogLevel::kError, "trace file {} is another process's of this run; this process (pid {}) writes {}",
-            path, static_cast<long>(::getpid()), chosen);
+        log(fresh_run ? LogLevel::kInfo : LogLevel::kError,
+            "trace file {} is another process's of this run; this process (pid {}) writes {}", path,
+            static_cast<long>(::getpid()), chosen);
     }
-    if (fd >= 0) file_ = ::fdopen(fd, "w");
-    if (file_ == nullptr) {
-      if (fd >= 0) ::close(fd);
+    if (fd < 0) {
       log(LogLevel::kError, "cannot open trace file {}: tracing off", chosen);
       return false;
     }
     path_ = chosen;
+    fd_ = fd;
     return true;
   } catch (...) {
     return false;
@@ -82,15 +93,25 @@ bool Trace::open(const std::string& path, bool fresh_run) noexcept {
 }
 
 void Trace::emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra) noexcept {
-  if (file_ == nullptr) return;
+  if (fd_ < 0) return;
   const auto now = TraceClock::now().time_since_epoch();
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
   try {
     std::string line = fmt::format("{{\"t_ns\":{},\"event\":\"{}\",\"ptr\":\"{:#x}\",\"bytes\":{}{}{}}}\n", ns,
                                    event, ptr, bytes, extra.empty() ? "" : ",", extra);
+    // One write() per line, no stdio buffer: a line is in the file when
+    // emit returns (a program that crashes next keeps it), and a child
+    // forked meanwhile has no copy of it to flush again at its exit.
     std::lock_guard lock(mutex_);
-    std::fwrite(line.data(), 1, line.size(), file_);
-    std::fflush(file_);
+    const char* p = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fd_, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
   } catch (...) {
   }
 }

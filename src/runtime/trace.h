@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -25,18 +24,21 @@ class Trace {
   // overwriting the first one's lines. With `fresh_run` (nztrace made the
   // file empty for this run: NEUZIP_TRACE_RUN=1) a path that already holds
   // lines is an earlier process's of the same run, so a later process
-  // writes "<path>.<pid>" too. False and a log line when no file opens.
+  // writes "<path>.<pid>" too. A path under /dev/ or /proc/ (a stream the
+  // process has: /dev/stderr) and a pipe or terminal are written as they
+  // are, appended to, never locked or truncated. False and a log line when
+  // no file opens.
   bool open(const std::string& path, bool fresh_run = false) noexcept;
   // The file this process writes ("" when tracing is off).
   const std::string& path() const noexcept { return path_; }
-  bool enabled() const noexcept { return file_ != nullptr; }
+  bool enabled() const noexcept { return fd_ >= 0; }
   // {"t_ns":..,"event":"<event>","ptr":"0x..","bytes":..,<extra>} ; `extra` is
   // pre-formatted JSON members (may be empty).
   void emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra = {}) noexcept;
 
  private:
   std::mutex mutex_;
-  std::FILE* file_ = nullptr;
+  int fd_ = -1;
   std::string path_;
 };
 

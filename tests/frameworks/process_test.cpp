@@ -34,7 +34,8 @@ constexpr size_t kMiB = size_t{1} << 20;
 
 // What a forked child does with the driver and with neuzip's C API; returns
 // the number of answers that are not what the real driver gives there.
-int use_cuda_in_child(CUdeviceptr weight, size_t bytes, CUfunction sum) {
+int use_cuda_in_child(CUdeviceptr weight, size_t bytes, CUfunction sum, CUgraph graph = nullptr,
+                      CUstream stream = nullptr) {
   int wrong = 0;
   auto expect = [&](const char* what, CUresult got) {
     if (got != CUDA_ERROR_NOT_INITIALIZED) {
@@ -58,6 +59,9 @@ int use_cuda_in_child(CUdeviceptr weight, size_t bytes, CUfunction sum) {
   expect("cuMemGetInfo", cuMemGetInfo(&free_bytes, &total));
   expect("cuCtxSynchronize", cuCtxSynchronize());
   expect("cuMemFree", cuMemFree(weight));
+  // Handles the parent made (Python's GC in a worker destroying a CUDA graph).
+  if (graph) expect("cuGraphDestroy", cuGraphDestroy(graph));
+  if (stream) expect("cuStreamDestroy", cuStreamDestroy(stream));
   // neuzip's own API (the Python module's calls): nothing to serve here.
   using StatsFn = int (*)(nz_runtime_stats*, size_t);
   using FlushFn = int (*)();
@@ -139,13 +143,36 @@ TEST(Fork, ChildFindsTheDriverUnusableAndExitsQuietly) {
   EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
   ASSERT_EQ(device_hash(w.dev, w.host.size()), w.hash());
   const CUfunction sum = Env::get().fn("sum_bytes");
-  const ChildResult child = run_forked([&] { return use_cuda_in_child(w.dev, w.host.size(), sum); });
+  // A graph captured over the weight and a stream, made before the fork.
+  CUstream s = nullptr;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr out = alloc(64);
+  uint64_t n = w.host.size();
+  CUdeviceptr p = w.dev;
+  void* params[] = {&p, &n, &out};
+  CUgraph graph = nullptr;
+  CU_OK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+  CU_OK(cuLaunchKernel(sum, 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+  CU_OK(cuStreamEndCapture(s, &graph));
+  const ChildResult child = run_forked([&] { return use_cuda_in_child(w.dev, w.host.size(), sum, graph, s); });
   EXPECT_TRUE(child.exited && child.status == 0) << describe(child);
   // The exit report (NEUZIP_REPORT=1 in this test's environment) is the
   // parent's; a child that printed it would report the parent's figures
   // twice. A pass-through child has nothing to say at all.
   EXPECT_EQ(child.err.find("neuzip:"), std::string::npos) << child.err;
-  // The parent goes on: its weight is still compressed and reads right.
+  // The parent goes on: its graph and stream are its own, its weight is
+  // still compressed and reads right.
+  CUgraphExec exec = nullptr;
+  CU_OK(cuGraphInstantiate(&exec, graph, 0));
+  CU_OK(cuGraphLaunch(exec, s));
+  CU_OK(cuStreamSynchronize(s));
+  uint64_t replayed = 0;
+  CU_OK(cuMemcpyDtoH(&replayed, out, 8));
+  EXPECT_EQ(replayed, w.hash());
+  CU_OK(cuGraphExecDestroy(exec));
+  CU_OK(cuGraphDestroy(graph));
+  CU_OK(cuStreamDestroy(s));
+  CU_OK(cuMemFree(out));
   EXPECT_EQ(device_hash(w.dev, w.host.size()), w.hash());
   Env::get().flush();
   EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
@@ -185,8 +212,15 @@ TEST(Fork, ChildrenOfABusyProgramNeverHang) {
   constexpr int kChildren = 12;
   int ok = 0;
   for (int i = 0; i < kChildren; ++i) {
+    // Fork mid-work: after 1 to 3 more reads of the busy thread.
     const int before = reads.load();
-    while (reads.load() < before + 1 + i % 3) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (reads.load() < before + 1 + i % 3 && wrong.load() == 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (std::chrono::steady_clock::now() >= until) {
+      ADD_FAILURE() << "the busy thread stopped reading";
+      break;
+    }
     const ChildResult child = run_forked([&] { return use_cuda_in_child(a.dev, a.host.size(), sum); },
                                          std::chrono::seconds(20));
     EXPECT_TRUE(child.exited && child.status == 0) << "child " << i << ": " << describe(child);

@@ -3,6 +3,7 @@
 // processes would; "<path>.<pid>" then carries this process's pid.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -98,6 +99,31 @@ TEST_F(TraceFile, APipeIsWrittenAsItIs) {
   ::close(fds[0]);
   ASSERT_GT(n, 0);
   EXPECT_NE(std::string(buf).find("\"alloc\""), std::string::npos) << buf;
+}
+
+// NEUZIP_TRACE=/dev/stderr with stderr redirected to a file: the program's
+// own lines stay, and every process of the run appends to it.
+TEST_F(TraceFile, AStreamPathIsAppendedToNeverTruncatedOrLocked) {
+  {
+    std::ofstream(path_) << "the program's own line\n";
+  }
+  const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  const std::string stream = "/proc/self/fd/" + std::to_string(fd);
+  {
+    Trace a, b;
+    ASSERT_TRUE(a.open(stream, true));
+    ASSERT_TRUE(b.open(stream, true));
+    EXPECT_EQ(a.path(), stream);
+    EXPECT_EQ(b.path(), stream);
+    a.emit("alloc", 0x1000, 1);
+    b.emit("tag", 0x2000, 2);
+  }
+  ::close(fd);
+  const std::string text = read_file(path_);
+  EXPECT_EQ(text.rfind("the program's own line\n", 0), 0u) << text;
+  EXPECT_NE(text.find("\"alloc\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"tag\""), std::string::npos) << text;
 }
 
 TEST_F(TraceFile, AnUnwritablePathTurnsTracingOff) {

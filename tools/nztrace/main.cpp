@@ -166,7 +166,9 @@ void remove_other_traces(const std::string& path) {
 
 // Reads and summarises the trace at `path` into `run`, and those of the
 // run's other processes beside it; a missing trace is reported and leaves
-// an empty summary (the program's status still counts).
+// an empty summary (the program's status still counts). The report's
+// process is the first that allocated through neuzip: the file's holder may
+// be a helper that only asked for the device before the workload started.
 bool load_trace(const std::string& path, nztrace::TracedRun& run, bool keep_paths) {
   std::string error;
   if (!nztrace::read_trace_file(path, run.trace, error)) {
@@ -188,6 +190,13 @@ bool load_trace(const std::string& path, nztrace::TracedRun& run, bool keep_path
     // A helper that initialised CUDA and allocated nothing through neuzip
     // (Inductor's compile workers, a device query): counted, not reported.
     if (other.summary.allocations == 0) {
+      ++run.idle_others;
+      continue;
+    }
+    if (run.summary.allocations == 0) {  // the holder was such a helper
+      std::swap(run.trace, trace);
+      std::swap(run.summary, other.summary);
+      run.info.trace_path = keep_paths ? file : "";
       ++run.idle_others;
       continue;
     }
@@ -231,10 +240,12 @@ int run_program(const Args& a, const std::string& lib, const std::vector<std::st
 // "idle_other_processes": how many more allocated nothing (each only when
 // non-zero, so a one-process report is unchanged).
 void add_other_processes(nlohmann::ordered_json& o, const nztrace::TracedRun& run) {
+  if (!run.others.empty()) {
+    auto& list = o["other_processes"] = nlohmann::ordered_json::array();
+    for (const nztrace::OtherProcess& other : run.others)
+      list.push_back(nztrace::report_json(other.summary, other.info));
+  }
   if (run.idle_others) o["idle_other_processes"] = run.idle_others;
-  if (run.others.empty()) return;
-  auto& list = o["other_processes"] = nlohmann::ordered_json::array();
-  for (const nztrace::OtherProcess& other : run.others) list.push_back(nztrace::report_json(other.summary, other.info));
 }
 
 // The report, the --perfetto and --plot files. False when one could not be written.
