@@ -68,7 +68,14 @@ std::string Runtime::memory_breakdown() noexcept {
   }
 }
 
+bool Runtime::served_anything() const noexcept {
+  return ever_set_up_.load(std::memory_order_relaxed) || unserved_.peak_total() != 0;
+}
+
 void Runtime::report_at_exit() noexcept {
+  // A helper process of the program (Inductor's compile workers under
+  // NEUZIP_REPORT=1 would each print a report of zeros).
+  if (!served_anything()) return;
   check_status_word();
   stats_.vmm_calls.set(vmm_.vmm_calls());
   nz_runtime_stats s{};

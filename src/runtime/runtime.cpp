@@ -50,7 +50,7 @@ void Runtime::emit_timed(std::string_view event, uint64_t ptr, uint64_t bytes, T
 
 Runtime::Runtime(const Config& config) : config_(config) {
   if (config_.staging_bytes) stats_.staging_budget.set(*config_.staging_bytes);
-  if (!config_.trace_path.empty()) trace_.open(config_.trace_path, config_.trace_run);
+  if (!config_.trace_path.empty()) trace_.open_at_first_line(config_.trace_path, config_.trace_run);
 }
 
 void Runtime::initialise(const RuntimeDriverApi& real) noexcept {
@@ -84,7 +84,7 @@ void Runtime::initialise(const RuntimeDriverApi& real) noexcept {
     }
     if (!config.trace_path.empty()) {
       std::atexit([] {
-        if (Runtime* rt = instance_if_active()) rt->emit_counters();
+        if (Runtime* rt = instance_if_active(); rt && rt->served_anything()) rt->emit_counters();
       });
     }
     instance_->say_pytorch_conf();
@@ -165,6 +165,7 @@ bool Runtime::ensure_setup() noexcept {
   CUcontext ctx = nullptr;
   if (api.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || ctx == nullptr) return false;  // try again later
   setup_tried_ = true;
+  ever_set_up_.store(true, std::memory_order_relaxed);
   context_ = ctx;
   CUdevice device = 0;
   if (api.cuCtxGetDevice(&device) != CUDA_SUCCESS || !vmm_.init(device)) return false;

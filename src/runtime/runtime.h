@@ -48,6 +48,10 @@ class Runtime {
   static Runtime& get() noexcept { return *instance_; }
   // For the C API: the instance when active, else null.
   static Runtime* instance_if_active() noexcept { return is_active() ? instance_ : nullptr; }
+  // Whether this process allocated through neuzip or passed memory through:
+  // a helper of the program that only asked for the device did neither, and
+  // gives no exit report and no trace.
+  bool served_anything() const noexcept;
 
   CUresult mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noexcept;
   CUresult mem_free(CUdeviceptr dptr, bool* handled) noexcept;
@@ -386,6 +390,10 @@ class Runtime {
   Trace trace_;
   std::mutex mutex_;
   bool setup_tried_ = false;
+  // Set with the first set-up attempt, never cleared: a process that never
+  // allocated through neuzip (a compile worker that asked for the device,
+  // a helper of the program) has no exit report to give.
+  std::atomic<bool> ever_set_up_{false};
   bool setup_ok_ = false;
   CUcontext context_ = nullptr;
   // context_ once set up, for the copy hooks' lock-free check (from_other_device).

@@ -68,6 +68,20 @@ int open_locked(const std::string& path, bool fresh_run) noexcept {
 
 bool Trace::open(const std::string& path, bool fresh_run) noexcept {
   std::lock_guard lock(mutex_);
+  return open_now(path, fresh_run);
+}
+
+void Trace::open_at_first_line(const std::string& path, bool fresh_run) noexcept {
+  std::lock_guard lock(mutex_);
+  try {
+    wanted_ = path;
+    wanted_fresh_run_ = fresh_run;
+    state_.store(kAtFirstLine, std::memory_order_release);
+  } catch (...) {
+  }
+}
+
+bool Trace::open_now(const std::string& path, bool fresh_run) noexcept {
   try {
     std::string chosen = path;
     int fd = open_locked(chosen, fresh_run);
@@ -82,18 +96,21 @@ bool Trace::open(const std::string& path, bool fresh_run) noexcept {
     }
     if (fd < 0) {
       log(LogLevel::kError, "cannot open trace file {}: tracing off", chosen);
+      state_.store(kOff, std::memory_order_release);
       return false;
     }
     path_ = chosen;
     fd_ = fd;
+    state_.store(kOpen, std::memory_order_release);
     return true;
   } catch (...) {
+    state_.store(kOff, std::memory_order_release);
     return false;
   }
 }
 
 void Trace::emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra) noexcept {
-  if (fd_ < 0) return;
+  if (!enabled()) return;
   const auto now = TraceClock::now().time_since_epoch();
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
   try {
@@ -103,6 +120,8 @@ void Trace::emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::stri
     // emit returns (a program that crashes next keeps it), and a child
     // forked meanwhile has no copy of it to flush again at its exit.
     std::lock_guard lock(mutex_);
+    if (state_.load(std::memory_order_relaxed) == kAtFirstLine && !open_now(wanted_, wanted_fresh_run_)) return;
+    if (fd_ < 0) return;
     const char* p = line.data();
     size_t left = line.size();
     while (left > 0) {

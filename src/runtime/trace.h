@@ -2,6 +2,7 @@
 // (alloc, tag, compress, stage, evict, ...), with a monotonic time in ns.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -29,17 +30,27 @@ class Trace {
   // are, appended to, never locked or truncated. False and a log line when
   // no file opens.
   bool open(const std::string& path, bool fresh_run = false) noexcept;
-  // The file this process writes ("" when tracing is off).
+  // open() at the first line: a process that never writes one (a helper of
+  // the program that only asked for the device) makes no file and says
+  // nothing.
+  void open_at_first_line(const std::string& path, bool fresh_run) noexcept;
+  // The file this process writes ("" before it is open, or when tracing is off).
   const std::string& path() const noexcept { return path_; }
-  bool enabled() const noexcept { return fd_ >= 0; }
+  bool enabled() const noexcept { return state_.load(std::memory_order_acquire) != kOff; }
   // {"t_ns":..,"event":"<event>","ptr":"0x..","bytes":..,<extra>} ; `extra` is
   // pre-formatted JSON members (may be empty).
   void emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::string_view extra = {}) noexcept;
 
  private:
+  bool open_now(const std::string& path, bool fresh_run) noexcept;  // mutex_ held
+
+  enum State : int { kOff, kAtFirstLine, kOpen };
   std::mutex mutex_;
+  std::atomic<int> state_{kOff};
   int fd_ = -1;
   std::string path_;
+  std::string wanted_;  // open_at_first_line's
+  bool wanted_fresh_run_ = false;
 };
 
 }  // namespace nz::rt

@@ -236,5 +236,24 @@ TEST(Fork, ChildrenOfABusyProgramNeverHang) {
   EXPECT_EQ(device_hash(b.dev, b.host.size()), b.hash());
 }
 
+// A helper process of the program that only asks for the device (Inductor's
+// compile workers, a `torch.cuda.is_available()` check): under
+// NEUZIP_REPORT=1 (this test's environment) it has nothing to report, and
+// says nothing, instead of a report of zeros per worker.
+TEST(Processes, AHelperThatOnlyAsksForTheDeviceSaysNothingAtExit) {
+  FILE* p = popen(
+      "env -u NEUZIP_HOOK_COUNTS python3 -c 'import ctypes; c = ctypes.CDLL(\"libcuda.so.1\"); "
+      "n = ctypes.c_int(0); print(c.cuInit(0), c.cuDeviceGetCount(ctypes.byref(n)), n.value)' 2>&1",
+      "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << out;
+  EXPECT_EQ(out.rfind("0 0 ", 0), 0u) << "the helper could not ask for the device: " << out;
+  EXPECT_EQ(out.find("neuzip:"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace fw

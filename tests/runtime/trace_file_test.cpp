@@ -126,6 +126,24 @@ TEST_F(TraceFile, AStreamPathIsAppendedToNeverTruncatedOrLocked) {
   EXPECT_NE(text.find("\"tag\""), std::string::npos) << text;
 }
 
+// A helper of the program that never writes a line makes no file.
+TEST_F(TraceFile, OpenedAtTheFirstLineOnly) {
+  Trace holder, helper, worker;
+  holder.open_at_first_line(path_, true);
+  helper.open_at_first_line(path_, true);
+  EXPECT_TRUE(holder.enabled());
+  EXPECT_FALSE(std::filesystem::exists(path_));
+  holder.emit("alloc", 0x1000, 1);
+  EXPECT_EQ(holder.path(), path_);
+  EXPECT_FALSE(std::filesystem::exists(sibling_)) << "the helper wrote nothing and made a file";
+  worker.open_at_first_line(path_, true);
+  worker.emit("tag", 0x2000, 2);  // the path is held: beside it
+  EXPECT_EQ(worker.path(), sibling_);
+  EXPECT_NE(read_file(path_).find("\"alloc\""), std::string::npos);
+  EXPECT_NE(read_file(sibling_).find("\"tag\""), std::string::npos);
+  EXPECT_TRUE(helper.path().empty());
+}
+
 TEST_F(TraceFile, AnUnwritablePathTurnsTracingOff) {
   Trace t;
   EXPECT_FALSE(t.open("/nonexistent-dir/trace"));

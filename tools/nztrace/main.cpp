@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -210,7 +211,6 @@ bool load_trace(const std::string& path, nztrace::TracedRun& run, bool keep_path
 int run_program(const Args& a, const std::string& lib, const std::vector<std::string>& extra_env,
                 const std::string& keep, nztrace::TracedRun& run) {
   std::string error;
-  std::error_code ignored;
   const std::string trace_path = keep.empty() ? temporary_trace(error) : keep;
   if (trace_path.empty()) {
     fmt::print(stderr, "nztrace: {}\n", error);
@@ -218,8 +218,12 @@ int run_program(const Args& a, const std::string& lib, const std::vector<std::st
   }
   run.info.command = joined(a.program);
   // A kept trace's file and its other processes' files may hold an earlier
-  // run's lines: the runtime takes the file only while it is empty.
-  if (!keep.empty()) std::filesystem::resize_file(trace_path, 0, ignored);
+  // run's lines: the runtime takes the file only while it is empty (and
+  // makes none when no process writes a line: the file is there either way).
+  if (!keep.empty() && !std::ofstream(trace_path, std::ios::trunc)) {
+    fmt::print(stderr, "nztrace: cannot write the trace file {}\n", trace_path);
+    return kOwnFailure;
+  }
   remove_other_traces(trace_path);
   const auto start = std::chrono::steady_clock::now();
   run.info.exit_status = nztrace::run_traced(a.program, lib, trace_path, extra_env, error);
