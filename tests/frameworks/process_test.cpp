@@ -250,7 +250,10 @@ TEST(Processes, AHelperThatOnlyAsksForTheDeviceSaysNothingAtExit) {
   char buf[512];
   size_t n = 0;
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ASSERT_EQ(pclose(p), 0) << out;
+  const int status = pclose(p);
+  // A sanitizer build's driver cannot be loaded into an uninstrumented Python.
+  if (status != 0 && out.find("static TLS block") != std::string::npos) GTEST_SKIP() << out;
+  ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out.rfind("0 0 ", 0), 0u) << "the helper could not ask for the device: " << out;
   EXPECT_EQ(out.find("neuzip:"), std::string::npos) << out;
 }
