@@ -9,6 +9,7 @@
 // handlers: the exit report, the stager's stop) must neither wait for what
 // is not there nor print the parent's report again. The parent goes on as if
 // nothing happened.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -27,10 +28,19 @@
 
 #include "fw_env.h"
 
+#include "../../interpose/hook_list.h"
+
 namespace fw {
 namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
+
+// Every driver entry point libneuzip.so wraps (its exported symbols).
+constexpr const char* kHookedSymbols[] = {
+#define NZ_HOOKED_SYMBOL(id, exported, request, first, kind) exported,
+    NZ_HOOK_LIST(NZ_HOOKED_SYMBOL)
+#undef NZ_HOOKED_SYMBOL
+};
 
 // What a forked child does with the driver and with neuzip's C API; returns
 // the number of answers that are not what the real driver gives there.
@@ -234,6 +244,44 @@ TEST(Fork, ChildrenOfABusyProgramNeverHang) {
   EXPECT_GT(reads.load(), kChildren);
   EXPECT_EQ(device_hash(a.dev, a.host.size()), a.hash());
   EXPECT_EQ(device_hash(b.dev, b.host.size()), b.hash());
+}
+
+// Every entry point neuzip wraps, called in a forked child with zeroed
+// arguments (the driver answers before it reads them there): each must come
+// back, with what the driver says. A wrapper that took a lock, touched the
+// runtime or read its arguments before passing through would hang or crash
+// the child. (Calling through a pointer of another arity is the x86-64
+// convention's business: the unused zero registers are ignored.)
+TEST(Fork, EveryWrappedEntryPointPassesThroughInTheChild) {
+  Weight w(4 * kMiB, 93);
+  Env::get().flush();
+  const ChildResult child = run_forked([] {
+    using AnyEntry = CUresult (*)(uintptr_t, uintptr_t, uintptr_t, uintptr_t, uintptr_t, uintptr_t, uintptr_t,
+                                  uintptr_t, uintptr_t, uintptr_t, uintptr_t, uintptr_t);
+    // These answer without an initialised driver.
+    const std::string works_uninitialised[] = {"cuGetProcAddress", "cuGetProcAddress_v2", "cuDriverGetVersion",
+                                               "cuGetErrorName", "cuGetErrorString"};
+    int wrong = 0, called = 0;
+    for (const char* name : kHookedSymbols) {
+      if (name == nullptr || std::find(std::begin(works_uninitialised), std::end(works_uninitialised), name) !=
+                                 std::end(works_uninitialised))
+        continue;
+      auto fn = reinterpret_cast<AnyEntry>(dlsym(RTLD_DEFAULT, name));
+      if (fn == nullptr) continue;  // not in this driver
+      alarm(10);                    // a hang kills the child: the parent reports it
+      const CUresult r = fn(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+      ++called;
+      if (r != CUDA_ERROR_NOT_INITIALIZED && r != CUDA_ERROR_NOT_SUPPORTED) {
+        std::fprintf(stderr, "child: %s returned %d\n", name, static_cast<int>(r));
+        ++wrong;
+      }
+    }
+    alarm(0);
+    std::fprintf(stderr, "child: called %d entry points\n", called);
+    return wrong != 0 ? 1 : called < 100 ? 2 : 0;
+  });
+  EXPECT_TRUE(child.exited && child.status == 0) << describe(child);
+  EXPECT_EQ(device_hash(w.dev, w.host.size()), w.hash());
 }
 
 // A helper process of the program that only asks for the device (Inductor's

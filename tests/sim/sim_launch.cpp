@@ -131,6 +131,7 @@ CUresult CUDAAPI cuLaunchKernel(CUfunction fn, unsigned int gx, unsigned int gy,
 }
 
 CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction fn, void** params, void** extra) {
+  NZ_REQUIRE_INIT();  // the driver asks for an initialised driver before it reads anything
   if (!config) return CUDA_ERROR_INVALID_VALUE;
   // Attributes (clusters, priorities, programmatic serialisation) do not change
   // the result of a host kernel, so they are accepted and ignored.

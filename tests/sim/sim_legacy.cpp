@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "sim_internal.h"
+
 #undef cuCtxCreate
 #undef cuCtxDestroy
 #undef cuCtxPopCurrent
@@ -59,6 +61,7 @@ CUresult CUDAAPI cuGraphInstantiate(CUgraphExec* e, CUgraph g, CUgraphNode* n, c
 }
 // The CUDA 10.2-11 ABI: the error node and result as two out-parameters.
 CUresult CUDAAPI cuGraphExecUpdate(CUgraphExec e, CUgraph g, CUgraphNode* error_node, CUgraphExecUpdateResult* result) {
+  NZ_REQUIRE_INIT();
   if (!error_node || !result) return CUDA_ERROR_INVALID_VALUE;
   CUgraphExecUpdateResultInfo info{};
   const CUresult r = cuGraphExecUpdate_v2(e, g, &info);
@@ -70,6 +73,7 @@ CUresult CUDAAPI cuGraphExecUpdate(CUgraphExec e, CUgraph g, CUgraphNode* error_
 // The CUDA 12.8 ABI: failIdx names the copy that failed.
 CUresult CUDAAPI cuMemcpyBatchAsync(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t* sizes, size_t count,
                                     CUmemcpyAttributes*, size_t*, size_t, size_t* fail_idx, CUstream h) {
+  NZ_REQUIRE_INIT();
   if (count > 0 && (dsts == nullptr || srcs == nullptr || sizes == nullptr)) return CUDA_ERROR_INVALID_VALUE;
   if (fail_idx) *fail_idx = SIZE_MAX;
   for (size_t i = 0; i < count; ++i) {
@@ -85,6 +89,7 @@ CUresult CUDAAPI cuMemcpyBatchAsync(CUdeviceptr* dsts, CUdeviceptr* srcs, size_t
 // that failed (SIZE_MAX: none in particular).
 CUresult CUDAAPI cuMemcpy3DBatchAsync(size_t count, CUDA_MEMCPY3D_BATCH_OP* ops, size_t* fail_idx,
                                       unsigned long long flags, CUstream h) {
+  NZ_REQUIRE_INIT();
   if (fail_idx) *fail_idx = SIZE_MAX;
   if ((count > 0 && ops == nullptr) || flags != 0) return CUDA_ERROR_INVALID_VALUE;
   for (size_t i = 0; i < count; ++i) {
