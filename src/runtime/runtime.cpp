@@ -76,7 +76,10 @@ void Runtime::initialise(const RuntimeDriverApi& real) noexcept {
     // passes every call through and does nothing at exit: no hang on such
     // a lock, no free or flush answered from the parent's bookkeeping, no
     // second exit report of the parent's figures.
-    pthread_atfork(nullptr, nullptr, [] { active_.store(false, std::memory_order_relaxed); });
+    pthread_atfork(nullptr, nullptr, [] {
+      active_.store(false, std::memory_order_relaxed);
+      instance_->trace_.close_in_forked_child();
+    });
     if (config.report || config.log_level >= 1) {
       std::atexit([] {
         if (Runtime* rt = instance_if_active()) rt->report_at_exit();

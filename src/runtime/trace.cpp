@@ -71,6 +71,12 @@ bool Trace::open(const std::string& path, bool fresh_run) noexcept {
   return open_now(path, fresh_run);
 }
 
+void Trace::close_in_forked_child() noexcept {
+  state_.store(kOff, std::memory_order_relaxed);
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
 void Trace::open_at_first_line(const std::string& path, bool fresh_run) noexcept {
   std::lock_guard lock(mutex_);
   try {

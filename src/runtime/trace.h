@@ -34,6 +34,11 @@ class Trace {
   // the program that only asked for the device) makes no file and says
   // nothing.
   void open_at_first_line(const std::string& path, bool fresh_run) noexcept;
+  // In a child forked from this process: tracing off and the file closed,
+  // so a child that outlives its parent does not keep the file's lock (the
+  // lock belongs to the open file, which the child shares). No lock taken:
+  // a parent thread may have held it at the fork.
+  void close_in_forked_child() noexcept;
   // The file this process writes ("" before it is open, or when tracing is off).
   const std::string& path() const noexcept { return path_; }
   bool enabled() const noexcept { return state_.load(std::memory_order_acquire) != kOff; }

@@ -88,6 +88,21 @@ int use_cuda_in_child(CUdeviceptr weight, size_t bytes, CUfunction sum, CUgraph 
       ++wrong;
     }
   }
+  // The parent's trace file is not the child's to hold (a child that
+  // outlived the parent would keep its lock from the next run).
+  if (const char* trace = std::getenv("NEUZIP_TRACE")) {
+    char target[4096];
+    for (int fd = 3; fd < 1024; ++fd) {
+      const std::string link = "/proc/self/fd/" + std::to_string(fd);
+      const ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+      if (n <= 0) continue;
+      target[n] = '\0';
+      if (std::string(target) == trace) {
+        std::fprintf(stderr, "child: holds the parent's trace file open (fd %d)\n", fd);
+        ++wrong;
+      }
+    }
+  }
   return wrong;
 }
 
