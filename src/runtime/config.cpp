@@ -124,6 +124,14 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
   size_t world = 0;
   const char* world_v = getenv_fn("WORLD_SIZE");
   const bool distributed = world_v != nullptr && parse_unsigned(world_v, world) && world > 1;
+  for (const char* name : {"RANK", "LOCAL_RANK"}) {
+    const char* v = getenv_fn(name);
+    size_t n = 0;
+    if (distributed && v != nullptr && parse_unsigned(v, n)) {
+      c.rank = n;
+      break;
+    }
+  }
   for (const char* name : {"NEUZIP_DEVICE", "LOCAL_RANK"}) {
     const char* v = getenv_fn(name);
     if (v == nullptr || *v == '\0') continue;

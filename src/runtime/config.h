@@ -62,6 +62,9 @@ struct Config {
   // Ignored when the program sees fewer devices. Unset: the first that allocates.
   std::optional<int> device;
   const char* device_source = "";       // the variable it came from
+  // This process's rank in a distributed run (RANK, else LOCAL_RANK, when
+  // WORLD_SIZE > 1): nztrace names the process by it.
+  std::optional<uint64_t> rank;
   // NEUZIP_LONG_LIVED: a range filled after the program started computing is
   // compressed once launches used it in this many iterations without it being
   // refilled (an iteration ends when the program copies from the host again).

@@ -2,6 +2,7 @@
 #include "runtime/runtime.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -145,10 +146,18 @@ void Runtime::emit_counters() noexcept {
   emit("counters", 0, 0,
        fmt::format("\"iteration\":{},\"vmm_calls\":{},\"decode_launches\":{},\"bytes_decompressed\":{},"
                    "\"hook_host_ns\":{},\"hook_wait_ns\":{},\"stagings_ahead\":{},\"stagings_on_launch\":{},"
-                   "\"unserved_vmm_peak\":{},\"unserved_async_peak\":{}",
+                   "\"unserved_vmm_peak\":{},\"unserved_async_peak\":{}{}",
                    generation_, s.vmm_calls, s.decode_launches, s.bytes_decompressed, s.hook_host_ns, s.hook_wait_ns,
                    s.stagings_ahead, s.stagings_on_launch, unserved_.peak(UnservedKind::kProgramVmm),
-                   unserved_.peak(UnservedKind::kStreamOrdered)));
+                   unserved_.peak(UnservedKind::kStreamOrdered), process_members()));
+}
+
+// Which process of the run wrote the trace: its pid, and its rank in a
+// distributed run (Config::rank), so that nztrace can say "rank 3" for each
+// process of a torchrun.
+std::string Runtime::process_members() const {
+  const long pid = static_cast<long>(::getpid());
+  return config_.rank ? fmt::format(",\"pid\":{},\"rank\":{}", pid, *config_.rank) : fmt::format(",\"pid\":{}", pid);
 }
 
 }  // namespace nz::rt

@@ -52,6 +52,7 @@ class Runtime {
   // a helper of the program that only asked for the device did neither, and
   // gives no exit report and no trace.
   bool served_anything() const noexcept;
+  std::string process_members() const;  // ,"pid":P[,"rank":R] for the trace's counters lines
 
   CUresult mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noexcept;
   CUresult mem_free(CUdeviceptr dptr, bool* handled) noexcept;

@@ -50,6 +50,14 @@ TEST(Config, ServedDeviceFromNeuzipDeviceElseLocalRank) {
   EXPECT_FALSE(parse({{"LOCAL_RANK", "-1"}, {"WORLD_SIZE", "4"}}).device.has_value());
 }
 
+TEST(Config, RankInADistributedRunOnly) {
+  EXPECT_FALSE(parse({}).rank.has_value());
+  EXPECT_FALSE(parse({{"RANK", "3"}}).rank.has_value());  // inherited, not a distributed run
+  EXPECT_EQ(parse({{"RANK", "11"}, {"LOCAL_RANK", "3"}, {"WORLD_SIZE", "16"}}).rank, 11u);
+  EXPECT_EQ(parse({{"LOCAL_RANK", "3"}, {"WORLD_SIZE", "8"}}).rank, 3u);
+  EXPECT_EQ(parse({{"RANK", "x"}, {"LOCAL_RANK", "2"}, {"WORLD_SIZE", "8"}}).rank, 2u);
+}
+
 TEST(Config, NeuzipZeroDisables) {
   EXPECT_FALSE(parse({{"NEUZIP", "0"}}).enabled);
   EXPECT_TRUE(parse({{"NEUZIP", "1"}}).enabled);

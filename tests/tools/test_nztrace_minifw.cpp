@@ -4,7 +4,9 @@
 // non-zero saved bytes, and --json / --keep-trace work.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <vector>
 #include <string>
 
 #include "util/json_value.h"
@@ -90,9 +92,11 @@ TEST(NztraceMinifw, EveryProcessOfARunKeepsItsOwnTrace) {
   // trace file: it is counted, not reported, and the report is still the
   // workload's.
   const std::string query = "python3 -c \"import ctypes; ctypes.CDLL(\\\"libcuda.so.1\\\").cuInit(0)\"";
+  // The concurrent two are ranks 0 and 1 of a distributed run: named so.
   const auto traced = run_command(nztrace("--json --keep-trace " + trace + " --report " + report + " -- ") +
-                                  "sh -c 'PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True " + query + "; " + m +
-                                  " infer & " + m + " infer & wait; " + m + " infer; " + query + "'");
+                                  "sh -c 'PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True " + query +
+                                  "; WORLD_SIZE=2 RANK=0 " + m + " infer & WORLD_SIZE=2 RANK=1 " + m + " infer & wait; " +
+                                  m + " infer; " + query + "'");
   ASSERT_EQ(traced.exit_code, 0);
   const auto text = run_command("cat " + report).out;
   auto doc = nz::util::json::parse(text, nullptr);
@@ -117,6 +121,12 @@ TEST(NztraceMinifw, EveryProcessOfARunKeepsItsOwnTrace) {
     EXPECT_TRUE(std::filesystem::exists(trace + "." + std::to_string(pid)));
   }
   EXPECT_FALSE(std::filesystem::exists(trace + ".1")) << "an earlier run's file was kept as this run's";
+  // Ranks 0 and 1 ran at once, the third without a rank after them.
+  std::vector<uint64_t> ranks;
+  for (const nz::util::json::Value* r : {static_cast<const nz::util::json::Value*>(&*doc), &others->items[0], &others->items[1]})
+    if (const auto* rank = r->find("rank")) ranks.push_back(rank->as_u64().value_or(99));
+  std::sort(ranks.begin(), ranks.end());
+  EXPECT_EQ(ranks, (std::vector<uint64_t>{0, 1}));
   const auto* idle = doc->find("idle_other_processes");
   EXPECT_TRUE(idle && idle->as_u64() == 1u) << "the process that only initialised CUDA and said one thing";
   // The text report lists them too.

@@ -69,8 +69,9 @@ std::string site_text(const AllocSite& site, size_t max_frames) {
 
 std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
   // Another process of the run: nztrace did not wait for it, so no status.
-  const std::string who = run.pid ? fmt::format("process {} of {}", run.pid, run.command)
-                                  : fmt::format("{} exited {}", run.command, run.exit_status);
+  const std::string who =
+      run.pid ? fmt::format("process {}{} of {}", run.pid, s.rank ? fmt::format(" (rank {})", *s.rank) : "", run.command)
+              : fmt::format("{} exited {}{}", run.command, run.exit_status, s.rank ? fmt::format("; rank {}", *s.rank) : "");
   std::string o = fmt::format("nztrace: {}; {} trace events over {:.3f} s{}\n", who, s.events, s.duration_ns / 1e9,
                               s.malformed_lines ? fmt::format(" ({} unreadable lines skipped)", s.malformed_lines) : "");
   if (s.events == 0) {
@@ -147,6 +148,7 @@ nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
   o["command"] = run.command;
   if (run.pid) o["pid"] = run.pid;
   else o["exit_status"] = run.exit_status;
+  if (s.rank) o["rank"] = *s.rank;
   o["trace"] = run.trace_path.empty() ? J(nullptr) : J(run.trace_path);
   o["wall_ns"] = run.wall_ns ? J(run.wall_ns) : J(nullptr);
   o["events"] = s.events;

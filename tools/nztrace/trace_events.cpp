@@ -82,6 +82,8 @@ std::optional<TraceEvent> parse_trace_line(std::string_view line) {
     e.unserved_vmm_peak = u64_member(*doc, "unserved_vmm_peak").value_or(0);
     e.unserved_async_peak = u64_member(*doc, "unserved_async_peak").value_or(0);
     e.iteration = u64_member(*doc, "iteration");
+    e.pid = u64_member(*doc, "pid");
+    e.rank = u64_member(*doc, "rank");
     e.counters = c;
   }
   return e;

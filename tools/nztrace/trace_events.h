@@ -17,7 +17,8 @@
 // process started, one when the program starts a new iteration and one at
 // exit: "iteration" (the runtime's iteration counter then), "vmm_calls",
 // "decode_launches", "bytes_decompressed", "hook_host_ns", "hook_wait_ns",
-// "stagings_ahead", "stagings_on_launch".
+// "stagings_ahead", "stagings_on_launch"; newer ones add "pid" and, in a
+// distributed run, "rank".
 #pragma once
 
 #include <cstdint>
@@ -56,6 +57,7 @@ struct TraceEvent {
   std::vector<std::string> native, python;       // site
   std::optional<uint64_t> iteration;             // counters: the runtime's iteration counter
   std::optional<CounterValues> counters;         // counters (a member missing from the line reads 0)
+  std::optional<uint64_t> pid, rank;             // counters (newer runtimes): the writing process, its rank
   // counters: the peaks of memory the runtime passed through (newer runtimes)
   uint64_t unserved_vmm_peak = 0, unserved_async_peak = 0;
 };

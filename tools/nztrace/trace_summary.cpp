@@ -242,6 +242,8 @@ TraceSummary summarize(const TraceFile& trace) {
     r.apply(e);
     const uint64_t t = e.t_ns >= t0 ? e.t_ns - t0 : 0;
     if (e.counters) r.on_counters(e, t);
+    if (e.pid) s.pid = e.pid;
+    if (e.rank) s.rank = e.rank;
     weighted += static_cast<double>(prev_saved) * static_cast<double>(t - std::min(t, prev_t));
     const uint64_t saved = r.saved();
     s.timeline.push_back({t, saved, r.last_used, r.last_store, r.last_staging});

@@ -69,6 +69,7 @@ struct SteadyState {
 std::optional<double> lookahead_hit_rate(const CounterValues& c);
 
 struct TraceSummary {
+  std::optional<uint64_t> pid, rank;  // the writing process and its rank (counters lines of newer runtimes)
   uint64_t events = 0;
   uint64_t malformed_lines = 0;
   uint64_t duration_ns = 0;
