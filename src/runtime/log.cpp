@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <string>
 
 namespace nz::rt {
@@ -15,6 +17,16 @@ bool log_enabled(LogLevel level) noexcept {
   return static_cast<int>(level) <= g_level.load(std::memory_order_relaxed);
 }
 
+bool write_all(int fd, std::string_view bytes) noexcept {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
 void log_line(std::string_view text) noexcept {
   // One write() per line so lines from several threads do not interleave.
   std::string line;
@@ -24,14 +36,7 @@ void log_line(std::string_view text) noexcept {
   } catch (...) {
     return;
   }
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = ::write(STDERR_FILENO, p, left);
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+  write_all(STDERR_FILENO, line);
 }
 
 }  // namespace nz::rt

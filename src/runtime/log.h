@@ -16,6 +16,10 @@ enum class LogLevel : int { kError = 0, kInfo = 1, kDebug = 2 };
 void set_log_level(int level) noexcept;
 bool log_enabled(LogLevel level) noexcept;
 void log_line(std::string_view text) noexcept;
+// All of `bytes` to `fd` (short writes and EINTR retried); false on an error.
+// One call per line keeps lines of several threads (and processes, with
+// O_APPEND) whole.
+bool write_all(int fd, std::string_view bytes) noexcept;
 
 template <typename... Args>
 void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) noexcept {

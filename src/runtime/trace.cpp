@@ -46,13 +46,10 @@ int open_locked(const std::string& path, bool fresh_run) noexcept {
   // A pipe or a terminal under another name: written as it is.
   if (::fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) return fd;
   // A file system without flock (EINVAL, ENOLCK) cannot tell concurrent
-  // processes apart; a fresh run's later ones still keep off the first's lines.
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-    ::close(fd);
-    errno = EWOULDBLOCK;
-    return -1;
-  }
-  if (earlier_process_wrote(fd, fresh_run)) {
+  // processes apart; a fresh run's later ones still keep off the first's
+  // lines (its size is read once the lock is held).
+  const bool held_elsewhere = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  if (held_elsewhere || earlier_process_wrote(fd, fresh_run)) {
     ::close(fd);
     errno = EWOULDBLOCK;
     return -1;
@@ -127,16 +124,7 @@ void Trace::emit(std::string_view event, uint64_t ptr, uint64_t bytes, std::stri
     // forked meanwhile has no copy of it to flush again at its exit.
     std::lock_guard lock(mutex_);
     if (state_.load(std::memory_order_relaxed) == kAtFirstLine && !open_now(wanted_, wanted_fresh_run_)) return;
-    if (fd_ < 0) return;
-    const char* p = line.data();
-    size_t left = line.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd_, p, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
+    if (fd_ >= 0) write_all(fd_, line);
   } catch (...) {
   }
 }
