@@ -40,6 +40,9 @@
     11000, A)                                                                                    \
   X(MemGetInfo_v2, "cuMemGetInfo_v2", "cuMemGetInfo", 3020, A)                                   \
   X(IpcGetMemHandle, "cuIpcGetMemHandle", "cuIpcGetMemHandle", 4010, A)                          \
+  X(IpcOpenMemHandle_v1, "cuIpcOpenMemHandle", "cuIpcOpenMemHandle", 4010, A)                   \
+  X(IpcOpenMemHandle_v2, "cuIpcOpenMemHandle_v2", "cuIpcOpenMemHandle", 11000, A)                \
+  X(IpcCloseMemHandle, "cuIpcCloseMemHandle", "cuIpcCloseMemHandle", 4010, A)                    \
   /* module and context life cycle */                                                            \
   X(ModuleUnload, "cuModuleUnload", "cuModuleUnload", 2000, A)                                   \
   X(LibraryUnload, "cuLibraryUnload", "cuLibraryUnload", 12000, A)                               \

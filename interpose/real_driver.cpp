@@ -151,6 +151,8 @@ rt::RuntimeDriverApi collect_runtime_api() noexcept {
   NZ_FILL(api.cuMemFreeAsync, "cuMemFreeAsync");
   NZ_FILL(api.cuFuncGetName, "cuFuncGetName");
   NZ_FILL(api.cuKernelGetName, "cuKernelGetName");
+  NZ_FILL(api.cuMemExportToShareableHandle, "cuMemExportToShareableHandle");
+  NZ_FILL(api.cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle");
 #undef NZ_FILL
   return api;
 }

@@ -1,9 +1,7 @@
 // wrap_queries.cpp: pointer queries and free memory. Memory the runtime serves
 // with VMM answers as the cuMemAlloc memory the program asked for (the
-// runtime decides the answers; this file only routes them).
-#include <atomic>
+// runtime decides the answers; this file only routes them). IPC: wrap_ipc.cpp.
 
-#include "shim_log.h"
 #include "wrap_common.h"
 
 using nz::shim::Hook;
@@ -62,22 +60,4 @@ NZ_WRAPPER CUresult nzw_MemGetInfo_v2(size_t* free, size_t* total) noexcept {
   if (r == CUDA_SUCCESS && free != nullptr && total != nullptr && nz::rt::active())
     nz::rt::adjust_free_memory(free, *total);
   return r;
-}
-
-// Legacy IPC needs cuMemAlloc memory; memory neuzip serves is VMM memory, which
-// the driver cannot export this way. Refuse it with one clear line rather than
-// let the driver's error look unrelated (docs/RUNTIME.md, Known limits).
-NZ_WRAPPER CUresult nzw_IpcGetMemHandle(CUipcMemHandle* handle, CUdeviceptr p) noexcept {
-  NZ_ENTER(IpcGetMemHandle);
-  auto real = real_of<CUresult (*)(CUipcMemHandle*, CUdeviceptr)>(Hook::IpcGetMemHandle);
-  if (!real) return nz::shim::missing_entry(Hook::IpcGetMemHandle);
-  if (nz::rt::active() && nz::rt::is_managed(p)) {
-    static std::atomic<bool> said{false};
-    if (!said.exchange(true)) {
-      nz::shim::log_line("cuIpcGetMemHandle on memory neuzip serves (CUDA virtual memory) is not supported; "
-                         "set NEUZIP_MIN_BYTES above the size of buffers shared between processes, or NEUZIP=0");
-    }
-    return CUDA_ERROR_NOT_SUPPORTED;
-  }
-  return real(handle, p);
 }

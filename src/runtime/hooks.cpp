@@ -11,6 +11,13 @@ void on_driver_initialised(const RuntimeDriverApi& real) noexcept { Runtime::ini
 
 bool active() noexcept { return Runtime::is_active(); }
 
+bool ipc_export(CUipcMemHandle* handle, CUdeviceptr p, CUresult* result) noexcept {
+  if (!Runtime::is_active()) return false;
+  bool handled = false;
+  *result = Runtime::get().ipc_export(handle, p, &handled);
+  return handled;
+}
+
 CUresult mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noexcept {
   *handled = false;
   if (!Runtime::is_active()) return CUDA_SUCCESS;

@@ -51,6 +51,10 @@ struct RuntimeDriverApi {
   // Kernel names for the trace's fault events (optional: CUDA 12.3 and later).
   CUresult (*cuFuncGetName)(const char**, CUfunction) = nullptr;
   CUresult (*cuKernelGetName)(const char**, CUkernel) = nullptr;
+  // Sharing served memory between processes (optional: IPC refused without them).
+  CUresult (*cuMemExportToShareableHandle)(void*, CUmemGenericAllocationHandle, CUmemAllocationHandleType,
+                                           unsigned long long) = nullptr;
+  CUresult (*cuMemImportFromShareableHandle)(CUmemGenericAllocationHandle*, void*, CUmemAllocationHandleType) = nullptr;
 };
 
 // Called by the shim once, after the real cuInit has succeeded, with the real
@@ -212,6 +216,23 @@ bool pointer_attribute(void* data, CUpointer_attribute attribute, CUdeviceptr p,
 bool is_managed(CUdeviceptr p) noexcept;
 // cuMemFreeAsync: frees managed memory once the stream's queued work is done.
 CUresult mem_free_async(CUdeviceptr dptr, CUstream stream, bool per_thread, bool* handled) noexcept;
+
+// ---- Sharing memory between processes (legacy CUDA IPC) -------------------------------
+// cuIpcGetMemHandle of memory the runtime serves (virtual memory, which the
+// driver's legacy IPC cannot export): the allocation is made resident and
+// backed by one exportable handle for good, never compressed again, and
+// `handle` names it for ipc_open in another process. True when handled
+// (*result set); false: not served, forward the call.
+bool ipc_export(CUipcMemHandle* handle, CUdeviceptr p, CUresult* result) noexcept;
+// cuIpcOpenMemHandle(_v2) of a handle ipc_export made (in another process):
+// the memory is fetched from the exporter and mapped here. True when the
+// handle is one of ours (*result set); false: forward the call. Works with
+// the runtime off (NEUZIP=0) as long as the driver was initialised.
+bool ipc_open(CUdeviceptr* out, const CUipcMemHandle& handle, unsigned flags, CUresult* result) noexcept;
+// cuIpcCloseMemHandle of a pointer ipc_open returned: true when handled.
+bool ipc_close(CUdeviceptr p, CUresult* result) noexcept;
+// Called once the real cuInit succeeded (by on_driver_initialised).
+void remember_driver_process() noexcept;
 
 // ---- Module, context and error life cycle ---------------------------------------------
 // cuModuleUnload/cuLibraryUnload, before the real call: handles may be reused.

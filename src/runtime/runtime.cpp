@@ -58,11 +58,14 @@ void Runtime::initialise(const RuntimeDriverApi& real) noexcept {
   std::call_once(once, [&] {
     Config config = config_from_environment();
     set_log_level(config.log_level);
+    // Before the switch: memory another process shared under neuzip opens
+    // here even with NEUZIP=0 (ipc_import.cpp needs only the driver).
+    set_driver(real);
+    remember_driver_process();
     if (!config.enabled) {
       log(LogLevel::kInfo, "NEUZIP=0: pass-through");
       return;
     }
-    set_driver(real);
     try {
       instance_ = new Runtime(config);  // never deleted: hooks may run during exit
     } catch (...) {

@@ -38,6 +38,7 @@
 #include "runtime/unserved_memory.h"
 #include "runtime/use_order.h"
 #include "runtime/vmm_allocator.h"
+#include "util/fd_exchange.h"
 
 namespace nz::rt {
 
@@ -56,6 +57,8 @@ class Runtime {
 
   CUresult mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noexcept;
   CUresult mem_free(CUdeviceptr dptr, bool* handled) noexcept;
+  // cuIpcGetMemHandle (ipc_export.cpp). Sets *handled for memory it serves.
+  CUresult ipc_export(CUipcMemHandle* handle, CUdeviceptr p, bool* handled) noexcept;
   void on_foreign_free(CUdeviceptr dptr) noexcept;
   // Memory forwarded untouched (unserved_memory.h): counted, and said once
   // where it dominates.
@@ -176,6 +179,14 @@ class Runtime {
     std::map<CUdeviceptr, std::pair<size_t, StagingPieces>> permanent;
     std::vector<SharedEvent> recent_fills;  // events after tagging copies, not yet seen complete
     size_t largest_extent = 0;  // bytes of its tracked units: what one call touching it may need staged
+    // Shared with other processes (cuIpcGetMemHandle; ipc_export.cpp): one
+    // exportable handle backs it whole from then on, and it is never tagged
+    // or compressed again (other processes read it behind our back).
+    struct Shared {
+      UniquePhysicalMemory backing;
+      fdx::Key key{};
+    };
+    std::unique_ptr<Shared> shared;
   };
 
   bool ensure_setup() noexcept;  // lock held
@@ -183,6 +194,7 @@ class Runtime {
   void say_unserved(UnservedKind kind, uint64_t bytes, const char* env_name) noexcept;
   void keep_primary_context(CUcontext ctx, CUdevice device) noexcept;
   std::unique_ptr<Allocation> detach_allocation(CUdeviceptr base) noexcept;  // lock held
+  CUresult share_locked(Allocation& a) noexcept;  // ipc_export.cpp
   void release_allocation(Allocation& a) noexcept;                           // lock held
   Allocation* allocation_containing(CUdeviceptr p) noexcept;
   void tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept;

@@ -16,7 +16,7 @@ using namespace detail;
 
 void Runtime::tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept {
   end = std::min<CUdeviceptr>(end, a.base + a.bytes);
-  if (begin >= end) return;
+  if (begin >= end || a.shared) return;  // shared with other processes: never compressed (ipc_export.cpp)
   AddressWindow merged;
   try {
     const uint64_t before = a.tags.tagged_bytes();

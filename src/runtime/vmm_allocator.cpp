@@ -36,10 +36,20 @@ bool VmmAllocator::init(CUdevice device) noexcept {
 }
 
 CUresult VmmAllocator::create(size_t bytes, UniquePhysicalMemory& out) noexcept {
+  return create_with(prop_, bytes, out);
+}
+
+CUresult VmmAllocator::create_exportable(size_t bytes, UniquePhysicalMemory& out) noexcept {
+  CUmemAllocationProp prop = prop_;
+  prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+  return create_with(prop, bytes, out);
+}
+
+CUresult VmmAllocator::create_with(const CUmemAllocationProp& prop, size_t bytes, UniquePhysicalMemory& out) noexcept {
   CUmemGenericAllocationHandle h = 0;
   note_vmm_calls();
   create_calls_.fetch_add(1, std::memory_order_relaxed);
-  CUresult r = driver().base.cuMemCreate(&h, bytes, &prop_, 0);
+  CUresult r = driver().base.cuMemCreate(&h, bytes, &prop, 0);
   if (r == CUDA_SUCCESS) out = UniquePhysicalMemory(h);
   return r;
 }

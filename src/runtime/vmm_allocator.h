@@ -37,6 +37,9 @@ class VmmAllocator {
                     std::vector<CUmemGenericAllocationHandle>& pages) noexcept;
   // Creates one handle of `bytes` (a multiple of the page size).
   CUresult create(size_t bytes, UniquePhysicalMemory& out) noexcept;
+  // The same, exportable as a POSIX file descriptor (memory shared between
+  // processes; ipc_export.cpp).
+  CUresult create_exportable(size_t bytes, UniquePhysicalMemory& out) noexcept;
   // Maps `bytes` of `handle` from `offset` at `at` and enables read/write access.
   CUresult map(CUdeviceptr at, size_t bytes, CUmemGenericAllocationHandle handle, size_t offset = 0) noexcept;
   CUresult unmap(CUdeviceptr at, size_t bytes) noexcept;
@@ -97,6 +100,7 @@ class VmmAllocator {
   std::atomic<uint64_t> create_calls_{0};  // of which cuMemCreate
   void note_vmm_calls(uint64_t n = 1) noexcept { vmm_calls_.fetch_add(n, std::memory_order_relaxed); }
   void forget_reservation(CUdeviceptr base) noexcept;
+  CUresult create_with(const CUmemAllocationProp& prop, size_t bytes, UniquePhysicalMemory& out) noexcept;
 };
 
 }  // namespace nz::rt

@@ -146,26 +146,3 @@ TEST(OutOfMemory, CacheSizedFromFreeMemoryLeavesRoomToStage) {
 
 }  // namespace
 }  // namespace fw
-
-namespace fw {
-namespace {
-
-// IPC of memory neuzip serves: a documented limit with a clear line (the
-// simulator has no IPC at all, so without neuzip the call fails too).
-TEST(PointerQueries, IpcOfManagedMemoryFailsWithALine) {
-  const auto data = weights(4 * kMiB, 90);
-  CUdeviceptr w = alloc(data.size());
-  upload(w, data, data.size());
-  CUipcMemHandle handle{};
-  CUresult r = CUDA_SUCCESS;
-  const std::string text = capture_stderr([&] { r = cuIpcGetMemHandle(&handle, w); });
-  EXPECT_NE(CUDA_SUCCESS, r);
-  if (Env::get().neuzip()) {
-    EXPECT_NE(std::string::npos, text.find("neuzip: cuIpcGetMemHandle")) << text;
-  }
-  EXPECT_EQ(host_hash(data.data(), data.size()), device_hash(w, data.size()));
-  cuMemFree(w);
-}
-
-}  // namespace
-}  // namespace fw

@@ -6,6 +6,7 @@
 #include "sim_memory.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <map>
@@ -22,6 +23,13 @@ struct LinearAlloc {
   size_t physical = 0;  // accounted bytes (page-rounded)
   Context* ctx = nullptr;
   uint64_t buffer_id = 0;
+  // Legacy IPC (sim_ipc.cpp). Exported: the pages were moved to this memfd,
+  // offered to other processes under `ipc_key`. Imported: a mapping of another
+  // process's memfd, counted there, not here; `import_refs` opens in this process.
+  int ipc_fd = -1;
+  nz::fdx::Key ipc_key{};
+  bool imported = false;
+  int import_refs = 0;
 };
 
 struct HostAlloc {
@@ -100,9 +108,13 @@ CUresult free_linear(uintptr_t addr, bool to_pool = false) {
   {
     std::lock_guard lock(g_mu);
     auto it = g_allocs.find(addr);
-    if (it == g_allocs.end()) return CUDA_ERROR_INVALID_VALUE;
+    if (it == g_allocs.end() || it->second.imported) return CUDA_ERROR_INVALID_VALUE;
     a = it->second;
     g_allocs.erase(it);
+  }
+  if (a.ipc_fd >= 0) {  // importers keep their own mapping of the memfd
+    nz::fdx::withdraw(a.ipc_key);
+    close(a.ipc_fd);
   }
   va_release(addr, a.physical);
   if (to_pool) g_pool_kept.fetch_add(a.physical);
@@ -129,7 +141,9 @@ void free_context_allocations(Context* c) {
     for (auto& [addr, a] : g_allocs)
       if (a.ctx == c) mine.push_back(addr);
   }
-  for (uintptr_t addr : mine) free_linear(addr);
+  for (uintptr_t addr : mine) {
+    if (free_linear(addr) != CUDA_SUCCESS) drop_imported(addr);  // IPC mappings go with the context too
+  }
   release_pool_memory();  // a destroyed context's pool goes with it
   // Pinned host memory the context allocated is unmapped with it (a real
   // driver frees it: reading it afterwards is a segmentation fault).
@@ -146,6 +160,101 @@ void free_context_allocations(Context* c) {
     }
   }
   for (auto [addr, bytes] : hosts) munmap(reinterpret_cast<void*>(addr), bytes);
+}
+
+CUresult export_linear(uintptr_t addr, IpcExport* out) {
+  RangeInfo info;
+  {
+    std::lock_guard lock(g_mu);
+    auto it = find_containing(g_allocs, addr);
+    if (it == g_allocs.end() || it->second.imported) return CUDA_ERROR_INVALID_VALUE;
+    if (it->second.ipc_fd >= 0) {
+      *out = IpcExport{it->first, it->second.size, it->second.physical, it->second.ipc_key};
+      return CUDA_SUCCESS;
+    }
+    info = RangeInfo{it->first, it->second.size, it->second.ctx, it->second.buffer_id, false};
+  }
+  // The pages move to a memfd another process can map: copied once, with the
+  // work queued on them done (a real driver exports in place).
+  if (info.ctx && info.ctx->alive) synchronize_context(info.ctx);
+  std::lock_guard lock(g_mu);
+  auto it = g_allocs.find(info.base);
+  if (it == g_allocs.end() || it->second.buffer_id != info.buffer_id) return CUDA_ERROR_INVALID_VALUE;  // freed meanwhile
+  LinearAlloc& a = it->second;
+  if (a.ipc_fd < 0) {
+    const int fd = memfd_create("nzsim-ipc", MFD_CLOEXEC);
+    if (fd < 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    void* at = reinterpret_cast<void*>(info.base);
+    bool ok = ftruncate(fd, static_cast<off_t>(a.physical)) == 0 &&
+              pwrite(fd, at, a.physical, 0) == static_cast<ssize_t>(a.physical) &&
+              mmap(at, a.physical, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) != MAP_FAILED;
+    nz::fdx::Key key = nz::fdx::random_key();
+    if (ok) ok = nz::fdx::offer("nzsim-ipc", key, fd);
+    if (!ok) {
+      close(fd);
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    a.ipc_fd = fd;
+    a.ipc_key = key;
+  }
+  *out = IpcExport{info.base, a.size, a.physical, a.ipc_key};
+  return CUDA_SUCCESS;
+}
+
+CUresult import_linear(int fd, const IpcExport& e, uintptr_t* out) {
+  Context* c = current_context();
+  if (!c) return CUDA_ERROR_INVALID_CONTEXT;
+  {
+    std::lock_guard lock(g_mu);
+    for (auto& [addr, a] : g_allocs) {
+      if (a.imported && a.ctx == c && a.ipc_key == e.key) {  // opened here before: the same pointer
+        ++a.import_refs;
+        *out = addr;
+        return CUDA_SUCCESS;
+      }
+    }
+  }
+  uintptr_t addr = va_allocate(e.physical, 512);
+  if (!addr) return CUDA_ERROR_OUT_OF_MEMORY;
+  if (mmap(reinterpret_cast<void*>(addr), e.physical, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
+      MAP_FAILED) {
+    va_release(addr, e.physical);
+    return CUDA_ERROR_INVALID_HANDLE;
+  }
+  std::lock_guard lock(g_mu);
+  LinearAlloc a{e.size, e.physical, c, g_next_buffer_id.fetch_add(1)};
+  a.imported = true;
+  a.import_refs = 1;
+  a.ipc_key = e.key;
+  g_allocs[addr] = a;
+  *out = addr;
+  return CUDA_SUCCESS;
+}
+
+CUresult close_imported(uintptr_t addr) {
+  size_t physical = 0;
+  {
+    std::lock_guard lock(g_mu);
+    auto it = g_allocs.find(addr);
+    if (it == g_allocs.end() || !it->second.imported) return CUDA_ERROR_INVALID_VALUE;
+    if (--it->second.import_refs > 0) return CUDA_SUCCESS;
+    physical = it->second.physical;
+    g_allocs.erase(it);
+  }
+  va_release(addr, physical);
+  return CUDA_SUCCESS;
+}
+
+void drop_imported(uintptr_t addr) {
+  size_t physical = 0;
+  {
+    std::lock_guard lock(g_mu);
+    auto it = g_allocs.find(addr);
+    if (it == g_allocs.end() || !it->second.imported) return;
+    physical = it->second.physical;
+    g_allocs.erase(it);
+  }
+  va_release(addr, physical);
 }
 
 bool find_device_range(uintptr_t addr, RangeInfo* out) {
@@ -387,7 +496,8 @@ CUresult CUDAAPI cuPointerGetAttribute(void* data, CUpointer_attribute attribute
       break;
     case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = is_dev ? dev.size : host.size; break;
     case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<int*>(data) = 1; break;
-    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *static_cast<int*>(data) = 0; break;
+    // cuMemAlloc memory can be exported (sim_ipc.cpp); VMM and host memory cannot.
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *static_cast<int*>(data) = is_dev && !dev.vmm; break;
     case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES: *static_cast<unsigned long long*>(data) = 0; break;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *static_cast<void**>(data) = nullptr; break;
     default: return CUDA_ERROR_NOT_SUPPORTED;

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "sim_internal.h"
+#include "util/fd_exchange.h"
 
 namespace nzsim {
 
@@ -30,6 +31,24 @@ struct RangeInfo {
   bool vmm = false;
 };
 bool find_device_range(uintptr_t addr, RangeInfo* out);
+
+// Legacy IPC of cuMemAlloc memory (sim_ipc.cpp holds the handle format).
+struct IpcExport {
+  uintptr_t base = 0;
+  size_t size = 0;      // requested bytes
+  size_t physical = 0;  // mapped bytes (page-rounded)
+  nz::fdx::Key key{};
+};
+// Moves the allocation holding `addr` to a memfd (once; waits for its
+// context's queued work first) offered to other processes; fills `out`.
+CUresult export_linear(uintptr_t addr, IpcExport* out);
+// Maps `fd` (another process's export `e`) into this process's device
+// address space in the current context: the same pointer again if this
+// context opened it already (counted).
+CUresult import_linear(int fd, const IpcExport& e, uintptr_t* out);
+// cuIpcCloseMemHandle: the last close unmaps.
+CUresult close_imported(uintptr_t addr);
+void drop_imported(uintptr_t addr);  // its context is going: unmapped whatever the count
 
 struct HostRangeInfo {
   uintptr_t base = 0;

@@ -3,7 +3,9 @@
 // mmap(MAP_FIXED | MAP_SHARED) of the memfd at an offset. A new mapping is
 // PROT_NONE until cuMemSetAccess; cuMemUnmap puts inaccessible pages back and
 // does not wait for queued work (like the real driver).
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <map>
@@ -23,6 +25,9 @@ struct Physical {
   size_t size = 0;
   CUmemAllocationProp prop{};
   int refs = 1;  // the handle itself plus one per mapping; guarded by g_mu
+  // cuMemImportFromShareableHandle: another process's memory, counted
+  // there (each process simulates its own device), not against ours.
+  bool imported = false;
 };
 
 struct Mapping {
@@ -44,7 +49,7 @@ std::map<uintptr_t, Mapping>& g_mappings = *new std::map<uintptr_t, Mapping>;   
 void unref(Physical* p) {  // g_mu held
   if (--p->refs > 0) return;
   close(p->fd);
-  release_physical(p->size);
+  if (!p->imported) release_physical(p->size);
   delete p;
 }
 
@@ -301,10 +306,46 @@ CUresult CUDAAPI cuMemRetainAllocationHandle(CUmemGenericAllocationHandle* handl
   return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuMemExportToShareableHandle(void*, CUmemGenericAllocationHandle, CUmemAllocationHandleType,
-                                              unsigned long long) {
+// A POSIX file descriptor only, and only for a handle created asking for one
+// (prop.requestedHandleTypes), as the driver requires: the memfd itself,
+// duplicated. The importer maps the same pages.
+CUresult CUDAAPI cuMemExportToShareableHandle(void* shareable, CUmemGenericAllocationHandle handle,
+                                              CUmemAllocationHandleType type, unsigned long long flags) {
   NZ_REQUIRE_INIT();
-  return CUDA_ERROR_NOT_SUPPORTED;
+  if (!shareable || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) return CUDA_ERROR_NOT_SUPPORTED;
+  std::lock_guard lock(g_mu);
+  Physical* p = from_handle(handle);
+  if (!valid_physical(p)) return CUDA_ERROR_INVALID_HANDLE;
+  if ((p->prop.requestedHandleTypes & CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) == 0) return CUDA_ERROR_INVALID_VALUE;
+  const int fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return CUDA_ERROR_OUT_OF_MEMORY;
+  *static_cast<int*>(shareable) = fd;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemImportFromShareableHandle(CUmemGenericAllocationHandle* handle, void* os_handle,
+                                                CUmemAllocationHandleType type) {
+  NZ_REQUIRE_INIT();
+  if (!handle) return CUDA_ERROR_INVALID_VALUE;
+  if (type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) return CUDA_ERROR_NOT_SUPPORTED;
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(os_handle));
+  struct stat st{};
+  if (fd < 0 || fstat(fd, &st) != 0 || st.st_size <= 0 || st.st_size % kGranularity != 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  const int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);  // the caller closes its own
+  if (copy < 0) return CUDA_ERROR_OUT_OF_MEMORY;
+  Context* c = current_context();
+  auto* p = new Physical;
+  p->fd = copy;
+  p->size = static_cast<size_t>(st.st_size);
+  p->prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  p->prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  p->prop.location.id = c ? c->device : 0;
+  p->prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+  p->imported = true;
+  *handle = reinterpret_cast<CUmemGenericAllocationHandle>(p);
+  return CUDA_SUCCESS;
 }
 
 }  // extern "C"

@@ -1,4 +1,6 @@
 // Virtual memory: reserve, create, map at offsets, set access, unmap, OOM.
+#include <unistd.h>
+
 #include <cstring>
 #include <vector>
 
@@ -113,4 +115,71 @@ TEST(Vmm, CreateFailsWhenDeviceMemoryIsExhausted) {
   CU_OK(cuMemCreate(&h, gran, &prop, 0));
   handles.push_back(h);
   for (auto x : handles) CU_OK(cuMemRelease(x));
+}
+
+// cuMemExportToShareableHandle gives a file descriptor for a handle created
+// asking for one; importing it maps the same memory (here in the same
+// process, at a second address).
+TEST(Vmm, ExportedHandlesImportAsTheSameMemory) {
+  ScopedContext ctx;
+  const size_t gran = size_t{2} << 20;
+  CUmemAllocationProp plain = device_prop();
+  CUmemGenericAllocationHandle h = 0;
+  CU_OK(cuMemCreate(&h, gran, &plain, 0));
+  int fd = -1;
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuMemExportToShareableHandle(&fd, h, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0))
+      << "a handle created without requestedHandleTypes cannot be exported";
+  CU_OK(cuMemRelease(h));
+  CUmemAllocationProp exportable = device_prop();
+  exportable.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+  size_t free0 = 0, total = 0;
+  CU_OK(cuMemGetInfo(&free0, &total));
+  CU_OK(cuMemCreate(&h, 2 * gran, &exportable, 0));
+  CU_OK(cuMemExportToShareableHandle(&fd, h, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
+  ASSERT_GE(fd, 0);
+  CUmemGenericAllocationHandle imported = 0;
+  CU_OK(cuMemImportFromShareableHandle(&imported, reinterpret_cast<void*>(static_cast<intptr_t>(fd)),
+                                       CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR));
+  close(fd);
+  size_t free1 = 0;
+  CU_OK(cuMemGetInfo(&free1, &total));
+  EXPECT_EQ(free0 - 2 * gran, free1) << "an import is not new memory";
+  CUdeviceptr a = 0, b = 0;
+  CU_OK(cuMemAddressReserve(&a, 2 * gran, 0, 0, 0));
+  CU_OK(cuMemAddressReserve(&b, 2 * gran, 0, 0, 0));
+  CU_OK(cuMemMap(a, 2 * gran, 0, h, 0));
+  CU_OK(cuMemMap(b, 2 * gran, 0, imported, 0));
+  const CUmemAccessDesc access = rw();
+  CU_OK(cuMemSetAccess(a, 2 * gran, &access, 1));
+  CU_OK(cuMemSetAccess(b, 2 * gran, &access, 1));
+  std::vector<uint8_t> in(4096, 0x3c), out(4096, 0);
+  CU_OK(cuMemcpyHtoD(a + gran + 5, in.data(), in.size()));
+  CU_OK(cuMemcpyDtoH(out.data(), b + gran + 5, out.size()));
+  EXPECT_EQ(in, out);
+  // Legacy IPC is for cuMemAlloc memory only.
+  CUipcMemHandle ipc{};
+  EXPECT_NE(CUDA_SUCCESS, cuIpcGetMemHandle(&ipc, a));
+  int capable = 7;
+  CU_OK(cuPointerGetAttribute(&capable, CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE, a));
+  EXPECT_EQ(0, capable);
+  CUdeviceptr linear = 0;
+  CU_OK(cuMemAlloc(&linear, 1 << 20));
+  CU_OK(cuPointerGetAttribute(&capable, CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE, linear));
+  EXPECT_EQ(1, capable);
+  CU_OK(cuMemcpyHtoD(linear, in.data(), in.size()));
+  CU_OK(cuIpcGetMemHandle(&ipc, linear));
+  CU_OK(cuMemcpyDtoH(out.data(), linear, out.size()));  // exporting keeps the contents
+  EXPECT_EQ(in, out);
+  CUdeviceptr opened = 0;
+  EXPECT_EQ(CUDA_ERROR_INVALID_CONTEXT, cuIpcOpenMemHandle(&opened, ipc, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS))
+      << "the process that made the handle cannot open it";
+  CU_OK(cuMemFree(linear));
+  CU_OK(cuMemUnmap(a, 2 * gran));
+  CU_OK(cuMemUnmap(b, 2 * gran));
+  CU_OK(cuMemRelease(h));
+  CU_OK(cuMemRelease(imported));
+  CU_OK(cuMemAddressFree(a, 2 * gran));
+  CU_OK(cuMemAddressFree(b, 2 * gran));
+  CU_OK(cuMemGetInfo(&free1, &total));
+  EXPECT_EQ(free0, free1);
 }

@@ -194,6 +194,23 @@ TEST(NztraceSummary, UnservedMemoryIsNamedWithTheWayOut) {
 // A store given up while staged that came back from its host copy at the
 // eviction (store_restore) instead of a re-encode: counted apart, and the
 // saved figure follows the `store` members as for any store.
+TEST(NztraceSummary, AllocationsSharedWithOtherProcessesAreSaid) {
+  const std::vector<std::string> lines = {
+      line(1000, "share", 0x7000000, 20 * MiB, 20 * MiB, 0, 0, ""),
+      line(2000, "share", 0x9000000, 4 * MiB, 24 * MiB, 0, 0, ""),
+  };
+  const TraceSummary s = summarize(parse_all(lines));
+  EXPECT_EQ(s.shared_allocations, 2u);
+  EXPECT_EQ(s.shared_bytes, 24 * MiB);
+  const RunInfo run{"prog", 0, ""};
+  auto doc = nz::util::json::parse(render_json(s, run), nullptr);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(doc->find("cost")->find("shared_bytes")->as_u64(), 24 * MiB);
+  const std::string text = render_text(s, run, 5);
+  EXPECT_NE(text.find("shared with other processes (CUDA IPC): 2 allocations, 24.0 MiB"), std::string::npos) << text;
+  EXPECT_EQ(render_text(summarize(parse_all(pressure_trace())), run, 5).find("CUDA IPC"), std::string::npos);
+}
+
 TEST(NztraceSummary, StoresRestoredFromHostCopiesAreCounted) {
   // pressure_trace() up to its store release, then a restore instead of its re-encode.
   const uint64_t a = 0x7f0000000000;

@@ -28,7 +28,7 @@ import threading
 import time
 import traceback
 
-WORKLOADS = ["infer", "train", "graph", "hf", "lora", "lomo", "fork"]
+WORKLOADS = ["infer", "train", "graph", "hf", "lora", "lomo", "fork", "ipc"]
 
 
 # ---- measurement ---------------------------------------------------------------
@@ -482,6 +482,53 @@ def workload_fork(torch, llama, args, sampler):
             "parameters": llama.parameter_count(model)}
 
 
+def ipc_consumer(requests, replies):
+    """The other process of workload_ipc (spawned: a fresh interpreter that
+    inherits LD_PRELOAD). Receives CUDA tensors by CUDA IPC, sums them,
+    doubles the first one in place, and answers."""
+    import torch
+    tensors = requests.get(timeout=300)
+    sums = {k: float(v.float().sum().item()) for k, v in sorted(tensors.items())}
+    tensors[sorted(tensors)[0]].mul_(2)  # written here, read by the producer
+    torch.cuda.synchronize()
+    replies.put(sums)
+    requests.get(timeout=300)  # the producer has what it needs: let go of the tensors
+    del tensors
+
+
+def workload_ipc(torch, llama, args, sampler):
+    """Weights shared with another process by CUDA IPC, as torch.multiprocessing
+    sends CUDA tensors (and RLHF trainers hand weights to an inference engine):
+    a spawned consumer sums every parameter and doubles the first in place;
+    the producer's next forward reads that write. Under neuzip the shared
+    segments leave compression for good (docs/RESULTS.md §4.9.29)."""
+    import torch.multiprocessing as mp
+    model = llama.build(args.train_size, args.device, torch.bfloat16, 0).eval()
+    vocab = model.cfg.vocab
+    params = {n: t.detach() for n, t in model.named_parameters()}
+    local = {k: float(v.float().sum().item()) for k, v in sorted(params.items())}
+    context = mp.get_context("spawn")
+    requests, replies = context.Queue(), context.Queue()
+    consumer = context.Process(target=ipc_consumer, args=(requests, replies))
+    consumer.start()
+    sampler.mark("spawned")
+    requests.put(params)
+    try:
+        sums = replies.get(timeout=300)
+    finally:
+        requests.put("done")
+        consumer.join(120)
+        if consumer.exitcode is None:
+            consumer.kill()
+            consumer.join()
+    with torch.no_grad():
+        after = model(torch.randint(0, vocab, (2, 128), generator=torch.Generator().manual_seed(98)).to(args.device))
+    sync(torch, args.device)
+    return {"outputs": {"logits": llama.digest([after]), "weights": llama.model_digest(model),
+                        "sums_equal": sums == local, "consumer_exit": consumer.exitcode},
+            "parameters": llama.parameter_count(model)}
+
+
 def run_one(name, torch, modules, args, sampler):
     llama, infer, train, lora = modules
     calls = {
@@ -492,6 +539,7 @@ def run_one(name, torch, modules, args, sampler):
         "lora": lambda: workload_lora(torch, llama, train, lora, args, sampler),
         "lomo": lambda: workload_lomo(torch, llama, train, args, sampler),
         "fork": lambda: workload_fork(torch, llama, args, sampler),
+        "ipc": lambda: workload_ipc(torch, llama, args, sampler),
     }
     cuda = args.device.startswith("cuda")
     if cuda:

@@ -102,6 +102,10 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
     o += fmt::format("parked in host memory (no device memory to encode them at eviction): {} times, {:.1f} MiB, "
                      "at most {:.1f} MiB at once (host offload, not compression: their pages count as saved)\n",
                      s.parks, mib(s.bytes_parked), mib(s.parked_peak_bytes));
+  if (s.shared_allocations)
+    o += fmt::format("shared with other processes (CUDA IPC): {} allocation{}, {:.1f} MiB, kept uncompressed from "
+                     "then on\n",
+                     s.shared_allocations, s.shared_allocations == 1 ? "" : "s", mib(s.shared_bytes));
   for (const auto& [kind, held] : s.unserved) {
     const bool vmm = kind == "program_vmm";
     o += fmt::format("not compressed, passed through: {} ({}){}; {}\n",
@@ -185,6 +189,8 @@ nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
                {"kept_resident", s.kept_resident},
                {"made_resident", s.made_resident},
                {"oom_events", s.oom_events},
+               {"shared_allocations", s.shared_allocations},
+               {"shared_bytes", s.shared_bytes},
                {"decode_ns", ns_or_null(s.stage_ns)},
                {"encode_ns", ns_or_null(s.encode_ns)},
                {"host_ns", ns_or_null(s.codec_ns())}};

@@ -204,6 +204,9 @@ struct Replay {
         finish(it);
       }
       ++s.made_resident;
+    } else if (ev == "share") {
+      ++s.shared_allocations;
+      s.shared_bytes += e.bytes;
     } else if (ev == "fault") {
       ++s.faults;
       ++s.fault_apis[e.api.empty() ? "?" : e.api];

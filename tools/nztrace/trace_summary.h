@@ -102,6 +102,9 @@ struct TraceSummary {
   uint64_t parks = 0, bytes_parked = 0, parked_peak_bytes = 0;
   uint64_t bytes_decompressed = 0, bytes_recompressed = 0, bytes_reencoded = 0;
   uint64_t kept_resident = 0, made_resident = 0, oom_events = 0;
+  // Allocations shared with other processes by CUDA IPC ("share" events): out
+  // of compression for good from then on.
+  uint64_t shared_allocations = 0, shared_bytes = 0;
   // Host wall time the runtime spent, from the events' "ns" (docs/NZTRACE.md):
   // staging (page mapping + decode launch) and encoding (compress, recompress,
   // reencode). Traces of older runtimes have no "ns": has_codec_time false.
