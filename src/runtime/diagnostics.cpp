@@ -45,6 +45,7 @@ std::string Runtime::memory_breakdown() noexcept {
   size_t resident = 0, staged = 0, stores = 0, staged_stores = 0, permanent = 0;
   for (const auto& [base, a] : allocations_) {
     for (const auto h : a->pages) resident += h != 0 ? vmm_.page_size() : 0;
+    if (a->shared) resident += a->bytes;  // one exportable handle backs it whole (ipc_export.cpp)
     for (const auto& [begin, p] : a->permanent) permanent += p.first;
     for (const auto& [begin, u] : a->units) {
       // Staged units count whether or not they kept their store (under
