@@ -83,8 +83,8 @@ void Runtime::release_allocation(Allocation& a) noexcept {
   a.permanent.clear();
   vmm_.release_pages(a.base, a.pages, 0, a.pages.size());
   if (a.shared) {  // importers keep their own mapping of the handle
-    vmm_.unmap(a.base, a.bytes);
-    fdx::withdraw(a.shared->key);
+    if (a.shared->mapped) vmm_.unmap(a.base, a.bytes);
+    if (a.shared->offered) fdx::withdraw(a.shared->key);
     a.shared.reset();
   }
   vmm_.free_address_range(a.base, a.bytes);

@@ -70,8 +70,10 @@ void say_refused(const char* why) noexcept {
 
 }  // namespace
 
-// Lock held, our context current, relaxed capture mode.
-CUresult Runtime::share_locked(Allocation& a) noexcept {
+// Lock held, our context current, relaxed capture mode. Refuses what cannot
+// be shared, then brings every range of the allocation back to resident
+// memory and keeps it out of tagging from here on.
+CUresult Runtime::prepare_share_locked(Allocation& a) noexcept {
   const auto& api = driver();
   int supported = 0;
   if (api.cuMemExportToShareableHandle == nullptr ||
@@ -81,24 +83,39 @@ CUresult Runtime::share_locked(Allocation& a) noexcept {
     say_refused("this driver cannot export virtual memory as a file descriptor");
     return CUDA_ERROR_NOT_SUPPORTED;
   }
-  if (stager_busy_ > 0 || !to_settle_.empty()) wait_for_stager_locked();
-  // 1. Everything back in its own memory (compressed ranges decoded), as
-  //    nz_untag of the whole allocation does.
+  // A registration (NCCL) or a texture object holds it as it is now: moved
+  // to other pages, the holder and the program would part ways.
+  if (!external_pins_.empty() && external_pins_over(a.base, a.base + a.bytes) > 0) {
+    say_refused("it is registered with NCCL or bound to a texture object");
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
+  a.leaving = true;  // from here no copy tags it again (tag_locked)
   const uint64_t tagged = a.tags.tagged_bytes();
   a.tags.remove(a.base, a.base + a.bytes);
   stats_.bytes_tagged.sub(tagged);
-  replan(a, AddressWindow{a.base, a.base + a.bytes}, false);
+  replan(a, AddressWindow{a.base, a.base + a.bytes}, false);  // decodes what was compressed, as nz_untag
+  a.untagged = TagSet{};
+  a.declared = TagSet{};
   if (!a.units.empty()) {
     say_refused("a range of it could not be restored from its compressed form");
     return CUDA_ERROR_OUT_OF_MEMORY;
   }
-  // 2. The program's queued work on it done (and the decodes above).
-  if (api.base.cuCtxSynchronize() != CUDA_SUCCESS) return CUDA_ERROR_ILLEGAL_STATE;
-  // 3. Its contents into one exportable handle, mapped at the same address.
+  return CUDA_SUCCESS;
+}
+
+// Lock held, our context current, relaxed capture mode; the context was
+// drained after prepare_share_locked. The contents move to one exportable
+// handle mapped at the same address. The copy waits for the runtime's own
+// stream only: no device-wide wait under the lock.
+CUresult Runtime::move_to_exportable_locked(Allocation& a) noexcept {
+  const auto& api = driver().base;
   auto shared = std::make_unique<Allocation::Shared>();
-  if (CUresult r = vmm_.create_exportable(a.bytes, shared->backing); r != CUDA_SUCCESS) {
+  CUresult r = vmm_.create_exportable(a.bytes, shared->backing);
+  if (r == CUDA_ERROR_OUT_OF_MEMORY && reclaim_device_memory(a.bytes, memory_epoch_.load()) > 0)
+    r = vmm_.create_exportable(a.bytes, shared->backing);
+  if (r != CUDA_SUCCESS) {
     log(LogLevel::kError, "cuIpcGetMemHandle of {} ({} MiB): no device memory for its shareable copy ({})",
-        hex(a.base), a.bytes >> 20, static_cast<int>(r));
+        hex(a.base), a.bytes >> 20, error_name(r));
     return r;
   }
   {
@@ -107,10 +124,12 @@ CUresult Runtime::share_locked(Allocation& a) noexcept {
       say_refused("no address space or mapping for its shareable copy");
       return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    if (api.base.cuMemcpyDtoD(scratch.address(), a.base, a.bytes) != CUDA_SUCCESS ||
-        api.base.cuCtxSynchronize() != CUDA_SUCCESS) {
-      say_refused("copying it to its shareable copy failed");
-      return CUDA_ERROR_ILLEGAL_STATE;
+    r = api.cuMemcpyDtoDAsync(scratch.address(), a.base, a.bytes, internal_.get());
+    if (r == CUDA_SUCCESS) r = api.cuStreamSynchronize(internal_.get());
+    if (r != CUDA_SUCCESS) {
+      log(LogLevel::kError, "cuIpcGetMemHandle of {}: copying it to its shareable copy failed ({})", hex(a.base),
+          error_name(r));
+      return r;
     }
   }
   for (auto& [begin, backing] : a.permanent) {
@@ -120,55 +139,100 @@ CUresult Runtime::share_locked(Allocation& a) noexcept {
   a.permanent.clear();
   vmm_.release_pages(a.base, a.pages, 0, a.pages.size());
   a.pages.clear();
-  if (CUresult r = vmm_.map(a.base, a.bytes, shared->backing.get()); r != CUDA_SUCCESS) {
-    // The old pages are gone and the new ones cannot be mapped: the data
-    // lives only in the new handle. Nothing safe remains for this range.
-    log(LogLevel::kError, "cuIpcGetMemHandle of {}: mapping its shareable copy failed ({}); the range is lost",
-        hex(a.base), static_cast<int>(r));
+  ++memory_epoch_;
+  r = vmm_.map(a.base, a.bytes, shared->backing.get());
+  if (r != CUDA_SUCCESS) r = vmm_.map(a.base, a.bytes, shared->backing.get());  // once more
+  a.shared = std::move(shared);  // the data lives there now, mapped or not
+  if (r != CUDA_SUCCESS) {
+    log(LogLevel::kError, "cuIpcGetMemHandle of {}: mapping its shareable copy back failed ({}); the range is "
+        "unmapped until a later call maps it", hex(a.base), error_name(r));
     return r;
   }
-  // 4. Offered to other processes.
-  int fd = -1;
-  if (api.cuMemExportToShareableHandle(&fd, shared->backing.get(), CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0) !=
-          CUDA_SUCCESS ||
-      fd < 0) {
-    a.shared = std::move(shared);  // backed by it now all the same
-    say_refused("the driver did not export its shareable copy");
-    return CUDA_ERROR_NOT_SUPPORTED;
-  }
-  shared->key = fdx::random_key();
-  const bool offered = fdx::offer(kIpcSocketPrefix, shared->key, fd);
-  const int offer_errno = errno;
-  close(fd);
-  a.shared = std::move(shared);
-  if (!offered) {
-    log(LogLevel::kError, "cuIpcGetMemHandle of {}: cannot offer it to other processes ({})", hex(a.base),
-        std::strerror(offer_errno));
-    return CUDA_ERROR_OPERATING_SYSTEM;
-  }
-  ++memory_epoch_;
+  a.shared->mapped = true;
   emit("share", a.base, a.bytes);
   log(LogLevel::kInfo, "shared {} ({} MiB) with other processes: kept uncompressed from now on", hex(a.base),
       a.bytes >> 20);
   return CUDA_SUCCESS;
 }
 
+// Lock held: the exportable handle's descriptor offered to other processes.
+CUresult Runtime::offer_shared_locked(Allocation& a) noexcept {
+  Allocation::Shared& sh = *a.shared;
+  if (!sh.mapped) {
+    const CUresult r = vmm_.map(a.base, a.bytes, sh.backing.get());
+    if (r != CUDA_SUCCESS) return r;
+    sh.mapped = true;
+  }
+  int fd = -1;
+  const CUresult r = driver().cuMemExportToShareableHandle(&fd, sh.backing.get(),
+                                                            CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0);
+  if (r != CUDA_SUCCESS || fd < 0) {
+    say_refused("the driver did not export its shareable copy");
+    return r != CUDA_SUCCESS ? r : CUDA_ERROR_NOT_SUPPORTED;
+  }
+  sh.key = fdx::random_key();
+  const bool offered = fdx::offer(kIpcSocketPrefix, sh.key, fd);
+  const int offer_errno = errno;
+  close(fd);
+  if (!offered) {
+    log(LogLevel::kError, "cuIpcGetMemHandle of {}: cannot offer it to other processes ({})", hex(a.base),
+        std::strerror(offer_errno));
+    return CUDA_ERROR_OPERATING_SYSTEM;
+  }
+  sh.offered = true;
+  return CUDA_SUCCESS;
+}
+
 CUresult Runtime::ipc_export(CUipcMemHandle* handle, CUdeviceptr p, bool* handled) noexcept {
   *handled = false;
-  std::lock_guard lock(mutex_);
-  Allocation* a = allocation_containing(p);
-  if (a == nullptr) return CUDA_SUCCESS;
-  *handled = true;
-  if (handle == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  if (!a->shared) {
+  // Exports are rare and slow: one at a time, so that two threads sharing one
+  // allocation make one copy (the second finds it shared).
+  std::lock_guard exporting(share_mu_);
+  CUdeviceptr base = 0;
+  uint64_t buffer_id = 0;
+  bool drain = false;
+  {
+    std::lock_guard lock(mutex_);
+    // The wait may drop the lock (the stager needs it): before the lookup.
+    if (stager_busy_ > 0 || !to_settle_.empty()) wait_for_stager_locked();
+    Allocation* a = allocation_containing(p);
+    if (a == nullptr) return CUDA_SUCCESS;
+    *handled = true;
+    if (handle == nullptr) return CUDA_ERROR_INVALID_VALUE;
+    base = a->base;
+    buffer_id = a->buffer_id;
+    if (!a->shared) {
+      RelaxedCaptureScope relaxed;
+      ContextBinding bound(context_);
+      if (CUresult r = prepare_share_locked(*a); r != CUDA_SUCCESS) return r;
+      drain = true;
+    }
+  }
+  // The program's queued work on it done (and the decodes above) before its
+  // pages move: outside the lock, as cuMemFree's wait (allocation_life.cpp).
+  if (drain) {
     RelaxedCaptureScope relaxed;
     ContextBinding bound(context_);
-    if (CUresult r = share_locked(*a); r != CUDA_SUCCESS) return r;
+    if (CUresult r = driver().base.cuCtxSynchronize(); r != CUDA_SUCCESS) return r;
+  }
+  std::lock_guard lock(mutex_);
+  Allocation* a = allocation_containing(base);
+  if (a == nullptr || a->base != base || a->buffer_id != buffer_id) return CUDA_ERROR_INVALID_VALUE;  // freed meanwhile
+  {
+    RelaxedCaptureScope relaxed;
+    ContextBinding bound(context_);
+    if (!a->shared) {
+      if (CUresult r = move_to_exportable_locked(*a); r != CUDA_SUCCESS) return r;
+    }
+    if (!a->shared->offered) {
+      if (CUresult r = offer_shared_locked(*a); r != CUDA_SUCCESS) return r;
+    }
   }
   IpcHandleBody body{};
   std::memcpy(body.magic, kIpcMagic, sizeof(kIpcMagic));
   body.version = kIpcVersion;
   body.pid = static_cast<int32_t>(getpid());
+  body.process_id = fdx::process_id();
   body.bytes = a->bytes;
   body.requested = a->requested;
   body.key = a->shared->key;

@@ -27,6 +27,7 @@ struct IpcHandleBody {
   char magic[8];
   uint32_t version;
   int32_t pid;      // the exporting process
+  uint64_t process_id;  // its fdx::process_id() (pids of two namespaces may meet)
   uint64_t bytes;   // the exported handle's size (whole pages)
   uint64_t requested;  // the program's allocation size (pointer queries answer it)
   fdx::Key key;     // what the exporter's socket asks for

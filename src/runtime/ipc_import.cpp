@@ -25,6 +25,7 @@
 #include "runtime/hooks.h"
 #include "runtime/ipc_handle.h"
 #include "runtime/log.h"
+#include "runtime/runtime_internal.h"
 
 namespace nz::rt {
 namespace {
@@ -46,10 +47,58 @@ std::vector<Import>& g_imports = *new std::vector<Import>;
 // it) forwards, and never waits on a lock a thread of its parent held.
 std::atomic<pid_t> g_driver_pid{0};
 
+// Counts one more open of an import already mapped in `ctx`; false if none.
+bool reopen_locked(const IpcHandleBody& body, CUcontext ctx, CUdeviceptr* out) noexcept {
+  for (Import& i : g_imports) {
+    if (i.key == body.key && i.pid == body.pid && i.ctx == ctx) {
+      ++i.refs;
+      *out = i.va;
+      return true;
+    }
+  }
+  return false;
+}
+
+void unmap_import(const Import& imp) noexcept {
+  const auto& api = driver().base;
+  if (imp.va != 0) {
+    api.cuMemUnmap(imp.va, imp.bytes);
+    api.cuMemAddressFree(imp.va, imp.bytes);
+  }
+  if (imp.handle != 0) api.cuMemRelease(imp.handle);
+}
+
+// Imports and maps the descriptor; fills imp.handle and imp.va.
+CUresult map_import(int fd, CUdevice device, Import& imp) noexcept {
+  const auto& api = driver();
+  CUresult r = api.cuMemImportFromShareableHandle(&imp.handle, reinterpret_cast<void*>(static_cast<intptr_t>(fd)),
+                                                  CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+  if (r != CUDA_SUCCESS) return r;
+  r = api.base.cuMemAddressReserve(&imp.va, imp.bytes, 0, 0, 0);
+  if (r != CUDA_SUCCESS) {
+    api.base.cuMemRelease(imp.handle);
+    return r;
+  }
+  r = api.base.cuMemMap(imp.va, imp.bytes, 0, imp.handle, 0);
+  if (r == CUDA_SUCCESS) {
+    CUmemAccessDesc access{};
+    access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    access.location.id = device;
+    access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    r = api.base.cuMemSetAccess(imp.va, imp.bytes, &access, 1);
+    if (r != CUDA_SUCCESS) api.base.cuMemUnmap(imp.va, imp.bytes);
+  }
+  if (r != CUDA_SUCCESS) {
+    api.base.cuMemAddressFree(imp.va, imp.bytes);
+    api.base.cuMemRelease(imp.handle);
+  }
+  return r;
+}
+
 CUresult open_import(CUdeviceptr* out, const IpcHandleBody& body) noexcept {
   const auto& api = driver();
   if (out == nullptr || body.bytes == 0) return CUDA_ERROR_INVALID_VALUE;
-  if (body.pid == static_cast<int32_t>(getpid())) return CUDA_ERROR_INVALID_CONTEXT;  // as for the driver's handles
+  if (body.process_id == fdx::process_id()) return CUDA_ERROR_INVALID_CONTEXT;  // as for the driver's handles
   if (api.cuMemImportFromShareableHandle == nullptr) {
     log(LogLevel::kError, "cuIpcOpenMemHandle of memory neuzip shared: this driver cannot import it");
     return CUDA_ERROR_NOT_SUPPORTED;
@@ -58,15 +107,13 @@ CUresult open_import(CUdeviceptr* out, const IpcHandleBody& body) noexcept {
   CUdevice device = 0;
   if (api.base.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || ctx == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
   if (CUresult r = api.base.cuCtxGetDevice(&device); r != CUDA_SUCCESS) return r;
-  std::lock_guard lock(g_mu);
-  for (Import& i : g_imports) {
-    if (i.key == body.key && i.pid == body.pid && i.ctx == ctx) {
-      ++i.refs;
-      *out = i.va;
-      return CUDA_SUCCESS;
-    }
+  {
+    std::lock_guard lock(g_mu);
+    if (reopen_locked(body, ctx, out)) return CUDA_SUCCESS;
   }
-  const int fd = fdx::fetch(kIpcSocketPrefix, body.pid, body.key, 10000);
+  // Fetched and mapped without the lock: a slow or gone exporter must not
+  // hold up other opens and closes in this process.
+  const int fd = fdx::fetch(kIpcSocketPrefix, body.pid, body.process_id, body.key, 10000);
   if (fd < 0) {
     log(LogLevel::kError,
         "cuIpcOpenMemHandle: process {} shared this memory under neuzip but did not hand it over ({}); it must "
@@ -80,50 +127,37 @@ CUresult open_import(CUdeviceptr* out, const IpcHandleBody& body) noexcept {
   imp.pid = body.pid;
   imp.ctx = ctx;
   imp.refs = 1;
-  CUresult r = api.cuMemImportFromShareableHandle(&imp.handle, reinterpret_cast<void*>(static_cast<intptr_t>(fd)),
-                                                  CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+  const CUresult r = map_import(fd, device, imp);
   close(fd);
   if (r != CUDA_SUCCESS) return r;
-  r = api.base.cuMemAddressReserve(&imp.va, imp.bytes, 0, 0, 0);
-  if (r == CUDA_SUCCESS) {
-    r = api.base.cuMemMap(imp.va, imp.bytes, 0, imp.handle, 0);
-    if (r == CUDA_SUCCESS) {
-      CUmemAccessDesc access{};
-      access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-      access.location.id = device;
-      access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-      r = api.base.cuMemSetAccess(imp.va, imp.bytes, &access, 1);
-      if (r != CUDA_SUCCESS) api.base.cuMemUnmap(imp.va, imp.bytes);
-    }
-    if (r != CUDA_SUCCESS) api.base.cuMemAddressFree(imp.va, imp.bytes);
-  }
-  if (r != CUDA_SUCCESS) {
-    api.base.cuMemRelease(imp.handle);
-    return r;
+  std::lock_guard lock(g_mu);
+  if (reopen_locked(body, ctx, out)) {  // another thread of this context opened it meanwhile
+    unmap_import(imp);
+    return CUDA_SUCCESS;
   }
   try {
     g_imports.push_back(imp);
   } catch (...) {
-    api.base.cuMemUnmap(imp.va, imp.bytes);
-    api.base.cuMemAddressFree(imp.va, imp.bytes);
-    api.base.cuMemRelease(imp.handle);
+    unmap_import(imp);
     return CUDA_ERROR_OUT_OF_MEMORY;
   }
   *out = imp.va;
   return CUDA_SUCCESS;
 }
 
-// Waits for `ctx`'s queued work from whatever context the caller has current.
-void drain(CUcontext ctx) noexcept {
+// Waits for `ctx`'s queued work from whatever context the caller has current
+// (in relaxed capture mode: another thread's capture must not refuse it).
+// False when it could not (a destroyed context, a sticky error).
+bool drain(CUcontext ctx) noexcept {
   const auto& api = driver().base;
+  detail::RelaxedCaptureScope relaxed;
   CUcontext current = nullptr;
   api.cuCtxGetCurrent(&current);
-  if (current == ctx) {
-    api.cuCtxSynchronize();
-  } else if (api.cuCtxSetCurrent(ctx) == CUDA_SUCCESS) {
-    api.cuCtxSynchronize();
-    api.cuCtxSetCurrent(current);
-  }
+  if (current == ctx) return api.cuCtxSynchronize() == CUDA_SUCCESS;
+  if (api.cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return false;
+  const bool ok = api.cuCtxSynchronize() == CUDA_SUCCESS;
+  api.cuCtxSetCurrent(current);
+  return ok;
 }
 
 }  // namespace
@@ -150,11 +184,10 @@ bool ipc_close(CUdeviceptr p, CUresult* result) noexcept {
     gone = *it;
     g_imports.erase(it);
   }
-  const auto& api = driver().base;
+  // Unmapped after the queued work in any case: a context that cannot be
+  // waited for is gone or broken, and its work with it.
   drain(gone.ctx);
-  api.cuMemUnmap(gone.va, gone.bytes);
-  api.cuMemAddressFree(gone.va, gone.bytes);
-  api.cuMemRelease(gone.handle);
+  unmap_import(gone);
   return true;
 }
 

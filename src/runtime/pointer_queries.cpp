@@ -60,8 +60,17 @@ bool Runtime::pointer_attribute(void* data, CUpointer_attribute attribute, CUdev
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *static_cast<CUdeviceptr*>(data) = a.base; return true;
     case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = a.requested; return true;
     case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<int*>(data) = 1; return true;
-    // As cuMemAlloc memory: cuIpcGetMemHandle shares it (ipc_export.cpp).
-    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *static_cast<int*>(data) = 1; return true;
+    // As cuMemAlloc memory: cuIpcGetMemHandle shares it (ipc_export.cpp),
+    // where the driver exports virtual memory as a file descriptor.
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: {
+      int supported = 0;
+      *static_cast<int*>(data) =
+          driver().cuMemExportToShareableHandle != nullptr &&
+          driver().base.cuDeviceGetAttribute(&supported, CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED,
+                                             a.device_ordinal) == CUDA_SUCCESS &&
+          supported != 0;
+      return true;
+    }
     // As for cuMemAlloc memory: no shareable handle types, no pool.
     case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES: *static_cast<unsigned long long*>(data) = 0; return true;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *static_cast<void**>(data) = nullptr; return true;

@@ -185,8 +185,11 @@ class Runtime {
     struct Shared {
       UniquePhysicalMemory backing;
       fdx::Key key{};
+      bool mapped = false;   // at the allocation's address
+      bool offered = false;  // its descriptor offered (fd_exchange): the handle can be opened
     };
     std::unique_ptr<Shared> shared;
+    bool leaving = false;  // being shared or shared: never tagged again
   };
 
   bool ensure_setup() noexcept;  // lock held
@@ -194,7 +197,10 @@ class Runtime {
   void say_unserved(UnservedKind kind, uint64_t bytes, const char* env_name) noexcept;
   void keep_primary_context(CUcontext ctx, CUdevice device) noexcept;
   std::unique_ptr<Allocation> detach_allocation(CUdeviceptr base) noexcept;  // lock held
-  CUresult share_locked(Allocation& a) noexcept;  // ipc_export.cpp
+  // ipc_export.cpp, lock held
+  CUresult prepare_share_locked(Allocation& a) noexcept;
+  CUresult move_to_exportable_locked(Allocation& a) noexcept;
+  CUresult offer_shared_locked(Allocation& a) noexcept;
   void release_allocation(Allocation& a) noexcept;                           // lock held
   Allocation* allocation_containing(CUdeviceptr p) noexcept;
   void tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept;
@@ -408,6 +414,7 @@ class Runtime {
   // a helper of the program) has no exit report to give.
   std::atomic<bool> ever_set_up_{false};
   bool setup_ok_ = false;
+  std::mutex share_mu_;  // one cuIpcGetMemHandle of served memory at a time (taken before mutex_)
   CUcontext context_ = nullptr;
   // context_ once set up, for the copy hooks' lock-free check (from_other_device).
   std::atomic<CUcontext> served_context_{nullptr};

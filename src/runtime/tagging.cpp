@@ -16,7 +16,7 @@ using namespace detail;
 
 void Runtime::tag_locked(Allocation& a, CUdeviceptr begin, CUdeviceptr end, int dtype, SharedEvent filled) noexcept {
   end = std::min<CUdeviceptr>(end, a.base + a.bytes);
-  if (begin >= end || a.shared) return;  // shared with other processes: never compressed (ipc_export.cpp)
+  if (begin >= end || a.leaving) return;  // shared with other processes: never compressed (ipc_export.cpp)
   AddressWindow merged;
   try {
     const uint64_t before = a.tags.tagged_bytes();
@@ -497,8 +497,10 @@ void Runtime::compress_unit(Allocation& a, const std::shared_ptr<Unit>& u) noexc
   u->filled.clear();
   const size_t page = vmm_.page_size();
   const size_t first = (u->begin - a.base) / page, count = u->bytes() / page;
-  // Which memory backs it now: its own pages, or a permanent staging handle.
-  const bool own_pages = std::all_of(a.pages.begin() + first, a.pages.begin() + first + count,
+  // Which memory backs it now: its own pages, or a permanent staging handle
+  // (neither for memory shared with other processes: no pages at all).
+  const bool own_pages = first + count <= a.pages.size() &&
+                         std::all_of(a.pages.begin() + first, a.pages.begin() + first + count,
                                      [](CUmemGenericAllocationHandle h) { return h != 0; });
   auto permanent = a.permanent.find(u->begin);
   const bool own_handle = permanent != a.permanent.end() && permanent->second.first == u->bytes();

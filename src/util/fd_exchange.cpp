@@ -31,15 +31,39 @@ struct Offer {
 std::mutex& g_mu = *new std::mutex;
 std::vector<Offer>& g_offers = *new std::vector<Offer>;
 int g_listen_fd = -1;
-pid_t g_listen_pid = 0;  // a forked child inherits the socket, not the thread
+pid_t g_listen_pid = 0;
+std::atomic<uint64_t> g_process_id{0};
+std::atomic<pid_t> g_process_id_pid{0};
+
+uint64_t fresh_id() noexcept {
+  const Key k = random_key();
+  uint64_t id = 0;
+  std::memcpy(&id, k.data(), sizeof id);
+  return id;
+}
+
+// A forked child has the socket and the offered descriptors but not the
+// answering thread: it lets go of all of them (the prepare handler holds the
+// lock across the fork, so the lists are whole in the child).
+void prepare_fork() noexcept { g_mu.lock(); }
+void after_fork_in_parent() noexcept { g_mu.unlock(); }
+void after_fork_in_child() noexcept {
+  if (g_listen_fd >= 0) close(g_listen_fd);
+  g_listen_fd = -1;
+  g_listen_pid = 0;
+  for (const Offer& o : g_offers) close(o.fd);
+  g_offers.clear();
+  g_mu.unlock();
+}
 
 int dup_cloexec(int fd) noexcept { return fcntl(fd, F_DUPFD_CLOEXEC, 0); }
 
-socklen_t socket_name(const char* prefix, pid_t pid, sockaddr_un* addr) noexcept {
+socklen_t socket_name(const char* prefix, pid_t pid, uint64_t id, sockaddr_un* addr) noexcept {
   std::memset(addr, 0, sizeof(*addr));
   addr->sun_family = AF_UNIX;
   // Abstract namespace: leading NUL, no file left behind, gone with the process.
-  const int n = std::snprintf(addr->sun_path + 1, sizeof(addr->sun_path) - 1, "%s-%d", prefix, static_cast<int>(pid));
+  const int n = std::snprintf(addr->sun_path + 1, sizeof(addr->sun_path) - 1, "%s-%d-%016llx", prefix,
+                              static_cast<int>(pid), static_cast<unsigned long long>(id));
   if (n <= 0 || static_cast<size_t>(n) >= sizeof(addr->sun_path) - 1) return 0;
   return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + static_cast<size_t>(n));
 }
@@ -96,7 +120,7 @@ void answer(int c) noexcept {
   if (fd >= 0) close(fd);
 }
 
-void* serve(void* arg) noexcept {
+void serve(void* arg) noexcept {
   const int s = static_cast<int>(reinterpret_cast<intptr_t>(arg));
   for (;;) {
     const int c = accept4(s, nullptr, nullptr, SOCK_CLOEXEC);
@@ -107,19 +131,30 @@ void* serve(void* arg) noexcept {
         nanosleep(&pause, nullptr);
         continue;
       }
-      return nullptr;
+      return;
     }
     answer(c);
     close(c);
   }
 }
 
+void* serve_and_forget(void* arg) noexcept {
+  serve(arg);
+  // accept failed for good: the next offer starts a new socket and thread.
+  std::lock_guard lock(g_mu);
+  if (g_listen_fd == static_cast<int>(reinterpret_cast<intptr_t>(arg))) {
+    close(g_listen_fd);
+    g_listen_fd = -1;
+  }
+  return nullptr;
+}
+
 bool start_locked(const char* prefix) noexcept {
   if (g_listen_fd >= 0 && g_listen_pid == getpid()) return true;
-  if (g_listen_fd >= 0) close(g_listen_fd);  // the parent's, inherited at fork
-  g_listen_fd = -1;
+  static std::once_flag fork_handlers;
+  std::call_once(fork_handlers, [] { pthread_atfork(prepare_fork, after_fork_in_parent, after_fork_in_child); });
   sockaddr_un addr;
-  const socklen_t len = socket_name(prefix, getpid(), &addr);
+  const socklen_t len = socket_name(prefix, getpid(), process_id(), &addr);
   if (len == 0) {
     errno = ENAMETOOLONG;
     return false;
@@ -140,7 +175,8 @@ bool start_locked(const char* prefix) noexcept {
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_t thread;
-  const int rc = pthread_create(&thread, &attr, serve, reinterpret_cast<void*>(static_cast<intptr_t>(s)));
+  const int rc =
+      pthread_create(&thread, &attr, serve_and_forget, reinterpret_cast<void*>(static_cast<intptr_t>(s)));
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (rc != 0) {
@@ -168,6 +204,20 @@ Key random_key() noexcept {
   return k;
 }
 
+uint64_t process_id() noexcept {
+  const pid_t me = getpid();
+  for (;;) {
+    pid_t owner = g_process_id_pid.load(std::memory_order_acquire);
+    if (owner == me) return g_process_id.load(std::memory_order_relaxed);
+    // The first caller in this process (or in this forked child) draws it;
+    // -pid marks the draw under way for the others.
+    if (owner != -me && g_process_id_pid.compare_exchange_strong(owner, -me)) {
+      g_process_id.store(fresh_id(), std::memory_order_relaxed);
+      g_process_id_pid.store(me, std::memory_order_release);
+    }
+  }
+}
+
 bool offer(const char* prefix, const Key& key, int fd) noexcept {
   std::lock_guard lock(g_mu);
   if (!start_locked(prefix)) return false;
@@ -193,9 +243,9 @@ void withdraw(const Key& key) noexcept {
   }
 }
 
-int fetch(const char* prefix, pid_t pid, const Key& key, int timeout_ms) noexcept {
+int fetch(const char* prefix, pid_t pid, uint64_t process_id, const Key& key, int timeout_ms) noexcept {
   sockaddr_un addr;
-  const socklen_t len = socket_name(prefix, pid, &addr);
+  const socklen_t len = socket_name(prefix, pid, process_id, &addr);
   if (len == 0) {
     errno = ENAMETOOLONG;
     return -1;

@@ -121,6 +121,12 @@ TEST(IpcChild, Run) {
   Env::get();
   const int opens = static_cast<int>(env_u64("FW_IPC_OPENS", 1));
   CUdeviceptr p = 0;
+  if (env_u64("FW_IPC_EXPECT_GONE")) {  // the exporter freed it: refused, at once
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_NE(CUDA_SUCCESS, cuIpcOpenMemHandle(&p, handle, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+    return;
+  }
   CU_OK(cuIpcOpenMemHandle(&p, handle, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS));
   for (int i = 1; i < opens; ++i) {
     CUdeviceptr again = 0;
@@ -137,11 +143,35 @@ TEST(IpcChild, Run) {
     uint64_t n = write_bytes;
     uint32_t v = static_cast<uint32_t>(env_u64("FW_IPC_WRITE_VALUE"));
     void* params[] = {&at, &n, &v};
-    CU_OK(cuLaunchKernel(Env::get().fn("fill_bytes"), 1, 1, 1, 1, 1, 1, 0, nullptr, params, nullptr));
+    // Under neuzip the write is still queued at the close (behind a host
+    // function released 200 ms later): neuzip's close waits for it.
+    const bool held = Env::get().neuzip() && env_u64("FW_IPC_CLOSE_QUEUED");
+    static std::atomic<int> go{0};
+    CUstream s = nullptr;
+    CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    if (held) {
+      CU_OK(cuLaunchHostFunc(
+          s,
+          [](void*) {
+            while (go.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          },
+          nullptr));
+    }
+    CU_OK(cuLaunchKernel(Env::get().fn("fill_bytes"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+    std::thread release([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      go = 1;
+    });
     // Whether cuIpcCloseMemHandle waits for queued work is not documented
-    // (the simulator does not wait, the strict reading; neuzip's close does):
-    // a valid program waits first.
+    // (the simulator does not wait, the strict reading): a valid program
+    // waits first.
+    if (!held) CU_OK(cuCtxSynchronize());
+    for (int i = 0; i < opens; ++i) EXPECT_EQ(CUDA_SUCCESS, cuIpcCloseMemHandle(p));
+    release.join();
     CU_OK(cuCtxSynchronize());
+    CU_OK(cuStreamDestroy(s));
+    EXPECT_NE(CUDA_SUCCESS, cuIpcCloseMemHandle(p)) << "closed more often than opened";
+    return;
   }
   for (int i = 0; i < opens; ++i) CU_OK(cuIpcCloseMemHandle(p));
   EXPECT_NE(CUDA_SUCCESS, cuIpcCloseMemHandle(p)) << "closed more often than opened";
@@ -171,12 +201,14 @@ TEST(Ipc, ACompressedWeightSharedReadsTheSameInTheOtherProcessAndBack) {
   EXPECT_EQ(0u, compressed_after_share) << "the shared weight must be decoded";
   const CUipcMemHandle again = handle_of(w);
   EXPECT_EQ(0, std::memcmp(&h, &again, sizeof h)) << "the same allocation, the same handle";
+  const CUipcMemHandle inside = handle_of(w + 3 * kMiB + 7);
+  EXPECT_EQ(0, std::memcmp(&h, &inside, sizeof h)) << "a pointer inside it names the whole allocation";
   const size_t at = 3 * kMiB + 123;
   std::string out;
   const int status = run_child(h, {"FW_IPC_BYTES=" + std::to_string(data.size()),
                                    "FW_IPC_HASH=" + std::to_string(host_hash(data.data(), data.size())),
                                    "FW_IPC_WRITE_AT=" + std::to_string(at), "FW_IPC_WRITE_BYTES=4096",
-                                   "FW_IPC_WRITE_VALUE=90"},
+                                   "FW_IPC_WRITE_VALUE=90", "FW_IPC_CLOSE_QUEUED=1"},
                                &out);
   ASSERT_EQ(0, status) << out;
   auto want = data;
@@ -252,6 +284,41 @@ TEST(Ipc, OpenedTwiceInOneContextIsOneMappingClosedTwice) {
   std::string out;
   ASSERT_EQ(0, run_child(h, {"FW_IPC_BYTES=" + std::to_string(data.size()),
                              "FW_IPC_HASH=" + std::to_string(host_hash(data.data(), data.size())), "FW_IPC_OPENS=2"},
+                         &out))
+      << out;
+  // neuzip switched off in the other process (NEUZIP=0): it still opens
+  // what neuzip shared here.
+  ASSERT_EQ(0, run_child(h, {"FW_IPC_BYTES=" + std::to_string(data.size()),
+                             "FW_IPC_HASH=" + std::to_string(host_hash(data.data(), data.size())), "NEUZIP=0"},
+                         &out))
+      << out;
+  CU_OK(cuMemFree(w));
+  // Freed here: the other process is refused at once, not after a timeout.
+  ASSERT_EQ(0, run_child(h, {"FW_IPC_EXPECT_GONE=1"}, &out)) << out;
+}
+
+// Two threads share the same allocation at once (two tensors of one
+// segment sent from two threads): one copy, one handle, both succeed.
+TEST(Ipc, TwoThreadsSharingOneAllocationGetOneHandle) {
+  const auto data = weights(6 * kMiB, 76);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(4 * kMiB);
+  CUipcMemHandle a{}, b{};
+  CUresult ra = CUDA_ERROR_UNKNOWN, rb = CUDA_ERROR_UNKNOWN;
+  std::thread other([&] {
+    cuCtxSetCurrent(Env::get().ctx);
+    rb = cuIpcGetMemHandle(&b, w + 5 * kMiB);
+  });
+  ra = cuIpcGetMemHandle(&a, w);
+  other.join();
+  ASSERT_EQ(CUDA_SUCCESS, ra);
+  ASSERT_EQ(CUDA_SUCCESS, rb);
+  EXPECT_EQ(0, std::memcmp(&a, &b, sizeof a));
+  std::string out;
+  ASSERT_EQ(0, run_child(a, {"FW_IPC_BYTES=" + std::to_string(data.size()),
+                             "FW_IPC_HASH=" + std::to_string(host_hash(data.data(), data.size()))},
                          &out))
       << out;
   CU_OK(cuMemFree(w));

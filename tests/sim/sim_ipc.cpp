@@ -32,6 +32,7 @@ struct HandleBody {
   char magic[8];
   int32_t pid;
   uint32_t reserved;
+  uint64_t process_id;  // nz::fdx::process_id() of the exporter
   uint64_t size;
   uint64_t physical;
   nz::fdx::Key key;
@@ -54,6 +55,7 @@ CUresult CUDAAPI cuIpcGetMemHandle(CUipcMemHandle* handle, CUdeviceptr dptr) {
   HandleBody body{};
   std::memcpy(body.magic, kMagic, sizeof(kMagic));
   body.pid = static_cast<int32_t>(getpid());
+  body.process_id = nz::fdx::process_id();
   body.size = e.size;
   body.physical = e.physical;
   body.key = e.key;
@@ -71,8 +73,8 @@ CUresult CUDAAPI cuIpcOpenMemHandle(CUdeviceptr* pdptr, CUipcMemHandle handle, u
   HandleBody body;
   std::memcpy(&body, &handle, sizeof(body));
   if (std::memcmp(body.magic, kMagic, sizeof(kMagic)) != 0 || body.physical == 0) return CUDA_ERROR_INVALID_VALUE;
-  if (body.pid == static_cast<int32_t>(getpid())) return CUDA_ERROR_INVALID_CONTEXT;
-  const int fd = nz::fdx::fetch("nzsim-ipc", body.pid, body.key, 10000);
+  if (body.process_id == nz::fdx::process_id()) return CUDA_ERROR_INVALID_CONTEXT;
+  const int fd = nz::fdx::fetch("nzsim-ipc", body.pid, body.process_id, body.key, 10000);
   if (fd < 0) return CUDA_ERROR_INVALID_HANDLE;  // the exporter is gone, or freed it
   uintptr_t addr = 0;
   const CUresult r = import_linear(fd, IpcExport{0, body.size, body.physical, body.key}, &addr);
