@@ -36,6 +36,7 @@
   X(MemGetAddressRange_v2, "cuMemGetAddressRange_v2", "cuMemGetAddressRange", 3020, A)           \
   X(PointerGetAttribute, "cuPointerGetAttribute", "cuPointerGetAttribute", 4000, A)              \
   X(PointerGetAttributes, "cuPointerGetAttributes", "cuPointerGetAttributes", 7000, A)           \
+  X(PointerSetAttribute, "cuPointerSetAttribute", "cuPointerSetAttribute", 6000, A)              \
   X(MemRetainAllocationHandle, "cuMemRetainAllocationHandle", "cuMemRetainAllocationHandle",     \
     11000, A)                                                                                    \
   X(MemGetInfo_v2, "cuMemGetInfo_v2", "cuMemGetInfo", 3020, A)                                   \

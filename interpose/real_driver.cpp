@@ -153,6 +153,8 @@ rt::RuntimeDriverApi collect_runtime_api() noexcept {
   NZ_FILL(api.cuKernelGetName, "cuKernelGetName");
   NZ_FILL(api.cuMemExportToShareableHandle, "cuMemExportToShareableHandle");
   NZ_FILL(api.cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle");
+  NZ_FILL(api.cuCtxGetFlags, "cuCtxGetFlags");
+  NZ_FILL(api.cuCtxSetFlags, "cuCtxSetFlags");
 #undef NZ_FILL
   return api;
 }

@@ -52,6 +52,15 @@ NZ_WRAPPER CUresult nzw_MemRetainAllocationHandle(CUmemGenericAllocationHandle* 
   return r;
 }
 
+NZ_WRAPPER CUresult nzw_PointerSetAttribute(const void* value, CUpointer_attribute attribute, CUdeviceptr p) noexcept {
+  NZ_ENTER(PointerSetAttribute);
+  auto real = real_of<CUresult (*)(const void*, CUpointer_attribute, CUdeviceptr)>(Hook::PointerSetAttribute);
+  if (!real) return nz::shim::missing_entry(Hook::PointerSetAttribute);
+  CUresult r = CUDA_SUCCESS;
+  if (nz::rt::active() && nz::rt::set_pointer_attribute(value, attribute, p, &r)) return r;
+  return real(value, attribute, p);
+}
+
 NZ_WRAPPER CUresult nzw_MemGetInfo_v2(size_t* free, size_t* total) noexcept {
   NZ_ENTER(MemGetInfo_v2);
   auto real = real_of<CUresult (*)(size_t*, size_t*)>(Hook::MemGetInfo_v2);

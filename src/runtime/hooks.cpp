@@ -138,6 +138,10 @@ bool pointer_attribute(void* data, CUpointer_attribute attribute, CUdeviceptr p,
   return Runtime::is_active() && Runtime::get().pointer_attribute(data, attribute, p, result);
 }
 
+bool set_pointer_attribute(const void* value, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept {
+  return Runtime::is_active() && Runtime::get().set_pointer_attribute(value, attribute, p, result);
+}
+
 bool is_managed(CUdeviceptr p) noexcept { return Runtime::is_active() && Runtime::get().is_managed(p); }
 
 CUresult mem_free_async(CUdeviceptr dptr, CUstream stream, bool per_thread, bool* handled) noexcept {

@@ -55,6 +55,9 @@ struct RuntimeDriverApi {
   CUresult (*cuMemExportToShareableHandle)(void*, CUmemGenericAllocationHandle, CUmemAllocationHandleType,
                                            unsigned long long) = nullptr;
   CUresult (*cuMemImportFromShareableHandle)(CUmemGenericAllocationHandle*, void*, CUmemAllocationHandleType) = nullptr;
+  // CU_CTX_SYNC_MEMOPS for memory asked to be SYNC_MEMOPS (optional: CUDA 12.1).
+  CUresult (*cuCtxGetFlags)(unsigned int*) = nullptr;
+  CUresult (*cuCtxSetFlags)(unsigned int) = nullptr;
 };
 
 // Called by the shim once, after the real cuInit has succeeded, with the real
@@ -211,6 +214,12 @@ bool address_range(CUdeviceptr p, CUdeviceptr* base, size_t* size) noexcept;
 // cuPointerGetAttribute for a managed pointer: true when answered (*result
 // set), false to forward the call.
 bool pointer_attribute(void* data, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept;
+// cuPointerSetAttribute of a managed pointer: true when answered (*result
+// set), false to forward the call. CU_POINTER_ATTRIBUTE_SYNC_MEMOPS (set by
+// MPI, UCX, libfabric on buffers a NIC reads) succeeds as on cuMemAlloc
+// memory: the driver refuses it for virtual memory, so the context gets
+// CU_CTX_SYNC_MEMOPS instead, the way the driver offers for such memory.
+bool set_pointer_attribute(const void* value, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept;
 // The pointer lies in memory the runtime serves (cuMemRetainAllocationHandle
 // must fail on it, as on cuMemAlloc memory).
 bool is_managed(CUdeviceptr p) noexcept;

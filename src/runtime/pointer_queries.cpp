@@ -4,6 +4,8 @@
 // unmapped pages), device memory of our context, no VMM handle. Triton's
 // launcher queries every pointer argument and refuses a launch on failure;
 // NCCL and UCX choose their transport from these answers.
+#include <atomic>
+
 #include "runtime/runtime.h"
 
 #include "runtime/log.h"
@@ -76,6 +78,51 @@ bool Runtime::pointer_attribute(void* data, CUpointer_attribute attribute, CUdev
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *static_cast<void**>(data) = nullptr; return true;
     default: return false;  // the driver answers (its answer for a VMM range)
   }
+}
+
+// MPI, UCX and libfabric (aws-ofi-nccl over EFA) set SYNC_MEMOPS on a buffer
+// before a NIC reads it, so that a synchronous copy into it has landed when
+// the copy returns. The driver refuses the attribute for virtual memory
+// (CUDA_ERROR_NOT_SUPPORTED: libfabric then fails the transfer) and offers
+// the context flag CU_CTX_SYNC_MEMOPS instead, a superset: every
+// synchronous memory operation of the context synchronises.
+bool Runtime::set_pointer_attribute(const void* value, CUpointer_attribute attribute, CUdeviceptr p,
+                                    CUresult* result) noexcept {
+  if (attribute != CU_POINTER_ATTRIBUTE_SYNC_MEMOPS) return false;  // the driver answers (nothing else is settable)
+  std::shared_ptr<const RangeMap<AllocationInfo>::Snapshot> keep;
+  const auto* e = lookup(allocation_info_, p, keep);
+  if (e == nullptr) return false;
+  if (value == nullptr) {
+    *result = CUDA_ERROR_INVALID_VALUE;
+    return true;
+  }
+  *result = CUDA_SUCCESS;
+  if (*static_cast<const unsigned*>(value) == 0) return true;  // never promised more than asked
+  const auto& api = driver();
+  if (api.cuCtxGetFlags == nullptr || api.cuCtxSetFlags == nullptr) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      log(LogLevel::kError, "CU_POINTER_ATTRIBUTE_SYNC_MEMOPS on memory neuzip serves needs cuCtxSetFlags "
+                            "(CUDA 12.1 drivers and later); refused");
+    *result = CUDA_ERROR_NOT_SUPPORTED;
+    return true;
+  }
+  CUcontext current = nullptr;
+  const CUcontext owner = e->value->context;
+  api.base.cuCtxGetCurrent(&current);
+  if (current != owner && api.base.cuCtxSetCurrent(owner) != CUDA_SUCCESS) {
+    *result = CUDA_ERROR_INVALID_CONTEXT;
+    return true;
+  }
+  unsigned flags = 0;
+  *result = api.cuCtxGetFlags(&flags);
+  if (*result == CUDA_SUCCESS && (flags & CU_CTX_SYNC_MEMOPS) == 0) *result = api.cuCtxSetFlags(flags | CU_CTX_SYNC_MEMOPS);
+  if (current != owner) api.base.cuCtxSetCurrent(current);
+  static std::atomic<bool> said{false};
+  if (*result == CUDA_SUCCESS && !said.exchange(true))
+    log(LogLevel::kInfo, "CU_POINTER_ATTRIBUTE_SYNC_MEMOPS asked for memory neuzip serves: set for its whole context "
+                         "(CU_CTX_SYNC_MEMOPS), as the driver offers for virtual memory");
+  return true;
 }
 
 // The program sizes caches from this: count what it loaded as compressed, and keep room to stage what one launch

@@ -92,6 +92,7 @@ class Runtime {
   bool on_out_of_memory(size_t bytes_wanted) noexcept;
   bool address_range(CUdeviceptr p, CUdeviceptr* base, size_t* size) noexcept;
   bool pointer_attribute(void* data, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept;
+  bool set_pointer_attribute(const void* value, CUpointer_attribute attribute, CUdeviceptr p, CUresult* result) noexcept;
   bool is_managed(CUdeviceptr p) noexcept;
   CUresult mem_free_async(CUdeviceptr dptr, CUstream stream, bool per_thread, bool* handled) noexcept;
   void on_module_unload() noexcept;

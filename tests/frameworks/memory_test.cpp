@@ -144,5 +144,37 @@ TEST(OutOfMemory, CacheSizedFromFreeMemoryLeavesRoomToStage) {
   cuMemFree(ptrs_dev);
 }
 
+// MPI, UCX and libfabric (aws-ofi-nccl over EFA) set SYNC_MEMOPS on a
+// buffer a NIC will read. On cuMemAlloc memory the driver takes it; on
+// virtual memory it says CUDA_ERROR_NOT_SUPPORTED and libfabric fails the
+// transfer. On memory neuzip serves it must succeed as on cuMemAlloc memory,
+// compressed or not, and the promise must hold (the context flag).
+TEST(PointerQueries, SyncMemopsSetsAsOnCuMemAllocMemory) {
+  const auto data = weights(6 * kMiB, 31);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(4 * kMiB);
+  const unsigned one = 1, zero = 0;
+  CU_OK(cuPointerSetAttribute(&one, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, w + 3 * kMiB + 1));
+  CU_OK(cuPointerSetAttribute(&zero, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, w));
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuPointerSetAttribute(nullptr, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, w));
+  int sync = 0;
+  CU_OK(cuPointerGetAttribute(&sync, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, w));
+  EXPECT_EQ(1, sync);
+  if (Env::get().neuzip()) {
+    unsigned flags = 0;
+    CU_OK(cuCtxGetFlags(&flags));
+    EXPECT_NE(0u, flags & CU_CTX_SYNC_MEMOPS) << "the promise is kept for the whole context";
+    // Memory neuzip does not serve still goes to the driver.
+    CUdeviceptr small = 0;
+    CU_OK(cuMemAlloc(&small, 4096));
+    CU_OK(cuPointerSetAttribute(&one, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, small));
+    CU_OK(cuMemFree(small));
+  }
+  EXPECT_EQ(host_hash(data.data(), data.size()), device_hash(w, data.size()));
+  CU_OK(cuMemFree(w));
+}
+
 }  // namespace
 }  // namespace fw

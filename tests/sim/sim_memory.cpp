@@ -524,9 +524,18 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int count, CUpointer_attribute*
   return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuPointerSetAttribute(const void*, CUpointer_attribute attribute, CUdeviceptr) {
+// SYNC_MEMOPS is the only settable attribute. The driver takes it for
+// cuMemAlloc memory and refuses it for virtual memory with
+// CUDA_ERROR_NOT_SUPPORTED (UCX and libfabric report exactly that:
+// openucx/ucx#9895, ofiwg/libfabric#12853), where the context flag
+// CU_CTX_SYNC_MEMOPS is the way (cuCtxSetFlags).
+CUresult CUDAAPI cuPointerSetAttribute(const void* value, CUpointer_attribute attribute, CUdeviceptr ptr) {
   NZ_REQUIRE_INIT();
-  return attribute == CU_POINTER_ATTRIBUTE_SYNC_MEMOPS ? CUDA_SUCCESS : CUDA_ERROR_NOT_SUPPORTED;
+  if (attribute != CU_POINTER_ATTRIBUTE_SYNC_MEMOPS) return CUDA_ERROR_NOT_SUPPORTED;
+  if (!value) return CUDA_ERROR_INVALID_VALUE;
+  RangeInfo info;
+  if (!find_device_range(ptr, &info)) return CUDA_ERROR_INVALID_VALUE;
+  return info.vmm ? CUDA_ERROR_NOT_SUPPORTED : CUDA_SUCCESS;
 }
 
 __attribute__((visibility("default"))) int nzsim_device_accessible(const void* p, size_t bytes) {

@@ -156,6 +156,9 @@ TEST(Vmm, ExportedHandlesImportAsTheSameMemory) {
   CU_OK(cuMemcpyHtoD(a + gran + 5, in.data(), in.size()));
   CU_OK(cuMemcpyDtoH(out.data(), b + gran + 5, out.size()));
   EXPECT_EQ(in, out);
+  // SYNC_MEMOPS is for cuMemAlloc memory only (the context flag for VMM memory).
+  const unsigned one = 1;
+  EXPECT_EQ(CUDA_ERROR_NOT_SUPPORTED, cuPointerSetAttribute(&one, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, a));
   // Legacy IPC is for cuMemAlloc memory only.
   CUipcMemHandle ipc{};
   EXPECT_NE(CUDA_SUCCESS, cuIpcGetMemHandle(&ipc, a));
@@ -167,6 +170,7 @@ TEST(Vmm, ExportedHandlesImportAsTheSameMemory) {
   CU_OK(cuPointerGetAttribute(&capable, CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE, linear));
   EXPECT_EQ(1, capable);
   CU_OK(cuMemcpyHtoD(linear, in.data(), in.size()));
+  CU_OK(cuPointerSetAttribute(&one, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, linear));
   CU_OK(cuIpcGetMemHandle(&ipc, linear));
   CU_OK(cuMemcpyDtoH(out.data(), linear, out.size()));  // exporting keeps the contents
   EXPECT_EQ(in, out);

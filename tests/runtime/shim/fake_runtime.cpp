@@ -95,6 +95,7 @@ bool on_out_of_memory(size_t) noexcept { return false; }
 bool address_range(CUdeviceptr, CUdeviceptr*, size_t*) noexcept { return false; }
 bool pointer_attribute(void*, CUpointer_attribute, CUdeviceptr, CUresult*) noexcept { return false; }
 bool is_managed(CUdeviceptr) noexcept { return false; }
+bool set_pointer_attribute(const void*, CUpointer_attribute, CUdeviceptr, CUresult*) noexcept { return false; }
 bool ipc_export(CUipcMemHandle*, CUdeviceptr, CUresult*) noexcept { return false; }
 bool ipc_open(CUdeviceptr*, const CUipcMemHandle&, unsigned, CUresult*) noexcept { return false; }
 bool ipc_close(CUdeviceptr, CUresult*) noexcept { return false; }
