@@ -62,6 +62,8 @@ bool Runtime::pointer_attribute(void* data, CUpointer_attribute attribute, CUdev
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *static_cast<CUdeviceptr*>(data) = a.base; return true;
     case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = a.requested; return true;
     case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<int*>(data) = 1; return true;
+    // As cuMemAlloc memory where the device allows it (vmm_allocator.h).
+    case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE: *static_cast<int*>(data) = vmm_.rdma_capable(); return true;
     // As cuMemAlloc memory: cuIpcGetMemHandle shares it (ipc_export.cpp),
     // where the driver exports virtual memory as a file descriptor.
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: {

@@ -17,6 +17,10 @@ bool VmmAllocator::init(CUdevice device) noexcept {
   prop_.type = CU_MEM_ALLOCATION_TYPE_PINNED;
   prop_.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
   prop_.location.id = device;
+  int rdma = 0;
+  rdma_flag_.store(api.cuDeviceGetAttribute(&rdma, CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_WITH_CUDA_VMM_SUPPORTED,
+                                            device) == CUDA_SUCCESS &&
+                   rdma != 0);
   access_[0] = {};
   access_[0].location = prop_.location;
   access_[0].flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
@@ -45,11 +49,24 @@ CUresult VmmAllocator::create_exportable(size_t bytes, UniquePhysicalMemory& out
   return create_with(prop, bytes, out);
 }
 
-CUresult VmmAllocator::create_with(const CUmemAllocationProp& prop, size_t bytes, UniquePhysicalMemory& out) noexcept {
+CUresult VmmAllocator::create_with(const CUmemAllocationProp& base_prop, size_t bytes,
+                                   UniquePhysicalMemory& out) noexcept {
+  CUmemAllocationProp prop = base_prop;
+  const bool rdma = rdma_flag_.load(std::memory_order_relaxed);
+  prop.allocFlags.gpuDirectRDMACapable = rdma ? 1 : 0;
   CUmemGenericAllocationHandle h = 0;
   note_vmm_calls();
   create_calls_.fetch_add(1, std::memory_order_relaxed);
   CUresult r = driver().base.cuMemCreate(&h, bytes, &prop, 0);
+  if (rdma && (r == CUDA_ERROR_INVALID_VALUE || r == CUDA_ERROR_NOT_SUPPORTED)) {
+    // The attribute said yes and the driver says no: without the flag from
+    // now on (cuMemAlloc-like RDMA is then not offered).
+    if (rdma_flag_.exchange(false))
+      log(LogLevel::kInfo, "cuMemCreate refused gpuDirectRDMACapable ({}): memory neuzip serves is not "
+                           "GPUDirect RDMA capable", error_name(r));
+    prop.allocFlags.gpuDirectRDMACapable = 0;
+    r = driver().base.cuMemCreate(&h, bytes, &prop, 0);
+  }
   if (r == CUDA_SUCCESS) out = UniquePhysicalMemory(h);
   return r;
 }

@@ -27,6 +27,11 @@ class VmmAllocator {
   // Reads the granularity for `device`. False when VMM is unsupported.
   bool init(CUdevice device) noexcept;
   bool ready() const noexcept { return page_ != 0; }
+  // Whether its memory can be used with GPUDirect RDMA (a NIC reading it
+  // directly: MPI, UCX, NCCL's network plugins), as cuMemAlloc memory can:
+  // created with allocFlags.gpuDirectRDMACapable where the device supports
+  // that for virtual memory, as PyTorch's expandable segments do.
+  bool rdma_capable() const noexcept { return rdma_flag_.load(std::memory_order_relaxed); }
   size_t page_size() const noexcept { return page_; }
   size_t round_up(size_t bytes) const noexcept { return (bytes + page_ - 1) / page_ * page_; }
 
@@ -98,6 +103,7 @@ class VmmAllocator {
   std::atomic<uint64_t> map_calls_{0};
   std::atomic<uint64_t> vmm_calls_{0};
   std::atomic<uint64_t> create_calls_{0};  // of which cuMemCreate
+  std::atomic<bool> rdma_flag_{false};  // cleared if the driver refuses the flag
   void note_vmm_calls(uint64_t n = 1) noexcept { vmm_calls_.fetch_add(n, std::memory_order_relaxed); }
   void forget_reservation(CUdeviceptr base) noexcept;
   CUresult create_with(const CUmemAllocationProp& prop, size_t bytes, UniquePhysicalMemory& out) noexcept;

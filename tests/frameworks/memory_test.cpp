@@ -176,5 +176,25 @@ TEST(PointerQueries, SyncMemopsSetsAsOnCuMemAllocMemory) {
   CU_OK(cuMemFree(w));
 }
 
+// The same stacks ask whether a NIC may read the buffer directly (GPUDirect
+// RDMA). cuMemAlloc memory may; virtual memory only if created asking for
+// it. Memory neuzip serves answers as cuMemAlloc memory, and its pages
+// (staged ones included) are created that way where the device allows it.
+TEST(PointerQueries, GpuDirectRdmaCapableAsCuMemAllocMemory) {
+  const auto data = weights(6 * kMiB, 32);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  int capable = 0;
+  CU_OK(cuPointerGetAttribute(&capable, CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE, w + kMiB));
+  EXPECT_EQ(1, capable) << "resident";
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(4 * kMiB);
+  capable = 0;
+  CU_OK(cuPointerGetAttribute(&capable, CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE, w + kMiB));
+  EXPECT_EQ(1, capable) << "compressed";
+  EXPECT_EQ(host_hash(data.data(), data.size()), device_hash(w, data.size()));
+  CU_OK(cuMemFree(w));
+}
+
 }  // namespace
 }  // namespace fw

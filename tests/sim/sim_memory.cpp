@@ -498,6 +498,10 @@ CUresult CUDAAPI cuPointerGetAttribute(void* data, CUpointer_attribute attribute
     case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<int*>(data) = 1; break;
     // cuMemAlloc memory can be exported (sim_ipc.cpp); VMM and host memory cannot.
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *static_cast<int*>(data) = is_dev && !dev.vmm; break;
+    // cuMemAlloc memory is; virtual memory only if created asking for it.
+    case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:
+      *static_cast<int*>(data) = is_dev && (!dev.vmm || vmm_rdma_capable(ptr));
+      break;
     case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES: *static_cast<unsigned long long*>(data) = 0; break;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *static_cast<void**>(data) = nullptr; break;
     default: return CUDA_ERROR_NOT_SUPPORTED;

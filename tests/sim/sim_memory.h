@@ -67,6 +67,10 @@ bool find_vmm_mapping(uintptr_t addr, RangeInfo* out);
 // to (cuMemSetAccess); true otherwise (not VMM memory, or granted). `owner`:
 // the device of the mapped physical memory, when it is VMM memory.
 bool vmm_reachable_from(uintptr_t addr, CUdevice device, int* owner);
+// Whether the physical memory mapped at `addr` was created GPUDirect RDMA
+// capable (prop.allocFlags.gpuDirectRDMACapable): what
+// CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE answers for virtual memory.
+bool vmm_rdma_capable(uintptr_t addr);
 
 // What a kernel or copy running in `ctx` may reach at `addr` (NZSIM_DEVICES
 // > 1 only; always true with one device): another device's VMM memory needs

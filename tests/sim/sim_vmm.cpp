@@ -93,6 +93,14 @@ bool find_vmm_mapping(uintptr_t addr, RangeInfo* out) {
   return true;
 }
 
+bool vmm_rdma_capable(uintptr_t addr) {
+  std::lock_guard lock(g_mu);
+  auto it = g_mappings.upper_bound(addr);
+  if (it == g_mappings.begin()) return false;
+  --it;
+  return addr < it->first + it->second.size && it->second.physical->prop.allocFlags.gpuDirectRDMACapable != 0;
+}
+
 bool vmm_reachable_from(uintptr_t addr, CUdevice device, int* owner) {
   std::lock_guard lock(g_mu);
   auto it = g_mappings.upper_bound(addr);

@@ -132,6 +132,21 @@ TEST(Vmm, ExportedHandlesImportAsTheSameMemory) {
   CU_OK(cuMemRelease(h));
   CUmemAllocationProp exportable = device_prop();
   exportable.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+  {
+    CUmemAllocationProp rdma_prop = device_prop();
+    rdma_prop.allocFlags.gpuDirectRDMACapable = 1;
+    CUmemGenericAllocationHandle r = 0;
+    CUdeviceptr at = 0;
+    CU_OK(cuMemCreate(&r, gran, &rdma_prop, 0));
+    CU_OK(cuMemAddressReserve(&at, gran, 0, 0, 0));
+    CU_OK(cuMemMap(at, gran, 0, r, 0));
+    int capable = 0;
+    CU_OK(cuPointerGetAttribute(&capable, CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE, at));
+    EXPECT_EQ(1, capable) << "created asking for it";
+    CU_OK(cuMemUnmap(at, gran));
+    CU_OK(cuMemAddressFree(at, gran));
+    CU_OK(cuMemRelease(r));
+  }
   size_t free0 = 0, total = 0;
   CU_OK(cuMemGetInfo(&free0, &total));
   CU_OK(cuMemCreate(&h, 2 * gran, &exportable, 0));
@@ -156,6 +171,10 @@ TEST(Vmm, ExportedHandlesImportAsTheSameMemory) {
   CU_OK(cuMemcpyHtoD(a + gran + 5, in.data(), in.size()));
   CU_OK(cuMemcpyDtoH(out.data(), b + gran + 5, out.size()));
   EXPECT_EQ(in, out);
+  // GPUDirect RDMA: virtual memory only if created asking for it.
+  int rdma = 7;
+  CU_OK(cuPointerGetAttribute(&rdma, CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE, a));
+  EXPECT_EQ(0, rdma);
   // SYNC_MEMOPS is for cuMemAlloc memory only (the context flag for VMM memory).
   const unsigned one = 1;
   EXPECT_EQ(CUDA_ERROR_NOT_SUPPORTED, cuPointerSetAttribute(&one, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, a));
@@ -171,6 +190,8 @@ TEST(Vmm, ExportedHandlesImportAsTheSameMemory) {
   EXPECT_EQ(1, capable);
   CU_OK(cuMemcpyHtoD(linear, in.data(), in.size()));
   CU_OK(cuPointerSetAttribute(&one, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, linear));
+  CU_OK(cuPointerGetAttribute(&rdma, CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE, linear));
+  EXPECT_EQ(1, rdma);
   CU_OK(cuIpcGetMemHandle(&ipc, linear));
   CU_OK(cuMemcpyDtoH(out.data(), linear, out.size()));  // exporting keeps the contents
   EXPECT_EQ(in, out);
