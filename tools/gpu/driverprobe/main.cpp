@@ -50,7 +50,7 @@ int fail(const std::string& why) {
 }
 
 std::string facts(const Driver& drv, const driverprobe::Device& dev) {
-  int version = 0, major = 0, minor = 0, sms = 0;
+  int version = 0, major = 0, minor = 0, sms = 0, posix_fd = -1, rdma = -1, rdma_vmm = -1;
   char name[256] = {};
   size_t total = 0;
   if (drv.cuDriverGetVersion) drv.cuDriverGetVersion(&version);
@@ -59,13 +59,18 @@ std::string facts(const Driver& drv, const driverprobe::Device& dev) {
     drv.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev.device);
     drv.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev.device);
     drv.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev.device);
+    // What sharing served memory rests on (RUNTIME.md "IPC", pointer queries).
+    drv.cuDeviceGetAttribute(&posix_fd, CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED, dev.device);
+    drv.cuDeviceGetAttribute(&rdma, CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_SUPPORTED, dev.device);
+    drv.cuDeviceGetAttribute(&rdma_vmm, CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_WITH_CUDA_VMM_SUPPORTED, dev.device);
   }
   if (drv.cuDeviceTotalMem) drv.cuDeviceTotalMem(&total, dev.device);
   return fmt::format(
       "\"device\": {}, \"simulator\": {}, \"driver_version\": {}, \"compute_capability\": \"{}.{}\", "
-      "\"multiprocessors\": {}, \"total_bytes\": {}, \"granularity\": {}, \"missing_entry_points\": {}",
+      "\"multiprocessors\": {}, \"total_bytes\": {}, \"granularity\": {}, \"posix_fd_handles\": {}, "
+      "\"gpudirect_rdma\": {}, \"gpudirect_rdma_vmm\": {}, \"missing_entry_points\": {}",
       nz::util::json::quote(name), std::strncmp(name, "nzsim", 5) == 0 ? "true" : "false", version, major, minor, sms,
-      total, dev.granularity, nz::util::json::quote(drv.missing()));
+      total, dev.granularity, posix_fd, rdma, rdma_vmm, nz::util::json::quote(drv.missing()));
 }
 
 }  // namespace
