@@ -20,6 +20,8 @@
 // races with the move (as it would race with the other process).
 #include <unistd.h>
 
+#include <new>
+
 #include "runtime/ipc_handle.h"
 #include "runtime/log.h"
 #include "runtime/runtime.h"
@@ -109,7 +111,8 @@ CUresult Runtime::prepare_share_locked(Allocation& a) noexcept {
 // stream only: no device-wide wait under the lock.
 CUresult Runtime::move_to_exportable_locked(Allocation& a) noexcept {
   const auto& api = driver().base;
-  auto shared = std::make_unique<Allocation::Shared>();
+  std::unique_ptr<Allocation::Shared> shared(new (std::nothrow) Allocation::Shared);
+  if (!shared) return CUDA_ERROR_OUT_OF_MEMORY;
   CUresult r = vmm_.create_exportable(a.bytes, shared->backing);
   if (r == CUDA_ERROR_OUT_OF_MEMORY && reclaim_device_memory(a.bytes, memory_epoch_.load()) > 0)
     r = vmm_.create_exportable(a.bytes, shared->backing);
