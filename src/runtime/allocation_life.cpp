@@ -17,26 +17,6 @@ namespace nz::rt {
 
 using namespace detail;
 
-namespace {
-
-// Waits for all work queued in `ctx`, from any thread and whatever context it
-// has current (a free must not unmap pages queued kernels still read).
-void synchronize_context(CUcontext ctx) noexcept {
-  const auto& api = driver().base;
-  if (ctx == nullptr) return;
-  CUcontext current = nullptr;
-  api.cuCtxGetCurrent(&current);
-  if (current == ctx) {
-    api.cuCtxSynchronize();
-    return;
-  }
-  if (api.cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return;
-  api.cuCtxSynchronize();
-  api.cuCtxSetCurrent(current);
-}
-
-}  // namespace
-
 // Lock held. The allocation is already out of allocations_ and the range map.
 void Runtime::release_allocation(Allocation& a) noexcept {
   // The look-ahead stager may be mapping some of its units without the lock:

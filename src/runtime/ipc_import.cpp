@@ -145,21 +145,6 @@ CUresult open_import(CUdeviceptr* out, const IpcHandleBody& body) noexcept {
   return CUDA_SUCCESS;
 }
 
-// Waits for `ctx`'s queued work from whatever context the caller has current
-// (in relaxed capture mode: another thread's capture must not refuse it).
-// False when it could not (a destroyed context, a sticky error).
-bool drain(CUcontext ctx) noexcept {
-  const auto& api = driver().base;
-  detail::RelaxedCaptureScope relaxed;
-  CUcontext current = nullptr;
-  api.cuCtxGetCurrent(&current);
-  if (current == ctx) return api.cuCtxSynchronize() == CUDA_SUCCESS;
-  if (api.cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return false;
-  const bool ok = api.cuCtxSynchronize() == CUDA_SUCCESS;
-  api.cuCtxSetCurrent(current);
-  return ok;
-}
-
 }  // namespace
 
 void remember_driver_process() noexcept { g_driver_pid.store(getpid(), std::memory_order_relaxed); }
@@ -185,8 +170,12 @@ bool ipc_close(CUdeviceptr p, CUresult* result) noexcept {
     g_imports.erase(it);
   }
   // Unmapped after the queued work in any case: a context that cannot be
-  // waited for is gone or broken, and its work with it.
-  drain(gone.ctx);
+  // waited for is gone or broken, and its work with it. Relaxed capture
+  // mode: another thread's capture must not refuse the wait.
+  {
+    detail::RelaxedCaptureScope relaxed;
+    detail::synchronize_context(gone.ctx);
+  }
   unmap_import(gone);
   return true;
 }

@@ -48,6 +48,21 @@ class RelaxedCaptureScope {
   bool ok_ = false;
 };
 
+// Waits for all work queued in `ctx`, from any thread and whatever context it
+// has current (a free or an IPC close must not unmap pages queued kernels
+// still read). False when it could not (a destroyed context, a sticky error).
+inline bool synchronize_context(CUcontext ctx) noexcept {
+  const auto& api = driver().base;
+  if (ctx == nullptr) return false;
+  CUcontext current = nullptr;
+  api.cuCtxGetCurrent(&current);
+  if (current == ctx) return api.cuCtxSynchronize() == CUDA_SUCCESS;
+  if (api.cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return false;
+  const bool ok = api.cuCtxSynchronize() == CUDA_SUCCESS;
+  api.cuCtxSetCurrent(current);
+  return ok;
+}
+
 // A hook called from another context (another device reading or copying
 // the memory the runtime serves): the runtime's kernels, streams and events
 // belong to its own context, which is made current for the hook's work and

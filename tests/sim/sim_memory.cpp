@@ -142,7 +142,7 @@ void free_context_allocations(Context* c) {
       if (a.ctx == c) mine.push_back(addr);
   }
   for (uintptr_t addr : mine) {
-    if (free_linear(addr) != CUDA_SUCCESS) drop_imported(addr);  // IPC mappings go with the context too
+    if (free_linear(addr) != CUDA_SUCCESS) close_imported(addr, true);  // IPC mappings go with the context too
   }
   release_pool_memory();  // a destroyed context's pool goes with it
   // Pinned host memory the context allocated is unmapped with it (a real
@@ -231,30 +231,18 @@ CUresult import_linear(int fd, const IpcExport& e, uintptr_t* out) {
   return CUDA_SUCCESS;
 }
 
-CUresult close_imported(uintptr_t addr) {
+CUresult close_imported(uintptr_t addr, bool all) {
   size_t physical = 0;
   {
     std::lock_guard lock(g_mu);
     auto it = g_allocs.find(addr);
     if (it == g_allocs.end() || !it->second.imported) return CUDA_ERROR_INVALID_VALUE;
-    if (--it->second.import_refs > 0) return CUDA_SUCCESS;
+    if (!all && --it->second.import_refs > 0) return CUDA_SUCCESS;
     physical = it->second.physical;
     g_allocs.erase(it);
   }
   va_release(addr, physical);
   return CUDA_SUCCESS;
-}
-
-void drop_imported(uintptr_t addr) {
-  size_t physical = 0;
-  {
-    std::lock_guard lock(g_mu);
-    auto it = g_allocs.find(addr);
-    if (it == g_allocs.end() || !it->second.imported) return;
-    physical = it->second.physical;
-    g_allocs.erase(it);
-  }
-  va_release(addr, physical);
 }
 
 bool find_device_range(uintptr_t addr, RangeInfo* out) {

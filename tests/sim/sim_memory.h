@@ -46,9 +46,9 @@ CUresult export_linear(uintptr_t addr, IpcExport* out);
 // address space in the current context: the same pointer again if this
 // context opened it already (counted).
 CUresult import_linear(int fd, const IpcExport& e, uintptr_t* out);
-// cuIpcCloseMemHandle: the last close unmaps.
-CUresult close_imported(uintptr_t addr);
-void drop_imported(uintptr_t addr);  // its context is going: unmapped whatever the count
+// cuIpcCloseMemHandle: the last close unmaps; `all`: its context is going,
+// unmapped whatever the count.
+CUresult close_imported(uintptr_t addr, bool all = false);
 
 struct HostRangeInfo {
   uintptr_t base = 0;
