@@ -44,6 +44,7 @@
   X(IpcOpenMemHandle_v1, "cuIpcOpenMemHandle", "cuIpcOpenMemHandle", 4010, A)                   \
   X(IpcOpenMemHandle_v2, "cuIpcOpenMemHandle_v2", "cuIpcOpenMemHandle", 11000, A)                \
   X(IpcCloseMemHandle, "cuIpcCloseMemHandle", "cuIpcCloseMemHandle", 4010, A)                    \
+  X(MemGetHandleForAddressRange, "cuMemGetHandleForAddressRange", "cuMemGetHandleForAddressRange", 11070, A) \
   /* module and context life cycle */                                                            \
   X(ModuleUnload, "cuModuleUnload", "cuModuleUnload", 2000, A)                                   \
   X(LibraryUnload, "cuLibraryUnload", "cuLibraryUnload", 12000, A)                               \
@@ -107,7 +108,7 @@
   X(Memcpy3DBatchAsync_v1_ptsz, "cuMemcpy3DBatchAsync_ptsz", "cuMemcpy3DBatchAsync", 12080, P)   \
   X(Memcpy3DBatchAsync_v2, "cuMemcpy3DBatchAsync_v2", "cuMemcpy3DBatchAsync", 13000, L)          \
   X(Memcpy3DBatchAsync_v2_ptsz, "cuMemcpy3DBatchAsync_v2_ptsz", "cuMemcpy3DBatchAsync", 13000, P) \
-  /* stream memory operations: device writes outside kernels */                                  \
+  /* stream memory operations: device writes and waits outside kernels */                         \
   X(StreamWriteValue32_v1, "cuStreamWriteValue32", "cuStreamWriteValue32", 8000, L)              \
   X(StreamWriteValue32_v1_ptsz, "cuStreamWriteValue32_ptsz", "cuStreamWriteValue32", 8000, P)    \
   X(StreamWriteValue32_v2, "cuStreamWriteValue32_v2", "cuStreamWriteValue32", 11070, L)          \
@@ -116,6 +117,14 @@
   X(StreamWriteValue64_v1_ptsz, "cuStreamWriteValue64_ptsz", "cuStreamWriteValue64", 9000, P)    \
   X(StreamWriteValue64_v2, "cuStreamWriteValue64_v2", "cuStreamWriteValue64", 11070, L)          \
   X(StreamWriteValue64_v2_ptsz, "cuStreamWriteValue64_v2_ptsz", "cuStreamWriteValue64", 11070, P) \
+  X(StreamWaitValue32_v1, "cuStreamWaitValue32", "cuStreamWaitValue32", 8000, L)                  \
+  X(StreamWaitValue32_v1_ptsz, "cuStreamWaitValue32_ptsz", "cuStreamWaitValue32", 8000, P)        \
+  X(StreamWaitValue32_v2, "cuStreamWaitValue32_v2", "cuStreamWaitValue32", 11070, L)              \
+  X(StreamWaitValue32_v2_ptsz, "cuStreamWaitValue32_v2_ptsz", "cuStreamWaitValue32", 11070, P)    \
+  X(StreamWaitValue64_v1, "cuStreamWaitValue64", "cuStreamWaitValue64", 9000, L)                  \
+  X(StreamWaitValue64_v1_ptsz, "cuStreamWaitValue64_ptsz", "cuStreamWaitValue64", 9000, P)        \
+  X(StreamWaitValue64_v2, "cuStreamWaitValue64_v2", "cuStreamWaitValue64", 11070, L)              \
+  X(StreamWaitValue64_v2_ptsz, "cuStreamWaitValue64_v2_ptsz", "cuStreamWaitValue64", 11070, P)    \
   X(StreamBatchMemOp_v1, "cuStreamBatchMemOp", "cuStreamBatchMemOp", 8000, L)                    \
   X(StreamBatchMemOp_v1_ptsz, "cuStreamBatchMemOp_ptsz", "cuStreamBatchMemOp", 8000, P)          \
   X(StreamBatchMemOp_v2, "cuStreamBatchMemOp_v2", "cuStreamBatchMemOp", 11070, L)                \

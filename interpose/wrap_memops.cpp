@@ -1,8 +1,11 @@
-// wrap_memops.cpp: cuStreamWriteValue32/64 and cuStreamBatchMemOp write device
-// memory outside any kernel: the words they write are reported as spans, so a
-// compressed range is staged before the write lands (and recompressed later).
-// Wait operations only read, from flags the runtime never compresses (they
-// are below NEUZIP_MIN_BYTES in practice); they are reported too.
+// wrap_memops.cpp: cuStreamWriteValue32/64, cuStreamWaitValue32/64 and
+// cuStreamBatchMemOp touch device memory outside any kernel: the words they
+// write or poll are reported as spans, so a compressed range is staged before
+// the write lands (and recompressed later) or the wait reads it, and a use
+// recorded after the operation holds it staged while a wait blocks its
+// stream. A flag is usually a small buffer below NEUZIP_MIN_BYTES, but the
+// caching allocator puts small tensors in 2 MiB segments, and the optimizer
+// policy compresses idle buffers without any tag.
 #include <new>
 #include <vector>
 
@@ -16,14 +19,16 @@ namespace {
 using rt::Access;
 using rt::Span;
 
-template <Hook H, bool PT, typename T>
-CUresult write_value(CUstream st, CUdeviceptr addr, T value, unsigned flags) noexcept {
+// cuStreamWriteValue32/64 (writes) and cuStreamWaitValue32/64 (reads): one word.
+template <Hook H, bool PT, typename T, bool Write>
+CUresult word_op(CUstream st, CUdeviceptr addr, T value, unsigned flags) noexcept {
   const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUstream, CUdeviceptr, T, unsigned)>(H);
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(st, addr, value, flags);
-  const Span s[] = {{addr, sizeof(T), Access::kWrite}};
-  return run_transfer(real, transfer_desc(s, 1, st, PT, true, false, "cuStreamWriteValue"), st, addr, value, flags);
+  const Span s[] = {{addr, sizeof(T), Write ? Access::kWrite : Access::kRead}};
+  const char* api = Write ? "cuStreamWriteValue" : "cuStreamWaitValue";
+  return run_transfer(real, transfer_desc(s, 1, st, PT, true, false, api), st, addr, value, flags);
 }
 
 template <Hook H, bool PT>
@@ -46,11 +51,20 @@ CUresult batch_mem_op(CUstream st, unsigned count, CUstreamBatchMemOpParams* ops
 
 template <Hook H, bool PT>
 CUresult write32(CUstream st, CUdeviceptr addr, cuuint32_t v, unsigned flags) noexcept {
-  return write_value<H, PT, cuuint32_t>(st, addr, v, flags);
+  return word_op<H, PT, cuuint32_t, true>(st, addr, v, flags);
 }
 template <Hook H, bool PT>
 CUresult write64(CUstream st, CUdeviceptr addr, cuuint64_t v, unsigned flags) noexcept {
-  return write_value<H, PT, cuuint64_t>(st, addr, v, flags);
+  return word_op<H, PT, cuuint64_t, true>(st, addr, v, flags);
+}
+
+template <Hook H, bool PT>
+CUresult wait32(CUstream st, CUdeviceptr addr, cuuint32_t v, unsigned flags) noexcept {
+  return word_op<H, PT, cuuint32_t, false>(st, addr, v, flags);
+}
+template <Hook H, bool PT>
+CUresult wait64(CUstream st, CUdeviceptr addr, cuuint64_t v, unsigned flags) noexcept {
+  return word_op<H, PT, cuuint64_t, false>(st, addr, v, flags);
 }
 
 }  // namespace
@@ -60,6 +74,10 @@ NZ_WRAP_PAIR(StreamWriteValue32_v2, StreamWriteValue32_v2_ptsz, nz::shim::write3
              (CUstream st, CUdeviceptr a, cuuint32_t v, unsigned f), (st, a, v, f))
 NZ_WRAP_PAIR(StreamWriteValue64_v2, StreamWriteValue64_v2_ptsz, nz::shim::write64,
              (CUstream st, CUdeviceptr a, cuuint64_t v, unsigned f), (st, a, v, f))
+NZ_WRAP_PAIR(StreamWaitValue32_v2, StreamWaitValue32_v2_ptsz, nz::shim::wait32,
+             (CUstream st, CUdeviceptr a, cuuint32_t v, unsigned f), (st, a, v, f))
+NZ_WRAP_PAIR(StreamWaitValue64_v2, StreamWaitValue64_v2_ptsz, nz::shim::wait64,
+             (CUstream st, CUdeviceptr a, cuuint64_t v, unsigned f), (st, a, v, f))
 NZ_WRAP_PAIR(StreamBatchMemOp_v2, StreamBatchMemOp_v2_ptsz, nz::shim::batch_mem_op,
              (CUstream st, unsigned n, CUstreamBatchMemOpParams* ops, unsigned f), (st, n, ops, f))
 
@@ -67,6 +85,10 @@ NZ_WRAP_PAIR(StreamBatchMemOp_v2, StreamBatchMemOp_v2_ptsz, nz::shim::batch_mem_
 NZ_WRAP_PAIR(StreamWriteValue32_v1, StreamWriteValue32_v1_ptsz, nz::shim::write32,
              (CUstream st, CUdeviceptr a, cuuint32_t v, unsigned f), (st, a, v, f))
 NZ_WRAP_PAIR(StreamWriteValue64_v1, StreamWriteValue64_v1_ptsz, nz::shim::write64,
+             (CUstream st, CUdeviceptr a, cuuint64_t v, unsigned f), (st, a, v, f))
+NZ_WRAP_PAIR(StreamWaitValue32_v1, StreamWaitValue32_v1_ptsz, nz::shim::wait32,
+             (CUstream st, CUdeviceptr a, cuuint32_t v, unsigned f), (st, a, v, f))
+NZ_WRAP_PAIR(StreamWaitValue64_v1, StreamWaitValue64_v1_ptsz, nz::shim::wait64,
              (CUstream st, CUdeviceptr a, cuuint64_t v, unsigned f), (st, a, v, f))
 NZ_WRAP_PAIR(StreamBatchMemOp_v1, StreamBatchMemOp_v1_ptsz, nz::shim::batch_mem_op,
              (CUstream st, unsigned n, CUstreamBatchMemOpParams* ops, unsigned f), (st, n, ops, f))

@@ -114,6 +114,11 @@ Config parse_config(const std::function<const char*(const char*)>& getenv_fn) {
     if (s == "lru") c.evict_by_forecast = false;
     else if (s != "forecast") complain("NEUZIP_EVICT", v, "forecast or lru");
   }
+  if (const char* v = getenv_fn("NEUZIP_WAIT_PATIENCE_MS")) {
+    size_t ms = 0;
+    if (parse_unsigned(v, ms) && ms > 0 && ms < (size_t{1} << 40)) c.wait_patience_ms = ms;
+    else complain("NEUZIP_WAIT_PATIENCE_MS", v, "a number of milliseconds (at least 1)");
+  }
   if (const char* v = getenv_fn("NEUZIP_MIN_BYTES")) {
     size_t bytes = 0;
     if (parse_unsigned(v, bytes)) c.min_bytes = bytes;

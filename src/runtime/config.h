@@ -53,6 +53,13 @@ struct Config {
   // (reuse_forecast.h) while iterations are regular; `lru`: least recently
   // used, always (as before).
   bool evict_by_forecast = true;
+  // NEUZIP_WAIT_PATIENCE_MS: how long an eviction waits on the host for the
+  // queued uses of a staged range before it gives up on that range and stages
+  // over the budget instead (Runtime::wait_run_uses). A stream can be blocked
+  // on work the program has not launched yet (cuStreamWaitValue on a flag a
+  // later launch sets, a kernel or host function spinning on one): waiting for
+  // it from the launching thread would never end.
+  uint64_t wait_patience_ms = 5000;
   size_t min_bytes = size_t{2} << 20;   // NEUZIP_MIN_BYTES: smallest cuMemAlloc served by VMM
   // The device whose memory is served (NEUZIP_DEVICE, else LOCAL_RANK as
   // torchrun, accelerate and DeepSpeed set it with WORLD_SIZE > 1: each rank

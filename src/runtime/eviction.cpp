@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "runtime/log.h"
 #include "runtime/rewrite_policy.h"
@@ -301,7 +304,7 @@ bool Runtime::run_evictable(const Unit& u, bool may_wait) const noexcept {
     auto v = w.lock();
     if (!v || v->run != u.run) continue;
     if (v->in_flight > 0 || v->pins > 0) return false;
-    if (!may_wait && !v->uses_done()) return false;
+    if ((!may_wait || v->stalled || behind_stall(*v)) && !v->uses_done()) return false;
   }
   return true;
 }
@@ -332,20 +335,6 @@ std::shared_ptr<Unit> Runtime::lru_evictable(bool may_wait) const noexcept {
     }
   }
   return victim;
-}
-
-void Runtime::wait_run_uses(Unit& u) noexcept {
-  const auto start = TraceClock::now();
-  if (!u.run) {
-    u.wait_uses();
-  } else {
-    for (const auto& w : u.run->units)
-      if (auto v = w.lock()) v->wait_uses();
-  }
-  // Hook threads only: what the device made a launch wait for (see nz_runtime_stats).
-  if (!on_stager_thread())
-    stats_.hook_wait_ns.add(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(TraceClock::now() - start).count()));
 }
 
 // Under memory pressure, past a fixed staging budget (a launch that reaches
@@ -542,7 +531,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait, uint64_t only_after
     }
     if (!run_evictable(*victim, may_wait)) break;  // no room to hand it over, and no waiting
     if (defer_eviction(victim)) continue;  // the stager hashes and encodes it, off this thread
-    wait_run_uses(*victim);
+    if (!wait_run_uses(*victim)) continue;  // stalled: passed over from now on
     Allocation* a = allocation_containing(victim->begin);
     if (a == nullptr || !evict(*a, victim)) break;
     trim_cache();  // the victim's handle goes at once (the next eviction may allocate a store)
@@ -569,7 +558,7 @@ size_t Runtime::evict_all(bool wait, bool trim) noexcept {
   auto victims = staged_;
   for (auto& u : victims) {
     if (u->state != UnitState::kStaged || !u->run || !run_evictable(*u, wait)) continue;
-    wait_run_uses(*u);
+    if (!wait_run_uses(*u)) continue;  // stalled: left staged
     const size_t run_bytes = u->run->bytes();
     Allocation* a = allocation_containing(u->begin);
     if (a != nullptr && evict(*a, u)) freed += run_bytes;

@@ -180,7 +180,19 @@ bool Runtime::settle_held(std::unique_lock<std::mutex>& lock, const std::shared_
   }
   ++stager_busy_;
   lock.unlock();
-  for (const auto& e : uses) driver().base.cuEventSynchronize(e->get());
+  // Bounded (patient_wait.cpp): a launching thread may wait for this one.
+  if (!await_events(uses, TraceClock::now())) {
+    lock.lock();
+    --stager_busy_;
+    std::vector<Unit*> stalled;
+    try {
+      for (const auto& v : held) stalled.push_back(v.get());
+    } catch (...) {
+    }
+    mark_stalled_locked(stalled);
+    release_settling(held);
+    return false;  // left staged
+  }
   bool ok = true;
   for (size_t i = 0; i < jobs.size() && ok; ++i) {
     Job& j = jobs[i];

@@ -18,6 +18,13 @@ bool ipc_export(CUipcMemHandle* handle, CUdeviceptr p, CUresult* result) noexcep
   return handled;
 }
 
+bool before_dmabuf_export(CUdeviceptr p, size_t bytes, CUresult* result) noexcept {
+  if (!Runtime::is_active()) return false;
+  bool handled = false;
+  *result = Runtime::get().before_dmabuf_export(p, bytes, &handled);
+  return handled;
+}
+
 CUresult mem_alloc(CUdeviceptr* dptr, size_t bytes, bool* handled) noexcept {
   *handled = false;
   if (!Runtime::is_active()) return CUDA_SUCCESS;

@@ -240,6 +240,12 @@ bool ipc_export(CUipcMemHandle* handle, CUdeviceptr p, CUresult* result) noexcep
 bool ipc_open(CUdeviceptr* out, const CUipcMemHandle& handle, unsigned flags, CUresult* result) noexcept;
 // cuIpcCloseMemHandle of a pointer ipc_open returned: true when handled.
 bool ipc_close(CUdeviceptr p, CUresult* result) noexcept;
+// cuMemGetHandleForAddressRange (a dma-buf for a NIC or storage driver) of
+// memory the runtime serves: the allocation is made resident where it is and
+// never compressed again, so that the pages the dma-buf holds stay the
+// program's. True when served (*result set: forward the call if it is
+// CUDA_SUCCESS); false: not served, forward the call.
+bool before_dmabuf_export(CUdeviceptr p, size_t bytes, CUresult* result) noexcept;
 // Called once the real cuInit succeeded (by on_driver_initialised).
 void remember_driver_process() noexcept;
 

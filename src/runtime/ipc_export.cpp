@@ -91,14 +91,7 @@ CUresult Runtime::prepare_share_locked(Allocation& a) noexcept {
     say_refused("it is registered with NCCL or bound to a texture object");
     return CUDA_ERROR_NOT_SUPPORTED;
   }
-  a.leaving = true;  // from here no copy tags it again (tag_locked)
-  const uint64_t tagged = a.tags.tagged_bytes();
-  a.tags.remove(a.base, a.base + a.bytes);
-  stats_.bytes_tagged.sub(tagged);
-  replan(a, AddressWindow{a.base, a.base + a.bytes}, false);  // decodes what was compressed, as nz_untag
-  a.untagged = TagSet{};
-  a.declared = TagSet{};
-  if (!a.units.empty()) {
+  if (leave_compression_locked(a) != CUDA_SUCCESS) {
     say_refused("a range of it could not be restored from its compressed form");
     return CUDA_ERROR_OUT_OF_MEMORY;
   }

@@ -95,8 +95,9 @@ void Runtime::wait_for_stager_locked() noexcept {
 
 // The uses the next eviction would wait for: those of the least recently
 // used staged run that only its queued work keeps (lock held).
-std::vector<SharedEvent> Runtime::lru_pending_uses() noexcept {
+std::vector<SharedEvent> Runtime::lru_pending_uses(std::shared_ptr<Unit>* victim_out) noexcept {
   const std::shared_ptr<Unit> victim = lru_evictable(true);
+  *victim_out = victim;
   std::vector<SharedEvent> out;
   if (!victim || !victim->run) return out;
   try {
@@ -191,13 +192,27 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
   };
   for (int round = 0; round < 16 && !want.empty() && !room(); ++round) {
     if (stop_stager_ || !setup_ok_ || want.empty()) return;
-    std::vector<SharedEvent> uses = lru_pending_uses();
+    std::shared_ptr<Unit> victim;
+    std::vector<SharedEvent> uses = lru_pending_uses(&victim);
     if (uses.empty()) break;
     lock.unlock();
-    for (const auto& e : uses)
-      if (e && *e) driver().base.cuEventSynchronize(e->get());
+    const bool waited = await_events(uses, TraceClock::now());  // bounded: patient_wait.cpp
     lock.lock();
     if (stop_stager_ || !setup_ok_) return;
+    if (!waited) {
+      std::vector<Unit*> stalled;
+      try {
+        if (victim->run) {
+          for (const auto& w : victim->run->units)
+            if (auto v = w.lock()) stalled.push_back(v.get());
+        } else {
+          stalled.push_back(victim.get());
+        }
+      } catch (...) {
+      }
+      mark_stalled_locked(stalled);
+      break;
+    }
     refresh();
   }
   if (stop_stager_ || !setup_ok_) return;

@@ -59,6 +59,9 @@ class Runtime {
   CUresult mem_free(CUdeviceptr dptr, bool* handled) noexcept;
   // cuIpcGetMemHandle (ipc_export.cpp). Sets *handled for memory it serves.
   CUresult ipc_export(CUipcMemHandle* handle, CUdeviceptr p, bool* handled) noexcept;
+  // cuMemGetHandleForAddressRange (dmabuf_export.cpp): before the driver
+  // exports [p, p + bytes) as a dma-buf. Sets *handled for memory it serves.
+  CUresult before_dmabuf_export(CUdeviceptr p, size_t bytes, bool* handled) noexcept;
   void on_foreign_free(CUdeviceptr dptr) noexcept;
   // Memory forwarded untouched (unserved_memory.h): counted, and said once
   // where it dominates.
@@ -190,7 +193,9 @@ class Runtime {
       bool offered = false;  // its descriptor offered (fd_exchange): the handle can be opened
     };
     std::unique_ptr<Shared> shared;
-    bool leaving = false;  // being shared or shared: never tagged again
+    // Shared with other processes (ipc_export.cpp) or exported as a dma-buf
+    // (dmabuf_export.cpp), or on its way there: never tagged again.
+    bool leaving = false;
   };
 
   bool ensure_setup() noexcept;  // lock held
@@ -198,6 +203,11 @@ class Runtime {
   void say_unserved(UnservedKind kind, uint64_t bytes, const char* env_name) noexcept;
   void keep_primary_context(CUcontext ctx, CUdevice device) noexcept;
   std::unique_ptr<Allocation> detach_allocation(CUdeviceptr base) noexcept;  // lock held
+  // Lock held, our context current, relaxed capture mode: every range of `a`
+  // made resident (decodes queued on the runtime's streams) and never tagged
+  // again; its pages stay put until it is freed (dmabuf_export.cpp).
+  // CUDA_ERROR_OUT_OF_MEMORY if a range could not be restored.
+  CUresult leave_compression_locked(Allocation& a) noexcept;
   // ipc_export.cpp, lock held
   CUresult prepare_share_locked(Allocation& a) noexcept;
   CUresult move_to_exportable_locked(Allocation& a) noexcept;
@@ -266,7 +276,7 @@ class Runtime {
   void stager_main() noexcept;  // the thread; takes the lock itself
   void stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Unit>& from) noexcept;
   void wait_for_stager_locked() noexcept;
-  std::vector<SharedEvent> lru_pending_uses() noexcept;
+  std::vector<SharedEvent> lru_pending_uses(std::shared_ptr<Unit>* victim) noexcept;
  public:
   void stop_stager() noexcept;  // at exit; never takes the lock (exit must not hang)
  private:
@@ -344,7 +354,10 @@ class Runtime {
   void settle_handoffs_of(const std::vector<std::shared_ptr<Unit>>& units) noexcept;  // before mapping them
   void settle_handoffs_of(Allocation& a) noexcept;         // before its units change or its VA goes
   SharedEvent handoff_fence() noexcept;  // what pages given back by handovers are still waiting for
-  void wait_run_uses(Unit& u) noexcept;
+  // patient_wait.cpp: host waits for queued uses, at most NEUZIP_WAIT_PATIENCE_MS.
+  bool wait_run_uses(Unit& u) noexcept;  // lock held; false: stalled (marked), not waited for
+  bool await_events(const std::vector<SharedEvent>& events, TraceClock::time_point start) const noexcept;
+  void mark_stalled_locked(const std::vector<Unit*>& units) noexcept;
   // After stage(). `alone`: the unit is its run's only one (see eviction.cpp).
   void release_store_if_pressed(Unit& u, bool alone) noexcept;  // lock held
   // Evicts LRU staged units until `incoming` more bytes fit the budget,
@@ -449,6 +462,11 @@ class Runtime {
     size_t bytes;
   };
   std::vector<FreedLater> freed_later_;  // stores freed on release_stream_ after their decode
+  // Streams an eviction found blocked (wait_run_uses ran out of patience), with
+  // the use it waited for in vain: until that completes, an unfinished use on
+  // the same stream is behind it, and no eviction waits for it either.
+  std::vector<std::pair<CUstream, SharedEvent>> stalled_streams_;
+  bool behind_stall(const Unit& u) const noexcept;
   std::vector<std::shared_ptr<Unit>> restores_due_;  // see restore_due_stores (drained at the end of each staging)
   size_t held_bytes_ = 0;  // pages encode handovers keep until settled (Handoff::held)
   size_t encode_handoff_bytes_ = 0;  // runs of encode handovers not settled yet

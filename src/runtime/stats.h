@@ -48,6 +48,7 @@ struct Stats {
   Counter decode_launches, bytes_decompressed;
   Counter hook_host_ns;     // host time in hooks that touched tracked memory
   Counter hook_wait_ns;     // of which waiting for the device (evictions under a fixed budget)
+  Counter stalled_waits;    // evictions that gave up waiting for a run's uses (NEUZIP_WAIT_PATIENCE_MS)
   // Also of hook_host_ns (the launching threads' hook time, broken down for
   // the report): waiting for the runtime lock in prepare(), waiting for the
   // look-ahead stager to finish units a call needs, and encodes.

@@ -116,6 +116,15 @@ typedef void* (*nzsim_texture_address_fn)(unsigned long long tex);
  * (dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD)). */
 typedef int (*nzsim_device_accessible_fn)(const void* p, size_t bytes);
 
+/* int nzsim_dmabuf_io(int fd, unsigned long long offset, void* data,
+ *                     unsigned long long bytes, int write): what a NIC does
+ * with a dma-buf from cuMemGetHandleForAddressRange: reads (write 0) or
+ * writes (write 1) `bytes` at `offset` of it, in the physical pages the
+ * range had when the dma-buf was made (whatever is mapped there now).
+ * Returns 0, or -1 for an unknown or closed fd or a range outside it. */
+typedef int (*nzsim_dmabuf_io_fn)(int fd, unsigned long long offset, void* data, unsigned long long bytes,
+                                  int write);
+
 #ifdef __cplusplus
 }
 #endif

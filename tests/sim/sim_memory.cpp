@@ -23,11 +23,13 @@ struct LinearAlloc {
   size_t physical = 0;  // accounted bytes (page-rounded)
   Context* ctx = nullptr;
   uint64_t buffer_id = 0;
-  // Legacy IPC (sim_ipc.cpp). Exported: the pages were moved to this memfd,
-  // offered to other processes under `ipc_key`. Imported: a mapping of another
+  // Legacy IPC (sim_ipc.cpp). Exported: the pages were moved to this memfd
+  // (also for a dma-buf, sim_dmabuf.cpp), offered to other processes under
+  // `ipc_key` once ipc_offered. Imported: a mapping of another
   // process's memfd, counted there, not here; `import_refs` opens in this process.
   int ipc_fd = -1;
   nz::fdx::Key ipc_key{};
+  bool ipc_offered = false;  // ipc_fd may also be there for a dma-buf only
   bool imported = false;
   int import_refs = 0;
 };
@@ -112,8 +114,8 @@ CUresult free_linear(uintptr_t addr, bool to_pool = false) {
     a = it->second;
     g_allocs.erase(it);
   }
-  if (a.ipc_fd >= 0) {  // importers keep their own mapping of the memfd
-    nz::fdx::withdraw(a.ipc_key);
+  if (a.ipc_fd >= 0) {  // importers and dma-bufs keep their own reference to the memfd
+    if (a.ipc_offered) nz::fdx::withdraw(a.ipc_key);
     close(a.ipc_fd);
   }
   va_release(addr, a.physical);
@@ -162,42 +164,69 @@ void free_context_allocations(Context* c) {
   for (auto [addr, bytes] : hosts) munmap(reinterpret_cast<void*>(addr), bytes);
 }
 
-CUresult export_linear(uintptr_t addr, IpcExport* out) {
+namespace {
+
+// The allocation holding `addr`, its pages in a memfd: moved there once, with
+// its context's queued work done first (a real driver exports in place).
+// Returns it with `lock` (on g_mu) held.
+CUresult shared_linear(uintptr_t addr, std::unique_lock<std::mutex>& lock, LinearAlloc** out, uintptr_t* base) {
   RangeInfo info;
-  {
-    std::lock_guard lock(g_mu);
-    auto it = find_containing(g_allocs, addr);
-    if (it == g_allocs.end() || it->second.imported) return CUDA_ERROR_INVALID_VALUE;
-    if (it->second.ipc_fd >= 0) {
-      *out = IpcExport{it->first, it->second.size, it->second.physical, it->second.ipc_key};
-      return CUDA_SUCCESS;
-    }
+  lock.lock();
+  auto it = find_containing(g_allocs, addr);
+  if (it == g_allocs.end() || it->second.imported) return CUDA_ERROR_INVALID_VALUE;
+  if (it->second.ipc_fd < 0) {
     info = RangeInfo{it->first, it->second.size, it->second.ctx, it->second.buffer_id, false};
+    lock.unlock();
+    if (info.ctx && info.ctx->alive) synchronize_context(info.ctx);
+    lock.lock();
+    it = g_allocs.find(info.base);
+    if (it == g_allocs.end() || it->second.buffer_id != info.buffer_id) return CUDA_ERROR_INVALID_VALUE;  // freed meanwhile
   }
-  // The pages move to a memfd another process can map: copied once, with the
-  // work queued on them done (a real driver exports in place).
-  if (info.ctx && info.ctx->alive) synchronize_context(info.ctx);
-  std::lock_guard lock(g_mu);
-  auto it = g_allocs.find(info.base);
-  if (it == g_allocs.end() || it->second.buffer_id != info.buffer_id) return CUDA_ERROR_INVALID_VALUE;  // freed meanwhile
   LinearAlloc& a = it->second;
   if (a.ipc_fd < 0) {
-    const int fd = memfd_create("nzsim-ipc", MFD_CLOEXEC);
+    const int fd = memfd_create("nzsim-shared", MFD_CLOEXEC);
     if (fd < 0) return CUDA_ERROR_OUT_OF_MEMORY;
-    void* at = reinterpret_cast<void*>(info.base);
-    bool ok = ftruncate(fd, static_cast<off_t>(a.physical)) == 0 &&
-              pwrite(fd, at, a.physical, 0) == static_cast<ssize_t>(a.physical) &&
-              mmap(at, a.physical, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) != MAP_FAILED;
-    nz::fdx::Key key = nz::fdx::random_key();
-    if (ok) ok = nz::fdx::offer("nzsim-ipc", key, fd);
+    void* at = reinterpret_cast<void*>(it->first);
+    const bool ok = ftruncate(fd, static_cast<off_t>(a.physical)) == 0 &&
+                    pwrite(fd, at, a.physical, 0) == static_cast<ssize_t>(a.physical) &&
+                    mmap(at, a.physical, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) != MAP_FAILED;
     if (!ok) {
       close(fd);
       return CUDA_ERROR_OUT_OF_MEMORY;
     }
     a.ipc_fd = fd;
-    a.ipc_key = key;
   }
-  *out = IpcExport{info.base, a.size, a.physical, a.ipc_key};
+  *out = &a;
+  *base = it->first;
+  return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+CUresult export_linear(uintptr_t addr, IpcExport* out) {
+  std::unique_lock<std::mutex> lock(g_mu, std::defer_lock);
+  LinearAlloc* a = nullptr;
+  uintptr_t base = 0;
+  if (CUresult r = shared_linear(addr, lock, &a, &base); r != CUDA_SUCCESS) return r;
+  if (!a->ipc_offered) {
+    const nz::fdx::Key key = nz::fdx::random_key();
+    if (!nz::fdx::offer("nzsim-ipc", key, a->ipc_fd)) return CUDA_ERROR_OUT_OF_MEMORY;
+    a->ipc_key = key;
+    a->ipc_offered = true;
+  }
+  *out = IpcExport{base, a->size, a->physical, a->ipc_key};
+  return CUDA_SUCCESS;
+}
+
+CUresult linear_dmabuf_segment(uintptr_t addr, size_t bytes, DmaSegment* out) {
+  std::unique_lock<std::mutex> lock(g_mu, std::defer_lock);
+  LinearAlloc* a = nullptr;
+  uintptr_t base = 0;
+  if (CUresult r = shared_linear(addr, lock, &a, &base); r != CUDA_SUCCESS) return r;
+  if (addr + bytes > base + a->physical) return CUDA_ERROR_INVALID_VALUE;
+  const int fd = dup(a->ipc_fd);
+  if (fd < 0) return CUDA_ERROR_OUT_OF_MEMORY;
+  *out = DmaSegment{fd, addr - base, bytes};
   return CUDA_SUCCESS;
 }
 

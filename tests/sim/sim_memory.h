@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "sim_internal.h"
 #include "util/fd_exchange.h"
@@ -42,6 +43,21 @@ struct IpcExport {
 // Moves the allocation holding `addr` to a memfd (once; waits for its
 // context's queued work first) offered to other processes; fills `out`.
 CUresult export_linear(uintptr_t addr, IpcExport* out);
+// A piece of a dma-buf (sim_dmabuf.cpp): `bytes` at `offset` of the memfd
+// `fd` (a duplicate the dma-buf owns: the pages outlive their mappings, as a
+// real dma-buf holds its memory until closed).
+struct DmaSegment {
+  int fd = -1;
+  size_t offset = 0;
+  size_t bytes = 0;
+};
+// [addr, addr + bytes) of cuMemAlloc memory as one segment (its pages move
+// to a memfd once, as for IPC).
+CUresult linear_dmabuf_segment(uintptr_t addr, size_t bytes, DmaSegment* out);
+// [addr, addr + bytes) of mapped virtual memory: one segment per mapping it
+// crosses; CUDA_ERROR_INVALID_VALUE where a page is unmapped or the physical
+// allocations differ in their properties (the driver's rule).
+CUresult vmm_dmabuf_segments(uintptr_t addr, size_t bytes, std::vector<DmaSegment>* out);
 // Maps `fd` (another process's export `e`) into this process's device
 // address space in the current context: the same pointer again if this
 // context opened it already (counted).

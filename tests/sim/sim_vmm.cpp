@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -109,6 +110,43 @@ bool vmm_reachable_from(uintptr_t addr, CUdevice device, int* owner) {
   if (addr >= it->first + it->second.size) return true;  // not VMM memory
   if (owner) *owner = it->second.physical->prop.location.id;
   return valid_device(device) && it->second.access[device] != CU_MEM_ACCESS_FLAGS_PROT_NONE;
+}
+
+CUresult vmm_dmabuf_segments(uintptr_t addr, size_t bytes, std::vector<DmaSegment>* out) {
+  std::lock_guard lock(g_mu);
+  auto it = g_mappings.upper_bound(addr);
+  if (it == g_mappings.begin()) return CUDA_ERROR_INVALID_VALUE;
+  --it;
+  const CUmemAllocationProp& first = it->second.physical->prop;
+  std::vector<DmaSegment> pieces;
+  auto undo = [&pieces] {
+    for (const DmaSegment& d : pieces) close(d.fd);
+  };
+  for (uintptr_t at = addr; at < addr + bytes; ++it) {
+    // "The entire address range is backed and mapped", "all the physical
+    // allocations ... have identical allocation properties" (cuda.h).
+    if (it == g_mappings.end() || it->first > at || at >= it->first + it->second.size) {
+      undo();
+      return CUDA_ERROR_INVALID_VALUE;
+    }
+    const CUmemAllocationProp& prop = it->second.physical->prop;
+    if (prop.type != first.type || prop.location.type != first.location.type ||
+        prop.location.id != first.location.id || prop.requestedHandleTypes != first.requestedHandleTypes ||
+        prop.allocFlags.gpuDirectRDMACapable != first.allocFlags.gpuDirectRDMACapable) {
+      undo();
+      return CUDA_ERROR_INVALID_VALUE;
+    }
+    const size_t n = std::min<uintptr_t>(addr + bytes, it->first + it->second.size) - at;
+    const int fd = dup(it->second.physical->fd);
+    if (fd < 0) {
+      undo();
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    pieces.push_back(DmaSegment{fd, it->second.offset + (at - it->first), n});
+    at += n;
+  }
+  *out = std::move(pieces);
+  return CUDA_SUCCESS;
 }
 
 }  // namespace nzsim

@@ -211,6 +211,30 @@ TEST(NztraceSummary, AllocationsSharedWithOtherProcessesAreSaid) {
   EXPECT_EQ(render_text(summarize(parse_all(pressure_trace())), run, 5).find("CUDA IPC"), std::string::npos);
 }
 
+TEST(NztraceSummary, DmaBufExportsAndStalledWaitsAreSaid) {
+  const std::vector<std::string> lines = {
+      line(1000, "dmabuf", 0x7000000, 6 * MiB, 6 * MiB, 0, 0, ""),
+      line(2000, "stalled", 0x9000000, 2 * MiB, 8 * MiB, 4 * MiB, 1 * MiB, ""),
+      line(3000, "stalled", 0x9200000, 2 * MiB, 8 * MiB, 4 * MiB, 1 * MiB, ""),
+  };
+  const TraceSummary s = summarize(parse_all(lines));
+  EXPECT_EQ(s.malformed_lines, 0u);
+  EXPECT_EQ(s.dmabuf_allocations, 1u);
+  EXPECT_EQ(s.dmabuf_bytes, 6 * MiB);
+  EXPECT_EQ(s.stalled_waits, 2u);
+  const RunInfo run{"prog", 0, ""};
+  auto doc = nz::util::json::parse(render_json(s, run), nullptr);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(doc->find("cost")->find("dmabuf_bytes")->as_u64(), 6 * MiB);
+  EXPECT_EQ(doc->find("cost")->find("stalled_waits")->as_u64(), 2u);
+  const std::string text = render_text(s, run, 5);
+  EXPECT_NE(text.find("exported as dma-bufs (NIC, storage): 1 allocation, 6.0 MiB"), std::string::npos) << text;
+  EXPECT_NE(text.find("evictions that gave up waiting for a blocked stream: 2"), std::string::npos) << text;
+  const std::string plain = render_text(summarize(parse_all(pressure_trace())), run, 5);
+  EXPECT_EQ(plain.find("dma-buf"), std::string::npos);
+  EXPECT_EQ(plain.find("blocked stream"), std::string::npos);
+}
+
 TEST(NztraceSummary, StoresRestoredFromHostCopiesAreCounted) {
   // pressure_trace() up to its store release, then a restore instead of its re-encode.
   const uint64_t a = 0x7f0000000000;

@@ -106,6 +106,14 @@ std::string render_text(const TraceSummary& s, const RunInfo& run, size_t top) {
     o += fmt::format("shared with other processes (CUDA IPC): {} allocation{}, {:.1f} MiB, kept uncompressed from "
                      "then on\n",
                      s.shared_allocations, s.shared_allocations == 1 ? "" : "s", mib(s.shared_bytes));
+  if (s.dmabuf_allocations)
+    o += fmt::format("exported as dma-bufs (NIC, storage): {} allocation{}, {:.1f} MiB, kept uncompressed from "
+                     "then on\n",
+                     s.dmabuf_allocations, s.dmabuf_allocations == 1 ? "" : "s", mib(s.dmabuf_bytes));
+  if (s.stalled_waits)
+    o += fmt::format("evictions that gave up waiting for a blocked stream: {} (staged over the budget instead; "
+                     "NEUZIP_WAIT_PATIENCE_MS)\n",
+                     s.stalled_waits);
   for (const auto& [kind, held] : s.unserved) {
     const bool vmm = kind == "program_vmm";
     o += fmt::format("not compressed, passed through: {} ({}){}; {}\n",
@@ -191,6 +199,9 @@ nlohmann::ordered_json report_json(const TraceSummary& s, const RunInfo& run) {
                {"oom_events", s.oom_events},
                {"shared_allocations", s.shared_allocations},
                {"shared_bytes", s.shared_bytes},
+               {"dmabuf_allocations", s.dmabuf_allocations},
+               {"dmabuf_bytes", s.dmabuf_bytes},
+               {"stalled_waits", s.stalled_waits},
                {"decode_ns", ns_or_null(s.stage_ns)},
                {"encode_ns", ns_or_null(s.encode_ns)},
                {"host_ns", ns_or_null(s.codec_ns())}};

@@ -207,6 +207,11 @@ struct Replay {
     } else if (ev == "share") {
       ++s.shared_allocations;
       s.shared_bytes += e.bytes;
+    } else if (ev == "dmabuf") {
+      ++s.dmabuf_allocations;
+      s.dmabuf_bytes += e.bytes;
+    } else if (ev == "stalled") {
+      ++s.stalled_waits;
     } else if (ev == "fault") {
       ++s.faults;
       ++s.fault_apis[e.api.empty() ? "?" : e.api];

@@ -105,6 +105,12 @@ struct TraceSummary {
   // Allocations shared with other processes by CUDA IPC ("share" events): out
   // of compression for good from then on.
   uint64_t shared_allocations = 0, shared_bytes = 0;
+  // Allocations exported as dma-bufs for a NIC or storage driver ("dmabuf"
+  // events): out of compression for good too.
+  uint64_t dmabuf_allocations = 0, dmabuf_bytes = 0;
+  // Evictions that gave up waiting for a stream blocked on later work
+  // ("stalled" events, NEUZIP_WAIT_PATIENCE_MS): staged over the budget.
+  uint64_t stalled_waits = 0;
   // Host wall time the runtime spent, from the events' "ns" (docs/NZTRACE.md):
   // staging (page mapping + decode launch) and encoding (compress, recompress,
   // reencode). Traces of older runtimes have no "ns": has_codec_time false.

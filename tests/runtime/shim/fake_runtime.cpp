@@ -97,6 +97,7 @@ bool pointer_attribute(void*, CUpointer_attribute, CUdeviceptr, CUresult*) noexc
 bool is_managed(CUdeviceptr) noexcept { return false; }
 bool set_pointer_attribute(const void*, CUpointer_attribute, CUdeviceptr, CUresult*) noexcept { return false; }
 bool ipc_export(CUipcMemHandle*, CUdeviceptr, CUresult*) noexcept { return false; }
+bool before_dmabuf_export(CUdeviceptr, size_t, CUresult*) noexcept { return false; }
 bool ipc_open(CUdeviceptr*, const CUipcMemHandle&, unsigned, CUresult*) noexcept { return false; }
 bool ipc_close(CUdeviceptr, CUresult*) noexcept { return false; }
 void remember_driver_process() noexcept {}

@@ -22,7 +22,8 @@ namespace driverprobe {
   X(cuMemsetD32) X(cuMemcpyDtoH) X(cuPointerGetAttribute) X(cuMemGetAddressRange) X(cuTensorMapEncodeTiled)   \
   X(cuGetErrorName) X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize) X(cuEventCreate)             \
   X(cuEventDestroy) X(cuEventRecord) X(cuEventQuery) X(cuStreamIsCapturing) X(cuThreadExchangeStreamCaptureMode) \
-  X(cuStreamWaitEvent) X(cuMemGetAccess) X(cuMemAllocAsync) X(cuMemFreeAsync) X(cuMemGetInfo)
+  X(cuStreamWaitEvent) X(cuMemGetAccess) X(cuMemAllocAsync) X(cuMemFreeAsync) X(cuMemGetInfo)               \
+  X(cuMemGetHandleForAddressRange)
 
 struct Driver {
   // False with `error` when libcuda.so.1 cannot be loaded.

@@ -107,14 +107,15 @@ int main(int argc, char** argv) {
   const std::string vmm = driverprobe::probe_vmm_offsets(drv, dev);
   const std::string launch_path = driverprobe::probe_launch_path(drv, dev);
   const std::string pool = driverprobe::probe_stream_ordered_pool(drv, dev);
+  const std::string dmabuf = driverprobe::probe_dmabuf(drv, dev);
   fmt::print("{{\"tool\": \"driverprobe\", \"schema_version\": 1, {}, \"pointer_attributes\": {}, \"tensor_map\": {}, "
-             "\"vmm_offsets\": {}, \"launch_path\": {}, \"stream_ordered_pool\": {}}}\n",
-             facts(drv, dev), pointers, tensor_map, vmm, launch_path, pool);
+             "\"vmm_offsets\": {}, \"launch_path\": {}, \"stream_ordered_pool\": {}, \"dmabuf\": {}}}\n",
+             facts(drv, dev), pointers, tensor_map, vmm, launch_path, pool, dmabuf);
   if (drv.cuDevicePrimaryCtxRelease) drv.cuDevicePrimaryCtxRelease(dev.device);
   // A probe that could not set up is a failure of this run; what the driver
   // refused inside a probe is data.
   const bool setup_failed = [&] {
-    for (const std::string* s : {&pointers, &tensor_map, &vmm, &launch_path, &pool})
+    for (const std::string* s : {&pointers, &tensor_map, &vmm, &launch_path, &pool, &dmabuf})
       if (s->rfind("{\"error\"", 0) == 0 || s->find(", \"error\": ") != std::string::npos) return true;
     return false;
   }();

@@ -45,6 +45,11 @@ std::string probe_launch_path(const Driver& drv, const Device& dev);
 // synchronization of an idle stream (the runtime's free_store_now).
 std::string probe_stream_ordered_pool(const Driver& drv, const Device& dev);
 
+// cuMemGetHandleForAddressRange (dma-buf) on cuMemAlloc memory and on
+// virtual memory: one handle, two handles, with and without
+// gpuDirectRDMACapable, and a range with an unmapped page.
+std::string probe_dmabuf(const Driver& drv, const Device& dev);
+
 // Helpers shared by the probes.
 CUmemAllocationProp device_allocation_prop(const Device& dev);
 CUmemAccessDesc read_write_access(const Device& dev);

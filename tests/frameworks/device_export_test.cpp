@@ -1,0 +1,283 @@
+// Device memory that something outside the program's streams reads and
+// writes.
+//
+// DmaBuf.*: a range exported as a dma-buf (cuMemGetHandleForAddressRange),
+// the way NCCL's network plugins, UCX and libfabric register GPU memory with
+// a NIC and cuFile with a storage driver. The NIC then reads and writes the
+// pages the range had at the export, at any time. Under neuzip a weight is
+// compressed (no pages: the driver refuses the export) or staged (pages that
+// an eviction gives back: the NIC's writes would never reach the program).
+// The simulator's nzsim_dmabuf_io plays the NIC.
+//
+// StreamWaits.*: cuStreamWaitValue32/64 poll a word of device memory until
+// it meets a condition (a producer stream signalling a consumer stream): the
+// word must be mapped while its stream waits, for as long as it waits.
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "fw_env.h"
+#include "nzsim.h"
+
+namespace fw {
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+// What a NIC does through a dma-buf; false if the simulator refuses.
+bool nic_io(int fd, size_t offset, void* data, size_t bytes, bool write) {
+  static auto io = reinterpret_cast<nzsim_dmabuf_io_fn>(dlsym(RTLD_DEFAULT, "nzsim_dmabuf_io"));
+  return io != nullptr && io(fd, offset, data, bytes, write ? 1 : 0) == 0;
+}
+
+std::vector<uint8_t> nic_read(int fd, size_t offset, size_t bytes) {
+  std::vector<uint8_t> out(bytes);
+  EXPECT_TRUE(nic_io(fd, offset, out.data(), bytes, false)) << "the NIC cannot read the dma-buf";
+  return out;
+}
+
+// Other weights read one after another, each larger than the 4 MiB budget's
+// share left: everything staged and idle is evicted meanwhile.
+void pressure(uint32_t seed) {
+  for (uint32_t i = 0; i < 3; ++i) {
+    Weight other(4 * kMiB, seed + i);
+    Env::get().flush();
+    EXPECT_EQ(other.hash(), device_hash(other.dev, other.host.size()));
+  }
+}
+
+int export_dmabuf(CUdeviceptr p, size_t bytes, CUresult* result = nullptr) {
+  int fd = -1;
+  const CUresult r = cuMemGetHandleForAddressRange(&fd, p, bytes, CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, 0);
+  if (result) *result = r;
+  else EXPECT_EQ(CUDA_SUCCESS, r) << error_name(r);
+  return r == CUDA_SUCCESS ? fd : -1;
+}
+
+TEST(DmaBuf, TheDeviceSupportsDmaBufs) {
+  int supported = 0;
+  CU_OK(cuDeviceGetAttribute(&supported, CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED, Env::get().dev));
+  EXPECT_EQ(1, supported);
+}
+
+// A compressed weight registered with a NIC: the NIC reads its bytes, its
+// write reaches the program after other weights came and went, the
+// program's write reaches the NIC, and loading it again compresses nothing.
+TEST(DmaBuf, ACompressedWeightExportedIsTheSameForTheNicAndTheProgram) {
+  const auto data = weights(6 * kMiB, 81);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(4 * kMiB);
+  const int fd = export_dmabuf(w, data.size());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(nic_read(fd, 0, data.size()) == data) << "the NIC reads other bytes than the program wrote";
+  if (Env::get().neuzip())
+    EXPECT_EQ(0u, Env::get().stats().bytes_original_compressed) << "an exported weight must stay decoded";
+  pressure(82);
+  // The NIC receives into it (an RDMA write).
+  auto want = data;
+  const size_t at = 3 * kMiB + 3 * 4096;
+  std::vector<uint8_t> incoming(4096, 0x5a);
+  ASSERT_TRUE(nic_io(fd, at, incoming.data(), incoming.size(), true));
+  std::memcpy(want.data() + at, incoming.data(), incoming.size());
+  EXPECT_EQ(host_hash(want.data(), want.size()), device_hash(w, data.size())) << "the NIC's write was lost";
+  std::vector<uint8_t> back(data.size());
+  CU_OK(cuMemcpyDtoH(back.data(), w, back.size()));
+  EXPECT_TRUE(back == want);
+  // The program writes (a kernel), other weights come and go, the NIC sends it.
+  CUdeviceptr dst = w + kMiB;
+  uint64_t n = kMiB;
+  uint32_t v = 0x21;
+  void* params[] = {&dst, &n, &v};
+  CU_OK(cuLaunchKernel(Env::get().fn("fill_bytes"), 1, 1, 1, 1, 1, 1, 0, nullptr, params, nullptr));
+  CU_OK(cuCtxSynchronize());
+  std::memset(want.data() + kMiB, 0x21, kMiB);
+  pressure(85);
+  EXPECT_TRUE(nic_read(fd, 0, data.size()) == want) << "the NIC does not see the program's write";
+  // Loaded again, or declared a weight: nothing of it is compressed.
+  upload(w, data, data.size());
+  Env::get().declare(w, data.size(), NZ_TAG_BF16);
+  Env::get().flush();
+  if (Env::get().neuzip())
+    EXPECT_EQ(0u, Env::get().stats().bytes_original_compressed) << "exported memory was compressed again";
+  EXPECT_TRUE(nic_read(fd, 0, data.size()) == data);
+  close(fd);
+  CU_OK(cuMemFree(w));
+}
+
+// Read (so staged) before the export: the staging's pages must stay the
+// allocation's, not go back at the next eviction.
+TEST(DmaBuf, ExportedWhileStagedKeepsItsPagesUnderPressure) {
+  const auto data = weights(4 * kMiB, 86);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(2 * kMiB);
+  EXPECT_EQ(host_hash(data.data(), data.size()), device_hash(w, data.size()));
+  const int fd = export_dmabuf(w, data.size());
+  ASSERT_GE(fd, 0);
+  pressure(87);
+  std::vector<uint8_t> incoming(2 * 4096, 0x77);
+  ASSERT_TRUE(nic_io(fd, 2 * kMiB - 4096, incoming.data(), incoming.size(), true));  // across two 2 MiB pages
+  auto want = data;
+  std::memcpy(want.data() + 2 * kMiB - 4096, incoming.data(), incoming.size());
+  pressure(90);
+  EXPECT_EQ(host_hash(want.data(), want.size()), device_hash(w, data.size())) << "the NIC's write was lost";
+  close(fd);
+  CU_OK(cuMemFree(w));
+}
+
+// A slice in the middle of a larger allocation (libfabric registers what it
+// sends; UCX the whole allocation): the slice's offsets are the dma-buf's.
+TEST(DmaBuf, ASliceOfAnAllocationIsExportedAtItsOffset) {
+  const auto data = weights(8 * kMiB, 93);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(6 * kMiB);
+  const size_t from = 2 * kMiB + 4096, bytes = 3 * kMiB;
+  const int fd = export_dmabuf(w + from, bytes);
+  ASSERT_GE(fd, 0);
+  const auto seen = nic_read(fd, 0, bytes);
+  EXPECT_TRUE(std::equal(seen.begin(), seen.end(), data.begin() + from));
+  std::vector<uint8_t> beyond(4096);
+  EXPECT_FALSE(nic_io(fd, bytes, beyond.data(), beyond.size(), false)) << "the dma-buf reaches past its range";
+  pressure(94);
+  std::vector<uint8_t> incoming(4096, 0x3c);
+  ASSERT_TRUE(nic_io(fd, 0, incoming.data(), incoming.size(), true));
+  auto want = data;
+  std::memcpy(want.data() + from, incoming.data(), incoming.size());
+  EXPECT_EQ(host_hash(want.data(), want.size()), device_hash(w, data.size()));
+  close(fd);
+  CU_OK(cuMemFree(w));
+}
+
+// What the driver refuses (a pointer or size off the host page size, an
+// unknown handle type) is refused, and costs the allocation nothing.
+TEST(DmaBuf, RefusedExportsLeaveTheWeightCompressed) {
+  const auto data = weights(4 * kMiB, 97);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(2 * kMiB);
+  const uint64_t before = Env::get().neuzip() ? Env::get().stats().bytes_original_compressed : 0;
+  CUresult r = CUDA_SUCCESS;
+  EXPECT_LT(export_dmabuf(w + 512, 4096, &r), 0);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, r);
+  EXPECT_LT(export_dmabuf(w, 4096 + 100, &r), 0);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, r);
+  int fd = -1;
+  EXPECT_NE(CUDA_SUCCESS, cuMemGetHandleForAddressRange(&fd, w, 4096, static_cast<CUmemRangeHandleType>(7), 0));
+  if (Env::get().neuzip())
+    EXPECT_EQ(before, Env::get().stats().bytes_original_compressed) << "a refused export decoded the weight";
+  EXPECT_EQ(host_hash(data.data(), data.size()), device_hash(w, data.size()));
+  CU_OK(cuMemFree(w));
+}
+
+// ---- stream waits -------------------------------------------------------------------
+
+// A flag word inside a weight-sized buffer the runtime compressed (a small
+// tensor in a caching-allocator segment): the wait reads its bytes.
+TEST(StreamWaits, AWaitOnACompressedWordReadsIt) {
+  auto data = weights(4 * kMiB, 101);
+  const size_t at = 2 * kMiB + 64;
+  const uint32_t seven = 7;
+  std::memcpy(data.data() + at, &seven, 4);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(2 * kMiB);
+  CUstream s = nullptr;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CU_OK(cuStreamWaitValue32(s, w + at, 7, CU_STREAM_WAIT_VALUE_EQ));
+  CU_OK(cuStreamWaitValue64(s, w + at, 7, CU_STREAM_WAIT_VALUE_GEQ));  // the 64-bit word's low half is 7
+  CU_OK(cuStreamSynchronize(s));
+  EXPECT_EQ(host_hash(data.data(), data.size()), device_hash(w, data.size()));
+  CU_OK(cuStreamDestroy(s));
+  CU_OK(cuMemFree(w));
+}
+
+// A consumer stream waits on a compressed flag another stream sets later;
+// meanwhile other weights come and go under the budget. The word must stay
+// mapped while the consumer polls it (a use recorded after the wait), the
+// program must not hang (the host never waits for the blocked stream), and
+// the consumer's next read sees the producer's signal and the weight whole.
+TEST(StreamWaits, AWaitingStreamKeepsItsWordStagedWhileOthersComeAndGo) {
+  auto data = weights(4 * kMiB, 103);
+  const size_t at = 2 * kMiB + 128;
+  std::memset(data.data() + at, 0, 8);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  // Loaded before the wait: cuMemFree waits for the device (a blocked
+  // stream included), on a GPU as here.
+  std::vector<std::unique_ptr<Weight>> others;
+  for (uint32_t i = 0; i < 3; ++i) others.push_back(std::make_unique<Weight>(4 * kMiB, 104 + i));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(2 * kMiB);
+  CUstream consumer = nullptr, producer = nullptr;
+  CU_OK(cuStreamCreate(&consumer, CU_STREAM_NON_BLOCKING));
+  CU_OK(cuStreamCreate(&producer, CU_STREAM_NON_BLOCKING));
+  CU_OK(cuStreamWaitValue32(consumer, w + at, 1, CU_STREAM_WAIT_VALUE_GEQ));
+  CUdeviceptr out = alloc(64);
+  CUdeviceptr p = w;
+  uint64_t n = data.size();
+  void* params[] = {&p, &n, &out};
+  CU_OK(cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, consumer, params, nullptr));
+  const auto start = std::chrono::steady_clock::now();
+  for (int round = 0; round < 2; ++round)
+    for (const auto& o : others) EXPECT_EQ(o->hash(), device_hash(o->dev, o->host.size()));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20)) << "waited for the blocked stream";
+  EXPECT_EQ(CUDA_ERROR_NOT_READY, cuStreamQuery(consumer)) << "the wait did not hold its stream";
+  CU_OK(cuStreamWriteValue32(producer, w + at, 1, 0));
+  CU_OK(cuStreamSynchronize(consumer));
+  const uint32_t one = 1;
+  std::memcpy(data.data() + at, &one, 4);
+  uint64_t sum = 0;
+  CU_OK(cuMemcpyDtoH(&sum, out, sizeof sum));
+  EXPECT_EQ(host_hash(data.data(), data.size()), sum) << "the consumer read something else";
+  EXPECT_EQ(host_hash(data.data(), data.size()), device_hash(w, data.size()));
+  CU_OK(cuStreamDestroy(consumer));
+  CU_OK(cuStreamDestroy(producer));
+  others.clear();
+  CU_OK(cuMemFree(out));
+  CU_OK(cuMemFree(w));
+}
+
+// The same through cuStreamBatchMemOp (a wait and a write in one batch).
+TEST(StreamWaits, ABatchedWaitOnACompressedWordReadsIt) {
+  auto data = weights(4 * kMiB, 107);
+  const size_t at = 3 * kMiB;
+  const uint64_t five = 5;
+  std::memcpy(data.data() + at, &five, 8);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(2 * kMiB);
+  CUstreamBatchMemOpParams ops[2] = {};
+  ops[0].waitValue.operation = CU_STREAM_MEM_OP_WAIT_VALUE_64;
+  ops[0].waitValue.address = w + at;
+  ops[0].waitValue.value64 = 5;
+  ops[0].waitValue.flags = CU_STREAM_WAIT_VALUE_EQ;
+  ops[1].writeValue.operation = CU_STREAM_MEM_OP_WRITE_VALUE_64;
+  ops[1].writeValue.address = w + at + 8;
+  ops[1].writeValue.value64 = 9;
+  CUstream s = nullptr;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CU_OK(cuStreamBatchMemOp(s, 2, ops, 0));
+  CU_OK(cuStreamSynchronize(s));
+  const uint64_t nine = 9;
+  std::memcpy(data.data() + at + 8, &nine, 8);
+  EXPECT_EQ(host_hash(data.data(), data.size()), device_hash(w, data.size()));
+  CU_OK(cuStreamDestroy(s));
+  CU_OK(cuMemFree(w));
+}
+
+}  // namespace
+}  // namespace fw
