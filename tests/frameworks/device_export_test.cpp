@@ -250,6 +250,47 @@ TEST(StreamWaits, AWaitingStreamKeepsItsWordStagedWhileOthersComeAndGo) {
   CU_OK(cuMemFree(w));
 }
 
+// A kernel spinning on a flag the host sets later (a persistent kernel, a
+// collective waiting for its peer) holds a compressed weight it reads; other
+// weights come and go meanwhile. The host must not wait for that kernel
+// (wait_then_sum gives up after 30 s: a wait for it shows as a pressure
+// loop of 30 s), and the kernel's read must find the weight whole.
+TEST(StreamWaits, AKernelSpinningOnALaterFlagDoesNotHoldUpOtherLaunches) {
+  const auto data = weights(4 * kMiB, 109);
+  CUdeviceptr w = alloc(data.size());
+  upload(w, data, data.size());
+  std::vector<std::unique_ptr<Weight>> others;
+  for (uint32_t i = 0; i < 3; ++i) others.push_back(std::make_unique<Weight>(4 * kMiB, 110 + i));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(2 * kMiB);
+  void* flag_host = nullptr;
+  CU_OK(cuMemAllocHost(&flag_host, 64));
+  auto* flag = static_cast<uint32_t*>(flag_host);
+  __atomic_store_n(flag, 0u, __ATOMIC_RELEASE);
+  CUdeviceptr flag_dev = reinterpret_cast<CUdeviceptr>(flag_host);
+  CUdeviceptr out = alloc(64);
+  CUstream s = nullptr;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  uint64_t n = data.size();
+  void* params[] = {&flag_dev, &w, &n, &out};
+  CU_OK(cuLaunchKernel(Env::get().fn("wait_then_sum"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+  const auto start = std::chrono::steady_clock::now();
+  for (int round = 0; round < 2; ++round)
+    for (const auto& o : others) EXPECT_EQ(o->hash(), device_hash(o->dev, o->host.size()));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20)) << "waited for the spinning kernel";
+  EXPECT_EQ(CUDA_ERROR_NOT_READY, cuStreamQuery(s)) << "the kernel stopped spinning before its flag was set";
+  __atomic_store_n(flag, 1u, __ATOMIC_RELEASE);
+  CU_OK(cuStreamSynchronize(s));
+  uint64_t sum = 0;
+  CU_OK(cuMemcpyDtoH(&sum, out, sizeof sum));
+  EXPECT_EQ(host_hash(data.data(), data.size()), sum);
+  CU_OK(cuStreamDestroy(s));
+  others.clear();
+  CU_OK(cuMemFreeHost(flag_host));
+  CU_OK(cuMemFree(out));
+  CU_OK(cuMemFree(w));
+}
+
 // The same through cuStreamBatchMemOp (a wait and a write in one batch).
 TEST(StreamWaits, ABatchedWaitOnACompressedWordReadsIt) {
   auto data = weights(4 * kMiB, 107);
