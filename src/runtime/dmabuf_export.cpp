@@ -12,14 +12,14 @@
 // stale bytes and its writes never reach the program.
 //
 // So the allocation leaves compression for good, as for IPC (ipc_export.cpp)
-// but in place: every range of it is made resident (as nz_untag does), the
-// decodes are waited for, and it is never tagged again. Its pages then stay
+// but in place: every range of it is made resident (as nz_untag does; the
+// decodes are waited for), and it is never tagged again. Its pages then stay
 // where they are until cuMemFree, as cuMemAlloc memory's do, and the driver
 // exports them. neuzip's own page handles and staging handles are created
 // with the same properties, as the driver requires of one dma-buf's pages.
 //
-// Costs, once per allocation: the decodes of what was compressed and a wait
-// for the context; the saving on it is gone.
+// Costs, once per allocation: the decodes of what was compressed (waited for
+// on the runtime's stream); the saving on it is gone.
 #include "runtime/log.h"
 #include "runtime/runtime.h"
 #include "runtime/runtime_internal.h"
@@ -41,35 +41,26 @@ CUresult Runtime::leave_compression_locked(Allocation& a) noexcept {
 
 CUresult Runtime::before_dmabuf_export(CUdeviceptr p, size_t bytes, bool* handled) noexcept {
   *handled = false;
-  bool drain = false;
-  {
-    std::lock_guard lock(mutex_);
-    // The wait may drop the lock (the stager needs it): before the lookup.
-    if (stager_busy_ > 0 || !to_settle_.empty()) wait_for_stager_locked();
-    Allocation* a = allocation_containing(p);
-    if (a == nullptr) return CUDA_SUCCESS;
-    *handled = true;
-    if (a->leaving) return CUDA_SUCCESS;  // exported or shared before: its pages stay put already
-    RelaxedCaptureScope relaxed;
-    ContextBinding bound(context_);
-    const bool decodes = !a->units.empty();
-    if (leave_compression_locked(*a) != CUDA_SUCCESS) {
-      log(LogLevel::kError, "cuMemGetHandleForAddressRange of {}: a range of its allocation could not be restored "
-          "from its compressed form; not exported", hex(p));
-      return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    drain = decodes;
-    emit("dmabuf", a->base, a->bytes);
-    log(LogLevel::kInfo, "{} ({} MiB) exported as a dma-buf ({} bytes at {}): kept uncompressed from now on",
-        hex(a->base), a->bytes >> 20, bytes, hex(p));
+  std::lock_guard lock(mutex_);
+  // The wait may drop the lock (the stager needs it): before the lookup.
+  if (stager_busy_ > 0 || !to_settle_.empty()) wait_for_stager_locked();
+  Allocation* a = allocation_containing(p);
+  if (a == nullptr) return CUDA_SUCCESS;
+  *handled = true;
+  if (a->leaving) return CUDA_SUCCESS;  // exported or shared before: its pages stay put already
+  RelaxedCaptureScope relaxed;
+  ContextBinding bound(context_);
+  // The decodes are waited for inside (retire, make_resident): on the
+  // runtime's own stream only. No context-wide wait: NCCL's proxy thread
+  // exports while the rank's kernels may wait for peers that wait for it.
+  if (leave_compression_locked(*a) != CUDA_SUCCESS) {
+    log(LogLevel::kError, "cuMemGetHandleForAddressRange of {}: a range of its allocation could not be restored "
+        "from its compressed form; not exported", hex(p));
+    return CUDA_ERROR_OUT_OF_MEMORY;
   }
-  // The decodes done before the device behind the dma-buf reads the pages:
-  // outside the lock, as cuMemFree's wait (allocation_life.cpp).
-  if (drain) {
-    RelaxedCaptureScope relaxed;
-    ContextBinding bound(context_);
-    if (CUresult r = driver().base.cuCtxSynchronize(); r != CUDA_SUCCESS) return r;
-  }
+  emit("dmabuf", a->base, a->bytes);
+  log(LogLevel::kInfo, "{} ({} MiB) exported as a dma-buf ({} bytes at {}): kept uncompressed from now on",
+      hex(a->base), a->bytes >> 20, bytes, hex(p));
   return CUDA_SUCCESS;
 }
 
