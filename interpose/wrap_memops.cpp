@@ -27,8 +27,9 @@ CUresult word_op(CUstream st, CUdeviceptr addr, T value, unsigned flags) noexcep
   if (!real) return missing_entry(H);
   if (!rt::active()) return real(st, addr, value, flags);
   const Span s[] = {{addr, sizeof(T), Write ? Access::kWrite : Access::kRead}};
-  const char* api = Write ? "cuStreamWriteValue" : "cuStreamWaitValue";
-  return run_transfer(real, transfer_desc(s, 1, st, PT, true, false, api), st, addr, value, flags);
+  rt::TransferDesc d = transfer_desc(s, 1, st, PT, true, false, Write ? "cuStreamWriteValue" : "cuStreamWaitValue");
+  d.waits = !Write;
+  return run_transfer(real, d, st, addr, value, flags);
 }
 
 template <Hook H, bool PT>
@@ -45,8 +46,11 @@ CUresult batch_mem_op(CUstream st, unsigned count, CUstreamBatchMemOpParams* ops
     log_line("cuStreamBatchMemOp: no memory to describe {} operations; not checked", count);
     return real(st, count, ops, flags);
   }
-  return run_transfer(real, transfer_desc(spans.data(), spans.size(), st, PT, true, false, "cuStreamBatchMemOp"), st,
-                      count, ops, flags);
+  rt::TransferDesc d = transfer_desc(spans.data(), spans.size(), st, PT, true, false, "cuStreamBatchMemOp");
+  for (unsigned i = 0; i < count; ++i)
+    d.waits = d.waits || ops[i].operation == CU_STREAM_MEM_OP_WAIT_VALUE_32 ||
+              ops[i].operation == CU_STREAM_MEM_OP_WAIT_VALUE_64;
+  return run_transfer(real, d, st, count, ops, flags);
 }
 
 template <Hook H, bool PT>

@@ -8,6 +8,8 @@
 // then unmaps and releases.
 #include "runtime/runtime.h"
 
+#include <new>
+
 #include <algorithm>
 
 #include "runtime/log.h"
@@ -58,7 +60,18 @@ void Runtime::release_allocation(Allocation& a) noexcept {
   }
   for (auto& [begin, backing] : a.permanent) {
     pool_.unmap(begin, backing.second);
-    pool_.release(backing.second);
+    if (!a.dmabuf) {
+      pool_.release(backing.second);
+      continue;
+    }
+    // Its own page handles below are released to the driver, which keeps
+    // them while a dma-buf holds them; a slice of a staging handle would go
+    // back to the pool and be decoded into while a NIC may still write it.
+    try {
+      dmabuf_kept_.push_back(std::move(backing.second));
+    } catch (...) {
+      (void)new (std::nothrow) StagingPieces(std::move(backing.second));  // leaked rather than reused
+    }
   }
   a.permanent.clear();
   vmm_.release_pages(a.base, a.pages, 0, a.pages.size());

@@ -47,7 +47,10 @@ CUresult Runtime::before_dmabuf_export(CUdeviceptr p, size_t bytes, bool* handle
   Allocation* a = allocation_containing(p);
   if (a == nullptr) return CUDA_SUCCESS;
   *handled = true;
-  if (a->leaving) return CUDA_SUCCESS;  // exported or shared before: its pages stay put already
+  a->dmabuf = true;  // its pages must outlive it (release_allocation)
+  // Exported or shared before: its pages stay put already (unless a restore
+  // failed then: tried again).
+  if (a->leaving && a->units.empty()) return CUDA_SUCCESS;
   RelaxedCaptureScope relaxed;
   ContextBinding bound(context_);
   // The decodes are waited for inside (retire, make_resident): on the

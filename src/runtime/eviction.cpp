@@ -304,7 +304,7 @@ bool Runtime::run_evictable(const Unit& u, bool may_wait) const noexcept {
     auto v = w.lock();
     if (!v || v->run != u.run) continue;
     if (v->in_flight > 0 || v->pins > 0) return false;
-    if ((!may_wait || v->stalled || behind_stall(*v)) && !v->uses_done()) return false;
+    if ((!may_wait || behind_stall(*v)) && !v->uses_done()) return false;
   }
   return true;
 }
@@ -531,7 +531,7 @@ bool Runtime::enforce_budget(size_t incoming, bool may_wait, uint64_t only_after
     }
     if (!run_evictable(*victim, may_wait)) break;  // no room to hand it over, and no waiting
     if (defer_eviction(victim)) continue;  // the stager hashes and encodes it, off this thread
-    if (!wait_run_uses(*victim)) continue;  // stalled: passed over from now on
+    if (!wait_run_uses(victim)) continue;  // its stream is blocked: passed over (run_evictable) from now on
     Allocation* a = allocation_containing(victim->begin);
     if (a == nullptr || !evict(*a, victim)) break;
     trim_cache();  // the victim's handle goes at once (the next eviction may allocate a store)
@@ -558,7 +558,7 @@ size_t Runtime::evict_all(bool wait, bool trim) noexcept {
   auto victims = staged_;
   for (auto& u : victims) {
     if (u->state != UnitState::kStaged || !u->run || !run_evictable(*u, wait)) continue;
-    if (!wait_run_uses(*u)) continue;  // stalled: left staged
+    if (!wait_run_uses(u)) continue;  // its stream is blocked: left staged
     const size_t run_bytes = u->run->bytes();
     Allocation* a = allocation_containing(u->begin);
     if (a != nullptr && evict(*a, u)) freed += run_bytes;

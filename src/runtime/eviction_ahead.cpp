@@ -178,18 +178,18 @@ bool Runtime::settle_held(std::unique_lock<std::mutex>& lock, const std::shared_
     release_settling(held);
     return false;
   }
+  // A use behind a stream that waits for later work: left staged at once.
+  if (run_blocked(*jobs.front().unit)) {
+    release_settling(held);
+    return false;
+  }
   ++stager_busy_;
   lock.unlock();
   // Bounded (patient_wait.cpp): a launching thread may wait for this one.
   if (!await_events(uses, TraceClock::now())) {
     lock.lock();
     --stager_busy_;
-    std::vector<Unit*> stalled;
-    try {
-      for (const auto& v : held) stalled.push_back(v.get());
-    } catch (...) {
-    }
-    mark_stalled_locked(stalled);
+    mark_stalled_locked(held);
     release_settling(held);
     return false;  // left staged
   }

@@ -25,6 +25,9 @@ bool Runtime::handoff_eligible(const Unit& u) const noexcept {
     auto v = w.lock();
     if (!v || v->run != u.run) continue;
     if (v->dead || v->state != UnitState::kStaged || v->in_flight > 0 || v->pins > 0) return false;
+    // A use on a stream that waits for later work: the fence would make
+    // the next decodes wait for it on the device (patient_wait.cpp).
+    if (behind_stall(*v)) return false;
     // Seen unchanged at its last eviction, with the store that says what
     // "unchanged" is; lossy stores describe the lossy decode, not the pages.
     // Never one found changed before (training rewrites its weights: each

@@ -66,6 +66,9 @@ bool Runtime::encode_handoff_eligible(const Unit& u) const noexcept {
     auto v = w.lock();
     if (!v || v->run != u.run) continue;
     if (v->dead || v->state != UnitState::kStaged || v->in_flight > 0 || v->pins > 0) return false;
+    // A use on a stream that waits for later work: the fence would make
+    // the next decodes wait for it on the device (patient_wait.cpp).
+    if (behind_stall(*v)) return false;
     // Found changed before (what it pays off for: such a run is encoded at
     // every eviction), with an encoding to size the new one by; never a
     // lossy range or one whose element type changed since (recode).

@@ -119,6 +119,9 @@ struct TransferDesc {
   bool host_to_device;  // the data comes from the host: a candidate for tagging weights
   const char* api;
   const void* host_src = nullptr;  // host-to-device: the source bytes (pointer arrays are read from it)
+  // A stream memory wait (cuStreamWaitValue, a batch's wait operations): the
+  // stream may wait for work the program launches later (patient_wait.cpp).
+  bool waits = false;
 };
 CUresult before_transfer(const TransferDesc& d) noexcept;
 void after_transfer(const TransferDesc& d, CUresult result) noexcept;

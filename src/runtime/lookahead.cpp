@@ -200,17 +200,10 @@ void Runtime::stage_ahead(std::unique_lock<std::mutex>& lock, const std::shared_
     lock.lock();
     if (stop_stager_ || !setup_ok_) return;
     if (!waited) {
-      std::vector<Unit*> stalled;
       try {
-        if (victim->run) {
-          for (const auto& w : victim->run->units)
-            if (auto v = w.lock()) stalled.push_back(v.get());
-        } else {
-          stalled.push_back(victim.get());
-        }
+        mark_stalled_locked(run_members(victim));
       } catch (...) {
       }
-      mark_stalled_locked(stalled);
       break;
     }
     refresh();

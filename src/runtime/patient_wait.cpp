@@ -1,18 +1,30 @@
-// patient_wait.cpp: host waits for queued uses of staged ranges, bounded.
+// patient_wait.cpp: host waits for queued uses of staged ranges, bounded, and
+// the streams known to wait for later work.
 //
 // An eviction must wait until the work that reads a range completed before
-// it unmaps the range. But a stream can be blocked on work the program
-// launches only after the current call returns: cuStreamWaitValue on a flag
-// a later kernel or another stream sets, a kernel or host function spinning
-// on one, a collective waiting for a peer that waits for this rank's later
-// work. The launching thread that waited for such a stream would wait for
-// ever, and so would one waiting for the look-ahead stager that waits for it.
+// it unmaps the range (or, for a handover, make the device wait for it before
+// the pages are used again). But a stream can be blocked on work the program
+// launches only after the current call returns: cuStreamWaitValue on a flag a
+// later kernel or another stream sets, a kernel or host function spinning on
+// one, a collective waiting for a peer that waits for this rank's later work.
+// The launching thread that waited for such a stream would wait for ever,
+// and so would one waiting for the look-ahead stager that waits for it; a
+// decode made to wait for it on the device (a handover's fence) would
+// deadlock the device.
 //
-// So every such wait lasts at most NEUZIP_WAIT_PATIENCE_MS. Past it the
-// units are marked stalled (run_evictable passes them over until their uses
-// completed), and so is every unit with an unfinished use on a stream found
-// blocked (behind_stall); the caller evicts another run or stages over the
-// budget. Events are polled (cuEventSynchronize cannot time out), with
+// Two defences, both through blocked_streams_ (a stream, and an event after
+// which it may be free again):
+//  * a stream memory wait the program queued (cuStreamWaitValue32/64, a
+//    batch's waits) marks its stream until the wait passed
+//    (note_stream_wait): the uses on it are neither waited for nor handed
+//    over meanwhile;
+//  * every other host wait lasts at most NEUZIP_WAIT_PATIENCE_MS; past it,
+//    the streams of the uses still unfinished are marked until those uses
+//    complete (mark_stalled_locked).
+// A unit with an unfinished use on a marked stream is passed over
+// (run_evictable, hand-over eligibility); the caller evicts another run or
+// stages over the budget. The marks end by themselves when their events
+// complete. Events are polled (cuEventSynchronize cannot time out), with
 // sleeps between the queries.
 #include <chrono>
 #include <thread>
@@ -32,7 +44,8 @@ bool Runtime::await_events(const std::vector<SharedEvent>& events, TraceClock::t
   auto pause = std::chrono::microseconds(10);
   for (const SharedEvent& e : events) {
     while (!event_done(e)) {
-      if (TraceClock::now() >= deadline) return false;
+      // The stager's waits end with it (stop_stager allows it 2 s).
+      if (TraceClock::now() >= deadline || (on_stager_thread() && stop_stager_.load())) return false;
       std::this_thread::sleep_for(pause);
       pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::microseconds(200));
     }
@@ -41,7 +54,7 @@ bool Runtime::await_events(const std::vector<SharedEvent>& events, TraceClock::t
 }
 
 bool Runtime::behind_stall(const Unit& u) const noexcept {
-  for (const auto& [stream, event] : stalled_streams_) {
+  for (const auto& [stream, event] : blocked_streams_) {
     if (event_done(event)) continue;
     for (size_t i = 0; i < u.uses.size() && i < u.use_streams.size(); ++i)
       if (u.use_streams[i] == stream && !event_done(u.uses[i])) return true;
@@ -49,22 +62,45 @@ bool Runtime::behind_stall(const Unit& u) const noexcept {
   return false;
 }
 
-void Runtime::mark_stalled_locked(const std::vector<Unit*>& units) noexcept {
-  std::erase_if(stalled_streams_, [](const auto& s) { return event_done(s.second); });
+bool Runtime::run_blocked(const Unit& u) const noexcept {
+  if (blocked_streams_.empty()) return false;
+  if (!u.run) return behind_stall(u);
+  for (const auto& w : u.run->units) {
+    auto v = w.lock();
+    if (v && v->run == u.run && behind_stall(*v)) return true;
+  }
+  return false;
+}
+
+void Runtime::note_stream_wait(CUstream stream) noexcept {
+  if (detail::stream_capturing(stream)) return;  // a graph's wait: its replays are pinned, not waited for
+  std::lock_guard lock(mutex_);
+  std::erase_if(blocked_streams_, [](const auto& s) { return event_done(s.second); });
+  SharedEvent passed = record_event(stream);
+  if (!passed) return;
+  try {
+    blocked_streams_.emplace_back(stream, std::move(passed));
+  } catch (...) {
+  }
+}
+
+void Runtime::mark_stalled_locked(const std::vector<std::shared_ptr<Unit>>& units) noexcept {
+  std::erase_if(blocked_streams_, [](const auto& s) { return event_done(s.second); });
   CUdeviceptr begin = 0;
   size_t bytes = 0;
-  for (Unit* v : units) {
-    v->stalled = !v->uses_done();
-    if (!v->stalled) continue;
-    if (begin == 0) begin = v->begin;
-    bytes += v->bytes();
+  for (const auto& v : units) {
+    bool stalled = false;
     for (size_t i = 0; i < v->uses.size() && i < v->use_streams.size(); ++i) {
-      if (v->use_streams[i] == nullptr || event_done(v->uses[i])) continue;
+      if (event_done(v->uses[i])) continue;
+      stalled = true;
       try {
-        stalled_streams_.emplace_back(v->use_streams[i], v->uses[i]);
+        blocked_streams_.emplace_back(v->use_streams[i], v->uses[i]);
       } catch (...) {
       }
     }
+    if (!stalled) continue;
+    if (begin == 0) begin = v->begin;
+    bytes += v->bytes();
   }
   stats_.stalled_waits.add();
   emit("stalled", begin, bytes);
@@ -75,26 +111,43 @@ void Runtime::mark_stalled_locked(const std::vector<Unit*>& units) noexcept {
         config_.wait_patience_ms);
 }
 
-bool Runtime::wait_run_uses(Unit& u) noexcept {
+std::vector<std::shared_ptr<Unit>> Runtime::run_members(const std::shared_ptr<Unit>& u) {
+  std::vector<std::shared_ptr<Unit>> members;
+  if (!u->run) {
+    members.push_back(u);
+  } else {
+    for (const auto& w : u->run->units)
+      if (auto v = w.lock(); v && v->run == u->run) members.push_back(std::move(v));
+  }
+  return members;
+}
+
+bool Runtime::wait_run_uses(const std::shared_ptr<Unit>& victim) noexcept {
+  Unit& u = *victim;
   const auto start = TraceClock::now();
-  std::vector<Unit*> members;
+  std::vector<std::shared_ptr<Unit>> members;
   std::vector<SharedEvent> pending;
   try {
-    if (!u.run) {
-      members.push_back(&u);
-    } else {
-      for (const auto& w : u.run->units)
-        if (auto v = w.lock()) members.push_back(v.get());  // the run holds them
-    }
-    for (Unit* v : members)
+    members = run_members(victim);
+    for (const auto& v : members)
       for (const auto& e : v->uses)
         if (!event_done(e)) pending.push_back(e);
   } catch (...) {
-    return false;  // no memory to list them: not evicted
+    members.clear();
   }
+  if (members.empty()) {  // no memory to list them: wait as before, unbounded
+    if (u.run) {
+      for (const auto& w : u.run->units)
+        if (auto v = w.lock()) v->wait_uses();
+    } else {
+      u.wait_uses();
+    }
+    return true;
+  }
+  if (run_blocked(u)) return false;  // marked already: no wait at all
   const bool done = await_events(pending, start);
   if (done) {
-    for (Unit* v : members) v->clear_uses();
+    for (const auto& v : members) v->clear_uses();
   } else {
     mark_stalled_locked(members);
   }

@@ -72,6 +72,8 @@ class Runtime {
   void after_launch(const LaunchDesc& d, CUresult result) noexcept;
   CUresult before_transfer(const TransferDesc& d) noexcept;
   void after_transfer(const TransferDesc& d, CUresult result) noexcept;
+  // After a stream memory wait the program queued on `stream` (patient_wait.cpp).
+  void note_stream_wait(CUstream stream) noexcept;
   bool external_hooks_enabled() const noexcept { return config_.nccl_hooks; }
   CUresult before_external(const TransferDesc& d) noexcept;
   void after_external(const TransferDesc& d, ExternalOutcome outcome) noexcept;
@@ -196,6 +198,10 @@ class Runtime {
     // Shared with other processes (ipc_export.cpp) or exported as a dma-buf
     // (dmabuf_export.cpp), or on its way there: never tagged again.
     bool leaving = false;
+    // Exported as a dma-buf: the device behind it may still use its pages
+    // after cuMemFree (a registration not undone yet), so staging pages that
+    // became its backing are never reused (dmabuf_kept_).
+    bool dmabuf = false;
   };
 
   bool ensure_setup() noexcept;  // lock held
@@ -354,10 +360,19 @@ class Runtime {
   void settle_handoffs_of(const std::vector<std::shared_ptr<Unit>>& units) noexcept;  // before mapping them
   void settle_handoffs_of(Allocation& a) noexcept;         // before its units change or its VA goes
   SharedEvent handoff_fence() noexcept;  // what pages given back by handovers are still waiting for
-  // patient_wait.cpp: host waits for queued uses, at most NEUZIP_WAIT_PATIENCE_MS.
-  bool wait_run_uses(Unit& u) noexcept;  // lock held; false: stalled (marked), not waited for
+  // patient_wait.cpp: host waits for queued uses, at most NEUZIP_WAIT_PATIENCE_MS,
+  // and the streams known to wait for later work (blocked_streams_).
+  // Lock held; false: its stream is blocked (marked now or before), not waited for.
+  bool wait_run_uses(const std::shared_ptr<Unit>& u) noexcept;
+  // Polls until every event completed (true) or the patience ran out.
   bool await_events(const std::vector<SharedEvent>& events, TraceClock::time_point start) const noexcept;
-  void mark_stalled_locked(const std::vector<Unit*>& units) noexcept;
+  // Lock held: the streams of the units' unfinished uses marked blocked until those complete.
+  void mark_stalled_locked(const std::vector<std::shared_ptr<Unit>>& units) noexcept;
+  static std::vector<std::shared_ptr<Unit>> run_members(const std::shared_ptr<Unit>& u);  // may throw
+  // A unit (of u's run) has an unfinished use on a stream marked blocked: neither
+  // waited for nor handed over (a handover's fence would make the device wait for it).
+  bool run_blocked(const Unit& u) const noexcept;
+
   // After stage(). `alone`: the unit is its run's only one (see eviction.cpp).
   void release_store_if_pressed(Unit& u, bool alone) noexcept;  // lock held
   // Evicts LRU staged units until `incoming` more bytes fit the budget,
@@ -462,10 +477,14 @@ class Runtime {
     size_t bytes;
   };
   std::vector<FreedLater> freed_later_;  // stores freed on release_stream_ after their decode
-  // Streams an eviction found blocked (wait_run_uses ran out of patience), with
-  // the use it waited for in vain: until that completes, an unfinished use on
-  // the same stream is behind it, and no eviction waits for it either.
-  std::vector<std::pair<CUstream, SharedEvent>> stalled_streams_;
+  // Streams that may wait for work not launched yet (patient_wait.cpp), each
+  // with the event after which it may be free: a stream memory wait queued on
+  // it, or a use a host wait waited for in vain. An unfinished use on such a
+  // stream is neither waited for nor handed over until that event completed.
+  std::vector<std::pair<CUstream, SharedEvent>> blocked_streams_;
+  // Staging pages that backed allocations exported as dma-bufs, after their
+  // cuMemFree: never handed to another range (a NIC may still write them).
+  std::vector<StagingPieces> dmabuf_kept_;
   bool behind_stall(const Unit& u) const noexcept;
   std::vector<std::shared_ptr<Unit>> restores_due_;  // see restore_due_stores (drained at the end of each staging)
   size_t held_bytes_ = 0;  // pages encode handovers keep until settled (Handoff::held)

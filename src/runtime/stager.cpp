@@ -538,6 +538,7 @@ CUresult Runtime::before_transfer(const TransferDesc& d) noexcept {
 void Runtime::after_transfer(const TransferDesc& d, CUresult result) noexcept {
   const CUstream stream = resolve(d.stream, d.per_thread_stream);
   finish_use(stream, result);
+  if (d.waits && result == CUDA_SUCCESS) note_stream_wait(stream);
   if (result != CUDA_SUCCESS || !d.host_to_device || stream_capturing(stream)) return;
   {
     std::lock_guard lock(mutex_);

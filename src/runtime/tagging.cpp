@@ -481,8 +481,21 @@ void Runtime::compress_pending_locked(bool wait_for_producers) noexcept {
     if (u->dead || u->state != UnitState::kResident || u->in_flight > 0 || u->pins > 0) continue;
     if (u->no_memory_epoch == memory_epoch_) continue;  // nothing was freed since it found no memory
     if (wait_for_producers) {
-      for (auto& e : u->filled) if (e && *e) driver().base.cuEventSynchronize(e->get());
-      u->wait_uses();
+      // Bounded (patient_wait.cpp): a use may sit behind a stream that waits
+      // for the program's later work.
+      if (behind_stall(*u)) continue;
+      std::vector<SharedEvent> pending;
+      try {
+        pending.insert(pending.end(), u->filled.begin(), u->filled.end());
+        pending.insert(pending.end(), u->uses.begin(), u->uses.end());
+      } catch (...) {
+        continue;
+      }
+      if (!await_events(pending, TraceClock::now())) {
+        mark_stalled_locked({u});
+        continue;
+      }
+      u->clear_uses();
     }
     if (!std::all_of(u->filled.begin(), u->filled.end(), event_done) || !u->uses_done()) continue;
     Allocation* a = allocation_containing(u->begin);

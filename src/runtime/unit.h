@@ -80,10 +80,6 @@ struct Unit {
   std::vector<SharedEvent> uses;
   std::vector<CUstream> use_streams;  // uses[i] was recorded on use_streams[i] (add_use)
   uint64_t uses_epoch = 0;            // stream_destroy_epoch() when use_streams was last valid
-  // An eviction waited NEUZIP_WAIT_PATIENCE_MS for these uses in vain (a
-  // stream blocked on work not launched yet): no host wait for them again
-  // until they completed or were cleared (Runtime::wait_run_uses).
-  bool stalled = false;
   std::vector<SharedEvent> filled;  // after the copies that filled it
   int in_flight = 0;           // launches between before_ and after_ hooks
   int pins = 0;                // captured graphs use it: never evicted
@@ -159,7 +155,6 @@ struct Unit {
   void clear_uses() {
     uses.clear();
     use_streams.clear();
-    stalled = false;
   }
   bool uses_done() const {
     for (const auto& e : uses) if (!event_done(e)) return false;

@@ -17,8 +17,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -59,6 +61,43 @@ int export_dmabuf(CUdeviceptr p, size_t bytes, CUresult* result = nullptr) {
   else EXPECT_EQ(CUDA_SUCCESS, r) << error_name(r);
   return r == CUDA_SUCCESS ? fd : -1;
 }
+
+// Sets a 32-bit device flag to 1 when told, or after `limit` at the latest:
+// a test whose code under test waits for the flag's stream then fails its
+// time check instead of hanging the run.
+class Watchdog {
+ public:
+  Watchdog(CUdeviceptr flag, std::chrono::seconds limit)
+      : flag_(flag), thread_([this, limit] {
+          std::unique_lock lock(mu_);
+          cv_.wait_for(lock, limit, [this] { return told_; });
+          // On a stream of its own: the legacy stream may be stuck behind the very wait.
+          cuCtxSetCurrent(Env::get().ctx);
+          CUstream s = nullptr;
+          cuStreamCreate(&s, CU_STREAM_NON_BLOCKING);
+          cuMemsetD32Async(flag_, 1, 1, s);
+          cuStreamSynchronize(s);
+          cuStreamDestroy(s);
+        }) {}
+  void now() {
+    {
+      std::lock_guard lock(mu_);
+      told_ = true;
+    }
+    cv_.notify_all();
+  }
+  ~Watchdog() {
+    now();
+    thread_.join();
+  }
+
+ private:
+  CUdeviceptr flag_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool told_ = false;
+  std::thread thread_;
+};
 
 TEST(DmaBuf, TheDeviceSupportsDmaBufs) {
   int supported = 0;
@@ -176,11 +215,12 @@ TEST(DmaBuf, ExportedWhileAnotherStreamWaitsForLaterWork) {
   CUstream blocked = nullptr;
   CU_OK(cuStreamCreate(&blocked, CU_STREAM_NON_BLOCKING));
   CU_OK(cuStreamWaitValue32(blocked, flag, 1, CU_STREAM_WAIT_VALUE_EQ));
+  Watchdog release(flag, std::chrono::seconds(8));  // a wait for the context fails the check below, not the run
   const auto start = std::chrono::steady_clock::now();
   const int fd = export_dmabuf(w, data.size());
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << "the export waited for the context";
   EXPECT_EQ(CUDA_ERROR_NOT_READY, cuStreamQuery(blocked));
-  CU_OK(cuMemsetD32(flag, 1, 1));
+  release.now();
   CU_OK(cuStreamSynchronize(blocked));
   ASSERT_GE(fd, 0);
   EXPECT_TRUE(nic_read(fd, 0, data.size()) == data) << "the NIC reads the weight before its decode completed";
@@ -219,8 +259,8 @@ TEST(DmaBuf, RefusedExportsLeaveTheWeightCompressed) {
 TEST(StreamWaits, AWaitOnACompressedWordReadsIt) {
   auto data = weights(4 * kMiB, 101);
   const size_t at = 2 * kMiB + 64;
-  const uint32_t seven = 7;
-  std::memcpy(data.data() + at, &seven, 4);
+  const uint64_t seven = 7;  // the 32-bit word and the 64-bit word both read 7
+  std::memcpy(data.data() + at, &seven, 8);
   CUdeviceptr w = alloc(data.size());
   upload(w, data, data.size());
   Env::get().flush();
@@ -228,7 +268,7 @@ TEST(StreamWaits, AWaitOnACompressedWordReadsIt) {
   CUstream s = nullptr;
   CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
   CU_OK(cuStreamWaitValue32(s, w + at, 7, CU_STREAM_WAIT_VALUE_EQ));
-  CU_OK(cuStreamWaitValue64(s, w + at, 7, CU_STREAM_WAIT_VALUE_GEQ));  // the 64-bit word's low half is 7
+  CU_OK(cuStreamWaitValue64(s, w + at, 7, CU_STREAM_WAIT_VALUE_GEQ));
   CU_OK(cuStreamSynchronize(s));
   EXPECT_EQ(host_hash(data.data(), data.size()), device_hash(w, data.size()));
   CU_OK(cuStreamDestroy(s));
@@ -320,6 +360,48 @@ TEST(StreamWaits, AKernelSpinningOnALaterFlagDoesNotHoldUpOtherLaunches) {
   CU_OK(cuMemFreeHost(flag_host));
   CU_OK(cuMemFree(out));
   CU_OK(cuMemFree(w));
+}
+
+// A weight seen unchanged at an eviction is handed over at the next one: the
+// device, not the host, waits for its last uses before its pages serve the
+// next staging. If that use sits behind a stream waiting for a flag the
+// program sets only after its next call, the next staging's decode would
+// wait for it on the device, and the call for its decode: a deadlock. A use
+// behind a queued stream wait is neither handed over nor waited for.
+TEST(StreamWaits, ARangeUsedBehindAStreamWaitIsNotHandedOver) {
+  Weight w(4 * kMiB, 113), v(4 * kMiB, 114);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(6 * kMiB);
+  // w staged, evicted unchanged by v, staged again: eligible for a handover.
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+    EXPECT_EQ(v.hash(), device_hash(v.dev, v.host.size()));
+  }
+  EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+  CUdeviceptr flag = alloc(4096);  // below NEUZIP_MIN_BYTES: the driver's own memory
+  CU_OK(cuMemsetD32(flag, 0, 1));
+  CUstream consumer = nullptr;
+  CU_OK(cuStreamCreate(&consumer, CU_STREAM_NON_BLOCKING));
+  CU_OK(cuStreamWaitValue32(consumer, flag, 1, CU_STREAM_WAIT_VALUE_EQ));
+  CUdeviceptr out = alloc(64);
+  CUdeviceptr p = w.dev;
+  uint64_t n = w.host.size();
+  void* params[] = {&p, &n, &out};
+  CU_OK(cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, consumer, params, nullptr));
+  Watchdog release(flag, std::chrono::seconds(15));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(v.hash(), device_hash(v.dev, v.host.size()));  // needs w's pages under the budget
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10))
+      << "the staging waited for the blocked stream";
+  EXPECT_EQ(CUDA_ERROR_NOT_READY, cuStreamQuery(consumer));
+  release.now();
+  CU_OK(cuStreamSynchronize(consumer));
+  uint64_t sum = 0;
+  CU_OK(cuMemcpyDtoH(&sum, out, sizeof sum));
+  EXPECT_EQ(w.hash(), sum);
+  CU_OK(cuStreamDestroy(consumer));
+  CU_OK(cuMemFree(out));
+  CU_OK(cuMemFree(flag));
 }
 
 // The same through cuStreamBatchMemOp (a wait and a write in one batch).
