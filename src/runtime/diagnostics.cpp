@@ -110,6 +110,12 @@ void Runtime::report_at_exit() noexcept {
       stats_.encode_ns.get(), stats_.evicted_ahead.get(), stats_.encoded_ahead.get(),
       stats_.evictions_deferred.get(), stats_.encode_handoffs.get(), stats_.encode_rescues.get(), stats_.encode_handoffs_held.get(),
       stats_.hook_cpu_ns.get(), stats_.parked.get());
+  if (const uint64_t stalled = stats_.stalled_waits.get()) {
+    log(LogLevel::kError,
+        "evictions that gave up waiting for a blocked stream: {} (staged over the budget instead; "
+        "NEUZIP_WAIT_PATIENCE_MS)",
+        stalled);
+  }
   if (const uint64_t unserved = unserved_.peak_total()) {
     log(LogLevel::kError,
         "passed through, never compressed: peak {} bytes (the program's own virtual memory {}, stream-ordered "

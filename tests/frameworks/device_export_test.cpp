@@ -75,7 +75,7 @@ class Watchdog {
           cuCtxSetCurrent(Env::get().ctx);
           CUstream s = nullptr;
           cuStreamCreate(&s, CU_STREAM_NON_BLOCKING);
-          cuMemsetD32Async(flag_, 1, 1, s);
+          cuStreamWriteValue32(s, flag_, 1, 0);  // a word store, as the waiting stream polls it
           cuStreamSynchronize(s);
           cuStreamDestroy(s);
         }) {}
