@@ -4,10 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstring>
-#include <thread>
-#include <vector>
 
 #include "runtime/log.h"
 #include "runtime/rewrite_policy.h"

@@ -372,6 +372,7 @@ class Runtime {
   // A unit (of u's run) has an unfinished use on a stream marked blocked: neither
   // waited for nor handed over (a handover's fence would make the device wait for it).
   bool run_blocked(const Unit& u) const noexcept;
+  bool behind_stall(const Unit& u) const noexcept;  // the same for one unit
 
   // After stage(). `alone`: the unit is its run's only one (see eviction.cpp).
   void release_store_if_pressed(Unit& u, bool alone) noexcept;  // lock held
@@ -485,7 +486,6 @@ class Runtime {
   // Staging pages that backed allocations exported as dma-bufs, after their
   // cuMemFree: never handed to another range (a NIC may still write them).
   std::vector<StagingPieces> dmabuf_kept_;
-  bool behind_stall(const Unit& u) const noexcept;
   std::vector<std::shared_ptr<Unit>> restores_due_;  // see restore_due_stores (drained at the end of each staging)
   size_t held_bytes_ = 0;  // pages encode handovers keep until settled (Handoff::held)
   size_t encode_handoff_bytes_ = 0;  // runs of encode handovers not settled yet
