@@ -61,6 +61,13 @@
   X(StreamSynchronize, "cuStreamSynchronize", "cuStreamSynchronize", 2000, L)                    \
   X(StreamSynchronize_ptsz, "cuStreamSynchronize_ptsz", "cuStreamSynchronize", 7000, P)          \
   X(EventSynchronize, "cuEventSynchronize", "cuEventSynchronize", 2000, A)                       \
+  /* events between streams: waits that chain behind a stream memory wait */                    \
+  X(EventRecord, "cuEventRecord", "cuEventRecord", 2000, L)                                      \
+  X(EventRecord_ptsz, "cuEventRecord_ptsz", "cuEventRecord", 7000, P)                            \
+  X(EventRecordWithFlags, "cuEventRecordWithFlags", "cuEventRecordWithFlags", 11010, L)          \
+  X(EventRecordWithFlags_ptsz, "cuEventRecordWithFlags_ptsz", "cuEventRecordWithFlags", 11010, P) \
+  X(StreamWaitEvent, "cuStreamWaitEvent", "cuStreamWaitEvent", 3020, L)                          \
+  X(StreamWaitEvent_ptsz, "cuStreamWaitEvent_ptsz", "cuStreamWaitEvent", 7000, P)                \
   /* copies */                                                                                   \
   X(MemcpyHtoD_v2, "cuMemcpyHtoD_v2", "cuMemcpyHtoD", 3020, L)                                   \
   X(MemcpyHtoD_v2_ptds, "cuMemcpyHtoD_v2_ptds", "cuMemcpyHtoD", 7000, P)                         \

@@ -61,6 +61,9 @@ typedef struct nz_runtime_stats {
   uint64_t unserved_bytes_peak;     /* device memory passed through, never compressed (peak): the program's own
                                        cuMemCreate handles and cuMemAllocAsync allocations (PyTorch's
                                        expandable_segments:True, backend:cudaMallocAsync) */
+  /* Appended in the seventh round: */
+  uint64_t stalled_waits;           /* evictions that gave up waiting for a stream blocked on later work
+                                       (NEUZIP_WAIT_PATIENCE_MS) and staged over the budget instead */
 } nz_runtime_stats;
 
 /* Compress now every tagged range that may be compressed, waiting for the

@@ -43,6 +43,7 @@ _STATS_FIELDS = (
     "vmm_calls", "decode_launches", "bytes_decompressed", "hook_host_ns",
     "hook_wait_ns", "stagings_ahead", "stagings_on_launch",
     "unserved_bytes_peak",
+    "stalled_waits",
 )
 
 

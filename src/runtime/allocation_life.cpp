@@ -216,6 +216,7 @@ void Runtime::on_context_destroy(CUcontext ctx, CUdevice device, bool primary_re
   release_stream_.reset();
   return_stream_.reset();  // synchronized after each free: nothing queued
   guard_stream_.reset();
+  kept_until_.clear();  // the context's work is over: its decodes read nothing more
   rescue_.release();
   parked_.release();
   kept_stores_.release();

@@ -257,6 +257,7 @@ bool Runtime::evict(Allocation& a, const std::shared_ptr<Unit>& u) noexcept {
 // staged) when the host memory is full or cannot be had. Counted by evict,
 // which undoes it if the run stays mapped after all.
 bool Runtime::park(Unit& u) noexcept {
+  reap_kept();  // host memory decodes no longer read
   auto slot = parked_.take(u.bytes());
   if (!slot) return false;
   CUstream s = internal_.get();
@@ -383,8 +384,8 @@ void Runtime::release_store_if_pressed(Unit& u, bool alone) noexcept {
         freed_later_.push_back({freed ? std::move(freed) : u.ready, u.store.bytes});
       } catch (...) {
       }
-    } else if (driver().base.cuEventSynchronize(u.ready->get()) != CUDA_SUCCESS) {
-      return;
+    } else if (!await_decode(u)) {
+      return;  // queued behind a stream that waits for later work: kept (over the budget)
     }
   }
   // Nothing reads it now (unless freed later above): its memory back at once.
@@ -423,6 +424,7 @@ size_t Runtime::device_work_allowance() const noexcept {
 
 size_t Runtime::unwaited_bytes() noexcept {
   std::erase_if(freed_later_, [](const FreedLater& f) { return event_done(f.after); });
+  reap_kept();
   size_t bytes = encode_handoff_bytes_;
   for (const auto& f : freed_later_) bytes += f.bytes;
   return bytes;

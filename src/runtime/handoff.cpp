@@ -50,6 +50,7 @@ bool Runtime::hand_over(const std::shared_ptr<Unit>& u) noexcept {
     if (units.empty()) return false;
     h = std::make_shared<Handoff>();
     const size_t header = (units.size() * sizeof(uint32_t) + kFlagsAlign - 1) / kFlagsAlign * kFlagsAlign;
+    reap_kept();  // host memory decodes no longer read
     h->slot = rescue_.take(header + run->bytes());
     if (!h->slot) return false;  // as far ahead as the rescue memory allows: the caller waits instead
     std::memset(h->slot->host(), 0, units.size() * sizeof(uint32_t));

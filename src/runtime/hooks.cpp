@@ -71,6 +71,14 @@ void after_transfer(const TransferDesc& d, CUresult result) noexcept {
   if (Runtime::is_active()) Runtime::get().after_transfer(d, result);
 }
 
+void after_event_record(CUevent event, CUstream stream, bool per_thread_stream) noexcept {
+  if (Runtime::is_active()) Runtime::get().after_event_record(event, stream, per_thread_stream);
+}
+
+void after_stream_wait_event(CUstream stream, bool per_thread_stream, CUevent event) noexcept {
+  if (Runtime::is_active()) Runtime::get().after_stream_wait_event(stream, per_thread_stream, event);
+}
+
 bool external_hooks_enabled() noexcept {
   return Runtime::is_active() && Runtime::get().external_hooks_enabled();
 }
@@ -90,6 +98,10 @@ void on_group_start() noexcept {
 
 void on_group_end(ExternalOutcome outcome) noexcept {
   if (Runtime::is_active()) Runtime::get().on_group_end(outcome);
+}
+
+void after_external_wait(CUstream stream) noexcept {
+  if (Runtime::is_active()) Runtime::get().after_external_wait(stream);
 }
 
 void pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept {

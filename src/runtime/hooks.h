@@ -126,6 +126,13 @@ struct TransferDesc {
 CUresult before_transfer(const TransferDesc& d) noexcept;
 void after_transfer(const TransferDesc& d, CUresult result) noexcept;
 
+// ---- Events between streams -------------------------------------------------------
+// After a successful cuEventRecord(WithFlags) / cuStreamWaitEvent: a stream made
+// to wait for an event recorded behind a stream memory wait may itself wait
+// for later work (patient_wait.cpp). One relaxed load while no stream does.
+void after_event_record(CUevent event, CUstream stream, bool per_thread_stream) noexcept;
+void after_stream_wait_event(CUstream stream, bool per_thread_stream, CUevent event) noexcept;
+
 // ---- Communication libraries (NCCL) ------------------------------------------------
 // NCCL's kernels find their buffers through work descriptors the launch scan
 // never sees, so the shim describes each collective or send/receive as the
@@ -148,6 +155,9 @@ void after_external(const TransferDesc& d, ExternalOutcome outcome) noexcept;
 // After a successful ncclGroupStart / after ncclGroupEnd returned.
 void on_group_start() noexcept;
 void on_group_end(ExternalOutcome outcome) noexcept;
+// After a library call that makes `stream` wait for other ranks (ncclWaitSignal):
+// the stream may wait for work launched later, as after a stream memory wait.
+void after_external_wait(CUstream stream) noexcept;
 // A range the library keeps using outside any call we see (ncclCommRegister,
 // ncclMemAlloc): staged now and pinned (never compressed, never unmapped)
 // until unpin_external(owner). `owner` names the registration (the handle

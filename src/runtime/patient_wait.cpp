@@ -21,11 +21,15 @@
 //  * every other host wait lasts at most NEUZIP_WAIT_PATIENCE_MS; past it,
 //    the streams of the uses still unfinished are marked until those uses
 //    complete (mark_stalled_locked).
+// Marks spread through events: an event recorded on a marked stream is behind
+// its wait, and a stream made to wait for it (cuStreamWaitEvent) is marked
+// until that wait passed (after_event_record, after_stream_wait_event).
 // A unit with an unfinished use on a marked stream is passed over
 // (run_evictable, hand-over eligibility); the caller evicts another run or
 // stages over the budget. The marks end by themselves when their events
 // complete. Events are polled (cuEventSynchronize cannot time out), with
 // sleeps between the queries.
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -34,6 +38,11 @@
 #include "runtime/runtime_internal.h"
 
 namespace nz::rt {
+namespace {
+// Events remembered behind marks: a program records a handful per step on a
+// stream; past this many the oldest is forgotten (found by the patience then).
+constexpr size_t kMaxEventsBehindMarks = 256;
+}  // namespace
 
 bool Runtime::await_events(const std::vector<SharedEvent>& events, TraceClock::time_point start) const noexcept {
   const auto deadline = start + std::chrono::milliseconds(config_.wait_patience_ms);
@@ -75,33 +84,87 @@ bool Runtime::run_blocked(const Unit& u) const noexcept {
 void Runtime::note_stream_wait(CUstream stream) noexcept {
   if (detail::stream_capturing(stream)) return;  // a graph's wait: its replays are pinned, not waited for
   std::lock_guard lock(mutex_);
-  std::erase_if(blocked_streams_, [](const auto& s) { return event_done(s.second); });
+  prune_marks_locked();
+  mark_stream_locked(stream);
+}
+
+void Runtime::mark_stream_locked(CUstream stream) noexcept {
   SharedEvent passed = record_event(stream);
   if (!passed) return;
   try {
     blocked_streams_.emplace_back(stream, std::move(passed));
+    streams_marked_.store(true, std::memory_order_relaxed);
   } catch (...) {
   }
 }
 
-void Runtime::mark_stalled_locked(const std::vector<std::shared_ptr<Unit>>& units) noexcept {
+bool Runtime::prune_marks_locked() noexcept {
   std::erase_if(blocked_streams_, [](const auto& s) { return event_done(s.second); });
-  CUdeviceptr begin = 0;
-  size_t bytes = 0;
-  for (const auto& v : units) {
-    bool stalled = false;
-    for (size_t i = 0; i < v->uses.size() && i < v->use_streams.size(); ++i) {
-      if (event_done(v->uses[i])) continue;
-      stalled = true;
-      try {
-        blocked_streams_.emplace_back(v->use_streams[i], v->uses[i]);
-      } catch (...) {
-      }
-    }
-    if (!stalled) continue;
-    if (begin == 0) begin = v->begin;
-    bytes += v->bytes();
+  if (!blocked_streams_.empty()) return true;
+  // No wait left queued: every event recorded behind one has passed it.
+  events_behind_marks_.clear();
+  streams_marked_.store(false, std::memory_order_relaxed);
+  return false;
+}
+
+// Chains through events: a stream that waits (cuStreamWaitEvent) for an event
+// recorded on a marked stream after its mark waits for the same later work
+// (PyTorch orders its streams this way: a consumer stream waits for the
+// event of a communication stream). Without this, only the patience found
+// such a stream: one host wait of NEUZIP_WAIT_PATIENCE_MS, or a handover
+// whose fence would deadlock the device. Not seen: the legacy stream's
+// implicit ordering after blocking streams.
+void Runtime::after_event_record(CUevent event, CUstream stream, bool per_thread) noexcept {
+  if (!streams_marked_.load(std::memory_order_relaxed) || event == nullptr) return;
+  const CUstream s = resolve(stream, per_thread);
+  if (detail::stream_capturing(s)) return;  // a node of a graph, not a record now
+  std::lock_guard lock(mutex_);
+  if (!prune_marks_locked()) return;
+  bool behind = false;
+  for (const auto& [marked, until] : blocked_streams_) behind = behind || (marked == s && !event_done(until));
+  auto it = std::find(events_behind_marks_.begin(), events_behind_marks_.end(), event);
+  if (!behind) {
+    if (it != events_behind_marks_.end()) events_behind_marks_.erase(it);  // recorded again elsewhere
+    return;
   }
+  if (it != events_behind_marks_.end()) return;
+  if (events_behind_marks_.size() >= kMaxEventsBehindMarks) events_behind_marks_.erase(events_behind_marks_.begin());
+  try {
+    events_behind_marks_.push_back(event);
+  } catch (...) {
+  }
+}
+
+void Runtime::after_stream_wait_event(CUstream stream, bool per_thread, CUevent event) noexcept {
+  if (!streams_marked_.load(std::memory_order_relaxed) || event == nullptr) return;
+  const CUstream s = resolve(stream, per_thread);
+  if (detail::stream_capturing(s)) return;
+  std::lock_guard lock(mutex_);
+  if (!prune_marks_locked()) return;
+  auto it = std::find(events_behind_marks_.begin(), events_behind_marks_.end(), event);
+  if (it == events_behind_marks_.end()) return;
+  if (driver().base.cuEventQuery(event) != CUDA_ERROR_NOT_READY) {  // passed (or gone): nothing to wait for
+    events_behind_marks_.erase(it);
+    return;
+  }
+  mark_stream_locked(s);  // until the wait for `event` passed
+}
+
+bool Runtime::mark_unit_uses_locked(const Unit& v) noexcept {
+  bool stalled = false;
+  for (size_t i = 0; i < v.uses.size() && i < v.use_streams.size(); ++i) {
+    if (event_done(v.uses[i])) continue;
+    stalled = true;
+    try {
+      blocked_streams_.emplace_back(v.use_streams[i], v.uses[i]);
+      streams_marked_.store(true, std::memory_order_relaxed);
+    } catch (...) {
+    }
+  }
+  return stalled;
+}
+
+void Runtime::note_stall_locked(CUdeviceptr begin, size_t bytes) noexcept {
   stats_.stalled_waits.add();
   emit("stalled", begin, bytes);
   static std::atomic<bool> said{false};
@@ -109,6 +172,35 @@ void Runtime::mark_stalled_locked(const std::vector<std::shared_ptr<Unit>>& unit
     log(LogLevel::kError, "a staged range's queued uses did not complete within {} ms (a stream waiting for work "
         "not launched yet?): staging over the budget instead of waiting (NEUZIP_WAIT_PATIENCE_MS)",
         config_.wait_patience_ms);
+}
+
+void Runtime::mark_stalled_locked(const std::vector<std::shared_ptr<Unit>>& units) noexcept {
+  prune_marks_locked();
+  CUdeviceptr begin = 0;
+  size_t bytes = 0;
+  for (const auto& v : units) {
+    if (!mark_unit_uses_locked(*v)) continue;
+    if (begin == 0) begin = v->begin;
+    bytes += v->bytes();
+  }
+  note_stall_locked(begin, bytes);
+}
+
+// The decode that staged a unit runs on the launching stream, behind
+// whatever that stream waits for. Memory the decode reads (the unit's store,
+// a host copy) is freed once it completed; when the host would wait for that
+// (no device-side free possible), the wait is bounded like the others, and
+// a decode behind a marked stream is not waited for at all: the caller keeps
+// the memory (over the budget) instead.
+bool Runtime::await_decode(Unit& u) noexcept {
+  if (event_done(u.ready)) return true;
+  if (behind_stall(u)) return false;
+  const auto start = TraceClock::now();
+  if (await_events({u.ready}, start)) return true;
+  prune_marks_locked();
+  mark_unit_uses_locked(u);
+  note_stall_locked(u.begin, u.bytes());
+  return false;
 }
 
 std::vector<std::shared_ptr<Unit>> Runtime::run_members(const std::shared_ptr<Unit>& u) {

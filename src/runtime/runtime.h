@@ -74,6 +74,13 @@ class Runtime {
   void after_transfer(const TransferDesc& d, CUresult result) noexcept;
   // After a stream memory wait the program queued on `stream` (patient_wait.cpp).
   void note_stream_wait(CUstream stream) noexcept;
+  // After the program's cuEventRecord / cuStreamWaitEvent (patient_wait.cpp):
+  // an event recorded on a marked stream is behind its wait, and a stream made
+  // to wait for such an event is marked too. One relaxed load while no stream
+  // is marked.
+  void after_event_record(CUevent event, CUstream stream, bool per_thread) noexcept;
+  void after_stream_wait_event(CUstream stream, bool per_thread, CUevent event) noexcept;
+  void after_external_wait(CUstream stream) noexcept { note_stream_wait(resolve(stream, false)); }
   bool external_hooks_enabled() const noexcept { return config_.nccl_hooks; }
   CUresult before_external(const TransferDesc& d) noexcept;
   void after_external(const TransferDesc& d, ExternalOutcome outcome) noexcept;
@@ -368,6 +375,17 @@ class Runtime {
   bool await_events(const std::vector<SharedEvent>& events, TraceClock::time_point start) const noexcept;
   // Lock held: the streams of the units' unfinished uses marked blocked until those complete.
   void mark_stalled_locked(const std::vector<std::shared_ptr<Unit>>& units) noexcept;
+  // Lock held: marks the streams of the unit's unfinished uses (true if any).
+  bool mark_unit_uses_locked(const Unit& v) noexcept;
+  // Lock held: a host wait gave up (counted, traced, said once).
+  void note_stall_locked(CUdeviceptr begin, size_t bytes) noexcept;
+  // Lock held: the unit's decode completed, or completes within the patience;
+  // false at once when it is queued behind a marked stream (see patient_wait.cpp).
+  bool await_decode(Unit& u) noexcept;
+  // Lock held: `stream` marked until an event recorded on it now completes.
+  void mark_stream_locked(CUstream stream) noexcept;
+  // Lock held: drops the marks that ended; false (and nothing marked) if none is left.
+  bool prune_marks_locked() noexcept;
   static std::vector<std::shared_ptr<Unit>> run_members(const std::shared_ptr<Unit>& u);  // may throw
   // A unit (of u's run) has an unfinished use on a stream marked blocked: neither
   // waited for nor handed over (a handover's fence would make the device wait for it).
@@ -478,11 +496,21 @@ class Runtime {
     size_t bytes;
   };
   std::vector<FreedLater> freed_later_;  // stores freed on release_stream_ after their decode
+  // Host memory (parked or rescued copies) a queued decode still reads, kept
+  // until the decode's event: the decode may wait behind its stream's work.
+  std::vector<std::pair<SharedEvent, std::shared_ptr<RescueSlot>>> kept_until_;
+  bool keep_until(const SharedEvent& after, std::shared_ptr<RescueSlot> slot) noexcept;  // false: not kept
+  void reap_kept() noexcept;  // lets go of what completed events no longer need
   // Streams that may wait for work not launched yet (patient_wait.cpp), each
   // with the event after which it may be free: a stream memory wait queued on
   // it, or a use a host wait waited for in vain. An unfinished use on such a
   // stream is neither waited for nor handed over until that event completed.
   std::vector<std::pair<CUstream, SharedEvent>> blocked_streams_;
+  // The program's events last recorded on a stream while it was in
+  // blocked_streams_ (cleared when no stream is marked any more), and whether
+  // any stream may be marked (read without the lock by the event hooks).
+  std::vector<CUevent> events_behind_marks_;
+  std::atomic<bool> streams_marked_{false};
   // Staging pages that backed allocations exported as dma-bufs, after their
   // cuMemFree: never handed to another range (a NIC may still write them).
   std::vector<StagingPieces> dmabuf_kept_;

@@ -93,18 +93,27 @@ CUresult Runtime::acquire_runs(const std::vector<std::vector<std::shared_ptr<Uni
 // fails (a device behind its host made a run that fits fail now and then).
 // Out of memory only, never on a steady-state launch. Lock held: those
 // streams run no work of ours that takes it. True if it could wait.
+// The release stream's frees wait for decodes queued on the program's
+// streams, which may wait for work launched later: it is synchronized only
+// once it ran dry within the patience (then at once, for the driver's pool).
 bool Runtime::reclaim_stream_ordered_frees() noexcept {
   bool waited = false;
-  for (CUstream s : {internal_.get(), release_stream_.get()})
-    if (s != nullptr) waited |= driver().base.cuStreamSynchronize(s) == CUDA_SUCCESS;
+  for (CUstream s : {internal_.get(), release_stream_.get()}) {
+    if (s == nullptr) continue;
+    if (s == release_stream_.get()) {
+      SharedEvent drained = record_event(s);
+      if (!await_events({drained}, TraceClock::now())) continue;
+    }
+    waited |= driver().base.cuStreamSynchronize(s) == CUDA_SUCCESS;
+  }
   std::erase_if(freed_later_, [](const FreedLater& f) { return event_done(f.after); });
   return waited;
 }
 
 // The out-of-memory path's last resort before a staging fails: every staged
 // lossless range gives its store up once its decode completed (the host
-// waits for it). Their pages hold the data; each costs an encode (or a
-// park) at its eviction. True if any store went.
+// waits for it, within the patience: await_decode). Their pages hold the
+// data; each costs an encode (or a park) at its eviction. True if any store went.
 bool Runtime::give_up_staged_stores() noexcept {
   bool freed = false;
   for (const auto& u : staged_) {
@@ -112,7 +121,7 @@ bool Runtime::give_up_staged_stores() noexcept {
     if (u->dead || u->state != UnitState::kStaged || u->incoming || !u->store.data ||
         CompressedStore::lossy_for(u->dtype, config_))
       continue;
-    if (u->ready && *u->ready && driver().base.cuEventSynchronize(u->ready->get()) != CUDA_SUCCESS) continue;
+    if (u->ready && *u->ready && !await_decode(*u)) continue;
     give_store_up(*u);
     freed = true;
   }
@@ -195,16 +204,33 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
   return r;
 }
 
+bool Runtime::keep_until(const SharedEvent& after, std::shared_ptr<RescueSlot> slot) noexcept {
+  if (!after || !*after) return false;
+  reap_kept();
+  try {
+    kept_until_.emplace_back(after, std::move(slot));
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+void Runtime::reap_kept() noexcept {
+  std::erase_if(kept_until_, [](const auto& k) { return event_done(k.first); });
+}
+
 // Phase 3 (lock held): the runs' units are staged, ready after `ready`.
 void Runtime::finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, const SharedEvent& ready,
                           CUstream decode_stream, bool capturing, TraceClock::time_point start) noexcept {
   for (auto& run : runs) {
     for (auto& u : run->alive()) {
       if (u->rescue) {
-        // Staged from its copy: the copy must be complete before it goes, and
-        // the stale store is replaced at the next eviction.
-        if (ready && *ready) driver().base.cuEventSynchronize(ready->get());
-        else driver().base.cuStreamSynchronize(decode_stream);
+        // Staged from its copy: the copy must be complete before its host
+        // memory goes back to the pool, and the stale store is replaced at
+        // the next eviction. The slot is kept until the decode's event, not
+        // waited for: the decode is queued on the launching stream, which
+        // may wait for work launched later (patient_wait.cpp).
+        if (!keep_until(ready, std::move(u->rescue))) driver().base.cuStreamSynchronize(decode_stream);
         u->rescue.reset();
         u->recode = true;
       }

@@ -34,6 +34,7 @@ void Stats::fill(nz_runtime_stats& out) noexcept {
   out.hook_wait_ns = hook_wait_ns.get();
   out.stagings_ahead = prefetches.get();
   out.stagings_on_launch = stagings_on_launch.get();
+  out.stalled_waits = stalled_waits.get();
 }
 
 }  // namespace nz::rt

@@ -362,6 +362,18 @@ TEST(StreamWaits, AKernelSpinningOnALaterFlagDoesNotHoldUpOtherLaunches) {
   CU_OK(cuMemFree(w));
 }
 
+// w staged, evicted unchanged by v, staged again: eligible for a handover
+// when v needs its pages next.
+void make_handover_eligible(const Weight& w, const Weight& v) {
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(6 * kMiB);
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+    EXPECT_EQ(v.hash(), device_hash(v.dev, v.host.size()));
+  }
+  EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+}
+
 // A weight seen unchanged at an eviction is handed over at the next one: the
 // device, not the host, waits for its last uses before its pages serve the
 // next staging. If that use sits behind a stream waiting for a flag the
@@ -370,14 +382,7 @@ TEST(StreamWaits, AKernelSpinningOnALaterFlagDoesNotHoldUpOtherLaunches) {
 // behind a queued stream wait is neither handed over nor waited for.
 TEST(StreamWaits, ARangeUsedBehindAStreamWaitIsNotHandedOver) {
   Weight w(4 * kMiB, 113), v(4 * kMiB, 114);
-  Env::get().flush();
-  EXPECT_COMPRESSED_AT_LEAST(6 * kMiB);
-  // w staged, evicted unchanged by v, staged again: eligible for a handover.
-  for (int round = 0; round < 2; ++round) {
-    EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
-    EXPECT_EQ(v.hash(), device_hash(v.dev, v.host.size()));
-  }
-  EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+  make_handover_eligible(w, v);
   CUdeviceptr flag = alloc(4096);  // below NEUZIP_MIN_BYTES: the driver's own memory
   CU_OK(cuMemsetD32(flag, 0, 1));
   CUstream consumer = nullptr;
@@ -402,6 +407,110 @@ TEST(StreamWaits, ARangeUsedBehindAStreamWaitIsNotHandedOver) {
   CU_OK(cuStreamDestroy(consumer));
   CU_OK(cuMemFree(out));
   CU_OK(cuMemFree(flag));
+}
+
+// A stream made to wait (cuStreamWaitEvent) for an event recorded behind a
+// stream memory wait waits for the same later work: PyTorch orders a
+// consumer stream after a communication stream this way. Its uses are
+// neither waited for (below) nor handed over (the next test); before, only
+// the patience found it (one host wait of NEUZIP_WAIT_PATIENCE_MS) and a
+// handover's fence deadlocked until the flag was set.
+struct ChainedWait {
+  CUdeviceptr flag = 0;
+  CUstream waiting = nullptr, consumer = nullptr;
+  CUevent behind = nullptr;
+  // `consumer` waits for an event recorded on `waiting` after its wait for the flag.
+  void begin() {
+    flag = alloc(4096);  // below NEUZIP_MIN_BYTES: the driver's own memory
+    CU_OK(cuMemsetD32(flag, 0, 1));
+    CU_OK(cuStreamCreate(&waiting, CU_STREAM_NON_BLOCKING));
+    CU_OK(cuStreamCreate(&consumer, CU_STREAM_NON_BLOCKING));
+    CU_OK(cuEventCreate(&behind, CU_EVENT_DISABLE_TIMING));
+    CU_OK(cuStreamWaitValue32(waiting, flag, 1, CU_STREAM_WAIT_VALUE_EQ));
+    CU_OK(cuEventRecord(behind, waiting));
+    CU_OK(cuStreamWaitEvent(consumer, behind, 0));
+  }
+  ~ChainedWait() {
+    cuStreamSynchronize(consumer);
+    cuStreamSynchronize(waiting);
+    cuEventDestroy(behind);
+    cuStreamDestroy(consumer);
+    cuStreamDestroy(waiting);
+    cuMemFree(flag);
+  }
+  // Sums [p, p + n) into `out` on the consumer stream.
+  void sum(CUdeviceptr p, uint64_t n, CUdeviceptr out) const { queue_sum(p, n, out, consumer); }
+};
+
+// A weight larger than the budget read behind a stream wait: the call is
+// staged unit by unit, and each unit's store is given up once its decode
+// (queued on the waiting stream) completed. The host used to wait for that
+// decode, i.e. for the flag, and the program hung (here: until the watchdog).
+TEST(StreamWaits, AWeightLargerThanTheBudgetIsStagedBehindAWait) {
+  Weight w(8 * kMiB, 124);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(6 * kMiB);
+  CUdeviceptr out = alloc(64);
+  {
+    ChainedWait chain;  // its `waiting` stream waits for the flag
+    chain.begin();
+    Watchdog release(chain.flag, std::chrono::seconds(15));
+    const auto start = std::chrono::steady_clock::now();
+    queue_sum(w.dev, w.host.size(), out, chain.waiting);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10))
+        << "the launch waited for its own stream's wait";
+    EXPECT_EQ(CUDA_ERROR_NOT_READY, cuStreamQuery(chain.waiting));
+    release.now();
+  }
+  EXPECT_EQ(w.hash(), read_word(out));
+  EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+  CU_OK(cuMemFree(out));
+}
+
+TEST(StreamWaits, AStreamWaitingForAnEventBehindAWaitIsNotWaitedFor) {
+  Weight w(4 * kMiB, 115);
+  std::vector<std::unique_ptr<Weight>> others;
+  for (uint32_t i = 0; i < 3; ++i) others.push_back(std::make_unique<Weight>(4 * kMiB, 116 + i));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(2 * kMiB);
+  CUdeviceptr out = alloc(64);
+  {
+    ChainedWait chain;
+    chain.begin();
+    Watchdog release(chain.flag, std::chrono::seconds(20));
+    chain.sum(w.dev, w.host.size(), out);
+    const uint64_t stalled = Env::get().stats().stalled_waits;
+    for (int round = 0; round < 2; ++round)
+      for (const auto& o : others) EXPECT_EQ(o->hash(), device_hash(o->dev, o->host.size()));
+    EXPECT_EQ(stalled, Env::get().stats().stalled_waits)
+        << "an eviction waited NEUZIP_WAIT_PATIENCE_MS for the consumer before passing it over";
+    EXPECT_EQ(CUDA_ERROR_NOT_READY, cuStreamQuery(chain.consumer)) << "the chain did not hold the consumer";
+    release.now();
+  }
+  EXPECT_EQ(w.hash(), read_word(out)) << "the consumer read something else";
+  EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+  others.clear();
+  CU_OK(cuMemFree(out));
+}
+
+TEST(StreamWaits, AStreamWaitingForAnEventBehindAWaitIsNotHandedOver) {
+  Weight w(4 * kMiB, 119), v(4 * kMiB, 120);
+  make_handover_eligible(w, v);
+  CUdeviceptr out = alloc(64);
+  {
+    ChainedWait chain;
+    chain.begin();
+    chain.sum(w.dev, w.host.size(), out);
+    Watchdog release(chain.flag, std::chrono::seconds(15));
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(v.hash(), device_hash(v.dev, v.host.size()));  // needs w's pages under the budget
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10))
+        << "the staging waited for the consumer's chain";
+    EXPECT_EQ(CUDA_ERROR_NOT_READY, cuStreamQuery(chain.consumer));
+    release.now();
+  }
+  EXPECT_EQ(w.hash(), read_word(out));
+  CU_OK(cuMemFree(out));
 }
 
 // The same through cuStreamBatchMemOp (a wait and a write in one batch).

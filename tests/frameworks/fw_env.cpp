@@ -131,6 +131,18 @@ uint64_t launch_and_read(CUfunction f, std::vector<void*> params, CUdeviceptr ou
   return v;
 }
 
+void queue_sum(CUdeviceptr p, uint64_t n, CUdeviceptr out, CUstream s) {
+  void* params[] = {&p, &n, &out};
+  const CUresult r = cuLaunchKernel(Env::get().fn("sum_bytes"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr);
+  EXPECT_EQ(CUDA_SUCCESS, r) << error_name(r);
+}
+
+uint64_t read_word(CUdeviceptr out) {
+  uint64_t v = 0;
+  EXPECT_EQ(CUDA_SUCCESS, cuMemcpyDtoH(&v, out, sizeof v));
+  return v;
+}
+
 uint64_t device_hash(CUdeviceptr p, uint64_t n, CUresult* launch_result) {
   static CUdeviceptr out = alloc(64);
   return launch_and_read(Env::get().fn("sum_bytes"), {&p, &n, &out}, out, nullptr, launch_result);

@@ -57,6 +57,10 @@ void upload(CUdeviceptr dst, const std::vector<uint8_t>& data, size_t piece);
 // Launches `kernel` with (a, n, out) style params built by the caller, waits, returns *out.
 uint64_t launch_and_read(CUfunction f, std::vector<void*> params, CUdeviceptr out, CUstream s = nullptr,
                          CUresult* launch_result = nullptr);
+// Queues sum_bytes(p, n) -> *out on `s` without waiting (a stream that may
+// be blocked); read_word(out) once it ran.
+void queue_sum(CUdeviceptr p, uint64_t n, CUdeviceptr out, CUstream s);
+uint64_t read_word(CUdeviceptr out);
 // sum_bytes(p, n) on the device.
 uint64_t device_hash(CUdeviceptr p, uint64_t n, CUresult* launch_result = nullptr);
 uint64_t host_hash(const uint8_t* p, uint64_t n);

@@ -71,10 +71,13 @@ CUresult before_transfer(const TransferDesc& d) noexcept {
   return CUDA_SUCCESS;
 }
 void after_transfer(const TransferDesc&, CUresult) noexcept {}
+void after_event_record(CUevent, CUstream, bool) noexcept {}
+void after_stream_wait_event(CUstream, bool, CUevent) noexcept {}
 // NCCL hooks: the routing tests have no NCCL; the shim forwards untouched.
 bool external_hooks_enabled() noexcept { return false; }
 CUresult before_external(const TransferDesc&) noexcept { return CUDA_SUCCESS; }
 void after_external(const TransferDesc&, ExternalOutcome) noexcept {}
+void after_external_wait(CUstream) noexcept {}
 void on_group_start() noexcept {}
 void on_group_end(ExternalOutcome) noexcept {}
 void pin_external(PinOwner, uintptr_t, CUdeviceptr, size_t, const char*) noexcept {}
