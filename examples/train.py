@@ -137,10 +137,30 @@ def main(argv=None):
           on_step=print_step, optimizer=args.optimizer)
     with full_params():
         print(f"digest {llama.model_digest(model)}")
+    if args.dist == "ddp":
+        exchange_parameters(model)
     if args.dist != "none":
         import torch.distributed as dist
         dist.destroy_process_group()
     return 0
+
+
+def exchange_parameters(model):
+    """An expert-parallel style exchange: all_to_all_single of every
+    parameter with equal splits (NCCL's ncclAlltoAll since NCCL 2.28) into a
+    fresh buffer, and its digest. Under neuzip the parameters may be held
+    compressed; the exchange must read them whole. With one rank the output
+    is the input."""
+    import torch.distributed as dist
+
+    received = []
+    for _, p in sorted(model.named_parameters()):
+        flat = p.detach().reshape(-1)
+        whole = flat.numel() - flat.numel() % dist.get_world_size()
+        out = torch.empty_like(flat[:whole])
+        dist.all_to_all_single(out, flat[:whole].contiguous())
+        received.append(out)
+    print(f"digest all_to_all {llama.digest(received)}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,19 @@ typedef enum {
 // cudaStream_t is CUstream (the runtime and the driver share the handle).
 typedef CUstream ncclStream_t;
 
+// A registered memory window (NCCL 2.27 and later: symmetric memory, one-sided puts).
+typedef struct ncclWindow_vidmem* ncclWindow_t;
+// The per-call configuration of the nccl*Config collectives of newer NCCLs
+// (opaque here: passed through untouched).
+typedef struct ncclCollConfig_v23100 ncclCollConfig_t;
+// How many signals ncclWaitSignal (newer NCCLs, one-sided) waits for, from whom.
+typedef struct {
+  int opCnt;
+  int peer;
+  int sigIdx;
+  int ctx;
+} ncclWaitSignalDesc_t;
+
 }  // extern "C"
 
 namespace nz::nccl {

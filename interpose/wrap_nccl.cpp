@@ -1,6 +1,11 @@
 // wrap_nccl.cpp: NCCL's public calls that move data (collectives, send and
-// receive), its groups, and the calls that hand it buffers to keep
-// (ncclCommRegister, ncclMemAlloc). NCCL's kernels find their buffers through
+// receive, one-sided puts), its groups, and the calls that hand it buffers to
+// keep (ncclCommRegister, ncclCommWindowRegister, ncclMemAlloc). NCCL 2.28
+// added ncclAlltoAll, ncclGather and ncclScatter (PyTorch's equal-split
+// all_to_all_single calls ncclAlltoAll when built with it), later releases a
+// nccl*Config variant of every collective and one-sided ncclPutSignal /
+// ncclWaitSignal: a call not hooked here would let NCCL's kernels meet
+// compressed memory. NCCL's kernels find their buffers through
 // work descriptors, never through launch parameters, so each call is
 // described to the runtime as the byte ranges it reads and writes (hooks.h,
 // "Communication libraries"); the runtime stages and holds them.
@@ -67,7 +72,14 @@ NcclEntry e_all_reduce{"ncclAllReduce"}, e_broadcast{"ncclBroadcast"}, e_bcast{"
     e_reduce{"ncclReduce"}, e_all_gather{"ncclAllGather"}, e_reduce_scatter{"ncclReduceScatter"},
     e_send{"ncclSend"}, e_recv{"ncclRecv"}, e_group_start{"ncclGroupStart"}, e_group_end{"ncclGroupEnd"},
     e_register{"ncclCommRegister"}, e_deregister{"ncclCommDeregister"}, e_mem_alloc{"ncclMemAlloc"},
-    e_mem_free{"ncclMemFree"}, e_comm_count{"ncclCommCount"};
+    e_mem_free{"ncclMemFree"}, e_comm_count{"ncclCommCount"}, e_user_rank{"ncclCommUserRank"},
+    e_all_to_all{"ncclAlltoAll"}, e_gather{"ncclGather"}, e_scatter{"ncclScatter"},
+    e_all_reduce_config{"ncclAllReduceConfig"}, e_broadcast_config{"ncclBroadcastConfig"},
+    e_reduce_config{"ncclReduceConfig"}, e_all_gather_config{"ncclAllGatherConfig"},
+    e_reduce_scatter_config{"ncclReduceScatterConfig"}, e_all_to_all_config{"ncclAlltoAllConfig"},
+    e_gather_config{"ncclGatherConfig"}, e_scatter_config{"ncclScatterConfig"},
+    e_window_register{"ncclCommWindowRegister"}, e_window_deregister{"ncclCommWindowDeregister"},
+    e_put_signal{"ncclPutSignal"}, e_wait_signal{"ncclWaitSignal"};
 
 ncclResult_t missing_nccl(const NcclEntry& e) noexcept {
   static std::atomic<bool> said{false};
@@ -104,6 +116,15 @@ size_t ranks_of(ncclComm_t comm) noexcept {
   return SIZE_MAX;
 }
 
+// Whether this process is `root` of `comm`; without an answer, taken to be
+// (a root-only buffer is then staged too: too much is safe, too little not).
+bool is_root(ncclComm_t comm, int root) noexcept {
+  int rank = -1;
+  auto user_rank = e_user_rank.get<ncclResult_t (*)(ncclComm_t, int*)>();
+  if (user_rank && user_rank(comm, &rank) == ncclSuccess && rank >= 0) return rank == root;
+  return true;
+}
+
 size_t times(size_t a, size_t b) noexcept { return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
 
 rt::Span span(const void* p, size_t bytes, rt::Access access) noexcept {
@@ -129,12 +150,59 @@ ncclResult_t run_collective(NcclEntry& e, const rt::Span* spans, size_t n, ncclS
 
 using rt::Access;
 
-// A call that reads `send_bytes` at `send` and writes `recv_bytes` at `recv`.
+// What a collective reads (send) and writes (recv) on this rank; a range of 0
+// bytes is not touched here (a root-only buffer on another rank).
+struct Extents {
+  const void* send;
+  size_t send_bytes;
+  const void* recv;
+  size_t recv_bytes;
+};
+
+// Each rank's buffers hold `count` elements (all-reduce, broadcast, reduce).
+Extents same_size(const void* send, const void* recv, size_t count, ncclDataType_t type) noexcept {
+  const size_t bytes = extent(count, type);
+  return {send, bytes, recv, bytes};
+}
+// recvbuff holds nranks x sendcount elements.
+Extents all_gather(const void* send, const void* recv, size_t sendcount, ncclDataType_t type, ncclComm_t comm) noexcept {
+  const size_t bytes = extent(sendcount, type);
+  return {send, bytes, recv, times(bytes, ranks_of(comm))};
+}
+// sendbuff holds nranks x recvcount elements.
+Extents reduce_scatter(const void* send, const void* recv, size_t recvcount, ncclDataType_t type,
+                       ncclComm_t comm) noexcept {
+  const size_t bytes = extent(recvcount, type);
+  return {send, times(bytes, ranks_of(comm)), recv, bytes};
+}
+// Both hold nranks x count elements: chunk j goes to (comes from) rank j.
+Extents all_to_all(const void* send, const void* recv, size_t count, ncclDataType_t type, ncclComm_t comm) noexcept {
+  const size_t bytes = times(extent(count, type), ranks_of(comm));
+  return {send, bytes, recv, bytes};
+}
+// Every rank sends count elements; the root receives nranks x count
+// (recvbuff is not used elsewhere, and may be anything there).
+Extents gather(const void* send, const void* recv, size_t count, ncclDataType_t type, int root,
+               ncclComm_t comm) noexcept {
+  const size_t bytes = extent(count, type);
+  return {send, bytes, recv, is_root(comm, root) ? times(bytes, ranks_of(comm)) : 0};
+}
+// The root sends nranks x count elements (sendbuff is not used elsewhere);
+// every rank receives count.
+Extents scatter(const void* send, const void* recv, size_t count, ncclDataType_t type, int root,
+                ncclComm_t comm) noexcept {
+  const size_t bytes = extent(count, type);
+  return {send, is_root(comm, root) ? times(bytes, ranks_of(comm)) : 0, recv, bytes};
+}
+
+// A call that reads and writes the ranges `x` names.
 template <typename Fn, typename... Args>
-ncclResult_t read_write(NcclEntry& e, const void* send, size_t send_bytes, const void* recv, size_t recv_bytes,
-                        ncclStream_t stream, Args... args) noexcept {
-  const rt::Span s[] = {span(send, send_bytes, Access::kRead), span(recv, recv_bytes, Access::kWrite)};
-  return run_collective<Fn>(e, s, 2, stream, args...);
+ncclResult_t read_write(NcclEntry& e, const Extents& x, ncclStream_t stream, Args... args) noexcept {
+  rt::Span s[2];
+  size_t n = 0;
+  if (x.send_bytes != 0) s[n++] = span(x.send, x.send_bytes, Access::kRead);
+  if (x.recv_bytes != 0) s[n++] = span(x.recv, x.recv_bytes, Access::kWrite);
+  return run_collective<Fn>(e, s, n, stream, args...);
 }
 
 // A call that only reads (`access` kRead) or only writes one range.
@@ -143,6 +211,30 @@ ncclResult_t one_way(NcclEntry& e, const void* p, size_t bytes, Access access, n
                      Args... args) noexcept {
   const rt::Span s[] = {span(p, bytes, access)};
   return run_collective<Fn>(e, s, 1, stream, args...);
+}
+
+// A registration (ncclCommRegister, ncclCommWindowRegister): on success the
+// buffer is pinned under the handle NCCL wrote to *owner.
+template <typename Fn, typename Owner, typename... Args>
+ncclResult_t registering(NcclEntry& e, Owner* owner, void* buff, size_t size, Args... args) noexcept {
+  auto real = e.get<Fn>();
+  if (!real) return missing_nccl(e);
+  const ncclResult_t r = real(args...);
+  if (r == ncclSuccess && owner != nullptr && rt::external_hooks_enabled()) {
+    rt::pin_external(rt::PinOwner::kRegistration, reinterpret_cast<uintptr_t>(*owner),
+                     reinterpret_cast<CUdeviceptr>(buff), size, e.name());
+  }
+  return r;
+}
+
+template <typename Fn, typename Owner, typename... Args>
+ncclResult_t deregistering(NcclEntry& e, Owner owner, Args... args) noexcept {
+  auto real = e.get<Fn>();
+  if (!real) return missing_nccl(e);
+  const ncclResult_t r = real(args...);
+  if (r == ncclSuccess && rt::external_hooks_enabled())
+    rt::unpin_external(rt::PinOwner::kRegistration, reinterpret_cast<uintptr_t>(owner));
+  return r;
 }
 
 }  // namespace
@@ -155,24 +247,37 @@ using nz::shim::Access;
 // Exported (default visibility): these interpose on libnccl.so.2.
 #define NZ_NCCL_EXPORT extern "C" [[gnu::visibility("default")]]
 
-NZ_NCCL_EXPORT ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count,
-                                          ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
-                                          ncclStream_t stream) noexcept {
+// Each collective in its plain form and in its nccl*Config form (a trailing
+// per-call configuration, passed through).
+NZ_NCCL_EXPORT ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type,
+                                          ncclRedOp_t op, ncclComm_t comm, ncclStream_t stream) noexcept {
   using namespace nz::shim;
-  const size_t bytes = extent(count, type);
-  return read_write<decltype(&ncclAllReduce)>(e_all_reduce, sendbuff, bytes, recvbuff, bytes, stream,  //
+  return read_write<decltype(&ncclAllReduce)>(e_all_reduce, same_size(sendbuff, recvbuff, count, type), stream,
                                               sendbuff, recvbuff, count, type, op, comm, stream);
+}
+NZ_NCCL_EXPORT ncclResult_t ncclAllReduceConfig(const void* sendbuff, void* recvbuff, size_t count,
+                                                ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
+                                                ncclStream_t stream, const ncclCollConfig_t* config) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclAllReduceConfig)>(e_all_reduce_config, same_size(sendbuff, recvbuff, count, type),
+                                                    stream, sendbuff, recvbuff, count, type, op, comm, stream, config);
 }
 
 // The root's sendbuff is read; every rank's recvbuff written (stage both on
-// every rank: which rank we are does not matter for staging).
-NZ_NCCL_EXPORT ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count,
-                                          ncclDataType_t type, int root, ncclComm_t comm,
-                                          ncclStream_t stream) noexcept {
+// every rank: sendbuff is the root's only, but staging it elsewhere is harmless).
+NZ_NCCL_EXPORT ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type,
+                                          int root, ncclComm_t comm, ncclStream_t stream) noexcept {
   using namespace nz::shim;
-  const size_t bytes = extent(count, type);
-  return read_write<decltype(&ncclBroadcast)>(e_broadcast, sendbuff, bytes, recvbuff, bytes, stream,  //
+  return read_write<decltype(&ncclBroadcast)>(e_broadcast, same_size(sendbuff, recvbuff, count, type), stream,
                                               sendbuff, recvbuff, count, type, root, comm, stream);
+}
+NZ_NCCL_EXPORT ncclResult_t ncclBroadcastConfig(const void* sendbuff, void* recvbuff, size_t count,
+                                                ncclDataType_t type, int root, ncclComm_t comm, ncclStream_t stream,
+                                                const ncclCollConfig_t* config) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclBroadcastConfig)>(e_broadcast_config, same_size(sendbuff, recvbuff, count, type),
+                                                    stream, sendbuff, recvbuff, count, type, root, comm, stream,
+                                                    config);
 }
 
 NZ_NCCL_EXPORT ncclResult_t ncclBcast(void* buff, size_t count, ncclDataType_t type, int root, ncclComm_t comm,
@@ -185,29 +290,91 @@ NZ_NCCL_EXPORT ncclResult_t ncclBcast(void* buff, size_t count, ncclDataType_t t
 NZ_NCCL_EXPORT ncclResult_t ncclReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type,
                                        ncclRedOp_t op, int root, ncclComm_t comm, ncclStream_t stream) noexcept {
   using namespace nz::shim;
-  const size_t bytes = extent(count, type);
-  return read_write<decltype(&ncclReduce)>(e_reduce, sendbuff, bytes, recvbuff, bytes, stream,  //
+  return read_write<decltype(&ncclReduce)>(e_reduce, same_size(sendbuff, recvbuff, count, type), stream,  //
                                            sendbuff, recvbuff, count, type, op, root, comm, stream);
 }
+NZ_NCCL_EXPORT ncclResult_t ncclReduceConfig(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type,
+                                             ncclRedOp_t op, int root, ncclComm_t comm, ncclStream_t stream,
+                                             const ncclCollConfig_t* config) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclReduceConfig)>(e_reduce_config, same_size(sendbuff, recvbuff, count, type), stream,
+                                                 sendbuff, recvbuff, count, type, op, root, comm, stream, config);
+}
 
-// recvbuff holds nranks x sendcount elements.
 NZ_NCCL_EXPORT ncclResult_t ncclAllGather(const void* sendbuff, void* recvbuff, size_t sendcount,
                                           ncclDataType_t type, ncclComm_t comm, ncclStream_t stream) noexcept {
   using namespace nz::shim;
-  const size_t bytes = extent(sendcount, type);
-  return read_write<decltype(&ncclAllGather)>(e_all_gather, sendbuff, bytes, recvbuff, times(bytes, ranks_of(comm)),
+  return read_write<decltype(&ncclAllGather)>(e_all_gather, all_gather(sendbuff, recvbuff, sendcount, type, comm),
                                               stream, sendbuff, recvbuff, sendcount, type, comm, stream);
 }
+NZ_NCCL_EXPORT ncclResult_t ncclAllGatherConfig(const void* sendbuff, void* recvbuff, size_t sendcount,
+                                                ncclDataType_t type, ncclComm_t comm, ncclStream_t stream,
+                                                const ncclCollConfig_t* config) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclAllGatherConfig)>(e_all_gather_config,
+                                                    all_gather(sendbuff, recvbuff, sendcount, type, comm), stream,
+                                                    sendbuff, recvbuff, sendcount, type, comm, stream, config);
+}
 
-// sendbuff holds nranks x recvcount elements.
 NZ_NCCL_EXPORT ncclResult_t ncclReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount,
                                               ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
                                               ncclStream_t stream) noexcept {
   using namespace nz::shim;
-  const size_t bytes = extent(recvcount, type);
-  return read_write<decltype(&ncclReduceScatter)>(e_reduce_scatter, sendbuff, times(bytes, ranks_of(comm)), recvbuff,
-                                                  bytes, stream, sendbuff, recvbuff, recvcount, type, op, comm,
-                                                  stream);
+  return read_write<decltype(&ncclReduceScatter)>(e_reduce_scatter,
+                                                  reduce_scatter(sendbuff, recvbuff, recvcount, type, comm), stream,
+                                                  sendbuff, recvbuff, recvcount, type, op, comm, stream);
+}
+NZ_NCCL_EXPORT ncclResult_t ncclReduceScatterConfig(const void* sendbuff, void* recvbuff, size_t recvcount,
+                                                    ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
+                                                    ncclStream_t stream, const ncclCollConfig_t* config) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclReduceScatterConfig)>(
+      e_reduce_scatter_config, reduce_scatter(sendbuff, recvbuff, recvcount, type, comm), stream, sendbuff, recvbuff,
+      recvcount, type, op, comm, stream, config);
+}
+
+NZ_NCCL_EXPORT ncclResult_t ncclAlltoAll(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type,
+                                         ncclComm_t comm, ncclStream_t stream) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclAlltoAll)>(e_all_to_all, all_to_all(sendbuff, recvbuff, count, type, comm), stream,
+                                             sendbuff, recvbuff, count, type, comm, stream);
+}
+NZ_NCCL_EXPORT ncclResult_t ncclAlltoAllConfig(const void* sendbuff, void* recvbuff, size_t count,
+                                               ncclDataType_t type, ncclComm_t comm, ncclStream_t stream,
+                                               const ncclCollConfig_t* config) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclAlltoAllConfig)>(e_all_to_all_config,
+                                                   all_to_all(sendbuff, recvbuff, count, type, comm), stream,
+                                                   sendbuff, recvbuff, count, type, comm, stream, config);
+}
+
+NZ_NCCL_EXPORT ncclResult_t ncclGather(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type,
+                                       int root, ncclComm_t comm, ncclStream_t stream) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclGather)>(e_gather, gather(sendbuff, recvbuff, count, type, root, comm), stream,
+                                           sendbuff, recvbuff, count, type, root, comm, stream);
+}
+NZ_NCCL_EXPORT ncclResult_t ncclGatherConfig(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type,
+                                             int root, ncclComm_t comm, ncclStream_t stream,
+                                             const ncclCollConfig_t* config) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclGatherConfig)>(e_gather_config, gather(sendbuff, recvbuff, count, type, root, comm),
+                                                 stream, sendbuff, recvbuff, count, type, root, comm, stream, config);
+}
+
+NZ_NCCL_EXPORT ncclResult_t ncclScatter(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t type,
+                                        int root, ncclComm_t comm, ncclStream_t stream) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclScatter)>(e_scatter, scatter(sendbuff, recvbuff, count, type, root, comm), stream,
+                                            sendbuff, recvbuff, count, type, root, comm, stream);
+}
+NZ_NCCL_EXPORT ncclResult_t ncclScatterConfig(const void* sendbuff, void* recvbuff, size_t count,
+                                              ncclDataType_t type, int root, ncclComm_t comm, ncclStream_t stream,
+                                              const ncclCollConfig_t* config) noexcept {
+  using namespace nz::shim;
+  return read_write<decltype(&ncclScatterConfig)>(e_scatter_config,
+                                                  scatter(sendbuff, recvbuff, count, type, root, comm), stream,
+                                                  sendbuff, recvbuff, count, type, root, comm, stream, config);
 }
 
 NZ_NCCL_EXPORT ncclResult_t ncclSend(const void* sendbuff, size_t count, ncclDataType_t type, int peer,
@@ -244,25 +411,12 @@ NZ_NCCL_EXPORT ncclResult_t ncclGroupEnd() noexcept {
 
 NZ_NCCL_EXPORT ncclResult_t ncclCommRegister(const ncclComm_t comm, void* buff, size_t size, void** handle) noexcept {
   using namespace nz::shim;
-  auto real = e_register.get<decltype(&ncclCommRegister)>();
-  if (!real) return missing_nccl(e_register);
-  const ncclResult_t r = real(comm, buff, size, handle);
-  if (r == ncclSuccess && handle != nullptr && rt::external_hooks_enabled()) {
-    rt::pin_external(rt::PinOwner::kRegistration, reinterpret_cast<uintptr_t>(*handle),
-                     reinterpret_cast<CUdeviceptr>(buff), size, "ncclCommRegister");
-  }
-  return r;
+  return registering<decltype(&ncclCommRegister)>(e_register, handle, buff, size, comm, buff, size, handle);
 }
 
 NZ_NCCL_EXPORT ncclResult_t ncclCommDeregister(const ncclComm_t comm, void* handle) noexcept {
   using namespace nz::shim;
-  auto real = e_deregister.get<decltype(&ncclCommDeregister)>();
-  if (!real) return missing_nccl(e_deregister);
-  const ncclResult_t r = real(comm, handle);
-  if (r == ncclSuccess && rt::external_hooks_enabled()) {
-    rt::unpin_external(rt::PinOwner::kRegistration, reinterpret_cast<uintptr_t>(handle));
-  }
-  return r;
+  return deregistering<decltype(&ncclCommDeregister)>(e_deregister, handle, comm, handle);
 }
 
 // NCCL allocates with cuMemCreate where it can (not memory neuzip serves); its
@@ -289,6 +443,43 @@ NZ_NCCL_EXPORT ncclResult_t ncclMemFree(void* ptr) noexcept {
   return real(ptr);
 }
 
+// A window (symmetric memory) is read and written by peers at any time, as a
+// registered buffer is: pinned until it is deregistered.
+NZ_NCCL_EXPORT ncclResult_t ncclCommWindowRegister(ncclComm_t comm, void* buff, size_t size, ncclWindow_t* win,
+                                                   int flags) noexcept {
+  using namespace nz::shim;
+  return registering<decltype(&ncclCommWindowRegister)>(e_window_register, win, buff, size, comm, buff, size, win,
+                                                        flags);
+}
+
+NZ_NCCL_EXPORT ncclResult_t ncclCommWindowDeregister(ncclComm_t comm, ncclWindow_t win) noexcept {
+  using namespace nz::shim;
+  return deregistering<decltype(&ncclCommWindowDeregister)>(e_window_deregister, win, comm, win);
+}
+
+// A one-sided put reads the local buffer; the peer's window is the peer's.
+NZ_NCCL_EXPORT ncclResult_t ncclPutSignal(const void* localbuff, size_t count, ncclDataType_t type, int peer,
+                                          ncclWindow_t peer_win, size_t peer_win_offset, int sig_idx, int ctx,
+                                          unsigned int flags, ncclComm_t comm, ncclStream_t stream) noexcept {
+  using namespace nz::shim;
+  return one_way<decltype(&ncclPutSignal)>(e_put_signal, localbuff, extent(count, type), Access::kRead, stream,
+                                           localbuff, count, type, peer, peer_win, peer_win_offset, sig_idx, ctx,
+                                           flags, comm, stream);
+}
+
+// The stream waits for signals from peers, which may come only after this
+// rank's later work: marked as a stream memory wait is (patient_wait.cpp), so
+// that no eviction waits on the host for what is queued behind it.
+NZ_NCCL_EXPORT ncclResult_t ncclWaitSignal(int n_desc, ncclWaitSignalDesc_t* descs, ncclComm_t comm,
+                                           ncclStream_t stream) noexcept {
+  using namespace nz::shim;
+  auto real = e_wait_signal.get<decltype(&ncclWaitSignal)>();
+  if (!real) return missing_nccl(e_wait_signal);
+  const ncclResult_t r = real(n_desc, descs, comm, stream);
+  if (r == ncclSuccess && rt::external_hooks_enabled()) rt::after_external_wait(stream);
+  return r;
+}
+
 // dlsym(handle of libnccl.so.2, "ncclXxx") (ctypes, vLLM's pynccl, a program
 // that dlopens NCCL with RTLD_LOCAL) would bypass the definitions above:
 // answer with ours for the names we hook, when that handle has the real one.
@@ -312,6 +503,21 @@ extern "C" [[gnu::visibility("hidden")]] void* nz_shim_nccl_lookup(void* handle,
       {"ncclCommDeregister", reinterpret_cast<void*>(&ncclCommDeregister)},
       {"ncclMemAlloc", reinterpret_cast<void*>(&ncclMemAlloc)},
       {"ncclMemFree", reinterpret_cast<void*>(&ncclMemFree)},
+      {"ncclAlltoAll", reinterpret_cast<void*>(&ncclAlltoAll)},
+      {"ncclGather", reinterpret_cast<void*>(&ncclGather)},
+      {"ncclScatter", reinterpret_cast<void*>(&ncclScatter)},
+      {"ncclAllReduceConfig", reinterpret_cast<void*>(&ncclAllReduceConfig)},
+      {"ncclBroadcastConfig", reinterpret_cast<void*>(&ncclBroadcastConfig)},
+      {"ncclReduceConfig", reinterpret_cast<void*>(&ncclReduceConfig)},
+      {"ncclAllGatherConfig", reinterpret_cast<void*>(&ncclAllGatherConfig)},
+      {"ncclReduceScatterConfig", reinterpret_cast<void*>(&ncclReduceScatterConfig)},
+      {"ncclAlltoAllConfig", reinterpret_cast<void*>(&ncclAlltoAllConfig)},
+      {"ncclGatherConfig", reinterpret_cast<void*>(&ncclGatherConfig)},
+      {"ncclScatterConfig", reinterpret_cast<void*>(&ncclScatterConfig)},
+      {"ncclCommWindowRegister", reinterpret_cast<void*>(&ncclCommWindowRegister)},
+      {"ncclCommWindowDeregister", reinterpret_cast<void*>(&ncclCommWindowDeregister)},
+      {"ncclPutSignal", reinterpret_cast<void*>(&ncclPutSignal)},
+      {"ncclWaitSignal", reinterpret_cast<void*>(&ncclWaitSignal)},
   };
   if (handle == RTLD_DEFAULT || handle == RTLD_NEXT) return nullptr;  // glibc finds ours (or the next) itself
   for (const Name& n : kHooked) {

@@ -29,8 +29,10 @@ extern "C" const nzsim_kernel* NZSIM_MODULE_ENTRY(unsigned* count, unsigned* abi
 namespace fake_nccl {
 namespace {
 
-constexpr int kVersion = 22105;  // reports itself as NCCL 2.21.5
+constexpr int kVersion = 22809;  // reports itself as NCCL 2.28.9
 constexpr size_t kSlots = 256;   // descriptors in flight per communicator
+constexpr int kMaxRanks = 8;     // ranks of a communicator (this process is rank 0, the others its mirrors)
+constexpr int kSignals = 64;     // signal indices of a communicator
 
 thread_local ncclResult_t t_last_error = ncclSuccess;
 
@@ -107,7 +109,18 @@ struct ncclComm {
     void* buff;
     size_t size;
   };
-  std::vector<Registration> registrations;  // ncclCommRegister
+  std::vector<Registration> registrations;  // ncclCommRegister, ncclCommWindowRegister
+  // One-sided signals: counters in host-pinned memory the kernels update, and
+  // how many of each index the waits enqueued so far expect.
+  uint64_t* signals = nullptr;
+  CUdeviceptr signals_device = 0;
+  uint64_t expected[fake_nccl::kSignals] = {};
+};
+
+// A window: the registration's handle.
+struct ncclWindow_vidmem {
+  void* buff;
+  size_t size;
 };
 
 namespace fake_nccl {
@@ -147,14 +160,25 @@ ncclResult_t submit(ncclComm* comm, const Queued& q) {
   return launch(comm, q.work, q.stream);
 }
 
+bool reduces(WorkKind kind) {
+  return kind == WorkKind::all_reduce || kind == WorkKind::reduce || kind == WorkKind::reduce_scatter;
+}
+
+// `send` and `recv` may be null where the rank does not use them (a gather's
+// recvbuff off the root, a scatter's sendbuff).
 ncclResult_t collective(WorkKind kind, const void* send, void* recv, size_t count, ncclDataType_t type,
-                        ncclRedOp_t op, ncclComm* comm, CUstream stream) {
+                        ncclRedOp_t op, ncclComm* comm, CUstream stream, int root = 0, bool uses_send = true,
+                        bool uses_recv = true) {
+  if (comm == nullptr) return fail(ncclInvalidArgument);
   if (nz::nccl::type_size(type) == 0 || op < ncclSum || op > ncclAvg) return fail(ncclInvalidArgument);
-  if (count > 0 && (send == nullptr || recv == nullptr)) return fail(ncclInvalidArgument);
+  if (root < 0 || root >= comm->nranks) return fail(ncclInvalidArgument);
+  if (reduces(kind) && comm->nranks > 1) return fail(ncclInvalidUsage);  // mirrored peers: not simulated
+  if (count > 0 && ((uses_send && send == nullptr) || (uses_recv && recv == nullptr))) return fail(ncclInvalidArgument);
   if (count == 0) return ncclSuccess;
   Queued q{};
-  q.work = Work{kind, static_cast<uint32_t>(type), static_cast<uint32_t>(op), 1, 0, 0, count,
-                reinterpret_cast<uint64_t>(send), reinterpret_cast<uint64_t>(recv)};
+  q.work = Work{kind, static_cast<uint32_t>(type), static_cast<uint32_t>(op), static_cast<uint32_t>(comm->nranks),
+                0, 0, count, reinterpret_cast<uint64_t>(send), reinterpret_cast<uint64_t>(recv)};
+  q.work.root = static_cast<uint32_t>(root);
   q.stream = stream;
   return submit(comm, q);
 }
@@ -210,17 +234,24 @@ FAKE_NCCL_API ncclResult_t ncclGetUniqueId(ncclUniqueId* id) {
   return ncclSuccess;
 }
 
+// One process: rank 0 of up to kMaxRanks, the others mirrors of it.
 FAKE_NCCL_API ncclResult_t ncclCommInitRank(ncclComm_t* out, int nranks, ncclUniqueId, int rank) {
   if (out == nullptr) return fail(ncclInvalidArgument);
-  if (nranks != 1 || rank != 0) return fail(ncclInvalidArgument);  // one rank per process here
+  if (nranks < 1 || nranks > kMaxRanks || rank != 0) return fail(ncclInvalidArgument);
   CUcontext ctx = nullptr;
   if (cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || ctx == nullptr) return fail(ncclInvalidUsage);
   auto* c = new (std::nothrow) ncclComm;
   if (c == nullptr) return fail(ncclSystemError);
-  if (cuCtxGetDevice(&c->device) != CUDA_SUCCESS || load_module(*c) != CUDA_SUCCESS || c->ring.init() != CUDA_SUCCESS) {
+  c->nranks = nranks;
+  if (cuCtxGetDevice(&c->device) != CUDA_SUCCESS || load_module(*c) != CUDA_SUCCESS || c->ring.init() != CUDA_SUCCESS ||
+      cuMemHostAlloc(reinterpret_cast<void**>(&c->signals), kSignals * sizeof(uint64_t),
+                     CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE) != CUDA_SUCCESS ||
+      cuMemHostGetDevicePointer(&c->signals_device, c->signals, 0) != CUDA_SUCCESS) {
+    if (c->signals) cuMemFreeHost(c->signals);
     delete c;
     return fail(ncclUnhandledCudaError);
   }
+  std::memset(c->signals, 0, kSignals * sizeof(uint64_t));
   *out = c;
   return ncclSuccess;
 }
@@ -240,6 +271,7 @@ FAKE_NCCL_API ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   if (comm == nullptr) return fail(ncclInvalidArgument);
   cuCtxSynchronize();
   if (comm->module) cuModuleUnload(comm->module);
+  if (comm->signals) cuMemFreeHost(comm->signals);
   delete comm;
   return ncclSuccess;
 }
@@ -297,6 +329,7 @@ FAKE_NCCL_API ncclResult_t ncclReduce(const void* send, void* recv, size_t count
   return collective(WorkKind::reduce, send, recv, count, type, op, comm, stream);
 }
 
+// The root is rank 0, this process (mirrors: every rank's data is the same).
 FAKE_NCCL_API ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataType_t type, int root,
                                          ncclComm_t comm, CUstream stream) {
   if (root != 0) return fail(ncclInvalidArgument);
@@ -316,6 +349,58 @@ FAKE_NCCL_API ncclResult_t ncclAllGather(const void* send, void* recv, size_t se
 FAKE_NCCL_API ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recvcount, ncclDataType_t type,
                                              ncclRedOp_t op, ncclComm_t comm, CUstream stream) {
   return collective(WorkKind::reduce_scatter, send, recv, recvcount, type, op, comm, stream);
+}
+
+FAKE_NCCL_API ncclResult_t ncclAlltoAll(const void* send, void* recv, size_t count, ncclDataType_t type,
+                                        ncclComm_t comm, CUstream stream) {
+  return collective(WorkKind::all_to_all, send, recv, count, type, ncclSum, comm, stream);
+}
+
+FAKE_NCCL_API ncclResult_t ncclGather(const void* send, void* recv, size_t count, ncclDataType_t type, int root,
+                                      ncclComm_t comm, CUstream stream) {
+  return collective(WorkKind::gather, send, recv, count, type, ncclSum, comm, stream, root, true, root == 0);
+}
+
+FAKE_NCCL_API ncclResult_t ncclScatter(const void* send, void* recv, size_t count, ncclDataType_t type, int root,
+                                       ncclComm_t comm, CUstream stream) {
+  return collective(WorkKind::scatter, send, recv, count, type, ncclSum, comm, stream, root, root == 0, true);
+}
+
+// The nccl*Config forms: a per-call configuration this NCCL ignores.
+FAKE_NCCL_API ncclResult_t ncclAllReduceConfig(const void* send, void* recv, size_t count, ncclDataType_t type,
+                                               ncclRedOp_t op, ncclComm_t comm, CUstream stream,
+                                               const ncclCollConfig_t*) {
+  return ncclAllReduce(send, recv, count, type, op, comm, stream);
+}
+FAKE_NCCL_API ncclResult_t ncclBroadcastConfig(const void* send, void* recv, size_t count, ncclDataType_t type,
+                                               int root, ncclComm_t comm, CUstream stream, const ncclCollConfig_t*) {
+  return ncclBroadcast(send, recv, count, type, root, comm, stream);
+}
+FAKE_NCCL_API ncclResult_t ncclReduceConfig(const void* send, void* recv, size_t count, ncclDataType_t type,
+                                            ncclRedOp_t op, int root, ncclComm_t comm, CUstream stream,
+                                            const ncclCollConfig_t*) {
+  return ncclReduce(send, recv, count, type, op, root, comm, stream);
+}
+FAKE_NCCL_API ncclResult_t ncclAllGatherConfig(const void* send, void* recv, size_t count, ncclDataType_t type,
+                                               ncclComm_t comm, CUstream stream, const ncclCollConfig_t*) {
+  return ncclAllGather(send, recv, count, type, comm, stream);
+}
+FAKE_NCCL_API ncclResult_t ncclReduceScatterConfig(const void* send, void* recv, size_t count, ncclDataType_t type,
+                                                   ncclRedOp_t op, ncclComm_t comm, CUstream stream,
+                                                   const ncclCollConfig_t*) {
+  return ncclReduceScatter(send, recv, count, type, op, comm, stream);
+}
+FAKE_NCCL_API ncclResult_t ncclAlltoAllConfig(const void* send, void* recv, size_t count, ncclDataType_t type,
+                                              ncclComm_t comm, CUstream stream, const ncclCollConfig_t*) {
+  return ncclAlltoAll(send, recv, count, type, comm, stream);
+}
+FAKE_NCCL_API ncclResult_t ncclGatherConfig(const void* send, void* recv, size_t count, ncclDataType_t type, int root,
+                                            ncclComm_t comm, CUstream stream, const ncclCollConfig_t*) {
+  return ncclGather(send, recv, count, type, root, comm, stream);
+}
+FAKE_NCCL_API ncclResult_t ncclScatterConfig(const void* send, void* recv, size_t count, ncclDataType_t type, int root,
+                                             ncclComm_t comm, CUstream stream, const ncclCollConfig_t*) {
+  return ncclScatter(send, recv, count, type, root, comm, stream);
 }
 
 FAKE_NCCL_API ncclResult_t ncclSend(const void* send, size_t count, ncclDataType_t type, int peer, ncclComm_t comm,
@@ -379,6 +464,86 @@ FAKE_NCCL_API ncclResult_t ncclCommDeregister(const ncclComm_t comm, void* handl
   if (it == comm->registrations.end()) return fail(ncclInvalidArgument);
   comm->registrations.erase(it);
   delete[] static_cast<unsigned char*>(handle);
+  return ncclSuccess;
+}
+
+// A window is a registration too: peers read and write it at any time.
+FAKE_NCCL_API ncclResult_t ncclCommWindowRegister(ncclComm_t comm, void* buff, size_t size, ncclWindow_t* win, int) {
+  if (comm == nullptr || buff == nullptr || size == 0 || win == nullptr) return fail(ncclInvalidArgument);
+  auto* w = new (std::nothrow) ncclWindow_vidmem{buff, size};
+  if (w == nullptr) return fail(ncclSystemError);
+  std::lock_guard lock(comm->mutex);
+  try {
+    comm->registrations.push_back({w, buff, size});
+  } catch (...) {
+    delete w;
+    return fail(ncclSystemError);
+  }
+  *win = w;
+  return ncclSuccess;
+}
+
+FAKE_NCCL_API ncclResult_t ncclCommWindowDeregister(ncclComm_t comm, ncclWindow_t win) {
+  if (comm == nullptr) return fail(ncclInvalidArgument);
+  std::lock_guard lock(comm->mutex);
+  auto it = std::find_if(comm->registrations.begin(), comm->registrations.end(),
+                         [&](const ncclComm::Registration& r) { return r.handle == win; });
+  if (it == comm->registrations.end()) return fail(ncclInvalidArgument);
+  comm->registrations.erase(it);
+  delete win;
+  return ncclSuccess;
+}
+
+namespace fake_nccl {
+namespace {
+
+// Work on the signal word `sig` of `comm` (validated by the caller).
+Work signal_work(WorkKind kind, ncclComm* comm, int sig) {
+  Work w{kind, ncclUint8, 0, static_cast<uint32_t>(comm->nranks), 0, 0, 0, 0, 0};
+  w.signal = comm->signals_device + static_cast<size_t>(sig) * sizeof(uint64_t);
+  return w;
+}
+
+}  // namespace
+}  // namespace fake_nccl
+
+// One-sided, to oneself (peer 0): the local buffer into the window at the
+// offset, then one signal on `sig`.
+FAKE_NCCL_API ncclResult_t ncclPutSignal(const void* local, size_t count, ncclDataType_t type, int peer,
+                                         ncclWindow_t win, size_t offset, int sig, int, unsigned int, ncclComm_t comm,
+                                         CUstream stream) {
+  const size_t size = nz::nccl::type_size(type);
+  if (comm == nullptr || win == nullptr || peer != 0 || size == 0 || sig < 0 || sig >= kSignals)
+    return fail(ncclInvalidArgument);
+  if (offset > win->size || count > (win->size - offset) / size || (count > 0 && local == nullptr))
+    return fail(ncclInvalidArgument);
+  Work w = signal_work(WorkKind::put_signal, comm, sig);
+  w.type = static_cast<uint32_t>(type);
+  w.count = count;
+  w.send = reinterpret_cast<uint64_t>(local);
+  w.recv = reinterpret_cast<uint64_t>(win->buff) + offset;
+  return launch(comm, w, stream);
+}
+
+FAKE_NCCL_API ncclResult_t ncclSignal(int peer, int sig, int, unsigned int, ncclComm_t comm, CUstream stream) {
+  if (comm == nullptr || peer != 0 || sig < 0 || sig >= kSignals) return fail(ncclInvalidArgument);
+  return launch(comm, signal_work(WorkKind::signal, comm, sig), stream);
+}
+
+// The stream waits (a kernel spinning on the signal word, up to 30 s) until
+// every signal described has arrived, counting from the waits before.
+FAKE_NCCL_API ncclResult_t ncclWaitSignal(int n, ncclWaitSignalDesc_t* descs, ncclComm_t comm, CUstream stream) {
+  if (comm == nullptr || n < 0 || (n > 0 && descs == nullptr)) return fail(ncclInvalidArgument);
+  for (int i = 0; i < n; ++i) {
+    const auto& d = descs[i];
+    if (d.peer != 0 || d.sigIdx < 0 || d.sigIdx >= kSignals || d.opCnt < 0) return fail(ncclInvalidArgument);
+    Work w = signal_work(WorkKind::wait_signal, comm, d.sigIdx);
+    {
+      std::lock_guard lock(comm->mutex);
+      w.target = comm->expected[d.sigIdx] += static_cast<uint64_t>(d.opCnt);
+    }
+    if (ncclResult_t r = launch(comm, w, stream); r != ncclSuccess) return r;
+  }
   return ncclSuccess;
 }
 
