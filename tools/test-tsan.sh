@@ -20,7 +20,7 @@ tests="runtime-e2e-lookahead runtime-e2e-handoff runtime-e2e-encode-handoff runt
   runtime-e2e-store-copies runtime-e2e-pressure runtime-minifw-train-lora-peak runtime-minifw-train-lomo-small-device \
   runtime-random-budget-4-tag-extents runtime-minifw-train-lora-tag-extents-peak runtime-unit \
   frameworks-fork-neuzip frameworks-devices-neuzip frameworks-ipc-neuzip frameworks-ipc-lookahead-neuzip \
-  frameworks-device-export-neuzip frameworks-device-export-lookahead-neuzip"
+  frameworks-device-export-neuzip frameworks-device-export-lookahead-neuzip nccl-hooks-neuzip"
 tools/build-for-tests.py "$build" $tests
 # TSan's own timing makes the simulated device slow: a longer timeout.
 meson test -C "$build" --no-rebuild --print-errorlogs --num-processes "$(nproc)" -t 6 $tests

@@ -26,6 +26,10 @@ struct GroupHold {
 };
 thread_local int t_group_depth = 0;
 thread_local std::vector<GroupHold> t_group;
+// Streams the open group makes wait for peers (ncclWaitSignal): marked once
+// the group's end enqueued the waits (a mark's event recorded before would
+// complete at once).
+thread_local std::vector<CUstream> t_group_waits;
 
 // What each NCCL call in progress on this thread holds, from before_external
 // to after_external. The launch hooks' own record cannot carry it: NCCL's
@@ -98,6 +102,18 @@ void Runtime::after_external(const TransferDesc& d, ExternalOutcome outcome) noe
   release_held(units, stream, capturing);
 }
 
+void Runtime::after_external_wait(CUstream stream) noexcept {
+  if (t_group_depth > 0) {
+    try {
+      t_group_waits.push_back(stream);
+      return;
+    } catch (...) {
+      // no memory to defer it: marked now (found by the patience if too early)
+    }
+  }
+  note_stream_wait(resolve(stream, false));
+}
+
 void Runtime::on_group_start() noexcept {
   if (config_.nccl_hooks) ++t_group_depth;
 }
@@ -107,6 +123,10 @@ void Runtime::on_group_end(ExternalOutcome outcome) noexcept {
   if (--t_group_depth > 0) return;
   std::vector<GroupHold> group;
   group.swap(t_group);
+  std::vector<CUstream> waits;
+  waits.swap(t_group_waits);
+  if (outcome == ExternalOutcome::kEnqueued)
+    for (CUstream w : waits) note_stream_wait(resolve(w, false));
   if (outcome == ExternalOutcome::kPending) {
     std::lock_guard lock(mutex_);
     if (!pending_collective_reported_) {

@@ -80,7 +80,7 @@ class Runtime {
   // is marked.
   void after_event_record(CUevent event, CUstream stream, bool per_thread) noexcept;
   void after_stream_wait_event(CUstream stream, bool per_thread, CUevent event) noexcept;
-  void after_external_wait(CUstream stream) noexcept { note_stream_wait(resolve(stream, false)); }
+  void after_external_wait(CUstream stream) noexcept;  // external_work.cpp
   bool external_hooks_enabled() const noexcept { return config_.nccl_hooks; }
   CUresult before_external(const TransferDesc& d) noexcept;
   void after_external(const TransferDesc& d, ExternalOutcome outcome) noexcept;

@@ -517,32 +517,35 @@ FAKE_NCCL_API ncclResult_t ncclPutSignal(const void* local, size_t count, ncclDa
     return fail(ncclInvalidArgument);
   if (offset > win->size || count > (win->size - offset) / size || (count > 0 && local == nullptr))
     return fail(ncclInvalidArgument);
-  Work w = signal_work(WorkKind::put_signal, comm, sig);
-  w.type = static_cast<uint32_t>(type);
-  w.count = count;
-  w.send = reinterpret_cast<uint64_t>(local);
-  w.recv = reinterpret_cast<uint64_t>(win->buff) + offset;
-  return launch(comm, w, stream);
+  Queued q{};
+  q.work = signal_work(WorkKind::put_signal, comm, sig);
+  q.work.type = static_cast<uint32_t>(type);
+  q.work.count = count;
+  q.work.send = reinterpret_cast<uint64_t>(local);
+  q.work.recv = reinterpret_cast<uint64_t>(win->buff) + offset;
+  q.stream = stream;
+  return submit(comm, q);
 }
 
 FAKE_NCCL_API ncclResult_t ncclSignal(int peer, int sig, int, unsigned int, ncclComm_t comm, CUstream stream) {
   if (comm == nullptr || peer != 0 || sig < 0 || sig >= kSignals) return fail(ncclInvalidArgument);
-  return launch(comm, signal_work(WorkKind::signal, comm, sig), stream);
+  return submit(comm, Queued{signal_work(WorkKind::signal, comm, sig), stream});
 }
 
 // The stream waits (a kernel spinning on the signal word, up to 30 s) until
-// every signal described has arrived, counting from the waits before.
+// every signal described has arrived, counting from the waits before. In a
+// group, enqueued at its end, as NCCL does.
 FAKE_NCCL_API ncclResult_t ncclWaitSignal(int n, ncclWaitSignalDesc_t* descs, ncclComm_t comm, CUstream stream) {
   if (comm == nullptr || n < 0 || (n > 0 && descs == nullptr)) return fail(ncclInvalidArgument);
   for (int i = 0; i < n; ++i) {
     const auto& d = descs[i];
     if (d.peer != 0 || d.sigIdx < 0 || d.sigIdx >= kSignals || d.opCnt < 0) return fail(ncclInvalidArgument);
-    Work w = signal_work(WorkKind::wait_signal, comm, d.sigIdx);
+    Queued q{signal_work(WorkKind::wait_signal, comm, d.sigIdx), stream};
     {
       std::lock_guard lock(comm->mutex);
-      w.target = comm->expected[d.sigIdx] += static_cast<uint64_t>(d.opCnt);
+      q.work.target = comm->expected[d.sigIdx] += static_cast<uint64_t>(d.opCnt);
     }
-    if (ncclResult_t r = launch(comm, w, stream); r != ncclSuccess) return r;
+    if (ncclResult_t r = submit(comm, q); r != ncclSuccess) return r;
   }
   return ncclSuccess;
 }

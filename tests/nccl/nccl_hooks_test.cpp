@@ -335,8 +335,9 @@ TEST_F(Nccl, AWindowStaysMappedAndAPutReadsItsLocalBuffer) {
 
 // A stream that waits for a peer's signal may wait for this rank's later
 // work: a weight read behind the wait is neither waited for by evictions nor
-// handed over (as behind cuStreamWaitValue32, tests/frameworks).
-TEST_F(Nccl, AStreamWaitingForASignalIsNotWaitedFor) {
+// handed over (as behind cuStreamWaitValue32, tests/frameworks). In a group
+// the wait is enqueued at the group's end, and marked then.
+void weight_read_behind_a_signal_wait(ncclComm_t comm, bool in_group) {
   Weight w(kBytes, 81);
   std::vector<std::unique_ptr<Weight>> others;
   for (uint32_t i = 0; i < 3; ++i) others.push_back(std::make_unique<Weight>(kBytes, 82 + i));
@@ -348,7 +349,9 @@ TEST_F(Nccl, AStreamWaitingForASignalIsNotWaitedFor) {
   CU_OK(cuStreamCreate(&other, CU_STREAM_NON_BLOCKING));
   const uint64_t stalled = Env::get().neuzip() ? Env::get().stats().stalled_waits : 0;
   ncclWaitSignalDesc_t wait{1, 0, 1, 0};
-  ASSERT_EQ(ncclSuccess, ncclWaitSignal(1, &wait, comm_, waiting));
+  if (in_group) ASSERT_EQ(ncclSuccess, ncclGroupStart());
+  ASSERT_EQ(ncclSuccess, ncclWaitSignal(1, &wait, comm, waiting));
+  if (in_group) ASSERT_EQ(ncclSuccess, ncclGroupEnd());
   // Larger than the 2 MiB budget: staged unit by unit, each store given up
   // once its decode (queued behind the wait) completed.
   fw::queue_sum(w.dev, kBytes, out, waiting);
@@ -361,12 +364,16 @@ TEST_F(Nccl, AStreamWaitingForASignalIsNotWaitedFor) {
   }
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
   EXPECT_EQ(CUDA_ERROR_NOT_READY, cuStreamQuery(waiting)) << "the wait did not hold its stream";
-  ASSERT_EQ(ncclSuccess, ncclSignal(0, 1, 0, 0, comm_, other));
+  ASSERT_EQ(ncclSuccess, ncclSignal(0, 1, 0, 0, comm, other));
   CU_OK(cuStreamSynchronize(waiting));
   EXPECT_EQ(w.hash(), fw::read_word(out));
   CU_OK(cuStreamDestroy(waiting));
   CU_OK(cuStreamDestroy(other));
   cuMemFree(out);
 }
+
+TEST_F(Nccl, AStreamWaitingForASignalIsNotWaitedFor) { weight_read_behind_a_signal_wait(comm_, false); }
+
+TEST_F(Nccl, AStreamWaitingForASignalInAGroupIsNotWaitedFor) { weight_read_behind_a_signal_wait(comm_, true); }
 
 }  // namespace
