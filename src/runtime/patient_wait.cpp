@@ -62,7 +62,16 @@ bool Runtime::await_events(const std::vector<SharedEvent>& events, TraceClock::t
   return true;
 }
 
+// The marks have a mutex of their own, never held while waiting: the event
+// hooks (any thread, NCCL's own included) must not queue behind the runtime
+// mutex, which a host wait holds for up to the patience.
 bool Runtime::behind_stall(const Unit& u) const noexcept {
+  if (!streams_marked_.load(std::memory_order_relaxed)) return false;
+  std::lock_guard marks(marks_mu_);
+  return behind_marks(u);
+}
+
+bool Runtime::behind_marks(const Unit& u) const noexcept {
   for (const auto& [stream, event] : blocked_streams_) {
     if (event_done(event)) continue;
     for (size_t i = 0; i < u.uses.size() && i < u.use_streams.size(); ++i)
@@ -72,23 +81,24 @@ bool Runtime::behind_stall(const Unit& u) const noexcept {
 }
 
 bool Runtime::run_blocked(const Unit& u) const noexcept {
-  if (blocked_streams_.empty()) return false;
-  if (!u.run) return behind_stall(u);
+  if (!streams_marked_.load(std::memory_order_relaxed)) return false;
+  std::lock_guard marks(marks_mu_);
+  if (!u.run) return behind_marks(u);
   for (const auto& w : u.run->units) {
     auto v = w.lock();
-    if (v && v->run == u.run && behind_stall(*v)) return true;
+    if (v && v->run == u.run && behind_marks(*v)) return true;
   }
   return false;
 }
 
 void Runtime::note_stream_wait(CUstream stream) noexcept {
   if (detail::stream_capturing(stream)) return;  // a graph's wait: its replays are pinned, not waited for
-  std::lock_guard lock(mutex_);
-  prune_marks_locked();
-  mark_stream_locked(stream);
+  std::lock_guard marks(marks_mu_);
+  prune_marks();
+  mark_stream(stream);
 }
 
-void Runtime::mark_stream_locked(CUstream stream) noexcept {
+void Runtime::mark_stream(CUstream stream) noexcept {
   SharedEvent passed = record_event(stream);
   if (!passed) return;
   try {
@@ -98,7 +108,7 @@ void Runtime::mark_stream_locked(CUstream stream) noexcept {
   }
 }
 
-bool Runtime::prune_marks_locked() noexcept {
+bool Runtime::prune_marks() noexcept {
   std::erase_if(blocked_streams_, [](const auto& s) { return event_done(s.second); });
   if (!blocked_streams_.empty()) return true;
   // No wait left queued: every event recorded behind one has passed it.
@@ -118,8 +128,8 @@ void Runtime::after_event_record(CUevent event, CUstream stream, bool per_thread
   if (!streams_marked_.load(std::memory_order_relaxed) || event == nullptr) return;
   const CUstream s = resolve(stream, per_thread);
   if (detail::stream_capturing(s)) return;  // a node of a graph, not a record now
-  std::lock_guard lock(mutex_);
-  if (!prune_marks_locked()) return;
+  std::lock_guard marks(marks_mu_);
+  if (!prune_marks()) return;
   bool behind = false;
   for (const auto& [marked, until] : blocked_streams_) behind = behind || (marked == s && !event_done(until));
   auto it = std::find(events_behind_marks_.begin(), events_behind_marks_.end(), event);
@@ -139,18 +149,18 @@ void Runtime::after_stream_wait_event(CUstream stream, bool per_thread, CUevent 
   if (!streams_marked_.load(std::memory_order_relaxed) || event == nullptr) return;
   const CUstream s = resolve(stream, per_thread);
   if (detail::stream_capturing(s)) return;
-  std::lock_guard lock(mutex_);
-  if (!prune_marks_locked()) return;
+  std::lock_guard marks(marks_mu_);
+  if (!prune_marks()) return;
   auto it = std::find(events_behind_marks_.begin(), events_behind_marks_.end(), event);
   if (it == events_behind_marks_.end()) return;
   if (driver().base.cuEventQuery(event) != CUDA_ERROR_NOT_READY) {  // passed (or gone): nothing to wait for
     events_behind_marks_.erase(it);
     return;
   }
-  mark_stream_locked(s);  // until the wait for `event` passed
+  mark_stream(s);  // until the wait for `event` passed
 }
 
-bool Runtime::mark_unit_uses_locked(const Unit& v) noexcept {
+bool Runtime::mark_unit_uses(const Unit& v) noexcept {
   bool stalled = false;
   for (size_t i = 0; i < v.uses.size() && i < v.use_streams.size(); ++i) {
     if (event_done(v.uses[i])) continue;
@@ -175,13 +185,16 @@ void Runtime::note_stall_locked(CUdeviceptr begin, size_t bytes) noexcept {
 }
 
 void Runtime::mark_stalled_locked(const std::vector<std::shared_ptr<Unit>>& units) noexcept {
-  prune_marks_locked();
   CUdeviceptr begin = 0;
   size_t bytes = 0;
-  for (const auto& v : units) {
-    if (!mark_unit_uses_locked(*v)) continue;
-    if (begin == 0) begin = v->begin;
-    bytes += v->bytes();
+  {
+    std::lock_guard marks(marks_mu_);
+    prune_marks();
+    for (const auto& v : units) {
+      if (!mark_unit_uses(*v)) continue;
+      if (begin == 0) begin = v->begin;
+      bytes += v->bytes();
+    }
   }
   note_stall_locked(begin, bytes);
 }
@@ -197,8 +210,11 @@ bool Runtime::await_decode(Unit& u) noexcept {
   if (behind_stall(u)) return false;
   const auto start = TraceClock::now();
   if (await_events({u.ready}, start)) return true;
-  prune_marks_locked();
-  mark_unit_uses_locked(u);
+  {
+    std::lock_guard marks(marks_mu_);
+    prune_marks();
+    mark_unit_uses(u);
+  }
   note_stall_locked(u.begin, u.bytes());
   return false;
 }

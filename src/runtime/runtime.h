@@ -375,17 +375,19 @@ class Runtime {
   bool await_events(const std::vector<SharedEvent>& events, TraceClock::time_point start) const noexcept;
   // Lock held: the streams of the units' unfinished uses marked blocked until those complete.
   void mark_stalled_locked(const std::vector<std::shared_ptr<Unit>>& units) noexcept;
-  // Lock held: marks the streams of the unit's unfinished uses (true if any).
-  bool mark_unit_uses_locked(const Unit& v) noexcept;
+  // marks_mu_ and the lock held: marks the streams of the unit's unfinished uses (true if any).
+  bool mark_unit_uses(const Unit& v) noexcept;
+  // marks_mu_ held: whether the unit has an unfinished use on a marked stream.
+  bool behind_marks(const Unit& u) const noexcept;
   // Lock held: a host wait gave up (counted, traced, said once).
   void note_stall_locked(CUdeviceptr begin, size_t bytes) noexcept;
   // Lock held: the unit's decode completed, or completes within the patience;
   // false at once when it is queued behind a marked stream (see patient_wait.cpp).
   bool await_decode(Unit& u) noexcept;
-  // Lock held: `stream` marked until an event recorded on it now completes.
-  void mark_stream_locked(CUstream stream) noexcept;
-  // Lock held: drops the marks that ended; false (and nothing marked) if none is left.
-  bool prune_marks_locked() noexcept;
+  // marks_mu_ held: `stream` marked until an event recorded on it now completes.
+  void mark_stream(CUstream stream) noexcept;
+  // marks_mu_ held: drops the marks that ended; false (and nothing marked) if none is left.
+  bool prune_marks() noexcept;
   static std::vector<std::shared_ptr<Unit>> run_members(const std::shared_ptr<Unit>& u);  // may throw
   // A unit (of u's run) has an unfinished use on a stream marked blocked: neither
   // waited for nor handed over (a handover's fence would make the device wait for it).
@@ -511,6 +513,9 @@ class Runtime {
   // any stream may be marked (read without the lock by the event hooks).
   std::vector<CUevent> events_behind_marks_;
   std::atomic<bool> streams_marked_{false};
+  // Guards blocked_streams_ and events_behind_marks_; taken after mutex_
+  // where both are, never held while waiting (the event hooks take it alone).
+  mutable std::mutex marks_mu_;
   // Staging pages that backed allocations exported as dma-bufs, after their
   // cuMemFree: never handed to another range (a NIC may still write them).
   std::vector<StagingPieces> dmabuf_kept_;
