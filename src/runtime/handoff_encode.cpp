@@ -130,8 +130,7 @@ bool Runtime::hand_over_encoding(const std::shared_ptr<Unit>& u, bool hold) noex
     // Unsettled encode handovers hold their pages (or the next run's) beyond
     // what the host waited for: within the allowance (device_work_allowance).
     if (unwaited_bytes() + run->bytes() > device_work_allowance()) return false;
-    reap_kept();  // host memory decodes no longer read
-    h->slot = rescue_.take(results);
+    h->slot = rescue_.take(results);  // (unwaited_bytes above let go of what decodes no longer read)
     if (!h->slot) return false;  // as far ahead as the rescue memory allows: the host path instead
     std::memset(h->slot->host(), 0, flags);
     for (size_t i = 0; i < units.size(); ++i) std::memset(h->slot->host() + h->results[i], 0, 2 * sizeof(uint64_t));

@@ -130,8 +130,8 @@ void Runtime::after_event_record(CUevent event, CUstream stream, bool per_thread
   if (detail::stream_capturing(s)) return;  // a node of a graph, not a record now
   std::lock_guard marks(marks_mu_);
   if (!prune_marks()) return;
-  bool behind = false;
-  for (const auto& [marked, until] : blocked_streams_) behind = behind || (marked == s && !event_done(until));
+  const bool behind = std::any_of(blocked_streams_.begin(), blocked_streams_.end(),
+                                  [&](const auto& m) { return m.first == s && !event_done(m.second); });
   auto it = std::find(events_behind_marks_.begin(), events_behind_marks_.end(), event);
   if (!behind) {
     if (it != events_behind_marks_.end()) events_behind_marks_.erase(it);  // recorded again elsewhere

@@ -501,7 +501,8 @@ class Runtime {
   // Host memory (parked or rescued copies) a queued decode still reads, kept
   // until the decode's event: the decode may wait behind its stream's work.
   std::vector<std::pair<SharedEvent, std::shared_ptr<RescueSlot>>> kept_until_;
-  bool keep_until(const SharedEvent& after, std::shared_ptr<RescueSlot> slot) noexcept;  // false: not kept
+  // Moves `slot` there (reset on success); false: not kept, `slot` untouched.
+  bool keep_until(const SharedEvent& after, std::shared_ptr<RescueSlot>& slot) noexcept;
   void reap_kept() noexcept;  // lets go of what completed events no longer need
   // Streams that may wait for work not launched yet (patient_wait.cpp), each
   // with the event after which it may be free: a stream memory wait queued on

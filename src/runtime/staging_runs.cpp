@@ -204,14 +204,15 @@ CUresult Runtime::map_and_decode(const std::vector<std::shared_ptr<StagedRun>>& 
   return r;
 }
 
-bool Runtime::keep_until(const SharedEvent& after, std::shared_ptr<RescueSlot> slot) noexcept {
+bool Runtime::keep_until(const SharedEvent& after, std::shared_ptr<RescueSlot>& slot) noexcept {
   if (!after || !*after) return false;
   reap_kept();
   try {
-    kept_until_.emplace_back(after, std::move(slot));
+    kept_until_.emplace_back(after, slot);  // copied: on failure the caller still holds it
   } catch (...) {
     return false;
   }
+  slot.reset();
   return true;
 }
 
@@ -230,7 +231,7 @@ void Runtime::finish_runs(const std::vector<std::shared_ptr<StagedRun>>& runs, c
         // the next eviction. The slot is kept until the decode's event, not
         // waited for: the decode is queued on the launching stream, which
         // may wait for work launched later (patient_wait.cpp).
-        if (!keep_until(ready, std::move(u->rescue))) driver().base.cuStreamSynchronize(decode_stream);
+        if (!keep_until(ready, u->rescue)) driver().base.cuStreamSynchronize(decode_stream);
         u->rescue.reset();
         u->recode = true;
       }
