@@ -69,6 +69,13 @@ typedef struct {
   int sigIdx;
   int ctx;
 } ncclWaitSignalDesc_t;
+// What ncclGroupSimulateEnd (NCCL 2.22 and later) fills in: the group's estimated time.
+typedef struct {
+  size_t size;  // sizeof, set by the caller (NCCL_SIM_INFO_INITIALIZER)
+  unsigned int magic;
+  unsigned int version;
+  float estimatedTime;
+} ncclSimInfo_t;
 
 }  // extern "C"
 

@@ -155,6 +155,7 @@ rt::RuntimeDriverApi collect_runtime_api() noexcept {
   NZ_FILL(api.cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle");
   NZ_FILL(api.cuCtxGetFlags, "cuCtxGetFlags");
   NZ_FILL(api.cuCtxSetFlags, "cuCtxSetFlags");
+  NZ_FILL(api.cuStreamGetFlags, "cuStreamGetFlags");
 #undef NZ_FILL
   return api;
 }

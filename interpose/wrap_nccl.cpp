@@ -79,7 +79,7 @@ NcclEntry e_all_reduce{"ncclAllReduce"}, e_broadcast{"ncclBroadcast"}, e_bcast{"
     e_reduce_scatter_config{"ncclReduceScatterConfig"}, e_all_to_all_config{"ncclAlltoAllConfig"},
     e_gather_config{"ncclGatherConfig"}, e_scatter_config{"ncclScatterConfig"},
     e_window_register{"ncclCommWindowRegister"}, e_window_deregister{"ncclCommWindowDeregister"},
-    e_put_signal{"ncclPutSignal"}, e_wait_signal{"ncclWaitSignal"};
+    e_put_signal{"ncclPutSignal"}, e_wait_signal{"ncclWaitSignal"}, e_group_simulate_end{"ncclGroupSimulateEnd"};
 
 ncclResult_t missing_nccl(const NcclEntry& e) noexcept {
   static std::atomic<bool> said{false};
@@ -409,6 +409,18 @@ NZ_NCCL_EXPORT ncclResult_t ncclGroupEnd() noexcept {
   return r;
 }
 
+// Ends the group like ncclGroupEnd but only estimates its time: nothing is
+// enqueued (NCCL drops the group's work). Unhooked, neuzip's group stayed
+// open: every later collective was held as part of it, staged for good.
+NZ_NCCL_EXPORT ncclResult_t ncclGroupSimulateEnd(ncclSimInfo_t* info) noexcept {
+  using namespace nz::shim;
+  auto real = e_group_simulate_end.get<decltype(&ncclGroupSimulateEnd)>();
+  if (!real) return missing_nccl(e_group_simulate_end);
+  const ncclResult_t r = real(info);
+  if (rt::external_hooks_enabled()) rt::on_group_end(rt::ExternalOutcome::kFailed);  // (nothing enqueued)
+  return r;
+}
+
 NZ_NCCL_EXPORT ncclResult_t ncclCommRegister(const ncclComm_t comm, void* buff, size_t size, void** handle) noexcept {
   using namespace nz::shim;
   return registering<decltype(&ncclCommRegister)>(e_register, handle, buff, size, comm, buff, size, handle);
@@ -499,6 +511,7 @@ extern "C" [[gnu::visibility("hidden")]] void* nz_shim_nccl_lookup(void* handle,
       {"ncclRecv", reinterpret_cast<void*>(&ncclRecv)},
       {"ncclGroupStart", reinterpret_cast<void*>(&ncclGroupStart)},
       {"ncclGroupEnd", reinterpret_cast<void*>(&ncclGroupEnd)},
+      {"ncclGroupSimulateEnd", reinterpret_cast<void*>(&ncclGroupSimulateEnd)},
       {"ncclCommRegister", reinterpret_cast<void*>(&ncclCommRegister)},
       {"ncclCommDeregister", reinterpret_cast<void*>(&ncclCommDeregister)},
       {"ncclMemAlloc", reinterpret_cast<void*>(&ncclMemAlloc)},

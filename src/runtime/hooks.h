@@ -58,6 +58,8 @@ struct RuntimeDriverApi {
   // CU_CTX_SYNC_MEMOPS for memory asked to be SYNC_MEMOPS (optional: CUDA 12.1).
   CUresult (*cuCtxGetFlags)(unsigned int*) = nullptr;
   CUresult (*cuCtxSetFlags)(unsigned int) = nullptr;
+  // Whether a stream is blocking (ordered with the legacy default stream).
+  CUresult (*cuStreamGetFlags)(CUstream, unsigned int*) = nullptr;
 };
 
 // Called by the shim once, after the real cuInit has succeeded, with the real

@@ -72,12 +72,56 @@ bool Runtime::behind_stall(const Unit& u) const noexcept {
 }
 
 bool Runtime::behind_marks(const Unit& u) const noexcept {
-  for (const auto& [stream, event] : blocked_streams_) {
-    if (event_done(event)) continue;
-    for (size_t i = 0; i < u.uses.size() && i < u.use_streams.size(); ++i)
-      if (u.use_streams[i] == stream && !event_done(u.uses[i])) return true;
+  for (const StreamMark& m : blocked_streams_) {
+    if (event_done(m.until)) continue;
+    for (size_t i = 0; i < u.uses.size() && i < u.use_streams.size(); ++i) {
+      if (event_done(u.uses[i])) continue;
+      if (u.use_streams[i] == m.stream || implicitly_after(m.order, u.use_streams[i])) return true;
+    }
   }
   return false;
+}
+
+Runtime::LegacyOrder Runtime::legacy_order(CUstream s) noexcept {
+  using O = LegacyOrder;
+  if (s == nullptr || s == CU_STREAM_LEGACY) return O::kLegacy;  // (uses name the per-thread stream as such)
+  if (s == CU_STREAM_PER_THREAD) return O::kBlocking;  // it synchronizes with the legacy stream
+  unsigned flags = 0;
+  if (driver().cuStreamGetFlags == nullptr) return O::kBlocking;  // (every driver has it) not known: the safe side
+  if (driver().cuStreamGetFlags(s, &flags) != CUDA_SUCCESS) return O::kNone;  // destroyed: its work ran
+  return (flags & CU_STREAM_NON_BLOCKING) != 0 ? O::kNone : O::kBlocking;
+}
+
+// CUDA's implicit synchronization: work queued on the legacy default stream
+// waits for the work queued before it on every blocking stream (those
+// created without CU_STREAM_NON_BLOCKING, the per-thread default stream
+// included), and work queued on a blocking stream waits for the legacy
+// stream's. So a blocking stream waiting for later work holds the legacy
+// stream's later work too, and the reverse (a CuPy stream, a plain
+// cudaStreamCreate, beside the default stream). Uses queued before the
+// mark count as well, as they do on the marked stream itself: the cost is
+// memory over the budget until the wait passed, never a wait. Not followed
+// further: a blocking stream's work queued after legacy work that is itself
+// behind another blocking stream (found by the patience).
+bool Runtime::implicitly_after(LegacyOrder marked, CUstream s) noexcept {
+  if (marked == LegacyOrder::kNone) return false;
+  const LegacyOrder o = legacy_order(s);
+  return (marked == LegacyOrder::kLegacy && o == LegacyOrder::kBlocking) ||
+         (marked == LegacyOrder::kBlocking && o == LegacyOrder::kLegacy);
+}
+
+bool Runtime::stream_behind_marks(CUstream s) const noexcept {
+  return std::any_of(blocked_streams_.begin(), blocked_streams_.end(), [&](const StreamMark& m) {
+    return !event_done(m.until) && (m.stream == s || implicitly_after(m.order, s));
+  });
+}
+
+void Runtime::add_mark(CUstream stream, SharedEvent until) noexcept {
+  try {
+    blocked_streams_.push_back({stream, std::move(until), legacy_order(stream)});
+    streams_marked_.store(true, std::memory_order_relaxed);
+  } catch (...) {
+  }
 }
 
 bool Runtime::run_blocked(const Unit& u) const noexcept {
@@ -100,16 +144,11 @@ void Runtime::note_stream_wait(CUstream stream) noexcept {
 
 void Runtime::mark_stream(CUstream stream) noexcept {
   SharedEvent passed = record_event(stream);
-  if (!passed) return;
-  try {
-    blocked_streams_.emplace_back(stream, std::move(passed));
-    streams_marked_.store(true, std::memory_order_relaxed);
-  } catch (...) {
-  }
+  if (passed) add_mark(stream, std::move(passed));
 }
 
 bool Runtime::prune_marks() noexcept {
-  std::erase_if(blocked_streams_, [](const auto& s) { return event_done(s.second); });
+  std::erase_if(blocked_streams_, [](const StreamMark& m) { return event_done(m.until); });
   if (!blocked_streams_.empty()) return true;
   // No wait left queued: every event recorded behind one has passed it.
   events_behind_marks_.clear();
@@ -122,16 +161,15 @@ bool Runtime::prune_marks() noexcept {
 // (PyTorch orders its streams this way: a consumer stream waits for the
 // event of a communication stream). Without this, only the patience found
 // such a stream: one host wait of NEUZIP_WAIT_PATIENCE_MS, or a handover
-// whose fence would deadlock the device. Not seen: the legacy stream's
-// implicit ordering after blocking streams.
+// whose fence would deadlock the device. An event recorded on a stream CUDA
+// orders after a marked one (implicitly_after) is behind its wait as well.
 void Runtime::after_event_record(CUevent event, CUstream stream, bool per_thread) noexcept {
   if (!streams_marked_.load(std::memory_order_relaxed) || event == nullptr) return;
   const CUstream s = resolve(stream, per_thread);
   if (detail::stream_capturing(s)) return;  // a node of a graph, not a record now
   std::lock_guard marks(marks_mu_);
   if (!prune_marks()) return;
-  const bool behind = std::any_of(blocked_streams_.begin(), blocked_streams_.end(),
-                                  [&](const auto& m) { return m.first == s && !event_done(m.second); });
+  const bool behind = stream_behind_marks(s);
   auto it = std::find(events_behind_marks_.begin(), events_behind_marks_.end(), event);
   if (!behind) {
     if (it != events_behind_marks_.end()) events_behind_marks_.erase(it);  // recorded again elsewhere
@@ -165,11 +203,7 @@ bool Runtime::mark_unit_uses(const Unit& v) noexcept {
   for (size_t i = 0; i < v.uses.size() && i < v.use_streams.size(); ++i) {
     if (event_done(v.uses[i])) continue;
     stalled = true;
-    try {
-      blocked_streams_.emplace_back(v.use_streams[i], v.uses[i]);
-      streams_marked_.store(true, std::memory_order_relaxed);
-    } catch (...) {
-    }
+    add_mark(v.use_streams[i], v.uses[i]);
   }
   return stalled;
 }

@@ -507,8 +507,22 @@ class Runtime {
   // Streams that may wait for work not launched yet (patient_wait.cpp), each
   // with the event after which it may be free: a stream memory wait queued on
   // it, or a use a host wait waited for in vain. An unfinished use on such a
-  // stream is neither waited for nor handed over until that event completed.
-  std::vector<std::pair<CUstream, SharedEvent>> blocked_streams_;
+  // stream, or on one CUDA orders after it implicitly (the legacy default
+  // stream and the blocking streams, both ways), is neither waited for nor
+  // handed over until that event completed.
+  enum class LegacyOrder : uint8_t { kNone, kLegacy, kBlocking };  // a stream's implicit ordering
+  struct StreamMark {
+    CUstream stream = nullptr;
+    SharedEvent until;
+    LegacyOrder order = LegacyOrder::kNone;
+  };
+  std::vector<StreamMark> blocked_streams_;
+  static LegacyOrder legacy_order(CUstream s) noexcept;
+  // Whether work on `s` waits for work queued before it on a stream of `marked`'s order.
+  static bool implicitly_after(LegacyOrder marked, CUstream s) noexcept;
+  // marks_mu_ held: whether new work on `s` is behind a marked stream's wait.
+  bool stream_behind_marks(CUstream s) const noexcept;
+  void add_mark(CUstream stream, SharedEvent until) noexcept;  // marks_mu_ held
   // The program's events last recorded on a stream while it was in
   // blocked_streams_ (cleared when no stream is marked any more), and whether
   // any stream may be marked (read without the lock by the event hooks).

@@ -513,6 +513,102 @@ TEST(StreamWaits, AStreamWaitingForAnEventBehindAWaitIsNotHandedOver) {
   CU_OK(cuMemFree(out));
 }
 
+// CUDA's implicit synchronization with the legacy default stream: work queued
+// on the legacy stream waits for every blocking stream's earlier work (streams
+// created without CU_STREAM_NON_BLOCKING: CuPy's, a plain cudaStreamCreate),
+// and work queued on a blocking stream for the legacy stream's. So a wait on
+// one holds the other's later work. The test's own work runs on a
+// non-blocking stream (`side`): on either of the two it would be held too.
+struct ImplicitWait {
+  CUdeviceptr flag = 0;
+  CUstream blocking = nullptr, side = nullptr;
+  CUstream waiting = nullptr, behind = nullptr;  // one is the legacy stream (nullptr), the other `blocking`
+  CUdeviceptr out = 0;
+  explicit ImplicitWait(bool legacy_waits) {
+    flag = alloc(4096);  // below NEUZIP_MIN_BYTES: the driver's own memory
+    out = alloc(64);
+    EXPECT_EQ(CUDA_SUCCESS, cuMemsetD32(flag, 0, 1));
+    EXPECT_EQ(CUDA_SUCCESS, cuStreamCreate(&blocking, CU_STREAM_DEFAULT));
+    EXPECT_EQ(CUDA_SUCCESS, cuStreamCreate(&side, CU_STREAM_NON_BLOCKING));
+    waiting = legacy_waits ? nullptr : blocking;
+    behind = legacy_waits ? blocking : nullptr;
+    EXPECT_EQ(CUDA_SUCCESS, cuStreamWaitValue32(waiting, flag, 1, CU_STREAM_WAIT_VALUE_EQ));
+  }
+  ~ImplicitWait() {
+    cuStreamSynchronize(blocking);
+    cuStreamSynchronize(nullptr);
+    cuStreamDestroy(side);
+    cuStreamDestroy(blocking);
+    cuMemFree(out);
+    cuMemFree(flag);
+  }
+  // A weight's sum read on `side` (the legacy stream's copies would wait).
+  uint64_t hash_on_side(const Weight& w) const {
+    queue_sum(w.dev, w.host.size(), out, side);
+    uint64_t v = 0;
+    EXPECT_EQ(CUDA_SUCCESS, cuMemcpyDtoHAsync(&v, out, sizeof v, side));
+    EXPECT_EQ(CUDA_SUCCESS, cuStreamSynchronize(side));
+    return v;
+  }
+};
+
+// A weight read on the stream held implicitly; other weights come and go on
+// `side`. Before, the evictions of the held weight waited the whole
+// patience (counted in stalled_waits) before passing it over.
+TEST(StreamWaits, AStreamHeldByTheLegacyStreamsImplicitOrderIsNotWaitedFor) {
+  for (const bool legacy_waits : {false, true}) {
+    SCOPED_TRACE(legacy_waits ? "the legacy stream waits, a blocking stream reads"
+                              : "a blocking stream waits, the legacy stream reads");
+    Weight w(4 * kMiB, 125);
+    std::vector<std::unique_ptr<Weight>> others;
+    for (uint32_t i = 0; i < 3; ++i) others.push_back(std::make_unique<Weight>(4 * kMiB, 126 + i));
+    Env::get().flush();
+    EXPECT_COMPRESSED_AT_LEAST(2 * kMiB);
+    CUdeviceptr sum = alloc(64);
+    {
+      ImplicitWait held(legacy_waits);
+      Watchdog release(held.flag, std::chrono::seconds(20));
+      queue_sum(w.dev, w.host.size(), sum, held.behind);
+      const uint64_t stalled = Env::get().stats().stalled_waits;
+      for (int round = 0; round < 2; ++round)
+        for (const auto& o : others) EXPECT_EQ(o->hash(), held.hash_on_side(*o));
+      EXPECT_EQ(stalled, Env::get().stats().stalled_waits)
+          << "an eviction waited NEUZIP_WAIT_PATIENCE_MS for the held stream before passing it over";
+      EXPECT_EQ(CUDA_ERROR_NOT_READY, cuStreamQuery(held.behind)) << "the implicit order did not hold the stream";
+      release.now();
+    }
+    EXPECT_EQ(w.hash(), read_word(sum)) << "the held stream read something else";
+    EXPECT_EQ(w.hash(), device_hash(w.dev, w.host.size()));
+    CU_OK(cuMemFree(sum));
+  }
+}
+
+// The same weight, eligible for a handover: the handover's fence would make
+// the next staging's decode (on `side`) wait on the device for the held
+// stream, and the launch for that decode, until the watchdog.
+TEST(StreamWaits, AStreamHeldByTheLegacyStreamsImplicitOrderIsNotHandedOver) {
+  for (const bool legacy_waits : {false, true}) {
+    SCOPED_TRACE(legacy_waits ? "the legacy stream waits, a blocking stream reads"
+                              : "a blocking stream waits, the legacy stream reads");
+    Weight w(4 * kMiB, 129), v(4 * kMiB, 130);
+    make_handover_eligible(w, v);
+    CUdeviceptr sum = alloc(64);
+    {
+      ImplicitWait held(legacy_waits);
+      queue_sum(w.dev, w.host.size(), sum, held.behind);
+      Watchdog release(held.flag, std::chrono::seconds(15));
+      const auto start = std::chrono::steady_clock::now();
+      EXPECT_EQ(v.hash(), held.hash_on_side(v));  // needs w's pages under the budget
+      EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10))
+          << "the staging waited for the held stream";
+      EXPECT_EQ(CUDA_ERROR_NOT_READY, cuStreamQuery(held.behind));
+      release.now();
+    }
+    EXPECT_EQ(w.hash(), read_word(sum));
+    CU_OK(cuMemFree(sum));
+  }
+}
+
 // The same through cuStreamBatchMemOp (a wait and a write in one batch).
 TEST(StreamWaits, ABatchedWaitOnACompressedWordReadsIt) {
   auto data = weights(4 * kMiB, 107);

@@ -438,6 +438,17 @@ FAKE_NCCL_API ncclResult_t ncclGroupEnd() {
   return run_group(queued);
 }
 
+// Ends the group as ncclGroupEnd does but runs nothing: the queued work is
+// dropped and its time estimated (here: 1 µs a call).
+FAKE_NCCL_API ncclResult_t ncclGroupSimulateEnd(ncclSimInfo_t* info) {
+  if (t_group.depth == 0) return fail(ncclInvalidUsage);
+  if (--t_group.depth > 0) return ncclSuccess;
+  const size_t calls = t_group.queued.size();
+  t_group.queued.clear();
+  if (info != nullptr) info->estimatedTime = 1e-6f * static_cast<float>(calls);
+  return ncclSuccess;
+}
+
 // A registered buffer may be read or written at any time by the peers it was
 // mapped into, outside any call of this process; fake_nccl_touch_registered
 // plays that part (one rank: the reads come from this process's kernel).

@@ -24,6 +24,7 @@ ncclResult_t ncclSend(const void*, size_t, ncclDataType_t, int, ncclComm_t, CUst
 ncclResult_t ncclRecv(void*, size_t, ncclDataType_t, int, ncclComm_t, CUstream);
 ncclResult_t ncclGroupStart();
 ncclResult_t ncclGroupEnd();
+ncclResult_t ncclGroupSimulateEnd(ncclSimInfo_t*);  // NCCL 2.22 and later
 ncclResult_t ncclCommRegister(const ncclComm_t, void*, size_t, void**);
 ncclResult_t ncclCommDeregister(const ncclComm_t, void*);
 ncclResult_t ncclMemAlloc(void**, size_t);
@@ -155,6 +156,39 @@ TEST_F(Nccl, SendAndReceiveInAGroup) {
   ASSERT_EQ(ncclSuccess, ncclGroupEnd());
   finish();
   EXPECT_EQ(from.hash(), fw::device_hash(to.dev, kBytes));
+}
+
+// ncclGroupSimulateEnd ends a group without running it (a planner pricing a
+// schedule). neuzip's group must end with it: unhooked, it stayed open, and
+// every later collective joined it, its ranges held staged for good (here
+// the weight and each of the others, past the 2 MiB budget).
+TEST_F(Nccl, ASimulatedGroupEndsTheGroupAndRunsNothing) {
+  Weight w(kBytes, 40);
+  std::vector<std::unique_ptr<Weight>> others;
+  for (uint32_t i = 0; i < 3; ++i) others.push_back(std::make_unique<Weight>(kBytes, 41 + i));
+  const CUdeviceptr out = fw::alloc(kBytes);
+  CU_OK(cuMemsetD8(out, 0x5e, kBytes));
+  std::vector<uint8_t> untouched(kBytes, 0x5e);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(4 * kBytes);
+  ASSERT_EQ(ncclSuccess, ncclGroupStart());
+  ASSERT_EQ(ncclSuccess, ncclBroadcast(vp(w.dev), vp(out), kBytes, ncclUint8, 0, comm_, stream_));
+  ncclSimInfo_t info{sizeof(ncclSimInfo_t), 0x74685283u, 22200u, 0.0f};
+  ASSERT_EQ(ncclSuccess, ncclGroupSimulateEnd(&info));
+  EXPECT_GT(info.estimatedTime, 0.0f);
+  finish();
+  EXPECT_EQ(fw::host_hash(untouched.data(), kBytes), fw::device_hash(out, kBytes)) << "the simulated group ran";
+  for (const auto& o : others) {
+    ASSERT_EQ(ncclSuccess, ncclBroadcast(vp(o->dev), vp(out), kBytes, ncclUint8, 0, comm_, stream_));
+    finish();
+    EXPECT_EQ(o->hash(), fw::device_hash(out, kBytes));
+  }
+  EXPECT_EQ(w.hash(), fw::device_hash(w.dev, kBytes));
+  if (Env::get().neuzip()) {
+    EXPECT_LE(Env::get().stats().staging_bytes, uint64_t{kBytes})
+        << "ranges of collectives after the simulated group stayed staged";
+  }
+  cuMemFree(out);
 }
 
 // A registered buffer may be read by NCCL (its peers) outside any call we
