@@ -48,6 +48,8 @@
   /* module and context life cycle */                                                            \
   X(ModuleUnload, "cuModuleUnload", "cuModuleUnload", 2000, A)                                   \
   X(LibraryUnload, "cuLibraryUnload", "cuLibraryUnload", 12000, A)                               \
+  X(ModuleGetGlobal_v2, "cuModuleGetGlobal_v2", "cuModuleGetGlobal", 3020, A)                     \
+  X(LibraryGetGlobal, "cuLibraryGetGlobal", "cuLibraryGetGlobal", 12000, A)                       \
   X(CtxDestroy_v1, "cuCtxDestroy", "cuCtxDestroy", 2000, A)                                      \
   X(CtxDestroy_v2, "cuCtxDestroy_v2", "cuCtxDestroy", 4000, A)                                   \
   X(CtxEnablePeerAccess, "cuCtxEnablePeerAccess", "cuCtxEnablePeerAccess", 4000, A)              \

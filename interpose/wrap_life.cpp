@@ -1,6 +1,6 @@
-// wrap_life.cpp: module unloads and context teardown (the runtime must forget
-// handles and release what it holds before the driver does), and the
-// synchronising calls where sticky errors surface.
+// wrap_life.cpp: module globals and unloads, context teardown (the runtime
+// must forget handles and release what it holds before the driver does), and
+// the synchronising calls where sticky errors surface.
 #include "wrap_common.h"
 
 using nz::shim::Hook;
@@ -16,7 +16,25 @@ CUresult unload(Handle h) noexcept {
   if (!real) return missing_entry(H);
   CUresult r = real(h);
   // After the real call: a launch racing with it cannot re-cache the old layout.
-  if (r == CUDA_SUCCESS && rt::active()) rt::on_module_unload();
+  if (r == CUDA_SUCCESS && rt::active()) rt::on_module_unload(reinterpret_cast<const void*>(h));
+  return r;
+}
+
+// Where a module's global lives: its kernels read it without a parameter, so
+// pointers the program copies into it are found by the copy (module_globals.cpp).
+template <Hook H, typename Handle>
+CUresult get_global(CUdeviceptr* dptr, size_t* bytes, Handle h, const char* name) noexcept {
+  const HookScope nz_hook_scope = count_call(H);
+  auto real = real_of<CUresult (*)(CUdeviceptr*, size_t*, Handle, const char*)>(H);
+  if (!real) return missing_entry(H);
+  CUdeviceptr at = 0;
+  size_t size = 0;
+  const CUresult r = real(&at, &size, h, name);  // (both asked: the caller may want either)
+  if (r == CUDA_SUCCESS) {
+    if (dptr) *dptr = at;
+    if (bytes) *bytes = size;
+    if (rt::active()) rt::on_module_global(reinterpret_cast<const void*>(h), at, size);
+  }
   return r;
 }
 
@@ -78,6 +96,12 @@ CUresult stream_sync(CUstream s) noexcept {
 
 NZ_WRAPPER CUresult nzw_ModuleUnload(CUmodule m) noexcept { return nz::shim::unload<Hook::ModuleUnload>(m); }
 NZ_WRAPPER CUresult nzw_LibraryUnload(CUlibrary l) noexcept { return nz::shim::unload<Hook::LibraryUnload>(l); }
+NZ_WRAPPER CUresult nzw_ModuleGetGlobal_v2(CUdeviceptr* p, size_t* n, CUmodule m, const char* name) noexcept {
+  return nz::shim::get_global<Hook::ModuleGetGlobal_v2>(p, n, m, name);
+}
+NZ_WRAPPER CUresult nzw_LibraryGetGlobal(CUdeviceptr* p, size_t* n, CUlibrary l, const char* name) noexcept {
+  return nz::shim::get_global<Hook::LibraryGetGlobal>(p, n, l, name);
+}
 NZ_WRAPPER CUresult nzw_CtxDestroy_v1(CUcontext c) noexcept { return nz::shim::ctx_destroy<Hook::CtxDestroy_v1>(c); }
 NZ_WRAPPER CUresult nzw_CtxDestroy_v2(CUcontext c) noexcept { return nz::shim::ctx_destroy<Hook::CtxDestroy_v2>(c); }
 NZ_WRAPPER CUresult nzw_CtxEnablePeerAccess(CUcontext peer, unsigned int flags) noexcept {

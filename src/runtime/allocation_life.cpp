@@ -32,6 +32,7 @@ void Runtime::release_allocation(Allocation& a) noexcept {
   }
   // Old mappings of handovers inside it go before its address range does.
   settle_handoffs_of(a);
+  if (!module_globals_.empty()) drop_global_pins_into(a);
   while (!a.units.empty()) {
     auto u = a.units.begin()->second;
     u->tracked = false;
@@ -141,10 +142,11 @@ CUresult Runtime::mem_free_async(CUdeviceptr dptr, CUstream stream, bool per_thr
   return mem_free(dptr, handled);
 }
 
-void Runtime::on_module_unload() noexcept {
+void Runtime::on_module_unload(const void* module) noexcept {
   // Function and kernel handles of the unloaded module may come back for
   // other kernels: forget every cached parameter layout (unloads are rare).
   params_.clear();
+  forget_module_globals(module);
 }
 
 // Uses recorded with events of `gone` (a context being destroyed) are

@@ -171,13 +171,18 @@ void Runtime::pin_unit_for_library(Allocation&, const std::shared_ptr<Unit>& u) 
 // NEUZIP_NCCL=0 switches off NCCL's pins, never a texture's (nothing else
 // keeps a textured range mapped).
 static bool pins_enabled(PinOwner kind, const Config& config) noexcept {
-  return kind == PinOwner::kTextureObject || config.nccl_hooks;
+  return kind == PinOwner::kTextureObject || kind == PinOwner::kModuleGlobal || config.nccl_hooks;
 }
 
 void Runtime::pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept {
   if (!pins_enabled(kind, config_) || bytes == 0 || ptr + bytes < ptr) return;
   std::lock_guard lock(mutex_);
   RelaxedCaptureScope relaxed;
+  pin_external_locked(kind, owner, ptr, bytes, api);
+}
+
+void Runtime::pin_external_locked(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes,
+                                  const char* api) noexcept {
   const CUdeviceptr end = ptr + bytes;
   try {
     if (!external_pins_.emplace(std::make_pair(kind, owner), std::make_pair(ptr, end)).second) return;
@@ -214,6 +219,10 @@ void Runtime::unpin_external(PinOwner kind, uintptr_t owner) noexcept {
     }
   }
   std::lock_guard lock(mutex_);
+  unpin_external_locked(kind, owner, kind == PinOwner::kTextureObject ? "texture destroyed" : "deregister");
+}
+
+void Runtime::unpin_external_locked(PinOwner kind, uintptr_t owner, const char* why) noexcept {
   auto it = external_pins_.find(std::make_pair(kind, owner));
   if (it == external_pins_.end()) return;
   const auto [ptr, end] = it->second;
@@ -226,7 +235,7 @@ void Runtime::unpin_external(PinOwner kind, uintptr_t owner) noexcept {
     }
   }
   // They stay staged: the LRU/pressure eviction takes them when it needs to.
-  emit("unpin", ptr, end - ptr, kind == PinOwner::kTextureObject ? "\"why\":\"texture destroyed\"" : "\"why\":\"deregister\"");
+  emit("unpin", ptr, end - ptr, fmt::format("\"why\":\"{}\"", why));
 }
 
 }  // namespace nz::rt

@@ -169,8 +169,12 @@ CUresult mem_free_async(CUdeviceptr dptr, CUstream stream, bool per_thread, bool
   return Runtime::get().mem_free_async(dptr, stream, per_thread, handled);
 }
 
-void on_module_unload() noexcept {
-  if (Runtime::is_active()) Runtime::get().on_module_unload();
+void on_module_unload(const void* module) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_module_unload(module);
+}
+
+void on_module_global(const void* module, CUdeviceptr begin, size_t bytes) noexcept {
+  if (Runtime::is_active()) Runtime::get().on_module_global(module, begin, bytes);
 }
 
 void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept {

@@ -168,7 +168,7 @@ void after_external_wait(CUstream stream) noexcept;
 // 64-bit handle, never the address: pinned while the object lives
 // (kTextureObject, not switched off with NEUZIP_NCCL=0); its unpin first
 // waits for the context's queued work, which may still sample it.
-enum class PinOwner : uint8_t { kRegistration, kLibraryAllocation, kTextureObject };
+enum class PinOwner : uint8_t { kRegistration, kLibraryAllocation, kTextureObject, kModuleGlobal };
 void pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept;
 void unpin_external(PinOwner kind, uintptr_t owner) noexcept;
 
@@ -265,8 +265,12 @@ bool before_dmabuf_export(CUdeviceptr p, size_t bytes, CUresult* result) noexcep
 void remember_driver_process() noexcept;
 
 // ---- Module, context and error life cycle ---------------------------------------------
-// cuModuleUnload/cuLibraryUnload, before the real call: handles may be reused.
-void on_module_unload() noexcept;
+// cuModuleUnload/cuLibraryUnload, after the real call succeeded: handles may
+// be reused, and the module's globals are gone (`module` is the handle).
+void on_module_unload(const void* module) noexcept;
+// cuModuleGetGlobal / cuLibraryGetGlobal answered: [begin, begin + bytes) is
+// a global of `module` (its kernels read it without a parameter).
+void on_module_global(const void* module, CUdeviceptr begin, size_t bytes) noexcept;
 // cuCtxDestroy (ctx) / cuDevicePrimaryCtxReset (ctx null, device set), before
 // the real call: everything the runtime holds in that context is released.
 void on_context_destroy(CUcontext ctx, CUdevice device, bool primary_reset) noexcept;

@@ -88,6 +88,9 @@ class Runtime {
   void on_group_end(ExternalOutcome outcome) noexcept;
   void pin_external(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept;
   void unpin_external(PinOwner kind, uintptr_t owner) noexcept;
+  // Module globals (module_globals.cpp).
+  void on_module_global(const void* module, CUdeviceptr begin, size_t bytes) noexcept;
+  void on_module_unload(const void* module) noexcept;
   // Graph capture, instantiation and replay (graph_hooks.cpp).
   void on_capture_begin(CUstream stream) noexcept;
   void on_capture_end(CUstream stream, CUgraph graph) noexcept;
@@ -423,6 +426,17 @@ class Runtime {
   int external_pins_over(CUdeviceptr begin, CUdeviceptr end) const noexcept;
   void pin_unit_for_library(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;  // lock held
   void note_pointer_array(const TransferDesc& d) noexcept;  // lock held
+  // Lock held (external_work.cpp): the bodies of pin_external / unpin_external.
+  void pin_external_locked(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept;
+  void unpin_external_locked(PinOwner kind, uintptr_t owner, const char* why) noexcept;
+  // module_globals.cpp, lock held: the global a copy into [ptr, ptr + bytes)
+  // writes (nullptr if none); pins for the allocations its words point into;
+  // pins into an allocation being freed.
+  struct ModuleGlobal;
+  ModuleGlobal* module_global_at(CUdeviceptr ptr, size_t bytes) noexcept;
+  void pin_global_targets(ModuleGlobal& g, const std::vector<CUdeviceptr>& targets) noexcept;
+  void drop_global_pins_into(const Allocation& a) noexcept;
+  void forget_module_globals(const void* module) noexcept;  // takes the lock
   // Whether a unit filled now may be compressed at once (see Config::long_lived_uses). Lock held.
   bool compress_when_filled() const noexcept;
   void compress_pending_locked(bool wait_for_producers) noexcept;
@@ -626,6 +640,16 @@ class Runtime {
   // Buffers a communication library holds outside our view (ncclCommRegister,
   // ncclMemAlloc): (kind, owner) -> [begin, end). Their units stay pinned.
   std::map<std::pair<PinOwner, uintptr_t>, std::pair<CUdeviceptr, CUdeviceptr>> external_pins_;
+  // The program's module globals (cuModuleGetGlobal), by address, and the
+  // allocations pointers copied into them keep pinned (module_globals.cpp).
+  struct ModuleGlobal {
+    CUdeviceptr end = 0;
+    const void* module = nullptr;
+    std::vector<std::pair<CUdeviceptr, uintptr_t>> pinned;  // (allocation base, pin owner)
+  };
+  std::map<CUdeviceptr, ModuleGlobal> module_globals_;
+  uintptr_t next_global_pin_ = 0;
+  bool global_pins_reported_ = false;
   bool pending_collective_reported_ = false;
   // Iterations, as far as the runtime can tell: a host-to-device copy into
   // managed memory after launches used tracked memory starts a new one.

@@ -584,7 +584,10 @@ void Runtime::note_pointer_array(const TransferDesc& d) noexcept {
     std::memcpy(&w, bytes + off, 8);
     looks_like_pointers = w >= managed_low_ && w < managed_high_;
   }
-  if (!looks_like_pointers) {
+  // A module global is read without a parameter: every word counts (a struct
+  // of sizes and pointers may start with sizes).
+  ModuleGlobal* global = module_global_at(s.ptr, s.bytes);
+  if (!looks_like_pointers && global == nullptr) {
     if (!pointer_arrays_.empty()) pointer_arrays_.replace(s.ptr, s.ptr + s.bytes, {});
     return;
   }
@@ -598,6 +601,7 @@ void Runtime::note_pointer_array(const TransferDesc& d) noexcept {
       const Allocation* a = allocation_containing(w);
       if (a != nullptr && std::find(targets.begin(), targets.end(), a->base) == targets.end()) targets.push_back(a->base);
     }
+    if (global != nullptr) pin_global_targets(*global, targets);
     if (targets.empty()) {
       if (!pointer_arrays_.empty()) pointer_arrays_.replace(s.ptr, s.ptr + s.bytes, {});
       return;

@@ -82,6 +82,22 @@ typedef struct nzsim_module_ref {
  *   const nzsim_kernel* nzsim_module_kernels(unsigned* count, unsigned* abi_version); */
 typedef const nzsim_kernel* (*nzsim_module_entry_fn)(unsigned* count, unsigned* abi_version);
 
+/* Module globals (__device__ and __constant__ variables), optional: a module
+ * library may also export
+ *   const nzsim_global* nzsim_module_globals(unsigned* count);
+ * At load the simulator gives each global `bytes` of device memory (zeroed),
+ * found by cuModuleGetGlobal / cuLibraryGetGlobal under `name`, and stores its
+ * address in *address: the module's kernels read the global through it, as a
+ * GPU kernel reads its module's variables without a parameter. (A library
+ * loaded twice shares *address: the last load wins.) */
+typedef struct nzsim_global {
+  const char* name;
+  size_t bytes;
+  uint64_t* address; /* a CUdeviceptr */
+} nzsim_global;
+#define NZSIM_MODULE_GLOBALS nzsim_module_globals
+typedef const nzsim_global* (*nzsim_module_globals_fn)(unsigned* count);
+
 /* Exported by the simulator's libcuda.so.1 itself (find them with dlsym; they
  * are not part of the CUDA API, so programs that must also run on a real
  * driver look them up and skip when absent). */

@@ -92,9 +92,27 @@ CUresult CUDAAPI cuModuleEnumerateFunctions(CUfunction* fns, unsigned int n, CUm
   return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuModuleGetGlobal(CUdeviceptr*, size_t*, CUmodule mod, const char*) {
+namespace {
+CUresult get_global(CUdeviceptr* dptr, size_t* bytes, void* handle, const char* name) {
+  Module* m = as_module(handle);
+  if (!m) return CUDA_ERROR_INVALID_HANDLE;
+  if (!name || (!dptr && !bytes)) return CUDA_ERROR_INVALID_VALUE;
+  const Module::Global* g = find_global(m, name);
+  if (!g) return CUDA_ERROR_NOT_FOUND;
+  if (dptr) *dptr = g->address;
+  if (bytes) *bytes = g->bytes;
+  return CUDA_SUCCESS;
+}
+}  // namespace
+
+CUresult CUDAAPI cuModuleGetGlobal(CUdeviceptr* dptr, size_t* bytes, CUmodule mod, const char* name) {
   NZ_REQUIRE_INIT();
-  return as_module(mod) ? CUDA_ERROR_NOT_FOUND : CUDA_ERROR_INVALID_HANDLE;
+  return get_global(dptr, bytes, mod, name);
+}
+
+CUresult CUDAAPI cuLibraryGetGlobal(CUdeviceptr* dptr, size_t* bytes, CUlibrary lib, const char* name) {
+  NZ_REQUIRE_INIT();
+  return get_global(dptr, bytes, lib, name);
 }
 
 CUresult CUDAAPI cuModuleGetLoadingMode(CUmoduleLoadingMode* mode) {

@@ -126,6 +126,15 @@ CUresult free_linear(uintptr_t addr, bool to_pool = false) {
 
 }  // namespace
 
+CUresult allocate_global(size_t bytes, uintptr_t* out) {
+  CUdeviceptr p = 0;
+  const CUresult r = allocate(&p, bytes);
+  if (r == CUDA_SUCCESS) *out = p;  // fresh anonymous pages: zeroed
+  return r;
+}
+
+void free_global(uintptr_t addr) { free_linear(addr); }  // (gone already if its context was destroyed)
+
 void release_pool_memory() {
   if (const uint64_t kept = g_pool_kept.exchange(0)) release_physical(kept);
 }

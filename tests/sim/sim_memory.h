@@ -19,6 +19,11 @@ MemKind kind_of(uintptr_t addr);
 // Frees every cuMemAlloc allocation the context owns (context destroy/reset).
 void free_context_allocations(Context* c);
 
+// Device memory of a module's global (linear, zeroed, in the current
+// context), and its release at the module's unload.
+CUresult allocate_global(size_t bytes, uintptr_t* out);
+void free_global(uintptr_t addr);
+
 // Returns the memory the stream-ordered pool kept after cuMemFreeAsync to the
 // device: every stream, event and context synchronization does.
 void release_pool_memory();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sim_module.h"
+#include "sim_memory.h"
 
 namespace nzsim {
 namespace {
@@ -87,6 +88,19 @@ CUresult open_module(const std::string& path, Module** out) {
       k->param_bytes = std::max(k->param_bytes, kernels[i].params[p].offset + kernels[i].params[p].size);
     m->kernels.push_back(std::move(k));
   }
+  if (auto globals_entry = reinterpret_cast<nzsim_module_globals_fn>(dlsym(dl, "nzsim_module_globals"))) {
+    unsigned n = 0;
+    const nzsim_global* globals = globals_entry(&n);
+    for (unsigned i = 0; i < n && globals; ++i) {
+      uintptr_t at = 0;
+      if (globals[i].bytes == 0 || allocate_global(globals[i].bytes, &at) != CUDA_SUCCESS) {
+        unload_module(m);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+      }
+      m->globals.push_back({globals[i].name, at, globals[i].bytes});
+      *globals[i].address = at;
+    }
+  }
   *out = m;
   return CUDA_SUCCESS;
 }
@@ -134,12 +148,19 @@ CUresult load_module_image(const void* image, Module** out) {
 }
 
 void unload_module(Module* m) {
+  for (const auto& g : m->globals) free_global(g.address);
   for (auto& k : m->kernels) recycle_kernel_handle(std::move(k));
   m->kernels.clear();
   dlclose(m->dl);
   if (m->memfd >= 0) close(m->memfd);
   m->magic = 0;
   delete m;
+}
+
+const Module::Global* find_global(Module* m, const char* name) {
+  for (const auto& g : m->globals)
+    if (g.name == name) return &g;
+  return nullptr;
 }
 
 Kernel* find_kernel(Module* m, const char* name) {

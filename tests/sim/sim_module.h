@@ -43,6 +43,12 @@ struct Module {  // handed out as both CUmodule and CUlibrary
   // The context current at cuModuleLoad*: its CUfunctions launch there only
   // (null for libraries, whose kernels any context may launch).
   Context* ctx = nullptr;
+  struct Global {
+    std::string name;
+    uintptr_t address = 0;
+    size_t bytes = 0;
+  };
+  std::vector<Global> globals;  // device memory of its own, freed at unload
 };
 
 CUresult load_module_file(const char* path, Module** out);
@@ -50,6 +56,7 @@ CUresult load_module_file(const char* path, Module** out);
 CUresult load_module_image(const void* image, Module** out);
 void unload_module(Module* m);
 Kernel* find_kernel(Module* m, const char* name);
+const Module::Global* find_global(Module* m, const char* name);
 
 inline Module* as_module(void* h) {
   auto* m = static_cast<Module*>(h);

@@ -74,11 +74,21 @@ int record_launch(const nzsim_launch* l) {
 // trap(): a device-side assertion failure
 int trap(const nzsim_launch*) { return 1; }
 
+// A module global (cuModuleGetGlobal "counter"): add_to_global adds its u32
+// parameter to it, without a pointer among its parameters.
+uint64_t g_counter = 0;  // the global's device address
+int add_to_global(const nzsim_launch* l) {
+  *reinterpret_cast<uint32_t*>(g_counter) += *static_cast<const uint32_t*>(l->params[0]);
+  return 0;
+}
+const nzsim_global kGlobals[] = {{"counter", 64, &g_counter}};
+
 const nzsim_param kVecAdd[] = {{0, 8}, {8, 8}, {16, 8}, {24, 4}};
 const nzsim_param kFill[] = {{0, 8}, {8, 4}, {16, 8}};
 const nzsim_param kSum[] = {{0, 8}, {8, 8}, {16, 8}};
 const nzsim_param kSleep[] = {{0, 4}};
 const nzsim_param kRecord[] = {{0, 8}, {8, 1}, {12, 4}};
+const nzsim_param kAddGlobal[] = {{0, 4}};
 
 const nzsim_kernel kKernels[] = {
     {"vec_add", 4, kVecAdd, vec_add},
@@ -88,6 +98,7 @@ const nzsim_kernel kKernels[] = {
     {"sleep_us", 1, kSleep, sleep_us},
     {"record_launch", 3, kRecord, record_launch},
     {"trap", 0, nullptr, trap},
+    {"add_to_global", 1, kAddGlobal, add_to_global},
 };
 
 }  // namespace
@@ -97,4 +108,9 @@ extern "C" __attribute__((visibility("default"))) const nzsim_kernel* NZSIM_MODU
   *count = sizeof(kKernels) / sizeof(kKernels[0]);
   *abi_version = NZSIM_ABI_VERSION;
   return kKernels;
+}
+
+extern "C" __attribute__((visibility("default"))) const nzsim_global* NZSIM_MODULE_GLOBALS(unsigned* count) {
+  *count = sizeof(kGlobals) / sizeof(kGlobals[0]);
+  return kGlobals;
 }

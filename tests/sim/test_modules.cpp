@@ -62,6 +62,40 @@ TEST(Modules, LoadByPathAndLaunch) {
   EXPECT_EQ(CUDA_ERROR_FILE_NOT_FOUND, cuModuleLoad(&m, "/nonexistent/module.so"));
 }
 
+// A module's globals: device memory of their own, zeroed, found by name
+// through the module and the library forms, read and written by its kernels
+// without a parameter, gone with the module.
+TEST(Modules, GlobalsAreDeviceMemoryTheKernelsReach) {
+  ScopedContext ctx;
+  CUmodule m = load_test_module();
+  CUdeviceptr g = 0;
+  size_t bytes = 0;
+  CU_OK(cuModuleGetGlobal(&g, &bytes, m, "counter"));
+  EXPECT_EQ(64u, bytes);
+  uint32_t v = 7;
+  CU_OK(cuMemcpyHtoD(g, &v, sizeof v));
+  uint32_t add = 5;
+  void* params[] = {&add};
+  CU_OK(cuLaunchKernel(get_function(m, "add_to_global"), 1, 1, 1, 1, 1, 1, 0, nullptr, params, nullptr));
+  CU_OK(cuMemcpyDtoH(&v, g, sizeof v));
+  EXPECT_EQ(12u, v);
+  CUdeviceptr base = 0;
+  size_t range = 0;
+  CU_OK(cuMemGetAddressRange(&base, &range, g + 8));
+  EXPECT_EQ(g, base);
+  EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuModuleGetGlobal(nullptr, nullptr, m, "counter"));
+  CU_OK(cuModuleUnload(m));
+  EXPECT_NE(CUDA_SUCCESS, cuMemGetAddressRange(&base, &range, g)) << "the global outlived its module";
+
+  CUlibrary lib = nullptr;
+  CU_OK(cuLibraryLoadFromFile(&lib, module_path().c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0));
+  CU_OK(cuLibraryGetGlobal(&g, &bytes, lib, "counter"));
+  CU_OK(cuMemcpyDtoH(&v, g, sizeof v));
+  EXPECT_EQ(0u, v) << "a new load's global is not zeroed";
+  EXPECT_EQ(CUDA_ERROR_NOT_FOUND, cuLibraryGetGlobal(&g, &bytes, lib, "nope"));
+  CU_OK(cuLibraryUnload(lib));
+}
+
 TEST(Modules, LoadFromElfBytesAndRef) {
   ScopedContext ctx;
   std::ifstream in(module_path(), std::ios::binary);

@@ -108,7 +108,8 @@ CUresult mem_free_async(CUdeviceptr, CUstream, bool, bool* handled) noexcept {
   *handled = false;
   return CUDA_SUCCESS;
 }
-void on_module_unload() noexcept {}
+void on_module_unload(const void*) noexcept {}
+void on_module_global(const void*, CUdeviceptr, size_t) noexcept {}
 void on_context_destroy(CUcontext, CUdevice, bool) noexcept {}
 void on_peer_access_enabled(CUcontext) noexcept {}
 bool peer_copy_contexts(CUdeviceptr, CUdeviceptr, CUcontext*, CUcontext*) noexcept { return false; }
