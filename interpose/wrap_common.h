@@ -36,6 +36,18 @@ inline rt::TransferDesc transfer_desc(const rt::Span* spans, size_t count, CUstr
   return rt::TransferDesc{spans, count, stream, per_thread, is_async, host_to_device, api, host_src};
 }
 
+// A copy source the program passed as a host address (not device memory,
+// not managed by us): the destination it fills is a weight (or a pointer
+// array), as after cuMemcpyHtoDAsync. One pointer query.
+inline bool is_host_source(CUdeviceptr src) noexcept {
+  if (rt::is_managed(src)) return false;
+  auto query = real_of<CUresult (*)(void*, CUpointer_attribute, CUdeviceptr)>(Hook::PointerGetAttribute);
+  unsigned type = 0;
+  const bool device = query != nullptr && query(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, src) == CUDA_SUCCESS &&
+                      type == CU_MEMORYTYPE_DEVICE;
+  return !device;
+}
+
 // Protocol step 3 of hooks.h for copies and memsets.
 template <typename Fn, typename... Args>
 inline CUresult run_transfer(Fn real, const rt::TransferDesc& d, Args... args) noexcept {

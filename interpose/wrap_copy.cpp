@@ -129,13 +129,36 @@ template <Hook H, bool PT>
 CUresult dtod_a(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) noexcept {
   return dtod_async<H, PT>(d, s, n, st, "cuMemcpyDtoDAsync");
 }
+// A unified copy (cudaMemcpy with cudaMemcpyDefault) from a host address
+// fills its destination as a host-to-device copy does: it tags a weight, and
+// a small one may be a pointer array (or a module global's pointers). Asked
+// only where that can matter (a served destination, or at most 64 KiB).
+inline bool fills_from_host(CUdeviceptr d, CUdeviceptr s, size_t n) noexcept {
+  return rt::active() && (n <= (size_t{64} << 10) || rt::is_managed(d)) && is_host_source(s);
+}
 template <Hook H, bool PT>
 CUresult unified(CUdeviceptr d, CUdeviceptr s, size_t n) noexcept {
-  return dtod_sync<H, PT>(d, s, n, "cuMemcpy");
+  if (!fills_from_host(d, s, n)) return dtod_sync<H, PT>(d, s, n, "cuMemcpy");
+  const HookScope nz_hook_scope = count_call(H);
+  auto real = real_of<CUresult (*)(CUdeviceptr, CUdeviceptr, size_t)>(H);
+  if (!real) return missing_entry(H);
+  const Span sp[] = {{d, n, Access::kWrite}};
+  const auto* host = reinterpret_cast<const void*>(s);
+  return in_served_context_if_needed<PT>(d, s, nullptr, false, [&](CUstream) {
+    return run_transfer(real, transfer_desc(sp, 1, nullptr, PT, false, true, "cuMemcpy", host), d, s, n);
+  });
 }
 template <Hook H, bool PT>
 CUresult unified_a(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) noexcept {
-  return dtod_async<H, PT>(d, s, n, st, "cuMemcpyAsync");
+  if (!fills_from_host(d, s, n)) return dtod_async<H, PT>(d, s, n, st, "cuMemcpyAsync");
+  const HookScope nz_hook_scope = count_call(H);
+  auto real = real_of<CUresult (*)(CUdeviceptr, CUdeviceptr, size_t, CUstream)>(H);
+  if (!real) return missing_entry(H);
+  const Span sp[] = {{d, n, Access::kWrite}};
+  const auto* host = reinterpret_cast<const void*>(s);
+  return in_served_context_if_needed<PT>(d, s, st, true, [&](CUstream on) {
+    return run_transfer(real, transfer_desc(sp, 1, on, PT, true, true, "cuMemcpyAsync", host), d, s, n, on);
+  });
 }
 
 template <Hook H, bool PT>

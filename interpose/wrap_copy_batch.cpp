@@ -20,18 +20,6 @@ namespace {
 using rt::Access;
 using rt::Span;
 
-// A copy source the program passed as a host address (not device memory,
-// not managed by us): the destination it fills is a weight, as after
-// cuMemcpyHtoDAsync.
-bool is_host_source(CUdeviceptr src) noexcept {
-  if (rt::is_managed(src)) return false;
-  auto query = real_of<CUresult (*)(void*, CUpointer_attribute, CUdeviceptr)>(Hook::PointerGetAttribute);
-  unsigned type = 0;
-  const bool device = query != nullptr && query(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, src) == CUDA_SUCCESS &&
-                      type == CU_MEMORYTYPE_DEVICE;
-  return !device;
-}
-
 void tag_host_fill(CUdeviceptr dst, size_t bytes, CUdeviceptr src, CUstream stream, bool per_thread,
                    const char* api) noexcept {
   const Span s[] = {{dst, bytes, Access::kWrite}};

@@ -171,6 +171,35 @@ TEST(PointerArrays, GroupedGemmOperands) {
   cuMemFree(array);
 }
 
+// The same array copied in by a unified copy (cuMemcpy / cuMemcpyAsync from a
+// host address: cudaMemcpy with cudaMemcpyDefault, as UVA programs write it).
+// Until 2026-12-07 only the host-to-device forms were read for pointers (and
+// only they tagged what they fill): the grouped read met unmapped pages.
+TEST(PointerArrays, AnArrayCopiedInByAUnifiedCopy) {
+  Weight a(4 * kMiB, 40), b(6 * kMiB, 41);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(8 * kMiB);
+  CUdeviceptr array = alloc(256);
+  const CUdeviceptr ptrs[2] = {b.dev + 512, a.dev + 2048};
+  CU_OK(cuMemcpy(array, reinterpret_cast<CUdeviceptr>(ptrs), sizeof ptrs));
+  static CUdeviceptr out = alloc(64);
+  uint64_t count = 2, each = 2 * kMiB;
+  uint64_t expect = 0;
+  expect = expect * 31 + host_hash(b.host.data() + 512, each);
+  expect = expect * 31 + host_hash(a.host.data() + 2048, each);
+  EXPECT_EQ(expect, launch_and_read(Env::get().fn("sum_ptrs"), {&array, &count, &each, &out}, out));
+  const CUdeviceptr again[1] = {a.dev + 4096};
+  CUstream s = nullptr;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CU_OK(cuMemcpyAsync(array, reinterpret_cast<CUdeviceptr>(again), sizeof again, s));
+  CU_OK(cuStreamSynchronize(s));
+  CU_OK(cuStreamDestroy(s));
+  Env::get().flush();  // (everything idle compressed again)
+  count = 1;
+  EXPECT_EQ(host_hash(a.host.data() + 4096, each), launch_and_read(Env::get().fn("sum_ptrs"), {&array, &count, &each, &out}, out));
+  cuMemFree(array);
+}
+
 // A pointer array whose pointer lands in a weight far after another in the
 // same allocation (a caching-allocator segment: weight A, activations the
 // host never wrote, weight B more than 64 KiB on, so two clusters). What the
@@ -262,6 +291,31 @@ TEST(UnseenWrites, BatchedHostCopiesAreWeights) {
 // program built for CUDA 12.8-12.9 gets from cuGetProcAddress, and all a
 // 12.8-12.9 driver has. Host copies fill weights; a batch copying out of a
 // compressed weight reads it staged.
+// cudaMemcpy(..., cudaMemcpyDefault) from host memory reaches the driver as
+// a unified copy (cuMemcpy, cuMemcpyAsync): it fills weights as
+// cuMemcpyHtoD does, so they are tagged and compressed (until 2026-12-07 they
+// stayed resident: nothing saved on a model loaded that way).
+TEST(UnseenWrites, UnifiedCopiesFromTheHostFillWeights) {
+  const auto a = weights(4 * kMiB, 42), b = weights(6 * kMiB, 43);
+  CUdeviceptr da = alloc(a.size()), db = alloc(b.size());
+  CU_OK(cuMemcpy(da, reinterpret_cast<CUdeviceptr>(a.data()), a.size()));
+  CUstream s = nullptr;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CU_OK(cuMemcpyAsync(db, reinterpret_cast<CUdeviceptr>(b.data()), b.size(), s));
+  CU_OK(cuStreamSynchronize(s));
+  CU_OK(cuStreamDestroy(s));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(a.size() + b.size());
+  EXPECT_EQ(host_hash(a.data(), a.size()), device_hash(da, a.size()));
+  EXPECT_EQ(host_hash(b.data(), b.size()), device_hash(db, b.size()));
+  // Back to the host through the same calls: the bytes as written.
+  std::vector<uint8_t> back(b.size());
+  CU_OK(cuMemcpy(reinterpret_cast<CUdeviceptr>(back.data()), db, back.size()));
+  EXPECT_TRUE(back == b);
+  cuMemFree(da);
+  cuMemFree(db);
+}
+
 TEST(UnseenWrites, BatchedCopiesThroughTheCuda128Abi) {
   using BatchV1 = CUresult(CUDAAPI*)(CUdeviceptr*, CUdeviceptr*, size_t*, size_t, CUmemcpyAttributes*, size_t*,
                                      size_t, size_t*, CUstream);

@@ -47,11 +47,13 @@ class GlobalsModule {
   GlobalsModule(const GlobalsModule&) = delete;
   GlobalsModule& operator=(const GlobalsModule&) = delete;
 
-  // cudaMemcpyToSymbol(table, &{bytes, p}).
-  void point_at(CUdeviceptr p, uint64_t bytes) const {
+  // cudaMemcpyToSymbol(table, &{bytes, p}), with the host-to-device kind
+  // (cuMemcpyHtoD) or the default one (a unified cuMemcpy).
+  void point_at(CUdeviceptr p, uint64_t bytes, bool unified = false) const {
     const Table t{bytes, p};
     EXPECT_GE(table_bytes_, sizeof t);
-    EXPECT_EQ(CUDA_SUCCESS, cuMemcpyHtoD(table_, &t, sizeof t));
+    if (unified) EXPECT_EQ(CUDA_SUCCESS, cuMemcpy(table_, reinterpret_cast<CUdeviceptr>(&t), sizeof t));
+    else EXPECT_EQ(CUDA_SUCCESS, cuMemcpyHtoD(table_, &t, sizeof t));
   }
   // The kernel's hash of what the table points to (no pointer among its parameters but `out`).
   uint64_t sum() const { return launch_and_read(fn_, {const_cast<CUdeviceptr*>(&out_)}, out_); }
@@ -121,7 +123,7 @@ TEST(ModuleGlobals, ARepointedGlobalReadsEachWeightWhole) {
   GlobalsModule g(false);
   g.point_at(a.dev, a.host.size());
   EXPECT_EQ(a.hash(), g.sum());
-  g.point_at(b.dev, b.host.size());
+  g.point_at(b.dev, b.host.size(), true);
   read_others(others);
   EXPECT_EQ(b.hash(), g.sum());
   g.point_at(a.dev, a.host.size());
