@@ -156,6 +156,7 @@ rt::RuntimeDriverApi collect_runtime_api() noexcept {
   NZ_FILL(api.cuCtxGetFlags, "cuCtxGetFlags");
   NZ_FILL(api.cuCtxSetFlags, "cuCtxSetFlags");
   NZ_FILL(api.cuStreamGetFlags, "cuStreamGetFlags");
+  NZ_FILL(api.cuStreamQuery, "cuStreamQuery");
 #undef NZ_FILL
   return api;
 }

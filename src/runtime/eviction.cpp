@@ -302,7 +302,7 @@ bool Runtime::run_evictable(const Unit& u, bool may_wait) const noexcept {
     auto v = w.lock();
     if (!v || v->run != u.run) continue;
     if (v->in_flight > 0 || v->pins > 0) return false;
-    if ((!may_wait || behind_stall(*v)) && !v->uses_done()) return false;
+    if ((!may_wait || behind_stall(*v)) && (!v->uses_done() || trailing_busy(*v))) return false;
   }
   return true;
 }

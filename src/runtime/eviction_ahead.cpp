@@ -151,6 +151,7 @@ bool Runtime::settle_held(std::unique_lock<std::mutex>& lock, const std::shared_
   try {
     for (const auto& v : held) {
       if (v->run != run || v->dead || v->state != UnitState::kStaged) continue;
+      seal_open_use(*v);
       for (const auto& e : v->uses)
         if (e && *e && !event_done(e)) uses.push_back(e);
       Job& j = jobs.emplace_back();

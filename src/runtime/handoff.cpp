@@ -64,6 +64,7 @@ bool Runtime::hand_over(const std::shared_ptr<Unit>& u) noexcept {
   const CUstream stream = guard_stream_.get();
   // After every queued use of the run, on any stream.
   for (const auto& v : units) {
+    seal_open_use(*v);
     for (const auto& e : v->uses)
       if (e && *e && !event_done(e) && api.cuStreamWaitEvent(stream, e->get(), 0) != CUDA_SUCCESS) return false;
   }

@@ -60,6 +60,8 @@ struct RuntimeDriverApi {
   CUresult (*cuCtxSetFlags)(unsigned int) = nullptr;
   // Whether a stream is blocking (ordered with the legacy default stream).
   CUresult (*cuStreamGetFlags)(CUstream, unsigned int*) = nullptr;
+  // Whether a stream still has work queued (trailing_uses.cpp).
+  CUresult (*cuStreamQuery)(CUstream) = nullptr;
 };
 
 // Called by the shim once, after the real cuInit has succeeded, with the real

@@ -102,9 +102,11 @@ std::vector<SharedEvent> Runtime::lru_pending_uses(std::shared_ptr<Unit>* victim
   if (!victim || !victim->run) return out;
   try {
     for (const auto& w : victim->run->units)
-      if (auto v = w.lock())
+      if (auto v = w.lock()) {
+        seal_open_use(*v);
         for (const auto& e : v->uses)
           if (!event_done(e)) out.push_back(e);
+      }
   } catch (...) {
     out.clear();
   }

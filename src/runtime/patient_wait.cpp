@@ -271,9 +271,11 @@ bool Runtime::wait_run_uses(const std::shared_ptr<Unit>& victim) noexcept {
   std::vector<SharedEvent> pending;
   try {
     members = run_members(victim);
-    for (const auto& v : members)
+    for (const auto& v : members) {
+      seal_open_use(*v);
       for (const auto& e : v->uses)
         if (!event_done(e)) pending.push_back(e);
+    }
   } catch (...) {
     members.clear();
   }

@@ -426,6 +426,23 @@ class Runtime {
   int external_pins_over(CUdeviceptr begin, CUdeviceptr end) const noexcept;
   void pin_unit_for_library(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;  // lock held
   void note_pointer_array(const TransferDesc& d) noexcept;  // lock held
+  // trailing_uses.cpp, lock held: a tracked call's units stay in use on its
+  // stream until the stream's next tracked call (note_tracked_call_locked);
+  // an eviction of such a unit first records an event on that stream
+  // (seal_open_use) and waits for it as for a use.
+  struct OpenCalls {
+    uint64_t seq = 0;                        // tracked calls on the stream so far
+    std::vector<std::weak_ptr<Unit>> units;  // the last one's
+  };
+  std::unordered_map<CUstream, OpenCalls> open_calls_;
+  uint64_t open_calls_epoch_ = 0;  // stream_destroy_epoch() when open_calls_ was last valid
+  void note_tracked_call_locked(const std::vector<std::shared_ptr<Unit>>& units, CUstream stream,
+                                const SharedEvent& done, bool own_legacy) noexcept;
+  bool use_open(const Unit& u) const noexcept;
+  bool trailing_window(const Unit& u) const noexcept;  // open, and launched after since
+  bool trailing_busy(const Unit& u) const noexcept;    // that, and its stream still has work queued
+  bool launching_on(CUstream s) const noexcept;       // this thread is in a launch hook on `s` (stager.cpp)
+  void seal_open_use(Unit& u) noexcept;
   // Lock held (external_work.cpp): the bodies of pin_external / unpin_external.
   void pin_external_locked(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept;
   void unpin_external_locked(PinOwner kind, uintptr_t owner, const char* why) noexcept;

@@ -325,6 +325,7 @@ void Runtime::release_held(std::vector<std::shared_ptr<Unit>>& units, CUstream s
       if (done) u->add_use(done, stream, own_legacy);
       note_iteration_use(u);
     }
+    if (done) note_tracked_call_locked(units, stream, done, own_legacy);
   }
   units.clear();
   stats_.hook_host_ns.add(static_cast<uint64_t>(
@@ -482,6 +483,10 @@ void Runtime::collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Sna
   if (!scanned) {
     for (const auto& e : snapshot) collect_units(*e.value);
   }
+}
+
+bool Runtime::launching_on(CUstream s) const noexcept {
+  return t_launch != nullptr && resolve(t_launch->stream, t_launch->per_thread_stream) == s;
 }
 
 CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {

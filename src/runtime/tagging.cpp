@@ -480,6 +480,7 @@ void Runtime::compress_pending_locked(bool wait_for_producers) noexcept {
   for (auto& u : work) {
     if (u->dead || u->state != UnitState::kResident || u->in_flight > 0 || u->pins > 0) continue;
     if (u->no_memory_epoch == memory_epoch_) continue;  // nothing was freed since it found no memory
+    seal_open_use(*u);  // launches after its last tracked call may read it through device-built pointers
     if (wait_for_producers) {
       // Bounded (patient_wait.cpp): a use may sit behind a stream that waits
       // for the program's later work.

@@ -80,6 +80,13 @@ struct Unit {
   std::vector<SharedEvent> uses;
   std::vector<CUstream> use_streams;  // uses[i] was recorded on use_streams[i] (add_use)
   uint64_t uses_epoch = 0;            // stream_destroy_epoch() when use_streams was last valid
+  // Used by the last tracked call on `open_on` (the stream's open_seq-th):
+  // launches queued after it there may read it through pointers a kernel
+  // wrote, until the stream's next tracked call (trailing_uses.cpp).
+  CUstream open_on = nullptr;
+  uint64_t open_seq = 0;
+  uint64_t open_launches = 0;  // launches_seen after that call
+  bool open = false;
   std::vector<SharedEvent> filled;  // after the copies that filled it
   int in_flight = 0;           // launches between before_ and after_ hooks
   int pins = 0;                // captured graphs use it: never evicted

@@ -93,6 +93,17 @@ int wait_then_sum(const nzsim_launch* l) {
   return 0;
 }
 
+// make_ptrs(const uint8_t* base, uint64_t stride, uint64_t count, const uint8_t** out):
+// out[i] = base + i * stride — pointers a kernel writes into device memory
+// (a grouped GEMM's setup kernel building its operand arrays on the device).
+int make_ptrs(const nzsim_launch* l) {
+  const auto* base = param<const uint8_t*>(l, 0);
+  const auto stride = param<uint64_t>(l, 1), count = param<uint64_t>(l, 2);
+  auto** out = param<const uint8_t**>(l, 3);
+  for (uint64_t i = 0; i < count; ++i) out[i] = base + i * stride;
+  return 0;
+}
+
 const nzsim_param k3x8[] = {{0, 8}, {8, 8}, {16, 8}};
 const nzsim_param kFill[] = {{0, 8}, {8, 8}, {16, 4}};
 const nzsim_param k4x8[] = {{0, 8}, {8, 8}, {16, 8}, {24, 8}};
@@ -107,6 +118,7 @@ const nzsim_kernel kKernels[] = {
     {"sum_tma", 3, kTma, sum_tma},
     {"sum_tex", 3, k3x8, sum_tex},
     {"wait_then_sum", 4, k4x8, wait_then_sum},
+    {"make_ptrs", 4, k4x8, make_ptrs},
 };
 
 }  // namespace

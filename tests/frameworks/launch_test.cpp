@@ -200,6 +200,51 @@ TEST(PointerArrays, AnArrayCopiedInByAUnifiedCopy) {
   cuMemFree(array);
 }
 
+// Pointers a kernel writes into device memory, read by the next launch on
+// the same stream (a grouped GEMM's setup kernel building operand arrays
+// from the weights' base pointers, then the GEMM reading through them:
+// PyTorch's _grouped_mm, TensorRT-LLM's and MLX's grouped GEMMs). The GEMM's
+// parameters name no weight: only the setup launch's use covered the
+// weights, so an eviction waiting for that use alone unmapped them before
+// the GEMM ran (under NZSIM_LAZY=1 the queue runs only as far as waited for:
+// the setup kernel, not the GEMM). Another stream reads other weights
+// meanwhile, under the 4 MiB budget.
+TEST(DeviceBuiltPointers, TheNextLaunchOnTheStreamReadsThroughThem) {
+  Weight w(4 * kMiB, 44);
+  std::vector<std::unique_ptr<Weight>> others;
+  for (uint32_t i = 0; i < 3; ++i) others.push_back(std::make_unique<Weight>(4 * kMiB, 45 + i));
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(16 * kMiB);
+  CUstream s = nullptr, t = nullptr;
+  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CU_OK(cuStreamCreate(&t, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr array = alloc(256), out = alloc(64);
+  uint64_t stride = kMiB, count = 2, each = kMiB;
+  CUdeviceptr base = w.dev + 2 * kMiB;
+  {
+    void* params[] = {&base, &stride, &count, &array};
+    CU_OK(cuLaunchKernel(Env::get().fn("make_ptrs"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+  }
+  {
+    void* params[] = {&array, &count, &each, &out};
+    CU_OK(cuLaunchKernel(Env::get().fn("sum_ptrs"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+  }
+  CUdeviceptr other_out = alloc(64);
+  for (const auto& o : others) {
+    uint64_t n = o->host.size();
+    EXPECT_EQ(o->hash(), launch_and_read(Env::get().fn("sum_bytes"), {&o->dev, &n, &other_out}, other_out, t));
+  }
+  CU_OK(cuStreamSynchronize(s));
+  uint64_t expect = 0;
+  for (uint64_t i = 0; i < count; ++i) expect = expect * 31 + host_hash(w.host.data() + 2 * kMiB + i * stride, each);
+  EXPECT_EQ(expect, read_word(out)) << "the launch reading through the pointers read something else";
+  CU_OK(cuStreamDestroy(s));
+  CU_OK(cuStreamDestroy(t));
+  cuMemFree(array);
+  cuMemFree(out);
+  cuMemFree(other_out);
+}
+
 // A pointer array whose pointer lands in a weight far after another in the
 // same allocation (a caching-allocator segment: weight A, activations the
 // host never wrote, weight B more than 64 KiB on, so two clusters). What the
