@@ -17,8 +17,8 @@
 // everything queued there so far) and waits for it as for any use — on the
 // host, or on the device for a handover; one that may not wait takes it only
 // once the stream ran dry. One event per sealed unit; nothing at all on the
-// launch path of a call that touches no tracked range. Not covered: such a read queued
-// after the stream's next tracked call, or on another stream.
+// launch path of a call that touches no tracked range. Not covered: such a
+// read queued after the stream's next tracked call, or on another stream.
 #include "runtime/runtime.h"
 #include "runtime/runtime_internal.h"
 

@@ -28,7 +28,7 @@ import threading
 import time
 import traceback
 
-WORKLOADS = ["infer", "train", "graph", "hf", "lora", "lomo", "fork", "ipc"]
+WORKLOADS = ["infer", "train", "graph", "hf", "lora", "lomo", "fork", "ipc", "moe"]
 
 
 # ---- measurement ---------------------------------------------------------------
@@ -424,6 +424,36 @@ def workload_lora(torch, llama, train, lora, args, sampler):
             "losses": losses, "step_ms": step_ms[1:], "first_step_ms": step_ms[0]}
 
 
+def workload_moe(torch, llama, args, sampler):
+    """Expert weights read by torch._grouped_mm, PyTorch's MoE path: a setup
+    kernel writes each expert's operand pointers on the device and the
+    grouped GEMM reads the experts through them, its parameters naming none
+    (RESULTS §4.9.32: without trailing uses, an eviction between the two
+    unmapped the experts). Six layers of 8 experts, 64 MiB each: past the
+    256 MiB budget, so staging evicts every step."""
+    if not hasattr(torch, "_grouped_mm"):
+        return {"skipped": "torch._grouped_mm is missing"}
+    if not args.device.startswith("cuda") or torch.cuda.get_device_capability() < (9, 0):
+        return {"skipped": "torch._grouped_mm needs an sm90 GPU"}
+    experts, k, n, layers, tokens = 8, 2048, 2048, 6, 1024
+    g = torch.Generator(device="cpu").manual_seed(11)
+    # (E, N, K) contiguous, read as (E, K, N): the layout the CUTLASS path wants.
+    weights = [(torch.randn(experts, n, k, generator=g) * 0.02).to(torch.bfloat16).to(args.device)
+               for _ in range(layers)]
+    x = torch.randn(tokens, k, generator=g).to(torch.bfloat16).to(args.device)
+    offs = torch.arange(tokens // experts, tokens + 1, tokens // experts, dtype=torch.int32, device=args.device)
+    outs, step_ms = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        h = x
+        for w in weights:
+            h = torch._grouped_mm(h, w.transpose(-2, -1), offs=offs)
+        sync(torch, args.device)
+        step_ms.append((time.perf_counter() - start) * 1e3)
+        outs.append(h)
+    return {"outputs": {"moe": llama.digest(outs)}, "step_ms": step_ms[1:], "first_step_ms": step_ms[0]}
+
+
 # ---- driver ----------------------------------------------------------------------
 
 def workload_fork(torch, llama, args, sampler):
@@ -540,6 +570,7 @@ def run_one(name, torch, modules, args, sampler):
         "lomo": lambda: workload_lomo(torch, llama, train, args, sampler),
         "fork": lambda: workload_fork(torch, llama, args, sampler),
         "ipc": lambda: workload_ipc(torch, llama, args, sampler),
+        "moe": lambda: workload_moe(torch, llama, args, sampler),
     }
     cuda = args.device.startswith("cuda")
     if cuda:
