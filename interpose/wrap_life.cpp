@@ -27,6 +27,7 @@ CUresult get_global(CUdeviceptr* dptr, size_t* bytes, Handle h, const char* name
   const HookScope nz_hook_scope = count_call(H);
   auto real = real_of<CUresult (*)(CUdeviceptr*, size_t*, Handle, const char*)>(H);
   if (!real) return missing_entry(H);
+  if (dptr == nullptr && bytes == nullptr) return real(dptr, bytes, h, name);  // the driver's answer to that
   CUdeviceptr at = 0;
   size_t size = 0;
   const CUresult r = real(&at, &size, h, name);  // (both asked: the caller may want either)

@@ -37,6 +37,11 @@ class GlobalsModule {
       EXPECT_EQ(CUDA_SUCCESS, cuModuleLoad(&module_, path));
       EXPECT_EQ(CUDA_SUCCESS, cuModuleGetFunction(&fn_, module_, "sum_through_table"));
       EXPECT_EQ(CUDA_SUCCESS, cuModuleGetGlobal(&table_, &table_bytes_, module_, "table"));
+      // The driver's own answers pass through: one out-pointer is enough, none is an error.
+      size_t only = 0;
+      EXPECT_EQ(CUDA_SUCCESS, cuModuleGetGlobal(nullptr, &only, module_, "table"));
+      EXPECT_EQ(table_bytes_, only);
+      EXPECT_EQ(CUDA_ERROR_INVALID_VALUE, cuModuleGetGlobal(nullptr, nullptr, module_, "table"));
     }
     out_ = alloc(64);
   }
