@@ -294,14 +294,16 @@ void Runtime::unmap_settled(const std::shared_ptr<StagedRun>& run, bool released
 }
 
 // Whether the run holding `u` may be unmapped now: no unit of it held by a
-// call in progress or pinned by a graph, and (unless the caller may wait)
-// every use completed.
+// call in progress, pinned by a graph or just used by another thread's last
+// call (trailing_uses.cpp), and (unless the caller may wait) every use
+// completed.
 bool Runtime::run_evictable(const Unit& u, bool may_wait) const noexcept {
   if (!u.run) return false;
   for (const auto& w : u.run->units) {
     auto v = w.lock();
     if (!v || v->run != u.run) continue;
     if (v->in_flight > 0 || v->pins > 0) return false;
+    if (held_elsewhere(*v)) return false;  // another thread may still queue a launch that reads it
     if ((!may_wait || behind_stall(*v)) && (!v->uses_done() || trailing_busy(*v))) return false;
   }
   return true;

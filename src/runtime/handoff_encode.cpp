@@ -66,6 +66,7 @@ bool Runtime::encode_handoff_eligible(const Unit& u) const noexcept {
     auto v = w.lock();
     if (!v || v->run != u.run) continue;
     if (v->dead || v->state != UnitState::kStaged || v->in_flight > 0 || v->pins > 0) return false;
+    if (held_elsewhere(*v)) return false;  // its fence could come before the owner's reading launch
     // A use on a stream that waits for later work: the fence would make
     // the next decodes wait for it on the device (patient_wait.cpp).
     if (behind_stall(*v)) return false;

@@ -427,20 +427,36 @@ class Runtime {
   void pin_unit_for_library(Allocation& a, const std::shared_ptr<Unit>& u) noexcept;  // lock held
   void note_pointer_array(const TransferDesc& d) noexcept;  // lock held
   // trailing_uses.cpp, lock held: a tracked call's units stay in use on its
-  // stream until the stream's next tracked call (note_tracked_call_locked);
-  // an eviction of such a unit first records an event on that stream
-  // (seal_open_use) and waits for it as for a use.
+  // stream until the calling thread's next tracked call there
+  // (note_tracked_call_locked); an eviction of such a unit first records an
+  // event on that stream (seal_open_use) and waits for it as for a use, and
+  // other threads leave it alone for a while (held_elsewhere).
   struct OpenCalls {
-    uint64_t seq = 0;                        // tracked calls on the stream so far
+    uint64_t seq = 0;                        // tracked calls by the thread on the stream so far
     std::vector<std::weak_ptr<Unit>> units;  // the last one's
   };
-  std::unordered_map<CUstream, OpenCalls> open_calls_;
+  struct OpenKey {
+    CUstream stream;
+    uint64_t thread;
+    bool operator==(const OpenKey&) const = default;
+  };
+  struct OpenKeyHash {
+    size_t operator()(const OpenKey& k) const noexcept {
+      return std::hash<const void*>()(k.stream) ^ (k.thread * 0x9e3779b97f4a7c15ull);
+    }
+  };
+  std::unordered_map<OpenKey, OpenCalls, OpenKeyHash> open_calls_;
   uint64_t open_calls_epoch_ = 0;  // stream_destroy_epoch() when open_calls_ was last valid
   void note_tracked_call_locked(const std::vector<std::shared_ptr<Unit>>& units, CUstream stream,
                                 const SharedEvent& done, bool own_legacy) noexcept;
-  bool use_open(const Unit& u) const noexcept;
-  bool trailing_window(const Unit& u) const noexcept;  // open, and launched after since
-  bool trailing_busy(const Unit& u) const noexcept;    // that, and its stream still has work queued
+  bool use_open(const Unit::OpenUse& o) const noexcept;
+  // Open, by another thread, recently (kOpenHoldNs): that thread may still
+  // queue the launch that reads through the pointers; not evictable by this one.
+  bool held_elsewhere(const Unit& u) const noexcept;
+  // Open by this thread's last call on some stream, recently (kOpenHoldNs).
+  bool opened_here_recently(const Unit& u) const noexcept;
+  bool trailing_window(const Unit::OpenUse& o) const noexcept;  // open, and launched after since
+  bool trailing_busy(const Unit& u) const noexcept;    // one such, and its stream still has work queued
   bool launching_on(CUstream s) const noexcept;       // this thread is in a launch hook on `s` (stager.cpp)
   void seal_open_use(Unit& u) noexcept;
   // Lock held (external_work.cpp): the bodies of pin_external / unpin_external.

@@ -480,6 +480,12 @@ void Runtime::compress_pending_locked(bool wait_for_producers) noexcept {
   for (auto& u : work) {
     if (u->dead || u->state != UnitState::kResident || u->in_flight > 0 || u->pins > 0) continue;
     if (u->no_memory_epoch == memory_epoch_) continue;  // nothing was freed since it found no memory
+    if (held_elsewhere(*u)) continue;  // another thread may still queue a launch that reads it
+    // Unforced, from a hook of this thread (at the start of each launch and
+    // copy): the call being made may be the one that reads it through the
+    // pointers its last call wrote, and is not queued yet (a seal now would
+    // come before it). Forced compressions (nz_flush, memory short) seal.
+    if (!wait_for_producers && opened_here_recently(*u)) continue;
     seal_open_use(*u);  // launches after its last tracked call may read it through device-built pointers
     if (wait_for_producers) {
       // Bounded (patient_wait.cpp): a use may sit behind a stream that waits

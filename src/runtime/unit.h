@@ -80,13 +80,18 @@ struct Unit {
   std::vector<SharedEvent> uses;
   std::vector<CUstream> use_streams;  // uses[i] was recorded on use_streams[i] (add_use)
   uint64_t uses_epoch = 0;            // stream_destroy_epoch() when use_streams was last valid
-  // Used by the last tracked call on `open_on` (the stream's open_seq-th):
-  // launches queued after it there may read it through pointers a kernel
-  // wrote, until the stream's next tracked call (trailing_uses.cpp).
-  CUstream open_on = nullptr;
-  uint64_t open_seq = 0;
-  uint64_t open_launches = 0;  // launches_seen after that call
-  bool open = false;
+  // Used by the last tracked call that a thread made on a stream: launches it
+  // queues after that call may read it through pointers a kernel wrote, until
+  // its next tracked call on the stream (trailing_uses.cpp). One per thread
+  // and stream (several threads and streams can read one range at once).
+  struct OpenUse {
+    CUstream stream = nullptr;
+    uint64_t thread = 0;    // trailing_uses.cpp's token of the calling thread
+    uint64_t seq = 0;       // the thread's seq-th tracked call on the stream
+    uint64_t launches = 0;  // launches_seen after that call
+    int64_t ns = 0;         // steady-clock time of that call
+  };
+  std::vector<OpenUse> opens;
   std::vector<SharedEvent> filled;  // after the copies that filled it
   int in_flight = 0;           // launches between before_ and after_ hooks
   int pins = 0;                // captured graphs use it: never evicted

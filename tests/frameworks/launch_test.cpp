@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "fw_env.h"
 
@@ -200,6 +201,67 @@ TEST(PointerArrays, AnArrayCopiedInByAUnifiedCopy) {
   cuMemFree(array);
 }
 
+// A grouped read: a setup kernel writes `count` pointers `stride` apart from
+// `w.dev + offset` into an array (make_ptrs), and sum_ptrs reads `each`
+// bytes at each through it, with parameters that name no weight.
+struct GroupedRead {
+  GroupedRead(const Weight& weight, size_t offset) : w(weight), base(weight.dev + offset), offset(offset) {}
+  ~GroupedRead() {
+    cuMemFree(array);
+    cuMemFree(out);
+  }
+  void setup(CUstream s) {
+    void* params[] = {&base, &stride, &count, &array};
+    CU_OK(cuLaunchKernel(Env::get().fn("make_ptrs"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+  }
+  void read(CUstream s) {
+    void* params[] = {&array, &count, &each, &out};
+    CU_OK(cuLaunchKernel(Env::get().fn("sum_ptrs"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
+  }
+  // After the read completed.
+  void check() const {
+    uint64_t expect = 0;
+    for (uint64_t i = 0; i < count; ++i) expect = expect * 31 + host_hash(w.host.data() + offset + i * stride, each);
+    EXPECT_EQ(expect, read_word(out)) << "the launch reading through the pointers read something else";
+  }
+  const Weight& w;
+  CUdeviceptr base;
+  size_t offset;
+  CUdeviceptr array = alloc(256), out = alloc(64);
+  uint64_t stride = kMiB, count = 2, each = kMiB;
+};
+
+// Three other 4 MiB weights, and a reader of them: under the 4 MiB budget,
+// reading them evicts everything else.
+struct OtherWeights {
+  explicit OtherWeights(uint32_t seed) {
+    for (uint32_t i = 0; i < 3; ++i) all.push_back(std::make_unique<Weight>(4 * kMiB, seed + i));
+  }
+  ~OtherWeights() { cuMemFree(out); }
+  void read_all(CUstream t) {
+    for (const auto& o : all) {
+      uint64_t n = o->host.size();
+      EXPECT_EQ(o->hash(), launch_and_read(Env::get().fn("sum_bytes"), {&o->dev, &n, &out}, out, t));
+    }
+  }
+  std::vector<std::unique_ptr<Weight>> all;
+  CUdeviceptr out = alloc(64);
+};
+
+// Two non-blocking streams, or the legacy stream twice.
+struct TwoStreams {
+  explicit TwoStreams(bool legacy = false) {
+    if (legacy) return;
+    EXPECT_EQ(CUDA_SUCCESS, cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    EXPECT_EQ(CUDA_SUCCESS, cuStreamCreate(&t, CU_STREAM_NON_BLOCKING));
+  }
+  ~TwoStreams() {
+    if (s != nullptr) cuStreamDestroy(s);
+    if (t != nullptr) cuStreamDestroy(t);
+  }
+  CUstream s = nullptr, t = nullptr;
+};
+
 // Pointers a kernel writes into device memory, read by the next launch on
 // the same stream (a grouped GEMM's setup kernel building operand arrays
 // from the weights' base pointers, then the GEMM reading through them:
@@ -211,38 +273,74 @@ TEST(PointerArrays, AnArrayCopiedInByAUnifiedCopy) {
 // meanwhile, under the 4 MiB budget.
 TEST(DeviceBuiltPointers, TheNextLaunchOnTheStreamReadsThroughThem) {
   Weight w(4 * kMiB, 44);
-  std::vector<std::unique_ptr<Weight>> others;
-  for (uint32_t i = 0; i < 3; ++i) others.push_back(std::make_unique<Weight>(4 * kMiB, 45 + i));
+  OtherWeights others(45);
   Env::get().flush();
   EXPECT_COMPRESSED_AT_LEAST(16 * kMiB);
-  CUstream s = nullptr, t = nullptr;
-  CU_OK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
-  CU_OK(cuStreamCreate(&t, CU_STREAM_NON_BLOCKING));
-  CUdeviceptr array = alloc(256), out = alloc(64);
-  uint64_t stride = kMiB, count = 2, each = kMiB;
-  CUdeviceptr base = w.dev + 2 * kMiB;
-  {
-    void* params[] = {&base, &stride, &count, &array};
-    CU_OK(cuLaunchKernel(Env::get().fn("make_ptrs"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
-  }
-  {
-    void* params[] = {&array, &count, &each, &out};
-    CU_OK(cuLaunchKernel(Env::get().fn("sum_ptrs"), 1, 1, 1, 1, 1, 1, 0, s, params, nullptr));
-  }
-  CUdeviceptr other_out = alloc(64);
-  for (const auto& o : others) {
-    uint64_t n = o->host.size();
-    EXPECT_EQ(o->hash(), launch_and_read(Env::get().fn("sum_bytes"), {&o->dev, &n, &other_out}, other_out, t));
-  }
-  CU_OK(cuStreamSynchronize(s));
-  uint64_t expect = 0;
-  for (uint64_t i = 0; i < count; ++i) expect = expect * 31 + host_hash(w.host.data() + 2 * kMiB + i * stride, each);
-  EXPECT_EQ(expect, read_word(out)) << "the launch reading through the pointers read something else";
-  CU_OK(cuStreamDestroy(s));
-  CU_OK(cuStreamDestroy(t));
-  cuMemFree(array);
-  cuMemFree(out);
-  cuMemFree(other_out);
+  TwoStreams st;
+  GroupedRead g(w, 2 * kMiB);
+  g.setup(st.s);
+  g.read(st.s);
+  others.read_all(st.t);
+  CU_OK(cuStreamSynchronize(st.s));
+  g.check();
+}
+
+// The same, with another thread's launches between the setup kernel and the
+// read (a second launching thread: data-parallel replicas in threads, a
+// pipeline stage; the look-ahead stager makes room the same way). That
+// thread cannot know whether the reading launch is queued yet: an event it
+// records on the setup kernel's stream comes before the read. Until
+// 2026-12-08 its evictions sealed such an event, waited for it and unmapped
+// the weight, and the read met unmapped pages; on the legacy stream, which
+// both threads share, its launches even ended the setup kernel's use for it.
+// Now the units of a thread's last call on a stream are left alone by other
+// threads for a while (trailing_uses.cpp). Both threads' streams: their own,
+// and the legacy stream for both.
+void another_thread_between(bool legacy) {
+  Weight w(4 * kMiB, legacy ? 50 : 49);
+  OtherWeights others(51);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(16 * kMiB);
+  TwoStreams st(legacy);
+  GroupedRead g(w, kMiB);
+  g.setup(st.s);
+  // The other thread reads every other weight under the 4 MiB budget, and
+  // is done before this one queues the read.
+  std::thread other([&] {
+    cuCtxSetCurrent(Env::get().ctx);
+    others.read_all(st.t);
+  });
+  other.join();
+  g.read(st.s);
+  ASSERT_EQ(CUDA_SUCCESS, cuStreamSynchronize(st.s)) << "the read met unmapped pages";
+  g.check();
+}
+
+TEST(DeviceBuiltPointers, AnotherThreadsLaunchesBeforeTheReadLeaveThemMapped) { another_thread_between(false); }
+TEST(DeviceBuiltPointers, AnotherThreadOnTheLegacyStreamLeavesThemMapped) { another_thread_between(true); }
+
+// A weight used on a second stream after the setup kernel and the read were
+// queued on the first (a layer shared by two streams' work). Until 2026-12-08
+// a range remembered one such last call only: the call on the second stream
+// replaced the first stream's, an eviction waited for the setup kernel and
+// the second stream's call but not for the read queued between them, and
+// under NZSIM_LAZY=1 the read met unmapped pages. Now every stream's (and
+// thread's) last call is kept.
+TEST(DeviceBuiltPointers, ALaterUseOnAnotherStreamLeavesTheFirstStreamsReadCovered) {
+  Weight w(4 * kMiB, 55);
+  OtherWeights others(56);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(16 * kMiB);
+  TwoStreams st;
+  GroupedRead g(w, kMiB);
+  g.setup(st.s);
+  g.read(st.s);
+  // The weight on the second stream, then the others there (4 MiB budget).
+  uint64_t n = w.host.size();
+  EXPECT_EQ(w.hash(), launch_and_read(Env::get().fn("sum_bytes"), {&w.dev, &n, &others.out}, others.out, st.t));
+  others.read_all(st.t);
+  ASSERT_EQ(CUDA_SUCCESS, cuStreamSynchronize(st.s)) << "the read met unmapped pages";
+  g.check();
 }
 
 // A pointer array whose pointer lands in a weight far after another in the

@@ -1,7 +1,8 @@
 // rt_test_kernels.cpp: a simulator kernel module (tests/sim/nzsim.h) with the
 // access patterns the runtime must see through: plain pointers, interior
 // pointers, a struct of pointers passed by value, an array of pointers in
-// device memory (batched GEMMs), a TMA descriptor passed by value (Hopper GEMMs).
+// device memory (batched GEMMs) written by the host or by a kernel (grouped
+// GEMMs), a TMA descriptor passed by value (Hopper GEMMs).
 #include <dlfcn.h>
 
 #include <cstdint>
@@ -74,6 +75,17 @@ int sum_list(const nzsim_launch* l) {
   return 0;
 }
 
+// build_list(ListEntry* list, const uint16_t* a, uint64_t na, const uint16_t* b,
+// uint64_t nb): writes sum_list's two entries on the device from the pointers
+// it was given (a grouped GEMM's setup kernel: the launch that reads through
+// them names no weight).
+int build_list(const nzsim_launch* l) {
+  auto* list = param<ListEntry*>(l, 0);
+  list[0] = {param<const uint16_t*>(l, 1), param<uint64_t>(l, 2)};
+  list[1] = {param<const uint16_t*>(l, 3), param<uint64_t>(l, 4)};
+  return 0;
+}
+
 // sum_tma(CUtensorMap m, uint64_t n, uint64_t* out): sum_u16 of the n words the
 // descriptor's tensor starts with (its address only the simulator can read back).
 int sum_tma(const nzsim_launch* l) {
@@ -97,12 +109,14 @@ const nzsim_param kAddParams[] = {{0, 8}, {8, 8}, {16, 8}};
 const nzsim_param kTmaParams[] = {{0, 128}, {128, 8}, {136, 8}};
 const nzsim_param kSumParams[] = {{0, 8}, {8, 8}, {16, 8}};
 const nzsim_param kPairParams[] = {{0, 24}, {24, 8}};
+const nzsim_param kBuildParams[] = {{0, 8}, {8, 8}, {16, 8}, {24, 8}, {32, 8}};
 const nzsim_kernel kKernels[] = {
     {"add_u16", 3, kAddParams, add_u16},
     {"sum_u16", 3, kSumParams, sum_u16},
     {"sum_pair", 2, kPairParams, sum_pair},
     {"sum_list", 3, kSumParams, sum_list},
     {"sum_tma", 3, kTmaParams, sum_tma},
+    {"build_list", 5, kBuildParams, build_list},
 };
 
 }  // namespace

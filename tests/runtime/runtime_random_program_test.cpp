@@ -4,7 +4,8 @@
 // The hand-written end-to-end tests (runtime_e2e_test.cpp) each aim at one
 // path. What a framework does is all of them at once, in orders nobody wrote
 // down: a weight read through an interior pointer while another is rewritten
-// from a third, a partial host-to-device copy into a compressed range, a
+// from a third, a partial host-to-device copy into a compressed range, weights
+// read through pointers a kernel wrote just before (a grouped GEMM), a
 // device-to-device copy or a memset into one, a segment freed and another
 // allocated in its place, two streams, a budget that evicts at every call.
 // Each seed here builds segments of tensors (as a caching allocator holds
@@ -17,7 +18,8 @@
 //
 // Seeds: NZ_RANDOM_SEEDS="first-last" (default 1-10); a failure names its
 // seed, and NZ_RANDOM_SEEDS=N-N replays it alone (the runtime's state then
-// starts fresh, as it does not when seeds share a process).
+// starts fresh, as it does not when seeds share a process). NZ_RANDOM_TRACE=1
+// prints each operation as it is issued (with its addresses) on stderr.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -75,7 +77,7 @@ struct Slice {
   }
 };
 
-enum class OpKind { kRead, kAdd, kPair, kReadBack, kOverwrite, kCopy, kFill, kList, kTma, kUntag };
+enum class OpKind { kRead, kAdd, kPair, kReadBack, kOverwrite, kCopy, kFill, kList, kTma, kUntag, kBuilt };
 
 // nz_untag operations run unless NZ_RANDOM_UNTAG=0 (they are drawn either
 // way, so a seed is the same program with and without them; off, a failure
@@ -88,10 +90,26 @@ bool untag_enabled() {
   return on;
 }
 
+// Half the list operations read through an array a kernel wrote just before
+// on the same stream (kBuilt: a grouped GEMM's setup kernel, then the GEMM,
+// whose parameters name no weight), unless NZ_RANDOM_BUILT=0 (drawn either
+// way, so a seed is otherwise the same program).
+bool built_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("NZ_RANDOM_BUILT");
+    return v == nullptr || *v == '\0' || *v != '0';
+  }();
+  return on;
+}
+
 // A kernel result (what `expected` holds one of).
-bool has_result(OpKind k) { return k == OpKind::kRead || k == OpKind::kPair || k == OpKind::kList || k == OpKind::kTma; }
+bool has_result(OpKind k) {
+  return k == OpKind::kRead || k == OpKind::kPair || k == OpKind::kList || k == OpKind::kTma || k == OpKind::kBuilt;
+}
 // Only read: may read the weights the programs share.
-bool read_only(OpKind k) { return k == OpKind::kRead || k == OpKind::kList || k == OpKind::kTma; }
+bool read_only(OpKind k) {
+  return k == OpKind::kRead || k == OpKind::kList || k == OpKind::kTma || k == OpKind::kBuilt;
+}
 
 // sum_list's array entries (rt_test_kernels.cpp).
 struct ListEntry {
@@ -224,6 +242,8 @@ class Program {
   const Buffer& tensor_b(const Op& op);
   // A list operation's array: a's slice and the same share of b.
   std::vector<ListEntry> list_of(const Op& op);
+  // sum_list's result over that array, from the host model.
+  uint64_t list_sum(const Op& op);
   // Every list operation's array, written from the host (after the streams
   // drained: the last iteration's kernels may read them still).
   void write_lists();
@@ -347,8 +367,9 @@ class Program {
   HookedDriver* d;
   const int seed, share;
   const std::vector<Buffer>* shared;
-  CUfunction f_add = nullptr, f_sum = nullptr, f_pair = nullptr, f_list = nullptr, f_tma = nullptr;
-  std::vector<CUdeviceptr> lists;  // per operation: its pointer array (list operations only)
+  CUfunction f_add = nullptr, f_sum = nullptr, f_pair = nullptr, f_list = nullptr, f_tma = nullptr,
+             f_build = nullptr;
+  std::vector<CUdeviceptr> lists;  // per operation: its pointer array (list operations only; built: + scratch)
   CUstream streams[2] = {nullptr, nullptr};
   CUevent order = nullptr;
   // Device 1 (peer_enabled()): its stream and an event of its context.
@@ -431,8 +452,13 @@ void Program::issue(const Op& op, size_t k, int it, bool on_device, std::vector<
   const bool reads_a = op.kind != OpKind::kFill && op.kind != OpKind::kOverwrite && op.kind != OpKind::kUntag &&
                        op.kind != OpKind::kCopy;
   const bool reads_b = op.kind == OpKind::kAdd || op.kind == OpKind::kPair || op.kind == OpKind::kList ||
-                       op.kind == OpKind::kCopy;
+                       op.kind == OpKind::kBuilt || op.kind == OpKind::kCopy;
   auto served = [&](const Buffer& t, bool from_shared) { return from_shared || segments[t.segment].handle == 0; };
+  if (std::getenv("NZ_RANDOM_TRACE")) {
+    const auto [fb, cb] = op.slice.in(b.host.size());
+    std::fprintf(stderr, "it %d op %zu kind %d stream %d dev %d a %llx+%zx b %llx+%zx\n", it, k, (int)op.kind, current, (int)on_device,
+                 (unsigned long long)at, count * 2, (unsigned long long)(b.device + fb * 2), cb * 2);
+  }
   if ((reads_a && served(a, from_shared_a)) || (reads_b && served(b, from_shared_b))) read_served_ = true;
   switch (op.kind) {
     case OpKind::kRead: {
@@ -489,13 +515,27 @@ void Program::issue(const Op& op, size_t k, int it, bool on_device, std::vector<
       if (on_device) {
         ASSERT_EQ(d->launch(f_list, {&lists[k], &entries, &out}, s), CUDA_SUCCESS);
       }
-      uint64_t sum = 0;
-      for (const auto& e : list_of(op)) {
-        const Buffer& t = e.p >= a.device && e.p < a.device + a.host.size() * 2 ? a : b;
-        const uint16_t* h = t.host.data() + (e.p - t.device) / 2;
-        for (uint64_t i = 0; i < e.n; ++i) sum = sum * 1000003u + h[i];
+      expected.push_back(list_sum(op));
+      expected_what_.push_back(describe(op, k, a, first, count, from_shared_a, from_shared_b, on_device));
+      break;
+    }
+    case OpKind::kBuilt: {  // through an array a kernel writes, read by the next launches on the stream
+      const auto entries = list_of(op);
+      CUdeviceptr out = results + expected.size() * 8;
+      if (on_device) {
+        CUdeviceptr list = lists[k], pa = entries[0].p, pb = entries[1].p;
+        uint64_t na = entries[0].n, nb = entries[1].n, two = entries.size();
+        ASSERT_EQ(d->launch(f_build, {&list, &pa, &na, &pb, &nb}, s), CUDA_SUCCESS);
+        if (k % 2 == 1) {
+          // Another launch between them that touches no tracked range (the
+          // trailing use must outlast it).
+          uint64_t n = 16;
+          CUdeviceptr scratch = list + 4 * sizeof(ListEntry);
+          ASSERT_EQ(d->launch(f_sum, {&input, &n, &scratch}, s), CUDA_SUCCESS);
+        }
+        ASSERT_EQ(d->launch(f_list, {&list, &two, &out}, s), CUDA_SUCCESS);
       }
-      expected.push_back(sum);
+      expected.push_back(list_sum(op));
       expected_what_.push_back(describe(op, k, a, first, count, from_shared_a, from_shared_b, on_device));
       break;
     }
@@ -576,6 +616,18 @@ std::vector<ListEntry> Program::list_of(const Op& op) {
   return {{a.device + fa * 2, ca}, {b.device + fb * 2, cb}};
 }
 
+uint64_t Program::list_sum(const Op& op) {
+  const Buffer& a = tensor_a(op);
+  const Buffer& b = tensor_b(op);
+  uint64_t sum = 0;
+  for (const auto& e : list_of(op)) {
+    const Buffer& t = e.p >= a.device && e.p < a.device + a.host.size() * 2 ? a : b;
+    const uint16_t* h = t.host.data() + (e.p - t.device) / 2;
+    for (uint64_t i = 0; i < e.n; ++i) sum = sum * 1000003u + h[i];
+  }
+  return sum;
+}
+
 void Program::write_lists() {
   bool any = false;
   for (size_t k = 0; k < program_.size(); ++k) {
@@ -633,7 +685,8 @@ void Program::run() {
   f_pair = d->function("sum_pair");
   f_list = d->function("sum_list");
   f_tma = d->function("sum_tma");
-  ASSERT_TRUE(f_add && f_sum && f_pair && f_list && f_tma);
+  f_build = d->function("build_list");
+  ASSERT_TRUE(f_add && f_sum && f_pair && f_list && f_tma && f_build);
   // Even seeds use the legacy default stream as their first stream (PyTorch's
   // default stream, shared by every thread: the runtime's own streams meet
   // its implicit synchronisation); odd seeds two non-blocking streams, except
@@ -714,6 +767,10 @@ void Program::run() {
   }
   std::mt19937 peer_rng(static_cast<uint32_t>(seed) * 40503u + 11u);
   for (auto& op : program) op.peer = op.kind == OpKind::kRead && peer_rng() % 4 == 0;
+  std::mt19937 built_rng(static_cast<uint32_t>(seed) * 69069u + 5u);
+  for (auto& op : program) {
+    if (op.kind == OpKind::kList && built_rng() % 2 == 0 && built_enabled()) op.kind = OpKind::kBuilt;
+  }
   const int iterations = 6 + pick(5);
   const int replace_at = pick(iterations + 2);  // past the end: never
   const int replaced = pick(static_cast<int>(segments.size()));
@@ -737,8 +794,8 @@ void Program::run() {
   for (const auto& op : program) max_results += has_result(op.kind);
   lists.assign(program.size(), 0);
   for (size_t k = 0; k < program.size(); ++k) {
-    if (program[k].kind != OpKind::kList) continue;
-    lists[k] = d->alloc(4 * sizeof(ListEntry));  // small: never tracked
+    if (program[k].kind != OpKind::kList && program[k].kind != OpKind::kBuilt) continue;
+    lists[k] = d->alloc(4 * sizeof(ListEntry) + 8);  // small: never tracked
     ASSERT_NE(lists[k], 0u);
   }
   results = d->alloc((max_results + 1) * 8);  // small: never tracked
