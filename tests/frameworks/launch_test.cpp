@@ -1,5 +1,6 @@
 // Classes 3 (handle reuse after unload), 9 (TMA descriptors), 10 (kernel
 // handles), 11 (pointers stored in device memory).
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -341,6 +342,32 @@ TEST(DeviceBuiltPointers, ALaterUseOnAnotherStreamLeavesTheFirstStreamsReadCover
   others.read_all(st.t);
   ASSERT_EQ(CUDA_SUCCESS, cuStreamSynchronize(st.s)) << "the read met unmapped pages";
   g.check();
+}
+
+// A weight loaded moments ago, not compressed yet: its compression is due
+// once it has been used in two iterations (no fixed budget), and every
+// launch hook starts with the compression of what is due. Until 2026-12-08
+// the read's own hook compressed it — the setup kernel had completed, and
+// the read, not queued yet, was taken for the next tracked call — and the
+// read met unmapped pages (the random programs' seed 1, default settings,
+// 2 runs in 8). The synchronisation between them makes it certain.
+TEST(DeviceBuiltPointersLoaded, TheReadsOwnHookLeavesTheWeightMapped) {
+  Weight w(4 * kMiB, 60);
+  TwoStreams st;
+  GroupedRead g(w, kMiB);
+  CUdeviceptr input = alloc(4096);
+  std::vector<uint8_t> host(4096);
+  for (int it = 0; it < 3; ++it) {
+    // An iteration starts with its input (how the runtime counts them).
+    std::fill(host.begin(), host.end(), static_cast<uint8_t>(it));
+    CU_OK(cuMemcpyHtoD(input, host.data(), host.size()));
+    g.setup(st.s);
+    CU_OK(cuStreamSynchronize(st.s));
+    g.read(st.s);
+    ASSERT_EQ(CUDA_SUCCESS, cuStreamSynchronize(st.s)) << "iteration " << it << ": the read met unmapped pages";
+    g.check();
+  }
+  cuMemFree(input);
 }
 
 // A pointer array whose pointer lands in a weight far after another in the
