@@ -21,7 +21,8 @@ tests="runtime-e2e-lookahead runtime-e2e-handoff runtime-e2e-encode-handoff runt
   runtime-random-budget-4-tag-extents runtime-minifw-train-lora-tag-extents-peak runtime-unit \
   frameworks-fork-neuzip frameworks-devices-neuzip frameworks-ipc-neuzip frameworks-ipc-lookahead-neuzip \
   frameworks-device-export-neuzip frameworks-device-export-lookahead-neuzip nccl-hooks-neuzip \
-  frameworks-device-built-pointers-neuzip frameworks-module-globals-neuzip"
+  frameworks-device-built-pointers-neuzip frameworks-device-built-pointers-loaded-neuzip \
+  frameworks-module-globals-neuzip runtime-random-budget-8-lookahead"
 # ThreadSanitizer slows the simulated device (kernels run on the host) 5-15x:
 # a host wait past the default 5 s patience then stages over the budget and
 # the timing expectations of the stager tests fail. The device-export classes

@@ -434,6 +434,7 @@ class Runtime {
   struct OpenCalls {
     uint64_t seq = 0;                        // tracked calls by the thread on the stream so far
     std::vector<std::weak_ptr<Unit>> units;  // the last one's
+    std::shared_ptr<LaunchingThread> owner;  // the thread
   };
   struct OpenKey {
     CUstream stream;
@@ -447,6 +448,8 @@ class Runtime {
   };
   std::unordered_map<OpenKey, OpenCalls, OpenKeyHash> open_calls_;
   uint64_t open_calls_epoch_ = 0;  // stream_destroy_epoch() when open_calls_ was last valid
+  size_t open_calls_sweep_at_ = 64;  // sweep_exited_threads_locked when open_calls_ grows past it
+  void sweep_exited_threads_locked() noexcept;
   void note_tracked_call_locked(const std::vector<std::shared_ptr<Unit>>& units, CUstream stream,
                                 const SharedEvent& done, bool own_legacy) noexcept;
   bool use_open(const Unit::OpenUse& o) const noexcept;
@@ -457,7 +460,9 @@ class Runtime {
   bool opened_here_recently(const Unit& u) const noexcept;
   bool trailing_window(const Unit::OpenUse& o) const noexcept;  // open, and launched after since
   bool trailing_busy(const Unit& u) const noexcept;    // one such, and its stream still has work queued
-  bool launching_on(CUstream s) const noexcept;       // this thread is in a launch hook on `s` (stager.cpp)
+  // This thread's launch was queued (after_launch): what other threads read
+  // of it (trailing_uses.cpp).
+  void note_launch_queued() noexcept;
   void seal_open_use(Unit& u) noexcept;
   // Lock held (external_work.cpp): the bodies of pin_external / unpin_external.
   void pin_external_locked(PinOwner kind, uintptr_t owner, CUdeviceptr ptr, size_t bytes, const char* api) noexcept;

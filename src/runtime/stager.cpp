@@ -485,10 +485,6 @@ void Runtime::collect_launch(const LaunchDesc& d, const RangeMap<TagExtent>::Sna
   }
 }
 
-bool Runtime::launching_on(CUstream s) const noexcept {
-  return t_launch != nullptr && resolve(t_launch->stream, t_launch->per_thread_stream) == s;
-}
-
 CUresult Runtime::before_launch(const LaunchDesc& d) noexcept {
   stats_.launches_seen.add();
   t_launch = &d;
@@ -528,6 +524,7 @@ std::vector<std::shared_ptr<Unit>> Runtime::units_touched_by(const GraphContents
 }
 
 void Runtime::after_launch(const LaunchDesc& d, CUresult result) noexcept {
+  if (result == CUDA_SUCCESS) note_launch_queued();  // before its own use is recorded (trailing_uses.cpp)
   finish_use(resolve(d.stream, d.per_thread_stream), result);
 }
 

@@ -34,30 +34,62 @@
 #include "runtime/runtime.h"
 #include "runtime/runtime_internal.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 
 namespace nz::rt {
 
+// What other threads read of a launching thread: its token, and how many
+// launches it has queued (counted once the driver accepted each, so that a
+// count seen by another thread means the launch is queued ahead of anything
+// that thread records on the stream afterwards).
+struct LaunchingThread {
+  uint64_t token = 0;
+  std::atomic<uint64_t> launches{0};
+  std::atomic<bool> exited{false};  // everything it launched is queued (threads made per call: minifw --threads)
+};
+
 namespace {
 
 // Long enough for any launch that follows its setup kernel, short enough that
-// an idle thread's last call does not keep its ranges from other threads.
+// an idle thread's last call does not keep its ranges from other threads for
+// long (only until that thread launches anything else).
 constexpr int64_t kOpenHoldNs = 1'000'000'000;
 
-// A small number per thread, cheaper than hashing std::thread::id.
-uint64_t this_thread_token() noexcept {
-  static std::atomic<uint64_t> next{1};
-  thread_local const uint64_t token = next.fetch_add(1, std::memory_order_relaxed);
-  return token;
+struct ThreadRecord {
+  ThreadRecord() : state(std::make_shared<LaunchingThread>()) {
+    static std::atomic<uint64_t> next{1};
+    state->token = next.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~ThreadRecord() { state->exited.store(true, std::memory_order_release); }
+  std::shared_ptr<LaunchingThread> state;
+};
+
+const std::shared_ptr<LaunchingThread>& this_thread_state() {
+  thread_local const ThreadRecord record;
+  return record.state;
 }
+
+bool exited(const Unit::OpenUse& o) noexcept { return o.owner->exited.load(std::memory_order_acquire); }
+
+uint64_t this_thread_token() noexcept { return this_thread_state()->token; }
 
 int64_t steady_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
+// Launches the owner queued since its call (its later calls included).
+uint64_t launches_since(const Unit::OpenUse& o) noexcept {
+  return o.owner->launches.load(std::memory_order_acquire) - o.owner_launches;
+}
+
 }  // namespace
+
+void Runtime::note_launch_queued() noexcept {
+  this_thread_state()->launches.fetch_add(1, std::memory_order_release);
+}
 
 void Runtime::note_tracked_call_locked(const std::vector<std::shared_ptr<Unit>>& units, CUstream stream,
                                        const SharedEvent& done, bool own_legacy) noexcept {
@@ -66,10 +98,18 @@ void Runtime::note_tracked_call_locked(const std::vector<std::shared_ptr<Unit>>&
     open_calls_.clear();
     open_calls_epoch_ = epoch;
   }
-  const uint64_t thread = this_thread_token();
-  auto same_key = [&](const Unit::OpenUse& o) { return o.stream == stream && o.thread == thread; };
+  const std::shared_ptr<LaunchingThread>* me = nullptr;
+  try {
+    me = &this_thread_state();
+  } catch (...) {
+    return;  // (no memory for the thread's record: uses end with their calls, as before)
+  }
+  const uint64_t thread = (*me)->token;
+  if (open_calls_.size() > open_calls_sweep_at_) sweep_exited_threads_locked();
+  auto same_key = [&](const Unit::OpenUse& o) { return o.stream == stream && o.owner->token == thread; };
   try {
     OpenCalls& c = open_calls_[OpenKey{stream, thread}];
+    if (!c.owner) c.owner = *me;
     for (const auto& w : c.units) {
       auto v = w.lock();
       if (!v) continue;
@@ -81,9 +121,26 @@ void Runtime::note_tracked_call_locked(const std::vector<std::shared_ptr<Unit>>&
     }
     c.units.clear();
     ++c.seq;
-    const Unit::OpenUse open{stream, thread, c.seq, stats_.launches_seen.get(), steady_ns()};
+    const uint64_t queued = (*me)->launches.load(std::memory_order_relaxed);
+    // This thread's open uses of these units on other streams: what it
+    // queued there since is queued now, before this call returns; a seal
+    // recorded now covers it, and the open use goes (else a stream it stops
+    // using would make every later eviction seal on it: the legacy stream of
+    // a loader's copies, behind all blocking streams). One seal per stream.
+    std::vector<std::pair<CUstream, SharedEvent>> seals;
     for (const auto& u : units) {
-      std::erase_if(u->opens, same_key);  // (one left from before a stream's destruction)
+      for (const auto& o : u->opens) {
+        if (o.owner->token != thread || o.stream == stream || !use_open(o)) continue;
+        if (queued <= o.owner_launches) continue;  // nothing since (this call, if a launch, may be one)
+        if (detail::stream_capturing(o.stream)) continue;  // its graph's replays are pinned
+        auto it = std::find_if(seals.begin(), seals.end(), [&](const auto& p) { return p.first == o.stream; });
+        if (it == seals.end()) it = seals.insert(seals.end(), {o.stream, record_event(o.stream)});
+        if (it->second) u->add_use(it->second, o.stream);
+      }
+      std::erase_if(u->opens, [&](const Unit::OpenUse& o) { return o.owner->token == thread; });
+    }
+    const Unit::OpenUse open{stream, *me, c.seq, queued, steady_ns()};
+    for (const auto& u : units) {
       u->opens.push_back(open);
       c.units.push_back(u);
     }
@@ -93,18 +150,51 @@ void Runtime::note_tracked_call_locked(const std::vector<std::shared_ptr<Unit>>&
   }
 }
 
+// Threads that exited queued all they ever will: their open uses end with a
+// seal (after all they queued), and their records go (a program that starts a
+// thread per call would otherwise grow the map without end).
+void Runtime::sweep_exited_threads_locked() noexcept {
+  for (auto it = open_calls_.begin(); it != open_calls_.end();) {
+    OpenCalls& c = it->second;
+    if (!c.owner || !c.owner->exited.load(std::memory_order_acquire)) {
+      ++it;
+      continue;
+    }
+    const CUstream stream = it->first.stream;
+    const uint64_t token = it->first.thread;
+    SharedEvent seal;
+    bool sealed = false;
+    for (const auto& w : c.units) {
+      auto v = w.lock();
+      if (!v) continue;
+      for (const auto& o : v->opens) {
+        if (o.stream != stream || o.owner->token != token || o.seq != c.seq || launches_since(o) == 0) continue;
+        if (!sealed && !detail::stream_capturing(stream)) seal = record_event(stream);
+        sealed = true;
+        if (seal) v->add_use(seal, stream);
+      }
+      std::erase_if(v->opens, [&](const Unit::OpenUse& o) { return o.stream == stream && o.owner->token == token; });
+    }
+    it = open_calls_.erase(it);
+  }
+  open_calls_sweep_at_ = std::max<size_t>(64, 2 * open_calls_.size());
+}
+
 bool Runtime::use_open(const Unit::OpenUse& o) const noexcept {
   if (stream_destroy_epoch() != open_calls_epoch_) return false;
-  auto it = open_calls_.find(OpenKey{o.stream, o.thread});
+  auto it = open_calls_.find(OpenKey{o.stream, o.owner->token});
   return it != open_calls_.end() && it->second.seq == o.seq;
 }
 
+// Another thread's, which has queued nothing since its call (the read may be
+// its next launch), recently.
 bool Runtime::held_elsewhere(const Unit& u) const noexcept {
   if (u.opens.empty()) return false;
   const uint64_t me = this_thread_token();
   const int64_t now = steady_ns();
   for (const auto& o : u.opens)
-    if (o.thread != me && now - o.ns < kOpenHoldNs && use_open(o)) return true;
+    if (o.owner->token != me && launches_since(o) == 0 && !exited(o) && now - o.ns < kOpenHoldNs && use_open(o))
+      return true;
   return false;
 }
 
@@ -113,18 +203,15 @@ bool Runtime::opened_here_recently(const Unit& u) const noexcept {
   const uint64_t me = this_thread_token();
   const int64_t now = steady_ns();
   for (const auto& o : u.opens)
-    if (o.thread == me && now - o.ns < kOpenHoldNs && use_open(o)) return true;
+    if (o.owner->token == me && now - o.ns < kOpenHoldNs && use_open(o)) return true;
   return false;
 }
 
-// Open, with a launch since its call that may read it: not when the only one
-// is the launch this thread is making on the same stream (the next tracked
-// call: its use will be recorded after it). Launches are counted; copies and
-// memsets read no pointers.
+// Open, and its owner queued a launch since that may read it (counted once
+// queued: the launch this thread is making now is not, and if it is the
+// stream's next tracked call its use is recorded after it).
 bool Runtime::trailing_window(const Unit::OpenUse& o) const noexcept {
-  if (!use_open(o)) return false;
-  const uint64_t since = stats_.launches_seen.get() - o.launches;
-  return since > 1 || (since == 1 && !(o.thread == this_thread_token() && launching_on(o.stream)));
+  return use_open(o) && launches_since(o) > 0;
 }
 
 bool Runtime::trailing_busy(const Unit& u) const noexcept {

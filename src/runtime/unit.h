@@ -25,6 +25,7 @@ enum class UnitState : uint8_t {
 
 struct Unit;
 struct Handoff;  // handoff.h
+struct LaunchingThread;  // trailing_uses.cpp
 class RescueSlot;  // rescue_pool.h
 
 // Staging memory under a run of units that are contiguous in VA: ONE slice
@@ -86,10 +87,10 @@ struct Unit {
   // and stream (several threads and streams can read one range at once).
   struct OpenUse {
     CUstream stream = nullptr;
-    uint64_t thread = 0;    // trailing_uses.cpp's token of the calling thread
-    uint64_t seq = 0;       // the thread's seq-th tracked call on the stream
-    uint64_t launches = 0;  // launches_seen after that call
-    int64_t ns = 0;         // steady-clock time of that call
+    std::shared_ptr<LaunchingThread> owner;  // the calling thread (trailing_uses.cpp)
+    uint64_t seq = 0;             // the thread's seq-th tracked call on the stream
+    uint64_t owner_launches = 0;  // launches the thread had queued, that call's included
+    int64_t ns = 0;               // steady-clock time of that call
   };
   std::vector<OpenUse> opens;
   std::vector<SharedEvent> filled;  // after the copies that filled it
