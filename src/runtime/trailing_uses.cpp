@@ -13,24 +13,30 @@
 // So the units of a thread's last tracked call on a stream stay in use on
 // that stream until the same thread's next tracked call there: that call's
 // use covers them too (the launches between them are queued before it). An
-// eviction of one before then by the thread that made the call first records
-// an event on the stream (a seal: after everything that thread queued there
-// so far) and waits for it as for any use — on the host, or on the device for
-// a handover; one that may not wait takes it only once the stream ran dry.
-// Another thread (a second launching thread, the look-ahead stager) cannot
-// know whether the owner has queued its reading launch yet: a seal it records
-// could come before that launch. So it leaves such a unit alone for
-// kOpenHoldNs after the call (held_elsewhere: a launch follows its setup
-// kernel within microseconds); after that, it seals and waits as the owner
-// would. Keyed by thread as well as stream: another thread's call on a shared
-// stream (the legacy one) is queued before the owner's reading launch and
-// closes nothing. A unit keeps one such open use per thread and stream
-// (Unit::opens): a later call on another stream, or by another thread, must
-// not make it forget a read queued after the first. One event per sealed unit; nothing at all on the launch
-// path of a call that touches no tracked range. Not covered: such a read
-// queued after the thread's next tracked call on that stream, on another
-// stream, by another thread, or more than kOpenHoldNs after the setup call
-// while another thread evicts.
+// eviction of one before then first records an event on the stream (a seal:
+// after everything queued there so far) and waits for it as for any use —
+// on the host, or on the device for a handover; one that may not wait takes
+// it only once the stream ran dry. A seal is needed only once the owner has
+// queued a launch since its call: each thread counts the launches it queued
+// (LaunchingThread, counted after the driver accepted each). Another thread
+// (a second launching thread, the look-ahead stager) cannot seal before the
+// owner queued anything since: the read may be the owner's next launch, not
+// queued yet. So it leaves such a unit alone (held_elsewhere) until the
+// owner queues a launch or exits, or for kOpenHoldNs at most. The same
+// thread's unforced compression at the start of a hook leaves what its own
+// last calls used (the call being made may be the read). Keyed by thread as
+// well as stream: another thread's call on a shared stream (the legacy one)
+// is queued before the owner's read and closes nothing; a unit keeps one
+// open use per thread and stream (Unit::opens), and a thread's tracked call
+// on another stream seals and ends its open uses of the same units (what it
+// queued on the first stream is queued by then). Open uses of threads that
+// exited are sealed and swept. One event per sealed unit; nothing at all on
+// the launch path of a call that touches no tracked range but a counter of
+// the thread's own. Not covered: such a read queued after the thread's next
+// tracked call on that stream or on another stream that uses the same range,
+// by another thread, or by a launch that itself names a tracked range (then
+// it is the next tracked call, and its own staging may evict what the setup
+// call used before the read is queued).
 #include "runtime/runtime.h"
 #include "runtime/runtime_internal.h"
 
