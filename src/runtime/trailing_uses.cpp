@@ -79,6 +79,10 @@ const std::shared_ptr<LaunchingThread>& this_thread_state() {
 
 bool exited(const Unit::OpenUse& o) noexcept { return o.owner->exited.load(std::memory_order_acquire); }
 
+// The per-thread default stream: one handle, another stream in each thread.
+// Another thread can neither record on nor query the owner's.
+bool thread_bound(CUstream s) noexcept { return s == CU_STREAM_PER_THREAD; }
+
 uint64_t this_thread_token() noexcept { return this_thread_state()->token; }
 
 int64_t steady_ns() noexcept {
@@ -168,6 +172,19 @@ void Runtime::sweep_exited_threads_locked() noexcept {
     }
     const CUstream stream = it->first.stream;
     const uint64_t token = it->first.thread;
+    if (thread_bound(stream)) {
+      // Its per-thread stream is not ours to record on: kept until the hold ended.
+      const int64_t now = steady_ns();
+      bool recent = false;
+      for (const auto& w : c.units)
+        if (auto v = w.lock())
+          for (const auto& o : v->opens)
+            if (o.stream == stream && o.owner->token == token && now - o.ns < kOpenHoldNs) recent = true;
+      if (recent) {
+        ++it;
+        continue;
+      }
+    }
     SharedEvent seal;
     bool sealed = false;
     for (const auto& w : c.units) {
@@ -175,7 +192,7 @@ void Runtime::sweep_exited_threads_locked() noexcept {
       if (!v) continue;
       for (const auto& o : v->opens) {
         if (o.stream != stream || o.owner->token != token || o.seq != c.seq || launches_since(o) == 0) continue;
-        if (!sealed && !detail::stream_capturing(stream)) seal = record_event(stream);
+        if (!sealed && !thread_bound(stream) && !detail::stream_capturing(stream)) seal = record_event(stream);
         sealed = true;
         if (seal) v->add_use(seal, stream);
       }
@@ -198,9 +215,12 @@ bool Runtime::held_elsewhere(const Unit& u) const noexcept {
   if (u.opens.empty()) return false;
   const uint64_t me = this_thread_token();
   const int64_t now = steady_ns();
-  for (const auto& o : u.opens)
-    if (o.owner->token != me && launches_since(o) == 0 && !exited(o) && now - o.ns < kOpenHoldNs && use_open(o))
-      return true;
+  for (const auto& o : u.opens) {
+    if (o.owner->token == me || now - o.ns >= kOpenHoldNs || !use_open(o)) continue;
+    // On its per-thread stream no seal of ours would follow its read: held
+    // whatever it did since, until its next call there or the hold ends.
+    if (thread_bound(o.stream) || (launches_since(o) == 0 && !exited(o))) return true;
+  }
   return false;
 }
 
@@ -221,8 +241,10 @@ bool Runtime::trailing_window(const Unit::OpenUse& o) const noexcept {
 }
 
 bool Runtime::trailing_busy(const Unit& u) const noexcept {
+  const uint64_t me = this_thread_token();
   for (const auto& o : u.opens) {
     if (!trailing_window(o)) continue;
+    if (thread_bound(o.stream) && o.owner->token != me) continue;  // (held until the hold ended: not ours to ask)
     // (Only NOT_READY is work still queued: a capturing stream runs nothing.)
     if (driver().cuStreamQuery == nullptr) return true;  // (every driver has it) not known: busy
     if (driver().cuStreamQuery(o.stream) == CUDA_ERROR_NOT_READY) return true;
@@ -231,9 +253,11 @@ bool Runtime::trailing_busy(const Unit& u) const noexcept {
 }
 
 void Runtime::seal_open_use(Unit& u) noexcept {
+  const uint64_t me = this_thread_token();
   for (const auto& o : u.opens) {
     if (!trailing_window(o)) continue;
     const CUstream s = o.stream;
+    if (thread_bound(s) && o.owner->token != me) continue;  // another thread's (held until the hold ended)
     // A capture records nodes, not work: its graph's replays are pinned.
     if (detail::stream_capturing(s)) continue;
     // A fresh event every time: it replaces the unit's older use on the

@@ -320,6 +320,34 @@ void another_thread_between(bool legacy) {
 TEST(DeviceBuiltPointers, AnotherThreadsLaunchesBeforeTheReadLeaveThemMapped) { another_thread_between(false); }
 TEST(DeviceBuiltPointers, AnotherThreadOnTheLegacyStreamLeavesThemMapped) { another_thread_between(true); }
 
+// Both launches queued on the per-thread default stream (a program built
+// with --default-stream per-thread: one handle, another stream in each
+// thread), then another thread reads the other weights under the budget.
+// That thread can neither record on the owner's stream nor ask about it:
+// until 2026-12-08 the seal it recorded for the owner's open use went onto
+// its own per-thread stream, waited for nothing, and under NZSIM_LAZY=1 the
+// read (not run yet) met unmapped pages (the random programs' seed 5, two
+// threads). Now such units are held from other threads for the second.
+TEST(DeviceBuiltPointers, AnotherThreadAfterTheReadOnAPerThreadStreamLeavesThemMapped) {
+  Weight w(4 * kMiB, 59);
+  OtherWeights others(61);
+  Env::get().flush();
+  EXPECT_COMPRESSED_AT_LEAST(16 * kMiB);
+  GroupedRead g(w, kMiB);
+  g.setup(CU_STREAM_PER_THREAD);
+  g.read(CU_STREAM_PER_THREAD);
+  std::thread other([&] {
+    cuCtxSetCurrent(Env::get().ctx);
+    CUstream t = nullptr;
+    EXPECT_EQ(CUDA_SUCCESS, cuStreamCreate(&t, CU_STREAM_NON_BLOCKING));
+    others.read_all(t);
+    cuStreamDestroy(t);
+  });
+  other.join();
+  ASSERT_EQ(CUDA_SUCCESS, cuStreamSynchronize(CU_STREAM_PER_THREAD)) << "the read met unmapped pages";
+  g.check();
+}
+
 // A weight used on a second stream after the setup kernel and the read were
 // queued on the first (a layer shared by two streams' work). Until 2026-12-08
 // a range remembered one such last call only: the call on the second stream
