@@ -83,7 +83,14 @@ bool exited(const Unit::OpenUse& o) noexcept { return o.owner->exited.load(std::
 // Another thread can neither record on nor query the owner's.
 bool thread_bound(CUstream s) noexcept { return s == CU_STREAM_PER_THREAD; }
 
-uint64_t this_thread_token() noexcept { return this_thread_state()->token; }
+// 0 (no thread's: held from, never owner) if the thread's record could not be made.
+uint64_t this_thread_token() noexcept {
+  try {
+    return this_thread_state()->token;
+  } catch (...) {
+    return 0;
+  }
+}
 
 int64_t steady_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -98,7 +105,11 @@ uint64_t launches_since(const Unit::OpenUse& o) noexcept {
 }  // namespace
 
 void Runtime::note_launch_queued() noexcept {
-  this_thread_state()->launches.fetch_add(1, std::memory_order_release);
+  try {
+    this_thread_state()->launches.fetch_add(1, std::memory_order_release);
+  } catch (...) {
+    // (no memory for the thread's record: it opens nothing either)
+  }
 }
 
 void Runtime::note_tracked_call_locked(const std::vector<std::shared_ptr<Unit>>& units, CUstream stream,
